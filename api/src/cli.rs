@@ -1,0 +1,191 @@
+//! The `accounts` subcommands. Each returns what it prints and its exit code, so tests
+//! run them in-process exactly as the binary does.
+
+use crate::app::{App, AppOptions, Storage};
+use crate::config::{AdminTokenCommand, Cli, Command, RebuildArgs, ServeArgs, StorageArgs};
+use anyhow::Context;
+use commands::admin::AdminTokens;
+use commands::{CommandContext, SystemClock};
+use domain::admin::AdminRole;
+use projections::ProjectionRunner;
+use std::sync::Arc;
+use std::time::Duration;
+use store::EventDecoder;
+use tokio::net::TcpListener;
+
+/// What a subcommand printed, and how the process should exit.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Outcome {
+    /// For standard output.
+    pub stdout: String,
+    /// 0 on success.
+    pub exit_code: i32,
+}
+
+impl Outcome {
+    fn success(stdout: String) -> Self {
+        Self {
+            stdout,
+            exit_code: 0,
+        }
+    }
+}
+
+/// Parses `args` (the program name first) and runs them, as the binary would.
+pub async fn run_from<I, T>(args: I) -> anyhow::Result<Outcome>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    run(<Cli as clap::Parser>::try_parse_from(args)?).await
+}
+
+/// Runs the command line.
+pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
+    match cli.command {
+        None => serve(ServeArgs::default_from_env()?).await,
+        Some(Command::Serve(args)) => serve(*args).await,
+        Some(Command::Migrate(args)) => migrate(args).await,
+        Some(Command::Rebuild(args)) => rebuild(args).await,
+        Some(Command::Reconcile(args)) => reconcile(args).await,
+        Some(Command::AdminToken(command)) => admin_token(command).await,
+    }
+}
+
+async fn serve(args: ServeArgs) -> anyhow::Result<Outcome> {
+    let listen = args.listen;
+    let app = App::build(AppOptions::from_args(args)).await?;
+    let listener = TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("listening on {listen}"))?;
+    let address = listener.local_addr()?;
+    tracing::info!(%address, "accounts is listening on http://{address} (API docs at /docs)");
+    app.serve(listener, shutdown_signal()).await?;
+    Ok(Outcome::default())
+}
+
+async fn migrate(args: StorageArgs) -> anyhow::Result<Outcome> {
+    let storage = Storage::open(&args).await?;
+    storage.runner(vec![]).prepare().await?;
+    tracing::info!("migrations applied and read models ready");
+    storage.db.close().await;
+    Ok(Outcome::default())
+}
+
+async fn rebuild(args: RebuildArgs) -> anyhow::Result<Outcome> {
+    let storage = Storage::open(&args.storage).await?;
+    let projections = storage.runner(vec![]);
+    projections.prepare().await?;
+    let names: Vec<&str> = match args.projection.as_str() {
+        "all" => projections.names(),
+        name => vec![name],
+    };
+    let mut stdout = String::new();
+    for name in names {
+        let report = projections.rebuild(name).await?;
+        let line = serde_json::json!({"projection": report.name, "events": report.events, "position": report.position.0});
+        stdout.push_str(&format!("{line}\n"));
+    }
+    storage.db.close().await;
+    Ok(Outcome::success(stdout))
+}
+
+async fn reconcile(args: StorageArgs) -> anyhow::Result<Outcome> {
+    let storage = Storage::open(&args).await?;
+    storage.runner(vec![]).prepare().await?;
+    let decoder: Arc<dyn EventDecoder> = Arc::new(storage.codec.clone());
+    let report = workers::reconcile::reconcile(&storage.db, &storage.log, &decoder).await?;
+    storage.db.close().await;
+    Ok(Outcome {
+        stdout: format!("{}\n", serde_json::to_string_pretty(&report)?),
+        exit_code: if report.ok { 0 } else { 1 },
+    })
+}
+
+async fn admin_token(command: AdminTokenCommand) -> anyhow::Result<Outcome> {
+    let storage_args = match &command {
+        AdminTokenCommand::Create { storage, .. } | AdminTokenCommand::Revoke { storage, .. } => {
+            storage.clone()
+        }
+    };
+    let storage = Storage::open(&storage_args).await?;
+    let projections = storage.runner(vec![]);
+    projections.prepare().await?;
+    let tokens = AdminTokens::new(storage.exec.clone(), Arc::new(SystemClock));
+    let ctx = CommandContext::system("cli");
+    let output = match command {
+        AdminTokenCommand::Create { role, label, .. } => {
+            let role = if role == "admin" {
+                AdminRole::Admin
+            } else {
+                AdminRole::Auditor
+            };
+            let created = tokens.create(&ctx, role, &label).await?;
+            serde_json::json!({"token_id": created.token_id, "role": role.as_str(), "token": created.token})
+        }
+        AdminTokenCommand::Revoke { token_id, .. } => {
+            tokens.revoke(&ctx, token_id).await?;
+            serde_json::json!({"token_id": token_id, "revoked": true})
+        }
+    };
+    make_visible(&storage, &projections, "admin_tokens").await?;
+    storage.db.close().await;
+    Ok(Outcome::success(format!("{output}\n")))
+}
+
+/// Brings the read model `name` up to the end of the log before the CLI returns, so a
+/// running service serves the change at once. The projection is run here too (runs are
+/// guarded by their checkpoint, so two runners never apply an event twice); on PostgreSQL a
+/// just-committed event may stay out of sight while an older transaction is still open, so
+/// this retries until the checkpoint covers it.
+async fn make_visible(
+    storage: &Storage,
+    projections: &ProjectionRunner,
+    name: &'static str,
+) -> anyhow::Result<()> {
+    let head = storage.log.committed_head().await?;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        projections.catch_up(name).await?;
+        match projections
+            .wait_for(&[name], head, Duration::from_millis(100))
+            .await
+        {
+            Ok(()) => return Ok(()),
+            Err(_) if tokio::time::Instant::now() < deadline => {}
+            Err(_) => {
+                tracing::warn!(
+                    projection = name,
+                    "the change is saved but its read model has not caught up yet; \
+                     a running service will serve it once it does"
+                );
+                return Ok(());
+            }
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    let interrupt = async {
+        if let Err(error) = tokio::signal::ctrl_c().await {
+            tracing::error!(%error, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = interrupt => {}
+        () = terminate => {}
+    }
+    tracing::info!("shutting down");
+}

@@ -1,0 +1,237 @@
+//! Command-line interface and configuration: every option is a flag and an environment
+//! variable (see the README's table).
+
+use clap::{Args, Parser, Subcommand};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// The account-settings backend of the video studio.
+#[derive(Debug, Parser)]
+#[command(name = "accounts", version, about)]
+pub struct Cli {
+    /// What to do; `serve` when omitted.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the HTTP API with its projectors and workers.
+    Serve(Box<ServeArgs>),
+    /// Apply database migrations and create missing read-model tables, then exit.
+    Migrate(StorageArgs),
+    /// Replay a read model from position 0 into fresh tables and swap them in.
+    Rebuild(RebuildArgs),
+    /// Recompute balances, holds and invoices from the log and compare them with the read
+    /// models; prints a JSON report and exits non-zero on any drift.
+    Reconcile(StorageArgs),
+    /// Operator tokens for the `/admin` routes.
+    #[command(subcommand)]
+    AdminToken(AdminTokenCommand),
+}
+
+/// `accounts admin-token …`.
+#[derive(Debug, Subcommand)]
+pub enum AdminTokenCommand {
+    /// Create a token and print it (once).
+    Create {
+        /// admin or auditor.
+        #[arg(long, value_parser = ["admin", "auditor"])]
+        role: String,
+        /// A note for operators.
+        #[arg(long, default_value = "")]
+        label: String,
+        /// Storage.
+        #[command(flatten)]
+        storage: StorageArgs,
+    },
+    /// Revoke a token by id.
+    Revoke {
+        /// The token's id.
+        token_id: uuid::Uuid,
+        /// Storage.
+        #[command(flatten)]
+        storage: StorageArgs,
+    },
+}
+
+/// Where the data lives.
+#[derive(Debug, Clone, Args)]
+pub struct StorageArgs {
+    /// Folder for the embedded SQLite file, the generated master key and the mail folder.
+    #[arg(long, env = "ACCOUNTS_DATA_DIR", default_value = "./data")]
+    pub data_dir: PathBuf,
+
+    /// `postgres://…` selects PostgreSQL; without it the SQLite file in the data dir is used.
+    #[arg(long, env = "DATABASE_URL")]
+    pub database_url: Option<String>,
+
+    /// The master key (32 bytes, base64) wrapping every data key. Without it the key in
+    /// `<data-dir>/master.key` is used, created (mode 0600) if missing.
+    #[arg(long, env = "ACCOUNTS_MASTER_KEY", hide_env_values = true)]
+    pub master_key: Option<String>,
+
+    /// Connections per database pool.
+    #[arg(long, env = "ACCOUNTS_DB_MAX_CONNECTIONS", default_value_t = 16)]
+    pub db_max_connections: u32,
+}
+
+/// `accounts rebuild`.
+#[derive(Debug, Clone, Args)]
+pub struct RebuildArgs {
+    /// The read model to rebuild (`accounts`, `sessions`), or `all`.
+    pub projection: String,
+    /// Storage.
+    #[command(flatten)]
+    pub storage: StorageArgs,
+}
+
+/// `accounts serve`.
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "ACCOUNTS_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+
+    /// Storage.
+    #[command(flatten)]
+    pub storage: StorageArgs,
+
+    /// A session ends this long after it started (e.g. `30d`, `12h`).
+    #[arg(long, env = "ACCOUNTS_SESSION_TTL", default_value = "30d", value_parser = humantime::parse_duration)]
+    pub session_ttl: Duration,
+
+    /// A session ends after this long without a request.
+    #[arg(long, env = "ACCOUNTS_SESSION_IDLE_TIMEOUT", default_value = "7d", value_parser = humantime::parse_duration)]
+    pub session_idle_timeout: Duration,
+
+    /// Sensitive changes (password, 2FA off, recovery codes, deletion) need the session to
+    /// have proved its credentials this recently.
+    #[arg(long, env = "ACCOUNTS_REAUTHENTICATION_WINDOW", default_value = "10m", value_parser = humantime::parse_duration)]
+    pub reauthentication_window: Duration,
+
+    /// How often session last-active times are written to the log.
+    #[arg(long, env = "ACCOUNTS_ACTIVITY_FLUSH_INTERVAL", default_value = "5s", value_parser = humantime::parse_duration)]
+    pub activity_flush_interval: Duration,
+
+    /// Trust this header for the client IP (e.g. `X-Forwarded-For`, `CF-Connecting-IP`).
+    /// Only set it behind a proxy that overwrites the header.
+    #[arg(long, env = "ACCOUNTS_CLIENT_IP_HEADER")]
+    pub client_ip_header: Option<String>,
+
+    /// Trust this header for the client's country (e.g. `CF-IPCountry`).
+    #[arg(long, env = "ACCOUNTS_COUNTRY_HEADER")]
+    pub country_header: Option<String>,
+
+    /// Trust this header for the client's city (e.g. `X-Geo-City`).
+    #[arg(long, env = "ACCOUNTS_CITY_HEADER")]
+    pub city_header: Option<String>,
+
+    /// Password hashes computed at once (each takes 19 MiB); 0 means one per CPU.
+    #[arg(long, env = "ACCOUNTS_HASH_CONCURRENCY", default_value_t = 0)]
+    pub hash_concurrency: usize,
+
+    /// Longest a request may take before it is answered 503.
+    #[arg(long, env = "ACCOUNTS_REQUEST_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub request_timeout: Duration,
+
+    /// The catalog of packs, plans and claims (TOML); the shipped `config/catalog.toml`
+    /// when omitted.
+    #[arg(long, env = "ACCOUNTS_CATALOG")]
+    pub catalog: Option<PathBuf>,
+
+    /// The service's public base URL, for links such as checkout pages; taken from the
+    /// request's Host header when omitted.
+    #[arg(long, env = "ACCOUNTS_PUBLIC_URL")]
+    pub public_url: Option<String>,
+
+    /// The secret payment webhooks are signed with; derived from the master key when
+    /// omitted (what the sandbox provider uses).
+    #[arg(long, env = "ACCOUNTS_PAYMENTS_WEBHOOK_SECRET", hide_env_values = true)]
+    pub payments_webhook_secret: Option<String>,
+
+    /// An unsettled generation hold is released after this long.
+    #[arg(long, env = "ACCOUNTS_HOLD_TIMEOUT", default_value = "1h", value_parser = humantime::parse_duration)]
+    pub hold_timeout: Duration,
+
+    /// How often the scheduler renews subscriptions and expires holds and lots.
+    #[arg(long, env = "ACCOUNTS_SCHEDULER_INTERVAL", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub scheduler_interval: Duration,
+}
+
+impl Default for ServeArgs {
+    /// The documented defaults, as if no flag nor variable were given (tests start here).
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            storage: StorageArgs {
+                data_dir: PathBuf::from("./data"),
+                database_url: None,
+                master_key: None,
+                db_max_connections: 16,
+            },
+            session_ttl: Duration::from_secs(30 * 24 * 3600),
+            session_idle_timeout: Duration::from_secs(7 * 24 * 3600),
+            reauthentication_window: Duration::from_secs(600),
+            activity_flush_interval: Duration::from_secs(5),
+            client_ip_header: None,
+            country_header: None,
+            city_header: None,
+            hash_concurrency: 0,
+            request_timeout: Duration::from_secs(30),
+            catalog: None,
+            public_url: None,
+            payments_webhook_secret: None,
+            hold_timeout: Duration::from_secs(3600),
+            scheduler_interval: Duration::from_secs(30),
+        }
+    }
+}
+
+impl ServeArgs {
+    /// The `serve` options from the environment alone, for `accounts` run without a
+    /// subcommand.
+    pub fn default_from_env() -> Result<Self, clap::Error> {
+        #[derive(Parser)]
+        struct ServeOnly {
+            #[command(flatten)]
+            serve: ServeArgs,
+        }
+        Ok(ServeOnly::try_parse_from(["accounts"])?.serve)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_defaults_match_the_flags() {
+        let parsed = Cli::try_parse_from(["accounts", "serve"]).unwrap();
+        let Some(Command::Serve(args)) = parsed.command else {
+            panic!()
+        };
+        let defaults = ServeArgs::default();
+        // Only compare what the environment of the test run cannot change.
+        if std::env::var_os("ACCOUNTS_SESSION_TTL").is_none() {
+            assert_eq!(args.session_ttl, defaults.session_ttl);
+        }
+        if std::env::var_os("ACCOUNTS_SESSION_IDLE_TIMEOUT").is_none() {
+            assert_eq!(args.session_idle_timeout, defaults.session_idle_timeout);
+        }
+        if std::env::var_os("ACCOUNTS_LISTEN").is_none() {
+            assert_eq!(args.listen, defaults.listen);
+        }
+    }
+
+    #[test]
+    fn durations_take_human_units() {
+        let parsed = Cli::try_parse_from(["accounts", "serve", "--session-ttl", "12h"]).unwrap();
+        let Some(Command::Serve(args)) = parsed.command else {
+            panic!()
+        };
+        assert_eq!(args.session_ttl, Duration::from_secs(12 * 3600));
+    }
+}

@@ -1,0 +1,279 @@
+//! Extractors: JSON bodies with JSON errors, the request context, the client's network
+//! origin, and the authenticated session.
+
+use crate::device;
+use crate::error::ApiError;
+use crate::state::AppState;
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, StatusCode, header};
+use commands::CommandContext;
+use commands::tokens::{SESSION_TOKEN_PREFIX, hash_token};
+use domain::session::SessionOrigin;
+use domain::{AccountId, SessionId};
+use serde::de::DeserializeOwned;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use store::Actor;
+use uuid::Uuid;
+
+/// A JSON body whose rejections are answered in the API's error format.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ApiJson<T>(pub T);
+
+impl<S, T> FromRequest<S> for ApiJson<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        match axum::Json::<T>::from_request(req, state).await {
+            Ok(axum::Json(value)) => Ok(Self(value)),
+            Err(JsonRejection::JsonDataError(e)) => {
+                Err(ApiError::Unprocessable("invalid_body", e.body_text()))
+            }
+            Err(JsonRejection::JsonSyntaxError(e)) => {
+                Err(ApiError::BadRequest("malformed_json", e.body_text()))
+            }
+            Err(JsonRejection::MissingJsonContentType(_)) => Err(ApiError::UnsupportedMediaType(
+                "expected a JSON body with Content-Type: application/json".into(),
+            )),
+            Err(JsonRejection::BytesRejection(e))
+                if e.status() == StatusCode::PAYLOAD_TOO_LARGE =>
+            {
+                Err(ApiError::PayloadTooLarge)
+            }
+            Err(other) => Err(ApiError::BadRequest("invalid_body", other.body_text())),
+        }
+    }
+}
+
+/// Identifies the request across the events it causes; set by the request-context
+/// middleware.
+#[derive(Debug, Clone)]
+pub struct RequestContext {
+    /// This request (the causation of its events).
+    pub request_id: Uuid,
+    /// From `X-Request-Id` when given, else the request id.
+    pub correlation_id: Uuid,
+    /// The `Idempotency-Key` header.
+    pub idempotency_key: Option<String>,
+}
+
+impl RequestContext {
+    /// The command context for `actor`.
+    pub fn command(&self, actor: Actor) -> CommandContext {
+        CommandContext {
+            correlation_id: self.correlation_id,
+            causation_id: Some(self.request_id),
+            actor,
+            idempotency_key: self.idempotency_key.clone(),
+        }
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for RequestContext {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        parts
+            .extensions
+            .get::<RequestContext>()
+            .cloned()
+            .ok_or_else(|| ApiError::Internal("request context middleware missing".into()))
+    }
+}
+
+/// Where the request comes from.
+#[derive(Debug, Clone, Default)]
+pub struct ClientInfo {
+    /// From the trusted proxy header when configured, else the peer address.
+    pub ip: Option<IpAddr>,
+    /// The User-Agent header.
+    pub user_agent: Option<String>,
+    /// From the trusted location headers, when configured.
+    pub location: Option<String>,
+}
+
+impl ClientInfo {
+    /// The session origin for a sign-in.
+    pub fn origin(&self) -> SessionOrigin {
+        SessionOrigin {
+            device: device::describe(self.user_agent.as_deref()),
+            ip: self.ip.map(|ip| ip.to_string()),
+            user_agent: self.user_agent.clone(),
+            location: self.location.clone(),
+        }
+    }
+}
+
+fn header_text(headers: &HeaderMap, name: &header::HeaderName, max: usize) -> Option<String> {
+    let value = headers.get(name)?.to_str().ok()?.trim();
+    let clean: String = value
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(max)
+        .collect();
+    (!clean.is_empty()).then_some(clean)
+}
+
+impl FromRequestParts<AppState> for ClientInfo {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let settings = &state.http;
+        let peer = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|c| c.0.ip());
+        let forwarded = settings.client_ip_header.as_ref().and_then(|name| {
+            // X-Forwarded-For lists the client first.
+            header_text(&parts.headers, name, 256)?
+                .split(',')
+                .next()?
+                .trim()
+                .parse::<IpAddr>()
+                .ok()
+        });
+        let country = settings
+            .country_header
+            .as_ref()
+            .and_then(|name| header_text(&parts.headers, name, 8));
+        let city = settings
+            .city_header
+            .as_ref()
+            .and_then(|name| header_text(&parts.headers, name, 64));
+        let location = match (city, country) {
+            (Some(city), Some(country)) => Some(format!("{city}, {country}")),
+            (city, country) => city.or(country),
+        };
+        Ok(Self {
+            ip: forwarded.or(peer),
+            user_agent: header_text(&parts.headers, &header::USER_AGENT, 512),
+            location,
+        })
+    }
+}
+
+/// Filled by [`CurrentSession`] with the caller's account, so that the idempotency
+/// middleware can record whose response it keeps (and forget it when the account is
+/// erased).
+#[derive(Debug, Clone, Default)]
+pub struct AccountSlot(Arc<Mutex<Option<AccountId>>>);
+
+impl AccountSlot {
+    fn set(&self, account_id: AccountId) {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = Some(account_id);
+    }
+
+    /// The account, if an authenticated extractor ran.
+    pub fn get(&self) -> Option<AccountId> {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// The session presenting the request's bearer token: valid, not revoked, not expired.
+#[derive(Debug, Clone, Copy)]
+pub struct CurrentSession {
+    /// Its account.
+    pub account_id: AccountId,
+    /// The session.
+    pub session_id: SessionId,
+}
+
+impl CurrentSession {
+    /// The actor for commands this session issues.
+    pub fn actor(&self) -> Actor {
+        Actor::Session {
+            account_id: self.account_id,
+            session_id: self.session_id,
+        }
+    }
+}
+
+/// The token of an `Authorization: Bearer` header.
+pub fn bearer_token(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+}
+
+impl FromRequestParts<AppState> for CurrentSession {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let invalid =
+            || ApiError::Unauthorized("invalid_session", "the session token is not valid".into());
+        let token = bearer_token(&parts.headers).ok_or_else(|| {
+            ApiError::Unauthorized(
+                "missing_token",
+                "send the session token as Authorization: Bearer <token>".into(),
+            )
+        })?;
+        // Refuse malformed tokens before touching the database.
+        if !token.starts_with(SESSION_TOKEN_PREFIX) || token.len() > 128 {
+            return Err(invalid());
+        }
+        let session = projections::sessions::find_by_token_hash(&state.db, &hash_token(token))
+            .await?
+            .ok_or_else(invalid)?;
+        let now = state.clock.now();
+        let last_active = state
+            .activity
+            .last_seen(session.session_id)
+            .map_or(session.last_active_at, |seen| {
+                seen.max(session.last_active_at)
+            });
+        if now >= session.expires_at || now.since(last_active) >= state.http.sessions.idle_timeout {
+            return Err(ApiError::Unauthorized(
+                "session_expired",
+                "the session has expired; sign in again".into(),
+            ));
+        }
+        state
+            .activity
+            .touch(session.account_id, session.session_id, now);
+        if let Some(slot) = parts.extensions.get::<AccountSlot>() {
+            slot.set(session.account_id);
+        }
+        Ok(Self {
+            account_id: session.account_id,
+            session_id: session.session_id,
+        })
+    }
+}
+
+/// An operator presenting an `adm_` token: accepted only on `/admin/*`, where session and
+/// API tokens are not.
+#[derive(Debug, Clone)]
+pub struct Operator {
+    /// The token.
+    pub token_id: Uuid,
+    /// admin or auditor.
+    pub role: String,
+}
+
+impl FromRequestParts<AppState> for Operator {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let invalid = || {
+            ApiError::Unauthorized(
+                "invalid_admin_token",
+                "an operator token is required".into(),
+            )
+        };
+        let token = bearer_token(&parts.headers).ok_or_else(invalid)?;
+        if !token.starts_with(commands::tokens::ADMIN_TOKEN_PREFIX) || token.len() > 128 {
+            return Err(invalid());
+        }
+        let (token_id, role) =
+            projections::admin_tokens::find_by_hash(&state.db, &hash_token(token))
+                .await?
+                .ok_or_else(invalid)?;
+        Ok(Self { token_id, role })
+    }
+}

@@ -1,0 +1,18 @@
+//! The HTTP API of the account backend and its composition root.
+//!
+//! [`app::App`] builds every service from the configuration ([`config`]) and serves the
+//! routes of [`routes`]; [`cli`] runs the `accounts` binary's subcommands.
+
+pub mod app;
+pub mod cli;
+pub mod config;
+pub mod device;
+pub mod error;
+pub mod extract;
+pub mod middleware;
+pub mod pdf;
+pub mod routes;
+pub mod state;
+
+pub use app::{App, AppOptions};
+pub use config::{Cli, ServeArgs, StorageArgs};

@@ -1,0 +1,23 @@
+//! The `accounts` binary: parses the command line and hands over to [`api::cli`].
+
+use clap::Parser;
+use std::io::Write;
+use tracing_subscriber::EnvFilter;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let outcome = api::cli::run(api::Cli::parse()).await?;
+    let mut stdout = std::io::stdout().lock();
+    stdout.write_all(outcome.stdout.as_bytes())?;
+    stdout.flush()?;
+    if outcome.exit_code != 0 {
+        std::process::exit(outcome.exit_code);
+    }
+    Ok(())
+}

@@ -1,0 +1,190 @@
+//! Request-wide middleware: the request context (ids, `X-Request-Id`) and idempotency keys.
+
+use crate::error::{ApiError, error_response};
+use crate::extract::{AccountSlot, RequestContext};
+use crate::state::AppState;
+use axum::body::{Body, to_bytes};
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use commands::idempotency::{Claim, StoredResponse};
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+
+/// The header carrying a client's request id, echoed on the response.
+pub const REQUEST_ID: &str = "x-request-id";
+/// The header making a POST/PUT/PATCH/DELETE safe to retry.
+pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
+/// Set on a response replayed for a retried idempotency key.
+pub const IDEMPOTENT_REPLAYED: &str = "idempotent-replayed";
+/// Largest request body hashed for a key (an avatar upload is the largest request).
+pub const MAX_BODY: usize = 6 << 20;
+
+/// Gives every request its ids and echoes `X-Request-Id`.
+pub async fn request_context(mut request: Request, next: Next) -> Response {
+    let request_id = Uuid::new_v4();
+    let given = request
+        .headers()
+        .get(REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|v| !v.is_empty() && v.len() <= 128);
+    let correlation_id = match given {
+        Some(text) => Uuid::parse_str(text)
+            .unwrap_or_else(|_| Uuid::new_v5(&Uuid::NAMESPACE_OID, text.as_bytes())),
+        None => request_id,
+    };
+    let echo = given.map_or_else(|| request_id.to_string(), str::to_owned);
+    let idempotency_key = request
+        .headers()
+        .get(IDEMPOTENCY_KEY)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    request.extensions_mut().insert(RequestContext {
+        request_id,
+        correlation_id,
+        idempotency_key,
+    });
+    let span = tracing::info_span!("request", %request_id, %correlation_id);
+    let mut response = tracing::Instrument::instrument(next.run(request), span).await;
+    if let Ok(value) = HeaderValue::from_str(&echo) {
+        response.headers_mut().insert(REQUEST_ID, value);
+    }
+    response
+}
+
+fn sha256_hex(parts: &[&[u8]]) -> String {
+    let mut hasher = Sha256::new();
+    for part in parts {
+        hasher.update((part.len() as u64).to_be_bytes());
+        hasher.update(part);
+    }
+    hex::encode(hasher.finalize())
+}
+
+/// Replays the stored response of a retried `Idempotency-Key`; refuses the same key with a
+/// different request (422) or while the first is still running (409).
+pub async fn idempotency(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let method = request.method().clone();
+    if !matches!(
+        method,
+        Method::POST | Method::PUT | Method::PATCH | Method::DELETE
+    ) {
+        return next.run(request).await;
+    }
+    let Some(key) = request.headers().get(IDEMPOTENCY_KEY).cloned() else {
+        return next.run(request).await;
+    };
+    let key = match key.to_str() {
+        Ok(k) if !k.is_empty() && k.len() <= 255 && k.chars().all(|c| c.is_ascii_graphic()) => {
+            k.to_owned()
+        }
+        _ => {
+            return ApiError::Unprocessable(
+                "invalid_idempotency_key",
+                "Idempotency-Key must be 1 to 255 visible ASCII characters".into(),
+            )
+            .into_response();
+        }
+    };
+    let (parts, body) = request.into_parts();
+    let Ok(body) = to_bytes(body, MAX_BODY).await else {
+        return ApiError::PayloadTooLarge.into_response();
+    };
+    let path = parts.uri.path().to_owned();
+    // Keys are scoped to the credential presented: one client's key never replays
+    // another client's response.
+    let credential = parts
+        .headers
+        .get(header::AUTHORIZATION)
+        .map(|v| v.as_bytes().to_vec())
+        .unwrap_or_default();
+    let scope = sha256_hex(&[
+        &credential,
+        method.as_str().as_bytes(),
+        path.as_bytes(),
+        key.as_bytes(),
+    ]);
+    let fingerprint = sha256_hex(&[method.as_str().as_bytes(), path.as_bytes(), &body]);
+
+    let claim = match state
+        .idempotency
+        .claim(&scope, &fingerprint, state.clock.now())
+        .await
+    {
+        Ok(claim) => claim,
+        Err(error) => return ApiError::from(error).into_response(),
+    };
+    match claim {
+        Claim::Replay(stored) => replay(stored),
+        Claim::Mismatch => ApiError::Unprocessable(
+            "idempotency_key_reused",
+            "this Idempotency-Key was already used for a different request".into(),
+        )
+        .into_response(),
+        Claim::InProgress => ApiError::Conflict(
+            "idempotency_request_in_progress",
+            "a request with this Idempotency-Key is still being processed".into(),
+        )
+        .into_response(),
+        Claim::Run => {
+            let slot = AccountSlot::default();
+            let mut request = Request::from_parts(parts, Body::from(body));
+            request.extensions_mut().insert(slot.clone());
+            let response = next.run(request).await;
+            let (mut parts, body) = response.into_parts();
+            let Ok(bytes) = to_bytes(body, usize::MAX).await else {
+                let _ = state.idempotency.release(&scope).await;
+                return error_response(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal_error",
+                    "an internal error occurred",
+                );
+            };
+            // Failures worth retrying are not stored: the key stays usable.
+            let retryable = parts.status.is_server_error()
+                || parts.status == StatusCode::TOO_MANY_REQUESTS
+                || parts.status == StatusCode::CONFLICT;
+            let outcome = if retryable {
+                state.idempotency.release(&scope).await
+            } else {
+                let stored = StoredResponse {
+                    status: parts.status.as_u16(),
+                    content_type: parts
+                        .headers
+                        .get(header::CONTENT_TYPE)
+                        .and_then(|v| v.to_str().ok())
+                        .map(str::to_owned),
+                    body: bytes.to_vec(),
+                };
+                state
+                    .idempotency
+                    .complete(&scope, &stored, slot.get(), state.clock.now())
+                    .await
+            };
+            if let Err(error) = outcome {
+                tracing::error!(%error, "could not record the idempotency key outcome");
+            }
+            parts
+                .headers
+                .insert(IDEMPOTENT_REPLAYED, HeaderValue::from_static("false"));
+            Response::from_parts(parts, Body::from(bytes))
+        }
+    }
+}
+
+fn replay(stored: StoredResponse) -> Response {
+    let status = StatusCode::from_u16(stored.status).unwrap_or(StatusCode::OK);
+    let mut response = (status, stored.body).into_response();
+    let headers = response.headers_mut();
+    headers.remove(header::CONTENT_TYPE);
+    if let Some(value) = stored
+        .content_type
+        .and_then(|ct| HeaderValue::from_str(&ct).ok())
+    {
+        headers.insert(header::CONTENT_TYPE, value);
+    }
+    headers.insert(IDEMPOTENT_REPLAYED, HeaderValue::from_static("true"));
+    response
+}

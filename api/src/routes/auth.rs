@@ -1,0 +1,226 @@
+//! Registration, sign-in and sign-out.
+
+use crate::error::{ApiError, ErrorBody};
+use crate::extract::{ApiJson, ClientInfo, CurrentSession, RequestContext};
+use crate::routes::visible;
+use crate::state::AppState;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::post;
+use axum::{Json, Router};
+use commands::CommandError;
+use commands::accounts::{FactorInput, RegisterAccount, SignIn};
+use domain::email::EmailAddress;
+use domain::session::RevocationReason;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::time::Instant;
+use store::Actor;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+/// The routes of this module.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/auth/register", post(register))
+        .route("/auth/login", post(login))
+        .route("/auth/logout", post(logout))
+}
+
+/// `POST /auth/register`.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct RegisterRequest {
+    /// Unique, case-insensitively.
+    #[schema(example = "ada@example.com")]
+    pub email: String,
+    /// 8 to 128 characters with a number and a symbol; not a common password.
+    pub password: String,
+    /// 1 to 64 characters.
+    #[schema(example = "Ada Lovelace")]
+    pub display_name: String,
+}
+
+/// The new account.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RegisterResponse {
+    /// Its id.
+    pub account_id: Uuid,
+}
+
+/// Creates an account.
+#[utoipa::path(post, path = "/auth/register", tag = "auth",
+    request_body = RegisterRequest,
+    params(("Idempotency-Key" = Option<String>, Header, description = "Makes a retry safe")),
+    responses(
+        (status = 201, description = "Created", body = RegisterResponse),
+        (status = 409, description = "The e-mail address is taken (`email_taken`)", body = ErrorBody),
+        (status = 422, description = "Invalid field or weak password", body = ErrorBody),
+    ))]
+pub async fn register(
+    State(state): State<AppState>,
+    ctx: RequestContext,
+    ApiJson(body): ApiJson<RegisterRequest>,
+) -> Result<(StatusCode, Json<RegisterResponse>), ApiError> {
+    let (account_id, position) = state
+        .accounts
+        .register(
+            &ctx.command(Actor::Anonymous),
+            RegisterAccount {
+                email: body.email,
+                password: body.password,
+                display_name: body.display_name,
+            },
+        )
+        .await?;
+    visible(&state, &["accounts"], Some(position)).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(RegisterResponse {
+            account_id: account_id.0,
+        }),
+    ))
+}
+
+/// `POST /auth/login`.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct LoginRequest {
+    /// The account's e-mail address.
+    pub email: String,
+    /// Its password.
+    pub password: String,
+    /// With 2FA on: the authenticator app's 6-digit code.
+    #[serde(default)]
+    pub totp_code: Option<String>,
+    /// With 2FA on, instead of a code: one of the recovery codes (used up).
+    #[serde(default)]
+    pub recovery_code: Option<String>,
+}
+
+/// The second factor of a request body: a code or a recovery code, not both.
+pub fn factor(
+    totp_code: Option<String>,
+    recovery_code: Option<String>,
+) -> Result<Option<FactorInput>, ApiError> {
+    match (totp_code, recovery_code) {
+        (None, None) => Ok(None),
+        (Some(code), None) => Ok(Some(FactorInput::Totp(code))),
+        (None, Some(code)) => Ok(Some(FactorInput::RecoveryCode(code))),
+        (Some(_), Some(_)) => Err(ApiError::invalid(
+            "totp_code",
+            "send either totp_code or recovery_code, not both",
+        )),
+    }
+}
+
+/// A new session.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LoginResponse {
+    /// The session's id, as listed in `GET /me/sessions`.
+    pub session_id: Uuid,
+    /// Send as `Authorization: Bearer <token>`. Shown once.
+    pub token: String,
+    /// Absolute expiry (RFC 3339); the session also ends after the idle timeout.
+    pub expires_at: String,
+}
+
+/// The throttle's key for an address: keyed hash, never the address itself.
+fn throttle_key(state: &AppState, email: &str) -> String {
+    match EmailAddress::parse(email) {
+        Ok(email) => state.email_index.digest(&email),
+        Err(_) => hex::encode(Sha256::digest(email.trim().to_lowercase().as_bytes())),
+    }
+}
+
+/// Starts a session.
+#[utoipa::path(post, path = "/auth/login", tag = "auth",
+    request_body = LoginRequest,
+    params(("Idempotency-Key" = Option<String>, Header, description = "Makes a retry safe")),
+    responses(
+        (status = 201, description = "Signed in", body = LoginResponse),
+        (status = 401, description = "Wrong e-mail or password (`invalid_credentials`); 2FA on and no code \
+            (`totp_required`); wrong or reused code (`invalid_second_factor`)", body = ErrorBody),
+        (status = 429, description = "Too many failed attempts; see Retry-After", body = ErrorBody),
+    ))]
+pub async fn login(
+    State(state): State<AppState>,
+    ctx: RequestContext,
+    client: ClientInfo,
+    ApiJson(body): ApiJson<LoginRequest>,
+) -> Result<(StatusCode, Json<LoginResponse>), ApiError> {
+    let key = throttle_key(&state, &body.email);
+    state
+        .throttle
+        .check(&key, client.ip, Instant::now())
+        .map_err(ApiError::TooManyRequests)?;
+    let second_factor = factor(body.totp_code, body.recovery_code)?;
+    if second_factor.is_some() {
+        state
+            .code_throttle
+            .check(&key, client.ip, Instant::now())
+            .map_err(ApiError::TooManyRequests)?;
+    }
+    let with_code = second_factor.is_some();
+    let signed_in = state
+        .accounts
+        .sign_in(
+            &ctx.command(Actor::Anonymous),
+            SignIn {
+                email: body.email,
+                password: body.password,
+                second_factor,
+                origin: client.origin(),
+            },
+        )
+        .await;
+    let signed_in = match signed_in {
+        Ok(signed_in) => signed_in,
+        Err(CommandError::InvalidCredentials) => {
+            state.throttle.failed(&key, client.ip, Instant::now());
+            return Err(CommandError::InvalidCredentials.into());
+        }
+        Err(CommandError::InvalidSecondFactor) => {
+            state.code_throttle.failed(&key, client.ip, Instant::now());
+            return Err(CommandError::InvalidSecondFactor.into());
+        }
+        Err(other) => return Err(other.into()),
+    };
+    if with_code {
+        state
+            .code_throttle
+            .succeeded(&key, client.ip, Instant::now());
+    }
+    state.throttle.succeeded(&key, client.ip, Instant::now());
+    visible(&state, &["sessions"], Some(signed_in.position)).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(LoginResponse {
+            session_id: signed_in.session_id.0,
+            token: signed_in.token,
+            expires_at: signed_in.expires_at.to_rfc3339(),
+        }),
+    ))
+}
+
+/// Ends the calling session.
+#[utoipa::path(post, path = "/auth/logout", tag = "auth", security(("session" = [])),
+    responses(
+        (status = 204, description = "Signed out; the token no longer works"),
+        (status = 401, description = "No valid session", body = ErrorBody),
+    ))]
+pub async fn logout(
+    State(state): State<AppState>,
+    ctx: RequestContext,
+    session: CurrentSession,
+) -> Result<StatusCode, ApiError> {
+    let changed = state
+        .accounts
+        .revoke_session(
+            &ctx.command(session.actor()),
+            session.account_id,
+            session.session_id,
+            RevocationReason::Logout,
+        )
+        .await?;
+    visible(&state, &["sessions"], changed.position).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,305 @@
+//! Subscription, invoices (JSON and PDF) and the billing portal.
+
+use crate::error::{ApiError, ErrorBody};
+use crate::extract::{ApiJson, CurrentSession, RequestContext};
+use crate::routes::credits::MoneyView;
+use crate::routes::{base_url, billing_visible};
+use crate::state::AppState;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use domain::money::Money;
+use projections::billing::InvoiceRow;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+/// The routes of this module.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route(
+            "/me/subscription",
+            get(subscription).put(change_plan).delete(cancel),
+        )
+        .route("/me/subscription/resume", post(resume))
+        .route("/me/invoices", get(invoices))
+        .route("/me/invoices/{id}", get(invoice))
+        .route("/me/billing/portal-session", post(portal))
+}
+
+/// The subscription.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SubscriptionView {
+    /// none, active, canceling (ends at the period end) or ended.
+    pub status: String,
+    /// The plan.
+    pub plan_id: Option<String>,
+    /// Price per period.
+    pub price: Option<MoneyView>,
+    /// Allowance credits per period.
+    pub credits_per_period: Option<u64>,
+    /// Current period start (RFC 3339).
+    pub current_period_start: Option<String>,
+    /// Current period end (RFC 3339): renewal, or the end if canceling.
+    pub current_period_end: Option<String>,
+    /// Ends at the period end.
+    pub cancel_at_period_end: bool,
+    /// The plan from the next period on (a scheduled downgrade).
+    pub scheduled_plan_id: Option<String>,
+}
+
+async fn view(state: &AppState, session: &CurrentSession) -> Result<SubscriptionView, ApiError> {
+    let row = projections::billing::subscription(&state.db, session.account_id).await?;
+    Ok(match row {
+        None => SubscriptionView {
+            status: "none".into(),
+            plan_id: None,
+            price: None,
+            credits_per_period: None,
+            current_period_start: None,
+            current_period_end: None,
+            cancel_at_period_end: false,
+            scheduled_plan_id: None,
+        },
+        Some(row) => {
+            let ended = row.status == "ended";
+            SubscriptionView {
+                status: row.status,
+                plan_id: row.plan_id.filter(|_| !ended),
+                price: row
+                    .price
+                    .zip(row.currency)
+                    .filter(|_| !ended)
+                    .map(|(amount, currency)| Money::new(amount, &currency).into()),
+                credits_per_period: row.credits_per_period.filter(|_| !ended),
+                current_period_start: row.period_start.filter(|_| !ended).map(|t| t.to_rfc3339()),
+                current_period_end: row.period_end.filter(|_| !ended).map(|t| t.to_rfc3339()),
+                cancel_at_period_end: row.cancel_at_period_end,
+                scheduled_plan_id: row.scheduled_plan,
+            }
+        }
+    })
+}
+
+/// The subscription.
+#[utoipa::path(get, path = "/me/subscription", tag = "billing", security(("session" = [])),
+    responses((status = 200, body = SubscriptionView), (status = 401, body = ErrorBody)))]
+pub async fn subscription(
+    State(state): State<AppState>,
+    session: CurrentSession,
+) -> Result<Json<SubscriptionView>, ApiError> {
+    Ok(Json(view(&state, &session).await?))
+}
+
+/// `PUT /me/subscription`.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct ChangePlanRequest {
+    /// A plan of `GET /plans`.
+    pub plan_id: String,
+}
+
+/// Subscribes, upgrades (at once, charging and granting the prorated differences) or
+/// schedules a downgrade for the end of the period.
+#[utoipa::path(put, path = "/me/subscription", tag = "billing", security(("session" = [])),
+    request_body = ChangePlanRequest,
+    responses((status = 200, body = SubscriptionView), (status = 422, description = "Unknown plan (`unknown_plan`)", body = ErrorBody)))]
+pub async fn change_plan(
+    State(state): State<AppState>,
+    ctx: RequestContext,
+    session: CurrentSession,
+    ApiJson(body): ApiJson<ChangePlanRequest>,
+) -> Result<Json<SubscriptionView>, ApiError> {
+    let position = state
+        .billing
+        .change_plan(
+            &ctx.command(session.actor()),
+            session.account_id,
+            &body.plan_id,
+        )
+        .await?;
+    billing_visible(&state, position).await?;
+    Ok(Json(view(&state, &session).await?))
+}
+
+/// Cancels at the end of the paid period (access continues until then).
+#[utoipa::path(delete, path = "/me/subscription", tag = "billing", security(("session" = [])),
+    responses((status = 200, body = SubscriptionView), (status = 409, description = "No subscription (`no_subscription`)", body = ErrorBody)))]
+pub async fn cancel(
+    State(state): State<AppState>,
+    ctx: RequestContext,
+    session: CurrentSession,
+) -> Result<Json<SubscriptionView>, ApiError> {
+    let position = state
+        .billing
+        .cancel(&ctx.command(session.actor()), session.account_id)
+        .await?;
+    billing_visible(&state, position).await?;
+    Ok(Json(view(&state, &session).await?))
+}
+
+/// Undoes a cancellation before the period ends.
+#[utoipa::path(post, path = "/me/subscription/resume", tag = "billing", security(("session" = [])),
+    responses((status = 200, body = SubscriptionView), (status = 409, body = ErrorBody)))]
+pub async fn resume(
+    State(state): State<AppState>,
+    ctx: RequestContext,
+    session: CurrentSession,
+) -> Result<Json<SubscriptionView>, ApiError> {
+    let position = state
+        .billing
+        .resume(&ctx.command(session.actor()), session.account_id)
+        .await?;
+    billing_visible(&state, position).await?;
+    Ok(Json(view(&state, &session).await?))
+}
+
+/// One line of an invoice.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct InvoiceLineView {
+    /// What.
+    pub description: String,
+    /// How many.
+    pub quantity: u32,
+    /// Price of one, minor units.
+    pub unit_amount: i64,
+    /// Line total, minor units.
+    pub amount: i64,
+}
+
+/// An invoice.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct InvoiceView {
+    /// Its id.
+    pub id: Uuid,
+    /// `2026-000001`: unique, without gaps.
+    pub number: String,
+    /// purchase, subscription, upgrade or renewal.
+    pub reason: String,
+    /// open or paid.
+    pub status: String,
+    /// Currency of every amount.
+    pub currency: String,
+    /// Lines.
+    pub lines: Vec<InvoiceLineView>,
+    /// Sum of the lines, minor units.
+    pub total: i64,
+    /// When issued (RFC 3339).
+    pub issued_at: String,
+    /// When paid (RFC 3339).
+    pub paid_at: Option<String>,
+    /// The PDF.
+    pub pdf_url: String,
+}
+
+impl From<InvoiceRow> for InvoiceView {
+    fn from(row: InvoiceRow) -> Self {
+        Self {
+            id: row.invoice_id,
+            pdf_url: format!("/me/invoices/{}.pdf", row.invoice_id),
+            number: row.number,
+            reason: row.reason,
+            status: row.status,
+            currency: row.currency,
+            lines: row
+                .lines
+                .into_iter()
+                .map(|l| InvoiceLineView {
+                    description: l.description,
+                    quantity: l.quantity,
+                    unit_amount: l.unit_amount,
+                    amount: l.amount,
+                })
+                .collect(),
+            total: row.total,
+            issued_at: row.issued_at.to_rfc3339(),
+            paid_at: row.paid_at.map(|t| t.to_rfc3339()),
+        }
+    }
+}
+
+/// The account's invoices.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct InvoiceList {
+    /// Newest first.
+    pub invoices: Vec<InvoiceView>,
+}
+
+/// The account's invoices, newest first.
+#[utoipa::path(get, path = "/me/invoices", tag = "billing", security(("session" = [])),
+    responses((status = 200, body = InvoiceList)))]
+pub async fn invoices(
+    State(state): State<AppState>,
+    session: CurrentSession,
+) -> Result<Json<InvoiceList>, ApiError> {
+    let rows = projections::billing::invoices(&state.db, session.account_id).await?;
+    Ok(Json(InvoiceList {
+        invoices: rows.into_iter().map(Into::into).collect(),
+    }))
+}
+
+/// One invoice, as JSON, or as a PDF with `.pdf` after its id.
+#[utoipa::path(get, path = "/me/invoices/{id}", tag = "billing", security(("session" = [])),
+    params(("id" = String, Path, description = "The invoice id, with `.pdf` for the PDF")),
+    responses(
+        (status = 200, body = InvoiceView),
+        (status = 200, content_type = "application/pdf", description = "With `.pdf`"),
+        (status = 404, body = ErrorBody),
+    ))]
+pub async fn invoice(
+    State(state): State<AppState>,
+    session: CurrentSession,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let not_found = || ApiError::NotFound("invoice_not_found", "no such invoice".into());
+    let (id, pdf) = match id.strip_suffix(".pdf") {
+        Some(id) => (id, true),
+        None => (id.as_str(), false),
+    };
+    let id = Uuid::parse_str(id).map_err(|_| not_found())?;
+    let row = projections::billing::invoice_of(&state.db, session.account_id, id)
+        .await?
+        .ok_or_else(not_found)?;
+    if !pdf {
+        return Ok(Json(InvoiceView::from(row)).into_response());
+    }
+    let account = projections::accounts::find(&state.db, session.account_id).await?;
+    let bill_to = account.map_or_else(String::new, |a| format!("{} <{}>", a.display_name, a.email));
+    let mut response = crate::pdf::invoice(&row, &bill_to).into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/pdf"),
+    );
+    if let Ok(disposition) =
+        HeaderValue::from_str(&format!("inline; filename=\"invoice-{}.pdf\"", row.number))
+    {
+        headers.insert(header::CONTENT_DISPOSITION, disposition);
+    }
+    Ok(response)
+}
+
+/// Where to manage payment methods.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PortalSession {
+    /// The provider's billing portal.
+    pub url: String,
+}
+
+/// Opens a session of the payment provider's billing portal.
+#[utoipa::path(post, path = "/me/billing/portal-session", tag = "billing", security(("session" = [])),
+    responses((status = 200, body = PortalSession), (status = 502, body = ErrorBody)))]
+pub async fn portal(
+    State(state): State<AppState>,
+    session: CurrentSession,
+    headers: HeaderMap,
+) -> Result<Json<PortalSession>, ApiError> {
+    let url = state
+        .billing
+        .provider()
+        .portal_url(session.account_id, &base_url(&state, &headers))
+        .await
+        .map_err(|e| ApiError::from(commands::CommandError::PaymentProvider(e.to_string())))?;
+    Ok(Json(PortalSession { url }))
+}

@@ -1,0 +1,119 @@
+//! Claims: the signup bonus and promotional campaigns of the catalog.
+
+use crate::error::{ApiError, ErrorBody};
+use crate::extract::{CurrentSession, RequestContext};
+use crate::routes::visible;
+use crate::state::AppState;
+use axum::extract::{Path, State};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+/// The routes of this module.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/me/claims", get(list))
+        .route("/me/claims/{claim_id}", post(claim))
+}
+
+/// An offer and where the account stands with it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ClaimView {
+    /// Its id.
+    pub id: String,
+    /// Its name.
+    pub name: String,
+    /// signup or promotion.
+    pub kind: String,
+    /// Credits it grants.
+    pub credits: u64,
+    /// available, redeemed, ended or exhausted.
+    pub status: &'static str,
+    /// When the campaign ends (RFC 3339), if it does.
+    pub ends_at: Option<String>,
+    /// When the granted credits expire, in days after the claim.
+    pub lot_expires_after_days: Option<u32>,
+}
+
+/// The offers.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ClaimList {
+    /// Available and redeemed.
+    pub claims: Vec<ClaimView>,
+}
+
+async fn views(state: &AppState, session: &CurrentSession) -> Result<Vec<ClaimView>, ApiError> {
+    let now = state.clock.now();
+    let lots = projections::credits::lots(&state.db, session.account_id).await?;
+    let mut views = Vec::new();
+    for offer in &state.billing.catalog().claims {
+        let key = format!("claim:{}", offer.id);
+        let (_, granted) = projections::credits::campaign(&state.db, &offer.id).await?;
+        let status = if lots.iter().any(|l| l.grant_key == key) {
+            "redeemed"
+        } else if offer.ends_at.is_some_and(|end| now >= end) {
+            "ended"
+        } else if offer
+            .budget_credits
+            .is_some_and(|budget| granted + offer.credits > budget)
+        {
+            "exhausted"
+        } else {
+            "available"
+        };
+        views.push(ClaimView {
+            id: offer.id.clone(),
+            name: offer.name.clone(),
+            kind: serde_json::to_value(offer.kind)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_owned))
+                .unwrap_or_default(),
+            credits: offer.credits,
+            status,
+            ends_at: offer.ends_at.map(|t| t.to_rfc3339()),
+            lot_expires_after_days: offer.lot_expires_after_days,
+        });
+    }
+    Ok(views)
+}
+
+/// The offers, with what the account redeemed.
+#[utoipa::path(get, path = "/me/claims", tag = "credits", security(("session" = [])),
+    responses((status = 200, body = ClaimList)))]
+pub async fn list(
+    State(state): State<AppState>,
+    session: CurrentSession,
+) -> Result<Json<ClaimList>, ApiError> {
+    Ok(Json(ClaimList {
+        claims: views(&state, &session).await?,
+    }))
+}
+
+/// Claims an offer (once per account; a retry answers the same).
+#[utoipa::path(post, path = "/me/claims/{claim_id}", tag = "credits", security(("session" = [])),
+    params(("claim_id" = String, Path)),
+    responses(
+        (status = 200, body = ClaimView),
+        (status = 404, description = "No such offer (`claim_not_found`)", body = ErrorBody),
+        (status = 409, description = "Its budget is spent (`claim_budget_exhausted`)", body = ErrorBody),
+        (status = 410, description = "It ended (`claim_ended`)", body = ErrorBody),
+    ))]
+pub async fn claim(
+    State(state): State<AppState>,
+    ctx: RequestContext,
+    session: CurrentSession,
+    Path(claim_id): Path<String>,
+) -> Result<Json<ClaimView>, ApiError> {
+    let position = state
+        .billing
+        .claim(&ctx.command(session.actor()), session.account_id, &claim_id)
+        .await?;
+    visible(&state, &["credits"], position).await?;
+    views(&state, &session)
+        .await?
+        .into_iter()
+        .find(|v| v.id == claim_id)
+        .map(Json)
+        .ok_or_else(|| ApiError::NotFound("claim_not_found", "no such claim".into()))
+}

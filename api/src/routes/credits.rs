@@ -1,0 +1,311 @@
+//! Credits: the balance card, the history, packs and plans for sale, and buying a pack.
+
+use crate::error::{ApiError, ErrorBody};
+use crate::extract::{ApiJson, CurrentSession, RequestContext};
+use crate::routes::{base_url, visible};
+use crate::state::AppState;
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use domain::money::Money;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+/// The routes of this module.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/me/credits", get(credits))
+        .route("/me/credits/transactions", get(transactions))
+        .route("/me/credits/purchases", post(purchase))
+        .route("/credit-packs", get(packs))
+        .route("/plans", get(plans))
+}
+
+/// An amount of money in minor units.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MoneyView {
+    /// Minor units (cents).
+    pub amount: i64,
+    /// ISO 4217.
+    pub currency: String,
+}
+
+impl From<Money> for MoneyView {
+    fn from(m: Money) -> Self {
+        Self {
+            amount: m.amount,
+            currency: m.currency,
+        }
+    }
+}
+
+/// A lot of credits.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LotView {
+    /// Its id.
+    pub lot_id: Uuid,
+    /// signup_bonus, promotion, purchase or plan_allowance.
+    pub source: String,
+    /// Credits granted.
+    pub amount: u64,
+    /// Credits left.
+    pub remaining: u64,
+    /// When it stops counting (RFC 3339), if ever.
+    pub expires_at: Option<String>,
+    /// Lower is spent first.
+    pub priority: i64,
+}
+
+/// The balance card.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CreditsView {
+    /// Credits available now (held and expired credits excluded).
+    pub balance: u64,
+    /// Credits reserved by generations in progress.
+    pub held: u64,
+    /// Lots with credits left, in spending order.
+    pub lots: Vec<LotView>,
+}
+
+/// The balance, holds and lots.
+#[utoipa::path(get, path = "/me/credits", tag = "credits", security(("session" = [])),
+    responses((status = 200, body = CreditsView), (status = 401, body = ErrorBody)))]
+pub async fn credits(
+    State(state): State<AppState>,
+    session: CurrentSession,
+) -> Result<Json<CreditsView>, ApiError> {
+    let now = state.clock.now();
+    let balance = projections::credits::balance(&state.db, session.account_id).await?;
+    let lots = projections::credits::lots(&state.db, session.account_id).await?;
+    let usable: Vec<_> = lots
+        .into_iter()
+        .filter(|l| !l.expired && l.remaining > 0 && l.expires_at.is_none_or(|e| e > now))
+        .collect();
+    Ok(Json(CreditsView {
+        balance: usable.iter().map(|l| l.remaining).sum(),
+        held: balance.held,
+        lots: usable
+            .into_iter()
+            .map(|l| LotView {
+                lot_id: l.lot_id,
+                source: l.source,
+                amount: l.amount,
+                remaining: l.remaining,
+                expires_at: l.expires_at.map(|e| e.to_rfc3339()),
+                priority: l.priority,
+            })
+            .collect(),
+    }))
+}
+
+/// A page of the history.
+#[derive(Debug, Deserialize)]
+pub struct HistoryQuery {
+    /// Entries per page, 1 to 200 (50 by default).
+    pub limit: Option<i64>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+/// One entry of the history.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TransactionView {
+    /// grant, hold, spend, release or expiry.
+    pub kind: String,
+    /// Credits.
+    pub amount: u64,
+    /// editor, generation, rendering or api.
+    pub feature: Option<String>,
+    /// The generation.
+    pub generation_id: Option<String>,
+    /// The source of a grant.
+    pub source: Option<String>,
+    /// The lot of a grant or expiry.
+    pub lot_id: Option<String>,
+    /// The API token that caused it.
+    pub api_token_id: Option<String>,
+    /// When (RFC 3339).
+    pub occurred_at: String,
+}
+
+/// The history, newest first.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TransactionPage {
+    /// Entries.
+    pub transactions: Vec<TransactionView>,
+    /// Pass as `cursor` for the next page; absent on the last page.
+    pub next_cursor: Option<String>,
+}
+
+fn parse_cursor(cursor: &str) -> Option<(u64, u64)> {
+    let (position, idx) = cursor.split_once('-')?;
+    Some((position.parse().ok()?, idx.parse().ok()?))
+}
+
+/// Every grant, hold, spend, release and expiry, newest first.
+#[utoipa::path(get, path = "/me/credits/transactions", tag = "credits", security(("session" = [])),
+    params(
+        ("limit" = Option<i64>, Query, description = "Entries per page, 1 to 200 (50 by default)"),
+        ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page"),
+    ),
+    responses((status = 200, body = TransactionPage), (status = 422, body = ErrorBody)))]
+pub async fn transactions(
+    State(state): State<AppState>,
+    session: CurrentSession,
+    Query(page): Query<HistoryQuery>,
+) -> Result<Json<TransactionPage>, ApiError> {
+    let limit = page.limit.unwrap_or(50);
+    if !(1..=200).contains(&limit) {
+        return Err(ApiError::invalid("limit", "must be between 1 and 200"));
+    }
+    let cursor = match page.cursor.as_deref() {
+        Some(text) => Some(
+            parse_cursor(text)
+                .ok_or_else(|| ApiError::invalid("cursor", "is not a cursor this API gave"))?,
+        ),
+        None => None,
+    };
+    let rows = projections::credits::transactions(&state.db, session.account_id, cursor, limit + 1)
+        .await?;
+    let more = rows.len() as i64 > limit;
+    let rows: Vec<_> = rows.into_iter().take(limit as usize).collect();
+    let next_cursor = more
+        .then(|| {
+            rows.last()
+                .map(|r| format!("{}-{}", r.cursor.0, r.cursor.1))
+        })
+        .flatten();
+    Ok(Json(TransactionPage {
+        transactions: rows
+            .into_iter()
+            .map(|r| TransactionView {
+                kind: r.kind,
+                amount: r.amount,
+                feature: r.feature,
+                generation_id: r.generation_id,
+                source: r.source,
+                lot_id: r.lot_id,
+                api_token_id: r.api_token_id,
+                occurred_at: r.occurred_at.to_rfc3339(),
+            })
+            .collect(),
+        next_cursor,
+    }))
+}
+
+/// A credit pack for sale.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PackView {
+    /// Its id, for `POST /me/credits/purchases`.
+    pub id: String,
+    /// Its name.
+    pub name: String,
+    /// Credits.
+    pub credits: u64,
+    /// Price.
+    pub price: MoneyView,
+}
+
+/// The credit packs for sale.
+#[utoipa::path(get, path = "/credit-packs", tag = "credits", responses((status = 200, body = [PackView])))]
+pub async fn packs(State(state): State<AppState>) -> Json<Vec<PackView>> {
+    let catalog = state.billing.catalog();
+    Json(
+        catalog
+            .packs
+            .iter()
+            .map(|p| PackView {
+                id: p.id.clone(),
+                name: p.name.clone(),
+                credits: p.credits,
+                price: catalog.money(p.price).into(),
+            })
+            .collect(),
+    )
+}
+
+/// A subscription plan.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PlanView {
+    /// Its id, for `PUT /me/subscription`.
+    pub id: String,
+    /// Its name.
+    pub name: String,
+    /// Price per period.
+    pub price: MoneyView,
+    /// Allowance credits per period (they expire with it).
+    pub credits_per_period: u64,
+    /// Period length in days.
+    pub period_days: u32,
+}
+
+/// The subscription plans.
+#[utoipa::path(get, path = "/plans", tag = "billing", responses((status = 200, body = [PlanView])))]
+pub async fn plans(State(state): State<AppState>) -> Json<Vec<PlanView>> {
+    let catalog = state.billing.catalog();
+    Json(
+        catalog
+            .plans
+            .iter()
+            .map(|p| PlanView {
+                id: p.id.clone(),
+                name: p.name.clone(),
+                price: catalog.money(p.price).into(),
+                credits_per_period: p.credits_per_period,
+                period_days: p.period_days,
+            })
+            .collect(),
+    )
+}
+
+/// `POST /me/credits/purchases`.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct PurchaseRequest {
+    /// A pack of `GET /credit-packs`.
+    pub pack_id: String,
+}
+
+/// A checkout to complete at the payment provider.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PurchaseResponse {
+    /// The purchase.
+    pub purchase_id: Uuid,
+    /// Send the buyer here; the credits arrive when the provider confirms payment.
+    pub checkout_url: String,
+}
+
+/// Starts buying a credit pack.
+#[utoipa::path(post, path = "/me/credits/purchases", tag = "credits", security(("session" = [])),
+    request_body = PurchaseRequest,
+    responses(
+        (status = 201, body = PurchaseResponse),
+        (status = 422, description = "Unknown pack (`unknown_pack`)", body = ErrorBody),
+        (status = 502, description = "The payment provider failed", body = ErrorBody),
+    ))]
+pub async fn purchase(
+    State(state): State<AppState>,
+    ctx: RequestContext,
+    session: CurrentSession,
+    headers: HeaderMap,
+    ApiJson(body): ApiJson<PurchaseRequest>,
+) -> Result<(StatusCode, Json<PurchaseResponse>), ApiError> {
+    let started = state
+        .billing
+        .start_purchase(
+            &ctx.command(session.actor()),
+            session.account_id,
+            &body.pack_id,
+            &base_url(&state, &headers),
+        )
+        .await?;
+    visible(&state, &["billing"], Some(started.position)).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(PurchaseResponse {
+            purchase_id: started.purchase_id,
+            checkout_url: started.checkout_url,
+        }),
+    ))
+}

@@ -1,0 +1,235 @@
+//! The signed-in account: profile and password.
+
+use crate::error::{ApiError, ErrorBody};
+use crate::extract::{ApiJson, ClientInfo, CurrentSession, RequestContext};
+use crate::routes::visible;
+use crate::state::AppState;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::{get, put};
+use axum::{Json, Router};
+use commands::CommandError;
+use commands::accounts::ChangePassword;
+use serde::{Deserialize, Serialize};
+use std::time::Instant;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+/// The routes of this module.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/me", get(me).delete(delete_account))
+        .route("/me/password", put(change_password))
+}
+
+/// The account.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MeResponse {
+    /// Its id.
+    pub account_id: Uuid,
+    /// Its e-mail address.
+    pub email: String,
+    /// Its display name.
+    pub display_name: String,
+    /// Its bio.
+    pub bio: Option<String>,
+    /// Whether `GET /profiles/{account_id}` shows it.
+    pub public_profile: bool,
+    /// Its avatar, if any.
+    pub avatar_url: Option<String>,
+    /// Whether 2FA is on.
+    pub two_factor_enabled: bool,
+    /// When it registered (RFC 3339).
+    pub created_at: String,
+}
+
+/// The account as `GET /me` shows it.
+pub async fn me_view(
+    state: &AppState,
+    account_id: domain::AccountId,
+) -> Result<MeResponse, ApiError> {
+    let account = projections::accounts::find(&state.db, account_id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound("account_not_found", "no such account".into()))?;
+    Ok(MeResponse {
+        account_id: account.account_id.0,
+        email: account.email,
+        display_name: account.display_name,
+        bio: account.bio,
+        public_profile: account.public_profile,
+        avatar_url: account.has_avatar.then(|| "/me/avatar".to_owned()),
+        two_factor_enabled: account.totp_enabled,
+        created_at: account.created_at.to_rfc3339(),
+    })
+}
+
+/// The signed-in account.
+#[utoipa::path(get, path = "/me", tag = "account", security(("session" = [])),
+    responses(
+        (status = 200, body = MeResponse),
+        (status = 401, description = "No valid session", body = ErrorBody),
+    ))]
+pub async fn me(
+    State(state): State<AppState>,
+    session: CurrentSession,
+) -> Result<Json<MeResponse>, ApiError> {
+    Ok(Json(me_view(&state, session.account_id).await?))
+}
+
+/// `DELETE /me`.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct DeleteAccountRequest {
+    /// The account's password.
+    pub password: String,
+    /// Must be exactly `DELETE`.
+    pub confirm: String,
+    /// Delete even with a paid subscription running (it ends at once, unrefunded).
+    #[serde(default)]
+    pub acknowledge_subscription: bool,
+}
+
+/// Deletes the account: every session ends, the personal data becomes unreadable, the
+/// address is free to register again. Needs a recent proof (`POST /auth/reauthenticate`).
+#[utoipa::path(delete, path = "/me", tag = "account", security(("session" = [])),
+    request_body = DeleteAccountRequest,
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 403, description = "`reauthentication_required` or `invalid_current_password`", body = ErrorBody),
+        (status = 409, description = "A paid subscription is active (`active_subscription`)", body = ErrorBody),
+        (status = 422, description = "`confirm` is not `DELETE`", body = ErrorBody),
+    ))]
+pub async fn delete_account(
+    State(state): State<AppState>,
+    ctx: RequestContext,
+    client: ClientInfo,
+    session: CurrentSession,
+    ApiJson(body): ApiJson<DeleteAccountRequest>,
+) -> Result<StatusCode, ApiError> {
+    if body.confirm != "DELETE" {
+        return Err(ApiError::Unprocessable(
+            "confirmation_required",
+            "confirm must be exactly \"DELETE\"".into(),
+        ));
+    }
+    if !body.acknowledge_subscription
+        && state
+            .billing
+            .subscription(session.account_id)
+            .await?
+            .is_active()
+    {
+        return Err(ApiError::Conflict(
+            "active_subscription",
+            "a paid subscription is active; cancel it, or send acknowledge_subscription: true"
+                .into(),
+        ));
+    }
+    let key = format!("account:{}", session.account_id);
+    state
+        .throttle
+        .check(&key, client.ip, Instant::now())
+        .map_err(ApiError::TooManyRequests)?;
+    let deleted = state
+        .accounts
+        .delete_account(
+            &ctx.command(session.actor()),
+            session.account_id,
+            session.session_id,
+            &body.password,
+        )
+        .await;
+    let position = match deleted {
+        Ok(position) => position,
+        Err(CommandError::WrongPassword) => {
+            state.throttle.failed(&key, client.ip, Instant::now());
+            return Err(CommandError::WrongPassword.into());
+        }
+        Err(other) => return Err(other.into()),
+    };
+    if let Some(position) = position {
+        let wait = state.http.projection_wait;
+        state
+            .projections
+            .wait_for(&["account-erasure"], position, wait)
+            .await?;
+        let head = state
+            .log
+            .committed_head()
+            .await
+            .map_err(|e| ApiError::Internal(e.to_string()))?;
+        state
+            .projections
+            .wait_for(&["accounts", "sessions", "billing"], head, wait)
+            .await?;
+    }
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `PUT /me/password`.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct ChangePasswordRequest {
+    /// The password now.
+    pub current_password: String,
+    /// The password from now on; same policy as at registration.
+    pub new_password: String,
+    /// Also sign out every other session.
+    #[serde(default)]
+    pub sign_out_other_sessions: bool,
+}
+
+/// What the change did.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ChangePasswordResponse {
+    /// How many other sessions were signed out.
+    pub sessions_revoked: usize,
+}
+
+/// Changes the password.
+#[utoipa::path(put, path = "/me/password", tag = "account", security(("session" = [])),
+    request_body = ChangePasswordRequest,
+    params(("Idempotency-Key" = Option<String>, Header, description = "Makes a retry safe")),
+    responses(
+        (status = 200, body = ChangePasswordResponse),
+        (status = 403, description = "The current password is wrong (`invalid_current_password`)", body = ErrorBody),
+        (status = 422, description = "The new password does not meet the policy", body = ErrorBody),
+        (status = 429, description = "Too many wrong current passwords", body = ErrorBody),
+    ))]
+pub async fn change_password(
+    State(state): State<AppState>,
+    ctx: RequestContext,
+    client: ClientInfo,
+    session: CurrentSession,
+    ApiJson(body): ApiJson<ChangePasswordRequest>,
+) -> Result<Json<ChangePasswordResponse>, ApiError> {
+    // Guessing the current password through this route is throttled like sign-in.
+    let key = format!("account:{}", session.account_id);
+    state
+        .throttle
+        .check(&key, client.ip, Instant::now())
+        .map_err(ApiError::TooManyRequests)?;
+    let changed = state
+        .accounts
+        .change_password(
+            &ctx.command(session.actor()),
+            session.account_id,
+            session.session_id,
+            ChangePassword {
+                current_password: body.current_password,
+                new_password: body.new_password,
+                sign_out_other_sessions: body.sign_out_other_sessions,
+            },
+        )
+        .await;
+    let changed = match changed {
+        Ok(changed) => changed,
+        Err(CommandError::WrongPassword) => {
+            state.throttle.failed(&key, client.ip, Instant::now());
+            return Err(CommandError::WrongPassword.into());
+        }
+        Err(other) => return Err(other.into()),
+    };
+    visible(&state, &["sessions", "accounts"], changed.position).await?;
+    Ok(Json(ChangePasswordResponse {
+        sessions_revoked: changed.sessions_revoked,
+    }))
+}

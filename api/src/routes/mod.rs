@@ -1,0 +1,149 @@
+//! The HTTP routes: one `router()` per resource, merged here with the middleware.
+
+pub mod admin;
+pub mod auth;
+pub mod billing;
+pub mod claims;
+pub mod credits;
+pub mod generations;
+pub mod me;
+pub mod ops;
+pub mod payments;
+pub mod profile;
+pub mod security;
+pub mod sessions;
+
+use crate::error::{ApiError, error_response};
+use crate::middleware;
+use crate::state::AppState;
+use axum::error_handling::HandleErrorLayer;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::{BoxError, Router};
+use std::time::Duration;
+use store::GlobalPosition;
+use tower::ServiceBuilder;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::trace::TraceLayer;
+
+/// Every route with its middleware.
+pub fn router(state: AppState, request_timeout: Duration) -> Router {
+    Router::new()
+        .merge(auth::router())
+        .merge(me::router())
+        .merge(security::router())
+        .merge(profile::router())
+        .merge(sessions::router())
+        .merge(credits::router())
+        .merge(generations::router())
+        .merge(billing::router())
+        .merge(claims::router())
+        .merge(payments::router())
+        .merge(admin::router())
+        .merge(ops::router())
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            middleware::idempotency,
+        ))
+        .layer(
+            ServiceBuilder::new()
+                .layer(CatchPanicLayer::custom(|_| {
+                    error_response(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        "internal_error",
+                        "an internal error occurred",
+                    )
+                }))
+                .layer(TraceLayer::new_for_http())
+                .layer(axum::middleware::from_fn(middleware::request_context))
+                .layer(HandleErrorLayer::new(timed_out))
+                .timeout(request_timeout),
+        )
+        .with_state(state)
+}
+
+async fn timed_out(error: BoxError) -> Response {
+    if error.is::<tower::timeout::error::Elapsed>() {
+        error_response(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "timeout",
+            "the request took too long",
+        )
+    } else {
+        ApiError::Internal(error.to_string()).into_response()
+    }
+}
+
+async fn not_found() -> Response {
+    error_response(StatusCode::NOT_FOUND, "not_found", "no such route")
+}
+
+async fn method_not_allowed() -> Response {
+    error_response(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "this route does not take that method",
+    )
+}
+
+/// Read-your-writes: returns once the named read models show the change committed at
+/// `position`, so the very next request sees it (a revoked session is refused, a new
+/// one accepted).
+pub async fn visible(
+    state: &AppState,
+    read_models: &[&'static str],
+    position: Option<GlobalPosition>,
+) -> Result<(), ApiError> {
+    if let Some(position) = position {
+        state
+            .projections
+            .wait_for(read_models, position, state.http.projection_wait)
+            .await?;
+    }
+    Ok(())
+}
+
+/// Read-your-writes for billing: waits until the billing process has reacted to
+/// `position` (invoices issued, credits granted) and the read models show the result.
+pub async fn billing_visible(
+    state: &AppState,
+    position: Option<GlobalPosition>,
+) -> Result<(), ApiError> {
+    let Some(position) = position else {
+        return Ok(());
+    };
+    let wait = state.http.projection_wait;
+    state
+        .projections
+        .wait_for(&["billing-process"], position, wait)
+        .await?;
+    let head = state
+        .log
+        .committed_head()
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    state
+        .projections
+        .wait_for(&["credits", "billing"], head.max(position), wait)
+        .await?;
+    Ok(())
+}
+
+/// The public base URL: configured, or from the request's Host header.
+pub fn base_url(state: &AppState, headers: &axum::http::HeaderMap) -> String {
+    if let Some(url) = &state.http.public_url {
+        return url.trim_end_matches('/').to_owned();
+    }
+    let host = headers
+        .get(axum::http::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .filter(|h| {
+            !h.is_empty()
+                && h.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || ".:-[]".contains(c))
+        })
+        .unwrap_or("localhost");
+    format!("http://{host}")
+}

@@ -1,0 +1,198 @@
+//! The payment provider's side: the webhook it calls, and the sandbox provider's pages
+//! (checkout and portal) served by this service for the embedded default.
+
+use crate::error::{ApiError, ErrorBody};
+use crate::extract::RequestContext;
+use crate::routes::{base_url, billing_visible};
+use crate::state::AppState;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::HeaderMap;
+use axum::response::Html;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use commands::CommandError;
+use commands::error::Rejection;
+use commands::payments::{
+    CHECKOUT_COMPLETED, CheckoutSession, SIGNATURE_HEADER, WebhookData, WebhookEvent,
+    sandbox_purchase_id,
+};
+use serde::Serialize;
+use store::Actor;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+/// The routes of this module.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/webhooks/payments", post(webhook))
+        .route("/sandbox/checkout/{session_id}", get(sandbox_checkout))
+        .route("/sandbox/portal/{account_id}", get(sandbox_portal))
+}
+
+/// The webhook's answer.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct WebhookReceipt {
+    /// Always true: the event was authentic and read.
+    pub received: bool,
+    /// Whether it changed anything here (false for types not handled, or repeats).
+    pub handled: bool,
+}
+
+/// Payment notifications, signed by the provider: `Payments-Signature: t=<unix>,v1=<hex
+/// HMAC-SHA256(secret, "<t>.<body>")>`, at most 5 minutes old.
+#[utoipa::path(post, path = "/webhooks/payments", tag = "billing",
+    params(("Payments-Signature" = String, Header)),
+    request_body(content = String, content_type = "application/json", description = "The provider's event"),
+    responses(
+        (status = 200, body = WebhookReceipt),
+        (status = 400, description = "Bad signature (`invalid_signature`) or payload; nothing changed", body = ErrorBody),
+    ))]
+pub async fn webhook(
+    State(state): State<AppState>,
+    ctx: RequestContext,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<WebhookReceipt>, ApiError> {
+    let invalid = |why: String| ApiError::BadRequest("invalid_signature", why);
+    let signature = headers
+        .get(SIGNATURE_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .ok_or_else(|| invalid("the Payments-Signature header is missing".into()))?;
+    let now = state.clock.now().datetime().unix_timestamp();
+    state
+        .webhooks
+        .verify(signature, &body, now)
+        .map_err(|e| invalid(e.to_string()))?;
+    let event: WebhookEvent = serde_json::from_slice(&body).map_err(|e| {
+        ApiError::BadRequest(
+            "invalid_payload",
+            format!("the event is not understood: {e}"),
+        )
+    })?;
+    if event.kind != CHECKOUT_COMPLETED {
+        return Ok(Json(WebhookReceipt {
+            received: true,
+            handled: false,
+        }));
+    }
+    let actor = Actor::System {
+        component: "payments-webhook".into(),
+    };
+    match state
+        .billing
+        .confirm_checkout(&ctx.command(actor), &event)
+        .await
+    {
+        Ok(position) => Ok(Json(WebhookReceipt {
+            received: true,
+            handled: position.is_some(),
+        })),
+        Err(CommandError::Rejected {
+            kind: Rejection::NotFound,
+            ..
+        }) => {
+            // Not ours (or not any more): retrying will not help, so acknowledge it.
+            tracing::warn!(event_id = %event.id, "payment webhook for an unknown purchase");
+            Ok(Json(WebhookReceipt {
+                received: true,
+                handled: false,
+            }))
+        }
+        Err(CommandError::Rejected {
+            kind: Rejection::Invalid,
+            code,
+            message,
+        }) => {
+            tracing::warn!(event_id = %event.id, %message, "payment webhook refused");
+            Err(ApiError::BadRequest(code, message))
+        }
+        Err(other) => Err(other.into()),
+    }
+}
+
+fn page(title: &str, body: &str) -> Html<String> {
+    Html(format!(
+        "<!doctype html><html><head><meta charset=\"utf-8\"><title>{title}</title></head>\
+         <body style=\"font-family: sans-serif; max-width: 40em; margin: 4em auto\">\
+         <p><small>Sandbox payment provider: no money moves.</small></p><h1>{title}</h1>{body}</body></html>"
+    ))
+}
+
+/// The sandbox checkout: visiting it pays, by sending this service a signed webhook.
+pub async fn sandbox_checkout(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(session_id): Path<String>,
+) -> Result<Html<String>, ApiError> {
+    let not_found = || ApiError::NotFound("checkout_not_found", "no such checkout".into());
+    let purchase_id = sandbox_purchase_id(&session_id).ok_or_else(not_found)?;
+    let purchase = state.billing.purchase(purchase_id).await?;
+    let (Some(price), Some(pack_id)) = (purchase.price.clone(), purchase.pack_id.clone()) else {
+        return Err(not_found());
+    };
+    if purchase.completed {
+        return Ok(page(
+            "Already paid",
+            "<p>This checkout was paid before; nothing more to do.</p>",
+        ));
+    }
+    let now = state.clock.now().datetime().unix_timestamp();
+    let event = WebhookEvent {
+        id: format!("evt_sandbox_{}", Uuid::new_v4().simple()),
+        kind: CHECKOUT_COMPLETED.into(),
+        created: now,
+        data: WebhookData {
+            object: CheckoutSession {
+                id: session_id,
+                client_reference_id: purchase_id.to_string(),
+                amount_total: price.amount,
+                currency: price.currency.to_lowercase(),
+            },
+        },
+    };
+    let body = serde_json::to_vec(&event).map_err(|e| ApiError::Internal(e.to_string()))?;
+    let delivered = state
+        .http_client
+        .post(format!("{}/webhooks/payments", base_url(&state, &headers)))
+        .header("content-type", "application/json")
+        .header(SIGNATURE_HEADER, state.webhooks.header(now, &body))
+        .body(body)
+        .send()
+        .await
+        .map_err(|e| ApiError::Internal(format!("sandbox webhook: {e}")))?;
+    if !delivered.status().is_success() {
+        return Err(ApiError::Internal(format!(
+            "sandbox webhook answered {}",
+            delivered.status()
+        )));
+    }
+    let head = state
+        .log
+        .committed_head()
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    billing_visible(&state, Some(head)).await?;
+    Ok(page(
+        "Payment received",
+        &format!(
+            "<p>{} paid for {pack_id}: {} credits were added to your account.</p>",
+            price.display(),
+            purchase.credits
+        ),
+    ))
+}
+
+/// The sandbox billing portal.
+pub async fn sandbox_portal(Path(account_id): Path<String>) -> Html<String> {
+    let account: String = account_id
+        .chars()
+        .filter(|c| c.is_ascii_hexdigit() || *c == '-')
+        .collect();
+    page(
+        "Billing portal",
+        &format!(
+            "<p>Account {account}: the sandbox keeps no payment methods. Invoices are under /me/invoices.</p>"
+        ),
+    )
+}

@@ -1,0 +1,243 @@
+//! Profile, avatar, and public creator profiles.
+
+use crate::error::{ApiError, ErrorBody};
+use crate::extract::{ApiJson, CurrentSession, RequestContext};
+use crate::routes::me::{MeResponse, me_view};
+use crate::routes::visible;
+use crate::state::AppState;
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, FromRequest, Multipart, Path, Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, patch};
+use axum::{Json, Router};
+use commands::accounts::ProfileChange;
+use domain::AccountId;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+/// The routes of this module.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/me/profile", patch(update))
+        .route(
+            "/me/avatar",
+            get(my_avatar)
+                .put(upload)
+                .delete(remove)
+                .layer(DefaultBodyLimit::max(
+                    commands::avatar::MAX_BYTES + 64 * 1024,
+                )),
+        )
+        .route("/profiles/{account_id}", get(public_profile))
+        .route("/profiles/{account_id}/avatar", get(public_avatar))
+}
+
+/// `PATCH /me/profile`: only the fields sent change.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct ProfileRequest {
+    /// 1 to 64 characters.
+    pub display_name: Option<String>,
+    /// Up to 160 characters; empty removes it.
+    pub bio: Option<String>,
+    /// Show the creator profile at `GET /profiles/{account_id}`.
+    pub public_profile: Option<bool>,
+}
+
+/// Changes the profile.
+#[utoipa::path(patch, path = "/me/profile", tag = "account", security(("session" = [])),
+    request_body = ProfileRequest,
+    responses((status = 200, body = MeResponse), (status = 422, body = ErrorBody)))]
+pub async fn update(
+    State(state): State<AppState>,
+    ctx: RequestContext,
+    session: CurrentSession,
+    ApiJson(body): ApiJson<ProfileRequest>,
+) -> Result<Json<MeResponse>, ApiError> {
+    let change = ProfileChange {
+        display_name: body.display_name,
+        bio: body.bio,
+        public_profile: body.public_profile,
+    };
+    let position = state
+        .accounts
+        .update_profile(&ctx.command(session.actor()), session.account_id, change)
+        .await?;
+    visible(&state, &["accounts"], position).await?;
+    Ok(Json(me_view(&state, session.account_id).await?))
+}
+
+/// Where the avatar is served.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AvatarView {
+    /// The caller's avatar.
+    pub avatar_url: String,
+}
+
+/// Reads an upload: the image as the body, or the first part of a multipart form.
+async fn image_bytes(request: Request, state: &AppState) -> Result<Bytes, ApiError> {
+    let multipart = request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.starts_with("multipart/form-data"));
+    let too_large =
+        || ApiError::TooLarge("avatar_too_large", "the image is larger than 5 MB".into());
+    if multipart {
+        let mut form = Multipart::from_request(request, state)
+            .await
+            .map_err(|e| ApiError::BadRequest("invalid_multipart", e.body_text()))?;
+        let field = form
+            .next_field()
+            .await
+            .map_err(|e| ApiError::BadRequest("invalid_multipart", e.body_text()))?
+            .ok_or_else(|| ApiError::invalid("avatar", "the form has no file"))?;
+        field.bytes().await.map_err(|e| {
+            if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                too_large()
+            } else {
+                ApiError::BadRequest("invalid_multipart", e.body_text())
+            }
+        })
+    } else {
+        Bytes::from_request(request, state)
+            .await
+            .map_err(|_| too_large())
+    }
+}
+
+/// Sets the avatar: a JPEG, PNG or WebP up to 5 MB (judged by content), stored as a
+/// square PNG of at most 512 px without metadata.
+#[utoipa::path(put, path = "/me/avatar", tag = "account", security(("session" = [])),
+    request_body(content = Vec<u8>, content_type = "image/png", description = "The image (or a multipart form with it)"),
+    responses(
+        (status = 200, body = AvatarView),
+        (status = 413, description = "Over 5 MB (`avatar_too_large`)", body = ErrorBody),
+        (status = 415, description = "Not a JPEG, PNG or WebP (`unsupported_media_type`)", body = ErrorBody),
+        (status = 422, description = "Truncated or corrupt (`invalid_image`), too many pixels (`image_too_large`)", body = ErrorBody),
+    ))]
+pub async fn upload(
+    State(state): State<AppState>,
+    ctx: RequestContext,
+    session: CurrentSession,
+    request: Request,
+) -> Result<Json<AvatarView>, ApiError> {
+    let bytes = image_bytes(request, &state).await?;
+    let position = state
+        .accounts
+        .set_avatar(
+            &ctx.command(session.actor()),
+            session.account_id,
+            bytes.to_vec(),
+        )
+        .await?;
+    visible(&state, &["accounts"], position).await?;
+    Ok(Json(AvatarView {
+        avatar_url: "/me/avatar".into(),
+    }))
+}
+
+fn image_response(bytes: Vec<u8>, content_type: &str) -> Response {
+    let mut response = bytes.into_response();
+    let headers = response.headers_mut();
+    if let Ok(value) = HeaderValue::from_str(content_type) {
+        headers.insert(header::CONTENT_TYPE, value);
+    }
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    response
+}
+
+async fn avatar_of(state: &AppState, account_id: AccountId) -> Result<Response, ApiError> {
+    let (bytes, content_type) = state
+        .accounts
+        .avatar(account_id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound("avatar_not_found", "no avatar".into()))?;
+    Ok(image_response(bytes, &content_type))
+}
+
+/// The caller's avatar.
+#[utoipa::path(get, path = "/me/avatar", tag = "account", security(("session" = [])),
+    responses((status = 200, content_type = "image/png"), (status = 404, body = ErrorBody)))]
+pub async fn my_avatar(
+    State(state): State<AppState>,
+    session: CurrentSession,
+) -> Result<Response, ApiError> {
+    avatar_of(&state, session.account_id).await
+}
+
+/// Removes the avatar.
+#[utoipa::path(delete, path = "/me/avatar", tag = "account", security(("session" = [])),
+    responses((status = 204, description = "Removed")))]
+pub async fn remove(
+    State(state): State<AppState>,
+    ctx: RequestContext,
+    session: CurrentSession,
+) -> Result<StatusCode, ApiError> {
+    let position = state
+        .accounts
+        .remove_avatar(&ctx.command(session.actor()), session.account_id)
+        .await?;
+    visible(&state, &["accounts"], position).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// A creator's public profile.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PublicProfile {
+    /// The account.
+    pub account_id: Uuid,
+    /// Its display name.
+    pub display_name: String,
+    /// Its bio.
+    pub bio: Option<String>,
+    /// Its avatar, if any.
+    pub avatar_url: Option<String>,
+}
+
+async fn public_row(
+    state: &AppState,
+    account_id: &str,
+) -> Result<projections::accounts::AccountRow, ApiError> {
+    let not_found = || ApiError::NotFound("profile_not_found", "no such public profile".into());
+    let id = Uuid::parse_str(account_id).map_err(|_| not_found())?;
+    projections::accounts::find(&state.db, AccountId(id))
+        .await?
+        .filter(|row| row.public_profile)
+        .ok_or_else(not_found)
+}
+
+/// A creator profile, if the account made it public (404 otherwise).
+#[utoipa::path(get, path = "/profiles/{account_id}", tag = "account",
+    params(("account_id" = Uuid, Path)),
+    responses((status = 200, body = PublicProfile), (status = 404, body = ErrorBody)))]
+pub async fn public_profile(
+    State(state): State<AppState>,
+    Path(account_id): Path<String>,
+) -> Result<Json<PublicProfile>, ApiError> {
+    let row = public_row(&state, &account_id).await?;
+    Ok(Json(PublicProfile {
+        account_id: row.account_id.0,
+        avatar_url: row
+            .has_avatar
+            .then(|| format!("/profiles/{}/avatar", row.account_id)),
+        display_name: row.display_name,
+        bio: row.bio,
+    }))
+}
+
+/// A public creator's avatar.
+#[utoipa::path(get, path = "/profiles/{account_id}/avatar", tag = "account",
+    params(("account_id" = Uuid, Path)),
+    responses((status = 200, content_type = "image/png"), (status = 404, body = ErrorBody)))]
+pub async fn public_avatar(
+    State(state): State<AppState>,
+    Path(account_id): Path<String>,
+) -> Result<Response, ApiError> {
+    let row = public_row(&state, &account_id).await?;
+    avatar_of(&state, row.account_id).await
+}

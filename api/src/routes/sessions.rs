@@ -1,0 +1,141 @@
+//! The account's sessions: list them, revoke one, revoke all others.
+
+use crate::error::{ApiError, ErrorBody};
+use crate::extract::{CurrentSession, RequestContext};
+use crate::routes::visible;
+use crate::state::AppState;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::{delete, get};
+use axum::{Json, Router};
+use domain::SessionId;
+use domain::session::RevocationReason;
+use serde::Serialize;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+/// The routes of this module.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/me/sessions", get(list).delete(revoke_others))
+        .route("/me/sessions/{id}", delete(revoke))
+}
+
+/// One active session.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SessionView {
+    /// Its id.
+    pub id: Uuid,
+    /// Browser and system, from the User-Agent.
+    pub device: String,
+    /// The IP it signed in from.
+    pub ip: Option<String>,
+    /// From the trusted proxy's location headers, when configured.
+    pub location: Option<String>,
+    /// When it signed in (RFC 3339).
+    pub created_at: String,
+    /// Its latest request (RFC 3339).
+    pub last_active_at: String,
+    /// When it ends at the latest (RFC 3339).
+    pub expires_at: String,
+    /// Whether this is the session making the request.
+    pub current: bool,
+}
+
+/// The active sessions.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SessionList {
+    /// Newest first.
+    pub sessions: Vec<SessionView>,
+}
+
+/// Lists the active sessions.
+#[utoipa::path(get, path = "/me/sessions", tag = "sessions", security(("session" = [])),
+    responses((status = 200, body = SessionList), (status = 401, body = ErrorBody)))]
+pub async fn list(
+    State(state): State<AppState>,
+    session: CurrentSession,
+) -> Result<Json<SessionList>, ApiError> {
+    let now = state.clock.now();
+    let idle = state.http.sessions.idle_timeout;
+    let rows = projections::sessions::list_for_account(&state.db, session.account_id, now).await?;
+    let sessions = rows
+        .into_iter()
+        .filter_map(|row| {
+            let last_active = state
+                .activity
+                .last_seen(row.session_id)
+                .map_or(row.last_active_at, |seen| seen.max(row.last_active_at));
+            (now.since(last_active) < idle).then(|| SessionView {
+                id: row.session_id.0,
+                device: row.device,
+                ip: row.ip,
+                location: row.location,
+                created_at: row.created_at.to_rfc3339(),
+                last_active_at: last_active.to_rfc3339(),
+                expires_at: row.expires_at.to_rfc3339(),
+                current: row.session_id == session.session_id,
+            })
+        })
+        .collect();
+    Ok(Json(SessionList { sessions }))
+}
+
+/// Revokes one of the account's sessions (revoking the current one signs out).
+#[utoipa::path(delete, path = "/me/sessions/{id}", tag = "sessions", security(("session" = [])),
+    params(("id" = Uuid, Path, description = "The session")),
+    responses(
+        (status = 204, description = "Revoked; its token no longer works"),
+        (status = 404, description = "Not one of the caller's sessions", body = ErrorBody),
+    ))]
+pub async fn revoke(
+    State(state): State<AppState>,
+    ctx: RequestContext,
+    session: CurrentSession,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let not_found = || ApiError::NotFound("session_not_found", "no such session".into());
+    let target = Uuid::parse_str(&id)
+        .map(SessionId)
+        .map_err(|_| not_found())?;
+    let changed = state
+        .accounts
+        .revoke_session(
+            &ctx.command(session.actor()),
+            session.account_id,
+            target,
+            RevocationReason::Revoked,
+        )
+        .await?;
+    visible(&state, &["sessions"], changed.position).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// How many sessions were revoked.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RevokedCount {
+    /// Sessions revoked.
+    pub revoked: usize,
+}
+
+/// Revokes every session but the caller's.
+#[utoipa::path(delete, path = "/me/sessions", tag = "sessions", security(("session" = [])),
+    responses((status = 200, body = RevokedCount), (status = 401, body = ErrorBody)))]
+pub async fn revoke_others(
+    State(state): State<AppState>,
+    ctx: RequestContext,
+    session: CurrentSession,
+) -> Result<Json<RevokedCount>, ApiError> {
+    let changed = state
+        .accounts
+        .revoke_other_sessions(
+            &ctx.command(session.actor()),
+            session.account_id,
+            session.session_id,
+        )
+        .await?;
+    visible(&state, &["sessions"], changed.position).await?;
+    Ok(Json(RevokedCount {
+        revoked: changed.sessions_revoked,
+    }))
+}

@@ -1,0 +1,157 @@
+//! Profile and avatar.
+
+use super::{Accounts, invalid};
+use crate::avatar::{self, AvatarError};
+use crate::error::{CommandError, Rejection};
+use crate::executor::CommandContext;
+use domain::AccountId;
+use domain::account::AccountCommand;
+use domain::email::DisplayName;
+use domain::profile::Bio;
+use store::GlobalPosition;
+use uuid::Uuid;
+
+/// `PATCH /me/profile`: absent fields stay as they are.
+#[derive(Debug, Clone, Default)]
+pub struct ProfileChange {
+    /// 1 to 64 characters.
+    pub display_name: Option<String>,
+    /// Up to 160 characters; empty removes it.
+    pub bio: Option<String>,
+    /// Whether `GET /profiles/{id}` shows the creator profile.
+    pub public_profile: Option<bool>,
+}
+
+impl From<AvatarError> for CommandError {
+    fn from(e: AvatarError) -> Self {
+        let message = e.to_string();
+        match e {
+            AvatarError::TooLarge => {
+                CommandError::rejected(Rejection::TooLarge, "avatar_too_large", message)
+            }
+            AvatarError::UnsupportedFormat => {
+                CommandError::rejected(Rejection::Unsupported, "unsupported_image", message)
+            }
+            AvatarError::TooManyPixels => {
+                CommandError::rejected(Rejection::Invalid, "image_too_large", message)
+            }
+            AvatarError::Invalid(_) => {
+                CommandError::rejected(Rejection::Invalid, "invalid_image", message)
+            }
+        }
+    }
+}
+
+impl Accounts {
+    /// Changes the profile.
+    #[tracing::instrument(skip_all, fields(%account_id))]
+    pub async fn update_profile(
+        &self,
+        ctx: &CommandContext,
+        account_id: AccountId,
+        change: ProfileChange,
+    ) -> Result<Option<GlobalPosition>, CommandError> {
+        let display_name = change
+            .display_name
+            .as_deref()
+            .map(DisplayName::parse)
+            .transpose()
+            .map_err(|e| invalid("display_name", e))?;
+        let bio = change
+            .bio
+            .as_deref()
+            .map(Bio::parse)
+            .transpose()
+            .map_err(|e| invalid("bio", e))?;
+        let now = self.clock.now();
+        let command = AccountCommand::UpdateProfile {
+            display_name,
+            bio,
+            public_profile: change.public_profile,
+            at: now,
+        };
+        Ok(self.run(ctx, account_id, now, command).await?.position)
+    }
+
+    /// Checks, re-encodes and stores an avatar, then records it; the previous one is deleted.
+    #[tracing::instrument(skip_all, fields(%account_id, bytes = image.len()))]
+    pub async fn set_avatar(
+        &self,
+        ctx: &CommandContext,
+        account_id: AccountId,
+        image: Vec<u8>,
+    ) -> Result<Option<GlobalPosition>, CommandError> {
+        let png = tokio::task::spawn_blocking(move || avatar::normalize(&image))
+            .await
+            .map_err(|e| CommandError::Internal(e.to_string()))??;
+        let previous = self.account(account_id).await?.avatar;
+        let blob_key = format!("avatars/{}/{}.png", account_id, Uuid::new_v4().simple());
+        self.blobs
+            .put(&blob_key, png)
+            .await
+            .map_err(|e| CommandError::Internal(format!("storing the avatar: {e}")))?;
+        let now = self.clock.now();
+        let command = AccountCommand::SetAvatar {
+            blob_key: blob_key.clone(),
+            content_type: avatar::CONTENT_TYPE.to_owned(),
+            at: now,
+        };
+        match self.run(ctx, account_id, now, command).await {
+            Ok(executed) => {
+                if let Some(previous) = previous {
+                    self.delete_blob(&previous.blob_key).await;
+                }
+                Ok(executed.position)
+            }
+            Err(error) => {
+                self.delete_blob(&blob_key).await;
+                Err(error)
+            }
+        }
+    }
+
+    /// Removes the avatar.
+    pub async fn remove_avatar(
+        &self,
+        ctx: &CommandContext,
+        account_id: AccountId,
+    ) -> Result<Option<GlobalPosition>, CommandError> {
+        let previous = self.account(account_id).await?.avatar;
+        let now = self.clock.now();
+        let position = self
+            .run(
+                ctx,
+                account_id,
+                now,
+                AccountCommand::RemoveAvatar { at: now },
+            )
+            .await?
+            .position;
+        if let Some(previous) = previous {
+            self.delete_blob(&previous.blob_key).await;
+        }
+        Ok(position)
+    }
+
+    /// The avatar's bytes and media type, if the account has one.
+    pub async fn avatar(
+        &self,
+        account_id: AccountId,
+    ) -> Result<Option<(Vec<u8>, String)>, CommandError> {
+        let Some(avatar) = self.account(account_id).await?.avatar else {
+            return Ok(None);
+        };
+        let bytes = self
+            .blobs
+            .get(&avatar.blob_key)
+            .await
+            .map_err(|e| CommandError::Internal(format!("reading the avatar: {e}")))?;
+        Ok(bytes.map(|b| (b, avatar.content_type)))
+    }
+
+    async fn delete_blob(&self, key: &str) {
+        if let Err(error) = self.blobs.delete(key).await {
+            tracing::warn!(%error, key, "could not delete a blob");
+        }
+    }
+}

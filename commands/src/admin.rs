@@ -1,0 +1,91 @@
+//! Operator tokens: created and revoked from the command line, accepted only on `/admin/*`.
+
+use crate::clock::Clock;
+use crate::error::CommandError;
+use crate::executor::{CommandContext, Executor};
+use crate::tokens::{ADMIN_TOKEN_PREFIX, new_token};
+use domain::admin::{AdminRole, AdminToken, AdminTokenCommand};
+use domain::{Aggregate, StreamCategory};
+use std::sync::Arc;
+use store::GlobalPosition;
+use uuid::Uuid;
+
+/// A newly created operator token.
+#[derive(Debug)]
+pub struct CreatedAdminToken {
+    /// Its id (to revoke it).
+    pub token_id: Uuid,
+    /// The secret, shown once.
+    pub token: String,
+    /// Where it was committed.
+    pub position: GlobalPosition,
+}
+
+/// Operator-token commands.
+#[derive(Clone)]
+pub struct AdminTokens {
+    exec: Executor,
+    clock: Arc<dyn Clock>,
+}
+
+impl AdminTokens {
+    /// Handlers over `exec`.
+    pub fn new(exec: Executor, clock: Arc<dyn Clock>) -> Self {
+        Self { exec, clock }
+    }
+
+    /// Creates a token with `role`.
+    pub async fn create(
+        &self,
+        ctx: &CommandContext,
+        role: AdminRole,
+        label: &str,
+    ) -> Result<CreatedAdminToken, CommandError> {
+        let token_id = Uuid::new_v4();
+        let issued = new_token(ADMIN_TOKEN_PREFIX);
+        let at = self.clock.now();
+        let command = AdminTokenCommand::Create {
+            token_hash: issued.hash.clone(),
+            role,
+            label: label.to_owned(),
+            at,
+        };
+        let executed = self
+            .exec
+            .execute::<AdminToken, _>(
+                &StreamCategory::AdminToken.stream(token_id),
+                ctx,
+                None,
+                at,
+                |t| Ok(t.decide(&command)?),
+            )
+            .await?;
+        Ok(CreatedAdminToken {
+            token_id,
+            token: issued.token,
+            position: executed
+                .position
+                .ok_or_else(|| CommandError::Internal("token creation appended nothing".into()))?,
+        })
+    }
+
+    /// Revokes a token; refused from the next request on.
+    pub async fn revoke(
+        &self,
+        ctx: &CommandContext,
+        token_id: Uuid,
+    ) -> Result<Option<GlobalPosition>, CommandError> {
+        let at = self.clock.now();
+        let executed = self
+            .exec
+            .execute::<AdminToken, _>(
+                &StreamCategory::AdminToken.stream(token_id),
+                ctx,
+                None,
+                at,
+                |t| Ok(t.decide(&AdminTokenCommand::Revoke { at })?),
+            )
+            .await?;
+        Ok(executed.position)
+    }
+}

@@ -1,0 +1,32 @@
+//! Command handlers.
+//!
+//! A command loads its aggregate's stream, decides with the pure domain, and appends the
+//! resulting events with the expected revision, retrying on a concurrent change
+//! ([`executor`]). Around that: personal data sealed with per-account keys ([`crypto`],
+//! [`codec`]), password hashing ([`passwords`]), bearer tokens ([`tokens`]), sign-in
+//! throttling ([`throttle`]), idempotency keys ([`idempotency`]) and session activity
+//! ([`activity`]).
+
+pub mod accounts;
+pub mod activity;
+pub mod admin;
+pub mod avatar;
+pub mod billing;
+pub mod clock;
+pub mod codec;
+pub mod credits;
+pub mod crypto;
+pub mod error;
+pub mod executor;
+pub mod idempotency;
+pub mod passwords;
+pub mod payments;
+pub mod throttle;
+pub mod tokens;
+pub mod totp;
+
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use codec::EventCodec;
+pub use error::CommandError;
+pub use executor::{CommandContext, Executor};
+pub use store::{DecodedEvent, EventEnvelope, Payload};

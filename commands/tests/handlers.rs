@@ -1,0 +1,412 @@
+//! Command handlers against a real (SQLite) log: sealing personal data, uniqueness of
+//! e-mail addresses under concurrency, sign-in, idempotency keys and activity flushing.
+
+use commands::Payload;
+use commands::accounts::{Accounts, RegisterAccount, SessionPolicy, SignIn};
+use commands::codec::{EventCodec, SEALED_FIELD};
+use commands::crypto::{DataKeys, EmailIndex, MasterKey};
+use commands::idempotency::{Claim, IdempotencyStore, StoredResponse};
+use commands::passwords::Passwords;
+use commands::{Clock, CommandContext, CommandError, Executor, SystemClock};
+use domain::account::AccountEvent;
+use domain::session::SessionOrigin;
+use domain::{AccountId, DomainEvent, SessionId};
+use std::sync::Arc;
+use store::testkit::TestSqlite;
+use store::{Actor, Database, EventLog, GlobalPosition};
+
+struct Fixture {
+    accounts: Accounts,
+    codec: EventCodec,
+    log: Arc<dyn EventLog>,
+    db: Database,
+    _file: TestSqlite,
+}
+
+async fn fixture() -> Fixture {
+    let file = TestSqlite::create();
+    let db = Database::connect(&file.url, 4).await.unwrap();
+    db.migrate().await.unwrap();
+    let log = db.event_log().await.unwrap();
+    let master = MasterKey::generate();
+    let codec = EventCodec::new(Arc::new(DataKeys::new(db.clone(), &master)));
+    let accounts = Accounts::new(
+        Executor::new(log.clone(), codec.clone()),
+        EmailIndex::new(&master),
+        Passwords::new(2),
+        Arc::new(store::FolderBlobStore::new(
+            std::env::temp_dir().join("blobs-test"),
+        )),
+        Arc::new(SystemClock),
+        SessionPolicy::default(),
+    );
+    Fixture {
+        accounts,
+        codec,
+        log,
+        db,
+        _file: file,
+    }
+}
+
+fn ctx() -> CommandContext {
+    CommandContext {
+        correlation_id: uuid::Uuid::new_v4(),
+        causation_id: None,
+        actor: Actor::Anonymous,
+        idempotency_key: None,
+    }
+}
+
+fn registration(email: &str) -> RegisterAccount {
+    RegisterAccount {
+        email: email.into(),
+        password: "correct-horse-7-battery".into(),
+        display_name: "Ada Lovelace".into(),
+    }
+}
+
+#[tokio::test]
+async fn personal_fields_are_sealed_in_the_log_and_unreadable_once_the_key_is_destroyed() {
+    let f = fixture().await;
+    let (account_id, _) = f
+        .accounts
+        .register(&ctx(), registration("ada@example.com"))
+        .await
+        .unwrap();
+    let stream = format!("account-{account_id}");
+    let raw = f.log.read_stream_to_end(&stream).await.unwrap();
+    assert_eq!(raw.len(), 1);
+    let text = raw[0].data.to_string();
+    assert!(raw[0].data.get(SEALED_FIELD).is_some());
+    for secret in ["ada@example.com", "Ada Lovelace", "argon2id"] {
+        assert!(!text.contains(secret), "{secret} stored in clear: {text}");
+    }
+
+    let decoded = f.codec.decode(raw[0].clone()).await.unwrap();
+    let Payload::Event(DomainEvent::Account(AccountEvent::AccountRegistered {
+        email,
+        display_name,
+        ..
+    })) = decoded.payload
+    else {
+        panic!("decodes back to the registration: {decoded:?}")
+    };
+    assert_eq!(email.as_str(), "ada@example.com");
+    assert_eq!(display_name.as_str(), "Ada Lovelace");
+
+    f.codec
+        .keys()
+        .destroy(account_id.0, SystemClock.now())
+        .await
+        .unwrap();
+    // A fresh codec (as after a restart) must not find the key either.
+    let master = MasterKey::generate();
+    let fresh = EventCodec::new(Arc::new(DataKeys::new(f.db.clone(), &master)));
+    assert_eq!(
+        fresh.decode(raw[0].clone()).await.unwrap().payload,
+        Payload::Erased
+    );
+    assert_eq!(
+        f.codec.decode(raw[0].clone()).await.unwrap().payload,
+        Payload::Erased
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn one_address_registers_once_however_many_try_at_the_same_time() {
+    let f = Arc::new(fixture().await);
+    let tasks: Vec<_> = [
+        "Bob@example.com",
+        "bob@example.com",
+        "BOB@EXAMPLE.COM",
+        "bob@Example.com",
+    ]
+    .into_iter()
+    .map(|email| {
+        let f = f.clone();
+        tokio::spawn(async move { f.accounts.register(&ctx(), registration(email)).await })
+    })
+    .collect();
+    let mut created = 0;
+    for task in tasks {
+        match task.await.unwrap() {
+            Ok(_) => created += 1,
+            Err(CommandError::EmailTaken) => {}
+            Err(other) => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(created, 1);
+    // Only the winner's account stream exists.
+    let events = f.log.read_all(GlobalPosition::START, 100).await.unwrap();
+    assert_eq!(
+        events
+            .iter()
+            .filter(|e| e.event_type == "AccountRegistered")
+            .count(),
+        1
+    );
+    assert_eq!(
+        events
+            .iter()
+            .filter(|e| e.event_type == "EmailReserved")
+            .count(),
+        1
+    );
+}
+
+#[tokio::test]
+async fn registration_refuses_bad_input_and_writes_nothing() {
+    let f = fixture().await;
+    let weak = RegisterAccount {
+        password: "password".into(),
+        ..registration("c@example.com")
+    };
+    assert!(matches!(
+        f.accounts.register(&ctx(), weak).await,
+        Err(CommandError::WeakPassword(_))
+    ));
+    let bad_email = registration("not-an-email");
+    assert!(matches!(
+        f.accounts.register(&ctx(), bad_email).await,
+        Err(CommandError::Invalid { field: "email", .. })
+    ));
+    let bad_name = RegisterAccount {
+        display_name: " ".into(),
+        ..registration("c@example.com")
+    };
+    assert!(matches!(
+        f.accounts.register(&ctx(), bad_name).await,
+        Err(CommandError::Invalid {
+            field: "display_name",
+            ..
+        })
+    ));
+    assert_eq!(f.log.head().await.unwrap(), GlobalPosition::START);
+}
+
+#[tokio::test]
+async fn sign_in_needs_the_right_password_and_says_the_same_for_unknown_addresses() {
+    let f = fixture().await;
+    let (account_id, _) = f
+        .accounts
+        .register(&ctx(), registration("dee@example.com"))
+        .await
+        .unwrap();
+    let attempt = |email: &str, password: &str| SignIn {
+        email: email.into(),
+        password: password.into(),
+        second_factor: None,
+        origin: SessionOrigin::default(),
+    };
+    for (email, password) in [
+        ("dee@example.com", "wrong-horse-7-battery"),
+        ("nobody@example.com", "correct-horse-7-battery"),
+        ("garbage", "correct-horse-7-battery"),
+    ] {
+        let refused = f.accounts.sign_in(&ctx(), attempt(email, password)).await;
+        assert!(
+            matches!(refused, Err(CommandError::InvalidCredentials)),
+            "{email}: {refused:?}"
+        );
+    }
+    let signed_in = f
+        .accounts
+        .sign_in(
+            &ctx(),
+            attempt("DEE@example.com", "correct-horse-7-battery"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(signed_in.account_id, account_id);
+    assert!(signed_in.token.starts_with("ses_"));
+    let raw = f.log.read_all(GlobalPosition::START, 100).await.unwrap();
+    assert!(
+        !raw.iter()
+            .any(|e| e.data.to_string().contains(&signed_in.token)),
+        "token never stored"
+    );
+}
+
+#[tokio::test]
+async fn revoking_a_session_of_another_account_is_not_found() {
+    let f = fixture().await;
+    let (a, _) = f
+        .accounts
+        .register(&ctx(), registration("a@example.com"))
+        .await
+        .unwrap();
+    let (_b, _) = f
+        .accounts
+        .register(&ctx(), registration("b@example.com"))
+        .await
+        .unwrap();
+    let b_session = f
+        .accounts
+        .sign_in(
+            &ctx(),
+            SignIn {
+                email: "b@example.com".into(),
+                password: "correct-horse-7-battery".into(),
+                second_factor: None,
+                origin: SessionOrigin::default(),
+            },
+        )
+        .await
+        .unwrap();
+    let refused = f
+        .accounts
+        .revoke_session(
+            &ctx(),
+            a,
+            b_session.session_id,
+            domain::session::RevocationReason::Revoked,
+        )
+        .await;
+    assert!(matches!(refused, Err(CommandError::SessionNotFound)));
+    let missing = f
+        .accounts
+        .revoke_session(
+            &ctx(),
+            AccountId(uuid::Uuid::new_v4()),
+            SessionId(uuid::Uuid::new_v4()),
+            domain::session::RevocationReason::Revoked,
+        )
+        .await;
+    assert!(matches!(missing, Err(CommandError::AccountNotFound)));
+}
+
+#[tokio::test]
+async fn idempotency_keys_replay_refuse_mismatches_and_expire_leases() {
+    let f = fixture().await;
+    let store = IdempotencyStore::new(f.db.clone());
+    let now = SystemClock.now();
+    assert_eq!(
+        store.claim("scope-1", "hash-a", now).await.unwrap(),
+        Claim::Run
+    );
+    assert_eq!(
+        store.claim("scope-1", "hash-a", now).await.unwrap(),
+        Claim::InProgress
+    );
+    assert_eq!(
+        store.claim("scope-1", "hash-b", now).await.unwrap(),
+        Claim::Mismatch
+    );
+    let response = StoredResponse {
+        status: 201,
+        content_type: Some("application/json".into()),
+        body: b"{\"ok\":true}".to_vec(),
+    };
+    store
+        .complete("scope-1", &response, None, now)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.claim("scope-1", "hash-a", now).await.unwrap(),
+        Claim::Replay(response)
+    );
+    assert_eq!(
+        store.claim("scope-1", "hash-b", now).await.unwrap(),
+        Claim::Mismatch
+    );
+
+    // A claim whose request died is taken over after the lease.
+    assert_eq!(
+        store.claim("scope-2", "hash-a", now).await.unwrap(),
+        Claim::Run
+    );
+    let later = now.plus(std::time::Duration::from_secs(61));
+    assert_eq!(
+        store.claim("scope-2", "hash-a", later).await.unwrap(),
+        Claim::Run
+    );
+    // A released claim runs again at once.
+    store.release("scope-2").await.unwrap();
+    assert_eq!(
+        store.claim("scope-2", "hash-a", later).await.unwrap(),
+        Claim::Run
+    );
+}
+
+#[tokio::test]
+async fn activity_is_flushed_as_one_event_per_account() {
+    let f = fixture().await;
+    let activity = commands::activity::SessionActivity::new(f.log.clone(), f.codec.clone());
+    let (a, b) = (
+        AccountId(uuid::Uuid::new_v4()),
+        AccountId(uuid::Uuid::new_v4()),
+    );
+    let now = SystemClock.now();
+    for i in 0..50 {
+        activity.touch(
+            a,
+            SessionId(uuid::Uuid::from_u128(1)),
+            now.plus(std::time::Duration::from_secs(i)),
+        );
+        activity.touch(a, SessionId(uuid::Uuid::from_u128(2)), now);
+        activity.touch(b, SessionId(uuid::Uuid::from_u128(3)), now);
+    }
+    assert_eq!(activity.flush(now).await.unwrap(), 2);
+    assert_eq!(
+        activity.flush(now).await.unwrap(),
+        0,
+        "nothing new to flush"
+    );
+    let events = f.log.read_all(GlobalPosition::START, 10).await.unwrap();
+    assert_eq!(events.len(), 2);
+    let last_a = activity
+        .last_seen(SessionId(uuid::Uuid::from_u128(1)))
+        .unwrap();
+    assert_eq!(last_a, now.plus(std::time::Duration::from_secs(49)));
+}
+
+#[tokio::test]
+async fn two_nodes_with_their_own_caches_see_each_others_appends() {
+    let f = fixture().await;
+    let master = MasterKey::generate();
+    let node = |log: Arc<dyn EventLog>| {
+        Accounts::new(
+            Executor::new(log, f.codec.clone()),
+            EmailIndex::new(&master),
+            Passwords::new(1),
+            Arc::new(store::FolderBlobStore::new(
+                std::env::temp_dir().join("blobs-test"),
+            )),
+            Arc::new(SystemClock),
+            SessionPolicy::default(),
+        )
+    };
+    let (a, b) = (node(f.log.clone()), node(f.log.clone()));
+    let (account_id, _) = a
+        .register(&ctx(), registration("nodes@example.com"))
+        .await
+        .unwrap();
+    let sign_in = || SignIn {
+        email: "nodes@example.com".into(),
+        password: "correct-horse-7-battery".into(),
+        second_factor: None,
+        origin: SessionOrigin::default(),
+    };
+    let on_b = b.sign_in(&ctx(), sign_in()).await.unwrap();
+    let on_a = a.sign_in(&ctx(), sign_in()).await.unwrap();
+    // Node A cached the account at registration; it must still see B's session.
+    let changed = a
+        .revoke_other_sessions(&ctx(), account_id, on_a.session_id)
+        .await
+        .unwrap();
+    assert_eq!(changed.sessions_revoked, 1);
+    let again = b
+        .revoke_session(
+            &ctx(),
+            account_id,
+            on_b.session_id,
+            domain::session::RevocationReason::Logout,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        again.sessions_revoked, 0,
+        "B sees A's revocation: nothing left to do"
+    );
+}

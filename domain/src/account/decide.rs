@@ -1,0 +1,328 @@
+//! The decisions of the account aggregate.
+
+use super::{Account, AccountCommand, AccountError, AccountEvent, Fresh, SecondFactor};
+use crate::session::{RevocationReason, SessionStatus};
+use crate::{SessionId, Timestamp};
+
+impl Account {
+    pub(super) fn decide_command(
+        &self,
+        command: &AccountCommand,
+    ) -> Result<Vec<AccountEvent>, AccountError> {
+        use AccountCommand as C;
+        if let C::Register {
+            account_id,
+            email,
+            display_name,
+            password_hash,
+            at,
+        } = command
+        {
+            if self.id.is_some() {
+                return Err(AccountError::AlreadyRegistered);
+            }
+            return Ok(vec![AccountEvent::AccountRegistered {
+                account_id: *account_id,
+                email: email.clone(),
+                display_name: display_name.clone(),
+                password_hash: password_hash.clone(),
+                registered_at: *at,
+            }]);
+        }
+        if !self.is_registered() {
+            return Err(AccountError::NotFound);
+        }
+        match command {
+            C::Register { .. } => unreachable!("handled above"),
+            C::StartSession {
+                session_id,
+                token_hash,
+                verified_password_version,
+                second_factor,
+                expires_at,
+                origin,
+                at,
+            } => {
+                self.check_password_version(*verified_password_version)?;
+                if self.session_status(*session_id) != SessionStatus::Unknown {
+                    return Err(AccountError::SessionExists);
+                }
+                if expires_at <= at {
+                    return Err(AccountError::InvalidExpiry);
+                }
+                let mut events = self.second_factor_events(second_factor.as_ref(), *at)?;
+                events.insert(
+                    0,
+                    AccountEvent::SessionStarted {
+                        session_id: *session_id,
+                        token_hash: token_hash.clone(),
+                        started_at: *at,
+                        expires_at: *expires_at,
+                        origin: origin.clone(),
+                        second_factor: second_factor.clone(),
+                    },
+                );
+                // The very first sign-in is not news; a device unseen since is.
+                if !self.known_devices.is_empty() && !self.known_devices.contains(&origin.device) {
+                    events.push(AccountEvent::NewDeviceSignedIn {
+                        session_id: *session_id,
+                        device: origin.device.clone(),
+                        ip: origin.ip.clone(),
+                        location: origin.location.clone(),
+                        at: *at,
+                    });
+                }
+                Ok(events)
+            }
+            C::Reauthenticate {
+                session_id,
+                verified_password_version,
+                second_factor,
+                at,
+            } => {
+                self.check_password_version(*verified_password_version)?;
+                if self.session_status(*session_id) != SessionStatus::Active {
+                    return Err(AccountError::SessionNotFound);
+                }
+                let mut events = self.second_factor_events(second_factor.as_ref(), *at)?;
+                events.insert(
+                    0,
+                    AccountEvent::SessionReauthenticated {
+                        session_id: *session_id,
+                        second_factor: second_factor.clone(),
+                        at: *at,
+                    },
+                );
+                Ok(events)
+            }
+            C::RevokeSession {
+                session_id,
+                reason,
+                at,
+            } => match self.session_status(*session_id) {
+                SessionStatus::Unknown => Err(AccountError::SessionNotFound),
+                // Revoking twice is what a retry looks like: nothing more to do.
+                SessionStatus::Ended => Ok(vec![]),
+                SessionStatus::Active => Ok(vec![AccountEvent::SessionRevoked {
+                    session_id: *session_id,
+                    reason: *reason,
+                    revoked_at: *at,
+                }]),
+            },
+            C::RevokeOtherSessions { keep, at } => {
+                Ok(self.revoke_all_but(*keep, RevocationReason::SignedOutOthers, *at))
+            }
+            C::ChangePassword {
+                new_password_hash,
+                verified_password_version,
+                sign_out_other_sessions,
+                fresh,
+                at,
+            } => {
+                self.check_password_version(*verified_password_version)?;
+                self.check_fresh(fresh)?;
+                let mut events = vec![AccountEvent::PasswordChanged {
+                    password_hash: new_password_hash.clone(),
+                    changed_at: *at,
+                    changed_by_session: Some(fresh.session_id),
+                }];
+                if *sign_out_other_sessions {
+                    events.extend(self.revoke_all_but(
+                        fresh.session_id,
+                        RevocationReason::PasswordChanged,
+                        *at,
+                    ));
+                }
+                Ok(events)
+            }
+            C::StartTotpEnrollment { secret, at } => {
+                if self.totp.enabled() {
+                    return Err(AccountError::TotpAlreadyEnabled);
+                }
+                Ok(vec![AccountEvent::TotpEnrollmentStarted {
+                    secret: secret.clone(),
+                    at: *at,
+                }])
+            }
+            C::ConfirmTotp {
+                step,
+                recovery_code_hashes,
+                at,
+            } => {
+                if self.totp.enabled() {
+                    return Err(AccountError::TotpAlreadyEnabled);
+                }
+                if self.totp.pending_secret.is_none() {
+                    return Err(AccountError::NoPendingEnrollment);
+                }
+                if self.totp.last_step.is_some_and(|last| *step <= last) {
+                    return Err(AccountError::InvalidSecondFactor);
+                }
+                Ok(vec![AccountEvent::TotpEnabled {
+                    recovery_code_hashes: recovery_code_hashes.clone(),
+                    step: *step,
+                    at: *at,
+                }])
+            }
+            C::DisableTotp {
+                verified_password_version,
+                second_factor,
+                fresh,
+                at,
+            } => {
+                self.check_password_version(*verified_password_version)?;
+                self.check_fresh(fresh)?;
+                let mut events = self.second_factor_events(Some(second_factor), *at)?;
+                events.push(AccountEvent::TotpDisabled {
+                    second_factor: second_factor.clone(),
+                    at: *at,
+                });
+                Ok(events)
+            }
+            C::RegenerateRecoveryCodes {
+                recovery_code_hashes,
+                fresh,
+                at,
+            } => {
+                if !self.totp.enabled() {
+                    return Err(AccountError::TotpNotEnabled);
+                }
+                self.check_fresh(fresh)?;
+                Ok(vec![AccountEvent::RecoveryCodesRegenerated {
+                    recovery_code_hashes: recovery_code_hashes.clone(),
+                    at: *at,
+                }])
+            }
+            C::UpdateProfile {
+                display_name,
+                bio,
+                public_profile,
+                at,
+            } => {
+                let display_name = display_name
+                    .clone()
+                    .filter(|n| Some(n) != self.display_name.as_ref());
+                let current_bio = self.bio.as_ref().map_or("", |b| b.as_str());
+                let bio = bio.clone().filter(|b| b.as_str() != current_bio);
+                let public_profile = public_profile.filter(|p| *p != self.public_profile);
+                if display_name.is_none() && bio.is_none() && public_profile.is_none() {
+                    return Ok(vec![]);
+                }
+                Ok(vec![AccountEvent::ProfileUpdated {
+                    display_name,
+                    bio,
+                    public_profile,
+                    at: *at,
+                }])
+            }
+            C::SetAvatar {
+                blob_key,
+                content_type,
+                at,
+            } => Ok(vec![AccountEvent::AvatarChanged {
+                blob_key: blob_key.clone(),
+                content_type: content_type.clone(),
+                at: *at,
+            }]),
+            C::RemoveAvatar { at } => Ok(self
+                .avatar
+                .iter()
+                .map(|avatar| AccountEvent::AvatarRemoved {
+                    blob_key: avatar.blob_key.clone(),
+                    at: *at,
+                })
+                .collect()),
+            C::DeleteAccount {
+                verified_password_version,
+                reservation_stream,
+                fresh,
+                at,
+            } => {
+                self.check_password_version(*verified_password_version)?;
+                self.check_fresh(fresh)?;
+                let mut events = vec![AccountEvent::AccountDeleted {
+                    reservation_stream: reservation_stream.clone(),
+                    avatar_blob_key: self.avatar.as_ref().map(|a| a.blob_key.clone()),
+                    at: *at,
+                }];
+                // Every session, expired or not: none may outlive the account.
+                events.extend(self.sessions.keys().map(|id| AccountEvent::SessionRevoked {
+                    session_id: *id,
+                    reason: RevocationReason::AccountDeleted,
+                    revoked_at: *at,
+                }));
+                Ok(events)
+            }
+        }
+    }
+
+    fn check_password_version(&self, verified: u32) -> Result<(), AccountError> {
+        if verified == self.password_version {
+            Ok(())
+        } else {
+            Err(AccountError::CredentialsChanged)
+        }
+    }
+
+    fn check_fresh(&self, fresh: &Fresh) -> Result<(), AccountError> {
+        let session = self
+            .sessions
+            .get(&fresh.session_id)
+            .ok_or(AccountError::SessionNotFound)?;
+        if session.authenticated_at >= fresh.since {
+            Ok(())
+        } else {
+            Err(AccountError::ReauthenticationRequired)
+        }
+    }
+
+    /// Checks the second factor a sign-in or re-authentication proved, and the events using
+    /// it causes (a recovery code is used up).
+    fn second_factor_events(
+        &self,
+        factor: Option<&SecondFactor>,
+        at: Timestamp,
+    ) -> Result<Vec<AccountEvent>, AccountError> {
+        if !self.totp.enabled() {
+            return Ok(vec![]);
+        }
+        match factor {
+            None => Err(AccountError::SecondFactorRequired),
+            Some(SecondFactor::Totp { step }) => {
+                if self.totp.last_step.is_some_and(|last| *step <= last) {
+                    Err(AccountError::InvalidSecondFactor)
+                } else {
+                    Ok(vec![])
+                }
+            }
+            Some(SecondFactor::RecoveryCode { code_hash }) => {
+                if self.totp.recovery_codes.contains(code_hash) {
+                    Ok(vec![AccountEvent::RecoveryCodeUsed {
+                        code_hash: code_hash.clone(),
+                        remaining: (self.totp.recovery_codes.len() - 1) as u32,
+                        at,
+                    }])
+                } else {
+                    Err(AccountError::InvalidSecondFactor)
+                }
+            }
+        }
+    }
+
+    fn revoke_all_but(
+        &self,
+        keep: SessionId,
+        reason: RevocationReason,
+        at: Timestamp,
+    ) -> Vec<AccountEvent> {
+        self.sessions
+            .iter()
+            .filter(|(id, session)| **id != keep && !session.is_expired(at))
+            .map(|(id, _)| AccountEvent::SessionRevoked {
+                session_id: *id,
+                reason,
+                revoked_at: at,
+            })
+            .collect()
+    }
+}

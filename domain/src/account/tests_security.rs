@@ -1,0 +1,378 @@
+//! given / when / then for two-factor authentication, re-authentication, the profile,
+//! new-device notices and deletion.
+
+use super::*;
+use crate::testing::given;
+use uuid::Uuid;
+
+fn at(seconds: i64) -> Timestamp {
+    Timestamp::from_unix_micros(1_800_000_000_000_000 + seconds * 1_000_000)
+}
+fn session(n: u128) -> SessionId {
+    SessionId(Uuid::from_u128(100 + n))
+}
+fn registered() -> AccountEvent {
+    AccountEvent::AccountRegistered {
+        account_id: AccountId(Uuid::from_u128(7)),
+        email: EmailAddress::parse("ada@example.com").unwrap(),
+        display_name: DisplayName::parse("Ada").unwrap(),
+        password_hash: "hash".into(),
+        registered_at: at(0),
+    }
+}
+fn origin(device: &str) -> SessionOrigin {
+    SessionOrigin {
+        device: device.into(),
+        ..Default::default()
+    }
+}
+fn started(n: u128, when: i64, device: &str) -> AccountEvent {
+    AccountEvent::SessionStarted {
+        session_id: session(n),
+        token_hash: format!("t{n}"),
+        started_at: at(when),
+        expires_at: at(when + 86_400),
+        origin: origin(device),
+        second_factor: None,
+    }
+}
+fn sign_in(n: u128, when: i64, factor: Option<SecondFactor>, device: &str) -> AccountCommand {
+    AccountCommand::StartSession {
+        session_id: session(n),
+        token_hash: format!("t{n}"),
+        verified_password_version: 0,
+        second_factor: factor,
+        expires_at: at(when + 86_400),
+        origin: origin(device),
+        at: at(when),
+    }
+}
+fn totp_on() -> Vec<AccountEvent> {
+    vec![
+        registered(),
+        started(1, 0, "Firefox"),
+        AccountEvent::TotpEnrollmentStarted {
+            secret: "SECRET".into(),
+            at: at(1),
+        },
+        AccountEvent::TotpEnabled {
+            recovery_code_hashes: vec!["r1".into(), "r2".into()],
+            step: 100,
+            at: at(2),
+        },
+    ]
+}
+
+#[test]
+fn enrolment_is_confirmed_by_a_code_and_turns_2fa_on() {
+    let history = vec![
+        registered(),
+        AccountEvent::TotpEnrollmentStarted {
+            secret: "SECRET".into(),
+            at: at(1),
+        },
+    ];
+    let state = given::<Account>(history)
+        .when(AccountCommand::ConfirmTotp {
+            step: 100,
+            recovery_code_hashes: vec!["r1".into()],
+            at: at(2),
+        })
+        .then([AccountEvent::TotpEnabled {
+            recovery_code_hashes: vec!["r1".into()],
+            step: 100,
+            at: at(2),
+        }]);
+    assert!(state.totp.enabled());
+    assert_eq!(state.totp.secret.as_deref(), Some("SECRET"));
+    given::<Account>([registered()])
+        .when(AccountCommand::ConfirmTotp {
+            step: 1,
+            recovery_code_hashes: vec![],
+            at: at(2),
+        })
+        .then_error(AccountError::NoPendingEnrollment);
+    given::<Account>(totp_on())
+        .when(AccountCommand::StartTotpEnrollment {
+            secret: "OTHER".into(),
+            at: at(3),
+        })
+        .then_error(AccountError::TotpAlreadyEnabled);
+}
+
+#[test]
+fn with_2fa_on_a_sign_in_needs_a_fresh_code() {
+    given::<Account>(totp_on())
+        .when(sign_in(2, 10, None, "Firefox"))
+        .then_error(AccountError::SecondFactorRequired);
+    // The confirming code's step, and any before it, are spent.
+    given::<Account>(totp_on())
+        .when(sign_in(
+            2,
+            10,
+            Some(SecondFactor::Totp { step: 100 }),
+            "Firefox",
+        ))
+        .then_error(AccountError::InvalidSecondFactor);
+    let state = given::<Account>(totp_on())
+        .when(sign_in(
+            2,
+            10,
+            Some(SecondFactor::Totp { step: 101 }),
+            "Firefox",
+        ))
+        .then([AccountEvent::SessionStarted {
+            session_id: session(2),
+            token_hash: "t2".into(),
+            started_at: at(10),
+            expires_at: at(10 + 86_400),
+            origin: origin("Firefox"),
+            second_factor: Some(SecondFactor::Totp { step: 101 }),
+        }]);
+    assert_eq!(state.totp.last_step, Some(101));
+    // The same code again, within its 30 seconds, is refused.
+    state
+        .decide(&sign_in(
+            3,
+            11,
+            Some(SecondFactor::Totp { step: 101 }),
+            "Firefox",
+        ))
+        .map(|_| ())
+        .expect_err("a replayed code");
+}
+
+#[test]
+fn a_recovery_code_signs_in_once() {
+    let factor = SecondFactor::RecoveryCode {
+        code_hash: "r1".into(),
+    };
+    let state = given::<Account>(totp_on())
+        .when(sign_in(2, 10, Some(factor.clone()), "Firefox"))
+        .then([
+            AccountEvent::SessionStarted {
+                session_id: session(2),
+                token_hash: "t2".into(),
+                started_at: at(10),
+                expires_at: at(10 + 86_400),
+                origin: origin("Firefox"),
+                second_factor: Some(factor.clone()),
+            },
+            AccountEvent::RecoveryCodeUsed {
+                code_hash: "r1".into(),
+                remaining: 1,
+                at: at(10),
+            },
+        ]);
+    assert_eq!(
+        state.decide(&sign_in(3, 11, Some(factor), "Firefox")),
+        Err(AccountError::InvalidSecondFactor)
+    );
+}
+
+#[test]
+fn a_sign_in_from_an_unknown_device_is_recorded_for_a_notice() {
+    let events = given::<Account>([registered(), started(1, 0, "Firefox")]).when(sign_in(
+        2,
+        10,
+        None,
+        "Safari on iOS",
+    ));
+    events.then([
+        started(2, 10, "Safari on iOS"),
+        AccountEvent::NewDeviceSignedIn {
+            session_id: session(2),
+            device: "Safari on iOS".into(),
+            ip: None,
+            location: None,
+            at: at(10),
+        },
+    ]);
+    given::<Account>([registered(), started(1, 0, "Firefox")])
+        .when(sign_in(2, 10, None, "Firefox"))
+        .then([started(2, 10, "Firefox")]);
+}
+
+#[test]
+fn sensitive_changes_need_a_recent_proof() {
+    let history = vec![registered(), started(1, 0, "Firefox")];
+    let change = |since: i64| AccountCommand::ChangePassword {
+        new_password_hash: "new".into(),
+        verified_password_version: 0,
+        sign_out_other_sessions: false,
+        fresh: Fresh {
+            session_id: session(1),
+            since: at(since),
+        },
+        at: at(700),
+    };
+    given::<Account>(history.clone())
+        .when(change(1))
+        .then_error(AccountError::ReauthenticationRequired);
+    let mut reauthenticated = history.clone();
+    reauthenticated.push(AccountEvent::SessionReauthenticated {
+        session_id: session(1),
+        second_factor: None,
+        at: at(650),
+    });
+    let state =
+        given::<Account>(reauthenticated)
+            .when(change(100))
+            .then([AccountEvent::PasswordChanged {
+                password_hash: "new".into(),
+                changed_at: at(700),
+                changed_by_session: Some(session(1)),
+            }]);
+    assert_eq!(state.password_version, 1);
+}
+
+#[test]
+fn re_authentication_with_2fa_on_needs_a_code() {
+    let reauth = |factor| AccountCommand::Reauthenticate {
+        session_id: session(1),
+        verified_password_version: 0,
+        second_factor: factor,
+        at: at(900),
+    };
+    given::<Account>(totp_on())
+        .when(reauth(None))
+        .then_error(AccountError::SecondFactorRequired);
+    let state = given::<Account>(totp_on())
+        .when(reauth(Some(SecondFactor::Totp { step: 130 })))
+        .then([AccountEvent::SessionReauthenticated {
+            session_id: session(1),
+            second_factor: Some(SecondFactor::Totp { step: 130 }),
+            at: at(900),
+        }]);
+    assert_eq!(state.sessions[&session(1)].authenticated_at, at(900));
+}
+
+#[test]
+fn turning_2fa_off_needs_a_code_and_a_recent_proof() {
+    let disable = |step: u64, since: i64| AccountCommand::DisableTotp {
+        verified_password_version: 0,
+        second_factor: SecondFactor::Totp { step },
+        fresh: Fresh {
+            session_id: session(1),
+            since: at(since),
+        },
+        at: at(30),
+    };
+    given::<Account>(totp_on())
+        .when(disable(101, 10))
+        .then_error(AccountError::ReauthenticationRequired);
+    given::<Account>(totp_on())
+        .when(disable(99, 0))
+        .then_error(AccountError::InvalidSecondFactor);
+    let state =
+        given::<Account>(totp_on())
+            .when(disable(101, 0))
+            .then([AccountEvent::TotpDisabled {
+                second_factor: SecondFactor::Totp { step: 101 },
+                at: at(30),
+            }]);
+    assert!(!state.totp.enabled());
+}
+
+#[test]
+fn regenerated_recovery_codes_replace_the_old_ones() {
+    let state = given::<Account>(totp_on())
+        .when(AccountCommand::RegenerateRecoveryCodes {
+            recovery_code_hashes: vec!["n1".into()],
+            fresh: Fresh {
+                session_id: session(1),
+                since: at(0),
+            },
+            at: at(30),
+        })
+        .then([AccountEvent::RecoveryCodesRegenerated {
+            recovery_code_hashes: vec!["n1".into()],
+            at: at(30),
+        }]);
+    let old = SecondFactor::RecoveryCode {
+        code_hash: "r1".into(),
+    };
+    assert_eq!(
+        state.decide(&sign_in(2, 40, Some(old), "Firefox")),
+        Err(AccountError::InvalidSecondFactor)
+    );
+    given::<Account>([registered(), started(1, 0, "Firefox")])
+        .when(AccountCommand::RegenerateRecoveryCodes {
+            recovery_code_hashes: vec![],
+            fresh: Fresh {
+                session_id: session(1),
+                since: at(0),
+            },
+            at: at(30),
+        })
+        .then_error(AccountError::TotpNotEnabled);
+}
+
+#[test]
+fn a_profile_update_records_only_what_changed() {
+    let bio = Bio::parse("Makes films").unwrap();
+    let state = given::<Account>([registered()])
+        .when(AccountCommand::UpdateProfile {
+            display_name: Some(DisplayName::parse("Ada").unwrap()),
+            bio: Some(bio.clone()),
+            public_profile: Some(true),
+            at: at(5),
+        })
+        .then([AccountEvent::ProfileUpdated {
+            display_name: None,
+            bio: Some(bio.clone()),
+            public_profile: Some(true),
+            at: at(5),
+        }]);
+    assert!(state.public_profile);
+    assert_eq!(
+        state.decide(&AccountCommand::UpdateProfile {
+            display_name: None,
+            bio: Some(bio),
+            public_profile: Some(true),
+            at: at(6)
+        }),
+        Ok(vec![])
+    );
+}
+
+#[test]
+fn deletion_ends_every_session_and_then_nothing_is_possible() {
+    let history = vec![
+        registered(),
+        started(1, 0, "Firefox"),
+        started(2, 0, "Safari"),
+    ];
+    let delete = AccountCommand::DeleteAccount {
+        verified_password_version: 0,
+        reservation_stream: "email-abc".into(),
+        fresh: Fresh {
+            session_id: session(1),
+            since: at(0),
+        },
+        at: at(100_000),
+    };
+    let state = given::<Account>(history).when(delete).then([
+        AccountEvent::AccountDeleted {
+            reservation_stream: "email-abc".into(),
+            avatar_blob_key: None,
+            at: at(100_000),
+        },
+        AccountEvent::SessionRevoked {
+            session_id: session(1),
+            reason: RevocationReason::AccountDeleted,
+            revoked_at: at(100_000),
+        },
+        AccountEvent::SessionRevoked {
+            session_id: session(2),
+            reason: RevocationReason::AccountDeleted,
+            revoked_at: at(100_000),
+        },
+    ]);
+    assert!(!state.is_registered());
+    assert!(state.sessions.is_empty());
+    assert_eq!(
+        state.decide(&sign_in(3, 100_001, None, "Firefox")),
+        Err(AccountError::NotFound)
+    );
+}

@@ -1,0 +1,145 @@
+//! Claimable offers (`campaign-<offer id>`): the signup bonus and promotional campaigns.
+//! One claim per account; a campaign stops at its end date and at its credit budget.
+
+use crate::{AccountId, Aggregate, Timestamp};
+use serde::{Deserialize, Serialize};
+use std::collections::HashSet;
+
+/// What happened to a campaign.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type")]
+pub enum CampaignEvent {
+    /// An account claimed the offer.
+    ClaimRedeemed {
+        /// Who.
+        account_id: AccountId,
+        /// Credits it grants.
+        credits: u64,
+        /// When.
+        at: Timestamp,
+    },
+}
+
+impl CampaignEvent {
+    /// The event's name as stored in the log.
+    pub fn event_type(&self) -> &'static str {
+        match self {
+            Self::ClaimRedeemed { .. } => "ClaimRedeemed",
+        }
+    }
+}
+
+/// Claim the offer for an account.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Redeem {
+    /// Who.
+    pub account_id: AccountId,
+    /// Credits it grants.
+    pub credits: u64,
+    /// The campaign's end, if any.
+    pub ends_at: Option<Timestamp>,
+    /// Its budget in credits, if any.
+    pub budget_credits: Option<u64>,
+    /// Now.
+    pub at: Timestamp,
+}
+
+/// Why a claim was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CampaignError {
+    /// Past its end.
+    #[error("this offer has ended")]
+    Ended,
+    /// Its budget is spent.
+    #[error("this offer has run out")]
+    BudgetExhausted,
+}
+
+/// Who claimed, and how much was granted.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Campaign {
+    /// Accounts that claimed.
+    pub redeemed: HashSet<AccountId>,
+    /// Credits granted so far.
+    pub credits_granted: u64,
+}
+
+impl Aggregate for Campaign {
+    type Event = CampaignEvent;
+    type Command = Redeem;
+    type Error = CampaignError;
+
+    fn decide(&self, c: &Redeem) -> Result<Vec<CampaignEvent>, CampaignError> {
+        if self.redeemed.contains(&c.account_id) {
+            return Ok(vec![]);
+        }
+        if c.ends_at.is_some_and(|end| c.at >= end) {
+            return Err(CampaignError::Ended);
+        }
+        if c.budget_credits
+            .is_some_and(|budget| self.credits_granted + c.credits > budget)
+        {
+            return Err(CampaignError::BudgetExhausted);
+        }
+        Ok(vec![CampaignEvent::ClaimRedeemed {
+            account_id: c.account_id,
+            credits: c.credits,
+            at: c.at,
+        }])
+    }
+
+    fn evolve(&mut self, event: &CampaignEvent) {
+        let CampaignEvent::ClaimRedeemed {
+            account_id,
+            credits,
+            ..
+        } = event;
+        if self.redeemed.insert(*account_id) {
+            self.credits_granted += credits;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::given;
+    use uuid::Uuid;
+
+    fn redeem(n: u128, at: i64) -> Redeem {
+        Redeem {
+            account_id: AccountId(Uuid::from_u128(n)),
+            credits: 100,
+            ends_at: Some(Timestamp::from_unix_micros(1_000)),
+            budget_credits: Some(200),
+            at: Timestamp::from_unix_micros(at),
+        }
+    }
+    fn redeemed(n: u128) -> CampaignEvent {
+        CampaignEvent::ClaimRedeemed {
+            account_id: AccountId(Uuid::from_u128(n)),
+            credits: 100,
+            at: Timestamp::from_unix_micros(0),
+        }
+    }
+
+    #[test]
+    fn one_claim_per_account() {
+        given::<Campaign>([]).when(redeem(1, 0)).then([redeemed(1)]);
+        given::<Campaign>([redeemed(1)]).when(redeem(1, 5)).then([]);
+    }
+
+    #[test]
+    fn claims_stop_at_the_end_and_at_the_budget() {
+        given::<Campaign>([])
+            .when(redeem(1, 1_000))
+            .then_error(CampaignError::Ended);
+        given::<Campaign>([redeemed(1), redeemed(2)])
+            .when(redeem(3, 0))
+            .then_error(CampaignError::BudgetExhausted);
+        // Those who claimed still get an idempotent answer.
+        given::<Campaign>([redeemed(1), redeemed(2)])
+            .when(redeem(2, 2_000))
+            .then([]);
+    }
+}

@@ -1,0 +1,280 @@
+//! Invoices. Numbers come from a yearly series stream (`invoices-<year>`): the n-th
+//! `InvoiceIssued` event of the year is invoice `<year>-<n>`, so numbers are unique and
+//! without gaps by construction (a failed append takes no number). Payment is recorded in
+//! the invoice's own stream (`invoice-<id>`), so paying does not contend on the series.
+
+use crate::money::Money;
+use crate::{AccountId, Aggregate, Timestamp};
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use uuid::Uuid;
+
+/// One line of an invoice.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InvoiceLine {
+    /// What was sold.
+    pub description: String,
+    /// How many.
+    pub quantity: u32,
+    /// Price of one, in minor units.
+    pub unit_amount: i64,
+    /// `quantity × unit_amount`.
+    pub amount: i64,
+}
+
+impl InvoiceLine {
+    /// A line of `quantity` × `unit_amount`.
+    pub fn new(description: impl Into<String>, quantity: u32, unit_amount: i64) -> Self {
+        Self {
+            description: description.into(),
+            quantity,
+            unit_amount,
+            amount: i64::from(quantity) * unit_amount,
+        }
+    }
+}
+
+/// Why an invoice was issued.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum InvoiceReason {
+    /// A credit pack.
+    Purchase,
+    /// The first period of a subscription.
+    Subscription,
+    /// The prorated difference of an upgrade.
+    Upgrade,
+    /// A renewed period.
+    Renewal,
+}
+
+/// Events of a yearly series.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type")]
+pub enum InvoiceSeriesEvent {
+    /// An invoice got its number.
+    InvoiceIssued {
+        /// The invoice.
+        invoice_id: Uuid,
+        /// Makes issuing idempotent (e.g. `purchase:<id>`).
+        key: String,
+        /// `<year>-<000001>`.
+        number: String,
+        /// Billed account.
+        account_id: AccountId,
+        /// Why.
+        reason: InvoiceReason,
+        /// Currency of every amount.
+        currency: String,
+        /// Lines.
+        lines: Vec<InvoiceLine>,
+        /// Sum of the lines.
+        total: i64,
+        /// When.
+        issued_at: Timestamp,
+    },
+}
+
+impl InvoiceSeriesEvent {
+    /// The event's name as stored in the log.
+    pub fn event_type(&self) -> &'static str {
+        match self {
+            Self::InvoiceIssued { .. } => "InvoiceIssued",
+        }
+    }
+}
+
+/// Issue an invoice (once per key).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IssueInvoice {
+    /// Id for the new invoice.
+    pub invoice_id: Uuid,
+    /// Idempotency key.
+    pub key: String,
+    /// Billed account.
+    pub account_id: AccountId,
+    /// Why.
+    pub reason: InvoiceReason,
+    /// Currency.
+    pub currency: String,
+    /// Lines (at least one).
+    pub lines: Vec<InvoiceLine>,
+    /// Year of the series (the stream's year).
+    pub year: i32,
+    /// Now.
+    pub at: Timestamp,
+}
+
+/// Why an invoice was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum InvoiceError {
+    /// No lines, or a line whose amount is not quantity × unit.
+    #[error("an invoice needs consistent lines")]
+    InvalidLines,
+}
+
+/// A year's invoices: how many were issued, and under which keys.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct InvoiceSeries {
+    /// Invoices issued this year.
+    pub issued: u64,
+    /// Key to invoice id and number.
+    pub keys: HashMap<String, (Uuid, String)>,
+}
+
+impl Aggregate for InvoiceSeries {
+    type Event = InvoiceSeriesEvent;
+    type Command = IssueInvoice;
+    type Error = InvoiceError;
+
+    fn decide(&self, c: &IssueInvoice) -> Result<Vec<InvoiceSeriesEvent>, InvoiceError> {
+        if self.keys.contains_key(&c.key) {
+            return Ok(vec![]);
+        }
+        if c.lines.is_empty()
+            || c.lines
+                .iter()
+                .any(|l| l.amount != i64::from(l.quantity) * l.unit_amount)
+        {
+            return Err(InvoiceError::InvalidLines);
+        }
+        Ok(vec![InvoiceSeriesEvent::InvoiceIssued {
+            invoice_id: c.invoice_id,
+            key: c.key.clone(),
+            number: format!("{}-{:06}", c.year, self.issued + 1),
+            account_id: c.account_id,
+            reason: c.reason,
+            currency: c.currency.clone(),
+            lines: c.lines.clone(),
+            total: c.lines.iter().map(|l| l.amount).sum(),
+            issued_at: c.at,
+        }])
+    }
+
+    fn evolve(&mut self, event: &InvoiceSeriesEvent) {
+        let InvoiceSeriesEvent::InvoiceIssued {
+            invoice_id,
+            key,
+            number,
+            ..
+        } = event;
+        self.issued += 1;
+        self.keys.insert(key.clone(), (*invoice_id, number.clone()));
+    }
+}
+
+/// Events of one invoice's own stream.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type")]
+pub enum InvoiceEvent {
+    /// The invoice was paid.
+    InvoicePaid {
+        /// Amount paid.
+        amount: Money,
+        /// The payment provider's reference.
+        provider_reference: String,
+        /// When.
+        paid_at: Timestamp,
+    },
+}
+
+impl InvoiceEvent {
+    /// The event's name as stored in the log.
+    pub fn event_type(&self) -> &'static str {
+        match self {
+            Self::InvoicePaid { .. } => "InvoicePaid",
+        }
+    }
+}
+
+/// Record a payment (once).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PayInvoice {
+    /// Amount paid.
+    pub amount: Money,
+    /// The provider's reference.
+    pub provider_reference: String,
+    /// Now.
+    pub at: Timestamp,
+}
+
+/// Whether an invoice is paid.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct InvoicePayment {
+    /// Paid already.
+    pub paid: bool,
+}
+
+impl Aggregate for InvoicePayment {
+    type Event = InvoiceEvent;
+    type Command = PayInvoice;
+    type Error = std::convert::Infallible;
+
+    fn decide(&self, c: &PayInvoice) -> Result<Vec<InvoiceEvent>, std::convert::Infallible> {
+        if self.paid {
+            return Ok(vec![]);
+        }
+        Ok(vec![InvoiceEvent::InvoicePaid {
+            amount: c.amount.clone(),
+            provider_reference: c.provider_reference.clone(),
+            paid_at: c.at,
+        }])
+    }
+
+    fn evolve(&mut self, _: &InvoiceEvent) {
+        self.paid = true;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::given;
+
+    fn issue(key: &str, id: u128) -> IssueInvoice {
+        IssueInvoice {
+            invoice_id: Uuid::from_u128(id),
+            key: key.into(),
+            account_id: AccountId(Uuid::from_u128(9)),
+            reason: InvoiceReason::Purchase,
+            currency: "EUR".into(),
+            lines: vec![InvoiceLine::new("1000 credits", 2, 750)],
+            year: 2026,
+            at: Timestamp::from_unix_micros(0),
+        }
+    }
+
+    #[test]
+    fn numbers_follow_each_other_and_keys_issue_once() {
+        let first = given::<InvoiceSeries>([]).when(issue("a", 1)).then([
+            InvoiceSeriesEvent::InvoiceIssued {
+                invoice_id: Uuid::from_u128(1),
+                key: "a".into(),
+                number: "2026-000001".into(),
+                account_id: AccountId(Uuid::from_u128(9)),
+                reason: InvoiceReason::Purchase,
+                currency: "EUR".into(),
+                lines: vec![InvoiceLine::new("1000 credits", 2, 750)],
+                total: 1500,
+                issued_at: Timestamp::from_unix_micros(0),
+            },
+        ]);
+        assert_eq!(first.issued, 1);
+        assert!(
+            first.decide(&issue("a", 3)).unwrap().is_empty(),
+            "same key: nothing new"
+        );
+        let events = first.decide(&issue("b", 2)).unwrap();
+        let InvoiceSeriesEvent::InvoiceIssued { number, .. } = &events[0];
+        assert_eq!(number, "2026-000002");
+    }
+
+    #[test]
+    fn lines_must_add_up() {
+        let mut bad = issue("a", 1);
+        bad.lines[0].amount = 1;
+        given::<InvoiceSeries>([])
+            .when(bad)
+            .then_error(InvoiceError::InvalidLines);
+    }
+}

@@ -1,0 +1,240 @@
+//! The `accounts` read model: one row per live account with its profile, for `GET /me`
+//! and public creator profiles. A deleted account's row is removed.
+
+use crate::runner::Projector;
+use crate::schema::{Table, Tables};
+use async_trait::async_trait;
+use domain::account::AccountEvent;
+use domain::{AccountId, DomainEvent, StreamCategory, Timestamp};
+use sqlx::{AnyConnection, Row};
+use store::{Database, DecodedEvent};
+use uuid::Uuid;
+
+/// Folds account events into `accounts`.
+#[derive(Debug, Clone, Copy)]
+pub struct AccountsProjector;
+
+const TABLES: &[Table] = &[Table {
+    name: "accounts",
+    ddl: &["CREATE TABLE {t} (
+        account_id          TEXT PRIMARY KEY,
+        email               TEXT NOT NULL,
+        display_name        TEXT NOT NULL,
+        bio                 TEXT,
+        public_profile      BIGINT NOT NULL,
+        avatar_key          TEXT,
+        avatar_type         TEXT,
+        totp_enabled        BIGINT NOT NULL,
+        created_at          BIGINT NOT NULL,
+        updated_at          BIGINT NOT NULL,
+        password_changed_at BIGINT
+    )"],
+}];
+
+/// The account a stream of `category` belongs to.
+pub(crate) fn account_of(event: &DecodedEvent, category: StreamCategory) -> Option<String> {
+    category.id_in(&event.envelope.stream).map(str::to_owned)
+}
+
+async fn set(
+    conn: &mut AnyConnection,
+    t: &str,
+    account_id: &str,
+    assignments: &str,
+    values: Vec<Option<String>>,
+    at: Timestamp,
+) -> Result<(), sqlx::Error> {
+    let mut query = format!("UPDATE {t} SET updated_at = $2");
+    if !assignments.is_empty() {
+        query.push_str(", ");
+        query.push_str(assignments);
+    }
+    query.push_str(" WHERE account_id = $1");
+    let mut statement = sqlx::query(&query).bind(account_id).bind(at.unix_micros());
+    for value in values {
+        statement = statement.bind(value);
+    }
+    statement.execute(&mut *conn).await?;
+    Ok(())
+}
+
+#[async_trait]
+impl Projector for AccountsProjector {
+    fn name(&self) -> &'static str {
+        "accounts"
+    }
+
+    fn version(&self) -> i32 {
+        2
+    }
+
+    fn tables(&self) -> &'static [Table] {
+        TABLES
+    }
+
+    async fn apply(
+        &self,
+        conn: &mut AnyConnection,
+        tables: &Tables,
+        decoded: &DecodedEvent,
+    ) -> Result<(), sqlx::Error> {
+        let Some(DomainEvent::Account(event)) = decoded.event() else {
+            return Ok(());
+        };
+        let Some(account_id) = account_of(decoded, StreamCategory::Account) else {
+            return Ok(());
+        };
+        let t = tables.get("accounts");
+        use AccountEvent as E;
+        match event {
+            E::AccountRegistered {
+                email,
+                display_name,
+                registered_at,
+                ..
+            } => {
+                sqlx::query(&format!(
+                    "INSERT INTO {t} (account_id, email, display_name, public_profile, totp_enabled, created_at, updated_at) \
+                     VALUES ($1, $2, $3, 0, 0, $4, $4) ON CONFLICT (account_id) DO NOTHING"
+                ))
+                .bind(account_id)
+                .bind(email.as_str())
+                .bind(display_name.as_str())
+                .bind(registered_at.unix_micros())
+                .execute(&mut *conn)
+                .await?;
+            }
+            E::PasswordChanged { changed_at, .. } => {
+                let micros = Some(changed_at.unix_micros().to_string());
+                set(
+                    conn,
+                    t,
+                    &account_id,
+                    "password_changed_at = CAST($3 AS BIGINT)",
+                    vec![micros],
+                    *changed_at,
+                )
+                .await?;
+            }
+            E::ProfileUpdated {
+                display_name,
+                bio,
+                public_profile,
+                at,
+            } => {
+                let mut assignments = Vec::new();
+                let mut values = Vec::new();
+                if let Some(name) = display_name {
+                    values.push(Some(name.as_str().to_owned()));
+                    assignments.push(format!("display_name = ${}", values.len() + 2));
+                }
+                if let Some(bio) = bio {
+                    values.push((!bio.as_str().is_empty()).then(|| bio.as_str().to_owned()));
+                    assignments.push(format!("bio = ${}", values.len() + 2));
+                }
+                if let Some(public) = public_profile {
+                    assignments.push(format!("public_profile = {}", i64::from(*public)));
+                }
+                set(conn, t, &account_id, &assignments.join(", "), values, *at).await?;
+            }
+            E::AvatarChanged {
+                blob_key,
+                content_type,
+                at,
+            } => {
+                let values = vec![Some(blob_key.clone()), Some(content_type.clone())];
+                set(
+                    conn,
+                    t,
+                    &account_id,
+                    "avatar_key = $3, avatar_type = $4",
+                    values,
+                    *at,
+                )
+                .await?;
+            }
+            E::AvatarRemoved { at, .. } => {
+                set(
+                    conn,
+                    t,
+                    &account_id,
+                    "avatar_key = NULL, avatar_type = NULL",
+                    vec![],
+                    *at,
+                )
+                .await?;
+            }
+            E::TotpEnabled { at, .. } => {
+                set(conn, t, &account_id, "totp_enabled = 1", vec![], *at).await?
+            }
+            E::TotpDisabled { at, .. } => {
+                set(conn, t, &account_id, "totp_enabled = 0", vec![], *at).await?
+            }
+            E::AccountDeleted { .. } => {
+                sqlx::query(&format!("DELETE FROM {t} WHERE account_id = $1"))
+                    .bind(account_id)
+                    .execute(&mut *conn)
+                    .await?;
+            }
+            E::SessionStarted { .. }
+            | E::NewDeviceSignedIn { .. }
+            | E::SessionReauthenticated { .. }
+            | E::SessionRevoked { .. }
+            | E::TotpEnrollmentStarted { .. }
+            | E::RecoveryCodesRegenerated { .. }
+            | E::RecoveryCodeUsed { .. } => {}
+        }
+        Ok(())
+    }
+}
+
+/// An account as `GET /me` shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccountRow {
+    /// The id.
+    pub account_id: AccountId,
+    /// As registered.
+    pub email: String,
+    /// Shown in the studio.
+    pub display_name: String,
+    /// The bio.
+    pub bio: Option<String>,
+    /// Whether the creator profile is public.
+    pub public_profile: bool,
+    /// Whether the account has an avatar.
+    pub has_avatar: bool,
+    /// Whether 2FA is on.
+    pub totp_enabled: bool,
+    /// When it registered.
+    pub created_at: Timestamp,
+    /// When the password last changed.
+    pub password_changed_at: Option<Timestamp>,
+}
+
+/// One account.
+pub async fn find(db: &Database, account_id: AccountId) -> Result<Option<AccountRow>, sqlx::Error> {
+    let row = sqlx::query(
+        "SELECT account_id, email, display_name, bio, public_profile, avatar_key, totp_enabled, created_at, \
+         password_changed_at FROM accounts WHERE account_id = $1",
+    )
+    .bind(account_id.to_string())
+    .fetch_optional(db.pool())
+    .await?;
+    row.map(|row| {
+        let id: String = row.try_get("account_id")?;
+        Ok(AccountRow {
+            account_id: AccountId(Uuid::parse_str(&id).map_err(|e| sqlx::Error::Decode(e.into()))?),
+            email: row.try_get("email")?,
+            display_name: row.try_get("display_name")?,
+            bio: row.try_get("bio")?,
+            public_profile: row.try_get::<i64, _>("public_profile")? != 0,
+            has_avatar: row.try_get::<Option<String>, _>("avatar_key")?.is_some(),
+            totp_enabled: row.try_get::<i64, _>("totp_enabled")? != 0,
+            created_at: Timestamp::from_unix_micros(row.try_get("created_at")?),
+            password_changed_at: row
+                .try_get::<Option<i64>, _>("password_changed_at")?
+                .map(Timestamp::from_unix_micros),
+        })
+    })
+    .transpose()
+}

@@ -1,0 +1,197 @@
+//! The `sessions` read model: live sessions, looked up by token hash on every
+//! authenticated request and listed on `GET /me/sessions`.
+
+use crate::accounts::account_of;
+use crate::runner::Projector;
+use crate::schema::{Table, Tables};
+use async_trait::async_trait;
+use domain::account::AccountEvent;
+use domain::activity::ActivityEvent;
+use domain::{AccountId, DomainEvent, SessionId, StreamCategory, Timestamp};
+use sqlx::any::AnyRow;
+use sqlx::{AnyConnection, Row};
+use store::{Database, DecodedEvent};
+use uuid::Uuid;
+
+/// Folds session events into `sessions`. Revoked sessions are deleted: the log keeps
+/// their history.
+#[derive(Debug, Clone, Copy)]
+pub struct SessionsProjector;
+
+const TABLES: &[Table] = &[Table {
+    name: "sessions",
+    ddl: &[
+        "CREATE TABLE {t} (
+            session_id     TEXT PRIMARY KEY,
+            account_id     TEXT NOT NULL,
+            token_hash     TEXT NOT NULL UNIQUE,
+            device         TEXT NOT NULL,
+            ip             TEXT,
+            user_agent     TEXT,
+            location       TEXT,
+            created_at     BIGINT NOT NULL,
+            last_active_at BIGINT NOT NULL,
+            expires_at     BIGINT NOT NULL
+        )",
+        "CREATE INDEX {t}_by_account ON {t} (account_id)",
+    ],
+}];
+
+#[async_trait]
+impl Projector for SessionsProjector {
+    fn name(&self) -> &'static str {
+        "sessions"
+    }
+
+    fn version(&self) -> i32 {
+        1
+    }
+
+    fn tables(&self) -> &'static [Table] {
+        TABLES
+    }
+
+    async fn apply(
+        &self,
+        conn: &mut AnyConnection,
+        tables: &Tables,
+        decoded: &DecodedEvent,
+    ) -> Result<(), sqlx::Error> {
+        let t = tables.get("sessions");
+        match decoded.event() {
+            Some(DomainEvent::Account(AccountEvent::SessionStarted {
+                session_id,
+                token_hash,
+                started_at,
+                expires_at,
+                origin,
+                ..
+            })) => {
+                let Some(account_id) = account_of(decoded, StreamCategory::Account) else {
+                    return Ok(());
+                };
+                sqlx::query(&format!(
+                    "INSERT INTO {t} (session_id, account_id, token_hash, device, ip, user_agent, \
+                     location, created_at, last_active_at, expires_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8, $9) \
+                     ON CONFLICT (session_id) DO NOTHING"
+                ))
+                .bind(session_id.to_string())
+                .bind(account_id)
+                .bind(token_hash.as_str())
+                .bind(origin.device.as_str())
+                .bind(origin.ip.clone())
+                .bind(origin.user_agent.clone())
+                .bind(origin.location.clone())
+                .bind(started_at.unix_micros())
+                .bind(expires_at.unix_micros())
+                .execute(&mut *conn)
+                .await?;
+            }
+            Some(DomainEvent::Account(AccountEvent::SessionRevoked { session_id, .. })) => {
+                sqlx::query(&format!("DELETE FROM {t} WHERE session_id = $1"))
+                    .bind(session_id.to_string())
+                    .execute(&mut *conn)
+                    .await?;
+            }
+            Some(DomainEvent::Account(AccountEvent::AccountDeleted { .. })) => {
+                // Every row of the account goes, even of sessions that expired unrevoked.
+                if let Some(account_id) = account_of(decoded, StreamCategory::Account) {
+                    sqlx::query(&format!("DELETE FROM {t} WHERE account_id = $1"))
+                        .bind(account_id)
+                        .execute(&mut *conn)
+                        .await?;
+                }
+            }
+            Some(DomainEvent::Activity(ActivityEvent::SessionsActive { sessions })) => {
+                for seen in sessions {
+                    sqlx::query(&format!(
+                        "UPDATE {t} SET last_active_at = $2 WHERE session_id = $1 AND last_active_at < $2"
+                    ))
+                    .bind(seen.session_id.to_string())
+                    .bind(seen.last_active_at.unix_micros())
+                    .execute(&mut *conn)
+                    .await?;
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
+/// A live session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionRow {
+    /// The session.
+    pub session_id: SessionId,
+    /// Its account.
+    pub account_id: AccountId,
+    /// e.g. "Firefox 128 on Linux".
+    pub device: String,
+    /// Client IP when it started.
+    pub ip: Option<String>,
+    /// Location from a trusted proxy header.
+    pub location: Option<String>,
+    /// When it started.
+    pub created_at: Timestamp,
+    /// Last request recorded in the log (the API adds what it saw since the last flush).
+    pub last_active_at: Timestamp,
+    /// Absolute expiry.
+    pub expires_at: Timestamp,
+}
+
+const COLUMNS: &str =
+    "session_id, account_id, device, ip, location, created_at, last_active_at, expires_at";
+
+fn parse_uuid(text: &str) -> Result<Uuid, sqlx::Error> {
+    Uuid::parse_str(text).map_err(|e| sqlx::Error::Decode(e.into()))
+}
+
+fn decode(row: &AnyRow) -> Result<SessionRow, sqlx::Error> {
+    Ok(SessionRow {
+        session_id: SessionId(parse_uuid(&row.try_get::<String, _>("session_id")?)?),
+        account_id: AccountId(parse_uuid(&row.try_get::<String, _>("account_id")?)?),
+        device: row.try_get("device")?,
+        ip: row.try_get("ip")?,
+        location: row.try_get("location")?,
+        created_at: Timestamp::from_unix_micros(row.try_get("created_at")?),
+        last_active_at: Timestamp::from_unix_micros(row.try_get("last_active_at")?),
+        expires_at: Timestamp::from_unix_micros(row.try_get("expires_at")?),
+    })
+}
+
+/// The live session holding a token (by its hash).
+pub async fn find_by_token_hash(
+    db: &Database,
+    token_hash: &str,
+) -> Result<Option<SessionRow>, sqlx::Error> {
+    sqlx::query(&format!(
+        "SELECT {COLUMNS} FROM sessions WHERE token_hash = $1"
+    ))
+    .bind(token_hash)
+    .fetch_optional(db.pool())
+    .await?
+    .as_ref()
+    .map(decode)
+    .transpose()
+}
+
+/// The account's sessions not past their absolute expiry at `now`, newest first.
+pub async fn list_for_account(
+    db: &Database,
+    account_id: AccountId,
+    now: Timestamp,
+) -> Result<Vec<SessionRow>, sqlx::Error> {
+    sqlx::query(&format!(
+        "SELECT {COLUMNS} FROM sessions WHERE account_id = $1 AND expires_at > $2 \
+         ORDER BY created_at DESC, session_id"
+    ))
+    .bind(account_id.to_string())
+    .bind(now.unix_micros())
+    .fetch_all(db.pool())
+    .await?
+    .iter()
+    .map(decode)
+    .collect()
+}

@@ -1,0 +1,277 @@
+//! Opening the database: SQLite (embedded default) or PostgreSQL, chosen by URL.
+//!
+//! Read models, checkpoints and the other tables are reached through one [`sqlx::AnyPool`]
+//! with SQL written once for both databases; the PostgreSQL event log also keeps a native
+//! pool for its array-typed append. Writes to SQLite go through [`Database::begin_write`],
+//! which serialises in-process writers on a mutex and starts `BEGIN IMMEDIATE`, so a
+//! transaction never has to upgrade a read lock and SQLite's busy-wait sleeps stay out
+//! of the request path.
+
+use crate::error::StoreError;
+use crate::log::EventLog;
+use sqlx::any::AnyPoolOptions;
+use sqlx::migrate::{Migration, MigrationSource, MigrationType, Migrator};
+use sqlx::postgres::PgPoolOptions;
+use sqlx::{Any, AnyPool, Executor, PgPool, Transaction};
+use std::borrow::Cow;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{Mutex, OwnedMutexGuard};
+
+/// Which database a [`Database`] talks to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// A single file; the embedded default.
+    Sqlite,
+    /// A PostgreSQL server.
+    Postgres,
+}
+
+/// A connection to the service's database, with the pools each part needs.
+#[derive(Clone)]
+pub struct Database {
+    backend: Backend,
+    pool: AnyPool,
+    pg: Option<PgPool>,
+    write_gate: Option<Arc<Mutex<()>>>,
+    url: String,
+}
+
+/// A write transaction; on SQLite it also holds the in-process write gate.
+pub struct WriteTx {
+    /// The transaction; commit it with `tx.commit()`.
+    pub tx: Transaction<'static, Any>,
+    _gate: Option<OwnedMutexGuard<()>>,
+}
+
+impl WriteTx {
+    /// Commits the transaction and releases the write gate.
+    pub async fn commit(self) -> Result<(), sqlx::Error> {
+        self.tx.commit().await
+    }
+}
+
+impl std::ops::Deref for WriteTx {
+    type Target = Transaction<'static, Any>;
+    fn deref(&self) -> &Self::Target {
+        &self.tx
+    }
+}
+
+impl std::ops::DerefMut for WriteTx {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.tx
+    }
+}
+
+/// Limits on every PostgreSQL session of the service. No lock a request or a projection
+/// waits for is held for long, so a wait past `lock_timeout` is a fault to report, not to
+/// sit out; and a transaction left idle (a task that stopped mid-way) is ended before it
+/// holds back every reader of the log, whose visibility horizon is the oldest running
+/// transaction.
+const POSTGRES_SESSION_LIMITS: &str =
+    "SET lock_timeout = '30s'; SET idle_in_transaction_session_timeout = '60s'";
+
+impl Database {
+    /// The SQLite URL of a file, created if missing.
+    pub fn sqlite_url(path: &Path) -> String {
+        format!("sqlite://{}?mode=rwc", path.display())
+    }
+
+    /// Connects to `url` (`sqlite://…` or `postgres://…`) with at most `max_connections`
+    /// connections per pool.
+    #[tracing::instrument(skip_all, fields(backend))]
+    pub async fn connect(url: &str, max_connections: u32) -> Result<Self, StoreError> {
+        sqlx::any::install_default_drivers();
+        let backend = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Backend::Postgres
+        } else if url.starts_with("sqlite:") {
+            Backend::Sqlite
+        } else {
+            return Err(StoreError::Invalid(
+                "the database URL must start with sqlite:// or postgres://".into(),
+            ));
+        };
+        tracing::Span::current().record("backend", tracing::field::debug(backend));
+        let options = AnyPoolOptions::new()
+            .max_connections(max_connections.max(1))
+            .acquire_timeout(Duration::from_secs(10));
+        let (pool, pg, write_gate) = match backend {
+            Backend::Sqlite => {
+                let pool = options
+                    .after_connect(|conn, _| {
+                        Box::pin(async move {
+                            conn.execute(
+                                "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
+                                 PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON;",
+                            )
+                            .await?;
+                            Ok(())
+                        })
+                    })
+                    .connect(url)
+                    .await?;
+                (pool, None, Some(Arc::new(Mutex::new(()))))
+            }
+            Backend::Postgres => {
+                let pool = options
+                    .after_connect(|conn, _| {
+                        Box::pin(async move {
+                            conn.execute(POSTGRES_SESSION_LIMITS).await?;
+                            Ok(())
+                        })
+                    })
+                    .connect(url)
+                    .await?;
+                let pg = PgPoolOptions::new()
+                    .max_connections(max_connections.max(1))
+                    .acquire_timeout(Duration::from_secs(10))
+                    .after_connect(|conn, _| {
+                        Box::pin(async move {
+                            conn.execute(POSTGRES_SESSION_LIMITS).await?;
+                            Ok(())
+                        })
+                    })
+                    .connect(url)
+                    .await?;
+                (pool, Some(pg), None)
+            }
+        };
+        Ok(Self {
+            backend,
+            pool,
+            pg,
+            write_gate,
+            url: url.to_owned(),
+        })
+    }
+
+    /// Which database this is.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// The pool for read models and other tables.
+    pub fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    /// The native PostgreSQL pool, if this is PostgreSQL.
+    pub fn pg_pool(&self) -> Option<&PgPool> {
+        self.pg.as_ref()
+    }
+
+    /// The URL this database was opened with.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// Starts a write transaction (see the module notes for SQLite).
+    pub async fn begin_write(&self) -> Result<WriteTx, sqlx::Error> {
+        let gate = match &self.write_gate {
+            Some(gate) => Some(gate.clone().lock_owned().await),
+            None => None,
+        };
+        let tx = match self.backend {
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
+            Backend::Postgres => self.pool.begin().await?,
+        };
+        Ok(WriteTx { tx, _gate: gate })
+    }
+
+    /// Applies the migrations of this backend that are not applied yet.
+    #[tracing::instrument(skip_all)]
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        let migrator = Migrator::new(EmbeddedMigrations(self.backend))
+            .await
+            .map_err(|e| StoreError::Invalid(format!("migrations: {e}")))?;
+        migrator
+            .run(&self.pool)
+            .await
+            .map_err(|e| StoreError::Invalid(format!("migrations failed: {e}")))?;
+        Ok(())
+    }
+
+    /// Checks that the database answers.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    /// Opens the event log stored in this database.
+    pub async fn event_log(&self) -> Result<Arc<dyn EventLog>, StoreError> {
+        Ok(match self.backend {
+            Backend::Sqlite => Arc::new(crate::sqlite::SqliteLog::new(self.clone())),
+            Backend::Postgres => Arc::new(crate::postgres::PostgresLog::open(self.clone()).await?),
+        })
+    }
+
+    /// Closes every pool.
+    pub async fn close(&self) {
+        self.pool.close().await;
+        if let Some(pg) = &self.pg {
+            pg.close().await;
+        }
+    }
+}
+
+/// The SQL files under `migrations/<backend>/`, compiled into the binary.
+#[derive(Debug)]
+struct EmbeddedMigrations(Backend);
+
+const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "event log",
+        include_str!("../../migrations/sqlite/0001_event_log.sql"),
+    ),
+    (
+        2,
+        "idempotency owner",
+        include_str!("../../migrations/sqlite/0002_idempotency_owner.sql"),
+    ),
+];
+
+const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "event log",
+        include_str!("../../migrations/postgres/0001_event_log.sql"),
+    ),
+    (
+        2,
+        "idempotency owner",
+        include_str!("../../migrations/postgres/0002_idempotency_owner.sql"),
+    ),
+];
+
+impl<'s> MigrationSource<'s> for EmbeddedMigrations {
+    fn resolve(
+        self,
+    ) -> std::pin::Pin<
+        Box<
+            dyn Future<Output = Result<Vec<Migration>, Box<dyn std::error::Error + Send + Sync>>>
+                + Send
+                + 's,
+        >,
+    > {
+        let files = match self.0 {
+            Backend::Sqlite => SQLITE_MIGRATIONS,
+            Backend::Postgres => POSTGRES_MIGRATIONS,
+        };
+        let migrations = files
+            .iter()
+            .map(|(version, description, sql)| {
+                Migration::new(
+                    *version,
+                    Cow::Borrowed(*description),
+                    MigrationType::Simple,
+                    Cow::Borrowed(*sql),
+                    false,
+                )
+            })
+            .collect();
+        Box::pin(async move { Ok(migrations) })
+    }
+}

@@ -1,0 +1,28 @@
+//! The event log.
+//!
+//! [`EventLog`] is the one interface commands, projections and workers use: append to a
+//! stream with an expected revision, read a stream, read the whole log in global order from
+//! a position, and wait for new events. Backends: [`sqlite`] (the embedded default),
+//! [`postgres`], and [`memory`] for unit tests. [`Database`] opens either SQL database,
+//! applies the migrations and hands out the matching log.
+
+pub mod blobs;
+pub mod db;
+pub mod decoded;
+pub mod envelope;
+pub mod error;
+pub mod log;
+pub mod memory;
+pub mod postgres;
+pub mod sqlite;
+#[cfg(feature = "testkit")]
+pub mod testkit;
+
+pub use blobs::{BlobStore, FolderBlobStore};
+pub use db::{Backend, Database, WriteTx};
+pub use decoded::{DecodedEvent, EventDecoder, EventEnvelope, Payload};
+pub use envelope::{
+    Actor, AppendResult, ExpectedRevision, GlobalPosition, Metadata, NewEvent, RecordedEvent,
+};
+pub use error::StoreError;
+pub use log::{EventLog, LogWatch};

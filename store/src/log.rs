@@ -1,0 +1,154 @@
+//! The [`EventLog`] trait every backend implements, and [`LogWatch`] for waiting on it.
+
+use crate::envelope::{AppendResult, ExpectedRevision, GlobalPosition, NewEvent, RecordedEvent};
+use crate::error::StoreError;
+use async_trait::async_trait;
+use std::time::Duration;
+use tokio::sync::watch;
+
+/// Most events one append may carry.
+pub const MAX_EVENTS_PER_APPEND: usize = 10_000;
+
+/// An append-only log of events, in streams, with one global order.
+#[async_trait]
+pub trait EventLog: Send + Sync {
+    /// Appends `events` to `stream` if its revision is `expected`, atomically, and returns
+    /// the global positions committed. Appending event ids that this stream already holds
+    /// (a retry) writes nothing and returns the original positions.
+    async fn append(
+        &self,
+        stream: &str,
+        expected: ExpectedRevision,
+        events: Vec<NewEvent>,
+    ) -> Result<AppendResult, StoreError>;
+
+    /// Up to `limit` events of `stream` from revision `from` on, in revision order.
+    async fn read_stream(
+        &self,
+        stream: &str,
+        from: u64,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>, StoreError>;
+
+    /// Up to `limit` events of the whole log after `after`, in global order. A reader that
+    /// has seen position P never later finds a committed event at or below P.
+    async fn read_all(
+        &self,
+        after: GlobalPosition,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>, StoreError>;
+
+    /// The position of the last event a reader can see (START for an empty log).
+    async fn head(&self) -> Result<GlobalPosition, StoreError>;
+
+    /// The position of the last committed event, even if readers of the whole log cannot
+    /// see it yet (on PostgreSQL an older transaction still open hides it from them).
+    /// Waiting for a projection to reach this position waits for everything committed.
+    async fn committed_head(&self) -> Result<GlobalPosition, StoreError> {
+        self.head().await
+    }
+
+    /// A handle that wakes when events may have been appended.
+    fn watch(&self) -> LogWatch;
+
+    /// Every event of `stream`, in revision order.
+    async fn read_stream_to_end(&self, stream: &str) -> Result<Vec<RecordedEvent>, StoreError> {
+        self.read_stream_from(stream, 0).await
+    }
+
+    /// Every event of `stream` from revision `from` on.
+    async fn read_stream_from(
+        &self,
+        stream: &str,
+        from: u64,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        const PAGE: usize = 1_000;
+        let mut events = Vec::new();
+        loop {
+            let page = self
+                .read_stream(stream, from + events.len() as u64, PAGE)
+                .await?;
+            let done = page.len() < PAGE;
+            events.extend(page);
+            if done {
+                return Ok(events);
+            }
+        }
+    }
+}
+
+/// Validates an append before any backend touches storage.
+pub(crate) fn check_append(events: &[NewEvent]) -> Result<(), StoreError> {
+    if events.is_empty() {
+        return Err(StoreError::Invalid(
+            "an append needs at least one event".into(),
+        ));
+    }
+    if events.len() > MAX_EVENTS_PER_APPEND {
+        return Err(StoreError::Invalid(format!(
+            "an append carries at most {MAX_EVENTS_PER_APPEND} events"
+        )));
+    }
+    let mut ids: Vec<_> = events.iter().map(|e| e.event_id).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    if ids.len() != events.len() {
+        return Err(StoreError::Invalid(
+            "event ids within an append must be distinct".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// The sending side of a [`LogWatch`]: bumped after every local commit, and by the
+/// PostgreSQL listener when another process commits.
+#[derive(Debug, Clone)]
+pub(crate) struct AppendSignal(watch::Sender<u64>);
+
+impl AppendSignal {
+    pub(crate) fn new() -> Self {
+        Self(watch::channel(0).0)
+    }
+
+    pub(crate) fn notify(&self) {
+        self.0.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    pub(crate) fn watch(&self, fallback: Duration) -> LogWatch {
+        LogWatch {
+            rx: self.0.subscribe(),
+            fallback,
+        }
+    }
+}
+
+/// Waits for new events without polling in a loop: it wakes on a notification, or after
+/// a long fallback interval in case a notification from another process was missed.
+///
+/// Use it as: `mark_seen()`, read, and if the read found nothing, `changed().await`; an
+/// append that lands between the read and the wait still wakes the waiter.
+#[derive(Debug)]
+pub struct LogWatch {
+    rx: watch::Receiver<u64>,
+    fallback: Duration,
+}
+
+impl LogWatch {
+    /// Forgets notifications received so far; call before reading.
+    pub fn mark_seen(&mut self) {
+        self.rx.borrow_and_update();
+    }
+
+    /// Returns when an append may have happened since the last [`LogWatch::mark_seen`].
+    pub async fn changed(&mut self) {
+        tokio::select! {
+            changed = self.rx.changed() => {
+                if changed.is_err() {
+                    // The log was dropped: nothing will ever notify again.
+                    tokio::time::sleep(self.fallback).await;
+                }
+            }
+            () = tokio::time::sleep(self.fallback) => {}
+        }
+    }
+}

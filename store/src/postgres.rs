@@ -1,0 +1,413 @@
+//! The PostgreSQL event log.
+//!
+//! Appends are one INSERT (one round trip) of the stream's next revisions: the unique
+//! (stream, revision) key is the optimistic-concurrency check, so appends to different
+//! streams never wait for each other. Only a refused append looks further, to tell a retry
+//! of an append already made from a real conflict. Positions and the read filter follow
+//! "Global order without gaps" in DESIGN.md; the migration `0001_event_log.sql` explains
+//! the scheme. New events are announced with LISTEN/NOTIFY, sent outside the appending
+//! transaction (a NOTIFY inside it would serialise every commit) and coalesced when many
+//! appends land at once.
+
+use crate::db::Database;
+use crate::envelope::{
+    AppendResult, ExpectedRevision, GlobalPosition, Metadata, NewEvent, RecordedEvent,
+};
+use crate::error::StoreError;
+use crate::log::{AppendSignal, EventLog, LogWatch, check_append};
+use async_trait::async_trait;
+use domain::Timestamp;
+use sqlx::postgres::{PgListener, PgPoolOptions, PgRow};
+use sqlx::types::Json;
+use sqlx::{PgConnection, PgExecutor, PgPool, Row};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::Notify;
+use tokio::task::JoinHandle;
+use uuid::Uuid;
+
+/// The channel appends are announced on.
+pub const NOTIFY_CHANNEL: &str = "accounts_events";
+
+/// Attempts before an `Any` append racing other appends to the same stream gives up.
+const ANY_ATTEMPTS: u32 = 100;
+
+/// The event log in PostgreSQL.
+pub struct PostgresLog {
+    pg: PgPool,
+    signal: AppendSignal,
+    announce: Arc<Notify>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Drop for PostgresLog {
+    fn drop(&mut self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
+}
+
+const COLUMNS: &str = "global_position, event_id, stream_id, stream_revision, event_type, \
+     schema_version, data, metadata, recorded_at";
+
+fn decode(row: &PgRow) -> Result<RecordedEvent, StoreError> {
+    let recorded_at: time::OffsetDateTime = row.try_get("recorded_at")?;
+    Ok(RecordedEvent {
+        position: GlobalPosition(row.try_get::<i64, _>("global_position")? as u64),
+        stream: row.try_get("stream_id")?,
+        revision: row.try_get::<i64, _>("stream_revision")? as u64,
+        event_id: row.try_get("event_id")?,
+        event_type: row.try_get("event_type")?,
+        schema_version: row.try_get::<i32, _>("schema_version")? as u32,
+        data: row.try_get("data")?,
+        metadata: row.try_get::<Json<Metadata>, _>("metadata")?.0,
+        recorded_at: Timestamp::from_datetime(recorded_at),
+    })
+}
+
+/// How the first position of an append is found.
+#[derive(Debug, Clone, Copy)]
+enum Positions {
+    /// The append is its transaction's only statement: it starts at `xid << 20`.
+    OwnTransaction,
+    /// Earlier appends may share the transaction: continue after them.
+    SharedTransaction,
+}
+
+/// The append statement for one expectation: insert the next revisions of the stream,
+/// numbered after the transaction id.
+fn append_sql(expected: ExpectedRevision, positions: Positions) -> String {
+    const XID: &str = "(pg_current_xact_id()::TEXT::BIGINT)";
+    let first = match positions {
+        Positions::OwnTransaction => format!("{XID} << 20"),
+        Positions::SharedTransaction => format!(
+            "coalesce((SELECT max(e.global_position) + 1 FROM events e \
+               WHERE e.global_position >= ({XID} << 20) AND e.global_position < (({XID} + 1) << 20)), \
+             {XID} << 20)"
+        ),
+    };
+    let (revision, guard) = match expected {
+        ExpectedRevision::NoStream => ("-1::BIGINT", "$6::BIGINT IS NULL"),
+        ExpectedRevision::Exact(_) => (
+            "$6::BIGINT",
+            "EXISTS (SELECT 1 FROM events e WHERE e.stream_id = $1 AND e.stream_revision = $6)",
+        ),
+        ExpectedRevision::Any => (
+            "coalesce((SELECT max(e.stream_revision) FROM events e WHERE e.stream_id = $1), -1)",
+            "$6::BIGINT IS NULL",
+        ),
+    };
+    format!(
+        "INSERT INTO events (global_position, event_id, stream_id, stream_revision, event_type, \
+                             schema_version, data, metadata) \
+         SELECT base.first + t.ord - 1, t.id, $1, base.revision + t.ord, t.ty, t.v, t.d, t.m \
+         FROM unnest($2::UUID[], $3::TEXT[], $4::INT4[], $5::JSONB[], $7::JSONB[]) \
+                  WITH ORDINALITY AS t(id, ty, v, d, m, ord), \
+              (SELECT {first} AS first, {revision} AS revision) AS base \
+         WHERE {guard} \
+         RETURNING global_position, stream_revision"
+    )
+}
+
+/// Why an insert wrote nothing.
+#[derive(Debug)]
+enum Refused {
+    /// A unique key (event id, or stream and revision) was already taken.
+    Taken,
+    /// The expected revision does not exist in the stream.
+    Missing,
+}
+
+async fn insert<'e>(
+    executor: impl PgExecutor<'e>,
+    stream: &str,
+    expected: ExpectedRevision,
+    positions: Positions,
+    events: &[NewEvent],
+) -> Result<Result<AppendResult, Refused>, StoreError> {
+    let ids: Vec<Uuid> = events.iter().map(|e| e.event_id).collect();
+    let types: Vec<&str> = events.iter().map(|e| e.event_type.as_str()).collect();
+    let versions: Vec<i32> = events.iter().map(|e| e.schema_version as i32).collect();
+    let data: Vec<&serde_json::Value> = events.iter().map(|e| &e.data).collect();
+    let metadata: Vec<Json<&Metadata>> = events.iter().map(|e| Json(&e.metadata)).collect();
+    let exact = match expected {
+        ExpectedRevision::Exact(n) => Some(n as i64),
+        ExpectedRevision::Any | ExpectedRevision::NoStream => None,
+    };
+    let sql = append_sql(expected, positions);
+    let inserted = sqlx::query(&sql)
+        .bind(stream)
+        .bind(ids)
+        .bind(types)
+        .bind(versions)
+        .bind(data)
+        .bind(exact)
+        .bind(metadata)
+        .fetch_all(executor)
+        .await;
+    let rows = match inserted {
+        Ok(rows) => rows,
+        Err(sqlx::Error::Database(db)) if db.is_unique_violation() => {
+            return Ok(Err(Refused::Taken));
+        }
+        Err(other) => return Err(other.into()),
+    };
+    if rows.is_empty() {
+        return Ok(Err(Refused::Missing));
+    }
+    let mut appended: Vec<(i64, i64)> = rows
+        .iter()
+        .map(|r| Ok((r.try_get("stream_revision")?, r.try_get("global_position")?)))
+        .collect::<Result<_, sqlx::Error>>()?;
+    appended.sort_unstable();
+    let last_revision = appended.last().map_or(0, |(r, _)| *r) as u64;
+    Ok(Ok(AppendResult {
+        positions: appended
+            .iter()
+            .map(|(_, p)| GlobalPosition(*p as u64))
+            .collect(),
+        next_expected: ExpectedRevision::Exact(last_revision),
+        already_appended: false,
+    }))
+}
+
+impl PostgresLog {
+    /// Opens the log of `db` (migrations applied) and starts listening for appends made
+    /// by other processes.
+    pub async fn open(db: Database) -> Result<Self, StoreError> {
+        let pg = db
+            .pg_pool()
+            .cloned()
+            .ok_or_else(|| StoreError::Invalid("not a PostgreSQL database".into()))?;
+        let signal = AppendSignal::new();
+        let announce = Arc::new(Notify::new());
+
+        // The listener gets a connection of its own, outside the shared pool: a pool's
+        // close() waits for every checked-out connection, and one parked in LISTEN would
+        // make that wait depend on the listener noticing the close. It ends when the log
+        // is dropped (the task is aborted).
+        let listen_pool = PgPoolOptions::new()
+            .max_connections(1)
+            .idle_timeout(None)
+            .max_lifetime(None)
+            .connect_lazy_with((*pg.connect_options()).clone());
+        let mut listener = PgListener::connect_with(&listen_pool).await?;
+        listener.ignore_pool_close_event(true);
+        listener.listen(NOTIFY_CHANNEL).await?;
+        let listen_signal = signal.clone();
+        let listen = tokio::spawn(async move {
+            loop {
+                match listener.recv().await {
+                    Ok(_) => listen_signal.notify(),
+                    Err(error) => {
+                        // recv() reconnects on the next call; notifications may have been
+                        // lost meanwhile, so wake every reader to look for itself.
+                        tracing::warn!(%error, "event notification listener failed; reconnecting");
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                        listen_signal.notify();
+                    }
+                }
+            }
+        });
+
+        let announce_pool = pg.clone();
+        let announce_wakeup = announce.clone();
+        let announcer = tokio::spawn(async move {
+            loop {
+                announce_wakeup.notified().await;
+                if let Err(error) = sqlx::query("SELECT pg_notify($1, '')")
+                    .bind(NOTIFY_CHANNEL)
+                    .execute(&announce_pool)
+                    .await
+                {
+                    tracing::warn!(%error, "could not announce new events");
+                }
+            }
+        });
+
+        Ok(Self {
+            pg,
+            signal,
+            announce,
+            tasks: vec![listen, announcer],
+        })
+    }
+
+    /// Appends within a transaction the caller controls (to compose an append with other
+    /// writes). Readers do not see the events, nor anything appended after them, until that
+    /// transaction commits. A refusal aborts the caller's transaction, so it is reported as
+    /// a conflict without telling a retry from a concurrent append.
+    pub async fn append_in(
+        conn: &mut PgConnection,
+        stream: &str,
+        expected: ExpectedRevision,
+        events: &[NewEvent],
+    ) -> Result<AppendResult, StoreError> {
+        check_append(events)?;
+        insert(conn, stream, expected, Positions::SharedTransaction, events)
+            .await?
+            .map_err(|_| StoreError::WrongExpectedRevision {
+                stream: stream.into(),
+                expected,
+                actual: None,
+            })
+    }
+
+    /// Explains a refused append: a retry of one already made (its original result), a
+    /// reused event id, a stream that moved on, or (`None`) a race worth trying again.
+    async fn explain_refusal(
+        &self,
+        stream: &str,
+        expected: ExpectedRevision,
+        events: &[NewEvent],
+    ) -> Result<Option<AppendResult>, StoreError> {
+        let ids: Vec<Uuid> = events.iter().map(|e| e.event_id).collect();
+        let known = sqlx::query(
+            "SELECT stream_id, global_position FROM events \
+             WHERE event_id = ANY($1) ORDER BY stream_revision",
+        )
+        .bind(&ids)
+        .fetch_all(&self.pg)
+        .await?;
+        let actual: Option<i64> =
+            sqlx::query_scalar("SELECT max(stream_revision) FROM events WHERE stream_id = $1")
+                .bind(stream)
+                .fetch_one(&self.pg)
+                .await?;
+        let actual = actual.map(|r| r as u64);
+        if !known.is_empty() {
+            let same_append = known.len() == events.len()
+                && known.iter().all(|r| {
+                    r.try_get::<String, _>("stream_id")
+                        .is_ok_and(|s| s == stream)
+                });
+            if !same_append {
+                return Err(StoreError::EventIdReused {
+                    stream: stream.into(),
+                });
+            }
+            let positions = known
+                .iter()
+                .map(|r| {
+                    r.try_get::<i64, _>("global_position")
+                        .map(|p| GlobalPosition(p as u64))
+                })
+                .collect::<Result<_, _>>()?;
+            return Ok(Some(AppendResult {
+                positions,
+                next_expected: actual.map_or(ExpectedRevision::NoStream, ExpectedRevision::Exact),
+                already_appended: true,
+            }));
+        }
+        match expected {
+            // Another append took the revision this one computed: compute it again.
+            ExpectedRevision::Any => Ok(None),
+            ExpectedRevision::NoStream | ExpectedRevision::Exact(_) => {
+                Err(StoreError::WrongExpectedRevision {
+                    stream: stream.into(),
+                    expected,
+                    actual,
+                })
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl EventLog for PostgresLog {
+    #[tracing::instrument(skip_all, fields(stream, events = events.len()))]
+    async fn append(
+        &self,
+        stream: &str,
+        expected: ExpectedRevision,
+        events: Vec<NewEvent>,
+    ) -> Result<AppendResult, StoreError> {
+        check_append(&events)?;
+        for _ in 0..ANY_ATTEMPTS {
+            match insert(
+                &self.pg,
+                stream,
+                expected,
+                Positions::OwnTransaction,
+                &events,
+            )
+            .await?
+            {
+                Ok(result) => {
+                    self.signal.notify();
+                    self.announce.notify_one();
+                    return Ok(result);
+                }
+                Err(Refused::Taken | Refused::Missing) => {
+                    if let Some(earlier) = self.explain_refusal(stream, expected, &events).await? {
+                        return Ok(earlier);
+                    }
+                }
+            }
+        }
+        Err(StoreError::WrongExpectedRevision {
+            stream: stream.into(),
+            expected,
+            actual: None,
+        })
+    }
+
+    async fn read_stream(
+        &self,
+        stream: &str,
+        from: u64,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        let sql = format!(
+            "SELECT {COLUMNS} FROM events WHERE stream_id = $1 AND stream_revision >= $2 \
+             ORDER BY stream_revision LIMIT $3"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(stream)
+            .bind(from as i64)
+            .bind(limit as i64)
+            .fetch_all(&self.pg)
+            .await?;
+        rows.iter().map(decode).collect()
+    }
+
+    async fn read_all(
+        &self,
+        after: GlobalPosition,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        let sql = format!(
+            "SELECT {COLUMNS} FROM events WHERE global_position > $1 \
+             AND transaction_id < pg_snapshot_xmin(pg_current_snapshot()) \
+             ORDER BY global_position LIMIT $2"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(after.0 as i64)
+            .bind(limit as i64)
+            .fetch_all(&self.pg)
+            .await?;
+        rows.iter().map(decode).collect()
+    }
+
+    async fn head(&self) -> Result<GlobalPosition, StoreError> {
+        let head: Option<i64> = sqlx::query_scalar(
+            "SELECT max(global_position) FROM events \
+             WHERE transaction_id < pg_snapshot_xmin(pg_current_snapshot())",
+        )
+        .fetch_one(&self.pg)
+        .await?;
+        Ok(GlobalPosition(head.unwrap_or(0) as u64))
+    }
+
+    async fn committed_head(&self) -> Result<GlobalPosition, StoreError> {
+        let head: Option<i64> = sqlx::query_scalar("SELECT max(global_position) FROM events")
+            .fetch_one(&self.pg)
+            .await?;
+        Ok(GlobalPosition(head.unwrap_or(0) as u64))
+    }
+
+    fn watch(&self) -> LogWatch {
+        self.signal.watch(Duration::from_secs(5))
+    }
+}

@@ -1,0 +1,151 @@
+//! Throw-away databases for tests and benchmarks.
+//!
+//! PostgreSQL tests connect to `TEST_DATABASE_URL` (default
+//! `postgres://postgres@127.0.0.1:5432/postgres`), create a database of their own and drop
+//! it when done. When the server is not reachable they fail, saying how to start it: a
+//! test never passes because a service is missing.
+
+use sqlx::{Connection, Executor, PgConnection};
+use std::path::PathBuf;
+
+/// The server tests use unless `TEST_DATABASE_URL` says otherwise.
+pub const DEFAULT_POSTGRES_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+
+/// The administrative URL of the test server.
+pub fn postgres_admin_url() -> String {
+    std::env::var("TEST_DATABASE_URL").unwrap_or_else(|_| DEFAULT_POSTGRES_URL.to_owned())
+}
+
+/// `url` with its database name replaced by `database`.
+pub fn with_database(url: &str, database: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((base, query)) => (base, Some(query)),
+        None => (url, None),
+    };
+    let scheme_end = base.find("://").map_or(0, |i| i + 3);
+    let prefix = match base[scheme_end..].find('/') {
+        Some(slash) => &base[..scheme_end + slash],
+        None => base,
+    };
+    match query {
+        Some(query) => format!("{prefix}/{database}?{query}"),
+        None => format!("{prefix}/{database}"),
+    }
+}
+
+/// A PostgreSQL database that exists for the life of this value.
+#[derive(Debug)]
+pub struct TestPostgres {
+    /// Connect here.
+    pub url: String,
+    name: String,
+    admin_url: String,
+}
+
+impl TestPostgres {
+    /// Creates an empty database on the test server.
+    ///
+    /// # Panics
+    /// When the server cannot be reached or refuses, with instructions.
+    pub async fn create() -> Self {
+        let admin_url = postgres_admin_url();
+        let mut admin = PgConnection::connect(&admin_url).await.unwrap_or_else(|e| {
+            panic!(
+                "PostgreSQL is not reachable at {admin_url}: {e}\n\
+                 Start it with `pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start`, \
+                 or point TEST_DATABASE_URL at a server where this user may create databases."
+            )
+        });
+        let name = format!("accounts_test_{}", uuid::Uuid::new_v4().simple());
+        admin
+            .execute(format!("CREATE DATABASE \"{name}\"").as_str())
+            .await
+            .unwrap_or_else(|e| panic!("could not create test database {name}: {e}"));
+        let _ = admin.close().await;
+        Self {
+            url: with_database(&admin_url, &name),
+            name,
+            admin_url,
+        }
+    }
+}
+
+impl Drop for TestPostgres {
+    fn drop(&mut self) {
+        let admin_url = self.admin_url.clone();
+        let name = self.name.clone();
+        // Drop may run inside a runtime that is shutting down: use a thread of our own.
+        let dropped = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            runtime.block_on(async {
+                let mut admin = PgConnection::connect(&admin_url).await?;
+                admin
+                    .execute(format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)").as_str())
+                    .await?;
+                admin.close().await?;
+                Ok::<_, sqlx::Error>(())
+            })?;
+            Ok::<_, Box<dyn std::error::Error + Send + Sync>>(())
+        })
+        .join();
+        if !matches!(dropped, Ok(Ok(()))) {
+            tracing::warn!(database = %self.name, "could not drop test database");
+        }
+    }
+}
+
+/// A SQLite file in a temporary folder that exists for the life of this value.
+#[derive(Debug)]
+pub struct TestSqlite {
+    /// Connect here.
+    pub url: String,
+    /// The folder, usable as the service's data directory.
+    pub dir: PathBuf,
+    _keep: TempDirGuard,
+}
+
+#[derive(Debug)]
+struct TempDirGuard(PathBuf);
+
+impl Drop for TempDirGuard {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+impl TestSqlite {
+    /// Creates an empty folder for a SQLite file.
+    pub fn create() -> Self {
+        let dir =
+            std::env::temp_dir().join(format!("accounts-test-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&dir).expect("create a temporary folder");
+        Self {
+            url: crate::Database::sqlite_url(&dir.join("accounts.db")),
+            dir: dir.clone(),
+            _keep: TempDirGuard(dir),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::with_database;
+
+    #[test]
+    fn replaces_the_database_name() {
+        assert_eq!(
+            with_database("postgres://postgres@127.0.0.1:5432/postgres", "x"),
+            "postgres://postgres@127.0.0.1:5432/x"
+        );
+        assert_eq!(
+            with_database("postgres://u:p@h/db?sslmode=disable", "y"),
+            "postgres://u:p@h/y?sslmode=disable"
+        );
+        assert_eq!(
+            with_database("postgres://h:5432", "z"),
+            "postgres://h:5432/z"
+        );
+    }
+}

@@ -1,0 +1,580 @@
+//! The event-log contract, run against every backend: in memory, SQLite and PostgreSQL.
+//! PostgreSQL must be reachable (see `store::testkit`); the PostgreSQL-only tests below
+//! show that a reader of the whole log never skips an event that commits late.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use domain::Timestamp;
+use store::testkit::{TestPostgres, TestSqlite};
+use store::{
+    Actor, Database, EventLog, ExpectedRevision, GlobalPosition, Metadata, NewEvent, StoreError,
+};
+use uuid::Uuid;
+
+/// A log plus whatever must live as long as it.
+struct Harness {
+    log: Arc<dyn EventLog>,
+    db: Option<Database>,
+    _sqlite: Option<TestSqlite>,
+    postgres: Option<TestPostgres>,
+}
+
+async fn memory() -> Harness {
+    Harness {
+        log: Arc::new(store::memory::MemoryLog::new()),
+        db: None,
+        _sqlite: None,
+        postgres: None,
+    }
+}
+
+async fn sqlite() -> Harness {
+    let file = TestSqlite::create();
+    let db = Database::connect(&file.url, 4).await.expect("open sqlite");
+    db.migrate().await.expect("migrate sqlite");
+    Harness {
+        log: db.event_log().await.expect("open log"),
+        db: Some(db),
+        _sqlite: Some(file),
+        postgres: None,
+    }
+}
+
+async fn postgres() -> Harness {
+    let server = TestPostgres::create().await;
+    let db = Database::connect(&server.url, 20)
+        .await
+        .expect("connect postgres");
+    db.migrate().await.expect("migrate postgres");
+    Harness {
+        log: db.event_log().await.expect("open log"),
+        db: Some(db),
+        _sqlite: None,
+        postgres: Some(server),
+    }
+}
+
+fn event(n: u32) -> NewEvent {
+    NewEvent {
+        event_id: Uuid::new_v4(),
+        event_type: format!("Happened{n}"),
+        schema_version: 1,
+        data: serde_json::json!({ "n": n, "text": "é ✓" }),
+        metadata: Metadata {
+            correlation_id: Uuid::new_v4(),
+            causation_id: None,
+            actor: Actor::System {
+                component: "contract".into(),
+            },
+            occurred_at: Timestamp::from_unix_micros(1_800_000_000_000_000 + i64::from(n)),
+            idempotency_key: Some(format!("key-{n}")),
+            data_subject: None,
+        },
+    }
+}
+
+/// Waits until a reader can see `position`. On PostgreSQL a reader stops below any write
+/// transaction still open anywhere on the server (other tests' included), so visibility
+/// may lag a commit by the length of such a transaction.
+async fn settled(log: &dyn EventLog, position: GlobalPosition) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while log.head().await.unwrap() < position {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{position:?} never became visible"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+fn stream() -> String {
+    format!("test-{}", Uuid::new_v4().simple())
+}
+
+mod suite {
+    use super::*;
+
+    pub async fn appends_and_reads_back_a_stream(log: &dyn EventLog) {
+        let s = stream();
+        let events = vec![event(1), event(2), event(3)];
+        let result = log
+            .append(&s, ExpectedRevision::NoStream, events.clone())
+            .await
+            .unwrap();
+        assert_eq!(result.positions.len(), 3);
+        assert!(result.positions.windows(2).all(|w| w[0] < w[1]));
+        assert_eq!(result.next_expected, ExpectedRevision::Exact(2));
+        assert!(!result.already_appended);
+
+        let read = log.read_stream_to_end(&s).await.unwrap();
+        assert_eq!(read.len(), 3);
+        for (i, (recorded, sent)) in read.iter().zip(&events).enumerate() {
+            assert_eq!(recorded.revision, i as u64);
+            assert_eq!(recorded.stream, s);
+            assert_eq!(recorded.event_id, sent.event_id);
+            assert_eq!(recorded.event_type, sent.event_type);
+            assert_eq!(recorded.data, sent.data);
+            assert_eq!(recorded.metadata, sent.metadata);
+            assert_eq!(recorded.position, result.positions[i]);
+        }
+        let tail = log.read_stream(&s, 1, 1).await.unwrap();
+        assert_eq!(tail.len(), 1);
+        assert_eq!(tail[0].revision, 1);
+        assert!(log.read_stream(&stream(), 0, 10).await.unwrap().is_empty());
+    }
+
+    pub async fn conflicts_on_a_wrong_expected_revision(log: &dyn EventLog) {
+        let s = stream();
+        log.append(&s, ExpectedRevision::NoStream, vec![event(1)])
+            .await
+            .unwrap();
+
+        let again = log
+            .append(&s, ExpectedRevision::NoStream, vec![event(2)])
+            .await;
+        assert!(
+            matches!(
+                again,
+                Err(StoreError::WrongExpectedRevision {
+                    actual: Some(0),
+                    ..
+                })
+            ),
+            "{again:?}"
+        );
+        let stale = log
+            .append(&s, ExpectedRevision::Exact(5), vec![event(2)])
+            .await;
+        assert!(matches!(
+            stale,
+            Err(StoreError::WrongExpectedRevision {
+                actual: Some(0),
+                ..
+            })
+        ));
+        let missing = log
+            .append(&stream(), ExpectedRevision::Exact(0), vec![event(2)])
+            .await;
+        assert!(matches!(
+            missing,
+            Err(StoreError::WrongExpectedRevision { actual: None, .. })
+        ));
+        assert!(stale.unwrap_err().is_conflict());
+
+        let ok = log
+            .append(&s, ExpectedRevision::Exact(0), vec![event(2)])
+            .await
+            .unwrap();
+        assert_eq!(ok.next_expected, ExpectedRevision::Exact(1));
+        let any = log
+            .append(&s, ExpectedRevision::Any, vec![event(3)])
+            .await
+            .unwrap();
+        assert_eq!(any.next_expected, ExpectedRevision::Exact(2));
+        let any_new = log
+            .append(&stream(), ExpectedRevision::Any, vec![event(4)])
+            .await
+            .unwrap();
+        assert_eq!(any_new.next_expected, ExpectedRevision::Exact(0));
+        assert_eq!(
+            log.read_stream_to_end(&s).await.unwrap().len(),
+            3,
+            "refused appends wrote nothing"
+        );
+    }
+
+    pub async fn a_retried_append_appends_nothing_twice(log: &dyn EventLog) {
+        let s = stream();
+        let events = vec![event(1), event(2)];
+        let first = log
+            .append(&s, ExpectedRevision::NoStream, events.clone())
+            .await
+            .unwrap();
+        // The retry carries the expectation of the original attempt, which is now stale.
+        let retry = log
+            .append(&s, ExpectedRevision::NoStream, events.clone())
+            .await
+            .unwrap();
+        assert!(retry.already_appended);
+        assert_eq!(retry.positions, first.positions);
+        let retry_any = log
+            .append(&s, ExpectedRevision::Any, events.clone())
+            .await
+            .unwrap();
+        assert_eq!(retry_any.positions, first.positions);
+        assert_eq!(log.read_stream_to_end(&s).await.unwrap().len(), 2);
+
+        let reused = log
+            .append(&stream(), ExpectedRevision::Any, vec![events[0].clone()])
+            .await;
+        assert!(
+            matches!(reused, Err(StoreError::EventIdReused { .. })),
+            "{reused:?}"
+        );
+        let partial = log
+            .append(&s, ExpectedRevision::Any, vec![events[0].clone(), event(3)])
+            .await;
+        assert!(
+            matches!(partial, Err(StoreError::EventIdReused { .. })),
+            "{partial:?}"
+        );
+        assert_eq!(log.read_stream_to_end(&s).await.unwrap().len(), 2);
+    }
+
+    pub async fn refuses_malformed_appends(log: &dyn EventLog) {
+        let s = stream();
+        assert!(matches!(
+            log.append(&s, ExpectedRevision::Any, vec![]).await,
+            Err(StoreError::Invalid(_))
+        ));
+        let e = event(1);
+        let twice = log
+            .append(&s, ExpectedRevision::Any, vec![e.clone(), e])
+            .await;
+        assert!(matches!(twice, Err(StoreError::Invalid(_))));
+        assert!(log.read_stream_to_end(&s).await.unwrap().is_empty());
+    }
+
+    pub async fn read_all_returns_every_event_once_in_global_order(log: &dyn EventLog) {
+        let start = log.head().await.unwrap();
+        let (a, b) = (stream(), stream());
+        let mut appended = Vec::new();
+        for i in 0..10u32 {
+            let s = if i % 2 == 0 { &a } else { &b };
+            let r = log
+                .append(s, ExpectedRevision::Any, vec![event(i), event(100 + i)])
+                .await
+                .unwrap();
+            appended.extend(r.positions);
+        }
+        settled(log, *appended.last().unwrap()).await;
+        assert_eq!(log.head().await.unwrap(), *appended.last().unwrap());
+
+        // Read in small batches from where the log was.
+        let mut seen = Vec::new();
+        let mut after = start;
+        loop {
+            let batch = log.read_all(after, 3).await.unwrap();
+            if batch.is_empty() {
+                break;
+            }
+            assert!(batch.len() <= 3);
+            after = batch.last().unwrap().position;
+            seen.extend(batch);
+        }
+        let positions: Vec<GlobalPosition> = seen.iter().map(|e| e.position).collect();
+        assert_eq!(
+            positions, appended,
+            "every event once, in the order appended"
+        );
+        assert!(positions.windows(2).all(|w| w[0] < w[1]));
+        // Within each stream, revisions follow the global order.
+        for s in [&a, &b] {
+            let revisions: Vec<u64> = seen
+                .iter()
+                .filter(|e| &e.stream == s)
+                .map(|e| e.revision)
+                .collect();
+            assert_eq!(revisions, (0..10).collect::<Vec<_>>());
+        }
+    }
+
+    pub async fn concurrent_appends_with_the_same_expectation_let_one_win(log: Arc<dyn EventLog>) {
+        let s = stream();
+        log.append(&s, ExpectedRevision::NoStream, vec![event(0)])
+            .await
+            .unwrap();
+        let tasks: Vec<_> = (0..8u32)
+            .map(|i| {
+                let log = log.clone();
+                let s = s.clone();
+                tokio::spawn(async move {
+                    log.append(&s, ExpectedRevision::Exact(0), vec![event(i)])
+                        .await
+                })
+            })
+            .collect();
+        let mut won = 0;
+        for task in tasks {
+            match task.await.unwrap() {
+                Ok(_) => won += 1,
+                Err(e) => assert!(e.is_conflict(), "{e:?}"),
+            }
+        }
+        assert_eq!(won, 1);
+        assert_eq!(log.read_stream_to_end(&s).await.unwrap().len(), 2);
+    }
+
+    pub async fn concurrent_appends_to_different_streams_all_land(log: Arc<dyn EventLog>) {
+        let start = log.head().await.unwrap();
+        let tasks: Vec<_> = (0..16u32)
+            .map(|i| {
+                let log = log.clone();
+                tokio::spawn(async move {
+                    let s = stream();
+                    let mut positions = Vec::new();
+                    for j in 0..5 {
+                        let r = log
+                            .append(
+                                &s,
+                                ExpectedRevision::after(j),
+                                vec![event(i * 10 + j as u32)],
+                            )
+                            .await
+                            .unwrap();
+                        positions.extend(r.positions);
+                    }
+                    positions
+                })
+            })
+            .collect();
+        let mut appended = Vec::new();
+        for task in tasks {
+            appended.extend(task.await.unwrap());
+        }
+        appended.sort();
+        settled(&*log, *appended.last().unwrap()).await;
+        let seen: Vec<GlobalPosition> = log
+            .read_all(start, 1_000)
+            .await
+            .unwrap()
+            .iter()
+            .map(|e| e.position)
+            .collect();
+        assert_eq!(seen, appended);
+    }
+
+    pub async fn a_watch_wakes_when_events_are_appended(log: Arc<dyn EventLog>) {
+        let mut watch = log.watch();
+        watch.mark_seen();
+        let appender = log.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            appender
+                .append(&stream(), ExpectedRevision::Any, vec![event(1)])
+                .await
+                .unwrap();
+        });
+        tokio::time::timeout(Duration::from_millis(900), watch.changed())
+            .await
+            .expect("woken by the append, well before the fallback interval");
+    }
+}
+
+macro_rules! contract {
+    ($backend:ident) => {
+        mod $backend {
+            use super::*;
+
+            #[tokio::test]
+            async fn appends_and_reads_back_a_stream() {
+                let h = super::$backend().await;
+                suite::appends_and_reads_back_a_stream(&*h.log).await;
+            }
+
+            #[tokio::test]
+            async fn conflicts_on_a_wrong_expected_revision() {
+                let h = super::$backend().await;
+                suite::conflicts_on_a_wrong_expected_revision(&*h.log).await;
+            }
+
+            #[tokio::test]
+            async fn a_retried_append_appends_nothing_twice() {
+                let h = super::$backend().await;
+                suite::a_retried_append_appends_nothing_twice(&*h.log).await;
+            }
+
+            #[tokio::test]
+            async fn refuses_malformed_appends() {
+                let h = super::$backend().await;
+                suite::refuses_malformed_appends(&*h.log).await;
+            }
+
+            #[tokio::test]
+            async fn read_all_returns_every_event_once_in_global_order() {
+                let h = super::$backend().await;
+                suite::read_all_returns_every_event_once_in_global_order(&*h.log).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn concurrent_appends_with_the_same_expectation_let_one_win() {
+                let h = super::$backend().await;
+                suite::concurrent_appends_with_the_same_expectation_let_one_win(h.log.clone())
+                    .await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn concurrent_appends_to_different_streams_all_land() {
+                let h = super::$backend().await;
+                suite::concurrent_appends_to_different_streams_all_land(h.log.clone()).await;
+            }
+
+            #[tokio::test]
+            async fn a_watch_wakes_when_events_are_appended() {
+                let h = super::$backend().await;
+                suite::a_watch_wakes_when_events_are_appended(h.log.clone()).await;
+                drop(h.db);
+            }
+        }
+    };
+}
+
+contract!(memory);
+contract!(sqlite);
+contract!(postgres);
+
+/// PostgreSQL-only: commits that land out of order, and notifications across processes.
+mod postgres_only {
+    use super::*;
+    use sqlx::Connection;
+    use store::postgres::PostgresLog;
+
+    /// Hold an append's transaction open, let a later append commit, and show that a
+    /// reader of the whole log does not step past the open one, then finds it once it
+    /// commits: nothing is skipped.
+    #[tokio::test]
+    async fn a_reader_never_skips_an_event_that_commits_late() {
+        let h = postgres().await;
+        let url = &h.postgres.as_ref().unwrap().url;
+        let start = h.log.head().await.unwrap();
+
+        let mut conn = sqlx::PgConnection::connect(url).await.unwrap();
+        let mut slow = conn.begin().await.unwrap();
+        let late =
+            PostgresLog::append_in(&mut slow, "late-1", ExpectedRevision::NoStream, &[event(1)])
+                .await
+                .unwrap();
+
+        let early = h
+            .log
+            .append("early-2", ExpectedRevision::NoStream, vec![event(2)])
+            .await
+            .unwrap();
+        // The late event took its position first; the early one committed first.
+        assert!(late.last_position() < early.last_position());
+
+        // A reader (a projector, the notifier) looks now: it must not see the early event,
+        // because reading it would move its checkpoint past the late one.
+        let visible = h.log.read_all(start, 100).await.unwrap();
+        assert!(visible.is_empty(), "read past an open append: {visible:?}");
+        assert!(h.log.head().await.unwrap() < late.last_position());
+        // What has committed is known, though: a wait for it lasts until the late one lands.
+        assert_eq!(h.log.committed_head().await.unwrap(), early.last_position());
+
+        slow.commit().await.unwrap();
+        settled(&*h.log, early.last_position()).await;
+        let visible = h.log.read_all(start, 100).await.unwrap();
+        let streams: Vec<&str> = visible.iter().map(|e| e.stream.as_str()).collect();
+        assert_eq!(
+            streams,
+            ["late-1", "early-2"],
+            "both, in an order a checkpoint can follow"
+        );
+        assert_eq!(visible[0].position, late.last_position());
+        assert_eq!(visible[1].position, early.last_position());
+    }
+
+    /// The same, with a reader that keeps a checkpoint as a projector does.
+    #[tokio::test]
+    async fn a_checkpointed_reader_catches_the_late_event() {
+        let h = postgres().await;
+        let url = &h.postgres.as_ref().unwrap().url;
+        let before = h
+            .log
+            .append("before", ExpectedRevision::NoStream, vec![event(0)])
+            .await
+            .unwrap();
+        settled(&*h.log, before.last_position()).await;
+        let mut checkpoint = h
+            .log
+            .read_all(GlobalPosition::START, 100)
+            .await
+            .unwrap()
+            .last()
+            .unwrap()
+            .position;
+
+        let mut conn = sqlx::PgConnection::connect(url).await.unwrap();
+        let mut slow = conn.begin().await.unwrap();
+        PostgresLog::append_in(&mut slow, "late", ExpectedRevision::NoStream, &[event(1)])
+            .await
+            .unwrap();
+        let mut last = GlobalPosition::START;
+        for i in 0..3 {
+            last = h
+                .log
+                .append(&stream(), ExpectedRevision::NoStream, vec![event(10 + i)])
+                .await
+                .unwrap()
+                .last_position();
+        }
+        let mut seen = Vec::new();
+        for batch in h.log.read_all(checkpoint, 100).await.unwrap() {
+            checkpoint = batch.position;
+            seen.push(batch.stream);
+        }
+        assert!(seen.is_empty());
+        slow.commit().await.unwrap();
+        settled(&*h.log, last).await;
+        for batch in h.log.read_all(checkpoint, 100).await.unwrap() {
+            seen.push(batch.stream);
+        }
+        assert_eq!(seen.len(), 4);
+        assert_eq!(seen[0], "late");
+    }
+
+    /// A second process (here: a second log on the same database) is woken by NOTIFY.
+    #[tokio::test]
+    async fn another_process_is_notified_of_appends() {
+        let h = postgres().await;
+        let other_db = Database::connect(&h.postgres.as_ref().unwrap().url, 2)
+            .await
+            .unwrap();
+        let other = other_db.event_log().await.unwrap();
+        let mut watch = other.watch();
+        watch.mark_seen();
+        let log = h.log.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            log.append(&stream(), ExpectedRevision::Any, vec![event(1)])
+                .await
+                .unwrap();
+        });
+        // The fallback wake-up is 5 s: waking within 3 s means the notification arrived.
+        tokio::time::timeout(Duration::from_secs(3), watch.changed())
+            .await
+            .expect("notified through LISTEN/NOTIFY");
+        settled(&*other, GlobalPosition(1)).await;
+        assert_eq!(
+            other
+                .read_all(GlobalPosition::START, 10)
+                .await
+                .unwrap()
+                .len(),
+            1
+        );
+        drop(other);
+        other_db.close().await;
+    }
+
+    /// Two retries of the same append racing each other still write it once.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn racing_retries_write_once() {
+        let h = postgres().await;
+        let s = stream();
+        let events = vec![event(1), event(2)];
+        let tasks: Vec<_> = (0..6)
+            .map(|_| {
+                let (log, s, events) = (h.log.clone(), s.clone(), events.clone());
+                tokio::spawn(async move { log.append(&s, ExpectedRevision::Any, events).await })
+            })
+            .collect();
+        let mut positions = Vec::new();
+        for task in tasks {
+            positions.push(task.await.unwrap().unwrap().positions);
+        }
+        assert!(positions.windows(2).all(|w| w[0] == w[1]), "{positions:?}");
+        assert_eq!(h.log.read_stream_to_end(&s).await.unwrap().len(), 2);
+    }
+}

@@ -1,0 +1,135 @@
+//! Idempotency keys and request ids.
+
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use store::Backend;
+use tests::{PASSWORD, error_code, spawn_app};
+
+async fn a_retry_with_the_same_key_gets_the_same_response_and_appends_nothing(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let body = json!({"email": "erin@example.com", "password": PASSWORD, "display_name": "Erin"});
+    let send = |body: Value| {
+        app.request(Method::POST, "/auth/register", None)
+            .header("Idempotency-Key", "register-erin-1")
+            .json(&body)
+            .send()
+    };
+    let first = send(body.clone()).await.unwrap();
+    assert_eq!(first.status(), StatusCode::CREATED);
+    assert_eq!(first.headers()["idempotent-replayed"], "false");
+    let first_body = first.text().await.unwrap();
+    let events = app.event_count().await;
+
+    let retry = send(body.clone()).await.unwrap();
+    assert_eq!(
+        retry.status(),
+        StatusCode::CREATED,
+        "not 409: the retry is the same request"
+    );
+    assert_eq!(retry.headers()["idempotent-replayed"], "true");
+    assert_eq!(retry.headers()["content-type"], "application/json");
+    assert_eq!(retry.text().await.unwrap(), first_body);
+    assert_eq!(
+        app.event_count().await,
+        events,
+        "the retry appended nothing"
+    );
+
+    let different =
+        send(json!({"email": "erin2@example.com", "password": PASSWORD, "display_name": "Erin"}))
+            .await
+            .unwrap();
+    assert_eq!(different.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(error_code(different).await, "idempotency_key_reused");
+    assert_eq!(app.event_count().await, events);
+}
+
+async fn keys_are_scoped_to_the_caller(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let (_, a) = app.signed_up().await;
+    let (_, b) = app.signed_up().await;
+    for token in [&a.token, &b.token] {
+        let response = app
+            .request(Method::DELETE, "/me/sessions", Some(token))
+            .header("Idempotency-Key", "same-key")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(
+            response.headers()["idempotent-replayed"],
+            "false",
+            "another caller's key is not mine"
+        );
+    }
+}
+
+async fn a_replayed_sign_out_does_not_revoke_twice(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let (_, session) = app.signed_up().await;
+    let logout = || {
+        app.request(Method::POST, "/auth/logout", Some(&session.token))
+            .header("Idempotency-Key", "logout-1")
+            .send()
+    };
+    assert_eq!(logout().await.unwrap().status(), StatusCode::NO_CONTENT);
+    let events = app.event_count().await;
+    let retry = logout().await.unwrap();
+    assert_eq!(retry.status(), StatusCode::NO_CONTENT);
+    assert_eq!(retry.headers()["idempotent-replayed"], "true");
+    assert_eq!(app.event_count().await, events);
+}
+
+async fn malformed_keys_are_refused(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let response = app
+        .request(Method::POST, "/auth/login", None)
+        .header("Idempotency-Key", "x".repeat(300))
+        .json(&json!({"email": "a@example.com", "password": PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(error_code(response).await, "invalid_idempotency_key");
+}
+
+async fn the_request_id_is_echoed_and_recorded_as_correlation_id(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let request_id = uuid::Uuid::new_v4().to_string();
+    let response = app
+        .request(Method::POST, "/auth/register", None)
+        .header("X-Request-Id", &request_id)
+        .header("Idempotency-Key", "k-123")
+        .json(&json!({"email": "frank@example.com", "password": PASSWORD, "display_name": "Frank"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.headers()["x-request-id"], request_id.as_str());
+    let events = app.raw_events().await;
+    assert!(!events.is_empty());
+    for event in &events {
+        assert!(
+            event.contains(&request_id),
+            "correlation id in metadata: {event}"
+        );
+        assert!(
+            event.contains("k-123"),
+            "idempotency key in metadata: {event}"
+        );
+        assert!(
+            event.contains("occurred_at")
+                && event.contains("causation_id")
+                && event.contains("actor")
+        );
+    }
+    let generated = app.get("/healthz", None).await;
+    assert!(uuid::Uuid::parse_str(generated.headers()["x-request-id"].to_str().unwrap()).is_ok());
+}
+
+on_both_backends!(
+    a_retry_with_the_same_key_gets_the_same_response_and_appends_nothing,
+    keys_are_scoped_to_the_caller,
+    a_replayed_sign_out_does_not_revoke_twice,
+    malformed_keys_are_refused,
+    the_request_id_is_echoed_and_recorded_as_correlation_id,
+);

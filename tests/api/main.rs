@@ -1,0 +1,32 @@
+//! End-to-end tests over HTTP. Every case runs twice: on the embedded SQLite default and on
+//! PostgreSQL (which must be reachable; see `store::testkit`).
+
+/// Runs each listed `async fn case(backend)` of the current module on both backends.
+macro_rules! on_both_backends {
+    ($($case:ident),* $(,)?) => {
+        mod sqlite {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $case() {
+                tests::within_time_limit(super::$case(store::Backend::Sqlite)).await;
+            })*
+        }
+        mod postgres {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $case() {
+                tests::within_time_limit(super::$case(store::Backend::Postgres)).await;
+            })*
+        }
+    };
+}
+
+mod auth;
+mod billing;
+mod credits;
+mod deletion;
+mod idempotency;
+mod operations;
+mod password;
+mod privacy;
+mod profile;
+mod security;
+mod sessions;

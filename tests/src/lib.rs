@@ -1,0 +1,444 @@
+//! Helpers for the end-to-end tests: [`spawn_app`] starts the whole service on a free
+//! port with a database of its own (a SQLite file in a temporary folder, or a fresh
+//! PostgreSQL database on the test server), like a newcomer's `cargo run` would.
+
+use api::{App, AppOptions, ServeArgs};
+use base64::Engine;
+use commands::ManualClock;
+use commands::throttle::ThrottlePolicy;
+use reqwest::{Client, Method, RequestBuilder, Response, StatusCode};
+use serde_json::{Value, json};
+use std::sync::Arc;
+use std::time::Duration;
+use store::testkit::{TestPostgres, TestSqlite};
+use store::{Backend, Database};
+use tokio::sync::oneshot;
+use uuid::Uuid;
+
+/// A password every test account uses.
+pub const PASSWORD: &str = "correct-horse-7-battery";
+
+/// The secret payment webhooks are signed with in tests.
+pub const WEBHOOK_SECRET: &str = "whsec_test_secret";
+
+/// How a test wants the service configured.
+pub struct Setup {
+    /// The `serve` options (listen and storage are filled in by [`spawn_app_with`]).
+    pub serve: ServeArgs,
+    /// Sign-in throttling.
+    pub throttle: ThrottlePolicy,
+}
+
+/// A running service.
+pub struct TestApp {
+    /// `http://127.0.0.1:<port>`.
+    pub address: String,
+    /// A client without proxies or cookies.
+    pub client: Client,
+    /// Which database.
+    pub backend: Backend,
+    /// The database, for looking at raw tables.
+    pub db: Database,
+    /// The service's state, for setting up (granting credits) and ticking the scheduler.
+    pub state: api::state::AppState,
+    /// The clock the service reads; tests move it.
+    pub clock: Arc<ManualClock>,
+    /// The database URL, to reopen it after a shutdown.
+    pub database_url: String,
+    /// The storage flags, to run CLI subcommands against the same data.
+    pub storage_args: Vec<String>,
+    stop: Option<oneshot::Sender<()>>,
+    server: Option<tokio::task::JoinHandle<()>>,
+    _sqlite: Option<TestSqlite>,
+    _postgres: Option<TestPostgres>,
+}
+
+/// A session as `POST /auth/login` returns it.
+#[derive(Debug, Clone)]
+pub struct Session {
+    /// Its id.
+    pub id: String,
+    /// Its bearer token.
+    pub token: String,
+}
+
+/// How long one end-to-end case may run: far beyond what any needs, so only a hang trips it.
+const CASE_TIME_LIMIT: Duration = Duration::from_secs(240);
+
+/// Runs a test case, failing it (with what every PostgreSQL session of the test server was
+/// doing) if it runs past [`CASE_TIME_LIMIT`], so a hang fails fast and explains itself
+/// instead of stalling the whole suite.
+pub async fn within_time_limit(case: impl Future<Output = ()>) {
+    if tokio::time::timeout(CASE_TIME_LIMIT, case).await.is_err() {
+        panic!(
+            "the case did not finish within {CASE_TIME_LIMIT:?}; PostgreSQL sessions meanwhile:\n{}",
+            postgres_activity().await
+        );
+    }
+}
+
+/// One line per session of the test server: database, state, wait, transaction age, query.
+async fn postgres_activity() -> String {
+    use sqlx::Connection;
+    let url = store::testkit::postgres_admin_url();
+    let Ok(mut conn) = sqlx::PgConnection::connect(&url).await else {
+        return format!("(PostgreSQL not reachable at {url})");
+    };
+    let rows: Vec<String> = sqlx::query_scalar(
+        "SELECT concat_ws(' | ', datname, state, wait_event_type || ':' || wait_event, \
+         'in transaction for ' || (now() - xact_start)::text, left(query, 200)) \
+         FROM pg_stat_activity WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()",
+    )
+    .fetch_all(&mut conn)
+    .await
+    .unwrap_or_default();
+    rows.join("\n")
+}
+
+/// Starts the service with default settings.
+pub async fn spawn_app(backend: Backend) -> TestApp {
+    spawn_app_with(backend, |_| {}).await
+}
+
+/// Starts the service with sessions that survive a clock moved by months.
+pub async fn spawn_app_with_long_sessions(backend: Backend) -> TestApp {
+    spawn_app_with(backend, |setup| {
+        setup.serve.session_ttl = Duration::from_secs(3 * 365 * 86_400);
+        setup.serve.session_idle_timeout = Duration::from_secs(3 * 365 * 86_400);
+    })
+    .await
+}
+
+/// Starts the service after `configure` adjusted the settings.
+pub async fn spawn_app_with(backend: Backend, configure: impl FnOnce(&mut Setup)) -> TestApp {
+    let mut setup = Setup {
+        serve: ServeArgs::default(),
+        throttle: ThrottlePolicy::default(),
+    };
+    // Short enough that tests see flushed activity without waiting long.
+    setup.serve.activity_flush_interval = Duration::from_millis(200);
+    setup.serve.hash_concurrency = 2;
+    setup.serve.payments_webhook_secret = Some(WEBHOOK_SECRET.to_owned());
+    // Tests tick the scheduler themselves, with the clock they move.
+    setup.serve.scheduler_interval = Duration::from_secs(3600);
+    configure(&mut setup);
+
+    let folder = TestSqlite::create();
+    let (sqlite, postgres, database_url) = match backend {
+        Backend::Sqlite => (Some(folder), None, None),
+        Backend::Postgres => {
+            let server = TestPostgres::create().await;
+            let url = server.url.clone();
+            (Some(folder), Some(server), Some(url))
+        }
+    };
+    let data_dir = sqlite
+        .as_ref()
+        .map(|s| s.dir.clone())
+        .expect("a data folder");
+    let master_key = base64::engine::general_purpose::STANDARD
+        .encode(Uuid::new_v4().as_u128().to_le_bytes().repeat(2));
+    setup.serve.storage.data_dir = data_dir.clone();
+    setup.serve.storage.database_url = database_url.clone();
+    setup.serve.storage.master_key = Some(master_key.clone());
+    setup.serve.storage.db_max_connections = 8;
+    let mut storage_args = vec![
+        "--data-dir".to_owned(),
+        data_dir.display().to_string(),
+        "--master-key".to_owned(),
+        master_key,
+    ];
+    if let Some(url) = &database_url {
+        storage_args.extend(["--database-url".to_owned(), url.clone()]);
+    }
+
+    let clock = Arc::new(ManualClock::starting_now());
+    let app = App::build(AppOptions {
+        serve: setup.serve,
+        clock: clock.clone(),
+        throttle: setup.throttle,
+    })
+    .await
+    .expect("the service starts");
+    let db = app.state().db.clone();
+    let state = app.state().clone();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind a free port");
+    let address = format!("http://{}", listener.local_addr().expect("local address"));
+    let (stop, stopped) = oneshot::channel::<()>();
+    let server = tokio::spawn(async move {
+        app.serve(listener, async {
+            let _ = stopped.await;
+        })
+        .await
+        .expect("the service runs");
+    });
+    TestApp {
+        address,
+        client: Client::builder()
+            .no_proxy()
+            // A request that hangs fails its test rather than the whole run.
+            .timeout(Duration::from_secs(120))
+            .build()
+            .expect("an HTTP client"),
+        backend,
+        db,
+        state,
+        database_url: database_url
+            .unwrap_or_else(|| Database::sqlite_url(&data_dir.join("accounts.db"))),
+        clock,
+        storage_args,
+        stop: Some(stop),
+        server: Some(server),
+        _sqlite: sqlite,
+        _postgres: postgres,
+    }
+}
+
+impl TestApp {
+    /// The URL of `path`.
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.address)
+    }
+
+    /// A request to `path`, with `token` as bearer if given.
+    pub fn request(&self, method: Method, path: &str, token: Option<&str>) -> RequestBuilder {
+        let builder = self.client.request(method, self.url(path));
+        match token {
+            Some(token) => builder.bearer_auth(token),
+            None => builder,
+        }
+    }
+
+    /// `POST path` with a JSON body.
+    pub async fn post(&self, path: &str, token: Option<&str>, body: &Value) -> Response {
+        self.request(Method::POST, path, token)
+            .json(body)
+            .send()
+            .await
+            .expect("request sent")
+    }
+
+    /// `GET path`.
+    pub async fn get(&self, path: &str, token: Option<&str>) -> Response {
+        self.request(Method::GET, path, token)
+            .send()
+            .await
+            .expect("request sent")
+    }
+
+    /// `DELETE path`.
+    pub async fn delete(&self, path: &str, token: Option<&str>) -> Response {
+        self.request(Method::DELETE, path, token)
+            .send()
+            .await
+            .expect("request sent")
+    }
+
+    /// Registers an account and returns its id.
+    pub async fn register(&self, email: &str) -> String {
+        let response = self
+            .post(
+                "/auth/register",
+                None,
+                &json!({"email": email, "password": PASSWORD, "display_name": "Test User"}),
+            )
+            .await;
+        assert_eq!(
+            response.status(),
+            StatusCode::CREATED,
+            "registering {email}"
+        );
+        let body: Value = response.json().await.expect("JSON");
+        body["account_id"].as_str().expect("account_id").to_owned()
+    }
+
+    /// Signs in and returns the session.
+    pub async fn login(&self, email: &str, password: &str) -> Session {
+        let response = self
+            .post(
+                "/auth/login",
+                None,
+                &json!({"email": email, "password": password}),
+            )
+            .await;
+        assert_eq!(response.status(), StatusCode::CREATED, "signing in {email}");
+        let body: Value = response.json().await.expect("JSON");
+        Session {
+            id: body["session_id"].as_str().expect("session_id").to_owned(),
+            token: body["token"].as_str().expect("token").to_owned(),
+        }
+    }
+
+    /// Registers a fresh account and signs it in.
+    pub async fn signed_up(&self) -> (String, Session) {
+        let email = format!("user-{}@example.com", Uuid::new_v4().simple());
+        self.register(&email).await;
+        let session = self.login(&email, PASSWORD).await;
+        (email, session)
+    }
+
+    /// The raw text of every stored event: stream, type, payload and metadata.
+    pub async fn raw_events(&self) -> Vec<String> {
+        let sql = match self.backend {
+            Backend::Sqlite => {
+                "SELECT stream_id || ' ' || event_type || ' ' || data || ' ' || metadata FROM events ORDER BY global_position"
+            }
+            Backend::Postgres => {
+                "SELECT stream_id || ' ' || event_type || ' ' || data::text || ' ' || metadata::text FROM events ORDER BY global_position"
+            }
+        };
+        sqlx::query_scalar(sql)
+            .fetch_all(self.db.pool())
+            .await
+            .expect("read events")
+    }
+
+    /// How many events the log holds, leaving out session activity (flushed on a timer
+    /// whenever a session made requests, so it would make counts racy).
+    pub async fn event_count(&self) -> i64 {
+        sqlx::query_scalar("SELECT count(*) FROM events WHERE stream_id NOT LIKE 'activity-%'")
+            .fetch_one(self.db.pool())
+            .await
+            .expect("count events")
+    }
+
+    /// Runs the scheduler once (renewals, hold timeouts, expiries) and waits until the
+    /// billing process and the read models show the result.
+    pub async fn tick(&self) -> workers::scheduler::Tick {
+        let tick = self.state.scheduler.tick().await.expect("scheduler tick");
+        self.settle().await;
+        tick
+    }
+
+    /// Waits until the billing process and every read model have caught up with the log.
+    pub async fn settle(&self) {
+        let wait = Duration::from_secs(10);
+        let head = self.state.log.committed_head().await.expect("log head");
+        self.state
+            .projections
+            .wait_for(&["billing-process"], head, wait)
+            .await
+            .expect("billing process caught up");
+        let head = self.state.log.committed_head().await.expect("log head");
+        let names = self.state.projections.names();
+        self.state
+            .projections
+            .wait_for(&names, head, wait)
+            .await
+            .expect("read models caught up");
+    }
+
+    /// The service's clock, as the API prints times.
+    pub fn clock_now_rfc3339(&self) -> String {
+        commands::Clock::now(&*self.clock).to_rfc3339()
+    }
+
+    /// Stops the service (graceful shutdown: projectors stop, activity is flushed).
+    pub async fn shutdown(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(server) = self.server.take() {
+            let _ = tokio::time::timeout(Duration::from_secs(10), server).await;
+        }
+    }
+}
+
+/// The error code of an error response.
+pub async fn error_code(response: Response) -> String {
+    let body: Value = response.json().await.expect("an error body in JSON");
+    assert!(
+        body["error"]["message"].is_string(),
+        "error message missing: {body}"
+    );
+    body["error"]["code"]
+        .as_str()
+        .expect("error code")
+        .to_owned()
+}
+
+/// The TOTP code of `secret` (base32) at `unix_seconds`, computed by Debian's `oathtool`:
+/// an implementation independent of the service's.
+pub fn oathtool_code(secret: &str, unix_seconds: i64) -> String {
+    let output = std::process::Command::new("oathtool")
+        .args(["--totp", "-b", secret, "--now", &format!("@{unix_seconds}")])
+        .output()
+        .unwrap_or_else(|e| {
+            panic!("oathtool is needed for the 2FA tests ({e}); install it with `apt-get install oathtool`")
+        });
+    assert!(output.status.success(), "oathtool failed: {output:?}");
+    String::from_utf8(output.stdout)
+        .expect("oathtool prints digits")
+        .trim()
+        .to_owned()
+}
+
+impl TestApp {
+    /// The service's clock in Unix seconds.
+    pub fn clock_unix_seconds(&self) -> i64 {
+        commands::Clock::now(&*self.clock).unix_micros() / 1_000_000
+    }
+
+    /// The TOTP code of `secret` at the service's current time (from `oathtool`).
+    pub fn totp_now(&self, secret: &str) -> String {
+        oathtool_code(secret, self.clock_unix_seconds())
+    }
+
+    /// Every row of every table but the event log, as text (columns joined by `|`), to look
+    /// for personal data wherever a read model might keep it.
+    pub async fn read_model_rows(&self) -> Vec<String> {
+        let tables: Vec<String> = match self.backend {
+            Backend::Sqlite => sqlx::query_scalar(
+                "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'",
+            ),
+            Backend::Postgres => sqlx::query_scalar(
+                "SELECT table_name::text FROM information_schema.tables \
+                 WHERE table_schema = current_schema() AND table_type = 'BASE TABLE'",
+            ),
+        }
+        .fetch_all(self.db.pool())
+        .await
+        .expect("list tables");
+        let mut rows = Vec::new();
+        for table in tables.iter().filter(|t| t.as_str() != "events") {
+            let columns: Vec<String> = match self.backend {
+                Backend::Sqlite => sqlx::query_scalar("SELECT name FROM pragma_table_info($1)"),
+                Backend::Postgres => sqlx::query_scalar(
+                    "SELECT column_name::text FROM information_schema.columns \
+                     WHERE table_schema = current_schema() AND table_name = $1",
+                ),
+            }
+            .bind(table)
+            .fetch_all(self.db.pool())
+            .await
+            .expect("list columns");
+            let joined = columns
+                .iter()
+                .map(|c| match self.backend {
+                    // Blobs (wrapped keys) as hex, so every row reads as UTF-8 text.
+                    Backend::Sqlite => format!(
+                        "COALESCE(CASE WHEN typeof(\"{c}\") = 'blob' THEN hex(\"{c}\") \
+                         ELSE CAST(\"{c}\" AS TEXT) END, '')"
+                    ),
+                    Backend::Postgres => format!("COALESCE(CAST(\"{c}\" AS TEXT), '')"),
+                })
+                .collect::<Vec<_>>()
+                .join(" || '|' || ");
+            let sql = format!("SELECT '{table}:' || {joined} FROM \"{table}\"");
+            rows.extend(
+                sqlx::query_scalar::<_, String>(&sql)
+                    .fetch_all(self.db.pool())
+                    .await
+                    .unwrap_or_else(|e| panic!("read {table}: {e}")),
+            );
+        }
+        rows
+    }
+}
+
+/// The JSON body of a response.
+pub async fn json_body(response: Response) -> Value {
+    response.json().await.expect("a JSON body")
+}
