@@ -5,9 +5,11 @@
 use crate::config::{ServeArgs, StorageArgs};
 use crate::routes;
 use crate::state::{AppState, HttpSettings};
+use crate::token_auth::TokenRateLimit;
 use anyhow::Context;
 use axum::Router;
 use axum::http::HeaderName;
+use commands::access_tokens::AccessTokens;
 use commands::accounts::{Accounts, SessionPolicy};
 use commands::activity::SessionActivity;
 use commands::billing::Billing;
@@ -17,6 +19,7 @@ use commands::idempotency::IdempotencyStore;
 use commands::passwords::Passwords;
 use commands::payments::{PaymentProvider, SandboxProvider, WebhookSigner};
 use commands::throttle::{LoginThrottle, ThrottlePolicy};
+use commands::usage::TokenUsage;
 use commands::{Clock, EventCodec, Executor, SystemClock};
 use domain::catalog::Catalog;
 use projections::{ProjectionRunner, Reactor};
@@ -202,8 +205,11 @@ impl App {
             sessions,
         );
         let idempotency = IdempotencyStore::new(storage.db.clone());
+        let access_tokens = AccessTokens::new(storage.exec.clone(), clock.clone());
         let erasure = ErasureReactor::new(
+            storage.db.clone(),
             accounts.clone(),
+            access_tokens.clone(),
             billing.clone(),
             storage.exec.clone(),
             idempotency.clone(),
@@ -238,6 +244,9 @@ impl App {
             projections: projections.clone(),
             idempotency,
             activity: activity.clone(),
+            access_tokens,
+            token_usage: Arc::new(TokenUsage::new(storage.log.clone(), storage.codec.clone())),
+            token_rate_limit: Arc::new(TokenRateLimit::new(serve.token_rate_limit)),
             throttle: Arc::new(LoginThrottle::new(throttle)),
             code_throttle: Arc::new(LoginThrottle::new(ThrottlePolicy::second_factor())),
             email_index,
@@ -326,6 +335,9 @@ async fn flush_activity(state: AppState, interval: Duration, mut stopping: watch
         let now = state.clock.now();
         if let Err(error) = state.activity.flush(now).await {
             tracing::warn!(%error, "could not record session activity; will retry");
+        }
+        if let Err(error) = state.token_usage.flush(now).await {
+            tracing::warn!(%error, "could not record token usage; will retry");
         }
         let idle = state.http.sessions.idle_timeout;
         state

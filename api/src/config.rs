@@ -112,7 +112,11 @@ pub struct ServeArgs {
     #[arg(long, env = "ACCOUNTS_REAUTHENTICATION_WINDOW", default_value = "10m", value_parser = humantime::parse_duration)]
     pub reauthentication_window: Duration,
 
-    /// How often session last-active times are written to the log.
+    /// Requests a minute each API or CLI token may make (bursts up to as many).
+    #[arg(long, env = "ACCOUNTS_TOKEN_RATE_LIMIT", default_value_t = 600)]
+    pub token_rate_limit: u32,
+
+    /// How often session last-active times and token usage counts are written to the log.
     #[arg(long, env = "ACCOUNTS_ACTIVITY_FLUSH_INTERVAL", default_value = "5s", value_parser = humantime::parse_duration)]
     pub activity_flush_interval: Duration,
 
@@ -176,6 +180,7 @@ impl Default for ServeArgs {
             session_idle_timeout: Duration::from_secs(7 * 24 * 3600),
             reauthentication_window: Duration::from_secs(600),
             activity_flush_interval: Duration::from_secs(5),
+            token_rate_limit: 600,
             client_ip_header: None,
             country_header: None,
             city_header: None,

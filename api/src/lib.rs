@@ -13,6 +13,7 @@ pub mod middleware;
 pub mod pdf;
 pub mod routes;
 pub mod state;
+pub mod token_auth;
 
 pub use app::{App, AppOptions};
 pub use config::{Cli, ServeArgs, StorageArgs};

@@ -1,7 +1,9 @@
 //! The state every handler receives (`State<AppState>`): the services built by the
 //! composition root in [`crate::app`]. No globals.
 
+use crate::token_auth::TokenRateLimit;
 use axum::http::HeaderName;
+use commands::access_tokens::AccessTokens;
 use commands::accounts::{Accounts, SessionPolicy};
 use commands::activity::SessionActivity;
 use commands::billing::Billing;
@@ -10,6 +12,7 @@ use commands::crypto::EmailIndex;
 use commands::idempotency::IdempotencyStore;
 use commands::payments::WebhookSigner;
 use commands::throttle::LoginThrottle;
+use commands::usage::TokenUsage;
 use commands::{Clock, EventCodec};
 use projections::ProjectionRunner;
 use std::sync::Arc;
@@ -44,6 +47,12 @@ pub struct AppState {
     pub idempotency: IdempotencyStore,
     /// Session last-active times.
     pub activity: Arc<SessionActivity>,
+    /// API and CLI tokens.
+    pub access_tokens: AccessTokens,
+    /// Request counts of tokens, flushed with the activity.
+    pub token_usage: Arc<TokenUsage>,
+    /// The per-token rate limit.
+    pub token_rate_limit: Arc<TokenRateLimit>,
     /// Sign-in throttling.
     pub throttle: Arc<LoginThrottle>,
     /// Stricter throttling of two-factor codes.

@@ -239,3 +239,15 @@ impl From<ReservationError> for CommandError {
         }
     }
 }
+
+impl From<domain::access_token::AccessTokenError> for CommandError {
+    fn from(e: domain::access_token::AccessTokenError) -> Self {
+        use domain::access_token::AccessTokenError as E;
+        match e {
+            E::Exists => Self::Internal("a new token id was already taken".into()),
+            E::NotFound => Self::rejected(Rejection::NotFound, "token_not_found", e),
+            E::Expired => Self::rejected(Rejection::Conflict, "token_expired", e),
+            E::Invalid { field, message } => Self::Invalid { field, message },
+        }
+    }
+}

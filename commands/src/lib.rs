@@ -7,6 +7,7 @@
 //! throttling ([`throttle`]), idempotency keys ([`idempotency`]) and session activity
 //! ([`activity`]).
 
+pub mod access_tokens;
 pub mod accounts;
 pub mod activity;
 pub mod admin;
@@ -24,6 +25,7 @@ pub mod payments;
 pub mod throttle;
 pub mod tokens;
 pub mod totp;
+pub mod usage;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use codec::EventCodec;

@@ -1,5 +1,6 @@
 //! The union of every event the log holds, and the stream naming scheme.
 
+use crate::access_token::{AccessTokenEvent, UsageEvent};
 use crate::account::AccountEvent;
 use crate::activity::ActivityEvent;
 use crate::admin::AdminTokenEvent;
@@ -35,11 +36,15 @@ pub enum StreamCategory {
     Campaign,
     /// `admintoken-<uuid>`: an operator credential.
     AdminToken,
+    /// `accesstoken-<uuid>`: an API or CLI token of an account.
+    AccessToken,
+    /// `usage-<account uuid>`: request counts of the account's tokens.
+    Usage,
 }
 
 impl StreamCategory {
     /// Every category, for decoding by prefix.
-    pub const ALL: [StreamCategory; 10] = [
+    pub const ALL: [StreamCategory; 12] = [
         Self::Account,
         Self::Email,
         Self::Activity,
@@ -50,6 +55,8 @@ impl StreamCategory {
         Self::Purchase,
         Self::Campaign,
         Self::AdminToken,
+        Self::AccessToken,
+        Self::Usage,
     ];
 
     /// The stream-name prefix.
@@ -65,6 +72,8 @@ impl StreamCategory {
             Self::Purchase => "purchase",
             Self::Campaign => "campaign",
             Self::AdminToken => "admintoken",
+            Self::AccessToken => "accesstoken",
+            Self::Usage => "usage",
         }
     }
 
@@ -109,6 +118,10 @@ pub enum DomainEvent {
     Campaign(CampaignEvent),
     /// Of an operator token.
     AdminToken(AdminTokenEvent),
+    /// Of an API or CLI token.
+    AccessToken(AccessTokenEvent),
+    /// Of token usage counts.
+    Usage(UsageEvent),
 }
 
 /// Calls `$body` with the inner event of every variant bound to `$e`.
@@ -125,6 +138,8 @@ macro_rules! each_variant {
             DomainEvent::Purchase($e) => $body,
             DomainEvent::Campaign($e) => $body,
             DomainEvent::AdminToken($e) => $body,
+            DomainEvent::AccessToken($e) => $body,
+            DomainEvent::Usage($e) => $body,
         }
     };
 }
@@ -148,6 +163,8 @@ impl DomainEvent {
             Self::Purchase(_) => StreamCategory::Purchase,
             Self::Campaign(_) => StreamCategory::Campaign,
             Self::AdminToken(_) => StreamCategory::AdminToken,
+            Self::AccessToken(_) => StreamCategory::AccessToken,
+            Self::Usage(_) => StreamCategory::Usage,
         }
     }
 
@@ -155,6 +172,7 @@ impl DomainEvent {
     pub fn personal_fields(&self) -> &'static [&'static str] {
         match self {
             Self::Account(e) => e.personal_fields(),
+            Self::Usage(e) => e.personal_fields(),
             _ => &[],
         }
     }
@@ -184,6 +202,10 @@ impl DomainEvent {
             StreamCategory::AdminToken => {
                 Self::AdminToken(AdminTokenEvent::deserialize(deserializer)?)
             }
+            StreamCategory::AccessToken => {
+                Self::AccessToken(AccessTokenEvent::deserialize(deserializer)?)
+            }
+            StreamCategory::Usage => Self::Usage(UsageEvent::deserialize(deserializer)?),
         })
     }
 
@@ -226,6 +248,8 @@ member!(Invoice, InvoiceEvent);
 member!(Purchase, PurchaseEvent);
 member!(Campaign, CampaignEvent);
 member!(AdminToken, AdminTokenEvent);
+member!(AccessToken, AccessTokenEvent);
+member!(Usage, UsageEvent);
 
 #[cfg(test)]
 mod tests {

@@ -5,6 +5,7 @@
 //! draws random numbers: time, ids and hashes arrive inside commands, so every rule can
 //! be tested as given(events) / when(command) / then(events or error) (see [`testing`]).
 
+pub mod access_token;
 pub mod account;
 pub mod activity;
 pub mod admin;

@@ -6,6 +6,7 @@
 //! and lets commands wait until a projection has caught up with what they wrote
 //! (read-your-writes). The query functions the API reads live next to each projector.
 
+pub mod access_tokens;
 pub mod accounts;
 pub mod admin_tokens;
 pub mod billing;
@@ -27,5 +28,7 @@ pub fn all() -> Vec<Arc<dyn Projector>> {
         Arc::new(credits::CreditsProjector),
         Arc::new(billing::BillingProjector),
         Arc::new(admin_tokens::AdminTokensProjector),
+        Arc::new(access_tokens::AccessTokensProjector),
+        Arc::new(access_tokens::TokenUsageProjector),
     ]
 }

@@ -63,6 +63,13 @@ pub enum Actor {
         /// The session used.
         session_id: SessionId,
     },
+    /// An account acting through one of its API or CLI tokens.
+    Token {
+        /// The account.
+        account_id: AccountId,
+        /// The token used.
+        token_id: Uuid,
+    },
     /// The service itself (a worker, the activity flusher, a CLI command).
     System {
         /// Which part.

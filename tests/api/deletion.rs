@@ -80,6 +80,34 @@ async fn a_deleted_account_leaves_no_readable_personal_data(backend: Backend) {
         .await
         .unwrap();
     assert_eq!(profile.status(), StatusCode::OK);
+    let api_token = json_body(
+        app.post(
+            "/me/api-tokens",
+            Some(&session.token),
+            &json!({"label": "render farm", "scopes": ["account:read"]}),
+        )
+        .await,
+    )
+    .await["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let cli_token = json_body(
+        app.post(
+            "/me/cli-tokens",
+            Some(&session.token),
+            &json!({"label": "laptop", "kind": "device"}),
+        )
+        .await,
+    )
+    .await["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(
+        app.get("/api/v1/me", Some(&api_token)).await.status(),
+        StatusCode::OK
+    );
     let subscribed = app
         .request(Method::PUT, "/me/subscription", Some(&session.token))
         .json(&json!({"plan_id": "starter"}))
@@ -163,6 +191,22 @@ async fn a_deleted_account_leaves_no_readable_personal_data(backend: Backend) {
             StatusCode::UNAUTHORIZED
         );
     }
+    // And every API and CLI token, recorded in each token's stream.
+    assert_eq!(
+        app.get("/api/v1/me", Some(&api_token)).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        app.get("/cli/v1/me", Some(&cli_token)).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+    let revocations = app
+        .raw_events()
+        .await
+        .iter()
+        .filter(|e| e.starts_with("accesstoken-") && e.contains("AccessTokenRevoked"))
+        .count();
+    assert_eq!(revocations, 2);
     assert_eq!(
         app.post(
             "/auth/login",

@@ -30,3 +30,4 @@ mod privacy;
 mod profile;
 mod security;
 mod sessions;
+mod tokens;

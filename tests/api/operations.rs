@@ -23,7 +23,15 @@ async fn health_readiness_and_documentation_are_served(backend: Backend) {
         .collect();
     assert_eq!(
         names,
-        ["accounts", "sessions", "credits", "billing", "admin_tokens"]
+        [
+            "accounts",
+            "sessions",
+            "credits",
+            "billing",
+            "admin_tokens",
+            "access_tokens",
+            "token_usage"
+        ]
     );
 
     let spec: Value = app.get("/openapi.json", None).await.json().await.unwrap();

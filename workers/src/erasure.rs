@@ -4,20 +4,24 @@
 //! good, while the log itself stays append-only and intact. Every step is idempotent.
 
 use async_trait::async_trait;
+use commands::access_tokens::AccessTokens;
 use commands::accounts::Accounts;
 use commands::billing::Billing;
 use commands::idempotency::IdempotencyStore;
-use commands::{Clock, CommandContext, Executor};
+use commands::{Clock, CommandContext, CommandError, Executor};
 use domain::account::AccountEvent;
 use domain::{AccountId, DomainEvent, StreamCategory};
 use projections::Reactor;
 use std::sync::Arc;
-use store::{Actor, BlobStore, DecodedEvent};
+use std::time::Duration;
+use store::{Actor, BlobStore, Database, DecodedEvent, GlobalPosition};
 use uuid::Uuid;
 
 /// Erases deleted accounts.
 pub struct ErasureReactor {
+    db: Database,
     accounts: Accounts,
+    tokens: AccessTokens,
     billing: Billing,
     exec: Executor,
     idempotency: IdempotencyStore,
@@ -27,8 +31,11 @@ pub struct ErasureReactor {
 
 impl ErasureReactor {
     /// Acts through these services.
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
+        db: Database,
         accounts: Accounts,
+        tokens: AccessTokens,
         billing: Billing,
         exec: Executor,
         idempotency: IdempotencyStore,
@@ -36,13 +43,55 @@ impl ErasureReactor {
         clock: Arc<dyn Clock>,
     ) -> Self {
         Self {
+            db,
             accounts,
+            tokens,
             billing,
             exec,
             idempotency,
             blobs,
             clock,
         }
+    }
+}
+
+impl ErasureReactor {
+    /// Revokes every API and CLI token of the account. (They are refused already: the
+    /// token read model drops their hashes on `AccountDeleted`; this records it in each
+    /// token's stream.) The list comes from the read model, once it has seen the deletion.
+    async fn revoke_tokens(
+        &self,
+        ctx: &CommandContext,
+        account_id: AccountId,
+        deleted_at: GlobalPosition,
+    ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+        let mut waited = Duration::ZERO;
+        loop {
+            let seen: Option<i64> = sqlx::query_scalar(
+                "SELECT position FROM projection_checkpoints WHERE name = 'access_tokens'",
+            )
+            .fetch_optional(self.db.pool())
+            .await?;
+            if seen.is_some_and(|p| p as u64 >= deleted_at.0) {
+                break;
+            }
+            if waited >= Duration::from_secs(5) {
+                return Err("the token read model has not caught up with the deletion yet".into());
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            waited += Duration::from_millis(50);
+        }
+        for token_id in projections::access_tokens::ids_of_account(&self.db, account_id).await? {
+            match self.tokens.revoke(ctx, account_id, token_id).await {
+                Ok(_)
+                | Err(CommandError::Rejected {
+                    code: "token_not_found",
+                    ..
+                }) => {}
+                Err(error) => return Err(error.into()),
+            }
+        }
+        Ok(())
     }
 }
 
@@ -86,6 +135,8 @@ impl Reactor for ErasureReactor {
         if let Some(key) = avatar_blob_key {
             self.blobs.delete(key).await?;
         }
+        self.revoke_tokens(&ctx, account_id, event.envelope.position)
+            .await?;
         self.idempotency.purge_account(account_id).await?;
         self.exec
             .codec()

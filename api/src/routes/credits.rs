@@ -76,9 +76,17 @@ pub async fn credits(
     State(state): State<AppState>,
     session: CurrentSession,
 ) -> Result<Json<CreditsView>, ApiError> {
+    credits_of(&state, session.account_id).await
+}
+
+/// The balance card of `account` (also served by `/api/v1/credits`).
+pub(crate) async fn credits_of(
+    state: &AppState,
+    account: domain::AccountId,
+) -> Result<Json<CreditsView>, ApiError> {
     let now = state.clock.now();
-    let balance = projections::credits::balance(&state.db, session.account_id).await?;
-    let lots = projections::credits::lots(&state.db, session.account_id).await?;
+    let balance = projections::credits::balance(&state.db, account).await?;
+    let lots = projections::credits::lots(&state.db, account).await?;
     let usable: Vec<_> = lots
         .into_iter()
         .filter(|l| !l.expired && l.remaining > 0 && l.expires_at.is_none_or(|e| e > now))
@@ -156,6 +164,15 @@ pub async fn transactions(
     session: CurrentSession,
     Query(page): Query<HistoryQuery>,
 ) -> Result<Json<TransactionPage>, ApiError> {
+    transactions_of(&state, session.account_id, page).await
+}
+
+/// A page of `account`'s credit history (also served by `/api/v1/credits/transactions`).
+pub(crate) async fn transactions_of(
+    state: &AppState,
+    account: domain::AccountId,
+    page: HistoryQuery,
+) -> Result<Json<TransactionPage>, ApiError> {
     let limit = page.limit.unwrap_or(50);
     if !(1..=200).contains(&limit) {
         return Err(ApiError::invalid("limit", "must be between 1 and 200"));
@@ -167,8 +184,7 @@ pub async fn transactions(
         ),
         None => None,
     };
-    let rows = projections::credits::transactions(&state.db, session.account_id, cursor, limit + 1)
-        .await?;
+    let rows = projections::credits::transactions(&state.db, account, cursor, limit + 1).await?;
     let more = rows.len() as i64 > limit;
     let rows: Vec<_> = rows.into_iter().take(limit as usize).collect();
     let next_cursor = more

@@ -8,9 +8,12 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::post;
 use axum::{Json, Router};
+use commands::CommandContext;
+use domain::AccountId;
 use domain::credits::{Feature, ReleaseReason};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
+use uuid::Uuid;
 
 /// The routes of this module.
 pub fn router() -> Router<AppState> {
@@ -64,18 +67,36 @@ pub async fn hold(
     session: CurrentSession,
     ApiJson(body): ApiJson<HoldRequest>,
 ) -> Result<(StatusCode, Json<GenerationView>), ApiError> {
+    hold_as(
+        &state,
+        &ctx.command(session.actor()),
+        session.account_id,
+        None,
+        body,
+    )
+    .await
+}
+
+/// Holds credits for `account`, through `api_token` if one made the request.
+pub(crate) async fn hold_as(
+    state: &AppState,
+    ctx: &CommandContext,
+    account: AccountId,
+    api_token: Option<Uuid>,
+    body: HoldRequest,
+) -> Result<(StatusCode, Json<GenerationView>), ApiError> {
     let position = state
         .credits
         .hold(
-            &ctx.command(session.actor()),
-            session.account_id,
+            ctx,
+            account,
             &body.generation_id,
             body.feature,
             body.estimated_credits,
-            None,
+            api_token,
         )
         .await?;
-    visible(&state, &["credits"], position).await?;
+    visible(state, &["credits"], position).await?;
     Ok((
         StatusCode::CREATED,
         Json(GenerationView {
@@ -102,17 +123,31 @@ pub async fn complete(
     Path(id): Path<String>,
     ApiJson(body): ApiJson<CompleteRequest>,
 ) -> Result<Json<GenerationView>, ApiError> {
+    complete_as(
+        &state,
+        &ctx.command(session.actor()),
+        session.account_id,
+        None,
+        id,
+        body,
+    )
+    .await
+}
+
+/// Settles a generation of `account`.
+pub(crate) async fn complete_as(
+    state: &AppState,
+    ctx: &CommandContext,
+    account: AccountId,
+    api_token: Option<Uuid>,
+    id: String,
+    body: CompleteRequest,
+) -> Result<Json<GenerationView>, ApiError> {
     let position = state
         .credits
-        .settle(
-            &ctx.command(session.actor()),
-            session.account_id,
-            &id,
-            body.credits,
-            None,
-        )
+        .settle(ctx, account, &id, body.credits, api_token)
         .await?;
-    visible(&state, &["credits"], position).await?;
+    visible(state, &["credits"], position).await?;
     Ok(Json(GenerationView {
         generation_id: id,
         status: "completed",
@@ -134,17 +169,29 @@ pub async fn fail(
     session: CurrentSession,
     Path(id): Path<String>,
 ) -> Result<Json<GenerationView>, ApiError> {
+    fail_as(
+        &state,
+        &ctx.command(session.actor()),
+        session.account_id,
+        None,
+        id,
+    )
+    .await
+}
+
+/// Releases a generation of `account` in full.
+pub(crate) async fn fail_as(
+    state: &AppState,
+    ctx: &CommandContext,
+    account: AccountId,
+    api_token: Option<Uuid>,
+    id: String,
+) -> Result<Json<GenerationView>, ApiError> {
     let position = state
         .credits
-        .release(
-            &ctx.command(session.actor()),
-            session.account_id,
-            &id,
-            ReleaseReason::Failed,
-            None,
-        )
+        .release(ctx, account, &id, ReleaseReason::Failed, api_token)
         .await?;
-    visible(&state, &["credits"], position).await?;
+    visible(state, &["credits"], position).await?;
     Ok(Json(GenerationView {
         generation_id: id,
         status: "failed",

@@ -159,7 +159,17 @@ pub async fn delete_account(
             .map_err(|e| ApiError::Internal(e.to_string()))?;
         state
             .projections
-            .wait_for(&["accounts", "sessions", "billing"], head, wait)
+            .wait_for(
+                &[
+                    "accounts",
+                    "sessions",
+                    "billing",
+                    "access_tokens",
+                    "token_usage",
+                ],
+                head,
+                wait,
+            )
             .await?;
     }
     Ok(StatusCode::NO_CONTENT)

@@ -10,8 +10,10 @@ pub mod me;
 pub mod ops;
 pub mod payments;
 pub mod profile;
+pub mod public_api;
 pub mod security;
 pub mod sessions;
+pub mod tokens;
 
 use crate::error::{ApiError, error_response};
 use crate::middleware;
@@ -40,6 +42,8 @@ pub fn router(state: AppState, request_timeout: Duration) -> Router {
         .merge(claims::router())
         .merge(payments::router())
         .merge(admin::router())
+        .merge(tokens::router())
+        .merge(public_api::router(state.clone()))
         .merge(ops::router())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)

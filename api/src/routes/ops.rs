@@ -55,6 +55,22 @@ use utoipa_scalar::{Scalar, Servable};
         crate::routes::claims::claim,
         crate::routes::payments::webhook,
         crate::routes::admin::reconciliation,
+        crate::routes::tokens::create_api_token,
+        crate::routes::tokens::list_api_tokens,
+        crate::routes::tokens::rotate_api_token,
+        crate::routes::tokens::revoke_api_token,
+        crate::routes::tokens::api_token_usage,
+        crate::routes::tokens::create_cli_token,
+        crate::routes::tokens::list_cli_tokens,
+        crate::routes::tokens::revoke_cli_token,
+        crate::routes::public_api::me,
+        crate::routes::public_api::credits,
+        crate::routes::public_api::transactions,
+        crate::routes::public_api::hold,
+        crate::routes::public_api::complete,
+        crate::routes::public_api::fail,
+        crate::routes::public_api::usage,
+        crate::routes::public_api::cli_me,
         healthz,
         readyz,
     ),
@@ -68,6 +84,9 @@ use utoipa_scalar::{Scalar, Servable};
         (name = "credits", description = "Balance, generations, purchases and claims"),
         (name = "billing", description = "Plans, subscription, invoices and payments"),
         (name = "admin", description = "Operator reports (operator tokens only)"),
+        (name = "tokens", description = "API and CLI tokens of the signed-in account"),
+        (name = "public api", description = "The public API, authenticated by API tokens with scopes"),
+        (name = "cli", description = "What the studio CLI calls, authenticated by CLI tokens"),
         (name = "operations", description = "Health and documentation"),
     )
 )]
@@ -78,10 +97,12 @@ struct SessionAuth;
 impl Modify for SessionAuth {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         let components = openapi.components.get_or_insert_with(Default::default);
-        components.add_security_scheme(
-            "session",
-            SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
-        );
+        for scheme in ["session", "api_token", "cli_token", "operator"] {
+            components.add_security_scheme(
+                scheme,
+                SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
+            );
+        }
     }
 }
 

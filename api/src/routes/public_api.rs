@@ -1,0 +1,172 @@
+//! The public API (`/api/v1`, API tokens with scopes) and what the studio CLI calls
+//! (`/cli/v1`, CLI tokens). Each request made with a token is counted into its usage log.
+
+use crate::error::{ApiError, ErrorBody};
+use crate::extract::{ApiJson, RequestContext};
+use crate::routes::credits::{
+    CreditsView, HistoryQuery, TransactionPage, credits_of, transactions_of,
+};
+use crate::routes::generations::{
+    CompleteRequest, GenerationView, HoldRequest, complete_as, fail_as, hold_as,
+};
+use crate::routes::me::{MeResponse, me_view};
+use crate::routes::tokens::{UsageView, usage_of};
+use crate::state::AppState;
+use crate::token_auth::{
+    AccountRead, ApiCaller, CliCaller, CreditsRead, GenerationsWrite, UsageRead, record_usage,
+};
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+/// The routes of this module, each counted into its token's usage log.
+pub fn router(state: AppState) -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/me", get(me))
+        .route("/api/v1/credits", get(credits))
+        .route("/api/v1/credits/transactions", get(transactions))
+        .route("/api/v1/generations", post(hold))
+        .route("/api/v1/generations/{id}/complete", post(complete))
+        .route("/api/v1/generations/{id}/fail", post(fail))
+        .route("/api/v1/usage", get(usage))
+        .route("/cli/v1/me", get(cli_me))
+        .route_layer(axum::middleware::from_fn_with_state(state, record_usage))
+}
+
+/// The token's account.
+#[utoipa::path(get, path = "/api/v1/me", tag = "public api", security(("api_token" = ["account:read"])),
+    responses((status = 200, body = MeResponse), (status = 401, body = ErrorBody), (status = 403, description = "`insufficient_scope`", body = ErrorBody), (status = 429, body = ErrorBody)))]
+pub async fn me(
+    State(state): State<AppState>,
+    caller: ApiCaller<AccountRead>,
+) -> Result<Json<MeResponse>, ApiError> {
+    Ok(Json(me_view(&state, caller.account_id).await?))
+}
+
+/// The balance card.
+#[utoipa::path(get, path = "/api/v1/credits", tag = "public api", security(("api_token" = ["credits:read"])),
+    responses((status = 200, body = CreditsView), (status = 403, body = ErrorBody)))]
+pub async fn credits(
+    State(state): State<AppState>,
+    caller: ApiCaller<CreditsRead>,
+) -> Result<Json<CreditsView>, ApiError> {
+    credits_of(&state, caller.account_id).await
+}
+
+/// The credit history, newest first; entries made through a token name it.
+#[utoipa::path(get, path = "/api/v1/credits/transactions", tag = "public api", security(("api_token" = ["credits:read"])),
+    params(("limit" = Option<i64>, Query), ("cursor" = Option<String>, Query)),
+    responses((status = 200, body = TransactionPage), (status = 403, body = ErrorBody)))]
+pub async fn transactions(
+    State(state): State<AppState>,
+    caller: ApiCaller<CreditsRead>,
+    Query(page): Query<HistoryQuery>,
+) -> Result<Json<TransactionPage>, ApiError> {
+    transactions_of(&state, caller.account_id, page).await
+}
+
+/// Holds credits for a generation.
+#[utoipa::path(post, path = "/api/v1/generations", tag = "public api", security(("api_token" = ["generations:write"])),
+    request_body = HoldRequest,
+    responses((status = 201, body = GenerationView), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn hold(
+    State(state): State<AppState>,
+    ctx: RequestContext,
+    caller: ApiCaller<GenerationsWrite>,
+    ApiJson(body): ApiJson<HoldRequest>,
+) -> Result<(StatusCode, Json<GenerationView>), ApiError> {
+    hold_as(
+        &state,
+        &ctx.command(caller.actor()),
+        caller.account_id,
+        Some(caller.token_id),
+        body,
+    )
+    .await
+}
+
+/// Settles a generation: spends the actual credits, returns the rest of the hold.
+#[utoipa::path(post, path = "/api/v1/generations/{id}/complete", tag = "public api", security(("api_token" = ["generations:write"])),
+    params(("id" = String, Path)), request_body = CompleteRequest,
+    responses((status = 200, body = GenerationView), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+pub async fn complete(
+    State(state): State<AppState>,
+    ctx: RequestContext,
+    caller: ApiCaller<GenerationsWrite>,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<CompleteRequest>,
+) -> Result<Json<GenerationView>, ApiError> {
+    complete_as(
+        &state,
+        &ctx.command(caller.actor()),
+        caller.account_id,
+        Some(caller.token_id),
+        id,
+        body,
+    )
+    .await
+}
+
+/// Releases a failed generation's hold.
+#[utoipa::path(post, path = "/api/v1/generations/{id}/fail", tag = "public api", security(("api_token" = ["generations:write"])),
+    params(("id" = String, Path)),
+    responses((status = 200, body = GenerationView), (status = 404, body = ErrorBody)))]
+pub async fn fail(
+    State(state): State<AppState>,
+    ctx: RequestContext,
+    caller: ApiCaller<GenerationsWrite>,
+    Path(id): Path<String>,
+) -> Result<Json<GenerationView>, ApiError> {
+    fail_as(
+        &state,
+        &ctx.command(caller.actor()),
+        caller.account_id,
+        Some(caller.token_id),
+        id,
+    )
+    .await
+}
+
+/// The calling token's usage log.
+#[utoipa::path(get, path = "/api/v1/usage", tag = "public api", security(("api_token" = ["usage:read"])),
+    responses((status = 200, body = UsageView), (status = 403, body = ErrorBody)))]
+pub async fn usage(
+    State(state): State<AppState>,
+    caller: ApiCaller<UsageRead>,
+) -> Result<Json<UsageView>, ApiError> {
+    Ok(Json(
+        usage_of(&state, caller.account_id, caller.token_id).await?,
+    ))
+}
+
+/// Who a CLI token belongs to.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CliWhoAmI {
+    /// The account.
+    pub account_id: uuid::Uuid,
+    /// Its display name.
+    pub display_name: String,
+    /// The token.
+    pub token_id: uuid::Uuid,
+    /// `cli_device` or `cli_recorder`.
+    pub kind: &'static str,
+}
+
+/// The account and token behind a CLI token (what `studio whoami` shows).
+#[utoipa::path(get, path = "/cli/v1/me", tag = "cli", security(("cli_token" = [])),
+    responses((status = 200, body = CliWhoAmI), (status = 401, body = ErrorBody)))]
+pub async fn cli_me(
+    State(state): State<AppState>,
+    caller: CliCaller,
+) -> Result<Json<CliWhoAmI>, ApiError> {
+    let me = me_view(&state, caller.account_id).await?;
+    Ok(Json(CliWhoAmI {
+        account_id: me.account_id,
+        display_name: me.display_name,
+        token_id: caller.token_id,
+        kind: caller.kind.as_str(),
+    }))
+}

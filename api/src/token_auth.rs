@@ -1,0 +1,256 @@
+//! Authentication by API and CLI tokens: the extractors of `/api/v1` (one per required
+//! scope) and `/cli/v1`, the per-token rate limit, and the middleware that counts each
+//! answered request into the token's usage log.
+//!
+//! The two kinds are kept apart by construction: each extractor admits only its own
+//! prefix (checked, with the checksum, before any look-up) and only tokens whose stored
+//! kind belongs to that family. Session and operator tokens are refused here, and these
+//! tokens are refused by the session and operator extractors (their prefixes differ).
+
+use crate::error::ApiError;
+use crate::extract::{ClientInfo, bearer_token};
+use crate::state::AppState;
+use axum::extract::{FromRequestParts, Request, State};
+use axum::http::request::Parts;
+use axum::middleware::Next;
+use axum::response::Response;
+use commands::access_tokens::{TokenFamily, well_formed};
+use commands::tokens::hash_token;
+use commands::usage::TokenRequest;
+use domain::AccountId;
+use domain::access_token::{Scope, TokenKind};
+use std::collections::HashMap;
+use std::marker::PhantomData;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use store::Actor;
+use uuid::Uuid;
+
+/// A per-token request budget: `per_minute` requests a minute, in bursts of at most that
+/// many (the generic cell rate algorithm: one theoretical arrival time per token).
+#[derive(Debug)]
+pub struct TokenRateLimit {
+    interval: Duration,
+    burst: Duration,
+    arrivals: Mutex<HashMap<Uuid, Instant>>,
+}
+
+impl TokenRateLimit {
+    /// `per_minute` requests a minute per token (at least 1).
+    pub fn new(per_minute: u32) -> Self {
+        let per_minute = per_minute.max(1);
+        let interval = Duration::from_secs(60) / per_minute;
+        Self {
+            interval,
+            burst: interval * (per_minute - 1),
+            arrivals: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Admits a request of `token` at `now`, or says how long to wait.
+    pub fn check(&self, token: Uuid, now: Instant) -> Result<(), Duration> {
+        let mut arrivals = self.arrivals.lock().unwrap_or_else(|e| e.into_inner());
+        if arrivals.len() > 100_000 {
+            arrivals.retain(|_, tat| *tat > now);
+        }
+        let tat = arrivals.get(&token).copied().unwrap_or(now).max(now);
+        let allowed_at = tat.checked_sub(self.burst).unwrap_or(now);
+        if allowed_at > now {
+            return Err(allowed_at - now);
+        }
+        arrivals.insert(token, tat + self.interval);
+        Ok(())
+    }
+}
+
+/// Filled by the token extractors so [`record_usage`] knows whose request it answered.
+#[derive(Debug, Clone, Default)]
+pub struct TokenSlot(Arc<Mutex<Option<(AccountId, Uuid)>>>);
+
+/// The token a request presented, checked: well formed, of `family`, live, unexpired and
+/// within its rate limit.
+async fn authenticate(
+    parts: &mut Parts,
+    state: &AppState,
+    family: TokenFamily,
+) -> Result<(AccountId, Uuid, TokenKind, Vec<Scope>), ApiError> {
+    let expected = match family {
+        TokenFamily::Api => "an API token (vsk_…)",
+        TokenFamily::Cli => "a CLI token (vcli_…)",
+    };
+    let token = bearer_token(&parts.headers).ok_or_else(|| {
+        ApiError::Unauthorized(
+            "missing_token",
+            format!("send {expected} as Authorization: Bearer <token>"),
+        )
+    })?;
+    let invalid =
+        || ApiError::Unauthorized("invalid_token", format!("this route takes {expected}"));
+    if well_formed(token) != Some(family) {
+        return Err(invalid());
+    }
+    let presented = projections::access_tokens::find_by_hash(&state.db, &hash_token(token))
+        .await?
+        .filter(|t| family.admits(t.kind))
+        .ok_or_else(invalid)?;
+    let now = state.clock.now();
+    if presented.expires_at.is_some_and(|e| e <= now)
+        || presented.hash_valid_until.is_some_and(|e| e <= now)
+    {
+        return Err(ApiError::Unauthorized(
+            "token_expired",
+            "the token has expired".into(),
+        ));
+    }
+    if let Some(slot) = parts.extensions.get::<TokenSlot>() {
+        *slot.0.lock().unwrap_or_else(|e| e.into_inner()) =
+            Some((presented.account_id, presented.token_id));
+    }
+    state
+        .token_rate_limit
+        .check(presented.token_id, Instant::now())
+        .map_err(ApiError::TooManyRequests)?;
+    Ok((
+        presented.account_id,
+        presented.token_id,
+        presented.kind,
+        presented.scopes,
+    ))
+}
+
+/// The scope an `/api/v1` route requires, as a type.
+pub trait RequiredScope: Send + Sync + 'static {
+    /// The scope.
+    const SCOPE: Scope;
+}
+
+macro_rules! scope_marker {
+    ($($name:ident => $scope:ident),* $(,)?) => {$(
+        #[doc = concat!("Requires `", stringify!($scope), "`.")]
+        #[derive(Debug, Clone, Copy)]
+        pub struct $name;
+        impl RequiredScope for $name {
+            const SCOPE: Scope = Scope::$scope;
+        }
+    )*};
+}
+
+scope_marker!(
+    AccountRead => AccountRead,
+    CreditsRead => CreditsRead,
+    GenerationsWrite => GenerationsWrite,
+    UsageRead => UsageRead,
+);
+
+/// A caller of `/api/v1` whose API token holds the scope `S`.
+#[derive(Debug, Clone, Copy)]
+pub struct ApiCaller<S> {
+    /// The token's owner.
+    pub account_id: AccountId,
+    /// The token.
+    pub token_id: Uuid,
+    _scope: PhantomData<S>,
+}
+
+impl<S> ApiCaller<S> {
+    /// The actor for commands this token issues.
+    pub fn actor(&self) -> Actor {
+        Actor::Token {
+            account_id: self.account_id,
+            token_id: self.token_id,
+        }
+    }
+}
+
+impl<S: RequiredScope> FromRequestParts<AppState> for ApiCaller<S> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let (account_id, token_id, _, scopes) =
+            authenticate(parts, state, TokenFamily::Api).await?;
+        if !scopes.contains(&S::SCOPE) {
+            return Err(ApiError::Forbidden(
+                "insufficient_scope",
+                format!("this token lacks the scope {}", S::SCOPE.as_str()),
+            ));
+        }
+        Ok(Self {
+            account_id,
+            token_id,
+            _scope: PhantomData,
+        })
+    }
+}
+
+/// A caller of `/cli/v1` with a CLI token.
+#[derive(Debug, Clone, Copy)]
+pub struct CliCaller {
+    /// The token's owner.
+    pub account_id: AccountId,
+    /// The token.
+    pub token_id: Uuid,
+    /// Device or recorder.
+    pub kind: TokenKind,
+}
+
+impl FromRequestParts<AppState> for CliCaller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let (account_id, token_id, kind, _) = authenticate(parts, state, TokenFamily::Cli).await?;
+        Ok(Self {
+            account_id,
+            token_id,
+            kind,
+        })
+    }
+}
+
+/// Counts every answered request made with a token into its usage log.
+pub async fn record_usage(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let (mut parts, body) = request.into_parts();
+    let client = ClientInfo::from_request_parts(&mut parts, &state)
+        .await
+        .ok();
+    let slot = TokenSlot::default();
+    parts.extensions.insert(slot.clone());
+    let response = next.run(Request::from_parts(parts, body)).await;
+    let used = *slot.0.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((account_id, token_id)) = used {
+        state.token_usage.record(TokenRequest {
+            account_id,
+            token_id,
+            status: response.status().as_u16(),
+            at: state.clock.now(),
+            ip: client.as_ref().and_then(|c| c.ip).map(|ip| ip.to_string()),
+            user_agent: client.and_then(|c| c.user_agent),
+        });
+    }
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_rate_limit_allows_a_burst_then_one_request_per_interval() {
+        let limit = TokenRateLimit::new(3);
+        let token = Uuid::new_v4();
+        let start = Instant::now();
+        for _ in 0..3 {
+            assert!(limit.check(token, start).is_ok());
+        }
+        let wait = limit.check(token, start).unwrap_err();
+        assert!(
+            wait > Duration::from_secs(19) && wait <= Duration::from_secs(20),
+            "{wait:?}"
+        );
+        assert!(
+            limit.check(Uuid::new_v4(), start).is_ok(),
+            "tokens are limited apart"
+        );
+        assert!(limit.check(token, start + Duration::from_secs(20)).is_ok());
+        assert!(limit.check(token, start + Duration::from_secs(20)).is_err());
+    }
+}
