@@ -199,6 +199,25 @@ impl Projector for Counting {
     }
 }
 
+/// Runs projection `name` until it has applied everything committed so far. One
+/// `catch_up` may stop short on PostgreSQL: a transaction still open anywhere on the server
+/// (another test's) keeps events committed after it out of sight for a moment.
+async fn caught_up(f: &Fixture, runner: &ProjectionRunner, name: &str) {
+    let head = f.log.committed_head().await.unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        runner.catch_up(name).await.unwrap();
+        if runner.checkpoint(name).await.unwrap() >= head {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{name} never caught up"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 mod cases {
     use super::*;
 
@@ -206,8 +225,8 @@ mod cases {
         let last = f.history().await;
         let runner = f.runner(projections::all());
         runner.prepare().await.unwrap();
-        runner.catch_up("accounts").await.unwrap();
-        runner.catch_up("sessions").await.unwrap();
+        caught_up(&f, &runner, "accounts").await;
+        caught_up(&f, &runner, "sessions").await;
         assert!(runner.checkpoint("sessions").await.unwrap() >= last);
         let accounts = dump(&f.db, "accounts", "account_id").await;
         assert_eq!(accounts.len(), 3);
@@ -229,7 +248,7 @@ mod cases {
         let runner = f.runner(projections::all());
         runner.prepare().await.unwrap();
         for name in runner.names() {
-            runner.catch_up(name).await.unwrap();
+            caught_up(&f, &runner, name).await;
         }
         let before = (
             dump(&f.db, "accounts", "account_id").await,
@@ -258,7 +277,7 @@ mod cases {
         assert_eq!(before, after);
         // The rebuilt tables keep working: new events land in them.
         f.history().await;
-        runner.catch_up("sessions").await.unwrap();
+        caught_up(&f, &runner, "sessions").await;
         assert_eq!(dump(&f.db, "sessions", "session_id").await.len(), 6);
         // And a second rebuild finds no leftover names in its way.
         runner.rebuild("sessions").await.unwrap();
@@ -281,7 +300,7 @@ mod cases {
         );
 
         fail.store(false, Ordering::SeqCst);
-        runner.catch_up("counting").await.unwrap();
+        caught_up(&f, &runner, "counting").await;
         let rows = dump(&f.db, "applied", "event_id").await;
         let events = f.log.read_all(GlobalPosition::START, 10_000).await.unwrap();
         assert_eq!(rows.len(), events.len());
@@ -301,6 +320,7 @@ mod cases {
         let (ra, rb) = tokio::join!(a.catch_up("counting"), b.catch_up("counting"));
         ra.unwrap();
         rb.unwrap();
+        caught_up(&f, &a, "counting").await;
         let rows = dump(&f.db, "applied", "event_id").await;
         let events = f.log.read_all(GlobalPosition::START, 10_000).await.unwrap();
         assert_eq!(rows.len(), events.len());
@@ -345,7 +365,7 @@ mod cases {
         f.history().await;
         let runner = f.runner(projections::all());
         runner.prepare().await.unwrap();
-        runner.catch_up("accounts").await.unwrap();
+        caught_up(&f, &runner, "accounts").await;
         sqlx::query("UPDATE projection_checkpoints SET version = 0 WHERE name = 'accounts'")
             .execute(f.db.pool())
             .await
