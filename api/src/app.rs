@@ -3,6 +3,7 @@
 //! and shuts down in order.
 
 use crate::config::{ServeArgs, StorageArgs};
+use crate::mail::{self, MailQueue};
 use crate::routes;
 use crate::state::{AppState, HttpSettings};
 use crate::token_auth::TokenRateLimit;
@@ -16,6 +17,7 @@ use commands::billing::Billing;
 use commands::credits::Credits;
 use commands::crypto::{DataKeys, EmailIndex, MasterKey};
 use commands::idempotency::IdempotencyStore;
+use commands::notifications::{Notifications, UnsubscribeLinks};
 use commands::passwords::Passwords;
 use commands::payments::{PaymentProvider, SandboxProvider, WebhookSigner};
 use commands::throttle::{LoginThrottle, ThrottlePolicy};
@@ -104,6 +106,9 @@ impl Storage {
             }
         };
         let log = db.event_log().await.context("opening the event log")?;
+        workers::notifier::register(&db, &log)
+            .await
+            .context("registering the notifier")?;
         let codec = EventCodec::new(Arc::new(DataKeys::new(db.clone(), &master)));
         let exec = Executor::new(log.clone(), codec.clone());
         Ok(Self {
@@ -205,6 +210,21 @@ impl App {
             sessions,
         );
         let idempotency = IdempotencyStore::new(storage.db.clone());
+        let notifications = Notifications::new(storage.exec.clone(), clock.clone());
+        let unsubscribe_links = UnsubscribeLinks::new(storage.master.unsubscribe_secret());
+        let mail_queue = MailQueue::from_args(&storage, &serve.mail);
+        let mail_workers = if serve.mail.amqp_url.is_some() && serve.mail.no_mail_workers {
+            None
+        } else {
+            let public_url = serve
+                .public_url
+                .clone()
+                .unwrap_or_else(|| format!("http://{}", serve.listen));
+            Some((
+                mail::notifier(&storage, &mail_queue, &serve.mail),
+                mail::mailer(&storage, &serve.storage.data_dir, &serve.mail, &public_url)?,
+            ))
+        };
         let access_tokens = AccessTokens::new(storage.exec.clone(), clock.clone());
         let erasure = ErasureReactor::new(
             storage.db.clone(),
@@ -245,6 +265,8 @@ impl App {
             idempotency,
             activity: activity.clone(),
             access_tokens,
+            notifications,
+            unsubscribe_links,
             token_usage: Arc::new(TokenUsage::new(storage.log.clone(), storage.codec.clone())),
             token_rate_limit: Arc::new(TokenRateLimit::new(serve.token_rate_limit)),
             throttle: Arc::new(LoginThrottle::new(throttle)),
@@ -274,6 +296,15 @@ impl App {
             serve.activity_flush_interval,
             stopping.clone(),
         )));
+        if let Some((notifier, mailer)) = mail_workers {
+            tasks.push(tokio::spawn(notifier.run(stopping.clone())));
+            tasks.push(mail::spawn_mailer(
+                &mail_queue,
+                mailer,
+                &serve.mail,
+                stopping.clone(),
+            ));
+        }
         tasks.push(tokio::spawn(purge_idempotency_keys(
             state.clone(),
             stopping,

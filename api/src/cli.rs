@@ -2,7 +2,11 @@
 //! run them in-process exactly as the binary does.
 
 use crate::app::{App, AppOptions, Storage};
-use crate::config::{AdminTokenCommand, Cli, Command, RebuildArgs, ServeArgs, StorageArgs};
+use crate::config::{
+    AdminTokenCommand, CampaignArgs, Cli, Command, MailCommand, RebuildArgs, ServeArgs,
+    StorageArgs, WorkerArgs,
+};
+use crate::mail::{self, MailQueue};
 use anyhow::Context;
 use commands::admin::AdminTokens;
 use commands::{CommandContext, SystemClock};
@@ -49,6 +53,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Some(Command::Rebuild(args)) => rebuild(args).await,
         Some(Command::Reconcile(args)) => reconcile(args).await,
         Some(Command::AdminToken(command)) => admin_token(command).await,
+        Some(Command::Notifier(args)) => notifier(args).await,
+        Some(Command::Mailer(args)) => mailer(args).await,
+        Some(Command::SendCampaign(args)) => send_campaign(args).await,
+        Some(Command::Mail(MailCommand::DeadLetters(args))) => dead_letters(args).await,
     }
 }
 
@@ -131,6 +139,89 @@ async fn admin_token(command: AdminTokenCommand) -> anyhow::Result<Outcome> {
     make_visible(&storage, &projections, "admin_tokens").await?;
     storage.db.close().await;
     Ok(Outcome::success(format!("{output}\n")))
+}
+
+async fn notifier(args: WorkerArgs) -> anyhow::Result<Outcome> {
+    run_worker(args, "notifier", |storage, queue, args, stopping| {
+        let notifier = mail::notifier(storage, queue, &args.mail);
+        Ok(tokio::spawn(notifier.run(stopping)))
+    })
+    .await
+}
+
+async fn mailer(args: WorkerArgs) -> anyhow::Result<Outcome> {
+    run_worker(args, "mailer", |storage, queue, args, stopping| {
+        let mailer = mail::mailer(
+            storage,
+            &args.storage.data_dir,
+            &args.mail,
+            &args.public_url,
+        )?;
+        Ok(mail::spawn_mailer(queue, mailer, &args.mail, stopping))
+    })
+    .await
+}
+
+/// Runs one mail worker, started by `start`, until SIGINT or SIGTERM.
+async fn run_worker(
+    args: WorkerArgs,
+    what: &str,
+    start: impl FnOnce(
+        &Storage,
+        &MailQueue,
+        &WorkerArgs,
+        tokio::sync::watch::Receiver<bool>,
+    ) -> anyhow::Result<tokio::task::JoinHandle<()>>,
+) -> anyhow::Result<Outcome> {
+    if args.mail.amqp_url.is_none() {
+        anyhow::bail!(
+            "accounts {what} needs --amqp-url (AMQP_URL): without a broker the notifier and \
+             mailer run inside accounts serve"
+        );
+    }
+    let storage = Storage::open(&args.storage).await?;
+    storage.runner(vec![]).prepare().await?;
+    let queue = MailQueue::from_args(&storage, &args.mail);
+    let (stop, stopping) = tokio::sync::watch::channel(false);
+    let task = start(&storage, &queue, &args, stopping)?;
+    tracing::info!("{what} running");
+    shutdown_signal().await;
+    let _ = stop.send(true);
+    task.await?;
+    storage.db.close().await;
+    Ok(Outcome::default())
+}
+
+async fn send_campaign(args: CampaignArgs) -> anyhow::Result<Outcome> {
+    let body = std::fs::read_to_string(&args.body_file)
+        .with_context(|| format!("reading {}", args.body_file.display()))?;
+    let storage = Storage::open(&args.storage).await?;
+    storage.runner(vec![]).prepare().await?;
+    let campaign = args.id.unwrap_or_else(uuid::Uuid::new_v4);
+    let queue = MailQueue::from_args(&storage, &args.mail);
+    let recipients = workers::campaign::publish(
+        &storage.db,
+        queue.publisher().as_ref(),
+        campaign,
+        &args.topic,
+        &args.subject,
+        &body,
+    )
+    .await?;
+    storage.db.close().await;
+    let output =
+        serde_json::json!({"campaign_id": campaign, "topic": args.topic, "recipients": recipients});
+    Ok(Outcome::success(format!("{output}\n")))
+}
+
+async fn dead_letters(args: StorageArgs) -> anyhow::Result<Outcome> {
+    let storage = Storage::open(&args).await?;
+    let letters = workers::mail::queue::dead_letters(&storage.db).await?;
+    storage.db.close().await;
+    Ok(Outcome::success(format!(
+        "{}\n",
+        serde_json::to_string_pretty(&letters)?
+    )))
 }
 
 /// Brings the read model `name` up to the end of the log before the CLI returns, so a

@@ -30,6 +30,129 @@ pub enum Command {
     /// Operator tokens for the `/admin` routes.
     #[command(subcommand)]
     AdminToken(AdminTokenCommand),
+    /// Run only the notifier: decide the e-mails the log's events cause and publish them
+    /// to RabbitMQ (needs `--amqp-url`).
+    Notifier(WorkerArgs),
+    /// Run only a mailer: consume the mail queue and send by SMTP (needs `--amqp-url`;
+    /// several may run at once).
+    Mailer(WorkerArgs),
+    /// Send a newsletter or marketing e-mail to the accounts that opted in.
+    SendCampaign(CampaignArgs),
+    /// Mail operations.
+    #[command(subcommand)]
+    Mail(MailCommand),
+}
+
+/// `accounts mail …`.
+#[derive(Debug, Subcommand)]
+pub enum MailCommand {
+    /// Print the messages the mailer gave up on, as JSON, newest first.
+    DeadLetters(StorageArgs),
+}
+
+/// The mail pipeline: where messages travel and how they are sent.
+#[derive(Debug, Clone, Args)]
+pub struct MailArgs {
+    /// RabbitMQ (`amqp://user:password@host:5672/vhost`). Without it the notifier and
+    /// mailer run in-process around a table (the embedded default).
+    #[arg(long, env = "AMQP_URL", hide_env_values = true)]
+    pub amqp_url: Option<String>,
+
+    /// Names of the exchange and queues (`<prefix>`, `<prefix>.retry`, `<prefix>.dead`).
+    #[arg(long, env = "ACCOUNTS_AMQP_PREFIX", default_value = "accounts.mail")]
+    pub amqp_prefix: String,
+
+    /// SMTP server (`smtp://[user:password@]host[:port]`). Without it each e-mail is
+    /// written as an `.eml` file into `<data-dir>/mail`.
+    #[arg(long, env = "SMTP_URL", hide_env_values = true)]
+    pub smtp_url: Option<String>,
+
+    /// The sender of every e-mail.
+    #[arg(
+        long,
+        env = "ACCOUNTS_MAIL_FROM",
+        default_value = "Studio <no-reply@studio.localhost>"
+    )]
+    pub mail_from: String,
+
+    /// The low-credits alert goes out when the balance drops below this.
+    #[arg(long, env = "ACCOUNTS_CREDITS_LOW_THRESHOLD", default_value_t = 20)]
+    pub credits_low_threshold: u64,
+
+    /// Delay before the second attempt at a failed e-mail, doubled after each failure
+    /// (up to 5 minutes).
+    #[arg(long, env = "ACCOUNTS_MAIL_RETRY_DELAY", default_value = "2s", value_parser = humantime::parse_duration)]
+    pub mail_retry_delay: Duration,
+
+    /// Attempts before an e-mail is dead-lettered.
+    #[arg(long, env = "ACCOUNTS_MAIL_MAX_ATTEMPTS", default_value_t = 15)]
+    pub mail_max_attempts: u32,
+
+    /// E-mails a mailer sends at once.
+    #[arg(long, env = "ACCOUNTS_MAIL_CONCURRENCY", default_value_t = 8)]
+    pub mail_concurrency: u16,
+
+    /// With `--amqp-url`: do not run the notifier and mailer inside `serve` (run
+    /// `accounts notifier` and `accounts mailer` instead).
+    #[arg(long, env = "ACCOUNTS_NO_MAIL_WORKERS")]
+    pub no_mail_workers: bool,
+}
+
+impl Default for MailArgs {
+    fn default() -> Self {
+        Self {
+            amqp_url: None,
+            amqp_prefix: "accounts.mail".into(),
+            smtp_url: None,
+            mail_from: "Studio <no-reply@studio.localhost>".into(),
+            credits_low_threshold: 20,
+            mail_retry_delay: Duration::from_secs(2),
+            mail_max_attempts: 15,
+            mail_concurrency: 8,
+            no_mail_workers: false,
+        }
+    }
+}
+
+/// `accounts notifier`, `accounts mailer`.
+#[derive(Debug, Clone, Args)]
+pub struct WorkerArgs {
+    /// Storage.
+    #[command(flatten)]
+    pub storage: StorageArgs,
+    /// Mail.
+    #[command(flatten)]
+    pub mail: MailArgs,
+    /// The service's public base URL, for the links in e-mails.
+    #[arg(
+        long,
+        env = "ACCOUNTS_PUBLIC_URL",
+        default_value = "http://127.0.0.1:8080"
+    )]
+    pub public_url: String,
+}
+
+/// `accounts send-campaign`.
+#[derive(Debug, Clone, Args)]
+pub struct CampaignArgs {
+    /// newsletter or marketing: only accounts that turned it on receive it.
+    #[arg(long, value_parser = ["newsletter", "marketing"])]
+    pub topic: String,
+    /// The subject line.
+    #[arg(long)]
+    pub subject: String,
+    /// A file with the body (plain text; paragraphs separated by blank lines).
+    #[arg(long)]
+    pub body_file: PathBuf,
+    /// Identifies the campaign: running it again with the same id sends nothing twice.
+    #[arg(long)]
+    pub id: Option<uuid::Uuid>,
+    /// Storage.
+    #[command(flatten)]
+    pub storage: StorageArgs,
+    /// Mail.
+    #[command(flatten)]
+    pub mail: MailArgs,
 }
 
 /// `accounts admin-token …`.
@@ -163,6 +286,10 @@ pub struct ServeArgs {
     /// How often the scheduler renews subscriptions and expires holds and lots.
     #[arg(long, env = "ACCOUNTS_SCHEDULER_INTERVAL", default_value = "30s", value_parser = humantime::parse_duration)]
     pub scheduler_interval: Duration,
+
+    /// E-mail.
+    #[command(flatten)]
+    pub mail: MailArgs,
 }
 
 impl Default for ServeArgs {
@@ -191,6 +318,7 @@ impl Default for ServeArgs {
             payments_webhook_secret: None,
             hold_timeout: Duration::from_secs(3600),
             scheduler_interval: Duration::from_secs(30),
+            mail: MailArgs::default(),
         }
     }
 }

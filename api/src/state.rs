@@ -10,6 +10,7 @@ use commands::billing::Billing;
 use commands::credits::Credits;
 use commands::crypto::EmailIndex;
 use commands::idempotency::IdempotencyStore;
+use commands::notifications::{Notifications, UnsubscribeLinks};
 use commands::payments::WebhookSigner;
 use commands::throttle::LoginThrottle;
 use commands::usage::TokenUsage;
@@ -49,6 +50,10 @@ pub struct AppState {
     pub activity: Arc<SessionActivity>,
     /// API and CLI tokens.
     pub access_tokens: AccessTokens,
+    /// Notification preferences.
+    pub notifications: Notifications,
+    /// Verifies one-click unsubscribe links.
+    pub unsubscribe_links: UnsubscribeLinks,
     /// Request counts of tokens, flushed with the activity.
     pub token_usage: Arc<TokenUsage>,
     /// The per-token rate limit.

@@ -126,6 +126,11 @@ impl MasterKey {
         self.derive("accounts/payments-webhook/v1")
     }
 
+    /// The key that signs one-click unsubscribe links.
+    pub fn unsubscribe_secret(&self) -> [u8; 32] {
+        self.derive("accounts/unsubscribe-links/v1")
+    }
+
     /// A key for one purpose, derived with HMAC-SHA256(master, label).
     fn derive(&self, label: &str) -> [u8; 32] {
         let mut mac =

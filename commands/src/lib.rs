@@ -20,6 +20,7 @@ pub mod crypto;
 pub mod error;
 pub mod executor;
 pub mod idempotency;
+pub mod notifications;
 pub mod passwords;
 pub mod payments;
 pub mod throttle;

@@ -7,6 +7,7 @@ use crate::admin::AdminTokenEvent;
 use crate::campaign::CampaignEvent;
 use crate::credits::CreditsEvent;
 use crate::invoice::{InvoiceEvent, InvoiceSeriesEvent};
+use crate::notifications::PreferencesEvent;
 use crate::purchase::PurchaseEvent;
 use crate::reservation::ReservationEvent;
 use crate::subscription::SubscriptionEvent;
@@ -40,11 +41,13 @@ pub enum StreamCategory {
     AccessToken,
     /// `usage-<account uuid>`: request counts of the account's tokens.
     Usage,
+    /// `preferences-<account uuid>`: notification preferences.
+    Preferences,
 }
 
 impl StreamCategory {
     /// Every category, for decoding by prefix.
-    pub const ALL: [StreamCategory; 12] = [
+    pub const ALL: [StreamCategory; 13] = [
         Self::Account,
         Self::Email,
         Self::Activity,
@@ -57,6 +60,7 @@ impl StreamCategory {
         Self::AdminToken,
         Self::AccessToken,
         Self::Usage,
+        Self::Preferences,
     ];
 
     /// The stream-name prefix.
@@ -74,6 +78,7 @@ impl StreamCategory {
             Self::AdminToken => "admintoken",
             Self::AccessToken => "accesstoken",
             Self::Usage => "usage",
+            Self::Preferences => "preferences",
         }
     }
 
@@ -122,6 +127,8 @@ pub enum DomainEvent {
     AccessToken(AccessTokenEvent),
     /// Of token usage counts.
     Usage(UsageEvent),
+    /// Of notification preferences.
+    Preferences(PreferencesEvent),
 }
 
 /// Calls `$body` with the inner event of every variant bound to `$e`.
@@ -140,6 +147,7 @@ macro_rules! each_variant {
             DomainEvent::AdminToken($e) => $body,
             DomainEvent::AccessToken($e) => $body,
             DomainEvent::Usage($e) => $body,
+            DomainEvent::Preferences($e) => $body,
         }
     };
 }
@@ -165,6 +173,7 @@ impl DomainEvent {
             Self::AdminToken(_) => StreamCategory::AdminToken,
             Self::AccessToken(_) => StreamCategory::AccessToken,
             Self::Usage(_) => StreamCategory::Usage,
+            Self::Preferences(_) => StreamCategory::Preferences,
         }
     }
 
@@ -206,6 +215,9 @@ impl DomainEvent {
                 Self::AccessToken(AccessTokenEvent::deserialize(deserializer)?)
             }
             StreamCategory::Usage => Self::Usage(UsageEvent::deserialize(deserializer)?),
+            StreamCategory::Preferences => {
+                Self::Preferences(PreferencesEvent::deserialize(deserializer)?)
+            }
         })
     }
 
@@ -250,6 +262,7 @@ member!(Campaign, CampaignEvent);
 member!(AdminToken, AdminTokenEvent);
 member!(AccessToken, AccessTokenEvent);
 member!(Usage, UsageEvent);
+member!(Preferences, PreferencesEvent);
 
 #[cfg(test)]
 mod tests {

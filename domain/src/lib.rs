@@ -17,6 +17,7 @@ pub mod event;
 pub mod ids;
 pub mod invoice;
 pub mod money;
+pub mod notifications;
 pub mod password;
 pub mod profile;
 pub mod purchase;

@@ -48,6 +48,40 @@ pub trait Reactor: Send + Sync {
     ) -> Result<bool, Box<dyn std::error::Error + Send + Sync>>;
 }
 
+/// The stored checkpoint `name` (of a projection, reactor or other subscriber of the log);
+/// the start of the log if there is none.
+pub async fn stored_checkpoint(db: &Database, name: &str) -> Result<GlobalPosition, sqlx::Error> {
+    let position: Option<i64> =
+        sqlx::query_scalar("SELECT position FROM projection_checkpoints WHERE name = $1")
+            .bind(name)
+            .fetch_optional(db.pool())
+            .await?;
+    Ok(GlobalPosition(position.unwrap_or(0) as u64))
+}
+
+/// Moves checkpoint `name` from `from` to `to` inside `conn`'s transaction, unless another
+/// runner moved it first (then `false`, and the caller rolls back): the guard that lets
+/// several processes run the same subscriber without applying an event twice.
+pub async fn advance_checkpoint(
+    conn: &mut AnyConnection,
+    name: &str,
+    from: GlobalPosition,
+    to: GlobalPosition,
+) -> Result<bool, sqlx::Error> {
+    let advanced = sqlx::query(
+        "UPDATE projection_checkpoints SET position = $1, updated_at = $2 \
+         WHERE name = $3 AND position = $4",
+    )
+    .bind(to.0 as i64)
+    .bind(now_micros())
+    .bind(name)
+    .bind(from.0 as i64)
+    .execute(&mut *conn)
+    .await?
+    .rows_affected();
+    Ok(advanced == 1)
+}
+
 /// Events per reactor batch: reactions are slower than SQL.
 const REACTOR_BATCH_SIZE: usize = 100;
 
@@ -169,12 +203,7 @@ impl ProjectionRunner {
 
     /// The stored checkpoint of a projection.
     pub async fn checkpoint(&self, name: &str) -> Result<GlobalPosition, ProjectionError> {
-        let position: Option<i64> =
-            sqlx::query_scalar("SELECT position FROM projection_checkpoints WHERE name = $1")
-                .bind(name)
-                .fetch_optional(self.db.pool())
-                .await?;
-        Ok(GlobalPosition(position.unwrap_or(0) as u64))
+        Ok(stored_checkpoint(&self.db, name).await?)
     }
 
     /// Creates the tables and checkpoints of new projections, and rebuilds those whose
@@ -269,18 +298,7 @@ impl ProjectionRunner {
         // Advance the checkpoint first, guarded by its old value: a second runner of the
         // same projection (another process) fails here and rolls back, so no event is
         // ever applied twice. Writing first also takes SQLite's write lock up front.
-        let advanced = sqlx::query(
-            "UPDATE projection_checkpoints SET position = $1, updated_at = $2 \
-             WHERE name = $3 AND position = $4",
-        )
-        .bind(last.0 as i64)
-        .bind(now_micros())
-        .bind(name)
-        .bind(checkpoint.0 as i64)
-        .execute(&mut **w)
-        .await?
-        .rows_affected();
-        if advanced == 0 {
+        if !advance_checkpoint(&mut w, name, checkpoint, last).await? {
             return Ok(Step::Lost);
         }
         for event in &events {
@@ -299,22 +317,12 @@ impl ProjectionRunner {
         to: GlobalPosition,
     ) -> Result<bool, ProjectionError> {
         let mut w = self.db.begin_write().await?;
-        let advanced = sqlx::query(
-            "UPDATE projection_checkpoints SET position = $1, updated_at = $2 \
-             WHERE name = $3 AND position = $4",
-        )
-        .bind(to.0 as i64)
-        .bind(now_micros())
-        .bind(name)
-        .bind(from.0 as i64)
-        .execute(&mut **w)
-        .await?
-        .rows_affected();
+        let advanced = advance_checkpoint(&mut w, name, from, to).await?;
         w.commit().await?;
-        if advanced == 1 {
+        if advanced {
             self.publish(name, to);
         }
-        Ok(advanced == 1)
+        Ok(advanced)
     }
 
     async fn react_step(&self, reactor: &Arc<dyn Reactor>) -> Result<Step, ProjectionError> {

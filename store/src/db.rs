@@ -231,6 +231,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "idempotency owner",
         include_str!("../../migrations/sqlite/0002_idempotency_owner.sql"),
     ),
+    (
+        3,
+        "mail",
+        include_str!("../../migrations/sqlite/0003_mail.sql"),
+    ),
 ];
 
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
@@ -243,6 +248,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         2,
         "idempotency owner",
         include_str!("../../migrations/postgres/0002_idempotency_owner.sql"),
+    ),
+    (
+        3,
+        "mail",
+        include_str!("../../migrations/postgres/0003_mail.sql"),
     ),
 ];
 

@@ -446,18 +446,7 @@ async fn reconciliation_reports_drift_to_operators_only(backend: Backend) {
     )
     .await;
 
-    let mut args = vec![
-        "accounts".to_owned(),
-        "admin-token".to_owned(),
-        "create".to_owned(),
-        "--role".to_owned(),
-        "auditor".to_owned(),
-    ];
-    args.extend(app.storage_args.clone());
-    let created = api::cli::run_from(args).await.unwrap();
-    assert_eq!(created.exit_code, 0);
-    let created: Value = serde_json::from_str(&created.stdout).unwrap();
-    let operator = created["token"].as_str().unwrap().to_owned();
+    let (operator_id, operator) = app.operator_token("auditor").await;
     assert!(operator.starts_with("adm_"));
 
     let report = json_of(app.get("/admin/reconciliation", Some(&operator)).await).await;
@@ -521,7 +510,7 @@ async fn reconciliation_reports_drift_to_operators_only(backend: Backend) {
         "accounts".to_owned(),
         "admin-token".to_owned(),
         "revoke".to_owned(),
-        created["token_id"].as_str().unwrap().to_owned(),
+        operator_id,
     ];
     args.extend(app.storage_args.clone());
     assert_eq!(api::cli::run_from(args).await.unwrap().exit_code, 0);

@@ -24,6 +24,8 @@ mod billing;
 mod credits;
 mod deletion;
 mod idempotency;
+mod mail;
+mod notifications;
 mod operations;
 mod password;
 mod privacy;

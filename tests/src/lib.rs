@@ -15,6 +15,8 @@ use store::{Backend, Database};
 use tokio::sync::oneshot;
 use uuid::Uuid;
 
+pub mod mail;
+
 /// A password every test account uses.
 pub const PASSWORD: &str = "correct-horse-7-battery";
 
@@ -197,6 +199,27 @@ pub async fn spawn_app_with(backend: Backend, configure: impl FnOnce(&mut Setup)
 }
 
 impl TestApp {
+    /// The data folder (SQLite file, blobs, `mail/` of the embedded default).
+    pub fn data_dir(&self) -> std::path::PathBuf {
+        std::path::PathBuf::from(&self.storage_args[1])
+    }
+
+    /// Creates an operator token (`admin` or `auditor`) with the CLI, as an operator would;
+    /// returns its id and the token.
+    pub async fn operator_token(&self, role: &str) -> (String, String) {
+        let mut args: Vec<String> = ["accounts", "admin-token", "create", "--role", role]
+            .map(str::to_owned)
+            .to_vec();
+        args.extend(self.storage_args.clone());
+        let created = api::cli::run_from(args).await.expect("admin-token create");
+        assert_eq!(created.exit_code, 0);
+        let created: Value = serde_json::from_str(&created.stdout).expect("JSON");
+        (
+            created["token_id"].as_str().expect("token_id").to_owned(),
+            created["token"].as_str().expect("token").to_owned(),
+        )
+    }
+
     /// The URL of `path`.
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.address)

@@ -4,6 +4,8 @@ use crate::error::{ApiError, ErrorBody};
 use crate::extract::Operator;
 use crate::state::AppState;
 use axum::extract::State;
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use std::sync::Arc;
@@ -11,7 +13,10 @@ use store::EventDecoder;
 
 /// The routes of this module.
 pub fn router() -> Router<AppState> {
-    Router::new().route("/admin/reconciliation", get(reconciliation))
+    Router::new()
+        .route("/admin/reconciliation", get(reconciliation))
+        .route("/admin/mail/dead-letters", get(dead_letters))
+        .route("/metrics", get(metrics))
 }
 
 /// Recomputes balances, holds and invoice totals from the log and compares them with the
@@ -31,4 +36,84 @@ pub async fn reconciliation(
         .await
         .map_err(|e| ApiError::Internal(e.to_string()))?;
     Ok(Json(report))
+}
+
+/// Mail that kept failing, newest first (admin and auditor tokens).
+#[utoipa::path(get, path = "/admin/mail/dead-letters", tag = "admin", security(("operator" = [])),
+    responses(
+        (status = 200, description = "The dead letters: message, attempts, last error"),
+        (status = 401, description = "Not an operator token", body = ErrorBody),
+    ))]
+pub async fn dead_letters(
+    State(state): State<AppState>,
+    _operator: Operator,
+) -> Result<Json<Vec<workers::mail::queue::DeadLetter>>, ApiError> {
+    Ok(Json(workers::mail::queue::dead_letters(&state.db).await?))
+}
+
+/// Prometheus metrics of the mail pipeline (operator tokens): messages sent, skipped, in
+/// flight, dead-lettered and waiting in the embedded outbox, and how far the notifier is
+/// behind the log.
+#[utoipa::path(get, path = "/metrics", tag = "admin", security(("operator" = [])),
+    responses(
+        (status = 200, description = "Prometheus text format", content_type = "text/plain"),
+        (status = 401, description = "Not an operator token", body = ErrorBody),
+    ))]
+pub async fn metrics(
+    State(state): State<AppState>,
+    _operator: Operator,
+) -> Result<Response, ApiError> {
+    let stats = workers::mail::queue::stats(&state.db).await?;
+    let notifier =
+        projections::runner::stored_checkpoint(&state.db, workers::notifier::CHECKPOINT).await?;
+    let head = state
+        .log
+        .committed_head()
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    let behind = i64::from(notifier < head);
+    let mut text = String::new();
+    for (name, help, kind, value) in [
+        (
+            "accounts_mail_sent_total",
+            "E-mails sent.",
+            "counter",
+            stats.sent,
+        ),
+        (
+            "accounts_mail_skipped_total",
+            "E-mails not sent because the account was gone.",
+            "counter",
+            stats.skipped,
+        ),
+        (
+            "accounts_mail_sending",
+            "E-mails being sent now.",
+            "gauge",
+            stats.sending,
+        ),
+        (
+            "accounts_mail_dead_letters",
+            "E-mails given up on (see accounts mail dead-letters).",
+            "gauge",
+            stats.dead_letters,
+        ),
+        (
+            "accounts_mail_outbox",
+            "E-mails waiting in the embedded outbox.",
+            "gauge",
+            stats.outbox,
+        ),
+        (
+            "accounts_notifier_behind",
+            "1 while the notifier has events of the log left to handle.",
+            "gauge",
+            behind as i64,
+        ),
+    ] {
+        text.push_str(&format!(
+            "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}\n"
+        ));
+    }
+    Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response())
 }

@@ -266,7 +266,7 @@ pub async fn invoice(
     }
     let account = projections::accounts::find(&state.db, session.account_id).await?;
     let bill_to = account.map_or_else(String::new, |a| format!("{} <{}>", a.display_name, a.email));
-    let mut response = crate::pdf::invoice(&row, &bill_to).into_response();
+    let mut response = workers::pdf::invoice(&row, &bill_to).into_response();
     let headers = response.headers_mut();
     headers.insert(
         header::CONTENT_TYPE,

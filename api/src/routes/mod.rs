@@ -7,6 +7,7 @@ pub mod claims;
 pub mod credits;
 pub mod generations;
 pub mod me;
+pub mod notifications;
 pub mod ops;
 pub mod payments;
 pub mod profile;
@@ -43,6 +44,7 @@ pub fn router(state: AppState, request_timeout: Duration) -> Router {
         .merge(payments::router())
         .merge(admin::router())
         .merge(tokens::router())
+        .merge(notifications::router())
         .merge(public_api::router(state.clone()))
         .merge(ops::router())
         .fallback(not_found)

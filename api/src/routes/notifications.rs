@@ -1,0 +1,216 @@
+//! The Notifications tab: the five toggles, their consent history, and the one-click
+//! unsubscribe links of promotional e-mails (RFC 8058), which need no session.
+
+use crate::error::{ApiError, ErrorBody};
+use crate::extract::{ApiJson, CurrentSession, RequestContext};
+use crate::state::AppState;
+use axum::extract::{Query, State};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use domain::notifications::{NotificationPreferences, Toggle};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use store::Actor;
+use utoipa::ToSchema;
+
+/// The routes of this module.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/me/notifications", get(preferences).put(update))
+        .route("/me/notifications/history", get(history))
+        .route("/unsubscribe", get(unsubscribe_page).post(unsubscribe))
+}
+
+/// The toggles. Security notices are always sent and have none.
+#[derive(Debug, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
+pub struct NotificationsView {
+    /// A generation completed through the public API (default on).
+    pub generation_complete: bool,
+    /// The balance dropped below the alert threshold (default on).
+    pub credits_low: bool,
+    /// An invoice was paid, with the PDF (default on).
+    pub billing_receipts: bool,
+    /// The newsletter (default off).
+    pub newsletter: bool,
+    /// Marketing e-mails (default off).
+    pub marketing: bool,
+}
+
+impl From<&NotificationPreferences> for NotificationsView {
+    fn from(p: &NotificationPreferences) -> Self {
+        Self {
+            generation_complete: p.enabled(Toggle::GenerationComplete),
+            credits_low: p.enabled(Toggle::CreditsLow),
+            billing_receipts: p.enabled(Toggle::BillingReceipts),
+            newsletter: p.enabled(Toggle::Newsletter),
+            marketing: p.enabled(Toggle::Marketing),
+        }
+    }
+}
+
+/// The caller's toggles.
+#[utoipa::path(get, path = "/me/notifications", tag = "notifications", security(("session" = [])),
+    responses((status = 200, body = NotificationsView), (status = 401, body = ErrorBody)))]
+pub async fn preferences(
+    State(state): State<AppState>,
+    session: CurrentSession,
+) -> Result<Json<NotificationsView>, ApiError> {
+    let preferences = state.notifications.preferences(session.account_id).await?;
+    Ok(Json(NotificationsView::from(&preferences)))
+}
+
+/// Changes the toggles sent (any subset of the five); each change is an event.
+#[utoipa::path(put, path = "/me/notifications", tag = "notifications", security(("session" = [])),
+    request_body(content = BTreeMap<String, bool>, description = "e.g. `{\"marketing\": true}`"),
+    responses(
+        (status = 200, body = NotificationsView),
+        (status = 422, description = "An unknown toggle or a value that is not a boolean", body = ErrorBody),
+    ))]
+pub async fn update(
+    State(state): State<AppState>,
+    ctx: RequestContext,
+    session: CurrentSession,
+    ApiJson(body): ApiJson<BTreeMap<String, serde_json::Value>>,
+) -> Result<Json<NotificationsView>, ApiError> {
+    let mut toggles = BTreeMap::new();
+    for (name, value) in body {
+        let toggle = Toggle::parse(&name).ok_or_else(|| {
+            ApiError::invalid(
+                &name,
+                "no such toggle (generation_complete, credits_low, billing_receipts, newsletter, marketing)",
+            )
+        })?;
+        let enabled = value
+            .as_bool()
+            .ok_or_else(|| ApiError::invalid(&name, "must be true or false"))?;
+        toggles.insert(toggle, enabled);
+    }
+    state
+        .notifications
+        .set(
+            &ctx.command(session.actor()),
+            session.account_id,
+            toggles,
+            "settings",
+        )
+        .await?;
+    let preferences = state.notifications.preferences(session.account_id).await?;
+    Ok(Json(NotificationsView::from(&preferences)))
+}
+
+/// One change in the consent history.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct PreferenceChangeView {
+    /// The toggle.
+    pub toggle: String,
+    /// Its new value.
+    pub enabled: bool,
+    /// `settings` or `unsubscribe_link`.
+    pub via: String,
+    /// When (RFC 3339).
+    pub at: String,
+}
+
+/// Every change of the caller's toggles, oldest first (who opted in to what, and when).
+#[utoipa::path(get, path = "/me/notifications/history", tag = "notifications", security(("session" = [])),
+    responses((status = 200, body = Vec<PreferenceChangeView>), (status = 401, body = ErrorBody)))]
+pub async fn history(
+    State(state): State<AppState>,
+    session: CurrentSession,
+) -> Result<Json<Vec<PreferenceChangeView>>, ApiError> {
+    let changes = state.notifications.history(session.account_id).await?;
+    Ok(Json(
+        changes
+            .into_iter()
+            .map(|c| PreferenceChangeView {
+                toggle: c.toggle.as_str().to_owned(),
+                enabled: c.enabled,
+                via: c.via,
+                at: c.at.to_string(),
+            })
+            .collect(),
+    ))
+}
+
+/// The token of an unsubscribe link.
+#[derive(Debug, Deserialize)]
+pub struct UnsubscribeQuery {
+    /// As in the link of the e-mail.
+    pub token: String,
+}
+
+fn verified(state: &AppState, token: &str) -> Result<(domain::AccountId, Toggle), ApiError> {
+    state.unsubscribe_links.verify(token).ok_or_else(|| {
+        ApiError::NotFound(
+            "invalid_unsubscribe_link",
+            "this unsubscribe link is not valid".into(),
+        )
+    })
+}
+
+/// The page an unsubscribe link opens: a button that posts the one-click form (a GET
+/// changes nothing, so link scanners cannot unsubscribe anyone).
+#[utoipa::path(get, path = "/unsubscribe", tag = "notifications", params(("token" = String, Query, description = "The token of the link")),
+    responses((status = 200, description = "An HTML page"), (status = 404, body = ErrorBody)))]
+pub async fn unsubscribe_page(
+    State(state): State<AppState>,
+    Query(query): Query<UnsubscribeQuery>,
+) -> Result<Response, ApiError> {
+    let (_, toggle) = verified(&state, &query.token)?;
+    let token: String = query
+        .token
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'))
+        .collect();
+    Ok(Html(format!(
+        "<!doctype html><meta charset=utf-8><title>Unsubscribe</title>\
+         <form method=post action=\"/unsubscribe?token={token}\">\
+         <input type=hidden name=List-Unsubscribe value=One-Click>\
+         <p>Stop receiving the {} e-mails?</p><button>Unsubscribe</button></form>",
+        toggle.as_str()
+    ))
+    .into_response())
+}
+
+/// What the link turned off.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct UnsubscribedView {
+    /// The toggle now off.
+    pub unsubscribed: String,
+}
+
+/// RFC 8058 one-click unsubscribe: turns the promotion of the link off. Idempotent.
+#[utoipa::path(post, path = "/unsubscribe", tag = "notifications", params(("token" = String, Query, description = "The token of the link")),
+    responses((status = 200, body = UnsubscribedView), (status = 404, body = ErrorBody)))]
+pub async fn unsubscribe(
+    State(state): State<AppState>,
+    ctx: RequestContext,
+    Query(query): Query<UnsubscribeQuery>,
+) -> Result<Json<UnsubscribedView>, ApiError> {
+    let (account, toggle) = verified(&state, &query.token)?;
+    if projections::accounts::find(&state.db, account)
+        .await?
+        .is_none()
+    {
+        return Err(ApiError::NotFound(
+            "invalid_unsubscribe_link",
+            "this unsubscribe link is not valid".into(),
+        ));
+    }
+    let actor = Actor::System {
+        component: "unsubscribe-link".into(),
+    };
+    state
+        .notifications
+        .set(
+            &ctx.command(actor),
+            account,
+            BTreeMap::from([(toggle, false)]),
+            "unsubscribe_link",
+        )
+        .await?;
+    Ok(Json(UnsubscribedView {
+        unsubscribed: toggle.as_str().to_owned(),
+    }))
+}

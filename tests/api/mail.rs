@@ -1,0 +1,505 @@
+//! The mail pipeline with real parts: the RabbitMQ of this machine (queue names of each
+//! test's own) and a real SMTP server (aiosmtpd). Every e-mail-worthy event yields exactly
+//! one e-mail, through bursts, broker and SMTP outages, and a notifier killed mid-batch.
+
+use async_trait::async_trait;
+use commands::CommandContext;
+use commands::credits::Grant;
+use commands::notifications::UnsubscribeLinks;
+use domain::AccountId;
+use domain::credits::{Feature, SourceKind};
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+use store::Backend;
+use tests::mail::{SmtpServer, TcpProxy, amqp_address, amqp_url, header, rabbit};
+use tests::{TestApp, json_body, spawn_app_with};
+use uuid::Uuid;
+use workers::mail::rabbit::{RabbitConfig, RabbitConsumer, RabbitPublisher};
+use workers::mail::transport::SmtpMailTransport;
+use workers::mail::{MailMessage, MailPublisher, Mailer, QueueError, RetryPolicy};
+use workers::notifier::Notifier;
+
+/// Starts the service publishing through RabbitMQ at `amqp` (queues `rabbit.prefix`) and
+/// sending to `smtp`, with quick retries.
+async fn spawn_with_mail(
+    backend: Backend,
+    amqp: &str,
+    rabbit: &RabbitConfig,
+    smtp: &SmtpServer,
+    configure: impl FnOnce(&mut api::config::MailArgs),
+) -> TestApp {
+    spawn_app_with(backend, |setup| {
+        let mail = &mut setup.serve.mail;
+        mail.amqp_url = Some(amqp.to_owned());
+        mail.amqp_prefix = rabbit.prefix.clone();
+        mail.smtp_url = Some(smtp.url());
+        mail.mail_retry_delay = Duration::from_millis(200);
+        mail.mail_max_attempts = 1_000;
+        configure(mail);
+    })
+    .await
+}
+
+/// Accounts with plenty of credits (no low-credits alert in the way).
+async fn funded_accounts(app: &TestApp, count: usize) -> Vec<(String, AccountId)> {
+    let mut accounts = Vec::new();
+    for _ in 0..count {
+        let email = format!("user-{}@example.com", Uuid::new_v4().simple());
+        let id = app.register(&email).await;
+        let account = AccountId(Uuid::parse_str(&id).unwrap());
+        app.state
+            .credits
+            .grant(
+                &CommandContext::system("test"),
+                account,
+                Grant {
+                    grant_key: format!("test:{id}"),
+                    amount: 1_000_000,
+                    source: SourceKind::Purchase,
+                    expires_at: None,
+                },
+                commands::Clock::now(&*app.clock),
+            )
+            .await
+            .unwrap();
+        accounts.push((email, account));
+    }
+    accounts
+}
+
+/// Completes `per_account` generations through the API's command for each account, in
+/// parallel: each is one "generation complete" e-mail.
+async fn complete_generations(app: &TestApp, accounts: &[(String, AccountId)], per_account: usize) {
+    let token = Some(Uuid::new_v4());
+    let mut tasks = Vec::new();
+    for (_, account) in accounts {
+        let credits = app.state.credits.clone();
+        let account = *account;
+        tasks.push(tokio::spawn(async move {
+            let ctx = CommandContext::system("test");
+            for i in 0..per_account {
+                let id = format!("g-{}-{i}", Uuid::new_v4().simple());
+                credits
+                    .hold(&ctx, account, &id, Feature::Api, 2, token)
+                    .await
+                    .unwrap();
+                credits.settle(&ctx, account, &id, 1, token).await.unwrap();
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+}
+
+/// Asserts exactly `expected` e-mails arrived, none twice.
+async fn exactly_once(smtp: &SmtpServer, expected: usize, timeout: Duration) {
+    let messages = smtp.wait_for(expected, timeout).await;
+    let ids = smtp.by_message_id();
+    let doubled: Vec<_> = ids.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(doubled.is_empty(), "sent twice: {doubled:?}");
+    assert_eq!(messages.len(), expected, "e-mails received");
+    assert_eq!(ids.len(), expected, "distinct message ids");
+}
+
+async fn a_burst_of_events_yields_exactly_one_email_each(backend: Backend) {
+    let url = amqp_url();
+    let rabbit = rabbit(&url).await;
+    let smtp = SmtpServer::start().await;
+    let app = spawn_with_mail(backend, &url, &rabbit, &smtp, |_| {}).await;
+    let accounts = funded_accounts(&app, 10).await;
+    complete_generations(&app, &accounts, 150).await;
+    exactly_once(&smtp, 1_500, Duration::from_secs(150)).await;
+    let sample = &smtp.messages()[0];
+    assert!(
+        header(sample, "Subject")
+            .unwrap()
+            .starts_with("Your generation")
+    );
+    let _ = rabbit.delete_topology().await;
+}
+
+async fn the_broker_going_away_loses_and_doubles_nothing(backend: Backend) {
+    let url = amqp_url();
+    let rabbit = rabbit(&url).await;
+    let smtp = SmtpServer::start().await;
+    let proxy = TcpProxy::start(amqp_address(&url)).await;
+    let app = spawn_with_mail(backend, &proxy.amqp_url(&url), &rabbit, &smtp, |_| {}).await;
+    let accounts = funded_accounts(&app, 4).await;
+    complete_generations(&app, &accounts, 25).await;
+    smtp.wait_for(100, Duration::from_secs(60)).await;
+
+    // Every connection (the notifier's publisher and the mailer's consumer) is closed and
+    // the broker stays unreachable while events keep coming.
+    proxy.cut();
+    complete_generations(&app, &accounts, 50).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(
+        smtp.messages().len(),
+        100,
+        "nothing can be sent without the broker"
+    );
+    proxy.restore();
+    complete_generations(&app, &accounts, 25).await;
+    exactly_once(&smtp, 400, Duration::from_secs(120)).await;
+    let _ = rabbit.delete_topology().await;
+}
+
+async fn the_smtp_server_going_away_loses_and_doubles_nothing(backend: Backend) {
+    let url = amqp_url();
+    let rabbit = rabbit(&url).await;
+    let mut smtp = SmtpServer::start().await;
+    let app = spawn_with_mail(backend, &url, &rabbit, &smtp, |_| {}).await;
+    let accounts = funded_accounts(&app, 4).await;
+    complete_generations(&app, &accounts, 10).await;
+    smtp.wait_for(40, Duration::from_secs(60)).await;
+
+    smtp.down();
+    complete_generations(&app, &accounts, 50).await;
+    // Long enough for several failed attempts of each message.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    smtp.up().await;
+    exactly_once(&smtp, 240, Duration::from_secs(120)).await;
+    let _ = rabbit.delete_topology().await;
+}
+
+/// Publishes the first half of the first batch it is given, then hangs: a notifier killed
+/// after some of a batch reached the broker but before its checkpoint moved.
+struct HalfThenHang {
+    inner: RabbitPublisher,
+    hung: AtomicBool,
+}
+
+#[async_trait]
+impl MailPublisher for HalfThenHang {
+    async fn publish(&self, messages: &[MailMessage]) -> Result<(), QueueError> {
+        self.inner.publish(&messages[..messages.len() / 2]).await?;
+        self.hung.store(true, Ordering::SeqCst);
+        std::future::pending::<()>().await;
+        Ok(())
+    }
+}
+
+async fn a_notifier_killed_mid_batch_and_restarted_loses_and_doubles_nothing(backend: Backend) {
+    let url = amqp_url();
+    let rabbit = rabbit(&url).await;
+    let smtp = SmtpServer::start().await;
+    // The service runs no mail workers: this test runs them, and kills one.
+    let app = spawn_with_mail(backend, &url, &rabbit, &smtp, |mail| {
+        mail.no_mail_workers = true;
+    })
+    .await;
+    let accounts = funded_accounts(&app, 4).await;
+    complete_generations(&app, &accounts, 150).await;
+
+    let mailer = Arc::new(Mailer::new(
+        app.db.clone(),
+        Arc::new(SmtpMailTransport::from_url(&smtp.url()).unwrap()),
+        "Studio <no-reply@studio.test>".parse().unwrap(),
+        "http://studio.test",
+        UnsubscribeLinks::new([9; 32]),
+        RetryPolicy {
+            first_delay: Duration::from_millis(200),
+            max_attempts: 1_000,
+            ..RetryPolicy::default()
+        },
+        app.state.codec.keys().clone(),
+    ));
+    let (_stop, stopping) = tokio::sync::watch::channel(false);
+    let consumer =
+        tokio::spawn(RabbitConsumer::new(rabbit.clone(), 8).run(mailer, stopping.clone()));
+
+    let notifier = |publisher: Arc<dyn MailPublisher>| {
+        Arc::new(Notifier::new(
+            app.db.clone(),
+            app.state.log.clone(),
+            Arc::new(app.state.codec.clone()),
+            publisher,
+            app.state.codec.keys().clone(),
+            20,
+        ))
+    };
+    let hanging = Arc::new(HalfThenHang {
+        inner: RabbitPublisher::new(rabbit.clone()),
+        hung: AtomicBool::new(false),
+    });
+    let first = notifier(hanging.clone());
+    let killed = tokio::spawn(first.clone().run(stopping.clone()));
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while !hanging.hung.load(Ordering::SeqCst) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the first batch was never published"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    killed.abort();
+    let _ = killed.await;
+    assert_eq!(
+        first.checkpoint().await.unwrap().0,
+        0,
+        "killed before its checkpoint moved"
+    );
+    // Half a batch of e-mails went out before the kill.
+    smtp.wait_for(1, Duration::from_secs(60)).await;
+
+    let restarted = tokio::spawn(
+        notifier(Arc::new(RabbitPublisher::new(rabbit.clone()))).run(stopping.clone()),
+    );
+    exactly_once(&smtp, 600, Duration::from_secs(120)).await;
+    restarted.abort();
+    consumer.abort();
+    let _ = rabbit.delete_topology().await;
+}
+
+async fn put(app: &TestApp, token: &str, body: Value) {
+    let response = app
+        .request(Method::PUT, "/me/notifications", Some(token))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+}
+
+/// Waits until the notifier has handled the whole log.
+async fn notifier_caught_up(app: &TestApp) {
+    let head = app.state.log.committed_head().await.unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let position = projections::runner::stored_checkpoint(&app.db, "notifier")
+            .await
+            .unwrap();
+        if position >= head {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the notifier is stuck"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn send_campaign(
+    app: &TestApp,
+    url: &str,
+    rabbit: &RabbitConfig,
+    id: Uuid,
+    topic: &str,
+) -> Value {
+    let body = std::env::temp_dir().join(format!("campaign-{}.txt", Uuid::new_v4().simple()));
+    std::fs::write(&body, "New models are here.\n\nTry them today.").unwrap();
+    let mut args: Vec<String> = [
+        "accounts",
+        "send-campaign",
+        "--topic",
+        topic,
+        "--subject",
+        "Studio news",
+        "--body-file",
+    ]
+    .map(str::to_owned)
+    .to_vec();
+    args.push(body.display().to_string());
+    args.extend(["--id".to_owned(), id.to_string()]);
+    args.extend(app.storage_args.clone());
+    args.extend([
+        "--amqp-url".to_owned(),
+        url.to_owned(),
+        "--amqp-prefix".to_owned(),
+        rabbit.prefix.clone(),
+    ]);
+    let outcome = api::cli::run_from(args).await.unwrap();
+    std::fs::remove_file(body).unwrap();
+    assert_eq!(outcome.exit_code, 0);
+    serde_json::from_str(&outcome.stdout).unwrap()
+}
+
+async fn campaigns_reach_opted_in_accounts_with_a_one_click_unsubscribe(backend: Backend) {
+    let url = amqp_url();
+    let rabbit = rabbit(&url).await;
+    let smtp = SmtpServer::start().await;
+    let app = spawn_with_mail(backend, &url, &rabbit, &smtp, |_| {}).await;
+    let (reader, reader_session) = app.signed_up().await;
+    let (_, marketer) = app.signed_up().await;
+    let (_, _nobody) = app.signed_up().await;
+    put(&app, &reader_session.token, json!({"newsletter": true})).await;
+    put(&app, &marketer.token, json!({"marketing": true})).await;
+    notifier_caught_up(&app).await;
+
+    let campaign = Uuid::new_v4();
+    let sent = send_campaign(&app, &url, &rabbit, campaign, "newsletter").await;
+    assert_eq!(sent["recipients"], 1);
+    let mails = smtp.wait_for(1, Duration::from_secs(60)).await;
+    assert_eq!(mails.len(), 1);
+    let mail = &mails[0];
+    assert!(header(mail, "To").unwrap().contains(&reader));
+    assert_eq!(header(mail, "Subject").unwrap(), "Studio news");
+    assert_eq!(
+        header(mail, "List-Unsubscribe-Post").unwrap(),
+        "List-Unsubscribe=One-Click"
+    );
+    let link = header(mail, "List-Unsubscribe").unwrap();
+    let link = link.trim_start_matches('<').trim_end_matches('>');
+    let token = link.split("token=").nth(1).unwrap();
+
+    // Running the same campaign again sends nothing twice.
+    send_campaign(&app, &url, &rabbit, campaign, "newsletter").await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(smtp.messages().len(), 1);
+
+    let forged = app
+        .client
+        .post(app.url(&format!("/unsubscribe?token={}x", token)))
+        .form(&[("List-Unsubscribe", "One-Click")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), StatusCode::NOT_FOUND);
+    let page = app.get(&format!("/unsubscribe?token={token}"), None).await;
+    assert_eq!(page.status(), StatusCode::OK);
+    let preferences = json_body(
+        app.get("/me/notifications", Some(&reader_session.token))
+            .await,
+    )
+    .await;
+    assert_eq!(
+        preferences["newsletter"], true,
+        "opening the page changes nothing"
+    );
+    let one_click = app
+        .client
+        .post(app.url(&format!("/unsubscribe?token={token}")))
+        .form(&[("List-Unsubscribe", "One-Click")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(one_click.status(), StatusCode::OK);
+    let preferences = json_body(
+        app.get("/me/notifications", Some(&reader_session.token))
+            .await,
+    )
+    .await;
+    assert_eq!(preferences["newsletter"], false);
+    let history = json_body(
+        app.get("/me/notifications/history", Some(&reader_session.token))
+            .await,
+    )
+    .await;
+    let last = history.as_array().unwrap().last().unwrap().clone();
+    assert_eq!(last["toggle"], "newsletter");
+    assert_eq!(last["via"], "unsubscribe_link");
+
+    // The next campaign skips the account that left.
+    notifier_caught_up(&app).await;
+    let next = send_campaign(&app, &url, &rabbit, Uuid::new_v4(), "newsletter").await;
+    assert_eq!(next["recipients"], 0);
+    let marketing = send_campaign(&app, &url, &rabbit, Uuid::new_v4(), "marketing").await;
+    assert_eq!(marketing["recipients"], 1);
+    smtp.wait_for(2, Duration::from_secs(60)).await;
+    let _ = rabbit.delete_topology().await;
+}
+
+async fn mail_that_keeps_failing_is_dead_lettered_and_reported(backend: Backend) {
+    let url = amqp_url();
+    let rabbit = rabbit(&url).await;
+    let mut smtp = SmtpServer::start().await;
+    smtp.down();
+    let app = spawn_with_mail(backend, &url, &rabbit, &smtp, |mail| {
+        mail.mail_retry_delay = Duration::from_millis(100);
+        mail.mail_max_attempts = 2;
+    })
+    .await;
+    let (_, session) = app.signed_up().await;
+    let created = app
+        .post(
+            "/me/api-tokens",
+            Some(&session.token),
+            &json!({"label": "deploy-bot-7", "scopes": ["account:read"]}),
+        )
+        .await;
+    assert_eq!(created.status(), StatusCode::CREATED);
+
+    let mut args = vec![
+        "accounts".to_owned(),
+        "mail".to_owned(),
+        "dead-letters".to_owned(),
+    ];
+    args.extend(app.storage_args.clone());
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    let letters = loop {
+        let outcome = api::cli::run_from(args.clone()).await.unwrap();
+        let letters: Value = serde_json::from_str(&outcome.stdout).unwrap();
+        if !letters.as_array().unwrap().is_empty() {
+            break letters;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "nothing was dead-lettered"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(letters[0]["attempts"], 2);
+    assert!(
+        !letters.to_string().contains("deploy-bot-7"),
+        "personal fields stay sealed in dead letters: {letters}"
+    );
+    assert_eq!(letters[0]["message"]["kind"], "security_notice");
+    let error = letters[0]["last_error"]
+        .as_str()
+        .unwrap()
+        .to_ascii_lowercase();
+    assert!(
+        error.contains("connect"),
+        "the SMTP failure is kept: {error}"
+    );
+
+    // The broker holds it in the dead-letter queue too.
+    let (connection, channel) = rabbit.connect().await.unwrap();
+    let dead = channel
+        .queue_declare(
+            rabbit.dead_queue().as_str().into(),
+            lapin::options::QueueDeclareOptions {
+                passive: true,
+                ..Default::default()
+            },
+            Default::default(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(dead.message_count(), 1);
+    let _ = connection.close(200, "done".into()).await;
+
+    let (_, operator) = app.operator_token("auditor").await;
+    let operator = operator.as_str();
+    assert_eq!(
+        app.get("/metrics", None).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+    let metrics = app
+        .get("/metrics", Some(operator))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("accounts_mail_dead_letters 1"),
+        "{metrics}"
+    );
+    let listed = json_body(app.get("/admin/mail/dead-letters", Some(operator)).await).await;
+    assert_eq!(listed.as_array().unwrap().len(), 1);
+    let _ = rabbit.delete_topology().await;
+}
+
+on_both_backends!(
+    a_burst_of_events_yields_exactly_one_email_each,
+    the_broker_going_away_loses_and_doubles_nothing,
+    the_smtp_server_going_away_loses_and_doubles_nothing,
+    a_notifier_killed_mid_batch_and_restarted_loses_and_doubles_nothing,
+    campaigns_reach_opted_in_accounts_with_a_one_click_unsubscribe,
+    mail_that_keeps_failing_is_dead_lettered_and_reported,
+);

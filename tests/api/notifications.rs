@@ -1,0 +1,239 @@
+//! The Notifications tab, and the e-mails of the embedded default (no broker, `.eml` files
+//! in `<data-dir>/mail`).
+
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use std::path::Path;
+use std::time::Duration;
+use store::Backend;
+use tests::mail::header;
+use tests::{PASSWORD, Session, TestApp, error_code, json_body, spawn_app};
+
+async fn put_preferences(app: &TestApp, session: &Session, body: Value) -> reqwest::Response {
+    app.request(Method::PUT, "/me/notifications", Some(&session.token))
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
+}
+
+async fn preferences_have_defaults_change_one_event_each_and_replay(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let (_, session) = app.signed_up().await;
+    assert_eq!(
+        app.get("/me/notifications", None).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+    let defaults = json_body(app.get("/me/notifications", Some(&session.token)).await).await;
+    assert_eq!(
+        defaults,
+        json!({"generation_complete": true, "credits_low": true, "billing_receipts": true,
+               "newsletter": false, "marketing": false})
+    );
+
+    let before = app.event_count().await;
+    for bad in [
+        json!({"marketing": "yes"}),
+        json!({"sms": true}),
+        json!({"marketing": true, "nope": false}),
+    ] {
+        let response = put_preferences(&app, &session, bad.clone()).await;
+        assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY, "{bad}");
+        assert_eq!(error_code(response).await, "validation_failed");
+    }
+    let not_json = app
+        .request(Method::PUT, "/me/notifications", Some(&session.token))
+        .header("content-type", "application/json")
+        .body("{")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(not_json.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(
+        app.event_count().await,
+        before,
+        "refused changes record nothing"
+    );
+
+    let changed = put_preferences(
+        &app,
+        &session,
+        json!({"marketing": true, "credits_low": false, "newsletter": false}),
+    )
+    .await;
+    assert_eq!(changed.status(), StatusCode::OK);
+    let changed = json_body(changed).await;
+    assert_eq!(changed["marketing"], true);
+    assert_eq!(changed["credits_low"], false);
+    assert_eq!(changed["newsletter"], false);
+    assert_eq!(
+        app.event_count().await,
+        before + 2,
+        "one event per toggle that changed (newsletter was already off)"
+    );
+    put_preferences(&app, &session, json!({"marketing": false})).await;
+
+    let history = json_body(
+        app.get("/me/notifications/history", Some(&session.token))
+            .await,
+    )
+    .await;
+    let changes: Vec<(String, bool, String)> = history
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["toggle"].as_str().unwrap().to_owned(),
+                c["enabled"].as_bool().unwrap(),
+                c["via"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        changes,
+        vec![
+            ("credits_low".to_owned(), false, "settings".to_owned()),
+            ("marketing".to_owned(), true, "settings".to_owned()),
+            ("marketing".to_owned(), false, "settings".to_owned()),
+        ]
+    );
+    assert!(history[0]["at"].as_str().unwrap().ends_with('Z'));
+}
+
+/// Every `.eml` in the embedded mail folder.
+fn mail_files(dir: &Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .filter_map(|e| e.ok())
+                .filter(|e| e.path().extension().is_some_and(|x| x == "eml"))
+                .filter_map(|e| std::fs::read_to_string(e.path()).ok())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Waits until the folder holds `count` messages for `to` (and no more after a pause).
+async fn mails_to(app: &TestApp, to: &str, count: usize) -> Vec<String> {
+    let dir = app.data_dir().join("mail");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let addressed = || -> Vec<String> {
+        mail_files(&dir)
+            .into_iter()
+            .filter(|m| header(m, "To").is_some_and(|t| t.contains(to)))
+            .collect()
+    };
+    loop {
+        if addressed().len() >= count {
+            tokio::time::sleep(Duration::from_millis(700)).await;
+            let mails = addressed();
+            assert_eq!(mails.len(), count, "exactly {count} e-mails to {to}");
+            return mails;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{} of {count} e-mails to {to} arrived",
+            addressed().len()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn subjects(mails: &[String]) -> Vec<String> {
+    let mut subjects: Vec<String> = mails
+        .iter()
+        .map(|m| header(m, "Subject").unwrap_or_default())
+        .collect();
+    subjects.sort();
+    subjects
+}
+
+async fn generation(app: &TestApp, token: &str, id: &str, estimate: u64, credits: u64) {
+    let held = app
+        .request(Method::POST, "/api/v1/generations", Some(token))
+        .json(&json!({"generation_id": id, "estimated_credits": estimate, "feature": "generation"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(held.status(), StatusCode::CREATED, "{id}");
+    let completed = app
+        .request(
+            Method::POST,
+            &format!("/api/v1/generations/{id}/complete"),
+            Some(token),
+        )
+        .json(&json!({"credits": credits}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(completed.status(), StatusCode::OK, "{id}");
+}
+
+async fn the_embedded_default_writes_each_mail_as_an_eml_file_obeying_toggles(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let (email, session) = app.signed_up().await;
+    app.post("/me/claims/signup-bonus", Some(&session.token), &json!({}))
+        .await;
+    let created = json_body(
+        app.post(
+            "/me/api-tokens",
+            Some(&session.token),
+            &json!({"label": "farm", "scopes": ["generations:write"]}),
+        )
+        .await,
+    )
+    .await;
+    let token = created["token"].as_str().unwrap().to_owned();
+    let mails = mails_to(&app, &email, 1).await;
+    assert_eq!(
+        subjects(&mails),
+        vec!["Security notice: A new API token was created"]
+    );
+    let notice = &mails[0];
+    assert!(notice.contains("Content-Type: text/plain"));
+    assert!(notice.contains("Content-Type: text/html"));
+    assert!(!notice.contains(&token), "the secret never travels by mail");
+
+    // 100 credits: 30 spent keeps it above 20; the next 60 cross it, once.
+    generation(&app, &token, "g1", 40, 30).await;
+    mails_to(&app, &email, 2).await;
+    generation(&app, &token, "g2", 60, 60).await;
+    generation(&app, &token, "g3", 5, 5).await;
+    let mails = mails_to(&app, &email, 5).await;
+    let seen = subjects(&mails);
+    assert_eq!(
+        seen.iter()
+            .filter(|s| s.starts_with("Your generation"))
+            .count(),
+        3,
+        "{seen:?}"
+    );
+    assert_eq!(
+        seen.iter().filter(|s| s.contains("running low")).count(),
+        1,
+        "one low-credits alert per crossing: {seen:?}"
+    );
+
+    // Turned off, from the next event on.
+    let off = put_preferences(&app, &session, json!({"generation_complete": false})).await;
+    assert_eq!(off.status(), StatusCode::OK);
+    generation(&app, &token, "g4", 1, 1).await;
+    let changed = app
+        .request(Method::PUT, "/me/password", Some(&session.token))
+        .json(&json!({"current_password": PASSWORD, "new_password": "another-7-long-Passphrase"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(changed.status(), StatusCode::OK);
+    let mails = mails_to(&app, &email, 6).await;
+    assert!(
+        subjects(&mails).contains(&"Security notice: Your password was changed".to_owned()),
+        "security notices ignore toggles"
+    );
+}
+
+on_both_backends!(
+    preferences_have_defaults_change_one_event_each_and_replay,
+    the_embedded_default_writes_each_mail_as_an_eml_file_obeying_toggles,
+);

@@ -1,0 +1,419 @@
+//! The mailer: takes one message from a queue, makes sure no other copy of it is being or
+//! has been sent, looks up the recipient, renders and sends it, and says what the queue
+//! should do with it (acknowledge, retry later, or dead-letter).
+
+use super::message::{MailKind, MailMessage};
+use super::render::{Extras, Templates, build_message};
+use super::transport::{MailTransport, SendError};
+use commands::crypto::DataKeys;
+use commands::notifications::UnsubscribeLinks;
+use domain::AccountId;
+use domain::notifications::Toggle;
+use lettre::message::Mailbox;
+use std::sync::Arc;
+use std::time::Duration;
+use store::Database;
+use uuid::Uuid;
+
+/// How the mailer retries.
+#[derive(Debug, Clone)]
+pub struct RetryPolicy {
+    /// Delay before the second attempt; doubled each time after.
+    pub first_delay: Duration,
+    /// The longest delay between attempts.
+    pub max_delay: Duration,
+    /// Attempts before a message is dead-lettered.
+    pub max_attempts: u32,
+    /// How long a mailer may hold a message while sending it before another may take over.
+    pub lease: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        // About 40 minutes of retries: an SMTP relay restart or a short outage is ridden out.
+        Self {
+            first_delay: Duration::from_secs(2),
+            max_delay: Duration::from_secs(300),
+            max_attempts: 15,
+            lease: Duration::from_secs(120),
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// The delay after failed attempt number `attempt` (1-based).
+    pub fn delay(&self, attempt: u32) -> Duration {
+        let factor = 2u32.saturating_pow(attempt.saturating_sub(1).min(20));
+        self.first_delay.saturating_mul(factor).min(self.max_delay)
+    }
+}
+
+/// What the queue should do with a message after an attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Sent now.
+    Sent,
+    /// Already sent (or skipped) by an earlier delivery: acknowledge.
+    Duplicate,
+    /// Nothing to send (the account is gone): acknowledge.
+    Skipped,
+    /// Try again after this delay.
+    Retry {
+        /// How long to wait.
+        after: Duration,
+        /// Why it failed.
+        error: String,
+    },
+    /// Give up: recorded in `mail_dead_letters`; the queue dead-letters it.
+    Dead {
+        /// Why.
+        error: String,
+    },
+}
+
+/// Sends messages.
+pub struct Mailer {
+    db: Database,
+    transport: Arc<dyn MailTransport>,
+    templates: Templates,
+    from: Mailbox,
+    public_url: String,
+    links: UnsubscribeLinks,
+    policy: RetryPolicy,
+    keys: Arc<DataKeys>,
+    /// Identifies this mailer's claims.
+    id: Uuid,
+}
+
+use super::{now_micros, write};
+
+fn micros(duration: Duration) -> i64 {
+    i64::try_from(duration.as_micros()).unwrap_or(i64::MAX)
+}
+
+/// A failure of this attempt, to be retried (or dead-lettered once attempts run out).
+struct Transient(String);
+
+impl From<sqlx::Error> for Transient {
+    fn from(error: sqlx::Error) -> Self {
+        Self(format!("database: {error}"))
+    }
+}
+
+impl Mailer {
+    /// A mailer sending through `transport` as `from`; links point at `public_url`;
+    /// sealed fields open with the data keys of `keys`.
+    pub fn new(
+        db: Database,
+        transport: Arc<dyn MailTransport>,
+        from: Mailbox,
+        public_url: &str,
+        links: UnsubscribeLinks,
+        policy: RetryPolicy,
+        keys: Arc<DataKeys>,
+    ) -> Self {
+        Self {
+            db,
+            transport,
+            templates: Templates::new(),
+            from,
+            public_url: public_url.trim_end_matches('/').to_owned(),
+            links,
+            policy,
+            keys,
+            id: Uuid::new_v4(),
+        }
+    }
+
+    /// The retry policy.
+    pub fn policy(&self) -> &RetryPolicy {
+        &self.policy
+    }
+
+    /// Attempt number `attempt` (1-based) at delivering `message`.
+    #[tracing::instrument(skip_all, fields(message_id = %message.message_id, kind = ?message.kind, attempt))]
+    pub async fn deliver(&self, message: &MailMessage, attempt: u32) -> Outcome {
+        match self.claim(message.message_id).await {
+            Ok(Claim::Taken) => {}
+            Ok(Claim::Done) => return Outcome::Duplicate,
+            Ok(Claim::HeldElsewhere(wait)) => {
+                return Outcome::Retry {
+                    after: wait,
+                    error: "another mailer is sending this message".into(),
+                };
+            }
+            Err(Transient(error)) => return self.failed(message, attempt, error).await,
+        }
+        let outcome = match self.send(message).await {
+            Ok(true) => self
+                .finish(message.message_id, "sent")
+                .await
+                .map(|()| Outcome::Sent),
+            Ok(false) => self
+                .finish(message.message_id, "skipped")
+                .await
+                .map(|()| Outcome::Skipped),
+            Err(Failure::Transient(error)) => {
+                self.release(message.message_id).await;
+                return self.failed(message, attempt, error).await;
+            }
+            Err(Failure::Permanent(error)) => {
+                self.release(message.message_id).await;
+                return self.dead(message, attempt, error).await;
+            }
+        };
+        match outcome {
+            Ok(outcome) => {
+                if outcome == Outcome::Sent {
+                    tracing::info!("mail sent");
+                }
+                outcome
+            }
+            // Sent, but not recorded: the lease keeps other mailers off it; acknowledging
+            // is right, since retrying would send it twice.
+            Err(Transient(error)) => {
+                tracing::error!(%error, "mail sent but not recorded as sent");
+                Outcome::Sent
+            }
+        }
+    }
+
+    async fn failed(&self, message: &MailMessage, attempt: u32, error: String) -> Outcome {
+        if attempt >= self.policy.max_attempts {
+            return self.dead(message, attempt, error).await;
+        }
+        tracing::warn!(%error, "mail not sent; will retry");
+        Outcome::Retry {
+            after: self.policy.delay(attempt),
+            error,
+        }
+    }
+
+    async fn dead(&self, message: &MailMessage, attempt: u32, error: String) -> Outcome {
+        tracing::error!(%error, "mail dead-lettered");
+        let body = serde_json::to_string(message).unwrap_or_default();
+        let recorded = write(
+            &self.db,
+            sqlx::query(
+            "INSERT INTO mail_dead_letters (message_id, body, attempts, last_error, dead_at) \
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (message_id) DO UPDATE SET \
+             attempts = excluded.attempts, last_error = excluded.last_error, dead_at = excluded.dead_at",
+        )
+        .bind(message.message_id.to_string())
+        .bind(body)
+        .bind(i64::from(attempt))
+            .bind(&error)
+            .bind(now_micros()),
+        )
+        .await;
+        if let Err(db_error) = recorded {
+            // Without the record the operator would not see it: retry instead.
+            return Outcome::Retry {
+                after: self.policy.delay(attempt),
+                error: format!("{error}; recording the dead letter failed: {db_error}"),
+            };
+        }
+        Outcome::Dead { error }
+    }
+
+    async fn claim(&self, message_id: Uuid) -> Result<Claim, Transient> {
+        let now = now_micros();
+        let taken = write(
+            &self.db,
+            sqlx::query(
+            "INSERT INTO mail_deliveries (message_id, status, claimed_by, lease_until, updated_at) \
+             VALUES ($1, 'sending', $2, $3, $4) ON CONFLICT (message_id) DO UPDATE SET \
+             claimed_by = excluded.claimed_by, lease_until = excluded.lease_until, \
+             updated_at = excluded.updated_at \
+             WHERE mail_deliveries.status = 'sending' AND mail_deliveries.lease_until < $4",
+        )
+        .bind(message_id.to_string())
+        .bind(self.id.to_string())
+        .bind(now + micros(self.policy.lease))
+            .bind(now),
+        )
+        .await?;
+        if taken == 1 {
+            return Ok(Claim::Taken);
+        }
+        let row: Option<(String, i64)> =
+            sqlx::query_as("SELECT status, lease_until FROM mail_deliveries WHERE message_id = $1")
+                .bind(message_id.to_string())
+                .fetch_optional(self.db.pool())
+                .await?;
+        Ok(match row {
+            // Look again soon: a live holder finishes within its SMTP timeout, a dead
+            // one's lease runs out.
+            Some((status, lease_until)) if status == "sending" => Claim::HeldElsewhere(
+                Duration::from_micros((lease_until - now).clamp(500_000, 5_000_000) as u64),
+            ),
+            Some(_) => Claim::Done,
+            // Released in between: let the next attempt take it.
+            None => Claim::HeldElsewhere(Duration::from_secs(1)),
+        })
+    }
+
+    async fn finish(&self, message_id: Uuid, status: &str) -> Result<(), Transient> {
+        write(
+            &self.db,
+            sqlx::query(
+                "UPDATE mail_deliveries SET status = $1, updated_at = $2 \
+             WHERE message_id = $3 AND claimed_by = $4",
+            )
+            .bind(status)
+            .bind(now_micros())
+            .bind(message_id.to_string())
+            .bind(self.id.to_string()),
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn release(&self, message_id: Uuid) {
+        let released = write(
+            &self.db,
+            sqlx::query(
+            "DELETE FROM mail_deliveries WHERE message_id = $1 AND claimed_by = $2 AND status = 'sending'",
+        )
+        .bind(message_id.to_string())
+            .bind(self.id.to_string()),
+        )
+        .await;
+        if let Err(error) = released {
+            // The lease runs out by itself.
+            tracing::warn!(%error, "could not release a mail claim");
+        }
+    }
+
+    /// Renders and sends; `Ok(false)` when there is no one to send to.
+    async fn send(&self, message: &MailMessage) -> Result<bool, Failure> {
+        let account = AccountId(message.account_id);
+        let mut message = message.clone();
+        if message.sealed.is_some() {
+            let key = self
+                .keys
+                .get(message.account_id)
+                .await
+                .map_err(|e| Failure::Transient(format!("data key: {e}")))?;
+            let Some(key) = key else {
+                tracing::info!("the account was erased; mail skipped");
+                return Ok(false);
+            };
+            message
+                .open_private(&key)
+                .map_err(|e| Failure::Permanent(format!("sealed fields: {e}")))?;
+        }
+        let Some(recipient) = projections::accounts::find(&self.db, account).await? else {
+            tracing::info!("the account is gone; mail skipped");
+            return Ok(false);
+        };
+        let to = Mailbox::new(
+            Some(recipient.display_name.clone()),
+            recipient
+                .email
+                .parse()
+                .map_err(|e| Failure::Permanent(format!("recipient address: {e}")))?,
+        );
+        let mut context = match &message.data {
+            serde_json::Value::Object(map) => map.clone(),
+            _ => serde_json::Map::new(),
+        };
+        context.insert("name".into(), recipient.display_name.clone().into());
+        context.insert(
+            "settings_url".into(),
+            format!("{}/settings/notifications", self.public_url).into(),
+        );
+        let mut extras = Extras::default();
+        match message.kind {
+            MailKind::Campaign => {
+                let topic = context
+                    .get("topic")
+                    .and_then(|t| t.as_str())
+                    .and_then(Toggle::parse)
+                    .ok_or_else(|| Failure::Permanent("campaign without a topic".into()))?;
+                let url = format!(
+                    "{}/unsubscribe?token={}",
+                    self.public_url,
+                    self.links.token(account, topic)
+                );
+                context.insert("unsubscribe_url".into(), url.clone().into());
+                extras.unsubscribe_url = Some(url);
+            }
+            MailKind::BillingReceipt => {
+                let invoice_id = context
+                    .get("invoice_id")
+                    .and_then(|i| i.as_str())
+                    .and_then(|i| Uuid::parse_str(i).ok())
+                    .ok_or_else(|| Failure::Permanent("receipt without an invoice".into()))?;
+                // The read model may lag the notifier by a moment: retried if not there yet.
+                let invoice = projections::billing::invoice_of(&self.db, account, invoice_id)
+                    .await?
+                    .filter(|i| i.status == "paid")
+                    .ok_or_else(|| Failure::Transient("the invoice is not projected yet".into()))?;
+                context.insert("number".into(), invoice.number.clone().into());
+                context.insert(
+                    "total".into(),
+                    format!("{:.2} {}", invoice.total as f64 / 100.0, invoice.currency).into(),
+                );
+                let bill_to = format!("{} <{}>", recipient.display_name, recipient.email);
+                extras.pdf = Some((
+                    format!("invoice-{}.pdf", invoice.number),
+                    crate::pdf::invoice(&invoice, &bill_to),
+                ));
+            }
+            _ => {}
+        }
+        let rendered = self
+            .templates
+            .render(message.kind.template(), &serde_json::Value::Object(context))
+            .map_err(|e| Failure::Permanent(e.to_string()))?;
+        let mail = build_message(
+            &self.from,
+            to,
+            &message.message_id.to_string(),
+            rendered,
+            extras,
+        )
+        .map_err(|e| Failure::Permanent(e.to_string()))?;
+        self.transport.send(&mail).await.map_err(|e| match e {
+            SendError::Transient(e) => Failure::Transient(e),
+            SendError::Permanent(e) => Failure::Permanent(e),
+        })?;
+        Ok(true)
+    }
+}
+
+enum Claim {
+    Taken,
+    Done,
+    HeldElsewhere(Duration),
+}
+
+enum Failure {
+    Transient(String),
+    Permanent(String),
+}
+
+impl From<sqlx::Error> for Failure {
+    fn from(error: sqlx::Error) -> Self {
+        Self::Transient(format!("database: {error}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retries_back_off_exponentially_up_to_a_ceiling() {
+        let policy = RetryPolicy {
+            first_delay: Duration::from_secs(1),
+            max_delay: Duration::from_secs(10),
+            max_attempts: 5,
+            lease: Duration::from_secs(60),
+        };
+        let delays: Vec<u64> = (1..=6).map(|a| policy.delay(a).as_secs()).collect();
+        assert_eq!(delays, vec![1, 2, 4, 8, 10, 10]);
+        assert_eq!(policy.delay(u32::MAX).as_secs(), 10);
+    }
+}

@@ -1,0 +1,88 @@
+//! What the notifier publishes through, and what operators read about the mail: dead
+//! letters and counts (the same tables whichever queue carries the mail).
+
+use super::message::MailMessage;
+use async_trait::async_trait;
+use serde::Serialize;
+use sqlx::Row;
+use store::Database;
+
+/// Why publishing failed; the notifier keeps its checkpoint and tries again.
+#[derive(Debug, thiserror::Error)]
+pub enum QueueError {
+    /// The broker is unreachable or refused the message.
+    #[error("broker: {0}")]
+    Broker(String),
+    /// The outbox table failed.
+    #[error("outbox: {0}")]
+    Database(#[from] sqlx::Error),
+}
+
+/// Publishes messages durably.
+#[async_trait]
+pub trait MailPublisher: Send + Sync {
+    /// Publishes every message; `Ok` only once the queue has confirmed all of them.
+    async fn publish(&self, messages: &[MailMessage]) -> Result<(), QueueError>;
+}
+
+/// A message the mailer gave up on.
+#[derive(Debug, Clone, Serialize)]
+pub struct DeadLetter {
+    /// The message.
+    pub message: serde_json::Value,
+    /// Attempts made.
+    pub attempts: i64,
+    /// The last failure.
+    pub last_error: String,
+    /// When it was given up (microseconds since the epoch).
+    pub dead_at: i64,
+}
+
+/// The dead letters, newest first.
+pub async fn dead_letters(db: &Database) -> Result<Vec<DeadLetter>, sqlx::Error> {
+    let rows = sqlx::query(
+        "SELECT body, attempts, last_error, dead_at FROM mail_dead_letters ORDER BY dead_at DESC",
+    )
+    .fetch_all(db.pool())
+    .await?;
+    rows.iter()
+        .map(|row| {
+            let body: String = row.try_get("body")?;
+            Ok(DeadLetter {
+                message: serde_json::from_str(&body).unwrap_or(serde_json::Value::String(body)),
+                attempts: row.try_get("attempts")?,
+                last_error: row.try_get("last_error")?,
+                dead_at: row.try_get("dead_at")?,
+            })
+        })
+        .collect()
+}
+
+/// Counts for the metrics endpoint.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct MailStats {
+    /// Messages sent.
+    pub sent: i64,
+    /// Messages skipped (their account was gone).
+    pub skipped: i64,
+    /// Messages being sent right now.
+    pub sending: i64,
+    /// Messages dead-lettered.
+    pub dead_letters: i64,
+    /// Messages waiting in the embedded outbox (0 with a broker).
+    pub outbox: i64,
+}
+
+/// The current counts.
+pub async fn stats(db: &Database) -> Result<MailStats, sqlx::Error> {
+    let count = |sql: &'static str| async move {
+        sqlx::query_scalar::<_, i64>(sql).fetch_one(db.pool()).await
+    };
+    Ok(MailStats {
+        sent: count("SELECT COUNT(*) FROM mail_deliveries WHERE status = 'sent'").await?,
+        skipped: count("SELECT COUNT(*) FROM mail_deliveries WHERE status = 'skipped'").await?,
+        sending: count("SELECT COUNT(*) FROM mail_deliveries WHERE status = 'sending'").await?,
+        dead_letters: count("SELECT COUNT(*) FROM mail_dead_letters").await?,
+        outbox: count("SELECT COUNT(*) FROM mail_outbox").await?,
+    })
+}

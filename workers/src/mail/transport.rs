@@ -1,0 +1,111 @@
+//! Where rendered e-mails go: an SMTP server (lettre), or `.eml` files in a folder (the
+//! embedded default).
+
+use async_trait::async_trait;
+use lettre::transport::smtp::authentication::Credentials;
+use lettre::{AsyncFileTransport, AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Why a send failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SendError {
+    /// Worth retrying later (server down, timeout, 4xx).
+    #[error("transient: {0}")]
+    Transient(String),
+    /// Will fail again (5xx: the server refuses this message).
+    #[error("permanent: {0}")]
+    Permanent(String),
+}
+
+/// Sends one message.
+#[async_trait]
+pub trait MailTransport: Send + Sync {
+    /// Hands `message` over; `Ok` once the server (or folder) has it.
+    async fn send(&self, message: &Message) -> Result<(), SendError>;
+}
+
+/// SMTP through lettre.
+pub struct SmtpMailTransport(AsyncSmtpTransport<Tokio1Executor>);
+
+impl SmtpMailTransport {
+    /// `smtp://[user:password@]host[:port]` (plain SMTP; put a TLS-terminating relay in
+    /// front for servers on the internet). Call it inside the Tokio runtime: the
+    /// connection pool runs a task of its own.
+    pub fn from_url(url: &str) -> Result<Self, String> {
+        let rest = url
+            .strip_prefix("smtp://")
+            .ok_or_else(|| format!("the SMTP URL must start with smtp:// (got {url:?})"))?;
+        let rest = rest.trim_end_matches('/');
+        let (credentials, address) = match rest.rsplit_once('@') {
+            Some((credentials, address)) => (Some(credentials), address),
+            None => (None, rest),
+        };
+        let (host, port) = match address.rsplit_once(':') {
+            Some((host, port)) => (
+                host,
+                port.parse::<u16>()
+                    .map_err(|_| format!("invalid SMTP port in {url:?}"))?,
+            ),
+            None => (address, 25),
+        };
+        if host.is_empty() {
+            return Err(format!("no SMTP host in {url:?}"));
+        }
+        let mut builder = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(host)
+            .port(port)
+            .timeout(Some(Duration::from_secs(20)));
+        if let Some((user, password)) = credentials.and_then(|c| c.split_once(':')) {
+            builder = builder.credentials(Credentials::new(user.to_owned(), password.to_owned()));
+        }
+        Ok(Self(builder.build()))
+    }
+}
+
+#[async_trait]
+impl MailTransport for SmtpMailTransport {
+    async fn send(&self, message: &Message) -> Result<(), SendError> {
+        match self.0.send(message.clone()).await {
+            Ok(_) => Ok(()),
+            Err(error) if error.is_permanent() => Err(SendError::Permanent(error.to_string())),
+            Err(error) => Err(SendError::Transient(error.to_string())),
+        }
+    }
+}
+
+/// One `.eml` file per message in a folder.
+pub struct FolderMailTransport(AsyncFileTransport<Tokio1Executor>);
+
+impl FolderMailTransport {
+    /// Writes into `folder` (created if missing).
+    pub fn new(folder: PathBuf) -> std::io::Result<Self> {
+        std::fs::create_dir_all(&folder)?;
+        Ok(Self(AsyncFileTransport::new(folder)))
+    }
+}
+
+#[async_trait]
+impl MailTransport for FolderMailTransport {
+    async fn send(&self, message: &Message) -> Result<(), SendError> {
+        self.0
+            .send(message.clone())
+            .await
+            .map(|_| ())
+            .map_err(|e| SendError::Transient(e.to_string()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // The connection pool starts a task: it needs a runtime, as in the service.
+    #[tokio::test]
+    async fn smtp_urls_are_parsed_or_refused_clearly() {
+        assert!(SmtpMailTransport::from_url("smtp://127.0.0.1:2525").is_ok());
+        assert!(SmtpMailTransport::from_url("smtp://user:secret@mail.example.com").is_ok());
+        assert!(SmtpMailTransport::from_url("http://127.0.0.1").is_err());
+        assert!(SmtpMailTransport::from_url("smtp://host:notaport").is_err());
+        assert!(SmtpMailTransport::from_url("smtp://").is_err());
+    }
+}

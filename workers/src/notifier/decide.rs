@@ -1,0 +1,261 @@
+//! Which e-mails an event causes: a pure function of the event and the notifier's view
+//! (preferences, balances, invoice owners) as of the event before it.
+
+use crate::mail::{MailKind, MailMessage};
+use domain::access_token::{AccessTokenEvent, TokenKind};
+use domain::account::AccountEvent;
+use domain::credits::CreditsEvent;
+use domain::invoice::{InvoiceEvent, InvoiceSeriesEvent};
+use domain::notifications::{PreferencesEvent, Toggle};
+use domain::{DomainEvent, StreamCategory, Timestamp};
+use serde_json::json;
+use std::collections::{HashMap, HashSet};
+use uuid::Uuid;
+
+/// An account's balance as the notifier folds it, and whether it is below the threshold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Balance {
+    /// Credits neither held, spent nor expired.
+    pub balance: i64,
+    /// Below the alert threshold (an alert was sent, or it never was above).
+    pub low: bool,
+}
+
+impl Default for Balance {
+    /// A new account: nothing, and no alert until it has been above the threshold.
+    fn default() -> Self {
+        Self {
+            balance: 0,
+            low: true,
+        }
+    }
+}
+
+/// The notifier's view; the caller loads the rows an event needs before deciding, and
+/// saves what changed with the checkpoint.
+#[derive(Debug, Default)]
+pub struct View {
+    /// Toggles set explicitly (absent: the default).
+    pub preferences: HashMap<(Uuid, Toggle), bool>,
+    /// Balances.
+    pub balances: HashMap<Uuid, Balance>,
+    /// Invoice → (account, number).
+    pub invoices: HashMap<Uuid, (Uuid, String)>,
+    /// Accounts deleted: their rows go.
+    pub forgotten: HashSet<Uuid>,
+    /// Rows changed, to save.
+    pub changed_preferences: HashSet<(Uuid, Toggle)>,
+    /// Balances changed, to save.
+    pub changed_balances: HashSet<Uuid>,
+    /// Invoices learnt, to save.
+    pub new_invoices: HashSet<Uuid>,
+}
+
+impl View {
+    fn enabled(&self, account: Uuid, toggle: Toggle) -> bool {
+        self.preferences
+            .get(&(account, toggle))
+            .copied()
+            .unwrap_or(toggle.default_enabled())
+    }
+}
+
+/// What the caller must load for `event`: the account it concerns and the invoice it pays.
+pub fn touches(stream: &str, event: &DomainEvent) -> (Option<Uuid>, Option<Uuid>) {
+    let id_in = |category: StreamCategory| {
+        category
+            .id_in(stream)
+            .and_then(|id| Uuid::parse_str(id).ok())
+    };
+    match event {
+        DomainEvent::Account(_) => (id_in(StreamCategory::Account), None),
+        DomainEvent::Preferences(_) => (id_in(StreamCategory::Preferences), None),
+        DomainEvent::Credits(_) => (id_in(StreamCategory::Credits), None),
+        DomainEvent::AccessToken(AccessTokenEvent::AccessTokenCreated { account_id, .. }) => {
+            (Some(account_id.0), None)
+        }
+        DomainEvent::InvoiceSeries(InvoiceSeriesEvent::InvoiceIssued { account_id, .. }) => {
+            (Some(account_id.0), None)
+        }
+        DomainEvent::Invoice(_) => (None, id_in(StreamCategory::Invoice)),
+        _ => (None, None),
+    }
+}
+
+fn security(
+    cause: Uuid,
+    account: Uuid,
+    headline: &str,
+    detail: String,
+    at: Timestamp,
+) -> MailMessage {
+    MailMessage::caused_by(
+        cause,
+        MailKind::SecurityNotice,
+        account,
+        // The detail names devices, IPs and labels: personal, so sealed before publishing.
+        json!({ "headline": headline, "at": at.to_string(), "private": { "detail": detail } }),
+    )
+}
+
+/// The e-mails `event` (id `cause`, in `stream`) causes, updating `view`. `threshold` is
+/// the credits-low alert threshold.
+pub fn decide(
+    view: &mut View,
+    stream: &str,
+    cause: Uuid,
+    event: &DomainEvent,
+    threshold: u64,
+) -> Vec<MailMessage> {
+    let (account, invoice) = touches(stream, event);
+    let mut mails = Vec::new();
+    match (event, account) {
+        (
+            DomainEvent::Preferences(PreferencesEvent::NotificationPreferenceChanged {
+                toggle,
+                enabled,
+                ..
+            }),
+            Some(account),
+        ) => {
+            view.preferences.insert((account, *toggle), *enabled);
+            view.changed_preferences.insert((account, *toggle));
+        }
+        (DomainEvent::Account(event), Some(account)) => {
+            let notice = match event {
+                AccountEvent::NewDeviceSignedIn {
+                    device,
+                    ip,
+                    location,
+                    at,
+                    ..
+                } => {
+                    let mut detail = device.clone();
+                    for part in [ip, location].into_iter().flatten() {
+                        detail.push_str(", ");
+                        detail.push_str(part);
+                    }
+                    Some(("New sign-in from a new device", detail, *at))
+                }
+                AccountEvent::PasswordChanged { changed_at, .. } => Some((
+                    "Your password was changed",
+                    "If this was not you, reset your password and sign out other sessions."
+                        .to_owned(),
+                    *changed_at,
+                )),
+                AccountEvent::TotpEnabled { at, .. } => Some((
+                    "Two-factor authentication is on",
+                    "Sign-ins now need a code from your authenticator app.".to_owned(),
+                    *at,
+                )),
+                AccountEvent::TotpDisabled { at, .. } => Some((
+                    "Two-factor authentication is off",
+                    "Sign-ins no longer need a second factor.".to_owned(),
+                    *at,
+                )),
+                AccountEvent::RecoveryCodeUsed { remaining, at, .. } => Some((
+                    "A recovery code was used",
+                    format!("{remaining} recovery codes are left."),
+                    *at,
+                )),
+                AccountEvent::AccountDeleted { .. } => {
+                    view.forgotten.insert(account);
+                    None
+                }
+                _ => None,
+            };
+            if let Some((headline, detail, at)) = notice {
+                mails.push(security(cause, account, headline, detail, at));
+            }
+        }
+        (
+            DomainEvent::AccessToken(AccessTokenEvent::AccessTokenCreated {
+                kind, label, at, ..
+            }),
+            Some(account),
+        ) => {
+            let headline = match kind {
+                TokenKind::Api => "A new API token was created",
+                TokenKind::CliDevice | TokenKind::CliRecorder => "A new CLI token was created",
+            };
+            mails.push(security(
+                cause,
+                account,
+                headline,
+                format!("Label: {label}"),
+                *at,
+            ));
+        }
+        (DomainEvent::Credits(event), Some(account)) => {
+            let delta: i64 = match event {
+                CreditsEvent::CreditsGranted { amount, .. } => *amount as i64,
+                CreditsEvent::CreditsHeld { amount, .. } => -(*amount as i64),
+                CreditsEvent::CreditsSpent { released, .. }
+                | CreditsEvent::HoldReleased { released, .. } => {
+                    released.iter().map(|a| a.amount as i64).sum()
+                }
+                CreditsEvent::CreditsExpired { amount, .. } => -(*amount as i64),
+            };
+            if let CreditsEvent::CreditsSpent {
+                generation_id,
+                feature,
+                amount,
+                api_token_id: Some(_),
+                ..
+            } = event
+                && view.enabled(account, Toggle::GenerationComplete)
+            {
+                mails.push(MailMessage::caused_by(
+                    cause,
+                    MailKind::GenerationComplete,
+                    account,
+                    json!({ "generation_id": generation_id, "credits": amount, "feature": feature }),
+                ));
+            }
+            let balance = view.balances.entry(account).or_default();
+            balance.balance += delta;
+            let threshold = threshold as i64;
+            let crossed = !balance.low && balance.balance < threshold;
+            balance.low = balance.balance < threshold;
+            let now = balance.balance;
+            view.changed_balances.insert(account);
+            if crossed && view.enabled(account, Toggle::CreditsLow) {
+                mails.push(MailMessage::caused_by(
+                    cause,
+                    MailKind::CreditsLow,
+                    account,
+                    json!({ "balance": now, "threshold": threshold }),
+                ));
+            }
+        }
+        (
+            DomainEvent::InvoiceSeries(InvoiceSeriesEvent::InvoiceIssued {
+                invoice_id,
+                number,
+                ..
+            }),
+            Some(account),
+        ) => {
+            view.invoices.insert(*invoice_id, (account, number.clone()));
+            view.new_invoices.insert(*invoice_id);
+        }
+        (DomainEvent::Invoice(InvoiceEvent::InvoicePaid { .. }), None) => {
+            if let Some((account, number)) = invoice.and_then(|i| view.invoices.get(&i)).cloned()
+                && view.enabled(account, Toggle::BillingReceipts)
+            {
+                mails.push(MailMessage::caused_by(
+                    cause,
+                    MailKind::BillingReceipt,
+                    account,
+                    json!({ "invoice_id": invoice, "number": number }),
+                ));
+            }
+        }
+        _ => {}
+    }
+    mails
+}
+
+#[cfg(test)]
+#[path = "decide_tests.rs"]
+mod tests;

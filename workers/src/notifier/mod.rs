@@ -1,0 +1,331 @@
+//! The notifier: a subscriber of the log with its own checkpoint (`notifier` in
+//! `projection_checkpoints`). Per batch it decides the e-mails the events cause
+//! ([`decide`]), publishes them, waits for every confirm, and only then advances its
+//! checkpoint and saves its view, in one transaction guarded by the old checkpoint. A crash
+//! in between republishes the same messages (same ids), which the mailer drops.
+
+pub mod decide;
+
+use crate::mail::{MailMessage, MailPublisher, QueueError};
+use commands::crypto::DataKeys;
+use decide::{Balance, View, decide, touches};
+use domain::notifications::Toggle;
+use projections::runner::{advance_checkpoint, stored_checkpoint};
+use sqlx::AnyConnection;
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+use store::{Database, EventDecoder, EventLog, GlobalPosition, StoreError};
+use tokio::sync::watch;
+use uuid::Uuid;
+
+/// The checkpoint's name.
+pub const CHECKPOINT: &str = "notifier";
+/// Events up to this position were in the log before the notifier first ran: they update
+/// its view but send nothing (no mail about last year's sign-ins after an upgrade).
+const SILENT_UNTIL: &str = "notifier.silent-until";
+/// Events per batch.
+const BATCH_SIZE: usize = 500;
+
+/// Why a step failed; the loop retries with backoff.
+#[derive(Debug, thiserror::Error)]
+pub enum NotifierError {
+    /// The database failed.
+    #[error("database: {0}")]
+    Database(#[from] sqlx::Error),
+    /// The log failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// An event could not be decoded.
+    #[error("decoding an event: {0}")]
+    Decode(String),
+    /// Publishing failed.
+    #[error(transparent)]
+    Queue(#[from] QueueError),
+}
+
+/// Creates the notifier's checkpoint if missing, marking the events already in the log as
+/// silent. Every process that opens the storage calls it, so events appended before a
+/// separate `accounts notifier` first starts are not mistaken for old ones.
+pub async fn register(db: &Database, log: &Arc<dyn EventLog>) -> Result<(), NotifierError> {
+    let exists: Option<i64> =
+        sqlx::query_scalar("SELECT position FROM projection_checkpoints WHERE name = $1")
+            .bind(CHECKPOINT)
+            .fetch_optional(db.pool())
+            .await?;
+    if exists.is_some() {
+        return Ok(());
+    }
+    let head = log.committed_head().await?;
+    let now = crate::mail::now_micros();
+    let mut w = db.begin_write().await?;
+    for (name, position) in [(CHECKPOINT, 0), (SILENT_UNTIL, head.0 as i64)] {
+        sqlx::query(
+            "INSERT INTO projection_checkpoints (name, position, version, updated_at) \
+             VALUES ($1, $2, 1, $3) ON CONFLICT (name) DO NOTHING",
+        )
+        .bind(name)
+        .bind(position)
+        .bind(now)
+        .execute(&mut **w)
+        .await?;
+    }
+    w.commit().await?;
+    Ok(())
+}
+
+/// Decides and publishes e-mails from the log.
+pub struct Notifier {
+    db: Database,
+    log: Arc<dyn EventLog>,
+    decoder: Arc<dyn EventDecoder>,
+    publisher: Arc<dyn MailPublisher>,
+    keys: Arc<DataKeys>,
+    threshold: u64,
+}
+
+impl Notifier {
+    /// A notifier publishing through `publisher`, sealing personal fields with the
+    /// accounts' data keys from `keys`; `credits_low_threshold` is the balance under which
+    /// the low-credits alert goes out.
+    pub fn new(
+        db: Database,
+        log: Arc<dyn EventLog>,
+        decoder: Arc<dyn EventDecoder>,
+        publisher: Arc<dyn MailPublisher>,
+        keys: Arc<DataKeys>,
+        credits_low_threshold: u64,
+    ) -> Self {
+        Self {
+            db,
+            log,
+            decoder,
+            publisher,
+            keys,
+            threshold: credits_low_threshold,
+        }
+    }
+
+    /// Seals the personal part of each message; drops those of erased accounts.
+    async fn seal(&self, mails: Vec<MailMessage>) -> Result<Vec<MailMessage>, NotifierError> {
+        let mut sealed = Vec::with_capacity(mails.len());
+        for mut mail in mails {
+            let has_private = mail
+                .data
+                .as_object()
+                .is_some_and(|d| d.contains_key(crate::mail::message::PRIVATE));
+            if has_private {
+                let key = self
+                    .keys
+                    .get(mail.account_id)
+                    .await
+                    .map_err(|e| NotifierError::Decode(e.to_string()))?;
+                // No key: the account was erased since; nobody to tell.
+                let Some(key) = key else { continue };
+                mail.seal_private(&key);
+            }
+            sealed.push(mail);
+        }
+        Ok(sealed)
+    }
+
+    /// The position up to which every e-mail has been published.
+    pub async fn checkpoint(&self) -> Result<GlobalPosition, sqlx::Error> {
+        stored_checkpoint(&self.db, CHECKPOINT).await
+    }
+
+    /// Handles one batch; returns how many events it read (0: caught up).
+    #[tracing::instrument(skip_all)]
+    pub async fn step(&self) -> Result<usize, NotifierError> {
+        let checkpoint = self.checkpoint().await?;
+        let silent_until = stored_checkpoint(&self.db, SILENT_UNTIL).await?;
+        let batch = self.log.read_all(checkpoint, BATCH_SIZE).await?;
+        let Some(last) = batch.last().map(|e| e.position) else {
+            return Ok(0);
+        };
+        let count = batch.len();
+        let mut events = Vec::with_capacity(count);
+        for recorded in batch {
+            events.push(
+                self.decoder
+                    .decode_event(recorded)
+                    .await
+                    .map_err(|e| NotifierError::Decode(e.to_string()))?,
+            );
+        }
+        let mut view = View::default();
+        self.load(&mut view, &events).await?;
+        let mut mails: Vec<MailMessage> = Vec::new();
+        for event in &events {
+            let Some(domain_event) = event.event() else {
+                continue;
+            };
+            let caused = decide(
+                &mut view,
+                &event.envelope.stream,
+                event.envelope.event_id,
+                domain_event,
+                self.threshold,
+            );
+            if event.envelope.position > silent_until {
+                mails.extend(caused);
+            }
+        }
+        let mails = self.seal(mails).await?;
+        self.publisher.publish(&mails).await?;
+        let mut w = self.db.begin_write().await?;
+        if !advance_checkpoint(&mut w, CHECKPOINT, checkpoint, last).await? {
+            // Another notifier handled this batch first; what we published is deduplicated.
+            return Ok(count);
+        }
+        save(&mut w, &view).await?;
+        w.commit().await?;
+        if !mails.is_empty() {
+            tracing::info!(mails = mails.len(), position = %last, "published e-mails");
+        }
+        Ok(count)
+    }
+
+    /// Loads the rows of the accounts and invoices `events` touch.
+    async fn load(
+        &self,
+        view: &mut View,
+        events: &[store::DecodedEvent],
+    ) -> Result<(), sqlx::Error> {
+        let mut accounts = HashSet::new();
+        let mut invoices = HashSet::new();
+        for event in events {
+            if let Some(domain_event) = event.event() {
+                let (account, invoice) = touches(&event.envelope.stream, domain_event);
+                accounts.extend(account);
+                invoices.extend(invoice);
+            }
+        }
+        for account in accounts {
+            let id = account.to_string();
+            let rows: Vec<(String, i64)> = sqlx::query_as(
+                "SELECT toggle, enabled FROM notifier_preferences WHERE account_id = $1",
+            )
+            .bind(&id)
+            .fetch_all(self.db.pool())
+            .await?;
+            for (toggle, enabled) in rows {
+                if let Some(toggle) = Toggle::parse(&toggle) {
+                    view.preferences.insert((account, toggle), enabled != 0);
+                }
+            }
+            let balance: Option<(i64, i64)> =
+                sqlx::query_as("SELECT balance, low FROM notifier_balances WHERE account_id = $1")
+                    .bind(&id)
+                    .fetch_optional(self.db.pool())
+                    .await?;
+            if let Some((balance, low)) = balance {
+                view.balances.insert(
+                    account,
+                    Balance {
+                        balance,
+                        low: low != 0,
+                    },
+                );
+            }
+        }
+        for invoice in invoices {
+            let row: Option<(String, String)> = sqlx::query_as(
+                "SELECT account_id, number FROM notifier_invoices WHERE invoice_id = $1",
+            )
+            .bind(invoice.to_string())
+            .fetch_optional(self.db.pool())
+            .await?;
+            if let Some((account, number)) = row
+                && let Ok(account) = Uuid::parse_str(&account)
+            {
+                view.invoices.insert(invoice, (account, number));
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs until `shutdown` turns true.
+    #[tracing::instrument(skip_all)]
+    pub async fn run(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
+        let mut watch = self.log.watch();
+        let mut backoff = Duration::from_millis(100);
+        while !*shutdown.borrow() {
+            watch.mark_seen();
+            match self.step().await {
+                Ok(0) => {
+                    tokio::select! {
+                        () = watch.changed() => {}
+                        _ = shutdown.changed() => {}
+                    }
+                }
+                Ok(_) => backoff = Duration::from_millis(100),
+                Err(error) => {
+                    tracing::warn!(%error, "notifier failed; retrying");
+                    tokio::select! {
+                        () = tokio::time::sleep(backoff) => {}
+                        _ = shutdown.changed() => {}
+                    }
+                    backoff = (backoff * 2).min(Duration::from_secs(10));
+                }
+            }
+        }
+    }
+}
+
+async fn save(conn: &mut AnyConnection, view: &View) -> Result<(), sqlx::Error> {
+    for (account, toggle) in &view.changed_preferences {
+        if view.forgotten.contains(account) {
+            continue;
+        }
+        sqlx::query(
+            "INSERT INTO notifier_preferences (account_id, toggle, enabled) VALUES ($1, $2, $3) \
+             ON CONFLICT (account_id, toggle) DO UPDATE SET enabled = excluded.enabled",
+        )
+        .bind(account.to_string())
+        .bind(toggle.as_str())
+        .bind(i64::from(view.preferences[&(*account, *toggle)]))
+        .execute(&mut *conn)
+        .await?;
+    }
+    for account in &view.changed_balances {
+        if view.forgotten.contains(account) {
+            continue;
+        }
+        let balance = view.balances[account];
+        sqlx::query(
+            "INSERT INTO notifier_balances (account_id, balance, low) VALUES ($1, $2, $3) \
+             ON CONFLICT (account_id) DO UPDATE SET balance = excluded.balance, low = excluded.low",
+        )
+        .bind(account.to_string())
+        .bind(balance.balance)
+        .bind(i64::from(balance.low))
+        .execute(&mut *conn)
+        .await?;
+    }
+    for invoice in &view.new_invoices {
+        let (account, number) = &view.invoices[invoice];
+        sqlx::query(
+            "INSERT INTO notifier_invoices (invoice_id, account_id, number) VALUES ($1, $2, $3) \
+             ON CONFLICT (invoice_id) DO NOTHING",
+        )
+        .bind(invoice.to_string())
+        .bind(account.to_string())
+        .bind(number)
+        .execute(&mut *conn)
+        .await?;
+    }
+    for account in &view.forgotten {
+        for table in [
+            "notifier_preferences",
+            "notifier_balances",
+            "notifier_invoices",
+        ] {
+            sqlx::query(&format!("DELETE FROM {table} WHERE account_id = $1"))
+                .bind(account.to_string())
+                .execute(&mut *conn)
+                .await?;
+        }
+    }
+    Ok(())
+}
