@@ -111,8 +111,8 @@ async fn a_burst_of_events_yields_exactly_one_email_each(backend: Backend) {
     let smtp = SmtpServer::start().await;
     let app = spawn_with_mail(backend, &url, &rabbit, &smtp, |_| {}).await;
     let accounts = funded_accounts(&app, 10).await;
-    complete_generations(&app, &accounts, 150).await;
-    exactly_once(&smtp, 1_500, Duration::from_secs(150)).await;
+    complete_generations(&app, &accounts, 250).await;
+    exactly_once(&smtp, 2_500, Duration::from_secs(180)).await;
     let sample = &smtp.messages()[0];
     assert!(
         header(sample, "Subject")

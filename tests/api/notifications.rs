@@ -128,7 +128,12 @@ async fn mails_to(app: &TestApp, to: &str, count: usize) -> Vec<String> {
         if addressed().len() >= count {
             tokio::time::sleep(Duration::from_millis(700)).await;
             let mails = addressed();
-            assert_eq!(mails.len(), count, "exactly {count} e-mails to {to}");
+            assert_eq!(
+                mails.len(),
+                count,
+                "exactly {count} e-mails to {to}: {:?}",
+                subjects(&mails)
+            );
             return mails;
         }
         assert!(
@@ -233,7 +238,74 @@ async fn the_embedded_default_writes_each_mail_as_an_eml_file_obeying_toggles(ba
     );
 }
 
+async fn buy_pack(app: &TestApp, session: &Session) {
+    let purchase = json_body(
+        app.post(
+            "/me/credits/purchases",
+            Some(&session.token),
+            &json!({"pack_id": "credits-500"}),
+        )
+        .await,
+    )
+    .await;
+    // The sandbox checkout page pays by sending this service a signed webhook.
+    let page = app
+        .client
+        .get(purchase["checkout_url"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), StatusCode::OK);
+}
+
+async fn a_paid_invoice_mails_a_receipt_with_its_pdf_and_new_devices_a_notice(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let (email, session) = app.signed_up().await;
+    buy_pack(&app, &session).await;
+    let mails = mails_to(&app, &email, 1).await;
+    let receipt = &mails[0];
+    let subject = header(receipt, "Subject").unwrap();
+    assert!(subject.starts_with("Receipt for invoice 2"), "{subject}");
+    let number = subject.rsplit(' ').next().unwrap();
+    assert!(
+        receipt.contains("Content-Type: application/pdf"),
+        "the PDF is attached"
+    );
+    assert!(receipt.contains(&format!("invoice-{number}.pdf")));
+
+    put_preferences(&app, &session, json!({"billing_receipts": false})).await;
+    buy_pack(&app, &session).await;
+
+    // A sign-in from a device class the account has not used before.
+    let firefox = app
+        .request(Method::POST, "/auth/login", None)
+        .header(
+            "user-agent",
+            "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0",
+        )
+        .json(&json!({"email": email, "password": PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(firefox.status(), StatusCode::CREATED);
+    let mails = mails_to(&app, &email, 2).await;
+    assert_eq!(
+        subjects(&mails),
+        vec![
+            subject.clone(),
+            "Security notice: New sign-in from a new device".to_owned(),
+        ],
+        "no second receipt once turned off"
+    );
+    let notice = mails
+        .iter()
+        .find(|m| header(m, "Subject").unwrap().contains("new device"))
+        .unwrap();
+    assert!(notice.contains("Firefox"), "the device is named: {notice}");
+}
+
 on_both_backends!(
     preferences_have_defaults_change_one_event_each_and_replay,
     the_embedded_default_writes_each_mail_as_an_eml_file_obeying_toggles,
+    a_paid_invoice_mails_a_receipt_with_its_pdf_and_new_devices_a_notice,
 );

@@ -201,6 +201,21 @@ impl Notifier {
                 invoices.extend(invoice);
             }
         }
+        for invoice in invoices {
+            let row: Option<(String, String)> = sqlx::query_as(
+                "SELECT account_id, number FROM notifier_invoices WHERE invoice_id = $1",
+            )
+            .bind(invoice.to_string())
+            .fetch_optional(self.db.pool())
+            .await?;
+            if let Some((account, number)) = row
+                && let Ok(account) = Uuid::parse_str(&account)
+            {
+                // A payment names only the invoice: its account's toggles are needed too.
+                accounts.insert(account);
+                view.invoices.insert(invoice, (account, number));
+            }
+        }
         for account in accounts {
             let id = account.to_string();
             let rows: Vec<(String, i64)> = sqlx::query_as(
@@ -227,19 +242,6 @@ impl Notifier {
                         low: low != 0,
                     },
                 );
-            }
-        }
-        for invoice in invoices {
-            let row: Option<(String, String)> = sqlx::query_as(
-                "SELECT account_id, number FROM notifier_invoices WHERE invoice_id = $1",
-            )
-            .bind(invoice.to_string())
-            .fetch_optional(self.db.pool())
-            .await?;
-            if let Some((account, number)) = row
-                && let Ok(account) = Uuid::parse_str(&account)
-            {
-                view.invoices.insert(invoice, (account, number));
             }
         }
         Ok(())
