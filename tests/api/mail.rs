@@ -8,7 +8,7 @@ use commands::credits::Grant;
 use commands::notifications::UnsubscribeLinks;
 use domain::AccountId;
 use domain::credits::{Feature, SourceKind};
-use reqwest::{Method, StatusCode};
+use reqwest::StatusCode;
 use serde_json::{Value, json};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -256,12 +256,7 @@ async fn a_notifier_killed_mid_batch_and_restarted_loses_and_doubles_nothing(bac
 }
 
 async fn put(app: &TestApp, token: &str, body: Value) {
-    let response = app
-        .request(Method::PUT, "/me/notifications", Some(token))
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
+    let response = app.put("/me/notifications", Some(token), &body).await;
     assert_eq!(response.status(), StatusCode::OK);
 }
 

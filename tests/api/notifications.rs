@@ -10,11 +10,8 @@ use tests::mail::header;
 use tests::{PASSWORD, Session, TestApp, error_code, json_body, spawn_app};
 
 async fn put_preferences(app: &TestApp, session: &Session, body: Value) -> reqwest::Response {
-    app.request(Method::PUT, "/me/notifications", Some(&session.token))
-        .json(&body)
-        .send()
+    app.put("/me/notifications", Some(&session.token), &body)
         .await
-        .unwrap()
 }
 
 async fn preferences_have_defaults_change_one_event_each_and_replay(backend: Backend) {

@@ -243,6 +243,15 @@ impl TestApp {
             .expect("request sent")
     }
 
+    /// `PUT path` with a JSON body.
+    pub async fn put(&self, path: &str, token: Option<&str>, body: &Value) -> Response {
+        self.request(Method::PUT, path, token)
+            .json(body)
+            .send()
+            .await
+            .expect("request sent")
+    }
+
     /// `GET path`.
     pub async fn get(&self, path: &str, token: Option<&str>) -> Response {
         self.request(Method::GET, path, token)
