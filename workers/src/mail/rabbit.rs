@@ -27,6 +27,8 @@ use tokio::sync::{Mutex, watch};
 
 /// The routing key of mail messages.
 const ROUTING_KEY: &str = "mail";
+/// Longest wait for a batch's confirms.
+const PUBLISH_TIMEOUT: Duration = Duration::from_secs(60);
 /// The header counting delivery attempts.
 const ATTEMPT_HEADER: &str = "x-attempt";
 
@@ -239,7 +241,7 @@ impl MailPublisher for RabbitPublisher {
             return Ok(());
         }
         let mut link = self.link.lock().await;
-        let result = async {
+        let work = async {
             let channel = self
                 .channel(&mut link)
                 .await
@@ -264,8 +266,15 @@ impl MailPublisher for RabbitPublisher {
                 confirmed(confirm).await?;
             }
             Ok(())
-        }
-        .await;
+        };
+        // A broker that stops answering (a blocked connection, a half-open socket) must not
+        // stall the notifier: give up, reconnect, and publish the batch again.
+        let result = match tokio::time::timeout(PUBLISH_TIMEOUT, work).await {
+            Ok(result) => result,
+            Err(_) => Err(QueueError::Broker(format!(
+                "no confirm within {PUBLISH_TIMEOUT:?}"
+            ))),
+        };
         if result.is_err() {
             // Start afresh next time: a channel that failed a publish is not trusted.
             if let Some((connection, _)) = link.take() {
