@@ -13,6 +13,23 @@ use std::sync::{Arc, Mutex};
 use store::{EventLog, ExpectedRevision};
 use uuid::Uuid;
 
+/// Appends `event` to `stream` whatever its revision: the flushed counters (activity,
+/// token usage) only add up, so concurrent flushes never conflict.
+pub(crate) async fn append_counted(
+    log: &Arc<dyn EventLog>,
+    codec: &EventCodec,
+    stream: &str,
+    event: &DomainEvent,
+    metadata: store::Metadata,
+) -> Result<(), CommandError> {
+    let encoded = codec
+        .encode(stream, Uuid::now_v7(), event, metadata)
+        .await?;
+    log.append(stream, ExpectedRevision::Any, vec![encoded])
+        .await?;
+    Ok(())
+}
+
 #[derive(Debug, Default)]
 struct State {
     seen: HashMap<SessionId, (AccountId, Timestamp)>,
@@ -86,16 +103,13 @@ impl SessionActivity {
             let event = DomainEvent::from(ActivityEvent::SessionsActive {
                 sessions: sessions.clone(),
             });
-            let result = async {
-                let encoded = self
-                    .codec
-                    .encode(&stream, Uuid::now_v7(), &event, ctx.metadata(None, now))
-                    .await?;
-                self.log
-                    .append(&stream, ExpectedRevision::Any, vec![encoded])
-                    .await?;
-                Ok::<_, CommandError>(())
-            }
+            let result = append_counted(
+                &self.log,
+                &self.codec,
+                &stream,
+                &event,
+                ctx.metadata(None, now),
+            )
             .await;
             match result {
                 Ok(()) => appended += 1,

@@ -3,6 +3,7 @@
 //! per token per flush interval (and on shutdown). A crash loses at most one interval of
 //! counts.
 
+use crate::activity::append_counted;
 use crate::codec::EventCodec;
 use crate::error::CommandError;
 use crate::executor::CommandContext;
@@ -10,7 +11,7 @@ use domain::access_token::{DailyRequests, UsageEvent};
 use domain::{AccountId, DomainEvent, StreamCategory, Timestamp};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
-use store::{EventLog, ExpectedRevision};
+use store::EventLog;
 use uuid::Uuid;
 
 #[derive(Debug, Clone)]
@@ -127,21 +128,13 @@ impl TokenUsage {
                 last_ip: usage.last_ip.clone(),
                 last_user_agent: usage.last_user_agent.clone(),
             });
-            let result = async {
-                let encoded = self
-                    .codec
-                    .encode(
-                        &stream,
-                        Uuid::now_v7(),
-                        &event,
-                        ctx.metadata(Some(usage.account_id.0), now),
-                    )
-                    .await?;
-                self.log
-                    .append(&stream, ExpectedRevision::Any, vec![encoded])
-                    .await?;
-                Ok::<_, CommandError>(())
-            }
+            let result = append_counted(
+                &self.log,
+                &self.codec,
+                &stream,
+                &event,
+                ctx.metadata(Some(usage.account_id.0), now),
+            )
             .await;
             match result {
                 Ok(()) => appended += 1,

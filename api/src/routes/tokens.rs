@@ -190,20 +190,27 @@ pub async fn create_api_token(
     ApiJson(body): ApiJson<CreateApiToken>,
 ) -> Result<(StatusCode, Json<IssuedTokenView>), ApiError> {
     let scopes = parse_scopes(&body.scopes)?;
+    let token = NewAccessToken {
+        kind: TokenKind::Api,
+        label: body.label,
+        scopes,
+        expires_in_days: body.expires_in_days,
+    };
+    issue(&state, &ctx, &session, token).await
+}
+
+/// Creates `token` for the caller; answers once the token works.
+async fn issue(
+    state: &AppState,
+    ctx: &RequestContext,
+    session: &CurrentSession,
+    token: NewAccessToken,
+) -> Result<(StatusCode, Json<IssuedTokenView>), ApiError> {
     let issued = state
         .access_tokens
-        .create(
-            &ctx.command(session.actor()),
-            session.account_id,
-            NewAccessToken {
-                kind: TokenKind::Api,
-                label: body.label,
-                scopes,
-                expires_in_days: body.expires_in_days,
-            },
-        )
+        .create(&ctx.command(session.actor()), session.account_id, token)
         .await?;
-    visible(&state, &["access_tokens"], Some(issued.position)).await?;
+    visible(state, &["access_tokens"], Some(issued.position)).await?;
     Ok((StatusCode::CREATED, Json(issued.into())))
 }
 
@@ -366,21 +373,13 @@ pub async fn create_cli_token(
             ));
         }
     };
-    let issued = state
-        .access_tokens
-        .create(
-            &ctx.command(session.actor()),
-            session.account_id,
-            NewAccessToken {
-                kind,
-                label: body.label,
-                scopes: Vec::new(),
-                expires_in_days: None,
-            },
-        )
-        .await?;
-    visible(&state, &["access_tokens"], Some(issued.position)).await?;
-    Ok((StatusCode::CREATED, Json(issued.into())))
+    let token = NewAccessToken {
+        kind,
+        label: body.label,
+        scopes: Vec::new(),
+        expires_in_days: None,
+    };
+    issue(&state, &ctx, &session, token).await
 }
 
 /// The caller's CLI tokens.
