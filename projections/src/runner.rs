@@ -82,6 +82,44 @@ pub async fn advance_checkpoint(
     Ok(advanced == 1)
 }
 
+/// Calls `step` until `shutdown` turns true: again at once while it reports work done
+/// (`Ok(true)`), at the log's next append once it is idle (`Ok(false)`), and after a
+/// backoff growing up to `max_backoff` while it fails. Every follower of the log (the
+/// projections, the reactors, the notifier) runs in this loop.
+pub async fn follow_log<F, Fut, E>(
+    log: &Arc<dyn EventLog>,
+    mut shutdown: watch::Receiver<bool>,
+    max_backoff: Duration,
+    mut step: F,
+) where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<bool, E>>,
+    E: std::fmt::Display,
+{
+    let mut watch = log.watch();
+    let mut backoff = Duration::from_millis(100);
+    while !*shutdown.borrow() {
+        watch.mark_seen();
+        match step().await {
+            Ok(true) => backoff = Duration::from_millis(100),
+            Ok(false) => {
+                tokio::select! {
+                    () = watch.changed() => {}
+                    _ = shutdown.changed() => {}
+                }
+            }
+            Err(error) => {
+                tracing::error!(%error, "failed; retrying");
+                tokio::select! {
+                    () = tokio::time::sleep(backoff) => {}
+                    _ = shutdown.changed() => {}
+                }
+                backoff = (backoff * 2).min(max_backoff);
+            }
+        }
+    }
+}
+
 /// Events per reactor batch: reactions are slower than SQL.
 const REACTOR_BATCH_SIZE: usize = 100;
 
@@ -386,29 +424,11 @@ impl ProjectionRunner {
     }
 
     #[tracing::instrument(skip_all, fields(projection = name))]
-    async fn run(&self, name: &'static str, mut shutdown: watch::Receiver<bool>) {
-        let mut watch = self.log.watch();
-        let mut backoff = Duration::from_millis(100);
-        while !*shutdown.borrow() {
-            watch.mark_seen();
-            match self.step_any(name).await {
-                Ok(Step::Applied | Step::Lost) => backoff = Duration::from_millis(100),
-                Ok(Step::Idle) => {
-                    tokio::select! {
-                        () = watch.changed() => {}
-                        _ = shutdown.changed() => {}
-                    }
-                }
-                Err(error) => {
-                    tracing::error!(%error, "projection failed; retrying");
-                    tokio::select! {
-                        () = tokio::time::sleep(backoff) => {}
-                        _ = shutdown.changed() => {}
-                    }
-                    backoff = (backoff * 2).min(Duration::from_secs(30));
-                }
-            }
-        }
+    async fn run(&self, name: &'static str, shutdown: watch::Receiver<bool>) {
+        follow_log(&self.log, shutdown, Duration::from_secs(30), || async {
+            Ok::<_, ProjectionError>(!matches!(self.step_any(name).await?, Step::Idle))
+        })
+        .await;
     }
 
     /// Waits until every projection in `names` has applied `position`.

@@ -103,13 +103,29 @@ pub struct TestSqlite {
     pub url: String,
     /// The folder, usable as the service's data directory.
     pub dir: PathBuf,
-    _keep: TempDirGuard,
+    _keep: TempDir,
 }
 
+/// An empty temporary folder, removed with everything in it when dropped.
 #[derive(Debug)]
-struct TempDirGuard(PathBuf);
+pub struct TempDir(PathBuf);
 
-impl Drop for TempDirGuard {
+impl TempDir {
+    /// Creates `<temp>/accounts-test-<uuid>`.
+    pub fn create() -> Self {
+        let dir =
+            std::env::temp_dir().join(format!("accounts-test-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&dir).expect("create a temporary folder");
+        Self(dir)
+    }
+
+    /// Its path.
+    pub fn path(&self) -> &std::path::Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
     }
@@ -118,13 +134,12 @@ impl Drop for TempDirGuard {
 impl TestSqlite {
     /// Creates an empty folder for a SQLite file.
     pub fn create() -> Self {
-        let dir =
-            std::env::temp_dir().join(format!("accounts-test-{}", uuid::Uuid::new_v4().simple()));
-        std::fs::create_dir_all(&dir).expect("create a temporary folder");
+        let keep = TempDir::create();
+        let dir = keep.path().to_path_buf();
         Self {
             url: crate::Database::sqlite_url(&dir.join("accounts.db")),
-            dir: dir.clone(),
-            _keep: TempDirGuard(dir),
+            dir,
+            _keep: keep,
         }
     }
 }

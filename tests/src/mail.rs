@@ -8,6 +8,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
+use store::testkit::TempDir;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio::time::Instant;
@@ -38,18 +39,8 @@ pub async fn rabbit(url: &str) -> RabbitConfig {
 pub struct SmtpServer {
     /// Its port.
     pub port: u16,
-    dir: tempfile_dir::Dir,
+    dir: TempDir,
     child: Option<Child>,
-}
-
-mod tempfile_dir {
-    /// A folder removed on drop.
-    pub struct Dir(pub std::path::PathBuf);
-    impl Drop for Dir {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
 }
 
 fn free_port() -> u16 {
@@ -62,11 +53,9 @@ fn free_port() -> u16 {
 impl SmtpServer {
     /// Starts it (and waits until it accepts connections).
     pub async fn start() -> Self {
-        let dir = std::env::temp_dir().join(format!("smtp-{}", Uuid::new_v4().simple()));
-        std::fs::create_dir_all(&dir).expect("maildir folder");
         let mut server = Self {
             port: free_port(),
-            dir: tempfile_dir::Dir(dir),
+            dir: TempDir::create(),
             child: None,
         };
         server.up().await;
@@ -84,7 +73,7 @@ impl SmtpServer {
             .args(["-m", "aiosmtpd", "-n", "-l"])
             .arg(format!("127.0.0.1:{}", self.port))
             .args(["-c", "aiosmtpd.handlers.Mailbox"])
-            .arg(self.dir.0.join("maildir"))
+            .arg(self.dir.path().join("maildir"))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -123,7 +112,7 @@ impl SmtpServer {
 
     /// Every message received, as raw text.
     pub fn messages(&self) -> Vec<String> {
-        let new = self.dir.0.join("maildir").join("new");
+        let new = self.dir.path().join("maildir").join("new");
         let Ok(entries) = std::fs::read_dir(new) else {
             return Vec::new();
         };

@@ -91,15 +91,6 @@ fn micros(duration: Duration) -> i64 {
     i64::try_from(duration.as_micros()).unwrap_or(i64::MAX)
 }
 
-/// A failure of this attempt, to be retried (or dead-lettered once attempts run out).
-struct Transient(String);
-
-impl From<sqlx::Error> for Transient {
-    fn from(error: sqlx::Error) -> Self {
-        Self(format!("database: {error}"))
-    }
-}
-
 impl Mailer {
     /// A mailer sending through `transport` as `from`; links point at `public_url`;
     /// sealed fields open with the data keys of `keys`.
@@ -125,11 +116,6 @@ impl Mailer {
         }
     }
 
-    /// The retry policy.
-    pub fn policy(&self) -> &RetryPolicy {
-        &self.policy
-    }
-
     /// Attempt number `attempt` (1-based) at delivering `message`.
     #[tracing::instrument(skip_all, fields(message_id = %message.message_id, kind = ?message.kind, attempt))]
     pub async fn deliver(&self, message: &MailMessage, attempt: u32) -> Outcome {
@@ -142,17 +128,15 @@ impl Mailer {
                     error: "another mailer is sending this message".into(),
                 };
             }
-            Err(Transient(error)) => return self.failed(message, attempt, error).await,
+            Err(error) => {
+                return self
+                    .failed(message, attempt, format!("database: {error}"))
+                    .await;
+            }
         }
-        let outcome = match self.send(message).await {
-            Ok(true) => self
-                .finish(message.message_id, "sent")
-                .await
-                .map(|()| Outcome::Sent),
-            Ok(false) => self
-                .finish(message.message_id, "skipped")
-                .await
-                .map(|()| Outcome::Skipped),
+        let (outcome, status) = match self.send(message).await {
+            Ok(true) => (Outcome::Sent, "sent"),
+            Ok(false) => (Outcome::Skipped, "skipped"),
             Err(Failure::Transient(error)) => {
                 self.release(message.message_id).await;
                 return self.failed(message, attempt, error).await;
@@ -162,20 +146,14 @@ impl Mailer {
                 return self.dead(message, attempt, error).await;
             }
         };
-        match outcome {
-            Ok(outcome) => {
-                if outcome == Outcome::Sent {
-                    tracing::info!("mail sent");
-                }
-                outcome
-            }
-            // Sent, but not recorded: the lease keeps other mailers off it; acknowledging
-            // is right, since retrying would send it twice.
-            Err(Transient(error)) => {
-                tracing::error!(%error, "mail sent but not recorded as sent");
-                Outcome::Sent
-            }
+        if let Err(error) = self.finish(message.message_id, status).await {
+            // Done, but not recorded: the lease keeps other mailers off it until it runs
+            // out; acknowledging is right, since retrying would send it twice.
+            tracing::error!(%error, status, "mail handled but not recorded");
+        } else if outcome == Outcome::Sent {
+            tracing::info!("mail sent");
         }
+        outcome
     }
 
     async fn failed(&self, message: &MailMessage, attempt: u32, error: String) -> Outcome {
@@ -216,7 +194,7 @@ impl Mailer {
         Outcome::Dead { error }
     }
 
-    async fn claim(&self, message_id: Uuid) -> Result<Claim, Transient> {
+    async fn claim(&self, message_id: Uuid) -> Result<Claim, sqlx::Error> {
         let now = now_micros();
         let taken = write(
             &self.db,
@@ -253,7 +231,7 @@ impl Mailer {
         })
     }
 
-    async fn finish(&self, message_id: Uuid, status: &str) -> Result<(), Transient> {
+    async fn finish(&self, message_id: Uuid, status: &str) -> Result<(), sqlx::Error> {
         write(
             &self.db,
             sqlx::query(

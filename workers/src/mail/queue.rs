@@ -75,14 +75,24 @@ pub struct MailStats {
 
 /// The current counts.
 pub async fn stats(db: &Database) -> Result<MailStats, sqlx::Error> {
-    let count = |sql: &'static str| async move {
-        sqlx::query_scalar::<_, i64>(sql).fetch_one(db.pool()).await
-    };
-    Ok(MailStats {
-        sent: count("SELECT COUNT(*) FROM mail_deliveries WHERE status = 'sent'").await?,
-        skipped: count("SELECT COUNT(*) FROM mail_deliveries WHERE status = 'skipped'").await?,
-        sending: count("SELECT COUNT(*) FROM mail_deliveries WHERE status = 'sending'").await?,
-        dead_letters: count("SELECT COUNT(*) FROM mail_dead_letters").await?,
-        outbox: count("SELECT COUNT(*) FROM mail_outbox").await?,
-    })
+    let mut stats = MailStats::default();
+    let by_status: Vec<(String, i64)> =
+        sqlx::query_as("SELECT status, COUNT(*) FROM mail_deliveries GROUP BY status")
+            .fetch_all(db.pool())
+            .await?;
+    for (status, count) in by_status {
+        match status.as_str() {
+            "sent" => stats.sent = count,
+            "skipped" => stats.skipped = count,
+            "sending" => stats.sending = count,
+            _ => {}
+        }
+    }
+    stats.dead_letters = sqlx::query_scalar("SELECT COUNT(*) FROM mail_dead_letters")
+        .fetch_one(db.pool())
+        .await?;
+    stats.outbox = sqlx::query_scalar("SELECT COUNT(*) FROM mail_outbox")
+        .fetch_one(db.pool())
+        .await?;
+    Ok(stats)
 }

@@ -7,16 +7,16 @@
 pub mod decide;
 
 use crate::mail::{MailMessage, MailPublisher, QueueError};
-use commands::crypto::DataKeys;
+use commands::crypto::{CryptoError, DataKeys};
 use decide::{Balance, View, decide, touches};
 use domain::notifications::Toggle;
-use projections::runner::{advance_checkpoint, stored_checkpoint};
+use projections::runner::{advance_checkpoint, follow_log, stored_checkpoint};
 use sqlx::AnyConnection;
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 use store::{Database, EventDecoder, EventLog, GlobalPosition, StoreError};
-use tokio::sync::watch;
+use tokio::sync::{OnceCell, watch};
 use uuid::Uuid;
 
 /// The checkpoint's name.
@@ -42,6 +42,9 @@ pub enum NotifierError {
     /// Publishing failed.
     #[error(transparent)]
     Queue(#[from] QueueError),
+    /// An account's data key could not be read.
+    #[error("data key: {0}")]
+    DataKey(#[from] CryptoError),
 }
 
 /// Creates the notifier's checkpoint if missing, marking the events already in the log as
@@ -82,6 +85,8 @@ pub struct Notifier {
     publisher: Arc<dyn MailPublisher>,
     keys: Arc<DataKeys>,
     threshold: u64,
+    /// Read once: it is fixed when the checkpoint is registered.
+    silent_until: OnceCell<GlobalPosition>,
 }
 
 impl Notifier {
@@ -103,6 +108,7 @@ impl Notifier {
             publisher,
             keys,
             threshold: credits_low_threshold,
+            silent_until: OnceCell::new(),
         }
     }
 
@@ -115,11 +121,7 @@ impl Notifier {
                 .as_object()
                 .is_some_and(|d| d.contains_key(crate::mail::message::PRIVATE));
             if has_private {
-                let key = self
-                    .keys
-                    .get(mail.account_id)
-                    .await
-                    .map_err(|e| NotifierError::Decode(e.to_string()))?;
+                let key = self.keys.get(mail.account_id).await?;
                 // No key: the account was erased since; nobody to tell.
                 let Some(key) = key else { continue };
                 mail.seal_private(&key);
@@ -138,7 +140,10 @@ impl Notifier {
     #[tracing::instrument(skip_all)]
     pub async fn step(&self) -> Result<usize, NotifierError> {
         let checkpoint = self.checkpoint().await?;
-        let silent_until = stored_checkpoint(&self.db, SILENT_UNTIL).await?;
+        let silent_until = *self
+            .silent_until
+            .get_or_try_init(|| stored_checkpoint(&self.db, SILENT_UNTIL))
+            .await?;
         let batch = self.log.read_all(checkpoint, BATCH_SIZE).await?;
         let Some(last) = batch.last().map(|e| e.position) else {
             return Ok(0);
@@ -249,29 +254,11 @@ impl Notifier {
 
     /// Runs until `shutdown` turns true.
     #[tracing::instrument(skip_all)]
-    pub async fn run(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
-        let mut watch = self.log.watch();
-        let mut backoff = Duration::from_millis(100);
-        while !*shutdown.borrow() {
-            watch.mark_seen();
-            match self.step().await {
-                Ok(0) => {
-                    tokio::select! {
-                        () = watch.changed() => {}
-                        _ = shutdown.changed() => {}
-                    }
-                }
-                Ok(_) => backoff = Duration::from_millis(100),
-                Err(error) => {
-                    tracing::warn!(%error, "notifier failed; retrying");
-                    tokio::select! {
-                        () = tokio::time::sleep(backoff) => {}
-                        _ = shutdown.changed() => {}
-                    }
-                    backoff = (backoff * 2).min(Duration::from_secs(10));
-                }
-            }
-        }
+    pub async fn run(self: Arc<Self>, shutdown: watch::Receiver<bool>) {
+        follow_log(&self.log, shutdown, Duration::from_secs(10), || async {
+            self.step().await.map(|events| events > 0)
+        })
+        .await;
     }
 }
 
