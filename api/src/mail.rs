@@ -5,11 +5,11 @@
 use crate::app::Storage;
 use crate::config::MailArgs;
 use anyhow::Context;
-use commands::notifications::UnsubscribeLinks;
 use std::path::Path;
 use std::sync::Arc;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
+use vault::UnsubscribeLinks;
 use workers::mail::outbox::OutboxQueue;
 use workers::mail::rabbit::{RabbitConfig, RabbitConsumer, RabbitPublisher};
 use workers::mail::transport::{FolderMailTransport, MailTransport, SmtpMailTransport};

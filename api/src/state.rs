@@ -8,9 +8,8 @@ use commands::accounts::{Accounts, SessionPolicy};
 use commands::activity::SessionActivity;
 use commands::billing::Billing;
 use commands::credits::Credits;
-use commands::crypto::EmailIndex;
 use commands::idempotency::IdempotencyStore;
-use commands::notifications::{Notifications, UnsubscribeLinks};
+use commands::notifications::Notifications;
 use commands::payments::WebhookSigner;
 use commands::throttle::LoginThrottle;
 use commands::usage::TokenUsage;
@@ -19,6 +18,8 @@ use projections::ProjectionRunner;
 use std::sync::Arc;
 use std::time::Duration;
 use store::{Database, EventLog};
+use vault::EmailIndex;
+use vault::UnsubscribeLinks;
 use workers::scheduler::Scheduler;
 
 /// Shared services.

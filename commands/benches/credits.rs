@@ -14,7 +14,6 @@
 //! `BENCH_SECONDS` sets the length of each phase (default 5).
 
 use commands::credits::{Credits, Grant};
-use commands::crypto::{DataKeys, MasterKey};
 use commands::{Clock, CommandContext, CommandError, EventCodec, Executor, SystemClock};
 use domain::AccountId;
 use domain::credits::{Feature, SourceKind};
@@ -25,6 +24,7 @@ use std::time::{Duration, Instant};
 use store::Database;
 use store::testkit::TestPostgres;
 use uuid::Uuid;
+use vault::{DataKeys, MasterKey};
 
 const CLIENTS: usize = 16;
 const SPEND: u64 = 3;

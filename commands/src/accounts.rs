@@ -9,7 +9,6 @@ pub use profile::ProfileChange;
 pub use security::RecoveryCodes;
 
 use crate::clock::Clock;
-use crate::crypto::{DataKeys, EmailIndex};
 use crate::error::CommandError;
 use crate::executor::{CommandContext, Executor};
 use crate::passwords::Passwords;
@@ -23,6 +22,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use store::{BlobStore, GlobalPosition};
 use uuid::Uuid;
+use vault::{DataKeys, EmailIndex};
 
 /// How long sessions live, and how recent a proof sensitive changes need.
 #[derive(Debug, Clone, Copy)]

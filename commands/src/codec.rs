@@ -2,7 +2,6 @@
 //! `schema_version` columns, sealing personal fields with the account's data key, and
 //! upcasting old schema versions (in one place: [`upcast`]).
 
-use crate::crypto::{self, CryptoError, DataKeys};
 use async_trait::async_trait;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
@@ -14,6 +13,7 @@ use store::{
     DecodedEvent, EventDecoder, EventEnvelope, Metadata, NewEvent, Payload, RecordedEvent,
 };
 use uuid::Uuid;
+use vault::{self as crypto, CryptoError, DataKeys};
 
 /// The field that carries the sealed personal fields of an event.
 pub const SEALED_FIELD: &str = "$personal";

@@ -1,12 +1,12 @@
 //! Why a command was refused or failed.
 
 use crate::codec::CodecError;
-use crate::crypto::CryptoError;
 use crate::passwords::PasswordError;
 use domain::account::AccountError;
 use domain::password::PasswordProblem;
 use domain::reservation::ReservationError;
 use store::StoreError;
+use vault::CryptoError;
 
 /// The outcome of a command that did not succeed. The first group are the caller's doing
 /// (the API answers 4xx); the last group are failures of the service (500).

@@ -2,8 +2,8 @@
 //!
 //! A command loads its aggregate's stream, decides with the pure domain, and appends the
 //! resulting events with the expected revision, retrying on a concurrent change
-//! ([`executor`]). Around that: personal data sealed with per-account keys ([`crypto`],
-//! [`codec`]), password hashing ([`passwords`]), bearer tokens ([`tokens`]), sign-in
+//! ([`executor`]). Around that: personal data sealed with per-account keys ([`codec`], with the keys of
+//! the `vault` crate), password hashing ([`passwords`]), bearer tokens ([`tokens`]), sign-in
 //! throttling ([`throttle`]), idempotency keys ([`idempotency`]) and session activity
 //! ([`activity`]).
 
@@ -16,7 +16,6 @@ pub mod billing;
 pub mod clock;
 pub mod codec;
 pub mod credits;
-pub mod crypto;
 pub mod error;
 pub mod executor;
 pub mod idempotency;

@@ -4,7 +4,6 @@
 use commands::Payload;
 use commands::accounts::{Accounts, RegisterAccount, SessionPolicy, SignIn};
 use commands::codec::{EventCodec, SEALED_FIELD};
-use commands::crypto::{DataKeys, EmailIndex, MasterKey};
 use commands::idempotency::{Claim, IdempotencyStore, StoredResponse};
 use commands::passwords::Passwords;
 use commands::{Clock, CommandContext, CommandError, Executor, SystemClock};
@@ -14,6 +13,7 @@ use domain::{AccountId, DomainEvent, SessionId};
 use std::sync::Arc;
 use store::testkit::TestSqlite;
 use store::{Actor, Database, EventLog, GlobalPosition};
+use vault::{DataKeys, EmailIndex, MasterKey};
 
 struct Fixture {
     accounts: Accounts,

@@ -4,7 +4,6 @@
 
 use async_trait::async_trait;
 use commands::accounts::{Accounts, RegisterAccount, SessionPolicy, SignIn};
-use commands::crypto::{DataKeys, EmailIndex, MasterKey};
 use commands::passwords::Passwords;
 use commands::{CommandContext, EventCodec, Executor, SystemClock};
 use domain::session::{RevocationReason, SessionOrigin};
@@ -16,6 +15,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 use store::testkit::{TestPostgres, TestSqlite};
 use store::{Actor, Database, DecodedEvent, EventLog, GlobalPosition};
+use vault::{DataKeys, EmailIndex, MasterKey};
 
 struct Fixture {
     db: Database,

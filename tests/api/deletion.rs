@@ -3,13 +3,13 @@
 //! models, and the e-mail address can register again.
 
 use commands::EventCodec;
-use commands::crypto::{DataKeys, MasterKey};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use std::sync::Arc;
 use std::time::Duration;
 use store::{Backend, EventDecoder, GlobalPosition, Payload};
 use tests::{PASSWORD, Session, TestApp, error_code, json_body, spawn_app_with_long_sessions};
+use vault::{DataKeys, MasterKey};
 
 const USER_AGENT: &str = "Mozilla/5.0 (X11; Linux x86_64) DeletionProbe/9.1";
 const DISPLAY_NAME: &str = "Quintessa Vantablack";

@@ -5,7 +5,6 @@
 use async_trait::async_trait;
 use commands::CommandContext;
 use commands::credits::Grant;
-use commands::notifications::UnsubscribeLinks;
 use domain::AccountId;
 use domain::credits::{Feature, SourceKind};
 use reqwest::StatusCode;
@@ -17,6 +16,7 @@ use store::Backend;
 use tests::mail::{SmtpServer, TcpProxy, amqp_address, amqp_url, header, rabbit};
 use tests::{TestApp, json_body, spawn_app_with};
 use uuid::Uuid;
+use vault::UnsubscribeLinks;
 use workers::mail::rabbit::{RabbitConfig, RabbitConsumer, RabbitPublisher};
 use workers::mail::transport::SmtpMailTransport;
 use workers::mail::{MailMessage, MailPublisher, Mailer, QueueError, RetryPolicy};

@@ -5,8 +5,6 @@
 use super::message::{MailKind, MailMessage};
 use super::render::{Extras, Templates, build_message};
 use super::transport::{MailTransport, SendError};
-use commands::crypto::DataKeys;
-use commands::notifications::UnsubscribeLinks;
 use domain::AccountId;
 use domain::notifications::Toggle;
 use lettre::message::Mailbox;
@@ -14,6 +12,8 @@ use std::sync::Arc;
 use std::time::Duration;
 use store::Database;
 use uuid::Uuid;
+use vault::DataKeys;
+use vault::UnsubscribeLinks;
 
 /// How the mailer retries.
 #[derive(Debug, Clone)]

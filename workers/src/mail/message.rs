@@ -95,7 +95,7 @@ impl MailMessage {
             return;
         };
         let plaintext = serde_json::to_vec(&private).unwrap_or_default();
-        let sealed = commands::crypto::seal(key, self.message_id.as_bytes(), &plaintext);
+        let sealed = vault::seal(key, self.message_id.as_bytes(), &plaintext);
         self.sealed = Some(STANDARD.encode(sealed));
     }
 
@@ -105,8 +105,8 @@ impl MailMessage {
             return Ok(());
         };
         let bytes = STANDARD.decode(sealed).map_err(|e| e.to_string())?;
-        let plaintext = commands::crypto::open(key, self.message_id.as_bytes(), &bytes)
-            .map_err(|e| e.to_string())?;
+        let plaintext =
+            vault::open(key, self.message_id.as_bytes(), &bytes).map_err(|e| e.to_string())?;
         let private: serde_json::Map<String, serde_json::Value> =
             serde_json::from_slice(&plaintext).map_err(|e| e.to_string())?;
         if let Some(data) = self.data.as_object_mut() {

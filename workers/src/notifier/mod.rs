@@ -7,7 +7,6 @@
 pub mod decide;
 
 use crate::mail::{MailMessage, MailPublisher, QueueError};
-use commands::crypto::{CryptoError, DataKeys};
 use decide::{Balance, View, decide, touches};
 use domain::notifications::Toggle;
 use projections::runner::{advance_checkpoint, follow_log, stored_checkpoint};
@@ -18,6 +17,7 @@ use std::time::Duration;
 use store::{Database, EventDecoder, EventLog, GlobalPosition, StoreError};
 use tokio::sync::{OnceCell, watch};
 use uuid::Uuid;
+use vault::{CryptoError, DataKeys};
 
 /// The checkpoint's name.
 pub const CHECKPOINT: &str = "notifier";

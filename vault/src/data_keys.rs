@@ -1,0 +1,123 @@
+//! Per-subject data keys (an account's, later a workspace's), stored in the `data_keys`
+//! table wrapped by a key derived from the master key, cached once unwrapped.
+
+use crate::{CryptoError, MasterKey, open, seal};
+use domain::Timestamp;
+use rand::RngCore;
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use store::Database;
+use uuid::Uuid;
+
+/// An account's data key.
+pub type DataKey = Arc<[u8; 32]>;
+
+/// The per-account data keys, wrapped by the master key, cached in memory once unwrapped.
+pub struct DataKeys {
+    db: Database,
+    wrapping: [u8; 32],
+    cache: RwLock<HashMap<Uuid, Option<DataKey>>>,
+}
+
+impl DataKeys {
+    /// Keys stored in `db`, wrapped by a key derived from `master`.
+    pub fn new(db: Database, master: &MasterKey) -> Self {
+        Self {
+            db,
+            wrapping: master.derive("accounts/data-key-wrapping/v1"),
+            cache: RwLock::new(HashMap::new()),
+        }
+    }
+
+    fn aad(subject: Uuid) -> Vec<u8> {
+        format!("data-key:{subject}").into_bytes()
+    }
+
+    /// Creates the data key of `subject` unless it has one (so a retried registration
+    /// keeps the key its first attempt made).
+    #[tracing::instrument(skip_all, fields(%subject))]
+    pub async fn create(&self, subject: Uuid, now: Timestamp) -> Result<(), CryptoError> {
+        let mut key = [0u8; 32];
+        rand::rngs::OsRng.fill_bytes(&mut key);
+        let wrapped = seal(&self.wrapping, &Self::aad(subject), &key);
+        let mut w = self.db.begin_write().await?;
+        sqlx::query(
+            "INSERT INTO data_keys (subject_id, wrapped_key, created_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (subject_id) DO NOTHING",
+        )
+        .bind(subject.to_string())
+        .bind(wrapped)
+        .bind(now.unix_micros())
+        .execute(&mut **w)
+        .await?;
+        w.commit().await?;
+        Ok(())
+    }
+
+    /// The data key of `subject`; `None` if it never had one or it was destroyed.
+    pub async fn get(&self, subject: Uuid) -> Result<Option<DataKey>, CryptoError> {
+        if let Some(cached) = self
+            .cache
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&subject)
+        {
+            return Ok(cached.clone());
+        }
+        let row: Option<(Option<Vec<u8>>,)> =
+            sqlx::query_as("SELECT wrapped_key FROM data_keys WHERE subject_id = $1")
+                .bind(subject.to_string())
+                .fetch_optional(self.db.pool())
+                .await?;
+        let key = match row {
+            // Not created yet: do not cache, it may appear in a moment.
+            None => return Ok(None),
+            Some((None,)) => None,
+            Some((Some(wrapped),)) => {
+                let raw = open(&self.wrapping, &Self::aad(subject), &wrapped)?;
+                let key: [u8; 32] = raw.try_into().map_err(|_| CryptoError::Unsealable)?;
+                Some(Arc::new(key))
+            }
+        };
+        self.cache
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(subject, key.clone());
+        Ok(key)
+    }
+
+    /// Destroys the data key of `subject`: its personal data becomes unreadable for good.
+    #[tracing::instrument(skip_all, fields(%subject))]
+    pub async fn destroy(&self, subject: Uuid, now: Timestamp) -> Result<(), CryptoError> {
+        let mut w = self.db.begin_write().await?;
+        sqlx::query(
+            "UPDATE data_keys SET wrapped_key = NULL, destroyed_at = $2 \
+             WHERE subject_id = $1 AND destroyed_at IS NULL",
+        )
+        .bind(subject.to_string())
+        .bind(now.unix_micros())
+        .execute(&mut **w)
+        .await?;
+        w.commit().await?;
+        self.cache
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(subject, None);
+        Ok(())
+    }
+
+    /// Forgets a key that was never used (its registration failed).
+    pub async fn discard_unused(&self, subject: Uuid) -> Result<(), CryptoError> {
+        let mut w = self.db.begin_write().await?;
+        sqlx::query("DELETE FROM data_keys WHERE subject_id = $1")
+            .bind(subject.to_string())
+            .execute(&mut **w)
+            .await?;
+        w.commit().await?;
+        self.cache
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&subject);
+        Ok(())
+    }
+}
