@@ -11,7 +11,7 @@ use anyhow::Context;
 use commands::admin::AdminTokens;
 use commands::{CommandContext, SystemClock};
 use domain::admin::AdminRole;
-use projections::ProjectionRunner;
+use projections::{Follower, ProjectionRunner};
 use std::sync::Arc;
 use std::time::Duration;
 use store::EventDecoder;
@@ -84,14 +84,18 @@ async fn rebuild(args: RebuildArgs) -> anyhow::Result<Outcome> {
     let storage = Storage::open(&args.storage).await?;
     let projections = storage.runner(vec![]);
     projections.prepare().await?;
-    let names: Vec<&str> = match args.projection.as_str() {
+    let names = match args.projection.as_str() {
         "all" => projections.names(),
-        name => vec![name],
+        name => vec![
+            Follower::from_key(name)
+                .filter(|f| projections.names().contains(f))
+                .ok_or_else(|| anyhow::anyhow!("no read model is called {name:?}"))?,
+        ],
     };
     let mut stdout = String::new();
     for name in names {
         let report = projections.rebuild(name).await?;
-        let line = serde_json::json!({"projection": report.name, "events": report.events, "position": report.position.0});
+        let line = serde_json::json!({"projection": report.name.key(), "events": report.events, "position": report.position.0});
         stdout.push_str(&format!("{line}\n"));
     }
     storage.db.close().await;
@@ -136,7 +140,7 @@ async fn admin_token(command: AdminTokenCommand) -> anyhow::Result<Outcome> {
             serde_json::json!({"token_id": token_id, "revoked": true})
         }
     };
-    make_visible(&storage, &projections, "admin_tokens").await?;
+    make_visible(&storage, &projections, Follower::OperatorTokens).await?;
     storage.db.close().await;
     Ok(Outcome::success(format!("{output}\n")))
 }
@@ -232,7 +236,7 @@ async fn dead_letters(args: StorageArgs) -> anyhow::Result<Outcome> {
 async fn make_visible(
     storage: &Storage,
     projections: &ProjectionRunner,
-    name: &'static str,
+    name: Follower,
 ) -> anyhow::Result<()> {
     let head = storage.log.committed_head().await?;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
@@ -246,7 +250,7 @@ async fn make_visible(
             Err(_) if tokio::time::Instant::now() < deadline => {}
             Err(_) => {
                 tracing::warn!(
-                    projection = name,
+                    projection = %name,
                     "the change is saved but its read model has not caught up yet; \
                      a running service will serve it once it does"
                 );

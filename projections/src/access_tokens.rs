@@ -2,6 +2,7 @@
 //! `access_token_hashes` (what a request is checked against), and the usage logs:
 //! `token_usage_daily` (requests per day by status class) and `token_last_use`.
 
+use crate::Follower;
 use crate::runner::Projector;
 use crate::schema::{Table, Tables};
 use async_trait::async_trait;
@@ -67,8 +68,8 @@ async fn forget_account(
 
 #[async_trait]
 impl Projector for AccessTokensProjector {
-    fn name(&self) -> &'static str {
-        "access_tokens"
+    fn name(&self) -> Follower {
+        Follower::AccessTokens
     }
 
     fn version(&self) -> i32 {
@@ -230,8 +231,8 @@ const USAGE_TABLES: &[Table] = &[
 
 #[async_trait]
 impl Projector for TokenUsageProjector {
-    fn name(&self) -> &'static str {
-        "token_usage"
+    fn name(&self) -> Follower {
+        Follower::TokenUsage
     }
 
     fn version(&self) -> i32 {

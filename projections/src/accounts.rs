@@ -1,6 +1,7 @@
 //! The `accounts` read model: one row per live account with its profile, for `GET /me`
 //! and public creator profiles. A deleted account's row is removed.
 
+use crate::Follower;
 use crate::runner::Projector;
 use crate::schema::{Table, Tables};
 use async_trait::async_trait;
@@ -60,8 +61,8 @@ async fn set(
 
 #[async_trait]
 impl Projector for AccountsProjector {
-    fn name(&self) -> &'static str {
-        "accounts"
+    fn name(&self) -> Follower {
+        Follower::Accounts
     }
 
     fn version(&self) -> i32 {

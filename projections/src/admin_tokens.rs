@@ -1,5 +1,6 @@
 //! The `admin_tokens` read model: operator credentials by token hash.
 
+use crate::Follower;
 use crate::runner::Projector;
 use crate::schema::{Table, Tables};
 use async_trait::async_trait;
@@ -26,8 +27,8 @@ const TABLES: &[Table] = &[Table {
 
 #[async_trait]
 impl Projector for AdminTokensProjector {
-    fn name(&self) -> &'static str {
-        "admin_tokens"
+    fn name(&self) -> Follower {
+        Follower::OperatorTokens
     }
 
     fn version(&self) -> i32 {

@@ -1,5 +1,6 @@
 //! Billing read models: `subscriptions`, `invoices` (with their lines) and `purchases`.
 
+use crate::Follower;
 use crate::runner::Projector;
 use crate::schema::{Table, Tables};
 use async_trait::async_trait;
@@ -74,8 +75,8 @@ const TABLES: &[Table] = &[
 
 #[async_trait]
 impl Projector for BillingProjector {
-    fn name(&self) -> &'static str {
-        "billing"
+    fn name(&self) -> Follower {
+        Follower::Billing
     }
 
     fn version(&self) -> i32 {

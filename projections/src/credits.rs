@@ -1,6 +1,7 @@
 //! Credit read models: `credit_lots`, `credit_holds`, `credit_balances` (the balance card),
 //! `credit_transactions` (the history) and `claim_campaigns` (redemptions per offer).
 
+use crate::Follower;
 use crate::runner::Projector;
 use crate::schema::{Table, Tables};
 use async_trait::async_trait;
@@ -124,8 +125,8 @@ async fn adjust_lots(
 
 #[async_trait]
 impl Projector for CreditsProjector {
-    fn name(&self) -> &'static str {
-        "credits"
+    fn name(&self) -> Follower {
+        Follower::Credits
     }
 
     fn version(&self) -> i32 {

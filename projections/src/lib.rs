@@ -10,13 +10,21 @@ pub mod access_tokens;
 pub mod accounts;
 pub mod admin_tokens;
 pub mod billing;
+pub mod checkpoints;
 pub mod credits;
+mod names;
+pub mod rebuild;
+pub mod reconciliation;
 pub mod runner;
 pub mod schema;
 pub mod sessions;
+pub mod visibility;
 
+pub use names::Follower;
+pub use rebuild::RebuildReport;
 pub use runner::{ProjectionError, ProjectionRunner, Projector, Reactor};
 pub use schema::{Table, Tables};
+pub use visibility::Visibility;
 
 use std::sync::Arc;
 

@@ -1,16 +1,19 @@
-//! Runs projectors: batches from the log, one transaction per batch that also advances
-//! the checkpoint, waiting for new events, rebuilds, and read-your-writes waits.
+//! Runs the followers of the log: projectors (one transaction per batch that also
+//! advances the checkpoint) and reactors (checkpoint saved after each reaction), each in a
+//! loop that waits for new events. Rebuilds live in [`crate::rebuild`], read-your-writes
+//! waits in [`crate::visibility`], checkpoints in [`crate::checkpoints`].
 
-use crate::schema::{Table, Tables, create_statements, table_exists};
+use crate::Follower;
+use crate::checkpoints::{advance_checkpoint, stored_checkpoint};
+use crate::schema::{Table, Tables};
 use async_trait::async_trait;
 use sqlx::AnyConnection;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
-use store::{Backend, Database, DecodedEvent, EventDecoder, EventLog, GlobalPosition, StoreError};
+use store::{Database, DecodedEvent, EventDecoder, EventLog, GlobalPosition, StoreError};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
-use tokio::time::Instant;
 
 /// Events per batch (and per transaction).
 pub const BATCH_SIZE: usize = 500;
@@ -18,8 +21,8 @@ pub const BATCH_SIZE: usize = 500;
 /// Folds events into the tables it owns.
 #[async_trait]
 pub trait Projector: Send + Sync {
-    /// Unique and stable: the checkpoint's key and the name `accounts rebuild` takes.
-    fn name(&self) -> &'static str;
+    /// Its checkpoint's name, also the name `accounts rebuild` takes.
+    fn name(&self) -> Follower;
     /// Bumped whenever the tables or the folding change; a new version rebuilds at start.
     fn version(&self) -> i32;
     /// The tables it owns.
@@ -38,48 +41,14 @@ pub trait Projector: Send + Sync {
 /// manager. Delivery is at least once, so reactions must be idempotent.
 #[async_trait]
 pub trait Reactor: Send + Sync {
-    /// Unique and stable: the checkpoint's key.
-    fn name(&self) -> &'static str;
+    /// Its checkpoint's name.
+    fn name(&self) -> Follower;
     /// Handles one event; returns whether it did anything (its checkpoint is then saved at
     /// once, so a restart does not redo it).
     async fn react(
         &self,
         event: &DecodedEvent,
     ) -> Result<bool, Box<dyn std::error::Error + Send + Sync>>;
-}
-
-/// The stored checkpoint `name` (of a projection, reactor or other subscriber of the log);
-/// the start of the log if there is none.
-pub async fn stored_checkpoint(db: &Database, name: &str) -> Result<GlobalPosition, sqlx::Error> {
-    let position: Option<i64> =
-        sqlx::query_scalar("SELECT position FROM projection_checkpoints WHERE name = $1")
-            .bind(name)
-            .fetch_optional(db.pool())
-            .await?;
-    Ok(GlobalPosition(position.unwrap_or(0) as u64))
-}
-
-/// Moves checkpoint `name` from `from` to `to` inside `conn`'s transaction, unless another
-/// runner moved it first (then `false`, and the caller rolls back): the guard that lets
-/// several processes run the same subscriber without applying an event twice.
-pub async fn advance_checkpoint(
-    conn: &mut AnyConnection,
-    name: &str,
-    from: GlobalPosition,
-    to: GlobalPosition,
-) -> Result<bool, sqlx::Error> {
-    let advanced = sqlx::query(
-        "UPDATE projection_checkpoints SET position = $1, updated_at = $2 \
-         WHERE name = $3 AND position = $4",
-    )
-    .bind(to.0 as i64)
-    .bind(now_micros())
-    .bind(name)
-    .bind(from.0 as i64)
-    .execute(&mut *conn)
-    .await?
-    .rows_affected();
-    Ok(advanced == 1)
 }
 
 /// Calls `step` until `shutdown` turns true: again at once while it reports work done
@@ -145,21 +114,10 @@ pub enum ProjectionError {
     #[error("projection {name} has not reached position {position} yet")]
     Lagging {
         /// The projection.
-        name: &'static str,
+        name: Follower,
         /// The position waited for.
         position: GlobalPosition,
     },
-}
-
-/// What a rebuild did.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RebuildReport {
-    /// The projection.
-    pub name: &'static str,
-    /// Events read from the log.
-    pub events: u64,
-    /// The checkpoint it ended at.
-    pub position: GlobalPosition,
 }
 
 enum Step {
@@ -171,12 +129,12 @@ enum Step {
 
 /// Runs a set of projectors against one log and one read-model database.
 pub struct ProjectionRunner {
-    db: Database,
-    log: Arc<dyn EventLog>,
+    pub(crate) db: Database,
+    pub(crate) log: Arc<dyn EventLog>,
     decoder: Arc<dyn EventDecoder>,
     projectors: Vec<Arc<dyn Projector>>,
-    reactors: Vec<Arc<dyn Reactor>>,
-    progress: HashMap<&'static str, watch::Sender<u64>>,
+    pub(crate) reactors: Vec<Arc<dyn Reactor>>,
+    pub(crate) progress: HashMap<Follower, watch::Sender<u64>>,
 }
 
 impl ProjectionRunner {
@@ -211,24 +169,29 @@ impl ProjectionRunner {
     }
 
     /// The names of the projections.
-    pub fn names(&self) -> Vec<&'static str> {
+    pub fn names(&self) -> Vec<Follower> {
         self.projectors.iter().map(|p| p.name()).collect()
     }
 
     /// The names of the reactors.
-    pub fn reactor_names(&self) -> Vec<&'static str> {
+    pub fn reactor_names(&self) -> Vec<Follower> {
         self.reactors.iter().map(|r| r.name()).collect()
     }
 
-    fn projector(&self, name: &str) -> Result<&Arc<dyn Projector>, ProjectionError> {
+    pub(crate) fn projector(&self, name: Follower) -> Result<&Arc<dyn Projector>, ProjectionError> {
         self.projectors
             .iter()
             .find(|p| p.name() == name)
-            .ok_or_else(|| ProjectionError::UnknownProjection(name.to_owned()))
+            .ok_or_else(|| ProjectionError::UnknownProjection(name.key().to_owned()))
     }
 
-    fn publish(&self, name: &str, position: GlobalPosition) {
-        if let Some(progress) = self.progress.get(name) {
+    /// The projectors.
+    pub(crate) fn projectors(&self) -> &[Arc<dyn Projector>] {
+        &self.projectors
+    }
+
+    pub(crate) fn publish(&self, name: Follower, position: GlobalPosition) {
+        if let Some(progress) = self.progress.get(&name) {
             progress.send_if_modified(|seen| {
                 let newer = position.0 > *seen;
                 if newer {
@@ -240,73 +203,11 @@ impl ProjectionRunner {
     }
 
     /// The stored checkpoint of a projection.
-    pub async fn checkpoint(&self, name: &str) -> Result<GlobalPosition, ProjectionError> {
+    pub async fn checkpoint(&self, name: Follower) -> Result<GlobalPosition, ProjectionError> {
         Ok(stored_checkpoint(&self.db, name).await?)
     }
 
-    /// Creates the tables and checkpoints of new projections, and rebuilds those whose
-    /// version changed (or whose tables went missing).
-    #[tracing::instrument(skip_all)]
-    pub async fn prepare(&self) -> Result<(), ProjectionError> {
-        for reactor in &self.reactors {
-            let mut w = self.db.begin_write().await?;
-            sqlx::query(
-                "INSERT INTO projection_checkpoints (name, position, version, updated_at) \
-                 VALUES ($1, 0, 1, $2) ON CONFLICT (name) DO NOTHING",
-            )
-            .bind(reactor.name())
-            .bind(now_micros())
-            .execute(&mut **w)
-            .await?;
-            w.commit().await?;
-            self.publish(reactor.name(), self.checkpoint(reactor.name()).await?);
-        }
-        for projector in &self.projectors {
-            let name = projector.name();
-            let version: Option<i32> =
-                sqlx::query_scalar("SELECT version FROM projection_checkpoints WHERE name = $1")
-                    .bind(name)
-                    .fetch_optional(self.db.pool())
-                    .await?;
-            let mut missing = Vec::new();
-            for table in projector.tables() {
-                if !table_exists(&self.db, table.name).await? {
-                    missing.push(*table);
-                }
-            }
-            match version {
-                Some(v) if v == projector.version() && missing.is_empty() => {
-                    self.publish(name, self.checkpoint(name).await?);
-                }
-                None if missing.len() == projector.tables().len() => {
-                    let mut w = self.db.begin_write().await?;
-                    for table in projector.tables() {
-                        for sql in create_statements(table, table.name) {
-                            sqlx::query(&sql).execute(&mut **w).await?;
-                        }
-                    }
-                    sqlx::query(
-                        "INSERT INTO projection_checkpoints (name, position, version, updated_at) \
-                         VALUES ($1, 0, $2, $3)",
-                    )
-                    .bind(name)
-                    .bind(projector.version())
-                    .bind(now_micros())
-                    .execute(&mut **w)
-                    .await?;
-                    w.commit().await?;
-                    tracing::info!(projection = name, "created read model");
-                }
-                _ => {
-                    tracing::info!(projection = name, "read model out of date; rebuilding");
-                    self.rebuild(name).await?;
-                }
-            }
-        }
-        Ok(())
-    }
-
-    async fn decode_all(
+    pub(crate) async fn decode_all(
         &self,
         batch: Vec<store::RecordedEvent>,
     ) -> Result<Vec<DecodedEvent>, ProjectionError> {
@@ -350,7 +251,7 @@ impl ProjectionRunner {
     /// Moves a checkpoint from `from` to `to` unless another runner moved it first.
     async fn advance(
         &self,
-        name: &str,
+        name: Follower,
         from: GlobalPosition,
         to: GlobalPosition,
     ) -> Result<bool, ProjectionError> {
@@ -393,7 +294,7 @@ impl ProjectionRunner {
     }
 
     /// Applies (or reacts to) every event after the checkpoint of `name`.
-    pub async fn catch_up(&self, name: &str) -> Result<(), ProjectionError> {
+    pub async fn catch_up(&self, name: Follower) -> Result<(), ProjectionError> {
         if let Some(reactor) = self.reactors.iter().find(|r| r.name() == name).cloned() {
             while !matches!(self.react_step(&reactor).await?, Step::Idle) {}
             return Ok(());
@@ -415,7 +316,7 @@ impl ProjectionRunner {
             .collect()
     }
 
-    async fn step_any(&self, name: &str) -> Result<Step, ProjectionError> {
+    async fn step_any(&self, name: Follower) -> Result<Step, ProjectionError> {
         if let Some(reactor) = self.reactors.iter().find(|r| r.name() == name) {
             return self.react_step(reactor).await;
         }
@@ -423,163 +324,11 @@ impl ProjectionRunner {
         self.step(projector).await
     }
 
-    #[tracing::instrument(skip_all, fields(projection = name))]
-    async fn run(&self, name: &'static str, shutdown: watch::Receiver<bool>) {
+    #[tracing::instrument(skip_all, fields(projection = %name))]
+    async fn run(&self, name: Follower, shutdown: watch::Receiver<bool>) {
         follow_log(&self.log, shutdown, Duration::from_secs(30), || async {
             Ok::<_, ProjectionError>(!matches!(self.step_any(name).await?, Step::Idle))
         })
         .await;
     }
-
-    /// Waits until every projection in `names` has applied `position`.
-    pub async fn wait_for(
-        &self,
-        names: &[&'static str],
-        position: GlobalPosition,
-        timeout: Duration,
-    ) -> Result<(), ProjectionError> {
-        let deadline = Instant::now() + timeout;
-        for name in names {
-            let progress = self
-                .progress
-                .get(name)
-                .ok_or_else(|| ProjectionError::UnknownProjection((*name).to_owned()))?;
-            let mut seen = progress.subscribe();
-            loop {
-                if *seen.borrow_and_update() >= position.0 {
-                    break;
-                }
-                if Instant::now() >= deadline {
-                    return Err(ProjectionError::Lagging { name, position });
-                }
-                // The runner of this process announces progress at once; a runner in another
-                // process is only seen in the checkpoint table, looked at now and then.
-                tokio::select! {
-                    _ = seen.changed() => {}
-                    () = tokio::time::sleep_until(deadline.min(Instant::now() + Duration::from_millis(200))) => {
-                        let stored = self.checkpoint(name).await?;
-                        self.publish(name, stored);
-                    }
-                }
-            }
-        }
-        Ok(())
-    }
-
-    /// Replays the projection from position 0 into fresh tables while the live ones keep
-    /// serving, then swaps them in and moves the checkpoint, in one transaction.
-    #[tracing::instrument(skip_all, fields(projection = name))]
-    pub async fn rebuild(&self, name: &str) -> Result<RebuildReport, ProjectionError> {
-        let projector = self.projector(name)?.clone();
-        let suffix = format!("__rb{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
-        let shadow = Tables::shadow(projector.tables(), &suffix);
-        let result = self.rebuild_into(&projector, &shadow).await;
-        if result.is_err() {
-            let mut w = self.db.begin_write().await?;
-            for table in projector.tables() {
-                sqlx::query(&format!("DROP TABLE IF EXISTS {}", shadow.get(table.name)))
-                    .execute(&mut **w)
-                    .await?;
-            }
-            w.commit().await?;
-        }
-        result
-    }
-
-    async fn rebuild_into(
-        &self,
-        projector: &Arc<dyn Projector>,
-        shadow: &Tables,
-    ) -> Result<RebuildReport, ProjectionError> {
-        let name = projector.name();
-        let mut w = self.db.begin_write().await?;
-        for table in projector.tables() {
-            for sql in create_statements(table, shadow.get(table.name)) {
-                sqlx::query(&sql).execute(&mut **w).await?;
-            }
-        }
-        w.commit().await?;
-
-        // Replay in batches of their own, so the live tables keep serving meanwhile.
-        let mut position = GlobalPosition::START;
-        let mut count = 0u64;
-        loop {
-            let batch = self.log.read_all(position, BATCH_SIZE).await?;
-            let Some(last) = batch.last().map(|e| e.position) else {
-                break;
-            };
-            let events = self.decode_all(batch).await?;
-            let mut w = self.db.begin_write().await?;
-            for event in &events {
-                projector.apply(&mut w.tx, shadow, event).await?;
-            }
-            w.commit().await?;
-            count += events.len() as u64;
-            position = last;
-        }
-
-        // Swap: hold the checkpoint row so the live runner cannot commit a batch meanwhile,
-        // apply what arrived since, then put the new tables in place of the old.
-        let mut w = self.db.begin_write().await?;
-        if self.db.backend() == Backend::Postgres {
-            sqlx::query("SELECT position FROM projection_checkpoints WHERE name = $1 FOR UPDATE")
-                .bind(name)
-                .fetch_optional(&mut **w)
-                .await?;
-        }
-        loop {
-            let batch = self.log.read_all(position, BATCH_SIZE).await?;
-            let Some(last) = batch.last().map(|e| e.position) else {
-                break;
-            };
-            for event in &self.decode_all(batch).await? {
-                projector.apply(&mut w.tx, shadow, event).await?;
-                count += 1;
-            }
-            position = last;
-        }
-        for table in projector.tables() {
-            sqlx::query(&format!("DROP TABLE IF EXISTS {}", table.name))
-                .execute(&mut **w)
-                .await?;
-            sqlx::query(&format!(
-                "ALTER TABLE {} RENAME TO {}",
-                shadow.get(table.name),
-                table.name
-            ))
-            .execute(&mut **w)
-            .await?;
-        }
-        sqlx::query(
-            "INSERT INTO projection_checkpoints (name, position, version, updated_at) \
-             VALUES ($1, $2, $3, $4) \
-             ON CONFLICT (name) DO UPDATE SET position = excluded.position, \
-             version = excluded.version, updated_at = excluded.updated_at",
-        )
-        .bind(name)
-        .bind(position.0 as i64)
-        .bind(projector.version())
-        .bind(now_micros())
-        .execute(&mut **w)
-        .await?;
-        w.commit().await?;
-        // The swap may move the checkpoint backwards relative to what was published.
-        if let Some(progress) = self.progress.get(name) {
-            progress.send_replace(position.0);
-        }
-        tracing::info!(projection = name, events = count, %position, "rebuilt");
-        Ok(RebuildReport {
-            name,
-            events: count,
-            position,
-        })
-    }
-}
-
-fn now_micros() -> i64 {
-    domain::Timestamp::from_datetime(time_now()).unix_micros()
-}
-
-fn time_now() -> time::OffsetDateTime {
-    time::OffsetDateTime::now_utc()
 }

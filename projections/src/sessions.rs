@@ -1,6 +1,7 @@
 //! The `sessions` read model: live sessions, looked up by token hash on every
 //! authenticated request and listed on `GET /me/sessions`.
 
+use crate::Follower;
 use crate::accounts::account_of;
 use crate::runner::Projector;
 use crate::schema::{Table, Tables};
@@ -39,8 +40,8 @@ const TABLES: &[Table] = &[Table {
 
 #[async_trait]
 impl Projector for SessionsProjector {
-    fn name(&self) -> &'static str {
-        "sessions"
+    fn name(&self) -> Follower {
+        Follower::Sessions
     }
 
     fn version(&self) -> i32 {

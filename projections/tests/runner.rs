@@ -8,7 +8,7 @@ use commands::passwords::Passwords;
 use commands::{CommandContext, EventCodec, Executor, SystemClock};
 use domain::session::{RevocationReason, SessionOrigin};
 use projections::runner::ProjectionRunner;
-use projections::{Projector, Table, Tables};
+use projections::{Follower, Projector, Table, Tables};
 use sqlx::{AnyConnection, Row};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -155,6 +155,9 @@ async fn dump(db: &Database, table: &str, key: &str) -> Vec<Vec<Option<String>>>
         .collect()
 }
 
+/// The test projector's checkpoint name.
+const COUNTING: Follower = Follower::TokenUsage;
+
 /// Counts applications in one row, so that applying an event twice shows.
 struct Counting {
     fail: Arc<AtomicBool>,
@@ -167,8 +170,10 @@ const COUNTING_TABLES: &[Table] = &[Table {
 
 #[async_trait]
 impl Projector for Counting {
-    fn name(&self) -> &'static str {
-        "counting"
+    // Names are a closed set; the runner under test holds no other projector, so the
+    // test one borrows a real read model's name.
+    fn name(&self) -> Follower {
+        COUNTING
     }
     fn version(&self) -> i32 {
         1
@@ -202,7 +207,7 @@ impl Projector for Counting {
 /// Runs projection `name` until it has applied everything committed so far. One
 /// `catch_up` may stop short on PostgreSQL: a transaction still open anywhere on the server
 /// (another test's) keeps events committed after it out of sight for a moment.
-async fn caught_up(f: &Fixture, runner: &ProjectionRunner, name: &str) {
+async fn caught_up(f: &Fixture, runner: &ProjectionRunner, name: Follower) {
     let head = f.log.committed_head().await.unwrap();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     loop {
@@ -225,9 +230,9 @@ mod cases {
         let last = f.history().await;
         let runner = f.runner(projections::all());
         runner.prepare().await.unwrap();
-        caught_up(&f, &runner, "accounts").await;
-        caught_up(&f, &runner, "sessions").await;
-        assert!(runner.checkpoint("sessions").await.unwrap() >= last);
+        caught_up(&f, &runner, Follower::Accounts).await;
+        caught_up(&f, &runner, Follower::Sessions).await;
+        assert!(runner.checkpoint(Follower::Sessions).await.unwrap() >= last);
         let accounts = dump(&f.db, "accounts", "account_id").await;
         assert_eq!(accounts.len(), 3);
         let sessions = dump(&f.db, "sessions", "session_id").await;
@@ -254,7 +259,7 @@ mod cases {
             dump(&f.db, "accounts", "account_id").await,
             dump(&f.db, "sessions", "session_id").await,
         );
-        let checkpoint = runner.checkpoint("sessions").await.unwrap();
+        let checkpoint = runner.checkpoint(Follower::Sessions).await.unwrap();
 
         // Damage the live tables: the rebuild must not depend on them.
         sqlx::query("DELETE FROM sessions")
@@ -277,10 +282,10 @@ mod cases {
         assert_eq!(before, after);
         // The rebuilt tables keep working: new events land in them.
         f.history().await;
-        caught_up(&f, &runner, "sessions").await;
+        caught_up(&f, &runner, Follower::Sessions).await;
         assert_eq!(dump(&f.db, "sessions", "session_id").await.len(), 6);
         // And a second rebuild finds no leftover names in its way.
-        runner.rebuild("sessions").await.unwrap();
+        runner.rebuild(Follower::Sessions).await.unwrap();
         assert_eq!(dump(&f.db, "sessions", "session_id").await.len(), 6);
     }
 
@@ -289,9 +294,9 @@ mod cases {
         let fail = Arc::new(AtomicBool::new(true));
         let runner = f.runner(vec![Arc::new(Counting { fail: fail.clone() })]);
         runner.prepare().await.unwrap();
-        assert!(runner.catch_up("counting").await.is_err());
+        assert!(runner.catch_up(COUNTING).await.is_err());
         assert_eq!(
-            runner.checkpoint("counting").await.unwrap(),
+            runner.checkpoint(COUNTING).await.unwrap(),
             GlobalPosition::START
         );
         assert!(
@@ -300,7 +305,7 @@ mod cases {
         );
 
         fail.store(false, Ordering::SeqCst);
-        caught_up(&f, &runner, "counting").await;
+        caught_up(&f, &runner, COUNTING).await;
         let rows = dump(&f.db, "applied", "event_id").await;
         let events = f.log.read_all(GlobalPosition::START, 10_000).await.unwrap();
         assert_eq!(rows.len(), events.len());
@@ -317,10 +322,10 @@ mod cases {
         let b = Arc::new(f.runner(vec![Arc::new(Counting { fail })]));
         a.prepare().await.unwrap();
         b.prepare().await.unwrap();
-        let (ra, rb) = tokio::join!(a.catch_up("counting"), b.catch_up("counting"));
+        let (ra, rb) = tokio::join!(a.catch_up(COUNTING), b.catch_up(COUNTING));
         ra.unwrap();
         rb.unwrap();
-        caught_up(&f, &a, "counting").await;
+        caught_up(&f, &a, COUNTING).await;
         let rows = dump(&f.db, "applied", "event_id").await;
         let events = f.log.read_all(GlobalPosition::START, 10_000).await.unwrap();
         assert_eq!(rows.len(), events.len());
@@ -337,13 +342,17 @@ mod cases {
         let tasks = runner.spawn(stopped);
         let last = f.history().await;
         runner
-            .wait_for(&["sessions", "accounts"], last, Duration::from_secs(10))
+            .wait_for(
+                &[Follower::Sessions, Follower::Accounts],
+                last,
+                Duration::from_secs(10),
+            )
             .await
             .unwrap();
-        assert!(runner.checkpoint("sessions").await.unwrap() >= last);
+        assert!(runner.checkpoint(Follower::Sessions).await.unwrap() >= last);
         let lagging = runner
             .wait_for(
-                &["sessions"],
+                &[Follower::Sessions],
                 GlobalPosition(u64::MAX / 2),
                 Duration::from_millis(300),
             )
@@ -365,7 +374,7 @@ mod cases {
         f.history().await;
         let runner = f.runner(projections::all());
         runner.prepare().await.unwrap();
-        caught_up(&f, &runner, "accounts").await;
+        caught_up(&f, &runner, Follower::Accounts).await;
         sqlx::query("UPDATE projection_checkpoints SET version = 0 WHERE name = 'accounts'")
             .execute(f.db.pool())
             .await

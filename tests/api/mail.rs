@@ -265,9 +265,10 @@ async fn notifier_caught_up(app: &TestApp) {
     let head = app.state.log.committed_head().await.unwrap();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     loop {
-        let position = projections::runner::stored_checkpoint(&app.db, "notifier")
-            .await
-            .unwrap();
+        let position =
+            projections::checkpoints::stored_checkpoint(&app.db, projections::Follower::Notifier)
+                .await
+                .unwrap();
         if position >= head {
             return;
         }

@@ -351,7 +351,7 @@ impl TestApp {
         let head = self.state.log.committed_head().await.expect("log head");
         self.state
             .projections
-            .wait_for(&["billing-process"], head, wait)
+            .wait_for(&[projections::Follower::BillingProcess], head, wait)
             .await
             .expect("billing process caught up");
         let head = self.state.log.committed_head().await.expect("log head");

@@ -6,7 +6,7 @@ use commands::CommandContext;
 use commands::billing::Billing;
 use domain::purchase::PurchaseEvent;
 use domain::{AccountId, DomainEvent, StreamCategory};
-use projections::Reactor;
+use projections::{Follower, Reactor};
 use store::{Actor, DecodedEvent};
 use uuid::Uuid;
 
@@ -35,8 +35,8 @@ fn context(event: &DecodedEvent) -> CommandContext {
 
 #[async_trait]
 impl Reactor for BillingReactor {
-    fn name(&self) -> &'static str {
-        "billing-process"
+    fn name(&self) -> Follower {
+        Follower::BillingProcess
     }
 
     async fn react(

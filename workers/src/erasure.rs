@@ -11,7 +11,7 @@ use commands::idempotency::IdempotencyStore;
 use commands::{Clock, CommandContext, CommandError, Executor};
 use domain::account::AccountEvent;
 use domain::{AccountId, DomainEvent, StreamCategory};
-use projections::Reactor;
+use projections::{Follower, Reactor, checkpoints};
 use std::sync::Arc;
 use std::time::Duration;
 use store::{Actor, BlobStore, Database, DecodedEvent, GlobalPosition};
@@ -67,12 +67,8 @@ impl ErasureReactor {
     ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
         let mut waited = Duration::ZERO;
         loop {
-            let seen: Option<i64> = sqlx::query_scalar(
-                "SELECT position FROM projection_checkpoints WHERE name = 'access_tokens'",
-            )
-            .fetch_optional(self.db.pool())
-            .await?;
-            if seen.is_some_and(|p| p as u64 >= deleted_at.0) {
+            let seen = checkpoints::stored(&self.db, Follower::AccessTokens).await?;
+            if seen.is_some_and(|p| p >= deleted_at) {
                 break;
             }
             if waited >= Duration::from_secs(5) {
@@ -97,8 +93,8 @@ impl ErasureReactor {
 
 #[async_trait]
 impl Reactor for ErasureReactor {
-    fn name(&self) -> &'static str {
-        "account-erasure"
+    fn name(&self) -> Follower {
+        Follower::AccountErasure
     }
 
     async fn react(
@@ -124,7 +120,7 @@ impl Reactor for ErasureReactor {
             correlation_id: event.envelope.metadata.correlation_id,
             causation_id: Some(event.envelope.event_id),
             actor: Actor::System {
-                component: "account-erasure".into(),
+                component: Follower::AccountErasure.key().into(),
             },
             idempotency_key: None,
         };

@@ -8,12 +8,12 @@
 use domain::credits::CreditLedger;
 use domain::invoice::{InvoiceEvent, InvoiceSeriesEvent};
 use domain::{Aggregate, DomainEvent, StreamCategory};
+use projections::Follower;
 use serde::Serialize;
 use serde_json::{Value, json};
-use sqlx::Row;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::Arc;
-use store::{Backend, Database, EventDecoder, EventLog, GlobalPosition};
+use store::{Database, EventDecoder, EventLog, GlobalPosition};
 
 /// One difference between the log and a read model.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -61,80 +61,6 @@ pub enum ReconcileError {
     Decode(String),
 }
 
-#[derive(Default)]
-struct ReadModels {
-    credits_checkpoint: u64,
-    billing_checkpoint: u64,
-    balances: HashMap<String, (i64, i64)>,
-    lots: HashMap<String, (String, i64, bool)>,
-    invoices: HashMap<String, (String, String, i64, i64, String)>,
-}
-
-async fn read_models(db: &Database) -> Result<ReadModels, sqlx::Error> {
-    let mut tx = db.pool().begin().await?;
-    if db.backend() == Backend::Postgres {
-        sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
-            .execute(&mut *tx)
-            .await?;
-    }
-    let mut models = ReadModels::default();
-    for row in sqlx::query("SELECT name, position FROM projection_checkpoints")
-        .fetch_all(&mut *tx)
-        .await?
-    {
-        let name: String = row.try_get("name")?;
-        let position = row.try_get::<i64, _>("position")? as u64;
-        match name.as_str() {
-            "credits" => models.credits_checkpoint = position,
-            "billing" => models.billing_checkpoint = position,
-            _ => {}
-        }
-    }
-    for row in sqlx::query("SELECT account_id, balance, held FROM credit_balances")
-        .fetch_all(&mut *tx)
-        .await?
-    {
-        models.balances.insert(
-            row.try_get("account_id")?,
-            (row.try_get("balance")?, row.try_get("held")?),
-        );
-    }
-    for row in sqlx::query("SELECT lot_id, account_id, remaining, expired FROM credit_lots")
-        .fetch_all(&mut *tx)
-        .await?
-    {
-        models.lots.insert(
-            row.try_get("lot_id")?,
-            (
-                row.try_get("account_id")?,
-                row.try_get("remaining")?,
-                row.try_get::<i64, _>("expired")? != 0,
-            ),
-        );
-    }
-    for row in
-        sqlx::query("SELECT invoice_id, number, account_id, total, lines, status FROM invoices")
-            .fetch_all(&mut *tx)
-            .await?
-    {
-        let lines: String = row.try_get("lines")?;
-        let lines_total = serde_json::from_str::<Vec<domain::invoice::InvoiceLine>>(&lines)
-            .map_or(i64::MIN, |lines| lines.iter().map(|l| l.amount).sum());
-        models.invoices.insert(
-            row.try_get("invoice_id")?,
-            (
-                row.try_get("number")?,
-                row.try_get("account_id")?,
-                row.try_get("total")?,
-                lines_total,
-                row.try_get("status")?,
-            ),
-        );
-    }
-    tx.commit().await?;
-    Ok(models)
-}
-
 struct ExpectedInvoice {
     number: String,
     account: String,
@@ -149,7 +75,7 @@ pub async fn reconcile(
     log: &Arc<dyn EventLog>,
     decoder: &Arc<dyn EventDecoder>,
 ) -> Result<Report, ReconcileError> {
-    let models = read_models(db).await?;
+    let models = projections::reconciliation::ledger_snapshot(db).await?;
     let mut ledgers: BTreeMap<String, CreditLedger> = BTreeMap::new();
     let mut invoices: BTreeMap<String, ExpectedInvoice> = BTreeMap::new();
     let mut paid: Vec<String> = Vec::new();
@@ -163,7 +89,7 @@ pub async fn reconcile(
         }
         for recorded in batch {
             position = recorded.position;
-            if position.0 > until {
+            if position > until {
                 break 'read;
             }
             let decoded = decoder
@@ -172,7 +98,7 @@ pub async fn reconcile(
                 .map_err(|e| ReconcileError::Decode(e.to_string()))?;
             let stream = decoded.envelope.stream.as_str();
             match decoded.event() {
-                Some(DomainEvent::Credits(event)) if position.0 <= models.credits_checkpoint => {
+                Some(DomainEvent::Credits(event)) if position <= models.credits_checkpoint => {
                     if let Some(account) = StreamCategory::Credits.id_in(stream) {
                         ledgers.entry(account.to_owned()).or_default().evolve(event);
                     }
@@ -183,7 +109,7 @@ pub async fn reconcile(
                     account_id,
                     lines,
                     ..
-                })) if position.0 <= models.billing_checkpoint => {
+                })) if position <= models.billing_checkpoint => {
                     invoices.insert(
                         invoice_id.to_string(),
                         ExpectedInvoice {
@@ -195,7 +121,7 @@ pub async fn reconcile(
                     );
                 }
                 Some(DomainEvent::Invoice(InvoiceEvent::InvoicePaid { .. }))
-                    if position.0 <= models.billing_checkpoint =>
+                    if position <= models.billing_checkpoint =>
                 {
                     if let Some(id) = StreamCategory::Invoice.id_in(stream) {
                         paid.push(id.to_owned());
@@ -228,7 +154,9 @@ pub async fn reconcile(
         let (balance, held) = models
             .balances
             .get(account)
-            .map_or((Value::Null, Value::Null), |(b, h)| (json!(b), json!(h)));
+            .map_or((Value::Null, Value::Null), |row| {
+                (json!(row.balance), json!(row.held))
+            });
         differ(
             "balance",
             account,
@@ -243,7 +171,9 @@ pub async fn reconcile(
             let (remaining, expired) = models
                 .lots
                 .get(&id)
-                .map_or((Value::Null, Value::Null), |(_, r, e)| (json!(r), json!(e)));
+                .map_or((Value::Null, Value::Null), |row| {
+                    (json!(row.remaining), json!(row.expired))
+                });
             differ("lot", &id, "remaining", json!(lot.remaining), remaining);
             differ("lot", &id, "expired", json!(lot.expired), expired);
         }
@@ -257,9 +187,9 @@ pub async fn reconcile(
             json!("row without a ledger in the log"),
         );
     }
-    for (id, (account, ..)) in &models.lots {
+    for (id, lot) in &models.lots {
         if !ledgers
-            .get(account)
+            .get(&lot.account_id)
             .is_some_and(|l| l.lots.keys().any(|lot| lot.to_string() == *id))
         {
             differ(
@@ -280,28 +210,34 @@ pub async fn reconcile(
                 json!(expected.number),
                 Value::Null,
             ),
-            Some((number, account, total, lines_total, status)) => {
+            Some(row) => {
                 differ(
                     "invoice",
                     id,
                     "number",
                     json!(expected.number),
-                    json!(number),
+                    json!(row.number),
                 );
                 differ(
                     "invoice",
                     id,
                     "account_id",
                     json!(expected.account),
-                    json!(account),
+                    json!(row.account_id),
                 );
-                differ("invoice", id, "total", json!(expected.total), json!(total));
+                differ(
+                    "invoice",
+                    id,
+                    "total",
+                    json!(expected.total),
+                    json!(row.total),
+                );
                 differ(
                     "invoice",
                     id,
                     "lines_total",
                     json!(expected.total),
-                    json!(lines_total),
+                    json!(row.lines_total),
                 );
                 let expected_status = if expected.paid { "paid" } else { "open" };
                 differ(
@@ -309,7 +245,7 @@ pub async fn reconcile(
                     id,
                     "status",
                     json!(expected_status),
-                    json!(status),
+                    json!(row.status),
                 );
             }
         }
@@ -329,8 +265,8 @@ pub async fn reconcile(
     }
 
     let mut checkpoints = BTreeMap::new();
-    checkpoints.insert("credits", models.credits_checkpoint);
-    checkpoints.insert("billing", models.billing_checkpoint);
+    checkpoints.insert(Follower::Credits.key(), models.credits_checkpoint.0);
+    checkpoints.insert(Follower::Billing.key(), models.billing_checkpoint.0);
     Ok(Report {
         ok: drift.is_empty(),
         accounts: ledgers.len(),

@@ -65,7 +65,8 @@ pub async fn metrics(
 ) -> Result<Response, ApiError> {
     let stats = workers::mail::queue::stats(&state.db).await?;
     let notifier =
-        projections::runner::stored_checkpoint(&state.db, workers::notifier::CHECKPOINT).await?;
+        projections::checkpoints::stored_checkpoint(&state.db, workers::notifier::CHECKPOINT)
+            .await?;
     let head = state
         .log
         .committed_head()

@@ -12,6 +12,7 @@ use commands::CommandError;
 use commands::accounts::{FactorInput, RegisterAccount, SignIn};
 use domain::email::EmailAddress;
 use domain::session::RevocationReason;
+use projections::Visibility;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::time::Instant;
@@ -72,7 +73,7 @@ pub async fn register(
             },
         )
         .await?;
-    visible(&state, &["accounts"], Some(position)).await?;
+    visible(&state, Visibility::Account, Some(position)).await?;
     Ok((
         StatusCode::CREATED,
         Json(RegisterResponse {
@@ -190,7 +191,7 @@ pub async fn login(
             .succeeded(&key, client.ip, Instant::now());
     }
     state.throttle.succeeded(&key, client.ip, Instant::now());
-    visible(&state, &["sessions"], Some(signed_in.position)).await?;
+    visible(&state, Visibility::Sessions, Some(signed_in.position)).await?;
     Ok((
         StatusCode::CREATED,
         Json(LoginResponse {
@@ -221,6 +222,6 @@ pub async fn logout(
             RevocationReason::Logout,
         )
         .await?;
-    visible(&state, &["sessions"], changed.position).await?;
+    visible(&state, Visibility::Sessions, changed.position).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -3,7 +3,7 @@
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{ApiJson, CurrentSession, RequestContext};
 use crate::routes::credits::MoneyView;
-use crate::routes::{base_url, billing_visible};
+use crate::routes::{base_url, visible};
 use crate::state::AppState;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, header};
@@ -11,6 +11,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use domain::money::Money;
+use projections::Visibility;
 use projections::billing::InvoiceRow;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -119,7 +120,7 @@ pub async fn change_plan(
             &body.plan_id,
         )
         .await?;
-    billing_visible(&state, position).await?;
+    visible(&state, Visibility::Billing, position).await?;
     Ok(Json(view(&state, &session).await?))
 }
 
@@ -135,7 +136,7 @@ pub async fn cancel(
         .billing
         .cancel(&ctx.command(session.actor()), session.account_id)
         .await?;
-    billing_visible(&state, position).await?;
+    visible(&state, Visibility::Billing, position).await?;
     Ok(Json(view(&state, &session).await?))
 }
 
@@ -151,7 +152,7 @@ pub async fn resume(
         .billing
         .resume(&ctx.command(session.actor()), session.account_id)
         .await?;
-    billing_visible(&state, position).await?;
+    visible(&state, Visibility::Billing, position).await?;
     Ok(Json(view(&state, &session).await?))
 }
 

@@ -9,6 +9,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use domain::money::Money;
+use projections::Visibility;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
@@ -316,7 +317,7 @@ pub async fn purchase(
             &base_url(&state, &headers),
         )
         .await?;
-    visible(&state, &["billing"], Some(started.position)).await?;
+    visible(&state, Visibility::Purchase, Some(started.position)).await?;
     Ok((
         StatusCode::CREATED,
         Json(PurchaseResponse {

@@ -10,6 +10,7 @@ use axum::routing::{get, put};
 use axum::{Json, Router};
 use commands::CommandError;
 use commands::accounts::ChangePassword;
+use projections::Visibility;
 use serde::{Deserialize, Serialize};
 use std::time::Instant;
 use utoipa::ToSchema;
@@ -146,32 +147,7 @@ pub async fn delete_account(
         }
         Err(other) => return Err(other.into()),
     };
-    if let Some(position) = position {
-        let wait = state.http.projection_wait;
-        state
-            .projections
-            .wait_for(&["account-erasure"], position, wait)
-            .await?;
-        let head = state
-            .log
-            .committed_head()
-            .await
-            .map_err(|e| ApiError::Internal(e.to_string()))?;
-        state
-            .projections
-            .wait_for(
-                &[
-                    "accounts",
-                    "sessions",
-                    "billing",
-                    "access_tokens",
-                    "token_usage",
-                ],
-                head,
-                wait,
-            )
-            .await?;
-    }
+    visible(&state, Visibility::AccountDeletion, position).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -238,7 +214,7 @@ pub async fn change_password(
         }
         Err(other) => return Err(other.into()),
     };
-    visible(&state, &["sessions", "accounts"], changed.position).await?;
+    visible(&state, Visibility::SessionsAndAccount, changed.position).await?;
     Ok(Json(ChangePasswordResponse {
         sessions_revoked: changed.sessions_revoked,
     }))

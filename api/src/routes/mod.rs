@@ -23,6 +23,7 @@ use axum::error_handling::HandleErrorLayer;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::{BoxError, Router};
+use projections::Visibility;
 use std::time::Duration;
 use store::GlobalPosition;
 use tower::ServiceBuilder;
@@ -94,46 +95,20 @@ async fn method_not_allowed() -> Response {
     )
 }
 
-/// Read-your-writes: returns once the named read models show the change committed at
-/// `position`, so the very next request sees it (a revoked session is refused, a new
-/// one accepted).
+/// Read-your-writes: returns once `change`, committed at `position`, is visible by its
+/// policy ([`Visibility`]), so the very next request sees it (a revoked session is
+/// refused, a new one accepted).
 pub async fn visible(
     state: &AppState,
-    read_models: &[&'static str],
+    change: Visibility,
     position: Option<GlobalPosition>,
 ) -> Result<(), ApiError> {
     if let Some(position) = position {
         state
             .projections
-            .wait_for(read_models, position, state.http.projection_wait)
+            .wait_visible(change, position, state.http.projection_wait)
             .await?;
     }
-    Ok(())
-}
-
-/// Read-your-writes for billing: waits until the billing process has reacted to
-/// `position` (invoices issued, credits granted) and the read models show the result.
-pub async fn billing_visible(
-    state: &AppState,
-    position: Option<GlobalPosition>,
-) -> Result<(), ApiError> {
-    let Some(position) = position else {
-        return Ok(());
-    };
-    let wait = state.http.projection_wait;
-    state
-        .projections
-        .wait_for(&["billing-process"], position, wait)
-        .await?;
-    let head = state
-        .log
-        .committed_head()
-        .await
-        .map_err(|e| ApiError::Internal(e.to_string()))?;
-    state
-        .projections
-        .wait_for(&["credits", "billing"], head.max(position), wait)
-        .await?;
     Ok(())
 }
 

@@ -173,7 +173,7 @@ pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<serde_js
                 .await
                 .map_err(|e| e.to_string())?;
             projections.push(ProjectionStatus {
-                name,
+                name: name.key(),
                 checkpoint: checkpoint.0,
                 caught_up: checkpoint >= head,
             });

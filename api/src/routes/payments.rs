@@ -3,7 +3,7 @@
 
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::RequestContext;
-use crate::routes::{base_url, billing_visible};
+use crate::routes::{base_url, visible};
 use crate::state::AppState;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
@@ -17,6 +17,7 @@ use commands::payments::{
     CHECKOUT_COMPLETED, CheckoutSession, SIGNATURE_HEADER, WebhookData, WebhookEvent,
     sandbox_purchase_id,
 };
+use projections::Visibility;
 use serde::Serialize;
 use store::Actor;
 use utoipa::ToSchema;
@@ -172,7 +173,7 @@ pub async fn sandbox_checkout(
         .committed_head()
         .await
         .map_err(|e| ApiError::Internal(e.to_string()))?;
-    billing_visible(&state, Some(head)).await?;
+    visible(&state, Visibility::Billing, Some(head)).await?;
     Ok(page(
         "Payment received",
         &format!(

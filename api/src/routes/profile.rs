@@ -13,6 +13,7 @@ use axum::routing::{get, patch};
 use axum::{Json, Router};
 use commands::accounts::ProfileChange;
 use domain::AccountId;
+use projections::Visibility;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
@@ -64,7 +65,7 @@ pub async fn update(
         .accounts
         .update_profile(&ctx.command(session.actor()), session.account_id, change)
         .await?;
-    visible(&state, &["accounts"], position).await?;
+    visible(&state, Visibility::Account, position).await?;
     Ok(Json(me_view(&state, session.account_id).await?))
 }
 
@@ -132,7 +133,7 @@ pub async fn upload(
             bytes.to_vec(),
         )
         .await?;
-    visible(&state, &["accounts"], position).await?;
+    visible(&state, Visibility::Account, position).await?;
     Ok(Json(AvatarView {
         avatar_url: "/me/avatar".into(),
     }))
@@ -182,7 +183,7 @@ pub async fn remove(
         .accounts
         .remove_avatar(&ctx.command(session.actor()), session.account_id)
         .await?;
-    visible(&state, &["accounts"], position).await?;
+    visible(&state, Visibility::Account, position).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

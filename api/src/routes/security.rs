@@ -11,6 +11,7 @@ use axum::routing::post;
 use axum::{Json, Router};
 use commands::CommandError;
 use commands::accounts::FactorInput;
+use projections::Visibility;
 use serde::{Deserialize, Serialize};
 use std::time::Instant;
 use utoipa::ToSchema;
@@ -131,7 +132,7 @@ pub async fn confirm(
         ),
     )
     .await?;
-    visible(&state, &["accounts"], codes.position).await?;
+    visible(&state, Visibility::Account, codes.position).await?;
     Ok(Json(RecoveryCodesView {
         recovery_codes: codes.codes,
     }))
@@ -205,7 +206,7 @@ pub async fn disable(
         ),
     )
     .await?;
-    visible(&state, &["accounts"], position).await?;
+    visible(&state, Visibility::Account, position).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

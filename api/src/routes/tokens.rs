@@ -12,6 +12,7 @@ use axum::{Json, Router};
 use commands::access_tokens::{IssuedAccessToken, NewAccessToken};
 use domain::AccountId;
 use domain::access_token::{Scope, TokenKind};
+use projections::Visibility;
 use projections::access_tokens::TokenSummary;
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
@@ -210,7 +211,7 @@ async fn issue(
         .access_tokens
         .create(&ctx.command(session.actor()), session.account_id, token)
         .await?;
-    visible(state, &["access_tokens"], Some(issued.position)).await?;
+    visible(state, Visibility::AccessTokens, Some(issued.position)).await?;
     Ok((StatusCode::CREATED, Json(issued.into())))
 }
 
@@ -264,7 +265,7 @@ pub async fn rotate_api_token(
             Duration::from_secs(grace),
         )
         .await?;
-    visible(&state, &["access_tokens"], Some(issued.position)).await?;
+    visible(&state, Visibility::AccessTokens, Some(issued.position)).await?;
     Ok(Json(issued.into()))
 }
 
@@ -297,7 +298,7 @@ async fn revoke(
         .access_tokens
         .revoke(&ctx.command(session.actor()), session.account_id, id)
         .await?;
-    visible(state, &["access_tokens"], position).await?;
+    visible(state, Visibility::AccessTokens, position).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -9,7 +9,9 @@ pub mod decide;
 use crate::mail::{MailMessage, MailPublisher, QueueError};
 use decide::{Balance, View, decide, touches};
 use domain::notifications::Toggle;
-use projections::runner::{advance_checkpoint, follow_log, stored_checkpoint};
+use projections::Follower;
+use projections::checkpoints::{self, advance_checkpoint, stored_checkpoint};
+use projections::runner::follow_log;
 use sqlx::AnyConnection;
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -20,10 +22,10 @@ use uuid::Uuid;
 use vault::{CryptoError, DataKeys};
 
 /// The checkpoint's name.
-pub const CHECKPOINT: &str = "notifier";
+pub const CHECKPOINT: Follower = Follower::Notifier;
 /// Events up to this position were in the log before the notifier first ran: they update
 /// its view but send nothing (no mail about last year's sign-ins after an upgrade).
-const SILENT_UNTIL: &str = "notifier.silent-until";
+const SILENT_UNTIL: Follower = Follower::NotifierSilentUntil;
 /// Events per batch.
 const BATCH_SIZE: usize = 500;
 
@@ -51,27 +53,13 @@ pub enum NotifierError {
 /// silent. Every process that opens the storage calls it, so events appended before a
 /// separate `accounts notifier` first starts are not mistaken for old ones.
 pub async fn register(db: &Database, log: &Arc<dyn EventLog>) -> Result<(), NotifierError> {
-    let exists: Option<i64> =
-        sqlx::query_scalar("SELECT position FROM projection_checkpoints WHERE name = $1")
-            .bind(CHECKPOINT)
-            .fetch_optional(db.pool())
-            .await?;
-    if exists.is_some() {
+    if checkpoints::stored(db, CHECKPOINT).await?.is_some() {
         return Ok(());
     }
     let head = log.committed_head().await?;
-    let now = crate::mail::now_micros();
     let mut w = db.begin_write().await?;
-    for (name, position) in [(CHECKPOINT, 0), (SILENT_UNTIL, head.0 as i64)] {
-        sqlx::query(
-            "INSERT INTO projection_checkpoints (name, position, version, updated_at) \
-             VALUES ($1, $2, 1, $3) ON CONFLICT (name) DO NOTHING",
-        )
-        .bind(name)
-        .bind(position)
-        .bind(now)
-        .execute(&mut **w)
-        .await?;
+    for (name, position) in [(CHECKPOINT, GlobalPosition::START), (SILENT_UNTIL, head)] {
+        checkpoints::register_checkpoint(&mut w, name, position, 1).await?;
     }
     w.commit().await?;
     Ok(())

@@ -1,0 +1,122 @@
+//! Read-your-writes: which followers of the log must have applied a change before the
+//! command that made it answers, so the very next request sees it (a revoked session is
+//! refused, a new token accepted, a bought pack's credits shown). The policies live here,
+//! in one place, rather than in the handlers.
+
+use crate::{Follower, ProjectionError, ProjectionRunner};
+use std::time::Duration;
+use store::GlobalPosition;
+use tokio::time::Instant;
+
+/// A kind of change, and so what must show it before its command answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Visibility {
+    /// Registration, profile, avatar, two-factor settings: the accounts read model.
+    Account,
+    /// Sign-in, sign-out and session revocations: the sessions read model, so a revoked
+    /// token is refused by the very next request and a new one accepted.
+    Sessions,
+    /// A password change, which may revoke sessions: sessions, then the account.
+    SessionsAndAccount,
+    /// Credit holds, settlements, releases and claims: the credits read model.
+    Credits,
+    /// A purchase started: the billing read model (its checkout is then listed).
+    Purchase,
+    /// Subscription changes and completed purchases: the billing process reacts first
+    /// (invoices, charges, allowance credits), then the credits and billing read models
+    /// show what it appended.
+    Billing,
+    /// API and CLI tokens created, rotated or revoked.
+    AccessTokens,
+    /// Operator tokens created or revoked.
+    OperatorTokens,
+    /// An account deleted: the erasure reactor finishes (subscription ended, address
+    /// released, tokens revoked, key destroyed), then every read model holding the
+    /// account's rows shows it.
+    AccountDeletion,
+}
+
+impl Visibility {
+    /// The followers that must reach the change's position, then those that must reach
+    /// the head of the log as it stands once the first have (what reactors appended).
+    pub fn policy(self) -> (&'static [Follower], &'static [Follower]) {
+        use Follower as F;
+        match self {
+            Self::Account => (&[F::Accounts], &[]),
+            Self::Sessions => (&[F::Sessions], &[]),
+            Self::SessionsAndAccount => (&[F::Sessions, F::Accounts], &[]),
+            Self::Credits => (&[F::Credits], &[]),
+            Self::Purchase => (&[F::Billing], &[]),
+            Self::Billing => (&[F::BillingProcess], &[F::Credits, F::Billing]),
+            Self::AccessTokens => (&[F::AccessTokens], &[]),
+            Self::OperatorTokens => (&[F::OperatorTokens], &[]),
+            Self::AccountDeletion => (
+                &[F::AccountErasure],
+                &[
+                    F::Accounts,
+                    F::Sessions,
+                    F::Billing,
+                    F::AccessTokens,
+                    F::TokenUsage,
+                ],
+            ),
+        }
+    }
+}
+
+impl ProjectionRunner {
+    /// Waits until `change`, committed at `position`, is visible by its policy; each stage
+    /// waits at most `timeout`.
+    pub async fn wait_visible(
+        &self,
+        change: Visibility,
+        position: GlobalPosition,
+        timeout: Duration,
+    ) -> Result<(), ProjectionError> {
+        let (first, then) = change.policy();
+        self.wait_for(first, position, timeout).await?;
+        if !then.is_empty() {
+            let head = self.log.committed_head().await?;
+            self.wait_for(then, head.max(position), timeout).await?;
+        }
+        Ok(())
+    }
+
+    /// Waits until every projection in `names` has applied `position`.
+    pub async fn wait_for(
+        &self,
+        names: &[Follower],
+        position: GlobalPosition,
+        timeout: Duration,
+    ) -> Result<(), ProjectionError> {
+        let deadline = Instant::now() + timeout;
+        for name in names {
+            let progress = self
+                .progress
+                .get(name)
+                .ok_or_else(|| ProjectionError::UnknownProjection(name.key().to_owned()))?;
+            let mut seen = progress.subscribe();
+            loop {
+                if *seen.borrow_and_update() >= position.0 {
+                    break;
+                }
+                if Instant::now() >= deadline {
+                    return Err(ProjectionError::Lagging {
+                        name: *name,
+                        position,
+                    });
+                }
+                // The runner of this process announces progress at once; a runner in another
+                // process is only seen in the checkpoint table, looked at now and then.
+                tokio::select! {
+                    _ = seen.changed() => {}
+                    () = tokio::time::sleep_until(deadline.min(Instant::now() + Duration::from_millis(200))) => {
+                        let stored = self.checkpoint(*name).await?;
+                        self.publish(*name, stored);
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
