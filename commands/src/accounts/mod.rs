@@ -1,0 +1,174 @@
+//! Account commands: registration and deletion ([`lifecycle`](self::lifecycle)), sign-in
+//! with two-factor authentication ([`sign_in`](self::sign_in)), sessions and password
+//! ([`sessions`](self::sessions)), two-factor enrolment and re-authentication
+//! ([`security`](self::security)), profile and avatar ([`profile`](self::profile)).
+
+mod lifecycle;
+mod profile;
+mod security;
+mod sessions;
+mod sign_in;
+
+pub use lifecycle::RegisterAccount;
+pub use profile::ProfileChange;
+pub use security::RecoveryCodes;
+pub use sessions::ChangePassword;
+pub use sign_in::{FactorInput, SignIn, SignedIn};
+
+use crate::clock::Clock;
+use crate::error::CommandError;
+use crate::executor::{CommandContext, Executor};
+use crate::passwords::Passwords;
+use domain::account::{Account, AccountCommand, Fresh};
+use domain::{AccountId, Aggregate, SessionId, StreamCategory, Timestamp, password};
+use std::sync::Arc;
+use std::time::Duration;
+use store::{BlobStore, GlobalPosition};
+use vault::{DataKeys, EmailIndex};
+
+/// How long sessions live, and how recent a proof sensitive changes need.
+#[derive(Debug, Clone, Copy)]
+pub struct SessionPolicy {
+    /// A session ends this long after it started, however active.
+    pub absolute_ttl: Duration,
+    /// A session ends after this long without a request.
+    pub idle_timeout: Duration,
+    /// Sensitive changes need the session to have proved its credentials this recently.
+    pub reauthentication_window: Duration,
+}
+
+impl Default for SessionPolicy {
+    fn default() -> Self {
+        Self {
+            absolute_ttl: Duration::from_secs(30 * 24 * 3600),
+            idle_timeout: Duration::from_secs(7 * 24 * 3600),
+            reauthentication_window: Duration::from_secs(10 * 60),
+        }
+    }
+}
+
+/// A reservation whose account never came to exist may be taken over after this long.
+/// Requests time out long before, so the registration that made it is no longer running.
+pub const ABANDONED_RESERVATION_AFTER: Duration = Duration::from_secs(600);
+
+/// What a command changed, and where, for read-your-writes.
+#[derive(Debug, Clone, Copy)]
+pub struct Changed {
+    /// How many sessions were revoked.
+    pub sessions_revoked: usize,
+    /// The last position committed (`None`: nothing needed doing).
+    pub position: Option<GlobalPosition>,
+}
+
+/// The account command handlers.
+#[derive(Clone)]
+pub struct Accounts {
+    exec: Executor,
+    keys: Arc<DataKeys>,
+    email_index: EmailIndex,
+    passwords: Passwords,
+    blobs: Arc<dyn BlobStore>,
+    clock: Arc<dyn Clock>,
+    sessions: SessionPolicy,
+}
+
+fn invalid(field: &'static str, message: impl ToString) -> CommandError {
+    CommandError::Invalid {
+        field,
+        message: message.to_string(),
+    }
+}
+
+/// The stream of an account.
+pub fn account_stream(id: AccountId) -> String {
+    StreamCategory::Account.stream(id)
+}
+
+impl Accounts {
+    /// Handlers over `exec`.
+    pub fn new(
+        exec: Executor,
+        email_index: EmailIndex,
+        passwords: Passwords,
+        blobs: Arc<dyn BlobStore>,
+        clock: Arc<dyn Clock>,
+        sessions: SessionPolicy,
+    ) -> Self {
+        Self {
+            keys: exec.codec().keys().clone(),
+            exec,
+            email_index,
+            passwords,
+            blobs,
+            clock,
+            sessions,
+        }
+    }
+
+    /// The session lifetimes in force.
+    pub fn session_policy(&self) -> SessionPolicy {
+        self.sessions
+    }
+
+    /// The blob store avatars live in.
+    pub fn blobs(&self) -> &Arc<dyn BlobStore> {
+        &self.blobs
+    }
+
+    /// The account as its events describe it.
+    pub async fn account(&self, account_id: AccountId) -> Result<Account, CommandError> {
+        Ok(self
+            .exec
+            .load::<Account>(&account_stream(account_id))
+            .await?
+            .state)
+    }
+
+    async fn run(
+        &self,
+        ctx: &CommandContext,
+        account_id: AccountId,
+        at: Timestamp,
+        command: AccountCommand,
+    ) -> Result<crate::executor::Executed<Account>, CommandError> {
+        self.exec
+            .execute::<Account, _>(
+                &account_stream(account_id),
+                ctx,
+                Some(account_id.0),
+                at,
+                |state| Ok(state.decide(&command)?),
+            )
+            .await
+    }
+
+    /// The freshness a sensitive change by `session_id` needs now.
+    fn fresh(&self, session_id: SessionId, now: Timestamp) -> Fresh {
+        let window = self.sessions.reauthentication_window.as_micros() as i64;
+        Fresh {
+            session_id,
+            since: Timestamp::from_unix_micros(now.unix_micros().saturating_sub(window)),
+        }
+    }
+
+    /// Loads the account and checks `password` against it (argon2, off the runtime).
+    async fn verify_password(
+        &self,
+        account_id: AccountId,
+        password: &str,
+    ) -> Result<Account, CommandError> {
+        let account = self.account(account_id).await?;
+        if !account.is_registered() {
+            return Err(CommandError::AccountNotFound);
+        }
+        if password.chars().count() > password::MAX_CHARS
+            || !self
+                .passwords
+                .verify(password, account.password_hash.as_deref())
+                .await?
+        {
+            return Err(CommandError::WrongPassword);
+        }
+        Ok(account)
+    }
+}

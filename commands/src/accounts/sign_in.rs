@@ -1,0 +1,125 @@
+//! Sign-in: the password (argon2, off the runtime), the second factor with 2FA on, and
+//! the session it starts.
+
+use super::Accounts;
+use crate::error::CommandError;
+use crate::executor::CommandContext;
+use crate::tokens;
+use domain::account::{Account, AccountCommand, SecondFactor};
+use domain::email::EmailAddress;
+use domain::session::SessionOrigin;
+use domain::{AccountId, SessionId, Timestamp, password};
+use store::GlobalPosition;
+use uuid::Uuid;
+
+/// A second factor as a client sends it.
+#[derive(Debug, Clone)]
+pub enum FactorInput {
+    /// A 6-digit code from the authenticator app.
+    Totp(String),
+    /// One of the recovery codes.
+    RecoveryCode(String),
+}
+
+/// `POST /auth/login`.
+#[derive(Debug, Clone)]
+pub struct SignIn {
+    /// As typed.
+    pub email: String,
+    /// As typed.
+    pub password: String,
+    /// Needed with 2FA on.
+    pub second_factor: Option<FactorInput>,
+    /// Device, IP, location.
+    pub origin: SessionOrigin,
+}
+
+/// A started session.
+#[derive(Debug)]
+pub struct SignedIn {
+    /// The account.
+    pub account_id: AccountId,
+    /// The session.
+    pub session_id: SessionId,
+    /// The bearer token, handed to the client once.
+    pub token: String,
+    /// Absolute expiry.
+    pub expires_at: Timestamp,
+    /// Where it was committed.
+    pub position: GlobalPosition,
+}
+
+impl Accounts {
+    /// Turns what the client sent into the proof the aggregate checks; `None` when 2FA is
+    /// off. The aggregate refuses a step used before and an unknown recovery code.
+    pub(super) fn prove(
+        &self,
+        account: &Account,
+        input: Option<&FactorInput>,
+        now: Timestamp,
+    ) -> Result<Option<SecondFactor>, CommandError> {
+        let Some(secret) = &account.totp.secret else {
+            return Ok(None);
+        };
+        match input {
+            None => Err(CommandError::SecondFactorRequired),
+            Some(FactorInput::Totp(code)) => {
+                let unix = now.datetime().unix_timestamp().max(0) as u64;
+                crate::totp::verify(secret, code, unix)
+                    .map(|step| Some(SecondFactor::Totp { step }))
+                    .ok_or(CommandError::InvalidSecondFactor)
+            }
+            Some(FactorInput::RecoveryCode(code)) => Ok(Some(SecondFactor::RecoveryCode {
+                code_hash: crate::totp::hash_recovery_code(code),
+            })),
+        }
+    }
+
+    /// Starts a session if the e-mail and password match (and, with 2FA on, the code). A
+    /// wrong e-mail and a wrong password get the same error after the same work.
+    #[tracing::instrument(skip_all)]
+    pub async fn sign_in(
+        &self,
+        ctx: &CommandContext,
+        cmd: SignIn,
+    ) -> Result<SignedIn, CommandError> {
+        let account = match EmailAddress::parse(&cmd.email) {
+            Ok(email) if cmd.password.chars().count() <= password::MAX_CHARS => {
+                self.find_by_email(&email).await?
+            }
+            _ => None,
+        };
+        let hash = account.as_ref().and_then(|a| a.password_hash.as_deref());
+        let verified = self.passwords.verify(&cmd.password, hash).await?;
+        let (Some(account), true) = (account, verified) else {
+            return Err(CommandError::InvalidCredentials);
+        };
+        let account_id = account.id.ok_or(CommandError::InvalidCredentials)?;
+        let now = self.clock.now();
+        // Only someone who knows the password learns that a code is needed.
+        let second_factor = self.prove(&account, cmd.second_factor.as_ref(), now)?;
+
+        let issued = tokens::new_session_token();
+        let session_id = SessionId(Uuid::new_v4());
+        let expires_at = now.plus(self.sessions.absolute_ttl);
+        let start = AccountCommand::StartSession {
+            session_id,
+            token_hash: issued.hash.clone(),
+            verified_password_version: account.password_version,
+            second_factor,
+            expires_at,
+            origin: cmd.origin,
+            at: now,
+        };
+        let executed = self.run(ctx, account_id, now, start).await?;
+        Ok(SignedIn {
+            account_id,
+            session_id,
+            token: issued.token,
+            expires_at,
+            position: executed
+                .position
+                .ok_or_else(|| CommandError::Internal("sign-in appended nothing".into()))?,
+        })
+    }
+}

@@ -1,0 +1,87 @@
+//! Billing commands: credit-pack purchases ([`purchases`]), claims ([`claims`]), plan
+//! changes and renewals ([`subscriptions`]), invoices and their payment ([`invoices`]). What a subscription or a paid purchase must cause (an invoice, a charge,
+//! allowance credits) is done by [`Billing::on_subscription_event`] and
+//! [`Billing::on_purchase_completed`], which the billing worker calls for each such event;
+//! every step there is idempotent, so a replayed event changes nothing.
+
+mod claims;
+mod invoices;
+mod purchases;
+mod subscriptions;
+
+pub use purchases::StartedPurchase;
+
+use crate::clock::Clock;
+use crate::credits::Credits;
+use crate::error::{CommandError, Rejection};
+use crate::executor::Executor;
+use crate::payments::PaymentProvider;
+use domain::catalog::{Catalog, Plan};
+use domain::subscription::PlanTerms;
+use domain::{AccountId, StreamCategory, Timestamp};
+use std::sync::Arc;
+
+/// The billing command handlers.
+#[derive(Clone)]
+pub struct Billing {
+    exec: Executor,
+    credits: Credits,
+    catalog: Arc<Catalog>,
+    provider: Arc<dyn PaymentProvider>,
+    clock: Arc<dyn Clock>,
+}
+
+fn not_found(code: &'static str, what: &str) -> CommandError {
+    CommandError::rejected(Rejection::NotFound, code, format!("no such {what}"))
+}
+
+/// The subscription stream of an account.
+pub fn subscription_stream(account_id: AccountId) -> String {
+    StreamCategory::Subscription.stream(account_id)
+}
+
+impl Billing {
+    /// Handlers over `exec`, selling what `catalog` lists through `provider`.
+    pub fn new(
+        exec: Executor,
+        credits: Credits,
+        catalog: Arc<Catalog>,
+        provider: Arc<dyn PaymentProvider>,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        Self {
+            exec,
+            credits,
+            catalog,
+            provider,
+            clock,
+        }
+    }
+
+    /// What is for sale.
+    pub fn catalog(&self) -> &Catalog {
+        &self.catalog
+    }
+
+    /// The payment provider.
+    pub fn provider(&self) -> &Arc<dyn PaymentProvider> {
+        &self.provider
+    }
+
+    /// The terms of a plan as the catalog says now.
+    pub fn terms(&self, plan: &Plan) -> PlanTerms {
+        PlanTerms {
+            plan_id: plan.id.clone(),
+            price: self.catalog.money(plan.price),
+            credits: plan.credits_per_period,
+            period_secs: plan.period().as_secs(),
+            rank: plan.rank,
+        }
+    }
+}
+
+/// A day as `YYYY-MM-DD`.
+fn date(at: Timestamp) -> String {
+    let d = at.datetime().date();
+    format!("{:04}-{:02}-{:02}", d.year(), u8::from(d.month()), d.day())
+}
