@@ -19,7 +19,7 @@ use commands::idempotency::IdempotencyStore;
 use commands::notifications::Notifications;
 use commands::passwords::Passwords;
 use commands::payments::{PaymentProvider, SandboxProvider, WebhookSigner};
-use commands::throttle::{LoginThrottle, ThrottlePolicy};
+use commands::throttle::{Throttle, ThrottleKind, ThrottlePolicy};
 use commands::usage::TokenUsage;
 use commands::{Clock, EventCodec, Executor, SystemClock};
 use domain::catalog::Catalog;
@@ -249,6 +249,9 @@ impl App {
             storage.log.clone(),
             storage.codec.clone(),
         ));
+        // Throttles measure real time, whatever clock the domain runs on (tests move that
+        // one by hours; a lockout still lasts its seconds).
+        let throttle_clock: Arc<dyn Clock> = Arc::new(SystemClock);
         let state = AppState {
             db: storage.db.clone(),
             log: storage.log.clone(),
@@ -270,8 +273,20 @@ impl App {
             unsubscribe_links,
             token_usage: Arc::new(TokenUsage::new(storage.log.clone(), storage.codec.clone())),
             token_rate_limit: Arc::new(TokenRateLimit::new(serve.token_rate_limit)),
-            throttle: Arc::new(LoginThrottle::new(throttle)),
-            code_throttle: Arc::new(LoginThrottle::new(ThrottlePolicy::second_factor())),
+            throttle: Arc::new(Throttle::new(
+                ThrottleKind::Password,
+                throttle,
+                storage.db.clone(),
+                storage.master.throttle_secret(),
+                throttle_clock.clone(),
+            )),
+            code_throttle: Arc::new(Throttle::new(
+                ThrottleKind::SecondFactor,
+                ThrottlePolicy::second_factor(),
+                storage.db.clone(),
+                storage.master.throttle_secret(),
+                throttle_clock.clone(),
+            )),
             email_index,
             clock: clock.clone(),
             http: Arc::new(HttpSettings {

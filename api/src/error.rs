@@ -7,6 +7,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use commands::CommandError;
 use commands::error::Rejection;
+use commands::throttle::ThrottleError;
 use projections::ProjectionError;
 use serde::Serialize;
 use std::time::Duration;
@@ -144,6 +145,15 @@ impl IntoResponse for ApiError {
             _ => {}
         }
         response
+    }
+}
+
+impl From<ThrottleError> for ApiError {
+    fn from(error: ThrottleError) -> Self {
+        match error {
+            ThrottleError::Wait(wait) => Self::TooManyRequests(wait),
+            ThrottleError::Database(cause) => Self::Internal(cause.to_string()),
+        }
     }
 }
 

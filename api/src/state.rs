@@ -11,7 +11,7 @@ use commands::credits::Credits;
 use commands::idempotency::IdempotencyStore;
 use commands::notifications::Notifications;
 use commands::payments::WebhookSigner;
-use commands::throttle::LoginThrottle;
+use commands::throttle::Throttle;
 use commands::usage::TokenUsage;
 use commands::{Clock, EventCodec};
 use projections::ProjectionRunner;
@@ -60,9 +60,9 @@ pub struct AppState {
     /// The per-token rate limit.
     pub token_rate_limit: Arc<TokenRateLimit>,
     /// Sign-in throttling.
-    pub throttle: Arc<LoginThrottle>,
+    pub throttle: Arc<Throttle>,
     /// Stricter throttling of two-factor codes.
-    pub code_throttle: Arc<LoginThrottle>,
+    pub code_throttle: Arc<Throttle>,
     /// Keys the throttle by e-mail without keeping addresses in memory.
     pub email_index: EmailIndex,
     /// Now.

@@ -236,6 +236,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "mail",
         include_str!("../../migrations/sqlite/0003_mail.sql"),
     ),
+    (
+        4,
+        "throttle",
+        include_str!("../../migrations/sqlite/0004_throttle.sql"),
+    ),
 ];
 
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
@@ -253,6 +258,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         3,
         "mail",
         include_str!("../../migrations/postgres/0003_mail.sql"),
+    ),
+    (
+        4,
+        "throttle",
+        include_str!("../../migrations/postgres/0004_throttle.sql"),
     ),
 ];
 
@@ -283,5 +293,36 @@ impl<'s> MigrationSource<'s> for EmbeddedMigrations {
             })
             .collect();
         Box::pin(async move { Ok(migrations) })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A migration file that is not listed would silently never run.
+    #[test]
+    fn every_migration_file_is_embedded_in_order() {
+        for (backend, listed) in [
+            ("sqlite", SQLITE_MIGRATIONS),
+            ("postgres", POSTGRES_MIGRATIONS),
+        ] {
+            let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../migrations")
+                .join(backend);
+            let mut files: Vec<String> = std::fs::read_dir(&dir)
+                .unwrap()
+                .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+                .filter(|name| name.ends_with(".sql"))
+                .collect();
+            files.sort();
+            assert_eq!(files.len(), listed.len(), "{backend}: {files:?}");
+            for (n, (file, (version, _, sql))) in files.iter().zip(listed).enumerate() {
+                assert_eq!(*version, n as i64 + 1, "{backend}: {file}");
+                assert!(file.starts_with(&format!("{version:04}_")), "{file}");
+                let on_disk = std::fs::read_to_string(dir.join(file)).unwrap();
+                assert_eq!(on_disk, *sql, "{backend}: {file} is embedded as written");
+            }
+        }
     }
 }

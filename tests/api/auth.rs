@@ -166,7 +166,8 @@ async fn repeated_failures_are_throttled_without_locking_the_owner_out(backend: 
             .json(&json!({"email": "dave@example.com", "password": password}))
             .send()
     };
-    for _ in 0..6 {
+    // Five free attempts, then the back-off.
+    for _ in 0..5 {
         assert_eq!(
             attempt("203.0.113.9", "wrong-horse-7-battery")
                 .await
@@ -239,7 +240,32 @@ async fn sessions_expire_after_their_lifetime_and_when_idle(backend: Backend) {
     assert_eq!(error_code(response).await, "session_expired");
 }
 
+/// Sixty wrong passwords at once for one account from one address: they are counted as
+/// they start, so only the free attempts reach the password check.
+async fn a_burst_of_wrong_passwords_cannot_race_the_throttle(backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.register("erin@example.com").await;
+    let wrong = json!({"email": "erin@example.com", "password": "wrong-horse-7-battery"});
+    let burst = (0..60).map(|_| app.post("/auth/login", None, &wrong));
+    let statuses: Vec<StatusCode> = futures_util::future::join_all(burst)
+        .await
+        .into_iter()
+        .map(|r| r.status())
+        .collect();
+    let judged = statuses
+        .iter()
+        .filter(|s| **s == StatusCode::UNAUTHORIZED)
+        .count();
+    let refused = statuses
+        .iter()
+        .filter(|s| **s == StatusCode::TOO_MANY_REQUESTS)
+        .count();
+    assert!((1..=5).contains(&judged), "{judged} wrong passwords judged");
+    assert_eq!(judged + refused, 60, "{statuses:?}");
+}
+
 on_both_backends!(
+    a_burst_of_wrong_passwords_cannot_race_the_throttle,
     a_newcomer_registers_signs_in_reads_their_account_and_signs_out,
     an_address_registers_once_whatever_its_case,
     bad_registrations_get_a_clear_4xx_and_change_nothing,

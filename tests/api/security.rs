@@ -373,9 +373,35 @@ async fn sensitive_changes_need_a_recent_proof(backend: Backend) {
     );
 }
 
+/// Parallel guesses are counted as they start: of a burst of wrong codes, at most the free
+/// attempts are judged, and every other one is refused without being.
+async fn a_burst_of_wrong_codes_cannot_race_the_throttle(backend: Backend) {
+    let app = spawn_app_with_long_sessions(backend).await;
+    let (email, session) = app.signed_up().await;
+    let (secret, _) = turn_on_2fa(&app, &session).await;
+    let wrong = wrong_code(&app, &secret);
+    let burst = (0..200).map(|_| login_with(&app, &email, json!({"totp_code": wrong})));
+    let statuses: Vec<StatusCode> = futures_util::future::join_all(burst)
+        .await
+        .into_iter()
+        .map(|r| r.status())
+        .collect();
+    let judged = statuses
+        .iter()
+        .filter(|s| **s == StatusCode::UNAUTHORIZED)
+        .count();
+    let refused = statuses
+        .iter()
+        .filter(|s| **s == StatusCode::TOO_MANY_REQUESTS)
+        .count();
+    assert!((1..=5).contains(&judged), "{judged} wrong codes judged");
+    assert_eq!(judged + refused, 200, "{statuses:?}");
+}
+
 on_both_backends!(
     a_code_signs_in_once_per_step_and_a_recovery_code_once,
     wrong_codes_are_throttled,
+    a_burst_of_wrong_codes_cannot_race_the_throttle,
     recovery_codes_are_replaced_and_2fa_turned_off_with_password_and_code,
     sensitive_changes_need_a_recent_proof,
 );

@@ -65,6 +65,11 @@ impl MasterKey {
         self.derive("accounts/payments-webhook/v1")
     }
 
+    /// The key that hashes the throttles' keys (accounts and IPs).
+    pub fn throttle_secret(&self) -> [u8; 32] {
+        self.derive("accounts/throttle-keys/v1")
+    }
+
     /// The key that signs one-click unsubscribe links.
     pub fn unsubscribe_secret(&self) -> [u8; 32] {
         self.derive("accounts/unsubscribe-links/v1")

@@ -8,14 +8,13 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::post;
 use axum::{Json, Router};
-use commands::CommandError;
 use commands::accounts::{FactorInput, RegisterAccount, SignIn};
+use commands::throttle::{Secret, guarded};
 use domain::email::EmailAddress;
 use domain::session::RevocationReason;
 use projections::Visibility;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use std::time::Instant;
 use store::Actor;
 use utoipa::ToSchema;
 use uuid::Uuid;
@@ -149,21 +148,16 @@ pub async fn login(
     ApiJson(body): ApiJson<LoginRequest>,
 ) -> Result<(StatusCode, Json<LoginResponse>), ApiError> {
     let key = throttle_key(&state, &body.email);
-    state
-        .throttle
-        .check(&key, client.ip, Instant::now())
-        .map_err(ApiError::TooManyRequests)?;
     let second_factor = factor(body.totp_code, body.recovery_code)?;
+    let mut throttles = vec![(&*state.throttle, Secret::Password)];
     if second_factor.is_some() {
-        state
-            .code_throttle
-            .check(&key, client.ip, Instant::now())
-            .map_err(ApiError::TooManyRequests)?;
+        throttles.push((&*state.code_throttle, Secret::Code));
     }
-    let with_code = second_factor.is_some();
-    let signed_in = state
-        .accounts
-        .sign_in(
+    let signed_in = guarded(
+        &throttles,
+        &key,
+        client.ip,
+        state.accounts.sign_in(
             &ctx.command(Actor::Anonymous),
             SignIn {
                 email: body.email,
@@ -171,26 +165,9 @@ pub async fn login(
                 second_factor,
                 origin: client.origin(),
             },
-        )
-        .await;
-    let signed_in = match signed_in {
-        Ok(signed_in) => signed_in,
-        Err(CommandError::InvalidCredentials) => {
-            state.throttle.failed(&key, client.ip, Instant::now());
-            return Err(CommandError::InvalidCredentials.into());
-        }
-        Err(CommandError::InvalidSecondFactor) => {
-            state.code_throttle.failed(&key, client.ip, Instant::now());
-            return Err(CommandError::InvalidSecondFactor.into());
-        }
-        Err(other) => return Err(other.into()),
-    };
-    if with_code {
-        state
-            .code_throttle
-            .succeeded(&key, client.ip, Instant::now());
-    }
-    state.throttle.succeeded(&key, client.ip, Instant::now());
+        ),
+    )
+    .await??;
     visible(&state, Visibility::Sessions, Some(signed_in.position)).await?;
     Ok((
         StatusCode::CREATED,

@@ -8,11 +8,10 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, put};
 use axum::{Json, Router};
-use commands::CommandError;
 use commands::accounts::ChangePassword;
+use commands::throttle::{Secret, guarded};
 use projections::Visibility;
 use serde::{Deserialize, Serialize};
-use std::time::Instant;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
@@ -126,27 +125,18 @@ pub async fn delete_account(
         ));
     }
     let key = format!("account:{}", session.account_id);
-    state
-        .throttle
-        .check(&key, client.ip, Instant::now())
-        .map_err(ApiError::TooManyRequests)?;
-    let deleted = state
-        .accounts
-        .delete_account(
+    let position = guarded(
+        &[(&*state.throttle, Secret::Password)],
+        &key,
+        client.ip,
+        state.accounts.delete_account(
             &ctx.command(session.actor()),
             session.account_id,
             session.session_id,
             &body.password,
-        )
-        .await;
-    let position = match deleted {
-        Ok(position) => position,
-        Err(CommandError::WrongPassword) => {
-            state.throttle.failed(&key, client.ip, Instant::now());
-            return Err(CommandError::WrongPassword.into());
-        }
-        Err(other) => return Err(other.into()),
-    };
+        ),
+    )
+    .await??;
     visible(&state, Visibility::AccountDeletion, position).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -189,13 +179,11 @@ pub async fn change_password(
 ) -> Result<Json<ChangePasswordResponse>, ApiError> {
     // Guessing the current password through this route is throttled like sign-in.
     let key = format!("account:{}", session.account_id);
-    state
-        .throttle
-        .check(&key, client.ip, Instant::now())
-        .map_err(ApiError::TooManyRequests)?;
-    let changed = state
-        .accounts
-        .change_password(
+    let changed = guarded(
+        &[(&*state.throttle, Secret::Password)],
+        &key,
+        client.ip,
+        state.accounts.change_password(
             &ctx.command(session.actor()),
             session.account_id,
             session.session_id,
@@ -204,16 +192,9 @@ pub async fn change_password(
                 new_password: body.new_password,
                 sign_out_other_sessions: body.sign_out_other_sessions,
             },
-        )
-        .await;
-    let changed = match changed {
-        Ok(changed) => changed,
-        Err(CommandError::WrongPassword) => {
-            state.throttle.failed(&key, client.ip, Instant::now());
-            return Err(CommandError::WrongPassword.into());
-        }
-        Err(other) => return Err(other.into()),
-    };
+        ),
+    )
+    .await??;
     visible(&state, Visibility::SessionsAndAccount, changed.position).await?;
     Ok(Json(ChangePasswordResponse {
         sessions_revoked: changed.sessions_revoked,

@@ -11,9 +11,9 @@ use axum::routing::post;
 use axum::{Json, Router};
 use commands::CommandError;
 use commands::accounts::FactorInput;
+use commands::throttle::{Secret, guarded};
 use projections::Visibility;
 use serde::{Deserialize, Serialize};
-use std::time::Instant;
 use utoipa::ToSchema;
 
 /// The routes of this module.
@@ -73,30 +73,27 @@ fn code_key(session: &CurrentSession) -> String {
     format!("account:{}", session.account_id)
 }
 
-/// Runs `f`, throttling wrong two-factor codes of the caller's account.
+/// Runs `f`, which checks the caller's `secrets`, under their throttles; wrong codes in a
+/// session are 403, not 401.
 async fn throttled<T>(
     state: &AppState,
     session: &CurrentSession,
     client: &ClientInfo,
+    secrets: &[Secret],
     f: impl Future<Output = Result<T, CommandError>>,
 ) -> Result<T, ApiError> {
-    let key = code_key(session);
-    state
-        .code_throttle
-        .check(&key, client.ip, Instant::now())
-        .map_err(ApiError::TooManyRequests)?;
-    match f.await {
-        Err(CommandError::InvalidSecondFactor) => {
-            state.code_throttle.failed(&key, client.ip, Instant::now());
-            Err(ApiError::Forbidden(
-                "invalid_second_factor",
-                "the code is wrong, expired or already used".into(),
-            ))
-        }
-        Err(CommandError::WrongPassword) => {
-            state.throttle.failed(&key, client.ip, Instant::now());
-            Err(CommandError::WrongPassword.into())
-        }
+    let throttles: Vec<_> = secrets
+        .iter()
+        .map(|secret| match secret {
+            Secret::Password => (&*state.throttle, *secret),
+            Secret::Code => (&*state.code_throttle, *secret),
+        })
+        .collect();
+    match guarded(&throttles, &code_key(session), client.ip, f).await? {
+        Err(CommandError::InvalidSecondFactor) => Err(ApiError::Forbidden(
+            "invalid_second_factor",
+            "the code is wrong, expired or already used".into(),
+        )),
         Err(CommandError::SecondFactorRequired) => Err(ApiError::Forbidden(
             "totp_required",
             "two-factor authentication is on: send a code".into(),
@@ -125,6 +122,7 @@ pub async fn confirm(
         &state,
         &session,
         &client,
+        &[Secret::Code],
         state.accounts.confirm_totp(
             &ctx.command(session.actor()),
             session.account_id,
@@ -197,6 +195,7 @@ pub async fn disable(
         &state,
         &session,
         &client,
+        &[Secret::Password, Secret::Code],
         state.accounts.disable_totp(
             &ctx.command(session.actor()),
             session.account_id,
@@ -246,14 +245,11 @@ pub async fn reauthenticate(
     ApiJson(body): ApiJson<ReauthenticateRequest>,
 ) -> Result<Json<Reauthenticated>, ApiError> {
     let second_factor = factor(body.totp_code, body.recovery_code)?;
-    state
-        .throttle
-        .check(&code_key(&session), client.ip, Instant::now())
-        .map_err(ApiError::TooManyRequests)?;
     throttled(
         &state,
         &session,
         &client,
+        &[Secret::Password, Secret::Code],
         state.accounts.reauthenticate(
             &ctx.command(session.actor()),
             session.account_id,

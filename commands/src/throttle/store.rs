@@ -1,0 +1,230 @@
+//! The throttle's counters in the database, so every API node sees the same ones. An
+//! attempt's check and its counting happen in one write transaction that holds its rows
+//! (`FOR UPDATE` on PostgreSQL; SQLite has one writer), so parallel attempts queue on the
+//! counters instead of all reading "not blocked".
+
+use super::ThrottlePolicy;
+use super::counters::{self, Counter, Scope};
+use domain::Timestamp;
+use sqlx::Row;
+use std::time::Duration;
+use store::{Backend, Database};
+
+/// One counter key of an attempt.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub(super) struct Key {
+    pub scope: Scope,
+    /// The stored key: scope tag and keyed hashes.
+    pub key: String,
+}
+
+/// How long a device stays known (exempt from account locks) after a success.
+pub(super) const KNOWN_FOR: Duration = Duration::from_secs(90 * 24 * 3600);
+
+fn placeholders(from: usize, n: usize) -> String {
+    (from..from + n)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+async fn load(
+    conn: &mut sqlx::AnyConnection,
+    backend: Backend,
+    throttle: &str,
+    keys: &[Key],
+) -> Result<Vec<(Scope, Option<Counter>)>, sqlx::Error> {
+    let lock = if backend == Backend::Postgres {
+        " ORDER BY key FOR UPDATE"
+    } else {
+        ""
+    };
+    let sql = format!(
+        "SELECT key, failures, window_start, blocked_until FROM throttle_counters \
+         WHERE throttle = $1 AND key IN ({}){lock}",
+        placeholders(2, keys.len())
+    );
+    let mut query = sqlx::query(&sql).bind(throttle);
+    for key in keys {
+        query = query.bind(&key.key);
+    }
+    let rows = query.fetch_all(&mut *conn).await?;
+    let mut found = Vec::with_capacity(keys.len());
+    for key in keys {
+        let row = rows
+            .iter()
+            .find(|row| row.try_get::<String, _>("key").is_ok_and(|k| k == key.key));
+        let counter = match row {
+            None => None,
+            Some(row) => Some(Counter {
+                failures: u32::try_from(row.try_get::<i64, _>("failures")?).unwrap_or(u32::MAX),
+                window_start: Timestamp::from_unix_micros(row.try_get("window_start")?),
+                blocked_until: row
+                    .try_get::<Option<i64>, _>("blocked_until")?
+                    .map(Timestamp::from_unix_micros),
+            }),
+        };
+        found.push((key.scope, counter));
+    }
+    Ok(found)
+}
+
+async fn save(
+    conn: &mut sqlx::AnyConnection,
+    throttle: &str,
+    policy: &ThrottlePolicy,
+    key: &Key,
+    counter: &Counter,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO throttle_counters \
+         (throttle, key, failures, window_start, blocked_until, expires_at) \
+         VALUES ($1, $2, $3, $4, $5, $6) \
+         ON CONFLICT (throttle, key) DO UPDATE SET failures = excluded.failures, \
+         window_start = excluded.window_start, blocked_until = excluded.blocked_until, \
+         expires_at = excluded.expires_at",
+    )
+    .bind(throttle)
+    .bind(&key.key)
+    .bind(i64::from(counter.failures))
+    .bind(counter.window_start.unix_micros())
+    .bind(counter.blocked_until.map(Timestamp::unix_micros))
+    .bind(counter.expires_at(policy).unix_micros())
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// Creates the rows an attempt locks, so two first attempts cannot both read "none".
+async fn ensure_rows(
+    conn: &mut sqlx::AnyConnection,
+    throttle: &str,
+    policy: &ThrottlePolicy,
+    keys: &[Key],
+    now: Timestamp,
+) -> Result<(), sqlx::Error> {
+    for key in keys {
+        let fresh = Counter::fresh(now);
+        sqlx::query(
+            "INSERT INTO throttle_counters \
+             (throttle, key, failures, window_start, blocked_until, expires_at) \
+             VALUES ($1, $2, 0, $3, NULL, $4) ON CONFLICT (throttle, key) DO NOTHING",
+        )
+        .bind(throttle)
+        .bind(&key.key)
+        .bind(now.unix_micros())
+        .bind(fresh.expires_at(policy).unix_micros())
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(())
+}
+
+async fn is_known(
+    conn: &mut sqlx::AnyConnection,
+    throttle: &str,
+    device: Option<(&str, &str)>,
+    now: Timestamp,
+) -> Result<bool, sqlx::Error> {
+    let Some((account, ip)) = device else {
+        return Ok(false);
+    };
+    let seen: Option<i64> = sqlx::query_scalar(
+        "SELECT seen_at FROM throttle_known_devices \
+         WHERE throttle = $1 AND account_key = $2 AND ip_key = $3",
+    )
+    .bind(throttle)
+    .bind(account)
+    .bind(ip)
+    .fetch_optional(&mut *conn)
+    .await?;
+    Ok(seen.is_some_and(|at| now.since(Timestamp::from_unix_micros(at)) < KNOWN_FOR))
+}
+
+/// Checks an attempt and, unless it must wait, counts it: `Ok(Err(wait))` when refused.
+pub(super) async fn begin(
+    db: &Database,
+    throttle: &str,
+    policy: &ThrottlePolicy,
+    keys: &[Key],
+    device: Option<(&str, &str)>,
+    now: Timestamp,
+) -> Result<Result<(), Duration>, sqlx::Error> {
+    let mut w = db.begin_write().await?;
+    ensure_rows(&mut w, throttle, policy, keys, now).await?;
+    let counters = load(&mut w, db.backend(), throttle, keys).await?;
+    let known = is_known(&mut w, throttle, device, now).await?;
+    if let Some(wait) = counters::wait(&counters, known, now) {
+        return Ok(Err(wait));
+    }
+    for (key, (scope, counter)) in keys.iter().zip(counters) {
+        let mut counter = counter.unwrap_or(Counter::fresh(now));
+        counters::count(policy, scope, &mut counter, now);
+        save(&mut w, throttle, policy, key, &counter).await?;
+    }
+    w.commit().await?;
+    Ok(Ok(()))
+}
+
+/// How an attempt that was counted at its start ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Outcome {
+    /// It succeeded: forgiven, and its device becomes known.
+    Succeeded,
+    /// It was never judged: its count is taken back.
+    Cancelled,
+}
+
+/// Settles an attempt that did not fail.
+pub(super) async fn settle(
+    db: &Database,
+    throttle: &str,
+    policy: &ThrottlePolicy,
+    keys: &[Key],
+    device: Option<(&str, &str)>,
+    outcome: Outcome,
+    now: Timestamp,
+) -> Result<(), sqlx::Error> {
+    let mut w = db.begin_write().await?;
+    let counters = load(&mut w, db.backend(), throttle, keys).await?;
+    for (key, (scope, counter)) in keys.iter().zip(counters) {
+        if let Some(mut counter) = counter {
+            match outcome {
+                Outcome::Succeeded => counters::forgive(scope, &mut counter, now),
+                Outcome::Cancelled => counters::uncount(&mut counter),
+            }
+            save(&mut w, throttle, policy, key, &counter).await?;
+        }
+    }
+    let device = device.filter(|_| outcome == Outcome::Succeeded);
+    if let Some((account, ip)) = device {
+        sqlx::query(
+            "INSERT INTO throttle_known_devices (throttle, account_key, ip_key, seen_at) \
+             VALUES ($1, $2, $3, $4) ON CONFLICT (throttle, account_key, ip_key) \
+             DO UPDATE SET seen_at = excluded.seen_at",
+        )
+        .bind(throttle)
+        .bind(account)
+        .bind(ip)
+        .bind(now.unix_micros())
+        .execute(&mut **w)
+        .await?;
+    }
+    w.commit().await?;
+    Ok(())
+}
+
+/// Deletes counters and known devices that no longer matter.
+pub(super) async fn sweep(db: &Database, now: Timestamp) -> Result<(), sqlx::Error> {
+    let mut w = db.begin_write().await?;
+    sqlx::query("DELETE FROM throttle_counters WHERE expires_at < $1")
+        .bind(now.unix_micros())
+        .execute(&mut **w)
+        .await?;
+    sqlx::query("DELETE FROM throttle_known_devices WHERE seen_at < $1")
+        .bind(now.unix_micros() - i64::try_from(KNOWN_FOR.as_micros()).unwrap_or(i64::MAX))
+        .execute(&mut **w)
+        .await?;
+    w.commit().await?;
+    Ok(())
+}
