@@ -307,7 +307,7 @@ mod tests {
             ("sqlite", SQLITE_MIGRATIONS),
             ("postgres", POSTGRES_MIGRATIONS),
         ] {
-            let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
                 .join("../migrations")
                 .join(backend);
             let mut files: Vec<String> = std::fs::read_dir(&dir)
