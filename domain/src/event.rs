@@ -307,7 +307,6 @@ mod tests {
                 declaration.personal_fields, personal,
                 "personal fields of {event_type}"
             );
-            assert_eq!(declaration.schema_version, DEFAULT_SCHEMA_VERSION);
             lines += 1;
         }
         assert_eq!(lines, 43);
