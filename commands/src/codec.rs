@@ -5,7 +5,7 @@
 use async_trait::async_trait;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use domain::event::CURRENT_SCHEMA_VERSION;
+use domain::event::DEFAULT_SCHEMA_VERSION;
 use domain::{DomainEvent, StreamCategory};
 use serde_json::{Map, Value};
 use std::sync::Arc;
@@ -126,7 +126,7 @@ impl EventCodec {
                 payload: Payload::Unknown,
             });
         };
-        let mut data = upcast(&envelope.event_type, schema_version, data)?;
+        let mut data = upcast(category, &envelope.event_type, schema_version, data)?;
         let object = data
             .as_object_mut()
             .ok_or_else(|| CodecError::Malformed(format!("event {event_id} is not an object")))?;
@@ -172,13 +172,103 @@ impl EventDecoder for EventCodec {
     }
 }
 
-/// Brings a stored payload of any schema version to the current one. Every upcaster of the
-/// service lives here, keyed by event type and version; none is needed yet.
-pub fn upcast(event_type: &str, schema_version: u32, data: Value) -> Result<Value, CodecError> {
-    match schema_version {
-        CURRENT_SCHEMA_VERSION => Ok(data),
-        other => Err(CodecError::Malformed(format!(
-            "{event_type} has schema version {other}, which this service cannot read"
-        ))),
+/// Brings a stored payload of any schema version to the one this code writes for its type
+/// (its `#[event(version = N)]`). Every upcaster of the service lives in [`UPCASTERS`],
+/// keyed by event type and the version it reads; none is needed yet. A type this version
+/// does not know is taken to be at version 1, as every type was before versions were
+/// declared per type: it then decodes as [`Payload::Unknown`].
+pub fn upcast(
+    category: StreamCategory,
+    event_type: &str,
+    schema_version: u32,
+    mut data: Value,
+) -> Result<Value, CodecError> {
+    let current = category
+        .declaration_of(event_type)
+        .map_or(DEFAULT_SCHEMA_VERSION, |declaration| {
+            declaration.schema_version
+        });
+    let mut version = schema_version;
+    while version < current {
+        let Some((.., step)) = UPCASTERS
+            .iter()
+            .find(|(name, from, _)| *name == event_type && *from == version)
+        else {
+            break;
+        };
+        data = step(data)?;
+        version += 1;
+    }
+    if version == current {
+        Ok(data)
+    } else {
+        Err(CodecError::Malformed(format!(
+            "{event_type} has schema version {schema_version}, which this service cannot read"
+        )))
+    }
+}
+
+/// One upcasting step: the event type, the schema version it reads, and the function that
+/// returns the payload (personal fields still sealed) at the next version.
+pub type Upcaster = (&'static str, u32, fn(Value) -> Result<Value, CodecError>);
+
+/// Every upcaster, e.g. `("SessionStarted", 1, session_started_v1_to_v2)` once
+/// `SessionStarted` is declared `#[event(version = 2, ...)]`.
+pub const UPCASTERS: &[Upcaster] = &[];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn upcast_passes_the_current_version_and_refuses_versions_it_cannot_read() {
+        let data = serde_json::json!({ "session_id": "s" });
+        let account = StreamCategory::Account;
+        let current = account.declaration_of("SessionRevoked").unwrap();
+        let current = current.schema_version;
+        assert_eq!(
+            upcast(account, "SessionRevoked", current, data.clone()).unwrap(),
+            data
+        );
+        for version in [0, current + 1] {
+            assert!(matches!(
+                upcast(account, "SessionRevoked", version, data.clone()),
+                Err(CodecError::Malformed(_))
+            ));
+        }
+        // A type this version does not know is read at version 1, then decodes as Unknown.
+        assert_eq!(
+            upcast(account, "FromTheFuture", 1, data.clone()).unwrap(),
+            data
+        );
+        assert!(upcast(account, "FromTheFuture", 2, data).is_err());
+    }
+
+    #[test]
+    fn every_older_version_of_a_declared_type_has_an_upcaster() {
+        for category in StreamCategory::ALL {
+            for declaration in category.declarations() {
+                let event_type = declaration.event_type;
+                for from in DEFAULT_SCHEMA_VERSION..declaration.schema_version {
+                    assert!(
+                        UPCASTERS
+                            .iter()
+                            .any(|(t, v, _)| *t == event_type && *v == from),
+                        "{event_type} is at version {}: stored version {from} needs an upcaster",
+                        declaration.schema_version
+                    );
+                }
+            }
+        }
+        for (event_type, from, _) in UPCASTERS {
+            let current = StreamCategory::ALL
+                .into_iter()
+                .find_map(|category| category.declaration_of(event_type))
+                .map(|declaration| declaration.schema_version);
+            assert!(
+                current.is_some_and(|current| *from < current),
+                "the upcaster of {event_type} v{from} reads a version below the current one"
+            );
+        }
     }
 }

@@ -3,6 +3,7 @@
 //! one life cycle but are never interchangeable: the kind is fixed at creation, carried in
 //! the token's prefix, and checked by every route that accepts a token.
 
+use crate::event::Event;
 use crate::{AccountId, Aggregate, Timestamp};
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
@@ -82,10 +83,12 @@ impl Scope {
 }
 
 /// What happened to an access token.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Event)]
 #[serde(tag = "type")]
+#[event(stream = "accesstoken")]
 pub enum AccessTokenEvent {
     /// Issued; only the hash of the secret is stored.
+    #[event(no_personal_data)]
     AccessTokenCreated {
         /// The owner.
         account_id: AccountId,
@@ -105,6 +108,7 @@ pub enum AccessTokenEvent {
         at: Timestamp,
     },
     /// A new secret replaced the old, which keeps working until `previous_valid_until`.
+    #[event(no_personal_data)]
     AccessTokenRotated {
         /// SHA-256 of the new secret.
         token_hash: String,
@@ -118,21 +122,11 @@ pub enum AccessTokenEvent {
         at: Timestamp,
     },
     /// Revoked: refused from the next request on.
+    #[event(no_personal_data)]
     AccessTokenRevoked {
         /// When.
         at: Timestamp,
     },
-}
-
-impl AccessTokenEvent {
-    /// The event's name as stored in the log.
-    pub fn event_type(&self) -> &'static str {
-        match self {
-            Self::AccessTokenCreated { .. } => "AccessTokenCreated",
-            Self::AccessTokenRotated { .. } => "AccessTokenRotated",
-            Self::AccessTokenRevoked { .. } => "AccessTokenRevoked",
-        }
-    }
 }
 
 /// What may be asked of an access token.
@@ -351,10 +345,12 @@ pub struct DailyRequests {
 
 /// Usage of an account's tokens (`usage-<account id>`), appended once per token per
 /// flush interval rather than once per request.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Event)]
 #[serde(tag = "type")]
+#[event(stream = "usage")]
 pub enum UsageEvent {
     /// What one token did since the last flush.
+    #[event(personal(last_ip, last_user_agent))]
     TokenUsed {
         /// The token.
         token_id: Uuid,
@@ -367,20 +363,6 @@ pub enum UsageEvent {
         /// Its user agent (personal: sealed).
         last_user_agent: Option<String>,
     },
-}
-
-impl UsageEvent {
-    /// The event's name as stored in the log.
-    pub fn event_type(&self) -> &'static str {
-        match self {
-            Self::TokenUsed { .. } => "TokenUsed",
-        }
-    }
-
-    /// Fields sealed with the account's data key.
-    pub fn personal_fields(&self) -> &'static [&'static str] {
-        &["last_ip", "last_user_agent"]
-    }
 }
 
 #[cfg(test)]

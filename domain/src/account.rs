@@ -6,6 +6,7 @@ mod decide;
 
 use crate::Aggregate;
 use crate::email::{DisplayName, EmailAddress};
+use crate::event::Event;
 use crate::profile::Bio;
 use crate::session::{ActiveSession, RevocationReason, SessionOrigin, SessionStatus};
 use crate::{AccountId, SessionId, Timestamp};
@@ -29,10 +30,12 @@ pub enum SecondFactor {
 }
 
 /// What happened to an account. Stored in the `account-<id>` stream.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Event)]
 #[serde(tag = "type")]
+#[event(stream = "account")]
 pub enum AccountEvent {
     /// An account was created.
+    #[event(personal(email, display_name, password_hash))]
     AccountRegistered {
         /// The new account.
         account_id: AccountId,
@@ -46,6 +49,7 @@ pub enum AccountEvent {
         registered_at: Timestamp,
     },
     /// The password was replaced.
+    #[event(personal(password_hash))]
     PasswordChanged {
         /// The new argon2id PHC string.
         password_hash: String,
@@ -55,6 +59,7 @@ pub enum AccountEvent {
         changed_by_session: Option<SessionId>,
     },
     /// A sign-in started a session.
+    #[event(personal(origin))]
     SessionStarted {
         /// The new session.
         session_id: SessionId,
@@ -71,6 +76,7 @@ pub enum AccountEvent {
         second_factor: Option<SecondFactor>,
     },
     /// A sign-in came from a device this account had not used before (for a notice).
+    #[event(personal(device, ip, location))]
     NewDeviceSignedIn {
         /// The session.
         session_id: SessionId,
@@ -84,6 +90,7 @@ pub enum AccountEvent {
         at: Timestamp,
     },
     /// A session proved the password (and second factor) again.
+    #[event(no_personal_data)]
     SessionReauthenticated {
         /// The session.
         session_id: SessionId,
@@ -94,6 +101,7 @@ pub enum AccountEvent {
         at: Timestamp,
     },
     /// A session ended before its expiry.
+    #[event(no_personal_data)]
     SessionRevoked {
         /// The session.
         session_id: SessionId,
@@ -103,6 +111,7 @@ pub enum AccountEvent {
         revoked_at: Timestamp,
     },
     /// 2FA enrolment began; nothing is enforced until confirmed.
+    #[event(personal(secret))]
     TotpEnrollmentStarted {
         /// The shared secret, base32.
         secret: String,
@@ -110,6 +119,7 @@ pub enum AccountEvent {
         at: Timestamp,
     },
     /// 2FA is on.
+    #[event(no_personal_data)]
     TotpEnabled {
         /// SHA-256 (hex) of each recovery code.
         recovery_code_hashes: Vec<String>,
@@ -119,6 +129,7 @@ pub enum AccountEvent {
         at: Timestamp,
     },
     /// 2FA is off.
+    #[event(no_personal_data)]
     TotpDisabled {
         /// The factor that confirmed it.
         second_factor: SecondFactor,
@@ -126,6 +137,7 @@ pub enum AccountEvent {
         at: Timestamp,
     },
     /// New recovery codes replace the old ones.
+    #[event(no_personal_data)]
     RecoveryCodesRegenerated {
         /// SHA-256 (hex) of each code.
         recovery_code_hashes: Vec<String>,
@@ -133,6 +145,7 @@ pub enum AccountEvent {
         at: Timestamp,
     },
     /// A recovery code was used up.
+    #[event(no_personal_data)]
     RecoveryCodeUsed {
         /// Its hash.
         code_hash: String,
@@ -142,6 +155,7 @@ pub enum AccountEvent {
         at: Timestamp,
     },
     /// The profile changed; absent fields did not.
+    #[event(personal(display_name, bio))]
     ProfileUpdated {
         /// New display name.
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -156,6 +170,7 @@ pub enum AccountEvent {
         at: Timestamp,
     },
     /// A new avatar, in the blob store.
+    #[event(no_personal_data)]
     AvatarChanged {
         /// Where it is stored.
         blob_key: String,
@@ -165,6 +180,7 @@ pub enum AccountEvent {
         at: Timestamp,
     },
     /// The avatar was removed.
+    #[event(no_personal_data)]
     AvatarRemoved {
         /// The blob that held it.
         blob_key: String,
@@ -172,6 +188,7 @@ pub enum AccountEvent {
         at: Timestamp,
     },
     /// The account was deleted; erasure (key, reservation, blobs) follows.
+    #[event(no_personal_data)]
     AccountDeleted {
         /// The e-mail reservation stream to release.
         reservation_stream: String,
@@ -181,50 +198,6 @@ pub enum AccountEvent {
         /// When.
         at: Timestamp,
     },
-}
-
-impl AccountEvent {
-    /// The event's name as stored in the log.
-    pub fn event_type(&self) -> &'static str {
-        match self {
-            Self::AccountRegistered { .. } => "AccountRegistered",
-            Self::PasswordChanged { .. } => "PasswordChanged",
-            Self::SessionStarted { .. } => "SessionStarted",
-            Self::NewDeviceSignedIn { .. } => "NewDeviceSignedIn",
-            Self::SessionReauthenticated { .. } => "SessionReauthenticated",
-            Self::SessionRevoked { .. } => "SessionRevoked",
-            Self::TotpEnrollmentStarted { .. } => "TotpEnrollmentStarted",
-            Self::TotpEnabled { .. } => "TotpEnabled",
-            Self::TotpDisabled { .. } => "TotpDisabled",
-            Self::RecoveryCodesRegenerated { .. } => "RecoveryCodesRegenerated",
-            Self::RecoveryCodeUsed { .. } => "RecoveryCodeUsed",
-            Self::ProfileUpdated { .. } => "ProfileUpdated",
-            Self::AvatarChanged { .. } => "AvatarChanged",
-            Self::AvatarRemoved { .. } => "AvatarRemoved",
-            Self::AccountDeleted { .. } => "AccountDeleted",
-        }
-    }
-
-    /// Top-level fields holding personal or secret data, sealed with the account's key.
-    pub fn personal_fields(&self) -> &'static [&'static str] {
-        match self {
-            Self::AccountRegistered { .. } => &["email", "display_name", "password_hash"],
-            Self::PasswordChanged { .. } => &["password_hash"],
-            Self::SessionStarted { .. } => &["origin"],
-            Self::NewDeviceSignedIn { .. } => &["device", "ip", "location"],
-            Self::TotpEnrollmentStarted { .. } => &["secret"],
-            Self::ProfileUpdated { .. } => &["display_name", "bio"],
-            Self::SessionReauthenticated { .. }
-            | Self::SessionRevoked { .. }
-            | Self::TotpEnabled { .. }
-            | Self::TotpDisabled { .. }
-            | Self::RecoveryCodesRegenerated { .. }
-            | Self::RecoveryCodeUsed { .. }
-            | Self::AvatarChanged { .. }
-            | Self::AvatarRemoved { .. }
-            | Self::AccountDeleted { .. } => &[],
-        }
-    }
 }
 
 /// Proof that a sensitive command comes from a session that proved its credentials

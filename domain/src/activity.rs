@@ -1,6 +1,7 @@
 //! Session activity: last-active times, counted in memory by the API and appended once per
 //! account per flush interval rather than once per request (see the README's "Activity").
 
+use crate::event::Event;
 use crate::{SessionId, Timestamp};
 use serde::{Deserialize, Serialize};
 
@@ -14,21 +15,14 @@ pub struct SessionSeen {
 }
 
 /// Stored in the `activity-<account id>` stream.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Event)]
 #[serde(tag = "type")]
+#[event(stream = "activity")]
 pub enum ActivityEvent {
     /// Sessions of one account were active during a flush interval.
+    #[event(no_personal_data)]
     SessionsActive {
         /// One entry per session seen.
         sessions: Vec<SessionSeen>,
     },
-}
-
-impl ActivityEvent {
-    /// The event's name as stored in the log.
-    pub fn event_type(&self) -> &'static str {
-        match self {
-            Self::SessionsActive { .. } => "SessionsActive",
-        }
-    }
 }

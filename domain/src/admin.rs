@@ -1,5 +1,6 @@
 //! Operator credentials (`admintoken-<id>`), accepted only on `/admin/*` routes.
 
+use crate::event::Event;
 use crate::{Aggregate, Timestamp};
 use serde::{Deserialize, Serialize};
 
@@ -24,10 +25,12 @@ impl AdminRole {
 }
 
 /// What happened to an operator token.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Event)]
 #[serde(tag = "type")]
+#[event(stream = "admintoken")]
 pub enum AdminTokenEvent {
     /// Created; only its hash is stored.
+    #[event(no_personal_data)]
     AdminTokenCreated {
         /// SHA-256 of the token.
         token_hash: String,
@@ -39,20 +42,11 @@ pub enum AdminTokenEvent {
         at: Timestamp,
     },
     /// Revoked: refused from now on.
+    #[event(no_personal_data)]
     AdminTokenRevoked {
         /// When.
         at: Timestamp,
     },
-}
-
-impl AdminTokenEvent {
-    /// The event's name as stored in the log.
-    pub fn event_type(&self) -> &'static str {
-        match self {
-            Self::AdminTokenCreated { .. } => "AdminTokenCreated",
-            Self::AdminTokenRevoked { .. } => "AdminTokenRevoked",
-        }
-    }
 }
 
 /// What may be asked of an operator token.

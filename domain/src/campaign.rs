@@ -1,15 +1,18 @@
 //! Claimable offers (`campaign-<offer id>`): the signup bonus and promotional campaigns.
 //! One claim per account; a campaign stops at its end date and at its credit budget.
 
+use crate::event::Event;
 use crate::{AccountId, Aggregate, Timestamp};
 use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
 
 /// What happened to a campaign.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Event)]
 #[serde(tag = "type")]
+#[event(stream = "campaign")]
 pub enum CampaignEvent {
     /// An account claimed the offer.
+    #[event(no_personal_data)]
     ClaimRedeemed {
         /// Who.
         account_id: AccountId,
@@ -18,15 +21,6 @@ pub enum CampaignEvent {
         /// When.
         at: Timestamp,
     },
-}
-
-impl CampaignEvent {
-    /// The event's name as stored in the log.
-    pub fn event_type(&self) -> &'static str {
-        match self {
-            Self::ClaimRedeemed { .. } => "ClaimRedeemed",
-        }
-    }
 }
 
 /// Claim the offer for an account.

@@ -8,6 +8,7 @@
 //! the lots it came from) or is released in full. Every step is idempotent by generation
 //! id, and the balance can never go below zero: a hold that does not fit is refused.
 
+use crate::event::Event;
 use crate::{Aggregate, Timestamp};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
@@ -96,10 +97,12 @@ pub struct Allocation {
 }
 
 /// What happened to a ledger.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Event)]
 #[serde(tag = "type")]
+#[event(stream = "credits")]
 pub enum CreditsEvent {
     /// A lot of credits arrived.
+    #[event(no_personal_data)]
     CreditsGranted {
         /// The new lot.
         lot_id: Uuid,
@@ -117,6 +120,7 @@ pub enum CreditsEvent {
         granted_at: Timestamp,
     },
     /// A generation reserved an estimate.
+    #[event(no_personal_data)]
     CreditsHeld {
         /// The client's generation id.
         generation_id: String,
@@ -135,6 +139,7 @@ pub enum CreditsEvent {
         api_token_id: Option<Uuid>,
     },
     /// A generation completed: the actual amount spent, the rest returned.
+    #[event(no_personal_data)]
     CreditsSpent {
         /// The generation.
         generation_id: String,
@@ -153,6 +158,7 @@ pub enum CreditsEvent {
         api_token_id: Option<Uuid>,
     },
     /// A hold was released in full.
+    #[event(no_personal_data)]
     HoldReleased {
         /// The generation.
         generation_id: String,
@@ -169,6 +175,7 @@ pub enum CreditsEvent {
         api_token_id: Option<Uuid>,
     },
     /// What was left of a lot expired.
+    #[event(no_personal_data)]
     CreditsExpired {
         /// The lot.
         lot_id: Uuid,
@@ -177,19 +184,6 @@ pub enum CreditsEvent {
         /// When.
         at: Timestamp,
     },
-}
-
-impl CreditsEvent {
-    /// The event's name as stored in the log.
-    pub fn event_type(&self) -> &'static str {
-        match self {
-            Self::CreditsGranted { .. } => "CreditsGranted",
-            Self::CreditsHeld { .. } => "CreditsHeld",
-            Self::CreditsSpent { .. } => "CreditsSpent",
-            Self::HoldReleased { .. } => "HoldReleased",
-            Self::CreditsExpired { .. } => "CreditsExpired",
-        }
-    }
 }
 
 /// What may be asked of a ledger.

@@ -3,6 +3,7 @@
 //! without gaps by construction (a failed append takes no number). Payment is recorded in
 //! the invoice's own stream (`invoice-<id>`), so paying does not contend on the series.
 
+use crate::event::Event;
 use crate::money::Money;
 use crate::{AccountId, Aggregate, Timestamp};
 use serde::{Deserialize, Serialize};
@@ -49,10 +50,12 @@ pub enum InvoiceReason {
 }
 
 /// Events of a yearly series.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Event)]
 #[serde(tag = "type")]
+#[event(stream = "invoices")]
 pub enum InvoiceSeriesEvent {
     /// An invoice got its number.
+    #[event(no_personal_data)]
     InvoiceIssued {
         /// The invoice.
         invoice_id: Uuid,
@@ -73,15 +76,6 @@ pub enum InvoiceSeriesEvent {
         /// When.
         issued_at: Timestamp,
     },
-}
-
-impl InvoiceSeriesEvent {
-    /// The event's name as stored in the log.
-    pub fn event_type(&self) -> &'static str {
-        match self {
-            Self::InvoiceIssued { .. } => "InvoiceIssued",
-        }
-    }
 }
 
 /// Issue an invoice (once per key).
@@ -164,10 +158,12 @@ impl Aggregate for InvoiceSeries {
 }
 
 /// Events of one invoice's own stream.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Event)]
 #[serde(tag = "type")]
+#[event(stream = "invoice")]
 pub enum InvoiceEvent {
     /// The invoice was paid.
+    #[event(no_personal_data)]
     InvoicePaid {
         /// Amount paid.
         amount: Money,
@@ -176,15 +172,6 @@ pub enum InvoiceEvent {
         /// When.
         paid_at: Timestamp,
     },
-}
-
-impl InvoiceEvent {
-    /// The event's name as stored in the log.
-    pub fn event_type(&self) -> &'static str {
-        match self {
-            Self::InvoicePaid { .. } => "InvoicePaid",
-        }
-    }
 }
 
 /// Record a payment (once).

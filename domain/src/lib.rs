@@ -5,6 +5,9 @@
 //! draws random numbers: time, ids and hashes arrive inside commands, so every rule can
 //! be tested as given(events) / when(command) / then(events or error) (see [`testing`]).
 
+// `#[derive(Event)]` names `::domain::event`, here as in the crates that use it.
+extern crate self as domain;
+
 pub mod access_token;
 pub mod account;
 pub mod activity;

@@ -2,6 +2,7 @@
 //! changes is an event of its own, so the consent history (who opted in to marketing, and
 //! when) replays exactly.
 
+use crate::event::Event;
 use crate::{Aggregate, Timestamp};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -55,10 +56,12 @@ impl Toggle {
 }
 
 /// What happened to the preferences.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Event)]
 #[serde(tag = "type")]
+#[event(stream = "preferences")]
 pub enum PreferencesEvent {
     /// One toggle changed.
+    #[event(no_personal_data)]
     NotificationPreferenceChanged {
         /// Which.
         toggle: Toggle,
@@ -69,15 +72,6 @@ pub enum PreferencesEvent {
         /// When.
         at: Timestamp,
     },
-}
-
-impl PreferencesEvent {
-    /// The event's name as stored in the log.
-    pub fn event_type(&self) -> &'static str {
-        match self {
-            Self::NotificationPreferenceChanged { .. } => "NotificationPreferenceChanged",
-        }
-    }
 }
 
 /// Change some toggles.

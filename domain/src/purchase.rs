@@ -1,15 +1,18 @@
 //! Credit-pack purchases (`purchase-<id>`): started at the payment provider, completed when
 //! the provider confirms payment (once, however often it says so).
 
+use crate::event::Event;
 use crate::money::Money;
 use crate::{AccountId, Aggregate, Timestamp};
 use serde::{Deserialize, Serialize};
 
 /// What happened to a purchase.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Event)]
 #[serde(tag = "type")]
+#[event(stream = "purchase")]
 pub enum PurchaseEvent {
     /// A checkout was opened at the provider.
+    #[event(no_personal_data)]
     PurchaseStarted {
         /// The buyer.
         account_id: AccountId,
@@ -25,22 +28,13 @@ pub enum PurchaseEvent {
         at: Timestamp,
     },
     /// The provider confirmed payment: grant the credits and issue the receipt.
+    #[event(no_personal_data)]
     PurchaseCompleted {
         /// The provider's event that confirmed it.
         provider_event_id: String,
         /// When.
         at: Timestamp,
     },
-}
-
-impl PurchaseEvent {
-    /// The event's name as stored in the log.
-    pub fn event_type(&self) -> &'static str {
-        match self {
-            Self::PurchaseStarted { .. } => "PurchaseStarted",
-            Self::PurchaseCompleted { .. } => "PurchaseCompleted",
-        }
-    }
 }
 
 /// What may be asked of a purchase.

@@ -1,14 +1,17 @@
 //! E-mail reservations: the uniqueness of an address is the revision check on its
 //! `email-<keyed hash>` stream, never a read-then-write race on a table.
 
+use crate::event::Event;
 use crate::{AccountId, Aggregate, Timestamp};
 use serde::{Deserialize, Serialize};
 
 /// What happened to a reservation.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Event)]
 #[serde(tag = "type")]
+#[event(stream = "email")]
 pub enum ReservationEvent {
     /// The address now belongs to `account_id`.
+    #[event(no_personal_data)]
     EmailReserved {
         /// The holder.
         account_id: AccountId,
@@ -16,22 +19,13 @@ pub enum ReservationEvent {
         at: Timestamp,
     },
     /// The address is free again.
+    #[event(no_personal_data)]
     EmailReleased {
         /// The former holder.
         account_id: AccountId,
         /// When.
         at: Timestamp,
     },
-}
-
-impl ReservationEvent {
-    /// The event's name as stored in the log.
-    pub fn event_type(&self) -> &'static str {
-        match self {
-            Self::EmailReserved { .. } => "EmailReserved",
-            Self::EmailReleased { .. } => "EmailReleased",
-        }
-    }
 }
 
 /// What may be asked of a reservation.

@@ -5,6 +5,7 @@
 //! so the rules stay pure. Invoices and allowance credits are not decided here: the billing
 //! worker reacts to these events and issues them, once per event.
 
+use crate::event::Event;
 use crate::money::{Money, prorate};
 use crate::{Aggregate, Timestamp};
 use serde::{Deserialize, Serialize};
@@ -31,10 +32,12 @@ impl PlanTerms {
 }
 
 /// What happened to a subscription.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Event)]
 #[serde(tag = "type")]
+#[event(stream = "subscription")]
 pub enum SubscriptionEvent {
     /// A first (or new, after an end) period started: charge it and grant its allowance.
+    #[event(no_personal_data)]
     SubscriptionStarted {
         /// The plan.
         terms: PlanTerms,
@@ -44,6 +47,7 @@ pub enum SubscriptionEvent {
         period_end: Timestamp,
     },
     /// An upgrade applied at once: charge and grant the prorated differences.
+    #[event(no_personal_data)]
     PlanUpgraded {
         /// The plan before.
         from_plan: String,
@@ -59,6 +63,7 @@ pub enum SubscriptionEvent {
         prorated_credits: u64,
     },
     /// A downgrade (or lateral change) takes effect at the end of the period.
+    #[event(no_personal_data)]
     PlanChangeScheduled {
         /// The plan from then on.
         plan_id: String,
@@ -66,11 +71,13 @@ pub enum SubscriptionEvent {
         effective_at: Timestamp,
     },
     /// A scheduled change was called off.
+    #[event(no_personal_data)]
     PlanChangeCancelled {
         /// When.
         at: Timestamp,
     },
     /// The subscription ends at the end of the paid period.
+    #[event(no_personal_data)]
     CancellationScheduled {
         /// When it ends.
         effective_at: Timestamp,
@@ -78,11 +85,13 @@ pub enum SubscriptionEvent {
         at: Timestamp,
     },
     /// A scheduled cancellation was undone.
+    #[event(no_personal_data)]
     SubscriptionResumed {
         /// When.
         at: Timestamp,
     },
     /// A new period began: charge it and grant its allowance.
+    #[event(no_personal_data)]
     SubscriptionRenewed {
         /// The plan for the new period.
         terms: PlanTerms,
@@ -92,26 +101,11 @@ pub enum SubscriptionEvent {
         period_end: Timestamp,
     },
     /// The subscription ended.
+    #[event(no_personal_data)]
     SubscriptionEnded {
         /// When.
         at: Timestamp,
     },
-}
-
-impl SubscriptionEvent {
-    /// The event's name as stored in the log.
-    pub fn event_type(&self) -> &'static str {
-        match self {
-            Self::SubscriptionStarted { .. } => "SubscriptionStarted",
-            Self::PlanUpgraded { .. } => "PlanUpgraded",
-            Self::PlanChangeScheduled { .. } => "PlanChangeScheduled",
-            Self::PlanChangeCancelled { .. } => "PlanChangeCancelled",
-            Self::CancellationScheduled { .. } => "CancellationScheduled",
-            Self::SubscriptionResumed { .. } => "SubscriptionResumed",
-            Self::SubscriptionRenewed { .. } => "SubscriptionRenewed",
-            Self::SubscriptionEnded { .. } => "SubscriptionEnded",
-        }
-    }
 }
 
 /// What may be asked of a subscription.
