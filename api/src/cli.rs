@@ -3,14 +3,14 @@
 
 use crate::app::{App, AppOptions, Storage};
 use crate::config::{
-    AdminTokenCommand, CampaignArgs, Cli, Command, MailCommand, RebuildArgs, ServeArgs,
+    CampaignArgs, Cli, Command, MailCommand, OperatorTokenCommand, RebuildArgs, ServeArgs,
     StorageArgs, WorkerArgs,
 };
 use crate::mail::{self, MailQueue};
 use anyhow::Context;
-use commands::admin::AdminTokens;
+use commands::operator_tokens::OperatorTokens;
 use commands::{CommandContext, SystemClock};
-use domain::admin::AdminRole;
+use domain::operator::OperatorRole;
 use projections::{Follower, ProjectionRunner};
 use std::sync::Arc;
 use std::time::Duration;
@@ -52,7 +52,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Some(Command::Migrate(args)) => migrate(args).await,
         Some(Command::Rebuild(args)) => rebuild(args).await,
         Some(Command::Reconcile(args)) => reconcile(args).await,
-        Some(Command::AdminToken(command)) => admin_token(command).await,
+        Some(Command::OperatorToken(command)) => operator_token(command).await,
         Some(Command::Notifier(args)) => notifier(args).await,
         Some(Command::Mailer(args)) => mailer(args).await,
         Some(Command::SendCampaign(args)) => send_campaign(args).await,
@@ -114,28 +114,27 @@ async fn reconcile(args: StorageArgs) -> anyhow::Result<Outcome> {
     })
 }
 
-async fn admin_token(command: AdminTokenCommand) -> anyhow::Result<Outcome> {
+async fn operator_token(command: OperatorTokenCommand) -> anyhow::Result<Outcome> {
     let storage_args = match &command {
-        AdminTokenCommand::Create { storage, .. } | AdminTokenCommand::Revoke { storage, .. } => {
-            storage.clone()
-        }
+        OperatorTokenCommand::Create { storage, .. }
+        | OperatorTokenCommand::Revoke { storage, .. } => storage.clone(),
     };
     let storage = Storage::open(&storage_args).await?;
     let projections = storage.runner(vec![]);
     projections.prepare().await?;
-    let tokens = AdminTokens::new(storage.exec.clone(), Arc::new(SystemClock));
+    let tokens = OperatorTokens::new(storage.exec.clone(), Arc::new(SystemClock));
     let ctx = CommandContext::system("cli");
     let output = match command {
-        AdminTokenCommand::Create { role, label, .. } => {
+        OperatorTokenCommand::Create { role, label, .. } => {
             let role = if role == "admin" {
-                AdminRole::Admin
+                OperatorRole::Admin
             } else {
-                AdminRole::Auditor
+                OperatorRole::Auditor
             };
             let created = tokens.create(&ctx, role, &label).await?;
             serde_json::json!({"token_id": created.token_id, "role": role.as_str(), "token": created.token})
         }
-        AdminTokenCommand::Revoke { token_id, .. } => {
+        OperatorTokenCommand::Revoke { token_id, .. } => {
             tokens.revoke(&ctx, token_id).await?;
             serde_json::json!({"token_id": token_id, "revoked": true})
         }

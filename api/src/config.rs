@@ -27,9 +27,9 @@ pub enum Command {
     /// Recompute balances, holds and invoices from the log and compare them with the read
     /// models; prints a JSON report and exits non-zero on any drift.
     Reconcile(StorageArgs),
-    /// Operator tokens for the `/admin` routes.
-    #[command(subcommand)]
-    AdminToken(AdminTokenCommand),
+    /// Operator tokens for the `/admin` routes (`admin-token` is the former name).
+    #[command(subcommand, visible_alias = "admin-token")]
+    OperatorToken(OperatorTokenCommand),
     /// Run only the notifier: decide the e-mails the log's events cause and publish them
     /// to RabbitMQ (needs `--amqp-url`).
     Notifier(WorkerArgs),
@@ -155,9 +155,9 @@ pub struct CampaignArgs {
     pub mail: MailArgs,
 }
 
-/// `accounts admin-token …`.
+/// `accounts operator-token …`.
 #[derive(Debug, Subcommand)]
-pub enum AdminTokenCommand {
+pub enum OperatorTokenCommand {
     /// Create a token and print it (once).
     Create {
         /// admin or auditor.

@@ -267,11 +267,11 @@ impl FromRequestParts<AppState> for Operator {
             )
         };
         let token = bearer_token(&parts.headers).ok_or_else(invalid)?;
-        if !token.starts_with(commands::tokens::ADMIN_TOKEN_PREFIX) || token.len() > 128 {
+        if !token.starts_with(commands::tokens::OPERATOR_TOKEN_PREFIX) || token.len() > 128 {
             return Err(invalid());
         }
         let (token_id, role) =
-            projections::admin_tokens::find_by_hash(&state.db, &hash_token(token))
+            projections::operator_tokens::find_by_hash(&state.db, &hash_token(token))
                 .await?
                 .ok_or_else(invalid)?;
         Ok(Self { token_id, role })

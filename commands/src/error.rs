@@ -158,9 +158,9 @@ impl From<domain::subscription::SubscriptionError> for CommandError {
     }
 }
 
-impl From<domain::campaign::CampaignError> for CommandError {
-    fn from(e: domain::campaign::CampaignError) -> Self {
-        use domain::campaign::CampaignError as E;
+impl From<domain::offer::OfferError> for CommandError {
+    fn from(e: domain::offer::OfferError) -> Self {
+        use domain::offer::OfferError as E;
         let message = e.to_string();
         match e {
             E::Ended => Self::rejected(Rejection::Gone, "claim_ended", message),
@@ -189,9 +189,9 @@ impl From<domain::invoice::InvoiceError> for CommandError {
     }
 }
 
-impl From<domain::admin::AdminTokenError> for CommandError {
-    fn from(e: domain::admin::AdminTokenError) -> Self {
-        use domain::admin::AdminTokenError as E;
+impl From<domain::operator::OperatorTokenError> for CommandError {
+    fn from(e: domain::operator::OperatorTokenError) -> Self {
+        use domain::operator::OperatorTokenError as E;
         let message = e.to_string();
         match e {
             E::Exists => Self::rejected(Rejection::Conflict, "token_exists", message),

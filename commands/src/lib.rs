@@ -10,7 +10,6 @@
 pub mod access_tokens;
 pub mod accounts;
 pub mod activity;
-pub mod admin;
 pub mod avatar;
 pub mod billing;
 pub mod clock;
@@ -20,6 +19,7 @@ pub mod error;
 pub mod executor;
 pub mod idempotency;
 pub mod notifications;
+pub mod operator_tokens;
 pub mod passwords;
 pub mod payments;
 pub mod throttle;

@@ -25,7 +25,7 @@ impl std::fmt::Debug for IssuedToken {
 }
 
 /// Prefix of operator tokens, accepted only on `/admin/*`.
-pub const ADMIN_TOKEN_PREFIX: &str = "adm_";
+pub const OPERATOR_TOKEN_PREFIX: &str = "adm_";
 
 /// A new token: `prefix` and 32 random bytes, base64url.
 pub fn new_token(prefix: &str) -> IssuedToken {

@@ -20,7 +20,7 @@ use uuid::Uuid;
 pub enum SourceKind {
     /// The signup bonus claim.
     SignupBonus,
-    /// A promotional campaign claim.
+    /// A promotional offer claimed.
     Promotion,
     /// A credit pack bought.
     Purchase,

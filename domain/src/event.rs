@@ -11,11 +11,11 @@ mod catalogue;
 use crate::access_token::{AccessTokenEvent, UsageEvent};
 use crate::account::AccountEvent;
 use crate::activity::ActivityEvent;
-use crate::admin::AdminTokenEvent;
-use crate::campaign::CampaignEvent;
 use crate::credits::CreditsEvent;
 use crate::invoice::{InvoiceEvent, InvoiceSeriesEvent};
 use crate::notifications::PreferencesEvent;
+use crate::offer::OfferEvent;
+use crate::operator::OperatorTokenEvent;
 use crate::purchase::PurchaseEvent;
 use crate::reservation::ReservationEvent;
 use crate::subscription::SubscriptionEvent;
@@ -157,9 +157,9 @@ catalogue! {
     /// `purchase-<uuid>`: a credit-pack purchase.
     Purchase => Purchase(PurchaseEvent),
     /// `campaign-<offer id>`: claims of an offer.
-    Campaign => Campaign(CampaignEvent),
+    Offer => Offer(OfferEvent),
     /// `admintoken-<uuid>`: an operator credential.
-    AdminToken => AdminToken(AdminTokenEvent),
+    OperatorToken => OperatorToken(OperatorTokenEvent),
     /// `accesstoken-<uuid>`: an API or CLI token of an account.
     AccessToken => AccessToken(AccessTokenEvent),
     /// `usage-<account uuid>`: request counts of the account's tokens.

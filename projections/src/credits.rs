@@ -1,19 +1,19 @@
 //! Credit read models: `credit_lots`, `credit_holds`, `credit_balances` (the balance card),
-//! `credit_transactions` (the history) and `claim_campaigns` (redemptions per offer).
+//! `credit_transactions` (the history) and `offer_claims` (redemptions per offer).
 
 use crate::Follower;
 use crate::runner::Projector;
 use crate::schema::{Table, Tables};
 use async_trait::async_trait;
-use domain::campaign::CampaignEvent;
 use domain::credits::{Allocation, CreditsEvent};
+use domain::offer::OfferEvent;
 use domain::{AccountId, DomainEvent, StreamCategory, Timestamp};
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 use store::{Database, DecodedEvent, GlobalPosition};
 use uuid::Uuid;
 
-/// Folds ledger and campaign events into the credit tables.
+/// Folds ledger and offer events into the credit tables.
 #[derive(Debug, Clone, Copy)]
 pub struct CreditsProjector;
 
@@ -79,7 +79,7 @@ const TABLES: &[Table] = &[
         )"],
     },
     Table {
-        name: "claim_campaigns",
+        name: "offer_claims",
         ddl: &["CREATE TABLE {t} (
             claim_id        TEXT PRIMARY KEY,
             redeemed        BIGINT NOT NULL,
@@ -130,7 +130,8 @@ impl Projector for CreditsProjector {
     }
 
     fn version(&self) -> i32 {
-        1
+        // 2: `claim_campaigns` renamed `offer_claims`.
+        2
     }
 
     fn tables(&self) -> &'static [Table] {
@@ -151,11 +152,11 @@ impl Projector for CreditsProjector {
                 };
                 apply_credits(conn, tables, account, decoded.envelope.position, event).await
             }
-            Some(DomainEvent::Campaign(CampaignEvent::ClaimRedeemed { credits, .. })) => {
-                let Some(claim_id) = StreamCategory::Campaign.id_in(stream) else {
+            Some(DomainEvent::Offer(OfferEvent::ClaimRedeemed { credits, .. })) => {
+                let Some(claim_id) = StreamCategory::Offer.id_in(stream) else {
                     return Ok(());
                 };
-                let t = tables.get("claim_campaigns");
+                let t = tables.get("offer_claims");
                 sqlx::query(&format!(
                     "INSERT INTO {t} (claim_id, redeemed, credits_granted) VALUES ($1, 1, $2) \
                      ON CONFLICT (claim_id) DO UPDATE SET redeemed = {t}.redeemed + 1, \
@@ -591,12 +592,11 @@ pub async fn transactions(
 }
 
 /// Redemptions of an offer: (accounts, credits granted).
-pub async fn campaign(db: &Database, claim_id: &str) -> Result<(u64, u64), sqlx::Error> {
-    let row =
-        sqlx::query("SELECT redeemed, credits_granted FROM claim_campaigns WHERE claim_id = $1")
-            .bind(claim_id)
-            .fetch_optional(db.pool())
-            .await?;
+pub async fn offer_redemptions(db: &Database, claim_id: &str) -> Result<(u64, u64), sqlx::Error> {
+    let row = sqlx::query("SELECT redeemed, credits_granted FROM offer_claims WHERE claim_id = $1")
+        .bind(claim_id)
+        .fetch_optional(db.pool())
+        .await?;
     row.map_or(Ok((0, 0)), |row| {
         Ok((
             row.try_get::<i64, _>("redeemed")? as u64,

@@ -8,11 +8,11 @@
 
 pub mod access_tokens;
 pub mod accounts;
-pub mod admin_tokens;
 pub mod billing;
 pub mod checkpoints;
 pub mod credits;
 mod names;
+pub mod operator_tokens;
 pub mod rebuild;
 pub mod reconciliation;
 pub mod runner;
@@ -35,7 +35,7 @@ pub fn all() -> Vec<Arc<dyn Projector>> {
         Arc::new(sessions::SessionsProjector),
         Arc::new(credits::CreditsProjector),
         Arc::new(billing::BillingProjector),
-        Arc::new(admin_tokens::AdminTokensProjector),
+        Arc::new(operator_tokens::OperatorTokensProjector),
         Arc::new(access_tokens::AccessTokensProjector),
         Arc::new(access_tokens::TokenUsageProjector),
     ]

@@ -15,7 +15,7 @@ pub enum Follower {
     Credits,
     /// Read model: subscriptions, purchases and invoices ([`crate::billing`]).
     Billing,
-    /// Read model: operator tokens ([`crate::admin_tokens`]).
+    /// Read model: operator tokens ([`crate::operator_tokens`]).
     OperatorTokens,
     /// Read model: API and CLI token hashes and summaries ([`crate::access_tokens`]).
     AccessTokens,

@@ -241,6 +241,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "throttle",
         include_str!("../../migrations/sqlite/0004_throttle.sql"),
     ),
+    (
+        5,
+        "offer claims",
+        include_str!("../../migrations/sqlite/0005_offer_claims.sql"),
+    ),
 ];
 
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
@@ -263,6 +268,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         4,
         "throttle",
         include_str!("../../migrations/postgres/0004_throttle.sql"),
+    ),
+    (
+        5,
+        "offer claims",
+        include_str!("../../migrations/postgres/0005_offer_claims.sql"),
     ),
 ];
 

@@ -1,4 +1,4 @@
-//! Claims: the signup bonus and promotional campaigns of the catalog.
+//! Claims: the signup bonus and promotional offers of the catalog.
 
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{CurrentSession, RequestContext};
@@ -31,7 +31,7 @@ pub struct ClaimView {
     pub credits: u64,
     /// available, redeemed, ended or exhausted.
     pub status: &'static str,
-    /// When the campaign ends (RFC 3339), if it does.
+    /// When the offer ends (RFC 3339), if it does.
     pub ends_at: Option<String>,
     /// When the granted credits expire, in days after the claim.
     pub lot_expires_after_days: Option<u32>,
@@ -50,7 +50,7 @@ async fn views(state: &AppState, session: &CurrentSession) -> Result<Vec<ClaimVi
     let mut views = Vec::new();
     for offer in &state.billing.catalog().claims {
         let key = format!("claim:{}", offer.id);
-        let (_, granted) = projections::credits::campaign(&state.db, &offer.id).await?;
+        let (_, granted) = projections::credits::offer_redemptions(&state.db, &offer.id).await?;
         let status = if lots.iter().any(|l| l.grant_key == key) {
             "redeemed"
         } else if offer.ends_at.is_some_and(|end| now >= end) {

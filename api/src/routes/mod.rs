@@ -1,6 +1,5 @@
 //! The HTTP routes: one `router()` per resource, merged here with the middleware.
 
-pub mod admin;
 pub mod auth;
 pub mod billing;
 pub mod claims;
@@ -8,6 +7,7 @@ pub mod credits;
 pub mod generations;
 pub mod me;
 pub mod notifications;
+pub mod operators;
 pub mod ops;
 pub mod payments;
 pub mod profile;
@@ -43,7 +43,7 @@ pub fn router(state: AppState, request_timeout: Duration) -> Router {
         .merge(billing::router())
         .merge(claims::router())
         .merge(payments::router())
-        .merge(admin::router())
+        .merge(operators::router())
         .merge(tokens::router())
         .merge(notifications::router())
         .merge(public_api::router(state.clone()))

@@ -5,7 +5,7 @@ use super::{Billing, not_found};
 use crate::credits::Grant;
 use crate::error::CommandError;
 use crate::executor::CommandContext;
-use domain::campaign::{Campaign, Redeem};
+use domain::offer::{Offer, Redeem};
 use domain::{AccountId, Aggregate, StreamCategory};
 use std::time::Duration;
 use store::GlobalPosition;
@@ -32,8 +32,8 @@ impl Billing {
             at,
         };
         self.exec
-            .execute::<Campaign, _>(
-                &StreamCategory::Campaign.stream(&offer.id),
+            .execute::<Offer, _>(
+                &StreamCategory::Offer.stream(&offer.id),
                 ctx,
                 None,
                 at,

@@ -6,7 +6,6 @@
 mod samples;
 
 use commands::codec::{EventCodec, SEALED_FIELD};
-use vault::{DataKeys, MasterKey};
 use commands::{Clock, Payload, SystemClock};
 use domain::{DomainEvent, StreamCategory};
 use serde_json::Value;
@@ -15,6 +14,7 @@ use std::sync::Arc;
 use store::testkit::TestSqlite;
 use store::{Actor, Database, ExpectedRevision, Metadata, RecordedEvent};
 use uuid::Uuid;
+use vault::{DataKeys, MasterKey};
 
 /// A sample as the log holds it.
 struct Stored {

@@ -6,13 +6,13 @@ use domain::DomainEvent;
 use domain::access_token::{AccessTokenEvent, DailyRequests, Scope, TokenKind, UsageEvent};
 use domain::account::{AccountEvent, SecondFactor};
 use domain::activity::{ActivityEvent, SessionSeen};
-use domain::admin::{AdminRole, AdminTokenEvent};
-use domain::campaign::CampaignEvent;
 use domain::credits::{Allocation, CreditsEvent, Feature, ReleaseReason, SourceKind};
 use domain::email::{DisplayName, EmailAddress};
 use domain::invoice::{InvoiceEvent, InvoiceLine, InvoiceReason, InvoiceSeriesEvent};
 use domain::money::Money;
 use domain::notifications::{PreferencesEvent, Toggle};
+use domain::offer::OfferEvent;
+use domain::operator::{OperatorRole, OperatorTokenEvent};
 use domain::profile::Bio;
 use domain::purchase::PurchaseEvent;
 use domain::reservation::ReservationEvent;
@@ -279,7 +279,7 @@ fn billing() -> Vec<DomainEvent> {
             at: at(44),
         },
     ];
-    let claim = CampaignEvent::ClaimRedeemed {
+    let claim = OfferEvent::ClaimRedeemed {
         account_id,
         credits: 50,
         at: at(45),
@@ -295,13 +295,13 @@ fn billing() -> Vec<DomainEvent> {
 
 fn tokens() -> Vec<DomainEvent> {
     let admin = [
-        AdminTokenEvent::AdminTokenCreated {
+        OperatorTokenEvent::OperatorTokenCreated {
             token_hash: "admin-token-hash".into(),
-            role: AdminRole::Auditor,
+            role: OperatorRole::Auditor,
             label: "reconciliation job".into(),
             at: at(50),
         },
-        AdminTokenEvent::AdminTokenRevoked { at: at(51) },
+        OperatorTokenEvent::OperatorTokenRevoked { at: at(51) },
     ];
     let access = [
         AccessTokenEvent::AccessTokenCreated {

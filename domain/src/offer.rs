@@ -1,16 +1,17 @@
-//! Claimable offers (`campaign-<offer id>`): the signup bonus and promotional campaigns.
-//! One claim per account; a campaign stops at its end date and at its credit budget.
+//! Claimable offers: the signup bonus and promotions of the catalog. One claim per account;
+//! an offer stops at its end date and at its credit budget. Their streams are named
+//! `campaign-<offer id>`, a stored name from before "campaign" came to mean newsletters.
 
 use crate::event::Event;
 use crate::{AccountId, Aggregate, Timestamp};
 use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
 
-/// What happened to a campaign.
+/// What happened to an offer.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Event)]
 #[serde(tag = "type")]
 #[event(stream = "campaign")]
-pub enum CampaignEvent {
+pub enum OfferEvent {
     /// An account claimed the offer.
     #[event(no_personal_data)]
     ClaimRedeemed {
@@ -30,7 +31,7 @@ pub struct Redeem {
     pub account_id: AccountId,
     /// Credits it grants.
     pub credits: u64,
-    /// The campaign's end, if any.
+    /// The offer's end, if any.
     pub ends_at: Option<Timestamp>,
     /// Its budget in credits, if any.
     pub budget_credits: Option<u64>,
@@ -40,7 +41,7 @@ pub struct Redeem {
 
 /// Why a claim was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum CampaignError {
+pub enum OfferError {
     /// Past its end.
     #[error("this offer has ended")]
     Ended,
@@ -51,39 +52,39 @@ pub enum CampaignError {
 
 /// Who claimed, and how much was granted.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Campaign {
+pub struct Offer {
     /// Accounts that claimed.
     pub redeemed: HashSet<AccountId>,
     /// Credits granted so far.
     pub credits_granted: u64,
 }
 
-impl Aggregate for Campaign {
-    type Event = CampaignEvent;
+impl Aggregate for Offer {
+    type Event = OfferEvent;
     type Command = Redeem;
-    type Error = CampaignError;
+    type Error = OfferError;
 
-    fn decide(&self, c: &Redeem) -> Result<Vec<CampaignEvent>, CampaignError> {
+    fn decide(&self, c: &Redeem) -> Result<Vec<OfferEvent>, OfferError> {
         if self.redeemed.contains(&c.account_id) {
             return Ok(vec![]);
         }
         if c.ends_at.is_some_and(|end| c.at >= end) {
-            return Err(CampaignError::Ended);
+            return Err(OfferError::Ended);
         }
         if c.budget_credits
             .is_some_and(|budget| self.credits_granted + c.credits > budget)
         {
-            return Err(CampaignError::BudgetExhausted);
+            return Err(OfferError::BudgetExhausted);
         }
-        Ok(vec![CampaignEvent::ClaimRedeemed {
+        Ok(vec![OfferEvent::ClaimRedeemed {
             account_id: c.account_id,
             credits: c.credits,
             at: c.at,
         }])
     }
 
-    fn evolve(&mut self, event: &CampaignEvent) {
-        let CampaignEvent::ClaimRedeemed {
+    fn evolve(&mut self, event: &OfferEvent) {
+        let OfferEvent::ClaimRedeemed {
             account_id,
             credits,
             ..
@@ -109,8 +110,8 @@ mod tests {
             at: Timestamp::from_unix_micros(at),
         }
     }
-    fn redeemed(n: u128) -> CampaignEvent {
-        CampaignEvent::ClaimRedeemed {
+    fn redeemed(n: u128) -> OfferEvent {
+        OfferEvent::ClaimRedeemed {
             account_id: AccountId(Uuid::from_u128(n)),
             credits: 100,
             at: Timestamp::from_unix_micros(0),
@@ -119,20 +120,20 @@ mod tests {
 
     #[test]
     fn one_claim_per_account() {
-        given::<Campaign>([]).when(redeem(1, 0)).then([redeemed(1)]);
-        given::<Campaign>([redeemed(1)]).when(redeem(1, 5)).then([]);
+        given::<Offer>([]).when(redeem(1, 0)).then([redeemed(1)]);
+        given::<Offer>([redeemed(1)]).when(redeem(1, 5)).then([]);
     }
 
     #[test]
     fn claims_stop_at_the_end_and_at_the_budget() {
-        given::<Campaign>([])
+        given::<Offer>([])
             .when(redeem(1, 1_000))
-            .then_error(CampaignError::Ended);
-        given::<Campaign>([redeemed(1), redeemed(2)])
+            .then_error(OfferError::Ended);
+        given::<Offer>([redeemed(1), redeemed(2)])
             .when(redeem(3, 0))
-            .then_error(CampaignError::BudgetExhausted);
+            .then_error(OfferError::BudgetExhausted);
         // Those who claimed still get an idempotent answer.
-        given::<Campaign>([redeemed(1), redeemed(2)])
+        given::<Offer>([redeemed(1), redeemed(2)])
             .when(redeem(2, 2_000))
             .then([]);
     }

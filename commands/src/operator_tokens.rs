@@ -3,8 +3,8 @@
 use crate::clock::Clock;
 use crate::error::CommandError;
 use crate::executor::{CommandContext, Executor};
-use crate::tokens::{ADMIN_TOKEN_PREFIX, new_token};
-use domain::admin::{AdminRole, AdminToken, AdminTokenCommand};
+use crate::tokens::{OPERATOR_TOKEN_PREFIX, new_token};
+use domain::operator::{OperatorRole, OperatorToken, OperatorTokenCommand};
 use domain::{Aggregate, StreamCategory};
 use std::sync::Arc;
 use store::GlobalPosition;
@@ -12,7 +12,7 @@ use uuid::Uuid;
 
 /// A newly created operator token.
 #[derive(Debug)]
-pub struct CreatedAdminToken {
+pub struct CreatedOperatorToken {
     /// Its id (to revoke it).
     pub token_id: Uuid,
     /// The secret, shown once.
@@ -23,12 +23,12 @@ pub struct CreatedAdminToken {
 
 /// Operator-token commands.
 #[derive(Clone)]
-pub struct AdminTokens {
+pub struct OperatorTokens {
     exec: Executor,
     clock: Arc<dyn Clock>,
 }
 
-impl AdminTokens {
+impl OperatorTokens {
     /// Handlers over `exec`.
     pub fn new(exec: Executor, clock: Arc<dyn Clock>) -> Self {
         Self { exec, clock }
@@ -38,13 +38,13 @@ impl AdminTokens {
     pub async fn create(
         &self,
         ctx: &CommandContext,
-        role: AdminRole,
+        role: OperatorRole,
         label: &str,
-    ) -> Result<CreatedAdminToken, CommandError> {
+    ) -> Result<CreatedOperatorToken, CommandError> {
         let token_id = Uuid::new_v4();
-        let issued = new_token(ADMIN_TOKEN_PREFIX);
+        let issued = new_token(OPERATOR_TOKEN_PREFIX);
         let at = self.clock.now();
-        let command = AdminTokenCommand::Create {
+        let command = OperatorTokenCommand::Create {
             token_hash: issued.hash.clone(),
             role,
             label: label.to_owned(),
@@ -52,15 +52,15 @@ impl AdminTokens {
         };
         let executed = self
             .exec
-            .execute::<AdminToken, _>(
-                &StreamCategory::AdminToken.stream(token_id),
+            .execute::<OperatorToken, _>(
+                &StreamCategory::OperatorToken.stream(token_id),
                 ctx,
                 None,
                 at,
                 |t| Ok(t.decide(&command)?),
             )
             .await?;
-        Ok(CreatedAdminToken {
+        Ok(CreatedOperatorToken {
             token_id,
             token: issued.token,
             position: executed
@@ -78,12 +78,12 @@ impl AdminTokens {
         let at = self.clock.now();
         let executed = self
             .exec
-            .execute::<AdminToken, _>(
-                &StreamCategory::AdminToken.stream(token_id),
+            .execute::<OperatorToken, _>(
+                &StreamCategory::OperatorToken.stream(token_id),
                 ctx,
                 None,
                 at,
-                |t| Ok(t.decide(&AdminTokenCommand::Revoke { at })?),
+                |t| Ok(t.decide(&OperatorTokenCommand::Revoke { at })?),
             )
             .await?;
         Ok(executed.position)

@@ -7,14 +7,14 @@ use serde::{Deserialize, Serialize};
 /// What an operator token may do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum AdminRole {
+pub enum OperatorRole {
     /// Everything under `/admin`.
     Admin,
     /// Read-only: reports such as reconciliation.
     Auditor,
 }
 
-impl AdminRole {
+impl OperatorRole {
     /// The stored name.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -27,23 +27,26 @@ impl AdminRole {
 /// What happened to an operator token.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Event)]
 #[serde(tag = "type")]
+// Stored names predate the word "operator" and never change.
 #[event(stream = "admintoken")]
-pub enum AdminTokenEvent {
+pub enum OperatorTokenEvent {
     /// Created; only its hash is stored.
+    #[serde(rename = "AdminTokenCreated")]
     #[event(no_personal_data)]
-    AdminTokenCreated {
+    OperatorTokenCreated {
         /// SHA-256 of the token.
         token_hash: String,
         /// Its role.
-        role: AdminRole,
+        role: OperatorRole,
         /// A note for operators.
         label: String,
         /// When.
         at: Timestamp,
     },
     /// Revoked: refused from now on.
+    #[serde(rename = "AdminTokenRevoked")]
     #[event(no_personal_data)]
-    AdminTokenRevoked {
+    OperatorTokenRevoked {
         /// When.
         at: Timestamp,
     },
@@ -51,13 +54,13 @@ pub enum AdminTokenEvent {
 
 /// What may be asked of an operator token.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum AdminTokenCommand {
+pub enum OperatorTokenCommand {
     /// Create it.
     Create {
         /// SHA-256 of the token.
         token_hash: String,
         /// Its role.
-        role: AdminRole,
+        role: OperatorRole,
         /// A note.
         label: String,
         /// Now.
@@ -72,7 +75,7 @@ pub enum AdminTokenCommand {
 
 /// Why an operator-token command was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum AdminTokenError {
+pub enum OperatorTokenError {
     /// The id is taken.
     #[error("the token already exists")]
     Exists,
@@ -83,48 +86,51 @@ pub enum AdminTokenError {
 
 /// An operator token.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct AdminToken {
+pub struct OperatorToken {
     /// Created.
-    pub role: Option<AdminRole>,
+    pub role: Option<OperatorRole>,
     /// Revoked.
     pub revoked: bool,
 }
 
-impl Aggregate for AdminToken {
-    type Event = AdminTokenEvent;
-    type Command = AdminTokenCommand;
-    type Error = AdminTokenError;
+impl Aggregate for OperatorToken {
+    type Event = OperatorTokenEvent;
+    type Command = OperatorTokenCommand;
+    type Error = OperatorTokenError;
 
-    fn decide(&self, c: &AdminTokenCommand) -> Result<Vec<AdminTokenEvent>, AdminTokenError> {
+    fn decide(
+        &self,
+        c: &OperatorTokenCommand,
+    ) -> Result<Vec<OperatorTokenEvent>, OperatorTokenError> {
         match c {
-            AdminTokenCommand::Create {
+            OperatorTokenCommand::Create {
                 token_hash,
                 role,
                 label,
                 at,
             } => {
                 if self.role.is_some() {
-                    return Err(AdminTokenError::Exists);
+                    return Err(OperatorTokenError::Exists);
                 }
-                Ok(vec![AdminTokenEvent::AdminTokenCreated {
+                Ok(vec![OperatorTokenEvent::OperatorTokenCreated {
                     token_hash: token_hash.clone(),
                     role: *role,
                     label: label.clone(),
                     at: *at,
                 }])
             }
-            AdminTokenCommand::Revoke { at } => match (self.role, self.revoked) {
-                (None, _) => Err(AdminTokenError::Unknown),
+            OperatorTokenCommand::Revoke { at } => match (self.role, self.revoked) {
+                (None, _) => Err(OperatorTokenError::Unknown),
                 (Some(_), true) => Ok(vec![]),
-                (Some(_), false) => Ok(vec![AdminTokenEvent::AdminTokenRevoked { at: *at }]),
+                (Some(_), false) => Ok(vec![OperatorTokenEvent::OperatorTokenRevoked { at: *at }]),
             },
         }
     }
 
-    fn evolve(&mut self, event: &AdminTokenEvent) {
+    fn evolve(&mut self, event: &OperatorTokenEvent) {
         match event {
-            AdminTokenEvent::AdminTokenCreated { role, .. } => self.role = Some(*role),
-            AdminTokenEvent::AdminTokenRevoked { .. } => self.revoked = true,
+            OperatorTokenEvent::OperatorTokenCreated { role, .. } => self.role = Some(*role),
+            OperatorTokenEvent::OperatorTokenRevoked { .. } => self.revoked = true,
         }
     }
 }

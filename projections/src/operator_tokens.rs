@@ -4,7 +4,7 @@ use crate::Follower;
 use crate::runner::Projector;
 use crate::schema::{Table, Tables};
 use async_trait::async_trait;
-use domain::admin::AdminTokenEvent;
+use domain::operator::OperatorTokenEvent;
 use domain::{DomainEvent, StreamCategory};
 use sqlx::{AnyConnection, Row};
 use store::{Database, DecodedEvent};
@@ -12,7 +12,7 @@ use uuid::Uuid;
 
 /// Folds operator-token events into `admin_tokens`. Revoked tokens are deleted.
 #[derive(Debug, Clone, Copy)]
-pub struct AdminTokensProjector;
+pub struct OperatorTokensProjector;
 
 const TABLES: &[Table] = &[Table {
     name: "admin_tokens",
@@ -26,7 +26,7 @@ const TABLES: &[Table] = &[Table {
 }];
 
 #[async_trait]
-impl Projector for AdminTokensProjector {
+impl Projector for OperatorTokensProjector {
     fn name(&self) -> Follower {
         Follower::OperatorTokens
     }
@@ -45,15 +45,15 @@ impl Projector for AdminTokensProjector {
         tables: &Tables,
         decoded: &DecodedEvent,
     ) -> Result<(), sqlx::Error> {
-        let Some(DomainEvent::AdminToken(event)) = decoded.event() else {
+        let Some(DomainEvent::OperatorToken(event)) = decoded.event() else {
             return Ok(());
         };
-        let Some(token_id) = StreamCategory::AdminToken.id_in(&decoded.envelope.stream) else {
+        let Some(token_id) = StreamCategory::OperatorToken.id_in(&decoded.envelope.stream) else {
             return Ok(());
         };
         let t = tables.get("admin_tokens");
         match event {
-            AdminTokenEvent::AdminTokenCreated {
+            OperatorTokenEvent::OperatorTokenCreated {
                 token_hash,
                 role,
                 label,
@@ -71,7 +71,7 @@ impl Projector for AdminTokensProjector {
                 .execute(&mut *conn)
                 .await?;
             }
-            AdminTokenEvent::AdminTokenRevoked { .. } => {
+            OperatorTokenEvent::OperatorTokenRevoked { .. } => {
                 sqlx::query(&format!("DELETE FROM {t} WHERE token_id = $1"))
                     .bind(token_id)
                     .execute(&mut *conn)
