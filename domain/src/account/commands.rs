@@ -1,0 +1,205 @@
+//! What a caller may ask of an account, and why it may be refused.
+
+use super::SecondFactor;
+use crate::email::{DisplayName, EmailAddress};
+use crate::profile::Bio;
+use crate::session::{RevocationReason, SessionOrigin};
+use crate::{AccountId, SessionId, Timestamp};
+
+/// Proof that a sensitive command comes from a session that proved its credentials
+/// recently: the session, and how recent its proof must be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Fresh {
+    /// The caller's session.
+    pub session_id: SessionId,
+    /// Its last proof must be at or after this instant.
+    pub since: Timestamp,
+}
+
+/// What a caller may ask of an account.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AccountCommand {
+    /// Create the account. The e-mail must already be reserved for it.
+    Register {
+        /// The new id.
+        account_id: AccountId,
+        /// Validated address.
+        email: EmailAddress,
+        /// Validated name.
+        display_name: DisplayName,
+        /// Hash of a password that passed the policy.
+        password_hash: String,
+        /// Now.
+        at: Timestamp,
+    },
+    /// Start a session after the password was verified against `verified_password_version`.
+    StartSession {
+        /// The new session.
+        session_id: SessionId,
+        /// SHA-256 (hex) of the token handed to the client.
+        token_hash: String,
+        /// The password version the credentials were checked against.
+        verified_password_version: u32,
+        /// The second factor proved, if any (required with 2FA on).
+        second_factor: Option<SecondFactor>,
+        /// Absolute expiry.
+        expires_at: Timestamp,
+        /// Where from.
+        origin: SessionOrigin,
+        /// Now.
+        at: Timestamp,
+    },
+    /// Refresh a session's proof of credentials.
+    Reauthenticate {
+        /// The session.
+        session_id: SessionId,
+        /// The password version the password was checked against.
+        verified_password_version: u32,
+        /// Required with 2FA on.
+        second_factor: Option<SecondFactor>,
+        /// Now.
+        at: Timestamp,
+    },
+    /// End a session: its own logout or a revoke from the session list.
+    RevokeSession {
+        /// The session to end.
+        session_id: SessionId,
+        /// Logout or revoke.
+        reason: RevocationReason,
+        /// Now.
+        at: Timestamp,
+    },
+    /// Revoke every live session but `keep`.
+    RevokeOtherSessions {
+        /// The caller's session.
+        keep: SessionId,
+        /// Now.
+        at: Timestamp,
+    },
+    /// Replace the password after the current one was verified against `verified_password_version`.
+    ChangePassword {
+        /// Hash of a new password that passed the policy.
+        new_password_hash: String,
+        /// The password version the current password was checked against.
+        verified_password_version: u32,
+        /// Also revoke every session but the caller's.
+        sign_out_other_sessions: bool,
+        /// The caller's session, which must have proved itself recently.
+        fresh: Fresh,
+        /// Now.
+        at: Timestamp,
+    },
+    /// Begin 2FA enrolment with a new secret.
+    StartTotpEnrollment {
+        /// Base32 secret.
+        secret: String,
+        /// Now.
+        at: Timestamp,
+    },
+    /// Turn 2FA on with a code of the pending secret.
+    ConfirmTotp {
+        /// Step of the code, verified against the pending secret.
+        step: u64,
+        /// Hashes of the new recovery codes.
+        recovery_code_hashes: Vec<String>,
+        /// Now.
+        at: Timestamp,
+    },
+    /// Turn 2FA off.
+    DisableTotp {
+        /// The password version the password was checked against.
+        verified_password_version: u32,
+        /// A code (or recovery code).
+        second_factor: SecondFactor,
+        /// Recent proof.
+        fresh: Fresh,
+        /// Now.
+        at: Timestamp,
+    },
+    /// Replace the recovery codes.
+    RegenerateRecoveryCodes {
+        /// Hashes of the new codes.
+        recovery_code_hashes: Vec<String>,
+        /// Recent proof.
+        fresh: Fresh,
+        /// Now.
+        at: Timestamp,
+    },
+    /// Change the profile; `None` fields stay.
+    UpdateProfile {
+        /// New display name.
+        display_name: Option<DisplayName>,
+        /// New bio.
+        bio: Option<Bio>,
+        /// Public or not.
+        public_profile: Option<bool>,
+        /// Now.
+        at: Timestamp,
+    },
+    /// Set the avatar (already stored).
+    SetAvatar {
+        /// Where it is stored.
+        blob_key: String,
+        /// Its media type.
+        content_type: String,
+        /// Now.
+        at: Timestamp,
+    },
+    /// Remove the avatar.
+    RemoveAvatar {
+        /// Now.
+        at: Timestamp,
+    },
+    /// Delete the account: every session ends now.
+    DeleteAccount {
+        /// The password version the password was checked against.
+        verified_password_version: u32,
+        /// The e-mail reservation stream to release.
+        reservation_stream: String,
+        /// Recent proof.
+        fresh: Fresh,
+        /// Now.
+        at: Timestamp,
+    },
+}
+
+/// Why an account command was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AccountError {
+    /// Registration of an id that already exists.
+    #[error("the account already exists")]
+    AlreadyRegistered,
+    /// A command for an account that does not exist (or was deleted).
+    #[error("the account does not exist")]
+    NotFound,
+    /// The password changed after it was verified; the caller must verify again.
+    #[error("the credentials changed while the request was processed")]
+    CredentialsChanged,
+    /// The session id is already in use.
+    #[error("the session already exists")]
+    SessionExists,
+    /// The session was never issued by this account.
+    #[error("the session does not exist")]
+    SessionNotFound,
+    /// A session whose expiry is not after its start.
+    #[error("the session expiry must be in the future")]
+    InvalidExpiry,
+    /// 2FA is on: a code is needed.
+    #[error("a two-factor code is required")]
+    SecondFactorRequired,
+    /// The code was already used, or the recovery code is not valid.
+    #[error("the two-factor code is not valid")]
+    InvalidSecondFactor,
+    /// The session did not prove its credentials recently enough.
+    #[error("confirm your password (and code) again first")]
+    ReauthenticationRequired,
+    /// Enrolling while 2FA is on.
+    #[error("two-factor authentication is already on")]
+    TotpAlreadyEnabled,
+    /// Confirming without an enrolment, or changing 2FA while it is off.
+    #[error("two-factor authentication is not on")]
+    TotpNotEnabled,
+    /// Confirming without an enrolment.
+    #[error("start the enrolment first")]
+    NoPendingEnrollment,
+}

@@ -1,0 +1,127 @@
+//! How each event changes the account aggregate's state.
+
+use super::{Account, AccountEvent, Avatar, SecondFactor, TotpState};
+use crate::session::ActiveSession;
+
+impl Account {
+    pub(super) fn apply(&mut self, event: &AccountEvent) {
+        use AccountEvent as E;
+        match event {
+            E::AccountRegistered {
+                account_id,
+                email,
+                display_name,
+                password_hash,
+                registered_at,
+            } => {
+                self.id = Some(*account_id);
+                self.email = Some(email.clone());
+                self.display_name = Some(display_name.clone());
+                self.password_hash = Some(password_hash.clone());
+                self.registered_at = Some(*registered_at);
+            }
+            E::PasswordChanged { password_hash, .. } => {
+                self.password_hash = Some(password_hash.clone());
+                self.password_version += 1;
+            }
+            E::SessionStarted {
+                session_id,
+                token_hash,
+                started_at,
+                expires_at,
+                origin,
+                second_factor,
+            } => {
+                self.sessions.insert(
+                    *session_id,
+                    ActiveSession {
+                        token_hash: token_hash.clone(),
+                        started_at: *started_at,
+                        expires_at: *expires_at,
+                        authenticated_at: *started_at,
+                    },
+                );
+                self.known_devices.insert(origin.device.clone());
+                self.use_factor(second_factor.as_ref());
+            }
+            E::NewDeviceSignedIn { .. } => {}
+            E::SessionReauthenticated {
+                session_id,
+                second_factor,
+                at,
+            } => {
+                if let Some(session) = self.sessions.get_mut(session_id) {
+                    session.authenticated_at = *at;
+                }
+                self.use_factor(second_factor.as_ref());
+            }
+            E::SessionRevoked { session_id, .. } => {
+                self.sessions.remove(session_id);
+                self.ended_sessions.insert(*session_id);
+            }
+            E::TotpEnrollmentStarted { secret, .. } => {
+                self.totp.pending_secret = Some(secret.clone())
+            }
+            E::TotpEnabled {
+                recovery_code_hashes,
+                step,
+                ..
+            } => {
+                self.totp.secret = self.totp.pending_secret.take();
+                self.totp.last_step = Some(*step);
+                self.totp.recovery_codes = recovery_code_hashes.iter().cloned().collect();
+            }
+            E::TotpDisabled { .. } => self.totp = TotpState::default(),
+            E::RecoveryCodesRegenerated {
+                recovery_code_hashes,
+                ..
+            } => {
+                self.totp.recovery_codes = recovery_code_hashes.iter().cloned().collect();
+            }
+            E::RecoveryCodeUsed { code_hash, .. } => {
+                self.totp.recovery_codes.remove(code_hash);
+            }
+            E::ProfileUpdated {
+                display_name,
+                bio,
+                public_profile,
+                ..
+            } => {
+                if let Some(name) = display_name {
+                    self.display_name = Some(name.clone());
+                }
+                if let Some(bio) = bio {
+                    self.bio = (!bio.as_str().is_empty()).then(|| bio.clone());
+                }
+                if let Some(public) = public_profile {
+                    self.public_profile = *public;
+                }
+            }
+            E::AvatarChanged {
+                blob_key,
+                content_type,
+                ..
+            } => {
+                self.avatar = Some(Avatar {
+                    blob_key: blob_key.clone(),
+                    content_type: content_type.clone(),
+                });
+            }
+            E::AvatarRemoved { .. } => self.avatar = None,
+            E::AccountDeleted { .. } => {
+                self.deleted = true;
+                self.avatar = None;
+            }
+        }
+    }
+
+    fn use_factor(&mut self, factor: Option<&SecondFactor>) {
+        match factor {
+            Some(SecondFactor::Totp { step }) => {
+                self.totp.last_step =
+                    Some(self.totp.last_step.map_or(*step, |last| last.max(*step)));
+            }
+            Some(SecondFactor::RecoveryCode { .. }) | None => {}
+        }
+    }
+}
