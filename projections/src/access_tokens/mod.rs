@@ -2,16 +2,19 @@
 //! `access_token_hashes` (what a request is checked against), and the usage logs:
 //! `token_usage_daily` (requests per day by status class) and `token_last_use`.
 
+mod queries;
+
+pub use queries::*;
+
 use crate::Follower;
 use crate::runner::Projector;
 use crate::schema::{Table, Tables};
 use async_trait::async_trait;
-use domain::access_token::{AccessTokenEvent, Scope, TokenKind, UsageEvent};
+use domain::access_token::{AccessTokenEvent, UsageEvent};
 use domain::account::AccountEvent;
-use domain::{AccountId, DomainEvent, StreamCategory, Timestamp};
-use sqlx::{AnyConnection, Row};
-use store::{Database, DecodedEvent};
-use uuid::Uuid;
+use domain::{DomainEvent, StreamCategory, Timestamp};
+use sqlx::AnyConnection;
+use store::DecodedEvent;
 
 /// Folds access-token events. Revoked tokens and those of deleted accounts are removed.
 #[derive(Debug, Clone, Copy)]
@@ -310,181 +313,4 @@ impl Projector for TokenUsageProjector {
         }
         Ok(())
     }
-}
-
-/// A token a request presented, as the read model knows it.
-#[derive(Debug, Clone)]
-pub struct PresentedToken {
-    /// The token.
-    pub token_id: Uuid,
-    /// Its owner.
-    pub account_id: AccountId,
-    /// API or CLI.
-    pub kind: TokenKind,
-    /// What it may do.
-    pub scopes: Vec<Scope>,
-    /// When it expires, if ever.
-    pub expires_at: Option<Timestamp>,
-    /// For a secret replaced by a rotation: when it dies.
-    pub hash_valid_until: Option<Timestamp>,
-}
-
-fn uuid_of(text: &str) -> Result<Uuid, sqlx::Error> {
-    Uuid::parse_str(text).map_err(|e| sqlx::Error::Decode(e.into()))
-}
-
-fn kind_of(text: &str) -> TokenKind {
-    match text {
-        "cli_device" => TokenKind::CliDevice,
-        "cli_recorder" => TokenKind::CliRecorder,
-        _ => TokenKind::Api,
-    }
-}
-
-/// The token whose secret hashes to `token_hash`, if any (expiry is the caller's to check).
-pub async fn find_by_hash(
-    db: &Database,
-    token_hash: &str,
-) -> Result<Option<PresentedToken>, sqlx::Error> {
-    let row = sqlx::query(
-        "SELECT t.token_id, t.account_id, t.kind, t.scopes, t.expires_at, h.valid_until \
-         FROM access_token_hashes h JOIN access_tokens t ON t.token_id = h.token_id \
-         WHERE h.token_hash = $1",
-    )
-    .bind(token_hash)
-    .fetch_optional(db.pool())
-    .await?;
-    row.map(|row| {
-        let scopes: String = row.try_get("scopes")?;
-        Ok(PresentedToken {
-            token_id: uuid_of(&row.try_get::<String, _>("token_id")?)?,
-            account_id: AccountId(uuid_of(&row.try_get::<String, _>("account_id")?)?),
-            kind: kind_of(&row.try_get::<String, _>("kind")?),
-            scopes: scopes.split_whitespace().filter_map(Scope::parse).collect(),
-            expires_at: row
-                .try_get::<Option<i64>, _>("expires_at")?
-                .map(Timestamp::from_unix_micros),
-            hash_valid_until: row
-                .try_get::<Option<i64>, _>("valid_until")?
-                .map(Timestamp::from_unix_micros),
-        })
-    })
-    .transpose()
-}
-
-/// A token as its owner sees it in a list.
-#[derive(Debug, Clone)]
-pub struct TokenSummary {
-    /// Its id.
-    pub token_id: Uuid,
-    /// API or CLI.
-    pub kind: TokenKind,
-    /// The owner's name for it.
-    pub label: String,
-    /// Its scopes.
-    pub scopes: Vec<String>,
-    /// Prefix and last four characters.
-    pub hint: String,
-    /// Created.
-    pub created_at: Timestamp,
-    /// Expires.
-    pub expires_at: Option<Timestamp>,
-    /// Last request, as of the last usage flush.
-    pub last_used_at: Option<Timestamp>,
-    /// Its client IP.
-    pub last_ip: Option<String>,
-    /// Its user agent.
-    pub last_user_agent: Option<String>,
-}
-
-/// The live tokens of `account`, newest first: API tokens, or CLI tokens.
-pub async fn list(
-    db: &Database,
-    account: AccountId,
-    cli: bool,
-) -> Result<Vec<TokenSummary>, sqlx::Error> {
-    let kinds = if cli {
-        "('cli_device', 'cli_recorder')"
-    } else {
-        "('api')"
-    };
-    let rows = sqlx::query(&format!(
-        "SELECT t.token_id, t.kind, t.label, t.scopes, t.hint, t.created_at, t.expires_at, \
-         u.last_used_at, u.last_ip, u.last_user_agent \
-         FROM access_tokens t LEFT JOIN token_last_use u ON u.token_id = t.token_id \
-         WHERE t.account_id = $1 AND t.kind IN {kinds} ORDER BY t.created_at DESC, t.token_id"
-    ))
-    .bind(account.to_string())
-    .fetch_all(db.pool())
-    .await?;
-    rows.iter()
-        .map(|row| {
-            let scopes: String = row.try_get("scopes")?;
-            Ok(TokenSummary {
-                token_id: uuid_of(&row.try_get::<String, _>("token_id")?)?,
-                kind: kind_of(&row.try_get::<String, _>("kind")?),
-                label: row.try_get("label")?,
-                scopes: scopes.split_whitespace().map(str::to_owned).collect(),
-                hint: row.try_get("hint")?,
-                created_at: Timestamp::from_unix_micros(row.try_get("created_at")?),
-                expires_at: row
-                    .try_get::<Option<i64>, _>("expires_at")?
-                    .map(Timestamp::from_unix_micros),
-                last_used_at: row
-                    .try_get::<Option<i64>, _>("last_used_at")?
-                    .map(Timestamp::from_unix_micros),
-                last_ip: row.try_get("last_ip")?,
-                last_user_agent: row.try_get("last_user_agent")?,
-            })
-        })
-        .collect()
-}
-
-/// The ids of `account`'s live tokens (for revoking them all).
-pub async fn ids_of_account(db: &Database, account: AccountId) -> Result<Vec<Uuid>, sqlx::Error> {
-    let ids: Vec<String> =
-        sqlx::query_scalar("SELECT token_id FROM access_tokens WHERE account_id = $1")
-            .bind(account.to_string())
-            .fetch_all(db.pool())
-            .await?;
-    ids.iter().map(|id| uuid_of(id)).collect()
-}
-
-/// Requests of one day by status class.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DailyUsage {
-    /// `YYYY-MM-DD`.
-    pub day: String,
-    /// 2xx.
-    pub ok: i64,
-    /// 4xx.
-    pub client_errors: i64,
-    /// 5xx.
-    pub server_errors: i64,
-}
-
-/// Per-day counts of `token_id` (of `account`), oldest first.
-pub async fn daily_usage(
-    db: &Database,
-    account: AccountId,
-    token_id: Uuid,
-) -> Result<Vec<DailyUsage>, sqlx::Error> {
-    let rows = sqlx::query(
-        "SELECT day, ok, client_errors, server_errors FROM token_usage_daily \
-         WHERE account_id = $1 AND token_id = $2 ORDER BY day",
-    )
-    .bind(account.to_string())
-    .bind(token_id.to_string())
-    .fetch_all(db.pool())
-    .await?;
-    rows.iter()
-        .map(|row| {
-            Ok(DailyUsage {
-                day: row.try_get("day")?,
-                ok: row.try_get("ok")?,
-                client_errors: row.try_get("client_errors")?,
-                server_errors: row.try_get("server_errors")?,
-            })
-        })
-        .collect()
 }
