@@ -1,6 +1,7 @@
 //! The mail pipeline with real parts: the RabbitMQ of this machine (queue names of each
-//! test's own) and a real SMTP server (aiosmtpd). Every e-mail-worthy event yields exactly
-//! one e-mail, through bursts, broker and SMTP outages, and a notifier killed mid-batch.
+//! test's own) and a real SMTP server over TCP (`tests::mail::SmtpServer`). Every
+//! e-mail-worthy event yields exactly one e-mail, through bursts, broker and SMTP outages,
+//! and a notifier killed mid-batch.
 
 use async_trait::async_trait;
 use commands::CommandContext;

@@ -1,5 +1,6 @@
 //! Two-factor authentication and re-authentication for sensitive changes. Codes come from
-//! `oathtool`, an implementation independent of the service's, at the service's clock.
+//! `tests::reference_totp_code`, an implementation independent of the service's (checked
+//! against the RFC 6238 vectors), at the service's clock.
 
 use base64::Engine;
 use reqwest::{Method, StatusCode};
@@ -44,7 +45,7 @@ fn wrong_code(app: &TestApp, secret: &str) -> String {
     let now = app.clock_unix_seconds();
     let valid: Vec<String> = [-30, 0, 30]
         .iter()
-        .map(|d| tests::oathtool_code(secret, now + d))
+        .map(|d| tests::reference_totp_code(secret, now + d))
         .collect();
     (0..)
         .map(|n: u32| format!("{:06}", (n * 7919) % 1_000_000))
@@ -140,17 +141,17 @@ async fn a_code_signs_in_once_per_step_and_a_recovery_code_once(backend: Backend
     // One step of drift either side is accepted; further is not.
     app.clock.advance(4 * STEP);
     let now = app.clock_unix_seconds();
-    let previous_step = tests::oathtool_code(&secret, now - 30);
+    let previous_step = tests::reference_totp_code(&secret, now - 30);
     assert_eq!(
         login_with(&app, &email, json!({"totp_code": previous_step}))
             .await
             .status(),
         StatusCode::CREATED
     );
-    let far_ahead = tests::oathtool_code(&secret, now + 90);
+    let far_ahead = tests::reference_totp_code(&secret, now + 90);
     if ![-30, 0, 30]
         .iter()
-        .any(|d| tests::oathtool_code(&secret, now + d) == far_ahead)
+        .any(|d| tests::reference_totp_code(&secret, now + d) == far_ahead)
     {
         assert_eq!(
             login_with(&app, &email, json!({"totp_code": far_ahead}))

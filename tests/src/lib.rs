@@ -392,20 +392,17 @@ pub async fn error_code(response: Response) -> String {
         .to_owned()
 }
 
-/// The TOTP code of `secret` (base32) at `unix_seconds`, computed by Debian's `oathtool`:
-/// an implementation independent of the service's.
-pub fn oathtool_code(secret: &str, unix_seconds: i64) -> String {
-    let output = std::process::Command::new("oathtool")
-        .args(["--totp", "-b", secret, "--now", &format!("@{unix_seconds}")])
-        .output()
-        .unwrap_or_else(|e| {
-            panic!("oathtool is needed for the 2FA tests ({e}); install it with `apt-get install oathtool`")
-        });
-    assert!(output.status.success(), "oathtool failed: {output:?}");
-    String::from_utf8(output.stdout)
-        .expect("oathtool prints digits")
-        .trim()
-        .to_owned()
+/// The TOTP code (RFC 6238: HMAC-SHA-1, 30-second steps, 6 digits) of `secret` (base32,
+/// RFC 4648) at `unix_seconds`, computed by an implementation independent of the service's
+/// (`totp-lite` and `data-encoding`, where the service uses `totp-rs`); checked against the
+/// RFC 6238 appendix vectors below.
+pub fn reference_totp_code(secret: &str, unix_seconds: i64) -> String {
+    let normalized = secret.trim_end_matches('=').to_ascii_uppercase();
+    let key = data_encoding::BASE32_NOPAD
+        .decode(normalized.as_bytes())
+        .unwrap_or_else(|e| panic!("{secret:?} is not base32: {e}"));
+    let time = u64::try_from(unix_seconds).expect("a time after 1970");
+    totp_lite::totp_custom::<totp_lite::Sha1>(30, 6, &key, time)
 }
 
 impl TestApp {
@@ -414,9 +411,9 @@ impl TestApp {
         commands::Clock::now(&*self.clock).unix_micros() / 1_000_000
     }
 
-    /// The TOTP code of `secret` at the service's current time (from `oathtool`).
+    /// The TOTP code of `secret` at the service's current time (from [`reference_totp_code`]).
     pub fn totp_now(&self, secret: &str) -> String {
-        oathtool_code(secret, self.clock_unix_seconds())
+        reference_totp_code(secret, self.clock_unix_seconds())
     }
 
     /// Every row of every table but the event log, as text (columns joined by `|`), to look
@@ -474,4 +471,38 @@ impl TestApp {
 /// The JSON body of a response.
 pub async fn json_body(response: Response) -> Value {
     response.json().await.expect("a JSON body")
+}
+
+#[cfg(test)]
+mod reference_totp {
+    use super::reference_totp_code;
+
+    /// RFC 6238 appendix B, SHA-1: the seed is the ASCII "12345678901234567890" (base32
+    /// below); the appendix prints 8 digits, of which a 6-digit code is the last 6.
+    #[test]
+    fn matches_the_rfc_6238_appendix_vectors() {
+        let seed = "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ";
+        for (time, eight_digits) in [
+            (59, "94287082"),
+            (1_111_111_109, "07081804"),
+            (1_111_111_111, "14050471"),
+            (1_234_567_890, "89005924"),
+            (2_000_000_000, "69279037"),
+            (20_000_000_000, "65353130"),
+        ] {
+            assert_eq!(
+                reference_totp_code(seed, time),
+                eight_digits[2..],
+                "at {time}"
+            );
+        }
+    }
+
+    #[test]
+    fn reads_base32_in_either_case_with_or_without_padding() {
+        // RFC 4648's "foobar" vector, as a (short) key: one code whichever way it is written.
+        let code = reference_totp_code("MZXW6YTBOI", 59);
+        assert_eq!(reference_totp_code("mzxw6ytboi======", 59), code);
+        assert_ne!(reference_totp_code("MZXW6YTBOA", 59), code);
+    }
 }

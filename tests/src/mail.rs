@@ -1,16 +1,17 @@
-//! Real parts for the mail tests: an SMTP server (Debian's `python3-aiosmtpd`, storing each
-//! message in a maildir), the RabbitMQ of this machine with queue names of the test's own,
-//! and a TCP proxy that can cut the service off from the broker and let it back.
+//! Real parts for the mail tests: an SMTP server over TCP (the `mailin` crate's SMTP
+//! sessions, keeping each message it accepts), the RabbitMQ of this machine with queue names
+//! of the test's own, and a TCP proxy that can cut the service off from the broker and let it
+//! back.
 
+use mailin::{Action, Handler, Response, SessionBuilder};
 use std::collections::HashMap;
-use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use store::testkit::TempDir;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufStream};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::watch;
+use tokio::sync::{oneshot, watch};
 use tokio::time::Instant;
 use uuid::Uuid;
 use workers::mail::rabbit::RabbitConfig;
@@ -35,31 +36,38 @@ pub async fn rabbit(url: &str) -> RabbitConfig {
     config
 }
 
-/// A real SMTP server on a port of its own, keeping what it receives in a maildir.
+/// A real SMTP server on a port of its own, over TCP: the SMTP session (parsing, state
+/// machine, replies) is the `mailin` crate's, served by a runtime on a thread of its own.
+/// It keeps every message it accepted (it replies `250` to the final `.` only once the
+/// message is kept), across [`SmtpServer::down`] and [`SmtpServer::up`].
 pub struct SmtpServer {
     /// Its port.
     pub port: u16,
-    dir: TempDir,
-    child: Option<Child>,
+    inbox: Inbox,
+    running: Option<Running>,
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
+/// The messages received, as raw text.
+type Inbox = Arc<Mutex<Vec<String>>>;
+
+/// A server that is up: its thread, and how to stop it.
+struct Running {
+    stop: oneshot::Sender<()>,
+    thread: std::thread::JoinHandle<()>,
 }
 
 impl SmtpServer {
-    /// Starts it (and waits until it accepts connections).
+    /// Starts it on a free port; it accepts connections when this returns.
     pub async fn start() -> Self {
-        let mut server = Self {
-            port: free_port(),
-            dir: TempDir::create(),
-            child: None,
-        };
-        server.up().await;
-        server
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a port for SMTP");
+        let port = listener.local_addr().expect("the SMTP address").port();
+        let inbox = Inbox::default();
+        let running = Some(serve(listener, inbox.clone()));
+        Self {
+            port,
+            inbox,
+            running,
+        }
     }
 
     /// `smtp://127.0.0.1:<port>`.
@@ -67,59 +75,38 @@ impl SmtpServer {
         format!("smtp://127.0.0.1:{}", self.port)
     }
 
-    /// Starts the server again on the same port and maildir.
+    /// Starts the server again on the same port, keeping the messages received so far.
     pub async fn up(&mut self) {
-        let child = Command::new("/usr/bin/python3")
-            .args(["-m", "aiosmtpd", "-n", "-l"])
-            .arg(format!("127.0.0.1:{}", self.port))
-            .args(["-c", "aiosmtpd.handlers.Mailbox"])
-            .arg(self.dir.path().join("maildir"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| {
-                panic!("cannot run /usr/bin/python3 -m aiosmtpd ({e}): apt-get install python3-aiosmtpd")
-            });
-        self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            if TcpStream::connect(("127.0.0.1", self.port)).await.is_ok() {
-                return;
-            }
-            if let Some(child) = self.child.as_mut()
-                && let Ok(Some(status)) = child.try_wait()
-            {
-                panic!(
-                    "aiosmtpd exited ({status}); is python3-aiosmtpd installed? \
-                     (apt-get install python3-aiosmtpd)"
-                );
-            }
-            assert!(
-                Instant::now() < deadline,
-                "aiosmtpd did not start listening"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
+        if self.running.is_some() {
+            return;
         }
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let listener = loop {
+            match std::net::TcpListener::bind(("127.0.0.1", self.port)) {
+                Ok(listener) => break listener,
+                Err(error) => assert!(
+                    Instant::now() < deadline,
+                    "cannot listen on port {} again: {error}",
+                    self.port
+                ),
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        self.running = Some(serve(listener, self.inbox.clone()));
     }
 
-    /// Stops the server: connections are refused until [`SmtpServer::up`].
+    /// Stops the server: when this returns, every connection is closed and new ones are
+    /// refused until [`SmtpServer::up`].
     pub fn down(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
+        if let Some(running) = self.running.take() {
+            let _ = running.stop.send(());
+            running.thread.join().expect("the SMTP server stops");
         }
     }
 
     /// Every message received, as raw text.
     pub fn messages(&self) -> Vec<String> {
-        let new = self.dir.path().join("maildir").join("new");
-        let Ok(entries) = std::fs::read_dir(new) else {
-            return Vec::new();
-        };
-        entries
-            .filter_map(|e| e.ok())
-            .filter_map(|e| std::fs::read_to_string(e.path()).ok())
-            .collect()
+        self.inbox.lock().expect("the SMTP inbox").clone()
     }
 
     /// Messages received, by `Message-ID`.
@@ -156,6 +143,113 @@ impl SmtpServer {
 impl Drop for SmtpServer {
     fn drop(&mut self) {
         self.down();
+    }
+}
+
+/// Serves SMTP on `listener` until told to stop; then the listener and every connection
+/// still open are closed (the runtime that owns them is dropped) before the thread ends.
+fn serve(listener: std::net::TcpListener, inbox: Inbox) -> Running {
+    let (stop, stopped) = oneshot::channel::<()>();
+    let thread = std::thread::Builder::new()
+        .name(format!(
+            "smtp-{}",
+            listener.local_addr().map_or(0, |a| a.port())
+        ))
+        .spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("a runtime for the SMTP server");
+            runtime.block_on(async move {
+                listener
+                    .set_nonblocking(true)
+                    .expect("a non-blocking listener");
+                let listener = TcpListener::from_std(listener).expect("the SMTP listener");
+                let accepting = async {
+                    loop {
+                        match listener.accept().await {
+                            Ok((socket, peer)) => {
+                                tokio::spawn(converse(socket, peer.ip(), inbox.clone()));
+                            }
+                            Err(_) => tokio::time::sleep(Duration::from_millis(10)).await,
+                        }
+                    }
+                };
+                tokio::select! {
+                    _ = stopped => {}
+                    () = accepting => {}
+                }
+            });
+            // Dropping the runtime drops every conversation: their connections close.
+            drop(runtime);
+        })
+        .expect("a thread for the SMTP server");
+    Running { stop, thread }
+}
+
+/// One SMTP connection: each line the client sends goes to the session, whose replies go
+/// back, until the client quits or hangs up.
+async fn converse(socket: TcpStream, peer: IpAddr, inbox: Inbox) -> std::io::Result<()> {
+    let mut session = SessionBuilder::new("smtp.test").build(
+        peer,
+        Mailbox {
+            inbox,
+            message: Vec::new(),
+        },
+    );
+    let mut stream = BufStream::new(socket);
+    reply(&mut stream, &session.greeting()).await?;
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        if stream.read_until(b'\n', &mut line).await? == 0 {
+            return Ok(());
+        }
+        let response = session.process(&line);
+        match response.action {
+            Action::Reply => reply(&mut stream, &response).await?,
+            // No STARTTLS is offered, so an upgrade is never agreed to; close all the same.
+            Action::Close | Action::UpgradeTls => {
+                reply(&mut stream, &response).await?;
+                return Ok(());
+            }
+            Action::NoReply => {}
+        }
+    }
+}
+
+async fn reply(stream: &mut BufStream<TcpStream>, response: &Response) -> std::io::Result<()> {
+    stream.write_all(&response.buffer()?).await?;
+    stream.flush().await
+}
+
+/// What the server does with the mail of one connection: keep each message whole.
+struct Mailbox {
+    inbox: Inbox,
+    message: Vec<u8>,
+}
+
+impl Handler for Mailbox {
+    fn data_start(
+        &mut self,
+        _domain: &str,
+        _from: &str,
+        _is8bit: bool,
+        _to: &[String],
+    ) -> Response {
+        self.message.clear();
+        mailin::response::OK
+    }
+
+    fn data(&mut self, buf: &[u8]) -> std::io::Result<()> {
+        self.message.extend_from_slice(buf);
+        Ok(())
+    }
+
+    fn data_end(&mut self) -> Response {
+        let message = String::from_utf8_lossy(&std::mem::take(&mut self.message)).into_owned();
+        self.inbox.lock().expect("the SMTP inbox").push(message);
+        mailin::response::OK
     }
 }
 
@@ -275,4 +369,75 @@ pub fn amqp_address(url: &str) -> SocketAddr {
         .ok()
         .and_then(|mut a| a.next())
         .unwrap_or_else(|| panic!("cannot resolve the broker address in {url}"))
+}
+
+#[cfg(test)]
+mod smtp_server {
+    use super::SmtpServer;
+    use std::time::Duration;
+    use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufStream};
+    use tokio::net::TcpStream;
+
+    /// Sends `line` (unless empty) and returns the reply's last line.
+    async fn exchange(stream: &mut BufStream<TcpStream>, line: &str) -> String {
+        if !line.is_empty() {
+            stream.write_all(line.as_bytes()).await.unwrap();
+            stream.flush().await.unwrap();
+        }
+        loop {
+            let mut reply = String::new();
+            assert_ne!(stream.read_line(&mut reply).await.unwrap(), 0, "closed");
+            // A multi-line reply continues while a '-' follows the code.
+            if reply.as_bytes().get(3) != Some(&b'-') {
+                return reply;
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn speaks_smtp_keeps_messages_and_goes_down_and_up() {
+        let mut server = SmtpServer::start().await;
+        let address = ("127.0.0.1", server.port);
+        let mut client = BufStream::new(TcpStream::connect(address).await.unwrap());
+        assert!(exchange(&mut client, "").await.starts_with("220 "));
+        assert!(
+            exchange(&mut client, "EHLO client.test\r\n")
+                .await
+                .starts_with("250 ")
+        );
+        assert!(
+            exchange(&mut client, "DATA\r\n").await.starts_with("503 "),
+            "no sender yet"
+        );
+        for command in ["MAIL FROM:<a@client.test>\r\n", "RCPT TO:<b@smtp.test>\r\n"] {
+            assert!(exchange(&mut client, command).await.starts_with("250 "));
+        }
+        assert!(exchange(&mut client, "DATA\r\n").await.starts_with("354 "));
+        let body = "Subject: Hi\r\nMessage-ID: <1@client.test>\r\n\r\n..dotted\r\n.\r\n";
+        assert!(exchange(&mut client, body).await.starts_with("250 "));
+        assert_eq!(
+            server.messages(),
+            ["Subject: Hi\r\nMessage-ID: <1@client.test>\r\n\r\n.dotted\r\n"]
+        );
+
+        // Down: the open connection is closed and new ones are refused.
+        server.down();
+        let mut rest = Vec::new();
+        let read = tokio::time::timeout(Duration::from_secs(5), client.read_to_end(&mut rest))
+            .await
+            .expect("the connection is closed, not left hanging");
+        assert!(read.map_or(true, |n| n == 0), "{rest:?}");
+        assert!(
+            TcpStream::connect(address).await.is_err(),
+            "refused while down"
+        );
+
+        // Up again on the same port, with what it had received.
+        server.up().await;
+        let mut client = BufStream::new(TcpStream::connect(address).await.unwrap());
+        assert!(exchange(&mut client, "").await.starts_with("220 "));
+        assert!(exchange(&mut client, "QUIT\r\n").await.starts_with("221 "));
+        assert_eq!(server.messages().len(), 1);
+        assert_eq!(server.by_message_id()["<1@client.test>"], 1);
+    }
 }

@@ -1,5 +1,6 @@
 //! Invoice PDFs, written with a PDF library (pdf-writer) using the standard Helvetica
-//! font, so text extraction (`pdftotext`) finds the number, the lines and the total.
+//! font, so text extraction (the tests read it with `lopdf`) finds the number, the lines and
+//! the total.
 
 use domain::money::Money;
 use pdf_writer::{Content, Finish, Name, Pdf, Rect, Ref, Str};
