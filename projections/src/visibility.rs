@@ -11,25 +11,16 @@ use tokio::time::Instant;
 /// A kind of change, and so what must show it before its command answers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Visibility {
-    /// Registration, profile, avatar, two-factor settings: the accounts read model.
-    Account,
-    /// Sign-in, sign-out and session revocations: the sessions read model, so a revoked
-    /// token is refused by the very next request and a new one accepted.
-    Sessions,
+    /// A change one read model shows: that read model. For example sign-in, sign-out
+    /// and revocations with [`Follower::Sessions`], so a revoked token is refused by the
+    /// very next request and a new one accepted.
+    ReadModel(Follower),
     /// A password change, which may revoke sessions: sessions, then the account.
     SessionsAndAccount,
-    /// Credit holds, settlements, releases and claims: the credits read model.
-    Credits,
-    /// A purchase started: the billing read model (its checkout is then listed).
-    Purchase,
     /// Subscription changes and completed purchases: the billing process reacts first
     /// (invoices, charges, allowance credits), then the credits and billing read models
     /// show what it appended.
     Billing,
-    /// API and CLI tokens created, rotated or revoked.
-    AccessTokens,
-    /// Operator tokens created or revoked.
-    OperatorTokens,
     /// An account deleted: the erasure reactor finishes (subscription ended, address
     /// released, tokens revoked, key destroyed), then every read model holding the
     /// account's rows shows it.
@@ -39,19 +30,14 @@ pub enum Visibility {
 impl Visibility {
     /// The followers that must reach the change's position, then those that must reach
     /// the head of the log as it stands once the first have (what reactors appended).
-    pub fn policy(self) -> (&'static [Follower], &'static [Follower]) {
+    pub fn policy(self) -> (Vec<Follower>, &'static [Follower]) {
         use Follower as F;
         match self {
-            Self::Account => (&[F::Accounts], &[]),
-            Self::Sessions => (&[F::Sessions], &[]),
-            Self::SessionsAndAccount => (&[F::Sessions, F::Accounts], &[]),
-            Self::Credits => (&[F::Credits], &[]),
-            Self::Purchase => (&[F::Billing], &[]),
-            Self::Billing => (&[F::BillingProcess], &[F::Credits, F::Billing]),
-            Self::AccessTokens => (&[F::AccessTokens], &[]),
-            Self::OperatorTokens => (&[F::OperatorTokens], &[]),
+            Self::ReadModel(read_model) => (vec![read_model], &[]),
+            Self::SessionsAndAccount => (vec![F::Sessions, F::Accounts], &[]),
+            Self::Billing => (vec![F::BillingProcess], &[F::Credits, F::Billing]),
             Self::AccountDeletion => (
-                &[F::AccountErasure],
+                vec![F::AccountErasure],
                 &[
                     F::Accounts,
                     F::Sessions,
@@ -74,7 +60,7 @@ impl ProjectionRunner {
         timeout: Duration,
     ) -> Result<(), ProjectionError> {
         let (first, then) = change.policy();
-        self.wait_for(first, position, timeout).await?;
+        self.wait_for(&first, position, timeout).await?;
         if !then.is_empty() {
             let head = self.log.committed_head().await?;
             self.wait_for(then, head.max(position), timeout).await?;

@@ -12,7 +12,7 @@ use commands::accounts::{FactorInput, RegisterAccount, SignIn};
 use commands::throttle::{Secret, guarded};
 use domain::email::EmailAddress;
 use domain::session::RevocationReason;
-use projections::Visibility;
+use projections::{Follower, Visibility};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use store::Actor;
@@ -72,7 +72,12 @@ pub async fn register(
             },
         )
         .await?;
-    visible(&state, Visibility::Account, Some(position)).await?;
+    visible(
+        &state,
+        Visibility::ReadModel(Follower::Accounts),
+        Some(position),
+    )
+    .await?;
     Ok((
         StatusCode::CREATED,
         Json(RegisterResponse {
@@ -168,7 +173,12 @@ pub async fn login(
         ),
     )
     .await??;
-    visible(&state, Visibility::Sessions, Some(signed_in.position)).await?;
+    visible(
+        &state,
+        Visibility::ReadModel(Follower::Sessions),
+        Some(signed_in.position),
+    )
+    .await?;
     Ok((
         StatusCode::CREATED,
         Json(LoginResponse {
@@ -199,6 +209,11 @@ pub async fn logout(
             RevocationReason::Logout,
         )
         .await?;
-    visible(&state, Visibility::Sessions, changed.position).await?;
+    visible(
+        &state,
+        Visibility::ReadModel(Follower::Sessions),
+        changed.position,
+    )
+    .await?;
     Ok(StatusCode::NO_CONTENT)
 }

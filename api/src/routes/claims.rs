@@ -7,7 +7,7 @@ use crate::state::AppState;
 use axum::extract::{Path, State};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use projections::Visibility;
+use projections::{Follower, Visibility};
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -110,7 +110,7 @@ pub async fn claim(
         .billing
         .claim(&ctx.command(session.actor()), session.account_id, &claim_id)
         .await?;
-    visible(&state, Visibility::Credits, position).await?;
+    visible(&state, Visibility::ReadModel(Follower::Credits), position).await?;
     views(&state, &session)
         .await?
         .into_iter()

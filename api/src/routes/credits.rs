@@ -9,7 +9,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use domain::money::Money;
-use projections::Visibility;
+use projections::{Follower, Visibility};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
@@ -317,7 +317,12 @@ pub async fn purchase(
             &base_url(&state, &headers),
         )
         .await?;
-    visible(&state, Visibility::Purchase, Some(started.position)).await?;
+    visible(
+        &state,
+        Visibility::ReadModel(Follower::Billing),
+        Some(started.position),
+    )
+    .await?;
     Ok((
         StatusCode::CREATED,
         Json(PurchaseResponse {

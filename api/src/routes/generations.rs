@@ -11,7 +11,7 @@ use axum::{Json, Router};
 use commands::CommandContext;
 use domain::AccountId;
 use domain::credits::{Feature, ReleaseReason};
-use projections::Visibility;
+use projections::{Follower, Visibility};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
@@ -97,7 +97,7 @@ pub(crate) async fn hold_as(
             api_token,
         )
         .await?;
-    visible(state, Visibility::Credits, position).await?;
+    visible(state, Visibility::ReadModel(Follower::Credits), position).await?;
     Ok((
         StatusCode::CREATED,
         Json(GenerationView {
@@ -148,7 +148,7 @@ pub(crate) async fn complete_as(
         .credits
         .settle(ctx, account, &id, body.credits, api_token)
         .await?;
-    visible(state, Visibility::Credits, position).await?;
+    visible(state, Visibility::ReadModel(Follower::Credits), position).await?;
     Ok(Json(GenerationView {
         generation_id: id,
         status: "completed",
@@ -192,7 +192,7 @@ pub(crate) async fn fail_as(
         .credits
         .release(ctx, account, &id, ReleaseReason::Failed, api_token)
         .await?;
-    visible(state, Visibility::Credits, position).await?;
+    visible(state, Visibility::ReadModel(Follower::Credits), position).await?;
     Ok(Json(GenerationView {
         generation_id: id,
         status: "failed",

@@ -13,7 +13,7 @@ use axum::routing::{get, patch};
 use axum::{Json, Router};
 use commands::accounts::ProfileChange;
 use domain::AccountId;
-use projections::Visibility;
+use projections::{Follower, Visibility};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
@@ -65,7 +65,7 @@ pub async fn update(
         .accounts
         .update_profile(&ctx.command(session.actor()), session.account_id, change)
         .await?;
-    visible(&state, Visibility::Account, position).await?;
+    visible(&state, Visibility::ReadModel(Follower::Accounts), position).await?;
     Ok(Json(me_view(&state, session.account_id).await?))
 }
 
@@ -133,7 +133,7 @@ pub async fn upload(
             bytes.to_vec(),
         )
         .await?;
-    visible(&state, Visibility::Account, position).await?;
+    visible(&state, Visibility::ReadModel(Follower::Accounts), position).await?;
     Ok(Json(AvatarView {
         avatar_url: "/me/avatar".into(),
     }))
@@ -183,7 +183,7 @@ pub async fn remove(
         .accounts
         .remove_avatar(&ctx.command(session.actor()), session.account_id)
         .await?;
-    visible(&state, Visibility::Account, position).await?;
+    visible(&state, Visibility::ReadModel(Follower::Accounts), position).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

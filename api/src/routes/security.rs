@@ -12,7 +12,7 @@ use axum::{Json, Router};
 use commands::CommandError;
 use commands::accounts::FactorInput;
 use commands::throttle::{Secret, guarded};
-use projections::Visibility;
+use projections::{Follower, Visibility};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -130,7 +130,12 @@ pub async fn confirm(
         ),
     )
     .await?;
-    visible(&state, Visibility::Account, codes.position).await?;
+    visible(
+        &state,
+        Visibility::ReadModel(Follower::Accounts),
+        codes.position,
+    )
+    .await?;
     Ok(Json(RecoveryCodesView {
         recovery_codes: codes.codes,
     }))
@@ -205,7 +210,7 @@ pub async fn disable(
         ),
     )
     .await?;
-    visible(&state, Visibility::Account, position).await?;
+    visible(&state, Visibility::ReadModel(Follower::Accounts), position).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -10,7 +10,7 @@ use axum::routing::{delete, get};
 use axum::{Json, Router};
 use domain::SessionId;
 use domain::session::RevocationReason;
-use projections::Visibility;
+use projections::{Follower, Visibility};
 use serde::Serialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
@@ -108,7 +108,12 @@ pub async fn revoke(
             RevocationReason::Revoked,
         )
         .await?;
-    visible(&state, Visibility::Sessions, changed.position).await?;
+    visible(
+        &state,
+        Visibility::ReadModel(Follower::Sessions),
+        changed.position,
+    )
+    .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -135,7 +140,12 @@ pub async fn revoke_others(
             session.session_id,
         )
         .await?;
-    visible(&state, Visibility::Sessions, changed.position).await?;
+    visible(
+        &state,
+        Visibility::ReadModel(Follower::Sessions),
+        changed.position,
+    )
+    .await?;
     Ok(Json(RevokedCount {
         revoked: changed.sessions_revoked,
     }))

@@ -12,8 +12,8 @@ use axum::{Json, Router};
 use commands::access_tokens::{IssuedAccessToken, NewAccessToken};
 use domain::AccountId;
 use domain::access_token::{Scope, TokenKind};
-use projections::Visibility;
 use projections::access_tokens::TokenSummary;
+use projections::{Follower, Visibility};
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 use utoipa::ToSchema;
@@ -211,7 +211,12 @@ async fn issue(
         .access_tokens
         .create(&ctx.command(session.actor()), session.account_id, token)
         .await?;
-    visible(state, Visibility::AccessTokens, Some(issued.position)).await?;
+    visible(
+        state,
+        Visibility::ReadModel(Follower::AccessTokens),
+        Some(issued.position),
+    )
+    .await?;
     Ok((StatusCode::CREATED, Json(issued.into())))
 }
 
@@ -265,7 +270,12 @@ pub async fn rotate_api_token(
             Duration::from_secs(grace),
         )
         .await?;
-    visible(&state, Visibility::AccessTokens, Some(issued.position)).await?;
+    visible(
+        &state,
+        Visibility::ReadModel(Follower::AccessTokens),
+        Some(issued.position),
+    )
+    .await?;
     Ok(Json(issued.into()))
 }
 
@@ -298,7 +308,12 @@ async fn revoke(
         .access_tokens
         .revoke(&ctx.command(session.actor()), session.account_id, id)
         .await?;
-    visible(state, Visibility::AccessTokens, position).await?;
+    visible(
+        state,
+        Visibility::ReadModel(Follower::AccessTokens),
+        position,
+    )
+    .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
