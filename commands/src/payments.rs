@@ -218,14 +218,28 @@ impl WebhookSigner {
     }
 
     /// Verifies a signature header against `body`, at `now` (unix seconds).
+    ///
+    /// The header is read before any hashing: at most [`MAX_SIGNATURE_HEADER`] bytes and
+    /// [`MAX_SIGNATURES`] `v1` entries, each exactly a SHA-256 in hex, and a timestamp
+    /// within the tolerance. The MAC of the body is then computed once and compared with
+    /// each entry in constant time, so a forged header costs one hash of the body at most.
     pub fn verify(&self, header: &str, body: &[u8], now: i64) -> Result<(), WebhookError> {
+        if header.len() > MAX_SIGNATURE_HEADER {
+            return Err(WebhookError::Malformed);
+        }
         let mut timestamp = None;
-        let mut signatures = Vec::new();
+        let mut signatures: Vec<[u8; 32]> = Vec::new();
         for part in header.split(',') {
             match part.trim().split_once('=') {
                 Some(("t", value)) => timestamp = value.parse::<i64>().ok(),
                 Some(("v1", value)) => {
-                    signatures.push(hex::decode(value).map_err(|_| WebhookError::Malformed)?)
+                    if signatures.len() == MAX_SIGNATURES {
+                        return Err(WebhookError::Malformed);
+                    }
+                    let mut signature = [0u8; 32];
+                    hex::decode_to_slice(value, &mut signature)
+                        .map_err(|_| WebhookError::Malformed)?;
+                    signatures.push(signature);
                 }
                 _ => {}
             }
@@ -237,17 +251,28 @@ impl WebhookSigner {
         if now.abs_diff(timestamp) > SIGNATURE_TOLERANCE.as_secs() {
             return Err(WebhookError::Stale);
         }
-        // verify_slice compares in constant time.
-        if signatures
-            .iter()
-            .any(|s| self.mac(timestamp, body).verify_slice(s).is_ok())
-        {
+        let expected = self.mac(timestamp, body).finalize().into_bytes();
+        // Constant-time comparison of each entry with the one MAC.
+        let matches = signatures.iter().fold(false, |found, signature| {
+            let difference = expected
+                .iter()
+                .zip(signature)
+                .fold(0u8, |acc, (a, b)| acc | (a ^ b));
+            found | (difference == 0)
+        });
+        if matches {
             Ok(())
         } else {
             Err(WebhookError::Mismatch)
         }
     }
 }
+
+/// The longest signature header read (a provider sends a few signatures during a secret
+/// rotation, never thousands).
+pub const MAX_SIGNATURE_HEADER: usize = 1024;
+/// The most `v1` signatures one header may carry.
+pub const MAX_SIGNATURES: usize = 4;
 
 #[cfg(test)]
 mod tests {
@@ -284,6 +309,41 @@ mod tests {
         assert_eq!(
             signer.verify("t=1000000", body, 1_000_000),
             Err(WebhookError::Malformed)
+        );
+    }
+
+    #[test]
+    fn a_header_stuffed_with_signatures_is_refused_before_hashing() {
+        let signer = WebhookSigner::new(b"secret".to_vec());
+        let body = br#"{"id":"evt_1"}"#;
+        let good = signer.header(1_000_000, body);
+        let empty_entries = format!("{good}{}", ",v1=".repeat(20_000));
+        assert_eq!(
+            signer.verify(&empty_entries, body, 1_000_000),
+            Err(WebhookError::Malformed),
+            "20,000 empty entries"
+        );
+        let one_empty = format!("{good},v1=");
+        assert_eq!(
+            signer.verify(&one_empty, body, 1_000_000),
+            Err(WebhookError::Malformed)
+        );
+        let forged = format!(",v1={}", "00".repeat(32));
+        let five = format!("t=1000000{}", forged.repeat(5));
+        assert_eq!(
+            signer.verify(&five, body, 1_000_000),
+            Err(WebhookError::Malformed),
+            "more than MAX_SIGNATURES"
+        );
+        let rotation = format!(
+            "t=1000000{}{}",
+            forged.repeat(3),
+            &good["t=1000000".len()..]
+        );
+        assert_eq!(
+            signer.verify(&rotation, body, 1_000_000),
+            Ok(()),
+            "the right one among a few"
         );
     }
 
