@@ -33,7 +33,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use vault::UnsubscribeLinks;
-use vault::{DataKeys, EmailIndex, MasterKey};
+use vault::{DataKeys, EmailIndex, FieldSealer, MasterKey};
 use workers::billing::BillingReactor;
 use workers::erasure::ErasureReactor;
 use workers::scheduler::Scheduler;
@@ -128,7 +128,7 @@ impl Storage {
                 self.db.clone(),
                 self.log.clone(),
                 Arc::new(self.codec.clone()),
-                projections::all(),
+                projections::all(&FieldSealer::new(self.codec.keys().clone())),
             )
             .with_reactors(reactors),
         )
@@ -256,6 +256,7 @@ impl App {
             db: storage.db.clone(),
             log: storage.log.clone(),
             codec: storage.codec.clone(),
+            sealer: FieldSealer::new(storage.codec.keys().clone()),
             accounts,
             credits: credits.clone(),
             billing: billing.clone(),

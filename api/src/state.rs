@@ -19,7 +19,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use store::{Database, EventLog};
 use vault::EmailIndex;
-use vault::UnsubscribeLinks;
+use vault::{FieldSealer, UnsubscribeLinks};
 use workers::scheduler::Scheduler;
 
 /// Shared services.
@@ -31,6 +31,8 @@ pub struct AppState {
     pub log: Arc<dyn EventLog>,
     /// Decodes (and opens) stored events.
     pub codec: EventCodec,
+    /// Opens the personal columns of read models.
+    pub sealer: FieldSealer,
     /// Account and session commands.
     pub accounts: Accounts,
     /// Credit commands.

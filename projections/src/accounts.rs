@@ -1,8 +1,10 @@
 //! The `accounts` read model: one row per live account with its profile, for `GET /me`
-//! and public creator profiles. A deleted account's row is removed.
+//! and public creator profiles. A deleted account's row is removed. The e-mail address,
+//! display name and bio are sealed with the account's data key (`vault::FieldSealer`),
+//! so no copy of them outlives the key.
 
 use crate::Follower;
-use crate::runner::Projector;
+use crate::runner::{ProjectionError, Projector};
 use crate::schema::{Table, Tables};
 use async_trait::async_trait;
 use domain::account::AccountEvent;
@@ -10,17 +12,32 @@ use domain::{AccountId, DomainEvent, StreamCategory, Timestamp};
 use sqlx::{AnyConnection, Row};
 use store::{Database, DecodedEvent};
 use uuid::Uuid;
+use vault::FieldSealer;
 
 /// Folds account events into `accounts`.
-#[derive(Debug, Clone, Copy)]
-pub struct AccountsProjector;
+#[derive(Debug, Clone)]
+pub struct AccountsProjector {
+    sealer: FieldSealer,
+}
+
+impl AccountsProjector {
+    /// Seals personal columns with `sealer`.
+    pub fn new(sealer: FieldSealer) -> Self {
+        Self { sealer }
+    }
+}
+
+/// Where each sealed column lives, bound into its seal.
+const EMAIL: &str = "accounts.email";
+const DISPLAY_NAME: &str = "accounts.display_name";
+const BIO: &str = "accounts.bio";
 
 const TABLES: &[Table] = &[Table {
     name: "accounts",
     ddl: &["CREATE TABLE {t} (
         account_id          TEXT PRIMARY KEY,
-        email               TEXT NOT NULL,
-        display_name        TEXT NOT NULL,
+        email               TEXT,
+        display_name        TEXT,
         bio                 TEXT,
         public_profile      BIGINT NOT NULL,
         avatar_key          TEXT,
@@ -66,7 +83,8 @@ impl Projector for AccountsProjector {
     }
 
     fn version(&self) -> i32 {
-        2
+        // 3: e-mail, display name and bio sealed.
+        3
     }
 
     fn tables(&self) -> &'static [Table] {
@@ -78,11 +96,14 @@ impl Projector for AccountsProjector {
         conn: &mut AnyConnection,
         tables: &Tables,
         decoded: &DecodedEvent,
-    ) -> Result<(), sqlx::Error> {
+    ) -> Result<(), ProjectionError> {
         let Some(DomainEvent::Account(event)) = decoded.event() else {
             return Ok(());
         };
         let Some(account_id) = account_of(decoded, StreamCategory::Account) else {
+            return Ok(());
+        };
+        let Ok(subject) = Uuid::parse_str(&account_id) else {
             return Ok(());
         };
         let t = tables.get("accounts");
@@ -99,8 +120,12 @@ impl Projector for AccountsProjector {
                      VALUES ($1, $2, $3, 0, 0, $4, $4) ON CONFLICT (account_id) DO NOTHING"
                 ))
                 .bind(account_id)
-                .bind(email.as_str())
-                .bind(display_name.as_str())
+                .bind(self.sealer.seal_text(subject, EMAIL, email.as_str()).await?)
+                .bind(
+                    self.sealer
+                        .seal_text(subject, DISPLAY_NAME, display_name.as_str())
+                        .await?,
+                )
                 .bind(registered_at.unix_micros())
                 .execute(&mut *conn)
                 .await?;
@@ -126,11 +151,16 @@ impl Projector for AccountsProjector {
                 let mut assignments = Vec::new();
                 let mut values = Vec::new();
                 if let Some(name) = display_name {
-                    values.push(Some(name.as_str().to_owned()));
+                    values.push(
+                        self.sealer
+                            .seal_text(subject, DISPLAY_NAME, name.as_str())
+                            .await?,
+                    );
                     assignments.push(format!("display_name = ${}", values.len() + 2));
                 }
                 if let Some(bio) = bio {
-                    values.push((!bio.as_str().is_empty()).then(|| bio.as_str().to_owned()));
+                    let bio = (!bio.as_str().is_empty()).then_some(bio.as_str());
+                    values.push(self.sealer.seal_optional(subject, BIO, bio).await?);
                     assignments.push(format!("bio = ${}", values.len() + 2));
                 }
                 if let Some(public) = public_profile {
@@ -212,8 +242,12 @@ pub struct AccountRow {
     pub password_changed_at: Option<Timestamp>,
 }
 
-/// One account.
-pub async fn find(db: &Database, account_id: AccountId) -> Result<Option<AccountRow>, sqlx::Error> {
+/// One account, its personal fields opened (`None` once its key is destroyed: erased).
+pub async fn find(
+    db: &Database,
+    sealer: &FieldSealer,
+    account_id: AccountId,
+) -> Result<Option<AccountRow>, ProjectionError> {
     let row = sqlx::query(
         "SELECT account_id, email, display_name, bio, public_profile, avatar_key, totp_enabled, created_at, \
          password_changed_at FROM accounts WHERE account_id = $1",
@@ -221,21 +255,34 @@ pub async fn find(db: &Database, account_id: AccountId) -> Result<Option<Account
     .bind(account_id.to_string())
     .fetch_optional(db.pool())
     .await?;
-    row.map(|row| {
-        let id: String = row.try_get("account_id")?;
-        Ok(AccountRow {
-            account_id: AccountId(Uuid::parse_str(&id).map_err(|e| sqlx::Error::Decode(e.into()))?),
-            email: row.try_get("email")?,
-            display_name: row.try_get("display_name")?,
-            bio: row.try_get("bio")?,
-            public_profile: row.try_get::<i64, _>("public_profile")? != 0,
-            has_avatar: row.try_get::<Option<String>, _>("avatar_key")?.is_some(),
-            totp_enabled: row.try_get::<i64, _>("totp_enabled")? != 0,
-            created_at: Timestamp::from_unix_micros(row.try_get("created_at")?),
-            password_changed_at: row
-                .try_get::<Option<i64>, _>("password_changed_at")?
-                .map(Timestamp::from_unix_micros),
-        })
-    })
-    .transpose()
+    let Some(row) = row else {
+        return Ok(None);
+    };
+    let subject = account_id.0;
+    let sealed = |column: &str| row.try_get::<Option<String>, _>(column);
+    let (Some(email), Some(display_name)) = (
+        sealer
+            .open_optional(subject, EMAIL, sealed("email")?.as_deref())
+            .await?,
+        sealer
+            .open_optional(subject, DISPLAY_NAME, sealed("display_name")?.as_deref())
+            .await?,
+    ) else {
+        return Ok(None);
+    };
+    Ok(Some(AccountRow {
+        account_id,
+        email,
+        display_name,
+        bio: sealer
+            .open_optional(subject, BIO, sealed("bio")?.as_deref())
+            .await?,
+        public_profile: row.try_get::<i64, _>("public_profile")? != 0,
+        has_avatar: row.try_get::<Option<String>, _>("avatar_key")?.is_some(),
+        totp_enabled: row.try_get::<i64, _>("totp_enabled")? != 0,
+        created_at: Timestamp::from_unix_micros(row.try_get("created_at")?),
+        password_changed_at: row
+            .try_get::<Option<i64>, _>("password_changed_at")?
+            .map(Timestamp::from_unix_micros),
+    }))
 }

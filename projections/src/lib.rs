@@ -29,17 +29,19 @@ pub use visibility::Visibility;
 
 use std::fmt;
 use std::sync::Arc;
+use vault::FieldSealer;
 
-/// Every projector of the service, in the order they are listed to operators.
-pub fn all() -> Vec<Arc<dyn Projector>> {
+/// Every projector of the service, in the order they are listed to operators; those
+/// holding personal data seal it with `sealer`.
+pub fn all(sealer: &FieldSealer) -> Vec<Arc<dyn Projector>> {
     vec![
-        Arc::new(accounts::AccountsProjector),
-        Arc::new(sessions::SessionsProjector),
+        Arc::new(accounts::AccountsProjector::new(sealer.clone())),
+        Arc::new(sessions::SessionsProjector::new(sealer.clone())),
         Arc::new(credits::CreditsProjector),
         Arc::new(billing::BillingProjector),
         Arc::new(operator_tokens::OperatorTokensProjector),
         Arc::new(access_tokens::AccessTokensProjector),
-        Arc::new(access_tokens::TokenUsageProjector),
+        Arc::new(access_tokens::TokenUsageProjector::new(sealer.clone())),
     ]
 }
 

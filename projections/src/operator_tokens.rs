@@ -1,7 +1,7 @@
 //! The `admin_tokens` read model: operator credentials by token hash.
 
 use crate::Follower;
-use crate::runner::Projector;
+use crate::runner::{ProjectionError, Projector};
 use crate::schema::{Table, Tables};
 use async_trait::async_trait;
 use domain::operator::OperatorTokenEvent;
@@ -44,7 +44,7 @@ impl Projector for OperatorTokensProjector {
         conn: &mut AnyConnection,
         tables: &Tables,
         decoded: &DecodedEvent,
-    ) -> Result<(), sqlx::Error> {
+    ) -> Result<(), ProjectionError> {
         let Some(DomainEvent::OperatorToken(event)) = decoded.event() else {
             return Ok(());
         };

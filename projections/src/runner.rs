@@ -34,7 +34,7 @@ pub trait Projector: Send + Sync {
         conn: &mut AnyConnection,
         tables: &Tables,
         event: &DecodedEvent,
-    ) -> Result<(), sqlx::Error>;
+    ) -> Result<(), ProjectionError>;
 }
 
 /// Reacts to events with side effects (commands, messages) instead of SQL rows: a process
@@ -104,6 +104,9 @@ pub enum ProjectionError {
     /// An event could not be decoded.
     #[error("decoding an event: {0}")]
     Decode(String),
+    /// A personal value could not be sealed or opened.
+    #[error("sealing: {0}")]
+    Crypto(#[from] vault::CryptoError),
     /// A reactor failed.
     #[error("reaction failed: {0}")]
     Reaction(String),

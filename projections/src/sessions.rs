@@ -1,23 +1,38 @@
 //! The `sessions` read model: live sessions, looked up by token hash on every
-//! authenticated request and listed on `GET /me/sessions`.
+//! authenticated request and listed on `GET /me/sessions`. Where a session started (device,
+//! IP, user agent, location) is one column sealed with the account's data key.
 
 use crate::Follower;
 use crate::accounts::account_of;
-use crate::runner::Projector;
+use crate::runner::{ProjectionError, Projector};
 use crate::schema::{Table, Tables};
 use async_trait::async_trait;
 use domain::account::AccountEvent;
 use domain::activity::ActivityEvent;
+use domain::session::SessionOrigin;
 use domain::{AccountId, DomainEvent, SessionId, StreamCategory, Timestamp};
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 use store::{Database, DecodedEvent};
 use uuid::Uuid;
+use vault::FieldSealer;
 
 /// Folds session events into `sessions`. Revoked sessions are deleted: the log keeps
 /// their history.
-#[derive(Debug, Clone, Copy)]
-pub struct SessionsProjector;
+#[derive(Debug, Clone)]
+pub struct SessionsProjector {
+    sealer: FieldSealer,
+}
+
+impl SessionsProjector {
+    /// Seals the sessions' origins with `sealer`.
+    pub fn new(sealer: FieldSealer) -> Self {
+        Self { sealer }
+    }
+}
+
+/// Where the sealed origin lives, bound into its seal.
+const ORIGIN: &str = "sessions.origin";
 
 const TABLES: &[Table] = &[Table {
     name: "sessions",
@@ -26,10 +41,7 @@ const TABLES: &[Table] = &[Table {
             session_id     TEXT PRIMARY KEY,
             account_id     TEXT NOT NULL,
             token_hash     TEXT NOT NULL UNIQUE,
-            device         TEXT NOT NULL,
-            ip             TEXT,
-            user_agent     TEXT,
-            location       TEXT,
+            origin         TEXT,
             created_at     BIGINT NOT NULL,
             last_active_at BIGINT NOT NULL,
             expires_at     BIGINT NOT NULL
@@ -45,7 +57,8 @@ impl Projector for SessionsProjector {
     }
 
     fn version(&self) -> i32 {
-        1
+        // 2: the origin sealed in one column.
+        2
     }
 
     fn tables(&self) -> &'static [Table] {
@@ -57,7 +70,7 @@ impl Projector for SessionsProjector {
         conn: &mut AnyConnection,
         tables: &Tables,
         decoded: &DecodedEvent,
-    ) -> Result<(), sqlx::Error> {
+    ) -> Result<(), ProjectionError> {
         let t = tables.get("sessions");
         match decoded.event() {
             Some(DomainEvent::Account(AccountEvent::SessionStarted {
@@ -71,19 +84,21 @@ impl Projector for SessionsProjector {
                 let Some(account_id) = account_of(decoded, StreamCategory::Account) else {
                     return Ok(());
                 };
+                let Ok(subject) = Uuid::parse_str(&account_id) else {
+                    return Ok(());
+                };
+                let origin = serde_json::to_vec(origin)
+                    .map_err(|e| ProjectionError::Decode(e.to_string()))?;
+                let origin = self.sealer.seal(subject, ORIGIN, &origin).await?;
                 sqlx::query(&format!(
-                    "INSERT INTO {t} (session_id, account_id, token_hash, device, ip, user_agent, \
-                     location, created_at, last_active_at, expires_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8, $9) \
+                    "INSERT INTO {t} (session_id, account_id, token_hash, origin, created_at, \
+                     last_active_at, expires_at) VALUES ($1, $2, $3, $4, $5, $5, $6) \
                      ON CONFLICT (session_id) DO NOTHING"
                 ))
                 .bind(session_id.to_string())
                 .bind(account_id)
                 .bind(token_hash.as_str())
-                .bind(origin.device.as_str())
-                .bind(origin.ip.clone())
-                .bind(origin.user_agent.clone())
-                .bind(origin.location.clone())
+                .bind(origin)
                 .bind(started_at.unix_micros())
                 .bind(expires_at.unix_micros())
                 .execute(&mut *conn)
@@ -121,19 +136,13 @@ impl Projector for SessionsProjector {
     }
 }
 
-/// A live session.
+/// A live session, as an authenticated request checks it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SessionRow {
+pub struct LiveSession {
     /// The session.
     pub session_id: SessionId,
     /// Its account.
     pub account_id: AccountId,
-    /// e.g. "Firefox 128 on Linux".
-    pub device: String,
-    /// Client IP when it started.
-    pub ip: Option<String>,
-    /// Location from a trusted proxy header.
-    pub location: Option<String>,
     /// When it started.
     pub created_at: Timestamp,
     /// Last request recorded in the log (the API adds what it saw since the last flush).
@@ -142,20 +151,25 @@ pub struct SessionRow {
     pub expires_at: Timestamp,
 }
 
-const COLUMNS: &str =
-    "session_id, account_id, device, ip, location, created_at, last_active_at, expires_at";
+/// A live session with where it started, as its owner sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionRow {
+    /// The session.
+    pub session: LiveSession,
+    /// Device, IP, user agent and location (empty once the account's key is gone).
+    pub origin: SessionOrigin,
+}
+
+const COLUMNS: &str = "session_id, account_id, created_at, last_active_at, expires_at";
 
 fn parse_uuid(text: &str) -> Result<Uuid, sqlx::Error> {
     Uuid::parse_str(text).map_err(|e| sqlx::Error::Decode(e.into()))
 }
 
-fn decode(row: &AnyRow) -> Result<SessionRow, sqlx::Error> {
-    Ok(SessionRow {
+fn decode(row: &AnyRow) -> Result<LiveSession, sqlx::Error> {
+    Ok(LiveSession {
         session_id: SessionId(parse_uuid(&row.try_get::<String, _>("session_id")?)?),
         account_id: AccountId(parse_uuid(&row.try_get::<String, _>("account_id")?)?),
-        device: row.try_get("device")?,
-        ip: row.try_get("ip")?,
-        location: row.try_get("location")?,
         created_at: Timestamp::from_unix_micros(row.try_get("created_at")?),
         last_active_at: Timestamp::from_unix_micros(row.try_get("last_active_at")?),
         expires_at: Timestamp::from_unix_micros(row.try_get("expires_at")?),
@@ -166,7 +180,7 @@ fn decode(row: &AnyRow) -> Result<SessionRow, sqlx::Error> {
 pub async fn find_by_token_hash(
     db: &Database,
     token_hash: &str,
-) -> Result<Option<SessionRow>, sqlx::Error> {
+) -> Result<Option<LiveSession>, sqlx::Error> {
     sqlx::query(&format!(
         "SELECT {COLUMNS} FROM sessions WHERE token_hash = $1"
     ))
@@ -178,21 +192,39 @@ pub async fn find_by_token_hash(
     .transpose()
 }
 
-/// The account's sessions not past their absolute expiry at `now`, newest first.
+/// The account's sessions not past their absolute expiry at `now`, newest first, with
+/// their origins opened.
 pub async fn list_for_account(
     db: &Database,
+    sealer: &FieldSealer,
     account_id: AccountId,
     now: Timestamp,
-) -> Result<Vec<SessionRow>, sqlx::Error> {
-    sqlx::query(&format!(
-        "SELECT {COLUMNS} FROM sessions WHERE account_id = $1 AND expires_at > $2 \
+) -> Result<Vec<SessionRow>, ProjectionError> {
+    let rows = sqlx::query(&format!(
+        "SELECT {COLUMNS}, origin FROM sessions WHERE account_id = $1 AND expires_at > $2 \
          ORDER BY created_at DESC, session_id"
     ))
     .bind(account_id.to_string())
     .bind(now.unix_micros())
     .fetch_all(db.pool())
-    .await?
-    .iter()
-    .map(decode)
-    .collect()
+    .await?;
+    let mut sessions = Vec::with_capacity(rows.len());
+    for row in &rows {
+        let sealed: Option<String> = row.try_get("origin")?;
+        let origin = match sealed {
+            Some(sealed) => sealer
+                .open(account_id.0, ORIGIN, &sealed)
+                .await?
+                .map(|bytes| serde_json::from_slice(&bytes))
+                .transpose()
+                .map_err(|e| ProjectionError::Decode(e.to_string()))?
+                .unwrap_or_default(),
+            None => SessionOrigin::default(),
+        };
+        sessions.push(SessionRow {
+            session: decode(row)?,
+            origin,
+        });
+    }
+    Ok(sessions)
 }

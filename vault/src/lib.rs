@@ -6,14 +6,18 @@
 //! - [`DataKeys`]: one AES-256 key per data subject (an account), stored wrapped by the
 //!   master key. Personal data anywhere the service stores it is sealed with its subject's
 //!   key; destroying the key erases every copy (crypto-shredding).
+//! - [`FieldSealer`]: the same sealing for values kept outside the log (read-model
+//!   columns, stored responses).
 //! - [`UnsubscribeLinks`]: the HMAC-signed tokens of one-click unsubscribe links.
 
 mod data_keys;
+mod fields;
 mod links;
 mod master;
 mod seal;
 
 pub use data_keys::{DataKey, DataKeys};
+pub use fields::FieldSealer;
 pub use links::UnsubscribeLinks;
 pub use master::{EmailIndex, MasterKey};
 pub use seal::{open, seal};

@@ -265,7 +265,7 @@ pub async fn invoice(
     if !pdf {
         return Ok(Json(InvoiceView::from(row)).into_response());
     }
-    let account = projections::accounts::find(&state.db, session.account_id).await?;
+    let account = projections::accounts::find(&state.db, &state.sealer, session.account_id).await?;
     let bill_to = account.map_or_else(String::new, |a| format!("{} <{}>", a.display_name, a.email));
     let mut response = workers::pdf::invoice(&row, &bill_to).into_response();
     let headers = response.headers_mut();

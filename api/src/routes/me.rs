@@ -48,7 +48,7 @@ pub async fn me_view(
     state: &AppState,
     account_id: domain::AccountId,
 ) -> Result<MeResponse, ApiError> {
-    let account = projections::accounts::find(&state.db, account_id)
+    let account = projections::accounts::find(&state.db, &state.sealer, account_id)
         .await?
         .ok_or_else(|| ApiError::NotFound("account_not_found", "no such account".into()))?;
     Ok(MeResponse {

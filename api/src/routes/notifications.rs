@@ -189,7 +189,7 @@ pub async fn unsubscribe(
     Query(query): Query<UnsubscribeQuery>,
 ) -> Result<Json<UnsubscribedView>, ApiError> {
     let (account, toggle) = verified(&state, &query.token)?;
-    if projections::accounts::find(&state.db, account)
+    if projections::accounts::find(&state.db, &state.sealer, account)
         .await?
         .is_none()
     {

@@ -206,7 +206,7 @@ async fn public_row(
 ) -> Result<projections::accounts::AccountRow, ApiError> {
     let not_found = || ApiError::NotFound("profile_not_found", "no such public profile".into());
     let id = Uuid::parse_str(account_id).map_err(|_| not_found())?;
-    projections::accounts::find(&state.db, AccountId(id))
+    projections::accounts::find(&state.db, &state.sealer, AccountId(id))
         .await?
         .filter(|row| row.public_profile)
         .ok_or_else(not_found)

@@ -59,23 +59,26 @@ pub async fn list(
 ) -> Result<Json<SessionList>, ApiError> {
     let now = state.clock.now();
     let idle = state.http.sessions.idle_timeout;
-    let rows = projections::sessions::list_for_account(&state.db, session.account_id, now).await?;
+    let rows =
+        projections::sessions::list_for_account(&state.db, &state.sealer, session.account_id, now)
+            .await?;
     let sessions = rows
         .into_iter()
         .filter_map(|row| {
+            let (live, origin) = (row.session, row.origin);
             let last_active = state
                 .activity
-                .last_seen(row.session_id)
-                .map_or(row.last_active_at, |seen| seen.max(row.last_active_at));
+                .last_seen(live.session_id)
+                .map_or(live.last_active_at, |seen| seen.max(live.last_active_at));
             (now.since(last_active) < idle).then(|| SessionView {
-                id: row.session_id.0,
-                device: row.device,
-                ip: row.ip,
-                location: row.location,
-                created_at: row.created_at.to_rfc3339(),
+                id: live.session_id.0,
+                device: origin.device,
+                ip: origin.ip,
+                location: origin.location,
+                created_at: live.created_at.to_rfc3339(),
                 last_active_at: last_active.to_rfc3339(),
-                expires_at: row.expires_at.to_rfc3339(),
-                current: row.session_id == session.session_id,
+                expires_at: live.expires_at.to_rfc3339(),
+                current: live.session_id == session.session_id,
             })
         })
         .collect();

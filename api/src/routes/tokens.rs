@@ -235,7 +235,7 @@ async fn list(
     account: AccountId,
     cli: bool,
 ) -> Result<Json<TokenList>, ApiError> {
-    let tokens = projections::access_tokens::list(&state.db, account, cli).await?;
+    let tokens = projections::access_tokens::list(&state.db, &state.sealer, account, cli).await?;
     Ok(Json(TokenList {
         tokens: tokens.into_iter().map(Into::into).collect(),
     }))
@@ -346,7 +346,7 @@ pub async fn usage_of(
     account: AccountId,
     token_id: Uuid,
 ) -> Result<UsageView, ApiError> {
-    let token = projections::access_tokens::list(&state.db, account, false)
+    let token = projections::access_tokens::list(&state.db, &state.sealer, account, false)
         .await?
         .into_iter()
         .find(|t| t.token_id == token_id)

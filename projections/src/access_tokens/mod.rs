@@ -7,7 +7,7 @@ mod queries;
 pub use queries::*;
 
 use crate::Follower;
-use crate::runner::Projector;
+use crate::runner::{ProjectionError, Projector};
 use crate::schema::{Table, Tables};
 use async_trait::async_trait;
 use domain::access_token::{AccessTokenEvent, UsageEvent};
@@ -15,6 +15,8 @@ use domain::account::AccountEvent;
 use domain::{DomainEvent, StreamCategory, Timestamp};
 use sqlx::AnyConnection;
 use store::DecodedEvent;
+use uuid::Uuid;
+use vault::FieldSealer;
 
 /// Folds access-token events. Revoked tokens and those of deleted accounts are removed.
 #[derive(Debug, Clone, Copy)]
@@ -88,7 +90,7 @@ impl Projector for AccessTokensProjector {
         conn: &mut AnyConnection,
         tables: &Tables,
         decoded: &DecodedEvent,
-    ) -> Result<(), sqlx::Error> {
+    ) -> Result<(), ProjectionError> {
         let stream = decoded.envelope.stream.as_str();
         let (t, h) = (
             tables.get("access_tokens"),
@@ -203,9 +205,24 @@ impl Projector for AccessTokensProjector {
     }
 }
 
-/// Folds usage events into per-day counts and the last use of each token.
-#[derive(Debug, Clone, Copy)]
-pub struct TokenUsageProjector;
+/// Folds usage events into per-day counts and the last use of each token; the last IP
+/// and user agent are sealed with the account's data key.
+#[derive(Debug, Clone)]
+pub struct TokenUsageProjector {
+    sealer: FieldSealer,
+}
+
+impl TokenUsageProjector {
+    /// Seals the last client of each token with `sealer`.
+    pub fn new(sealer: FieldSealer) -> Self {
+        Self { sealer }
+    }
+}
+
+/// Where the sealed last IP lives, bound into its seal.
+pub(crate) const LAST_IP: &str = "token_last_use.last_ip";
+/// Where the sealed last user agent lives, bound into its seal.
+pub(crate) const LAST_USER_AGENT: &str = "token_last_use.last_user_agent";
 
 const USAGE_TABLES: &[Table] = &[
     Table {
@@ -239,7 +256,8 @@ impl Projector for TokenUsageProjector {
     }
 
     fn version(&self) -> i32 {
-        1
+        // 2: the last IP and user agent sealed.
+        2
     }
 
     fn tables(&self) -> &'static [Table] {
@@ -251,7 +269,7 @@ impl Projector for TokenUsageProjector {
         conn: &mut AnyConnection,
         tables: &Tables,
         decoded: &DecodedEvent,
-    ) -> Result<(), sqlx::Error> {
+    ) -> Result<(), ProjectionError> {
         let stream = decoded.envelope.stream.as_str();
         match decoded.event() {
             Some(DomainEvent::Account(AccountEvent::AccountDeleted { .. })) => {
@@ -294,6 +312,16 @@ impl Projector for TokenUsageProjector {
                     .await?;
                 }
                 let last = tables.get("token_last_use");
+                let subject = Uuid::parse_str(account_id)
+                    .map_err(|e| ProjectionError::Decode(e.to_string()))?;
+                let last_ip = self
+                    .sealer
+                    .seal_optional(subject, LAST_IP, last_ip.as_deref())
+                    .await?;
+                let last_user_agent = self
+                    .sealer
+                    .seal_optional(subject, LAST_USER_AGENT, last_user_agent.as_deref())
+                    .await?;
                 sqlx::query(&format!(
                     "INSERT INTO {last} (token_id, account_id, last_used_at, last_ip, last_user_agent) \
                      VALUES ($1, $2, $3, $4, $5) ON CONFLICT (token_id) DO UPDATE SET \
@@ -304,8 +332,8 @@ impl Projector for TokenUsageProjector {
                 .bind(token_id.to_string())
                 .bind(account_id)
                 .bind(last_used_at.unix_micros())
-                .bind(last_ip.clone())
-                .bind(last_user_agent.clone())
+                .bind(last_ip)
+                .bind(last_user_agent)
                 .execute(&mut *conn)
                 .await?;
             }

@@ -1,10 +1,13 @@
 //! What the API and the workers read of the token read models.
 
+use super::{LAST_IP, LAST_USER_AGENT};
+use crate::ProjectionError;
 use domain::access_token::{Scope, TokenKind};
 use domain::{AccountId, Timestamp};
 use sqlx::Row;
 use store::Database;
 use uuid::Uuid;
+use vault::FieldSealer;
 
 /// A token a request presented, as the read model knows it.
 #[derive(Debug, Clone)]
@@ -91,12 +94,14 @@ pub struct TokenSummary {
     pub last_user_agent: Option<String>,
 }
 
-/// The live tokens of `account`, newest first: API tokens, or CLI tokens.
+/// The live tokens of `account`, newest first: API tokens, or CLI tokens; the last client
+/// of each opened with `sealer`.
 pub async fn list(
     db: &Database,
+    sealer: &FieldSealer,
     account: AccountId,
     cli: bool,
-) -> Result<Vec<TokenSummary>, sqlx::Error> {
+) -> Result<Vec<TokenSummary>, ProjectionError> {
     let kinds = if cli {
         "('cli_device', 'cli_recorder')"
     } else {
@@ -111,27 +116,33 @@ pub async fn list(
     .bind(account.to_string())
     .fetch_all(db.pool())
     .await?;
-    rows.iter()
-        .map(|row| {
-            let scopes: String = row.try_get("scopes")?;
-            Ok(TokenSummary {
-                token_id: uuid_of(&row.try_get::<String, _>("token_id")?)?,
-                kind: kind_of(&row.try_get::<String, _>("kind")?),
-                label: row.try_get("label")?,
-                scopes: scopes.split_whitespace().map(str::to_owned).collect(),
-                hint: row.try_get("hint")?,
-                created_at: Timestamp::from_unix_micros(row.try_get("created_at")?),
-                expires_at: row
-                    .try_get::<Option<i64>, _>("expires_at")?
-                    .map(Timestamp::from_unix_micros),
-                last_used_at: row
-                    .try_get::<Option<i64>, _>("last_used_at")?
-                    .map(Timestamp::from_unix_micros),
-                last_ip: row.try_get("last_ip")?,
-                last_user_agent: row.try_get("last_user_agent")?,
-            })
-        })
-        .collect()
+    let mut tokens = Vec::with_capacity(rows.len());
+    for row in &rows {
+        let scopes: String = row.try_get("scopes")?;
+        let last_ip: Option<String> = row.try_get("last_ip")?;
+        let last_user_agent: Option<String> = row.try_get("last_user_agent")?;
+        tokens.push(TokenSummary {
+            token_id: uuid_of(&row.try_get::<String, _>("token_id")?)?,
+            kind: kind_of(&row.try_get::<String, _>("kind")?),
+            label: row.try_get("label")?,
+            scopes: scopes.split_whitespace().map(str::to_owned).collect(),
+            hint: row.try_get("hint")?,
+            created_at: Timestamp::from_unix_micros(row.try_get("created_at")?),
+            expires_at: row
+                .try_get::<Option<i64>, _>("expires_at")?
+                .map(Timestamp::from_unix_micros),
+            last_used_at: row
+                .try_get::<Option<i64>, _>("last_used_at")?
+                .map(Timestamp::from_unix_micros),
+            last_ip: sealer
+                .open_optional(account.0, LAST_IP, last_ip.as_deref())
+                .await?,
+            last_user_agent: sealer
+                .open_optional(account.0, LAST_USER_AGENT, last_user_agent.as_deref())
+                .await?,
+        });
+    }
+    Ok(tokens)
 }
 
 /// The ids of `account`'s live tokens (for revoking them all).

@@ -5,7 +5,7 @@ mod queries;
 pub use queries::*;
 
 use crate::Follower;
-use crate::runner::Projector;
+use crate::runner::{ProjectionError, Projector};
 use crate::schema::{Table, Tables};
 use async_trait::async_trait;
 use domain::invoice::{InvoiceEvent, InvoiceSeriesEvent};
@@ -94,14 +94,14 @@ impl Projector for BillingProjector {
         conn: &mut AnyConnection,
         tables: &Tables,
         decoded: &DecodedEvent,
-    ) -> Result<(), sqlx::Error> {
+    ) -> Result<(), ProjectionError> {
         let stream = &decoded.envelope.stream;
         match decoded.event() {
             Some(DomainEvent::Subscription(event)) => {
                 let Some(account) = StreamCategory::Subscription.id_in(stream) else {
                     return Ok(());
                 };
-                apply_subscription(conn, tables.get("subscriptions"), account, event).await
+                Ok(apply_subscription(conn, tables.get("subscriptions"), account, event).await?)
             }
             Some(DomainEvent::InvoiceSeries(InvoiceSeriesEvent::InvoiceIssued {
                 invoice_id,

@@ -6,7 +6,7 @@ mod queries;
 pub use queries::*;
 
 use crate::Follower;
-use crate::runner::Projector;
+use crate::runner::{ProjectionError, Projector};
 use crate::schema::{Table, Tables};
 use async_trait::async_trait;
 use domain::credits::{Allocation, CreditsEvent};
@@ -146,14 +146,14 @@ impl Projector for CreditsProjector {
         conn: &mut AnyConnection,
         tables: &Tables,
         decoded: &DecodedEvent,
-    ) -> Result<(), sqlx::Error> {
+    ) -> Result<(), ProjectionError> {
         let stream = &decoded.envelope.stream;
         match decoded.event() {
             Some(DomainEvent::Credits(event)) => {
                 let Some(account) = StreamCategory::Credits.id_in(stream) else {
                     return Ok(());
                 };
-                apply_credits(conn, tables, account, decoded.envelope.position, event).await
+                Ok(apply_credits(conn, tables, account, decoded.envelope.position, event).await?)
             }
             Some(DomainEvent::Offer(OfferEvent::ClaimRedeemed { credits, .. })) => {
                 let Some(claim_id) = StreamCategory::Offer.id_in(stream) else {

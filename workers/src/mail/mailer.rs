@@ -12,8 +12,8 @@ use std::sync::Arc;
 use std::time::Duration;
 use store::Database;
 use uuid::Uuid;
-use vault::DataKeys;
 use vault::UnsubscribeLinks;
+use vault::{DataKeys, FieldSealer};
 
 /// How the mailer retries.
 #[derive(Debug, Clone)]
@@ -281,7 +281,11 @@ impl Mailer {
                 .open_private(&key)
                 .map_err(|e| Failure::Permanent(format!("sealed fields: {e}")))?;
         }
-        let Some(recipient) = projections::accounts::find(&self.db, account).await? else {
+        let sealer = FieldSealer::new(self.keys.clone());
+        let recipient = projections::accounts::find(&self.db, &sealer, account)
+            .await
+            .map_err(|e| Failure::Transient(format!("recipient: {e}")))?;
+        let Some(recipient) = recipient else {
             tracing::info!("the account is gone; mail skipped");
             return Ok(false);
         };
