@@ -89,11 +89,10 @@ impl FieldSealer {
         context: &str,
         sealed: &str,
     ) -> Result<Option<String>, CryptoError> {
-        Ok(self
-            .open(subject, context, sealed)
+        self.open(subject, context, sealed)
             .await?
             .map(|bytes| String::from_utf8(bytes).map_err(|_| CryptoError::Unsealable))
-            .transpose()?)
+            .transpose()
     }
 
     /// Opens an optional sealed text column (NULL stays `None`).
