@@ -210,7 +210,10 @@ impl App {
             clock.clone(),
             sessions,
         );
-        let idempotency = IdempotencyStore::new(storage.db.clone());
+        let idempotency = IdempotencyStore::new(
+            storage.db.clone(),
+            FieldSealer::new(storage.codec.keys().clone()),
+        );
         let notifications = Notifications::new(storage.exec.clone(), clock.clone());
         let unsubscribe_links = UnsubscribeLinks::new(storage.master.unsubscribe_secret());
         let mail_queue = MailQueue::from_args(&storage, &serve.mail);

@@ -252,6 +252,12 @@ impl From<ProjectionError> for ApiError {
     }
 }
 
+impl From<commands::idempotency::IdempotencyError> for ApiError {
+    fn from(error: commands::idempotency::IdempotencyError) -> Self {
+        Self::Internal(error.to_string())
+    }
+}
+
 impl From<sqlx::Error> for ApiError {
     fn from(error: sqlx::Error) -> Self {
         Self::Internal(format!("database: {error}"))

@@ -12,6 +12,7 @@ use commands::CommandContext;
 use commands::tokens::{SESSION_TOKEN_PREFIX, hash_token};
 use domain::session::SessionOrigin;
 use domain::{AccountId, SessionId};
+use projections::sessions::LiveSession;
 use serde::de::DeserializeOwned;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
@@ -165,7 +166,8 @@ impl FromRequestParts<AppState> for ClientInfo {
 pub struct AccountSlot(Arc<Mutex<Option<AccountId>>>);
 
 impl AccountSlot {
-    fn set(&self, account_id: AccountId) {
+    /// Records the caller's account.
+    pub fn set(&self, account_id: AccountId) {
         *self.0.lock().unwrap_or_else(|e| e.into_inner()) = Some(account_id);
     }
 
@@ -201,41 +203,48 @@ pub fn bearer_token(headers: &HeaderMap) -> Option<&str> {
     scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
 }
 
+/// The live session holding `token`: well formed, not revoked, not past its expiry or
+/// idle timeout.
+pub async fn live_session(state: &AppState, token: &str) -> Result<LiveSession, ApiError> {
+    let invalid =
+        || ApiError::Unauthorized("invalid_session", "the session token is not valid".into());
+    // Refuse malformed tokens before touching the database.
+    if !token.starts_with(SESSION_TOKEN_PREFIX) || token.len() > 128 {
+        return Err(invalid());
+    }
+    let session = projections::sessions::find_by_token_hash(&state.db, &hash_token(token))
+        .await?
+        .ok_or_else(invalid)?;
+    let now = state.clock.now();
+    let last_active = state
+        .activity
+        .last_seen(session.session_id)
+        .map_or(session.last_active_at, |seen| {
+            seen.max(session.last_active_at)
+        });
+    if now >= session.expires_at || now.since(last_active) >= state.http.sessions.idle_timeout {
+        return Err(ApiError::Unauthorized(
+            "session_expired",
+            "the session has expired; sign in again".into(),
+        ));
+    }
+    Ok(session)
+}
+
 impl FromRequestParts<AppState> for CurrentSession {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let invalid =
-            || ApiError::Unauthorized("invalid_session", "the session token is not valid".into());
         let token = bearer_token(&parts.headers).ok_or_else(|| {
             ApiError::Unauthorized(
                 "missing_token",
                 "send the session token as Authorization: Bearer <token>".into(),
             )
         })?;
-        // Refuse malformed tokens before touching the database.
-        if !token.starts_with(SESSION_TOKEN_PREFIX) || token.len() > 128 {
-            return Err(invalid());
-        }
-        let session = projections::sessions::find_by_token_hash(&state.db, &hash_token(token))
-            .await?
-            .ok_or_else(invalid)?;
-        let now = state.clock.now();
-        let last_active = state
-            .activity
-            .last_seen(session.session_id)
-            .map_or(session.last_active_at, |seen| {
-                seen.max(session.last_active_at)
-            });
-        if now >= session.expires_at || now.since(last_active) >= state.http.sessions.idle_timeout {
-            return Err(ApiError::Unauthorized(
-                "session_expired",
-                "the session has expired; sign in again".into(),
-            ));
-        }
+        let session = live_session(state, token).await?;
         state
             .activity
-            .touch(session.account_id, session.session_id, now);
+            .touch(session.account_id, session.session_id, state.clock.now());
         if let Some(slot) = parts.extensions.get::<AccountSlot>() {
             slot.set(session.account_id);
         }
@@ -256,24 +265,33 @@ pub struct Operator {
     pub role: String,
 }
 
+/// The operator token `token`, if it is live: `(token id, role)`.
+pub async fn live_operator(state: &AppState, token: &str) -> Result<(Uuid, String), ApiError> {
+    let invalid = || {
+        ApiError::Unauthorized(
+            "invalid_admin_token",
+            "an operator token is required".into(),
+        )
+    };
+    if !token.starts_with(commands::tokens::OPERATOR_TOKEN_PREFIX) || token.len() > 128 {
+        return Err(invalid());
+    }
+    projections::operator_tokens::find_by_hash(&state.db, &hash_token(token))
+        .await?
+        .ok_or_else(invalid)
+}
+
 impl FromRequestParts<AppState> for Operator {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let invalid = || {
+        let token = bearer_token(&parts.headers).ok_or_else(|| {
             ApiError::Unauthorized(
                 "invalid_admin_token",
                 "an operator token is required".into(),
             )
-        };
-        let token = bearer_token(&parts.headers).ok_or_else(invalid)?;
-        if !token.starts_with(commands::tokens::OPERATOR_TOKEN_PREFIX) || token.len() > 128 {
-            return Err(invalid());
-        }
-        let (token_id, role) =
-            projections::operator_tokens::find_by_hash(&state.db, &hash_token(token))
-                .await?
-                .ok_or_else(invalid)?;
+        })?;
+        let (token_id, role) = live_operator(state, token).await?;
         Ok(Self { token_id, role })
     }
 }

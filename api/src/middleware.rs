@@ -1,14 +1,17 @@
 //! Request-wide middleware: the request context (ids, `X-Request-Id`) and idempotency keys.
 
 use crate::error::{ApiError, error_response};
-use crate::extract::{AccountSlot, RequestContext};
+use crate::extract::{AccountSlot, RequestContext, bearer_token, live_operator, live_session};
 use crate::state::AppState;
+use crate::token_auth::live_token;
 use axum::body::{Body, to_bytes};
 use axum::extract::{Request, State};
-use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use commands::access_tokens::well_formed;
 use commands::idempotency::{Claim, StoredResponse};
+use commands::tokens::{OPERATOR_TOKEN_PREFIX, SESSION_TOKEN_PREFIX};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
@@ -117,6 +120,15 @@ pub async fn idempotency(State(state): State<AppState>, request: Request, next: 
         Err(error) => return ApiError::from(error).into_response(),
     };
     match claim {
+        // A response with a body (personal data, a secret shown once) is replayed only to
+        // a credential that is still valid; a revoked or expired one goes to the route,
+        // which refuses it. An empty answer reveals nothing and is replayed regardless (a
+        // retried sign-out still gets its 204).
+        Claim::Replay(stored)
+            if !stored.body.is_empty() && !credential_is_live(&state, &parts.headers).await =>
+        {
+            next.run(Request::from_parts(parts, Body::from(body))).await
+        }
         Claim::Replay(stored) => replay(stored),
         Claim::Mismatch => ApiError::Unprocessable(
             "idempotency_key_reused",
@@ -142,12 +154,14 @@ pub async fn idempotency(State(state): State<AppState>, request: Request, next: 
                     "an internal error occurred",
                 );
             };
-            // Failures worth retrying are not stored: the key stays usable.
+            // Failures worth retrying are not stored: the key stays usable. Nor are
+            // responses a route marks as not replayable.
             let retryable = parts.status.is_server_error()
                 || parts.status == StatusCode::TOO_MANY_REQUESTS
                 || parts.status == StatusCode::CONFLICT;
-            let outcome = if retryable {
-                state.idempotency.release(&scope).await
+            let not_replayable = parts.extensions.get::<NotReplayable>().is_some();
+            let outcome = if retryable || not_replayable {
+                state.idempotency.release(&scope).await.map_err(Into::into)
             } else {
                 let stored = StoredResponse {
                     status: parts.status.as_u16(),
@@ -172,6 +186,29 @@ pub async fn idempotency(State(state): State<AppState>, request: Request, next: 
             Response::from_parts(parts, Body::from(bytes))
         }
     }
+}
+
+/// Marks a response that must never be replayed, e.g. a sign-in's new session token: a
+/// retry with the same key runs again.
+#[derive(Debug, Clone, Copy)]
+pub struct NotReplayable;
+
+/// Whether the credential of a retried request is still valid (no credential: yes).
+async fn credential_is_live(state: &AppState, headers: &HeaderMap) -> bool {
+    let Some(token) = bearer_token(headers) else {
+        return headers.get(header::AUTHORIZATION).is_none();
+    };
+    let live = if token.starts_with(SESSION_TOKEN_PREFIX) {
+        live_session(state, token).await.map(drop)
+    } else if token.starts_with(OPERATOR_TOKEN_PREFIX) {
+        live_operator(state, token).await.map(drop)
+    } else {
+        match well_formed(token) {
+            Some(family) => live_token(state, token, family).await.map(drop),
+            None => return false,
+        }
+    };
+    live.is_ok()
 }
 
 fn replay(stored: StoredResponse) -> Response {

@@ -8,7 +8,7 @@
 //! tokens are refused by the session and operator extractors (their prefixes differ).
 
 use crate::error::ApiError;
-use crate::extract::{ClientInfo, bearer_token};
+use crate::extract::{AccountSlot, ClientInfo, bearer_token};
 use crate::state::AppState;
 use axum::extract::{FromRequestParts, Request, State};
 use axum::http::request::Parts;
@@ -19,6 +19,7 @@ use commands::tokens::hash_token;
 use commands::usage::TokenRequest;
 use domain::AccountId;
 use domain::access_token::{Scope, TokenKind};
+use projections::access_tokens::PresentedToken;
 use std::collections::HashMap;
 use std::marker::PhantomData;
 use std::sync::{Arc, Mutex};
@@ -67,23 +68,16 @@ impl TokenRateLimit {
 #[derive(Debug, Clone, Default)]
 pub struct TokenSlot(Arc<Mutex<Option<(AccountId, Uuid)>>>);
 
-/// The token a request presented, checked: well formed, of `family`, live, unexpired and
-/// within its rate limit.
-async fn authenticate(
-    parts: &mut Parts,
+/// The API or CLI token `token`, checked: well formed, of `family`, live and unexpired.
+pub async fn live_token(
     state: &AppState,
+    token: &str,
     family: TokenFamily,
-) -> Result<(AccountId, Uuid, TokenKind, Vec<Scope>), ApiError> {
+) -> Result<PresentedToken, ApiError> {
     let expected = match family {
         TokenFamily::Api => "an API token (vsk_…)",
         TokenFamily::Cli => "a CLI token (vcli_…)",
     };
-    let token = bearer_token(&parts.headers).ok_or_else(|| {
-        ApiError::Unauthorized(
-            "missing_token",
-            format!("send {expected} as Authorization: Bearer <token>"),
-        )
-    })?;
     let invalid =
         || ApiError::Unauthorized("invalid_token", format!("this route takes {expected}"));
     if well_formed(token) != Some(family) {
@@ -102,9 +96,32 @@ async fn authenticate(
             "the token has expired".into(),
         ));
     }
+    Ok(presented)
+}
+
+/// The token a request presented, checked ([`live_token`]) and within its rate limit.
+async fn authenticate(
+    parts: &mut Parts,
+    state: &AppState,
+    family: TokenFamily,
+) -> Result<(AccountId, Uuid, TokenKind, Vec<Scope>), ApiError> {
+    let expected = match family {
+        TokenFamily::Api => "an API token (vsk_…)",
+        TokenFamily::Cli => "a CLI token (vcli_…)",
+    };
+    let token = bearer_token(&parts.headers).ok_or_else(|| {
+        ApiError::Unauthorized(
+            "missing_token",
+            format!("send {expected} as Authorization: Bearer <token>"),
+        )
+    })?;
+    let presented = live_token(state, token, family).await?;
     if let Some(slot) = parts.extensions.get::<TokenSlot>() {
         *slot.0.lock().unwrap_or_else(|e| e.into_inner()) =
             Some((presented.account_id, presented.token_id));
+    }
+    if let Some(slot) = parts.extensions.get::<AccountSlot>() {
+        slot.set(presented.account_id);
     }
     state
         .token_rate_limit

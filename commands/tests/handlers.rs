@@ -13,7 +13,7 @@ use domain::{AccountId, DomainEvent, SessionId};
 use std::sync::Arc;
 use store::testkit::TestSqlite;
 use store::{Actor, Database, EventLog, GlobalPosition};
-use vault::{DataKeys, EmailIndex, MasterKey};
+use vault::{DataKeys, EmailIndex, FieldSealer, MasterKey};
 
 struct Fixture {
     accounts: Accounts,
@@ -279,7 +279,7 @@ async fn revoking_a_session_of_another_account_is_not_found() {
 #[tokio::test]
 async fn idempotency_keys_replay_refuse_mismatches_and_expire_leases() {
     let f = fixture().await;
-    let store = IdempotencyStore::new(f.db.clone());
+    let store = IdempotencyStore::new(f.db.clone(), FieldSealer::new(f.codec.keys().clone()));
     let now = SystemClock.now();
     assert_eq!(
         store.claim("scope-1", "hash-a", now).await.unwrap(),
@@ -326,6 +326,39 @@ async fn idempotency_keys_replay_refuse_mismatches_and_expire_leases() {
     assert_eq!(
         store.claim("scope-2", "hash-a", later).await.unwrap(),
         Claim::Run
+    );
+
+    // An account's response is stored sealed, replays opened, and is gone with the key.
+    let account = AccountId(uuid::Uuid::new_v4());
+    f.codec.keys().create(account.0, now).await.unwrap();
+    let secret = StoredResponse {
+        status: 201,
+        content_type: Some("application/json".into()),
+        body: b"{\"token\":\"vsk_sealed_probe\"}".to_vec(),
+    };
+    assert_eq!(
+        store.claim("scope-3", "hash-a", now).await.unwrap(),
+        Claim::Run
+    );
+    store
+        .complete("scope-3", &secret, Some(account), now)
+        .await
+        .unwrap();
+    let stored: Vec<u8> =
+        sqlx::query_scalar("SELECT body FROM idempotency_keys WHERE scope = 'scope-3'")
+            .fetch_one(f.db.pool())
+            .await
+            .unwrap();
+    assert!(!String::from_utf8_lossy(&stored).contains("vsk_sealed_probe"));
+    assert_eq!(
+        store.claim("scope-3", "hash-a", now).await.unwrap(),
+        Claim::Replay(secret)
+    );
+    f.codec.keys().destroy(account.0, now).await.unwrap();
+    assert_eq!(
+        store.claim("scope-3", "hash-a", now).await.unwrap(),
+        Claim::Run,
+        "erased with the key"
     );
 }
 

@@ -102,9 +102,12 @@ impl Database {
                 let pool = options
                     .after_connect(|conn, _| {
                         Box::pin(async move {
+                            // secure_delete: deleted rows are overwritten with zeros, in
+                            // the file and in the WAL, instead of lingering in free pages.
                             conn.execute(
                                 "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
-                                 PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON;",
+                                 PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON; \
+                                 PRAGMA secure_delete = ON;",
                             )
                             .await?;
                             Ok(())
@@ -246,6 +249,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "offer claims",
         include_str!("../../migrations/sqlite/0005_offer_claims.sql"),
     ),
+    (
+        6,
+        "idempotency sealed",
+        include_str!("../../migrations/sqlite/0006_idempotency_sealed.sql"),
+    ),
 ];
 
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
@@ -273,6 +281,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         5,
         "offer claims",
         include_str!("../../migrations/postgres/0005_offer_claims.sql"),
+    ),
+    (
+        6,
+        "idempotency sealed",
+        include_str!("../../migrations/postgres/0006_idempotency_sealed.sql"),
     ),
 ];
 

@@ -126,7 +126,62 @@ async fn the_request_id_is_echoed_and_recorded_as_correlation_id(backend: Backen
     assert!(uuid::Uuid::parse_str(generated.headers()["x-request-id"].to_str().unwrap()).is_ok());
 }
 
+/// A response holding a secret shown once is kept sealed, replayed only to a credential
+/// that is still valid; a sign-in's session token is never kept at all.
+async fn secrets_are_kept_sealed_and_replayed_only_to_live_credentials(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let (email, session) = app.signed_up().await;
+    let create = || {
+        app.request(Method::POST, "/me/api-tokens", Some(&session.token))
+            .header("Idempotency-Key", "token-1")
+            .json(&json!({"label": "ci", "scopes": ["account:read"]}))
+            .send()
+    };
+    let first = create().await.unwrap();
+    assert_eq!(first.status(), StatusCode::CREATED);
+    let secret = first.json::<Value>().await.unwrap()["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let stored = app.read_model_rows().await.join("\n");
+    assert!(
+        !stored.contains(&secret),
+        "the token secret is stored sealed"
+    );
+    let replayed = create().await.unwrap();
+    assert_eq!(replayed.headers()["idempotent-replayed"], "true");
+    assert_eq!(
+        replayed.json::<Value>().await.unwrap()["token"],
+        secret.as_str()
+    );
+
+    // Once the session is revoked, the same retry is refused, not replayed.
+    assert_eq!(
+        app.post("/auth/logout", Some(&session.token), &json!({}))
+            .await
+            .status(),
+        StatusCode::NO_CONTENT
+    );
+    let revoked = create().await.unwrap();
+    assert_eq!(revoked.status(), StatusCode::UNAUTHORIZED);
+    assert!(!revoked.headers().contains_key("idempotent-replayed"));
+
+    // A retried sign-in signs in again: its session token was never kept.
+    let sign_in = || {
+        app.request(Method::POST, "/auth/login", None)
+            .header("Idempotency-Key", "login-1")
+            .json(&json!({"email": email, "password": PASSWORD}))
+            .send()
+    };
+    let one = sign_in().await.unwrap().json::<Value>().await.unwrap();
+    let two = sign_in().await.unwrap().json::<Value>().await.unwrap();
+    assert_ne!(one["token"], two["token"]);
+    let stored = app.read_model_rows().await.join("\n");
+    assert!(!stored.contains(one["token"].as_str().unwrap()));
+}
+
 on_both_backends!(
+    secrets_are_kept_sealed_and_replayed_only_to_live_credentials,
     a_retry_with_the_same_key_gets_the_same_response_and_appends_nothing,
     keys_are_scoped_to_the_caller,
     a_replayed_sign_out_does_not_revoke_twice,

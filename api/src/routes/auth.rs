@@ -2,12 +2,13 @@
 
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{ApiJson, ClientInfo, CurrentSession, RequestContext};
+use crate::middleware::NotReplayable;
 use crate::routes::visible;
 use crate::state::AppState;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::post;
-use axum::{Json, Router};
+use axum::{Extension, Json, Router};
 use commands::accounts::{FactorInput, RegisterAccount, SignIn};
 use commands::throttle::{Secret, guarded};
 use domain::email::EmailAddress;
@@ -151,7 +152,7 @@ pub async fn login(
     ctx: RequestContext,
     client: ClientInfo,
     ApiJson(body): ApiJson<LoginRequest>,
-) -> Result<(StatusCode, Json<LoginResponse>), ApiError> {
+) -> Result<(StatusCode, Extension<NotReplayable>, Json<LoginResponse>), ApiError> {
     let key = throttle_key(&state, &body.email);
     let second_factor = factor(body.totp_code, body.recovery_code)?;
     let mut throttles = vec![(&*state.throttle, Secret::Password)];
@@ -179,8 +180,10 @@ pub async fn login(
         Some(signed_in.position),
     )
     .await?;
+    // A new session's token is never stored for replay: a retried sign-in signs in again.
     Ok((
         StatusCode::CREATED,
+        Extension(NotReplayable),
         Json(LoginResponse {
             session_id: signed_in.session_id.0,
             token: signed_in.token,
