@@ -27,8 +27,8 @@ use projections::{ProjectionRunner, Reactor};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
+use store::{Backend, Database, EventLog};
 use store::{BlobStore, FolderBlobStore};
-use store::{Database, EventLog};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -110,7 +110,8 @@ impl Storage {
         workers::notifier::register(&db, &log)
             .await
             .context("registering the notifier")?;
-        let codec = EventCodec::new(Arc::new(DataKeys::new(db.clone(), &master)));
+        let keys = open_key_store(args, &db, &master).await?;
+        let codec = EventCodec::new(Arc::new(keys));
         let exec = Executor::new(log.clone(), codec.clone());
         Ok(Self {
             db,
@@ -133,6 +134,42 @@ impl Storage {
             .with_reactors(reactors),
         )
     }
+}
+
+/// The data keys, in their own store when one is configured (or, embedded, in
+/// `<data-dir>/keys.db`): a backup of the data then holds none of them.
+async fn open_key_store(
+    args: &StorageArgs,
+    db: &Database,
+    master: &MasterKey,
+) -> anyhow::Result<DataKeys> {
+    let url = match (&args.key_database_url, db.backend()) {
+        (Some(url), _) => Some(url.clone()),
+        (None, Backend::Sqlite) => Some(Database::sqlite_url(&args.data_dir.join("keys.db"))),
+        (None, Backend::Postgres) => None,
+    };
+    let Some(url) = url.filter(|url| url != db.url()) else {
+        tracing::warn!(
+            "the data keys are kept in the database they seal, so its backups hold them \
+             too; set ACCOUNTS_KEY_DATABASE_URL to a database of their own"
+        );
+        return Ok(DataKeys::new(db.clone(), master));
+    };
+    let store = Database::connect(&url, 4)
+        .await
+        .context("connecting to the key store")?;
+    DataKeys::prepare_store(&store)
+        .await
+        .context("preparing the key store")?;
+    let keys = DataKeys::new(store, master);
+    let moved = keys
+        .adopt_from(db)
+        .await
+        .context("moving data keys to the key store")?;
+    if moved > 0 {
+        tracing::info!(moved, "data keys moved to the key store");
+    }
+    Ok(keys)
 }
 
 /// The shipped catalog (`config/catalog.toml`).

@@ -196,6 +196,12 @@ pub struct StorageArgs {
     #[arg(long, env = "ACCOUNTS_MASTER_KEY", hide_env_values = true)]
     pub master_key: Option<String>,
 
+    /// Where the data keys live, apart from the data they seal, so that a backup of the
+    /// data holds no key: `sqlite://…` or `postgres://…`. Default: `<data-dir>/keys.db`
+    /// with the embedded SQLite; with PostgreSQL, the same database (a warning says so).
+    #[arg(long, env = "ACCOUNTS_KEY_DATABASE_URL", hide_env_values = true)]
+    pub key_database_url: Option<String>,
+
     /// Connections per database pool.
     #[arg(long, env = "ACCOUNTS_DB_MAX_CONNECTIONS", default_value_t = 16)]
     pub db_max_connections: u32,
@@ -301,6 +307,7 @@ impl Default for ServeArgs {
                 data_dir: PathBuf::from("./data"),
                 database_url: None,
                 master_key: None,
+                key_database_url: None,
                 db_max_connections: 16,
             },
             session_ttl: Duration::from_secs(30 * 24 * 3600),

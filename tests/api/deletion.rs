@@ -33,7 +33,8 @@ async fn sealed_events_of(app: &TestApp, account_id: &str) -> (usize, usize) {
         .map(|w| w[1].clone())
         .expect("the master key flag");
     let master = MasterKey::from_base64(&master_key).unwrap();
-    let codec = EventCodec::new(Arc::new(DataKeys::new(app.db.clone(), &master)));
+    let store = app.state.codec.keys().store().clone();
+    let codec = EventCodec::new(Arc::new(DataKeys::new(store, &master)));
     let events = app
         .state
         .log

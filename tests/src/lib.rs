@@ -53,6 +53,7 @@ pub struct TestApp {
     server: Option<tokio::task::JoinHandle<()>>,
     _sqlite: Option<TestSqlite>,
     _postgres: Option<TestPostgres>,
+    _key_database: Option<TestPostgres>,
 }
 
 /// A session as `POST /auth/login` returns it.
@@ -126,12 +127,15 @@ pub async fn spawn_app_with(backend: Backend, configure: impl FnOnce(&mut Setup)
     configure(&mut setup);
 
     let folder = TestSqlite::create();
-    let (sqlite, postgres, database_url) = match backend {
-        Backend::Sqlite => (Some(folder), None, None),
+    // On PostgreSQL the data keys get a database of their own, as deployments should
+    // give them (the embedded default keeps them in `<data-dir>/keys.db`).
+    let (sqlite, postgres, database_url, key_database) = match backend {
+        Backend::Sqlite => (Some(folder), None, None, None),
         Backend::Postgres => {
             let server = TestPostgres::create().await;
+            let keys = TestPostgres::create().await;
             let url = server.url.clone();
-            (Some(folder), Some(server), Some(url))
+            (Some(folder), Some(server), Some(url), Some(keys))
         }
     };
     let data_dir = sqlite
@@ -143,6 +147,7 @@ pub async fn spawn_app_with(backend: Backend, configure: impl FnOnce(&mut Setup)
     setup.serve.storage.data_dir = data_dir.clone();
     setup.serve.storage.database_url = database_url.clone();
     setup.serve.storage.master_key = Some(master_key.clone());
+    setup.serve.storage.key_database_url = key_database.as_ref().map(|k| k.url.clone());
     setup.serve.storage.db_max_connections = 8;
     let mut storage_args = vec![
         "--data-dir".to_owned(),
@@ -152,6 +157,9 @@ pub async fn spawn_app_with(backend: Backend, configure: impl FnOnce(&mut Setup)
     ];
     if let Some(url) = &database_url {
         storage_args.extend(["--database-url".to_owned(), url.clone()]);
+    }
+    if let Some(keys) = &key_database {
+        storage_args.extend(["--key-database-url".to_owned(), keys.url.clone()]);
     }
 
     let clock = Arc::new(ManualClock::starting_now());
@@ -195,6 +203,7 @@ pub async fn spawn_app_with(backend: Backend, configure: impl FnOnce(&mut Setup)
         server: Some(server),
         _sqlite: sqlite,
         _postgres: postgres,
+        _key_database: key_database,
     }
 }
 

@@ -1,12 +1,16 @@
 //! Per-subject data keys (an account's, later a workspace's), stored in the `data_keys`
 //! table wrapped by a key derived from the master key, cached once unwrapped.
+//!
+//! The table may live in a database of its own (the key store), apart from the data it
+//! seals: a backup of the data then holds no key, and destroying a key in the key store
+//! erases the subject's personal data from every copy of the data, backups included.
 
 use crate::{CryptoError, MasterKey, open, seal};
 use domain::Timestamp;
 use rand::RngCore;
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
-use store::Database;
+use store::{Backend, Database};
 use uuid::Uuid;
 
 /// An account's data key.
@@ -29,8 +33,63 @@ impl DataKeys {
         }
     }
 
+    /// The key store.
+    pub fn store(&self) -> &Database {
+        &self.db
+    }
+
     fn aad(subject: Uuid) -> Vec<u8> {
         format!("data-key:{subject}").into_bytes()
+    }
+
+    /// Creates the `data_keys` table in a key store of its own, if missing.
+    pub async fn prepare_store(store: &Database) -> Result<(), CryptoError> {
+        let blob = match store.backend() {
+            Backend::Sqlite => "BLOB",
+            Backend::Postgres => "BYTEA",
+        };
+        let mut w = store.begin_write().await?;
+        sqlx::query(&format!(
+            "CREATE TABLE IF NOT EXISTS data_keys (subject_id TEXT PRIMARY KEY, \
+             wrapped_key {blob}, created_at BIGINT NOT NULL, destroyed_at BIGINT)"
+        ))
+        .execute(&mut **w)
+        .await?;
+        w.commit().await?;
+        Ok(())
+    }
+
+    /// Moves the keys left in `data` (where earlier versions kept them) into this key
+    /// store; returns how many moved.
+    pub async fn adopt_from(&self, data: &Database) -> Result<usize, CryptoError> {
+        let rows: Vec<(String, Option<Vec<u8>>, i64, Option<i64>)> = sqlx::query_as(
+            "SELECT subject_id, wrapped_key, created_at, destroyed_at FROM data_keys",
+        )
+        .fetch_all(data.pool())
+        .await?;
+        if rows.is_empty() {
+            return Ok(0);
+        }
+        let mut w = self.db.begin_write().await?;
+        for (subject, wrapped, created_at, destroyed_at) in &rows {
+            sqlx::query(
+                "INSERT INTO data_keys (subject_id, wrapped_key, created_at, destroyed_at) \
+                 VALUES ($1, $2, $3, $4) ON CONFLICT (subject_id) DO NOTHING",
+            )
+            .bind(subject)
+            .bind(wrapped.clone())
+            .bind(created_at)
+            .bind(destroyed_at)
+            .execute(&mut **w)
+            .await?;
+        }
+        w.commit().await?;
+        let mut w = data.begin_write().await?;
+        sqlx::query("DELETE FROM data_keys")
+            .execute(&mut **w)
+            .await?;
+        w.commit().await?;
+        Ok(rows.len())
     }
 
     /// Creates the data key of `subject` unless it has one (so a retried registration
@@ -103,6 +162,18 @@ impl DataKeys {
             .write()
             .unwrap_or_else(|e| e.into_inner())
             .insert(subject, None);
+        self.scrub().await
+    }
+
+    /// Leaves no copy of destroyed keys in the key store's files: SQLite overwrites
+    /// deleted content (`secure_delete`) and the WAL is truncated; PostgreSQL rewrites the
+    /// small table into a new file, so no dead row of it remains in one.
+    async fn scrub(&self) -> Result<(), CryptoError> {
+        let sql = match self.db.backend() {
+            Backend::Sqlite => "PRAGMA wal_checkpoint(TRUNCATE)",
+            Backend::Postgres => "VACUUM FULL data_keys",
+        };
+        sqlx::query(sql).execute(self.db.pool()).await?;
         Ok(())
     }
 
