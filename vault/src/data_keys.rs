@@ -13,6 +13,9 @@ use std::sync::{Arc, RwLock};
 use store::{Backend, Database};
 use uuid::Uuid;
 
+/// A stored key: subject, wrapped key (none once destroyed), created and destroyed at.
+type KeyRow = (String, Option<Vec<u8>>, i64, Option<i64>);
+
 /// An account's data key.
 pub type DataKey = Arc<[u8; 32]>;
 
@@ -62,7 +65,7 @@ impl DataKeys {
     /// Moves the keys left in `data` (where earlier versions kept them) into this key
     /// store; returns how many moved.
     pub async fn adopt_from(&self, data: &Database) -> Result<usize, CryptoError> {
-        let rows: Vec<(String, Option<Vec<u8>>, i64, Option<i64>)> = sqlx::query_as(
+        let rows: Vec<KeyRow> = sqlx::query_as(
             "SELECT subject_id, wrapped_key, created_at, destroyed_at FROM data_keys",
         )
         .fetch_all(data.pool())
