@@ -275,6 +275,7 @@ impl App {
             storage.exec.clone(),
             idempotency.clone(),
             blobs,
+            mail::folder(&serve.storage.data_dir, &serve.mail),
             clock.clone(),
         );
         let projections = storage.runner(vec![

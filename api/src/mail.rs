@@ -5,7 +5,7 @@
 use crate::app::Storage;
 use crate::config::MailArgs;
 use anyhow::Context;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -58,6 +58,15 @@ pub fn notifier(storage: &Storage, queue: &MailQueue, mail: &MailArgs) -> Arc<No
     ))
 }
 
+/// The folder the embedded default writes e-mails into (`<data-dir>/mail`); none with
+/// `--smtp-url`.
+pub fn folder(data_dir: &Path, mail: &MailArgs) -> Option<PathBuf> {
+    mail.smtp_url.is_none().then(|| data_dir.join(MAIL_FOLDER))
+}
+
+/// The mail folder's name in the data directory.
+const MAIL_FOLDER: &str = "mail";
+
 /// A mailer sending by SMTP with `--smtp-url`, into `<data-dir>/mail` otherwise.
 pub fn mailer(
     storage: &Storage,
@@ -68,7 +77,7 @@ pub fn mailer(
     let transport: Arc<dyn MailTransport> = match &mail.smtp_url {
         Some(url) => Arc::new(SmtpMailTransport::from_url(url).map_err(anyhow::Error::msg)?),
         None => {
-            let folder = data_dir.join("mail");
+            let folder = data_dir.join(MAIL_FOLDER);
             Arc::new(
                 FolderMailTransport::new(folder.clone())
                     .with_context(|| format!("creating the mail folder {}", folder.display()))?,

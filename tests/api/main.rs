@@ -23,6 +23,7 @@ mod auth;
 mod billing;
 mod credits;
 mod deletion;
+mod erasure;
 mod idempotency;
 mod mail;
 mod notifications;

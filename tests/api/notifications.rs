@@ -98,17 +98,20 @@ async fn preferences_have_defaults_change_one_event_each_and_replay(backend: Bac
     assert!(history[0]["at"].as_str().unwrap().ends_with('Z'));
 }
 
-/// Every `.eml` in the embedded mail folder.
+/// Every `.eml` in the embedded mail folder (a folder per recipient account).
 fn mail_files(dir: &Path) -> Vec<String> {
-    std::fs::read_dir(dir)
-        .map(|entries| {
-            entries
-                .filter_map(|e| e.ok())
-                .filter(|e| e.path().extension().is_some_and(|x| x == "eml"))
-                .filter_map(|e| std::fs::read_to_string(e.path()).ok())
-                .collect()
-        })
-        .unwrap_or_default()
+    let entries = |dir: &Path| -> Vec<std::path::PathBuf> {
+        std::fs::read_dir(dir)
+            .map(|entries| entries.filter_map(|e| e.ok()).map(|e| e.path()).collect())
+            .unwrap_or_default()
+    };
+    entries(dir)
+        .into_iter()
+        .filter(|path| path.is_dir())
+        .flat_map(|account| entries(&account))
+        .filter(|path| path.extension().is_some_and(|x| x == "eml"))
+        .filter_map(|path| std::fs::read_to_string(path).ok())
+        .collect()
 }
 
 /// Waits until the folder holds `count` messages for `to` (and no more after a pause).

@@ -1,8 +1,10 @@
 //! Account erasure: after `AccountDeleted`, ends the subscription, frees the e-mail
-//! address, deletes the avatar and the responses kept for replay, and destroys the
-//! account's data key — after which the personal data in its events is unreadable for
-//! good, while the log itself stays append-only and intact. Every step is idempotent.
+//! address, deletes the avatar, the responses kept for replay and (embedded) the mail
+//! written for it, and destroys the account's data key — after which the personal data in
+//! its events and read models is unreadable for good, while the log itself stays
+//! append-only and intact. Every step is idempotent.
 
+use crate::mail::transport::FolderMailTransport;
 use async_trait::async_trait;
 use commands::access_tokens::AccessTokens;
 use commands::accounts::Accounts;
@@ -12,6 +14,7 @@ use commands::{Clock, CommandContext, CommandError, Executor};
 use domain::account::AccountEvent;
 use domain::{AccountId, DomainEvent, StreamCategory};
 use projections::{Follower, Reactor, checkpoints};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 use store::{Actor, BlobStore, Database, DecodedEvent, GlobalPosition};
@@ -26,6 +29,7 @@ pub struct ErasureReactor {
     exec: Executor,
     idempotency: IdempotencyStore,
     blobs: Arc<dyn BlobStore>,
+    mail_folder: Option<PathBuf>,
     clock: Arc<dyn Clock>,
 }
 
@@ -40,6 +44,7 @@ impl ErasureReactor {
         exec: Executor,
         idempotency: IdempotencyStore,
         blobs: Arc<dyn BlobStore>,
+        mail_folder: Option<PathBuf>,
         clock: Arc<dyn Clock>,
     ) -> Self {
         Self {
@@ -50,6 +55,7 @@ impl ErasureReactor {
             exec,
             idempotency,
             blobs,
+            mail_folder,
             clock,
         }
     }
@@ -141,6 +147,10 @@ impl Reactor for ErasureReactor {
             .await?;
         self.exec
             .forget(&StreamCategory::Account.stream(account_id));
+        // The embedded default's mail folder held the account's messages.
+        if let Some(folder) = &self.mail_folder {
+            FolderMailTransport::erase(folder, account_id).await?;
+        }
         tracing::info!(%account_id, "account erased");
         Ok(true)
     }

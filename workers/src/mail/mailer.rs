@@ -357,10 +357,13 @@ impl Mailer {
             extras,
         )
         .map_err(|e| Failure::Permanent(e.to_string()))?;
-        self.transport.send(&mail).await.map_err(|e| match e {
-            SendError::Transient(e) => Failure::Transient(e),
-            SendError::Permanent(e) => Failure::Permanent(e),
-        })?;
+        self.transport
+            .send(&mail, account)
+            .await
+            .map_err(|e| match e {
+                SendError::Transient(e) => Failure::Transient(e),
+                SendError::Permanent(e) => Failure::Permanent(e),
+            })?;
         Ok(true)
     }
 }

@@ -2,9 +2,10 @@
 //! embedded default).
 
 use async_trait::async_trait;
+use domain::AccountId;
 use lettre::transport::smtp::authentication::Credentials;
-use lettre::{AsyncFileTransport, AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
-use std::path::PathBuf;
+use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// Why a send failed.
@@ -22,7 +23,7 @@ pub enum SendError {
 #[async_trait]
 pub trait MailTransport: Send + Sync {
     /// Hands `message` over; `Ok` once the server (or folder) has it.
-    async fn send(&self, message: &Message) -> Result<(), SendError>;
+    async fn send(&self, message: &Message, recipient: AccountId) -> Result<(), SendError>;
 }
 
 /// SMTP through lettre.
@@ -64,7 +65,7 @@ impl SmtpMailTransport {
 
 #[async_trait]
 impl MailTransport for SmtpMailTransport {
-    async fn send(&self, message: &Message) -> Result<(), SendError> {
+    async fn send(&self, message: &Message, _recipient: AccountId) -> Result<(), SendError> {
         match self.0.send(message.clone()).await {
             Ok(_) => Ok(()),
             Err(error) if error.is_permanent() => Err(SendError::Permanent(error.to_string())),
@@ -73,25 +74,52 @@ impl MailTransport for SmtpMailTransport {
     }
 }
 
-/// One `.eml` file per message in a folder.
-pub struct FolderMailTransport(AsyncFileTransport<Tokio1Executor>);
+/// One `.eml` file per message, in a folder per recipient account
+/// (`<folder>/<account id>/<message id>.eml`), so that erasing an account removes its mail.
+pub struct FolderMailTransport {
+    folder: PathBuf,
+}
 
 impl FolderMailTransport {
-    /// Writes into `folder` (created if missing).
+    /// Writes into `folder`, created if missing.
     pub fn new(folder: PathBuf) -> std::io::Result<Self> {
         std::fs::create_dir_all(&folder)?;
-        Ok(Self(AsyncFileTransport::new(folder)))
+        Ok(Self { folder })
+    }
+
+    /// Deletes every message written for `account` in `folder`.
+    pub async fn erase(folder: &Path, account: AccountId) -> std::io::Result<()> {
+        match tokio::fs::remove_dir_all(folder.join(account.to_string())).await {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        }
     }
 }
 
 #[async_trait]
 impl MailTransport for FolderMailTransport {
-    async fn send(&self, message: &Message) -> Result<(), SendError> {
-        self.0
-            .send(message.clone())
+    async fn send(&self, message: &Message, recipient: AccountId) -> Result<(), SendError> {
+        let transient = |e: std::io::Error| SendError::Transient(e.to_string());
+        let dir = self.folder.join(recipient.to_string());
+        tokio::fs::create_dir_all(&dir).await.map_err(transient)?;
+        let id = message
+            .headers()
+            .get_raw("Message-ID")
+            .map(|id| {
+                id.chars()
+                    .filter(|c| c.is_ascii_alphanumeric() || *c == '-')
+                    .collect::<String>()
+            })
+            .filter(|id| !id.is_empty())
+            .unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string());
+        // Written whole, then renamed: a reader never sees half a message.
+        let partial = dir.join(format!("{id}.eml.partial"));
+        tokio::fs::write(&partial, message.formatted())
             .await
-            .map(|_| ())
-            .map_err(|e| SendError::Transient(e.to_string()))
+            .map_err(transient)?;
+        tokio::fs::rename(&partial, dir.join(format!("{id}.eml")))
+            .await
+            .map_err(transient)
     }
 }
 
