@@ -6,7 +6,6 @@ use crate::config::{ServeArgs, StorageArgs};
 use crate::mail::{self, MailQueue};
 use crate::routes;
 use crate::state::{AppState, HttpSettings};
-use crate::token_auth::TokenRateLimit;
 use anyhow::Context;
 use axum::Router;
 use axum::http::HeaderName;
@@ -19,6 +18,7 @@ use commands::idempotency::IdempotencyStore;
 use commands::notifications::Notifications;
 use commands::passwords::Passwords;
 use commands::payments::{PaymentProvider, SandboxProvider, WebhookSigner};
+use commands::rate_limit::RateLimit;
 use commands::throttle::{Throttle, ThrottleKind, ThrottlePolicy};
 use commands::usage::TokenUsage;
 use commands::{Clock, EventCodec, Executor, SystemClock};
@@ -314,7 +314,12 @@ impl App {
             notifications,
             unsubscribe_links,
             token_usage: Arc::new(TokenUsage::new(storage.log.clone(), storage.codec.clone())),
-            token_rate_limit: Arc::new(TokenRateLimit::new(serve.token_rate_limit)),
+            token_rate_limit: Arc::new(RateLimit::new(
+                "token",
+                serve.token_rate_limit,
+                storage.db.clone(),
+                throttle_clock.clone(),
+            )),
             throttle: Arc::new(Throttle::new(
                 ThrottleKind::Password,
                 throttle,

@@ -1,7 +1,6 @@
 //! The state every handler receives (`State<AppState>`): the services built by the
 //! composition root in [`crate::app`]. No globals.
 
-use crate::token_auth::TokenRateLimit;
 use axum::http::HeaderName;
 use commands::access_tokens::AccessTokens;
 use commands::accounts::{Accounts, SessionPolicy};
@@ -11,6 +10,7 @@ use commands::credits::Credits;
 use commands::idempotency::IdempotencyStore;
 use commands::notifications::Notifications;
 use commands::payments::WebhookSigner;
+use commands::rate_limit::RateLimit;
 use commands::throttle::Throttle;
 use commands::usage::TokenUsage;
 use commands::{Clock, EventCodec};
@@ -60,7 +60,7 @@ pub struct AppState {
     /// Request counts of tokens, flushed with the activity.
     pub token_usage: Arc<TokenUsage>,
     /// The per-token rate limit.
-    pub token_rate_limit: Arc<TokenRateLimit>,
+    pub token_rate_limit: Arc<RateLimit>,
     /// Sign-in throttling.
     pub throttle: Arc<Throttle>,
     /// Stricter throttling of two-factor codes.

@@ -20,49 +20,10 @@ use commands::usage::TokenRequest;
 use domain::AccountId;
 use domain::access_token::{Scope, TokenKind};
 use projections::access_tokens::PresentedToken;
-use std::collections::HashMap;
 use std::marker::PhantomData;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
 use store::Actor;
 use uuid::Uuid;
-
-/// A per-token request budget: `per_minute` requests a minute, in bursts of at most that
-/// many (the generic cell rate algorithm: one theoretical arrival time per token).
-#[derive(Debug)]
-pub struct TokenRateLimit {
-    interval: Duration,
-    burst: Duration,
-    arrivals: Mutex<HashMap<Uuid, Instant>>,
-}
-
-impl TokenRateLimit {
-    /// `per_minute` requests a minute per token (at least 1).
-    pub fn new(per_minute: u32) -> Self {
-        let per_minute = per_minute.max(1);
-        let interval = Duration::from_secs(60) / per_minute;
-        Self {
-            interval,
-            burst: interval * (per_minute - 1),
-            arrivals: Mutex::new(HashMap::new()),
-        }
-    }
-
-    /// Admits a request of `token` at `now`, or says how long to wait.
-    pub fn check(&self, token: Uuid, now: Instant) -> Result<(), Duration> {
-        let mut arrivals = self.arrivals.lock().unwrap_or_else(|e| e.into_inner());
-        if arrivals.len() > 100_000 {
-            arrivals.retain(|_, tat| *tat > now);
-        }
-        let tat = arrivals.get(&token).copied().unwrap_or(now).max(now);
-        let allowed_at = tat.checked_sub(self.burst).unwrap_or(now);
-        if allowed_at > now {
-            return Err(allowed_at - now);
-        }
-        arrivals.insert(token, tat + self.interval);
-        Ok(())
-    }
-}
 
 /// Filled by the token extractors so [`record_usage`] knows whose request it answered.
 #[derive(Debug, Clone, Default)]
@@ -125,7 +86,8 @@ async fn authenticate(
     }
     state
         .token_rate_limit
-        .check(presented.token_id, Instant::now())
+        .check(&presented.token_id.to_string())
+        .await?
         .map_err(ApiError::TooManyRequests)?;
     Ok((
         presented.account_id,
@@ -244,30 +206,4 @@ pub async fn record_usage(State(state): State<AppState>, request: Request, next:
         });
     }
     response
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_rate_limit_allows_a_burst_then_one_request_per_interval() {
-        let limit = TokenRateLimit::new(3);
-        let token = Uuid::new_v4();
-        let start = Instant::now();
-        for _ in 0..3 {
-            assert!(limit.check(token, start).is_ok());
-        }
-        let wait = limit.check(token, start).unwrap_err();
-        assert!(
-            wait > Duration::from_secs(19) && wait <= Duration::from_secs(20),
-            "{wait:?}"
-        );
-        assert!(
-            limit.check(Uuid::new_v4(), start).is_ok(),
-            "tokens are limited apart"
-        );
-        assert!(limit.check(token, start + Duration::from_secs(20)).is_ok());
-        assert!(limit.check(token, start + Duration::from_secs(20)).is_err());
-    }
 }

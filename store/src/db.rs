@@ -254,6 +254,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "idempotency sealed",
         include_str!("../../migrations/sqlite/0006_idempotency_sealed.sql"),
     ),
+    (
+        7,
+        "rate limits",
+        include_str!("../../migrations/sqlite/0007_rate_limits.sql"),
+    ),
 ];
 
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
@@ -286,6 +291,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         6,
         "idempotency sealed",
         include_str!("../../migrations/postgres/0006_idempotency_sealed.sql"),
+    ),
+    (
+        7,
+        "rate limits",
+        include_str!("../../migrations/postgres/0007_rate_limits.sql"),
     ),
 ];
 
