@@ -1,4 +1,5 @@
-//! Request-wide middleware: the request context (ids, `X-Request-Id`) and idempotency keys.
+//! Request-wide middleware: the request context (ids, `X-Request-Id`), idempotency keys, and
+//! JSON for every error.
 
 use crate::error::{ApiError, error_response};
 use crate::extract::{AccountSlot, RequestContext};
@@ -187,4 +188,48 @@ fn replay(stored: StoredResponse) -> Response {
     }
     headers.insert(IDEMPOTENT_REPLAYED, HeaderValue::from_static("true"));
     response
+}
+
+/// Answers in the API's error format any error the framework would answer in plain text
+/// (a rejection no extractor of this crate maps), keeping its status and headers: every
+/// error is `{"error": {"code", "message"}}`.
+pub async fn json_errors(request: Request, next: Next) -> Response {
+    let response = next.run(request).await;
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.starts_with("application/json"));
+    if is_json || !(status.is_client_error() || status.is_server_error()) {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    let text = to_bytes(body, 64 * 1024)
+        .await
+        .map(|b| String::from_utf8_lossy(&b).trim().to_owned())
+        .unwrap_or_default();
+    let reason = status.canonical_reason().unwrap_or("error");
+    let code = match status {
+        StatusCode::INTERNAL_SERVER_ERROR => "internal_error".to_owned(),
+        _ => reason
+            .to_lowercase()
+            .replace(|c: char| !c.is_ascii_alphanumeric(), "_"),
+    };
+    let message = if status.is_server_error() {
+        // Never detailed to the client, as for every server error.
+        tracing::error!(%status, body = %text, "a plain-text error reached the client");
+        "an internal error occurred".to_owned()
+    } else if text.is_empty() {
+        reason.to_owned()
+    } else {
+        text
+    };
+    let json = error_response(status, &code, message);
+    parts.headers.remove(header::CONTENT_LENGTH);
+    parts.headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    Response::from_parts(parts, json.into_body())
 }
