@@ -7,6 +7,14 @@
 //! errors its class of route can return ([`errors`]), the values the catalog allows
 //! ([`catalog`]) and the rules across fields ([`rules`]); [`patterns`] holds the
 //! server's validations as regular expressions.
+//!
+//! To add a route: annotate its handler with `#[utoipa::path(…)]` (method, path, tag,
+//! `security(("session" = []))` or the scheme it takes, the request body and parameters
+//! with their constraints, the success response and the errors only this route returns,
+//! each with its codes), then add `.routes(routes!(handler))` to its module's `router()`
+//! (handlers of one path in one `routes!`). The errors every route of its class returns
+//! (malformed input, authentication, `Idempotency-Key`, timeouts) are added for it;
+//! `tests/api/openapi.rs` and `.ci/schemathesis` check the result against the server.
 
 pub mod catalog;
 pub mod errors;
