@@ -49,11 +49,12 @@ impl<T: Integer> Visitor<'_> for IntegerVisitor<T> {
         if v.fract() != 0.0 || !v.is_finite() {
             return Err(E::invalid_type(de::Unexpected::Float(v), &self));
         }
-        // Every integral f64 in these ranges converts exactly; the bounds are exclusive
-        // at the top because 2^64 and 2^63 are the first values past them.
+        // Every integral f64 strictly inside these ranges converts exactly. Both ends are
+        // excluded: an integer literal just past either (2^64, or -2^63 - 1) is read as the
+        // float at the end, and integers at the ends themselves arrive as `u64`/`i64`.
         if (0.0..18_446_744_073_709_551_616.0).contains(&v) {
             self.visit_u64(v as u64)
-        } else if (-9_223_372_036_854_775_808.0..0.0).contains(&v) {
+        } else if v < 0.0 && v > -9_223_372_036_854_775_808.0 {
             self.visit_i64(v as i64)
         } else {
             Err(Self::out_of_range(v))
@@ -119,6 +120,8 @@ mod tests {
         );
         let body = parse(r#"{"credits": 18446744073709551615, "days": null}"#).unwrap();
         assert_eq!((body.credits, body.days, body.created), (u64::MAX, None, 0));
+        let body = parse(r#"{"credits": 1, "created": -9223372036854775808}"#).unwrap();
+        assert_eq!(body.created, i64::MIN);
     }
 
     #[test]
@@ -132,6 +135,7 @@ mod tests {
             r#"{"credits": 1, "days": 4294967296}"#,
             r#"{"credits": 1, "days": 1.25}"#,
             r#"{"credits": 1, "created": 9223372036854775808}"#,
+            r#"{"credits": 1, "created": -9223372036854775809}"#,
         ] {
             assert!(parse(json).is_err(), "{json}");
         }

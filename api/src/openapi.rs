@@ -178,6 +178,40 @@ pub fn complete(document: &mut OpenApi, catalog: &Catalog, now: Timestamp) {
     }
 }
 
+/// The document as JSON. utoipa 5 writes the fields of a response's links in snake case
+/// (`operation_id`); OpenAPI names them in camel case (`operationId`), so they are renamed.
+pub fn to_json(document: &OpenApi) -> serde_json::Value {
+    let mut json = serde_json::to_value(document).unwrap_or_default();
+    let operations = json["paths"]
+        .as_object_mut()
+        .into_iter()
+        .flat_map(|paths| paths.values_mut())
+        .filter_map(serde_json::Value::as_object_mut)
+        .flat_map(|item| item.values_mut());
+    for operation in operations {
+        let links = operation["responses"]
+            .as_object_mut()
+            .into_iter()
+            .flat_map(|responses| responses.values_mut())
+            .filter_map(|response| response.get_mut("links"))
+            .filter_map(serde_json::Value::as_object_mut)
+            .flat_map(|links| links.values_mut())
+            .filter_map(serde_json::Value::as_object_mut);
+        for link in links {
+            for (snake, camel) in [
+                ("operation_id", "operationId"),
+                ("operation_ref", "operationRef"),
+                ("request_body", "requestBody"),
+            ] {
+                if let Some(value) = link.remove(snake) {
+                    link.insert(camel.to_owned(), value);
+                }
+            }
+        }
+    }
+    json
+}
+
 #[cfg(test)]
 mod tests {
     /// The resource modules add routes only through [`super::Routes`]: none calls axum's

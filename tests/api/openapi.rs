@@ -147,6 +147,24 @@ async fn every_operation_documents_its_errors_and_security(backend: Backend) {
             }
         }
     }
+    // Links name operations that exist, the OpenAPI way (`operationId`).
+    let mut links = 0;
+    for item in doc["paths"].as_object().unwrap().values() {
+        for operation in item.as_object().unwrap().values() {
+            for response in operation["responses"].as_object().unwrap().values() {
+                for link in response["links"]
+                    .as_object()
+                    .into_iter()
+                    .flat_map(|l| l.values())
+                {
+                    let target = link["operationId"].as_str().expect("operationId");
+                    assert!(operation_ids.contains(target), "{target}");
+                    links += 1;
+                }
+            }
+        }
+    }
+    assert!(links >= 8, "{links} links");
     let public: Vec<&str> = ["/auth/register", "/auth/login", "/healthz", "/plans"].to_vec();
     for path in public {
         let operation = doc["paths"][path]

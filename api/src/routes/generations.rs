@@ -77,7 +77,10 @@ pub struct GenerationView {
 #[utoipa::path(post, path = "/me/generations", tag = "credits", security(("session" = [])),
     request_body = HoldRequest,
     responses(
-        (status = 201, body = GenerationView),
+        (status = 201, body = GenerationView, links(
+            ("complete" = (operation_id = "complete", parameters(("id" = "$response.body#/generation_id")))),
+            ("fail" = (operation_id = "fail", parameters(("id" = "$response.body#/generation_id")))),
+        )),
         (status = 409, description = "`generation_conflict`: the id was used for another request; \
             `insufficient_credits`: the balance does not cover the estimate", body = ErrorBody),
     ))]

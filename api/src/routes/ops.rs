@@ -34,10 +34,10 @@ pub struct Published {
 impl Published {
     /// Renders `document` as JSON and as the interactive page.
     pub fn new(document: &OpenApi) -> Self {
-        let json = serde_json::to_vec(document).unwrap_or_default();
+        let document = crate::openapi::to_json(document);
         Self {
-            json: Bytes::from(json),
-            html: Scalar::new(document.clone()).to_html().into(),
+            json: Bytes::from(document.to_string()),
+            html: Scalar::new(document).to_html().into(),
         }
     }
 }

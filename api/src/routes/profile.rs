@@ -15,7 +15,12 @@ use commands::accounts::ProfileChange;
 use domain::AccountId;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
-use utoipa_axum::router::UtoipaMethodRouterExt;
+use utoipa::openapi::ContentBuilder;
+use utoipa::openapi::encoding::EncodingBuilder;
+use utoipa::openapi::schema::{
+    AdditionalProperties, KnownFormat, ObjectBuilder, SchemaFormat, Type,
+};
+use utoipa_axum::router::{UtoipaMethodRouter, UtoipaMethodRouterExt};
 use utoipa_axum::routes;
 use uuid::Uuid;
 
@@ -24,12 +29,42 @@ pub fn router() -> Routes {
     Routes::new()
         .routes(routes!(update))
         .routes(
-            routes!(my_avatar, upload, remove).layer(DefaultBodyLimit::max(
+            with_form(routes!(my_avatar, upload, remove)).layer(DefaultBodyLimit::max(
                 commands::avatar::MAX_BYTES + 64 * 1024,
             )),
         )
         .routes(routes!(public_profile))
         .routes(routes!(public_avatar))
+}
+
+/// Documents the multipart form `PUT /me/avatar` takes besides a bare image: a part's media
+/// types are an `encoding`, which the path attribute cannot say.
+fn with_form(mut avatar: UtoipaMethodRouter<AppState>) -> UtoipaMethodRouter<AppState> {
+    let upload = avatar
+        .1
+        .paths
+        .get_mut("/me/avatar")
+        .and_then(|item| item.put.as_mut())
+        .and_then(|operation| operation.request_body.as_mut());
+    if let Some(body) = upload {
+        let file = ObjectBuilder::new()
+            .schema_type(Type::String)
+            .format(Some(SchemaFormat::KnownFormat(KnownFormat::Binary)))
+            .description(Some("The image: the form's first part is the one read"));
+        let form = ObjectBuilder::new()
+            .property("avatar", file)
+            .required("avatar")
+            .additional_properties(Some(AdditionalProperties::FreeForm(false)));
+        let content = ContentBuilder::new()
+            .schema(Some(form))
+            .encoding(
+                "avatar",
+                EncodingBuilder::new().content_type(Some("image/png, image/jpeg, image/webp")),
+            )
+            .build();
+        body.content.insert("multipart/form-data".into(), content);
+    }
+    avatar
 }
 
 /// `PATCH /me/profile`: only the fields sent change.

@@ -74,7 +74,10 @@ pub async fn transactions(
 /// Holds credits for a generation.
 #[utoipa::path(post, path = "/api/v1/generations", operation_id = "api_hold", tag = "public api", security(("api_token" = ["generations:write"])),
     request_body = HoldRequest,
-    responses((status = 201, body = GenerationView),
+    responses((status = 201, body = GenerationView, links(
+            ("complete" = (operation_id = "api_complete", parameters(("id" = "$response.body#/generation_id")))),
+            ("fail" = (operation_id = "api_fail", parameters(("id" = "$response.body#/generation_id")))),
+        )),
         (status = 409, description = "`generation_conflict`: the id was used for another request; \
             `insufficient_credits`: the balance does not cover the estimate", body = ErrorBody)))]
 pub async fn hold(

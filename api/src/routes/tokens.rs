@@ -51,7 +51,11 @@ fn parse_scopes(names: &[String]) -> Result<Vec<Scope>, ApiError> {
 /// Creates an API token; its secret is in this response only.
 #[utoipa::path(post, path = "/me/api-tokens", tag = "tokens", security(("session" = [])),
     request_body = CreateApiToken,
-    responses((status = 201, body = IssuedTokenView),
+    responses((status = 201, body = IssuedTokenView, links(
+            ("rotate" = (operation_id = "rotate_api_token", parameters(("id" = "$response.body#/token_id")))),
+            ("usage" = (operation_id = "api_token_usage", parameters(("id" = "$response.body#/token_id")))),
+            ("revoke" = (operation_id = "revoke_api_token", parameters(("id" = "$response.body#/token_id")))),
+        )),
         (status = 422, description = "`validation_failed`: a label, scope or lifetime out of bounds", body = ErrorBody)))]
 pub async fn create_api_token(
     State(state): State<AppState>,
@@ -251,7 +255,9 @@ pub async fn usage_of(
 /// Creates a CLI token (`device` or `recorder`); its secret is in this response only.
 #[utoipa::path(post, path = "/me/cli-tokens", tag = "tokens", security(("session" = [])),
     request_body = CreateCliToken,
-    responses((status = 201, body = IssuedTokenView),
+    responses((status = 201, body = IssuedTokenView, links(
+            ("revoke" = (operation_id = "revoke_cli_token", parameters(("id" = "$response.body#/token_id")))),
+        )),
         (status = 422, description = "`validation_failed`: a label or kind out of bounds", body = ErrorBody)))]
 pub async fn create_cli_token(
     State(state): State<AppState>,
