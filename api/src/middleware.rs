@@ -233,3 +233,57 @@ pub async fn json_errors(request: Request, next: Next) -> Response {
     );
     Response::from_parts(parts, json.into_body())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::Router;
+    use axum::routing::get;
+    use tower::ServiceExt;
+
+    async fn answer(router: Router, path: &str) -> (StatusCode, Option<String>, serde_json::Value) {
+        let request = Request::builder().uri(path).body(Body::empty()).unwrap();
+        let response = router.oneshot(request).await.unwrap();
+        let status = response.status();
+        let content_type = response
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .map(|v| v.to_str().unwrap().to_owned());
+        let body = to_bytes(response.into_body(), 1 << 16).await.unwrap();
+        (
+            status,
+            content_type,
+            serde_json::from_slice(&body).unwrap_or_default(),
+        )
+    }
+
+    #[tokio::test]
+    async fn plain_text_errors_become_json_and_the_rest_is_untouched() {
+        let router = Router::new()
+            .route(
+                "/text",
+                get(|| async { (StatusCode::BAD_REQUEST, "not like this") }),
+            )
+            .route(
+                "/boom",
+                get(|| async { (StatusCode::INTERNAL_SERVER_ERROR, "db at 10.0.0.1") }),
+            )
+            .route("/ok", get(|| async { "fine" }))
+            .layer(axum::middleware::from_fn(json_errors));
+
+        let (status, content_type, body) = answer(router.clone(), "/text").await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert_eq!(content_type.as_deref(), Some("application/json"));
+        assert_eq!(body["error"]["code"], "bad_request");
+        assert_eq!(body["error"]["message"], "not like this");
+
+        let (status, _, body) = answer(router.clone(), "/boom").await;
+        assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(body["error"]["code"], "internal_error");
+        assert!(!body.to_string().contains("10.0.0.1"), "{body}");
+
+        let (status, content_type, _) = answer(router, "/ok").await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(content_type.as_deref(), Some("text/plain; charset=utf-8"));
+    }
+}
