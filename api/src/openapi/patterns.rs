@@ -3,13 +3,15 @@
 //! value the server takes from one it refuses without asking. Each is exact where the
 //! rule is regular; where it is not (a password must not be a common one), the pattern
 //! holds every other rule. Only ECMA-262 syntax that Rust's and Python's engines read
-//! alike: no look-around, `\p{…}` for general categories only.
+//! alike: no look-around, no `\p{…}`.
 //!
 //! The server trims names and addresses (Unicode `White_Space`, which is not quite
 //! ECMA's `\s`), so their patterns allow that white space around the value and say the
 //! length of what is left.
 
 /// Unicode `White_Space`: what `str::trim` removes.
+use std::sync::LazyLock;
+
 macro_rules! white_space {
     () => {
         r"[\t-\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"
@@ -86,24 +88,46 @@ pub const EMAIL: &str = concat!(
     "*$"
 );
 
-/// A character `domain::password` counts as a symbol.
-macro_rules! symbol {
-    () => {
-        "[^\\p{L}\\p{N}\\p{M}\\s\\x00-\\x1f\\x7f-\\x9f\\u24b6-\\u24e9\u{1F130}-\u{1F149}\u{1F150}-\u{1F169}\u{1F170}-\u{1F189}]"
-    };
-}
+/// A password with a number and a symbol in any order, as `domain::password` counts them
+/// (`char::is_numeric`; neither alphanumeric, white space nor control); its length (8 to
+/// 128 characters) is `minLength`/`maxLength`. The classes are built from those same
+/// predicates rather than written with `\p{…}`: the server's Unicode version is then the
+/// pattern's, whatever version the client's regex engine knows.
+pub static PASSWORD: LazyLock<String> = LazyLock::new(|| {
+    let number = format!("[{}]", class_ranges(char::is_numeric));
+    let symbol = format!(
+        "[^{}]",
+        class_ranges(|c| c.is_alphanumeric() || c.is_whitespace() || c.is_control())
+    );
+    format!(r"^(?:[\s\S]*{number}[\s\S]*{symbol}|[\s\S]*{symbol}[\s\S]*{number})[\s\S]*$")
+});
 
-/// A password with a number (`\p{N}`) and a symbol (neither a letter, number, mark,
-/// white space nor control character) in any order; its length (8 to 128 characters)
-/// is `minLength`/`maxLength`. The circled and squared letters are letters to the
-/// server (`Alphabetic`), so they do not count as symbols.
-pub const PASSWORD: &str = concat!(
-    r"^(?:[\s\S]*\p{N}[\s\S]*",
-    symbol!(),
-    r"|[\s\S]*",
-    symbol!(),
-    r"[\s\S]*\p{N})[\s\S]*$"
-);
+/// The characters for which `holds` is true, as the ranges of a character class: those of
+/// the Basic Multilingual Plane as `\uXXXX`, the others as themselves (the spellings
+/// ECMA-262, Python and Rust all read).
+fn class_ranges(holds: impl Fn(char) -> bool) -> String {
+    let spell = |code: u32| match char::from_u32(code) {
+        Some(c) if code > 0xFFFF => c.to_string(),
+        _ => format!("\\u{code:04x}"),
+    };
+    let mut ranges: Vec<(u32, u32)> = Vec::new();
+    for code in 0..=0x10FFFF_u32 {
+        if !char::from_u32(code).is_some_and(&holds) {
+            continue;
+        }
+        match ranges.last_mut() {
+            Some((_, end)) if *end + 1 == code => *end = code,
+            _ => ranges.push((code, code)),
+        }
+    }
+    ranges
+        .into_iter()
+        .map(|(first, last)| match first == last {
+            true => spell(first),
+            false => format!("{}-{}", spell(first), spell(last)),
+        })
+        .collect()
+}
 
 /// A generation id: 1 to 128 of `A-Z a-z 0-9 - _ . :` (`commands::credits::check_generation_id`).
 pub const GENERATION_ID: &str = r"^[A-Za-z0-9._:-]{1,128}$";
@@ -115,7 +139,9 @@ pub const CURSOR: &str = r"^(?:[0-9]{1,19}-[0-9]{1,19})?$";
 /// Schemas of strings with these patterns, for `#[schema(schema_with = …)]`: attributes
 /// take only literals, and each pattern is written once, above.
 pub mod schemas {
-    use utoipa::openapi::schema::{Object, ObjectBuilder, SchemaType, Type};
+    use std::borrow::Cow;
+    use utoipa::openapi::RefOr;
+    use utoipa::openapi::schema::{Object, ObjectBuilder, Schema, SchemaType, Type};
 
     fn string(pattern: &str, description: &str) -> ObjectBuilder {
         ObjectBuilder::new()
@@ -147,9 +173,27 @@ pub mod schemas {
             .build()
     }
 
+    /// A new password, as a component of its own (`#[schema(value_type = NewPassword)]`):
+    /// its pattern spells out every number and every character that is not a symbol, so it
+    /// is written once in the document.
+    #[derive(Debug)]
+    pub struct NewPassword;
+
+    impl utoipa::PartialSchema for NewPassword {
+        fn schema() -> RefOr<Schema> {
+            password().into()
+        }
+    }
+
+    impl utoipa::ToSchema for NewPassword {
+        fn name() -> Cow<'static, str> {
+            "NewPassword".into()
+        }
+    }
+
     /// A new password.
     pub fn password() -> Object {
-        string(super::PASSWORD, PASSWORD)
+        string(&super::PASSWORD, PASSWORD)
             .min_length(Some(8))
             .max_length(Some(128))
             .build()

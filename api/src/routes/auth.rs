@@ -35,7 +35,7 @@ pub struct RegisterRequest {
     #[schema(schema_with = patterns::schemas::email)]
     pub email: String,
     /// 8 to 128 characters with a number and a symbol; not a common password.
-    #[schema(schema_with = patterns::schemas::password)]
+    #[schema(value_type = patterns::schemas::NewPassword)]
     pub password: String,
     /// 1 to 64 characters.
     #[schema(schema_with = patterns::schemas::display_name)]

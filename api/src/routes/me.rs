@@ -190,7 +190,7 @@ pub struct ChangePasswordRequest {
     /// The password now.
     pub current_password: String,
     /// The password from now on; same policy as at registration, and not the current one.
-    #[schema(schema_with = patterns::schemas::password)]
+    #[schema(value_type = patterns::schemas::NewPassword)]
     pub new_password: String,
     /// Also sign out every other session.
     #[serde(default)]
