@@ -204,7 +204,7 @@ impl From<CommandError> for ApiError {
             CommandError::InsufficientCredits {
                 available,
                 requested,
-            } => Self::Unprocessable(
+            } => Self::Conflict(
                 "insufficient_credits",
                 format!("{requested} credits needed, {available} available"),
             ),
@@ -213,6 +213,9 @@ impl From<CommandError> for ApiError {
                 code,
                 message,
             } => match kind {
+                // Refused because of the hold (the state), not the request: like the
+                // balance of `insufficient_credits`, a conflict.
+                Rejection::Invalid if code == "exceeds_hold" => Self::Conflict(code, message),
                 Rejection::NotFound => Self::NotFound(code, message),
                 Rejection::Conflict => Self::Conflict(code, message),
                 Rejection::Invalid => Self::Unprocessable(code, message),

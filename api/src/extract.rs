@@ -1,9 +1,11 @@
-//! Extractors: JSON bodies with JSON errors, the request context, the client's network
-//! origin, and the authenticated session.
+//! Extractors: JSON bodies, path parameters, query strings and raw bodies whose rejections
+//! are JSON errors, the request context, the client's network origin, and the
+//! authenticated session.
 
 use crate::device;
 use crate::error::ApiError;
 use crate::state::AppState;
+use axum::body::Bytes;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
@@ -48,6 +50,65 @@ where
                 Err(ApiError::PayloadTooLarge)
             }
             Err(other) => Err(ApiError::BadRequest("invalid_body", other.body_text())),
+        }
+    }
+}
+
+/// A path parameter whose rejections are answered in the API's error format (400
+/// `invalid_path`, e.g. a token id that is not a UUID).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ApiPath<T>(pub T);
+
+impl<S, T> FromRequestParts<S> for ApiPath<T>
+where
+    T: DeserializeOwned + Send,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        match axum::extract::Path::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Path(value)) => Ok(Self(value)),
+            // A route whose parameters do not fit its extractor is a bug, not a bad request.
+            Err(e) if e.status().is_server_error() => Err(ApiError::Internal(e.body_text())),
+            Err(e) => Err(ApiError::BadRequest("invalid_path", e.body_text())),
+        }
+    }
+}
+
+/// A query string whose rejections are answered in the API's error format (400
+/// `invalid_query`, e.g. `limit=abc`).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ApiQuery<T>(pub T);
+
+impl<S, T> FromRequestParts<S> for ApiQuery<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        axum::extract::Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|axum::extract::Query(value)| Self(value))
+            .map_err(|e| ApiError::BadRequest("invalid_query", e.body_text()))
+    }
+}
+
+/// A raw body whose rejections are answered in the API's error format (413 when it is
+/// over the limit).
+#[derive(Debug, Clone, Default)]
+pub struct ApiBytes(pub Bytes);
+
+impl<S: Send + Sync> FromRequest<S> for ApiBytes {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        match Bytes::from_request(req, state).await {
+            Ok(bytes) => Ok(Self(bytes)),
+            Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => Err(ApiError::PayloadTooLarge),
+            Err(e) => Err(ApiError::BadRequest("invalid_body", e.body_text())),
         }
     }
 }

@@ -1,4 +1,5 @@
-//! Request-wide middleware: the request context (ids, `X-Request-Id`) and idempotency keys.
+//! Request-wide middleware: the request context (ids, `X-Request-Id`), idempotency keys, and
+//! JSON for every error.
 
 use crate::error::{ApiError, error_response};
 use crate::extract::{AccountSlot, RequestContext, bearer_token, live_operator, live_session};
@@ -224,4 +225,102 @@ fn replay(stored: StoredResponse) -> Response {
     }
     headers.insert(IDEMPOTENT_REPLAYED, HeaderValue::from_static("true"));
     response
+}
+
+/// Answers in the API's error format any error the framework would answer in plain text
+/// (a rejection no extractor of this crate maps), keeping its status and headers: every
+/// error is `{"error": {"code", "message"}}`.
+pub async fn json_errors(request: Request, next: Next) -> Response {
+    let response = next.run(request).await;
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.starts_with("application/json"));
+    if is_json || !(status.is_client_error() || status.is_server_error()) {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    let text = to_bytes(body, 64 * 1024)
+        .await
+        .map(|b| String::from_utf8_lossy(&b).trim().to_owned())
+        .unwrap_or_default();
+    let reason = status.canonical_reason().unwrap_or("error");
+    let code = match status {
+        StatusCode::INTERNAL_SERVER_ERROR => "internal_error".to_owned(),
+        _ => reason
+            .to_lowercase()
+            .replace(|c: char| !c.is_ascii_alphanumeric(), "_"),
+    };
+    let message = if status.is_server_error() {
+        // Never detailed to the client, as for every server error.
+        tracing::error!(%status, body = %text, "a plain-text error reached the client");
+        "an internal error occurred".to_owned()
+    } else if text.is_empty() {
+        reason.to_owned()
+    } else {
+        text
+    };
+    let json = error_response(status, &code, message);
+    parts.headers.remove(header::CONTENT_LENGTH);
+    parts.headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    Response::from_parts(parts, json.into_body())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::Router;
+    use axum::routing::get;
+    use tower::ServiceExt;
+
+    async fn answer(router: Router, path: &str) -> (StatusCode, Option<String>, serde_json::Value) {
+        let request = Request::builder().uri(path).body(Body::empty()).unwrap();
+        let response = router.oneshot(request).await.unwrap();
+        let status = response.status();
+        let content_type = response
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .map(|v| v.to_str().unwrap().to_owned());
+        let body = to_bytes(response.into_body(), 1 << 16).await.unwrap();
+        (
+            status,
+            content_type,
+            serde_json::from_slice(&body).unwrap_or_default(),
+        )
+    }
+
+    #[tokio::test]
+    async fn plain_text_errors_become_json_and_the_rest_is_untouched() {
+        let router = Router::new()
+            .route(
+                "/text",
+                get(|| async { (StatusCode::BAD_REQUEST, "not like this") }),
+            )
+            .route(
+                "/boom",
+                get(|| async { (StatusCode::INTERNAL_SERVER_ERROR, "db at 10.0.0.1") }),
+            )
+            .route("/ok", get(|| async { "fine" }))
+            .layer(axum::middleware::from_fn(json_errors));
+
+        let (status, content_type, body) = answer(router.clone(), "/text").await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert_eq!(content_type.as_deref(), Some("application/json"));
+        assert_eq!(body["error"]["code"], "bad_request");
+        assert_eq!(body["error"]["message"], "not like this");
+
+        let (status, _, body) = answer(router.clone(), "/boom").await;
+        assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(body["error"]["code"], "internal_error");
+        assert!(!body.to_string().contains("10.0.0.1"), "{body}");
+
+        let (status, content_type, _) = answer(router, "/ok").await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(content_type.as_deref(), Some("text/plain; charset=utf-8"));
+    }
 }

@@ -130,7 +130,7 @@ async fn a_hold_is_settled_for_the_actual_amount_once(backend: Backend) {
     assert_eq!(error_code(other).await, "generation_conflict");
 
     let too_much = complete(&app, &session, "gen-1", 201).await;
-    assert_eq!(too_much.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(too_much.status(), StatusCode::CONFLICT);
     assert_eq!(error_code(too_much).await, "exceeds_hold");
     for _ in 0..3 {
         assert_eq!(
@@ -178,7 +178,7 @@ async fn a_hold_is_settled_for_the_actual_amount_once(backend: Backend) {
     );
 
     let broke = hold(&app, &session, "gen-3", 381).await;
-    assert_eq!(broke.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(broke.status(), StatusCode::CONFLICT);
     assert_eq!(error_code(broke).await, "insufficient_credits");
     let bad_id = hold(&app, &session, "bad id with spaces", 1).await;
     assert_eq!(bad_id.status(), StatusCode::UNPROCESSABLE_ENTITY);
@@ -205,10 +205,9 @@ async fn a_hundred_parallel_spends_never_overdraw(backend: Backend) {
                     status => {
                         let code = error_code(held).await;
                         assert!(
-                            (status == StatusCode::UNPROCESSABLE_ENTITY
-                                && code == "insufficient_credits")
-                                || (status == StatusCode::CONFLICT
-                                    && code == "concurrent_modification"),
+                            status == StatusCode::CONFLICT
+                                && (code == "insufficient_credits"
+                                    || code == "concurrent_modification"),
                             "{status} {code}"
                         );
                         false

@@ -3,12 +3,12 @@
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{ApiJson, ClientInfo, CurrentSession, RequestContext};
 use crate::middleware::NotReplayable;
+use crate::openapi::{Routes, patterns};
 use crate::routes::visible;
 use crate::state::AppState;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::post;
-use axum::{Extension, Json, Router};
+use axum::{Extension, Json};
 use commands::accounts::{FactorInput, RegisterAccount, SignIn};
 use commands::throttle::{Secret, guarded};
 use domain::email::EmailAddress;
@@ -18,26 +18,28 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use store::Actor;
 use utoipa::ToSchema;
+use utoipa_axum::routes;
 use uuid::Uuid;
 
 /// The routes of this module.
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/auth/register", post(register))
-        .route("/auth/login", post(login))
-        .route("/auth/logout", post(logout))
+pub fn router() -> Routes {
+    Routes::new()
+        .routes(routes!(register))
+        .routes(routes!(login))
+        .routes(routes!(logout))
 }
 
 /// `POST /auth/register`.
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct RegisterRequest {
     /// Unique, case-insensitively.
-    #[schema(example = "ada@example.com")]
+    #[schema(schema_with = patterns::schemas::email)]
     pub email: String,
     /// 8 to 128 characters with a number and a symbol; not a common password.
+    #[schema(value_type = patterns::schemas::NewPassword)]
     pub password: String,
     /// 1 to 64 characters.
-    #[schema(example = "Ada Lovelace")]
+    #[schema(schema_with = patterns::schemas::display_name)]
     pub display_name: String,
 }
 
@@ -51,11 +53,10 @@ pub struct RegisterResponse {
 /// Creates an account.
 #[utoipa::path(post, path = "/auth/register", tag = "auth",
     request_body = RegisterRequest,
-    params(("Idempotency-Key" = Option<String>, Header, description = "Makes a retry safe")),
     responses(
         (status = 201, description = "Created", body = RegisterResponse),
-        (status = 409, description = "The e-mail address is taken (`email_taken`)", body = ErrorBody),
-        (status = 422, description = "Invalid field or weak password", body = ErrorBody),
+        (status = 409, description = "`email_taken`: the e-mail address is registered (case-insensitively)", body = ErrorBody),
+        (status = 422, description = "`validation_failed` (the e-mail address or display name) or `weak_password`", body = ErrorBody),
     ))]
 pub async fn register(
     State(state): State<AppState>,
@@ -140,12 +141,12 @@ fn throttle_key(state: &AppState, email: &str) -> String {
 /// Starts a session.
 #[utoipa::path(post, path = "/auth/login", tag = "auth",
     request_body = LoginRequest,
-    params(("Idempotency-Key" = Option<String>, Header, description = "Makes a retry safe")),
     responses(
         (status = 201, description = "Signed in", body = LoginResponse),
         (status = 401, description = "Wrong e-mail or password (`invalid_credentials`); 2FA on and no code \
             (`totp_required`); wrong or reused code (`invalid_second_factor`)", body = ErrorBody),
-        (status = 429, description = "Too many failed attempts; see Retry-After", body = ErrorBody),
+        (status = 422, description = "`validation_failed`: both `totp_code` and `recovery_code` sent", body = ErrorBody),
+        (status = 429, description = "`too_many_attempts`: too many failed attempts; see `Retry-After`", body = ErrorBody),
     ))]
 pub async fn login(
     State(state): State<AppState>,
@@ -196,7 +197,6 @@ pub async fn login(
 #[utoipa::path(post, path = "/auth/logout", tag = "auth", security(("session" = [])),
     responses(
         (status = 204, description = "Signed out; the token no longer works"),
-        (status = 401, description = "No valid session", body = ErrorBody),
     ))]
 pub async fn logout(
     State(state): State<AppState>,

@@ -1,33 +1,31 @@
 //! Subscription, invoices (JSON and PDF) and the billing portal.
 
 use crate::error::{ApiError, ErrorBody};
-use crate::extract::{ApiJson, CurrentSession, RequestContext};
+use crate::extract::{ApiJson, ApiPath, CurrentSession, RequestContext};
+use crate::openapi::{Binary, Routes};
 use crate::routes::credits::MoneyView;
 use crate::routes::{base_url, visible};
 use crate::state::AppState;
-use axum::extract::{Path, State};
+use axum::Json;
+use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
 use domain::money::Money;
 use projections::Visibility;
 use projections::billing::InvoiceRow;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
+use utoipa_axum::routes;
 use uuid::Uuid;
 
 /// The routes of this module.
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route(
-            "/me/subscription",
-            get(subscription).put(change_plan).delete(cancel),
-        )
-        .route("/me/subscription/resume", post(resume))
-        .route("/me/invoices", get(invoices))
-        .route("/me/invoices/{id}", get(invoice))
-        .route("/me/billing/portal-session", post(portal))
+pub fn router() -> Routes {
+    Routes::new()
+        .routes(routes!(subscription, change_plan, cancel))
+        .routes(routes!(resume))
+        .routes(routes!(invoices))
+        .routes(routes!(invoice))
+        .routes(routes!(portal))
 }
 
 /// The subscription.
@@ -86,7 +84,7 @@ async fn view(state: &AppState, session: &CurrentSession) -> Result<Subscription
 
 /// The subscription.
 #[utoipa::path(get, path = "/me/subscription", tag = "billing", security(("session" = [])),
-    responses((status = 200, body = SubscriptionView), (status = 401, body = ErrorBody)))]
+    responses((status = 200, body = SubscriptionView)))]
 pub async fn subscription(
     State(state): State<AppState>,
     session: CurrentSession,
@@ -97,7 +95,7 @@ pub async fn subscription(
 /// `PUT /me/subscription`.
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct ChangePlanRequest {
-    /// A plan of `GET /plans`.
+    /// A plan of `GET /plans` (the document lists the catalog's).
     pub plan_id: String,
 }
 
@@ -105,7 +103,10 @@ pub struct ChangePlanRequest {
 /// schedules a downgrade for the end of the period.
 #[utoipa::path(put, path = "/me/subscription", tag = "billing", security(("session" = [])),
     request_body = ChangePlanRequest,
-    responses((status = 200, body = SubscriptionView), (status = 422, description = "Unknown plan (`unknown_plan`)", body = ErrorBody)))]
+    responses((status = 200, body = SubscriptionView),
+        (status = 409, description = "`subscription_ended`", body = ErrorBody),
+        (status = 422, description = "`unknown_plan`: not a plan of the catalog", body = ErrorBody),
+        (status = 502, description = "`payment_provider_unavailable`: the payment provider did not answer", body = ErrorBody)))]
 pub async fn change_plan(
     State(state): State<AppState>,
     ctx: RequestContext,
@@ -126,7 +127,7 @@ pub async fn change_plan(
 
 /// Cancels at the end of the paid period (access continues until then).
 #[utoipa::path(delete, path = "/me/subscription", tag = "billing", security(("session" = [])),
-    responses((status = 200, body = SubscriptionView), (status = 409, description = "No subscription (`no_subscription`)", body = ErrorBody)))]
+    responses((status = 200, body = SubscriptionView), (status = 409, description = "`no_subscription` or `subscription_ended`", body = ErrorBody)))]
 pub async fn cancel(
     State(state): State<AppState>,
     ctx: RequestContext,
@@ -142,7 +143,7 @@ pub async fn cancel(
 
 /// Undoes a cancellation before the period ends.
 #[utoipa::path(post, path = "/me/subscription/resume", tag = "billing", security(("session" = [])),
-    responses((status = 200, body = SubscriptionView), (status = 409, body = ErrorBody)))]
+    responses((status = 200, body = SubscriptionView), (status = 409, description = "`no_subscription` or `subscription_ended`: nothing to resume", body = ErrorBody)))]
 pub async fn resume(
     State(state): State<AppState>,
     ctx: RequestContext,
@@ -242,16 +243,18 @@ pub async fn invoices(
 
 /// One invoice, as JSON, or as a PDF with `.pdf` after its id.
 #[utoipa::path(get, path = "/me/invoices/{id}", tag = "billing", security(("session" = [])),
-    params(("id" = String, Path, description = "The invoice id, with `.pdf` for the PDF")),
+    params(("id" = String, Path, description = "The invoice id, with `.pdf` after it for the PDF")),
     responses(
-        (status = 200, body = InvoiceView),
-        (status = 200, content_type = "application/pdf", description = "With `.pdf`"),
-        (status = 404, body = ErrorBody),
+        (status = 200, description = "The invoice as JSON, or with `.pdf` as a PDF", content(
+            (InvoiceView = "application/json"),
+            (Binary = "application/pdf"),
+        )),
+        (status = 404, description = "`invoice_not_found`", body = ErrorBody),
     ))]
 pub async fn invoice(
     State(state): State<AppState>,
     session: CurrentSession,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Response, ApiError> {
     let not_found = || ApiError::NotFound("invoice_not_found", "no such invoice".into());
     let (id, pdf) = match id.strip_suffix(".pdf") {
@@ -290,7 +293,8 @@ pub struct PortalSession {
 
 /// Opens a session of the payment provider's billing portal.
 #[utoipa::path(post, path = "/me/billing/portal-session", tag = "billing", security(("session" = [])),
-    responses((status = 200, body = PortalSession), (status = 502, body = ErrorBody)))]
+    responses((status = 200, body = PortalSession),
+        (status = 502, description = "`payment_provider_unavailable`: the payment provider did not answer", body = ErrorBody)))]
 pub async fn portal(
     State(state): State<AppState>,
     session: CurrentSession,

@@ -1,21 +1,20 @@
 //! Claims: the signup bonus and promotional offers of the catalog.
 
 use crate::error::{ApiError, ErrorBody};
-use crate::extract::{CurrentSession, RequestContext};
+use crate::extract::{ApiPath, CurrentSession, RequestContext};
+use crate::openapi::Routes;
 use crate::routes::visible;
 use crate::state::AppState;
-use axum::extract::{Path, State};
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
+use axum::extract::State;
 use projections::{Follower, Visibility};
 use serde::Serialize;
 use utoipa::ToSchema;
+use utoipa_axum::routes;
 
 /// The routes of this module.
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/me/claims", get(list))
-        .route("/me/claims/{claim_id}", post(claim))
+pub fn router() -> Routes {
+    Routes::new().routes(routes!(list)).routes(routes!(claim))
 }
 
 /// An offer and where the account stands with it.
@@ -80,7 +79,7 @@ async fn views(state: &AppState, session: &CurrentSession) -> Result<Vec<ClaimVi
 }
 
 /// The offers, with what the account redeemed.
-#[utoipa::path(get, path = "/me/claims", tag = "credits", security(("session" = [])),
+#[utoipa::path(get, path = "/me/claims", operation_id = "list_claims", tag = "credits", security(("session" = [])),
     responses((status = 200, body = ClaimList)))]
 pub async fn list(
     State(state): State<AppState>,
@@ -93,18 +92,18 @@ pub async fn list(
 
 /// Claims an offer (once per account; a retry answers the same).
 #[utoipa::path(post, path = "/me/claims/{claim_id}", tag = "credits", security(("session" = [])),
-    params(("claim_id" = String, Path)),
+    params(("claim_id" = String, Path, description = "An offer of `GET /me/claims` (the examples are those on offer)")),
     responses(
         (status = 200, body = ClaimView),
-        (status = 404, description = "No such offer (`claim_not_found`)", body = ErrorBody),
-        (status = 409, description = "Its budget is spent (`claim_budget_exhausted`)", body = ErrorBody),
-        (status = 410, description = "It ended (`claim_ended`)", body = ErrorBody),
+        (status = 404, description = "`claim_not_found`: no such offer", body = ErrorBody),
+        (status = 409, description = "`claim_budget_exhausted`: its budget is spent", body = ErrorBody),
+        (status = 410, description = "`claim_ended`: the campaign ended", body = ErrorBody),
     ))]
 pub async fn claim(
     State(state): State<AppState>,
     ctx: RequestContext,
     session: CurrentSession,
-    Path(claim_id): Path<String>,
+    ApiPath(claim_id): ApiPath<String>,
 ) -> Result<Json<ClaimView>, ApiError> {
     let position = state
         .billing

@@ -1,27 +1,28 @@
 //! Credits: the balance card, the history, packs and plans for sale, and buying a pack.
 
 use crate::error::{ApiError, ErrorBody};
-use crate::extract::{ApiJson, CurrentSession, RequestContext};
+use crate::extract::{ApiJson, ApiQuery, CurrentSession, RequestContext};
+use crate::openapi::{Routes, patterns};
 use crate::routes::{base_url, visible};
 use crate::state::AppState;
-use axum::extract::{Query, State};
+use axum::Json;
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
-use axum::routing::{get, post};
-use axum::{Json, Router};
 use domain::money::Money;
 use projections::{Follower, Visibility};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
+use utoipa_axum::routes;
 use uuid::Uuid;
 
 /// The routes of this module.
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/me/credits", get(credits))
-        .route("/me/credits/transactions", get(transactions))
-        .route("/me/credits/purchases", post(purchase))
-        .route("/credit-packs", get(packs))
-        .route("/plans", get(plans))
+pub fn router() -> Routes {
+    Routes::new()
+        .routes(routes!(credits))
+        .routes(routes!(transactions))
+        .routes(routes!(purchase))
+        .routes(routes!(packs))
+        .routes(routes!(plans))
 }
 
 /// An amount of money in minor units.
@@ -72,7 +73,7 @@ pub struct CreditsView {
 
 /// The balance, holds and lots.
 #[utoipa::path(get, path = "/me/credits", tag = "credits", security(("session" = [])),
-    responses((status = 200, body = CreditsView), (status = 401, body = ErrorBody)))]
+    responses((status = 200, body = CreditsView)))]
 pub async fn credits(
     State(state): State<AppState>,
     session: CurrentSession,
@@ -110,11 +111,14 @@ pub(crate) async fn credits_of(
 }
 
 /// A page of the history.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct HistoryQuery {
     /// Entries per page, 1 to 200 (50 by default).
+    #[param(minimum = 1, maximum = 200)]
     pub limit: Option<i64>,
-    /// `next_cursor` of the previous page.
+    /// `next_cursor` of the previous page; absent or empty for the first page.
+    #[param(schema_with = patterns::schemas::cursor)]
     pub cursor: Option<String>,
 }
 
@@ -148,22 +152,27 @@ pub struct TransactionPage {
     pub next_cursor: Option<String>,
 }
 
+/// A cursor as [`TransactionPage::next_cursor`] gives it: `<position>-<index>`, each 1 to
+/// 19 digits (`patterns::CURSOR`).
 fn parse_cursor(cursor: &str) -> Option<(u64, u64)> {
+    let number = |text: &str| {
+        (!text.is_empty() && text.len() <= 19 && text.bytes().all(|b| b.is_ascii_digit()))
+            .then(|| text.parse().ok())
+            .flatten()
+    };
     let (position, idx) = cursor.split_once('-')?;
-    Some((position.parse().ok()?, idx.parse().ok()?))
+    Some((number(position)?, number(idx)?))
 }
 
 /// Every grant, hold, spend, release and expiry, newest first.
 #[utoipa::path(get, path = "/me/credits/transactions", tag = "credits", security(("session" = [])),
-    params(
-        ("limit" = Option<i64>, Query, description = "Entries per page, 1 to 200 (50 by default)"),
-        ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page"),
-    ),
-    responses((status = 200, body = TransactionPage), (status = 422, body = ErrorBody)))]
+    params(HistoryQuery),
+    responses((status = 200, body = TransactionPage),
+        (status = 422, description = "`validation_failed`: a limit or cursor out of bounds", body = ErrorBody)))]
 pub async fn transactions(
     State(state): State<AppState>,
     session: CurrentSession,
-    Query(page): Query<HistoryQuery>,
+    ApiQuery(page): ApiQuery<HistoryQuery>,
 ) -> Result<Json<TransactionPage>, ApiError> {
     transactions_of(&state, session.account_id, page).await
 }
@@ -178,7 +187,8 @@ pub(crate) async fn transactions_of(
     if !(1..=200).contains(&limit) {
         return Err(ApiError::invalid("limit", "must be between 1 and 200"));
     }
-    let cursor = match page.cursor.as_deref() {
+    // An empty cursor is the first page, as if none were given.
+    let cursor = match page.cursor.as_deref().filter(|c| !c.is_empty()) {
         Some(text) => Some(
             parse_cursor(text)
                 .ok_or_else(|| ApiError::invalid("cursor", "is not a cursor this API gave"))?,
@@ -280,7 +290,7 @@ pub async fn plans(State(state): State<AppState>) -> Json<Vec<PlanView>> {
 /// `POST /me/credits/purchases`.
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct PurchaseRequest {
-    /// A pack of `GET /credit-packs`.
+    /// A pack of `GET /credit-packs` (the document lists the catalog's).
     pub pack_id: String,
 }
 
@@ -298,8 +308,8 @@ pub struct PurchaseResponse {
     request_body = PurchaseRequest,
     responses(
         (status = 201, body = PurchaseResponse),
-        (status = 422, description = "Unknown pack (`unknown_pack`)", body = ErrorBody),
-        (status = 502, description = "The payment provider failed", body = ErrorBody),
+        (status = 422, description = "`unknown_pack`: not a pack of the catalog", body = ErrorBody),
+        (status = 502, description = "`payment_provider_unavailable`: the payment provider did not answer", body = ErrorBody),
     ))]
 pub async fn purchase(
     State(state): State<AppState>,

@@ -1,45 +1,65 @@
 //! Charging generations: hold an estimate, settle the actual amount, or release it.
 
 use crate::error::{ApiError, ErrorBody};
-use crate::extract::{ApiJson, CurrentSession, RequestContext};
+use crate::extract::{ApiJson, ApiPath, CurrentSession, RequestContext};
+use crate::openapi::{Routes, patterns};
 use crate::routes::visible;
 use crate::state::AppState;
-use axum::extract::{Path, State};
+use axum::Json;
+use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::post;
-use axum::{Json, Router};
 use commands::CommandContext;
 use domain::AccountId;
 use domain::credits::{Feature, ReleaseReason};
 use projections::{Follower, Visibility};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
+use utoipa_axum::routes;
 use uuid::Uuid;
 
 /// The routes of this module.
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/me/generations", post(hold))
-        .route("/me/generations/{id}/complete", post(complete))
-        .route("/me/generations/{id}/fail", post(fail))
+pub fn router() -> Routes {
+    Routes::new()
+        .routes(routes!(hold))
+        .routes(routes!(complete))
+        .routes(routes!(fail))
 }
 
 /// `POST /me/generations`.
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct HoldRequest {
     /// The client's id for the generation (1-128 of `A-Z a-z 0-9 - _ . :`); retries reuse it.
+    #[schema(schema_with = patterns::schemas::generation_id)]
     pub generation_id: String,
     /// Credits to reserve.
+    #[schema(minimum = 1, maximum = 18_446_744_073_709_551_615_u64)]
+    #[serde(deserialize_with = "crate::integers::u64")]
     pub estimated_credits: u64,
     /// What it is for.
-    #[schema(value_type = String, example = "generation")]
+    #[schema(value_type = FeatureName)]
     pub feature: Feature,
+}
+
+/// What a generation is for ([`Feature`]).
+#[derive(Debug, ToSchema)]
+#[schema(rename_all = "snake_case")]
+pub enum FeatureName {
+    /// The editor.
+    Editor,
+    /// AI generation.
+    Generation,
+    /// Rendering.
+    Rendering,
+    /// The public API.
+    Api,
 }
 
 /// `POST /me/generations/{id}/complete`.
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct CompleteRequest {
-    /// Credits actually used (at most the estimate).
+    /// Credits actually used (at most the hold).
+    #[schema(maximum = 18_446_744_073_709_551_615_u64)]
+    #[serde(deserialize_with = "crate::integers::u64")]
     pub credits: u64,
 }
 
@@ -58,9 +78,12 @@ pub struct GenerationView {
 #[utoipa::path(post, path = "/me/generations", tag = "credits", security(("session" = [])),
     request_body = HoldRequest,
     responses(
-        (status = 201, body = GenerationView),
-        (status = 409, description = "The id was used for another request (`generation_conflict`)", body = ErrorBody),
-        (status = 422, description = "Not enough credits (`insufficient_credits`)", body = ErrorBody),
+        (status = 201, body = GenerationView, links(
+            ("complete" = (operation_id = "complete", parameters(("id" = "$response.body#/generation_id")))),
+            ("fail" = (operation_id = "fail", parameters(("id" = "$response.body#/generation_id")))),
+        )),
+        (status = 409, description = "`generation_conflict`: the id was used for another request; \
+            `insufficient_credits`: the balance does not cover the estimate", body = ErrorBody),
     ))]
 pub async fn hold(
     State(state): State<AppState>,
@@ -110,18 +133,18 @@ pub(crate) async fn hold_as(
 
 /// Settles a generation: spends `credits` and returns the rest of the hold.
 #[utoipa::path(post, path = "/me/generations/{id}/complete", tag = "credits", security(("session" = [])),
-    params(("id" = String, Path)), request_body = CompleteRequest,
+    params(("id" = String, Path, description = "The generation id of the hold")), request_body = CompleteRequest,
     responses(
         (status = 200, body = GenerationView),
-        (status = 404, description = "No hold (`generation_not_found`)", body = ErrorBody),
-        (status = 409, description = "Released, timed out, or settled differently", body = ErrorBody),
-        (status = 422, description = "More than held (`exceeds_hold`)", body = ErrorBody),
+        (status = 404, description = "`generation_not_found`: no hold with this id", body = ErrorBody),
+        (status = 409, description = "`generation_closed` (released), `hold_expired`, `generation_conflict` \
+            (settled with another amount) or `exceeds_hold` (more than held)", body = ErrorBody),
     ))]
 pub async fn complete(
     State(state): State<AppState>,
     ctx: RequestContext,
     session: CurrentSession,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiJson(body): ApiJson<CompleteRequest>,
 ) -> Result<Json<GenerationView>, ApiError> {
     complete_as(
@@ -158,17 +181,17 @@ pub(crate) async fn complete_as(
 
 /// Releases a failed generation's hold in full.
 #[utoipa::path(post, path = "/me/generations/{id}/fail", tag = "credits", security(("session" = [])),
-    params(("id" = String, Path)),
+    params(("id" = String, Path, description = "The generation id of the hold")),
     responses(
         (status = 200, body = GenerationView),
-        (status = 404, description = "No hold (`generation_not_found`)", body = ErrorBody),
-        (status = 409, description = "Already completed (`generation_closed`)", body = ErrorBody),
+        (status = 404, description = "`generation_not_found`: no hold with this id", body = ErrorBody),
+        (status = 409, description = "`generation_closed`: already completed", body = ErrorBody),
     ))]
 pub async fn fail(
     State(state): State<AppState>,
     ctx: RequestContext,
     session: CurrentSession,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Json<GenerationView>, ApiError> {
     fail_as(
         &state,

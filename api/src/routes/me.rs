@@ -2,24 +2,26 @@
 
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{ApiJson, ClientInfo, CurrentSession, RequestContext};
+use crate::openapi::{Routes, patterns};
 use crate::routes::visible;
 use crate::state::AppState;
+use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::{get, put};
-use axum::{Json, Router};
 use commands::accounts::ChangePassword;
 use commands::throttle::{Secret, guarded};
 use projections::Visibility;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
+use utoipa::openapi::schema::{Object, ObjectBuilder, Type};
+use utoipa_axum::routes;
 use uuid::Uuid;
 
 /// The routes of this module.
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/me", get(me).delete(delete_account))
-        .route("/me/password", put(change_password))
+pub fn router() -> Routes {
+    Routes::new()
+        .routes(routes!(me, delete_account))
+        .routes(routes!(change_password))
 }
 
 /// The account.
@@ -65,10 +67,7 @@ pub async fn me_view(
 
 /// The signed-in account.
 #[utoipa::path(get, path = "/me", tag = "account", security(("session" = [])),
-    responses(
-        (status = 200, body = MeResponse),
-        (status = 401, description = "No valid session", body = ErrorBody),
-    ))]
+    responses((status = 200, body = MeResponse)))]
 pub async fn me(
     State(state): State<AppState>,
     session: CurrentSession,
@@ -82,10 +81,19 @@ pub struct DeleteAccountRequest {
     /// The account's password.
     pub password: String,
     /// Must be exactly `DELETE`.
+    #[schema(schema_with = confirm_delete)]
     pub confirm: String,
     /// Delete even with a paid subscription running (it ends at once, unrefunded).
     #[serde(default)]
     pub acknowledge_subscription: bool,
+}
+
+fn confirm_delete() -> Object {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .enum_values(Some(["DELETE"]))
+        .description(Some("Must be exactly `DELETE`."))
+        .build()
 }
 
 /// Deletes the account: every session ends, the personal data becomes unreadable, the
@@ -95,8 +103,9 @@ pub struct DeleteAccountRequest {
     responses(
         (status = 204, description = "Deleted"),
         (status = 403, description = "`reauthentication_required` or `invalid_current_password`", body = ErrorBody),
-        (status = 409, description = "A paid subscription is active (`active_subscription`)", body = ErrorBody),
-        (status = 422, description = "`confirm` is not `DELETE`", body = ErrorBody),
+        (status = 409, description = "`active_subscription`: a paid subscription is active", body = ErrorBody),
+        (status = 422, description = "`confirmation_required`: `confirm` is not `DELETE`", body = ErrorBody),
+        (status = 429, description = "`too_many_attempts`: too many wrong passwords; see `Retry-After`", body = ErrorBody),
     ))]
 pub async fn delete_account(
     State(state): State<AppState>,
@@ -146,7 +155,8 @@ pub async fn delete_account(
 pub struct ChangePasswordRequest {
     /// The password now.
     pub current_password: String,
-    /// The password from now on; same policy as at registration.
+    /// The password from now on; same policy as at registration, and not the current one.
+    #[schema(value_type = patterns::schemas::NewPassword)]
     pub new_password: String,
     /// Also sign out every other session.
     #[serde(default)]
@@ -163,12 +173,11 @@ pub struct ChangePasswordResponse {
 /// Changes the password.
 #[utoipa::path(put, path = "/me/password", tag = "account", security(("session" = [])),
     request_body = ChangePasswordRequest,
-    params(("Idempotency-Key" = Option<String>, Header, description = "Makes a retry safe")),
     responses(
         (status = 200, body = ChangePasswordResponse),
-        (status = 403, description = "The current password is wrong (`invalid_current_password`)", body = ErrorBody),
-        (status = 422, description = "The new password does not meet the policy", body = ErrorBody),
-        (status = 429, description = "Too many wrong current passwords", body = ErrorBody),
+        (status = 403, description = "`invalid_current_password`, or `reauthentication_required` when the session's proof is stale", body = ErrorBody),
+        (status = 422, description = "`weak_password`: the new password does not meet the policy; `validation_failed`: it is the current one", body = ErrorBody),
+        (status = 429, description = "`too_many_attempts`: too many wrong current passwords; see `Retry-After`", body = ErrorBody),
     ))]
 pub async fn change_password(
     State(state): State<AppState>,

@@ -1,4 +1,5 @@
-//! The HTTP routes: one `router()` per resource, merged here with the middleware.
+//! The HTTP routes: one `router()` per resource, each returning its routes with their
+//! documentation ([`Routes`]), merged here with the middleware.
 
 pub mod auth;
 pub mod billing;
@@ -14,25 +15,28 @@ pub mod profile;
 pub mod public_api;
 pub mod security;
 pub mod sessions;
+pub mod token_views;
 pub mod tokens;
 
 use crate::error::{ApiError, error_response};
 use crate::middleware;
+use crate::openapi::Routes;
 use crate::state::AppState;
 use axum::error_handling::HandleErrorLayer;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::{BoxError, Router};
+use axum::{BoxError, Extension, Router};
 use projections::Visibility;
 use std::time::Duration;
 use store::GlobalPosition;
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::trace::TraceLayer;
+use utoipa::openapi::OpenApi;
 
-/// Every route with its middleware.
-pub fn router(state: AppState, request_timeout: Duration) -> Router {
-    Router::new()
+/// Every documented route: the one place the resource modules are merged.
+pub fn routes(state: &AppState) -> Routes {
+    Routes::new()
         .merge(auth::router())
         .merge(me::router())
         .merge(security::router())
@@ -48,12 +52,28 @@ pub fn router(state: AppState, request_timeout: Duration) -> Router {
         .merge(notifications::router())
         .merge(public_api::router(state.clone()))
         .merge(ops::router())
-        .fallback(not_found)
-        .method_not_allowed_fallback(method_not_allowed)
-        .layer(axum::middleware::from_fn_with_state(
+}
+
+/// The routes, each behind the idempotency-key check, and their OpenAPI document as this
+/// service's catalog and clock make it.
+pub fn parts(state: &AppState) -> (Router<AppState>, OpenApi) {
+    routes(state)
+        // Only around handlers: an unknown path or method is 404/405 whatever its headers.
+        .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             middleware::idempotency,
         ))
+        .split(state.billing.catalog(), state.clock.now())
+}
+
+/// Every route with its middleware; `/openapi.json` and `/docs` serve the document of
+/// exactly these routes.
+pub fn router(state: AppState, request_timeout: Duration) -> Router {
+    let (routes, document) = parts(&state);
+    routes
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(Extension(ops::Published::new(&document)))
         .layer(
             ServiceBuilder::new()
                 .layer(CatchPanicLayer::custom(|_| {
@@ -63,6 +83,7 @@ pub fn router(state: AppState, request_timeout: Duration) -> Router {
                         "an internal error occurred",
                     )
                 }))
+                .layer(axum::middleware::from_fn(middleware::json_errors))
                 .layer(TraceLayer::new_for_http())
                 .layer(axum::middleware::from_fn(middleware::request_context))
                 .layer(HandleErrorLayer::new(timed_out))
@@ -87,6 +108,7 @@ async fn not_found() -> Response {
     error_response(StatusCode::NOT_FOUND, "not_found", "no such route")
 }
 
+/// axum adds `Allow` with the methods the path has.
 async fn method_not_allowed() -> Response {
     error_response(
         StatusCode::METHOD_NOT_ALLOWED,

@@ -2,24 +2,25 @@
 //! unsubscribe links of promotional e-mails (RFC 8058), which need no session.
 
 use crate::error::{ApiError, ErrorBody};
-use crate::extract::{ApiJson, CurrentSession, RequestContext};
+use crate::extract::{ApiJson, ApiQuery, CurrentSession, RequestContext};
+use crate::openapi::Routes;
 use crate::state::AppState;
-use axum::extract::{Query, State};
+use axum::Json;
+use axum::extract::State;
 use axum::response::{Html, IntoResponse, Response};
-use axum::routing::get;
-use axum::{Json, Router};
 use domain::notifications::{NotificationPreferences, Toggle};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use store::Actor;
 use utoipa::ToSchema;
+use utoipa_axum::routes;
 
 /// The routes of this module.
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/me/notifications", get(preferences).put(update))
-        .route("/me/notifications/history", get(history))
-        .route("/unsubscribe", get(unsubscribe_page).post(unsubscribe))
+pub fn router() -> Routes {
+    Routes::new()
+        .routes(routes!(preferences, update))
+        .routes(routes!(history))
+        .routes(routes!(unsubscribe_page, unsubscribe))
 }
 
 /// The toggles. Security notices are always sent and have none.
@@ -51,7 +52,7 @@ impl From<&NotificationPreferences> for NotificationsView {
 
 /// The caller's toggles.
 #[utoipa::path(get, path = "/me/notifications", tag = "notifications", security(("session" = [])),
-    responses((status = 200, body = NotificationsView), (status = 401, body = ErrorBody)))]
+    responses((status = 200, body = NotificationsView)))]
 pub async fn preferences(
     State(state): State<AppState>,
     session: CurrentSession,
@@ -60,12 +61,34 @@ pub async fn preferences(
     Ok(Json(NotificationsView::from(&preferences)))
 }
 
+/// `PUT /me/notifications`: any subset of the five toggles. Only its schema is used: the
+/// handler reads the body as a map, to name an unknown toggle in its answer.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NotificationsChange {
+    /// A generation completed through the public API.
+    #[serde(default)]
+    pub generation_complete: bool,
+    /// The balance dropped below the alert threshold.
+    #[serde(default)]
+    pub credits_low: bool,
+    /// An invoice was paid, with the PDF.
+    #[serde(default)]
+    pub billing_receipts: bool,
+    /// The newsletter.
+    #[serde(default)]
+    pub newsletter: bool,
+    /// Marketing e-mails.
+    #[serde(default)]
+    pub marketing: bool,
+}
+
 /// Changes the toggles sent (any subset of the five); each change is an event.
-#[utoipa::path(put, path = "/me/notifications", tag = "notifications", security(("session" = [])),
-    request_body(content = BTreeMap<String, bool>, description = "e.g. `{\"marketing\": true}`"),
+#[utoipa::path(put, path = "/me/notifications", operation_id = "update_notifications", tag = "notifications", security(("session" = [])),
+    request_body(content = NotificationsChange, description = "e.g. `{\"marketing\": true}`"),
     responses(
         (status = 200, body = NotificationsView),
-        (status = 422, description = "An unknown toggle or a value that is not a boolean", body = ErrorBody),
+        (status = 422, description = "`validation_failed`: an unknown toggle or a value that is not a boolean", body = ErrorBody),
     ))]
 pub async fn update(
     State(state): State<AppState>,
@@ -114,7 +137,7 @@ pub struct PreferenceChangeView {
 
 /// Every change of the caller's toggles, oldest first (who opted in to what, and when).
 #[utoipa::path(get, path = "/me/notifications/history", tag = "notifications", security(("session" = [])),
-    responses((status = 200, body = Vec<PreferenceChangeView>), (status = 401, body = ErrorBody)))]
+    responses((status = 200, body = Vec<PreferenceChangeView>)))]
 pub async fn history(
     State(state): State<AppState>,
     session: CurrentSession,
@@ -134,7 +157,8 @@ pub async fn history(
 }
 
 /// The token of an unsubscribe link.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct UnsubscribeQuery {
     /// As in the link of the e-mail.
     pub token: String,
@@ -151,11 +175,12 @@ fn verified(state: &AppState, token: &str) -> Result<(domain::AccountId, Toggle)
 
 /// The page an unsubscribe link opens: a button that posts the one-click form (a GET
 /// changes nothing, so link scanners cannot unsubscribe anyone).
-#[utoipa::path(get, path = "/unsubscribe", tag = "notifications", params(("token" = String, Query, description = "The token of the link")),
-    responses((status = 200, description = "An HTML page"), (status = 404, body = ErrorBody)))]
+#[utoipa::path(get, path = "/unsubscribe", tag = "notifications", params(UnsubscribeQuery),
+    responses((status = 200, description = "An HTML page with the one-click form", content_type = "text/html", body = String),
+        (status = 404, description = "`invalid_unsubscribe_link`", body = ErrorBody)))]
 pub async fn unsubscribe_page(
     State(state): State<AppState>,
-    Query(query): Query<UnsubscribeQuery>,
+    ApiQuery(query): ApiQuery<UnsubscribeQuery>,
 ) -> Result<Response, ApiError> {
     let (_, toggle) = verified(&state, &query.token)?;
     let token: String = query
@@ -181,12 +206,13 @@ pub struct UnsubscribedView {
 }
 
 /// RFC 8058 one-click unsubscribe: turns the promotion of the link off. Idempotent.
-#[utoipa::path(post, path = "/unsubscribe", tag = "notifications", params(("token" = String, Query, description = "The token of the link")),
-    responses((status = 200, body = UnsubscribedView), (status = 404, body = ErrorBody)))]
+#[utoipa::path(post, path = "/unsubscribe", tag = "notifications", params(UnsubscribeQuery),
+    responses((status = 200, body = UnsubscribedView),
+        (status = 404, description = "`invalid_unsubscribe_link`: the link is not valid, or its account is gone", body = ErrorBody)))]
 pub async fn unsubscribe(
     State(state): State<AppState>,
     ctx: RequestContext,
-    Query(query): Query<UnsubscribeQuery>,
+    ApiQuery(query): ApiQuery<UnsubscribeQuery>,
 ) -> Result<Json<UnsubscribedView>, ApiError> {
     let (account, toggle) = verified(&state, &query.token)?;
     if projections::accounts::find(&state.db, &state.sealer, account)

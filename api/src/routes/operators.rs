@@ -1,30 +1,30 @@
 //! Operator routes, for operator tokens only (`accounts admin-token create`).
 
-use crate::error::{ApiError, ErrorBody};
+use crate::error::ApiError;
 use crate::extract::Operator;
+use crate::openapi::Routes;
 use crate::state::AppState;
+use axum::Json;
 use axum::extract::State;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::{Json, Router};
 use std::sync::Arc;
 use store::EventDecoder;
+use utoipa_axum::routes;
 
 /// The routes of this module.
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/admin/reconciliation", get(reconciliation))
-        .route("/admin/mail/dead-letters", get(dead_letters))
-        .route("/metrics", get(metrics))
+pub fn router() -> Routes {
+    Routes::new()
+        .routes(routes!(reconciliation))
+        .routes(routes!(dead_letters))
+        .routes(routes!(metrics))
 }
 
 /// Recomputes balances, holds and invoice totals from the log and compares them with the
 /// read models (admin and auditor tokens).
 #[utoipa::path(get, path = "/admin/reconciliation", tag = "admin", security(("operator" = [])),
     responses(
-        (status = 200, description = "The report; `ok` is false when anything drifted"),
-        (status = 401, description = "Not an operator token", body = ErrorBody),
+        (status = 200, description = "The report; `ok` is false when anything drifted", body = Object),
     ))]
 pub async fn reconciliation(
     State(state): State<AppState>,
@@ -41,8 +41,7 @@ pub async fn reconciliation(
 /// Mail that kept failing, newest first (admin and auditor tokens).
 #[utoipa::path(get, path = "/admin/mail/dead-letters", tag = "admin", security(("operator" = [])),
     responses(
-        (status = 200, description = "The dead letters: message, attempts, last error"),
-        (status = 401, description = "Not an operator token", body = ErrorBody),
+        (status = 200, description = "The dead letters: message, attempts, last error", body = [Object]),
     ))]
 pub async fn dead_letters(
     State(state): State<AppState>,
@@ -56,8 +55,7 @@ pub async fn dead_letters(
 /// behind the log.
 #[utoipa::path(get, path = "/metrics", tag = "admin", security(("operator" = [])),
     responses(
-        (status = 200, description = "Prometheus text format", content_type = "text/plain"),
-        (status = 401, description = "Not an operator token", body = ErrorBody),
+        (status = 200, description = "Prometheus text format", content_type = "text/plain", body = String),
     ))]
 pub async fn metrics(
     State(state): State<AppState>,

@@ -1,126 +1,64 @@
 //! Operations: liveness, readiness, the OpenAPI document and its interactive page.
 
 use crate::error::ErrorBody;
+use crate::openapi::Routes;
 use crate::state::AppState;
+use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::StatusCode;
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+use axum::{Extension, Json};
 use serde::Serialize;
-use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
-use utoipa::{Modify, OpenApi, ToSchema};
-use utoipa_scalar::{Scalar, Servable};
+use std::sync::Arc;
+use utoipa::ToSchema;
+use utoipa::openapi::OpenApi;
+use utoipa_axum::routes;
+use utoipa_scalar::Scalar;
 
-/// The OpenAPI description of the API.
-#[derive(OpenApi)]
-#[openapi(
-    info(title = "Accounts", description = "Account settings of the video studio: sign-in, sessions, security, credits and billing."),
-    paths(
-        crate::routes::auth::register,
-        crate::routes::auth::login,
-        crate::routes::auth::logout,
-        crate::routes::me::me,
-        crate::routes::me::change_password,
-        crate::routes::me::delete_account,
-        crate::routes::security::enroll,
-        crate::routes::security::confirm,
-        crate::routes::security::regenerate,
-        crate::routes::security::disable,
-        crate::routes::security::reauthenticate,
-        crate::routes::profile::update,
-        crate::routes::profile::upload,
-        crate::routes::profile::my_avatar,
-        crate::routes::profile::remove,
-        crate::routes::profile::public_profile,
-        crate::routes::profile::public_avatar,
-        crate::routes::sessions::list,
-        crate::routes::sessions::revoke,
-        crate::routes::sessions::revoke_others,
-        crate::routes::credits::credits,
-        crate::routes::credits::transactions,
-        crate::routes::credits::purchase,
-        crate::routes::credits::packs,
-        crate::routes::credits::plans,
-        crate::routes::generations::hold,
-        crate::routes::generations::complete,
-        crate::routes::generations::fail,
-        crate::routes::billing::subscription,
-        crate::routes::billing::change_plan,
-        crate::routes::billing::cancel,
-        crate::routes::billing::resume,
-        crate::routes::billing::invoices,
-        crate::routes::billing::invoice,
-        crate::routes::billing::portal,
-        crate::routes::claims::list,
-        crate::routes::claims::claim,
-        crate::routes::payments::webhook,
-        crate::routes::operators::reconciliation,
-        crate::routes::operators::metrics,
-        crate::routes::operators::dead_letters,
-        crate::routes::notifications::preferences,
-        crate::routes::notifications::update,
-        crate::routes::notifications::history,
-        crate::routes::notifications::unsubscribe_page,
-        crate::routes::notifications::unsubscribe,
-        crate::routes::tokens::create_api_token,
-        crate::routes::tokens::list_api_tokens,
-        crate::routes::tokens::rotate_api_token,
-        crate::routes::tokens::revoke_api_token,
-        crate::routes::tokens::api_token_usage,
-        crate::routes::tokens::create_cli_token,
-        crate::routes::tokens::list_cli_tokens,
-        crate::routes::tokens::revoke_cli_token,
-        crate::routes::public_api::me,
-        crate::routes::public_api::credits,
-        crate::routes::public_api::transactions,
-        crate::routes::public_api::hold,
-        crate::routes::public_api::complete,
-        crate::routes::public_api::fail,
-        crate::routes::public_api::usage,
-        crate::routes::public_api::cli_me,
-        healthz,
-        readyz,
-    ),
-    components(schemas(ErrorBody)),
-    modifiers(&SessionAuth),
-    tags(
-        (name = "auth", description = "Registration and sign-in"),
-        (name = "account", description = "The signed-in account"),
-        (name = "sessions", description = "Signed-in devices"),
-        (name = "security", description = "Two-factor authentication and re-authentication"),
-        (name = "credits", description = "Balance, generations, purchases and claims"),
-        (name = "billing", description = "Plans, subscription, invoices and payments"),
-        (name = "admin", description = "Operator reports (operator tokens only)"),
-        (name = "notifications", description = "E-mail preferences and one-click unsubscribe"),
-        (name = "tokens", description = "API and CLI tokens of the signed-in account"),
-        (name = "public api", description = "The public API, authenticated by API tokens with scopes"),
-        (name = "cli", description = "What the studio CLI calls, authenticated by CLI tokens"),
-        (name = "operations", description = "Health and documentation"),
-    )
-)]
-pub struct ApiDoc;
+/// The routes of this module.
+pub fn router() -> Routes {
+    Routes::new()
+        .routes(routes!(healthz))
+        .routes(routes!(readyz))
+        .routes(routes!(openapi_json))
+        .routes(routes!(docs))
+}
 
-struct SessionAuth;
+/// The document as served: rendered once, when the router is built.
+#[derive(Debug, Clone)]
+pub struct Published {
+    json: Bytes,
+    html: Arc<str>,
+}
 
-impl Modify for SessionAuth {
-    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        let components = openapi.components.get_or_insert_with(Default::default);
-        for scheme in ["session", "api_token", "cli_token", "operator"] {
-            components.add_security_scheme(
-                scheme,
-                SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
-            );
+impl Published {
+    /// Renders `document` as JSON and as the interactive page.
+    pub fn new(document: &OpenApi) -> Self {
+        let document = crate::openapi::to_json(document);
+        Self {
+            json: Bytes::from(document.to_string()),
+            html: Scalar::new(document).to_html().into(),
         }
     }
 }
 
-/// The routes of this module.
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
-        .route("/openapi.json", get(|| async { Json(ApiDoc::openapi()) }))
-        .merge(Scalar::with_url("/docs", ApiDoc::openapi()))
+/// The OpenAPI 3.1 document of every route this service serves.
+#[utoipa::path(get, path = "/openapi.json", tag = "operations",
+    responses((status = 200, description = "This document", content_type = "application/json", body = Object)))]
+pub async fn openapi_json(Extension(published): Extension<Published>) -> Response {
+    let mut response = published.json.into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
+/// The interactive documentation (Scalar) of the same document.
+#[utoipa::path(get, path = "/docs", tag = "operations",
+    responses((status = 200, description = "An HTML page", content_type = "text/html", body = String)))]
+pub async fn docs(Extension(published): Extension<Published>) -> Html<String> {
+    Html(published.html.to_string())
 }
 
 /// Liveness.
@@ -160,7 +98,7 @@ pub struct Readiness {
 
 /// The database answers and the read models are known.
 #[utoipa::path(get, path = "/readyz", tag = "operations",
-    responses((status = 200, body = Readiness), (status = 503, body = ErrorBody)))]
+    responses((status = 200, body = Readiness), (status = 503, description = "`not_ready`: the database does not answer", body = ErrorBody)))]
 pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<serde_json::Value>) {
     let check = async {
         state.db.ping().await.map_err(|e| e.to_string())?;

@@ -2,15 +2,14 @@
 //! (checkout and portal) served by this service for the embedded default.
 
 use crate::error::{ApiError, ErrorBody};
-use crate::extract::RequestContext;
+use crate::extract::{ApiBytes, ApiPath, RequestContext};
+use crate::openapi::Routes;
 use crate::routes::{base_url, visible};
 use crate::state::AppState;
-use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::Json;
+use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::Html;
-use axum::routing::{get, post};
-use axum::{Json, Router};
 use commands::CommandError;
 use commands::error::Rejection;
 use commands::payments::{
@@ -18,17 +17,77 @@ use commands::payments::{
     sandbox_purchase_id,
 };
 use projections::Visibility;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use store::Actor;
 use utoipa::ToSchema;
+use utoipa_axum::routes;
 use uuid::Uuid;
 
 /// The routes of this module.
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/webhooks/payments", post(webhook))
-        .route("/sandbox/checkout/{session_id}", get(sandbox_checkout))
-        .route("/sandbox/portal/{account_id}", get(sandbox_portal))
+pub fn router() -> Routes {
+    Routes::new()
+        .routes(routes!(webhook))
+        .routes(routes!(sandbox_checkout))
+        .routes(routes!(sandbox_portal))
+}
+
+/// A payment provider's event, read into `commands::payments::WebhookEvent` (other
+/// fields are ignored).
+#[derive(Debug, Deserialize, ToSchema)]
+#[schema(as = WebhookEvent)]
+pub struct WebhookEventBody {
+    /// The provider's event id: each is processed once.
+    pub id: String,
+    /// e.g. `checkout.session.completed`; other types are acknowledged and ignored.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// When it was created, Unix seconds.
+    #[serde(deserialize_with = "crate::integers::i64")]
+    pub created: i64,
+    /// What it is about.
+    pub data: WebhookDataBody,
+}
+
+/// The object of a payment provider's event.
+#[derive(Debug, Deserialize, ToSchema)]
+#[schema(as = WebhookData)]
+pub struct WebhookDataBody {
+    /// A checkout session.
+    pub object: CheckoutSessionBody,
+}
+
+/// A checkout session as the provider reports it.
+#[derive(Debug, Deserialize, ToSchema)]
+#[schema(as = CheckoutSession)]
+pub struct CheckoutSessionBody {
+    /// The provider's session id.
+    pub id: String,
+    /// The purchase id this service gave the checkout.
+    pub client_reference_id: String,
+    /// Amount paid, minor units.
+    #[serde(deserialize_with = "crate::integers::i64")]
+    pub amount_total: i64,
+    /// Lower-case ISO 4217.
+    pub currency: String,
+}
+
+impl From<WebhookEventBody> for WebhookEvent {
+    fn from(body: WebhookEventBody) -> Self {
+        let session = body.data.object;
+        Self {
+            id: body.id,
+            kind: body.kind,
+            created: body.created,
+            data: WebhookData {
+                object: CheckoutSession {
+                    id: session.id,
+                    client_reference_id: session.client_reference_id,
+                    amount_total: session.amount_total,
+                    currency: session.currency,
+                },
+            },
+        }
+    }
 }
 
 /// The webhook's answer.
@@ -43,17 +102,20 @@ pub struct WebhookReceipt {
 /// Payment notifications, signed by the provider: `Payments-Signature: t=<unix>,v1=<hex
 /// HMAC-SHA256(secret, "<t>.<body>")>`, at most 5 minutes old.
 #[utoipa::path(post, path = "/webhooks/payments", tag = "billing",
-    params(("Payments-Signature" = String, Header)),
-    request_body(content = String, content_type = "application/json", description = "The provider's event"),
+    params(("Payments-Signature" = String, Header, pattern = "^t=[0-9]{1,12},v1=[0-9a-f]{64}$",
+        description = "`t=<unix seconds>,v1=<hex HMAC-SHA256(secret, \"<t>.<body>\")>`, made by the provider")),
+    request_body(content = WebhookEventBody, description = "The provider's event, signed as sent"),
     responses(
         (status = 200, body = WebhookReceipt),
-        (status = 400, description = "Bad signature (`invalid_signature`) or payload; nothing changed", body = ErrorBody),
+        (status = 400, description = "`invalid_signature` (missing, wrong or more than 5 minutes off), `invalid_payload`, \
+            or the event does not fit the purchase (`payment_mismatch`); nothing changed", body = ErrorBody),
+        (status = 409, description = "`concurrent_modification`: the purchase is being changed meanwhile; the provider retries", body = ErrorBody),
     ))]
 pub async fn webhook(
     State(state): State<AppState>,
     ctx: RequestContext,
     headers: HeaderMap,
-    body: Bytes,
+    ApiBytes(body): ApiBytes,
 ) -> Result<Json<WebhookReceipt>, ApiError> {
     let invalid = |why: String| ApiError::BadRequest("invalid_signature", why);
     let signature = headers
@@ -65,12 +127,14 @@ pub async fn webhook(
         .webhooks
         .verify(signature, &body, now)
         .map_err(|e| invalid(e.to_string()))?;
-    let event: WebhookEvent = serde_json::from_slice(&body).map_err(|e| {
-        ApiError::BadRequest(
-            "invalid_payload",
-            format!("the event is not understood: {e}"),
-        )
-    })?;
+    let event: WebhookEvent = serde_json::from_slice::<WebhookEventBody>(&body)
+        .map(Into::into)
+        .map_err(|e| {
+            ApiError::BadRequest(
+                "invalid_payload",
+                format!("the event is not understood: {e}"),
+            )
+        })?;
     if event.kind != CHECKOUT_COMPLETED {
         return Ok(Json(WebhookReceipt {
             received: true,
@@ -121,10 +185,16 @@ fn page(title: &str, body: &str) -> Html<String> {
 }
 
 /// The sandbox checkout: visiting it pays, by sending this service a signed webhook.
+#[utoipa::path(get, path = "/sandbox/checkout/{session_id}", tag = "sandbox",
+    params(("session_id" = String, Path, description = "The checkout session, from the `checkout_url` of a purchase")),
+    responses(
+        (status = 200, description = "An HTML page: the payment was received (or had been)", content_type = "text/html", body = String),
+        (status = 404, description = "`checkout_not_found`", body = ErrorBody),
+    ))]
 pub async fn sandbox_checkout(
     State(state): State<AppState>,
     headers: HeaderMap,
-    Path(session_id): Path<String>,
+    ApiPath(session_id): ApiPath<String>,
 ) -> Result<Html<String>, ApiError> {
     let not_found = || ApiError::NotFound("checkout_not_found", "no such checkout".into());
     let purchase_id = sandbox_purchase_id(&session_id).ok_or_else(not_found)?;
@@ -185,7 +255,10 @@ pub async fn sandbox_checkout(
 }
 
 /// The sandbox billing portal.
-pub async fn sandbox_portal(Path(account_id): Path<String>) -> Html<String> {
+#[utoipa::path(get, path = "/sandbox/portal/{account_id}", tag = "sandbox",
+    params(("account_id" = String, Path, description = "The account, as in the `url` of `POST /me/billing/portal-session`")),
+    responses((status = 200, description = "An HTML page", content_type = "text/html", body = String)))]
+pub async fn sandbox_portal(ApiPath(account_id): ApiPath<String>) -> Html<String> {
     let account: String = account_id
         .chars()
         .filter(|c| c.is_ascii_hexdigit() || *c == '-')

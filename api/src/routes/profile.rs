@@ -1,55 +1,90 @@
 //! Profile, avatar, and public creator profiles.
 
 use crate::error::{ApiError, ErrorBody};
-use crate::extract::{ApiJson, CurrentSession, RequestContext};
+use crate::extract::{ApiJson, ApiPath, CurrentSession, RequestContext};
+use crate::openapi::{Binary, Routes, patterns};
 use crate::routes::me::{MeResponse, me_view};
 use crate::routes::visible;
 use crate::state::AppState;
+use axum::Json;
 use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, FromRequest, Multipart, Path, Request, State};
+use axum::extract::{DefaultBodyLimit, FromRequest, Multipart, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, patch};
-use axum::{Json, Router};
 use commands::accounts::ProfileChange;
 use domain::AccountId;
 use projections::{Follower, Visibility};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
+use utoipa::openapi::ContentBuilder;
+use utoipa::openapi::encoding::EncodingBuilder;
+use utoipa::openapi::schema::{
+    AdditionalProperties, KnownFormat, ObjectBuilder, SchemaFormat, Type,
+};
+use utoipa_axum::router::{UtoipaMethodRouter, UtoipaMethodRouterExt};
+use utoipa_axum::routes;
 use uuid::Uuid;
 
 /// The routes of this module.
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/me/profile", patch(update))
-        .route(
-            "/me/avatar",
-            get(my_avatar)
-                .put(upload)
-                .delete(remove)
-                .layer(DefaultBodyLimit::max(
-                    commands::avatar::MAX_BYTES + 64 * 1024,
-                )),
+pub fn router() -> Routes {
+    Routes::new()
+        .routes(routes!(update))
+        .routes(
+            with_form(routes!(my_avatar, upload, remove)).layer(DefaultBodyLimit::max(
+                commands::avatar::MAX_BYTES + 64 * 1024,
+            )),
         )
-        .route("/profiles/{account_id}", get(public_profile))
-        .route("/profiles/{account_id}/avatar", get(public_avatar))
+        .routes(routes!(public_profile))
+        .routes(routes!(public_avatar))
+}
+
+/// Documents the multipart form `PUT /me/avatar` takes besides a bare image: a part's media
+/// types are an `encoding`, which the path attribute cannot say.
+fn with_form(mut avatar: UtoipaMethodRouter<AppState>) -> UtoipaMethodRouter<AppState> {
+    let upload = avatar
+        .1
+        .paths
+        .get_mut("/me/avatar")
+        .and_then(|item| item.put.as_mut())
+        .and_then(|operation| operation.request_body.as_mut());
+    if let Some(body) = upload {
+        let file = ObjectBuilder::new()
+            .schema_type(Type::String)
+            .format(Some(SchemaFormat::KnownFormat(KnownFormat::Binary)))
+            .description(Some("The image: the form's first part is the one read"));
+        let form = ObjectBuilder::new()
+            .property("avatar", file)
+            .required("avatar")
+            .additional_properties(Some(AdditionalProperties::FreeForm(false)));
+        let content = ContentBuilder::new()
+            .schema(Some(form))
+            .encoding(
+                "avatar",
+                EncodingBuilder::new().content_type(Some("image/png, image/jpeg, image/webp")),
+            )
+            .build();
+        body.content.insert("multipart/form-data".into(), content);
+    }
+    avatar
 }
 
 /// `PATCH /me/profile`: only the fields sent change.
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct ProfileRequest {
     /// 1 to 64 characters.
+    #[schema(schema_with = patterns::schemas::display_name_or_null)]
     pub display_name: Option<String>,
     /// Up to 160 characters; empty removes it.
+    #[schema(schema_with = patterns::schemas::bio_or_null)]
     pub bio: Option<String>,
     /// Show the creator profile at `GET /profiles/{account_id}`.
     pub public_profile: Option<bool>,
 }
 
 /// Changes the profile.
-#[utoipa::path(patch, path = "/me/profile", tag = "account", security(("session" = [])),
+#[utoipa::path(patch, path = "/me/profile", operation_id = "update_profile", tag = "account", security(("session" = [])),
     request_body = ProfileRequest,
-    responses((status = 200, body = MeResponse), (status = 422, body = ErrorBody)))]
+    responses((status = 200, body = MeResponse), (status = 422, description = "`validation_failed`: a display name or bio out of bounds", body = ErrorBody)))]
 pub async fn update(
     State(state): State<AppState>,
     ctx: RequestContext,
@@ -111,12 +146,16 @@ async fn image_bytes(request: Request, state: &AppState) -> Result<Bytes, ApiErr
 /// Sets the avatar: a JPEG, PNG or WebP up to 5 MB (judged by content), stored as a
 /// square PNG of at most 512 px without metadata.
 #[utoipa::path(put, path = "/me/avatar", tag = "account", security(("session" = [])),
-    request_body(content = Vec<u8>, content_type = "image/png", description = "The image (or a multipart form with it)"),
+    request_body(description = "The image as the body (its type is judged by its content, not \
+        `Content-Type`), or a `multipart/form-data` form whose first part is the image",
+        content((Binary = "image/png"), (Binary = "image/jpeg"), (Binary = "image/webp"))),
     responses(
         (status = 200, body = AvatarView),
-        (status = 413, description = "Over 5 MB (`avatar_too_large`)", body = ErrorBody),
-        (status = 415, description = "Not a JPEG, PNG or WebP (`unsupported_media_type`)", body = ErrorBody),
-        (status = 422, description = "Truncated or corrupt (`invalid_image`), too many pixels (`image_too_large`)", body = ErrorBody),
+        (status = 400, description = "`invalid_multipart`: a form that does not parse", body = ErrorBody),
+        (status = 413, description = "`avatar_too_large`: over 5 MB", body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`: not a JPEG, PNG or WebP", body = ErrorBody),
+        (status = 422, description = "`invalid_image` (truncated or corrupt), `image_too_large` (too many pixels), \
+            `validation_failed` (a form without a file)", body = ErrorBody),
     ))]
 pub async fn upload(
     State(state): State<AppState>,
@@ -163,7 +202,8 @@ async fn avatar_of(state: &AppState, account_id: AccountId) -> Result<Response, 
 
 /// The caller's avatar.
 #[utoipa::path(get, path = "/me/avatar", tag = "account", security(("session" = [])),
-    responses((status = 200, content_type = "image/png"), (status = 404, body = ErrorBody)))]
+    responses((status = 200, description = "The avatar, a square PNG", content_type = "image/png", body = Binary),
+        (status = 404, description = "`avatar_not_found`", body = ErrorBody)))]
 pub async fn my_avatar(
     State(state): State<AppState>,
     session: CurrentSession,
@@ -173,7 +213,7 @@ pub async fn my_avatar(
 
 /// Removes the avatar.
 #[utoipa::path(delete, path = "/me/avatar", tag = "account", security(("session" = [])),
-    responses((status = 204, description = "Removed")))]
+    responses((status = 204, description = "Removed (or there was none)")))]
 pub async fn remove(
     State(state): State<AppState>,
     ctx: RequestContext,
@@ -214,11 +254,12 @@ async fn public_row(
 
 /// A creator profile, if the account made it public (404 otherwise).
 #[utoipa::path(get, path = "/profiles/{account_id}", tag = "account",
-    params(("account_id" = Uuid, Path)),
-    responses((status = 200, body = PublicProfile), (status = 404, body = ErrorBody)))]
+    params(("account_id" = Uuid, Path, description = "The account's id")),
+    responses((status = 200, body = PublicProfile),
+        (status = 404, description = "`profile_not_found`: no such account, or its profile is not public", body = ErrorBody)))]
 pub async fn public_profile(
     State(state): State<AppState>,
-    Path(account_id): Path<String>,
+    ApiPath(account_id): ApiPath<String>,
 ) -> Result<Json<PublicProfile>, ApiError> {
     let row = public_row(&state, &account_id).await?;
     Ok(Json(PublicProfile {
@@ -233,11 +274,12 @@ pub async fn public_profile(
 
 /// A public creator's avatar.
 #[utoipa::path(get, path = "/profiles/{account_id}/avatar", tag = "account",
-    params(("account_id" = Uuid, Path)),
-    responses((status = 200, content_type = "image/png"), (status = 404, body = ErrorBody)))]
+    params(("account_id" = Uuid, Path, description = "The account's id")),
+    responses((status = 200, description = "The avatar, a square PNG", content_type = "image/png", body = Binary),
+        (status = 404, description = "`profile_not_found` or `avatar_not_found`", body = ErrorBody)))]
 pub async fn public_avatar(
     State(state): State<AppState>,
-    Path(account_id): Path<String>,
+    ApiPath(account_id): ApiPath<String>,
 ) -> Result<Response, ApiError> {
     let row = public_row(&state, &account_id).await?;
     avatar_of(&state, row.account_id).await

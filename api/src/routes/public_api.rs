@@ -2,7 +2,8 @@
 //! (`/cli/v1`, CLI tokens). Each request made with a token is counted into its usage log.
 
 use crate::error::{ApiError, ErrorBody};
-use crate::extract::{ApiJson, RequestContext};
+use crate::extract::{ApiJson, ApiPath, ApiQuery, RequestContext};
+use crate::openapi::Routes;
 use crate::routes::credits::{
     CreditsView, HistoryQuery, TransactionPage, credits_of, transactions_of,
 };
@@ -10,35 +11,36 @@ use crate::routes::generations::{
     CompleteRequest, GenerationView, HoldRequest, complete_as, fail_as, hold_as,
 };
 use crate::routes::me::{MeResponse, me_view};
-use crate::routes::tokens::{UsageView, usage_of};
+use crate::routes::token_views::UsageView;
+use crate::routes::tokens::usage_of;
 use crate::state::AppState;
 use crate::token_auth::{
     AccountRead, ApiCaller, CliCaller, CreditsRead, GenerationsWrite, UsageRead, record_usage,
 };
-use axum::extract::{Path, Query, State};
+use axum::Json;
+use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::{get, post};
-use axum::{Json, Router};
 use serde::Serialize;
 use utoipa::ToSchema;
+use utoipa_axum::routes;
 
 /// The routes of this module, each counted into its token's usage log.
-pub fn router(state: AppState) -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/me", get(me))
-        .route("/api/v1/credits", get(credits))
-        .route("/api/v1/credits/transactions", get(transactions))
-        .route("/api/v1/generations", post(hold))
-        .route("/api/v1/generations/{id}/complete", post(complete))
-        .route("/api/v1/generations/{id}/fail", post(fail))
-        .route("/api/v1/usage", get(usage))
-        .route("/cli/v1/me", get(cli_me))
+pub fn router(state: AppState) -> Routes {
+    Routes::new()
+        .routes(routes!(me))
+        .routes(routes!(credits))
+        .routes(routes!(transactions))
+        .routes(routes!(hold))
+        .routes(routes!(complete))
+        .routes(routes!(fail))
+        .routes(routes!(usage))
+        .routes(routes!(cli_me))
         .route_layer(axum::middleware::from_fn_with_state(state, record_usage))
 }
 
 /// The token's account.
-#[utoipa::path(get, path = "/api/v1/me", tag = "public api", security(("api_token" = ["account:read"])),
-    responses((status = 200, body = MeResponse), (status = 401, body = ErrorBody), (status = 403, description = "`insufficient_scope`", body = ErrorBody), (status = 429, body = ErrorBody)))]
+#[utoipa::path(get, path = "/api/v1/me", operation_id = "api_me", tag = "public api", security(("api_token" = ["account:read"])),
+    responses((status = 200, body = MeResponse)))]
 pub async fn me(
     State(state): State<AppState>,
     caller: ApiCaller<AccountRead>,
@@ -47,8 +49,8 @@ pub async fn me(
 }
 
 /// The balance card.
-#[utoipa::path(get, path = "/api/v1/credits", tag = "public api", security(("api_token" = ["credits:read"])),
-    responses((status = 200, body = CreditsView), (status = 403, body = ErrorBody)))]
+#[utoipa::path(get, path = "/api/v1/credits", operation_id = "api_credits", tag = "public api", security(("api_token" = ["credits:read"])),
+    responses((status = 200, body = CreditsView)))]
 pub async fn credits(
     State(state): State<AppState>,
     caller: ApiCaller<CreditsRead>,
@@ -57,21 +59,27 @@ pub async fn credits(
 }
 
 /// The credit history, newest first; entries made through a token name it.
-#[utoipa::path(get, path = "/api/v1/credits/transactions", tag = "public api", security(("api_token" = ["credits:read"])),
-    params(("limit" = Option<i64>, Query), ("cursor" = Option<String>, Query)),
-    responses((status = 200, body = TransactionPage), (status = 403, body = ErrorBody)))]
+#[utoipa::path(get, path = "/api/v1/credits/transactions", operation_id = "api_transactions", tag = "public api", security(("api_token" = ["credits:read"])),
+    params(HistoryQuery),
+    responses((status = 200, body = TransactionPage),
+        (status = 422, description = "`validation_failed`: a limit or cursor out of bounds", body = ErrorBody)))]
 pub async fn transactions(
     State(state): State<AppState>,
     caller: ApiCaller<CreditsRead>,
-    Query(page): Query<HistoryQuery>,
+    ApiQuery(page): ApiQuery<HistoryQuery>,
 ) -> Result<Json<TransactionPage>, ApiError> {
     transactions_of(&state, caller.account_id, page).await
 }
 
 /// Holds credits for a generation.
-#[utoipa::path(post, path = "/api/v1/generations", tag = "public api", security(("api_token" = ["generations:write"])),
+#[utoipa::path(post, path = "/api/v1/generations", operation_id = "api_hold", tag = "public api", security(("api_token" = ["generations:write"])),
     request_body = HoldRequest,
-    responses((status = 201, body = GenerationView), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
+    responses((status = 201, body = GenerationView, links(
+            ("complete" = (operation_id = "api_complete", parameters(("id" = "$response.body#/generation_id")))),
+            ("fail" = (operation_id = "api_fail", parameters(("id" = "$response.body#/generation_id")))),
+        )),
+        (status = 409, description = "`generation_conflict`: the id was used for another request; \
+            `insufficient_credits`: the balance does not cover the estimate", body = ErrorBody)))]
 pub async fn hold(
     State(state): State<AppState>,
     ctx: RequestContext,
@@ -89,14 +97,17 @@ pub async fn hold(
 }
 
 /// Settles a generation: spends the actual credits, returns the rest of the hold.
-#[utoipa::path(post, path = "/api/v1/generations/{id}/complete", tag = "public api", security(("api_token" = ["generations:write"])),
-    params(("id" = String, Path)), request_body = CompleteRequest,
-    responses((status = 200, body = GenerationView), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+#[utoipa::path(post, path = "/api/v1/generations/{id}/complete", operation_id = "api_complete", tag = "public api", security(("api_token" = ["generations:write"])),
+    params(("id" = String, Path, description = "The generation id of the hold")), request_body = CompleteRequest,
+    responses((status = 200, body = GenerationView),
+        (status = 404, description = "`generation_not_found`: no hold with this id", body = ErrorBody),
+        (status = 409, description = "`generation_closed` (released), `hold_expired`, `generation_conflict` \
+            (settled with another amount) or `exceeds_hold` (more than held)", body = ErrorBody)))]
 pub async fn complete(
     State(state): State<AppState>,
     ctx: RequestContext,
     caller: ApiCaller<GenerationsWrite>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiJson(body): ApiJson<CompleteRequest>,
 ) -> Result<Json<GenerationView>, ApiError> {
     complete_as(
@@ -111,14 +122,16 @@ pub async fn complete(
 }
 
 /// Releases a failed generation's hold.
-#[utoipa::path(post, path = "/api/v1/generations/{id}/fail", tag = "public api", security(("api_token" = ["generations:write"])),
-    params(("id" = String, Path)),
-    responses((status = 200, body = GenerationView), (status = 404, body = ErrorBody)))]
+#[utoipa::path(post, path = "/api/v1/generations/{id}/fail", operation_id = "api_fail", tag = "public api", security(("api_token" = ["generations:write"])),
+    params(("id" = String, Path, description = "The generation id of the hold")),
+    responses((status = 200, body = GenerationView),
+        (status = 404, description = "`generation_not_found`: no hold with this id", body = ErrorBody),
+        (status = 409, description = "`generation_closed`: already completed", body = ErrorBody)))]
 pub async fn fail(
     State(state): State<AppState>,
     ctx: RequestContext,
     caller: ApiCaller<GenerationsWrite>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Json<GenerationView>, ApiError> {
     fail_as(
         &state,
@@ -131,8 +144,8 @@ pub async fn fail(
 }
 
 /// The calling token's usage log.
-#[utoipa::path(get, path = "/api/v1/usage", tag = "public api", security(("api_token" = ["usage:read"])),
-    responses((status = 200, body = UsageView), (status = 403, body = ErrorBody)))]
+#[utoipa::path(get, path = "/api/v1/usage", operation_id = "api_usage", tag = "public api", security(("api_token" = ["usage:read"])),
+    responses((status = 200, body = UsageView)))]
 pub async fn usage(
     State(state): State<AppState>,
     caller: ApiCaller<UsageRead>,
@@ -157,7 +170,7 @@ pub struct CliWhoAmI {
 
 /// The account and token behind a CLI token (what `studio whoami` shows).
 #[utoipa::path(get, path = "/cli/v1/me", tag = "cli", security(("cli_token" = [])),
-    responses((status = 200, body = CliWhoAmI), (status = 401, body = ErrorBody)))]
+    responses((status = 200, body = CliWhoAmI)))]
 pub async fn cli_me(
     State(state): State<AppState>,
     caller: CliCaller,

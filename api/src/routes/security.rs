@@ -2,27 +2,28 @@
 
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{ApiJson, ClientInfo, CurrentSession, RequestContext};
+use crate::openapi::Routes;
 use crate::routes::auth::factor;
 use crate::routes::visible;
 use crate::state::AppState;
+use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::post;
-use axum::{Json, Router};
 use commands::CommandError;
 use commands::accounts::FactorInput;
 use commands::throttle::{Secret, guarded};
 use projections::{Follower, Visibility};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
+use utoipa_axum::routes;
 
 /// The routes of this module.
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/me/totp", post(enroll).delete(disable))
-        .route("/me/totp/confirm", post(confirm))
-        .route("/me/totp/recovery-codes", post(regenerate))
-        .route("/auth/reauthenticate", post(reauthenticate))
+pub fn router() -> Routes {
+    Routes::new()
+        .routes(routes!(enroll, disable))
+        .routes(routes!(confirm))
+        .routes(routes!(regenerate))
+        .routes(routes!(reauthenticate))
 }
 
 /// What an authenticator app needs.
@@ -38,7 +39,7 @@ pub struct TotpEnrollment {
 
 /// Starts 2FA enrolment; nothing is enforced until `POST /me/totp/confirm`.
 #[utoipa::path(post, path = "/me/totp", tag = "security", security(("session" = [])),
-    responses((status = 200, body = TotpEnrollment), (status = 409, description = "Already on (`totp_already_enabled`)", body = ErrorBody)))]
+    responses((status = 200, body = TotpEnrollment), (status = 409, description = "`totp_already_enabled`", body = ErrorBody)))]
 pub async fn enroll(
     State(state): State<AppState>,
     ctx: RequestContext,
@@ -107,9 +108,9 @@ async fn throttled<T>(
     request_body = ConfirmRequest,
     responses(
         (status = 200, body = RecoveryCodesView),
-        (status = 403, description = "Wrong code (`invalid_second_factor`)", body = ErrorBody),
-        (status = 409, description = "No enrolment, or already on", body = ErrorBody),
-        (status = 429, description = "Too many wrong codes", body = ErrorBody),
+        (status = 403, description = "`invalid_second_factor`: a wrong code", body = ErrorBody),
+        (status = 409, description = "`no_pending_enrollment` or `totp_already_enabled`", body = ErrorBody),
+        (status = 429, description = "`too_many_attempts`: too many wrong codes; see `Retry-After`", body = ErrorBody),
     ))]
 pub async fn confirm(
     State(state): State<AppState>,
@@ -146,7 +147,7 @@ pub async fn confirm(
     responses(
         (status = 200, body = RecoveryCodesView),
         (status = 403, description = "`reauthentication_required`", body = ErrorBody),
-        (status = 409, description = "2FA is off (`totp_not_enabled`)", body = ErrorBody),
+        (status = 409, description = "`totp_not_enabled`: 2FA is off", body = ErrorBody),
     ))]
 pub async fn regenerate(
     State(state): State<AppState>,
@@ -181,7 +182,8 @@ pub struct DisableRequest {
     responses(
         (status = 204, description = "Off"),
         (status = 403, description = "`reauthentication_required`, `invalid_current_password` or `invalid_second_factor`", body = ErrorBody),
-        (status = 409, description = "2FA is off (`totp_not_enabled`)", body = ErrorBody),
+        (status = 409, description = "`totp_not_enabled`: 2FA is off", body = ErrorBody),
+        (status = 429, description = "`too_many_attempts`: too many wrong codes; see `Retry-After`", body = ErrorBody),
     ))]
 pub async fn disable(
     State(state): State<AppState>,
@@ -240,7 +242,8 @@ pub struct Reauthenticated {
     responses(
         (status = 200, body = Reauthenticated),
         (status = 403, description = "`invalid_current_password`, `totp_required` or `invalid_second_factor`", body = ErrorBody),
-        (status = 429, body = ErrorBody),
+        (status = 422, description = "`validation_failed`: both `totp_code` and `recovery_code` sent", body = ErrorBody),
+        (status = 429, description = "`too_many_attempts`: too many wrong passwords or codes; see `Retry-After`", body = ErrorBody),
     ))]
 pub async fn reauthenticate(
     State(state): State<AppState>,

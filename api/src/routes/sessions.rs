@@ -1,25 +1,26 @@
 //! The account's sessions: list them, revoke one, revoke all others.
 
 use crate::error::{ApiError, ErrorBody};
-use crate::extract::{CurrentSession, RequestContext};
+use crate::extract::{ApiPath, CurrentSession, RequestContext};
+use crate::openapi::Routes;
 use crate::routes::visible;
 use crate::state::AppState;
-use axum::extract::{Path, State};
+use axum::Json;
+use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::{delete, get};
-use axum::{Json, Router};
 use domain::SessionId;
 use domain::session::RevocationReason;
 use projections::{Follower, Visibility};
 use serde::Serialize;
 use utoipa::ToSchema;
+use utoipa_axum::routes;
 use uuid::Uuid;
 
 /// The routes of this module.
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/me/sessions", get(list).delete(revoke_others))
-        .route("/me/sessions/{id}", delete(revoke))
+pub fn router() -> Routes {
+    Routes::new()
+        .routes(routes!(list, revoke_others))
+        .routes(routes!(revoke))
 }
 
 /// One active session.
@@ -51,8 +52,8 @@ pub struct SessionList {
 }
 
 /// Lists the active sessions.
-#[utoipa::path(get, path = "/me/sessions", tag = "sessions", security(("session" = [])),
-    responses((status = 200, body = SessionList), (status = 401, body = ErrorBody)))]
+#[utoipa::path(get, path = "/me/sessions", operation_id = "list_sessions", tag = "sessions", security(("session" = [])),
+    responses((status = 200, body = SessionList)))]
 pub async fn list(
     State(state): State<AppState>,
     session: CurrentSession,
@@ -90,13 +91,13 @@ pub async fn list(
     params(("id" = Uuid, Path, description = "The session")),
     responses(
         (status = 204, description = "Revoked; its token no longer works"),
-        (status = 404, description = "Not one of the caller's sessions", body = ErrorBody),
+        (status = 404, description = "`session_not_found`: not one of the caller's sessions", body = ErrorBody),
     ))]
 pub async fn revoke(
     State(state): State<AppState>,
     ctx: RequestContext,
     session: CurrentSession,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<StatusCode, ApiError> {
     let not_found = || ApiError::NotFound("session_not_found", "no such session".into());
     let target = Uuid::parse_str(&id)
@@ -129,7 +130,7 @@ pub struct RevokedCount {
 
 /// Revokes every session but the caller's.
 #[utoipa::path(delete, path = "/me/sessions", tag = "sessions", security(("session" = [])),
-    responses((status = 200, body = RevokedCount), (status = 401, body = ErrorBody)))]
+    responses((status = 200, body = RevokedCount)))]
 pub async fn revoke_others(
     State(state): State<AppState>,
     ctx: RequestContext,

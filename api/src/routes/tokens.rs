@@ -2,165 +2,34 @@
 //! signed-in session.
 
 use crate::error::{ApiError, ErrorBody};
-use crate::extract::{ApiJson, CurrentSession, RequestContext};
+use crate::extract::{ApiBytes, ApiJson, ApiPath, CurrentSession, RequestContext};
+use crate::openapi::Routes;
+use crate::routes::token_views::{
+    CreateApiToken, CreateCliToken, DailyUsageView, IssuedTokenView, RotateRequest, TokenList,
+    UsageView,
+};
 use crate::routes::visible;
 use crate::state::AppState;
-use axum::extract::{Path, State};
+use axum::Json;
+use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::{delete, get, post};
-use axum::{Json, Router};
-use commands::access_tokens::{IssuedAccessToken, NewAccessToken};
+use commands::access_tokens::NewAccessToken;
 use domain::AccountId;
 use domain::access_token::{Scope, TokenKind};
-use projections::access_tokens::TokenSummary;
 use projections::{Follower, Visibility};
-use serde::{Deserialize, Serialize};
 use std::time::Duration;
-use utoipa::ToSchema;
+use utoipa_axum::routes;
 use uuid::Uuid;
 
 /// The routes of this module.
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route(
-            "/me/api-tokens",
-            post(create_api_token).get(list_api_tokens),
-        )
-        .route("/me/api-tokens/{id}", delete(revoke_api_token))
-        .route("/me/api-tokens/{id}/rotate", post(rotate_api_token))
-        .route("/me/api-tokens/{id}/usage", get(api_token_usage))
-        .route(
-            "/me/cli-tokens",
-            post(create_cli_token).get(list_cli_tokens),
-        )
-        .route("/me/cli-tokens/{id}", delete(revoke_cli_token))
-}
-
-/// `POST /me/api-tokens`.
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct CreateApiToken {
-    /// 1-64 characters.
-    pub label: String,
-    /// Any of `account:read`, `credits:read`, `generations:write`, `usage:read`.
-    pub scopes: Vec<String>,
-    /// 1-3650; never expires when absent.
-    #[serde(default)]
-    pub expires_in_days: Option<u32>,
-}
-
-/// `POST /me/cli-tokens`.
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct CreateCliToken {
-    /// 1-64 characters.
-    pub label: String,
-    /// `device` or `recorder`.
-    pub kind: String,
-}
-
-/// `POST /me/api-tokens/{id}/rotate`.
-#[derive(Debug, Default, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct RotateRequest {
-    /// How long the old secret keeps working: 0 (default) to 86400.
-    #[serde(default)]
-    pub grace_seconds: u64,
-}
-
-/// A token just issued: the secret appears here and nowhere else, ever.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct IssuedTokenView {
-    /// Its id.
-    pub token_id: Uuid,
-    /// The secret.
-    pub token: String,
-    /// How lists show it.
-    pub hint: String,
-    /// RFC 3339, if it expires.
-    pub expires_at: Option<String>,
-}
-
-impl From<IssuedAccessToken> for IssuedTokenView {
-    fn from(issued: IssuedAccessToken) -> Self {
-        Self {
-            token_id: issued.token_id,
-            token: issued.token,
-            hint: issued.hint,
-            expires_at: issued.expires_at.map(|e| e.to_rfc3339()),
-        }
-    }
-}
-
-/// A token in a list (never its secret).
-#[derive(Debug, Serialize, ToSchema)]
-pub struct TokenView {
-    /// Its id.
-    pub token_id: Uuid,
-    /// `api`, `cli_device` or `cli_recorder`.
-    pub kind: &'static str,
-    /// The owner's name for it.
-    pub label: String,
-    /// Its scopes (API tokens).
-    pub scopes: Vec<String>,
-    /// Prefix and last four characters.
-    pub hint: String,
-    /// RFC 3339.
-    pub created_at: String,
-    /// RFC 3339, if it expires.
-    pub expires_at: Option<String>,
-    /// RFC 3339: the last request, as of the last usage flush (a few seconds).
-    pub last_used_at: Option<String>,
-}
-
-impl From<TokenSummary> for TokenView {
-    fn from(t: TokenSummary) -> Self {
-        Self {
-            token_id: t.token_id,
-            kind: t.kind.as_str(),
-            label: t.label,
-            scopes: t.scopes,
-            hint: t.hint,
-            created_at: t.created_at.to_rfc3339(),
-            expires_at: t.expires_at.map(|e| e.to_rfc3339()),
-            last_used_at: t.last_used_at.map(|e| e.to_rfc3339()),
-        }
-    }
-}
-
-/// A list of tokens.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct TokenList {
-    /// Newest first.
-    pub tokens: Vec<TokenView>,
-}
-
-/// Requests of one day by status class.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct DailyUsageView {
-    /// `YYYY-MM-DD` (UTC).
-    pub day: String,
-    /// 2xx answers.
-    pub ok: i64,
-    /// 4xx answers.
-    pub client_errors: i64,
-    /// 5xx answers.
-    pub server_errors: i64,
-}
-
-/// A token's usage log.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct UsageView {
-    /// The token.
-    pub token_id: Uuid,
-    /// Oldest first.
-    pub days: Vec<DailyUsageView>,
-    /// RFC 3339.
-    pub last_used_at: Option<String>,
-    /// The last request's client IP.
-    pub last_ip: Option<String>,
-    /// The last request's user agent.
-    pub last_user_agent: Option<String>,
+pub fn router() -> Routes {
+    Routes::new()
+        .routes(routes!(create_api_token, list_api_tokens))
+        .routes(routes!(revoke_api_token))
+        .routes(routes!(rotate_api_token))
+        .routes(routes!(api_token_usage))
+        .routes(routes!(create_cli_token, list_cli_tokens))
+        .routes(routes!(revoke_cli_token))
 }
 
 fn parse_scopes(names: &[String]) -> Result<Vec<Scope>, ApiError> {
@@ -183,7 +52,12 @@ fn parse_scopes(names: &[String]) -> Result<Vec<Scope>, ApiError> {
 /// Creates an API token; its secret is in this response only.
 #[utoipa::path(post, path = "/me/api-tokens", tag = "tokens", security(("session" = [])),
     request_body = CreateApiToken,
-    responses((status = 201, body = IssuedTokenView), (status = 422, body = ErrorBody)))]
+    responses((status = 201, body = IssuedTokenView, links(
+            ("rotate" = (operation_id = "rotate_api_token", parameters(("id" = "$response.body#/token_id")))),
+            ("usage" = (operation_id = "api_token_usage", parameters(("id" = "$response.body#/token_id")))),
+            ("revoke" = (operation_id = "revoke_api_token", parameters(("id" = "$response.body#/token_id")))),
+        )),
+        (status = 422, description = "`validation_failed`: a label, scope or lifetime out of bounds", body = ErrorBody)))]
 pub async fn create_api_token(
     State(state): State<AppState>,
     ctx: RequestContext,
@@ -243,21 +117,35 @@ async fn list(
 
 /// Replaces the secret; the old one keeps working for `grace_seconds`, then dies.
 #[utoipa::path(post, path = "/me/api-tokens/{id}/rotate", tag = "tokens", security(("session" = [])),
-    params(("id" = Uuid, Path)), request_body = RotateRequest,
-    responses((status = 200, body = IssuedTokenView), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+    params(("id" = Uuid, Path, description = "The token")),
+    request_body(content = Option<RotateRequest>, description = "Optional: no body means no grace period"),
+    responses((status = 200, body = IssuedTokenView),
+        (status = 404, description = "`token_not_found`: not a live API token of the caller", body = ErrorBody),
+        (status = 409, description = "`token_expired`: an expired token cannot be rotated", body = ErrorBody),
+        (status = 413, description = "`payload_too_large`: the body is over 2 MiB", body = ErrorBody),
+        (status = 422, description = "`invalid_body` (not the schema) or `validation_failed` (a grace period out of bounds)", body = ErrorBody)))]
 pub async fn rotate_api_token(
     State(state): State<AppState>,
     ctx: RequestContext,
     session: CurrentSession,
-    Path(id): Path<Uuid>,
-    body: axum::body::Bytes,
+    ApiPath(id): ApiPath<String>,
+    ApiBytes(body): ApiBytes,
 ) -> Result<Json<IssuedTokenView>, ApiError> {
+    let id = token_id(&id)?;
     // The body is optional: none means no grace period.
     let grace = if body.iter().all(u8::is_ascii_whitespace) {
         0
     } else {
-        serde_json::from_slice::<RotateRequest>(&body)
-            .map_err(|e| ApiError::Unprocessable("invalid_body", e.to_string()))?
+        // `null` is no body too.
+        serde_json::from_slice::<Option<RotateRequest>>(&body)
+            .map_err(|e| match e.classify() {
+                // As `ApiJson` answers: not JSON is 400, JSON of another shape 422.
+                serde_json::error::Category::Syntax | serde_json::error::Category::Eof => {
+                    ApiError::BadRequest("malformed_json", e.to_string())
+                }
+                _ => ApiError::Unprocessable("invalid_body", e.to_string()),
+            })?
+            .unwrap_or_default()
             .grace_seconds
     };
     own_token(&state, session.account_id, id, false).await?;
@@ -277,6 +165,11 @@ pub async fn rotate_api_token(
     )
     .await?;
     Ok(Json(issued.into()))
+}
+
+/// A token id of a path: one that is not a UUID names no token.
+fn token_id(text: &str) -> Result<Uuid, ApiError> {
+    Uuid::parse_str(text).map_err(|_| ApiError::NotFound("token_not_found", "no such token".into()))
 }
 
 /// Checks that `id` is a live token of `account` of the right family (404 otherwise, as
@@ -319,25 +212,31 @@ async fn revoke(
 
 /// Revokes an API token: refused from the very next request.
 #[utoipa::path(delete, path = "/me/api-tokens/{id}", tag = "tokens", security(("session" = [])),
-    params(("id" = Uuid, Path)), responses((status = 204), (status = 404, body = ErrorBody)))]
+    params(("id" = Uuid, Path, description = "The token")),
+    responses((status = 204, description = "Revoked"),
+        (status = 404, description = "`token_not_found`: not a live API token of the caller", body = ErrorBody)))]
 pub async fn revoke_api_token(
     State(state): State<AppState>,
     ctx: RequestContext,
     session: CurrentSession,
-    Path(id): Path<Uuid>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<StatusCode, ApiError> {
-    revoke(&state, &ctx, &session, id, false).await
+    revoke(&state, &ctx, &session, token_id(&id)?, false).await
 }
 
 /// Requests per day by status class, and the last use.
 #[utoipa::path(get, path = "/me/api-tokens/{id}/usage", tag = "tokens", security(("session" = [])),
-    params(("id" = Uuid, Path)), responses((status = 200, body = UsageView), (status = 404, body = ErrorBody)))]
+    params(("id" = Uuid, Path, description = "The token")),
+    responses((status = 200, body = UsageView),
+        (status = 404, description = "`token_not_found`: not an API token of the caller", body = ErrorBody)))]
 pub async fn api_token_usage(
     State(state): State<AppState>,
     session: CurrentSession,
-    Path(id): Path<Uuid>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Json<UsageView>, ApiError> {
-    Ok(Json(usage_of(&state, session.account_id, id).await?))
+    Ok(Json(
+        usage_of(&state, session.account_id, token_id(&id)?).await?,
+    ))
 }
 
 /// The usage log of `token_id` of `account`.
@@ -372,7 +271,10 @@ pub async fn usage_of(
 /// Creates a CLI token (`device` or `recorder`); its secret is in this response only.
 #[utoipa::path(post, path = "/me/cli-tokens", tag = "tokens", security(("session" = [])),
     request_body = CreateCliToken,
-    responses((status = 201, body = IssuedTokenView), (status = 422, body = ErrorBody)))]
+    responses((status = 201, body = IssuedTokenView, links(
+            ("revoke" = (operation_id = "revoke_cli_token", parameters(("id" = "$response.body#/token_id")))),
+        )),
+        (status = 422, description = "`validation_failed`: a label or kind out of bounds", body = ErrorBody)))]
 pub async fn create_cli_token(
     State(state): State<AppState>,
     ctx: RequestContext,
@@ -410,12 +312,14 @@ pub async fn list_cli_tokens(
 
 /// Revokes a CLI token.
 #[utoipa::path(delete, path = "/me/cli-tokens/{id}", tag = "tokens", security(("session" = [])),
-    params(("id" = Uuid, Path)), responses((status = 204), (status = 404, body = ErrorBody)))]
+    params(("id" = Uuid, Path, description = "The token")),
+    responses((status = 204, description = "Revoked"),
+        (status = 404, description = "`token_not_found`: not a live CLI token of the caller", body = ErrorBody)))]
 pub async fn revoke_cli_token(
     State(state): State<AppState>,
     ctx: RequestContext,
     session: CurrentSession,
-    Path(id): Path<Uuid>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<StatusCode, ApiError> {
-    revoke(&state, &ctx, &session, id, true).await
+    revoke(&state, &ctx, &session, token_id(&id)?, true).await
 }
