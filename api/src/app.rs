@@ -2,10 +2,11 @@
 //! background work (projectors, activity flushing, idempotency-key purge), serves HTTP,
 //! and shuts down in order.
 
-use crate::config::{ServeArgs, StorageArgs};
+use crate::config::ServeArgs;
 use crate::mail::{self, MailQueue};
 use crate::routes;
-use crate::state::{AppState, HttpSettings};
+use crate::state::{AppState, Auth, Core, HttpSettings, Notices, Payments, Tokens};
+use crate::storage::Storage;
 use anyhow::Context;
 use axum::Router;
 use axum::http::HeaderName;
@@ -21,19 +22,17 @@ use commands::payments::{PaymentProvider, SandboxProvider, WebhookSigner};
 use commands::rate_limit::RateLimit;
 use commands::throttle::{Throttle, ThrottleKind, ThrottlePolicy};
 use commands::usage::TokenUsage;
-use commands::{Clock, EventCodec, Executor, SystemClock};
+use commands::{Clock, SystemClock};
 use domain::catalog::Catalog;
-use projections::{ProjectionRunner, Reactor};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
-use store::{Backend, Database, EventLog};
 use store::{BlobStore, FolderBlobStore};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use vault::UnsubscribeLinks;
-use vault::{DataKeys, EmailIndex, FieldSealer, MasterKey};
+use vault::{EmailIndex, FieldSealer};
 use workers::billing::BillingReactor;
 use workers::erasure::ErasureReactor;
 use workers::scheduler::Scheduler;
@@ -57,119 +56,6 @@ impl AppOptions {
             throttle: ThrottlePolicy::default(),
         }
     }
-}
-
-/// The storage side of the service: database, log, keys, codec, and the executor every
-/// command handler shares (one aggregate cache, one set of stream queues).
-pub struct Storage {
-    /// The database.
-    pub db: Database,
-    /// The log in it.
-    pub log: Arc<dyn EventLog>,
-    /// The codec sealing personal data.
-    pub codec: EventCodec,
-    /// The master key.
-    pub master: MasterKey,
-    /// Runs commands.
-    pub exec: Executor,
-}
-
-impl Storage {
-    /// Opens the database, applies migrations and opens the log; read models are not
-    /// prepared yet.
-    #[tracing::instrument(skip_all)]
-    pub async fn open(args: &StorageArgs) -> anyhow::Result<Self> {
-        std::fs::create_dir_all(&args.data_dir)
-            .with_context(|| format!("creating the data directory {}", args.data_dir.display()))?;
-        let url = match &args.database_url {
-            Some(url) => url.clone(),
-            None => Database::sqlite_url(&args.data_dir.join("accounts.db")),
-        };
-        let db = Database::connect(&url, args.db_max_connections)
-            .await
-            .context("connecting to the database")?;
-        db.migrate().await.context("applying migrations")?;
-        let master = match &args.master_key {
-            Some(key) => MasterKey::from_base64(key).context("ACCOUNTS_MASTER_KEY")?,
-            None => {
-                let path = args.data_dir.join("master.key");
-                let (key, created) = MasterKey::load_or_create(&path)
-                    .with_context(|| format!("master key file {}", path.display()))?;
-                if created {
-                    tracing::warn!(
-                        path = %path.display(),
-                        "created a new master key (mode 0600). Back it up: without it the \
-                         personal data in the event log cannot be read. In production pass \
-                         ACCOUNTS_MASTER_KEY instead."
-                    );
-                }
-                key
-            }
-        };
-        let log = db.event_log().await.context("opening the event log")?;
-        workers::notifier::register(&db, &log)
-            .await
-            .context("registering the notifier")?;
-        let keys = open_key_store(args, &db, &master).await?;
-        let codec = EventCodec::new(Arc::new(keys));
-        let exec = Executor::new(log.clone(), codec.clone());
-        Ok(Self {
-            db,
-            log,
-            codec,
-            master,
-            exec,
-        })
-    }
-
-    /// The read models, plus `reactors`, over this storage (not prepared yet).
-    pub fn runner(&self, reactors: Vec<Arc<dyn Reactor>>) -> Arc<ProjectionRunner> {
-        Arc::new(
-            ProjectionRunner::new(
-                self.db.clone(),
-                self.log.clone(),
-                Arc::new(self.codec.clone()),
-                projections::all(&FieldSealer::new(self.codec.keys().clone())),
-            )
-            .with_reactors(reactors),
-        )
-    }
-}
-
-/// The data keys, in their own store when one is configured (or, embedded, in
-/// `<data-dir>/keys.db`): a backup of the data then holds none of them.
-async fn open_key_store(
-    args: &StorageArgs,
-    db: &Database,
-    master: &MasterKey,
-) -> anyhow::Result<DataKeys> {
-    let url = match (&args.key_database_url, db.backend()) {
-        (Some(url), _) => Some(url.clone()),
-        (None, Backend::Sqlite) => Some(Database::sqlite_url(&args.data_dir.join("keys.db"))),
-        (None, Backend::Postgres) => None,
-    };
-    let Some(url) = url.filter(|url| url != db.url()) else {
-        tracing::warn!(
-            "the data keys are kept in the database they seal, so its backups hold them \
-             too; set ACCOUNTS_KEY_DATABASE_URL to a database of their own"
-        );
-        return Ok(DataKeys::new(db.clone(), master));
-    };
-    let store = Database::connect(&url, 4)
-        .await
-        .context("connecting to the key store")?;
-    DataKeys::prepare_store(&store)
-        .await
-        .context("preparing the key store")?;
-    let keys = DataKeys::new(store, master);
-    let moved = keys
-        .adopt_from(db)
-        .await
-        .context("moving data keys to the key store")?;
-    if moved > 0 {
-        tracing::info!(moved, "data keys moved to the key store");
-    }
-    Ok(keys)
 }
 
 /// The shipped catalog (`config/catalog.toml`).
@@ -293,63 +179,75 @@ impl App {
         // Throttles measure real time, whatever clock the domain runs on (tests move that
         // one by hours; a lockout still lasts its seconds).
         let throttle_clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        let http = Arc::new(HttpSettings {
+            client_ip_header: header(&serve.client_ip_header)?,
+            country_header: header(&serve.country_header)?,
+            city_header: header(&serve.city_header)?,
+            projection_wait: Duration::from_secs(10),
+            sessions,
+            public_url: serve.public_url.clone(),
+        });
         let state = AppState {
-            db: storage.db.clone(),
-            log: storage.log.clone(),
-            codec: storage.codec.clone(),
-            sealer: FieldSealer::new(storage.codec.keys().clone()),
-            accounts,
-            credits: credits.clone(),
-            billing: billing.clone(),
-            scheduler: Scheduler::new(storage.db.clone(), billing, credits, clock.clone()),
-            webhooks: WebhookSigner::new(webhook_secret),
-            http_client: reqwest::Client::builder()
-                .no_proxy()
-                .build()
-                .context("HTTP client")?,
-            projections: projections.clone(),
+            core: Core {
+                db: storage.db.clone(),
+                log: storage.log.clone(),
+                codec: storage.codec.clone(),
+                sealer: FieldSealer::new(storage.codec.keys().clone()),
+                projections: projections.clone(),
+                clock: clock.clone(),
+                http,
+            },
+            auth: Auth {
+                accounts,
+                activity: activity.clone(),
+                throttle: Arc::new(Throttle::new(
+                    ThrottleKind::Password,
+                    throttle,
+                    storage.db.clone(),
+                    storage.master.throttle_secret(),
+                    throttle_clock.clone(),
+                )),
+                code_throttle: Arc::new(Throttle::new(
+                    ThrottleKind::SecondFactor,
+                    ThrottlePolicy::second_factor(),
+                    storage.db.clone(),
+                    storage.master.throttle_secret(),
+                    throttle_clock.clone(),
+                )),
+                email_index,
+            },
+            payments: Payments {
+                credits: credits.clone(),
+                billing: billing.clone(),
+                scheduler: Scheduler::new(storage.db.clone(), billing, credits, clock.clone()),
+                webhooks: WebhookSigner::new(webhook_secret),
+                http_client: reqwest::Client::builder()
+                    .no_proxy()
+                    .build()
+                    .context("HTTP client")?,
+            },
+            tokens: Tokens {
+                access_tokens,
+                usage: Arc::new(TokenUsage::new(storage.log.clone(), storage.codec.clone())),
+                rate_limit: Arc::new(RateLimit::new(
+                    "token",
+                    serve.token_rate_limit,
+                    storage.db.clone(),
+                    throttle_clock.clone(),
+                )),
+            },
+            notices: Notices {
+                notifications,
+                unsubscribe_links,
+            },
             idempotency,
-            activity: activity.clone(),
-            access_tokens,
-            notifications,
-            unsubscribe_links,
-            token_usage: Arc::new(TokenUsage::new(storage.log.clone(), storage.codec.clone())),
-            token_rate_limit: Arc::new(RateLimit::new(
-                "token",
-                serve.token_rate_limit,
-                storage.db.clone(),
-                throttle_clock.clone(),
-            )),
-            throttle: Arc::new(Throttle::new(
-                ThrottleKind::Password,
-                throttle,
-                storage.db.clone(),
-                storage.master.throttle_secret(),
-                throttle_clock.clone(),
-            )),
-            code_throttle: Arc::new(Throttle::new(
-                ThrottleKind::SecondFactor,
-                ThrottlePolicy::second_factor(),
-                storage.db.clone(),
-                storage.master.throttle_secret(),
-                throttle_clock.clone(),
-            )),
-            email_index,
-            clock: clock.clone(),
-            http: Arc::new(HttpSettings {
-                client_ip_header: header(&serve.client_ip_header)?,
-                country_header: header(&serve.country_header)?,
-                city_header: header(&serve.city_header)?,
-                projection_wait: Duration::from_secs(10),
-                sessions,
-                public_url: serve.public_url.clone(),
-            }),
         };
 
         let (shutdown, stopping) = watch::channel(false);
         let mut tasks = projections.spawn(stopping.clone());
         tasks.push(tokio::spawn(
             state
+                .payments
                 .scheduler
                 .clone()
                 .run(serve.scheduler_interval, stopping.clone()),
@@ -416,7 +314,7 @@ impl App {
                 tracing::error!(%error, "background task failed");
             }
         }
-        self.state.db.close().await;
+        self.state.core.db.close().await;
     }
 }
 
@@ -426,15 +324,16 @@ async fn flush_activity(state: AppState, interval: Duration, mut stopping: watch
             () = tokio::time::sleep(interval) => false,
             _ = stopping.changed() => true,
         };
-        let now = state.clock.now();
-        if let Err(error) = state.activity.flush(now).await {
+        let now = state.core.clock.now();
+        if let Err(error) = state.auth.activity.flush(now).await {
             tracing::warn!(%error, "could not record session activity; will retry");
         }
-        if let Err(error) = state.token_usage.flush(now).await {
+        if let Err(error) = state.tokens.usage.flush(now).await {
             tracing::warn!(%error, "could not record token usage; will retry");
         }
-        let idle = state.http.sessions.idle_timeout;
+        let idle = state.core.http.sessions.idle_timeout;
         state
+            .auth
             .activity
             .forget_idle(domain::Timestamp::from_unix_micros(
                 now.unix_micros().saturating_sub(idle.as_micros() as i64),
@@ -447,7 +346,7 @@ async fn flush_activity(state: AppState, interval: Duration, mut stopping: watch
 
 async fn purge_idempotency_keys(state: AppState, mut stopping: watch::Receiver<bool>) {
     loop {
-        if let Err(error) = state.idempotency.purge(state.clock.now()).await {
+        if let Err(error) = state.idempotency.purge(state.core.clock.now()).await {
             tracing::warn!(%error, "could not purge idempotency keys");
         }
         tokio::select! {

@@ -1,12 +1,13 @@
 //! The `accounts` subcommands. Each returns what it prints and its exit code, so tests
 //! run them in-process exactly as the binary does.
 
-use crate::app::{App, AppOptions, Storage};
+use crate::app::{App, AppOptions};
 use crate::config::{
     CampaignArgs, Cli, Command, MailCommand, OperatorTokenCommand, RebuildArgs, ServeArgs,
     StorageArgs, WorkerArgs,
 };
 use crate::mail::{self, MailQueue};
+use crate::storage::Storage;
 use anyhow::Context;
 use commands::operator_tokens::OperatorTokens;
 use commands::{CommandContext, SystemClock};

@@ -186,7 +186,7 @@ impl FromRequestParts<AppState> for ClientInfo {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let settings = &state.http;
+        let settings = &state.core.http;
         let peer = parts
             .extensions
             .get::<ConnectInfo<SocketAddr>>()
@@ -273,17 +273,19 @@ pub async fn live_session(state: &AppState, token: &str) -> Result<LiveSession, 
     if !token.starts_with(SESSION_TOKEN_PREFIX) || token.len() > 128 {
         return Err(invalid());
     }
-    let session = projections::sessions::find_by_token_hash(&state.db, &hash_token(token))
+    let session = projections::sessions::find_by_token_hash(&state.core.db, &hash_token(token))
         .await?
         .ok_or_else(invalid)?;
-    let now = state.clock.now();
+    let now = state.core.clock.now();
     let last_active = state
+        .auth
         .activity
         .last_seen(session.session_id)
         .map_or(session.last_active_at, |seen| {
             seen.max(session.last_active_at)
         });
-    if now >= session.expires_at || now.since(last_active) >= state.http.sessions.idle_timeout {
+    if now >= session.expires_at || now.since(last_active) >= state.core.http.sessions.idle_timeout
+    {
         return Err(ApiError::Unauthorized(
             "session_expired",
             "the session has expired; sign in again".into(),
@@ -303,9 +305,11 @@ impl FromRequestParts<AppState> for CurrentSession {
             )
         })?;
         let session = live_session(state, token).await?;
-        state
-            .activity
-            .touch(session.account_id, session.session_id, state.clock.now());
+        state.auth.activity.touch(
+            session.account_id,
+            session.session_id,
+            state.core.clock.now(),
+        );
         if let Some(slot) = parts.extensions.get::<AccountSlot>() {
             slot.set(session.account_id);
         }
@@ -337,7 +341,7 @@ pub async fn live_operator(state: &AppState, token: &str) -> Result<(Uuid, Strin
     if !token.starts_with(commands::tokens::OPERATOR_TOKEN_PREFIX) || token.len() > 128 {
         return Err(invalid());
     }
-    projections::operator_tokens::find_by_hash(&state.db, &hash_token(token))
+    projections::operator_tokens::find_by_hash(&state.core.db, &hash_token(token))
         .await?
         .ok_or_else(invalid)
 }

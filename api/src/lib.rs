@@ -15,6 +15,7 @@ pub mod middleware;
 pub mod openapi;
 pub mod routes;
 pub mod state;
+pub mod storage;
 pub mod token_auth;
 
 pub use app::{App, AppOptions};

@@ -2,8 +2,8 @@
 //! table of the embedded default), the transport (SMTP, or `.eml` files), the notifier and
 //! the mailer; `serve`, `accounts notifier` and `accounts mailer` all start here.
 
-use crate::app::Storage;
 use crate::config::MailArgs;
+use crate::storage::Storage;
 use anyhow::Context;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

@@ -114,7 +114,7 @@ pub async fn idempotency(State(state): State<AppState>, request: Request, next: 
 
     let claim = match state
         .idempotency
-        .claim(&scope, &fingerprint, state.clock.now())
+        .claim(&scope, &fingerprint, state.core.clock.now())
         .await
     {
         Ok(claim) => claim,
@@ -175,7 +175,7 @@ pub async fn idempotency(State(state): State<AppState>, request: Request, next: 
                 };
                 state
                     .idempotency
-                    .complete(&scope, &stored, slot.get(), state.clock.now())
+                    .complete(&scope, &stored, slot.get(), state.core.clock.now())
                     .await
             };
             if let Err(error) = outcome {

@@ -44,11 +44,11 @@ pub async fn live_token(
     if well_formed(token) != Some(family) {
         return Err(invalid());
     }
-    let presented = projections::access_tokens::find_by_hash(&state.db, &hash_token(token))
+    let presented = projections::access_tokens::find_by_hash(&state.core.db, &hash_token(token))
         .await?
         .filter(|t| family.admits(t.kind))
         .ok_or_else(invalid)?;
-    let now = state.clock.now();
+    let now = state.core.clock.now();
     if presented.expires_at.is_some_and(|e| e <= now)
         || presented.hash_valid_until.is_some_and(|e| e <= now)
     {
@@ -85,7 +85,8 @@ async fn authenticate(
         slot.set(presented.account_id);
     }
     state
-        .token_rate_limit
+        .tokens
+        .rate_limit
         .check(&presented.token_id.to_string())
         .await?
         .map_err(ApiError::TooManyRequests)?;
@@ -196,11 +197,11 @@ pub async fn record_usage(State(state): State<AppState>, request: Request, next:
     let response = next.run(Request::from_parts(parts, body)).await;
     let used = *slot.0.lock().unwrap_or_else(|e| e.into_inner());
     if let Some((account_id, token_id)) = used {
-        state.token_usage.record(TokenRequest {
+        state.tokens.usage.record(TokenRequest {
             account_id,
             token_id,
             status: response.status().as_u16(),
-            at: state.clock.now(),
+            at: state.core.clock.now(),
             ip: client.as_ref().and_then(|c| c.ip).map(|ip| ip.to_string()),
             user_agent: client.and_then(|c| c.user_agent),
         });

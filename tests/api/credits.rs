@@ -34,6 +34,7 @@ async fn grant(app: &TestApp, account: AccountId, amount: u64) {
     };
     let now = commands::Clock::now(&*app.clock);
     app.state
+        .payments
         .credits
         .grant(&CommandContext::system("test"), account, grant, now)
         .await
@@ -232,7 +233,7 @@ async fn a_hundred_parallel_spends_never_overdraw(backend: Backend) {
         "granted minus spent, to the credit"
     );
     assert_eq!(card["held"], 0);
-    let ledger = app.state.credits.ledger(account).await.unwrap();
+    let ledger = app.state.payments.credits.ledger(account).await.unwrap();
     assert_eq!(ledger.balance(), 1000 - 15 * spent, "the log agrees");
 }
 

@@ -33,10 +33,11 @@ async fn sealed_events_of(app: &TestApp, account_id: &str) -> (usize, usize) {
         .map(|w| w[1].clone())
         .expect("the master key flag");
     let master = MasterKey::from_base64(&master_key).unwrap();
-    let store = app.state.codec.keys().store().clone();
+    let store = app.state.core.codec.keys().store().clone();
     let codec = EventCodec::new(Arc::new(DataKeys::new(store, &master)));
     let events = app
         .state
+        .core
         .log
         .read_all(GlobalPosition::START, 100_000)
         .await

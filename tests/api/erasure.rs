@@ -176,7 +176,7 @@ async fn sealed_events(app: &TestApp, data: &Database, account_id: &str) -> (usi
         .find(|w| w[0] == "--master-key")
         .map(|w| MasterKey::from_base64(&w[1]).unwrap())
         .expect("the master key flag");
-    let store = app.state.codec.keys().store().clone();
+    let store = app.state.core.codec.keys().store().clone();
     let codec = EventCodec::new(Arc::new(DataKeys::new(store, &master)));
     let log = data.event_log().await.unwrap();
     let (mut opened, mut erased) = (0, 0);

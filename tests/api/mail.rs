@@ -52,6 +52,7 @@ async fn funded_accounts(app: &TestApp, count: usize) -> Vec<(String, AccountId)
         let id = app.register(&email).await;
         let account = AccountId(Uuid::parse_str(&id).unwrap());
         app.state
+            .payments
             .credits
             .grant(
                 &CommandContext::system("test"),
@@ -77,7 +78,7 @@ async fn complete_generations(app: &TestApp, accounts: &[(String, AccountId)], p
     let token = Some(Uuid::new_v4());
     let mut tasks = Vec::new();
     for (_, account) in accounts {
-        let credits = app.state.credits.clone();
+        let credits = app.state.payments.credits.clone();
         let account = *account;
         tasks.push(tokio::spawn(async move {
             let ctx = CommandContext::system("test");
@@ -207,7 +208,7 @@ async fn a_notifier_killed_mid_batch_and_restarted_loses_and_doubles_nothing(bac
             max_attempts: 1_000,
             ..RetryPolicy::default()
         },
-        app.state.codec.keys().clone(),
+        app.state.core.codec.keys().clone(),
     ));
     let (_stop, stopping) = tokio::sync::watch::channel(false);
     let consumer =
@@ -216,10 +217,10 @@ async fn a_notifier_killed_mid_batch_and_restarted_loses_and_doubles_nothing(bac
     let notifier = |publisher: Arc<dyn MailPublisher>| {
         Arc::new(Notifier::new(
             app.db.clone(),
-            app.state.log.clone(),
-            Arc::new(app.state.codec.clone()),
+            app.state.core.log.clone(),
+            Arc::new(app.state.core.codec.clone()),
             publisher,
-            app.state.codec.keys().clone(),
+            app.state.core.codec.keys().clone(),
             20,
         ))
     };
@@ -263,7 +264,7 @@ async fn put(app: &TestApp, token: &str, body: Value) {
 
 /// Waits until the notifier has handled the whole log.
 async fn notifier_caught_up(app: &TestApp) {
-    let head = app.state.log.committed_head().await.unwrap();
+    let head = app.state.core.log.committed_head().await.unwrap();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     loop {
         let position =

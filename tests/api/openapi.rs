@@ -183,6 +183,7 @@ async fn request_constraints_follow_the_server(backend: Backend) {
     let schemas = &doc["components"]["schemas"];
     let packs: Vec<String> = app
         .state
+        .payments
         .billing
         .catalog()
         .packs
@@ -198,7 +199,7 @@ async fn request_constraints_follow_the_server(backend: Backend) {
             .as_array()
             .unwrap()
             .len(),
-        app.state.billing.catalog().plans.len()
+        app.state.payments.billing.catalog().plans.len()
     );
     let register = &schemas["RegisterRequest"]["properties"];
     assert_eq!(

@@ -102,7 +102,7 @@ async fn a_rebuilt_read_model_ends_with_the_same_rows(backend: Backend) {
         let mut sessions = Vec::new();
         for id in ids {
             let id = domain::AccountId(uuid::Uuid::parse_str(&id).unwrap());
-            let sealer = &app.state.sealer;
+            let sealer = &app.state.core.sealer;
             accounts.push(
                 projections::accounts::find(&app.db, sealer, id)
                     .await

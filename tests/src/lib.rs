@@ -170,7 +170,7 @@ pub async fn spawn_app_with(backend: Backend, configure: impl FnOnce(&mut Setup)
     })
     .await
     .expect("the service starts");
-    let db = app.state().db.clone();
+    let db = app.state().core.db.clone();
     let state = app.state().clone();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
@@ -349,7 +349,13 @@ impl TestApp {
     /// Runs the scheduler once (renewals, hold timeouts, expiries) and waits until the
     /// billing process and the read models show the result.
     pub async fn tick(&self) -> workers::scheduler::Tick {
-        let tick = self.state.scheduler.tick().await.expect("scheduler tick");
+        let tick = self
+            .state
+            .payments
+            .scheduler
+            .tick()
+            .await
+            .expect("scheduler tick");
         self.settle().await;
         tick
     }
@@ -357,15 +363,29 @@ impl TestApp {
     /// Waits until the billing process and every read model have caught up with the log.
     pub async fn settle(&self) {
         let wait = Duration::from_secs(10);
-        let head = self.state.log.committed_head().await.expect("log head");
+        let head = self
+            .state
+            .core
+            .log
+            .committed_head()
+            .await
+            .expect("log head");
         self.state
+            .core
             .projections
             .wait_for(&[projections::Follower::BillingProcess], head, wait)
             .await
             .expect("billing process caught up");
-        let head = self.state.log.committed_head().await.expect("log head");
-        let names = self.state.projections.names();
+        let head = self
+            .state
+            .core
+            .log
+            .committed_head()
+            .await
+            .expect("log head");
+        let names = self.state.core.projections.names();
         self.state
+            .core
             .projections
             .wait_for(&names, head, wait)
             .await

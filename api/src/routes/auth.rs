@@ -4,8 +4,7 @@ use crate::error::{ApiError, ErrorBody};
 use crate::extract::{ApiJson, ClientInfo, CurrentSession, RequestContext};
 use crate::middleware::NotReplayable;
 use crate::openapi::{Routes, patterns};
-use crate::routes::visible;
-use crate::state::AppState;
+use crate::state::{Auth, Core};
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::{Extension, Json};
@@ -59,11 +58,12 @@ pub struct RegisterResponse {
         (status = 422, description = "`validation_failed` (the e-mail address or display name) or `weak_password`", body = ErrorBody),
     ))]
 pub async fn register(
-    State(state): State<AppState>,
+    State(core): State<Core>,
+    State(auth): State<Auth>,
     ctx: RequestContext,
     ApiJson(body): ApiJson<RegisterRequest>,
 ) -> Result<(StatusCode, Json<RegisterResponse>), ApiError> {
-    let (account_id, position) = state
+    let (account_id, position) = auth
         .accounts
         .register(
             &ctx.command(Actor::Anonymous),
@@ -74,12 +74,8 @@ pub async fn register(
             },
         )
         .await?;
-    visible(
-        &state,
-        Visibility::ReadModel(Follower::Accounts),
-        Some(position),
-    )
-    .await?;
+    core.visible(Visibility::ReadModel(Follower::Accounts), Some(position))
+        .await?;
     Ok((
         StatusCode::CREATED,
         Json(RegisterResponse {
@@ -131,9 +127,9 @@ pub struct LoginResponse {
 }
 
 /// The throttle's key for an address: keyed hash, never the address itself.
-fn throttle_key(state: &AppState, email: &str) -> String {
+fn throttle_key(auth: &Auth, email: &str) -> String {
     match EmailAddress::parse(email) {
-        Ok(email) => state.email_index.digest(&email),
+        Ok(email) => auth.email_index.digest(&email),
         Err(_) => hex::encode(Sha256::digest(email.trim().to_lowercase().as_bytes())),
     }
 }
@@ -149,22 +145,23 @@ fn throttle_key(state: &AppState, email: &str) -> String {
         (status = 429, description = "`too_many_attempts`: too many failed attempts; see `Retry-After`", body = ErrorBody),
     ))]
 pub async fn login(
-    State(state): State<AppState>,
+    State(core): State<Core>,
+    State(auth): State<Auth>,
     ctx: RequestContext,
     client: ClientInfo,
     ApiJson(body): ApiJson<LoginRequest>,
 ) -> Result<(StatusCode, Extension<NotReplayable>, Json<LoginResponse>), ApiError> {
-    let key = throttle_key(&state, &body.email);
+    let key = throttle_key(&auth, &body.email);
     let second_factor = factor(body.totp_code, body.recovery_code)?;
-    let mut throttles = vec![(&*state.throttle, Secret::Password)];
+    let mut throttles = vec![(&*auth.throttle, Secret::Password)];
     if second_factor.is_some() {
-        throttles.push((&*state.code_throttle, Secret::Code));
+        throttles.push((&*auth.code_throttle, Secret::Code));
     }
     let signed_in = guarded(
         &throttles,
         &key,
         client.ip,
-        state.accounts.sign_in(
+        auth.accounts.sign_in(
             &ctx.command(Actor::Anonymous),
             SignIn {
                 email: body.email,
@@ -175,8 +172,7 @@ pub async fn login(
         ),
     )
     .await??;
-    visible(
-        &state,
+    core.visible(
         Visibility::ReadModel(Follower::Sessions),
         Some(signed_in.position),
     )
@@ -199,11 +195,12 @@ pub async fn login(
         (status = 204, description = "Signed out; the token no longer works"),
     ))]
 pub async fn logout(
-    State(state): State<AppState>,
+    State(core): State<Core>,
+    State(auth): State<Auth>,
     ctx: RequestContext,
     session: CurrentSession,
 ) -> Result<StatusCode, ApiError> {
-    let changed = state
+    let changed = auth
         .accounts
         .revoke_session(
             &ctx.command(session.actor()),
@@ -212,11 +209,7 @@ pub async fn logout(
             RevocationReason::Logout,
         )
         .await?;
-    visible(
-        &state,
-        Visibility::ReadModel(Follower::Sessions),
-        changed.position,
-    )
-    .await?;
+    core.visible(Visibility::ReadModel(Follower::Sessions), changed.position)
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }

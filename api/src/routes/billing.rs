@@ -4,8 +4,7 @@ use crate::error::{ApiError, ErrorBody};
 use crate::extract::{ApiJson, ApiPath, CurrentSession, RequestContext};
 use crate::openapi::{Binary, Routes};
 use crate::routes::credits::MoneyView;
-use crate::routes::{base_url, visible};
-use crate::state::AppState;
+use crate::state::{Core, Payments};
 use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, header};
@@ -49,8 +48,8 @@ pub struct SubscriptionView {
     pub scheduled_plan_id: Option<String>,
 }
 
-async fn view(state: &AppState, session: &CurrentSession) -> Result<SubscriptionView, ApiError> {
-    let row = projections::billing::subscription(&state.db, session.account_id).await?;
+async fn view(core: &Core, session: &CurrentSession) -> Result<SubscriptionView, ApiError> {
+    let row = projections::billing::subscription(&core.db, session.account_id).await?;
     Ok(match row {
         None => SubscriptionView {
             status: "none".into(),
@@ -86,10 +85,10 @@ async fn view(state: &AppState, session: &CurrentSession) -> Result<Subscription
 #[utoipa::path(get, path = "/me/subscription", tag = "billing", security(("session" = [])),
     responses((status = 200, body = SubscriptionView)))]
 pub async fn subscription(
-    State(state): State<AppState>,
+    State(core): State<Core>,
     session: CurrentSession,
 ) -> Result<Json<SubscriptionView>, ApiError> {
-    Ok(Json(view(&state, &session).await?))
+    Ok(Json(view(&core, &session).await?))
 }
 
 /// `PUT /me/subscription`.
@@ -108,12 +107,13 @@ pub struct ChangePlanRequest {
         (status = 422, description = "`unknown_plan`: not a plan of the catalog", body = ErrorBody),
         (status = 502, description = "`payment_provider_unavailable`: the payment provider did not answer", body = ErrorBody)))]
 pub async fn change_plan(
-    State(state): State<AppState>,
+    State(core): State<Core>,
+    State(payments): State<Payments>,
     ctx: RequestContext,
     session: CurrentSession,
     ApiJson(body): ApiJson<ChangePlanRequest>,
 ) -> Result<Json<SubscriptionView>, ApiError> {
-    let position = state
+    let position = payments
         .billing
         .change_plan(
             &ctx.command(session.actor()),
@@ -121,40 +121,42 @@ pub async fn change_plan(
             &body.plan_id,
         )
         .await?;
-    visible(&state, Visibility::Billing, position).await?;
-    Ok(Json(view(&state, &session).await?))
+    core.visible(Visibility::Billing, position).await?;
+    Ok(Json(view(&core, &session).await?))
 }
 
 /// Cancels at the end of the paid period (access continues until then).
 #[utoipa::path(delete, path = "/me/subscription", tag = "billing", security(("session" = [])),
     responses((status = 200, body = SubscriptionView), (status = 409, description = "`no_subscription` or `subscription_ended`", body = ErrorBody)))]
 pub async fn cancel(
-    State(state): State<AppState>,
+    State(core): State<Core>,
+    State(payments): State<Payments>,
     ctx: RequestContext,
     session: CurrentSession,
 ) -> Result<Json<SubscriptionView>, ApiError> {
-    let position = state
+    let position = payments
         .billing
         .cancel(&ctx.command(session.actor()), session.account_id)
         .await?;
-    visible(&state, Visibility::Billing, position).await?;
-    Ok(Json(view(&state, &session).await?))
+    core.visible(Visibility::Billing, position).await?;
+    Ok(Json(view(&core, &session).await?))
 }
 
 /// Undoes a cancellation before the period ends.
 #[utoipa::path(post, path = "/me/subscription/resume", tag = "billing", security(("session" = [])),
     responses((status = 200, body = SubscriptionView), (status = 409, description = "`no_subscription` or `subscription_ended`: nothing to resume", body = ErrorBody)))]
 pub async fn resume(
-    State(state): State<AppState>,
+    State(core): State<Core>,
+    State(payments): State<Payments>,
     ctx: RequestContext,
     session: CurrentSession,
 ) -> Result<Json<SubscriptionView>, ApiError> {
-    let position = state
+    let position = payments
         .billing
         .resume(&ctx.command(session.actor()), session.account_id)
         .await?;
-    visible(&state, Visibility::Billing, position).await?;
-    Ok(Json(view(&state, &session).await?))
+    core.visible(Visibility::Billing, position).await?;
+    Ok(Json(view(&core, &session).await?))
 }
 
 /// One line of an invoice.
@@ -232,10 +234,10 @@ pub struct InvoiceList {
 #[utoipa::path(get, path = "/me/invoices", tag = "billing", security(("session" = [])),
     responses((status = 200, body = InvoiceList)))]
 pub async fn invoices(
-    State(state): State<AppState>,
+    State(core): State<Core>,
     session: CurrentSession,
 ) -> Result<Json<InvoiceList>, ApiError> {
-    let rows = projections::billing::invoices(&state.db, session.account_id).await?;
+    let rows = projections::billing::invoices(&core.db, session.account_id).await?;
     Ok(Json(InvoiceList {
         invoices: rows.into_iter().map(Into::into).collect(),
     }))
@@ -252,7 +254,7 @@ pub async fn invoices(
         (status = 404, description = "`invoice_not_found`", body = ErrorBody),
     ))]
 pub async fn invoice(
-    State(state): State<AppState>,
+    State(core): State<Core>,
     session: CurrentSession,
     ApiPath(id): ApiPath<String>,
 ) -> Result<Response, ApiError> {
@@ -262,13 +264,13 @@ pub async fn invoice(
         None => (id.as_str(), false),
     };
     let id = Uuid::parse_str(id).map_err(|_| not_found())?;
-    let row = projections::billing::invoice_of(&state.db, session.account_id, id)
+    let row = projections::billing::invoice_of(&core.db, session.account_id, id)
         .await?
         .ok_or_else(not_found)?;
     if !pdf {
         return Ok(Json(InvoiceView::from(row)).into_response());
     }
-    let account = projections::accounts::find(&state.db, &state.sealer, session.account_id).await?;
+    let account = projections::accounts::find(&core.db, &core.sealer, session.account_id).await?;
     let bill_to = account.map_or_else(String::new, |a| format!("{} <{}>", a.display_name, a.email));
     let mut response = workers::pdf::invoice(&row, &bill_to).into_response();
     let headers = response.headers_mut();
@@ -296,14 +298,15 @@ pub struct PortalSession {
     responses((status = 200, body = PortalSession),
         (status = 502, description = "`payment_provider_unavailable`: the payment provider did not answer", body = ErrorBody)))]
 pub async fn portal(
-    State(state): State<AppState>,
+    State(core): State<Core>,
+    State(payments): State<Payments>,
     session: CurrentSession,
     headers: HeaderMap,
 ) -> Result<Json<PortalSession>, ApiError> {
-    let url = state
+    let url = payments
         .billing
         .provider()
-        .portal_url(session.account_id, &base_url(&state, &headers))
+        .portal_url(session.account_id, &core.http.base_url(&headers))
         .await
         .map_err(|e| ApiError::from(commands::CommandError::PaymentProvider(e.to_string())))?;
     Ok(Json(PortalSession { url }))

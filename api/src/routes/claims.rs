@@ -3,8 +3,7 @@
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{ApiPath, CurrentSession, RequestContext};
 use crate::openapi::Routes;
-use crate::routes::visible;
-use crate::state::AppState;
+use crate::state::{Core, Payments};
 use axum::Json;
 use axum::extract::State;
 use projections::{Follower, Visibility};
@@ -43,13 +42,17 @@ pub struct ClaimList {
     pub claims: Vec<ClaimView>,
 }
 
-async fn views(state: &AppState, session: &CurrentSession) -> Result<Vec<ClaimView>, ApiError> {
-    let now = state.clock.now();
-    let lots = projections::credits::lots(&state.db, session.account_id).await?;
+async fn views(
+    core: &Core,
+    payments: &Payments,
+    session: &CurrentSession,
+) -> Result<Vec<ClaimView>, ApiError> {
+    let now = core.clock.now();
+    let lots = projections::credits::lots(&core.db, session.account_id).await?;
     let mut views = Vec::new();
-    for offer in &state.billing.catalog().claims {
+    for offer in &payments.billing.catalog().claims {
         let key = format!("claim:{}", offer.id);
-        let (_, granted) = projections::credits::offer_redemptions(&state.db, &offer.id).await?;
+        let (_, granted) = projections::credits::offer_redemptions(&core.db, &offer.id).await?;
         let status = if lots.iter().any(|l| l.grant_key == key) {
             "redeemed"
         } else if offer.ends_at.is_some_and(|end| now >= end) {
@@ -82,11 +85,12 @@ async fn views(state: &AppState, session: &CurrentSession) -> Result<Vec<ClaimVi
 #[utoipa::path(get, path = "/me/claims", operation_id = "list_claims", tag = "credits", security(("session" = [])),
     responses((status = 200, body = ClaimList)))]
 pub async fn list(
-    State(state): State<AppState>,
+    State(core): State<Core>,
+    State(payments): State<Payments>,
     session: CurrentSession,
 ) -> Result<Json<ClaimList>, ApiError> {
     Ok(Json(ClaimList {
-        claims: views(&state, &session).await?,
+        claims: views(&core, &payments, &session).await?,
     }))
 }
 
@@ -100,17 +104,19 @@ pub async fn list(
         (status = 410, description = "`claim_ended`: the campaign ended", body = ErrorBody),
     ))]
 pub async fn claim(
-    State(state): State<AppState>,
+    State(core): State<Core>,
+    State(payments): State<Payments>,
     ctx: RequestContext,
     session: CurrentSession,
     ApiPath(claim_id): ApiPath<String>,
 ) -> Result<Json<ClaimView>, ApiError> {
-    let position = state
+    let position = payments
         .billing
         .claim(&ctx.command(session.actor()), session.account_id, &claim_id)
         .await?;
-    visible(&state, Visibility::ReadModel(Follower::Credits), position).await?;
-    views(&state, &session)
+    core.visible(Visibility::ReadModel(Follower::Credits), position)
+        .await?;
+    views(&core, &payments, &session)
         .await?
         .into_iter()
         .find(|v| v.id == claim_id)

@@ -3,8 +3,7 @@
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{ApiJson, ApiQuery, CurrentSession, RequestContext};
 use crate::openapi::{Routes, patterns};
-use crate::routes::{base_url, visible};
-use crate::state::AppState;
+use crate::state::{Core, Payments};
 use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
@@ -75,20 +74,20 @@ pub struct CreditsView {
 #[utoipa::path(get, path = "/me/credits", tag = "credits", security(("session" = [])),
     responses((status = 200, body = CreditsView)))]
 pub async fn credits(
-    State(state): State<AppState>,
+    State(core): State<Core>,
     session: CurrentSession,
 ) -> Result<Json<CreditsView>, ApiError> {
-    credits_of(&state, session.account_id).await
+    credits_of(&core, session.account_id).await
 }
 
 /// The balance card of `account` (also served by `/api/v1/credits`).
 pub(crate) async fn credits_of(
-    state: &AppState,
+    core: &Core,
     account: domain::AccountId,
 ) -> Result<Json<CreditsView>, ApiError> {
-    let now = state.clock.now();
-    let balance = projections::credits::balance(&state.db, account).await?;
-    let lots = projections::credits::lots(&state.db, account).await?;
+    let now = core.clock.now();
+    let balance = projections::credits::balance(&core.db, account).await?;
+    let lots = projections::credits::lots(&core.db, account).await?;
     let usable: Vec<_> = lots
         .into_iter()
         .filter(|l| !l.expired && l.remaining > 0 && l.expires_at.is_none_or(|e| e > now))
@@ -170,16 +169,16 @@ fn parse_cursor(cursor: &str) -> Option<(u64, u64)> {
     responses((status = 200, body = TransactionPage),
         (status = 422, description = "`validation_failed`: a limit or cursor out of bounds", body = ErrorBody)))]
 pub async fn transactions(
-    State(state): State<AppState>,
+    State(core): State<Core>,
     session: CurrentSession,
     ApiQuery(page): ApiQuery<HistoryQuery>,
 ) -> Result<Json<TransactionPage>, ApiError> {
-    transactions_of(&state, session.account_id, page).await
+    transactions_of(&core, session.account_id, page).await
 }
 
 /// A page of `account`'s credit history (also served by `/api/v1/credits/transactions`).
 pub(crate) async fn transactions_of(
-    state: &AppState,
+    core: &Core,
     account: domain::AccountId,
     page: HistoryQuery,
 ) -> Result<Json<TransactionPage>, ApiError> {
@@ -195,7 +194,7 @@ pub(crate) async fn transactions_of(
         ),
         None => None,
     };
-    let rows = projections::credits::transactions(&state.db, account, cursor, limit + 1).await?;
+    let rows = projections::credits::transactions(&core.db, account, cursor, limit + 1).await?;
     let more = rows.len() as i64 > limit;
     let rows: Vec<_> = rows.into_iter().take(limit as usize).collect();
     let next_cursor = more
@@ -237,8 +236,8 @@ pub struct PackView {
 
 /// The credit packs for sale.
 #[utoipa::path(get, path = "/credit-packs", tag = "credits", responses((status = 200, body = [PackView])))]
-pub async fn packs(State(state): State<AppState>) -> Json<Vec<PackView>> {
-    let catalog = state.billing.catalog();
+pub async fn packs(State(payments): State<Payments>) -> Json<Vec<PackView>> {
+    let catalog = payments.billing.catalog();
     Json(
         catalog
             .packs
@@ -270,8 +269,8 @@ pub struct PlanView {
 
 /// The subscription plans.
 #[utoipa::path(get, path = "/plans", tag = "billing", responses((status = 200, body = [PlanView])))]
-pub async fn plans(State(state): State<AppState>) -> Json<Vec<PlanView>> {
-    let catalog = state.billing.catalog();
+pub async fn plans(State(payments): State<Payments>) -> Json<Vec<PlanView>> {
+    let catalog = payments.billing.catalog();
     Json(
         catalog
             .plans
@@ -312,23 +311,23 @@ pub struct PurchaseResponse {
         (status = 502, description = "`payment_provider_unavailable`: the payment provider did not answer", body = ErrorBody),
     ))]
 pub async fn purchase(
-    State(state): State<AppState>,
+    State(core): State<Core>,
+    State(payments): State<Payments>,
     ctx: RequestContext,
     session: CurrentSession,
     headers: HeaderMap,
     ApiJson(body): ApiJson<PurchaseRequest>,
 ) -> Result<(StatusCode, Json<PurchaseResponse>), ApiError> {
-    let started = state
+    let started = payments
         .billing
         .start_purchase(
             &ctx.command(session.actor()),
             session.account_id,
             &body.pack_id,
-            &base_url(&state, &headers),
+            &core.http.base_url(&headers),
         )
         .await?;
-    visible(
-        &state,
+    core.visible(
         Visibility::ReadModel(Follower::Billing),
         Some(started.position),
     )

@@ -3,8 +3,7 @@
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{ApiJson, ApiPath, CurrentSession, RequestContext};
 use crate::openapi::{Routes, patterns};
-use crate::routes::visible;
-use crate::state::AppState;
+use crate::state::{Core, Payments};
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -86,13 +85,15 @@ pub struct GenerationView {
             `insufficient_credits`: the balance does not cover the estimate", body = ErrorBody),
     ))]
 pub async fn hold(
-    State(state): State<AppState>,
+    State(core): State<Core>,
+    State(payments): State<Payments>,
     ctx: RequestContext,
     session: CurrentSession,
     ApiJson(body): ApiJson<HoldRequest>,
 ) -> Result<(StatusCode, Json<GenerationView>), ApiError> {
     hold_as(
-        &state,
+        &core,
+        &payments,
         &ctx.command(session.actor()),
         session.account_id,
         None,
@@ -103,13 +104,14 @@ pub async fn hold(
 
 /// Holds credits for `account`, through `api_token` if one made the request.
 pub(crate) async fn hold_as(
-    state: &AppState,
+    core: &Core,
+    payments: &Payments,
     ctx: &CommandContext,
     account: AccountId,
     api_token: Option<Uuid>,
     body: HoldRequest,
 ) -> Result<(StatusCode, Json<GenerationView>), ApiError> {
-    let position = state
+    let position = payments
         .credits
         .hold(
             ctx,
@@ -120,7 +122,8 @@ pub(crate) async fn hold_as(
             api_token,
         )
         .await?;
-    visible(state, Visibility::ReadModel(Follower::Credits), position).await?;
+    core.visible(Visibility::ReadModel(Follower::Credits), position)
+        .await?;
     Ok((
         StatusCode::CREATED,
         Json(GenerationView {
@@ -141,14 +144,16 @@ pub(crate) async fn hold_as(
             (settled with another amount) or `exceeds_hold` (more than held)", body = ErrorBody),
     ))]
 pub async fn complete(
-    State(state): State<AppState>,
+    State(core): State<Core>,
+    State(payments): State<Payments>,
     ctx: RequestContext,
     session: CurrentSession,
     ApiPath(id): ApiPath<String>,
     ApiJson(body): ApiJson<CompleteRequest>,
 ) -> Result<Json<GenerationView>, ApiError> {
     complete_as(
-        &state,
+        &core,
+        &payments,
         &ctx.command(session.actor()),
         session.account_id,
         None,
@@ -160,18 +165,20 @@ pub async fn complete(
 
 /// Settles a generation of `account`.
 pub(crate) async fn complete_as(
-    state: &AppState,
+    core: &Core,
+    payments: &Payments,
     ctx: &CommandContext,
     account: AccountId,
     api_token: Option<Uuid>,
     id: String,
     body: CompleteRequest,
 ) -> Result<Json<GenerationView>, ApiError> {
-    let position = state
+    let position = payments
         .credits
         .settle(ctx, account, &id, body.credits, api_token)
         .await?;
-    visible(state, Visibility::ReadModel(Follower::Credits), position).await?;
+    core.visible(Visibility::ReadModel(Follower::Credits), position)
+        .await?;
     Ok(Json(GenerationView {
         generation_id: id,
         status: "completed",
@@ -188,13 +195,15 @@ pub(crate) async fn complete_as(
         (status = 409, description = "`generation_closed`: already completed", body = ErrorBody),
     ))]
 pub async fn fail(
-    State(state): State<AppState>,
+    State(core): State<Core>,
+    State(payments): State<Payments>,
     ctx: RequestContext,
     session: CurrentSession,
     ApiPath(id): ApiPath<String>,
 ) -> Result<Json<GenerationView>, ApiError> {
     fail_as(
-        &state,
+        &core,
+        &payments,
         &ctx.command(session.actor()),
         session.account_id,
         None,
@@ -205,17 +214,19 @@ pub async fn fail(
 
 /// Releases a generation of `account` in full.
 pub(crate) async fn fail_as(
-    state: &AppState,
+    core: &Core,
+    payments: &Payments,
     ctx: &CommandContext,
     account: AccountId,
     api_token: Option<Uuid>,
     id: String,
 ) -> Result<Json<GenerationView>, ApiError> {
-    let position = state
+    let position = payments
         .credits
         .release(ctx, account, &id, ReleaseReason::Failed, api_token)
         .await?;
-    visible(state, Visibility::ReadModel(Follower::Credits), position).await?;
+    core.visible(Visibility::ReadModel(Follower::Credits), position)
+        .await?;
     Ok(Json(GenerationView {
         generation_id: id,
         status: "failed",

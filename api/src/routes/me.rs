@@ -3,8 +3,7 @@
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{ApiJson, ClientInfo, CurrentSession, RequestContext};
 use crate::openapi::{Routes, patterns};
-use crate::routes::visible;
-use crate::state::AppState;
+use crate::state::{Auth, Core, Payments};
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -46,11 +45,8 @@ pub struct MeResponse {
 }
 
 /// The account as `GET /me` shows it.
-pub async fn me_view(
-    state: &AppState,
-    account_id: domain::AccountId,
-) -> Result<MeResponse, ApiError> {
-    let account = projections::accounts::find(&state.db, &state.sealer, account_id)
+pub async fn me_view(core: &Core, account_id: domain::AccountId) -> Result<MeResponse, ApiError> {
+    let account = projections::accounts::find(&core.db, &core.sealer, account_id)
         .await?
         .ok_or_else(|| ApiError::NotFound("account_not_found", "no such account".into()))?;
     Ok(MeResponse {
@@ -69,10 +65,10 @@ pub async fn me_view(
 #[utoipa::path(get, path = "/me", tag = "account", security(("session" = [])),
     responses((status = 200, body = MeResponse)))]
 pub async fn me(
-    State(state): State<AppState>,
+    State(core): State<Core>,
     session: CurrentSession,
 ) -> Result<Json<MeResponse>, ApiError> {
-    Ok(Json(me_view(&state, session.account_id).await?))
+    Ok(Json(me_view(&core, session.account_id).await?))
 }
 
 /// `DELETE /me`.
@@ -108,7 +104,9 @@ fn confirm_delete() -> Object {
         (status = 429, description = "`too_many_attempts`: too many wrong passwords; see `Retry-After`", body = ErrorBody),
     ))]
 pub async fn delete_account(
-    State(state): State<AppState>,
+    State(core): State<Core>,
+    State(auth): State<Auth>,
+    State(payments): State<Payments>,
     ctx: RequestContext,
     client: ClientInfo,
     session: CurrentSession,
@@ -121,7 +119,7 @@ pub async fn delete_account(
         ));
     }
     if !body.acknowledge_subscription
-        && state
+        && payments
             .billing
             .subscription(session.account_id)
             .await?
@@ -135,10 +133,10 @@ pub async fn delete_account(
     }
     let key = format!("account:{}", session.account_id);
     let position = guarded(
-        &[(&*state.throttle, Secret::Password)],
+        &[(&*auth.throttle, Secret::Password)],
         &key,
         client.ip,
-        state.accounts.delete_account(
+        auth.accounts.delete_account(
             &ctx.command(session.actor()),
             session.account_id,
             session.session_id,
@@ -146,7 +144,7 @@ pub async fn delete_account(
         ),
     )
     .await??;
-    visible(&state, Visibility::AccountDeletion, position).await?;
+    core.visible(Visibility::AccountDeletion, position).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -180,7 +178,8 @@ pub struct ChangePasswordResponse {
         (status = 429, description = "`too_many_attempts`: too many wrong current passwords; see `Retry-After`", body = ErrorBody),
     ))]
 pub async fn change_password(
-    State(state): State<AppState>,
+    State(core): State<Core>,
+    State(auth): State<Auth>,
     ctx: RequestContext,
     client: ClientInfo,
     session: CurrentSession,
@@ -189,10 +188,10 @@ pub async fn change_password(
     // Guessing the current password through this route is throttled like sign-in.
     let key = format!("account:{}", session.account_id);
     let changed = guarded(
-        &[(&*state.throttle, Secret::Password)],
+        &[(&*auth.throttle, Secret::Password)],
         &key,
         client.ip,
-        state.accounts.change_password(
+        auth.accounts.change_password(
             &ctx.command(session.actor()),
             session.account_id,
             session.session_id,
@@ -204,7 +203,8 @@ pub async fn change_password(
         ),
     )
     .await??;
-    visible(&state, Visibility::SessionsAndAccount, changed.position).await?;
+    core.visible(Visibility::SessionsAndAccount, changed.position)
+        .await?;
     Ok(Json(ChangePasswordResponse {
         sessions_revoked: changed.sessions_revoked,
     }))

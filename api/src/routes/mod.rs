@@ -26,9 +26,7 @@ use axum::error_handling::HandleErrorLayer;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::{BoxError, Extension, Router};
-use projections::Visibility;
 use std::time::Duration;
-use store::GlobalPosition;
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::trace::TraceLayer;
@@ -63,7 +61,7 @@ pub fn parts(state: &AppState) -> (Router<AppState>, OpenApi) {
             state.clone(),
             middleware::idempotency,
         ))
-        .split(state.billing.catalog(), state.clock.now())
+        .split(state.payments.billing.catalog(), state.core.clock.now())
 }
 
 /// Every route with its middleware; `/openapi.json` and `/docs` serve the document of
@@ -115,38 +113,4 @@ async fn method_not_allowed() -> Response {
         "method_not_allowed",
         "this route does not take that method",
     )
-}
-
-/// Read-your-writes: returns once `change`, committed at `position`, is visible by its
-/// policy ([`Visibility`]), so the very next request sees it (a revoked session is
-/// refused, a new one accepted).
-pub async fn visible(
-    state: &AppState,
-    change: Visibility,
-    position: Option<GlobalPosition>,
-) -> Result<(), ApiError> {
-    if let Some(position) = position {
-        state
-            .projections
-            .wait_visible(change, position, state.http.projection_wait)
-            .await?;
-    }
-    Ok(())
-}
-
-/// The public base URL: configured, or from the request's Host header.
-pub fn base_url(state: &AppState, headers: &axum::http::HeaderMap) -> String {
-    if let Some(url) = &state.http.public_url {
-        return url.trim_end_matches('/').to_owned();
-    }
-    let host = headers
-        .get(axum::http::header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .filter(|h| {
-            !h.is_empty()
-                && h.chars()
-                    .all(|c| c.is_ascii_alphanumeric() || ".:-[]".contains(c))
-        })
-        .unwrap_or("localhost");
-    format!("http://{host}")
 }

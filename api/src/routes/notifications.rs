@@ -4,7 +4,7 @@
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{ApiJson, ApiQuery, CurrentSession, RequestContext};
 use crate::openapi::Routes;
-use crate::state::AppState;
+use crate::state::{Core, Notices};
 use axum::Json;
 use axum::extract::State;
 use axum::response::{Html, IntoResponse, Response};
@@ -54,10 +54,13 @@ impl From<&NotificationPreferences> for NotificationsView {
 #[utoipa::path(get, path = "/me/notifications", tag = "notifications", security(("session" = [])),
     responses((status = 200, body = NotificationsView)))]
 pub async fn preferences(
-    State(state): State<AppState>,
+    State(notices): State<Notices>,
     session: CurrentSession,
 ) -> Result<Json<NotificationsView>, ApiError> {
-    let preferences = state.notifications.preferences(session.account_id).await?;
+    let preferences = notices
+        .notifications
+        .preferences(session.account_id)
+        .await?;
     Ok(Json(NotificationsView::from(&preferences)))
 }
 
@@ -91,7 +94,7 @@ pub struct NotificationsChange {
         (status = 422, description = "`validation_failed`: an unknown toggle or a value that is not a boolean", body = ErrorBody),
     ))]
 pub async fn update(
-    State(state): State<AppState>,
+    State(notices): State<Notices>,
     ctx: RequestContext,
     session: CurrentSession,
     ApiJson(body): ApiJson<BTreeMap<String, serde_json::Value>>,
@@ -109,7 +112,7 @@ pub async fn update(
             .ok_or_else(|| ApiError::invalid(&name, "must be true or false"))?;
         toggles.insert(toggle, enabled);
     }
-    state
+    notices
         .notifications
         .set(
             &ctx.command(session.actor()),
@@ -118,7 +121,10 @@ pub async fn update(
             "settings",
         )
         .await?;
-    let preferences = state.notifications.preferences(session.account_id).await?;
+    let preferences = notices
+        .notifications
+        .preferences(session.account_id)
+        .await?;
     Ok(Json(NotificationsView::from(&preferences)))
 }
 
@@ -139,10 +145,10 @@ pub struct PreferenceChangeView {
 #[utoipa::path(get, path = "/me/notifications/history", tag = "notifications", security(("session" = [])),
     responses((status = 200, body = Vec<PreferenceChangeView>)))]
 pub async fn history(
-    State(state): State<AppState>,
+    State(notices): State<Notices>,
     session: CurrentSession,
 ) -> Result<Json<Vec<PreferenceChangeView>>, ApiError> {
-    let changes = state.notifications.history(session.account_id).await?;
+    let changes = notices.notifications.history(session.account_id).await?;
     Ok(Json(
         changes
             .into_iter()
@@ -164,8 +170,8 @@ pub struct UnsubscribeQuery {
     pub token: String,
 }
 
-fn verified(state: &AppState, token: &str) -> Result<(domain::AccountId, Toggle), ApiError> {
-    state.unsubscribe_links.verify(token).ok_or_else(|| {
+fn verified(notices: &Notices, token: &str) -> Result<(domain::AccountId, Toggle), ApiError> {
+    notices.unsubscribe_links.verify(token).ok_or_else(|| {
         ApiError::NotFound(
             "invalid_unsubscribe_link",
             "this unsubscribe link is not valid".into(),
@@ -179,10 +185,10 @@ fn verified(state: &AppState, token: &str) -> Result<(domain::AccountId, Toggle)
     responses((status = 200, description = "An HTML page with the one-click form", content_type = "text/html", body = String),
         (status = 404, description = "`invalid_unsubscribe_link`", body = ErrorBody)))]
 pub async fn unsubscribe_page(
-    State(state): State<AppState>,
+    State(notices): State<Notices>,
     ApiQuery(query): ApiQuery<UnsubscribeQuery>,
 ) -> Result<Response, ApiError> {
-    let (_, toggle) = verified(&state, &query.token)?;
+    let (_, toggle) = verified(&notices, &query.token)?;
     let token: String = query
         .token
         .chars()
@@ -210,12 +216,13 @@ pub struct UnsubscribedView {
     responses((status = 200, body = UnsubscribedView),
         (status = 404, description = "`invalid_unsubscribe_link`: the link is not valid, or its account is gone", body = ErrorBody)))]
 pub async fn unsubscribe(
-    State(state): State<AppState>,
+    State(core): State<Core>,
+    State(notices): State<Notices>,
     ctx: RequestContext,
     ApiQuery(query): ApiQuery<UnsubscribeQuery>,
 ) -> Result<Json<UnsubscribedView>, ApiError> {
-    let (account, toggle) = verified(&state, &query.token)?;
-    if projections::accounts::find(&state.db, &state.sealer, account)
+    let (account, toggle) = verified(&notices, &query.token)?;
+    if projections::accounts::find(&core.db, &core.sealer, account)
         .await?
         .is_none()
     {
@@ -227,7 +234,7 @@ pub async fn unsubscribe(
     let actor = Actor::System {
         component: "unsubscribe-link".into(),
     };
-    state
+    notices
         .notifications
         .set(
             &ctx.command(actor),

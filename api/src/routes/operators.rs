@@ -3,7 +3,7 @@
 use crate::error::ApiError;
 use crate::extract::Operator;
 use crate::openapi::Routes;
-use crate::state::AppState;
+use crate::state::Core;
 use axum::Json;
 use axum::extract::State;
 use axum::http::header;
@@ -27,12 +27,12 @@ pub fn router() -> Routes {
         (status = 200, description = "The report; `ok` is false when anything drifted", body = Object),
     ))]
 pub async fn reconciliation(
-    State(state): State<AppState>,
+    State(core): State<Core>,
     operator: Operator,
 ) -> Result<Json<workers::reconcile::Report>, ApiError> {
     tracing::info!(token_id = %operator.token_id, role = operator.role, "reconciliation requested");
-    let decoder: Arc<dyn EventDecoder> = Arc::new(state.codec.clone());
-    let report = workers::reconcile::reconcile(&state.db, &state.log, &decoder)
+    let decoder: Arc<dyn EventDecoder> = Arc::new(core.codec.clone());
+    let report = workers::reconcile::reconcile(&core.db, &core.log, &decoder)
         .await
         .map_err(|e| ApiError::Internal(e.to_string()))?;
     Ok(Json(report))
@@ -44,10 +44,10 @@ pub async fn reconciliation(
         (status = 200, description = "The dead letters: message, attempts, last error", body = [Object]),
     ))]
 pub async fn dead_letters(
-    State(state): State<AppState>,
+    State(core): State<Core>,
     _operator: Operator,
 ) -> Result<Json<Vec<workers::mail::queue::DeadLetter>>, ApiError> {
-    Ok(Json(workers::mail::queue::dead_letters(&state.db).await?))
+    Ok(Json(workers::mail::queue::dead_letters(&core.db).await?))
 }
 
 /// Prometheus metrics of the mail pipeline (operator tokens): messages sent, skipped, in
@@ -57,15 +57,12 @@ pub async fn dead_letters(
     responses(
         (status = 200, description = "Prometheus text format", content_type = "text/plain", body = String),
     ))]
-pub async fn metrics(
-    State(state): State<AppState>,
-    _operator: Operator,
-) -> Result<Response, ApiError> {
-    let stats = workers::mail::queue::stats(&state.db).await?;
+pub async fn metrics(State(core): State<Core>, _operator: Operator) -> Result<Response, ApiError> {
+    let stats = workers::mail::queue::stats(&core.db).await?;
     let notifier =
-        projections::checkpoints::stored_checkpoint(&state.db, workers::notifier::CHECKPOINT)
+        projections::checkpoints::stored_checkpoint(&core.db, workers::notifier::CHECKPOINT)
             .await?;
-    let head = state
+    let head = core
         .log
         .committed_head()
         .await

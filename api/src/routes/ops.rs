@@ -2,7 +2,7 @@
 
 use crate::error::ErrorBody;
 use crate::openapi::Routes;
-use crate::state::AppState;
+use crate::state::Core;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
@@ -99,13 +99,13 @@ pub struct Readiness {
 /// The database answers and the read models are known.
 #[utoipa::path(get, path = "/readyz", tag = "operations",
     responses((status = 200, body = Readiness), (status = 503, description = "`not_ready`: the database does not answer", body = ErrorBody)))]
-pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<serde_json::Value>) {
+pub async fn readyz(State(core): State<Core>) -> (StatusCode, Json<serde_json::Value>) {
     let check = async {
-        state.db.ping().await.map_err(|e| e.to_string())?;
-        let head = state.log.head().await.map_err(|e| e.to_string())?;
+        core.db.ping().await.map_err(|e| e.to_string())?;
+        let head = core.log.head().await.map_err(|e| e.to_string())?;
         let mut projections = Vec::new();
-        for name in state.projections.names() {
-            let checkpoint = state
+        for name in core.projections.names() {
+            let checkpoint = core
                 .projections
                 .checkpoint(name)
                 .await

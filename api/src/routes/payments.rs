@@ -4,8 +4,7 @@
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{ApiBytes, ApiPath, RequestContext};
 use crate::openapi::Routes;
-use crate::routes::{base_url, visible};
-use crate::state::AppState;
+use crate::state::{Core, Payments};
 use axum::Json;
 use axum::extract::State;
 use axum::http::HeaderMap;
@@ -112,7 +111,8 @@ pub struct WebhookReceipt {
         (status = 409, description = "`concurrent_modification`: the purchase is being changed meanwhile; the provider retries", body = ErrorBody),
     ))]
 pub async fn webhook(
-    State(state): State<AppState>,
+    State(core): State<Core>,
+    State(payments): State<Payments>,
     ctx: RequestContext,
     headers: HeaderMap,
     ApiBytes(body): ApiBytes,
@@ -122,8 +122,8 @@ pub async fn webhook(
         .get(SIGNATURE_HEADER)
         .and_then(|v| v.to_str().ok())
         .ok_or_else(|| invalid("the Payments-Signature header is missing".into()))?;
-    let now = state.clock.now().datetime().unix_timestamp();
-    state
+    let now = core.clock.now().datetime().unix_timestamp();
+    payments
         .webhooks
         .verify(signature, &body, now)
         .map_err(|e| invalid(e.to_string()))?;
@@ -144,7 +144,7 @@ pub async fn webhook(
     let actor = Actor::System {
         component: "payments-webhook".into(),
     };
-    match state
+    match payments
         .billing
         .confirm_checkout(&ctx.command(actor), &event)
         .await
@@ -192,13 +192,14 @@ fn page(title: &str, body: &str) -> Html<String> {
         (status = 404, description = "`checkout_not_found`", body = ErrorBody),
     ))]
 pub async fn sandbox_checkout(
-    State(state): State<AppState>,
+    State(core): State<Core>,
+    State(payments): State<Payments>,
     headers: HeaderMap,
     ApiPath(session_id): ApiPath<String>,
 ) -> Result<Html<String>, ApiError> {
     let not_found = || ApiError::NotFound("checkout_not_found", "no such checkout".into());
     let purchase_id = sandbox_purchase_id(&session_id).ok_or_else(not_found)?;
-    let purchase = state.billing.purchase(purchase_id).await?;
+    let purchase = payments.billing.purchase(purchase_id).await?;
     let (Some(price), Some(pack_id)) = (purchase.price.clone(), purchase.pack_id.clone()) else {
         return Err(not_found());
     };
@@ -208,7 +209,7 @@ pub async fn sandbox_checkout(
             "<p>This checkout was paid before; nothing more to do.</p>",
         ));
     }
-    let now = state.clock.now().datetime().unix_timestamp();
+    let now = core.clock.now().datetime().unix_timestamp();
     let event = WebhookEvent {
         id: format!("evt_sandbox_{}", Uuid::new_v4().simple()),
         kind: CHECKOUT_COMPLETED.into(),
@@ -223,11 +224,14 @@ pub async fn sandbox_checkout(
         },
     };
     let body = serde_json::to_vec(&event).map_err(|e| ApiError::Internal(e.to_string()))?;
-    let delivered = state
+    let delivered = payments
         .http_client
-        .post(format!("{}/webhooks/payments", base_url(&state, &headers)))
+        .post(format!(
+            "{}/webhooks/payments",
+            core.http.base_url(&headers)
+        ))
         .header("content-type", "application/json")
-        .header(SIGNATURE_HEADER, state.webhooks.header(now, &body))
+        .header(SIGNATURE_HEADER, payments.webhooks.header(now, &body))
         .body(body)
         .send()
         .await
@@ -238,12 +242,12 @@ pub async fn sandbox_checkout(
             delivered.status()
         )));
     }
-    let head = state
+    let head = core
         .log
         .committed_head()
         .await
         .map_err(|e| ApiError::Internal(e.to_string()))?;
-    visible(&state, Visibility::Billing, Some(head)).await?;
+    core.visible(Visibility::Billing, Some(head)).await?;
     Ok(page(
         "Payment received",
         &format!(

@@ -4,8 +4,7 @@ use crate::error::{ApiError, ErrorBody};
 use crate::extract::{ApiJson, ApiPath, CurrentSession, RequestContext};
 use crate::openapi::{Binary, Routes, patterns};
 use crate::routes::me::{MeResponse, me_view};
-use crate::routes::visible;
-use crate::state::AppState;
+use crate::state::{AppState, Auth, Core};
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, FromRequest, Multipart, Request, State};
@@ -86,7 +85,8 @@ pub struct ProfileRequest {
     request_body = ProfileRequest,
     responses((status = 200, body = MeResponse), (status = 422, description = "`validation_failed`: a display name or bio out of bounds", body = ErrorBody)))]
 pub async fn update(
-    State(state): State<AppState>,
+    State(core): State<Core>,
+    State(auth): State<Auth>,
     ctx: RequestContext,
     session: CurrentSession,
     ApiJson(body): ApiJson<ProfileRequest>,
@@ -96,12 +96,13 @@ pub async fn update(
         bio: body.bio,
         public_profile: body.public_profile,
     };
-    let position = state
+    let position = auth
         .accounts
         .update_profile(&ctx.command(session.actor()), session.account_id, change)
         .await?;
-    visible(&state, Visibility::ReadModel(Follower::Accounts), position).await?;
-    Ok(Json(me_view(&state, session.account_id).await?))
+    core.visible(Visibility::ReadModel(Follower::Accounts), position)
+        .await?;
+    Ok(Json(me_view(&core, session.account_id).await?))
 }
 
 /// Where the avatar is served.
@@ -112,7 +113,7 @@ pub struct AvatarView {
 }
 
 /// Reads an upload: the image as the body, or the first part of a multipart form.
-async fn image_bytes(request: Request, state: &AppState) -> Result<Bytes, ApiError> {
+async fn image_bytes(request: Request) -> Result<Bytes, ApiError> {
     let multipart = request
         .headers()
         .get(header::CONTENT_TYPE)
@@ -121,7 +122,7 @@ async fn image_bytes(request: Request, state: &AppState) -> Result<Bytes, ApiErr
     let too_large =
         || ApiError::TooLarge("avatar_too_large", "the image is larger than 5 MB".into());
     if multipart {
-        let mut form = Multipart::from_request(request, state)
+        let mut form = Multipart::from_request(request, &())
             .await
             .map_err(|e| ApiError::BadRequest("invalid_multipart", e.body_text()))?;
         let field = form
@@ -137,7 +138,7 @@ async fn image_bytes(request: Request, state: &AppState) -> Result<Bytes, ApiErr
             }
         })
     } else {
-        Bytes::from_request(request, state)
+        Bytes::from_request(request, &())
             .await
             .map_err(|_| too_large())
     }
@@ -158,13 +159,14 @@ async fn image_bytes(request: Request, state: &AppState) -> Result<Bytes, ApiErr
             `validation_failed` (a form without a file)", body = ErrorBody),
     ))]
 pub async fn upload(
-    State(state): State<AppState>,
+    State(core): State<Core>,
+    State(auth): State<Auth>,
     ctx: RequestContext,
     session: CurrentSession,
     request: Request,
 ) -> Result<Json<AvatarView>, ApiError> {
-    let bytes = image_bytes(request, &state).await?;
-    let position = state
+    let bytes = image_bytes(request).await?;
+    let position = auth
         .accounts
         .set_avatar(
             &ctx.command(session.actor()),
@@ -172,7 +174,8 @@ pub async fn upload(
             bytes.to_vec(),
         )
         .await?;
-    visible(&state, Visibility::ReadModel(Follower::Accounts), position).await?;
+    core.visible(Visibility::ReadModel(Follower::Accounts), position)
+        .await?;
     Ok(Json(AvatarView {
         avatar_url: "/me/avatar".into(),
     }))
@@ -191,8 +194,8 @@ fn image_response(bytes: Vec<u8>, content_type: &str) -> Response {
     response
 }
 
-async fn avatar_of(state: &AppState, account_id: AccountId) -> Result<Response, ApiError> {
-    let (bytes, content_type) = state
+async fn avatar_of(auth: &Auth, account_id: AccountId) -> Result<Response, ApiError> {
+    let (bytes, content_type) = auth
         .accounts
         .avatar(account_id)
         .await?
@@ -205,25 +208,27 @@ async fn avatar_of(state: &AppState, account_id: AccountId) -> Result<Response, 
     responses((status = 200, description = "The avatar, a square PNG", content_type = "image/png", body = Binary),
         (status = 404, description = "`avatar_not_found`", body = ErrorBody)))]
 pub async fn my_avatar(
-    State(state): State<AppState>,
+    State(auth): State<Auth>,
     session: CurrentSession,
 ) -> Result<Response, ApiError> {
-    avatar_of(&state, session.account_id).await
+    avatar_of(&auth, session.account_id).await
 }
 
 /// Removes the avatar.
 #[utoipa::path(delete, path = "/me/avatar", tag = "account", security(("session" = [])),
     responses((status = 204, description = "Removed (or there was none)")))]
 pub async fn remove(
-    State(state): State<AppState>,
+    State(core): State<Core>,
+    State(auth): State<Auth>,
     ctx: RequestContext,
     session: CurrentSession,
 ) -> Result<StatusCode, ApiError> {
-    let position = state
+    let position = auth
         .accounts
         .remove_avatar(&ctx.command(session.actor()), session.account_id)
         .await?;
-    visible(&state, Visibility::ReadModel(Follower::Accounts), position).await?;
+    core.visible(Visibility::ReadModel(Follower::Accounts), position)
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -241,12 +246,12 @@ pub struct PublicProfile {
 }
 
 async fn public_row(
-    state: &AppState,
+    core: &Core,
     account_id: &str,
 ) -> Result<projections::accounts::AccountRow, ApiError> {
     let not_found = || ApiError::NotFound("profile_not_found", "no such public profile".into());
     let id = Uuid::parse_str(account_id).map_err(|_| not_found())?;
-    projections::accounts::find(&state.db, &state.sealer, AccountId(id))
+    projections::accounts::find(&core.db, &core.sealer, AccountId(id))
         .await?
         .filter(|row| row.public_profile)
         .ok_or_else(not_found)
@@ -258,10 +263,10 @@ async fn public_row(
     responses((status = 200, body = PublicProfile),
         (status = 404, description = "`profile_not_found`: no such account, or its profile is not public", body = ErrorBody)))]
 pub async fn public_profile(
-    State(state): State<AppState>,
+    State(core): State<Core>,
     ApiPath(account_id): ApiPath<String>,
 ) -> Result<Json<PublicProfile>, ApiError> {
-    let row = public_row(&state, &account_id).await?;
+    let row = public_row(&core, &account_id).await?;
     Ok(Json(PublicProfile {
         account_id: row.account_id.0,
         avatar_url: row
@@ -278,9 +283,10 @@ pub async fn public_profile(
     responses((status = 200, description = "The avatar, a square PNG", content_type = "image/png", body = Binary),
         (status = 404, description = "`profile_not_found` or `avatar_not_found`", body = ErrorBody)))]
 pub async fn public_avatar(
-    State(state): State<AppState>,
+    State(core): State<Core>,
+    State(auth): State<Auth>,
     ApiPath(account_id): ApiPath<String>,
 ) -> Result<Response, ApiError> {
-    let row = public_row(&state, &account_id).await?;
-    avatar_of(&state, row.account_id).await
+    let row = public_row(&core, &account_id).await?;
+    avatar_of(&auth, row.account_id).await
 }

@@ -13,7 +13,7 @@ use crate::routes::generations::{
 use crate::routes::me::{MeResponse, me_view};
 use crate::routes::token_views::UsageView;
 use crate::routes::tokens::usage_of;
-use crate::state::AppState;
+use crate::state::{AppState, Core, Payments};
 use crate::token_auth::{
     AccountRead, ApiCaller, CliCaller, CreditsRead, GenerationsWrite, UsageRead, record_usage,
 };
@@ -42,20 +42,20 @@ pub fn router(state: AppState) -> Routes {
 #[utoipa::path(get, path = "/api/v1/me", operation_id = "api_me", tag = "public api", security(("api_token" = ["account:read"])),
     responses((status = 200, body = MeResponse)))]
 pub async fn me(
-    State(state): State<AppState>,
+    State(core): State<Core>,
     caller: ApiCaller<AccountRead>,
 ) -> Result<Json<MeResponse>, ApiError> {
-    Ok(Json(me_view(&state, caller.account_id).await?))
+    Ok(Json(me_view(&core, caller.account_id).await?))
 }
 
 /// The balance card.
 #[utoipa::path(get, path = "/api/v1/credits", operation_id = "api_credits", tag = "public api", security(("api_token" = ["credits:read"])),
     responses((status = 200, body = CreditsView)))]
 pub async fn credits(
-    State(state): State<AppState>,
+    State(core): State<Core>,
     caller: ApiCaller<CreditsRead>,
 ) -> Result<Json<CreditsView>, ApiError> {
-    credits_of(&state, caller.account_id).await
+    credits_of(&core, caller.account_id).await
 }
 
 /// The credit history, newest first; entries made through a token name it.
@@ -64,11 +64,11 @@ pub async fn credits(
     responses((status = 200, body = TransactionPage),
         (status = 422, description = "`validation_failed`: a limit or cursor out of bounds", body = ErrorBody)))]
 pub async fn transactions(
-    State(state): State<AppState>,
+    State(core): State<Core>,
     caller: ApiCaller<CreditsRead>,
     ApiQuery(page): ApiQuery<HistoryQuery>,
 ) -> Result<Json<TransactionPage>, ApiError> {
-    transactions_of(&state, caller.account_id, page).await
+    transactions_of(&core, caller.account_id, page).await
 }
 
 /// Holds credits for a generation.
@@ -81,13 +81,15 @@ pub async fn transactions(
         (status = 409, description = "`generation_conflict`: the id was used for another request; \
             `insufficient_credits`: the balance does not cover the estimate", body = ErrorBody)))]
 pub async fn hold(
-    State(state): State<AppState>,
+    State(core): State<Core>,
+    State(payments): State<Payments>,
     ctx: RequestContext,
     caller: ApiCaller<GenerationsWrite>,
     ApiJson(body): ApiJson<HoldRequest>,
 ) -> Result<(StatusCode, Json<GenerationView>), ApiError> {
     hold_as(
-        &state,
+        &core,
+        &payments,
         &ctx.command(caller.actor()),
         caller.account_id,
         Some(caller.token_id),
@@ -104,14 +106,16 @@ pub async fn hold(
         (status = 409, description = "`generation_closed` (released), `hold_expired`, `generation_conflict` \
             (settled with another amount) or `exceeds_hold` (more than held)", body = ErrorBody)))]
 pub async fn complete(
-    State(state): State<AppState>,
+    State(core): State<Core>,
+    State(payments): State<Payments>,
     ctx: RequestContext,
     caller: ApiCaller<GenerationsWrite>,
     ApiPath(id): ApiPath<String>,
     ApiJson(body): ApiJson<CompleteRequest>,
 ) -> Result<Json<GenerationView>, ApiError> {
     complete_as(
-        &state,
+        &core,
+        &payments,
         &ctx.command(caller.actor()),
         caller.account_id,
         Some(caller.token_id),
@@ -128,13 +132,15 @@ pub async fn complete(
         (status = 404, description = "`generation_not_found`: no hold with this id", body = ErrorBody),
         (status = 409, description = "`generation_closed`: already completed", body = ErrorBody)))]
 pub async fn fail(
-    State(state): State<AppState>,
+    State(core): State<Core>,
+    State(payments): State<Payments>,
     ctx: RequestContext,
     caller: ApiCaller<GenerationsWrite>,
     ApiPath(id): ApiPath<String>,
 ) -> Result<Json<GenerationView>, ApiError> {
     fail_as(
-        &state,
+        &core,
+        &payments,
         &ctx.command(caller.actor()),
         caller.account_id,
         Some(caller.token_id),
@@ -147,11 +153,11 @@ pub async fn fail(
 #[utoipa::path(get, path = "/api/v1/usage", operation_id = "api_usage", tag = "public api", security(("api_token" = ["usage:read"])),
     responses((status = 200, body = UsageView)))]
 pub async fn usage(
-    State(state): State<AppState>,
+    State(core): State<Core>,
     caller: ApiCaller<UsageRead>,
 ) -> Result<Json<UsageView>, ApiError> {
     Ok(Json(
-        usage_of(&state, caller.account_id, caller.token_id).await?,
+        usage_of(&core, caller.account_id, caller.token_id).await?,
     ))
 }
 
@@ -172,10 +178,10 @@ pub struct CliWhoAmI {
 #[utoipa::path(get, path = "/cli/v1/me", tag = "cli", security(("cli_token" = [])),
     responses((status = 200, body = CliWhoAmI)))]
 pub async fn cli_me(
-    State(state): State<AppState>,
+    State(core): State<Core>,
     caller: CliCaller,
 ) -> Result<Json<CliWhoAmI>, ApiError> {
-    let me = me_view(&state, caller.account_id).await?;
+    let me = me_view(&core, caller.account_id).await?;
     Ok(Json(CliWhoAmI {
         account_id: me.account_id,
         display_name: me.display_name,

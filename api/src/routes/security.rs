@@ -4,8 +4,7 @@ use crate::error::{ApiError, ErrorBody};
 use crate::extract::{ApiJson, ClientInfo, CurrentSession, RequestContext};
 use crate::openapi::Routes;
 use crate::routes::auth::factor;
-use crate::routes::visible;
-use crate::state::AppState;
+use crate::state::{Auth, Core};
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -41,11 +40,11 @@ pub struct TotpEnrollment {
 #[utoipa::path(post, path = "/me/totp", tag = "security", security(("session" = [])),
     responses((status = 200, body = TotpEnrollment), (status = 409, description = "`totp_already_enabled`", body = ErrorBody)))]
 pub async fn enroll(
-    State(state): State<AppState>,
+    State(auth): State<Auth>,
     ctx: RequestContext,
     session: CurrentSession,
 ) -> Result<Json<TotpEnrollment>, ApiError> {
-    let enrollment = state
+    let enrollment = auth
         .accounts
         .start_totp(&ctx.command(session.actor()), session.account_id)
         .await?;
@@ -77,7 +76,7 @@ fn code_key(session: &CurrentSession) -> String {
 /// Runs `f`, which checks the caller's `secrets`, under their throttles; wrong codes in a
 /// session are 403, not 401.
 async fn throttled<T>(
-    state: &AppState,
+    auth: &Auth,
     session: &CurrentSession,
     client: &ClientInfo,
     secrets: &[Secret],
@@ -86,8 +85,8 @@ async fn throttled<T>(
     let throttles: Vec<_> = secrets
         .iter()
         .map(|secret| match secret {
-            Secret::Password => (&*state.throttle, *secret),
-            Secret::Code => (&*state.code_throttle, *secret),
+            Secret::Password => (&*auth.throttle, *secret),
+            Secret::Code => (&*auth.code_throttle, *secret),
         })
         .collect();
     match guarded(&throttles, &code_key(session), client.ip, f).await? {
@@ -113,30 +112,27 @@ async fn throttled<T>(
         (status = 429, description = "`too_many_attempts`: too many wrong codes; see `Retry-After`", body = ErrorBody),
     ))]
 pub async fn confirm(
-    State(state): State<AppState>,
+    State(core): State<Core>,
+    State(auth): State<Auth>,
     ctx: RequestContext,
     client: ClientInfo,
     session: CurrentSession,
     ApiJson(body): ApiJson<ConfirmRequest>,
 ) -> Result<Json<RecoveryCodesView>, ApiError> {
     let codes = throttled(
-        &state,
+        &auth,
         &session,
         &client,
         &[Secret::Code],
-        state.accounts.confirm_totp(
+        auth.accounts.confirm_totp(
             &ctx.command(session.actor()),
             session.account_id,
             &body.code,
         ),
     )
     .await?;
-    visible(
-        &state,
-        Visibility::ReadModel(Follower::Accounts),
-        codes.position,
-    )
-    .await?;
+    core.visible(Visibility::ReadModel(Follower::Accounts), codes.position)
+        .await?;
     Ok(Json(RecoveryCodesView {
         recovery_codes: codes.codes,
     }))
@@ -150,11 +146,11 @@ pub async fn confirm(
         (status = 409, description = "`totp_not_enabled`: 2FA is off", body = ErrorBody),
     ))]
 pub async fn regenerate(
-    State(state): State<AppState>,
+    State(auth): State<Auth>,
     ctx: RequestContext,
     session: CurrentSession,
 ) -> Result<Json<RecoveryCodesView>, ApiError> {
-    let codes = state
+    let codes = auth
         .accounts
         .regenerate_recovery_codes(
             &ctx.command(session.actor()),
@@ -186,7 +182,8 @@ pub struct DisableRequest {
         (status = 429, description = "`too_many_attempts`: too many wrong codes; see `Retry-After`", body = ErrorBody),
     ))]
 pub async fn disable(
-    State(state): State<AppState>,
+    State(core): State<Core>,
+    State(auth): State<Auth>,
     ctx: RequestContext,
     client: ClientInfo,
     session: CurrentSession,
@@ -199,11 +196,11 @@ pub async fn disable(
         FactorInput::RecoveryCode(code)
     };
     let position = throttled(
-        &state,
+        &auth,
         &session,
         &client,
         &[Secret::Password, Secret::Code],
-        state.accounts.disable_totp(
+        auth.accounts.disable_totp(
             &ctx.command(session.actor()),
             session.account_id,
             session.session_id,
@@ -212,7 +209,8 @@ pub async fn disable(
         ),
     )
     .await?;
-    visible(&state, Visibility::ReadModel(Follower::Accounts), position).await?;
+    core.visible(Visibility::ReadModel(Follower::Accounts), position)
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -246,7 +244,8 @@ pub struct Reauthenticated {
         (status = 429, description = "`too_many_attempts`: too many wrong passwords or codes; see `Retry-After`", body = ErrorBody),
     ))]
 pub async fn reauthenticate(
-    State(state): State<AppState>,
+    State(core): State<Core>,
+    State(auth): State<Auth>,
     ctx: RequestContext,
     client: ClientInfo,
     session: CurrentSession,
@@ -254,11 +253,11 @@ pub async fn reauthenticate(
 ) -> Result<Json<Reauthenticated>, ApiError> {
     let second_factor = factor(body.totp_code, body.recovery_code)?;
     throttled(
-        &state,
+        &auth,
         &session,
         &client,
         &[Secret::Password, Secret::Code],
-        state.accounts.reauthenticate(
+        auth.accounts.reauthenticate(
             &ctx.command(session.actor()),
             session.account_id,
             session.session_id,
@@ -267,10 +266,10 @@ pub async fn reauthenticate(
         ),
     )
     .await?;
-    let valid_until = state
+    let valid_until = core
         .clock
         .now()
-        .plus(state.http.sessions.reauthentication_window);
+        .plus(core.http.sessions.reauthentication_window);
     Ok(Json(Reauthenticated {
         valid_until: valid_until.to_rfc3339(),
     }))

@@ -3,8 +3,7 @@
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{ApiPath, CurrentSession, RequestContext};
 use crate::openapi::Routes;
-use crate::routes::visible;
-use crate::state::AppState;
+use crate::state::{Auth, Core};
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -55,19 +54,20 @@ pub struct SessionList {
 #[utoipa::path(get, path = "/me/sessions", operation_id = "list_sessions", tag = "sessions", security(("session" = [])),
     responses((status = 200, body = SessionList)))]
 pub async fn list(
-    State(state): State<AppState>,
+    State(core): State<Core>,
+    State(auth): State<Auth>,
     session: CurrentSession,
 ) -> Result<Json<SessionList>, ApiError> {
-    let now = state.clock.now();
-    let idle = state.http.sessions.idle_timeout;
+    let now = core.clock.now();
+    let idle = core.http.sessions.idle_timeout;
     let rows =
-        projections::sessions::list_for_account(&state.db, &state.sealer, session.account_id, now)
+        projections::sessions::list_for_account(&core.db, &core.sealer, session.account_id, now)
             .await?;
     let sessions = rows
         .into_iter()
         .filter_map(|row| {
             let (live, origin) = (row.session, row.origin);
-            let last_active = state
+            let last_active = auth
                 .activity
                 .last_seen(live.session_id)
                 .map_or(live.last_active_at, |seen| seen.max(live.last_active_at));
@@ -94,7 +94,8 @@ pub async fn list(
         (status = 404, description = "`session_not_found`: not one of the caller's sessions", body = ErrorBody),
     ))]
 pub async fn revoke(
-    State(state): State<AppState>,
+    State(core): State<Core>,
+    State(auth): State<Auth>,
     ctx: RequestContext,
     session: CurrentSession,
     ApiPath(id): ApiPath<String>,
@@ -103,7 +104,7 @@ pub async fn revoke(
     let target = Uuid::parse_str(&id)
         .map(SessionId)
         .map_err(|_| not_found())?;
-    let changed = state
+    let changed = auth
         .accounts
         .revoke_session(
             &ctx.command(session.actor()),
@@ -112,12 +113,8 @@ pub async fn revoke(
             RevocationReason::Revoked,
         )
         .await?;
-    visible(
-        &state,
-        Visibility::ReadModel(Follower::Sessions),
-        changed.position,
-    )
-    .await?;
+    core.visible(Visibility::ReadModel(Follower::Sessions), changed.position)
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -132,11 +129,12 @@ pub struct RevokedCount {
 #[utoipa::path(delete, path = "/me/sessions", tag = "sessions", security(("session" = [])),
     responses((status = 200, body = RevokedCount)))]
 pub async fn revoke_others(
-    State(state): State<AppState>,
+    State(core): State<Core>,
+    State(auth): State<Auth>,
     ctx: RequestContext,
     session: CurrentSession,
 ) -> Result<Json<RevokedCount>, ApiError> {
-    let changed = state
+    let changed = auth
         .accounts
         .revoke_other_sessions(
             &ctx.command(session.actor()),
@@ -144,12 +142,8 @@ pub async fn revoke_others(
             session.session_id,
         )
         .await?;
-    visible(
-        &state,
-        Visibility::ReadModel(Follower::Sessions),
-        changed.position,
-    )
-    .await?;
+    core.visible(Visibility::ReadModel(Follower::Sessions), changed.position)
+        .await?;
     Ok(Json(RevokedCount {
         revoked: changed.sessions_revoked,
     }))

@@ -8,8 +8,7 @@ use crate::routes::token_views::{
     CreateApiToken, CreateCliToken, DailyUsageView, IssuedTokenView, RotateRequest, TokenList,
     UsageView,
 };
-use crate::routes::visible;
-use crate::state::AppState;
+use crate::state::{Core, Tokens};
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -59,7 +58,8 @@ fn parse_scopes(names: &[String]) -> Result<Vec<Scope>, ApiError> {
         )),
         (status = 422, description = "`validation_failed`: a label, scope or lifetime out of bounds", body = ErrorBody)))]
 pub async fn create_api_token(
-    State(state): State<AppState>,
+    State(core): State<Core>,
+    State(tokens): State<Tokens>,
     ctx: RequestContext,
     session: CurrentSession,
     ApiJson(body): ApiJson<CreateApiToken>,
@@ -71,22 +71,22 @@ pub async fn create_api_token(
         scopes,
         expires_in_days: body.expires_in_days,
     };
-    issue(&state, &ctx, &session, token).await
+    issue(&core, &tokens, &ctx, &session, token).await
 }
 
 /// Creates `token` for the caller; answers once the token works.
 async fn issue(
-    state: &AppState,
+    core: &Core,
+    tokens: &Tokens,
     ctx: &RequestContext,
     session: &CurrentSession,
     token: NewAccessToken,
 ) -> Result<(StatusCode, Json<IssuedTokenView>), ApiError> {
-    let issued = state
+    let issued = tokens
         .access_tokens
         .create(&ctx.command(session.actor()), session.account_id, token)
         .await?;
-    visible(
-        state,
+    core.visible(
         Visibility::ReadModel(Follower::AccessTokens),
         Some(issued.position),
     )
@@ -98,18 +98,14 @@ async fn issue(
 #[utoipa::path(get, path = "/me/api-tokens", tag = "tokens", security(("session" = [])),
     responses((status = 200, body = TokenList)))]
 pub async fn list_api_tokens(
-    State(state): State<AppState>,
+    State(core): State<Core>,
     session: CurrentSession,
 ) -> Result<Json<TokenList>, ApiError> {
-    list(&state, session.account_id, false).await
+    list(&core, session.account_id, false).await
 }
 
-async fn list(
-    state: &AppState,
-    account: AccountId,
-    cli: bool,
-) -> Result<Json<TokenList>, ApiError> {
-    let tokens = projections::access_tokens::list(&state.db, &state.sealer, account, cli).await?;
+async fn list(core: &Core, account: AccountId, cli: bool) -> Result<Json<TokenList>, ApiError> {
+    let tokens = projections::access_tokens::list(&core.db, &core.sealer, account, cli).await?;
     Ok(Json(TokenList {
         tokens: tokens.into_iter().map(Into::into).collect(),
     }))
@@ -125,7 +121,8 @@ async fn list(
         (status = 413, description = "`payload_too_large`: the body is over 2 MiB", body = ErrorBody),
         (status = 422, description = "`invalid_body` (not the schema) or `validation_failed` (a grace period out of bounds)", body = ErrorBody)))]
 pub async fn rotate_api_token(
-    State(state): State<AppState>,
+    State(core): State<Core>,
+    State(tokens): State<Tokens>,
     ctx: RequestContext,
     session: CurrentSession,
     ApiPath(id): ApiPath<String>,
@@ -148,8 +145,8 @@ pub async fn rotate_api_token(
             .unwrap_or_default()
             .grace_seconds
     };
-    own_token(&state, session.account_id, id, false).await?;
-    let issued = state
+    own_token(&tokens, session.account_id, id, false).await?;
+    let issued = tokens
         .access_tokens
         .rotate(
             &ctx.command(session.actor()),
@@ -158,8 +155,7 @@ pub async fn rotate_api_token(
             Duration::from_secs(grace),
         )
         .await?;
-    visible(
-        &state,
+    core.visible(
         Visibility::ReadModel(Follower::AccessTokens),
         Some(issued.position),
     )
@@ -175,12 +171,12 @@ fn token_id(text: &str) -> Result<Uuid, ApiError> {
 /// Checks that `id` is a live token of `account` of the right family (404 otherwise, as
 /// for another account's token).
 async fn own_token(
-    state: &AppState,
+    tokens: &Tokens,
     account: AccountId,
     id: Uuid,
     cli: bool,
 ) -> Result<(), ApiError> {
-    match state.access_tokens.kind_of(account, id).await? {
+    match tokens.access_tokens.kind_of(account, id).await? {
         Some(kind) if kind.is_cli() == cli => Ok(()),
         _ => Err(ApiError::NotFound(
             "token_not_found",
@@ -190,23 +186,20 @@ async fn own_token(
 }
 
 async fn revoke(
-    state: &AppState,
+    core: &Core,
+    tokens: &Tokens,
     ctx: &RequestContext,
     session: &CurrentSession,
     id: Uuid,
     cli: bool,
 ) -> Result<StatusCode, ApiError> {
-    own_token(state, session.account_id, id, cli).await?;
-    let position = state
+    own_token(tokens, session.account_id, id, cli).await?;
+    let position = tokens
         .access_tokens
         .revoke(&ctx.command(session.actor()), session.account_id, id)
         .await?;
-    visible(
-        state,
-        Visibility::ReadModel(Follower::AccessTokens),
-        position,
-    )
-    .await?;
+    core.visible(Visibility::ReadModel(Follower::AccessTokens), position)
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -216,12 +209,13 @@ async fn revoke(
     responses((status = 204, description = "Revoked"),
         (status = 404, description = "`token_not_found`: not a live API token of the caller", body = ErrorBody)))]
 pub async fn revoke_api_token(
-    State(state): State<AppState>,
+    State(core): State<Core>,
+    State(tokens): State<Tokens>,
     ctx: RequestContext,
     session: CurrentSession,
     ApiPath(id): ApiPath<String>,
 ) -> Result<StatusCode, ApiError> {
-    revoke(&state, &ctx, &session, token_id(&id)?, false).await
+    revoke(&core, &tokens, &ctx, &session, token_id(&id)?, false).await
 }
 
 /// Requests per day by status class, and the last use.
@@ -230,27 +224,27 @@ pub async fn revoke_api_token(
     responses((status = 200, body = UsageView),
         (status = 404, description = "`token_not_found`: not an API token of the caller", body = ErrorBody)))]
 pub async fn api_token_usage(
-    State(state): State<AppState>,
+    State(core): State<Core>,
     session: CurrentSession,
     ApiPath(id): ApiPath<String>,
 ) -> Result<Json<UsageView>, ApiError> {
     Ok(Json(
-        usage_of(&state, session.account_id, token_id(&id)?).await?,
+        usage_of(&core, session.account_id, token_id(&id)?).await?,
     ))
 }
 
 /// The usage log of `token_id` of `account`.
 pub async fn usage_of(
-    state: &AppState,
+    core: &Core,
     account: AccountId,
     token_id: Uuid,
 ) -> Result<UsageView, ApiError> {
-    let token = projections::access_tokens::list(&state.db, &state.sealer, account, false)
+    let token = projections::access_tokens::list(&core.db, &core.sealer, account, false)
         .await?
         .into_iter()
         .find(|t| t.token_id == token_id)
         .ok_or_else(|| ApiError::NotFound("token_not_found", "no such token".into()))?;
-    let days = projections::access_tokens::daily_usage(&state.db, account, token_id).await?;
+    let days = projections::access_tokens::daily_usage(&core.db, account, token_id).await?;
     Ok(UsageView {
         token_id,
         days: days
@@ -276,7 +270,8 @@ pub async fn usage_of(
         )),
         (status = 422, description = "`validation_failed`: a label or kind out of bounds", body = ErrorBody)))]
 pub async fn create_cli_token(
-    State(state): State<AppState>,
+    State(core): State<Core>,
+    State(tokens): State<Tokens>,
     ctx: RequestContext,
     session: CurrentSession,
     ApiJson(body): ApiJson<CreateCliToken>,
@@ -297,17 +292,17 @@ pub async fn create_cli_token(
         scopes: Vec::new(),
         expires_in_days: None,
     };
-    issue(&state, &ctx, &session, token).await
+    issue(&core, &tokens, &ctx, &session, token).await
 }
 
 /// The caller's CLI tokens.
 #[utoipa::path(get, path = "/me/cli-tokens", tag = "tokens", security(("session" = [])),
     responses((status = 200, body = TokenList)))]
 pub async fn list_cli_tokens(
-    State(state): State<AppState>,
+    State(core): State<Core>,
     session: CurrentSession,
 ) -> Result<Json<TokenList>, ApiError> {
-    list(&state, session.account_id, true).await
+    list(&core, session.account_id, true).await
 }
 
 /// Revokes a CLI token.
@@ -316,10 +311,11 @@ pub async fn list_cli_tokens(
     responses((status = 204, description = "Revoked"),
         (status = 404, description = "`token_not_found`: not a live CLI token of the caller", body = ErrorBody)))]
 pub async fn revoke_cli_token(
-    State(state): State<AppState>,
+    State(core): State<Core>,
+    State(tokens): State<Tokens>,
     ctx: RequestContext,
     session: CurrentSession,
     ApiPath(id): ApiPath<String>,
 ) -> Result<StatusCode, ApiError> {
-    revoke(&state, &ctx, &session, token_id(&id)?, true).await
+    revoke(&core, &tokens, &ctx, &session, token_id(&id)?, true).await
 }

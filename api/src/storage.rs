@@ -1,0 +1,124 @@
+//! The storage side of the service, opened the same way by `serve` and every other
+//! subcommand: the database (migrated), the key store, the log, the codec and the command
+//! executor.
+
+use crate::config::StorageArgs;
+use anyhow::Context;
+use commands::{EventCodec, Executor};
+use projections::{ProjectionRunner, Reactor};
+use std::sync::Arc;
+use store::{Backend, Database, EventLog};
+use vault::{DataKeys, FieldSealer, MasterKey};
+
+/// The storage side of the service: database, log, keys, codec, and the executor every
+/// command handler shares (one aggregate cache, one set of stream queues).
+pub struct Storage {
+    /// The database.
+    pub db: Database,
+    /// The log in it.
+    pub log: Arc<dyn EventLog>,
+    /// The codec sealing personal data.
+    pub codec: EventCodec,
+    /// The master key.
+    pub master: MasterKey,
+    /// Runs commands.
+    pub exec: Executor,
+}
+
+impl Storage {
+    /// Opens the database, applies migrations and opens the log; read models are not
+    /// prepared yet.
+    #[tracing::instrument(skip_all)]
+    pub async fn open(args: &StorageArgs) -> anyhow::Result<Self> {
+        std::fs::create_dir_all(&args.data_dir)
+            .with_context(|| format!("creating the data directory {}", args.data_dir.display()))?;
+        let url = match &args.database_url {
+            Some(url) => url.clone(),
+            None => Database::sqlite_url(&args.data_dir.join("accounts.db")),
+        };
+        let db = Database::connect(&url, args.db_max_connections)
+            .await
+            .context("connecting to the database")?;
+        db.migrate().await.context("applying migrations")?;
+        let master = match &args.master_key {
+            Some(key) => MasterKey::from_base64(key).context("ACCOUNTS_MASTER_KEY")?,
+            None => {
+                let path = args.data_dir.join("master.key");
+                let (key, created) = MasterKey::load_or_create(&path)
+                    .with_context(|| format!("master key file {}", path.display()))?;
+                if created {
+                    tracing::warn!(
+                        path = %path.display(),
+                        "created a new master key (mode 0600). Back it up: without it the \
+                         personal data in the event log cannot be read. In production pass \
+                         ACCOUNTS_MASTER_KEY instead."
+                    );
+                }
+                key
+            }
+        };
+        let log = db.event_log().await.context("opening the event log")?;
+        workers::notifier::register(&db, &log)
+            .await
+            .context("registering the notifier")?;
+        let keys = open_key_store(args, &db, &master).await?;
+        let codec = EventCodec::new(Arc::new(keys));
+        let exec = Executor::new(log.clone(), codec.clone());
+        Ok(Self {
+            db,
+            log,
+            codec,
+            master,
+            exec,
+        })
+    }
+
+    /// The read models, plus `reactors`, over this storage (not prepared yet).
+    pub fn runner(&self, reactors: Vec<Arc<dyn Reactor>>) -> Arc<ProjectionRunner> {
+        Arc::new(
+            ProjectionRunner::new(
+                self.db.clone(),
+                self.log.clone(),
+                Arc::new(self.codec.clone()),
+                projections::all(&FieldSealer::new(self.codec.keys().clone())),
+            )
+            .with_reactors(reactors),
+        )
+    }
+}
+
+/// The data keys, in their own store when one is configured (or, embedded, in
+/// `<data-dir>/keys.db`): a backup of the data then holds none of them.
+async fn open_key_store(
+    args: &StorageArgs,
+    db: &Database,
+    master: &MasterKey,
+) -> anyhow::Result<DataKeys> {
+    let url = match (&args.key_database_url, db.backend()) {
+        (Some(url), _) => Some(url.clone()),
+        (None, Backend::Sqlite) => Some(Database::sqlite_url(&args.data_dir.join("keys.db"))),
+        (None, Backend::Postgres) => None,
+    };
+    let Some(url) = url.filter(|url| url != db.url()) else {
+        tracing::warn!(
+            "the data keys are kept in the database they seal, so its backups hold them \
+             too; set ACCOUNTS_KEY_DATABASE_URL to a database of their own"
+        );
+        return Ok(DataKeys::new(db.clone(), master));
+    };
+    let store = Database::connect(&url, 4)
+        .await
+        .context("connecting to the key store")?;
+    DataKeys::prepare_store(&store)
+        .await
+        .context("preparing the key store")?;
+    let keys = DataKeys::new(store, master);
+    let moved = keys
+        .adopt_from(db)
+        .await
+        .context("moving data keys to the key store")?;
+    if moved > 0 {
+        tracing::info!(moved, "data keys moved to the key store");
+    }
+    Ok(keys)
+}
