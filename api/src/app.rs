@@ -35,6 +35,7 @@ use vault::UnsubscribeLinks;
 use vault::{EmailIndex, FieldSealer};
 use workers::billing::BillingReactor;
 use workers::erasure::ErasureReactor;
+use workers::key_eviction::KeyEviction;
 use workers::scheduler::Scheduler;
 
 /// Everything the service needs to run, beyond the command line.
@@ -245,6 +246,10 @@ impl App {
 
         let (shutdown, stopping) = watch::channel(false);
         let mut tasks = projections.spawn(stopping.clone());
+        let eviction = KeyEviction::new(state.core.log.clone(), state.core.codec.keys().clone())
+            .await
+            .context("following the log for erased keys")?;
+        tasks.push(tokio::spawn(eviction.run(stopping.clone())));
         tasks.push(tokio::spawn(
             state
                 .payments

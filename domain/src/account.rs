@@ -202,6 +202,13 @@ pub enum AccountEvent {
         /// When.
         at: Timestamp,
     },
+    /// Erasure finished: the account's data key is destroyed, so its personal data opens
+    /// nowhere any more. Every node forgets the key it may have cached.
+    #[event(no_personal_data)]
+    AccountErased {
+        /// When.
+        at: Timestamp,
+    },
 }
 
 /// The avatar, as the account references it.
@@ -264,6 +271,8 @@ pub struct Account {
     pub totp: TotpState,
     /// Deleted.
     pub deleted: bool,
+    /// Whether its erasure is recorded.
+    pub erased: bool,
 }
 
 impl Account {

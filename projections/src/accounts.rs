@@ -213,7 +213,8 @@ impl Projector for AccountsProjector {
             | E::SessionRevoked { .. }
             | E::TotpEnrollmentStarted { .. }
             | E::RecoveryCodesRegenerated { .. }
-            | E::RecoveryCodeUsed { .. } => {}
+            | E::RecoveryCodeUsed { .. }
+            | E::AccountErased { .. } => {}
         }
         Ok(())
     }

@@ -26,6 +26,7 @@ mod deletion;
 mod erasure;
 mod idempotency;
 mod mail;
+mod nodes;
 mod notifications;
 mod openapi;
 mod operations;

@@ -51,9 +51,7 @@ pub struct TestApp {
     pub storage_args: Vec<String>,
     stop: Option<oneshot::Sender<()>>,
     server: Option<tokio::task::JoinHandle<()>>,
-    _sqlite: Option<TestSqlite>,
-    _postgres: Option<TestPostgres>,
-    _key_database: Option<TestPostgres>,
+    _storage: [Option<Guard>; 3],
 }
 
 /// A session as `POST /auth/login` returns it.
@@ -112,8 +110,8 @@ pub async fn spawn_app_with_long_sessions(backend: Backend) -> TestApp {
     .await
 }
 
-/// Starts the service after `configure` adjusted the settings.
-pub async fn spawn_app_with(backend: Backend, configure: impl FnOnce(&mut Setup)) -> TestApp {
+/// The settings every test service starts from, adjusted by `configure`.
+fn setup(configure: impl FnOnce(&mut Setup)) -> Setup {
     let mut setup = Setup {
         serve: ServeArgs::default(),
         throttle: ThrottlePolicy::default(),
@@ -125,6 +123,12 @@ pub async fn spawn_app_with(backend: Backend, configure: impl FnOnce(&mut Setup)
     // Tests tick the scheduler themselves, with the clock they move.
     setup.serve.scheduler_interval = Duration::from_secs(3600);
     configure(&mut setup);
+    setup
+}
+
+/// Starts the service after `configure` adjusted the settings.
+pub async fn spawn_app_with(backend: Backend, configure: impl FnOnce(&mut Setup)) -> TestApp {
+    let mut setup = setup(configure);
 
     let folder = TestSqlite::create();
     // On PostgreSQL the data keys get a database of their own, as deployments should
@@ -162,6 +166,36 @@ pub async fn spawn_app_with(backend: Backend, configure: impl FnOnce(&mut Setup)
         storage_args.extend(["--key-database-url".to_owned(), keys.url.clone()]);
     }
 
+    start(
+        backend,
+        setup,
+        database_url.unwrap_or_else(|| Database::sqlite_url(&data_dir.join("accounts.db"))),
+        storage_args,
+        [
+            sqlite.map(Guard::Sqlite),
+            postgres.map(Guard::Postgres),
+            key_database.map(Guard::Postgres),
+        ],
+    )
+    .await
+}
+
+/// What keeps a test's storage alive, and removes it when dropped.
+#[derive(Debug)]
+#[allow(dead_code, reason = "held only for its Drop")]
+enum Guard {
+    Sqlite(TestSqlite),
+    Postgres(TestPostgres),
+}
+
+/// Starts one node of the service with `setup` on the storage `storage_args` name.
+async fn start(
+    backend: Backend,
+    setup: Setup,
+    database_url: String,
+    storage_args: Vec<String>,
+    guards: [Option<Guard>; 3],
+) -> TestApp {
     let clock = Arc::new(ManualClock::starting_now());
     let app = App::build(AppOptions {
         serve: setup.serve,
@@ -195,15 +229,39 @@ pub async fn spawn_app_with(backend: Backend, configure: impl FnOnce(&mut Setup)
         backend,
         db,
         state,
-        database_url: database_url
-            .unwrap_or_else(|| Database::sqlite_url(&data_dir.join("accounts.db"))),
+        database_url,
         clock,
         storage_args,
         stop: Some(stop),
         server: Some(server),
-        _sqlite: sqlite,
-        _postgres: postgres,
-        _key_database: key_database,
+        _storage: guards,
+    }
+}
+
+impl TestApp {
+    /// A second node of the service on the same storage (database, key store, master
+    /// key, data folder), as several API nodes run in a deployment.
+    pub async fn peer(&self, configure: impl FnOnce(&mut Setup)) -> TestApp {
+        let mut setup = setup(configure);
+        let flag = |name: &str| {
+            self.storage_args
+                .windows(2)
+                .find(|w| w[0] == name)
+                .map(|w| w[1].clone())
+        };
+        setup.serve.storage.data_dir = self.data_dir();
+        setup.serve.storage.database_url = flag("--database-url");
+        setup.serve.storage.master_key = flag("--master-key");
+        setup.serve.storage.key_database_url = flag("--key-database-url");
+        setup.serve.storage.db_max_connections = 8;
+        start(
+            self.backend,
+            setup,
+            self.database_url.clone(),
+            self.storage_args.clone(),
+            [None, None, None],
+        )
+        .await
     }
 }
 

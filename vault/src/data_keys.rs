@@ -180,6 +180,15 @@ impl DataKeys {
         Ok(())
     }
 
+    /// Drops `subject`'s key from this process's cache (another node destroyed it): the
+    /// next look-up reads the key store.
+    pub fn forget(&self, subject: Uuid) {
+        self.cache
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&subject);
+    }
+
     /// Forgets a key that was never used (its registration failed).
     pub async fn discard_unused(&self, subject: Uuid) -> Result<(), CryptoError> {
         let mut w = self.db.begin_write().await?;

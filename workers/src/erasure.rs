@@ -151,6 +151,8 @@ impl Reactor for ErasureReactor {
         if let Some(folder) = &self.mail_folder {
             FolderMailTransport::erase(folder, account_id).await?;
         }
+        // Last: every node that follows the log forgets the key it may have cached.
+        self.accounts.record_erasure(&ctx, account_id).await?;
         tracing::info!(%account_id, "account erased");
         Ok(true)
     }

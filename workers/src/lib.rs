@@ -5,6 +5,7 @@
 //! - [`scheduler::Scheduler`]: renews or ends subscriptions at the end of their period,
 //!   releases holds past their deadline, expires lots;
 //! - [`erasure::ErasureReactor`]: ends, frees and shreds what a deleted account leaves;
+//! - [`key_eviction::KeyEviction`]: drops erased accounts' keys from this process's cache;
 //! - [`reconcile`]: recomputes balances, holds and invoices from the log and compares them
 //!   with the read models;
 //! - [`notifier::Notifier`]: decides the e-mails the log's events cause and publishes them;
@@ -18,6 +19,7 @@
 pub mod billing;
 pub mod campaign;
 pub mod erasure;
+pub mod key_eviction;
 pub mod mail;
 pub mod notifier;
 pub mod pdf;

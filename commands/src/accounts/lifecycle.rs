@@ -149,4 +149,16 @@ impl Accounts {
         };
         Ok(self.run(ctx, account_id, now, command).await?.position)
     }
+
+    /// Records that the erasure of a deleted account finished (once; idempotent).
+    #[tracing::instrument(skip_all, fields(%account_id))]
+    pub async fn record_erasure(
+        &self,
+        ctx: &CommandContext,
+        account_id: AccountId,
+    ) -> Result<Option<GlobalPosition>, CommandError> {
+        let now = self.clock.now();
+        let command = AccountCommand::RecordErasure { at: now };
+        Ok(self.run(ctx, account_id, now, command).await?.position)
+    }
 }

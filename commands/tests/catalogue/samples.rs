@@ -144,6 +144,7 @@ fn account() -> Vec<DomainEvent> {
             avatar_blob_key: Some("avatar-blob-2".into()),
             at: at(15),
         },
+        AccountEvent::AccountErased { at: at(16) },
     ];
     let reservations = [
         ReservationEvent::EmailReserved {

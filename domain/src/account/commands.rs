@@ -150,6 +150,11 @@ pub enum AccountCommand {
         /// Now.
         at: Timestamp,
     },
+    /// Record that a deleted account's erasure finished (nothing if already recorded).
+    RecordErasure {
+        /// Now.
+        at: Timestamp,
+    },
     /// Delete the account: every session ends now.
     DeleteAccount {
         /// The password version the password was checked against.

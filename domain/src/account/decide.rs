@@ -29,11 +29,21 @@ impl Account {
                 registered_at: *at,
             }]);
         }
+        // Decided on what stays readable once the key is gone: the deletion itself.
+        if let C::RecordErasure { at } = command {
+            if !self.deleted {
+                return Err(AccountError::NotFound);
+            }
+            return Ok((!self.erased)
+                .then_some(AccountEvent::AccountErased { at: *at })
+                .into_iter()
+                .collect());
+        }
         if !self.is_registered() {
             return Err(AccountError::NotFound);
         }
         match command {
-            C::Register { .. } => unreachable!("handled above"),
+            C::Register { .. } | C::RecordErasure { .. } => unreachable!("handled above"),
             C::StartSession {
                 session_id,
                 token_hash,

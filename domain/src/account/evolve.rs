@@ -108,6 +108,7 @@ impl Account {
                 });
             }
             E::AvatarRemoved { .. } => self.avatar = None,
+            E::AccountErased { .. } => self.erased = true,
             E::AccountDeleted { .. } => {
                 self.deleted = true;
                 self.avatar = None;

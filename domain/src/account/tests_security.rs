@@ -376,3 +376,30 @@ fn deletion_ends_every_session_and_then_nothing_is_possible() {
         Err(AccountError::NotFound)
     );
 }
+
+#[test]
+fn erasure_is_recorded_once_and_only_after_deletion() {
+    let erase = AccountCommand::RecordErasure { at: at(200_000) };
+    given::<Account>([registered()])
+        .when(erase.clone())
+        .then_error(AccountError::NotFound);
+    let deleted = AccountEvent::AccountDeleted {
+        reservation_stream: "email-abc".into(),
+        avatar_blob_key: None,
+        at: at(100_000),
+    };
+    let erased = AccountEvent::AccountErased { at: at(200_000) };
+    given::<Account>([registered(), deleted.clone()])
+        .when(erase.clone())
+        .then([erased.clone()]);
+    given::<Account>([registered(), deleted.clone(), erased.clone()])
+        .when(erase.clone())
+        .then([]);
+    // Once the key is gone the registration no longer opens: the deletion decides.
+    given::<Account>([deleted])
+        .when(erase.clone())
+        .then([erased]);
+    given::<Account>([])
+        .when(erase)
+        .then_error(AccountError::NotFound);
+}

@@ -1,0 +1,117 @@
+//! Several API nodes on one database: throttles, token rate limits and erased keys hold
+//! for the deployment, not per process.
+
+use reqwest::{Method, StatusCode};
+use serde_json::json;
+use std::time::Duration;
+use store::Backend;
+use tests::{PASSWORD, json_body, spawn_app_with};
+
+/// Wrong passwords alternating between two nodes are throttled as if one node saw them all.
+async fn wrong_passwords_spread_over_two_nodes_are_throttled_as_one(backend: Backend) {
+    let a = spawn_app_with(backend, |_| {}).await;
+    let b = a.peer(|_| {}).await;
+    a.register("nina@example.com").await;
+    let wrong = json!({"email": "nina@example.com", "password": "wrong-horse-7-battery"});
+    let mut statuses = Vec::new();
+    for n in 0..14 {
+        let node = if n % 2 == 0 { &a } else { &b };
+        statuses.push(node.post("/auth/login", None, &wrong).await.status());
+    }
+    let judged = statuses
+        .iter()
+        .filter(|s| **s == StatusCode::UNAUTHORIZED)
+        .count();
+    assert_eq!(judged, 5, "five free attempts in all: {statuses:?}");
+    assert!(
+        statuses[5..]
+            .iter()
+            .all(|s| *s == StatusCode::TOO_MANY_REQUESTS),
+        "{statuses:?}"
+    );
+}
+
+/// A token's request budget is the same whichever node a request reaches.
+async fn a_token_rate_limit_holds_across_nodes(backend: Backend) {
+    let a = spawn_app_with(backend, |setup| setup.serve.token_rate_limit = 6).await;
+    let b = a.peer(|setup| setup.serve.token_rate_limit = 6).await;
+    let (_, session) = a.signed_up().await;
+    let token = json_body(
+        a.post(
+            "/me/api-tokens",
+            Some(&session.token),
+            &json!({"label": "farm", "scopes": ["account:read"]}),
+        )
+        .await,
+    )
+    .await["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let mut admitted = 0;
+    for n in 0..12 {
+        let node = if n % 2 == 0 { &a } else { &b };
+        let status = node.get("/api/v1/me", Some(&token)).await.status();
+        match status {
+            StatusCode::OK => admitted += 1,
+            StatusCode::TOO_MANY_REQUESTS => {}
+            other => panic!("unexpected {other}"),
+        }
+    }
+    assert_eq!(admitted, 6, "six a minute, in bursts of six, in all");
+}
+
+/// An account erased through one node leaves the key cache of every other node.
+async fn an_erased_account_key_leaves_every_node(backend: Backend) {
+    let a = spawn_app_with(backend, |_| {}).await;
+    let b = a.peer(|_| {}).await;
+    let account = a.register("olga@example.com").await;
+    let session = a.login("olga@example.com", PASSWORD).await;
+    let subject = uuid::Uuid::parse_str(&account).unwrap();
+    // Node b reads the account (the read models are shared), which caches its key there.
+    assert_eq!(
+        b.get("/me", Some(&session.token)).await.status(),
+        StatusCode::OK
+    );
+    assert!(
+        b.state
+            .core
+            .codec
+            .keys()
+            .get(subject)
+            .await
+            .unwrap()
+            .is_some(),
+        "b holds the key"
+    );
+    let deleted = a
+        .request(Method::DELETE, "/me", Some(&session.token))
+        .json(&json!({"password": PASSWORD, "confirm": "DELETE"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(deleted.status(), StatusCode::NO_CONTENT);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while b
+        .state
+        .core
+        .codec
+        .keys()
+        .get(subject)
+        .await
+        .unwrap()
+        .is_some()
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "node b still opens the erased account's data"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+on_both_backends!(
+    wrong_passwords_spread_over_two_nodes_are_throttled_as_one,
+    a_token_rate_limit_holds_across_nodes,
+    an_erased_account_key_leaves_every_node,
+);
