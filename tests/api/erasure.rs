@@ -273,17 +273,19 @@ async fn the_postgres_data_directory_keeps_no_trace_of_a_deleted_account() {
 mod sqlite {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn the_data_folder_keeps_no_trace_of_a_deleted_account() {
-        tests::within_time_limit(super::the_data_folder_keeps_no_trace_of_a_deleted_account())
-            .await;
+        tests::within_time_limit(Box::pin(
+            super::the_data_folder_keeps_no_trace_of_a_deleted_account(),
+        ))
+        .await;
     }
 }
 
 mod postgres {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn the_data_directory_keeps_no_trace_of_a_deleted_account() {
-        tests::within_time_limit(
+        tests::within_time_limit(Box::pin(
             super::the_postgres_data_directory_keeps_no_trace_of_a_deleted_account(),
-        )
+        ))
         .await;
     }
 }
