@@ -194,6 +194,7 @@ impl App {
                 log: storage.log.clone(),
                 codec: storage.codec.clone(),
                 sealer: FieldSealer::new(storage.codec.keys().clone()),
+                exec: storage.exec.clone(),
                 projections: projections.clone(),
                 clock: clock.clone(),
                 http,

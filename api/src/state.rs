@@ -1,6 +1,10 @@
 //! The state of the HTTP layer, in parts: the composition root ([`crate::app`]) builds one
 //! [`AppState`], and each handler takes only the parts it uses (`State<Core>`,
 //! `State<Auth>`…), each drawn from the whole with [`FromRef`]. No globals.
+//!
+//! A new aggregate's routes need no field here: its route module implements
+//! `FromRef<AppState>` for its command handler, built from [`Core`] (the shared executor
+//! and the clock), and its handlers take `State<ThatHandler>`.
 
 use crate::error::ApiError;
 use axum::extract::FromRef;
@@ -16,7 +20,7 @@ use commands::payments::WebhookSigner;
 use commands::rate_limit::RateLimit;
 use commands::throttle::Throttle;
 use commands::usage::TokenUsage;
-use commands::{Clock, EventCodec};
+use commands::{Clock, EventCodec, Executor};
 use projections::{ProjectionRunner, Visibility};
 use std::sync::Arc;
 use std::time::Duration;
@@ -53,6 +57,10 @@ pub struct Core {
     pub codec: EventCodec,
     /// Opens the personal columns of read models.
     pub sealer: FieldSealer,
+    /// Runs commands: every command handler shares its per-stream cache and queues, so a
+    /// route module builds the handlers it needs from it (see [`FromRef`] in the module
+    /// docs) instead of adding a field here.
+    pub exec: Executor,
     /// Read models, for read-your-writes waits and readiness.
     pub projections: Arc<ProjectionRunner>,
     /// Now.

@@ -2,24 +2,14 @@
 //!
 //! Each event enum declares itself once with `#[derive(Event)]` (see [`Event`]): its stream
 //! prefix, and per variant its schema version and personal fields; the type name is the
-//! variant's, as serde tags it. The one list below, `catalogue!`, turns those enums into
-//! [`StreamCategory`] and [`DomainEvent`] with everything the codec needs. Adding an event
-//! enum is its declaration and one line in that list.
+//! variant's, as serde tags it. The one list, `catalogue!` in the crate root (`lib.rs`,
+//! beside the modules' list), turns those enums into [`StreamCategory`] and [`DomainEvent`]
+//! with everything the codec needs. Adding an event enum is its declaration and one line in
+//! that list.
 
-mod catalogue;
+pub(crate) mod catalogue;
 
-use crate::access_token::{AccessTokenEvent, UsageEvent};
-use crate::account::AccountEvent;
-use crate::activity::ActivityEvent;
-use crate::credits::CreditsEvent;
-use crate::invoice::{InvoiceEvent, InvoiceSeriesEvent};
-use crate::notifications::PreferencesEvent;
-use crate::offer::OfferEvent;
-use crate::operator::OperatorTokenEvent;
-use crate::purchase::PurchaseEvent;
-use crate::reservation::ReservationEvent;
-use crate::subscription::SubscriptionEvent;
-use catalogue::catalogue;
+pub use crate::{DomainEvent, StreamCategory};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::fmt;
@@ -137,35 +127,6 @@ pub trait Event: Serialize + DeserializeOwned {
     fn schema_version(&self) -> u32 {
         self.declaration().schema_version
     }
-}
-
-catalogue! {
-    /// `account-<uuid>`: registration, password, sessions.
-    Account => Account(AccountEvent),
-    /// `email-<keyed hash of the address>`: uniqueness reservations.
-    Email => Reservation(ReservationEvent),
-    /// `activity-<account uuid>`: session last-active times.
-    Activity => Activity(ActivityEvent),
-    /// `credits-<account uuid>`: the credit ledger.
-    Credits => Credits(CreditsEvent),
-    /// `subscription-<account uuid>`: the plan.
-    Subscription => Subscription(SubscriptionEvent),
-    /// `invoices-<year>`: invoice numbers, without gaps.
-    InvoiceSeries => InvoiceSeries(InvoiceSeriesEvent),
-    /// `invoice-<uuid>`: an invoice's payment.
-    Invoice => Invoice(InvoiceEvent),
-    /// `purchase-<uuid>`: a credit-pack purchase.
-    Purchase => Purchase(PurchaseEvent),
-    /// `campaign-<offer id>`: claims of an offer.
-    Offer => Offer(OfferEvent),
-    /// `admintoken-<uuid>`: an operator credential.
-    OperatorToken => OperatorToken(OperatorTokenEvent),
-    /// `accesstoken-<uuid>`: an API or CLI token of an account.
-    AccessToken => AccessToken(AccessTokenEvent),
-    /// `usage-<account uuid>`: request counts of the account's tokens.
-    Usage => Usage(UsageEvent),
-    /// `preferences-<account uuid>`: notification preferences.
-    Preferences => Preferences(PreferencesEvent),
 }
 
 impl StreamCategory {

@@ -30,9 +30,40 @@ pub mod subscription;
 pub mod testing;
 pub mod time;
 
-pub use event::{DomainEvent, StreamCategory};
 pub use ids::{AccountId, SessionId};
 pub use time::Timestamp;
+
+// The event catalogue: one line per event enum (declared with `#[derive(Event)]`, see
+// `event::Event`), beside the list of modules above. It generates `StreamCategory` and
+// `DomainEvent`; a stream prefix or an event type name used twice fails the build.
+event::catalogue::catalogue! {
+    /// `account-<uuid>`: registration, password, sessions.
+    Account => Account(account::AccountEvent),
+    /// `email-<keyed hash of the address>`: uniqueness reservations.
+    Email => Reservation(reservation::ReservationEvent),
+    /// `activity-<account uuid>`: session last-active times.
+    Activity => Activity(activity::ActivityEvent),
+    /// `credits-<account uuid>`: the credit ledger.
+    Credits => Credits(credits::CreditsEvent),
+    /// `subscription-<account uuid>`: the plan.
+    Subscription => Subscription(subscription::SubscriptionEvent),
+    /// `invoices-<year>`: invoice numbers, without gaps.
+    InvoiceSeries => InvoiceSeries(invoice::InvoiceSeriesEvent),
+    /// `invoice-<uuid>`: an invoice's payment.
+    Invoice => Invoice(invoice::InvoiceEvent),
+    /// `purchase-<uuid>`: a credit-pack purchase.
+    Purchase => Purchase(purchase::PurchaseEvent),
+    /// `campaign-<offer id>`: claims of an offer.
+    Offer => Offer(offer::OfferEvent),
+    /// `admintoken-<uuid>`: an operator credential.
+    OperatorToken => OperatorToken(operator::OperatorTokenEvent),
+    /// `accesstoken-<uuid>`: an API or CLI token of an account.
+    AccessToken => AccessToken(access_token::AccessTokenEvent),
+    /// `usage-<account uuid>`: request counts of the account's tokens.
+    Usage => Usage(access_token::UsageEvent),
+    /// `preferences-<account uuid>`: notification preferences.
+    Preferences => Preferences(notifications::PreferencesEvent),
+}
 
 /// An event-sourced aggregate: its state is the fold of its events.
 pub trait Aggregate: Default + Clone {

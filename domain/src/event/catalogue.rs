@@ -1,6 +1,6 @@
 //! The `catalogue!` macro: from one list of event enums (each declared with
-//! `#[derive(Event)]`) it generates [`StreamCategory`](super::StreamCategory),
-//! [`DomainEvent`](super::DomainEvent) and the conversions between them, and checks at
+//! `#[derive(Event)]`) it generates [`StreamCategory`](crate::StreamCategory),
+//! [`DomainEvent`](crate::DomainEvent) and the conversions between them, and checks at
 //! compile time that no stream prefix and no event type name is used twice.
 
 use super::EventDeclaration;
@@ -104,12 +104,12 @@ macro_rules! catalogue {
     };
 }
 
-pub(super) use catalogue;
+pub(crate) use catalogue;
 
 /// Fails the build (it runs in a constant) if two categories share a stream prefix or two
 /// event types share a name anywhere in the catalogue: names are never reused, and the
 /// codec's upcasters are keyed by type name.
-pub(super) const fn check_distinct(categories: &[(&str, &[EventDeclaration])]) {
+pub(crate) const fn check_distinct(categories: &[(&str, &[EventDeclaration])]) {
     let mut i = 0;
     while i < categories.len() {
         let mut j = 0;
