@@ -45,70 +45,60 @@ pub fn all(sealer: &FieldSealer) -> Vec<Arc<dyn Projector>> {
     ]
 }
 
-/// A subscriber of the log that keeps a checkpoint.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Follower {
+/// Declares the followers, one line each: the variant and the stored key of its checkpoint.
+macro_rules! followers {
+    ($($(#[doc = $doc:literal])* $follower:ident => $key:literal,)+) => {
+        /// A subscriber of the log that keeps a checkpoint.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub enum Follower {
+            $($(#[doc = $doc])* $follower,)+
+        }
+
+        impl Follower {
+            /// Every name.
+            pub const ALL: &[Follower] = &[$(Self::$follower),+];
+
+            /// The stored key: never changed, or the follower starts over from position 0.
+            pub const fn key(self) -> &'static str {
+                match self {
+                    $(Self::$follower => $key,)+
+                }
+            }
+        }
+    };
+}
+
+followers! {
     /// Read model: profiles, 2FA state ([`crate::accounts`]).
-    Accounts,
+    Accounts => "accounts",
     /// Read model: live sessions and their token hashes ([`crate::sessions`]).
-    Sessions,
+    Sessions => "sessions",
     /// Read model: balances, lots, holds and the ledger ([`crate::credits`]).
-    Credits,
+    Credits => "credits",
     /// Read model: subscriptions, purchases and invoices ([`crate::billing`]).
-    Billing,
-    /// Read model: operator tokens ([`crate::operator_tokens`]).
-    OperatorTokens,
+    Billing => "billing",
+    /// Read model: operator tokens ([`crate::operator_tokens`]); stored under the name
+    /// it had before "operator".
+    OperatorTokens => "admin_tokens",
     /// Read model: API and CLI token hashes and summaries ([`crate::access_tokens`]).
-    AccessTokens,
+    AccessTokens => "access_tokens",
     /// Read model: per-token usage counts ([`crate::access_tokens`]).
-    TokenUsage,
+    TokenUsage => "token_usage",
     /// Reactor: erases a deleted account (in `workers`).
-    AccountErasure,
+    AccountErasure => "account-erasure",
     /// Reactor: invoices, charges and credits that billing events cause (in `workers`).
-    BillingProcess,
+    BillingProcess => "billing-process",
     /// The e-mail notifier (in `workers`).
-    Notifier,
+    Notifier => "notifier",
     /// Not a follower but a mark: events up to this position were in the log before the
     /// notifier first ran, and send nothing.
-    NotifierSilentUntil,
+    NotifierSilentUntil => "notifier.silent-until",
 }
 
 impl Follower {
-    /// Every name.
-    pub const ALL: [Follower; 11] = [
-        Self::Accounts,
-        Self::Sessions,
-        Self::Credits,
-        Self::Billing,
-        Self::OperatorTokens,
-        Self::AccessTokens,
-        Self::TokenUsage,
-        Self::AccountErasure,
-        Self::BillingProcess,
-        Self::Notifier,
-        Self::NotifierSilentUntil,
-    ];
-
-    /// The stored key: never changed, or the follower starts over from position 0.
-    pub const fn key(self) -> &'static str {
-        match self {
-            Self::Accounts => "accounts",
-            Self::Sessions => "sessions",
-            Self::Credits => "credits",
-            Self::Billing => "billing",
-            Self::OperatorTokens => "admin_tokens",
-            Self::AccessTokens => "access_tokens",
-            Self::TokenUsage => "token_usage",
-            Self::AccountErasure => "account-erasure",
-            Self::BillingProcess => "billing-process",
-            Self::Notifier => "notifier",
-            Self::NotifierSilentUntil => "notifier.silent-until",
-        }
-    }
-
     /// The follower stored under `key`.
     pub fn from_key(key: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|f| f.key() == key)
+        Self::ALL.iter().copied().find(|f| f.key() == key)
     }
 }
 
@@ -127,7 +117,7 @@ mod tests {
     fn keys_are_unique_and_read_back() {
         let keys: HashSet<_> = Follower::ALL.iter().map(|f| f.key()).collect();
         assert_eq!(keys.len(), Follower::ALL.len());
-        for follower in Follower::ALL {
+        for &follower in Follower::ALL {
             assert_eq!(Follower::from_key(follower.key()), Some(follower));
         }
         assert_eq!(Follower::from_key("nothing"), None);
