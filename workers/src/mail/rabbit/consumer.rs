@@ -1,0 +1,161 @@
+//! The consumer side of the RabbitMQ mail queue: the mailer's loop, with retries through
+//! `<prefix>.retry` and dead letters into `<prefix>.dead`.
+
+use super::*;
+
+/// Consumes the mail queue and hands each message to the mailer.
+pub struct RabbitConsumer {
+    config: RabbitConfig,
+    prefetch: u16,
+}
+
+impl RabbitConsumer {
+    /// A consumer sending up to `prefetch` messages at once.
+    pub fn new(config: RabbitConfig, prefetch: u16) -> Self {
+        Self {
+            config,
+            prefetch: prefetch.max(1),
+        }
+    }
+
+    /// Consumes until `shutdown` turns true, reconnecting whenever the broker goes away.
+    #[tracing::instrument(skip_all, fields(queue = %self.config.queue()))]
+    pub async fn run(self, mailer: Arc<Mailer>, mut shutdown: watch::Receiver<bool>) {
+        let mut backoff = Duration::from_millis(200);
+        while !*shutdown.borrow() {
+            match self.consume(&mailer, shutdown.clone()).await {
+                Ok(()) => backoff = Duration::from_millis(200),
+                Err(error) => tracing::warn!(%error, "mail consumer lost the broker; reconnecting"),
+            }
+            tokio::select! {
+                () = tokio::time::sleep(backoff) => {}
+                _ = shutdown.changed() => {}
+            }
+            backoff = (backoff * 2).min(Duration::from_secs(10));
+        }
+    }
+
+    async fn consume(
+        &self,
+        mailer: &Arc<Mailer>,
+        mut shutdown: watch::Receiver<bool>,
+    ) -> Result<(), lapin::Error> {
+        let (connection, channel) = self.config.connect().await?;
+        channel
+            .basic_qos(self.prefetch, BasicQosOptions::default())
+            .await?;
+        let retry_channel = connection.create_channel().await?;
+        retry_channel
+            .confirm_select(ConfirmSelectOptions::default())
+            .await?;
+        let consumer = channel
+            .basic_consume(
+                self.config.queue().as_str().into(),
+                "".into(),
+                BasicConsumeOptions::default(),
+                FieldTable::default(),
+            )
+            .await?;
+        tracing::info!("consuming mail");
+        let stopping = async move {
+            while !*shutdown.borrow() {
+                if shutdown.changed().await.is_err() {
+                    break;
+                }
+            }
+        };
+        // In-flight messages finish after a shutdown; new ones are left to the broker.
+        consumer
+            .take_until(stopping)
+            .for_each_concurrent(usize::from(self.prefetch), |delivery| {
+                let retry_channel = retry_channel.clone();
+                async move {
+                    match delivery {
+                        Ok(delivery) => self.handle(mailer, &retry_channel, delivery).await,
+                        Err(error) => tracing::warn!(%error, "mail delivery failed"),
+                    }
+                }
+            })
+            .await;
+        let _ = connection.close(200, "bye".into()).await;
+        Ok(())
+    }
+
+    async fn handle(
+        &self,
+        mailer: &Mailer,
+        retry_channel: &Channel,
+        delivery: lapin::message::Delivery,
+    ) {
+        let attempt = delivery
+            .properties
+            .headers()
+            .as_ref()
+            .and_then(|h| h.inner().get(ATTEMPT_HEADER).cloned())
+            .and_then(|v| match v {
+                AMQPValue::LongUInt(n) => Some(n),
+                AMQPValue::LongLongInt(n) => u32::try_from(n).ok(),
+                AMQPValue::LongInt(n) => u32::try_from(n).ok(),
+                _ => None,
+            })
+            .unwrap_or(1);
+        let outcome = match serde_json::from_slice::<MailMessage>(&delivery.data) {
+            Ok(message) => mailer.deliver(&message, attempt).await,
+            Err(error) => Outcome::Dead {
+                error: format!("unreadable message: {error}"),
+            },
+        };
+        let settled = match outcome {
+            Outcome::Sent | Outcome::Duplicate | Outcome::Skipped => {
+                delivery.ack(BasicAckOptions::default()).await.map(|_| ())
+            }
+            Outcome::Dead { .. } => delivery
+                .nack(BasicNackOptions {
+                    requeue: false,
+                    ..BasicNackOptions::default()
+                })
+                .await
+                .map(|_| ()),
+            Outcome::Retry { after, .. } => {
+                let message_id = delivery
+                    .properties
+                    .message_id()
+                    .as_ref()
+                    .map(ToString::to_string)
+                    .unwrap_or_default();
+                let delayed = async {
+                    let confirm = publish_confirmed(
+                        retry_channel,
+                        "",
+                        &self.config.retry_queue(),
+                        &delivery.data,
+                        properties(&message_id, attempt.saturating_add(1))
+                            .with_expiration(after.as_millis().max(1).to_string().into()),
+                    )
+                    .await?;
+                    confirmed(confirm).await
+                }
+                .await;
+                match delayed {
+                    // The copy waits in the retry queue; this one is done.
+                    Ok(()) => delivery.ack(BasicAckOptions::default()).await.map(|_| ()),
+                    Err(error) => {
+                        tracing::warn!(%error, "could not schedule a retry; requeueing");
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                        delivery
+                            .nack(BasicNackOptions {
+                                requeue: true,
+                                ..BasicNackOptions::default()
+                            })
+                            .await
+                            .map(|_| ())
+                    }
+                }
+            }
+        };
+        if let Err(error) = settled {
+            // The broker redelivers it; the delivery record stops a second send.
+            tracing::warn!(%error, "could not settle a mail delivery");
+        }
+    }
+}
