@@ -304,7 +304,48 @@ async fn a_paid_invoice_mails_a_receipt_with_its_pdf_and_new_devices_a_notice(ba
     assert!(notice.contains("Firefox"), "the device is named: {notice}");
 }
 
+/// A generation held and completed by the web app's session (not an API token) is
+/// announced too, once.
+async fn a_generation_completed_in_the_web_app_mails_its_notice_once(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let (email, session) = app.signed_up().await;
+    app.post("/me/claims/signup-bonus", Some(&session.token), &json!({}))
+        .await;
+    let held = app
+        .post(
+            "/me/generations",
+            Some(&session.token),
+            &json!({"generation_id": "web-1", "estimated_credits": 5, "feature": "generation"}),
+        )
+        .await;
+    assert_eq!(held.status(), StatusCode::CREATED);
+    let done = app
+        .post(
+            "/me/generations/web-1/complete",
+            Some(&session.token),
+            &json!({"credits": 4}),
+        )
+        .await;
+    assert_eq!(done.status(), StatusCode::OK);
+    // A retried settlement charges once and announces once.
+    let again = app
+        .post(
+            "/me/generations/web-1/complete",
+            Some(&session.token),
+            &json!({"credits": 4}),
+        )
+        .await;
+    assert_eq!(again.status(), StatusCode::OK);
+    let mails = mails_to(&app, &email, 1).await;
+    assert!(
+        subjects(&mails)[0].starts_with("Your generation"),
+        "{:?}",
+        subjects(&mails)
+    );
+}
+
 on_both_backends!(
+    a_generation_completed_in_the_web_app_mails_its_notice_once,
     preferences_have_defaults_change_one_event_each_and_replay,
     the_embedded_default_writes_each_mail_as_an_eml_file_obeying_toggles,
     a_paid_invoice_mails_a_receipt_with_its_pdf_and_new_devices_a_notice,

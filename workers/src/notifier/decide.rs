@@ -196,11 +196,12 @@ pub fn decide(
                 }
                 CreditsEvent::CreditsExpired { amount, .. } => -(*amount as i64),
             };
+            // Every completed generation, whichever surface settled it (the web app's
+            // session or an API token).
             if let CreditsEvent::CreditsSpent {
                 generation_id,
                 feature,
                 amount,
-                api_token_id: Some(_),
                 ..
             } = event
                 && view.enabled(account, Toggle::GenerationComplete)

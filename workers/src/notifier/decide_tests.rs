@@ -107,18 +107,22 @@ fn toggle(toggle: Toggle, enabled: bool) -> (StreamCategory, DomainEvent) {
 }
 
 #[test]
-fn a_generation_completed_through_the_api_mails_once_unless_turned_off() {
+fn every_completed_generation_mails_once_unless_turned_off() {
     let mut h = Harness::new();
     h.given(&[grant(100), hold("g1", 10)]);
     let (c, e) = spend("g1", 10, 0, Some(Uuid::new_v4()));
-    assert_eq!(h.when(c, e), vec![MailKind::GenerationComplete]);
+    assert_eq!(
+        h.when(c, e),
+        vec![MailKind::GenerationComplete],
+        "through the API"
+    );
 
     h.given(&[hold("g2", 10)]);
     let (c, e) = spend("g2", 10, 0, None);
     assert_eq!(
         h.when(c, e),
-        vec![],
-        "a generation of the studio, not the API"
+        vec![MailKind::GenerationComplete],
+        "through the web app's session"
     );
 
     h.given(&[toggle(Toggle::GenerationComplete, false), hold("g3", 10)]);
@@ -135,7 +139,11 @@ fn credits_low_is_sent_once_per_crossing() {
     let (c, e) = hold("g2", 5);
     assert_eq!(h.when(c, e), vec![], "still below: no second alert");
     let (c, e) = spend("g2", 0, 5, None);
-    assert_eq!(h.when(c, e), vec![], "15 → 15, still below");
+    assert_eq!(
+        h.when(c, e),
+        vec![MailKind::GenerationComplete],
+        "15 → 15, still below: the generation's notice, no second alert"
+    );
     let (c, e) = grant(100);
     assert_eq!(h.when(c, e), vec![], "back above");
     let (c, e) = hold("g3", 100);
