@@ -1,8 +1,10 @@
-//! The catalog of credit packs, subscription plans and claimable offers, loaded from the
-//! configuration file shipped with the service (`config/catalog.toml`).
+//! The catalog of credit packs, subscription plans and claimable offers, and the seller
+//! named on invoices, loaded from the configuration file shipped with the service
+//! (`config/catalog.toml`).
 
 use crate::Timestamp;
 use crate::credits::SourceKind;
+use crate::invoice::Seller;
 use crate::money::Money;
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
@@ -21,6 +23,9 @@ pub struct Catalog {
     /// The signup bonus and promotional campaigns.
     #[serde(default)]
     pub claims: Vec<ClaimOffer>,
+    /// Who issues the invoices, and the tax the prices include.
+    #[serde(default)]
+    pub seller: Option<Seller>,
 }
 
 /// A pack of credits bought once.

@@ -49,6 +49,48 @@ pub enum InvoiceReason {
     Renewal,
 }
 
+/// Who issues the invoices, and the tax their prices include: set per deployment in the
+/// catalog (`[seller]`) and recorded on each invoice as it was when issued.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Seller {
+    /// The company's name.
+    pub name: String,
+    /// Its postal address, a line each.
+    #[serde(default)]
+    pub address: Vec<String>,
+    /// Its tax or VAT id, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tax_id: Option<String>,
+    /// The tax rate included in every price, in basis points (2000 = 20 %; 0 allowed).
+    #[serde(default)]
+    pub tax_rate_basis_points: u32,
+}
+
+impl Seller {
+    /// Splits a tax-inclusive `total` into (amount before tax, tax), the tax rounded half
+    /// up to the minor unit.
+    pub fn split_tax(&self, total: i64) -> (i64, i64) {
+        let rate = i128::from(self.tax_rate_basis_points);
+        let denominator = 10_000 + rate;
+        let tax = (2 * i128::from(total) * rate + denominator) / (2 * denominator);
+        let tax = i64::try_from(tax).unwrap_or(0);
+        (total - tax, tax)
+    }
+
+    /// The rate as people read it: `20%`, `7.7%`, `0%`.
+    pub fn tax_rate(&self) -> String {
+        let (whole, hundredths) = (
+            self.tax_rate_basis_points / 100,
+            self.tax_rate_basis_points % 100,
+        );
+        match hundredths {
+            0 => format!("{whole}%"),
+            h if h % 10 == 0 => format!("{whole}.{}%", h / 10),
+            h => format!("{whole}.{h:02}%"),
+        }
+    }
+}
+
 /// Events of a yearly series.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Event)]
 #[serde(tag = "type")]
@@ -75,6 +117,10 @@ pub enum InvoiceSeriesEvent {
         total: i64,
         /// When.
         issued_at: Timestamp,
+        /// The seller and the tax rate at the time (absent on invoices issued before
+        /// they were recorded).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        seller: Option<Seller>,
     },
 }
 
@@ -95,6 +141,8 @@ pub struct IssueInvoice {
     pub lines: Vec<InvoiceLine>,
     /// Year of the series (the stream's year).
     pub year: i32,
+    /// The seller, as the catalog names it now.
+    pub seller: Option<Seller>,
     /// Now.
     pub at: Timestamp,
 }
@@ -142,6 +190,7 @@ impl Aggregate for InvoiceSeries {
             lines: c.lines.clone(),
             total: c.lines.iter().map(|l| l.amount).sum(),
             issued_at: c.at,
+            seller: c.seller.clone(),
         }])
     }
 
@@ -227,8 +276,43 @@ mod tests {
             currency: "EUR".into(),
             lines: vec![InvoiceLine::new("1000 credits", 2, 750)],
             year: 2026,
+            seller: None,
             at: Timestamp::from_unix_micros(0),
         }
+    }
+
+    fn seller(basis_points: u32) -> Seller {
+        Seller {
+            name: "Studio Ltd".into(),
+            address: vec![],
+            tax_id: None,
+            tax_rate_basis_points: basis_points,
+        }
+    }
+
+    #[test]
+    fn prices_include_the_tax_split_out_to_the_cent() {
+        // 9.00 incl. 20 %: 7.50 + 1.50.
+        assert_eq!(seller(2000).split_tax(900), (750, 150));
+        // 5.00 incl. 20 %: 4.1666… → tax 0.83 (rounded half up), 4.17 before tax.
+        assert_eq!(seller(2000).split_tax(500), (417, 83));
+        assert_eq!(seller(0).split_tax(900), (900, 0), "zero allowed");
+        assert_eq!(seller(770).split_tax(10_770), (10_000, 770));
+        assert_eq!(seller(2000).tax_rate(), "20%");
+        assert_eq!(seller(770).tax_rate(), "7.7%");
+        assert_eq!(seller(1_025).tax_rate(), "10.25%");
+        assert_eq!(seller(0).tax_rate(), "0%");
+    }
+
+    #[test]
+    fn an_invoice_records_its_seller_as_it_was() {
+        let mut command = issue("k", 1);
+        command.seller = Some(seller(2000));
+        let events = InvoiceSeries::default().decide(&command).unwrap();
+        let InvoiceSeriesEvent::InvoiceIssued {
+            seller: recorded, ..
+        } = &events[0];
+        assert_eq!(recorded, &Some(seller(2000)));
     }
 
     #[test]
@@ -244,6 +328,7 @@ mod tests {
                 lines: vec![InvoiceLine::new("1000 credits", 2, 750)],
                 total: 1500,
                 issued_at: Timestamp::from_unix_micros(0),
+                seller: None,
             },
         ]);
         assert_eq!(first.issued, 1);

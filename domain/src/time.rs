@@ -46,6 +46,12 @@ impl Timestamp {
         std::time::Duration::from_micros(micros.max(0) as u64)
     }
 
+    /// The UTC day as people write it on documents: `3 December 2026`.
+    pub fn human_date(self) -> String {
+        let date = self.datetime().date();
+        format!("{} {} {}", date.day(), date.month(), date.year())
+    }
+
     /// RFC 3339 text, e.g. `2026-11-22T10:00:00.123456Z`.
     pub fn to_rfc3339(self) -> String {
         self.0.format(&Rfc3339).unwrap_or_default()
@@ -81,6 +87,12 @@ impl<'de> Deserialize<'de> for Timestamp {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn dates_read_as_people_write_them() {
+        let at = Timestamp::from_datetime(time::macros::datetime!(2026-12-03 05:55:52.515156 UTC));
+        assert_eq!(at.human_date(), "3 December 2026");
+    }
 
     #[test]
     fn round_trips_through_json_and_micros() {

@@ -383,11 +383,25 @@ async fn invoice_numbers_have_no_gaps_and_pdfs_carry_the_figures(backend: Backen
     let bytes = pdf.bytes().await.unwrap();
     assert!(bytes.starts_with(b"%PDF-"));
     let text = pdf_text(&bytes);
+    let issued = invoice["issued_at"].as_str().unwrap();
+    let issued = domain::Timestamp::from_datetime(
+        time::OffsetDateTime::parse(issued, &time::format_description::well_known::Rfc3339)
+            .unwrap(),
+    );
     for expected in [
         invoice["number"].as_str().unwrap(),
         "Starter plan",
         "Total: 9.00 EUR",
         "Invoice",
+        // Who issued it, as the catalog names the seller, and the tax the price includes.
+        "Example Studio Ltd",
+        "1 Example Street",
+        "Tax ID: FR00 000000000",
+        "Subtotal (excl. tax): 7.50 EUR",
+        "Tax (20%): 1.50 EUR",
+        &format!("Issued: {}", issued.human_date()),
+        "Paid: ",
+        "Payment reference: ch_sandbox_",
     ] {
         assert!(text.contains(expected), "{expected:?} not in:\n{text}");
     }

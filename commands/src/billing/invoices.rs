@@ -33,6 +33,7 @@ impl Billing {
             currency: currency.to_owned(),
             lines,
             year,
+            seller: self.catalog.seller.clone(),
             at,
         };
         let executed = self

@@ -18,7 +18,7 @@ use crate::executor::Executor;
 use crate::payments::PaymentProvider;
 use domain::catalog::{Catalog, Plan};
 use domain::subscription::PlanTerms;
-use domain::{AccountId, StreamCategory, Timestamp};
+use domain::{AccountId, StreamCategory};
 use std::sync::Arc;
 
 /// The billing command handlers.
@@ -78,10 +78,4 @@ impl Billing {
             rank: plan.rank,
         }
     }
-}
-
-/// A day as `YYYY-MM-DD`.
-fn date(at: Timestamp) -> String {
-    let d = at.datetime().date();
-    format!("{:04}-{:02}-{:02}", d.year(), u8::from(d.month()), d.day())
 }

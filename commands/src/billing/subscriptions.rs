@@ -1,7 +1,7 @@
 //! Plans: subscribe, upgrade at once (prorated), downgrade at period end, cancel, resume,
 //! renewals; and what each subscription event causes (invoices, charges, allowance credits).
 
-use super::{Billing, date, subscription_stream};
+use super::{Billing, subscription_stream};
 use crate::credits::Grant;
 use crate::error::{CommandError, Rejection};
 use crate::executor::CommandContext;
@@ -41,8 +41,8 @@ impl Billing {
                 let description = format!(
                     "{} plan, {} to {}",
                     self.plan_name(&terms.plan_id),
-                    date(*period_start),
-                    date(*period_end)
+                    period_start.human_date(),
+                    period_end.human_date()
                 );
                 self.bill(
                     ctx,
@@ -79,7 +79,7 @@ impl Billing {
                         "Upgrade from {} to {}, prorated to {}",
                         self.plan_name(from_plan),
                         self.plan_name(&terms.plan_id),
-                        date(*period_end)
+                        period_end.human_date()
                     );
                     self.bill(
                         ctx,

@@ -53,7 +53,8 @@ const TABLES: &[Table] = &[
                 status             TEXT NOT NULL,
                 issued_at          BIGINT NOT NULL,
                 paid_at            BIGINT,
-                provider_reference TEXT
+                provider_reference TEXT,
+                seller             TEXT
             )",
             "CREATE INDEX {t}_by_account ON {t} (account_id, issued_at)",
         ],
@@ -82,7 +83,8 @@ impl Projector for BillingProjector {
     }
 
     fn version(&self) -> i32 {
-        1
+        // 2: invoices record their seller.
+        2
     }
 
     fn tables(&self) -> &'static [Table] {
@@ -112,16 +114,20 @@ impl Projector for BillingProjector {
                 lines,
                 total,
                 issued_at,
+                seller,
                 ..
             })) => {
                 let t = tables.get("invoices");
+                let seller = seller
+                    .as_ref()
+                    .map(|s| serde_json::to_string(s).unwrap_or_default());
                 let reason = serde_json::to_value(reason)
                     .ok()
                     .and_then(|v| v.as_str().map(str::to_owned))
                     .unwrap_or_default();
                 sqlx::query(&format!(
-                    "INSERT INTO {t} (invoice_id, number, account_id, reason, currency, lines, total, status, issued_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, 'open', $8) ON CONFLICT (invoice_id) DO NOTHING"
+                    "INSERT INTO {t} (invoice_id, number, account_id, reason, currency, lines, total, status, issued_at, seller) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, 'open', $8, $9) ON CONFLICT (invoice_id) DO NOTHING"
                 ))
                 .bind(invoice_id.to_string())
                 .bind(number.as_str())
@@ -131,6 +137,7 @@ impl Projector for BillingProjector {
                 .bind(serde_json::to_string(lines).unwrap_or_default())
                 .bind(*total)
                 .bind(issued_at.unix_micros())
+                .bind(seller)
                 .execute(&mut *conn)
                 .await?;
                 Ok(())

@@ -1,6 +1,6 @@
 //! What the API and the workers read of the billing read models.
 
-use domain::invoice::InvoiceLine;
+use domain::invoice::{InvoiceLine, Seller};
 use domain::{AccountId, Timestamp};
 use sqlx::Row;
 use sqlx::any::AnyRow;
@@ -108,6 +108,10 @@ pub struct InvoiceRow {
     pub issued_at: Timestamp,
     /// When paid.
     pub paid_at: Option<Timestamp>,
+    /// The payment provider's reference of the payment.
+    pub provider_reference: Option<String>,
+    /// The seller and tax rate recorded when it was issued.
+    pub seller: Option<Seller>,
 }
 
 fn invoice(row: &AnyRow) -> Result<InvoiceRow, sqlx::Error> {
@@ -127,11 +131,17 @@ fn invoice(row: &AnyRow) -> Result<InvoiceRow, sqlx::Error> {
         status: row.try_get("status")?,
         issued_at: Timestamp::from_unix_micros(row.try_get("issued_at")?),
         paid_at: timestamp(row, "paid_at")?,
+        provider_reference: row.try_get("provider_reference")?,
+        seller: row
+            .try_get::<Option<String>, _>("seller")?
+            .map(|s| serde_json::from_str(&s))
+            .transpose()
+            .map_err(|e| sqlx::Error::Decode(e.into()))?,
     })
 }
 
-const INVOICE_COLUMNS: &str =
-    "invoice_id, number, account_id, reason, currency, lines, total, status, issued_at, paid_at";
+const INVOICE_COLUMNS: &str = "invoice_id, number, account_id, reason, currency, lines, total, \
+     status, issued_at, paid_at, provider_reference, seller";
 
 /// The account's invoices, newest first.
 pub async fn invoices(

@@ -185,6 +185,7 @@ fn receipts_follow_the_invoice_to_its_account() {
         lines: vec![],
         total: 900,
         issued_at: at(),
+        seller: None,
     });
     let series = "invoiceseries-2026";
     assert!(decide(&mut h.view, series, Uuid::new_v4(), &issued, THRESHOLD).is_empty());
