@@ -260,12 +260,12 @@ fn billing() -> Vec<DomainEvent> {
         lines: vec![InvoiceLine::new("500 credits", 1, 900)],
         total: 900,
         issued_at: at(41),
-        seller: Some(domain::invoice::Seller {
+        seller: Some(Box::new(domain::invoice::Seller {
             name: "Example Studio Ltd".into(),
             address: vec!["1 Example Street".into()],
             tax_id: Some("FR00 000000000".into()),
             tax_rate_basis_points: 2000,
-        }),
+        })),
     };
     let paid = InvoiceEvent::InvoicePaid {
         amount: Money::new(900, "EUR"),
