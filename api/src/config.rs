@@ -75,6 +75,15 @@ pub struct MailArgs {
     )]
     pub mail_from: String,
 
+    /// The settings web app (a front end of its own): e-mails link to its
+    /// `/settings/notifications` page.
+    #[arg(
+        long,
+        env = "ACCOUNTS_SETTINGS_URL",
+        default_value = "http://localhost:3000"
+    )]
+    pub settings_url: String,
+
     /// The low-credits alert goes out when the balance drops below this.
     #[arg(long, env = "ACCOUNTS_CREDITS_LOW_THRESHOLD", default_value_t = 20)]
     pub credits_low_threshold: u64,
@@ -105,6 +114,7 @@ impl Default for MailArgs {
             amqp_prefix: "accounts.mail".into(),
             smtp_url: None,
             mail_from: "Studio <no-reply@studio.localhost>".into(),
+            settings_url: "http://localhost:3000".into(),
             credits_low_threshold: 20,
             mail_retry_delay: Duration::from_secs(2),
             mail_max_attempts: 15,

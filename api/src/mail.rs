@@ -93,15 +93,18 @@ pub fn mailer(
         max_attempts: mail.mail_max_attempts.max(1),
         ..RetryPolicy::default()
     };
-    Ok(Arc::new(Mailer::new(
-        storage.db.clone(),
-        transport,
-        from,
-        public_url,
-        UnsubscribeLinks::new(storage.master.unsubscribe_secret()),
-        policy,
-        storage.codec.keys().clone(),
-    )))
+    Ok(Arc::new(
+        Mailer::new(
+            storage.db.clone(),
+            transport,
+            from,
+            public_url,
+            UnsubscribeLinks::new(storage.master.unsubscribe_secret()),
+            policy,
+            storage.codec.keys().clone(),
+        )
+        .with_settings_url(&mail.settings_url),
+    ))
 }
 
 /// Starts the mailer loop on `queue`.

@@ -7,7 +7,7 @@ use std::path::Path;
 use std::time::Duration;
 use store::Backend;
 use tests::mail::header;
-use tests::{PASSWORD, Session, TestApp, error_code, json_body, spawn_app};
+use tests::{PASSWORD, Session, TestApp, error_code, json_body, spawn_app, spawn_app_with};
 
 async fn put_preferences(app: &TestApp, session: &Session, body: Value) -> reqwest::Response {
     app.put("/me/notifications", Some(&session.token), &body)
@@ -307,7 +307,10 @@ async fn a_paid_invoice_mails_a_receipt_with_its_pdf_and_new_devices_a_notice(ba
 /// A generation held and completed by the web app's session (not an API token) is
 /// announced too, once.
 async fn a_generation_completed_in_the_web_app_mails_its_notice_once(backend: Backend) {
-    let app = spawn_app(backend).await;
+    let app = spawn_app_with(backend, |setup| {
+        setup.serve.mail.settings_url = "https://studio.test/app/".into();
+    })
+    .await;
     let (email, session) = app.signed_up().await;
     app.post("/me/claims/signup-bonus", Some(&session.token), &json!({}))
         .await;
@@ -341,6 +344,12 @@ async fn a_generation_completed_in_the_web_app_mails_its_notice_once(backend: Ba
         subjects(&mails)[0].starts_with("Your generation"),
         "{:?}",
         subjects(&mails)
+    );
+    // "Manage these e-mails" opens the settings web app, not a path of this service.
+    assert!(
+        mails[0].contains("https://studio.test/app/settings/notifications"),
+        "{}",
+        mails[0]
     );
 }
 

@@ -78,6 +78,7 @@ pub struct Mailer {
     templates: Templates,
     from: Mailbox,
     public_url: String,
+    settings_url: String,
     links: UnsubscribeLinks,
     policy: RetryPolicy,
     keys: Arc<DataKeys>,
@@ -109,11 +110,19 @@ impl Mailer {
             templates: Templates::new(),
             from,
             public_url: public_url.trim_end_matches('/').to_owned(),
+            settings_url: public_url.trim_end_matches('/').to_owned(),
             links,
             policy,
             keys,
             id: Uuid::new_v4(),
         }
+    }
+
+    /// Links to the settings ("Manage these e-mails") point at the settings web app at
+    /// `settings_url` (by default, the public URL).
+    pub fn with_settings_url(mut self, settings_url: &str) -> Self {
+        self.settings_url = settings_url.trim_end_matches('/').to_owned();
+        self
     }
 
     /// Attempt number `attempt` (1-based) at delivering `message`.
@@ -303,7 +312,7 @@ impl Mailer {
         context.insert("name".into(), recipient.display_name.clone().into());
         context.insert(
             "settings_url".into(),
-            format!("{}/settings/notifications", self.public_url).into(),
+            format!("{}/settings/notifications", self.settings_url).into(),
         );
         let mut extras = Extras::default();
         match message.kind {
