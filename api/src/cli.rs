@@ -48,7 +48,7 @@ where
 /// Runs the command line.
 pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
     match cli.command {
-        None => serve(ServeArgs::default_from_env()?).await,
+        None => serve(cli.serve).await,
         Some(Command::Serve(args)) => serve(*args).await,
         Some(Command::Migrate(args)) => migrate(args).await,
         Some(Command::Rebuild(args)) => rebuild(args).await,
@@ -58,6 +58,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Some(Command::Mailer(args)) => mailer(args).await,
         Some(Command::SendCampaign(args)) => send_campaign(args).await,
         Some(Command::Mail(MailCommand::DeadLetters(args))) => dead_letters(args).await,
+        Some(Command::Doctor(args)) => {
+            let report = crate::doctor::check(&args).await;
+            Ok(Outcome {
+                stdout: report.render(),
+                exit_code: i32::from(report.failed()),
+            })
+        }
     }
 }
 

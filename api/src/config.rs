@@ -6,41 +6,117 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+/// What `accounts --help` opens with.
+const ABOUT: &str = "accounts: the account-settings backend of the video studio \
+(profile, security, sessions, notifications, billing, credits, API tokens), \
+event-sourced: every change is an event in a log, read models answer the queries.";
+
+/// What `accounts --help` says after the options.
+const EXAMPLES: &str = "Examples:
+  accounts                                   # serve on 127.0.0.1:8080, SQLite in ./data
+  accounts --listen 0.0.0.0:9000             # serve elsewhere (serve's flags need no `serve`)
+  accounts doctor --database-url postgres://postgres@127.0.0.1/accounts
+  accounts --log-format json                 # logs as JSON lines, for log collectors";
+
 /// The account-settings backend of the video studio.
 #[derive(Debug, Parser)]
-#[command(name = "accounts", version, about)]
+#[command(
+    name = "accounts",
+    version,
+    about = ABOUT,
+    after_help = EXAMPLES,
+    args_conflicts_with_subcommands = true
+)]
 pub struct Cli {
+    /// How logs are written (to standard error): `text` for people, `json` for log
+    /// collectors.
+    #[arg(
+        long,
+        global = true,
+        env = "ACCOUNTS_LOG_FORMAT",
+        value_enum,
+        default_value_t = LogFormat::Text
+    )]
+    pub log_format: LogFormat,
+
     /// What to do; `serve` when omitted.
     #[command(subcommand)]
     pub command: Option<Command>,
+
+    /// `serve`'s flags, which work without naming it.
+    #[command(flatten)]
+    pub serve: ServeArgs,
+}
+
+/// The format of the logs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Lines for people.
+    Text,
+    /// One JSON object per line.
+    Json,
 }
 
 /// Subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run the HTTP API with its projectors and workers.
+    /// Run the HTTP API with its projectors and workers (the default).
+    #[command(
+        after_help = "Example:\n  accounts serve --listen 0.0.0.0:8080 --database-url postgres://postgres@127.0.0.1/accounts"
+    )]
     Serve(Box<ServeArgs>),
     /// Apply database migrations and create missing read-model tables, then exit.
+    #[command(
+        after_help = "Example:\n  accounts migrate --database-url postgres://postgres@127.0.0.1/accounts"
+    )]
     Migrate(StorageArgs),
     /// Replay a read model from position 0 into fresh tables and swap them in.
+    #[command(
+        after_help = "Examples:\n  accounts rebuild credits\n  accounts rebuild all --data-dir ./data"
+    )]
     Rebuild(RebuildArgs),
     /// Recompute balances, holds and invoices from the log and compare them with the read
     /// models; prints a JSON report and exits non-zero on any drift.
+    #[command(
+        after_help = "Example:\n  accounts reconcile --database-url postgres://postgres@127.0.0.1/accounts > report.json"
+    )]
     Reconcile(StorageArgs),
     /// Operator tokens for the `/admin` routes (`admin-token` is the former name).
-    #[command(subcommand, visible_alias = "admin-token")]
+    #[command(
+        subcommand,
+        visible_alias = "admin-token",
+        after_help = "Examples:\n  accounts operator-token create --role auditor --label reconciliation\n  accounts operator-token revoke 7f0c…"
+    )]
     OperatorToken(OperatorTokenCommand),
     /// Run only the notifier: decide the e-mails the log's events cause and publish them
     /// to RabbitMQ (needs `--amqp-url`).
+    #[command(
+        after_help = "Example:\n  accounts notifier --amqp-url amqp://guest:guest@127.0.0.1:5672/%2f --database-url postgres://…"
+    )]
     Notifier(WorkerArgs),
     /// Run only a mailer: consume the mail queue and send by SMTP (needs `--amqp-url`;
     /// several may run at once).
+    #[command(
+        after_help = "Example:\n  accounts mailer --amqp-url amqp://guest:guest@127.0.0.1:5672/%2f --smtp-url smtp://relay:587 --database-url postgres://…"
+    )]
     Mailer(WorkerArgs),
     /// Send a newsletter or marketing e-mail to the accounts that opted in.
+    #[command(
+        after_help = "Example:\n  accounts send-campaign --topic newsletter --subject \"What's new\" --body-file news.txt --id 0b9c…"
+    )]
     SendCampaign(CampaignArgs),
     /// Mail operations.
-    #[command(subcommand)]
+    #[command(
+        subcommand,
+        after_help = "Example:\n  accounts mail dead-letters --database-url postgres://…"
+    )]
     Mail(MailCommand),
+    /// Check the configuration given (database, migrations, master key, broker, SMTP,
+    /// public URL) and say what to fix; exits non-zero if anything is wrong.
+    #[command(
+        after_help = "Example:\n  accounts doctor --database-url postgres://postgres@127.0.0.1/accounts --amqp-url amqp://guest:guest@127.0.0.1:5672/%2f"
+    )]
+    Doctor(Box<ServeArgs>),
 }
 
 /// `accounts mail …`.
@@ -340,19 +416,6 @@ impl Default for ServeArgs {
     }
 }
 
-impl ServeArgs {
-    /// The `serve` options from the environment alone, for `accounts` run without a
-    /// subcommand.
-    pub fn default_from_env() -> Result<Self, clap::Error> {
-        #[derive(Parser)]
-        struct ServeOnly {
-            #[command(flatten)]
-            serve: ServeArgs,
-        }
-        Ok(ServeOnly::try_parse_from(["accounts"])?.serve)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -374,6 +437,42 @@ mod tests {
         if std::env::var_os("ACCOUNTS_LISTEN").is_none() {
             assert_eq!(args.listen, defaults.listen);
         }
+    }
+
+    #[test]
+    fn serve_flags_work_without_naming_serve() {
+        let parsed = Cli::try_parse_from(["accounts", "--listen", "127.0.0.1:9000"]).unwrap();
+        assert!(parsed.command.is_none());
+        assert_eq!(parsed.serve.listen, "127.0.0.1:9000".parse().unwrap());
+        let json = Cli::try_parse_from(["accounts", "migrate", "--log-format", "json"]).unwrap();
+        assert_eq!(json.log_format, LogFormat::Json);
+        assert!(matches!(json.command, Some(Command::Migrate(_))));
+    }
+
+    #[test]
+    fn help_says_what_the_program_is_and_shows_examples() {
+        use clap::CommandFactory;
+        let help = Cli::command().render_help().to_string();
+        assert!(
+            help.starts_with("accounts: the account-settings backend"),
+            "{help}"
+        );
+        assert!(help.contains("Examples:"));
+        let mut cli = Cli::command();
+        for sub in cli.get_subcommands_mut() {
+            if sub.get_name() == "help" {
+                continue;
+            }
+            let help = sub.render_long_help().to_string();
+            assert!(
+                help.contains("Example"),
+                "{} has no example",
+                sub.get_name()
+            );
+        }
+        let version = Cli::try_parse_from(["accounts", "--version"]).unwrap_err();
+        assert_eq!(version.kind(), clap::error::ErrorKind::DisplayVersion);
+        assert!(version.to_string().contains(env!("CARGO_PKG_VERSION")));
     }
 
     #[test]

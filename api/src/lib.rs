@@ -7,6 +7,7 @@ pub mod app;
 pub mod cli;
 pub mod config;
 pub mod device;
+pub mod doctor;
 pub mod error;
 pub mod extract;
 pub mod integers;

@@ -32,11 +32,7 @@ impl Storage {
     pub async fn open(args: &StorageArgs) -> anyhow::Result<Self> {
         std::fs::create_dir_all(&args.data_dir)
             .with_context(|| format!("creating the data directory {}", args.data_dir.display()))?;
-        let url = match &args.database_url {
-            Some(url) => url.clone(),
-            None => Database::sqlite_url(&args.data_dir.join("accounts.db")),
-        };
-        let db = Database::connect(&url, args.db_max_connections)
+        let db = Database::connect(&args.database(), args.db_max_connections)
             .await
             .context("connecting to the database")?;
         db.migrate().await.context("applying migrations")?;
@@ -94,12 +90,7 @@ async fn open_key_store(
     db: &Database,
     master: &MasterKey,
 ) -> anyhow::Result<DataKeys> {
-    let url = match (&args.key_database_url, db.backend()) {
-        (Some(url), _) => Some(url.clone()),
-        (None, Backend::Sqlite) => Some(Database::sqlite_url(&args.data_dir.join("keys.db"))),
-        (None, Backend::Postgres) => None,
-    };
-    let Some(url) = url.filter(|url| url != db.url()) else {
+    let Some(url) = args.key_store(db) else {
         tracing::warn!(
             "the data keys are kept in the database they seal, so its backups hold them \
              too; set ACCOUNTS_KEY_DATABASE_URL to a database of their own"
@@ -121,4 +112,25 @@ async fn open_key_store(
         tracing::info!(moved, "data keys moved to the key store");
     }
     Ok(keys)
+}
+
+impl StorageArgs {
+    /// The database's URL: `--database-url`, else the SQLite file in the data directory.
+    pub fn database(&self) -> String {
+        match &self.database_url {
+            Some(url) => url.clone(),
+            None => Database::sqlite_url(&self.data_dir.join("accounts.db")),
+        }
+    }
+
+    /// The key store's URL when it is not `db` itself: `--key-database-url`, else
+    /// `keys.db` beside the embedded SQLite file.
+    pub fn key_store(&self, db: &Database) -> Option<String> {
+        let url = match (&self.key_database_url, db.backend()) {
+            (Some(url), _) => Some(url.clone()),
+            (None, Backend::Sqlite) => Some(Database::sqlite_url(&self.data_dir.join("keys.db"))),
+            (None, Backend::Postgres) => None,
+        };
+        url.filter(|url| url != db.url())
+    }
 }

@@ -196,6 +196,24 @@ impl Database {
         Ok(())
     }
 
+    /// How many of the embedded migrations this database has not applied yet.
+    pub async fn pending_migrations(&self) -> Result<usize, StoreError> {
+        let listed = match self.backend {
+            Backend::Sqlite => SQLITE_MIGRATIONS,
+            Backend::Postgres => POSTGRES_MIGRATIONS,
+        };
+        // A database never migrated has no bookkeeping table: everything is pending.
+        let applied: Vec<i64> =
+            sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success")
+                .fetch_all(&self.pool)
+                .await
+                .unwrap_or_default();
+        Ok(listed
+            .iter()
+            .filter(|(version, _, _)| !applied.contains(version))
+            .count())
+    }
+
     /// Checks that the database answers.
     pub async fn ping(&self) -> Result<(), StoreError> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;

@@ -23,6 +23,7 @@ mod auth;
 mod billing;
 mod credits;
 mod deletion;
+mod doctor;
 mod erasure;
 mod idempotency;
 mod mail;

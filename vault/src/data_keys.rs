@@ -180,6 +180,20 @@ impl DataKeys {
         Ok(())
     }
 
+    /// Whether the master key opens the stored data keys (tried on one live key), for
+    /// `accounts doctor`: `None` when no key is stored yet.
+    pub async fn master_opens_keys(&self) -> Result<Option<bool>, CryptoError> {
+        let row: Option<(String, Vec<u8>)> = sqlx::query_as(
+            "SELECT subject_id, wrapped_key FROM data_keys WHERE wrapped_key IS NOT NULL LIMIT 1",
+        )
+        .fetch_optional(self.db.pool())
+        .await?;
+        Ok(row.map(|(subject, wrapped)| {
+            let subject = Uuid::parse_str(&subject).unwrap_or_default();
+            open(&self.wrapping, &Self::aad(subject), &wrapped).is_ok()
+        }))
+    }
+
     /// Drops `subject`'s key from this process's cache (another node destroyed it): the
     /// next look-up reads the key store.
     pub fn forget(&self, subject: Uuid) {

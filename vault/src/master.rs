@@ -39,6 +39,11 @@ impl MasterKey {
         Self(key)
     }
 
+    /// A fresh random key as base64, the way `ACCOUNTS_MASTER_KEY` takes it.
+    pub fn generate_base64() -> String {
+        STANDARD.encode(Self::generate().0)
+    }
+
     /// Reads the key in `path`, or creates one there (mode 0600) if the file is missing.
     /// Returns whether it was created.
     pub fn load_or_create(path: &Path) -> Result<(Self, bool), CryptoError> {

@@ -63,6 +63,17 @@ impl SmtpMailTransport {
     }
 }
 
+impl SmtpMailTransport {
+    /// Whether the SMTP server answers (a connection and `NOOP`), for `accounts doctor`.
+    pub async fn reachable(&self) -> Result<(), String> {
+        match self.0.test_connection().await {
+            Ok(true) => Ok(()),
+            Ok(false) => Err("the server did not answer NOOP".into()),
+            Err(error) => Err(error.to_string()),
+        }
+    }
+}
+
 #[async_trait]
 impl MailTransport for SmtpMailTransport {
     async fn send(&self, message: &Message, _recipient: AccountId) -> Result<(), SendError> {

@@ -61,6 +61,12 @@ impl RabbitConfig {
         format!("{}.dead", self.prefix)
     }
 
+    /// Whether the broker accepts a connection (declaring nothing), for `accounts doctor`.
+    pub async fn reachable(&self) -> Result<(), lapin::Error> {
+        let connection = Connection::connect(&self.url, ConnectionProperties::default()).await?;
+        connection.close(200, "checked".into()).await
+    }
+
     /// Connects and declares the topology.
     pub async fn connect(&self) -> Result<(Connection, Channel), lapin::Error> {
         let connection = Connection::connect(&self.url, ConnectionProperties::default()).await?;
