@@ -106,7 +106,42 @@ async fn spawn_app_with_slow_flush(backend: Backend) -> tests::TestApp {
     .await
 }
 
+/// `/docs` works with no network: its script comes from this service, and its content
+/// security policy allows nothing else.
+async fn the_reference_page_needs_nothing_but_this_origin(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let page = app.get("/docs", None).await;
+    assert_eq!(page.status(), StatusCode::OK);
+    let policy = page.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    for directive in [
+        "default-src 'self'",
+        "script-src 'self'",
+        "connect-src 'self'",
+    ] {
+        assert!(policy.contains(directive), "{policy}");
+    }
+    assert!(!policy.contains("http"), "no other origin: {policy}");
+    let html = page.text().await.unwrap();
+    assert!(html.contains(r#"<script src="docs/scalar.js">"#), "{html}");
+    assert!(!html.contains("cdn."), "{html}");
+    let script = app.get("/docs/scalar.js", None).await;
+    assert_eq!(script.status(), StatusCode::OK);
+    assert!(
+        script.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/javascript")
+    );
+    let bundle = script.bytes().await.unwrap();
+    assert!(bundle.len() > 1_000_000, "the whole bundle");
+    assert!(String::from_utf8_lossy(&bundle[..1_000]).contains("@scalar/api-reference 1.46.4"));
+}
+
 on_both_backends!(
+    the_reference_page_needs_nothing_but_this_origin,
     health_readiness_and_documentation_are_served,
     unknown_routes_and_methods_answer_in_json,
     a_graceful_shutdown_flushes_session_activity,

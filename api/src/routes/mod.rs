@@ -5,6 +5,7 @@ pub mod auth;
 pub mod billing;
 pub mod claims;
 pub mod credits;
+pub mod docs;
 pub mod generations;
 pub mod me;
 pub mod notifications;
@@ -50,6 +51,7 @@ pub fn routes(state: &AppState) -> Routes {
         .merge(notifications::router())
         .merge(public_api::router(state.clone()))
         .merge(ops::router())
+        .merge(docs::router())
 }
 
 /// The routes, each behind the idempotency-key check, and their OpenAPI document as this

@@ -1,4 +1,5 @@
-//! Operations: liveness, readiness, the OpenAPI document and its interactive page.
+//! Operations: liveness, readiness and the OpenAPI document (its interactive page is in
+//! [`super::docs`]).
 
 use crate::error::ErrorBody;
 use crate::openapi::Routes;
@@ -6,14 +7,12 @@ use crate::state::Core;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use serde::Serialize;
-use std::sync::Arc;
 use utoipa::ToSchema;
 use utoipa::openapi::OpenApi;
 use utoipa_axum::routes;
-use utoipa_scalar::Scalar;
 
 /// The routes of this module.
 pub fn router() -> Routes {
@@ -21,23 +20,20 @@ pub fn router() -> Routes {
         .routes(routes!(healthz))
         .routes(routes!(readyz))
         .routes(routes!(openapi_json))
-        .routes(routes!(docs))
 }
 
 /// The document as served: rendered once, when the router is built.
 #[derive(Debug, Clone)]
 pub struct Published {
     json: Bytes,
-    html: Arc<str>,
 }
 
 impl Published {
-    /// Renders `document` as JSON and as the interactive page.
+    /// Renders `document` as JSON.
     pub fn new(document: &OpenApi) -> Self {
         let document = crate::openapi::to_json(document);
         Self {
             json: Bytes::from(document.to_string()),
-            html: Scalar::new(document).to_html().into(),
         }
     }
 }
@@ -52,13 +48,6 @@ pub async fn openapi_json(Extension(published): Extension<Published>) -> Respons
         HeaderValue::from_static("application/json"),
     );
     response
-}
-
-/// The interactive documentation (Scalar) of the same document.
-#[utoipa::path(get, path = "/docs", tag = "operations",
-    responses((status = 200, description = "An HTML page", content_type = "text/html", body = String)))]
-pub async fn docs(Extension(published): Extension<Published>) -> Html<String> {
-    Html(published.html.to_string())
 }
 
 /// Liveness.
