@@ -166,6 +166,9 @@ pub enum OperatorTokenCommand {
         /// A note for operators.
         #[arg(long, default_value = "")]
         label: String,
+        /// Days until the token expires (1 to 3650).
+        #[arg(long, default_value_t = 90, value_parser = clap::value_parser!(u16).range(1..=3650))]
+        expires_in_days: u16,
         /// Storage.
         #[command(flatten)]
         storage: StorageArgs,

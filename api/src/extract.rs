@@ -2,6 +2,10 @@
 //! are JSON errors, the request context, the client's network origin, and the
 //! authenticated session.
 
+mod operator;
+
+pub use operator::{Admin, AnyRole, LiveOperator, Operator, RoleRequirement, live_operator};
+
 use crate::device;
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -317,46 +321,5 @@ impl FromRequestParts<AppState> for CurrentSession {
             account_id: session.account_id,
             session_id: session.session_id,
         })
-    }
-}
-
-/// An operator presenting an `adm_` token: accepted only on `/admin/*`, where session and
-/// API tokens are not.
-#[derive(Debug, Clone)]
-pub struct Operator {
-    /// The token.
-    pub token_id: Uuid,
-    /// admin or auditor.
-    pub role: String,
-}
-
-/// The operator token `token`, if it is live: `(token id, role)`.
-pub async fn live_operator(state: &AppState, token: &str) -> Result<(Uuid, String), ApiError> {
-    let invalid = || {
-        ApiError::Unauthorized(
-            "invalid_admin_token",
-            "an operator token is required".into(),
-        )
-    };
-    if !token.starts_with(commands::tokens::OPERATOR_TOKEN_PREFIX) || token.len() > 128 {
-        return Err(invalid());
-    }
-    projections::operator_tokens::find_by_hash(&state.core.db, &hash_token(token))
-        .await?
-        .ok_or_else(invalid)
-}
-
-impl FromRequestParts<AppState> for Operator {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let token = bearer_token(&parts.headers).ok_or_else(|| {
-            ApiError::Unauthorized(
-                "invalid_admin_token",
-                "an operator token is required".into(),
-            )
-        })?;
-        let (token_id, role) = live_operator(state, token).await?;
-        Ok(Self { token_id, role })
     }
 }

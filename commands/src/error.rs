@@ -196,6 +196,7 @@ impl From<domain::operator::OperatorTokenError> for CommandError {
         match e {
             E::Exists => Self::rejected(Rejection::Conflict, "token_exists", message),
             E::Unknown => Self::rejected(Rejection::NotFound, "token_not_found", message),
+            E::InvalidExpiry => Self::rejected(Rejection::Invalid, "invalid_expiry", message),
         }
     }
 }

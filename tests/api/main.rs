@@ -29,6 +29,7 @@ mod mail;
 mod notifications;
 mod openapi;
 mod operations;
+mod operators;
 mod password;
 mod privacy;
 mod profile;

@@ -216,9 +216,15 @@ impl TestApp {
     /// Creates an operator token (`admin` or `auditor`) with the CLI, as an operator would;
     /// returns its id and the token.
     pub async fn operator_token(&self, role: &str) -> (String, String) {
+        self.operator_token_with(role, &[]).await
+    }
+
+    /// Creates an operator token with the CLI and `extra` flags (`--expires-in-days 1`).
+    pub async fn operator_token_with(&self, role: &str, extra: &[&str]) -> (String, String) {
         let mut args: Vec<String> = ["accounts", "admin-token", "create", "--role", role]
             .map(str::to_owned)
             .to_vec();
+        args.extend(extra.iter().map(|a| (*a).to_owned()));
         args.extend(self.storage_args.clone());
         let created = api::cli::run_from(args).await.expect("admin-token create");
         assert_eq!(created.exit_code, 0);

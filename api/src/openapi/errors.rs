@@ -118,7 +118,7 @@ fn add_generic_errors(operation: &mut Operation, mutating: bool) {
         add(
             operation,
             401,
-            "`invalid_admin_token`: no valid operator token",
+            "`invalid_admin_token` (no valid operator token) or `admin_token_expired`",
         );
     }
     if mutating {
