@@ -181,6 +181,7 @@ impl App {
         let throttle_clock: Arc<dyn Clock> = Arc::new(SystemClock);
         let http = Arc::new(HttpSettings {
             client_ip_header: header(&serve.client_ip_header)?,
+            trusted_proxies: serve.trusted_proxies(),
             country_header: header(&serve.country_header)?,
             city_header: header(&serve.city_header)?,
             projection_wait: Duration::from_secs(10),

@@ -253,9 +253,16 @@ pub struct ServeArgs {
     pub activity_flush_interval: Duration,
 
     /// Trust this header for the client IP (e.g. `X-Forwarded-For`, `CF-Connecting-IP`).
-    /// Only set it behind a proxy that overwrites the header.
+    /// Only set it behind a proxy that overwrites or appends to the header.
     #[arg(long, env = "ACCOUNTS_CLIENT_IP_HEADER")]
     pub client_ip_header: Option<String>,
+
+    /// How many proxies in front of the service append to `--client-ip-header`: the client
+    /// IP is the entry this many places from the right (the leftmost entries are whatever
+    /// the client sent). 1 when the header is set; a single-value header such as
+    /// `CF-Connecting-IP` wants 1.
+    #[arg(long, env = "ACCOUNTS_TRUSTED_PROXIES", value_parser = clap::value_parser!(u8).range(1..=16))]
+    pub trusted_proxies: Option<u8>,
 
     /// Trust this header for the client's country (e.g. `CF-IPCountry`).
     #[arg(long, env = "ACCOUNTS_COUNTRY_HEADER")]
@@ -319,6 +326,7 @@ impl Default for ServeArgs {
             activity_flush_interval: Duration::from_secs(5),
             token_rate_limit: 600,
             client_ip_header: None,
+            trusted_proxies: None,
             country_header: None,
             city_header: None,
             hash_concurrency: 0,
@@ -334,6 +342,11 @@ impl Default for ServeArgs {
 }
 
 impl ServeArgs {
+    /// How many proxies append to the client-IP header (1 unless configured).
+    pub fn trusted_proxies(&self) -> usize {
+        usize::from(self.trusted_proxies.unwrap_or(1))
+    }
+
     /// The `serve` options from the environment alone, for `accounts` run without a
     /// subcommand.
     pub fn default_from_env() -> Result<Self, clap::Error> {
@@ -347,34 +360,4 @@ impl ServeArgs {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_defaults_match_the_flags() {
-        let parsed = Cli::try_parse_from(["accounts", "serve"]).unwrap();
-        let Some(Command::Serve(args)) = parsed.command else {
-            panic!()
-        };
-        let defaults = ServeArgs::default();
-        // Only compare what the environment of the test run cannot change.
-        if std::env::var_os("ACCOUNTS_SESSION_TTL").is_none() {
-            assert_eq!(args.session_ttl, defaults.session_ttl);
-        }
-        if std::env::var_os("ACCOUNTS_SESSION_IDLE_TIMEOUT").is_none() {
-            assert_eq!(args.session_idle_timeout, defaults.session_idle_timeout);
-        }
-        if std::env::var_os("ACCOUNTS_LISTEN").is_none() {
-            assert_eq!(args.listen, defaults.listen);
-        }
-    }
-
-    #[test]
-    fn durations_take_human_units() {
-        let parsed = Cli::try_parse_from(["accounts", "serve", "--session-ttl", "12h"]).unwrap();
-        let Some(Command::Serve(args)) = parsed.command else {
-            panic!()
-        };
-        assert_eq!(args.session_ttl, Duration::from_secs(12 * 3600));
-    }
-}
+mod tests;

@@ -153,6 +153,8 @@ part!(
 pub struct HttpSettings {
     /// Trusted header carrying the client IP.
     pub client_ip_header: Option<HeaderName>,
+    /// How many proxies append to it: the client IP is that many entries from the right.
+    pub trusted_proxies: usize,
     /// Trusted header carrying the client's country.
     pub country_header: Option<HeaderName>,
     /// Trusted header carrying the client's city.

@@ -30,6 +30,7 @@ mod notifications;
 mod openapi;
 mod operations;
 mod operators;
+mod origins;
 mod password;
 mod privacy;
 mod profile;

@@ -1,0 +1,49 @@
+//! The command line parses as the README says.
+
+use super::*;
+
+#[test]
+fn the_defaults_match_the_flags() {
+    let parsed = Cli::try_parse_from(["accounts", "serve"]).unwrap();
+    let Some(Command::Serve(args)) = parsed.command else {
+        panic!()
+    };
+    let defaults = ServeArgs::default();
+    // Only compare what the environment of the test run cannot change.
+    if std::env::var_os("ACCOUNTS_SESSION_TTL").is_none() {
+        assert_eq!(args.session_ttl, defaults.session_ttl);
+    }
+    if std::env::var_os("ACCOUNTS_SESSION_IDLE_TIMEOUT").is_none() {
+        assert_eq!(args.session_idle_timeout, defaults.session_idle_timeout);
+    }
+    if std::env::var_os("ACCOUNTS_LISTEN").is_none() {
+        assert_eq!(args.listen, defaults.listen);
+    }
+}
+
+#[test]
+fn durations_take_human_units() {
+    let parsed = Cli::try_parse_from(["accounts", "serve", "--session-ttl", "12h"]).unwrap();
+    let Some(Command::Serve(args)) = parsed.command else {
+        panic!()
+    };
+    assert_eq!(args.session_ttl, Duration::from_secs(12 * 3600));
+}
+
+#[test]
+fn one_trusted_proxy_unless_told_otherwise() {
+    if std::env::var_os("ACCOUNTS_TRUSTED_PROXIES").is_some() {
+        return;
+    }
+    let parse = |extra: &[&str]| {
+        let mut args = vec!["accounts", "serve"];
+        args.extend(extra);
+        Cli::try_parse_from(args).map(|cli| match cli.command {
+            Some(Command::Serve(serve)) => serve.trusted_proxies(),
+            _ => panic!(),
+        })
+    };
+    assert_eq!(parse(&[]).unwrap(), 1);
+    assert_eq!(parse(&["--trusted-proxies", "2"]).unwrap(), 2);
+    assert!(parse(&["--trusted-proxies", "0"]).is_err());
+}
