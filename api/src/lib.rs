@@ -9,6 +9,7 @@ pub mod config;
 pub mod device;
 pub mod error;
 pub mod extract;
+pub mod html;
 pub mod integers;
 pub mod mail;
 pub mod middleware;

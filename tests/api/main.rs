@@ -24,6 +24,7 @@ mod billing;
 mod credits;
 mod deletion;
 mod erasure;
+mod hardening;
 mod idempotency;
 mod mail;
 mod notifications;

@@ -23,12 +23,13 @@ use crate::middleware;
 use crate::openapi::Routes;
 use crate::state::AppState;
 use axum::error_handling::HandleErrorLayer;
-use axum::http::StatusCode;
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::{BoxError, Extension, Router};
 use std::time::Duration;
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;
 use utoipa::openapi::OpenApi;
 
@@ -82,6 +83,11 @@ pub fn router(state: AppState, request_timeout: Duration) -> Router {
                     )
                 }))
                 .layer(axum::middleware::from_fn(middleware::json_errors))
+                // No response is to be read as another type than it says.
+                .layer(SetResponseHeaderLayer::overriding(
+                    header::X_CONTENT_TYPE_OPTIONS,
+                    HeaderValue::from_static("nosniff"),
+                ))
                 .layer(TraceLayer::new_for_http())
                 .layer(axum::middleware::from_fn(middleware::request_context))
                 .layer(HandleErrorLayer::new(timed_out))

@@ -7,7 +7,7 @@ use crate::state::AppState;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, header};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use serde::Serialize;
 use std::sync::Arc;
@@ -58,8 +58,8 @@ pub async fn openapi_json(Extension(published): Extension<Published>) -> Respons
 /// The interactive documentation (Scalar) of the same document.
 #[utoipa::path(get, path = "/docs", tag = "operations",
     responses((status = 200, description = "An HTML page", content_type = "text/html", body = String)))]
-pub async fn docs(Extension(published): Extension<Published>) -> Html<String> {
-    Html(published.html.to_string())
+pub async fn docs(Extension(published): Extension<Published>) -> Response {
+    crate::html::docs(published.html.to_string())
 }
 
 /// Liveness.

@@ -8,7 +8,7 @@ use crate::state::{Core, Payments};
 use axum::Json;
 use axum::extract::State;
 use axum::http::HeaderMap;
-use axum::response::Html;
+use axum::response::Response;
 use commands::CommandError;
 use commands::error::Rejection;
 use commands::payments::{
@@ -176,8 +176,8 @@ pub async fn webhook(
     }
 }
 
-fn page(title: &str, body: &str) -> Html<String> {
-    Html(format!(
+fn page(title: &str, body: &str) -> Response {
+    crate::html::page(format!(
         "<!doctype html><html><head><meta charset=\"utf-8\"><title>{title}</title></head>\
          <body style=\"font-family: sans-serif; max-width: 40em; margin: 4em auto\">\
          <p><small>Sandbox payment provider: no money moves.</small></p><h1>{title}</h1>{body}</body></html>"
@@ -196,7 +196,7 @@ pub async fn sandbox_checkout(
     State(payments): State<Payments>,
     headers: HeaderMap,
     ApiPath(session_id): ApiPath<String>,
-) -> Result<Html<String>, ApiError> {
+) -> Result<Response, ApiError> {
     let not_found = || ApiError::NotFound("checkout_not_found", "no such checkout".into());
     let purchase_id = sandbox_purchase_id(&session_id).ok_or_else(not_found)?;
     let purchase = payments.billing.purchase(purchase_id).await?;
@@ -262,7 +262,7 @@ pub async fn sandbox_checkout(
 #[utoipa::path(get, path = "/sandbox/portal/{account_id}", tag = "sandbox",
     params(("account_id" = String, Path, description = "The account, as in the `url` of `POST /me/billing/portal-session`")),
     responses((status = 200, description = "An HTML page", content_type = "text/html", body = String)))]
-pub async fn sandbox_portal(ApiPath(account_id): ApiPath<String>) -> Html<String> {
+pub async fn sandbox_portal(ApiPath(account_id): ApiPath<String>) -> Response {
     let account: String = account_id
         .chars()
         .filter(|c| c.is_ascii_hexdigit() || *c == '-')
