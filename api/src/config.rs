@@ -1,7 +1,7 @@
 //! Command-line interface and configuration: every option is a flag and an environment
 //! variable (see the README's table).
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -285,13 +285,20 @@ pub struct ServeArgs {
     #[arg(long, env = "ACCOUNTS_CATALOG")]
     pub catalog: Option<PathBuf>,
 
-    /// The service's public base URL, for links such as checkout pages; taken from the
-    /// request's Host header when omitted.
+    /// The service's public base URL, for links such as checkout pages and e-mails. When
+    /// omitted, links shown to a caller are built from that request's Host header (never
+    /// an outbound request, nor a link sent to anyone else).
     #[arg(long, env = "ACCOUNTS_PUBLIC_URL")]
     pub public_url: Option<String>,
 
-    /// The secret payment webhooks are signed with; derived from the master key when
-    /// omitted (what the sandbox provider uses).
+    /// The payment provider: `sandbox` (no money moves; checkouts are paid by visiting a
+    /// page of this service) or `none` (purchases and paid plans are refused). Default:
+    /// `sandbox` on the embedded default (no `--database-url`), `none` otherwise.
+    #[arg(long, env = "ACCOUNTS_PAYMENTS_PROVIDER")]
+    pub payments_provider: Option<PaymentsProvider>,
+
+    /// The secret the payment provider signs its webhooks with. Without it
+    /// `/webhooks/payments` refuses every delivery (503 `payments_unavailable`).
     #[arg(long, env = "ACCOUNTS_PAYMENTS_WEBHOOK_SECRET", hide_env_values = true)]
     pub payments_webhook_secret: Option<String>,
 
@@ -333,6 +340,7 @@ impl Default for ServeArgs {
             request_timeout: Duration::from_secs(30),
             catalog: None,
             public_url: None,
+            payments_provider: None,
             payments_webhook_secret: None,
             hold_timeout: Duration::from_secs(3600),
             scheduler_interval: Duration::from_secs(30),
@@ -341,7 +349,26 @@ impl Default for ServeArgs {
     }
 }
 
+/// `--payments-provider`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PaymentsProvider {
+    /// The sandbox: checkouts and the portal are pages of this service; charges succeed.
+    Sandbox,
+    /// No provider: purchases and paid plans answer 503 `payments_unavailable`.
+    None,
+}
+
 impl ServeArgs {
+    /// The payment provider to run: as configured, else the sandbox on the embedded
+    /// default only.
+    pub fn payments_provider(&self) -> PaymentsProvider {
+        self.payments_provider
+            .unwrap_or(match self.storage.database_url {
+                None => PaymentsProvider::Sandbox,
+                Some(_) => PaymentsProvider::None,
+            })
+    }
+
     /// How many proxies append to the client-IP header (1 unless configured).
     pub fn trusted_proxies(&self) -> usize {
         usize::from(self.trusted_proxies.unwrap_or(1))

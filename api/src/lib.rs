@@ -14,6 +14,7 @@ pub mod integers;
 pub mod mail;
 pub mod middleware;
 pub mod openapi;
+pub mod payments;
 pub mod routes;
 pub mod state;
 pub mod storage;

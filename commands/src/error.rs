@@ -103,6 +103,8 @@ pub enum Rejection {
     TooLarge,
     /// The media type is not accepted (415).
     Unsupported,
+    /// What it needs is not configured or not running here (503).
+    Unavailable,
 }
 
 impl CommandError {

@@ -33,6 +33,7 @@ mod operations;
 mod operators;
 mod origins;
 mod password;
+mod payments_provider;
 mod privacy;
 mod profile;
 mod rejections;

@@ -122,6 +122,8 @@ pub async fn spawn_app_with(backend: Backend, configure: impl FnOnce(&mut Setup)
     setup.serve.activity_flush_interval = Duration::from_millis(200);
     setup.serve.hash_concurrency = 2;
     setup.serve.payments_webhook_secret = Some(WEBHOOK_SECRET.to_owned());
+    // Purchases go through the sandbox on both backends (PostgreSQL has none by default).
+    setup.serve.payments_provider = Some(api::config::PaymentsProvider::Sandbox);
     // Tests tick the scheduler themselves, with the clock they move.
     setup.serve.scheduler_interval = Duration::from_secs(3600);
     configure(&mut setup);

@@ -31,6 +31,38 @@ fn durations_take_human_units() {
 }
 
 #[test]
+fn the_sandbox_runs_only_on_the_embedded_default_unless_asked_for() {
+    let parse = |extra: &[&str]| {
+        let mut args = vec!["accounts", "serve"];
+        args.extend(extra);
+        let Some(Command::Serve(serve)) = Cli::try_parse_from(args).unwrap().command else {
+            panic!()
+        };
+        serve.payments_provider()
+    };
+    if std::env::var_os("ACCOUNTS_PAYMENTS_PROVIDER").is_some()
+        || std::env::var_os("DATABASE_URL").is_some()
+    {
+        return;
+    }
+    let postgres = ["--database-url", "postgres://db/accounts"];
+    assert_eq!(parse(&[]), PaymentsProvider::Sandbox);
+    assert_eq!(parse(&postgres), PaymentsProvider::None);
+    let sandbox = [
+        "--payments-provider",
+        "sandbox",
+        "--database-url",
+        "postgres://db/a",
+    ];
+    assert_eq!(parse(&sandbox), PaymentsProvider::Sandbox);
+    assert_eq!(
+        parse(&["--payments-provider", "none"]),
+        PaymentsProvider::None
+    );
+    assert!(Cli::try_parse_from(["accounts", "serve", "--payments-provider", "stripe"]).is_err());
+}
+
+#[test]
 fn one_trusted_proxy_unless_told_otherwise() {
     if std::env::var_os("ACCOUNTS_TRUSTED_PROXIES").is_some() {
         return;

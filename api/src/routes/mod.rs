@@ -13,6 +13,7 @@ pub mod ops;
 pub mod payments;
 pub mod profile;
 pub mod public_api;
+pub mod sandbox;
 pub mod security;
 pub mod sessions;
 pub mod token_views;
@@ -33,9 +34,10 @@ use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;
 use utoipa::openapi::OpenApi;
 
-/// Every documented route: the one place the resource modules are merged.
+/// Every documented route: the one place the resource modules are merged. The sandbox
+/// provider's pages exist only while it is the provider.
 pub fn routes(state: &AppState) -> Routes {
-    Routes::new()
+    let routes = Routes::new()
         .merge(auth::router())
         .merge(me::router())
         .merge(security::router())
@@ -50,7 +52,12 @@ pub fn routes(state: &AppState) -> Routes {
         .merge(tokens::router())
         .merge(notifications::router())
         .merge(public_api::router(state.clone()))
-        .merge(ops::router())
+        .merge(ops::router());
+    if state.payments.sandbox {
+        routes.merge(sandbox::router())
+    } else {
+        routes
+    }
 }
 
 /// The routes, each behind the idempotency-key check, and their OpenAPI document as this
