@@ -16,6 +16,9 @@ use tokio::sync::oneshot;
 use uuid::Uuid;
 
 pub mod mail;
+mod raw;
+
+pub use raw::post_unread;
 
 /// A password every test account uses.
 pub const PASSWORD: &str = "correct-horse-7-battery";

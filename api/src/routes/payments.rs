@@ -19,9 +19,13 @@ use store::{Actor, GlobalPosition};
 use utoipa::ToSchema;
 use utoipa_axum::routes;
 
+/// The largest webhook body read (a provider's event is a few KiB); a larger one is
+/// refused with 413 before it is read.
+pub const WEBHOOK_BODY_LIMIT: usize = 64 * 1024;
+
 /// The routes of this module.
 pub fn router() -> Routes {
-    Routes::new().routes(routes!(webhook))
+    Routes::new().routes_with_body_limit(routes!(webhook), WEBHOOK_BODY_LIMIT)
 }
 
 /// A payment provider's event, read into `commands::payments::WebhookEvent` (other
@@ -103,6 +107,7 @@ pub struct WebhookReceipt {
         (status = 400, description = "`invalid_signature` (missing, wrong or more than 5 minutes off), `invalid_payload`, \
             or the event does not fit the purchase (`payment_mismatch`); nothing changed", body = ErrorBody),
         (status = 409, description = "`concurrent_modification`: the purchase is being changed meanwhile; the provider retries", body = ErrorBody),
+        (status = 413, description = "`payload_too_large`: the body is over 64 KiB", body = ErrorBody),
         (status = 503, description = "`payments_unavailable`: no webhook secret is configured", body = ErrorBody),
     ))]
 pub async fn webhook(
