@@ -1,6 +1,8 @@
 //! Command-line interface and configuration: every option is a flag and an environment
 //! variable (see the README's table).
 
+mod debug;
+
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -50,8 +52,9 @@ pub enum MailCommand {
     DeadLetters(StorageArgs),
 }
 
-/// The mail pipeline: where messages travel and how they are sent.
-#[derive(Debug, Clone, Args)]
+/// The mail pipeline: where messages travel and how they are sent. Its `Debug` shows the
+/// broker and SMTP URLs without their password.
+#[derive(Clone, Args)]
 pub struct MailArgs {
     /// RabbitMQ (`amqp://user:password@host:5672/vhost`). Without it the notifier and
     /// mailer run in-process around a table (the embedded default).
@@ -183,15 +186,16 @@ pub enum OperatorTokenCommand {
     },
 }
 
-/// Where the data lives.
-#[derive(Debug, Clone, Args)]
+/// Where the data lives. Its `Debug` shows no secret: the master key is left out and
+/// database URLs lose their password.
+#[derive(Clone, Args)]
 pub struct StorageArgs {
     /// Folder for the embedded SQLite file, the generated master key and the mail folder.
     #[arg(long, env = "ACCOUNTS_DATA_DIR", default_value = "./data")]
     pub data_dir: PathBuf,
 
     /// `postgres://…` selects PostgreSQL; without it the SQLite file in the data dir is used.
-    #[arg(long, env = "DATABASE_URL")]
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
     pub database_url: Option<String>,
 
     /// The master key (32 bytes, base64) wrapping every data key. Without it the key in
@@ -220,8 +224,9 @@ pub struct RebuildArgs {
     pub storage: StorageArgs,
 }
 
-/// `accounts serve`.
-#[derive(Debug, Clone, Args)]
+/// `accounts serve`. Its `Debug` shows no secret (see [`StorageArgs`], [`MailArgs`]; the
+/// webhook secret is left out).
+#[derive(Clone, Args)]
 pub struct ServeArgs {
     /// Address to listen on.
     #[arg(long, env = "ACCOUNTS_LISTEN", default_value = "127.0.0.1:8080")]
