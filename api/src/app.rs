@@ -2,10 +2,12 @@
 //! background work (projectors, activity flushing, idempotency-key purge), serves HTTP,
 //! and shuts down in order.
 
-use crate::config::ServeArgs;
+use crate::config::{PaymentsProvider, ServeArgs};
 use crate::mail::{self, MailQueue};
 use crate::routes;
-use crate::state::{AppState, Auth, Core, HttpSettings, Notices, Payments, Tokens};
+use crate::state::{
+    AppState, Auth, Core, HttpSettings, Notices, Payments, Tokens, outbound_http_client,
+};
 use crate::storage::Storage;
 use anyhow::Context;
 use axum::Router;
@@ -18,7 +20,7 @@ use commands::credits::Credits;
 use commands::idempotency::IdempotencyStore;
 use commands::notifications::Notifications;
 use commands::passwords::Passwords;
-use commands::payments::{PaymentProvider, SandboxProvider, WebhookSigner};
+use commands::payments::WebhookSigner;
 use commands::rate_limit::RateLimit;
 use commands::throttle::{Throttle, ThrottleKind, ThrottlePolicy};
 use commands::usage::TokenUsage;
@@ -100,7 +102,8 @@ impl App {
         } = options;
         let storage = Storage::open(&serve.storage).await?;
         let catalog = Arc::new(load_catalog(serve.catalog.as_deref())?);
-        let provider: Arc<dyn PaymentProvider> = Arc::new(SandboxProvider);
+        let payments_provider = serve.payments_provider();
+        let provider = crate::payments::provider(payments_provider);
         let credits = Credits::new(storage.exec.clone(), clock.clone(), serve.hold_timeout);
         let billing = Billing::new(
             storage.exec.clone(),
@@ -111,10 +114,10 @@ impl App {
         );
         let blobs: Arc<dyn BlobStore> =
             Arc::new(FolderBlobStore::new(serve.storage.data_dir.join("blobs")));
-        let webhook_secret = match &serve.payments_webhook_secret {
-            Some(secret) => secret.as_bytes().to_vec(),
-            None => storage.master.webhook_secret().to_vec(),
-        };
+        let webhooks = serve
+            .payments_webhook_secret
+            .as_ref()
+            .map(|secret| WebhookSigner::new(secret.as_bytes().to_vec()));
 
         let sessions = SessionPolicy {
             absolute_ttl: serve.session_ttl,
@@ -182,6 +185,7 @@ impl App {
         let throttle_clock: Arc<dyn Clock> = Arc::new(SystemClock);
         let http = Arc::new(HttpSettings {
             client_ip_header: header(&serve.client_ip_header)?,
+            trusted_proxies: serve.trusted_proxies(),
             country_header: header(&serve.country_header)?,
             city_header: header(&serve.city_header)?,
             projection_wait: Duration::from_secs(10),
@@ -222,11 +226,9 @@ impl App {
                 credits: credits.clone(),
                 billing: billing.clone(),
                 scheduler: Scheduler::new(storage.db.clone(), billing, credits, clock.clone()),
-                webhooks: WebhookSigner::new(webhook_secret),
-                http_client: reqwest::Client::builder()
-                    .no_proxy()
-                    .build()
-                    .context("HTTP client")?,
+                sandbox: payments_provider == PaymentsProvider::Sandbox,
+                webhooks,
+                http_client: outbound_http_client().context("HTTP client")?,
             },
             tokens: Tokens {
                 access_tokens,

@@ -133,14 +133,21 @@ async fn operator_token(command: OperatorTokenCommand) -> anyhow::Result<Outcome
     let tokens = OperatorTokens::new(storage.exec.clone(), Arc::new(SystemClock));
     let ctx = CommandContext::system("cli");
     let output = match command {
-        OperatorTokenCommand::Create { role, label, .. } => {
-            let role = if role == "admin" {
-                OperatorRole::Admin
-            } else {
-                OperatorRole::Auditor
-            };
-            let created = tokens.create(&ctx, role, &label).await?;
-            serde_json::json!({"token_id": created.token_id, "role": role.as_str(), "token": created.token})
+        OperatorTokenCommand::Create {
+            role,
+            label,
+            expires_in_days,
+            ..
+        } => {
+            let role: OperatorRole = role.parse().map_err(anyhow::Error::msg)?;
+            let lifetime = Duration::from_secs(u64::from(expires_in_days) * 86_400);
+            let created = tokens.create(&ctx, role, &label, lifetime).await?;
+            serde_json::json!({
+                "token_id": created.token_id,
+                "role": role.as_str(),
+                "token": created.token,
+                "expires_at": created.expires_at.to_rfc3339(),
+            })
         }
         OperatorTokenCommand::Revoke { token_id, .. } => {
             tokens.revoke(&ctx, token_id).await?;

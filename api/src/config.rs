@@ -1,7 +1,9 @@
 //! Command-line interface and configuration: every option is a flag and an environment
 //! variable (see the README's table).
 
-use clap::{Args, Parser, Subcommand};
+mod debug;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -126,8 +128,9 @@ pub enum MailCommand {
     DeadLetters(StorageArgs),
 }
 
-/// The mail pipeline: where messages travel and how they are sent.
-#[derive(Debug, Clone, Args)]
+/// The mail pipeline: where messages travel and how they are sent. Its `Debug` shows the
+/// broker and SMTP URLs without their password.
+#[derive(Clone, Args)]
 pub struct MailArgs {
     /// RabbitMQ (`amqp://user:password@host:5672/vhost`). Without it the notifier and
     /// mailer run in-process around a table (the embedded default).
@@ -252,6 +255,9 @@ pub enum OperatorTokenCommand {
         /// A note for operators.
         #[arg(long, default_value = "")]
         label: String,
+        /// Days until the token expires (1 to 3650).
+        #[arg(long, default_value_t = 90, value_parser = clap::value_parser!(u16).range(1..=3650))]
+        expires_in_days: u16,
         /// Storage.
         #[command(flatten)]
         storage: StorageArgs,
@@ -266,15 +272,16 @@ pub enum OperatorTokenCommand {
     },
 }
 
-/// Where the data lives.
-#[derive(Debug, Clone, Args)]
+/// Where the data lives. Its `Debug` shows no secret: the master key is left out and
+/// database URLs lose their password.
+#[derive(Clone, Args)]
 pub struct StorageArgs {
     /// Folder for the embedded SQLite file, the generated master key and the mail folder.
     #[arg(long, env = "ACCOUNTS_DATA_DIR", default_value = "./data")]
     pub data_dir: PathBuf,
 
     /// `postgres://…` selects PostgreSQL; without it the SQLite file in the data dir is used.
-    #[arg(long, env = "DATABASE_URL")]
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
     pub database_url: Option<String>,
 
     /// The master key (32 bytes, base64) wrapping every data key. Without it the key in
@@ -303,8 +310,9 @@ pub struct RebuildArgs {
     pub storage: StorageArgs,
 }
 
-/// `accounts serve`.
-#[derive(Debug, Clone, Args)]
+/// `accounts serve`. Its `Debug` shows no secret (see [`StorageArgs`], [`MailArgs`]; the
+/// webhook secret is left out).
+#[derive(Clone, Args)]
 pub struct ServeArgs {
     /// Address to listen on.
     #[arg(long, env = "ACCOUNTS_LISTEN", default_value = "127.0.0.1:8080")]
@@ -336,9 +344,16 @@ pub struct ServeArgs {
     pub activity_flush_interval: Duration,
 
     /// Trust this header for the client IP (e.g. `X-Forwarded-For`, `CF-Connecting-IP`).
-    /// Only set it behind a proxy that overwrites the header.
+    /// Only set it behind a proxy that overwrites or appends to the header.
     #[arg(long, env = "ACCOUNTS_CLIENT_IP_HEADER")]
     pub client_ip_header: Option<String>,
+
+    /// How many proxies in front of the service append to `--client-ip-header`: the client
+    /// IP is the entry this many places from the right (the leftmost entries are whatever
+    /// the client sent). 1 when the header is set; a single-value header such as
+    /// `CF-Connecting-IP` wants 1.
+    #[arg(long, env = "ACCOUNTS_TRUSTED_PROXIES", value_parser = clap::value_parser!(u8).range(1..=16))]
+    pub trusted_proxies: Option<u8>,
 
     /// Trust this header for the client's country (e.g. `CF-IPCountry`).
     #[arg(long, env = "ACCOUNTS_COUNTRY_HEADER")]
@@ -361,13 +376,20 @@ pub struct ServeArgs {
     #[arg(long, env = "ACCOUNTS_CATALOG")]
     pub catalog: Option<PathBuf>,
 
-    /// The service's public base URL, for links such as checkout pages; taken from the
-    /// request's Host header when omitted.
+    /// The service's public base URL, for links such as checkout pages and e-mails. When
+    /// omitted, links shown to a caller are built from that request's Host header (never
+    /// an outbound request, nor a link sent to anyone else).
     #[arg(long, env = "ACCOUNTS_PUBLIC_URL")]
     pub public_url: Option<String>,
 
-    /// The secret payment webhooks are signed with; derived from the master key when
-    /// omitted (what the sandbox provider uses).
+    /// The payment provider: `sandbox` (no money moves; checkouts are paid by visiting a
+    /// page of this service) or `none` (purchases and paid plans are refused). Default:
+    /// `sandbox` on the embedded default (no `--database-url`), `none` otherwise.
+    #[arg(long, env = "ACCOUNTS_PAYMENTS_PROVIDER")]
+    pub payments_provider: Option<PaymentsProvider>,
+
+    /// The secret the payment provider signs its webhooks with. Without it
+    /// `/webhooks/payments` refuses every delivery (503 `payments_unavailable`).
     #[arg(long, env = "ACCOUNTS_PAYMENTS_WEBHOOK_SECRET", hide_env_values = true)]
     pub payments_webhook_secret: Option<String>,
 
@@ -402,12 +424,14 @@ impl Default for ServeArgs {
             activity_flush_interval: Duration::from_secs(5),
             token_rate_limit: 600,
             client_ip_header: None,
+            trusted_proxies: None,
             country_header: None,
             city_header: None,
             hash_concurrency: 0,
             request_timeout: Duration::from_secs(30),
             catalog: None,
             public_url: None,
+            payments_provider: None,
             payments_webhook_secret: None,
             hold_timeout: Duration::from_secs(3600),
             scheduler_interval: Duration::from_secs(30),
@@ -416,71 +440,31 @@ impl Default for ServeArgs {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+/// `--payments-provider`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PaymentsProvider {
+    /// The sandbox: checkouts and the portal are pages of this service; charges succeed.
+    Sandbox,
+    /// No provider: purchases and paid plans answer 503 `payments_unavailable`.
+    None,
+}
 
-    #[test]
-    fn the_defaults_match_the_flags() {
-        let parsed = Cli::try_parse_from(["accounts", "serve"]).unwrap();
-        let Some(Command::Serve(args)) = parsed.command else {
-            panic!()
-        };
-        let defaults = ServeArgs::default();
-        // Only compare what the environment of the test run cannot change.
-        if std::env::var_os("ACCOUNTS_SESSION_TTL").is_none() {
-            assert_eq!(args.session_ttl, defaults.session_ttl);
-        }
-        if std::env::var_os("ACCOUNTS_SESSION_IDLE_TIMEOUT").is_none() {
-            assert_eq!(args.session_idle_timeout, defaults.session_idle_timeout);
-        }
-        if std::env::var_os("ACCOUNTS_LISTEN").is_none() {
-            assert_eq!(args.listen, defaults.listen);
-        }
+impl ServeArgs {
+    /// The payment provider to run: as configured, else the sandbox on the embedded
+    /// default only.
+    pub fn payments_provider(&self) -> PaymentsProvider {
+        self.payments_provider
+            .unwrap_or(match self.storage.database_url {
+                None => PaymentsProvider::Sandbox,
+                Some(_) => PaymentsProvider::None,
+            })
     }
 
-    #[test]
-    fn serve_flags_work_without_naming_serve() {
-        let parsed = Cli::try_parse_from(["accounts", "--listen", "127.0.0.1:9000"]).unwrap();
-        assert!(parsed.command.is_none());
-        assert_eq!(parsed.serve.listen, "127.0.0.1:9000".parse().unwrap());
-        let json = Cli::try_parse_from(["accounts", "migrate", "--log-format", "json"]).unwrap();
-        assert_eq!(json.log_format, LogFormat::Json);
-        assert!(matches!(json.command, Some(Command::Migrate(_))));
-    }
-
-    #[test]
-    fn help_says_what_the_program_is_and_shows_examples() {
-        use clap::CommandFactory;
-        let help = Cli::command().render_help().to_string();
-        assert!(
-            help.starts_with("accounts: the account-settings backend"),
-            "{help}"
-        );
-        assert!(help.contains("Examples:"));
-        let mut cli = Cli::command();
-        for sub in cli.get_subcommands_mut() {
-            if sub.get_name() == "help" {
-                continue;
-            }
-            let help = sub.render_long_help().to_string();
-            assert!(
-                help.contains("Example"),
-                "{} has no example",
-                sub.get_name()
-            );
-        }
-        let version = Cli::try_parse_from(["accounts", "--version"]).unwrap_err();
-        assert_eq!(version.kind(), clap::error::ErrorKind::DisplayVersion);
-        assert!(version.to_string().contains(env!("CARGO_PKG_VERSION")));
-    }
-
-    #[test]
-    fn durations_take_human_units() {
-        let parsed = Cli::try_parse_from(["accounts", "serve", "--session-ttl", "12h"]).unwrap();
-        let Some(Command::Serve(args)) = parsed.command else {
-            panic!()
-        };
-        assert_eq!(args.session_ttl, Duration::from_secs(12 * 3600));
+    /// How many proxies append to the client-IP header (1 unless configured).
+    pub fn trusted_proxies(&self) -> usize {
+        usize::from(self.trusted_proxies.unwrap_or(1))
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -222,6 +222,7 @@ impl From<CommandError> for ApiError {
                 Rejection::Gone => Self::Gone(code, message),
                 Rejection::TooLarge => Self::TooLarge(code, message),
                 Rejection::Unsupported => Self::UnsupportedMediaType(message),
+                Rejection::Unavailable => Self::Unavailable(code, message),
             },
             CommandError::PaymentProvider(cause) => {
                 tracing::error!(%cause, "payment provider failed");

@@ -2,21 +2,24 @@
 //! are JSON errors, the request context, the client's network origin, and the
 //! authenticated session.
 
-use crate::device;
+mod client;
+mod operator;
+
+pub use client::{ClientInfo, forwarded_ip};
+pub use operator::{Admin, AnyRole, LiveOperator, Operator, RoleRequirement, live_operator};
+
 use crate::error::ApiError;
 use crate::state::AppState;
 use axum::body::Bytes;
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
+use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode, header};
 use commands::CommandContext;
 use commands::tokens::{SESSION_TOKEN_PREFIX, hash_token};
-use domain::session::SessionOrigin;
 use domain::{AccountId, SessionId};
 use projections::sessions::LiveSession;
 use serde::de::DeserializeOwned;
-use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use store::Actor;
 use uuid::Uuid;
@@ -149,77 +152,6 @@ impl<S: Send + Sync> FromRequestParts<S> for RequestContext {
     }
 }
 
-/// Where the request comes from.
-#[derive(Debug, Clone, Default)]
-pub struct ClientInfo {
-    /// From the trusted proxy header when configured, else the peer address.
-    pub ip: Option<IpAddr>,
-    /// The User-Agent header.
-    pub user_agent: Option<String>,
-    /// From the trusted location headers, when configured.
-    pub location: Option<String>,
-}
-
-impl ClientInfo {
-    /// The session origin for a sign-in.
-    pub fn origin(&self) -> SessionOrigin {
-        SessionOrigin {
-            device: device::describe(self.user_agent.as_deref()),
-            ip: self.ip.map(|ip| ip.to_string()),
-            user_agent: self.user_agent.clone(),
-            location: self.location.clone(),
-        }
-    }
-}
-
-fn header_text(headers: &HeaderMap, name: &header::HeaderName, max: usize) -> Option<String> {
-    let value = headers.get(name)?.to_str().ok()?.trim();
-    let clean: String = value
-        .chars()
-        .filter(|c| !c.is_control())
-        .take(max)
-        .collect();
-    (!clean.is_empty()).then_some(clean)
-}
-
-impl FromRequestParts<AppState> for ClientInfo {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let settings = &state.core.http;
-        let peer = parts
-            .extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|c| c.0.ip());
-        let forwarded = settings.client_ip_header.as_ref().and_then(|name| {
-            // X-Forwarded-For lists the client first.
-            header_text(&parts.headers, name, 256)?
-                .split(',')
-                .next()?
-                .trim()
-                .parse::<IpAddr>()
-                .ok()
-        });
-        let country = settings
-            .country_header
-            .as_ref()
-            .and_then(|name| header_text(&parts.headers, name, 8));
-        let city = settings
-            .city_header
-            .as_ref()
-            .and_then(|name| header_text(&parts.headers, name, 64));
-        let location = match (city, country) {
-            (Some(city), Some(country)) => Some(format!("{city}, {country}")),
-            (city, country) => city.or(country),
-        };
-        Ok(Self {
-            ip: forwarded.or(peer),
-            user_agent: header_text(&parts.headers, &header::USER_AGENT, 512),
-            location,
-        })
-    }
-}
-
 /// Filled by [`CurrentSession`] with the caller's account, so that the idempotency
 /// middleware can record whose response it keeps (and forget it when the account is
 /// erased).
@@ -317,46 +249,5 @@ impl FromRequestParts<AppState> for CurrentSession {
             account_id: session.account_id,
             session_id: session.session_id,
         })
-    }
-}
-
-/// An operator presenting an `adm_` token: accepted only on `/admin/*`, where session and
-/// API tokens are not.
-#[derive(Debug, Clone)]
-pub struct Operator {
-    /// The token.
-    pub token_id: Uuid,
-    /// admin or auditor.
-    pub role: String,
-}
-
-/// The operator token `token`, if it is live: `(token id, role)`.
-pub async fn live_operator(state: &AppState, token: &str) -> Result<(Uuid, String), ApiError> {
-    let invalid = || {
-        ApiError::Unauthorized(
-            "invalid_admin_token",
-            "an operator token is required".into(),
-        )
-    };
-    if !token.starts_with(commands::tokens::OPERATOR_TOKEN_PREFIX) || token.len() > 128 {
-        return Err(invalid());
-    }
-    projections::operator_tokens::find_by_hash(&state.core.db, &hash_token(token))
-        .await?
-        .ok_or_else(invalid)
-}
-
-impl FromRequestParts<AppState> for Operator {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let token = bearer_token(&parts.headers).ok_or_else(|| {
-            ApiError::Unauthorized(
-                "invalid_admin_token",
-                "an operator token is required".into(),
-            )
-        })?;
-        let (token_id, role) = live_operator(state, token).await?;
-        Ok(Self { token_id, role })
     }
 }

@@ -31,6 +31,7 @@ use domain::Timestamp;
 use domain::catalog::Catalog;
 use std::convert::Infallible;
 use tower::{Layer, Service};
+use tower_http::limit::RequestBodyLimitLayer;
 use utoipa::openapi::OpenApi;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi as _};
@@ -105,9 +106,10 @@ impl Modify for SecuritySchemes {
 
 /// Routes with their documentation, registered together: the only way in is
 /// [`Routes::routes`] with what `utoipa_axum::routes!` makes of `#[utoipa::path]`
-/// handlers, so a route cannot exist undocumented.
+/// handlers, so a route cannot exist undocumented. A route may carry a body limit of its
+/// own ([`Routes::routes_with_body_limit`]).
 #[derive(Default)]
-pub struct Routes(Vec<UtoipaMethodRouter<AppState>>);
+pub struct Routes(Vec<(UtoipaMethodRouter<AppState>, Option<usize>)>);
 
 impl Routes {
     /// No routes yet.
@@ -128,8 +130,23 @@ impl Routes {
             1,
             "one routes!(…) per path, got handlers for {paths:?}"
         );
-        self.0.push(handlers);
+        self.0.push((handlers, None));
         self
+    }
+
+    /// Adds the handlers of one path, as [`Routes::routes`] does, refusing a body over
+    /// `max_bytes` with 413 before anything reads it: the limit wraps every other layer
+    /// added with [`Routes::route_layer`] (the `Idempotency-Key` check reads bodies too).
+    pub fn routes_with_body_limit(
+        self,
+        handlers: UtoipaMethodRouter<AppState>,
+        max_bytes: usize,
+    ) -> Self {
+        let mut routes = self.routes(handlers);
+        if let Some(last) = routes.0.last_mut() {
+            last.1 = Some(max_bytes);
+        }
+        routes
     }
 
     /// Adds every route of `other`.
@@ -150,7 +167,12 @@ impl Routes {
         Self(
             self.0
                 .into_iter()
-                .map(|handlers| handlers.map(|router| router.route_layer(layer.clone())))
+                .map(|(handlers, limit)| {
+                    (
+                        handlers.map(|router| router.route_layer(layer.clone())),
+                        limit,
+                    )
+                })
                 .collect(),
         )
     }
@@ -159,7 +181,12 @@ impl Routes {
     pub fn split(self, catalog: &Catalog, now: Timestamp) -> (Router<AppState>, OpenApi) {
         let router = self.0.into_iter().fold(
             OpenApiRouter::with_openapi(ApiDoc::openapi()),
-            |router, handlers| router.routes(handlers),
+            |router, (handlers, limit)| match limit {
+                Some(max) => {
+                    router.routes(handlers.map(|r| r.route_layer(RequestBodyLimitLayer::new(max))))
+                }
+                None => router.routes(handlers),
+            },
         );
         let (router, mut document) = router.split_for_parts();
         complete(&mut document, catalog, now);

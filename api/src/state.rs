@@ -107,14 +107,27 @@ pub struct Auth {
 pub struct Payments {
     /// Credit commands.
     pub credits: Credits,
-    /// Billing commands and the catalog.
+    /// Billing commands, the catalog and the provider (if any).
     pub billing: Billing,
     /// Renewals, hold timeouts and lot expiries (also run on a timer).
     pub scheduler: Scheduler,
-    /// Verifies (and, for the sandbox, signs) payment webhooks.
-    pub webhooks: WebhookSigner,
-    /// Outgoing HTTP (the sandbox provider calls this service's webhook).
+    /// Whether the sandbox is the provider: its pages are served only then.
+    pub sandbox: bool,
+    /// Verifies payment webhooks with the provider's secret; none without one.
+    pub webhooks: Option<WebhookSigner>,
+    /// Outgoing HTTP, for a provider's API ([`outbound_http_client`]).
     pub http_client: reqwest::Client,
+}
+
+/// The client for requests this service makes: no proxy from the environment, and no
+/// redirect followed (a redirect is the answer, never a second request to wherever it
+/// points).
+pub fn outbound_http_client() -> reqwest::Result<reqwest::Client> {
+    reqwest::Client::builder()
+        .no_proxy()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(30))
+        .build()
 }
 
 /// API and CLI tokens: their commands, usage counts and rate limit.
@@ -161,6 +174,8 @@ part!(
 pub struct HttpSettings {
     /// Trusted header carrying the client IP.
     pub client_ip_header: Option<HeaderName>,
+    /// How many proxies append to it: the client IP is that many entries from the right.
+    pub trusted_proxies: usize,
     /// Trusted header carrying the client's country.
     pub country_header: Option<HeaderName>,
     /// Trusted header carrying the client's city.
@@ -174,7 +189,10 @@ pub struct HttpSettings {
 }
 
 impl HttpSettings {
-    /// The public base URL: configured, or from the request's Host header.
+    /// The public base URL: configured, or from the request's Host header. Only for links
+    /// shown to the caller of that request (a checkout or portal URL): a Host header can
+    /// then only mislead whoever sent it. Never for an outbound request, nor a link that
+    /// reaches anyone else (e-mails take `--public-url`).
     pub fn base_url(&self, headers: &HeaderMap) -> String {
         if let Some(url) = &self.public_url {
             return url.trim_end_matches('/').to_owned();
@@ -189,5 +207,44 @@ impl HttpSettings {
             })
             .unwrap_or("localhost");
         format!("http://{host}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::Router;
+    use axum::response::Redirect;
+    use axum::routing::get;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    #[tokio::test]
+    async fn the_outbound_client_follows_no_redirect() {
+        let followed = Arc::new(AtomicUsize::new(0));
+        let counter = followed.clone();
+        let router = Router::new()
+            .route(
+                "/start",
+                get(|| async { Redirect::temporary("/elsewhere") }),
+            )
+            .route(
+                "/elsewhere",
+                get(move || async move {
+                    counter.fetch_add(1, Ordering::SeqCst);
+                    "followed"
+                }),
+            );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let server = tokio::spawn(async move { axum::serve(listener, router).await });
+        let answer = outbound_http_client()
+            .unwrap()
+            .get(format!("http://{address}/start"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status(), reqwest::StatusCode::TEMPORARY_REDIRECT);
+        assert_eq!(followed.load(Ordering::SeqCst), 0);
+        server.abort();
     }
 }

@@ -103,6 +103,8 @@ pub enum Rejection {
     TooLarge,
     /// The media type is not accepted (415).
     Unsupported,
+    /// What it needs is not configured or not running here (503).
+    Unavailable,
 }
 
 impl CommandError {
@@ -196,6 +198,7 @@ impl From<domain::operator::OperatorTokenError> for CommandError {
         match e {
             E::Exists => Self::rejected(Rejection::Conflict, "token_exists", message),
             E::Unknown => Self::rejected(Rejection::NotFound, "token_not_found", message),
+            E::InvalidExpiry => Self::rejected(Rejection::Invalid, "invalid_expiry", message),
         }
     }
 }

@@ -4,9 +4,11 @@ use crate::clock::Clock;
 use crate::error::CommandError;
 use crate::executor::{CommandContext, Executor};
 use crate::tokens::{OPERATOR_TOKEN_PREFIX, new_token};
+use domain::Timestamp;
 use domain::operator::{OperatorRole, OperatorToken, OperatorTokenCommand};
 use domain::{Aggregate, StreamCategory};
 use std::sync::Arc;
+use std::time::Duration;
 use store::GlobalPosition;
 use uuid::Uuid;
 
@@ -17,6 +19,8 @@ pub struct CreatedOperatorToken {
     pub token_id: Uuid,
     /// The secret, shown once.
     pub token: String,
+    /// When it stops being accepted.
+    pub expires_at: Timestamp,
     /// Where it was committed.
     pub position: GlobalPosition,
 }
@@ -34,21 +38,24 @@ impl OperatorTokens {
         Self { exec, clock }
     }
 
-    /// Creates a token with `role`.
+    /// Creates a token with `role`, accepted for `lifetime` from now.
     pub async fn create(
         &self,
         ctx: &CommandContext,
         role: OperatorRole,
         label: &str,
+        lifetime: Duration,
     ) -> Result<CreatedOperatorToken, CommandError> {
         let token_id = Uuid::new_v4();
         let issued = new_token(OPERATOR_TOKEN_PREFIX);
         let at = self.clock.now();
+        let expires_at = at.plus(lifetime);
         let command = OperatorTokenCommand::Create {
             token_hash: issued.hash.clone(),
             role,
             label: label.to_owned(),
             at,
+            expires_at,
         };
         let executed = self
             .exec
@@ -63,6 +70,7 @@ impl OperatorTokens {
         Ok(CreatedOperatorToken {
             token_id,
             token: issued.token,
+            expires_at,
             position: executed
                 .position
                 .ok_or_else(|| CommandError::Internal("token creation appended nothing".into()))?,

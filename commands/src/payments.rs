@@ -1,7 +1,9 @@
 //! The payment provider, behind a trait: checkouts for credit packs, charges for invoices,
 //! the billing portal, and webhooks signed with HMAC-SHA256 and a timestamp (Stripe's
 //! scheme). The embedded default is [`SandboxProvider`]: its checkout page is served by this
-//! service and, when visited, sends this service a correctly signed webhook.
+//! service and, when visited, completes the purchase in-process through the code a webhook
+//! runs (nothing is signed, no request leaves the service). A real provider implements
+//! [`PaymentProvider`] and signs its webhooks with the secret this service is given.
 
 use async_trait::async_trait;
 use domain::AccountId;
@@ -83,7 +85,8 @@ pub trait PaymentProvider: Send + Sync {
 }
 
 /// The embedded provider: checkouts and the portal are pages of this service, and charges
-/// succeed at once.
+/// succeed at once. Never for a deployment that takes money: anyone who opens a checkout
+/// link gets its credits.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct SandboxProvider;
 

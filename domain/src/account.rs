@@ -265,7 +265,8 @@ pub struct Account {
     pub sessions: BTreeMap<SessionId, ActiveSession>,
     /// Sessions revoked, so that revoking again is a no-op rather than a 404.
     pub ended_sessions: BTreeSet<SessionId>,
-    /// Devices that signed in before.
+    /// Devices that signed in before, by [`SessionOrigin::device_key`]: device class and
+    /// network.
     pub known_devices: BTreeSet<String>,
     /// Two-factor authentication.
     pub totp: TotpState,
@@ -309,5 +310,7 @@ impl Aggregate for Account {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_devices;
 #[cfg(test)]
 mod tests_security;

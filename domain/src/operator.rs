@@ -3,6 +3,11 @@
 use crate::event::Event;
 use crate::{Aggregate, Timestamp};
 use serde::{Deserialize, Serialize};
+use std::time::Duration;
+
+/// How long an operator token lives when its creation recorded no expiry (tokens created
+/// before expiry was recorded): this long after its creation, like a new token's default.
+pub const UNRECORDED_LIFETIME: Duration = Duration::from_secs(90 * 86_400);
 
 /// What an operator token may do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -12,6 +17,18 @@ pub enum OperatorRole {
     Admin,
     /// Read-only: reports such as reconciliation.
     Auditor,
+}
+
+impl std::str::FromStr for OperatorRole {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        match text {
+            "admin" => Ok(Self::Admin),
+            "auditor" => Ok(Self::Auditor),
+            other => Err(format!("no operator role {other:?}")),
+        }
+    }
 }
 
 impl OperatorRole {
@@ -42,6 +59,10 @@ pub enum OperatorTokenEvent {
         label: String,
         /// When.
         at: Timestamp,
+        /// Refused from then on. Absent in tokens created before expiry was recorded:
+        /// those expire [`UNRECORDED_LIFETIME`] after `at` (see [`expiry`]).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        expires_at: Option<Timestamp>,
     },
     /// Revoked: refused from now on.
     #[serde(rename = "AdminTokenRevoked")]
@@ -50,6 +71,11 @@ pub enum OperatorTokenEvent {
         /// When.
         at: Timestamp,
     },
+}
+
+/// When a token created at `at` with the recorded `expires_at` stops being accepted.
+pub fn expiry(at: Timestamp, expires_at: Option<Timestamp>) -> Timestamp {
+    expires_at.unwrap_or_else(|| at.plus(UNRECORDED_LIFETIME))
 }
 
 /// What may be asked of an operator token.
@@ -65,6 +91,8 @@ pub enum OperatorTokenCommand {
         label: String,
         /// Now.
         at: Timestamp,
+        /// When it stops being accepted.
+        expires_at: Timestamp,
     },
     /// Revoke it.
     Revoke {
@@ -82,6 +110,9 @@ pub enum OperatorTokenError {
     /// No such token.
     #[error("no such token")]
     Unknown,
+    /// The expiry is not after the creation.
+    #[error("a token must expire after it is created")]
+    InvalidExpiry,
 }
 
 /// An operator token.
@@ -108,15 +139,20 @@ impl Aggregate for OperatorToken {
                 role,
                 label,
                 at,
+                expires_at,
             } => {
                 if self.role.is_some() {
                     return Err(OperatorTokenError::Exists);
+                }
+                if expires_at <= at {
+                    return Err(OperatorTokenError::InvalidExpiry);
                 }
                 Ok(vec![OperatorTokenEvent::OperatorTokenCreated {
                     token_hash: token_hash.clone(),
                     role: *role,
                     label: label.clone(),
                     at: *at,
+                    expires_at: Some(*expires_at),
                 }])
             }
             OperatorTokenCommand::Revoke { at } => match (self.role, self.revoked) {
@@ -132,5 +168,54 @@ impl Aggregate for OperatorToken {
             OperatorTokenEvent::OperatorTokenCreated { role, .. } => self.role = Some(*role),
             OperatorTokenEvent::OperatorTokenRevoked { .. } => self.revoked = true,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::given;
+
+    fn at(seconds: i64) -> Timestamp {
+        Timestamp::from_unix_micros(1_800_000_000_000_000 + seconds * 1_000_000)
+    }
+
+    fn create(expires_at: Timestamp) -> OperatorTokenCommand {
+        OperatorTokenCommand::Create {
+            token_hash: "hash".into(),
+            role: OperatorRole::Auditor,
+            label: "nightly".into(),
+            at: at(0),
+            expires_at,
+        }
+    }
+
+    #[test]
+    fn a_created_token_records_its_expiry() {
+        given::<OperatorToken>([]).when(create(at(86_400))).then([
+            OperatorTokenEvent::OperatorTokenCreated {
+                token_hash: "hash".into(),
+                role: OperatorRole::Auditor,
+                label: "nightly".into(),
+                at: at(0),
+                expires_at: Some(at(86_400)),
+            },
+        ]);
+        given::<OperatorToken>([])
+            .when(create(at(0)))
+            .then_error(OperatorTokenError::InvalidExpiry);
+    }
+
+    #[test]
+    fn a_token_stored_without_an_expiry_decodes_and_expires_after_the_default_lifetime() {
+        let stored = r#"{"type":"AdminTokenCreated","token_hash":"h","role":"admin","label":"","at":"2027-01-15T08:00:00Z"}"#;
+        let event: OperatorTokenEvent = serde_json::from_str(stored).unwrap();
+        let OperatorTokenEvent::OperatorTokenCreated { at, expires_at, .. } = event else {
+            panic!("{event:?}")
+        };
+        assert_eq!(expires_at, None);
+        assert_eq!(expiry(at, expires_at), at.plus(UNRECORDED_LIFETIME));
+        let soon = at.plus(Duration::from_secs(60));
+        assert_eq!(expiry(at, Some(soon)), soon);
     }
 }

@@ -7,6 +7,7 @@
 
 use crate::{SessionId, Timestamp};
 use serde::{Deserialize, Serialize};
+use std::net::IpAddr;
 
 /// Why a session ended before its expiry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -35,6 +36,43 @@ pub struct SessionOrigin {
     pub user_agent: Option<String>,
     /// A coarse location from a trusted proxy header, e.g. "Paris, FR".
     pub location: Option<String>,
+}
+
+impl SessionOrigin {
+    /// What makes a sign-in's device known to an account: its device class (the device
+    /// without version numbers, e.g. "Firefox on Linux", so an update is not news) and where
+    /// it connects from: the IP network (/24 for IPv4, /48 for IPv6), else the location.
+    /// The same browser elsewhere is a new device; the same one a few addresses away on its
+    /// network is not.
+    pub fn device_key(&self) -> String {
+        let class: Vec<&str> = self
+            .device
+            .split_whitespace()
+            .filter(|word| !word.starts_with(|c: char| c.is_ascii_digit()))
+            .collect();
+        let place = match self.ip.as_deref().and_then(|ip| ip.parse::<IpAddr>().ok()) {
+            Some(ip) => network(ip),
+            None => self
+                .location
+                .as_deref()
+                .map_or_else(String::new, |location| format!("in {location}")),
+        };
+        format!("{} | {place}", class.join(" "))
+    }
+}
+
+/// The network of `ip`: its /24 (IPv4, also when mapped into IPv6) or its /48 (IPv6).
+fn network(ip: IpAddr) -> String {
+    match ip.to_canonical() {
+        IpAddr::V4(v4) => {
+            let [a, b, c, _] = v4.octets();
+            format!("{a}.{b}.{c}.0/24")
+        }
+        IpAddr::V6(v6) => {
+            let [a, b, c, ..] = v6.segments();
+            format!("{a:x}:{b:x}:{c:x}::/48")
+        }
+    }
 }
 
 /// A session the account still holds, as the aggregate needs it for decisions.

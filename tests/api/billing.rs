@@ -91,7 +91,7 @@ async fn a_pack_is_credited_only_when_the_provider_confirms_payment(backend: Bac
     );
     assert_eq!(balance(&app, &session).await, 0, "nothing before payment");
 
-    // The sandbox checkout page pays by sending this service a signed webhook.
+    // The sandbox checkout page pays: it completes the purchase in-process.
     let page = app
         .client
         .get(purchase["checkout_url"].as_str().unwrap())

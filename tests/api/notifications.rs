@@ -248,7 +248,7 @@ async fn buy_pack(app: &TestApp, session: &Session) {
         .await,
     )
     .await;
-    // The sandbox checkout page pays by sending this service a signed webhook.
+    // The sandbox checkout page pays: it completes the purchase in-process.
     let page = app
         .client
         .get(purchase["checkout_url"].as_str().unwrap())

@@ -11,10 +11,21 @@ async fn health_readiness_and_documentation_are_served(backend: Backend) {
     assert_eq!(health["status"], "ok");
 
     app.signed_up().await;
+    // Anyone learns whether it is ready, and nothing more.
     let ready = app.get("/readyz", None).await;
     assert_eq!(ready.status(), StatusCode::OK);
     let ready: Value = ready.json().await.unwrap();
+    assert_eq!(ready, serde_json::json!({"status": "ready"}));
+    // Operators see each read model's checkpoint.
+    let (_, auditor) = app.operator_token("auditor").await;
+    let ready: Value = app
+        .get("/readyz", Some(&auditor))
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(ready["status"], "ready");
+    assert!(ready["log_head"].as_u64().unwrap() > 0);
     let names: Vec<&str> = ready["projections"]
         .as_array()
         .unwrap()

@@ -120,48 +120,12 @@ async fn body_rejections_are_json(backend: Backend) {
     // Bodies over the limit: of JSON (`ApiJson`), and raw (the webhook reads bytes).
     let huge = format!(r#"{{"email": "{}"}}"#, "x".repeat(3 << 20));
     for path in ["/auth/register", "/webhooks/payments"] {
-        let (status, content_type, body) = post_unread(&app, path, huge.as_bytes()).await;
+        let (status, content_type, body) =
+            tests::post_unread(&app, path, &[], huge.as_bytes()).await;
         assert_eq!(status, 413, "{path}");
         assert_eq!(content_type, "application/json", "{path}");
         assert_eq!(body["error"]["code"], "payload_too_large", "{path}");
     }
-}
-
-/// `POST path` with a JSON `body` the server may answer before reading it all: the body is
-/// written from a task of its own (its write fails once the server closes), and the answer
-/// is read meanwhile. An HTTP client would report the failed write instead of the answer.
-async fn post_unread(app: &TestApp, path: &str, body: &[u8]) -> (u16, String, Value) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let address = app.address.trim_start_matches("http://");
-    let stream = tokio::net::TcpStream::connect(address).await.unwrap();
-    let (mut reader, mut writer) = stream.into_split();
-    let mut request = format!(
-        "POST {path} HTTP/1.1\r\nhost: {address}\r\ncontent-type: application/json\r\n\
-         content-length: {}\r\nconnection: close\r\n\r\n",
-        body.len()
-    )
-    .into_bytes();
-    request.extend_from_slice(body);
-    let writing = tokio::spawn(async move {
-        let _ = writer.write_all(&request).await;
-        writer
-    });
-    let mut answer = Vec::new();
-    let _ = reader.read_to_end(&mut answer).await;
-    drop(writing.await);
-    let answer = String::from_utf8_lossy(&answer).into_owned();
-    let (head, body) = answer.split_once("\r\n\r\n").expect("an HTTP answer");
-    let status = head[9..12].parse().unwrap();
-    let content_type = head
-        .lines()
-        .find_map(|l| l.strip_prefix("content-type: "))
-        .unwrap_or_default()
-        .to_owned();
-    (
-        status,
-        content_type,
-        serde_json::from_str(body).unwrap_or_default(),
-    )
 }
 
 async fn integers_are_read_as_json_schema_counts_them(backend: Backend) {

@@ -16,6 +16,9 @@ use tokio::sync::oneshot;
 use uuid::Uuid;
 
 pub mod mail;
+mod raw;
+
+pub use raw::post_unread;
 
 /// A password every test account uses.
 pub const PASSWORD: &str = "correct-horse-7-battery";
@@ -120,6 +123,8 @@ fn setup(configure: impl FnOnce(&mut Setup)) -> Setup {
     setup.serve.activity_flush_interval = Duration::from_millis(200);
     setup.serve.hash_concurrency = 2;
     setup.serve.payments_webhook_secret = Some(WEBHOOK_SECRET.to_owned());
+    // Purchases go through the sandbox on both backends (PostgreSQL has none by default).
+    setup.serve.payments_provider = Some(api::config::PaymentsProvider::Sandbox);
     // Tests tick the scheduler themselves, with the clock they move.
     setup.serve.scheduler_interval = Duration::from_secs(3600);
     configure(&mut setup);
@@ -274,9 +279,15 @@ impl TestApp {
     /// Creates an operator token (`admin` or `auditor`) with the CLI, as an operator would;
     /// returns its id and the token.
     pub async fn operator_token(&self, role: &str) -> (String, String) {
+        self.operator_token_with(role, &[]).await
+    }
+
+    /// Creates an operator token with the CLI and `extra` flags (`--expires-in-days 1`).
+    pub async fn operator_token_with(&self, role: &str, extra: &[&str]) -> (String, String) {
         let mut args: Vec<String> = ["accounts", "admin-token", "create", "--role", role]
             .map(str::to_owned)
             .to_vec();
+        args.extend(extra.iter().map(|a| (*a).to_owned()));
         args.extend(self.storage_args.clone());
         let created = api::cli::run_from(args).await.expect("admin-token create");
         assert_eq!(created.exit_code, 0);

@@ -64,12 +64,6 @@ impl MasterKey {
         }
     }
 
-    /// The default secret signing payment webhooks (the sandbox provider's), so the
-    /// embedded default needs no configuration for it.
-    pub fn webhook_secret(&self) -> [u8; 32] {
-        self.derive("accounts/payments-webhook/v1")
-    }
-
     /// The key that hashes the throttles' keys (accounts and IPs).
     pub fn throttle_secret(&self) -> [u8; 32] {
         self.derive("accounts/throttle-keys/v1")

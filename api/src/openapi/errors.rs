@@ -44,6 +44,13 @@ fn add_generic_errors(operation: &mut Operation, mutating: bool) {
     let has = |name: &str| schemes.iter().any(|s| s == name);
     let parameters = operation.parameters.clone().unwrap_or_default();
     let takes = |place: ParameterIn| parameters.iter().any(|p| p.parameter_in == place);
+    // A route that documents `payload_too_large` itself states its own body limit.
+    let own_limit = match operation.responses.responses.get("413") {
+        Some(utoipa::openapi::RefOr::T(response)) => {
+            response.description.contains("payload_too_large")
+        }
+        _ => false,
+    };
     let json_body = operation
         .request_body
         .as_ref()
@@ -65,11 +72,13 @@ fn add_generic_errors(operation: &mut Operation, mutating: bool) {
     }
     if json_body {
         add(operation, 400, "`malformed_json`: the body is not JSON");
-        add(
-            operation,
-            413,
-            "`payload_too_large`: the body is over 2 MiB",
-        );
+        if !own_limit {
+            add(
+                operation,
+                413,
+                "`payload_too_large`: the body is over 2 MiB",
+            );
+        }
         add(
             operation,
             415,
@@ -118,7 +127,7 @@ fn add_generic_errors(operation: &mut Operation, mutating: bool) {
         add(
             operation,
             401,
-            "`invalid_admin_token`: no valid operator token",
+            "`invalid_admin_token` (no valid operator token) or `admin_token_expired`",
         );
     }
     if mutating {
@@ -128,11 +137,13 @@ fn add_generic_errors(operation: &mut Operation, mutating: bool) {
             409,
             "`idempotency_request_in_progress`: a request with this `Idempotency-Key` is still running",
         );
-        add(
-            operation,
-            413,
-            "`payload_too_large`: a body over 6 MiB sent with an `Idempotency-Key`",
-        );
+        if !own_limit {
+            add(
+                operation,
+                413,
+                "`payload_too_large`: a body over 6 MiB sent with an `Idempotency-Key`",
+            );
+        }
         add(
             operation,
             422,

@@ -105,7 +105,8 @@ pub struct ChangePlanRequest {
     responses((status = 200, body = SubscriptionView),
         (status = 409, description = "`subscription_ended`", body = ErrorBody),
         (status = 422, description = "`unknown_plan`: not a plan of the catalog", body = ErrorBody),
-        (status = 502, description = "`payment_provider_unavailable`: the payment provider did not answer", body = ErrorBody)))]
+        (status = 502, description = "`payment_provider_unavailable`: the payment provider did not answer", body = ErrorBody),
+        (status = 503, description = "`payments_unavailable`: the plan has a price and no payment provider is configured", body = ErrorBody)))]
 pub async fn change_plan(
     State(core): State<Core>,
     State(payments): State<Payments>,
@@ -296,7 +297,8 @@ pub struct PortalSession {
 /// Opens a session of the payment provider's billing portal.
 #[utoipa::path(post, path = "/me/billing/portal-session", tag = "billing", security(("session" = [])),
     responses((status = 200, body = PortalSession),
-        (status = 502, description = "`payment_provider_unavailable`: the payment provider did not answer", body = ErrorBody)))]
+        (status = 502, description = "`payment_provider_unavailable`: the payment provider did not answer", body = ErrorBody),
+        (status = 503, description = "`payments_unavailable`: no payment provider is configured", body = ErrorBody)))]
 pub async fn portal(
     State(core): State<Core>,
     State(payments): State<Payments>,
@@ -305,9 +307,7 @@ pub async fn portal(
 ) -> Result<Json<PortalSession>, ApiError> {
     let url = payments
         .billing
-        .provider()
         .portal_url(session.account_id, &core.http.base_url(&headers))
-        .await
-        .map_err(|e| ApiError::from(commands::CommandError::PaymentProvider(e.to_string())))?;
+        .await?;
     Ok(Json(PortalSession { url }))
 }

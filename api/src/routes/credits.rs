@@ -309,6 +309,7 @@ pub struct PurchaseResponse {
         (status = 201, body = PurchaseResponse),
         (status = 422, description = "`unknown_pack`: not a pack of the catalog", body = ErrorBody),
         (status = 502, description = "`payment_provider_unavailable`: the payment provider did not answer", body = ErrorBody),
+        (status = 503, description = "`payments_unavailable`: no payment provider is configured", body = ErrorBody),
     ))]
 pub async fn purchase(
     State(core): State<Core>,

@@ -3,7 +3,7 @@
 //! it works offline and under a content security policy that allows only this origin.
 
 use crate::openapi::Routes;
-use axum::http::{HeaderValue, header};
+use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use utoipa_axum::routes;
 
@@ -25,12 +25,6 @@ const PAGE: &str = r#"<!doctype html>
 /// Scalar's standalone bundle (`@scalar/api-reference` 1.46.4, MIT).
 const SCALAR: &[u8] = include_bytes!("../../assets/scalar/standalone.js");
 
-/// Only this origin: the script, the document and the fonts come from here. Scalar sets
-/// styles inline, hence `'unsafe-inline'` for styles (never for scripts).
-pub const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'; \
-    style-src 'self' 'unsafe-inline'; img-src 'self' data:; font-src 'self' data:; \
-    connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'";
-
 /// The routes of this module.
 pub fn router() -> Routes {
     Routes::new().routes(routes!(docs)).routes(routes!(scalar))
@@ -40,12 +34,7 @@ pub fn router() -> Routes {
 #[utoipa::path(get, path = "/docs", tag = "operations",
     responses((status = 200, description = "An HTML page", content_type = "text/html", body = String)))]
 pub async fn docs() -> Response {
-    let mut response = ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], PAGE).into_response();
-    response.headers_mut().insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(CONTENT_SECURITY_POLICY),
-    );
-    response
+    crate::html::docs(PAGE.to_owned())
 }
 
 /// The script of the reference page (Scalar, served from the binary).

@@ -14,6 +14,7 @@ pub mod ops;
 pub mod payments;
 pub mod profile;
 pub mod public_api;
+pub mod sandbox;
 pub mod security;
 pub mod sessions;
 pub mod token_views;
@@ -24,18 +25,20 @@ use crate::middleware;
 use crate::openapi::Routes;
 use crate::state::AppState;
 use axum::error_handling::HandleErrorLayer;
-use axum::http::StatusCode;
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::{BoxError, Extension, Router};
 use std::time::Duration;
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;
 use utoipa::openapi::OpenApi;
 
-/// Every documented route: the one place the resource modules are merged.
+/// Every documented route: the one place the resource modules are merged. The sandbox
+/// provider's pages exist only while it is the provider.
 pub fn routes(state: &AppState) -> Routes {
-    Routes::new()
+    let routes = Routes::new()
         .merge(auth::router())
         .merge(me::router())
         .merge(security::router())
@@ -51,7 +54,12 @@ pub fn routes(state: &AppState) -> Routes {
         .merge(notifications::router())
         .merge(public_api::router(state.clone()))
         .merge(ops::router())
-        .merge(docs::router())
+        .merge(docs::router());
+    if state.payments.sandbox {
+        routes.merge(sandbox::router())
+    } else {
+        routes
+    }
 }
 
 /// The routes, each behind the idempotency-key check, and their OpenAPI document as this
@@ -84,6 +92,11 @@ pub fn router(state: AppState, request_timeout: Duration) -> Router {
                     )
                 }))
                 .layer(axum::middleware::from_fn(middleware::json_errors))
+                // No response is to be read as another type than it says.
+                .layer(SetResponseHeaderLayer::overriding(
+                    header::X_CONTENT_TYPE_OPTIONS,
+                    HeaderValue::from_static("nosniff"),
+                ))
                 .layer(TraceLayer::new_for_http())
                 .layer(axum::middleware::from_fn(middleware::request_context))
                 .layer(HandleErrorLayer::new(timed_out))

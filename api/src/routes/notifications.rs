@@ -7,7 +7,7 @@ use crate::openapi::Routes;
 use crate::state::{Core, Notices};
 use axum::Json;
 use axum::extract::State;
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::Response;
 use domain::notifications::{NotificationPreferences, Toggle};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -194,14 +194,13 @@ pub async fn unsubscribe_page(
         .chars()
         .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'))
         .collect();
-    Ok(Html(format!(
+    Ok(crate::html::page(format!(
         "<!doctype html><meta charset=utf-8><title>Unsubscribe</title>\
          <form method=post action=\"/unsubscribe?token={token}\">\
          <input type=hidden name=List-Unsubscribe value=One-Click>\
          <p>Stop receiving the {} e-mails?</p><button>Unsubscribe</button></form>",
         toggle.as_str()
-    ))
-    .into_response())
+    )))
 }
 
 /// What the link turned off.

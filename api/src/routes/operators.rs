@@ -1,4 +1,6 @@
-//! Operator routes, for operator tokens only (`accounts admin-token create`).
+//! Operator routes, for operator tokens only (`accounts operator-token create`). Every route
+//! here is a read that auditors may make (`Operator`, i.e. `Operator<AnyRole>`); a route
+//! that changes anything takes `Operator<Admin>`.
 
 use crate::error::ApiError;
 use crate::extract::Operator;
@@ -30,7 +32,7 @@ pub async fn reconciliation(
     State(core): State<Core>,
     operator: Operator,
 ) -> Result<Json<workers::reconcile::Report>, ApiError> {
-    tracing::info!(token_id = %operator.token_id, role = operator.role, "reconciliation requested");
+    tracing::info!(token_id = %operator.token_id, role = operator.role.as_str(), "reconciliation requested");
     let decoder: Arc<dyn EventDecoder> = Arc::new(core.codec.clone());
     let report = workers::reconcile::reconcile(&core.db, &core.log, &decoder)
         .await

@@ -1,12 +1,13 @@
 //! Operations: liveness, readiness and the OpenAPI document (its interactive page is in
 //! [`super::docs`]).
 
-use crate::error::ErrorBody;
+use crate::error::{ApiError, ErrorBody};
+use crate::extract::{bearer_token, live_operator};
 use crate::openapi::Routes;
-use crate::state::Core;
+use crate::state::AppState;
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use serde::Serialize;
@@ -74,24 +75,48 @@ pub struct ProjectionStatus {
     pub caught_up: bool,
 }
 
-/// Readiness.
+/// Readiness: the status to anyone; the log head and each read model's checkpoint to
+/// operators only.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Readiness {
-    /// `ready` or `unavailable`.
+    /// `ready`.
     pub status: &'static str,
-    /// The last position in the log.
-    pub log_head: u64,
-    /// Each read model.
-    pub projections: Vec<ProjectionStatus>,
+    /// The last position in the log (operator tokens only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub log_head: Option<u64>,
+    /// Each read model (operator tokens only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub projections: Option<Vec<ProjectionStatus>>,
 }
 
-/// The database answers and the read models are known.
-#[utoipa::path(get, path = "/readyz", tag = "operations",
+/// The database answers and the read models are known. Anyone gets the status; an
+/// operator token (`Authorization: Bearer adm_…`, any role) also gets the log head and each
+/// read model's checkpoint. A token that is sent and not a live operator token is 401.
+#[utoipa::path(get, path = "/readyz", tag = "operations", security((), ("operator" = [])),
     responses((status = 200, body = Readiness), (status = 503, description = "`not_ready`: the database does not answer", body = ErrorBody)))]
-pub async fn readyz(State(core): State<Core>) -> (StatusCode, Json<serde_json::Value>) {
+pub async fn readyz(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Json<Readiness>, ApiError> {
+    let operator = match headers.get(header::AUTHORIZATION) {
+        None => false,
+        Some(_) => {
+            let token = bearer_token(&headers).unwrap_or_default();
+            live_operator(&state, token).await?;
+            true
+        }
+    };
+    let core = &state.core;
     let check = async {
         core.db.ping().await.map_err(|e| e.to_string())?;
         let head = core.log.head().await.map_err(|e| e.to_string())?;
+        if !operator {
+            return Ok(Readiness {
+                status: "ready",
+                log_head: None,
+                projections: None,
+            });
+        }
         let mut projections = Vec::new();
         for name in core.projections.names() {
             let checkpoint = core
@@ -107,23 +132,12 @@ pub async fn readyz(State(core): State<Core>) -> (StatusCode, Json<serde_json::V
         }
         Ok::<_, String>(Readiness {
             status: "ready",
-            log_head: head.0,
-            projections,
+            log_head: Some(head.0),
+            projections: Some(projections),
         })
     };
-    match check.await {
-        Ok(ready) => (
-            StatusCode::OK,
-            Json(serde_json::to_value(ready).unwrap_or_default()),
-        ),
-        Err(cause) => {
-            tracing::warn!(%cause, "not ready");
-            (
-                StatusCode::SERVICE_UNAVAILABLE,
-                Json(
-                    serde_json::json!({"error": {"code": "not_ready", "message": "the database is not reachable"}}),
-                ),
-            )
-        }
-    }
+    check.await.map(Json).map_err(|cause| {
+        tracing::warn!(%cause, "not ready");
+        ApiError::Unavailable("not_ready", "the database is not reachable".into())
+    })
 }

@@ -1,33 +1,31 @@
-//! The payment provider's side: the webhook it calls, and the sandbox provider's pages
-//! (checkout and portal) served by this service for the embedded default.
+//! The payment provider's side: the webhook it calls. What a verified event changes is
+//! [`apply_event`], which the sandbox provider ([`crate::routes::sandbox`]) calls
+//! in-process with the event it makes.
 
 use crate::error::{ApiError, ErrorBody};
-use crate::extract::{ApiBytes, ApiPath, RequestContext};
+use crate::extract::{ApiBytes, RequestContext};
 use crate::openapi::Routes;
 use crate::state::{Core, Payments};
 use axum::Json;
 use axum::extract::State;
 use axum::http::HeaderMap;
-use axum::response::Html;
 use commands::CommandError;
 use commands::error::Rejection;
 use commands::payments::{
     CHECKOUT_COMPLETED, CheckoutSession, SIGNATURE_HEADER, WebhookData, WebhookEvent,
-    sandbox_purchase_id,
 };
-use projections::Visibility;
 use serde::{Deserialize, Serialize};
-use store::Actor;
+use store::{Actor, GlobalPosition};
 use utoipa::ToSchema;
 use utoipa_axum::routes;
-use uuid::Uuid;
+
+/// The largest webhook body read (a provider's event is a few KiB); a larger one is
+/// refused with 413 before it is read.
+pub const WEBHOOK_BODY_LIMIT: usize = 64 * 1024;
 
 /// The routes of this module.
 pub fn router() -> Routes {
-    Routes::new()
-        .routes(routes!(webhook))
-        .routes(routes!(sandbox_checkout))
-        .routes(routes!(sandbox_portal))
+    Routes::new().routes_with_body_limit(routes!(webhook), WEBHOOK_BODY_LIMIT)
 }
 
 /// A payment provider's event, read into `commands::payments::WebhookEvent` (other
@@ -109,6 +107,8 @@ pub struct WebhookReceipt {
         (status = 400, description = "`invalid_signature` (missing, wrong or more than 5 minutes off), `invalid_payload`, \
             or the event does not fit the purchase (`payment_mismatch`); nothing changed", body = ErrorBody),
         (status = 409, description = "`concurrent_modification`: the purchase is being changed meanwhile; the provider retries", body = ErrorBody),
+        (status = 413, description = "`payload_too_large`: the body is over 64 KiB", body = ErrorBody),
+        (status = 503, description = "`payments_unavailable`: no webhook secret is configured", body = ErrorBody),
     ))]
 pub async fn webhook(
     State(core): State<Core>,
@@ -117,14 +117,19 @@ pub async fn webhook(
     headers: HeaderMap,
     ApiBytes(body): ApiBytes,
 ) -> Result<Json<WebhookReceipt>, ApiError> {
+    let Some(webhooks) = &payments.webhooks else {
+        return Err(ApiError::Unavailable(
+            "payments_unavailable",
+            "no payment provider webhook secret is configured on this service".into(),
+        ));
+    };
     let invalid = |why: String| ApiError::BadRequest("invalid_signature", why);
     let signature = headers
         .get(SIGNATURE_HEADER)
         .and_then(|v| v.to_str().ok())
         .ok_or_else(|| invalid("the Payments-Signature header is missing".into()))?;
     let now = core.clock.now().datetime().unix_timestamp();
-    payments
-        .webhooks
+    webhooks
         .verify(signature, &body, now)
         .map_err(|e| invalid(e.to_string()))?;
     let event: WebhookEvent = serde_json::from_slice::<WebhookEventBody>(&body)
@@ -135,34 +140,42 @@ pub async fn webhook(
                 format!("the event is not understood: {e}"),
             )
         })?;
+    let (receipt, _) = apply_event(&payments, &ctx, "payments-webhook", &event).await?;
+    Ok(Json(receipt))
+}
+
+/// Applies an authentic provider event: a completed checkout completes its purchase (once,
+/// however often it comes); other types are acknowledged and ignored. Returns the receipt
+/// and where the change was committed, if anything changed. `component` names the actor.
+pub async fn apply_event(
+    payments: &Payments,
+    ctx: &RequestContext,
+    component: &str,
+    event: &WebhookEvent,
+) -> Result<(WebhookReceipt, Option<GlobalPosition>), ApiError> {
+    let receipt = |handled| WebhookReceipt {
+        received: true,
+        handled,
+    };
     if event.kind != CHECKOUT_COMPLETED {
-        return Ok(Json(WebhookReceipt {
-            received: true,
-            handled: false,
-        }));
+        return Ok((receipt(false), None));
     }
     let actor = Actor::System {
-        component: "payments-webhook".into(),
+        component: component.into(),
     };
     match payments
         .billing
-        .confirm_checkout(&ctx.command(actor), &event)
+        .confirm_checkout(&ctx.command(actor), event)
         .await
     {
-        Ok(position) => Ok(Json(WebhookReceipt {
-            received: true,
-            handled: position.is_some(),
-        })),
+        Ok(position) => Ok((receipt(position.is_some()), position)),
         Err(CommandError::Rejected {
             kind: Rejection::NotFound,
             ..
         }) => {
             // Not ours (or not any more): retrying will not help, so acknowledge it.
             tracing::warn!(event_id = %event.id, "payment webhook for an unknown purchase");
-            Ok(Json(WebhookReceipt {
-                received: true,
-                handled: false,
-            }))
+            Ok((receipt(false), None))
         }
         Err(CommandError::Rejected {
             kind: Rejection::Invalid,
@@ -174,103 +187,4 @@ pub async fn webhook(
         }
         Err(other) => Err(other.into()),
     }
-}
-
-fn page(title: &str, body: &str) -> Html<String> {
-    Html(format!(
-        "<!doctype html><html><head><meta charset=\"utf-8\"><title>{title}</title></head>\
-         <body style=\"font-family: sans-serif; max-width: 40em; margin: 4em auto\">\
-         <p><small>Sandbox payment provider: no money moves.</small></p><h1>{title}</h1>{body}</body></html>"
-    ))
-}
-
-/// The sandbox checkout: visiting it pays, by sending this service a signed webhook.
-#[utoipa::path(get, path = "/sandbox/checkout/{session_id}", tag = "sandbox",
-    params(("session_id" = String, Path, description = "The checkout session, from the `checkout_url` of a purchase")),
-    responses(
-        (status = 200, description = "An HTML page: the payment was received (or had been)", content_type = "text/html", body = String),
-        (status = 404, description = "`checkout_not_found`", body = ErrorBody),
-    ))]
-pub async fn sandbox_checkout(
-    State(core): State<Core>,
-    State(payments): State<Payments>,
-    headers: HeaderMap,
-    ApiPath(session_id): ApiPath<String>,
-) -> Result<Html<String>, ApiError> {
-    let not_found = || ApiError::NotFound("checkout_not_found", "no such checkout".into());
-    let purchase_id = sandbox_purchase_id(&session_id).ok_or_else(not_found)?;
-    let purchase = payments.billing.purchase(purchase_id).await?;
-    let (Some(price), Some(pack_id)) = (purchase.price.clone(), purchase.pack_id.clone()) else {
-        return Err(not_found());
-    };
-    if purchase.completed {
-        return Ok(page(
-            "Already paid",
-            "<p>This checkout was paid before; nothing more to do.</p>",
-        ));
-    }
-    let now = core.clock.now().datetime().unix_timestamp();
-    let event = WebhookEvent {
-        id: format!("evt_sandbox_{}", Uuid::new_v4().simple()),
-        kind: CHECKOUT_COMPLETED.into(),
-        created: now,
-        data: WebhookData {
-            object: CheckoutSession {
-                id: session_id,
-                client_reference_id: purchase_id.to_string(),
-                amount_total: price.amount,
-                currency: price.currency.to_lowercase(),
-            },
-        },
-    };
-    let body = serde_json::to_vec(&event).map_err(|e| ApiError::Internal(e.to_string()))?;
-    let delivered = payments
-        .http_client
-        .post(format!(
-            "{}/webhooks/payments",
-            core.http.base_url(&headers)
-        ))
-        .header("content-type", "application/json")
-        .header(SIGNATURE_HEADER, payments.webhooks.header(now, &body))
-        .body(body)
-        .send()
-        .await
-        .map_err(|e| ApiError::Internal(format!("sandbox webhook: {e}")))?;
-    if !delivered.status().is_success() {
-        return Err(ApiError::Internal(format!(
-            "sandbox webhook answered {}",
-            delivered.status()
-        )));
-    }
-    let head = core
-        .log
-        .committed_head()
-        .await
-        .map_err(|e| ApiError::Internal(e.to_string()))?;
-    core.visible(Visibility::Billing, Some(head)).await?;
-    Ok(page(
-        "Payment received",
-        &format!(
-            "<p>{} paid for {pack_id}: {} credits were added to your account.</p>",
-            price.display(),
-            purchase.credits
-        ),
-    ))
-}
-
-/// The sandbox billing portal.
-#[utoipa::path(get, path = "/sandbox/portal/{account_id}", tag = "sandbox",
-    params(("account_id" = String, Path, description = "The account, as in the `url` of `POST /me/billing/portal-session`")),
-    responses((status = 200, description = "An HTML page", content_type = "text/html", body = String)))]
-pub async fn sandbox_portal(ApiPath(account_id): ApiPath<String>) -> Html<String> {
-    let account: String = account_id
-        .chars()
-        .filter(|c| c.is_ascii_hexdigit() || *c == '-')
-        .collect();
-    page(
-        "Billing portal",
-        &format!(
-            "<p>Account {account}: the sandbox keeps no payment methods. Invoices are under /me/invoices.</p>"
-        ),
-    )
 }

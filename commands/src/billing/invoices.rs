@@ -99,8 +99,13 @@ impl Billing {
         if self.exec.load::<InvoicePayment>(&stream).await?.state.paid {
             return Ok(());
         }
+        let Some(provider) = &self.provider else {
+            // Nothing to charge with: the invoice stays open, as after a failed charge.
+            tracing::warn!(%invoice_id, "no payment provider configured; invoice left open");
+            return Ok(());
+        };
         // Providers take the invoice id as the charge's idempotency key.
-        match self.provider.charge(account_id, invoice_id, amount).await {
+        match provider.charge(account_id, invoice_id, amount).await {
             Ok(crate::payments::ChargeOutcome::Paid { reference }) => {
                 self.pay_invoice(ctx, invoice_id, amount.clone(), &reference, at)
                     .await

@@ -27,7 +27,7 @@ pub struct Billing {
     exec: Executor,
     credits: Credits,
     catalog: Arc<Catalog>,
-    provider: Arc<dyn PaymentProvider>,
+    provider: Option<Arc<dyn PaymentProvider>>,
     clock: Arc<dyn Clock>,
 }
 
@@ -41,12 +41,14 @@ pub fn subscription_stream(account_id: AccountId) -> String {
 }
 
 impl Billing {
-    /// Handlers over `exec`, selling what `catalog` lists through `provider`.
+    /// Handlers over `exec`, selling what `catalog` lists through `provider`. Without a
+    /// provider, purchases, paid plans and the portal are refused
+    /// ([`Billing::payment_provider`]).
     pub fn new(
         exec: Executor,
         credits: Credits,
         catalog: Arc<Catalog>,
-        provider: Arc<dyn PaymentProvider>,
+        provider: Option<Arc<dyn PaymentProvider>>,
         clock: Arc<dyn Clock>,
     ) -> Self {
         Self {
@@ -63,9 +65,27 @@ impl Billing {
         &self.catalog
     }
 
-    /// The payment provider.
-    pub fn provider(&self) -> &Arc<dyn PaymentProvider> {
-        &self.provider
+    /// The payment provider, or 503 `payments_unavailable` when none is configured.
+    pub fn payment_provider(&self) -> Result<&Arc<dyn PaymentProvider>, CommandError> {
+        self.provider.as_ref().ok_or_else(|| {
+            CommandError::rejected(
+                Rejection::Unavailable,
+                "payments_unavailable",
+                "no payment provider is configured on this service",
+            )
+        })
+    }
+
+    /// A page of the provider where the account manages its payment methods.
+    pub async fn portal_url(
+        &self,
+        account_id: AccountId,
+        base_url: &str,
+    ) -> Result<String, CommandError> {
+        self.payment_provider()?
+            .portal_url(account_id, base_url)
+            .await
+            .map_err(|e| CommandError::PaymentProvider(e.to_string()))
     }
 
     /// The terms of a plan as the catalog says now.

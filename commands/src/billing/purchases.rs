@@ -42,10 +42,10 @@ impl Billing {
                 format!("no credit pack {pack_id:?}"),
             )
         })?;
+        let provider = self.payment_provider()?;
         let purchase_id = Uuid::new_v4();
         let price = self.catalog.money(pack.price);
-        let checkout = self
-            .provider
+        let checkout = provider
             .create_checkout(&CheckoutRequest {
                 purchase_id,
                 account_id,

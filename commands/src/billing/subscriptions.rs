@@ -147,6 +147,9 @@ impl Billing {
                 format!("no plan {plan_id:?}"),
             )
         })?;
+        if plan.price > 0 {
+            self.payment_provider()?;
+        }
         // A period that ended must be renewed or closed before a change applies to it.
         self.renew_due(ctx, account_id).await?;
         let at = self.clock.now();

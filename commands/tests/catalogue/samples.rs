@@ -307,6 +307,7 @@ fn tokens() -> Vec<DomainEvent> {
             role: OperatorRole::Auditor,
             label: "reconciliation job".into(),
             at: at(50),
+            expires_at: Some(at(52)),
         },
         OperatorTokenEvent::OperatorTokenRevoked { at: at(51) },
     ];

@@ -72,8 +72,11 @@ impl Account {
                         second_factor: second_factor.clone(),
                     },
                 );
-                // The very first sign-in is not news; a device unseen since is.
-                if !self.known_devices.is_empty() && !self.known_devices.contains(&origin.device) {
+                // The very first sign-in is not news; a device class or network unseen
+                // since is.
+                if !self.known_devices.is_empty()
+                    && !self.known_devices.contains(&origin.device_key())
+                {
                     events.push(AccountEvent::NewDeviceSignedIn {
                         session_id: *session_id,
                         device: origin.device.clone(),

@@ -41,7 +41,7 @@ impl Account {
                         authenticated_at: *started_at,
                     },
                 );
-                self.known_devices.insert(origin.device.clone());
+                self.known_devices.insert(origin.device_key());
                 self.use_factor(second_factor.as_ref());
             }
             E::NewDeviceSignedIn { .. } => {}

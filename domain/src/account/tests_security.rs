@@ -1,5 +1,5 @@
-//! given / when / then for two-factor authentication, re-authentication, the profile,
-//! new-device notices and deletion.
+//! given / when / then for two-factor authentication, re-authentication, the profile and
+//! deletion (new-device notices: `tests_devices.rs`).
 
 use super::*;
 use crate::testing::given;
@@ -168,29 +168,6 @@ fn a_recovery_code_signs_in_once() {
         state.decide(&sign_in(3, 11, Some(factor), "Firefox")),
         Err(AccountError::InvalidSecondFactor)
     );
-}
-
-#[test]
-fn a_sign_in_from_an_unknown_device_is_recorded_for_a_notice() {
-    let events = given::<Account>([registered(), started(1, 0, "Firefox")]).when(sign_in(
-        2,
-        10,
-        None,
-        "Safari on iOS",
-    ));
-    events.then([
-        started(2, 10, "Safari on iOS"),
-        AccountEvent::NewDeviceSignedIn {
-            session_id: session(2),
-            device: "Safari on iOS".into(),
-            ip: None,
-            location: None,
-            at: at(10),
-        },
-    ]);
-    given::<Account>([registered(), started(1, 0, "Firefox")])
-        .when(sign_in(2, 10, None, "Firefox"))
-        .then([started(2, 10, "Firefox")]);
 }
 
 #[test]

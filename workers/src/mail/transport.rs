@@ -32,11 +32,12 @@ pub struct SmtpMailTransport(AsyncSmtpTransport<Tokio1Executor>);
 impl SmtpMailTransport {
     /// `smtp://[user:password@]host[:port]` (plain SMTP; put a TLS-terminating relay in
     /// front for servers on the internet). Call it inside the Tokio runtime: the
-    /// connection pool runs a task of its own.
+    /// connection pool runs a task of its own. Errors never repeat the URL, which may hold
+    /// a password.
     pub fn from_url(url: &str) -> Result<Self, String> {
         let rest = url
             .strip_prefix("smtp://")
-            .ok_or_else(|| format!("the SMTP URL must start with smtp:// (got {url:?})"))?;
+            .ok_or_else(|| "the SMTP URL must start with smtp://".to_owned())?;
         let rest = rest.trim_end_matches('/');
         let (credentials, address) = match rest.rsplit_once('@') {
             Some((credentials, address)) => (Some(credentials), address),
@@ -46,12 +47,12 @@ impl SmtpMailTransport {
             Some((host, port)) => (
                 host,
                 port.parse::<u16>()
-                    .map_err(|_| format!("invalid SMTP port in {url:?}"))?,
+                    .map_err(|_| "the SMTP URL's port is not a number".to_owned())?,
             ),
             None => (address, 25),
         };
         if host.is_empty() {
-            return Err(format!("no SMTP host in {url:?}"));
+            return Err("no SMTP host in the SMTP URL".to_owned());
         }
         let mut builder = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(host)
             .port(port)
@@ -146,5 +147,14 @@ mod tests {
         assert!(SmtpMailTransport::from_url("http://127.0.0.1").is_err());
         assert!(SmtpMailTransport::from_url("smtp://host:notaport").is_err());
         assert!(SmtpMailTransport::from_url("smtp://").is_err());
+        for url in [
+            "smtps://user:s3cret@mail.example.com",
+            "smtp://user:s3cret@mail.example.com:notaport",
+            "smtp://user:s3cret@",
+            "smtp://user:s3cret",
+        ] {
+            let error = SmtpMailTransport::from_url(url).err().unwrap();
+            assert!(!error.contains("s3cret"), "{error}");
+        }
     }
 }

@@ -36,13 +36,23 @@ const PUBLISH_TIMEOUT: Duration = Duration::from_secs(60);
 /// The header counting delivery attempts.
 const ATTEMPT_HEADER: &str = "x-attempt";
 
-/// Where the broker is and what the queues are called.
-#[derive(Debug, Clone)]
+/// Where the broker is and what the queues are called. Its `Debug` leaves the URL out (it
+/// holds the broker's password).
+#[derive(Clone)]
 pub struct RabbitConfig {
     /// `amqp://user:password@host:port/vhost`.
     pub url: String,
     /// Exchange and queue names start with this (default `accounts.mail`).
     pub prefix: String,
+}
+
+impl std::fmt::Debug for RabbitConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RabbitConfig")
+            .field("url", &"<hidden>")
+            .field("prefix", &self.prefix)
+            .finish()
+    }
 }
 
 impl RabbitConfig {

@@ -1,0 +1,153 @@
+//! The edges of the service: the webhook's body limit, and security headers on every
+//! response and on the HTML pages.
+
+use commands::payments::{CheckoutSession, WebhookData, WebhookEvent, WebhookSigner};
+use domain::AccountId;
+use domain::notifications::Toggle;
+use reqwest::{Method, Response, StatusCode};
+use serde_json::json;
+use store::Backend;
+use tests::{PASSWORD, TestApp, WEBHOOK_SECRET, post_unread, spawn_app};
+use uuid::Uuid;
+
+/// A signed webhook body of exactly `size` bytes (an event of a type the service ignores).
+fn signed_event(app: &TestApp, size: usize) -> (Vec<u8>, String) {
+    let event = |id: String| WebhookEvent {
+        id,
+        kind: "customer.updated".into(),
+        created: 0,
+        data: WebhookData {
+            object: CheckoutSession {
+                id: "cs_1".into(),
+                client_reference_id: "none".into(),
+                amount_total: 0,
+                currency: "eur".into(),
+            },
+        },
+    };
+    let bare = serde_json::to_vec(&event(String::new())).unwrap().len();
+    let body = serde_json::to_vec(&event("x".repeat(size - bare))).unwrap();
+    assert_eq!(body.len(), size);
+    let signature = WebhookSigner::new(WEBHOOK_SECRET.as_bytes().to_vec())
+        .header(app.clock_unix_seconds(), &body);
+    (body, signature)
+}
+
+async fn webhooks_take_small_bodies_only(backend: Backend) {
+    let app = spawn_app(backend).await;
+    // A signed body just under the limit is read and verified.
+    let (body, signature) = signed_event(&app, 64 * 1024);
+    let accepted = app
+        .request(Method::POST, "/webhooks/payments", None)
+        .header("content-type", "application/json")
+        .header("payments-signature", &signature)
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(accepted.status(), StatusCode::OK);
+    assert_eq!(
+        accepted.json::<serde_json::Value>().await.unwrap()["handled"],
+        false
+    );
+
+    // Over 64 KiB: 413 in JSON before it is read, signed or not, with an idempotency key or
+    // without (the key's check reads bodies too, and the limit comes first).
+    let (body, signature) = signed_event(&app, 64 * 1024 + 1);
+    let keyed: &[(&str, &str)] = &[
+        ("payments-signature", &signature),
+        ("idempotency-key", "k1"),
+    ];
+    for headers in [
+        &[("payments-signature", signature.as_str())][..],
+        keyed,
+        &[],
+    ] {
+        let (status, content_type, answer) =
+            post_unread(&app, "/webhooks/payments", headers, &body).await;
+        assert_eq!(status, 413, "{headers:?}");
+        assert_eq!(content_type, "application/json");
+        assert_eq!(answer["error"]["code"], "payload_too_large");
+    }
+    // The other routes keep theirs: a 100 KiB JSON body is read (and refused for its
+    // content, not its size).
+    let big = json!({"email": "x".repeat(100 * 1024), "password": PASSWORD, "display_name": "X"});
+    let refused = app.post("/auth/register", None, &big).await;
+    assert_eq!(refused.status(), StatusCode::UNPROCESSABLE_ENTITY);
+}
+
+fn header(response: &Response, name: &str) -> String {
+    response
+        .headers()
+        .get(name)
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default()
+}
+
+async fn html_pages_carry_security_headers_and_every_response_nosniff(backend: Backend) {
+    let app = spawn_app(backend).await;
+    for path in ["/healthz", "/openapi.json", "/nope", "/me"] {
+        let response = app.get(path, None).await;
+        assert_eq!(
+            header(&response, "x-content-type-options"),
+            "nosniff",
+            "{path}"
+        );
+    }
+    let token = app
+        .state
+        .notices
+        .unsubscribe_links
+        .token(AccountId(Uuid::new_v4()), Toggle::Newsletter);
+    let pages = [
+        format!("/unsubscribe?token={token}"),
+        format!("/sandbox/portal/{}", Uuid::new_v4()),
+        "/docs".to_owned(),
+    ];
+    for path in &pages {
+        let response = app.get(path, None).await;
+        assert_eq!(response.status(), StatusCode::OK, "{path}");
+        assert!(
+            header(&response, "content-type").starts_with("text/html"),
+            "{path}"
+        );
+        assert_eq!(header(&response, "x-frame-options"), "DENY", "{path}");
+        assert_eq!(
+            header(&response, "x-content-type-options"),
+            "nosniff",
+            "{path}"
+        );
+        assert_eq!(
+            header(&response, "referrer-policy"),
+            "no-referrer",
+            "{path}"
+        );
+        let policy = header(&response, "content-security-policy");
+        assert!(policy.starts_with("default-src 'none'"), "{path}: {policy}");
+        assert!(
+            policy.contains("frame-ancestors 'none'"),
+            "{path}: {policy}"
+        );
+        if path == "/docs" {
+            // Scalar, from its CDN, and requests to this service only.
+            assert!(
+                policy.contains("script-src https://cdn.jsdelivr.net"),
+                "{policy}"
+            );
+            assert!(policy.contains("connect-src 'self'"), "{policy}");
+        } else {
+            assert!(
+                !policy.contains("script-src"),
+                "no script on {path}: {policy}"
+            );
+        }
+    }
+    // The unsubscribe form still posts back here.
+    let unsubscribe = app.get(&pages[0], None).await;
+    assert!(header(&unsubscribe, "content-security-policy").contains("form-action 'self'"));
+}
+
+on_both_backends!(
+    webhooks_take_small_bodies_only,
+    html_pages_carry_security_headers_and_every_response_nosniff,
+);

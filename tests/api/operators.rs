@@ -1,0 +1,120 @@
+//! Operator tokens: they expire, an auditor is refused what needs an admin, and only they
+//! see the read models' checkpoints in `/readyz`.
+
+use api::extract::{Admin, Operator};
+use axum::body::Body;
+use axum::http::Request;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use std::time::Duration;
+use store::Backend;
+use tests::{error_code, spawn_app};
+use tower::ServiceExt;
+
+const DAY: Duration = Duration::from_secs(86_400);
+
+async fn operator_tokens_expire(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let (_, short) = app
+        .operator_token_with("auditor", &["--expires-in-days", "1"])
+        .await;
+    let (_, default) = app.operator_token("admin").await;
+    for token in [&short, &default] {
+        let report = app.get("/admin/reconciliation", Some(token)).await;
+        assert_eq!(report.status(), StatusCode::OK);
+    }
+    app.clock.advance(DAY + Duration::from_secs(60));
+    let expired = app.get("/admin/reconciliation", Some(&short)).await;
+    assert_eq!(expired.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(error_code(expired).await, "admin_token_expired");
+    let expired = app.get("/readyz", Some(&short)).await;
+    assert_eq!(expired.status(), StatusCode::UNAUTHORIZED);
+    // The default lifetime is 90 days.
+    let report = app.get("/admin/reconciliation", Some(&default)).await;
+    assert_eq!(report.status(), StatusCode::OK);
+    app.clock.advance(89 * DAY);
+    let expired = app.get("/admin/mail/dead-letters", Some(&default)).await;
+    assert_eq!(error_code(expired).await, "admin_token_expired");
+
+    // The CLI refuses a lifetime out of range.
+    let mut args: Vec<String> = [
+        "accounts",
+        "operator-token",
+        "create",
+        "--role",
+        "admin",
+        "--expires-in-days",
+        "0",
+    ]
+    .map(str::to_owned)
+    .to_vec();
+    args.extend(app.storage_args.clone());
+    assert!(api::cli::run_from(args).await.is_err());
+}
+
+async fn an_auditor_is_refused_what_needs_an_admin(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let (_, auditor) = app.operator_token("auditor").await;
+    let (_, admin) = app.operator_token("admin").await;
+    // No route changes anything as an operator yet; one would take `Operator<Admin>`.
+    let router = axum::Router::new()
+        .route(
+            "/admin/a-write",
+            axum::routing::post(|operator: Operator<Admin>| async move {
+                operator.token_id.to_string()
+            }),
+        )
+        .with_state(app.state.clone());
+    let call = |token: &str| {
+        Request::post("/admin/a-write")
+            .header("authorization", format!("Bearer {token}"))
+            .body(Body::empty())
+            .unwrap()
+    };
+    let refused = router.clone().oneshot(call(&auditor)).await.unwrap();
+    assert_eq!(refused.status().as_u16(), 403);
+    let body = axum::body::to_bytes(refused.into_body(), 1 << 16)
+        .await
+        .unwrap();
+    let body: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(body["error"]["code"], "insufficient_role");
+    let allowed = router.clone().oneshot(call(&admin)).await.unwrap();
+    assert_eq!(allowed.status().as_u16(), 200);
+    // Both read the reports.
+    for token in [&auditor, &admin] {
+        let report = app.get("/admin/reconciliation", Some(token)).await;
+        assert_eq!(report.status(), StatusCode::OK);
+    }
+}
+
+async fn readiness_details_are_for_operators_only(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let (_, session) = app.signed_up().await;
+    let anyone = app.get("/readyz", None).await;
+    assert_eq!(anyone.status(), StatusCode::OK);
+    assert_eq!(
+        anyone.json::<Value>().await.unwrap(),
+        json!({"status": "ready"})
+    );
+    for token in [session.token.as_str(), "adm_nope", "garbage"] {
+        let refused = app.get("/readyz", Some(token)).await;
+        assert_eq!(refused.status(), StatusCode::UNAUTHORIZED, "{token}");
+        assert_eq!(error_code(refused).await, "invalid_admin_token");
+    }
+    let (_, auditor) = app.operator_token("auditor").await;
+    let details: Value = app
+        .get("/readyz", Some(&auditor))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(details["status"], "ready");
+    let projections = details["projections"].as_array().unwrap();
+    assert!(projections.iter().all(|p| p["checkpoint"].is_u64()));
+}
+
+on_both_backends!(
+    operator_tokens_expire,
+    an_auditor_is_refused_what_needs_an_admin,
+    readiness_details_are_for_operators_only,
+);
