@@ -104,14 +104,17 @@ impl App {
         let catalog = Arc::new(load_catalog(serve.catalog.as_deref())?);
         let payments_provider = serve.payments_provider();
         let provider = crate::payments::provider(payments_provider);
-        let credits = Credits::new(storage.exec.clone(), clock.clone(), serve.hold_timeout);
+        let limits = &serve.limits;
+        let credits = Credits::new(storage.exec.clone(), clock.clone(), serve.hold_timeout)
+            .with_max_open_holds(limits.max_open_holds);
         let billing = Billing::new(
             storage.exec.clone(),
             credits.clone(),
             catalog,
             provider,
             clock.clone(),
-        );
+        )
+        .with_max_pending_purchases(limits.max_pending_purchases);
         let blobs: Arc<dyn BlobStore> =
             Arc::new(FolderBlobStore::new(serve.storage.data_dir.join("blobs")));
         let webhooks = serve
@@ -136,7 +139,8 @@ impl App {
             blobs.clone(),
             clock.clone(),
             sessions,
-        );
+        )
+        .with_decode_slots(limits.decode_slots());
         let idempotency = IdempotencyStore::new(
             storage.db.clone(),
             FieldSealer::new(storage.codec.keys().clone()),
@@ -156,7 +160,8 @@ impl App {
                 mail::mailer(&storage, &serve.storage.data_dir, &serve.mail, &public_url)?,
             ))
         };
-        let access_tokens = AccessTokens::new(storage.exec.clone(), clock.clone());
+        let access_tokens = AccessTokens::new(storage.exec.clone(), clock.clone())
+            .with_policy(limits.token_policy(serve.reauthentication_window));
         let erasure = ErasureReactor::new(
             storage.db.clone(),
             accounts.clone(),
@@ -221,6 +226,11 @@ impl App {
                     throttle_clock.clone(),
                 )),
                 email_index,
+                registrations: Arc::new(limits.registrations(
+                    storage.db.clone(),
+                    storage.master.throttle_secret(),
+                    throttle_clock.clone(),
+                )),
             },
             payments: Payments {
                 credits: credits.clone(),

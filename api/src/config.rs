@@ -330,8 +330,8 @@ pub struct ServeArgs {
     #[arg(long, env = "ACCOUNTS_SESSION_IDLE_TIMEOUT", default_value = "7d", value_parser = humantime::parse_duration)]
     pub session_idle_timeout: Duration,
 
-    /// Sensitive changes (password, 2FA off, recovery codes, deletion) need the session to
-    /// have proved its credentials this recently.
+    /// Sensitive changes (password, 2FA on or off, recovery codes, tokens, the plan,
+    /// deletion) need the session to have proved its credentials this recently.
     #[arg(long, env = "ACCOUNTS_REAUTHENTICATION_WINDOW", default_value = "10m", value_parser = humantime::parse_duration)]
     pub reauthentication_window: Duration,
 
@@ -404,6 +404,10 @@ pub struct ServeArgs {
     /// E-mail.
     #[command(flatten)]
     pub mail: MailArgs,
+
+    /// Limits on expensive or accumulating work.
+    #[command(flatten)]
+    pub limits: crate::limits::LimitArgs,
 }
 
 impl Default for ServeArgs {
@@ -436,6 +440,7 @@ impl Default for ServeArgs {
             hold_timeout: Duration::from_secs(3600),
             scheduler_interval: Duration::from_secs(30),
             mail: MailArgs::default(),
+            limits: crate::limits::LimitArgs::default(),
         }
     }
 }

@@ -68,6 +68,12 @@ pub enum ApiError {
     /// 429, with `Retry-After`.
     #[error("too many attempts; retry after {} seconds", retry_after_secs(.0))]
     TooManyRequests(Duration),
+    /// 429 with a specific code, and `Retry-After`.
+    #[error("{message}; retry after {seconds} seconds", message = .1, seconds = retry_after_secs(.2))]
+    RateLimited(&'static str, String, Duration),
+    /// 503 `busy` with `Retry-After`: too much work of this kind runs now.
+    #[error("{0}")]
+    Busy(String),
     /// 503: the change was made but is not visible yet, or a dependency is down.
     #[error("{1}")]
     Unavailable(&'static str, String),
@@ -102,6 +108,8 @@ impl ApiError {
             }
             Self::Unprocessable(code, _) => (StatusCode::UNPROCESSABLE_ENTITY, code),
             Self::TooManyRequests(_) => (StatusCode::TOO_MANY_REQUESTS, "too_many_attempts"),
+            Self::RateLimited(code, ..) => (StatusCode::TOO_MANY_REQUESTS, code),
+            Self::Busy(_) => (StatusCode::SERVICE_UNAVAILABLE, "busy"),
             Self::Unavailable(code, _) => (StatusCode::SERVICE_UNAVAILABLE, code),
             Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal_error"),
         }
@@ -131,11 +139,16 @@ impl IntoResponse for ApiError {
         };
         let mut response = error_response(status, code, message);
         match &self {
-            Self::TooManyRequests(wait) => {
+            Self::TooManyRequests(wait) | Self::RateLimited(_, _, wait) => {
                 response.headers_mut().insert(
                     header::RETRY_AFTER,
                     HeaderValue::from(retry_after_secs(wait).max(1)),
                 );
+            }
+            Self::Busy(_) => {
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from(1));
             }
             Self::Unauthorized(..) => {
                 response
@@ -222,6 +235,8 @@ impl From<CommandError> for ApiError {
                 Rejection::Gone => Self::Gone(code, message),
                 Rejection::TooLarge => Self::TooLarge(code, message),
                 Rejection::Unsupported => Self::UnsupportedMediaType(message),
+                // Work of this kind is saturated: the client may retry shortly.
+                Rejection::Unavailable if code == "busy" => Self::Busy(message),
                 Rejection::Unavailable => Self::Unavailable(code, message),
             },
             CommandError::PaymentProvider(cause) => {

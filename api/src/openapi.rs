@@ -5,8 +5,8 @@
 //! route is served undocumented. [`ApiDoc`] holds what is not a route (info, tags,
 //! security schemes, the error schema); [`complete`] then adds to every operation the
 //! errors its class of route can return ([`errors`]), the values the catalog allows
-//! ([`catalog`]) and the rules across fields ([`rules`]); [`patterns`] holds the
-//! server's validations as regular expressions.
+//! ([`catalog`]), the configured limits ([`limits`]) and the rules across fields
+//! ([`rules`]); [`patterns`] holds the server's validations as regular expressions.
 //!
 //! To add a route: annotate its handler with `#[utoipa::path(…)]` (method, path, tag,
 //! `security(("session" = []))` or the scheme it takes, the request body and parameters
@@ -18,6 +18,7 @@
 
 pub mod catalog;
 pub mod errors;
+pub mod limits;
 pub mod patterns;
 pub mod rules;
 
@@ -178,7 +179,12 @@ impl Routes {
     }
 
     /// The router and the complete document of its routes (see [`complete`]).
-    pub fn split(self, catalog: &Catalog, now: Timestamp) -> (Router<AppState>, OpenApi) {
+    pub fn split(
+        self,
+        catalog: &Catalog,
+        now: Timestamp,
+        limits: &limits::Limits,
+    ) -> (Router<AppState>, OpenApi) {
         let router = self.0.into_iter().fold(
             OpenApiRouter::with_openapi(ApiDoc::openapi()),
             |router, (handlers, limit)| match limit {
@@ -189,17 +195,23 @@ impl Routes {
             },
         );
         let (router, mut document) = router.split_for_parts();
-        complete(&mut document, catalog, now);
+        complete(&mut document, catalog, now, limits);
         (router, document)
     }
 }
 
 /// Adds what each operation's class of route can answer ([`errors::document`]), the
-/// catalog's values ([`catalog::document`]) and the rules across fields
-/// ([`rules::document`]).
-pub fn complete(document: &mut OpenApi, catalog: &Catalog, now: Timestamp) {
+/// catalog's values ([`catalog::document`]), the configured limits
+/// ([`limits::document`]) and the rules across fields ([`rules::document`]).
+pub fn complete(
+    document: &mut OpenApi,
+    catalog: &Catalog,
+    now: Timestamp,
+    limits: &limits::Limits,
+) {
     errors::document(document);
     catalog::document(document, catalog, now);
+    limits::document(document, limits);
     if let Some(components) = document.components.as_mut() {
         rules::document(components);
     }

@@ -17,7 +17,7 @@ use commands::credits::Credits;
 use commands::idempotency::IdempotencyStore;
 use commands::notifications::Notifications;
 use commands::payments::WebhookSigner;
-use commands::rate_limit::RateLimit;
+use commands::rate_limit::{IpRateLimit, RateLimit};
 use commands::throttle::Throttle;
 use commands::usage::TokenUsage;
 use commands::{Clock, EventCodec, Executor};
@@ -100,6 +100,8 @@ pub struct Auth {
     pub code_throttle: Arc<Throttle>,
     /// Keys the throttle by e-mail without keeping addresses in memory.
     pub email_index: EmailIndex,
+    /// Registrations per client IP, shared by every node.
+    pub registrations: Arc<IpRateLimit>,
 }
 
 /// Credits, billing and the payment provider.

@@ -2,9 +2,18 @@
 //! dimension-limited before any pixel is decoded (no decompression bombs), turned upright,
 //! cropped to a centred square, scaled to at most 512 px and re-encoded as PNG — which
 //! leaves every byte of metadata (EXIF, location, camera) behind.
+//!
+//! Decoding is the costliest thing a request can ask for, so it is bounded twice: at most
+//! a few decodes run at once ([`DecodeSlots`]; a request that cannot get a slot soon is
+//! refused as busy), and a decode whose request went away (timed out, or the client left)
+//! stops at the next step ([`normalize_unless`]).
 
 use image::{ImageDecoder, ImageFormat, ImageReader, Limits};
 use std::io::Cursor;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 /// Largest upload accepted.
 pub const MAX_BYTES: usize = 5 * 1024 * 1024;
@@ -32,6 +41,103 @@ pub enum AvatarError {
     /// Truncated or corrupt.
     #[error("the image could not be decoded: {0}")]
     Invalid(String),
+    /// The request that asked for it went away; stopped between two steps.
+    #[error("the decode was abandoned")]
+    Cancelled,
+}
+
+/// The steps of [`normalize_unless`], between which it checks whether to stop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    /// The header was read: format and dimensions are known.
+    Header,
+    /// The pixels were decoded (the costly step).
+    Decoded,
+    /// Turned upright, cropped and scaled.
+    Scaled,
+}
+
+/// Set when a decode's request goes away; the decode stops at its next step.
+#[derive(Debug, Clone, Default)]
+pub struct Cancel(Arc<AtomicBool>);
+
+impl Cancel {
+    /// Asks the decode to stop.
+    pub fn cancel(&self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether it was asked to.
+    pub fn is_cancelled(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+
+    /// A guard that cancels when dropped (with the request's future), unless disarmed.
+    pub fn on_drop(&self) -> CancelOnDrop {
+        CancelOnDrop(Some(self.clone()))
+    }
+}
+
+/// Cancels its decode when dropped; see [`Cancel::on_drop`].
+#[derive(Debug)]
+pub struct CancelOnDrop(Option<Cancel>);
+
+impl CancelOnDrop {
+    /// The decode finished: dropping the guard no longer cancels anything.
+    pub fn disarm(mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        if let Some(cancel) = &self.0 {
+            cancel.cancel();
+        }
+    }
+}
+
+/// The decodes that may run at once, shared by every request of a process.
+#[derive(Debug, Clone)]
+pub struct DecodeSlots {
+    permits: Arc<Semaphore>,
+    wait: Duration,
+}
+
+/// No slot came free within the wait: the service is busy decoding other images.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("too many images are being decoded; try again in a moment")]
+pub struct Busy;
+
+impl DecodeSlots {
+    /// `slots` decodes at once (at least one); a request waits at most `wait` for one.
+    pub fn new(slots: usize, wait: Duration) -> Self {
+        Self {
+            permits: Arc::new(Semaphore::new(slots.max(1))),
+            wait,
+        }
+    }
+
+    /// A slot, held until the permit is dropped (by the decode, when it ends), or
+    /// [`Busy`] if none came free within the wait.
+    pub async fn acquire(&self) -> Result<OwnedSemaphorePermit, Busy> {
+        match tokio::time::timeout(self.wait, self.permits.clone().acquire_owned()).await {
+            Ok(Ok(permit)) => Ok(permit),
+            Ok(Err(_)) | Err(_) => Err(Busy),
+        }
+    }
+
+    /// Slots free now.
+    pub fn available(&self) -> usize {
+        self.permits.available_permits()
+    }
+}
+
+impl Default for DecodeSlots {
+    /// Two decodes at once; wait up to two seconds for a slot.
+    fn default() -> Self {
+        Self::new(2, Duration::from_secs(2))
+    }
 }
 
 fn limits() -> Limits {
@@ -44,6 +150,22 @@ fn limits() -> Limits {
 
 /// Checks and re-encodes an uploaded image; CPU-bound, run it off the async runtime.
 pub fn normalize(bytes: &[u8]) -> Result<Vec<u8>, AvatarError> {
+    normalize_unless(bytes, |_| false)
+}
+
+/// [`normalize`], asking `stop` after each [`Step`] whether to go on: it returns
+/// [`AvatarError::Cancelled`] as soon as `stop` says so.
+pub fn normalize_unless(
+    bytes: &[u8],
+    mut stop: impl FnMut(Step) -> bool,
+) -> Result<Vec<u8>, AvatarError> {
+    let mut after = |step| {
+        if stop(step) {
+            Err(AvatarError::Cancelled)
+        } else {
+            Ok(())
+        }
+    };
     if bytes.len() > MAX_BYTES {
         return Err(AvatarError::TooLarge);
     }
@@ -66,9 +188,11 @@ pub fn normalize(bytes: &[u8]) -> Result<Vec<u8>, AvatarError> {
     if u64::from(width) * u64::from(height) > MAX_PIXELS {
         return Err(AvatarError::TooManyPixels);
     }
+    after(Step::Header)?;
     let mut decoder = reader().into_decoder().map_err(classify)?;
     let orientation = decoder.orientation().map_err(classify)?;
     let mut image = image::DynamicImage::from_decoder(decoder).map_err(classify)?;
+    after(Step::Decoded)?;
     image.apply_orientation(orientation);
 
     let side = image.width().min(image.height());
@@ -84,6 +208,7 @@ pub fn normalize(bytes: &[u8]) -> Result<Vec<u8>, AvatarError> {
     } else {
         square
     };
+    after(Step::Scaled)?;
     let mut png = Vec::new();
     image::DynamicImage::ImageRgba8(scaled.to_rgba8())
         .write_to(&mut Cursor::new(&mut png), ImageFormat::Png)
@@ -181,6 +306,42 @@ mod tests {
             }
         }
         !crc
+    }
+
+    #[test]
+    fn a_decode_asked_to_stop_stops_at_the_next_step() {
+        let png = encode(900, 600, ImageFormat::Png);
+        for stop_after in [Step::Header, Step::Decoded, Step::Scaled] {
+            let mut steps = Vec::new();
+            let result = normalize_unless(&png, |step| {
+                steps.push(step);
+                step == stop_after
+            });
+            assert_eq!(result, Err(AvatarError::Cancelled));
+            assert_eq!(
+                steps.last(),
+                Some(&stop_after),
+                "nothing after {stop_after:?}"
+            );
+        }
+        let cancel = Cancel::default();
+        let guard = cancel.on_drop();
+        assert!(!cancel.is_cancelled());
+        drop(guard);
+        assert!(cancel.is_cancelled(), "dropping the request cancels");
+        let cancel = Cancel::default();
+        cancel.on_drop().disarm();
+        assert!(!cancel.is_cancelled(), "a finished decode is not cancelled");
+    }
+
+    #[tokio::test]
+    async fn a_request_that_gets_no_slot_in_time_is_busy() {
+        let slots = DecodeSlots::new(1, Duration::ZERO);
+        let held = slots.acquire().await.unwrap();
+        assert_eq!(slots.available(), 0);
+        assert_eq!(slots.acquire().await.unwrap_err(), Busy);
+        drop(held);
+        assert!(slots.acquire().await.is_ok());
     }
 
     #[test]

@@ -46,22 +46,35 @@ pub struct Grant {
     pub expires_at: Option<Timestamp>,
 }
 
+/// Open generation holds an account may have at once unless configured otherwise.
+pub const DEFAULT_MAX_OPEN_HOLDS: u32 = 100;
+
 /// The credit command handlers.
 #[derive(Clone)]
 pub struct Credits {
     exec: Executor,
     clock: Arc<dyn Clock>,
     hold_timeout: Duration,
+    max_open_holds: u32,
 }
 
 impl Credits {
-    /// Handlers over `exec`; unsettled holds time out after `hold_timeout`.
+    /// Handlers over `exec`; unsettled holds time out after `hold_timeout`; an account
+    /// may have [`DEFAULT_MAX_OPEN_HOLDS`] open at once.
     pub fn new(exec: Executor, clock: Arc<dyn Clock>, hold_timeout: Duration) -> Self {
         Self {
             exec,
             clock,
             hold_timeout,
+            max_open_holds: DEFAULT_MAX_OPEN_HOLDS,
         }
+    }
+
+    /// The same handlers, allowing `max` open holds per account (decided by the ledger,
+    /// whose stream two holds race on, so the count cannot be overrun).
+    pub fn with_max_open_holds(mut self, max: u32) -> Self {
+        self.max_open_holds = max;
+        self
     }
 
     /// The ledger as its events describe it.
@@ -123,6 +136,7 @@ impl Credits {
         check_generation_id(generation_id)?;
         let at = self.clock.now();
         let command = CreditsCommand::Hold {
+            max_open_holds: self.max_open_holds,
             generation_id: generation_id.to_owned(),
             feature,
             amount,

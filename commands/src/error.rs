@@ -88,6 +88,9 @@ pub enum CommandError {
     Internal(String),
 }
 
+/// The code of [`AccountError::TooManyTokens`].
+pub const TOO_MANY_TOKENS: &str = "too_many_tokens";
+
 /// The kind of a business-rule refusal.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Rejection {
@@ -144,6 +147,9 @@ impl From<domain::credits::CreditsError> for CommandError {
                 Self::rejected(Rejection::Conflict, "generation_closed", message)
             }
             E::NothingToExpire => Self::rejected(Rejection::NotFound, "lot_not_found", message),
+            E::TooManyOpenHolds { .. } => {
+                Self::rejected(Rejection::Conflict, "too_many_open_holds", message)
+            }
         }
     }
 }
@@ -181,6 +187,18 @@ impl From<domain::purchase::PurchaseError> for CommandError {
             E::AlreadyStarted => Self::rejected(Rejection::Conflict, "purchase_exists", message),
             E::Unknown => Self::rejected(Rejection::NotFound, "purchase_not_found", message),
             E::PaymentMismatch => Self::rejected(Rejection::Invalid, "payment_mismatch", message),
+        }
+    }
+}
+
+impl From<domain::checkout::CheckoutError> for CommandError {
+    fn from(e: domain::checkout::CheckoutError) -> Self {
+        use domain::checkout::CheckoutError as E;
+        let message = e.to_string();
+        match e {
+            E::TooManyPending { .. } => {
+                Self::rejected(Rejection::Conflict, "too_many_pending_purchases", message)
+            }
         }
     }
 }
@@ -227,6 +245,9 @@ impl From<AccountError> for CommandError {
             }
             AccountError::NoPendingEnrollment => {
                 Self::rejected(Rejection::Conflict, "no_pending_enrollment", message)
+            }
+            AccountError::TooManyTokens { .. } => {
+                Self::rejected(Rejection::Conflict, TOO_MANY_TOKENS, message)
             }
             AccountError::AlreadyRegistered
             | AccountError::SessionExists

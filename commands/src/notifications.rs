@@ -49,11 +49,25 @@ impl Notifications {
             .state)
     }
 
-    /// Every change of `account`'s preferences, oldest first: its consent history.
-    pub async fn history(&self, account: AccountId) -> Result<Vec<PreferenceChange>, CommandError> {
+    /// A page of the changes of `account`'s preferences, oldest first (its consent
+    /// history): at most `limit` after the first `skip`, and the `skip` of the next page
+    /// if there is one.
+    pub async fn history(
+        &self,
+        account: AccountId,
+        skip: u64,
+        limit: usize,
+    ) -> Result<(Vec<PreferenceChange>, Option<u64>), CommandError> {
         let stream = StreamCategory::Preferences.stream(account);
+        let mut recorded = self
+            .exec
+            .log()
+            .read_stream(&stream, skip, limit.saturating_add(1))
+            .await?;
+        let next = (recorded.len() > limit).then(|| skip + limit as u64);
+        recorded.truncate(limit);
         let mut changes = Vec::new();
-        for recorded in self.exec.log().read_stream_to_end(&stream).await? {
+        for recorded in recorded {
             let decoded = self
                 .exec
                 .codec()
@@ -77,7 +91,7 @@ impl Notifications {
                 });
             }
         }
-        Ok(changes)
+        Ok((changes, next))
     }
 
     /// Sets `toggles`; one event per toggle that changes. `via` says how (`settings`,

@@ -1,6 +1,6 @@
-//! Request budgets shared by every API node: `per_minute` requests a minute per key (a
-//! token), in bursts of as many, by the generic cell rate algorithm (one theoretical
-//! arrival time per key), kept in the database.
+//! Request budgets shared by every API node: `count` requests a period per key (a token,
+//! a keyed hash of a client IP), in bursts of as many, by the generic cell rate algorithm
+//! (one theoretical arrival time per key), kept in the database.
 //!
 //! A round trip per request would cost more than the request itself, so a node leases a
 //! slice of a key's budget at a time (a twentieth of a minute's, at least one request) and
@@ -10,7 +10,10 @@
 
 use crate::clock::Clock;
 use domain::Timestamp;
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -72,13 +75,25 @@ fn admit(
 impl RateLimit {
     /// `per_minute` requests a minute per key (at least 1), named `name` in the shared table.
     pub fn new(name: &'static str, per_minute: u32, db: Database, clock: Arc<dyn Clock>) -> Self {
-        let per_minute = per_minute.max(1);
-        let interval = Duration::from_secs(60) / per_minute;
+        Self::per_period(name, per_minute, Duration::from_secs(60), db, clock)
+    }
+
+    /// `count` requests per `period` per key (at least 1), in bursts of as many, named
+    /// `name` in the shared table.
+    pub fn per_period(
+        name: &'static str,
+        count: u32,
+        period: Duration,
+        db: Database,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        let count = count.max(1);
+        let interval = period / count;
         Self {
             name,
             interval,
-            burst: interval * (per_minute - 1),
-            slice: (per_minute / 20).max(1),
+            burst: interval * (count - 1),
+            slice: (count / 20).max(1),
             db,
             clock,
             leases: Mutex::new(HashMap::new()),
@@ -177,6 +192,34 @@ impl RateLimit {
     }
 }
 
+/// A [`RateLimit`] per client IP (registrations), kept under a keyed hash of the address:
+/// neither the database nor memory holds the address itself.
+#[derive(Debug)]
+pub struct IpRateLimit {
+    limit: RateLimit,
+    secret: [u8; 32],
+}
+
+impl IpRateLimit {
+    /// `limit`, keyed by the IP hashed with `secret`.
+    pub fn new(limit: RateLimit, secret: [u8; 32]) -> Self {
+        Self { limit, secret }
+    }
+
+    /// The key of `ip` (requests whose IP is unknown share one).
+    fn key(&self, ip: Option<IpAddr>) -> String {
+        let mut mac =
+            <Hmac<Sha256> as Mac>::new_from_slice(&self.secret).expect("HMAC takes any key length");
+        mac.update(format!("ip:{}", ip.map_or_else(String::new, |ip| ip.to_string())).as_bytes());
+        hex::encode(&mac.finalize().into_bytes()[..16])
+    }
+
+    /// Admits one request from `ip`, or says how long to wait.
+    pub async fn check(&self, ip: Option<IpAddr>) -> Result<Result<(), Duration>, sqlx::Error> {
+        self.limit.check(&self.key(ip)).await
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -199,6 +242,19 @@ mod tests {
         let (admitted, tat) = admit(tat, t(20_000), interval, burst, 10).unwrap();
         assert_eq!(admitted, 1);
         assert!(admit(tat, t(20_000), interval, burst, 1).is_err());
+    }
+
+    #[test]
+    fn a_budget_per_hour_spaces_requests_by_its_share_of_the_hour() {
+        // 20 an hour: one every 3 minutes once the burst of 20 is spent.
+        let interval = Duration::from_secs(3600) / 20;
+        let burst = interval * 19;
+        let (admitted, tat) = admit(t(0), t(0), interval, burst, 100).unwrap();
+        assert_eq!(admitted, 20);
+        assert_eq!(
+            admit(tat, t(0), interval, burst, 1),
+            Err(Duration::from_secs(180))
+        );
     }
 
     #[test]

@@ -5,10 +5,12 @@
 mod commands;
 mod decide;
 mod evolve;
+mod tokens;
 
 pub use commands::{AccountCommand, AccountError, Fresh};
 
 use crate::Aggregate;
+use crate::access_token::TokenKind;
 use crate::email::{DisplayName, EmailAddress};
 use crate::event::Event;
 use crate::profile::Bio;
@@ -16,6 +18,7 @@ use crate::session::{ActiveSession, RevocationReason, SessionOrigin, SessionStat
 use crate::{AccountId, SessionId, Timestamp};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
+use uuid::Uuid;
 
 /// The second factor a sign-in or re-authentication proved.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -61,6 +64,9 @@ pub enum AccountEvent {
         changed_at: Timestamp,
         /// The session that changed it.
         changed_by_session: Option<SessionId>,
+        /// Every API and CLI token of the account was revoked with it.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        tokens_revoked: bool,
     },
     /// A sign-in started a session.
     #[event(personal(origin))]
@@ -191,6 +197,28 @@ pub enum AccountEvent {
         /// When.
         at: Timestamp,
     },
+    /// An API or CLI token was issued (its stream, `accesstoken-<id>`, records the rest):
+    /// the account counts it among its live tokens.
+    #[event(no_personal_data)]
+    AccessTokenIssued {
+        /// The token.
+        token_id: Uuid,
+        /// API or CLI.
+        kind: TokenKind,
+        /// When it stops working by itself, if ever.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        expires_at: Option<Timestamp>,
+        /// When.
+        at: Timestamp,
+    },
+    /// A token was revoked (in its stream): it no longer counts.
+    #[event(no_personal_data)]
+    AccessTokenRetired {
+        /// The token.
+        token_id: Uuid,
+        /// When.
+        at: Timestamp,
+    },
     /// The account was deleted; erasure (key, reservation, blobs) follows.
     #[event(no_personal_data)]
     AccountDeleted {
@@ -240,6 +268,17 @@ impl TotpState {
     }
 }
 
+/// A token the account counts as live (until revoked or past its expiry).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LiveToken {
+    /// API or CLI.
+    pub kind: TokenKind,
+    /// When it stops counting by itself, if ever.
+    pub expires_at: Option<Timestamp>,
+    /// When it was issued.
+    pub issued_at: Timestamp,
+}
+
 /// An account as its events describe it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Account {
@@ -270,6 +309,9 @@ pub struct Account {
     pub known_devices: BTreeSet<String>,
     /// Two-factor authentication.
     pub totp: TotpState,
+    /// API and CLI tokens issued since tokens were counted, not revoked (some may have
+    /// expired; [`Account::live_tokens`] leaves those out).
+    pub access_tokens: BTreeMap<Uuid, LiveToken>,
     /// Deleted.
     pub deleted: bool,
     /// Whether its erasure is recorded.
@@ -314,3 +356,5 @@ mod tests;
 mod tests_devices;
 #[cfg(test)]
 mod tests_security;
+#[cfg(test)]
+mod tests_tokens;

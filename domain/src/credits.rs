@@ -216,6 +216,8 @@ pub enum CreditsCommand {
         amount: u64,
         /// Deadline for settling.
         hold_expires_at: Timestamp,
+        /// Open holds the ledger may have at most (a new hold beyond is refused).
+        max_open_holds: u32,
         /// The API token acting, if any.
         api_token_id: Option<Uuid>,
         /// Now.
@@ -292,6 +294,12 @@ pub enum CreditsError {
     /// Expiring a lot that does not exist or is not due.
     #[error("nothing to expire")]
     NothingToExpire,
+    /// A new hold while as many holds as allowed are open.
+    #[error("{max} generations hold credits already, the most at once; complete or fail one first")]
+    TooManyOpenHolds {
+        /// The limit.
+        max: u32,
+    },
 }
 
 /// One lot as the ledger tracks it.
@@ -365,32 +373,6 @@ pub struct CreditLedger {
     pub holds: BTreeMap<String, Hold>,
     /// Closed generations.
     pub closed: HashMap<String, Closed>,
-}
-
-impl CreditLedger {
-    /// Credits that can be held or spent at `now`.
-    pub fn available(&self, now: Timestamp) -> u64 {
-        self.lots
-            .values()
-            .filter(|l| l.usable(now))
-            .map(|l| l.remaining)
-            .sum()
-    }
-
-    /// Credits in lots without an expiry event, whatever the time (what the read model
-    /// records as the balance).
-    pub fn balance(&self) -> u64 {
-        self.lots
-            .values()
-            .filter(|l| !l.expired)
-            .map(|l| l.remaining)
-            .sum()
-    }
-
-    /// Credits held by open holds.
-    pub fn held(&self) -> u64 {
-        self.holds.values().map(|h| h.amount).sum()
-    }
 }
 
 #[cfg(test)]

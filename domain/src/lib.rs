@@ -12,6 +12,7 @@ pub mod access_token;
 pub mod account;
 pub mod activity;
 pub mod catalog;
+pub mod checkout;
 pub mod credits;
 pub mod email;
 pub mod event;
@@ -53,6 +54,8 @@ event::catalogue::catalogue! {
     Invoice => Invoice(invoice::InvoiceEvent),
     /// `purchase-<uuid>`: a credit-pack purchase.
     Purchase => Purchase(purchase::PurchaseEvent),
+    /// `checkouts-<account uuid>`: the account's purchases waiting for payment.
+    Checkouts => Checkouts(checkout::CheckoutEvent),
     /// `campaign-<offer id>`: claims of an offer.
     Offer => Offer(offer::OfferEvent),
     /// `admintoken-<uuid>`: an operator credential.

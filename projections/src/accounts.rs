@@ -214,6 +214,8 @@ impl Projector for AccountsProjector {
             | E::TotpEnrollmentStarted { .. }
             | E::RecoveryCodesRegenerated { .. }
             | E::RecoveryCodeUsed { .. }
+            | E::AccessTokenIssued { .. }
+            | E::AccessTokenRetired { .. }
             | E::AccountErased { .. } => {}
         }
         Ok(())

@@ -15,6 +15,7 @@ pub mod billing;
 pub mod checkpoints;
 pub mod credits;
 pub mod operator_tokens;
+pub mod page;
 pub mod rebuild;
 pub mod reconciliation;
 pub mod runner;
@@ -22,6 +23,7 @@ pub mod schema;
 pub mod sessions;
 pub mod visibility;
 
+pub use page::{After, Page, Paged};
 pub use rebuild::RebuildReport;
 pub use runner::{ProjectionError, ProjectionRunner, Projector, Reactor};
 pub use schema::{Table, Tables};

@@ -4,6 +4,7 @@
 
 use crate::Follower;
 use crate::accounts::account_of;
+use crate::page::{After, Page, Paged};
 use crate::runner::{ProjectionError, Projector};
 use crate::schema::{Table, Tables};
 use async_trait::async_trait;
@@ -192,20 +193,26 @@ pub async fn find_by_token_hash(
     .transpose()
 }
 
-/// The account's sessions not past their absolute expiry at `now`, newest first, with
-/// their origins opened.
+/// A page of the account's sessions not past their absolute expiry at `now`, newest first
+/// (ties by id), with their origins opened.
 pub async fn list_for_account(
     db: &Database,
     sealer: &FieldSealer,
     account_id: AccountId,
     now: Timestamp,
-) -> Result<Vec<SessionRow>, ProjectionError> {
+    page: &Page,
+) -> Result<Paged<SessionRow>, ProjectionError> {
+    let (at, key, limit) = page.bounds();
     let rows = sqlx::query(&format!(
         "SELECT {COLUMNS}, origin FROM sessions WHERE account_id = $1 AND expires_at > $2 \
-         ORDER BY created_at DESC, session_id"
+         AND (created_at < $3 OR (created_at = $3 AND session_id > $4)) \
+         ORDER BY created_at DESC, session_id LIMIT $5"
     ))
     .bind(account_id.to_string())
     .bind(now.unix_micros())
+    .bind(at)
+    .bind(key)
+    .bind(limit)
     .fetch_all(db.pool())
     .await?;
     let mut sessions = Vec::with_capacity(rows.len());
@@ -226,5 +233,8 @@ pub async fn list_for_account(
             origin,
         });
     }
-    Ok(sessions)
+    Ok(Paged::cut(sessions, page, |s| After {
+        at: s.session.created_at.unix_micros(),
+        key: s.session.session_id.to_string(),
+    }))
 }

@@ -179,9 +179,11 @@ async fn opened(f: &Fixture) -> Vec<(AccountRow, Vec<SessionRow>)> {
             &sealer,
             id,
             Timestamp::from_unix_micros(0),
+            &projections::Page::first(i64::MAX),
         )
         .await
-        .unwrap();
+        .unwrap()
+        .items;
         view.push((account, sessions));
     }
     view

@@ -248,6 +248,8 @@ async fn a_subscription_upgrades_at_once_downgrades_later_and_renews(backend: Ba
 
     // Ten days in, upgrade: charged and granted the prorated differences for 20 of 30 days.
     app.clock.advance(10 * DAY);
+    // Changing the plan needs a recent proof of the password; the sign-in is ten days old.
+    app.reauthenticate(&session).await;
     let upgraded = subscribe(&app, &session, "creator").await;
     assert_eq!(upgraded["plan_id"], "creator");
     assert_eq!(

@@ -127,6 +127,9 @@ fn setup(configure: impl FnOnce(&mut Setup)) -> Setup {
     setup.serve.payments_provider = Some(api::config::PaymentsProvider::Sandbox);
     // Tests tick the scheduler themselves, with the clock they move.
     setup.serve.scheduler_interval = Duration::from_secs(3600);
+    // Every test registers its accounts from 127.0.0.1; the registration limit has tests
+    // of its own, which lower this again.
+    setup.serve.limits.registration_rate_limit = 100_000;
     configure(&mut setup);
     setup
 }
@@ -202,11 +205,12 @@ async fn start(
     guards: [Option<Guard>; 3],
 ) -> TestApp {
     let clock = Arc::new(ManualClock::starting_now());
-    let app = App::build(AppOptions {
+    // Boxed: building the service is a large future, which every test would carry inline.
+    let app = Box::pin(App::build(AppOptions {
         serve: setup.serve,
         clock: clock.clone(),
         throttle: setup.throttle,
-    })
+    }))
     .await
     .expect("the service starts");
     let db = app.state().core.db.clone();
@@ -379,6 +383,19 @@ impl TestApp {
             id: body["session_id"].as_str().expect("session_id").to_owned(),
             token: body["token"].as_str().expect("token").to_owned(),
         }
+    }
+
+    /// Proves the session's password again (`POST /auth/reauthenticate`, without 2FA), for
+    /// a sensitive change after the clock moved past the re-authentication window.
+    pub async fn reauthenticate(&self, session: &Session) {
+        let response = self
+            .post(
+                "/auth/reauthenticate",
+                Some(&session.token),
+                &json!({"password": PASSWORD}),
+            )
+            .await;
+        assert_eq!(response.status(), StatusCode::OK, "re-authenticating");
     }
 
     /// Registers a fresh account and signs it in.

@@ -111,6 +111,7 @@ impl fmt::Debug for ServeArgs {
             hold_timeout,
             scheduler_interval,
             mail,
+            limits,
         } = self;
         f.debug_struct("ServeArgs")
             .field("listen", listen)
@@ -133,6 +134,7 @@ impl fmt::Debug for ServeArgs {
             .field("hold_timeout", hold_timeout)
             .field("scheduler_interval", scheduler_interval)
             .field("mail", mail)
+            .field("limits", limits)
             .finish()
     }
 }
@@ -221,8 +223,9 @@ mod tests {
                 let secret = ["URL", "KEY", "SECRET", "PASSWORD"]
                     .iter()
                     .any(|word| env.contains(word));
-                // The public URL is a link base, not a credential.
-                if secret && env != "ACCOUNTS_PUBLIC_URL" {
+                // The public and settings URLs are link bases, not credentials.
+                let link_base = ["ACCOUNTS_PUBLIC_URL", "ACCOUNTS_SETTINGS_URL"].contains(&env);
+                if secret && !link_base {
                     assert!(arg.is_hide_env_values_set(), "{env} shown by --help");
                     checked.push(env.to_owned());
                 }

@@ -136,6 +136,14 @@ pub const GENERATION_ID: &str = r"^[A-Za-z0-9._:-]{1,128}$";
 /// for the first page.
 pub const CURSOR: &str = r"^(?:[0-9]{1,19}-[0-9]{1,19})?$";
 
+/// A cursor of a list read newest first (sessions, tokens, invoices) as the API gives it
+/// (`<microseconds>-<key>`), or empty for the first page.
+pub const PAGE_CURSOR: &str = r"^(?:[0-9]{1,19}-[0-9A-Za-z-]{1,64})?$";
+
+/// A cursor of the consent history (how many entries came before), or empty for the first
+/// page.
+pub const HISTORY_CURSOR: &str = r"^[0-9]{0,19}$";
+
 /// Schemas of strings with these patterns, for `#[schema(schema_with = …)]`: attributes
 /// take only literals, and each pattern is written once, above.
 pub mod schemas {
@@ -228,6 +236,24 @@ pub mod schemas {
         string(
             super::CURSOR,
             "`next_cursor` of the previous page; absent or empty for the first page.",
+        )
+        .build()
+    }
+
+    /// A cursor of a list read newest first.
+    pub fn page_cursor() -> Object {
+        string(
+            super::PAGE_CURSOR,
+            "`next_cursor` of the previous page; absent or empty for the first page.",
+        )
+        .build()
+    }
+
+    /// A cursor of the consent history.
+    pub fn history_cursor() -> Object {
+        string(
+            super::HISTORY_CURSOR,
+            "The `Next-Cursor` header of the previous page; absent or empty for the first page.",
         )
         .build()
     }

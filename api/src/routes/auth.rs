@@ -49,20 +49,31 @@ pub struct RegisterResponse {
     pub account_id: Uuid,
 }
 
-/// Creates an account.
+/// Creates an account. Each client IP may register `--registration-rate-limit` times an
+/// hour (every attempt counts, on every node).
 #[utoipa::path(post, path = "/auth/register", tag = "auth",
     request_body = RegisterRequest,
     responses(
         (status = 201, description = "Created", body = RegisterResponse),
         (status = 409, description = "`email_taken`: the e-mail address is registered (case-insensitively)", body = ErrorBody),
         (status = 422, description = "`validation_failed` (the e-mail address or display name) or `weak_password`", body = ErrorBody),
+        (status = 429, description = "`too_many_registrations`: too many registrations from this address; see `Retry-After`", body = ErrorBody),
     ))]
 pub async fn register(
     State(core): State<Core>,
     State(auth): State<Auth>,
     ctx: RequestContext,
+    client: ClientInfo,
     ApiJson(body): ApiJson<RegisterRequest>,
 ) -> Result<(StatusCode, Json<RegisterResponse>), ApiError> {
+    // Before any work: a registration costs an argon2 hash, appends and a signup bonus.
+    if let Err(wait) = auth.registrations.check(client.ip).await? {
+        return Err(ApiError::RateLimited(
+            "too_many_registrations",
+            "too many registrations from this address".into(),
+            wait,
+        ));
+    }
     let (account_id, position) = auth
         .accounts
         .register(

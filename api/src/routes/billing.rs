@@ -1,10 +1,11 @@
 //! Subscription, invoices (JSON and PDF) and the billing portal.
 
 use crate::error::{ApiError, ErrorBody};
-use crate::extract::{ApiJson, ApiPath, CurrentSession, RequestContext};
+use crate::extract::{ApiJson, ApiPath, ApiQuery, CurrentSession, RequestContext};
 use crate::openapi::{Binary, Routes};
+use crate::pages::{PageQuery, next_cursor};
 use crate::routes::credits::MoneyView;
-use crate::state::{Core, Payments};
+use crate::state::{Auth, Core, Payments};
 use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, header};
@@ -99,27 +100,32 @@ pub struct ChangePlanRequest {
 }
 
 /// Subscribes, upgrades (at once, charging and granting the prorated differences) or
-/// schedules a downgrade for the end of the period.
+/// schedules a downgrade for the end of the period. Needs a recent proof
+/// (`POST /auth/reauthenticate`, or the sign-in itself).
 #[utoipa::path(put, path = "/me/subscription", tag = "billing", security(("session" = [])),
     request_body = ChangePlanRequest,
     responses((status = 200, body = SubscriptionView),
+        (status = 403, description = "`reauthentication_required`: the session has not proved its password recently", body = ErrorBody),
         (status = 409, description = "`subscription_ended`", body = ErrorBody),
         (status = 422, description = "`unknown_plan`: not a plan of the catalog", body = ErrorBody),
         (status = 502, description = "`payment_provider_unavailable`: the payment provider did not answer", body = ErrorBody),
         (status = 503, description = "`payments_unavailable`: the plan has a price and no payment provider is configured", body = ErrorBody)))]
 pub async fn change_plan(
     State(core): State<Core>,
+    State(auth): State<Auth>,
     State(payments): State<Payments>,
     ctx: RequestContext,
     session: CurrentSession,
     ApiJson(body): ApiJson<ChangePlanRequest>,
 ) -> Result<Json<SubscriptionView>, ApiError> {
+    let fresh = auth.accounts.fresh(session.session_id, core.clock.now());
     let position = payments
         .billing
         .change_plan(
             &ctx.command(session.actor()),
             session.account_id,
             &body.plan_id,
+            fresh,
         )
         .await?;
     core.visible(Visibility::Billing, position).await?;
@@ -224,23 +230,29 @@ impl From<InvoiceRow> for InvoiceView {
     }
 }
 
-/// The account's invoices.
+/// A page of the account's invoices.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct InvoiceList {
     /// Newest first.
     pub invoices: Vec<InvoiceView>,
+    /// Pass as `cursor` for the next page; absent on the last page.
+    pub next_cursor: Option<String>,
 }
 
-/// The account's invoices, newest first.
+/// The account's invoices, newest first, a page at a time.
 #[utoipa::path(get, path = "/me/invoices", tag = "billing", security(("session" = [])),
-    responses((status = 200, body = InvoiceList)))]
+    params(PageQuery),
+    responses((status = 200, body = InvoiceList),
+        (status = 422, description = "`validation_failed`: a limit or cursor out of bounds", body = ErrorBody)))]
 pub async fn invoices(
     State(core): State<Core>,
     session: CurrentSession,
+    ApiQuery(page): ApiQuery<PageQuery>,
 ) -> Result<Json<InvoiceList>, ApiError> {
-    let rows = projections::billing::invoices(&core.db, session.account_id).await?;
+    let rows = projections::billing::invoices(&core.db, session.account_id, &page.page()?).await?;
     Ok(Json(InvoiceList {
-        invoices: rows.into_iter().map(Into::into).collect(),
+        invoices: rows.items.into_iter().map(Into::into).collect(),
+        next_cursor: next_cursor(rows.next),
     }))
 }
 

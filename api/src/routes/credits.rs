@@ -307,6 +307,7 @@ pub struct PurchaseResponse {
     request_body = PurchaseRequest,
     responses(
         (status = 201, body = PurchaseResponse),
+        (status = 409, description = "`too_many_pending_purchases`: the account has as many purchases waiting for payment as it may (`--max-pending-purchases`; an abandoned one stops counting after 24 hours)", body = ErrorBody),
         (status = 422, description = "`unknown_pack`: not a pack of the catalog", body = ErrorBody),
         (status = 502, description = "`payment_provider_unavailable`: the payment provider did not answer", body = ErrorBody),
         (status = 503, description = "`payments_unavailable`: no payment provider is configured", body = ErrorBody),

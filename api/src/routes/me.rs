@@ -3,13 +3,13 @@
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{ApiJson, ClientInfo, CurrentSession, RequestContext};
 use crate::openapi::{Routes, patterns};
-use crate::state::{Auth, Core, Payments};
+use crate::state::{Auth, Core, Payments, Tokens};
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use commands::accounts::ChangePassword;
 use commands::throttle::{Secret, guarded};
-use projections::Visibility;
+use projections::{Follower, Visibility};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa::openapi::schema::{Object, ObjectBuilder, Type};
@@ -159,6 +159,9 @@ pub struct ChangePasswordRequest {
     /// Also sign out every other session.
     #[serde(default)]
     pub sign_out_other_sessions: bool,
+    /// Also revoke every API and CLI token: refused from the very next request.
+    #[serde(default)]
+    pub revoke_tokens: bool,
 }
 
 /// What the change did.
@@ -166,9 +169,12 @@ pub struct ChangePasswordRequest {
 pub struct ChangePasswordResponse {
     /// How many other sessions were signed out.
     pub sessions_revoked: usize,
+    /// How many API and CLI tokens were revoked (with `revoke_tokens`).
+    pub tokens_revoked: usize,
 }
 
-/// Changes the password.
+/// Changes the password; optionally signs out the other sessions and revokes every API
+/// and CLI token, in the same change. Needs a recent proof.
 #[utoipa::path(put, path = "/me/password", tag = "account", security(("session" = [])),
     request_body = ChangePasswordRequest,
     responses(
@@ -180,6 +186,7 @@ pub struct ChangePasswordResponse {
 pub async fn change_password(
     State(core): State<Core>,
     State(auth): State<Auth>,
+    State(tokens): State<Tokens>,
     ctx: RequestContext,
     client: ClientInfo,
     session: CurrentSession,
@@ -187,25 +194,74 @@ pub async fn change_password(
 ) -> Result<Json<ChangePasswordResponse>, ApiError> {
     // Guessing the current password through this route is throttled like sign-in.
     let key = format!("account:{}", session.account_id);
+    let command = ctx.command(session.actor());
     let changed = guarded(
         &[(&*auth.throttle, Secret::Password)],
         &key,
         client.ip,
         auth.accounts.change_password(
-            &ctx.command(session.actor()),
+            &command,
             session.account_id,
             session.session_id,
             ChangePassword {
                 current_password: body.current_password,
                 new_password: body.new_password,
                 sign_out_other_sessions: body.sign_out_other_sessions,
+                revoke_tokens: body.revoke_tokens,
             },
         ),
     )
     .await??;
     core.visible(Visibility::SessionsAndAccount, changed.position)
         .await?;
+    let tokens_revoked = if body.revoke_tokens {
+        revoke_dropped_tokens(
+            &core,
+            &tokens,
+            &command,
+            session.account_id,
+            changed.position,
+        )
+        .await?
+    } else {
+        0
+    };
     Ok(Json(ChangePasswordResponse {
         sessions_revoked: changed.sessions_revoked,
+        tokens_revoked,
     }))
+}
+
+/// After a password change that revoked every token (committed at `position`): waits
+/// until the token read model has dropped their secrets (the next request with one is
+/// refused), then records the revocation in each token's stream; answers how many.
+async fn revoke_dropped_tokens(
+    core: &Core,
+    tokens: &Tokens,
+    command: &commands::CommandContext,
+    account: domain::AccountId,
+    position: Option<store::GlobalPosition>,
+) -> Result<usize, ApiError> {
+    core.visible(Visibility::ReadModel(Follower::AccessTokens), position)
+        .await?;
+    let dropped = projections::access_tokens::ids_without_secrets(&core.db, account).await?;
+    let mut last = None;
+    for token_id in &dropped {
+        match tokens
+            .access_tokens
+            .revoke(command, account, *token_id)
+            .await
+        {
+            Ok(position) => last = position.or(last),
+            // Revoked meanwhile by another request.
+            Err(commands::CommandError::Rejected {
+                code: "token_not_found",
+                ..
+            }) => {}
+            Err(error) => return Err(error.into()),
+        }
+    }
+    core.visible(Visibility::ReadModel(Follower::AccessTokens), last)
+        .await?;
+    Ok(dropped.len())
 }

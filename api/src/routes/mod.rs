@@ -71,7 +71,13 @@ pub fn parts(state: &AppState) -> (Router<AppState>, OpenApi) {
             state.clone(),
             middleware::idempotency,
         ))
-        .split(state.payments.billing.catalog(), state.core.clock.now())
+        .split(
+            state.payments.billing.catalog(),
+            state.core.clock.now(),
+            &crate::openapi::limits::Limits {
+                api_token_max_days: state.tokens.access_tokens.policy().api_max_days,
+            },
+        )
 }
 
 /// Every route with its middleware; `/openapi.json` and `/docs` serve the document of

@@ -4,10 +4,12 @@
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{ApiJson, ApiQuery, CurrentSession, RequestContext};
 use crate::openapi::Routes;
+use crate::pages::HistoryPageQuery;
 use crate::state::{Core, Notices};
 use axum::Json;
 use axum::extract::State;
-use axum::response::Response;
+use axum::http::HeaderValue;
+use axum::response::{IntoResponse, Response};
 use domain::notifications::{NotificationPreferences, Toggle};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -141,25 +143,44 @@ pub struct PreferenceChangeView {
     pub at: String,
 }
 
-/// Every change of the caller's toggles, oldest first (who opted in to what, and when).
+/// The header with the cursor of the history's next page.
+pub const NEXT_CURSOR: &str = "next-cursor";
+
+/// Every change of the caller's toggles, oldest first (who opted in to what, and when), a
+/// page at a time. The body stays the list it always was; the cursor of the next page is
+/// the `Next-Cursor` header, absent on the last page.
 #[utoipa::path(get, path = "/me/notifications/history", tag = "notifications", security(("session" = [])),
-    responses((status = 200, body = Vec<PreferenceChangeView>)))]
+    params(HistoryPageQuery),
+    responses((status = 200, body = Vec<PreferenceChangeView>, headers(
+            ("Next-Cursor" = String, description = "Pass as `cursor` for the next page; absent on the last page"),
+        )),
+        (status = 422, description = "`validation_failed`: a limit or cursor out of bounds", body = ErrorBody)))]
 pub async fn history(
     State(notices): State<Notices>,
     session: CurrentSession,
-) -> Result<Json<Vec<PreferenceChangeView>>, ApiError> {
-    let changes = notices.notifications.history(session.account_id).await?;
-    Ok(Json(
-        changes
-            .into_iter()
-            .map(|c| PreferenceChangeView {
-                toggle: c.toggle.as_str().to_owned(),
-                enabled: c.enabled,
-                via: c.via,
-                at: c.at.to_string(),
-            })
-            .collect(),
-    ))
+    ApiQuery(page): ApiQuery<HistoryPageQuery>,
+) -> Result<Response, ApiError> {
+    let (skip, limit) = page.page()?;
+    let (changes, next) = notices
+        .notifications
+        .history(session.account_id, skip, limit)
+        .await?;
+    let body: Vec<PreferenceChangeView> = changes
+        .into_iter()
+        .map(|c| PreferenceChangeView {
+            toggle: c.toggle.as_str().to_owned(),
+            enabled: c.enabled,
+            via: c.via,
+            at: c.at.to_string(),
+        })
+        .collect();
+    let mut response = Json(body).into_response();
+    if let Some(next) = next {
+        response
+            .headers_mut()
+            .insert(NEXT_CURSOR, HeaderValue::from(next));
+    }
+    Ok(response)
 }
 
 /// The token of an unsubscribe link.

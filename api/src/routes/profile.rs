@@ -157,6 +157,7 @@ async fn image_bytes(request: Request) -> Result<Bytes, ApiError> {
         (status = 415, description = "`unsupported_media_type`: not a JPEG, PNG or WebP", body = ErrorBody),
         (status = 422, description = "`invalid_image` (truncated or corrupt), `image_too_large` (too many pixels), \
             `validation_failed` (a form without a file)", body = ErrorBody),
+        (status = 503, description = "`busy`: every avatar decode slot stayed taken for two seconds; see `Retry-After`", body = ErrorBody),
     ))]
 pub async fn upload(
     State(core): State<Core>,

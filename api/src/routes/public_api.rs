@@ -79,7 +79,8 @@ pub async fn transactions(
             ("fail" = (operation_id = "api_fail", parameters(("id" = "$response.body#/generation_id")))),
         )),
         (status = 409, description = "`generation_conflict`: the id was used for another request; \
-            `insufficient_credits`: the balance does not cover the estimate", body = ErrorBody)))]
+            `insufficient_credits`: the balance does not cover the estimate; \
+            `too_many_open_holds`: the account has as many generations open as it may (`--max-open-holds`)", body = ErrorBody)))]
 pub async fn hold(
     State(core): State<Core>,
     State(payments): State<Payments>,

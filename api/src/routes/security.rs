@@ -36,9 +36,12 @@ pub struct TotpEnrollment {
     pub qr_png_base64: String,
 }
 
-/// Starts 2FA enrolment; nothing is enforced until `POST /me/totp/confirm`.
+/// Starts 2FA enrolment; nothing is enforced until `POST /me/totp/confirm`. Needs a recent
+/// proof (`POST /auth/reauthenticate`, or the sign-in itself).
 #[utoipa::path(post, path = "/me/totp", tag = "security", security(("session" = [])),
-    responses((status = 200, body = TotpEnrollment), (status = 409, description = "`totp_already_enabled`", body = ErrorBody)))]
+    responses((status = 200, body = TotpEnrollment),
+        (status = 403, description = "`reauthentication_required`", body = ErrorBody),
+        (status = 409, description = "`totp_already_enabled`", body = ErrorBody)))]
 pub async fn enroll(
     State(auth): State<Auth>,
     ctx: RequestContext,
@@ -46,7 +49,11 @@ pub async fn enroll(
 ) -> Result<Json<TotpEnrollment>, ApiError> {
     let enrollment = auth
         .accounts
-        .start_totp(&ctx.command(session.actor()), session.account_id)
+        .start_totp(
+            &ctx.command(session.actor()),
+            session.account_id,
+            session.session_id,
+        )
         .await?;
     Ok(Json(TotpEnrollment {
         secret: enrollment.secret,
@@ -102,12 +109,13 @@ async fn throttled<T>(
     }
 }
 
-/// Turns 2FA on with a code of the new secret; returns 10 recovery codes, once.
+/// Turns 2FA on with a code of the new secret; returns 10 recovery codes, once. Needs a
+/// recent proof.
 #[utoipa::path(post, path = "/me/totp/confirm", tag = "security", security(("session" = [])),
     request_body = ConfirmRequest,
     responses(
         (status = 200, body = RecoveryCodesView),
-        (status = 403, description = "`invalid_second_factor`: a wrong code", body = ErrorBody),
+        (status = 403, description = "`reauthentication_required`, or `invalid_second_factor`: a wrong code", body = ErrorBody),
         (status = 409, description = "`no_pending_enrollment` or `totp_already_enabled`", body = ErrorBody),
         (status = 429, description = "`too_many_attempts`: too many wrong codes; see `Retry-After`", body = ErrorBody),
     ))]
@@ -127,6 +135,7 @@ pub async fn confirm(
         auth.accounts.confirm_totp(
             &ctx.command(session.actor()),
             session.account_id,
+            session.session_id,
             &body.code,
         ),
     )

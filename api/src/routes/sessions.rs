@@ -1,8 +1,9 @@
 //! The account's sessions: list them, revoke one, revoke all others.
 
 use crate::error::{ApiError, ErrorBody};
-use crate::extract::{ApiPath, CurrentSession, RequestContext};
+use crate::extract::{ApiPath, ApiQuery, CurrentSession, RequestContext};
 use crate::openapi::Routes;
+use crate::pages::{PageQuery, next_cursor};
 use crate::state::{Auth, Core};
 use axum::Json;
 use axum::extract::State;
@@ -43,27 +44,41 @@ pub struct SessionView {
     pub current: bool,
 }
 
-/// The active sessions.
+/// A page of the active sessions.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct SessionList {
-    /// Newest first.
+    /// Newest first. Sessions that ended for being idle are left out, so a page may hold
+    /// fewer than `limit` and still be followed by another.
     pub sessions: Vec<SessionView>,
+    /// Pass as `cursor` for the next page; absent on the last page.
+    pub next_cursor: Option<String>,
 }
 
-/// Lists the active sessions.
+/// Lists the active sessions, newest first, a page at a time.
 #[utoipa::path(get, path = "/me/sessions", operation_id = "list_sessions", tag = "sessions", security(("session" = [])),
-    responses((status = 200, body = SessionList)))]
+    params(PageQuery),
+    responses((status = 200, body = SessionList),
+        (status = 422, description = "`validation_failed`: a limit or cursor out of bounds", body = ErrorBody)))]
 pub async fn list(
     State(core): State<Core>,
     State(auth): State<Auth>,
     session: CurrentSession,
+    ApiQuery(page): ApiQuery<PageQuery>,
 ) -> Result<Json<SessionList>, ApiError> {
+    let page = page.page()?;
     let now = core.clock.now();
     let idle = core.http.sessions.idle_timeout;
-    let rows =
-        projections::sessions::list_for_account(&core.db, &core.sealer, session.account_id, now)
-            .await?;
+    let rows = projections::sessions::list_for_account(
+        &core.db,
+        &core.sealer,
+        session.account_id,
+        now,
+        &page,
+    )
+    .await?;
+    let next = next_cursor(rows.next);
     let sessions = rows
+        .items
         .into_iter()
         .filter_map(|row| {
             let (live, origin) = (row.session, row.origin);
@@ -83,7 +98,10 @@ pub async fn list(
             })
         })
         .collect();
-    Ok(Json(SessionList { sessions }))
+    Ok(Json(SessionList {
+        sessions,
+        next_cursor: next,
+    }))
 }
 
 /// Revokes one of the account's sessions (revoking the current one signs out).

@@ -17,9 +17,10 @@ pub struct CreateApiToken {
     /// At least one scope (repeats count once).
     #[schema(value_type = Vec<ScopeName>, min_items = 1)]
     pub scopes: Vec<String>,
-    /// 1-3650; never expires when absent.
+    /// Days the token lives: 1 to `--api-token-max-days` (365 by default; the document
+    /// states the configured bound); 90 when absent.
     #[serde(default, deserialize_with = "crate::integers::option_u32")]
-    #[schema(minimum = 1, maximum = 3650)]
+    #[schema(minimum = 1, maximum = 365)]
     pub expires_in_days: Option<u32>,
 }
 
@@ -81,7 +82,7 @@ pub struct IssuedTokenView {
     pub token: String,
     /// How lists show it.
     pub hint: String,
-    /// RFC 3339, if it expires.
+    /// RFC 3339, if it expires (API tokens always do).
     pub expires_at: Option<String>,
 }
 
@@ -132,11 +133,13 @@ impl From<TokenSummary> for TokenView {
     }
 }
 
-/// A list of tokens.
+/// A page of tokens.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct TokenList {
     /// Newest first.
     pub tokens: Vec<TokenView>,
+    /// Pass as `cursor` for the next page; absent on the last page.
+    pub next_cursor: Option<String>,
 }
 
 /// Requests of one day by status class.

@@ -2,8 +2,9 @@
 //! signed-in session.
 
 use crate::error::{ApiError, ErrorBody};
-use crate::extract::{ApiBytes, ApiJson, ApiPath, CurrentSession, RequestContext};
+use crate::extract::{ApiBytes, ApiJson, ApiPath, ApiQuery, CurrentSession, RequestContext};
 use crate::openapi::Routes;
+use crate::pages::{PageQuery, next_cursor};
 use crate::routes::token_views::{
     CreateApiToken, CreateCliToken, DailyUsageView, IssuedTokenView, RotateRequest, TokenList,
     UsageView,
@@ -48,7 +49,9 @@ fn parse_scopes(names: &[String]) -> Result<Vec<Scope>, ApiError> {
         .collect()
 }
 
-/// Creates an API token; its secret is in this response only.
+/// Creates an API token; its secret is in this response only. Needs a recent proof
+/// (`POST /auth/reauthenticate`, or the sign-in itself); the token expires after
+/// `expires_in_days` (90 days when absent, `--api-token-max-days` at most).
 #[utoipa::path(post, path = "/me/api-tokens", tag = "tokens", security(("session" = [])),
     request_body = CreateApiToken,
     responses((status = 201, body = IssuedTokenView, links(
@@ -56,7 +59,9 @@ fn parse_scopes(names: &[String]) -> Result<Vec<Scope>, ApiError> {
             ("usage" = (operation_id = "api_token_usage", parameters(("id" = "$response.body#/token_id")))),
             ("revoke" = (operation_id = "revoke_api_token", parameters(("id" = "$response.body#/token_id")))),
         )),
-        (status = 422, description = "`validation_failed`: a label, scope or lifetime out of bounds", body = ErrorBody)))]
+        (status = 403, description = "`reauthentication_required`: the session has not proved its password recently", body = ErrorBody),
+        (status = 409, description = "`too_many_tokens`: the account has as many live API and CLI tokens as it may (`--max-live-tokens`)", body = ErrorBody),
+        (status = 422, description = "`validation_failed`: a label, scope or lifetime out of bounds (the message names the range)", body = ErrorBody)))]
 pub async fn create_api_token(
     State(core): State<Core>,
     State(tokens): State<Tokens>,
@@ -84,7 +89,12 @@ async fn issue(
 ) -> Result<(StatusCode, Json<IssuedTokenView>), ApiError> {
     let issued = tokens
         .access_tokens
-        .create(&ctx.command(session.actor()), session.account_id, token)
+        .create(
+            &ctx.command(session.actor()),
+            session.account_id,
+            session.session_id,
+            token,
+        )
         .await?;
     core.visible(
         Visibility::ReadModel(Follower::AccessTokens),
@@ -94,20 +104,31 @@ async fn issue(
     Ok((StatusCode::CREATED, Json(issued.into())))
 }
 
-/// The caller's API tokens.
+/// The caller's API tokens, newest first, a page at a time.
 #[utoipa::path(get, path = "/me/api-tokens", tag = "tokens", security(("session" = [])),
-    responses((status = 200, body = TokenList)))]
+    params(PageQuery),
+    responses((status = 200, body = TokenList),
+        (status = 422, description = "`validation_failed`: a limit or cursor out of bounds", body = ErrorBody)))]
 pub async fn list_api_tokens(
     State(core): State<Core>,
     session: CurrentSession,
+    ApiQuery(page): ApiQuery<PageQuery>,
 ) -> Result<Json<TokenList>, ApiError> {
-    list(&core, session.account_id, false).await
+    list(&core, session.account_id, false, &page).await
 }
 
-async fn list(core: &Core, account: AccountId, cli: bool) -> Result<Json<TokenList>, ApiError> {
-    let tokens = projections::access_tokens::list(&core.db, &core.sealer, account, cli).await?;
+async fn list(
+    core: &Core,
+    account: AccountId,
+    cli: bool,
+    page: &PageQuery,
+) -> Result<Json<TokenList>, ApiError> {
+    let page = page.page()?;
+    let tokens =
+        projections::access_tokens::list(&core.db, &core.sealer, account, cli, &page).await?;
     Ok(Json(TokenList {
-        tokens: tokens.into_iter().map(Into::into).collect(),
+        tokens: tokens.items.into_iter().map(Into::into).collect(),
+        next_cursor: next_cursor(tokens.next),
     }))
 }
 
@@ -239,11 +260,10 @@ pub async fn usage_of(
     account: AccountId,
     token_id: Uuid,
 ) -> Result<UsageView, ApiError> {
-    let token = projections::access_tokens::list(&core.db, &core.sealer, account, false)
-        .await?
-        .into_iter()
-        .find(|t| t.token_id == token_id)
-        .ok_or_else(|| ApiError::NotFound("token_not_found", "no such token".into()))?;
+    let token =
+        projections::access_tokens::find_api_token(&core.db, &core.sealer, account, token_id)
+            .await?
+            .ok_or_else(|| ApiError::NotFound("token_not_found", "no such token".into()))?;
     let days = projections::access_tokens::daily_usage(&core.db, account, token_id).await?;
     Ok(UsageView {
         token_id,
@@ -263,11 +283,14 @@ pub async fn usage_of(
 }
 
 /// Creates a CLI token (`device` or `recorder`); its secret is in this response only.
+/// Needs a recent proof.
 #[utoipa::path(post, path = "/me/cli-tokens", tag = "tokens", security(("session" = [])),
     request_body = CreateCliToken,
     responses((status = 201, body = IssuedTokenView, links(
             ("revoke" = (operation_id = "revoke_cli_token", parameters(("id" = "$response.body#/token_id")))),
         )),
+        (status = 403, description = "`reauthentication_required`: the session has not proved its password recently", body = ErrorBody),
+        (status = 409, description = "`too_many_tokens`: the account has as many live API and CLI tokens as it may (`--max-live-tokens`)", body = ErrorBody),
         (status = 422, description = "`validation_failed`: a label or kind out of bounds", body = ErrorBody)))]
 pub async fn create_cli_token(
     State(core): State<Core>,
@@ -295,14 +318,17 @@ pub async fn create_cli_token(
     issue(&core, &tokens, &ctx, &session, token).await
 }
 
-/// The caller's CLI tokens.
+/// The caller's CLI tokens, newest first, a page at a time.
 #[utoipa::path(get, path = "/me/cli-tokens", tag = "tokens", security(("session" = [])),
-    responses((status = 200, body = TokenList)))]
+    params(PageQuery),
+    responses((status = 200, body = TokenList),
+        (status = 422, description = "`validation_failed`: a limit or cursor out of bounds", body = ErrorBody)))]
 pub async fn list_cli_tokens(
     State(core): State<Core>,
     session: CurrentSession,
+    ApiQuery(page): ApiQuery<PageQuery>,
 ) -> Result<Json<TokenList>, ApiError> {
-    list(&core, session.account_id, true).await
+    list(&core, session.account_id, true, &page).await
 }
 
 /// Revokes a CLI token.

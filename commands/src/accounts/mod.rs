@@ -15,6 +15,7 @@ pub use security::RecoveryCodes;
 pub use sessions::ChangePassword;
 pub use sign_in::{FactorInput, SignIn, SignedIn};
 
+use crate::avatar::DecodeSlots;
 use crate::clock::Clock;
 use crate::error::CommandError;
 use crate::executor::{CommandContext, Executor};
@@ -70,6 +71,7 @@ pub struct Accounts {
     blobs: Arc<dyn BlobStore>,
     clock: Arc<dyn Clock>,
     sessions: SessionPolicy,
+    decodes: DecodeSlots,
 }
 
 fn invalid(field: &'static str, message: impl ToString) -> CommandError {
@@ -82,6 +84,27 @@ fn invalid(field: &'static str, message: impl ToString) -> CommandError {
 /// The stream of an account.
 pub fn account_stream(id: AccountId) -> String {
     StreamCategory::Account.stream(id)
+}
+
+/// Refuses a change unless the session of `fresh` proved its credentials recently (the
+/// account aggregate's rule, [`Account::check_fresh`]), for changes decided on another
+/// stream than the account's (a plan change). A session the account does not hold has
+/// proved nothing.
+pub(crate) async fn check_fresh(
+    exec: &Executor,
+    account_id: AccountId,
+    fresh: &Fresh,
+) -> Result<(), CommandError> {
+    let account = exec
+        .load::<Account>(&account_stream(account_id))
+        .await?
+        .state;
+    if !account.is_registered() {
+        return Err(CommandError::AccountNotFound);
+    }
+    account
+        .check_fresh(fresh)
+        .map_err(|_| CommandError::ReauthenticationRequired)
 }
 
 impl Accounts {
@@ -102,7 +125,19 @@ impl Accounts {
             blobs,
             clock,
             sessions,
+            decodes: DecodeSlots::default(),
         }
+    }
+
+    /// The same handlers, decoding avatars in `slots`.
+    pub fn with_decode_slots(mut self, slots: DecodeSlots) -> Self {
+        self.decodes = slots;
+        self
+    }
+
+    /// The avatar decode slots (shared by clones of these handlers).
+    pub fn decode_slots(&self) -> &DecodeSlots {
+        &self.decodes
     }
 
     /// The session lifetimes in force.
@@ -143,12 +178,8 @@ impl Accounts {
     }
 
     /// The freshness a sensitive change by `session_id` needs now.
-    fn fresh(&self, session_id: SessionId, now: Timestamp) -> Fresh {
-        let window = self.sessions.reauthentication_window.as_micros() as i64;
-        Fresh {
-            session_id,
-            since: Timestamp::from_unix_micros(now.unix_micros().saturating_sub(window)),
-        }
+    pub fn fresh(&self, session_id: SessionId, now: Timestamp) -> Fresh {
+        Fresh::within(session_id, now, self.sessions.reauthentication_window)
     }
 
     /// Loads the account and checks `password` against it (argon2, off the runtime).

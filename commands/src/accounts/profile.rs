@@ -38,6 +38,8 @@ impl From<AvatarError> for CommandError {
             AvatarError::Invalid(_) => {
                 CommandError::rejected(Rejection::Invalid, "invalid_image", message)
             }
+            // Only when the request is gone: nobody reads the answer.
+            AvatarError::Cancelled => CommandError::Internal(message),
         }
     }
 }
@@ -74,6 +76,8 @@ impl Accounts {
     }
 
     /// Checks, re-encodes and stores an avatar, then records it; the previous one is deleted.
+    /// The decode waits for one of the [`DecodeSlots`](avatar::DecodeSlots) (refused as
+    /// `busy` if none comes free soon) and stops if this future is dropped.
     #[tracing::instrument(skip_all, fields(%account_id, bytes = image.len()))]
     pub async fn set_avatar(
         &self,
@@ -81,9 +85,22 @@ impl Accounts {
         account_id: AccountId,
         image: Vec<u8>,
     ) -> Result<Option<GlobalPosition>, CommandError> {
-        let png = tokio::task::spawn_blocking(move || avatar::normalize(&image))
+        // One of a few decode slots, held by the decode itself: a request that times out
+        // gives its slot back only when the decode has stopped.
+        let slot = self
+            .decodes
+            .acquire()
             .await
-            .map_err(|e| CommandError::Internal(e.to_string()))??;
+            .map_err(|busy| CommandError::rejected(Rejection::Unavailable, "busy", busy))?;
+        let cancel = avatar::Cancel::default();
+        let guard = cancel.on_drop();
+        let png = tokio::task::spawn_blocking(move || {
+            let _slot = slot;
+            avatar::normalize_unless(&image, |_| cancel.is_cancelled())
+        })
+        .await
+        .map_err(|e| CommandError::Internal(e.to_string()))??;
+        guard.disarm();
         let previous = self.account(account_id).await?.avatar;
         let blob_key = format!("avatars/{}/{}.png", account_id, Uuid::new_v4().simple());
         self.blobs

@@ -20,12 +20,14 @@ pub struct RecoveryCodes {
 
 impl Accounts {
     /// Starts 2FA enrolment: a new secret, its link and QR code. Nothing is enforced until
-    /// a code confirms it.
+    /// a code confirms it. Needs a recent proof: a stolen session must not bind the
+    /// account to an authenticator of its own.
     #[tracing::instrument(skip_all, fields(%account_id))]
     pub async fn start_totp(
         &self,
         ctx: &CommandContext,
         account_id: AccountId,
+        session_id: SessionId,
     ) -> Result<Enrollment, CommandError> {
         let account = self.account(account_id).await?;
         let email = account.email.clone().ok_or(CommandError::AccountNotFound)?;
@@ -37,18 +39,24 @@ impl Accounts {
             ctx,
             account_id,
             now,
-            AccountCommand::StartTotpEnrollment { secret, at: now },
+            AccountCommand::StartTotpEnrollment {
+                secret,
+                fresh: self.fresh(session_id, now),
+                at: now,
+            },
         )
         .await?;
         Ok(enrollment)
     }
 
-    /// Turns 2FA on with a code of the pending secret; returns the recovery codes.
+    /// Turns 2FA on with a code of the pending secret; returns the recovery codes. Needs a
+    /// recent proof, checked before the code is.
     #[tracing::instrument(skip_all, fields(%account_id))]
     pub async fn confirm_totp(
         &self,
         ctx: &CommandContext,
         account_id: AccountId,
+        session_id: SessionId,
         code: &str,
     ) -> Result<RecoveryCodes, CommandError> {
         let account = self.account(account_id).await?;
@@ -58,6 +66,7 @@ impl Accounts {
             (None, None) => return Err(domain::account::AccountError::NoPendingEnrollment.into()),
         };
         let now = self.clock.now();
+        self.require_fresh(account_id, session_id, now).await?;
         let unix = now.datetime().unix_timestamp().max(0) as u64;
         let step = totp::verify(&secret, code, unix).ok_or(CommandError::InvalidSecondFactor)?;
         let (codes, recovery_code_hashes) = totp::new_recovery_codes();
@@ -69,6 +78,7 @@ impl Accounts {
                 AccountCommand::ConfirmTotp {
                     step,
                     recovery_code_hashes,
+                    fresh: self.fresh(session_id, now),
                     at: now,
                 },
             )
@@ -169,23 +179,14 @@ impl Accounts {
         Ok(executed.position)
     }
 
-    /// Refuses a sensitive change from a session whose proof is stale, before any slow work.
+    /// Refuses a sensitive change from a session whose proof is stale, before any slow work
+    /// (the command itself decides it again on the state it appends to).
     pub(super) async fn require_fresh(
         &self,
         account_id: AccountId,
         session_id: SessionId,
         now: domain::Timestamp,
     ) -> Result<(), CommandError> {
-        let account = self.account(account_id).await?;
-        let since = self.fresh(session_id, now).since;
-        if account
-            .sessions
-            .get(&session_id)
-            .is_some_and(|s| s.authenticated_at >= since)
-        {
-            Ok(())
-        } else {
-            Err(CommandError::ReauthenticationRequired)
-        }
+        super::check_fresh(&self.exec, account_id, &self.fresh(session_id, now)).await
     }
 }

@@ -17,6 +17,8 @@ pub struct ChangePassword {
     pub new_password: String,
     /// Also revoke every other session.
     pub sign_out_other_sessions: bool,
+    /// Also revoke every API and CLI token (refused as soon as the change is visible).
+    pub revoke_tokens: bool,
 }
 
 impl Accounts {
@@ -73,7 +75,9 @@ impl Accounts {
     }
 
     /// Changes the password after checking the current one; with `sign_out_other_sessions`
-    /// the other sessions are revoked in the same append.
+    /// the other sessions are revoked in the same append, and with `revoke_tokens` every
+    /// API and CLI token (the token read model drops their secrets on that same event; the
+    /// caller then records the revocation in each token's stream).
     #[tracing::instrument(skip_all, fields(%account_id))]
     pub async fn change_password(
         &self,
@@ -100,6 +104,7 @@ impl Accounts {
             new_password_hash,
             verified_password_version: account.password_version,
             sign_out_other_sessions: cmd.sign_out_other_sessions,
+            revoke_tokens: cmd.revoke_tokens,
             fresh: self.fresh(session_id, now),
             at: now,
         };

@@ -21,6 +21,9 @@ use domain::subscription::PlanTerms;
 use domain::{AccountId, StreamCategory};
 use std::sync::Arc;
 
+/// Purchases an account may have waiting for payment at once unless configured otherwise.
+pub const DEFAULT_MAX_PENDING_PURCHASES: u32 = 10;
+
 /// The billing command handlers.
 #[derive(Clone)]
 pub struct Billing {
@@ -29,6 +32,7 @@ pub struct Billing {
     catalog: Arc<Catalog>,
     provider: Option<Arc<dyn PaymentProvider>>,
     clock: Arc<dyn Clock>,
+    max_pending_purchases: u32,
 }
 
 fn not_found(code: &'static str, what: &str) -> CommandError {
@@ -57,7 +61,14 @@ impl Billing {
             catalog,
             provider,
             clock,
+            max_pending_purchases: DEFAULT_MAX_PENDING_PURCHASES,
         }
+    }
+
+    /// The same handlers, allowing `max` purchases per account waiting for payment.
+    pub fn with_max_pending_purchases(mut self, max: u32) -> Self {
+        self.max_pending_purchases = max;
+        self
     }
 
     /// What is for sale.

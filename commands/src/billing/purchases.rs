@@ -6,6 +6,7 @@ use crate::credits::Grant;
 use crate::error::{CommandError, Rejection};
 use crate::executor::CommandContext;
 use crate::payments::{CheckoutRequest, WebhookEvent};
+use domain::checkout::{CheckoutCommand, Checkouts};
 use domain::credits::SourceKind;
 use domain::invoice::{InvoiceLine, InvoiceReason};
 use domain::money::Money;
@@ -26,7 +27,9 @@ pub struct StartedPurchase {
 }
 
 impl Billing {
-    /// Opens a checkout for a credit pack. Credits come only when the provider confirms.
+    /// Opens a checkout for a credit pack, unless the account has as many waiting for
+    /// payment as it may (decided on its `checkouts-<account>` stream, which two purchases
+    /// race on). Credits come only when the provider confirms.
     #[tracing::instrument(skip_all, fields(%account_id, pack_id))]
     pub async fn start_purchase(
         &self,
@@ -45,7 +48,16 @@ impl Billing {
         let provider = self.payment_provider()?;
         let purchase_id = Uuid::new_v4();
         let price = self.catalog.money(pack.price);
-        let checkout = provider
+        // Counted among the account's pending purchases first: refused when too many are.
+        let opened_at = self.clock.now();
+        let open = CheckoutCommand::Open {
+            purchase_id,
+            max_pending: self.max_pending_purchases,
+            at: opened_at,
+        };
+        self.run_checkouts(ctx, account_id, opened_at, &open)
+            .await?;
+        let checkout = match provider
             .create_checkout(&CheckoutRequest {
                 purchase_id,
                 account_id,
@@ -54,7 +66,14 @@ impl Billing {
                 base_url: base_url.to_owned(),
             })
             .await
-            .map_err(|e| CommandError::PaymentProvider(e.to_string()))?;
+        {
+            Ok(checkout) => checkout,
+            Err(error) => {
+                // Never reached the provider: it does not wait for payment.
+                self.close_checkout(ctx, account_id, purchase_id).await?;
+                return Err(CommandError::PaymentProvider(error.to_string()));
+            }
+        };
         let at = self.clock.now();
         let command = PurchaseCommand::Start {
             account_id,
@@ -79,6 +98,38 @@ impl Billing {
             checkout_url: checkout.url,
             position: executed.position.unwrap_or_default(),
         })
+    }
+
+    /// Runs `command` on the account's pending checkouts.
+    async fn run_checkouts(
+        &self,
+        ctx: &CommandContext,
+        account_id: AccountId,
+        at: Timestamp,
+        command: &CheckoutCommand,
+    ) -> Result<(), CommandError> {
+        self.exec
+            .execute::<Checkouts, _>(
+                &StreamCategory::Checkouts.stream(account_id),
+                ctx,
+                None,
+                at,
+                |c| Ok(c.decide(command)?),
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// Stops counting `purchase_id` as pending (idempotent).
+    async fn close_checkout(
+        &self,
+        ctx: &CommandContext,
+        account_id: AccountId,
+        purchase_id: Uuid,
+    ) -> Result<(), CommandError> {
+        let at = self.clock.now();
+        let close = CheckoutCommand::Close { purchase_id, at };
+        self.run_checkouts(ctx, account_id, at, &close).await
     }
 
     /// A purchase, as its events describe it.
@@ -137,6 +188,7 @@ impl Billing {
                 "purchase {purchase_id} completed but never started"
             )));
         };
+        self.close_checkout(ctx, account_id, purchase_id).await?;
         let key = format!("purchase:{purchase_id}");
         let grant = Grant {
             grant_key: key.clone(),

@@ -5,6 +5,7 @@ use super::{Billing, subscription_stream};
 use crate::credits::Grant;
 use crate::error::{CommandError, Rejection};
 use crate::executor::CommandContext;
+use domain::account::Fresh;
 use domain::credits::SourceKind;
 use domain::invoice::InvoiceReason;
 use domain::subscription::{Subscription, SubscriptionCommand, SubscriptionEvent};
@@ -132,13 +133,15 @@ impl Billing {
         Ok(executed.position)
     }
 
-    /// Subscribes, upgrades (at once, prorated) or schedules a downgrade.
+    /// Subscribes, upgrades (at once, prorated) or schedules a downgrade; the session of
+    /// `fresh` must have proved its credentials recently.
     #[tracing::instrument(skip_all, fields(%account_id, plan_id))]
     pub async fn change_plan(
         &self,
         ctx: &CommandContext,
         account_id: AccountId,
         plan_id: &str,
+        fresh: Fresh,
     ) -> Result<Option<GlobalPosition>, CommandError> {
         let plan = self.catalog.plan(plan_id).ok_or_else(|| {
             CommandError::rejected(
@@ -147,6 +150,8 @@ impl Billing {
                 format!("no plan {plan_id:?}"),
             )
         })?;
+        // A change that charges the account's payment method needs a recent proof.
+        crate::accounts::check_fresh(&self.exec, account_id, &fresh).await?;
         if plan.price > 0 {
             self.payment_provider()?;
         }

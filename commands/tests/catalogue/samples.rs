@@ -6,6 +6,7 @@ use domain::DomainEvent;
 use domain::access_token::{AccessTokenEvent, DailyRequests, Scope, TokenKind, UsageEvent};
 use domain::account::{AccountEvent, SecondFactor};
 use domain::activity::{ActivityEvent, SessionSeen};
+use domain::checkout::CheckoutEvent;
 use domain::credits::{Allocation, CreditsEvent, Feature, ReleaseReason, SourceKind};
 use domain::email::{DisplayName, EmailAddress};
 use domain::invoice::{InvoiceEvent, InvoiceLine, InvoiceReason, InvoiceSeriesEvent};
@@ -69,6 +70,7 @@ fn account() -> Vec<DomainEvent> {
             password_hash: "$argon2id$v=19$changed-hash".into(),
             changed_at: at(1),
             changed_by_session: Some(session_id),
+            tokens_revoked: true,
         },
         AccountEvent::SessionStarted {
             session_id,
@@ -286,6 +288,17 @@ fn billing() -> Vec<DomainEvent> {
             at: at(44),
         },
     ];
+    let checkouts = [
+        CheckoutEvent::CheckoutOpened {
+            purchase_id: id(46),
+            expires_at: at(47),
+            at: at(43),
+        },
+        CheckoutEvent::CheckoutClosed {
+            purchase_id: id(46),
+            at: at(44),
+        },
+    ];
     let claim = OfferEvent::ClaimRedeemed {
         account_id,
         credits: 50,
@@ -296,6 +309,7 @@ fn billing() -> Vec<DomainEvent> {
     all.push(issued.into());
     all.push(paid.into());
     all.extend(purchase.into_iter().map(DomainEvent::from));
+    all.extend(checkouts.into_iter().map(DomainEvent::from));
     all.push(claim.into());
     all
 }
@@ -331,6 +345,19 @@ fn tokens() -> Vec<DomainEvent> {
         },
         AccessTokenEvent::AccessTokenRevoked { at: at(55) },
     ];
+    // What the account records of its tokens, to count them.
+    let counted = [
+        AccountEvent::AccessTokenIssued {
+            token_id: id(31),
+            kind: TokenKind::CliDevice,
+            expires_at: Some(at(91)),
+            at: at(52),
+        },
+        AccountEvent::AccessTokenRetired {
+            token_id: id(31),
+            at: at(55),
+        },
+    ];
     let usage = UsageEvent::TokenUsed {
         token_id: id(30),
         days: vec![DailyRequests {
@@ -345,6 +372,7 @@ fn tokens() -> Vec<DomainEvent> {
     };
     let mut all: Vec<DomainEvent> = admin.into_iter().map(Into::into).collect();
     all.extend(access.into_iter().map(DomainEvent::from));
+    all.extend(counted.into_iter().map(DomainEvent::from));
     all.push(usage.into());
     all
 }

@@ -1,10 +1,13 @@
 //! What a caller may ask of an account, and why it may be refused.
 
 use super::SecondFactor;
+use crate::access_token::TokenKind;
 use crate::email::{DisplayName, EmailAddress};
 use crate::profile::Bio;
 use crate::session::{RevocationReason, SessionOrigin};
 use crate::{AccountId, SessionId, Timestamp};
+use std::time::Duration;
+use uuid::Uuid;
 
 /// Proof that a sensitive command comes from a session that proved its credentials
 /// recently: the session, and how recent its proof must be.
@@ -14,6 +17,17 @@ pub struct Fresh {
     pub session_id: SessionId,
     /// Its last proof must be at or after this instant.
     pub since: Timestamp,
+}
+
+impl Fresh {
+    /// The proof a change by `session_id` at `now` needs: one made within `window`.
+    pub fn within(session_id: SessionId, now: Timestamp, window: Duration) -> Self {
+        let window = i64::try_from(window.as_micros()).unwrap_or(i64::MAX);
+        Self {
+            session_id,
+            since: Timestamp::from_unix_micros(now.unix_micros().saturating_sub(window)),
+        }
+    }
 }
 
 /// What a caller may ask of an account.
@@ -84,6 +98,8 @@ pub enum AccountCommand {
         verified_password_version: u32,
         /// Also revoke every session but the caller's.
         sign_out_other_sessions: bool,
+        /// Also revoke every API and CLI token of the account.
+        revoke_tokens: bool,
         /// The caller's session, which must have proved itself recently.
         fresh: Fresh,
         /// Now.
@@ -93,6 +109,8 @@ pub enum AccountCommand {
     StartTotpEnrollment {
         /// Base32 secret.
         secret: String,
+        /// Recent proof.
+        fresh: Fresh,
         /// Now.
         at: Timestamp,
     },
@@ -102,6 +120,8 @@ pub enum AccountCommand {
         step: u64,
         /// Hashes of the new recovery codes.
         recovery_code_hashes: Vec<String>,
+        /// Recent proof.
+        fresh: Fresh,
         /// Now.
         at: Timestamp,
     },
@@ -147,6 +167,29 @@ pub enum AccountCommand {
     },
     /// Remove the avatar.
     RemoveAvatar {
+        /// Now.
+        at: Timestamp,
+    },
+    /// Issue an API or CLI token (its own stream records the rest): needs a recent proof
+    /// and fewer than `max_live` live tokens.
+    IssueAccessToken {
+        /// The new token.
+        token_id: Uuid,
+        /// API or CLI.
+        kind: TokenKind,
+        /// When it stops working by itself, if ever.
+        expires_at: Option<Timestamp>,
+        /// Live (unexpired, unrevoked) tokens the account may have at most.
+        max_live: u32,
+        /// Recent proof.
+        fresh: Fresh,
+        /// Now.
+        at: Timestamp,
+    },
+    /// A token was revoked (in its own stream): it no longer counts.
+    RetireAccessToken {
+        /// The token.
+        token_id: Uuid,
         /// Now.
         at: Timestamp,
     },
@@ -207,4 +250,12 @@ pub enum AccountError {
     /// Confirming without an enrolment.
     #[error("start the enrolment first")]
     NoPendingEnrollment,
+    /// Issuing a token while the account has as many live tokens as it may.
+    #[error(
+        "the account has {max} live API and CLI tokens, the most it may have; revoke one first"
+    )]
+    TooManyTokens {
+        /// The limit.
+        max: u32,
+    },
 }

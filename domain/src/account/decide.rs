@@ -129,6 +129,7 @@ impl Account {
                 new_password_hash,
                 verified_password_version,
                 sign_out_other_sessions,
+                revoke_tokens,
                 fresh,
                 at,
             } => {
@@ -138,6 +139,7 @@ impl Account {
                     password_hash: new_password_hash.clone(),
                     changed_at: *at,
                     changed_by_session: Some(fresh.session_id),
+                    tokens_revoked: *revoke_tokens,
                 }];
                 if *sign_out_other_sessions {
                     events.extend(self.revoke_all_but(
@@ -148,10 +150,11 @@ impl Account {
                 }
                 Ok(events)
             }
-            C::StartTotpEnrollment { secret, at } => {
+            C::StartTotpEnrollment { secret, fresh, at } => {
                 if self.totp.enabled() {
                     return Err(AccountError::TotpAlreadyEnabled);
                 }
+                self.check_fresh(fresh)?;
                 Ok(vec![AccountEvent::TotpEnrollmentStarted {
                     secret: secret.clone(),
                     at: *at,
@@ -160,6 +163,7 @@ impl Account {
             C::ConfirmTotp {
                 step,
                 recovery_code_hashes,
+                fresh,
                 at,
             } => {
                 if self.totp.enabled() {
@@ -168,6 +172,7 @@ impl Account {
                 if self.totp.pending_secret.is_none() {
                     return Err(AccountError::NoPendingEnrollment);
                 }
+                self.check_fresh(fresh)?;
                 if self.totp.last_step.is_some_and(|last| *step <= last) {
                     return Err(AccountError::InvalidSecondFactor);
                 }
@@ -245,6 +250,18 @@ impl Account {
                     at: *at,
                 })
                 .collect()),
+            C::IssueAccessToken {
+                token_id,
+                kind,
+                expires_at,
+                max_live,
+                fresh,
+                at,
+            } => {
+                self.check_fresh(fresh)?;
+                self.issue_token(*token_id, *kind, *expires_at, *max_live, *at)
+            }
+            C::RetireAccessToken { token_id, at } => Ok(self.retire_token(*token_id, *at)),
             C::DeleteAccount {
                 verified_password_version,
                 reservation_stream,
@@ -277,7 +294,10 @@ impl Account {
         }
     }
 
-    fn check_fresh(&self, fresh: &Fresh) -> Result<(), AccountError> {
+    /// Whether the session of `fresh` proved its credentials recently enough: refused with
+    /// [`AccountError::ReauthenticationRequired`] if not, and
+    /// [`AccountError::SessionNotFound`] if the account holds no such session.
+    pub fn check_fresh(&self, fresh: &Fresh) -> Result<(), AccountError> {
         let session = self
             .sessions
             .get(&fresh.session_id)

@@ -20,9 +20,16 @@ impl Account {
                 self.password_hash = Some(password_hash.clone());
                 self.registered_at = Some(*registered_at);
             }
-            E::PasswordChanged { password_hash, .. } => {
+            E::PasswordChanged {
+                password_hash,
+                tokens_revoked,
+                ..
+            } => {
                 self.password_hash = Some(password_hash.clone());
                 self.password_version += 1;
+                if *tokens_revoked {
+                    self.access_tokens.clear();
+                }
             }
             E::SessionStarted {
                 session_id,
@@ -109,6 +116,15 @@ impl Account {
             }
             E::AvatarRemoved { .. } => self.avatar = None,
             E::AccountErased { .. } => self.erased = true,
+            E::AccessTokenIssued {
+                token_id,
+                kind,
+                expires_at,
+                at,
+            } => self.token_issued(*token_id, *kind, *expires_at, *at),
+            E::AccessTokenRetired { token_id, .. } => {
+                self.access_tokens.remove(token_id);
+            }
             E::AccountDeleted { .. } => {
                 self.deleted = true;
                 self.avatar = None;

@@ -116,6 +116,7 @@ fn a_sign_in_checked_against_an_old_password_is_refused() {
             password_hash: "hash-2".into(),
             changed_at: at(2),
             changed_by_session: None,
+            tokens_revoked: false,
         },
     ])
     .when(start(1, 0))
@@ -207,6 +208,7 @@ fn a_password_change_can_sign_out_the_other_sessions_atomically() {
             new_password_hash: "hash-2".into(),
             verified_password_version: 0,
             sign_out_other_sessions: true,
+            revoke_tokens: false,
             fresh: Fresh {
                 session_id: session(1),
                 since: at(0),
@@ -218,6 +220,7 @@ fn a_password_change_can_sign_out_the_other_sessions_atomically() {
                 password_hash: "hash-2".into(),
                 changed_at: at(30),
                 changed_by_session: Some(session(1)),
+                tokens_revoked: false,
             },
             revoked(2, RevocationReason::PasswordChanged, 30),
         ]);
@@ -233,6 +236,7 @@ fn a_password_change_without_sign_out_keeps_every_session() {
             new_password_hash: "hash-2".into(),
             verified_password_version: 0,
             sign_out_other_sessions: false,
+            revoke_tokens: false,
             fresh: Fresh {
                 session_id: session(1),
                 since: at(0),
@@ -243,6 +247,7 @@ fn a_password_change_without_sign_out_keeps_every_session() {
             password_hash: "hash-2".into(),
             changed_at: at(30),
             changed_by_session: Some(session(1)),
+            tokens_revoked: false,
         }]);
 }
 
@@ -255,12 +260,14 @@ fn a_password_change_verified_against_a_stale_hash_is_refused() {
             password_hash: "hash-2".into(),
             changed_at: at(2),
             changed_by_session: None,
+            tokens_revoked: false,
         },
     ])
     .when(AccountCommand::ChangePassword {
         new_password_hash: "hash-3".into(),
         verified_password_version: 0,
         sign_out_other_sessions: false,
+        revoke_tokens: false,
         fresh: Fresh {
             session_id: session(1),
             since: at(0),

@@ -47,6 +47,13 @@ fn sign_in(n: u128, when: i64, factor: Option<SecondFactor>, device: &str) -> Ac
         at: at(when),
     }
 }
+/// The proof session `n` must have made at or after `since`.
+fn fresh_since(n: u128, since: i64) -> Fresh {
+    Fresh {
+        session_id: session(n),
+        since: at(since),
+    }
+}
 fn totp_on() -> Vec<AccountEvent> {
     vec![
         registered(),
@@ -67,6 +74,7 @@ fn totp_on() -> Vec<AccountEvent> {
 fn enrolment_is_confirmed_by_a_code_and_turns_2fa_on() {
     let history = vec![
         registered(),
+        started(1, 0, "Firefox"),
         AccountEvent::TotpEnrollmentStarted {
             secret: "SECRET".into(),
             at: at(1),
@@ -76,6 +84,7 @@ fn enrolment_is_confirmed_by_a_code_and_turns_2fa_on() {
         .when(AccountCommand::ConfirmTotp {
             step: 100,
             recovery_code_hashes: vec!["r1".into()],
+            fresh: fresh_since(1, 0),
             at: at(2),
         })
         .then([AccountEvent::TotpEnabled {
@@ -89,12 +98,14 @@ fn enrolment_is_confirmed_by_a_code_and_turns_2fa_on() {
         .when(AccountCommand::ConfirmTotp {
             step: 1,
             recovery_code_hashes: vec![],
+            fresh: fresh_since(1, 0),
             at: at(2),
         })
         .then_error(AccountError::NoPendingEnrollment);
     given::<Account>(totp_on())
         .when(AccountCommand::StartTotpEnrollment {
             secret: "OTHER".into(),
+            fresh: fresh_since(1, 0),
             at: at(3),
         })
         .then_error(AccountError::TotpAlreadyEnabled);
@@ -177,6 +188,7 @@ fn sensitive_changes_need_a_recent_proof() {
         new_password_hash: "new".into(),
         verified_password_version: 0,
         sign_out_other_sessions: false,
+        revoke_tokens: false,
         fresh: Fresh {
             session_id: session(1),
             since: at(since),
@@ -199,6 +211,7 @@ fn sensitive_changes_need_a_recent_proof() {
                 password_hash: "new".into(),
                 changed_at: at(700),
                 changed_by_session: Some(session(1)),
+                tokens_revoked: false,
             }]);
     assert_eq!(state.password_version, 1);
 }

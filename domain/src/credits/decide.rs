@@ -1,5 +1,6 @@
-//! The decisions of the credit ledger: which lots a hold takes credits from, what a
-//! settlement or release gives back, and how each event changes the ledger.
+//! The decisions of the credit ledger and what it holds now: which lots a hold takes
+//! credits from, what a settlement or release gives back, and how each event changes the
+//! ledger.
 
 use super::{
     Allocation, Closed, CreditLedger, CreditsCommand, CreditsError, CreditsEvent, Hold, Lot,
@@ -17,6 +18,38 @@ impl CreditLedger {
             .collect();
         lots.sort_by_key(|l| (l.priority, l.expires_at.is_none(), l.expires_at, l.seq));
         lots
+    }
+}
+
+impl CreditLedger {
+    /// Credits that can be held or spent at `now`.
+    pub fn available(&self, now: Timestamp) -> u64 {
+        self.lots
+            .values()
+            .filter(|l| l.usable(now))
+            .map(|l| l.remaining)
+            .sum()
+    }
+
+    /// Credits in lots without an expiry event, whatever the time (what the read model
+    /// records as the balance).
+    pub fn balance(&self) -> u64 {
+        self.lots
+            .values()
+            .filter(|l| !l.expired)
+            .map(|l| l.remaining)
+            .sum()
+    }
+
+    /// Credits held by open holds.
+    pub fn held(&self) -> u64 {
+        self.holds.values().map(|h| h.amount).sum()
+    }
+
+    /// Holds open at `now`: not settled, released, nor past their deadline (the scheduler
+    /// releases those).
+    pub fn open_holds(&self, now: Timestamp) -> usize {
+        self.holds.values().filter(|h| h.expires_at > now).count()
     }
 }
 
@@ -81,6 +114,7 @@ impl Aggregate for CreditLedger {
                 feature,
                 amount,
                 hold_expires_at,
+                max_open_holds,
                 api_token_id,
                 at,
             } => {
@@ -103,6 +137,11 @@ impl Aggregate for CreditLedger {
                 }
                 if *amount == 0 {
                     return Err(CreditsError::InvalidAmount);
+                }
+                if self.open_holds(*at) >= *max_open_holds as usize {
+                    return Err(CreditsError::TooManyOpenHolds {
+                        max: *max_open_holds,
+                    });
                 }
                 let mut allocations = Vec::new();
                 let mut missing = *amount;

@@ -32,6 +32,7 @@ fn hold(generation: &str, amount: u64, when: i64) -> CreditsCommand {
         feature: Feature::Generation,
         amount,
         hold_expires_at: at(when + 3600),
+        max_open_holds: 100,
         api_token_id: None,
         at: at(when),
     }
@@ -313,4 +314,65 @@ fn zero_amounts_are_refused() {
     given::<CreditLedger>([])
         .when(hold("g", 0, 0))
         .then_error(CreditsError::InvalidAmount);
+}
+
+#[test]
+fn open_holds_are_capped_and_closed_or_timed_out_ones_do_not_count() {
+    let capped = |generation: &str, when: i64| match hold(generation, 10, when) {
+        CreditsCommand::Hold {
+            generation_id,
+            feature,
+            amount,
+            hold_expires_at,
+            api_token_id,
+            at,
+            ..
+        } => CreditsCommand::Hold {
+            generation_id,
+            feature,
+            amount,
+            hold_expires_at,
+            max_open_holds: 2,
+            api_token_id,
+            at,
+        },
+        other => other,
+    };
+    let history = vec![
+        granted(1, 1000, SourceKind::Purchase, None, 0),
+        held("a", 10, vec![alloc(1, 10)], 1),
+        held("b", 10, vec![alloc(1, 10)], 2),
+    ];
+    given::<CreditLedger>(history.clone())
+        .when(capped("c", 3))
+        .then_error(CreditsError::TooManyOpenHolds { max: 2 });
+    // A retried hold is not a new one.
+    given::<CreditLedger>(history.clone())
+        .when(capped("b", 3))
+        .then([]);
+    // Once one is settled, there is room again.
+    let settled = given::<CreditLedger>(history.clone())
+        .when(settle("a", 5, 3))
+        .then([CreditsEvent::CreditsSpent {
+            generation_id: "a".into(),
+            feature: Feature::Generation,
+            amount: 5,
+            spent: vec![alloc(1, 5)],
+            released: vec![alloc(1, 5)],
+            at: at(3),
+            api_token_id: None,
+        }]);
+    assert_eq!(settled.open_holds(at(3)), 1);
+    // Holds past their deadline (released by the scheduler soon) no longer count.
+    given::<CreditLedger>(history)
+        .when(capped("c", 3602))
+        .then([CreditsEvent::CreditsHeld {
+            generation_id: "c".into(),
+            feature: Feature::Generation,
+            amount: 10,
+            allocations: vec![alloc(1, 10)],
+            held_at: at(3602),
+            hold_expires_at: at(3602 + 3600),
+            api_token_id: None,
+        }]);
 }

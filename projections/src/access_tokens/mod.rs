@@ -18,7 +18,8 @@ use store::DecodedEvent;
 use uuid::Uuid;
 use vault::FieldSealer;
 
-/// Folds access-token events. Revoked tokens and those of deleted accounts are removed.
+/// Folds access-token events. Revoked tokens are removed; the secrets of every token of an
+/// account are dropped when it is deleted or changes its password revoking its tokens.
 #[derive(Debug, Clone, Copy)]
 pub struct AccessTokensProjector;
 
@@ -97,9 +98,16 @@ impl Projector for AccessTokensProjector {
             tables.get("access_token_hashes"),
         );
         match decoded.event() {
-            Some(DomainEvent::Account(AccountEvent::AccountDeleted { .. })) => {
+            Some(DomainEvent::Account(
+                AccountEvent::AccountDeleted { .. }
+                | AccountEvent::PasswordChanged {
+                    tokens_revoked: true,
+                    ..
+                },
+            )) => {
                 if let Some(account_id) = StreamCategory::Account.id_in(stream) {
-                    // Refused at once; the rows go when the erasure revokes each token.
+                    // Refused at once; the rows go when each token's stream records its
+                    // revocation (the erasure, or the password change's own request).
                     forget_account(conn, tables, &["access_token_hashes"], account_id).await?;
                 }
             }

@@ -2,9 +2,11 @@
 
 use super::{LAST_IP, LAST_USER_AGENT};
 use crate::ProjectionError;
+use crate::page::{After, Page, Paged};
 use domain::access_token::{Scope, TokenKind};
 use domain::{AccountId, Timestamp};
 use sqlx::Row;
+use sqlx::any::AnyRow;
 use store::Database;
 use uuid::Uuid;
 use vault::FieldSealer;
@@ -94,55 +96,111 @@ pub struct TokenSummary {
     pub last_user_agent: Option<String>,
 }
 
-/// The live tokens of `account`, newest first: API tokens, or CLI tokens; the last client
-/// of each opened with `sealer`.
+const SUMMARY: &str = "SELECT t.token_id, t.kind, t.label, t.scopes, t.hint, t.created_at, t.expires_at, \
+     u.last_used_at, u.last_ip, u.last_user_agent \
+     FROM access_tokens t LEFT JOIN token_last_use u ON u.token_id = t.token_id";
+
+/// A row of [`SUMMARY`], its last client opened with `sealer`.
+async fn summary(
+    sealer: &FieldSealer,
+    account: AccountId,
+    row: &AnyRow,
+) -> Result<TokenSummary, ProjectionError> {
+    let scopes: String = row.try_get("scopes")?;
+    let last_ip: Option<String> = row.try_get("last_ip")?;
+    let last_user_agent: Option<String> = row.try_get("last_user_agent")?;
+    Ok(TokenSummary {
+        token_id: uuid_of(&row.try_get::<String, _>("token_id")?)?,
+        kind: kind_of(&row.try_get::<String, _>("kind")?),
+        label: row.try_get("label")?,
+        scopes: scopes.split_whitespace().map(str::to_owned).collect(),
+        hint: row.try_get("hint")?,
+        created_at: Timestamp::from_unix_micros(row.try_get("created_at")?),
+        expires_at: row
+            .try_get::<Option<i64>, _>("expires_at")?
+            .map(Timestamp::from_unix_micros),
+        last_used_at: row
+            .try_get::<Option<i64>, _>("last_used_at")?
+            .map(Timestamp::from_unix_micros),
+        last_ip: sealer
+            .open_optional(account.0, LAST_IP, last_ip.as_deref())
+            .await?,
+        last_user_agent: sealer
+            .open_optional(account.0, LAST_USER_AGENT, last_user_agent.as_deref())
+            .await?,
+    })
+}
+
+/// A page of the live tokens of `account`, newest first (ties by id): API tokens, or CLI
+/// tokens; the last client of each opened with `sealer`.
 pub async fn list(
     db: &Database,
     sealer: &FieldSealer,
     account: AccountId,
     cli: bool,
-) -> Result<Vec<TokenSummary>, ProjectionError> {
+    page: &Page,
+) -> Result<Paged<TokenSummary>, ProjectionError> {
     let kinds = if cli {
         "('cli_device', 'cli_recorder')"
     } else {
         "('api')"
     };
+    let (at, key, limit) = page.bounds();
     let rows = sqlx::query(&format!(
-        "SELECT t.token_id, t.kind, t.label, t.scopes, t.hint, t.created_at, t.expires_at, \
-         u.last_used_at, u.last_ip, u.last_user_agent \
-         FROM access_tokens t LEFT JOIN token_last_use u ON u.token_id = t.token_id \
-         WHERE t.account_id = $1 AND t.kind IN {kinds} ORDER BY t.created_at DESC, t.token_id"
+        "{SUMMARY} WHERE t.account_id = $1 AND t.kind IN {kinds} \
+         AND (t.created_at < $2 OR (t.created_at = $2 AND t.token_id > $3)) \
+         ORDER BY t.created_at DESC, t.token_id LIMIT $4"
     ))
     .bind(account.to_string())
+    .bind(at)
+    .bind(key)
+    .bind(limit)
     .fetch_all(db.pool())
     .await?;
     let mut tokens = Vec::with_capacity(rows.len());
     for row in &rows {
-        let scopes: String = row.try_get("scopes")?;
-        let last_ip: Option<String> = row.try_get("last_ip")?;
-        let last_user_agent: Option<String> = row.try_get("last_user_agent")?;
-        tokens.push(TokenSummary {
-            token_id: uuid_of(&row.try_get::<String, _>("token_id")?)?,
-            kind: kind_of(&row.try_get::<String, _>("kind")?),
-            label: row.try_get("label")?,
-            scopes: scopes.split_whitespace().map(str::to_owned).collect(),
-            hint: row.try_get("hint")?,
-            created_at: Timestamp::from_unix_micros(row.try_get("created_at")?),
-            expires_at: row
-                .try_get::<Option<i64>, _>("expires_at")?
-                .map(Timestamp::from_unix_micros),
-            last_used_at: row
-                .try_get::<Option<i64>, _>("last_used_at")?
-                .map(Timestamp::from_unix_micros),
-            last_ip: sealer
-                .open_optional(account.0, LAST_IP, last_ip.as_deref())
-                .await?,
-            last_user_agent: sealer
-                .open_optional(account.0, LAST_USER_AGENT, last_user_agent.as_deref())
-                .await?,
-        });
+        tokens.push(summary(sealer, account, row).await?);
     }
-    Ok(tokens)
+    Ok(Paged::cut(tokens, page, |t| After {
+        at: t.created_at.unix_micros(),
+        key: t.token_id.to_string(),
+    }))
+}
+
+/// The live API token `token_id` of `account`, if it is one.
+pub async fn find_api_token(
+    db: &Database,
+    sealer: &FieldSealer,
+    account: AccountId,
+    token_id: Uuid,
+) -> Result<Option<TokenSummary>, ProjectionError> {
+    let row = sqlx::query(&format!(
+        "{SUMMARY} WHERE t.account_id = $1 AND t.kind = 'api' AND t.token_id = $2"
+    ))
+    .bind(account.to_string())
+    .bind(token_id.to_string())
+    .fetch_optional(db.pool())
+    .await?;
+    match row {
+        Some(row) => Ok(Some(summary(sealer, account, &row).await?)),
+        None => Ok(None),
+    }
+}
+
+/// The ids of `account`'s tokens whose secrets were dropped (a password change revoked
+/// them) but whose streams have not recorded the revocation yet.
+pub async fn ids_without_secrets(
+    db: &Database,
+    account: AccountId,
+) -> Result<Vec<Uuid>, sqlx::Error> {
+    let ids: Vec<String> = sqlx::query_scalar(
+        "SELECT t.token_id FROM access_tokens t WHERE t.account_id = $1 \
+         AND NOT EXISTS (SELECT 1 FROM access_token_hashes h WHERE h.token_id = t.token_id)",
+    )
+    .bind(account.to_string())
+    .fetch_all(db.pool())
+    .await?;
+    ids.iter().map(|id| uuid_of(id)).collect()
 }
 
 /// The ids of `account`'s live tokens (for revoking them all).

@@ -1,5 +1,6 @@
 //! What the API and the workers read of the billing read models.
 
+use crate::page::{After, Page, Paged};
 use domain::invoice::{InvoiceLine, Seller};
 use domain::{AccountId, Timestamp};
 use sqlx::Row;
@@ -143,20 +144,31 @@ fn invoice(row: &AnyRow) -> Result<InvoiceRow, sqlx::Error> {
 const INVOICE_COLUMNS: &str = "invoice_id, number, account_id, reason, currency, lines, total, \
      status, issued_at, paid_at, provider_reference, seller";
 
-/// The account's invoices, newest first.
+/// A page of the account's invoices, newest first (ties by number, highest first).
 pub async fn invoices(
     db: &Database,
     account_id: AccountId,
-) -> Result<Vec<InvoiceRow>, sqlx::Error> {
-    sqlx::query(&format!(
-        "SELECT {INVOICE_COLUMNS} FROM invoices WHERE account_id = $1 ORDER BY issued_at DESC, number DESC"
+    page: &Page,
+) -> Result<Paged<InvoiceRow>, sqlx::Error> {
+    let (at, key, limit) = page.bounds();
+    let rows = sqlx::query(&format!(
+        "SELECT {INVOICE_COLUMNS} FROM invoices WHERE account_id = $1 \
+         AND (issued_at < $2 OR (issued_at = $2 AND number < $3)) \
+         ORDER BY issued_at DESC, number DESC LIMIT $4"
     ))
     .bind(account_id.to_string())
+    .bind(at)
+    .bind(key)
+    .bind(limit)
     .fetch_all(db.pool())
     .await?
     .iter()
     .map(invoice)
-    .collect()
+    .collect::<Result<Vec<_>, _>>()?;
+    Ok(Paged::cut(rows, page, |i| After {
+        at: i.issued_at.unix_micros(),
+        key: i.number.clone(),
+    }))
 }
 
 /// One of the account's invoices.

@@ -269,6 +269,7 @@ fn the_same_event_decided_twice_gives_the_same_message_ids() {
         password_hash: "x".into(),
         changed_at: at(),
         changed_by_session: None,
+        tokens_revoked: false,
     });
     let stream = StreamCategory::Account.stream(account);
     let cause = Uuid::new_v4();
