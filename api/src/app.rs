@@ -24,6 +24,7 @@ use commands::payments::WebhookSigner;
 use commands::rate_limit::RateLimit;
 use commands::throttle::{Throttle, ThrottleKind, ThrottlePolicy};
 use commands::usage::TokenUsage;
+use commands::workspaces::Workspaces;
 use commands::{Clock, SystemClock};
 use domain::catalog::Catalog;
 use std::net::SocketAddr;
@@ -33,6 +34,7 @@ use store::{BlobStore, FolderBlobStore};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
+use vault::InvitationLinks;
 use vault::UnsubscribeLinks;
 use vault::{EmailIndex, FieldSealer};
 use workers::billing::BillingReactor;
@@ -147,6 +149,12 @@ impl App {
         );
         let notifications = Notifications::new(storage.exec.clone(), clock.clone());
         let unsubscribe_links = UnsubscribeLinks::new(storage.master.unsubscribe_secret());
+        let workspaces = Workspaces::new(
+            storage.exec.clone(),
+            clock.clone(),
+            storage.codec.keys().clone(),
+            InvitationLinks::new(storage.master.invitation_secret()),
+        );
         let mail_queue = MailQueue::from_args(&storage, &serve.mail);
         let mail_workers = if serve.mail.amqp_url.is_some() && serve.mail.no_mail_workers {
             None
@@ -254,6 +262,7 @@ impl App {
                 notifications,
                 unsubscribe_links,
             },
+            workspaces,
             idempotency,
         };
 

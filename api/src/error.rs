@@ -230,6 +230,7 @@ impl From<CommandError> for ApiError {
                 // balance of `insufficient_credits`, a conflict.
                 Rejection::Invalid if code == "exceeds_hold" => Self::Conflict(code, message),
                 Rejection::NotFound => Self::NotFound(code, message),
+                Rejection::Forbidden => Self::Forbidden(code, message),
                 Rejection::Conflict => Self::Conflict(code, message),
                 Rejection::Invalid => Self::Unprocessable(code, message),
                 Rejection::Gone => Self::Gone(code, message),

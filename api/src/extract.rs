@@ -251,3 +251,17 @@ impl FromRequestParts<AppState> for CurrentSession {
         })
     }
 }
+
+/// An optional JSON body: nothing (or only whitespace, or `null`) is `None`. As `ApiJson`
+/// answers: not JSON is 400 `malformed_json`, JSON of another shape 422 `invalid_body`.
+pub fn optional_json<T: DeserializeOwned>(body: &[u8]) -> Result<Option<T>, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(None);
+    }
+    serde_json::from_slice::<Option<T>>(body).map_err(|e| match e.classify() {
+        serde_json::error::Category::Syntax | serde_json::error::Category::Eof => {
+            ApiError::BadRequest("malformed_json", e.to_string())
+        }
+        _ => ApiError::Unprocessable("invalid_body", e.to_string()),
+    })
+}

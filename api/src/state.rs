@@ -41,6 +41,8 @@ pub struct AppState {
     pub tokens: Tokens,
     /// Notification preferences.
     pub notices: Notices,
+    /// Workspaces, their members, invitations and settings.
+    pub workspaces: commands::workspaces::Workspaces,
     /// Idempotency keys.
     pub idempotency: IdempotencyStore,
 }

@@ -96,6 +96,8 @@ pub const TOO_MANY_TOKENS: &str = "too_many_tokens";
 pub enum Rejection {
     /// What was asked for does not exist (404).
     NotFound,
+    /// The caller's role does not allow it (403).
+    Forbidden,
     /// It conflicts with the current state (409).
     Conflict,
     /// The request is invalid (422).

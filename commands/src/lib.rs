@@ -27,6 +27,7 @@ pub mod throttle;
 pub mod tokens;
 pub mod totp;
 pub mod usage;
+pub mod workspaces;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use codec::EventCodec;

@@ -45,3 +45,7 @@ typed_id!(
     /// Identifies one signed-in session of an account.
     SessionId
 );
+typed_id!(
+    /// Identifies a workspace; the id of its `workspace-…` stream and of its data key.
+    WorkspaceId
+);

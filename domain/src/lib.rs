@@ -30,8 +30,9 @@ pub mod session;
 pub mod subscription;
 pub mod testing;
 pub mod time;
+pub mod workspace;
 
-pub use ids::{AccountId, SessionId};
+pub use ids::{AccountId, SessionId, WorkspaceId};
 pub use time::Timestamp;
 
 // The event catalogue: one line per event enum (declared with `#[derive(Event)]`, see
@@ -66,6 +67,8 @@ event::catalogue::catalogue! {
     Usage => Usage(access_token::UsageEvent),
     /// `preferences-<account uuid>`: notification preferences.
     Preferences => Preferences(notifications::PreferencesEvent),
+    /// `workspace-<uuid>`: a workspace, its members, invitations and settings.
+    Workspace => Workspace(workspace::WorkspaceEvent),
 }
 
 /// An event-sourced aggregate: its state is the fold of its events.

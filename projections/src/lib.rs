@@ -22,6 +22,7 @@ pub mod runner;
 pub mod schema;
 pub mod sessions;
 pub mod visibility;
+pub mod workspaces;
 
 pub use page::{After, Page, Paged};
 pub use rebuild::RebuildReport;
@@ -44,6 +45,7 @@ pub fn all(sealer: &FieldSealer) -> Vec<Arc<dyn Projector>> {
         Arc::new(operator_tokens::OperatorTokensProjector),
         Arc::new(access_tokens::AccessTokensProjector),
         Arc::new(access_tokens::TokenUsageProjector::new(sealer.clone())),
+        Arc::new(workspaces::WorkspacesProjector::new(sealer.clone())),
     ]
 }
 
@@ -86,6 +88,8 @@ followers! {
     AccessTokens => "access_tokens",
     /// Read model: per-token usage counts ([`crate::access_tokens`]).
     TokenUsage => "token_usage",
+    /// Read model: workspaces, members and invitations ([`crate::workspaces`]).
+    Workspaces => "workspaces",
     /// Reactor: erases a deleted account (in `workers`).
     AccountErasure => "account-erasure",
     /// Reactor: invoices, charges and credits that billing events cause (in `workers`).

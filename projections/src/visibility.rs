@@ -44,6 +44,7 @@ impl Visibility {
                     F::Billing,
                     F::AccessTokens,
                     F::TokenUsage,
+                    F::Workspaces,
                 ],
             ),
         }

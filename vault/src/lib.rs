@@ -9,15 +9,18 @@
 //! - [`FieldSealer`]: the same sealing for values kept outside the log (read-model
 //!   columns, stored responses).
 //! - [`UnsubscribeLinks`]: the HMAC-signed tokens of one-click unsubscribe links.
+//! - [`InvitationLinks`]: the tokens of workspace invitation links.
 
 mod data_keys;
 mod fields;
+mod invitations;
 mod links;
 mod master;
 mod seal;
 
 pub use data_keys::{DataKey, DataKeys};
 pub use fields::FieldSealer;
+pub use invitations::{INVITATION_TOKEN_PREFIX, InvitationLinks, token_hash};
 pub use links::UnsubscribeLinks;
 pub use master::{EmailIndex, MasterKey};
 pub use seal::{open, seal};

@@ -74,6 +74,11 @@ impl MasterKey {
         self.derive("accounts/unsubscribe-links/v1")
     }
 
+    /// The key that signs workspace invitation links.
+    pub fn invitation_secret(&self) -> [u8; 32] {
+        self.derive("accounts/invitation-links/v1")
+    }
+
     /// A key for one purpose, derived with HMAC-SHA256(master, label).
     pub(crate) fn derive(&self, label: &str) -> [u8; 32] {
         let mut mac =

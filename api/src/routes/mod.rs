@@ -6,7 +6,9 @@ pub mod billing;
 pub mod claims;
 pub mod credits;
 pub mod docs;
+pub mod entitlements;
 pub mod generations;
+pub mod invitations;
 pub mod me;
 pub mod notifications;
 pub mod operators;
@@ -19,6 +21,7 @@ pub mod security;
 pub mod sessions;
 pub mod token_views;
 pub mod tokens;
+pub mod workspaces;
 
 use crate::error::{ApiError, error_response};
 use crate::middleware;
@@ -52,6 +55,8 @@ pub fn routes(state: &AppState) -> Routes {
         .merge(operators::router())
         .merge(tokens::router())
         .merge(notifications::router())
+        .merge(workspaces::router())
+        .merge(invitations::router())
         .merge(public_api::router(state.clone()))
         .merge(ops::router())
         .merge(docs::router());

@@ -2,7 +2,9 @@
 //! signed-in session.
 
 use crate::error::{ApiError, ErrorBody};
-use crate::extract::{ApiBytes, ApiJson, ApiPath, ApiQuery, CurrentSession, RequestContext};
+use crate::extract::{
+    ApiBytes, ApiJson, ApiPath, ApiQuery, CurrentSession, RequestContext, optional_json,
+};
 use crate::openapi::Routes;
 use crate::pages::{PageQuery, next_cursor};
 use crate::routes::token_views::{
@@ -151,21 +153,9 @@ pub async fn rotate_api_token(
 ) -> Result<Json<IssuedTokenView>, ApiError> {
     let id = token_id(&id)?;
     // The body is optional: none means no grace period.
-    let grace = if body.iter().all(u8::is_ascii_whitespace) {
-        0
-    } else {
-        // `null` is no body too.
-        serde_json::from_slice::<Option<RotateRequest>>(&body)
-            .map_err(|e| match e.classify() {
-                // As `ApiJson` answers: not JSON is 400, JSON of another shape 422.
-                serde_json::error::Category::Syntax | serde_json::error::Category::Eof => {
-                    ApiError::BadRequest("malformed_json", e.to_string())
-                }
-                _ => ApiError::Unprocessable("invalid_body", e.to_string()),
-            })?
-            .unwrap_or_default()
-            .grace_seconds
-    };
+    let grace = optional_json::<RotateRequest>(&body)?
+        .unwrap_or_default()
+        .grace_seconds;
     own_token(&tokens, session.account_id, id, false).await?;
     let issued = tokens
         .access_tokens

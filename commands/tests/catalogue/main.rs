@@ -4,6 +4,7 @@
 //! decodes to events.
 
 mod samples;
+mod workspace_samples;
 
 use commands::codec::{EventCodec, SEALED_FIELD};
 use commands::{Clock, Payload, SystemClock};

@@ -52,6 +52,7 @@ pub fn all() -> Vec<DomainEvent> {
     let mut events = account();
     events.extend(billing());
     events.extend(tokens());
+    events.extend(crate::workspace_samples::all());
     events
 }
 

@@ -1,0 +1,433 @@
+//! Workspace invitations: sent, listed, resent and revoked by admins; opened by their link
+//! without a session, accepted or declined signed in. Seats: members plus pending
+//! invitations stay within the owner's plan.
+
+use super::workspaces::{RoleName, WorkspacePath, not_found, require_admin};
+use crate::error::{ApiError, ErrorBody};
+use crate::extract::{ApiBytes, ApiJson, ApiPath, CurrentSession, RequestContext, optional_json};
+use crate::openapi::Routes;
+use crate::state::{Core, Payments};
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use commands::workspaces::Workspaces;
+use domain::email::EmailAddress;
+use domain::workspace::{InvitationStatus, Role, WorkspaceCommand};
+use domain::{AccountId, WorkspaceId};
+use projections::{Follower, Visibility};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_axum::routes;
+use uuid::Uuid;
+
+/// The routes of this module.
+pub fn router() -> Routes {
+    Routes::new()
+        .routes(routes!(invite, list_invitations))
+        .routes(routes!(resend_invitation))
+        .routes(routes!(revoke_invitation))
+        .routes(routes!(open_invitation))
+        .routes(routes!(accept_invitation))
+        .routes(routes!(decline_invitation))
+}
+
+/// `{email, role, expires_in_days?}`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct InviteRequest {
+    /// The invitee's address.
+    #[schema(max_length = 254)]
+    pub email: String,
+    /// `admin` or `member`.
+    pub role: InvitableRole,
+    /// 1 to 30; 7 when absent.
+    #[schema(minimum = 1, maximum = 30)]
+    pub expires_in_days: Option<u32>,
+}
+
+/// The roles an invitation may offer.
+#[derive(Debug, Clone, Copy, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum InvitableRole {
+    /// A member.
+    Member,
+    /// An admin.
+    Admin,
+}
+
+/// An invitation, as admins see it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct InvitationView {
+    /// Its id.
+    pub invitation_id: Uuid,
+    /// The invitee's address.
+    pub email: String,
+    /// The role offered.
+    pub role: RoleName,
+    /// `pending`, `accepted`, `declined`, `revoked` or `expired`.
+    pub status: String,
+    /// When its link expires (RFC 3339).
+    pub expires_at: String,
+    /// Who invited.
+    pub invited_by: Uuid,
+    /// When it was first sent (RFC 3339).
+    pub created_at: String,
+}
+
+/// The invitations of a workspace.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct InvitationList {
+    /// Newest first.
+    pub invitations: Vec<InvitationView>,
+}
+
+/// An invitation just sent or resent.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct InvitationSentView {
+    /// Its id.
+    pub invitation_id: Uuid,
+    /// When its link expires (RFC 3339). The link itself goes by e-mail only.
+    pub expires_at: String,
+}
+
+/// The seats `workspace` may fill: its owners' plan (the most generous of its owners).
+async fn seats_allowed(
+    core: &Core,
+    payments: &Payments,
+    workspace: WorkspaceId,
+) -> Result<u32, ApiError> {
+    let mut seats = 0;
+    for member in projections::workspaces::members(&core.db, workspace).await? {
+        if member.role == Role::Owner {
+            seats = seats.max(
+                crate::routes::entitlements::entitlements_of(core, payments, member.account_id)
+                    .await?
+                    .seats,
+            );
+        }
+    }
+    Ok(seats)
+}
+
+/// Invites an address (admins and owners) and e-mails it the link; an address with a
+/// pending invitation gets it refreshed (a new link and expiry) instead of a second.
+#[utoipa::path(post, path = "/workspaces/{id}/invitations", tag = "workspaces", security(("session" = [])),
+    params(WorkspacePath), request_body = InviteRequest,
+    responses((status = 201, body = InvitationSentView),
+        (status = 403, description = "`insufficient_role`: members may not invite", body = ErrorBody),
+        (status = 404, description = "`workspace_not_found`", body = ErrorBody),
+        (status = 409, description = "`seats_full`: members and pending invitations fill the owner's plan", body = ErrorBody),
+        (status = 422, description = "`validation_failed`: an address or lifetime out of bounds", body = ErrorBody)))]
+pub async fn invite(
+    State(core): State<Core>,
+    State(payments): State<Payments>,
+    State(workspaces): State<Workspaces>,
+    ctx: RequestContext,
+    session: CurrentSession,
+    ApiPath(path): ApiPath<WorkspacePath>,
+    ApiJson(body): ApiJson<InviteRequest>,
+) -> Result<(StatusCode, Json<InvitationSentView>), ApiError> {
+    let workspace = WorkspaceId(path.id);
+    let email = EmailAddress::parse(&body.email)
+        .map_err(|e| ApiError::invalid("email", e))?
+        .canonical();
+    let seats = seats_allowed(&core, &payments, workspace).await?;
+    let role = match body.role {
+        InvitableRole::Member => Role::Member,
+        InvitableRole::Admin => Role::Admin,
+    };
+    let sent = workspaces
+        .invite(
+            &ctx.command(session.actor()),
+            workspace,
+            session.account_id,
+            email,
+            role,
+            body.expires_in_days,
+            seats,
+        )
+        .await?;
+    core.visible(
+        Visibility::ReadModel(Follower::Workspaces),
+        Some(sent.position),
+    )
+    .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(InvitationSentView {
+            invitation_id: sent.invitation_id,
+            expires_at: sent.expires_at.to_rfc3339(),
+        }),
+    ))
+}
+
+/// Every invitation of the workspace (admins and owners): pending, accepted, declined,
+/// revoked and expired.
+#[utoipa::path(get, path = "/workspaces/{id}/invitations", tag = "workspaces", security(("session" = [])),
+    params(WorkspacePath),
+    responses((status = 200, body = InvitationList),
+        (status = 403, description = "`insufficient_role`: members never see invitees' addresses", body = ErrorBody),
+        (status = 404, description = "`workspace_not_found`", body = ErrorBody)))]
+pub async fn list_invitations(
+    State(core): State<Core>,
+    session: CurrentSession,
+    ApiPath(path): ApiPath<WorkspacePath>,
+) -> Result<Json<InvitationList>, ApiError> {
+    let workspace = WorkspaceId(path.id);
+    require_admin(&core, workspace, session.account_id).await?;
+    let now = core.clock.now();
+    let invitations = projections::workspaces::invitations(&core.db, &core.sealer, workspace, now)
+        .await?
+        .into_iter()
+        .map(|i| InvitationView {
+            invitation_id: i.invitation_id,
+            email: i.email,
+            role: i.role.into(),
+            status: i.status.as_str().into(),
+            expires_at: i.expires_at.to_rfc3339(),
+            invited_by: i.invited_by.0,
+            created_at: i.created_at.to_rfc3339(),
+        })
+        .collect();
+    Ok(Json(InvitationList { invitations }))
+}
+
+/// Path of an invitation.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct InvitationPath {
+    /// The workspace.
+    pub id: Uuid,
+    /// The invitation.
+    pub inv: Uuid,
+}
+
+/// `{expires_in_days?}` of a resent invitation.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ResendRequest {
+    /// 1 to 30; 7 when absent.
+    #[schema(minimum = 1, maximum = 30)]
+    pub expires_in_days: Option<u32>,
+}
+
+/// Sends a pending or expired invitation again with a new link and expiry; the old link
+/// stops working.
+#[utoipa::path(post, path = "/workspaces/{id}/invitations/{inv}/resend", tag = "workspaces", security(("session" = [])),
+    params(InvitationPath),
+    request_body(content = Option<ResendRequest>, description = "Optional"),
+    responses((status = 200, body = InvitationSentView),
+        (status = 403, description = "`insufficient_role`", body = ErrorBody),
+        (status = 404, description = "`workspace_not_found`, `invitation_not_found`", body = ErrorBody),
+        (status = 409, description = "`seats_full`: an expired invitation needs a free seat", body = ErrorBody),
+        (status = 422, description = "`validation_failed`: accepted, declined or revoked invitations are not resent", body = ErrorBody)))]
+pub async fn resend_invitation(
+    State(core): State<Core>,
+    State(payments): State<Payments>,
+    State(workspaces): State<Workspaces>,
+    ctx: RequestContext,
+    session: CurrentSession,
+    ApiPath(path): ApiPath<InvitationPath>,
+    ApiBytes(body): ApiBytes,
+) -> Result<Json<InvitationSentView>, ApiError> {
+    let workspace = WorkspaceId(path.id);
+    let body = optional_json::<ResendRequest>(&body)?.unwrap_or_default();
+    let seats = seats_allowed(&core, &payments, workspace).await?;
+    let sent = workspaces
+        .resend(
+            &ctx.command(session.actor()),
+            workspace,
+            session.account_id,
+            path.inv,
+            body.expires_in_days,
+            seats,
+        )
+        .await?;
+    core.visible(
+        Visibility::ReadModel(Follower::Workspaces),
+        Some(sent.position),
+    )
+    .await?;
+    Ok(Json(InvitationSentView {
+        invitation_id: sent.invitation_id,
+        expires_at: sent.expires_at.to_rfc3339(),
+    }))
+}
+
+/// Revokes an invitation: its link stops working.
+#[utoipa::path(delete, path = "/workspaces/{id}/invitations/{inv}", tag = "workspaces", security(("session" = [])),
+    params(InvitationPath),
+    responses((status = 204, description = "Revoked"),
+        (status = 403, description = "`insufficient_role`", body = ErrorBody),
+        (status = 404, description = "`workspace_not_found`, `invitation_not_found`", body = ErrorBody),
+        (status = 422, description = "`validation_failed`: it was answered already", body = ErrorBody)))]
+pub async fn revoke_invitation(
+    State(core): State<Core>,
+    State(workspaces): State<Workspaces>,
+    ctx: RequestContext,
+    session: CurrentSession,
+    ApiPath(path): ApiPath<InvitationPath>,
+) -> Result<StatusCode, ApiError> {
+    let command = WorkspaceCommand::RevokeInvitation {
+        actor: session.account_id,
+        invitation_id: path.inv,
+        at: core.clock.now(),
+    };
+    let (_, position) = workspaces
+        .run(&ctx.command(session.actor()), WorkspaceId(path.id), command)
+        .await?;
+    core.visible(Visibility::ReadModel(Follower::Workspaces), position)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Path of an invitation link.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct TokenPath {
+    /// The token of the link (`inv_…`).
+    #[param(max_length = 200)]
+    pub token: String,
+}
+
+/// What an invitation link invites to.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct InvitationPreview {
+    /// The workspace's name.
+    pub workspace_name: String,
+    /// The inviter's display name.
+    pub inviter: String,
+    /// The role offered.
+    pub role: RoleName,
+    /// When the link expires (RFC 3339).
+    pub expires_at: String,
+    /// `pending` or `expired`.
+    pub status: String,
+}
+
+fn link_gone() -> ApiError {
+    ApiError::Gone(
+        "invitation_invalid",
+        "this invitation link is no longer valid".into(),
+    )
+}
+
+/// What the link invites to: no session needed. A used, revoked, replaced or made-up link
+/// is 410.
+#[utoipa::path(get, path = "/invitations/{token}", tag = "workspaces",
+    params(TokenPath),
+    responses((status = 200, body = InvitationPreview),
+        (status = 410, description = "`invitation_invalid`: not a live link", body = ErrorBody)))]
+pub async fn open_invitation(
+    State(core): State<Core>,
+    State(workspaces): State<Workspaces>,
+    ApiPath(path): ApiPath<TokenPath>,
+) -> Result<Json<InvitationPreview>, ApiError> {
+    let (workspace, invitation_id) =
+        vault::InvitationLinks::parse(&path.token).ok_or_else(link_gone)?;
+    let state = workspaces.load(workspace).await?;
+    let invitation = state
+        .invitations
+        .get(&invitation_id)
+        .filter(|i| i.token_hash == vault::token_hash(&path.token))
+        .filter(|_| state.created && !state.deleted)
+        .ok_or_else(link_gone)?;
+    let status = invitation.status_at(core.clock.now());
+    if !matches!(
+        status,
+        InvitationStatus::Pending | InvitationStatus::Expired
+    ) {
+        return Err(link_gone());
+    }
+    let row =
+        projections::workspaces::invitations(&core.db, &core.sealer, workspace, core.clock.now())
+            .await?
+            .into_iter()
+            .find(|i| i.invitation_id == invitation_id);
+    let inviter = match row {
+        Some(row) => projections::accounts::find(&core.db, &core.sealer, row.invited_by)
+            .await?
+            .map(|a| a.display_name)
+            .unwrap_or_default(),
+        None => String::new(),
+    };
+    Ok(Json(InvitationPreview {
+        workspace_name: state.name.clone().unwrap_or_default(),
+        inviter,
+        role: invitation.role.into(),
+        expires_at: invitation.expires_at.to_rfc3339(),
+        status: status.as_str().into(),
+    }))
+}
+
+/// The workspace joined.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct JoinedView {
+    /// The workspace.
+    pub workspace_id: Uuid,
+}
+
+async fn answer(
+    core: &Core,
+    workspaces: &Workspaces,
+    ctx: &RequestContext,
+    session: &CurrentSession,
+    token: &str,
+    accept: bool,
+) -> Result<WorkspaceId, ApiError> {
+    let account = projections::accounts::find(&core.db, &core.sealer, session.account_id)
+        .await?
+        .ok_or_else(not_found)?;
+    let email = EmailAddress::parse(&account.email)
+        .map(|e| e.canonical())
+        .unwrap_or_else(|_| account.email.to_lowercase());
+    let (workspace, position) = workspaces
+        .answer(
+            &ctx.command(session.actor()),
+            token,
+            AccountId(session.account_id.0),
+            email,
+            accept,
+        )
+        .await?;
+    core.visible(Visibility::ReadModel(Follower::Workspaces), Some(position))
+        .await?;
+    Ok(workspace)
+}
+
+/// Accepts the invitation with the signed-in account, whose address must be the one
+/// invited; a link works once.
+#[utoipa::path(post, path = "/invitations/{token}/accept", tag = "workspaces", security(("session" = [])),
+    params(TokenPath),
+    responses((status = 200, body = JoinedView),
+        (status = 403, description = "`invitation_for_another_address`", body = ErrorBody),
+        (status = 409, description = "`already_member`", body = ErrorBody),
+        (status = 410, description = "`invitation_invalid`, `invitation_expired`", body = ErrorBody)))]
+pub async fn accept_invitation(
+    State(core): State<Core>,
+    State(workspaces): State<Workspaces>,
+    ctx: RequestContext,
+    session: CurrentSession,
+    ApiPath(path): ApiPath<TokenPath>,
+) -> Result<Json<JoinedView>, ApiError> {
+    let workspace = answer(&core, &workspaces, &ctx, &session, &path.token, true).await?;
+    Ok(Json(JoinedView {
+        workspace_id: workspace.0,
+    }))
+}
+
+/// Declines the invitation.
+#[utoipa::path(post, path = "/invitations/{token}/decline", tag = "workspaces", security(("session" = [])),
+    params(TokenPath),
+    responses((status = 204, description = "Declined"),
+        (status = 403, description = "`invitation_for_another_address`", body = ErrorBody),
+        (status = 409, description = "`already_member`", body = ErrorBody),
+        (status = 410, description = "`invitation_invalid`, `invitation_expired`", body = ErrorBody)))]
+pub async fn decline_invitation(
+    State(core): State<Core>,
+    State(workspaces): State<Workspaces>,
+    ctx: RequestContext,
+    session: CurrentSession,
+    ApiPath(path): ApiPath<TokenPath>,
+) -> Result<StatusCode, ApiError> {
+    answer(&core, &workspaces, &ctx, &session, &path.token, false).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,717 @@
+//! The workspace's rules: who may do what, seats, invitation links, and the invariant
+//! that a workspace always has an owner.
+
+use super::{
+    ExternalStorage, INVITATION_DAYS, Invitation, InvitationStatus, MAX_NAME, Member, Role,
+    StorageHealth, Workspace, WorkspaceCommand, WorkspaceError, WorkspaceEvent,
+};
+use crate::{AccountId, Aggregate, Timestamp};
+
+fn invalid(field: &'static str, message: impl Into<String>) -> WorkspaceError {
+    WorkspaceError::Invalid {
+        field,
+        message: message.into(),
+    }
+}
+
+/// A name of 1 to [`MAX_NAME`] printable characters, trimmed.
+fn valid_name(name: &str) -> Result<String, WorkspaceError> {
+    let name = name.trim();
+    let length = name.chars().count();
+    if length == 0 || length > MAX_NAME || name.chars().any(char::is_control) {
+        return Err(invalid(
+            "name",
+            format!("must be 1 to {MAX_NAME} printable characters"),
+        ));
+    }
+    Ok(name.to_owned())
+}
+
+fn check_expiry(at: Timestamp, expires_at: Timestamp) -> Result<(), WorkspaceError> {
+    let (min, max, _) = INVITATION_DAYS;
+    let days = expires_at.unix_micros().saturating_sub(at.unix_micros()) / 86_400_000_000;
+    if expires_at <= at || days < i64::from(min) || days > i64::from(max) {
+        return Err(invalid(
+            "expires_in_days",
+            format!("must be between {min} and {max}"),
+        ));
+    }
+    Ok(())
+}
+
+impl Workspace {
+    /// The caller's membership; a non-member (or a deleted workspace) is told "not found".
+    fn member(&self, actor: AccountId) -> Result<Member, WorkspaceError> {
+        if !self.created || self.deleted {
+            return Err(WorkspaceError::NotFound);
+        }
+        self.members
+            .get(&actor)
+            .copied()
+            .ok_or(WorkspaceError::NotFound)
+    }
+
+    fn admin(&self, actor: AccountId) -> Result<Member, WorkspaceError> {
+        let member = self.member(actor)?;
+        if !member.role.administers() {
+            return Err(WorkspaceError::Forbidden(
+                "only admins and owners may do this",
+            ));
+        }
+        Ok(member)
+    }
+
+    fn owner(&self, actor: AccountId) -> Result<(), WorkspaceError> {
+        if self.member(actor)?.role != Role::Owner {
+            return Err(WorkspaceError::Forbidden("only owners may do this"));
+        }
+        Ok(())
+    }
+
+    fn is_last_owner(&self, account: AccountId) -> bool {
+        self.members.get(&account).map(|m| m.role) == Some(Role::Owner)
+            && self.owners().count() == 1
+    }
+
+    fn name_or_empty(&self) -> String {
+        self.name.clone().unwrap_or_default()
+    }
+
+    fn check_seats(&self, seats: u32, at: Timestamp) -> Result<(), WorkspaceError> {
+        if self.seats_taken(at) >= seats as usize {
+            return Err(WorkspaceError::SeatsFull(seats));
+        }
+        Ok(())
+    }
+
+    fn invitation(&self, id: uuid::Uuid) -> Result<&Invitation, WorkspaceError> {
+        self.invitations
+            .get(&id)
+            .ok_or(WorkspaceError::NoSuchInvitation)
+    }
+
+    /// The invitation a link opens, checked: live link, pending, unexpired, the invitee's
+    /// address, not yet a member.
+    fn answerable(
+        &self,
+        id: uuid::Uuid,
+        token_hash: &str,
+        account: AccountId,
+        email: &str,
+        at: Timestamp,
+    ) -> Result<&Invitation, WorkspaceError> {
+        if !self.created || self.deleted {
+            return Err(WorkspaceError::LinkInvalid);
+        }
+        let invitation = self
+            .invitation(id)
+            .map_err(|_| WorkspaceError::LinkInvalid)?;
+        if invitation.token_hash != token_hash {
+            return Err(WorkspaceError::LinkInvalid);
+        }
+        match invitation.status_at(at) {
+            InvitationStatus::Pending => {}
+            InvitationStatus::Expired => return Err(WorkspaceError::LinkExpired),
+            _ => return Err(WorkspaceError::LinkInvalid),
+        }
+        if invitation.email != email {
+            return Err(WorkspaceError::OtherAddress);
+        }
+        if self.members.contains_key(&account) {
+            return Err(WorkspaceError::AlreadyMember);
+        }
+        Ok(invitation)
+    }
+
+    /// Who succeeds `leaving` as owner: the longest-standing admin, else member.
+    fn successor(&self, leaving: AccountId) -> Option<AccountId> {
+        self.members
+            .iter()
+            .filter(|(id, _)| **id != leaving)
+            .max_by_key(|(id, m)| (m.role, std::cmp::Reverse((m.joined_at, **id))))
+            .map(|(id, _)| *id)
+    }
+
+    fn decide_invitations(
+        &self,
+        command: &WorkspaceCommand,
+    ) -> Result<Vec<WorkspaceEvent>, WorkspaceError> {
+        use WorkspaceCommand as C;
+        use WorkspaceEvent as E;
+        match command {
+            C::Invite {
+                actor,
+                invitation_id,
+                email,
+                role,
+                link,
+                expires_at,
+                seats,
+                at,
+            } => {
+                self.admin(*actor)?;
+                if *role == Role::Owner {
+                    return Err(invalid("role", "must be admin or member"));
+                }
+                check_expiry(*at, *expires_at)?;
+                let pending = self.invitations.iter().find(|(_, i)| {
+                    i.email == *email && i.status_at(*at) == InvitationStatus::Pending
+                });
+                if let Some((id, invitation)) = pending {
+                    let generation = invitation.generation + 1;
+                    return Ok(vec![E::InvitationRefreshed {
+                        invitation_id: *id,
+                        email: email.clone(),
+                        role: *role,
+                        token_hash: link.hash(*id, generation),
+                        generation,
+                        expires_at: *expires_at,
+                        by: *actor,
+                        workspace_name: self.name_or_empty(),
+                        at: *at,
+                    }]);
+                }
+                self.check_seats(*seats, *at)?;
+                if self.invitations.contains_key(invitation_id) {
+                    return Err(invalid("invitation_id", "is taken"));
+                }
+                Ok(vec![E::MemberInvited {
+                    invitation_id: *invitation_id,
+                    email: email.clone(),
+                    role: *role,
+                    token_hash: link.hash(*invitation_id, 1),
+                    generation: 1,
+                    expires_at: *expires_at,
+                    invited_by: *actor,
+                    workspace_name: self.name_or_empty(),
+                    at: *at,
+                }])
+            }
+            C::Resend {
+                actor,
+                invitation_id,
+                link,
+                expires_at,
+                seats,
+                at,
+            } => {
+                self.admin(*actor)?;
+                let invitation = self.invitation(*invitation_id)?;
+                match invitation.status_at(*at) {
+                    InvitationStatus::Pending => {}
+                    // An expired invitation takes a seat again.
+                    InvitationStatus::Expired => self.check_seats(*seats, *at)?,
+                    status => {
+                        return Err(invalid(
+                            "invitation",
+                            format!("is {} and cannot be resent", status.as_str()),
+                        ));
+                    }
+                }
+                check_expiry(*at, *expires_at)?;
+                let generation = invitation.generation + 1;
+                Ok(vec![E::InvitationRefreshed {
+                    invitation_id: *invitation_id,
+                    email: invitation.email.clone(),
+                    role: invitation.role,
+                    token_hash: link.hash(*invitation_id, generation),
+                    generation,
+                    expires_at: *expires_at,
+                    by: *actor,
+                    workspace_name: self.name_or_empty(),
+                    at: *at,
+                }])
+            }
+            C::RevokeInvitation {
+                actor,
+                invitation_id,
+                at,
+            } => {
+                self.admin(*actor)?;
+                let invitation = self.invitation(*invitation_id)?;
+                match invitation.status_at(*at) {
+                    InvitationStatus::Pending | InvitationStatus::Expired => {
+                        Ok(vec![E::InvitationRevoked {
+                            invitation_id: *invitation_id,
+                            by: Some(*actor),
+                            at: *at,
+                        }])
+                    }
+                    status => Err(invalid(
+                        "invitation",
+                        format!("is {} and cannot be revoked", status.as_str()),
+                    )),
+                }
+            }
+            C::Accept {
+                invitation_id,
+                token_hash,
+                account,
+                email,
+                at,
+            } => {
+                let invitation =
+                    self.answerable(*invitation_id, token_hash, *account, email, *at)?;
+                Ok(vec![E::InvitationAccepted {
+                    invitation_id: *invitation_id,
+                    account_id: *account,
+                    role: invitation.role,
+                    at: *at,
+                }])
+            }
+            C::Decline {
+                invitation_id,
+                token_hash,
+                account,
+                email,
+                at,
+            } => {
+                self.answerable(*invitation_id, token_hash, *account, email, *at)?;
+                Ok(vec![E::InvitationDeclined {
+                    invitation_id: *invitation_id,
+                    account_id: *account,
+                    at: *at,
+                }])
+            }
+            _ => unreachable!("only invitation commands are decided here"),
+        }
+    }
+
+    fn decide_members(
+        &self,
+        command: &WorkspaceCommand,
+    ) -> Result<Vec<WorkspaceEvent>, WorkspaceError> {
+        use WorkspaceCommand as C;
+        use WorkspaceEvent as E;
+        match command {
+            C::ChangeRole {
+                actor,
+                member,
+                role,
+                at,
+            } => {
+                let me = self.admin(*actor)?;
+                let current = self
+                    .members
+                    .get(member)
+                    .ok_or(WorkspaceError::NoSuchMember)?
+                    .role;
+                // Owners are made and unmade by owners only.
+                if (current == Role::Owner || *role == Role::Owner) && me.role != Role::Owner {
+                    return Err(WorkspaceError::Forbidden("only owners may change owners"));
+                }
+                if current == *role {
+                    return Ok(vec![]);
+                }
+                if self.is_last_owner(*member) {
+                    return Err(WorkspaceError::LastOwner);
+                }
+                Ok(vec![E::MemberRoleChanged {
+                    account_id: *member,
+                    role: *role,
+                    by: *actor,
+                    at: *at,
+                }])
+            }
+            C::Remove { actor, member, at } => {
+                let me = self.admin(*actor)?;
+                let target = self
+                    .members
+                    .get(member)
+                    .ok_or(WorkspaceError::NoSuchMember)?;
+                if member == actor {
+                    return Err(invalid("account_id", "leave the workspace instead"));
+                }
+                if target.role == Role::Owner && me.role != Role::Owner {
+                    return Err(WorkspaceError::Forbidden("only owners may remove owners"));
+                }
+                if self.is_last_owner(*member) {
+                    return Err(WorkspaceError::LastOwner);
+                }
+                Ok(vec![E::MemberRemoved {
+                    account_id: *member,
+                    by: *actor,
+                    workspace_name: self.name_or_empty(),
+                    at: *at,
+                }])
+            }
+            C::Leave { actor, at } => {
+                self.member(*actor)?;
+                if self.is_last_owner(*actor) {
+                    return Err(WorkspaceError::LastOwner);
+                }
+                Ok(vec![E::MemberLeft {
+                    account_id: *actor,
+                    account_deleted: false,
+                    at: *at,
+                }])
+            }
+            C::TransferOwnership { actor, to, at } => {
+                self.owner(*actor)?;
+                if !self.members.contains_key(to) {
+                    return Err(WorkspaceError::NoSuchMember);
+                }
+                if to == actor {
+                    return Err(invalid("account_id", "is already the owner"));
+                }
+                Ok(vec![E::OwnershipTransferred {
+                    from: *actor,
+                    to: *to,
+                    at: *at,
+                }])
+            }
+            C::ForgetAccount { account, at } => {
+                if !self.created || self.deleted || !self.members.contains_key(account) {
+                    return Ok(vec![]);
+                }
+                if self.members.len() == 1 {
+                    return Ok(self.deletion(*account, *at));
+                }
+                let mut events = Vec::new();
+                if self.is_last_owner(*account)
+                    && let Some(successor) = self.successor(*account)
+                {
+                    events.push(E::OwnershipTransferred {
+                        from: *account,
+                        to: successor,
+                        at: *at,
+                    });
+                }
+                events.push(E::MemberLeft {
+                    account_id: *account,
+                    account_deleted: true,
+                    at: *at,
+                });
+                Ok(events)
+            }
+            _ => unreachable!("only member commands are decided here"),
+        }
+    }
+
+    /// Deleting: pending invitations die first, then the workspace.
+    fn deletion(&self, by: AccountId, at: Timestamp) -> Vec<WorkspaceEvent> {
+        let mut events: Vec<WorkspaceEvent> = self
+            .invitations
+            .iter()
+            .filter(|(_, i)| i.status == InvitationStatus::Pending)
+            .map(|(id, _)| WorkspaceEvent::InvitationRevoked {
+                invitation_id: *id,
+                by: None,
+                at,
+            })
+            .collect();
+        events.push(WorkspaceEvent::WorkspaceDeleted { by, at });
+        events
+    }
+
+    fn decide_settings(
+        &self,
+        command: &WorkspaceCommand,
+    ) -> Result<Vec<WorkspaceEvent>, WorkspaceError> {
+        use WorkspaceCommand as C;
+        use WorkspaceEvent as E;
+        match command {
+            C::ConfigureStudio {
+                actor,
+                schema_version,
+                set,
+                resets,
+                at,
+            } => {
+                self.admin(*actor)?;
+                let resets: Vec<String> = resets
+                    .iter()
+                    .filter(|k| self.studio.contains_key(*k))
+                    .cloned()
+                    .collect();
+                let set: std::collections::BTreeMap<_, _> = set
+                    .0
+                    .iter()
+                    .filter(|(k, v)| self.studio.get(*k) != Some(*v))
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect();
+                if set.is_empty() && resets.is_empty() {
+                    return Ok(vec![]);
+                }
+                Ok(vec![E::StudioConfigured {
+                    by: *actor,
+                    schema_version: *schema_version,
+                    set: super::SettingValues(set),
+                    resets,
+                    at: *at,
+                }])
+            }
+            C::ConfigureStorage {
+                actor,
+                settings,
+                at,
+            } => {
+                self.admin(*actor)?;
+                let ExternalStorage {
+                    bucket,
+                    region,
+                    endpoint,
+                    access_key_id,
+                    secret_access_key,
+                    force_path_style,
+                } = settings.as_ref();
+                Ok(vec![E::StorageConfigured {
+                    by: *actor,
+                    bucket: bucket.clone(),
+                    region: region.clone(),
+                    endpoint: endpoint.clone(),
+                    access_key_hint: key_hint(access_key_id),
+                    access_key_id: access_key_id.clone(),
+                    secret_access_key: secret_access_key.clone(),
+                    force_path_style: *force_path_style,
+                    at: *at,
+                }])
+            }
+            C::ResetStorage { actor, at } => {
+                self.admin(*actor)?;
+                if self.storage.external.is_none() {
+                    return Ok(vec![]);
+                }
+                Ok(vec![E::StorageReset {
+                    by: *actor,
+                    at: *at,
+                }])
+            }
+            C::RecordProbe { problem, at } => {
+                if !self.created || self.deleted || self.storage.external.is_none() {
+                    return Ok(vec![]);
+                }
+                let was_working = self.storage.health == StorageHealth::Working;
+                let changed = was_working == problem.is_some();
+                Ok(vec![E::StorageProbed {
+                    problem: problem.clone(),
+                    changed,
+                    notify: if changed {
+                        self.administrators()
+                    } else {
+                        vec![]
+                    },
+                    at: *at,
+                }])
+            }
+            _ => unreachable!("only settings commands are decided here"),
+        }
+    }
+}
+
+/// An access key's prefix and last four characters.
+pub fn key_hint(key: &str) -> String {
+    let chars: Vec<char> = key.chars().collect();
+    if chars.len() <= 8 {
+        return "…".to_owned();
+    }
+    let head: String = chars[..4].iter().collect();
+    let tail: String = chars[chars.len() - 4..].iter().collect();
+    format!("{head}…{tail}")
+}
+
+impl Aggregate for Workspace {
+    type Event = WorkspaceEvent;
+    type Command = WorkspaceCommand;
+    type Error = WorkspaceError;
+
+    fn decide(&self, command: &WorkspaceCommand) -> Result<Vec<WorkspaceEvent>, WorkspaceError> {
+        use WorkspaceCommand as C;
+        use WorkspaceEvent as E;
+        match command {
+            C::Create { owner, name, at } => {
+                if self.created {
+                    return Err(WorkspaceError::Exists);
+                }
+                Ok(vec![E::WorkspaceCreated {
+                    owner: *owner,
+                    name: valid_name(name)?,
+                    at: *at,
+                }])
+            }
+            C::Rename { actor, name, at } => {
+                self.admin(*actor)?;
+                let name = valid_name(name)?;
+                if self.name.as_deref() == Some(name.as_str()) {
+                    return Ok(vec![]);
+                }
+                Ok(vec![E::WorkspaceRenamed {
+                    by: *actor,
+                    name,
+                    at: *at,
+                }])
+            }
+            C::Delete { actor, confirm, at } => {
+                self.owner(*actor)?;
+                if self.name.as_deref() != Some(confirm.trim()) {
+                    return Err(WorkspaceError::ConfirmMismatch);
+                }
+                Ok(self.deletion(*actor, *at))
+            }
+            C::Invite { .. }
+            | C::Resend { .. }
+            | C::RevokeInvitation { .. }
+            | C::Accept { .. }
+            | C::Decline { .. } => self.decide_invitations(command),
+            C::ChangeRole { .. }
+            | C::Remove { .. }
+            | C::Leave { .. }
+            | C::TransferOwnership { .. }
+            | C::ForgetAccount { .. } => self.decide_members(command),
+            C::ConfigureStudio { .. }
+            | C::ConfigureStorage { .. }
+            | C::ResetStorage { .. }
+            | C::RecordProbe { .. } => self.decide_settings(command),
+        }
+    }
+
+    fn evolve(&mut self, event: &WorkspaceEvent) {
+        use WorkspaceEvent as E;
+        match event {
+            E::WorkspaceCreated { owner, name, at } => {
+                self.created = true;
+                self.name = Some(name.clone());
+                self.members.insert(
+                    *owner,
+                    Member {
+                        role: Role::Owner,
+                        joined_at: *at,
+                    },
+                );
+            }
+            E::WorkspaceRenamed { name, .. } => self.name = Some(name.clone()),
+            E::MemberInvited {
+                invitation_id,
+                email,
+                role,
+                token_hash,
+                generation,
+                expires_at,
+                ..
+            } => {
+                self.invitations.insert(
+                    *invitation_id,
+                    Invitation {
+                        email: email.clone(),
+                        role: *role,
+                        token_hash: token_hash.clone(),
+                        generation: *generation,
+                        expires_at: *expires_at,
+                        status: InvitationStatus::Pending,
+                    },
+                );
+            }
+            E::InvitationRefreshed {
+                invitation_id,
+                role,
+                token_hash,
+                generation,
+                expires_at,
+                ..
+            } => {
+                if let Some(i) = self.invitations.get_mut(invitation_id) {
+                    i.role = *role;
+                    i.token_hash.clone_from(token_hash);
+                    i.generation = *generation;
+                    i.expires_at = *expires_at;
+                    i.status = InvitationStatus::Pending;
+                }
+            }
+            E::InvitationRevoked { invitation_id, .. } => {
+                self.set_status(*invitation_id, InvitationStatus::Revoked);
+            }
+            E::InvitationDeclined { invitation_id, .. } => {
+                self.set_status(*invitation_id, InvitationStatus::Declined);
+            }
+            E::InvitationAccepted {
+                invitation_id,
+                account_id,
+                role,
+                at,
+            } => {
+                self.set_status(*invitation_id, InvitationStatus::Accepted);
+                self.members.insert(
+                    *account_id,
+                    Member {
+                        role: *role,
+                        joined_at: *at,
+                    },
+                );
+            }
+            E::MemberRoleChanged {
+                account_id, role, ..
+            } => {
+                if let Some(m) = self.members.get_mut(account_id) {
+                    m.role = *role;
+                }
+            }
+            E::MemberRemoved { account_id, .. } | E::MemberLeft { account_id, .. } => {
+                self.members.remove(account_id);
+            }
+            E::OwnershipTransferred { from, to, .. } => {
+                if let Some(m) = self.members.get_mut(from) {
+                    m.role = Role::Admin;
+                }
+                if let Some(m) = self.members.get_mut(to) {
+                    m.role = Role::Owner;
+                }
+            }
+            E::StudioConfigured { set, resets, .. } => {
+                for key in resets {
+                    self.studio.remove(key);
+                }
+                self.studio
+                    .extend(set.0.iter().map(|(k, v)| (k.clone(), v.clone())));
+            }
+            E::StorageConfigured {
+                bucket,
+                region,
+                endpoint,
+                access_key_id,
+                secret_access_key,
+                force_path_style,
+                at,
+                ..
+            } => {
+                self.storage.external = Some(ExternalStorage {
+                    bucket: bucket.clone(),
+                    region: region.clone(),
+                    endpoint: endpoint.clone(),
+                    access_key_id: access_key_id.clone(),
+                    secret_access_key: secret_access_key.clone(),
+                    force_path_style: *force_path_style,
+                });
+                self.storage.health = StorageHealth::Working;
+                self.storage.last_checked_at = Some(*at);
+            }
+            E::StorageReset { .. } => self.storage = Default::default(),
+            E::StorageProbed { problem, at, .. } => {
+                self.storage.last_checked_at = Some(*at);
+                match (problem, &self.storage.health) {
+                    (None, _) => self.storage.health = StorageHealth::Working,
+                    (Some(problem), StorageHealth::Working) => {
+                        self.storage.health = StorageHealth::Misconfigured {
+                            problem: problem.clone(),
+                            since: *at,
+                        };
+                    }
+                    (Some(problem), StorageHealth::Misconfigured { since, .. }) => {
+                        self.storage.health = StorageHealth::Misconfigured {
+                            problem: problem.clone(),
+                            since: *since,
+                        };
+                    }
+                }
+            }
+            E::WorkspaceDeleted { .. } => self.deleted = true,
+        }
+    }
+}
+
+impl Workspace {
+    fn set_status(&mut self, invitation: uuid::Uuid, status: InvitationStatus) {
+        if let Some(i) = self.invitations.get_mut(&invitation) {
+            i.status = status;
+        }
+    }
+}
