@@ -27,6 +27,7 @@ pub mod profile;
 pub mod purchase;
 pub mod reservation;
 pub mod session;
+pub mod settings;
 pub mod subscription;
 pub mod testing;
 pub mod time;
