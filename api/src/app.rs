@@ -180,7 +180,8 @@ impl App {
             blobs,
             mail::folder(&serve.storage.data_dir, &serve.mail),
             clock.clone(),
-        );
+        )
+        .with_workspaces(workspaces.clone());
         let projections = storage.runner(vec![
             Arc::new(BillingReactor::new(billing.clone())),
             Arc::new(erasure),

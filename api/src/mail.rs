@@ -103,7 +103,10 @@ pub fn mailer(
             policy,
             storage.codec.keys().clone(),
         )
-        .with_settings_url(&mail.settings_url),
+        .with_settings_url(&mail.settings_url)
+        .with_invitation_links(vault::InvitationLinks::new(
+            storage.master.invitation_secret(),
+        )),
     ))
 }
 

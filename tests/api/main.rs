@@ -45,3 +45,4 @@ mod rejections;
 mod security;
 mod sessions;
 mod tokens;
+mod workspaces;

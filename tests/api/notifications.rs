@@ -115,7 +115,7 @@ fn mail_files(dir: &Path) -> Vec<String> {
 }
 
 /// Waits until the folder holds `count` messages for `to` (and no more after a pause).
-async fn mails_to(app: &TestApp, to: &str, count: usize) -> Vec<String> {
+pub(crate) async fn mails_to(app: &TestApp, to: &str, count: usize) -> Vec<String> {
     let dir = app.data_dir().join("mail");
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     let addressed = || -> Vec<String> {

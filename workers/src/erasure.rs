@@ -10,6 +10,7 @@ use commands::access_tokens::AccessTokens;
 use commands::accounts::Accounts;
 use commands::billing::Billing;
 use commands::idempotency::IdempotencyStore;
+use commands::workspaces::Workspaces;
 use commands::{Clock, CommandContext, CommandError, Executor};
 use domain::account::AccountEvent;
 use domain::{AccountId, DomainEvent, StreamCategory};
@@ -31,6 +32,7 @@ pub struct ErasureReactor {
     blobs: Arc<dyn BlobStore>,
     mail_folder: Option<PathBuf>,
     clock: Arc<dyn Clock>,
+    workspaces: Option<Workspaces>,
 }
 
 impl ErasureReactor {
@@ -57,11 +59,64 @@ impl ErasureReactor {
             blobs,
             mail_folder,
             clock,
+            workspaces: None,
         }
+    }
+
+    /// Also takes the deleted account out of its workspaces (see
+    /// [`Workspaces::forget_account`]).
+    pub fn with_workspaces(mut self, workspaces: Workspaces) -> Self {
+        self.workspaces = Some(workspaces);
+        self
     }
 }
 
 impl ErasureReactor {
+    /// Waits until `read_model` has seen the deletion at `deleted_at`, so what it lists of
+    /// the account is complete.
+    async fn caught_up(
+        &self,
+        read_model: Follower,
+        deleted_at: GlobalPosition,
+    ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+        let mut waited = Duration::ZERO;
+        loop {
+            let seen = checkpoints::stored(&self.db, read_model).await?;
+            if seen.is_some_and(|p| p >= deleted_at) {
+                return Ok(());
+            }
+            if waited >= Duration::from_secs(5) {
+                return Err(format!(
+                    "the {} read model has not caught up with the deletion yet",
+                    read_model.key()
+                )
+                .into());
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            waited += Duration::from_millis(50);
+        }
+    }
+
+    /// The account leaves every workspace it belonged to; a workspace it was the last
+    /// owner of gets a successor, one it was alone in is deleted.
+    async fn leave_workspaces(
+        &self,
+        ctx: &CommandContext,
+        account_id: AccountId,
+        deleted_at: GlobalPosition,
+    ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+        let Some(workspaces) = &self.workspaces else {
+            return Ok(());
+        };
+        self.caught_up(Follower::Workspaces, deleted_at).await?;
+        for workspace in projections::workspaces::ids_of_member(&self.db, account_id).await? {
+            workspaces
+                .forget_account(ctx, workspace, account_id)
+                .await?;
+        }
+        Ok(())
+    }
+
     /// Revokes every API and CLI token of the account. (They are refused already: the
     /// token read model drops their hashes on `AccountDeleted`; this records it in each
     /// token's stream.) The list comes from the read model, once it has seen the deletion.
@@ -71,18 +126,7 @@ impl ErasureReactor {
         account_id: AccountId,
         deleted_at: GlobalPosition,
     ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-        let mut waited = Duration::ZERO;
-        loop {
-            let seen = checkpoints::stored(&self.db, Follower::AccessTokens).await?;
-            if seen.is_some_and(|p| p >= deleted_at) {
-                break;
-            }
-            if waited >= Duration::from_secs(5) {
-                return Err("the token read model has not caught up with the deletion yet".into());
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-            waited += Duration::from_millis(50);
-        }
+        self.caught_up(Follower::AccessTokens, deleted_at).await?;
         for token_id in projections::access_tokens::ids_of_account(&self.db, account_id).await? {
             match self.tokens.revoke(ctx, account_id, token_id).await {
                 Ok(_)
@@ -138,6 +182,8 @@ impl Reactor for ErasureReactor {
             self.blobs.delete(key).await?;
         }
         self.revoke_tokens(&ctx, account_id, event.envelope.position)
+            .await?;
+        self.leave_workspaces(&ctx, account_id, event.envelope.position)
             .await?;
         self.idempotency.purge_account(account_id).await?;
         self.exec

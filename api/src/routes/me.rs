@@ -99,7 +99,7 @@ fn confirm_delete() -> Object {
     responses(
         (status = 204, description = "Deleted"),
         (status = 403, description = "`reauthentication_required` or `invalid_current_password`", body = ErrorBody),
-        (status = 409, description = "`active_subscription`: a paid subscription is active", body = ErrorBody),
+        (status = 409, description = "`active_subscription`: a paid subscription is active; `sole_workspace_owner`: the account is the only owner of a workspace with other members (transfer ownership first)", body = ErrorBody),
         (status = 422, description = "`confirmation_required`: `confirm` is not `DELETE`", body = ErrorBody),
         (status = 429, description = "`too_many_attempts`: too many wrong passwords; see `Retry-After`", body = ErrorBody),
     ))]
@@ -129,6 +129,19 @@ pub async fn delete_account(
             "active_subscription",
             "a paid subscription is active; cancel it, or send acknowledge_subscription: true"
                 .into(),
+        ));
+    }
+    // A workspace always has an owner: its sole owner hands it on first. (Should a
+    // member join between this check and the deletion, the workspace names a successor.)
+    let owned =
+        projections::workspaces::solely_owned_with_others(&core.db, session.account_id).await?;
+    if let Some(workspace) = owned.first() {
+        return Err(ApiError::Conflict(
+            "sole_workspace_owner",
+            format!(
+                "the account is the only owner of workspace {workspace}, which has other \
+                 members; transfer its ownership first"
+            ),
         ));
     }
     let key = format!("account:{}", session.account_id);

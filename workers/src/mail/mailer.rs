@@ -5,15 +5,15 @@
 use super::message::{MailKind, MailMessage};
 use super::render::{Extras, Templates, build_message};
 use super::transport::{MailTransport, SendError};
-use domain::AccountId;
 use domain::notifications::Toggle;
+use domain::{AccountId, WorkspaceId};
 use lettre::message::Mailbox;
 use std::sync::Arc;
 use std::time::Duration;
 use store::Database;
 use uuid::Uuid;
-use vault::UnsubscribeLinks;
 use vault::{DataKeys, FieldSealer};
+use vault::{InvitationLinks, UnsubscribeLinks};
 
 /// How the mailer retries.
 #[derive(Debug, Clone)]
@@ -82,6 +82,7 @@ pub struct Mailer {
     links: UnsubscribeLinks,
     policy: RetryPolicy,
     keys: Arc<DataKeys>,
+    invitation_links: Option<InvitationLinks>,
     /// Identifies this mailer's claims.
     id: Uuid,
 }
@@ -114,6 +115,7 @@ impl Mailer {
             links,
             policy,
             keys,
+            invitation_links: None,
             id: Uuid::new_v4(),
         }
     }
@@ -122,6 +124,13 @@ impl Mailer {
     /// `settings_url` (by default, the public URL).
     pub fn with_settings_url(mut self, settings_url: &str) -> Self {
         self.settings_url = settings_url.trim_end_matches('/').to_owned();
+        self
+    }
+
+    /// Workspace invitations carry links signed with `links` (derived again from the
+    /// invitation event: the token is stored nowhere).
+    pub fn with_invitation_links(mut self, links: InvitationLinks) -> Self {
+        self.invitation_links = Some(links);
         self
     }
 
@@ -290,26 +299,35 @@ impl Mailer {
                 .open_private(&key)
                 .map_err(|e| Failure::Permanent(format!("sealed fields: {e}")))?;
         }
-        let sealer = FieldSealer::new(self.keys.clone());
-        let recipient = projections::accounts::find(&self.db, &sealer, account)
-            .await
-            .map_err(|e| Failure::Transient(format!("recipient: {e}")))?;
-        let Some(recipient) = recipient else {
-            tracing::info!("the account is gone; mail skipped");
-            return Ok(false);
-        };
-        let to = Mailbox::new(
-            Some(recipient.display_name.clone()),
-            recipient
-                .email
-                .parse()
-                .map_err(|e| Failure::Permanent(format!("recipient address: {e}")))?,
-        );
         let mut context = match &message.data {
             serde_json::Value::Object(map) => map.clone(),
             _ => serde_json::Map::new(),
         };
-        context.insert("name".into(), recipient.display_name.clone().into());
+        let sealer = FieldSealer::new(self.keys.clone());
+        let (to, recipient) = if message.kind == MailKind::WorkspaceInvitation {
+            // To an address, perhaps of no account yet: it travelled sealed.
+            let to = self
+                .invitation(&sealer, message.account_id, &mut context)
+                .await?;
+            (to, None)
+        } else {
+            let recipient = projections::accounts::find(&self.db, &sealer, account)
+                .await
+                .map_err(|e| Failure::Transient(format!("recipient: {e}")))?;
+            let Some(recipient) = recipient else {
+                tracing::info!("the account is gone; mail skipped");
+                return Ok(false);
+            };
+            let to = Mailbox::new(
+                Some(recipient.display_name.clone()),
+                recipient
+                    .email
+                    .parse()
+                    .map_err(|e| Failure::Permanent(format!("recipient address: {e}")))?,
+            );
+            context.insert("name".into(), recipient.display_name.clone().into());
+            (to, Some(recipient))
+        };
         context.insert(
             "settings_url".into(),
             format!("{}/settings/notifications", self.settings_url).into(),
@@ -346,6 +364,9 @@ impl Mailer {
                     "total".into(),
                     format!("{:.2} {}", invoice.total as f64 / 100.0, invoice.currency).into(),
                 );
+                let recipient = recipient
+                    .as_ref()
+                    .ok_or_else(|| Failure::Permanent("receipt without a recipient".into()))?;
                 let bill_to = format!("{} <{}>", recipient.display_name, recipient.email);
                 extras.pdf = Some((
                     format!("invoice-{}.pdf", invoice.number),
@@ -374,6 +395,48 @@ impl Mailer {
                 SendError::Permanent(e) => Failure::Permanent(e),
             })?;
         Ok(true)
+    }
+}
+
+impl Mailer {
+    /// The invitee's mailbox; puts the inviter's name and the link into `context`.
+    async fn invitation(
+        &self,
+        sealer: &FieldSealer,
+        workspace: Uuid,
+        context: &mut serde_json::Map<String, serde_json::Value>,
+    ) -> Result<Mailbox, Failure> {
+        let text = |key: &str| context.get(key).and_then(|v| v.as_str()).map(str::to_owned);
+        let uuid = |key: &str| text(key).and_then(|v| Uuid::parse_str(&v).ok());
+        let (Some(to), Some(invitation), Some(inviter), Some(generation)) = (
+            text("to"),
+            uuid("invitation_id"),
+            uuid("inviter_id"),
+            context.get("generation").and_then(|g| g.as_u64()),
+        ) else {
+            return Err(Failure::Permanent(
+                "an invitation without its fields".into(),
+            ));
+        };
+        let inviter = projections::accounts::find(&self.db, sealer, AccountId(inviter))
+            .await
+            .map_err(|e| Failure::Transient(format!("inviter: {e}")))?
+            .map_or_else(|| "A member".to_owned(), |a| a.display_name);
+        context.insert("inviter".into(), inviter.into());
+        let generation = u32::try_from(generation)
+            .map_err(|_| Failure::Permanent("an invitation's generation out of range".into()))?;
+        let links = self
+            .invitation_links
+            .as_ref()
+            .ok_or_else(|| Failure::Permanent("no key for invitation links".into()))?;
+        let token = links.token(WorkspaceId(workspace), invitation, generation);
+        context.insert(
+            "link".into(),
+            format!("{}/invitations/{token}", self.settings_url).into(),
+        );
+        to.parse()
+            .map(|address| Mailbox::new(None, address))
+            .map_err(|e| Failure::Permanent(format!("invitee address: {e}")))
     }
 }
 

@@ -24,6 +24,11 @@ pub enum MailKind {
     SecurityNotice,
     /// A newsletter or marketing campaign (with a one-click unsubscribe).
     Campaign,
+    /// A workspace invitation, to an address (the message's subject is the workspace,
+    /// whose key seals the address and which the link names).
+    WorkspaceInvitation,
+    /// A notice about a workspace: removed from it, its storage failing or working again.
+    WorkspaceNotice,
 }
 
 impl MailKind {
@@ -35,6 +40,8 @@ impl MailKind {
             Self::BillingReceipt => "billing_receipt",
             Self::SecurityNotice => "security_notice",
             Self::Campaign => "campaign",
+            Self::WorkspaceInvitation => "workspace_invitation",
+            Self::WorkspaceNotice => "workspace_notice",
         }
     }
 
@@ -44,7 +51,10 @@ impl MailKind {
             Self::GenerationComplete => Some(Toggle::GenerationComplete),
             Self::CreditsLow => Some(Toggle::CreditsLow),
             Self::BillingReceipt => Some(Toggle::BillingReceipts),
-            Self::SecurityNotice | Self::Campaign => None,
+            Self::SecurityNotice
+            | Self::Campaign
+            | Self::WorkspaceInvitation
+            | Self::WorkspaceNotice => None,
         }
     }
 }

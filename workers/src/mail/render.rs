@@ -28,6 +28,14 @@ const TEMPLATES: &[(&str, &str)] = &[
         "campaign",
         include_str!("../../../templates/mail/campaign.jinja"),
     ),
+    (
+        "workspace_invitation",
+        include_str!("../../../templates/mail/workspace_invitation.jinja"),
+    ),
+    (
+        "workspace_notice",
+        include_str!("../../../templates/mail/workspace_notice.jinja"),
+    ),
 ];
 
 /// Why a message could not be rendered (a bug or bad data: not worth retrying).

@@ -252,6 +252,9 @@ pub fn decide(
                 ));
             }
         }
+        (DomainEvent::Workspace(event), _) => {
+            mails.extend(super::workspace_mail::decide(stream, cause, event));
+        }
         _ => {}
     }
     mails

@@ -5,6 +5,7 @@
 //! in between republishes the same messages (same ids), which the mailer drops.
 
 pub mod decide;
+mod workspace_mail;
 
 use crate::mail::{MailMessage, MailPublisher, QueueError};
 use decide::{Balance, View, decide, touches};
