@@ -19,6 +19,7 @@ pub mod openapi;
 pub mod pages;
 pub mod payments;
 pub mod routes;
+pub mod settings_http;
 pub mod state;
 pub mod storage;
 pub mod token_auth;

@@ -19,6 +19,7 @@ pub mod public_api;
 pub mod sandbox;
 pub mod security;
 pub mod sessions;
+pub mod studio;
 pub mod token_views;
 pub mod tokens;
 pub mod workspaces;
@@ -57,6 +58,7 @@ pub fn routes(state: &AppState) -> Routes {
         .merge(notifications::router())
         .merge(workspaces::router())
         .merge(invitations::router())
+        .merge(studio::router())
         .merge(public_api::router(state.clone()))
         .merge(ops::router())
         .merge(docs::router());
