@@ -30,7 +30,7 @@ use domain::catalog::Catalog;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
-use store::{BlobStore, FolderBlobStore};
+use store::BlobStore;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -118,7 +118,7 @@ impl App {
         )
         .with_max_pending_purchases(limits.max_pending_purchases);
         let blobs: Arc<dyn BlobStore> =
-            Arc::new(FolderBlobStore::new(serve.storage.data_dir.join("blobs")));
+            crate::storage::open_blob_store(&serve.blobs, &serve.storage.data_dir)?;
         let webhooks = serve
             .payments_webhook_secret
             .as_ref()

@@ -113,8 +113,8 @@ pub enum Command {
         after_help = "Example:\n  accounts mail dead-letters --database-url postgres://…"
     )]
     Mail(MailCommand),
-    /// Check the configuration given (database, migrations, master key, broker, SMTP,
-    /// public URL) and say what to fix; exits non-zero if anything is wrong.
+    /// Check the configuration given (database, migrations, master key, blob store,
+    /// broker, SMTP, public URL) and say what to fix; exits non-zero if anything is wrong.
     #[command(
         after_help = "Example:\n  accounts doctor --database-url postgres://postgres@127.0.0.1/accounts --amqp-url amqp://guest:guest@127.0.0.1:5672/%2f"
     )]
@@ -300,6 +300,107 @@ pub struct StorageArgs {
     pub db_max_connections: u32,
 }
 
+/// Where blobs (avatars) are kept. Its `Debug` shows neither the secret access key nor the
+/// access key id.
+#[derive(Clone, Args)]
+pub struct BlobArgs {
+    /// `folder`: files under `<data-dir>/blobs` (one node, or nodes sharing that folder);
+    /// `s3`: an S3 bucket (AWS or S3-compatible) every node shares.
+    #[arg(long, env = "ACCOUNTS_BLOB_STORE", value_enum, default_value_t = BlobStoreKind::Folder)]
+    pub blob_store: BlobStoreKind,
+
+    /// With `--blob-store s3`: the S3 endpoint (`https://s3.eu-central-1.amazonaws.com`,
+    /// `http://minio:9000`). Default: AWS S3 in `--blob-s3-region`.
+    #[arg(long, env = "ACCOUNTS_BLOB_S3_ENDPOINT")]
+    pub blob_s3_endpoint: Option<String>,
+
+    /// With `--blob-store s3`: the region requests are signed for.
+    #[arg(long, env = "ACCOUNTS_BLOB_S3_REGION", default_value = "us-east-1")]
+    pub blob_s3_region: String,
+
+    /// With `--blob-store s3`: the bucket (it must exist).
+    #[arg(long, env = "ACCOUNTS_BLOB_S3_BUCKET")]
+    pub blob_s3_bucket: Option<String>,
+
+    /// With `--blob-store s3`: the access key id.
+    #[arg(long, env = "ACCOUNTS_BLOB_S3_ACCESS_KEY_ID", hide_env_values = true)]
+    pub blob_s3_access_key_id: Option<String>,
+
+    /// With `--blob-store s3`: the secret access key.
+    #[arg(
+        long,
+        env = "ACCOUNTS_BLOB_S3_SECRET_ACCESS_KEY",
+        hide_env_values = true
+    )]
+    pub blob_s3_secret_access_key: Option<String>,
+
+    /// With `--blob-store s3`: address the bucket in the path (`<endpoint>/<bucket>/<key>`)
+    /// rather than the host name (`<bucket>.<endpoint host>`), as most self-hosted servers
+    /// and endpoints given as an IP address need.
+    #[arg(long, env = "ACCOUNTS_BLOB_S3_FORCE_PATH_STYLE")]
+    pub blob_s3_force_path_style: bool,
+
+    /// With `--blob-store s3`: the longest one request to S3 may take.
+    #[arg(long, env = "ACCOUNTS_BLOB_S3_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub blob_s3_timeout: Duration,
+}
+
+impl Default for BlobArgs {
+    fn default() -> Self {
+        Self {
+            blob_store: BlobStoreKind::Folder,
+            blob_s3_endpoint: None,
+            blob_s3_region: "us-east-1".into(),
+            blob_s3_bucket: None,
+            blob_s3_access_key_id: None,
+            blob_s3_secret_access_key: None,
+            blob_s3_force_path_style: false,
+            blob_s3_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// `--blob-store`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum BlobStoreKind {
+    /// Files under `<data-dir>/blobs`.
+    Folder,
+    /// An S3 bucket.
+    S3,
+}
+
+impl BlobArgs {
+    /// The S3 settings, with `--blob-store s3`; an error names a missing flag.
+    pub fn s3_settings(&self) -> anyhow::Result<Option<store::s3::S3Settings>> {
+        if self.blob_store != BlobStoreKind::S3 {
+            return Ok(None);
+        }
+        let required = |value: &Option<String>, flag: &str| {
+            value
+                .clone()
+                .filter(|v| !v.is_empty())
+                .ok_or_else(|| anyhow::anyhow!("--blob-store s3 needs {flag}"))
+        };
+        Ok(Some(store::s3::S3Settings {
+            endpoint: self.blob_s3_endpoint.clone().filter(|e| !e.is_empty()),
+            region: self.blob_s3_region.clone(),
+            bucket: required(
+                &self.blob_s3_bucket,
+                "--blob-s3-bucket (ACCOUNTS_BLOB_S3_BUCKET)",
+            )?,
+            access_key_id: required(
+                &self.blob_s3_access_key_id,
+                "--blob-s3-access-key-id (ACCOUNTS_BLOB_S3_ACCESS_KEY_ID)",
+            )?,
+            secret_access_key: required(
+                &self.blob_s3_secret_access_key,
+                "--blob-s3-secret-access-key (ACCOUNTS_BLOB_S3_SECRET_ACCESS_KEY)",
+            )?,
+            force_path_style: self.blob_s3_force_path_style,
+        }))
+    }
+}
+
 /// `accounts rebuild`.
 #[derive(Debug, Clone, Args)]
 pub struct RebuildArgs {
@@ -321,6 +422,10 @@ pub struct ServeArgs {
     /// Storage.
     #[command(flatten)]
     pub storage: StorageArgs,
+
+    /// Where avatars are kept.
+    #[command(flatten)]
+    pub blobs: BlobArgs,
 
     /// A session ends this long after it started (e.g. `30d`, `12h`).
     #[arg(long, env = "ACCOUNTS_SESSION_TTL", default_value = "30d", value_parser = humantime::parse_duration)]
@@ -422,6 +527,7 @@ impl Default for ServeArgs {
                 key_database_url: None,
                 db_max_connections: 16,
             },
+            blobs: BlobArgs::default(),
             session_ttl: Duration::from_secs(30 * 24 * 3600),
             session_idle_timeout: Duration::from_secs(7 * 24 * 3600),
             reauthentication_window: Duration::from_secs(600),

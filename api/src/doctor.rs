@@ -1,7 +1,8 @@
 //! `accounts doctor`: checks the configuration it is given — the database reachable and
 //! migrated, the key store, the master key present and opening the stored data keys, the
-//! broker and the SMTP server reachable when configured, the public URL set — and says
-//! what to fix. It changes nothing: no migration, no key, no queue.
+//! broker and the SMTP server reachable when configured, the S3 bucket of the blobs
+//! working, the public URL set — and says what to fix. It changes nothing: no migration, no
+//! key, no queue (the S3 probe writes a sentinel object and deletes it).
 
 use crate::config::ServeArgs;
 use std::fmt::Write;
@@ -196,8 +197,40 @@ async fn master_key(report: &mut Report, args: &ServeArgs, db: &Database) {
     }
 }
 
-/// The checks that need no database: broker, SMTP, public URL.
+/// The blob store: with `--blob-store s3`, a probe of the bucket (write, read back,
+/// delete a sentinel object).
+async fn blobs(report: &mut Report, args: &ServeArgs) {
+    let settings = match args.blobs.s3_settings() {
+        Ok(Some(settings)) => settings,
+        Ok(None) => {
+            return report.ok(format!(
+                "blobs: files in {} (--blob-store folder; several nodes need a shared \
+                 folder or --blob-store s3)",
+                args.storage.data_dir.join("blobs").display()
+            ));
+        }
+        Err(error) => return report.problem(format!("blobs: {error}")),
+    };
+    let store = match crate::storage::s3_blob_store(&args.blobs, &settings) {
+        Ok(store) => store,
+        Err(error) => return report.problem(format!("blobs: {error:#}")),
+    };
+    let bucket = store.bucket_url().to_string();
+    match store::s3::probe(&store).await {
+        Ok(()) => report.ok(format!(
+            "blobs: S3 bucket {bucket} stores, returns and deletes objects"
+        )),
+        Err(failure) => report.problem(format!(
+            "blobs: S3 bucket {bucket} failed at {} ({}): check the --blob-s3-* flags and \
+             the key's permissions (PutObject, GetObject, DeleteObject)",
+            failure.step, failure.message
+        )),
+    }
+}
+
+/// The checks that need no database: blobs, broker, SMTP, public URL.
 async fn finish(mut report: Report, args: &ServeArgs) -> Report {
+    blobs(&mut report, args).await;
     let mail = &args.mail;
     if let Some(url) = &mail.amqp_url {
         let config = RabbitConfig {

@@ -1,13 +1,15 @@
 //! The storage side of the service, opened the same way by `serve` and every other
 //! subcommand: the database (migrated), the key store, the log, the codec and the command
-//! executor.
+//! executor; and the blob store `serve` keeps avatars in.
 
-use crate::config::StorageArgs;
+use crate::config::{BlobArgs, StorageArgs};
 use anyhow::Context;
 use commands::{EventCodec, Executor};
 use projections::{ProjectionRunner, Reactor};
+use std::path::Path;
 use std::sync::Arc;
-use store::{Backend, Database, EventLog};
+use store::s3::S3BlobStore;
+use store::{Backend, BlobStore, Database, EventLog, FolderBlobStore};
 use vault::{DataKeys, FieldSealer, MasterKey};
 
 /// The storage side of the service: database, log, keys, codec, and the executor every
@@ -81,6 +83,29 @@ impl Storage {
             .with_reactors(reactors),
         )
     }
+}
+
+/// The blob store `args` select: files under `<data_dir>/blobs`, or an S3 bucket every node
+/// shares (reached with the service's outbound client: no proxy from the environment, no
+/// redirect followed). Nothing is sent to S3 here; `accounts doctor` probes the bucket.
+pub fn open_blob_store(args: &BlobArgs, data_dir: &Path) -> anyhow::Result<Arc<dyn BlobStore>> {
+    let Some(settings) = args.s3_settings()? else {
+        return Ok(Arc::new(FolderBlobStore::new(data_dir.join("blobs"))));
+    };
+    let store = s3_blob_store(args, &settings)?;
+    tracing::info!(bucket = %store.bucket_url(), "blobs are kept in S3");
+    Ok(Arc::new(store))
+}
+
+/// The S3 store of `settings`, with the timeout of `args`.
+pub fn s3_blob_store(
+    args: &BlobArgs,
+    settings: &store::s3::S3Settings,
+) -> anyhow::Result<S3BlobStore> {
+    let client = crate::state::outbound_http_client().context("building the S3 client")?;
+    Ok(S3BlobStore::new(settings, client)
+        .context("--blob-store s3")?
+        .with_timeout(args.blob_s3_timeout))
 }
 
 /// The data keys, in their own store when one is configured (or, embedded, in

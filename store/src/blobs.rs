@@ -1,5 +1,6 @@
 //! Binary objects kept outside the log (avatars), behind a trait. The embedded default
-//! (and, on a shared volume, the PostgreSQL shape) keeps them as files in a folder.
+//! (and, on a shared volume, the PostgreSQL shape) keeps them as files in a folder;
+//! several nodes can share an S3 bucket instead ([`crate::s3::S3BlobStore`]).
 
 use async_trait::async_trait;
 use std::io;
@@ -29,16 +30,7 @@ impl FolderBlobStore {
     }
 
     fn path(&self, key: &str) -> io::Result<PathBuf> {
-        let valid = !key.is_empty()
-            && key.split('/').all(|segment| {
-                !segment.is_empty()
-                    && segment != "."
-                    && segment != ".."
-                    && segment
-                        .chars()
-                        .all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c))
-            });
-        if !valid {
+        if !valid_key(key) {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
                 "invalid blob key",
@@ -46,6 +38,21 @@ impl FolderBlobStore {
         }
         Ok(self.root.join(key))
     }
+}
+
+/// Whether `key` is a blob key every store accepts: `/`-separated segments of
+/// `[A-Za-z0-9_-.]`, none empty, `.` or `..` (so a key never climbs out of its folder, nor
+/// out of its bucket's path in a URL).
+pub(crate) fn valid_key(key: &str) -> bool {
+    !key.is_empty()
+        && key.split('/').all(|segment| {
+            !segment.is_empty()
+                && segment != "."
+                && segment != ".."
+                && segment
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c))
+        })
 }
 
 #[async_trait]

@@ -4,7 +4,8 @@
 //! stream with an expected revision, read a stream, read the whole log in global order from
 //! a position, and wait for new events. Backends: [`sqlite`] (the embedded default),
 //! [`postgres`], and [`memory`] for unit tests. [`Database`] opens either SQL database,
-//! applies the migrations and hands out the matching log.
+//! applies the migrations and hands out the matching log. Blobs (avatars) live beside the
+//! log in a [`BlobStore`]: a folder ([`FolderBlobStore`]) or an S3 bucket ([`s3`]).
 
 pub mod blobs;
 pub mod db;
@@ -14,6 +15,7 @@ pub mod error;
 pub mod log;
 pub mod memory;
 pub mod postgres;
+pub mod s3;
 pub mod sqlite;
 #[cfg(feature = "testkit")]
 pub mod testkit;

@@ -42,6 +42,7 @@ mod privacy;
 mod profile;
 mod reauth;
 mod rejections;
+mod s3;
 mod security;
 mod sessions;
 mod tokens;

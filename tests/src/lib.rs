@@ -17,6 +17,7 @@ use uuid::Uuid;
 
 pub mod mail;
 mod raw;
+pub mod s3;
 
 pub use raw::post_unread;
 

@@ -1,10 +1,10 @@
-//! `Debug` of the configuration without its secrets: the master key and the webhook secret
-//! are left out, and URLs that may carry credentials (`DATABASE_URL`,
-//! `ACCOUNTS_KEY_DATABASE_URL`, `AMQP_URL`, `SMTP_URL`) lose their password and query. Each
-//! impl destructures its struct, so a field added later does not compile until it is
-//! listed here.
+//! `Debug` of the configuration without its secrets: the master key, the webhook secret and
+//! the S3 access keys are left out, and URLs that may carry credentials (`DATABASE_URL`,
+//! `ACCOUNTS_KEY_DATABASE_URL`, `AMQP_URL`, `SMTP_URL`, `ACCOUNTS_BLOB_S3_ENDPOINT`) lose
+//! their password and query. Each impl destructures its struct, so a field added later does
+//! not compile until it is listed here.
 
-use super::{MailArgs, ServeArgs, StorageArgs};
+use super::{BlobArgs, MailArgs, ServeArgs, StorageArgs};
 use std::fmt;
 
 /// Shown in place of a secret that is set.
@@ -59,6 +59,34 @@ impl fmt::Debug for StorageArgs {
     }
 }
 
+impl fmt::Debug for BlobArgs {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let Self {
+            blob_store,
+            blob_s3_endpoint,
+            blob_s3_region,
+            blob_s3_bucket,
+            blob_s3_access_key_id,
+            blob_s3_secret_access_key,
+            blob_s3_force_path_style,
+            blob_s3_timeout,
+        } = self;
+        f.debug_struct("BlobArgs")
+            .field("blob_store", blob_store)
+            .field("blob_s3_endpoint", &url(blob_s3_endpoint))
+            .field("blob_s3_region", blob_s3_region)
+            .field("blob_s3_bucket", blob_s3_bucket)
+            .field("blob_s3_access_key_id", &secret(blob_s3_access_key_id))
+            .field(
+                "blob_s3_secret_access_key",
+                &secret(blob_s3_secret_access_key),
+            )
+            .field("blob_s3_force_path_style", blob_s3_force_path_style)
+            .field("blob_s3_timeout", blob_s3_timeout)
+            .finish()
+    }
+}
+
 impl fmt::Debug for MailArgs {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let Self {
@@ -93,6 +121,7 @@ impl fmt::Debug for ServeArgs {
         let Self {
             listen,
             storage,
+            blobs,
             session_ttl,
             session_idle_timeout,
             reauthentication_window,
@@ -116,6 +145,7 @@ impl fmt::Debug for ServeArgs {
         f.debug_struct("ServeArgs")
             .field("listen", listen)
             .field("storage", storage)
+            .field("blobs", blobs)
             .field("session_ttl", session_ttl)
             .field("session_idle_timeout", session_idle_timeout)
             .field("reauthentication_window", reauthentication_window)
@@ -189,6 +219,16 @@ mod tests {
             "smtp://mail:smtp-s3cret@relay:587",
             "--payments-webhook-secret",
             "whsec_webhook-s3cret",
+            "--blob-store",
+            "s3",
+            "--blob-s3-endpoint",
+            "https://objects.example:9000",
+            "--blob-s3-bucket",
+            "avatars",
+            "--blob-s3-access-key-id",
+            "AKIA-blob-s3cret-id",
+            "--blob-s3-secret-access-key",
+            "blob-s3cret-key",
         ])
         .unwrap();
         let shown = format!("{cli:?} {cli:#?}");
@@ -199,6 +239,7 @@ mod tests {
             "amqp-s3cret",
             "smtp-s3cret",
             "webhook-s3cret",
+            "blob-s3cret",
         ] {
             assert!(!shown.contains(secret), "{secret} shown in {shown}");
         }
@@ -207,6 +248,14 @@ mod tests {
             "{shown}"
         );
         assert!(shown.contains("master_key: Some(\"<hidden>\")"), "{shown}");
+        assert!(
+            shown.contains("blob_s3_secret_access_key: Some(\"<hidden>\")"),
+            "{shown}"
+        );
+        assert!(
+            shown.contains("https://objects.example:9000") && shown.contains("avatars"),
+            "{shown}"
+        );
     }
 
     /// `--help` prints the value of a flag's variable when it is set, unless told not to:
@@ -239,6 +288,8 @@ mod tests {
             "AMQP_URL",
             "SMTP_URL",
             "ACCOUNTS_PAYMENTS_WEBHOOK_SECRET",
+            "ACCOUNTS_BLOB_S3_ACCESS_KEY_ID",
+            "ACCOUNTS_BLOB_S3_SECRET_ACCESS_KEY",
         ] {
             assert!(checked.iter().any(|c| c == env), "{env} checked");
         }

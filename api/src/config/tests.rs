@@ -115,3 +115,51 @@ fn help_says_what_the_program_is_and_shows_examples() {
     assert_eq!(version.kind(), clap::error::ErrorKind::DisplayVersion);
     assert!(version.to_string().contains(env!("CARGO_PKG_VERSION")));
 }
+
+#[test]
+fn blobs_stay_in_the_folder_unless_s3_is_chosen_with_all_it_needs() {
+    let parse = |extra: &[&str]| {
+        let mut args = vec!["accounts", "serve"];
+        args.extend(extra);
+        let Some(Command::Serve(serve)) = Cli::try_parse_from(args).unwrap().command else {
+            panic!()
+        };
+        serve.blobs
+    };
+    if std::env::vars().any(|(name, _)| name.starts_with("ACCOUNTS_BLOB_")) {
+        return;
+    }
+    assert_eq!(parse(&[]).blob_store, BlobStoreKind::Folder);
+    assert!(parse(&[]).s3_settings().unwrap().is_none());
+
+    let missing = parse(&["--blob-store", "s3", "--blob-s3-bucket", "avatars"])
+        .s3_settings()
+        .unwrap_err();
+    assert!(
+        missing.to_string().contains("--blob-s3-access-key-id"),
+        "{missing}"
+    );
+
+    let settings = parse(&[
+        "--blob-store",
+        "s3",
+        "--blob-s3-endpoint",
+        "http://127.0.0.1:9000",
+        "--blob-s3-bucket",
+        "avatars",
+        "--blob-s3-access-key-id",
+        "AKID",
+        "--blob-s3-secret-access-key",
+        "secret",
+        "--blob-s3-force-path-style",
+    ])
+    .s3_settings()
+    .unwrap()
+    .expect("S3 settings");
+    assert_eq!(settings.endpoint.as_deref(), Some("http://127.0.0.1:9000"));
+    assert_eq!(settings.region, "us-east-1");
+    assert_eq!(settings.bucket, "avatars");
+    assert_eq!(settings.access_key_id, "AKID");
+    assert_eq!(settings.secret_access_key, "secret");
+    assert!(settings.force_path_style);
+}
