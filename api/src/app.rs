@@ -296,6 +296,11 @@ impl App {
         }
         tasks.push(tokio::spawn(purge_idempotency_keys(
             state.clone(),
+            stopping.clone(),
+        )));
+        tasks.push(tokio::spawn(reprobe_storage(
+            state.clone(),
+            serve.storage_probe_interval,
             stopping,
         )));
         Ok(Self {
@@ -380,6 +385,19 @@ async fn purge_idempotency_keys(state: AppState, mut stopping: watch::Receiver<b
         tokio::select! {
             () = tokio::time::sleep(Duration::from_secs(3600)) => {}
             _ = stopping.changed() => break,
+        }
+    }
+}
+
+/// Probes the workspaces' external storage every `interval`.
+async fn reprobe_storage(state: AppState, interval: Duration, mut stopping: watch::Receiver<bool>) {
+    loop {
+        tokio::select! {
+            () = tokio::time::sleep(interval) => {}
+            _ = stopping.changed() => break,
+        }
+        if let Err(error) = routes::storage::reprobe_all(&state).await {
+            tracing::warn!(%error, "could not probe the workspaces' storage");
         }
     }
 }

@@ -506,6 +506,10 @@ pub struct ServeArgs {
     #[arg(long, env = "ACCOUNTS_SCHEDULER_INTERVAL", default_value = "30s", value_parser = humantime::parse_duration)]
     pub scheduler_interval: Duration,
 
+    /// How often workspaces' external storage is probed again.
+    #[arg(long, env = "ACCOUNTS_STORAGE_PROBE_INTERVAL", default_value = "1h", value_parser = humantime::parse_duration)]
+    pub storage_probe_interval: Duration,
+
     /// E-mail.
     #[command(flatten)]
     pub mail: MailArgs,
@@ -545,6 +549,7 @@ impl Default for ServeArgs {
             payments_webhook_secret: None,
             hold_timeout: Duration::from_secs(3600),
             scheduler_interval: Duration::from_secs(30),
+            storage_probe_interval: Duration::from_secs(3600),
             mail: MailArgs::default(),
             limits: crate::limits::LimitArgs::default(),
         }

@@ -45,7 +45,7 @@ const TABLES: &[Table] = &[
             region           TEXT,
             endpoint         TEXT,
             access_key_hint  TEXT,
-            force_path_style BOOLEAN NOT NULL,
+            force_path_style BIGINT NOT NULL,
             last_checked_at  BIGINT,
             problem          TEXT,
             problem_since    BIGINT
@@ -124,7 +124,7 @@ impl Projector for WorkspacesProjector {
                 sqlx::query(&format!(
                     "INSERT INTO {w} (workspace_id, name, created_at, studio, studio_version, \
                      storage_state, force_path_style) VALUES ($1, $2, $3, '{{}}', 0, 'managed', \
-                     FALSE) ON CONFLICT (workspace_id) DO NOTHING"
+                     0) ON CONFLICT (workspace_id) DO NOTHING"
                 ))
                 .bind(&ws)
                 .bind(self.sealer.seal_text(id, NAME, name).await?)
@@ -260,7 +260,7 @@ impl Projector for WorkspacesProjector {
                 .bind(region.as_str())
                 .bind(endpoint.as_deref())
                 .bind(access_key_hint.as_str())
-                .bind(*force_path_style)
+                .bind(i64::from(*force_path_style))
                 .bind(at.unix_micros())
                 .bind(&ws)
                 .execute(&mut *conn)
@@ -269,7 +269,7 @@ impl Projector for WorkspacesProjector {
             E::StorageReset { .. } => {
                 sqlx::query(&format!(
                     "UPDATE {w} SET storage_state = 'managed', bucket = NULL, region = NULL, \
-                     endpoint = NULL, access_key_hint = NULL, force_path_style = FALSE, \
+                     endpoint = NULL, access_key_hint = NULL, force_path_style = 0, \
                      last_checked_at = NULL, problem = NULL, problem_since = NULL \
                      WHERE workspace_id = $1"
                 ))

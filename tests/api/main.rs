@@ -46,4 +46,5 @@ mod s3;
 mod security;
 mod sessions;
 mod tokens;
+mod workspace_settings;
 mod workspaces;

@@ -8,7 +8,7 @@ use std::time::Duration;
 use store::Backend;
 use tests::{PASSWORD, Session, TestApp, error_code, json_body, spawn_app};
 
-async fn send(
+pub(crate) async fn send(
     app: &TestApp,
     method: Method,
     path: &str,
@@ -22,7 +22,7 @@ async fn send(
         .unwrap()
 }
 
-async fn create(app: &TestApp, owner: &Session, name: &str) -> String {
+pub(crate) async fn create(app: &TestApp, owner: &Session, name: &str) -> String {
     let response = app
         .post("/workspaces", Some(&owner.token), &json!({"name": name}))
         .await;
@@ -82,7 +82,7 @@ async fn invite(
 }
 
 /// `email` (of `session`) joins `ws` as `role` through an e-mailed link.
-async fn join(
+pub(crate) async fn join(
     app: &TestApp,
     ws: &str,
     admin: &Session,

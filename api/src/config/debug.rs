@@ -139,6 +139,7 @@ impl fmt::Debug for ServeArgs {
             payments_webhook_secret,
             hold_timeout,
             scheduler_interval,
+            storage_probe_interval,
             mail,
             limits,
         } = self;
@@ -163,6 +164,7 @@ impl fmt::Debug for ServeArgs {
             .field("payments_webhook_secret", &secret(payments_webhook_secret))
             .field("hold_timeout", hold_timeout)
             .field("scheduler_interval", scheduler_interval)
+            .field("storage_probe_interval", storage_probe_interval)
             .field("mail", mail)
             .field("limits", limits)
             .finish()

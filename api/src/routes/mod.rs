@@ -19,6 +19,7 @@ pub mod public_api;
 pub mod sandbox;
 pub mod security;
 pub mod sessions;
+pub mod storage;
 pub mod studio;
 pub mod token_views;
 pub mod tokens;
@@ -59,6 +60,7 @@ pub fn routes(state: &AppState) -> Routes {
         .merge(workspaces::router())
         .merge(invitations::router())
         .merge(studio::router())
+        .merge(storage::router())
         .merge(public_api::router(state.clone()))
         .merge(ops::router())
         .merge(docs::router());

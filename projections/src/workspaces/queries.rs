@@ -170,7 +170,7 @@ pub async fn workspace(
             region: row.try_get("region")?,
             endpoint: row.try_get("endpoint")?,
             access_key_hint: row.try_get("access_key_hint")?,
-            force_path_style: row.try_get("force_path_style")?,
+            force_path_style: row.try_get::<i64, _>("force_path_style")? != 0,
             last_checked_at: at("last_checked_at")?,
             problem: row.try_get("problem")?,
             problem_since: at("problem_since")?,
