@@ -47,6 +47,12 @@ pub enum ApiError {
     /// 409: conflicts with the current state.
     #[error("{1}")]
     Conflict(&'static str, String),
+    /// 412: the version the client read is stale.
+    #[error("{1}")]
+    PreconditionFailed(&'static str, String),
+    /// 428: the request must say which version it read.
+    #[error("{1}")]
+    PreconditionRequired(&'static str, String),
     /// 410: no longer available.
     #[error("{1}")]
     Gone(&'static str, String),
@@ -98,6 +104,8 @@ impl ApiError {
             Self::Unauthorized(code, _) => (StatusCode::UNAUTHORIZED, code),
             Self::Forbidden(code, _) => (StatusCode::FORBIDDEN, code),
             Self::NotFound(code, _) => (StatusCode::NOT_FOUND, code),
+            Self::PreconditionFailed(code, _) => (StatusCode::PRECONDITION_FAILED, code),
+            Self::PreconditionRequired(code, _) => (StatusCode::PRECONDITION_REQUIRED, code),
             Self::Conflict(code, _) => (StatusCode::CONFLICT, code),
             Self::Gone(code, _) => (StatusCode::GONE, code),
             Self::BadGateway(code, _) => (StatusCode::BAD_GATEWAY, code),
@@ -231,6 +239,7 @@ impl From<CommandError> for ApiError {
                 Rejection::Invalid if code == "exceeds_hold" => Self::Conflict(code, message),
                 Rejection::NotFound => Self::NotFound(code, message),
                 Rejection::Forbidden => Self::Forbidden(code, message),
+                Rejection::PreconditionFailed => Self::PreconditionFailed(code, message),
                 Rejection::Conflict => Self::Conflict(code, message),
                 Rejection::Invalid => Self::Unprocessable(code, message),
                 Rejection::Gone => Self::Gone(code, message),

@@ -98,6 +98,8 @@ pub enum Rejection {
     NotFound,
     /// The caller's role does not allow it (403).
     Forbidden,
+    /// The version the caller read is no longer current (412).
+    PreconditionFailed,
     /// It conflicts with the current state (409).
     Conflict,
     /// The request is invalid (422).

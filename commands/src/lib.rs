@@ -15,6 +15,7 @@ pub mod billing;
 pub mod clock;
 pub mod codec;
 pub mod credits;
+pub mod editor_preferences;
 pub mod error;
 pub mod executor;
 pub mod idempotency;

@@ -14,6 +14,7 @@ pub mod activity;
 pub mod catalog;
 pub mod checkout;
 pub mod credits;
+pub mod editor_preferences;
 pub mod email;
 pub mod event;
 pub mod ids;
@@ -70,6 +71,8 @@ event::catalogue::catalogue! {
     Preferences => Preferences(notifications::PreferencesEvent),
     /// `workspace-<uuid>`: a workspace, its members, invitations and settings.
     Workspace => Workspace(workspace::WorkspaceEvent),
+    /// `editorprefs-<account uuid>`: editor preferences.
+    EditorPreferences => EditorPreferences(editor_preferences::EditorPreferencesEvent),
 }
 
 /// An event-sourced aggregate: its state is the fold of its events.

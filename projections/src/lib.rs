@@ -14,6 +14,7 @@ pub mod accounts;
 pub mod billing;
 pub mod checkpoints;
 pub mod credits;
+pub mod editor_preferences;
 pub mod operator_tokens;
 pub mod page;
 pub mod rebuild;
@@ -46,6 +47,7 @@ pub fn all(sealer: &FieldSealer) -> Vec<Arc<dyn Projector>> {
         Arc::new(access_tokens::AccessTokensProjector),
         Arc::new(access_tokens::TokenUsageProjector::new(sealer.clone())),
         Arc::new(workspaces::WorkspacesProjector::new(sealer.clone())),
+        Arc::new(editor_preferences::EditorPreferencesProjector),
     ]
 }
 
@@ -90,6 +92,8 @@ followers! {
     TokenUsage => "token_usage",
     /// Read model: workspaces, members and invitations ([`crate::workspaces`]).
     Workspaces => "workspaces",
+    /// Read model: editor preferences and their history ([`crate::editor_preferences`]).
+    EditorPreferences => "editor_preferences",
     /// Reactor: erases a deleted account (in `workers`).
     AccountErasure => "account-erasure",
     /// Reactor: invoices, charges and credits that billing events cause (in `workers`).

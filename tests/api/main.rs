@@ -24,6 +24,7 @@ mod billing;
 mod credits;
 mod deletion;
 mod doctor;
+mod editor_preferences;
 mod erasure;
 mod hardening;
 mod idempotency;

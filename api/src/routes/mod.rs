@@ -6,6 +6,7 @@ pub mod billing;
 pub mod claims;
 pub mod credits;
 pub mod docs;
+pub mod editor_preferences;
 pub mod entitlements;
 pub mod generations;
 pub mod invitations;
@@ -61,6 +62,7 @@ pub fn routes(state: &AppState) -> Routes {
         .merge(invitations::router())
         .merge(studio::router())
         .merge(storage::router())
+        .merge(editor_preferences::router())
         .merge(public_api::router(state.clone()))
         .merge(ops::router())
         .merge(docs::router());

@@ -1,5 +1,7 @@
-//! One sample of every workspace event; personal fields hold distinctive strings.
+//! One sample of every workspace and editor-preference event; personal fields hold
+//! distinctive strings.
 
+use domain::editor_preferences::EditorPreferencesEvent;
 use domain::workspace::{Role, SettingValues, WorkspaceEvent};
 use domain::{AccountId, DomainEvent, Timestamp};
 use uuid::Uuid;
@@ -123,5 +125,25 @@ pub fn all() -> Vec<DomainEvent> {
             at: at(115),
         },
     ];
-    events.into_iter().map(DomainEvent::from).collect()
+    let mut all: Vec<DomainEvent> = events.into_iter().map(DomainEvent::from).collect();
+    all.extend(
+        [
+            EditorPreferencesEvent::EditorPreferencesSet {
+                set: SettingValues(
+                    [("theme".to_owned(), serde_json::json!("dark"))]
+                        .into_iter()
+                        .collect(),
+                ),
+                schema_version: 3,
+                at: at(120),
+            },
+            EditorPreferencesEvent::EditorPreferencesReset {
+                keys: vec!["theme".into()],
+                at: at(121),
+            },
+        ]
+        .into_iter()
+        .map(DomainEvent::from),
+    );
+    all
 }
