@@ -20,6 +20,7 @@ pub mod rebuild;
 pub mod reconciliation;
 pub mod runner;
 pub mod schema;
+pub mod seats;
 pub mod sessions;
 pub mod visibility;
 

@@ -24,6 +24,7 @@ mod billing;
 mod credits;
 mod deletion;
 mod doctor;
+mod entitlements;
 mod erasure;
 mod hardening;
 mod idempotency;

@@ -115,3 +115,32 @@ fn help_says_what_the_program_is_and_shows_examples() {
     assert_eq!(version.kind(), clap::error::ErrorKind::DisplayVersion);
     assert!(version.to_string().contains(env!("CARGO_PKG_VERSION")));
 }
+
+#[test]
+fn the_deployment_narrows_api_access_with_two_flags() {
+    if std::env::var_os("ACCOUNTS_API_ACCESS").is_some()
+        || std::env::var_os("ACCOUNTS_API_SCOPES").is_some()
+    {
+        return;
+    }
+    let parse = |extra: &[&str]| {
+        let mut args = vec!["accounts", "serve"];
+        args.extend(extra);
+        Cli::try_parse_from(args).map(|cli| match cli.command {
+            Some(Command::Serve(serve)) => serve.api_policy(),
+            _ => panic!(),
+        })
+    };
+    assert_eq!(parse(&[]).unwrap(), ApiPolicy::default());
+    assert_eq!(ServeArgs::default().api_policy(), ApiPolicy::default());
+    assert!(!parse(&["--api-access", "off"]).unwrap().access);
+    assert_eq!(
+        parse(&["--api-scopes", "credits:read,usage:read"])
+            .unwrap()
+            .scopes,
+        Some(vec![Scope::CreditsRead, Scope::UsageRead])
+    );
+    let unknown = parse(&["--api-scopes", "credits:read,credits:write"]).unwrap_err();
+    assert!(unknown.to_string().contains("credits:write"), "{unknown}");
+    assert!(parse(&["--api-access", "maybe"]).is_err());
+}

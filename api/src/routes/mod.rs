@@ -6,6 +6,7 @@ pub mod billing;
 pub mod claims;
 pub mod credits;
 pub mod docs;
+pub mod entitlements;
 pub mod generations;
 pub mod me;
 pub mod notifications;
@@ -47,6 +48,7 @@ pub fn routes(state: &AppState) -> Routes {
         .merge(credits::router())
         .merge(generations::router())
         .merge(billing::router())
+        .merge(entitlements::router())
         .merge(claims::router())
         .merge(payments::router())
         .merge(operators::router())
