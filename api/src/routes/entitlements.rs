@@ -67,7 +67,8 @@ pub async fn entitlements(
     session: CurrentSession,
 ) -> Result<Json<EntitlementsView>, ApiError> {
     let entitled = entitlements_of(&core, &payments, session.account_id).await?;
-    let used = projections::seats::seats_used(&core.db, session.account_id).await?;
+    let used =
+        projections::seats::seats_used(&core.db, session.account_id, core.clock.now()).await?;
     Ok(Json(EntitlementsView {
         plan: entitled.plan,
         seats: SeatsView {
