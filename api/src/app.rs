@@ -103,7 +103,9 @@ impl App {
             throttle,
         } = options;
         let storage = Storage::open(&serve.storage).await?;
-        let catalog = Arc::new(load_catalog(serve.catalog.as_deref())?);
+        // The deployment's narrowing of API access applies to every plan's entitlements.
+        let catalog =
+            Arc::new(load_catalog(serve.catalog.as_deref())?.with_api_policy(serve.api_policy()));
         let payments_provider = serve.payments_provider();
         let provider = crate::payments::provider(payments_provider);
         let limits = &serve.limits;
@@ -424,5 +426,21 @@ mod tests {
         .unwrap();
         assert!(load_catalog(Some(&path)).is_err());
         std::fs::remove_file(path).unwrap();
+    }
+
+    #[test]
+    fn a_catalog_naming_an_unknown_scope_is_refused_saying_which() {
+        let path = std::env::temp_dir().join(format!("catalog-{}.toml", uuid::Uuid::new_v4()));
+        std::fs::write(
+            &path,
+            "currency = \"EUR\"\n[free]\nscopes = [\"credits:read\", \"credits:write\"]\n",
+        )
+        .unwrap();
+        let error = format!("{:#}", load_catalog(Some(&path)).unwrap_err());
+        std::fs::remove_file(path).unwrap();
+        assert!(
+            error.contains("credits:write") && error.contains("usage:read"),
+            "{error}"
+        );
     }
 }

@@ -4,6 +4,8 @@
 mod debug;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use domain::access_token::Scope;
+use domain::catalog::ApiPolicy;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -481,6 +483,17 @@ pub struct ServeArgs {
     #[arg(long, env = "ACCOUNTS_CATALOG")]
     pub catalog: Option<PathBuf>,
 
+    /// `off` takes the public API from every account, whatever its plan: API tokens cannot
+    /// be created (403 `api_access_disabled`) and existing ones are refused on `/api/v1`
+    /// (still listed). CLI tokens are not API tokens and keep working.
+    #[arg(long, env = "ACCOUNTS_API_ACCESS", value_enum, default_value_t = Switch::On)]
+    pub api_access: Switch,
+
+    /// The only scopes API tokens may have, comma-separated (e.g.
+    /// `credits:read,usage:read`), intersected with each plan's; every scope when omitted.
+    #[arg(long, env = "ACCOUNTS_API_SCOPES", value_delimiter = ',', value_parser = parse_scope)]
+    pub api_scopes: Option<Vec<Scope>>,
+
     /// The service's public base URL, for links such as checkout pages and e-mails. When
     /// omitted, links shown to a caller are built from that request's Host header (never
     /// an outbound request, nor a link sent to anyone else).
@@ -544,6 +557,8 @@ impl Default for ServeArgs {
             hash_concurrency: 0,
             request_timeout: Duration::from_secs(30),
             catalog: None,
+            api_access: Switch::On,
+            api_scopes: None,
             public_url: None,
             payments_provider: None,
             payments_webhook_secret: None,
@@ -556,6 +571,25 @@ impl Default for ServeArgs {
     }
 }
 
+/// A feature turned `on` or `off`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Switch {
+    /// On.
+    On,
+    /// Off.
+    Off,
+}
+
+/// A scope named on the command line.
+fn parse_scope(name: &str) -> Result<Scope, String> {
+    Scope::parse(name.trim()).ok_or_else(|| {
+        format!(
+            "unknown scope {name:?}; known: {}",
+            Scope::ALL.map(Scope::as_str).join(", ")
+        )
+    })
+}
+
 /// `--payments-provider`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum PaymentsProvider {
@@ -566,6 +600,15 @@ pub enum PaymentsProvider {
 }
 
 impl ServeArgs {
+    /// What the deployment allows of the public API (`--api-access`, `--api-scopes`),
+    /// applied to every plan of the catalog.
+    pub fn api_policy(&self) -> ApiPolicy {
+        ApiPolicy {
+            access: self.api_access == Switch::On,
+            scopes: self.api_scopes.clone(),
+        }
+    }
+
     /// The payment provider to run: as configured, else the sandbox on the embedded
     /// default only.
     pub fn payments_provider(&self) -> PaymentsProvider {

@@ -52,7 +52,7 @@ use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouter, UtoipaMethodRouterE
         (name = "sessions", description = "Signed-in devices"),
         (name = "security", description = "Two-factor authentication and re-authentication"),
         (name = "credits", description = "Balance, generations, purchases and claims"),
-        (name = "billing", description = "Plans, subscription, invoices and payments"),
+        (name = "billing", description = "Plans and their entitlements, subscription, invoices and payments"),
         (name = "sandbox", description = "The sandbox payment provider's pages, served by this service in the embedded default"),
         (name = "admin", description = "Operator reports (operator tokens only)"),
         (name = "notifications", description = "E-mail preferences and one-click unsubscribe"),

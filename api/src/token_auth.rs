@@ -6,6 +6,12 @@
 //! prefix (checked, with the checksum, before any look-up) and only tokens whose stored
 //! kind belongs to that family. Session and operator tokens are refused here, and these
 //! tokens are refused by the session and operator extractors (their prefixes differ).
+//!
+//! An API token works only while its account's entitlements include API access and the
+//! scope the route needs: the plan in force comes with the token from its one look-up
+//! (the token read model keeps it), and the catalog with the deployment's narrowing is in
+//! memory, so this costs no round trip and a flag applies from the process's start. CLI
+//! tokens are not API tokens: entitlements do not concern them.
 
 use crate::error::ApiError;
 use crate::extract::{AccountSlot, ClientInfo, bearer_token};
@@ -60,12 +66,22 @@ pub async fn live_token(
     Ok(presented)
 }
 
+/// 403 `api_access_disabled`: the account's plan, or the deployment, leaves out the public
+/// API (creating an API token, or using one on `/api/v1`).
+pub fn api_access_disabled() -> ApiError {
+    ApiError::Forbidden(
+        "api_access_disabled",
+        "API access is not included in this account's plan, or is turned off for this deployment"
+            .into(),
+    )
+}
+
 /// The token a request presented, checked ([`live_token`]) and within its rate limit.
 async fn authenticate(
     parts: &mut Parts,
     state: &AppState,
     family: TokenFamily,
-) -> Result<(AccountId, Uuid, TokenKind, Vec<Scope>), ApiError> {
+) -> Result<PresentedToken, ApiError> {
     let expected = match family {
         TokenFamily::Api => "an API token (vsk_…)",
         TokenFamily::Cli => "a CLI token (vcli_…)",
@@ -90,12 +106,7 @@ async fn authenticate(
         .check(&presented.token_id.to_string())
         .await?
         .map_err(ApiError::TooManyRequests)?;
-    Ok((
-        presented.account_id,
-        presented.token_id,
-        presented.kind,
-        presented.scopes,
-    ))
+    Ok(presented)
 }
 
 /// The scope an `/api/v1` route requires, as a type.
@@ -146,17 +157,33 @@ impl<S: RequiredScope> FromRequestParts<AppState> for ApiCaller<S> {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let (account_id, token_id, _, scopes) =
-            authenticate(parts, state, TokenFamily::Api).await?;
-        if !scopes.contains(&S::SCOPE) {
+        let token = authenticate(parts, state, TokenFamily::Api).await?;
+        let entitlements = state
+            .payments
+            .billing
+            .catalog()
+            .entitlements(token.plan.as_deref());
+        if !entitlements.api_access {
+            return Err(api_access_disabled());
+        }
+        if !token.scopes.contains(&S::SCOPE) {
             return Err(ApiError::Forbidden(
                 "insufficient_scope",
                 format!("this token lacks the scope {}", S::SCOPE.as_str()),
             ));
         }
+        if !entitlements.offers(S::SCOPE) {
+            return Err(ApiError::Forbidden(
+                "insufficient_scope",
+                format!(
+                    "the scope {} is no longer offered to this account (its plan or this deployment)",
+                    S::SCOPE.as_str()
+                ),
+            ));
+        }
         Ok(Self {
-            account_id,
-            token_id,
+            account_id: token.account_id,
+            token_id: token.token_id,
             _scope: PhantomData,
         })
     }
@@ -177,11 +204,11 @@ impl FromRequestParts<AppState> for CliCaller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let (account_id, token_id, kind, _) = authenticate(parts, state, TokenFamily::Cli).await?;
+        let token = authenticate(parts, state, TokenFamily::Cli).await?;
         Ok(Self {
-            account_id,
-            token_id,
-            kind,
+            account_id: token.account_id,
+            token_id: token.token_id,
+            kind: token.kind,
         })
     }
 }

@@ -29,11 +29,13 @@ impl From<WorkspaceError> for CommandError {
             E::SeatsFull(_) => (Rejection::Conflict, "seats_full"),
             E::NoSuchMember => (Rejection::NotFound, "member_not_found"),
             E::NoSuchInvitation => (Rejection::NotFound, "invitation_not_found"),
-            E::LinkInvalid => (Rejection::Gone, "invitation_invalid"),
+            // Made-up, used, revoked, replaced: not a live link.
+            E::LinkInvalid => (Rejection::NotFound, "invitation_invalid"),
             E::LinkExpired => (Rejection::Gone, "invitation_expired"),
             E::OtherAddress => (Rejection::Forbidden, "invitation_for_another_address"),
             E::AlreadyMember => (Rejection::Conflict, "already_member"),
-            E::ConfirmMismatch => (Rejection::Invalid, "confirmation_mismatch"),
+            // The name it must match is the workspace's current state.
+            E::ConfirmMismatch => (Rejection::Conflict, "confirmation_mismatch"),
             E::Invalid { field, message } => return CommandError::Invalid { field, message },
         };
         CommandError::rejected(kind, code, message)

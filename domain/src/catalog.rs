@@ -1,8 +1,13 @@
-//! The catalog of credit packs, subscription plans and claimable offers, and the seller
-//! named on invoices, loaded from the configuration file shipped with the service
-//! (`config/catalog.toml`).
+//! The catalog of credit packs, subscription plans and claimable offers, the seller named
+//! on invoices, and what each plan (and a free account) is entitled to ([`entitlements`]),
+//! loaded from the configuration file shipped with the service (`config/catalog.toml`).
+
+mod entitlements;
+
+pub use entitlements::{ApiPolicy, Entitlements, FreeTier};
 
 use crate::Timestamp;
+use crate::access_token::Scope;
 use crate::credits::SourceKind;
 use crate::invoice::Seller;
 use crate::money::Money;
@@ -26,6 +31,13 @@ pub struct Catalog {
     /// Who issues the invoices, and the tax the prices include.
     #[serde(default)]
     pub seller: Option<Seller>,
+    /// What an account without a plan is entitled to (`[free]`).
+    #[serde(default)]
+    pub free: FreeTier,
+    /// What the deployment allows of the public API whatever the plan (`--api-access`,
+    /// `--api-scopes`); not part of the file, set with [`Catalog::with_api_policy`].
+    #[serde(skip)]
+    pub api_policy: ApiPolicy,
 }
 
 /// A pack of credits bought once.
@@ -41,8 +53,10 @@ pub struct CreditPack {
     pub price: i64,
 }
 
-/// A subscription plan.
+/// A subscription plan. An unknown key is refused, so that a mistyped entitlement
+/// (`api_acces = false`) cannot pass unnoticed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Plan {
     /// Stable id, e.g. `creator`.
     pub id: String,
@@ -56,6 +70,16 @@ pub struct Plan {
     pub period_days: u32,
     /// Higher ranks are upgrades.
     pub rank: u32,
+    /// Member seats: members plus pending invitations of the workspaces the subscriber
+    /// owns (1 when omitted).
+    #[serde(default = "entitlements::one_seat")]
+    pub seats: u32,
+    /// Whether the plan includes the public API (API tokens, `/api/v1`); on when omitted.
+    #[serde(default = "entitlements::on")]
+    pub api_access: bool,
+    /// The scopes API tokens may have on this plan; every scope when omitted.
+    #[serde(default)]
+    pub scopes: Option<Vec<Scope>>,
 }
 
 impl Plan {
@@ -108,7 +132,8 @@ pub struct ClaimOffer {
 }
 
 impl Catalog {
-    /// Checks ids are unique, amounts positive, and currencies consistent.
+    /// Checks ids are unique, amounts positive, currencies consistent, and that whatever
+    /// offers API access offers a scope.
     pub fn validate(&self) -> Result<(), String> {
         if self.currency.len() != 3 || !self.currency.chars().all(|c| c.is_ascii_uppercase()) {
             return Err(format!(
@@ -141,7 +166,7 @@ impl Catalog {
         if let Some(c) = self.claims.iter().find(|c| c.credits == 0) {
             return Err(format!("claim {} grants no credits", c.id));
         }
-        Ok(())
+        entitlements::validate(self)
     }
 
     /// A pack by id.

@@ -108,6 +108,36 @@ pub enum SubscriptionEvent {
     },
 }
 
+/// How an event changes the plan in force, the one whose entitlements the account has.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PlanInForce<'a> {
+    /// From now on, this plan.
+    Now(&'a str),
+    /// No plan any more: the subscription ended (the account is free again).
+    Ended,
+    /// As before.
+    Unchanged,
+}
+
+impl SubscriptionEvent {
+    /// How this event changes the plan in force. A plan starts, renews into its next plan
+    /// (a scheduled downgrade takes effect then) or is upgraded at once; it ends when a
+    /// cancelled period runs out or the account goes. Scheduling a change or a
+    /// cancellation changes nothing until the scheduler applies the period's end.
+    pub fn plan_in_force(&self) -> PlanInForce<'_> {
+        match self {
+            Self::SubscriptionStarted { terms, .. }
+            | Self::SubscriptionRenewed { terms, .. }
+            | Self::PlanUpgraded { terms, .. } => PlanInForce::Now(&terms.plan_id),
+            Self::SubscriptionEnded { .. } => PlanInForce::Ended,
+            Self::PlanChangeScheduled { .. }
+            | Self::PlanChangeCancelled { .. }
+            | Self::CancellationScheduled { .. }
+            | Self::SubscriptionResumed { .. } => PlanInForce::Unchanged,
+        }
+    }
+}
+
 /// What may be asked of a subscription.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SubscriptionCommand {

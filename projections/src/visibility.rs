@@ -19,7 +19,8 @@ pub enum Visibility {
     SessionsAndAccount,
     /// Subscription changes and completed purchases: the billing process reacts first
     /// (invoices, charges, allowance credits), then the credits and billing read models
-    /// show what it appended.
+    /// show what it appended, and the token read model the plan in force (API access on
+    /// `/api/v1` follows the plan).
     Billing,
     /// An account deleted: the erasure reactor finishes (subscription ended, address
     /// released, tokens revoked, key destroyed), then every read model holding the
@@ -35,7 +36,10 @@ impl Visibility {
         match self {
             Self::ReadModel(read_model) => (vec![read_model], &[]),
             Self::SessionsAndAccount => (vec![F::Sessions, F::Accounts], &[]),
-            Self::Billing => (vec![F::BillingProcess], &[F::Credits, F::Billing]),
+            Self::Billing => (
+                vec![F::BillingProcess],
+                &[F::Credits, F::Billing, F::AccessTokens],
+            ),
             Self::AccountDeletion => (
                 vec![F::AccountErasure],
                 &[

@@ -25,6 +25,7 @@ mod credits;
 mod deletion;
 mod doctor;
 mod editor_preferences;
+mod entitlements;
 mod erasure;
 mod hardening;
 mod idempotency;

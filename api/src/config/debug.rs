@@ -134,6 +134,8 @@ impl fmt::Debug for ServeArgs {
             hash_concurrency,
             request_timeout,
             catalog,
+            api_access,
+            api_scopes,
             public_url,
             payments_provider,
             payments_webhook_secret,
@@ -159,6 +161,8 @@ impl fmt::Debug for ServeArgs {
             .field("hash_concurrency", hash_concurrency)
             .field("request_timeout", request_timeout)
             .field("catalog", catalog)
+            .field("api_access", api_access)
+            .field("api_scopes", api_scopes)
             .field("public_url", public_url)
             .field("payments_provider", payments_provider)
             .field("payments_webhook_secret", &secret(payments_webhook_secret))

@@ -163,3 +163,32 @@ fn blobs_stay_in_the_folder_unless_s3_is_chosen_with_all_it_needs() {
     assert_eq!(settings.secret_access_key, "secret");
     assert!(settings.force_path_style);
 }
+
+#[test]
+fn the_deployment_narrows_api_access_with_two_flags() {
+    if std::env::var_os("ACCOUNTS_API_ACCESS").is_some()
+        || std::env::var_os("ACCOUNTS_API_SCOPES").is_some()
+    {
+        return;
+    }
+    let parse = |extra: &[&str]| {
+        let mut args = vec!["accounts", "serve"];
+        args.extend(extra);
+        Cli::try_parse_from(args).map(|cli| match cli.command {
+            Some(Command::Serve(serve)) => serve.api_policy(),
+            _ => panic!(),
+        })
+    };
+    assert_eq!(parse(&[]).unwrap(), ApiPolicy::default());
+    assert_eq!(ServeArgs::default().api_policy(), ApiPolicy::default());
+    assert!(!parse(&["--api-access", "off"]).unwrap().access);
+    assert_eq!(
+        parse(&["--api-scopes", "credits:read,usage:read"])
+            .unwrap()
+            .scopes,
+        Some(vec![Scope::CreditsRead, Scope::UsageRead])
+    );
+    let unknown = parse(&["--api-scopes", "credits:read,credits:write"]).unwrap_err();
+    assert!(unknown.to_string().contains("credits:write"), "{unknown}");
+    assert!(parse(&["--api-access", "maybe"]).is_err());
+}

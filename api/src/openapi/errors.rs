@@ -106,7 +106,8 @@ fn add_generic_errors(operation: &mut Operation, mutating: bool) {
         add(
             operation,
             403,
-            "`insufficient_scope`: the token lacks the scope this operation needs",
+            "`insufficient_scope`: the token lacks the scope this operation needs, or the account is no longer offered it; \
+             `api_access_disabled`: the account's plan or the deployment leaves out API access (the token stays listed, and works again when access returns)",
         );
     }
     if has(CLI_TOKEN) {

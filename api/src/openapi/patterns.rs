@@ -144,6 +144,27 @@ pub const PAGE_CURSOR: &str = r"^(?:[0-9]{1,19}-[0-9A-Za-z-]{1,64})?$";
 /// page.
 pub const HISTORY_CURSOR: &str = r"^[0-9]{0,19}$";
 
+/// A workspace's name: 1 to 80 characters once trimmed, no control characters
+/// (`domain::workspace`).
+pub const WORKSPACE_NAME: &str = concat!(
+    "^",
+    white_space!(),
+    "*",
+    visible!(),
+    r"(?:[^\x00-\x1f\x7f-\x9f]{0,78}",
+    visible!(),
+    ")?",
+    white_space!(),
+    "*$"
+);
+
+/// The token of an invitation link (`vault::InvitationLinks`): `inv_` and 64 bytes in
+/// base64url.
+pub const INVITATION_TOKEN: &str = r"^inv_[A-Za-z0-9_-]{86}$";
+
+/// An `If-Match` version: a number, quoted or not, weak or not.
+pub const IF_MATCH: &str = r#"^(?:W/)?"?[0-9]{1,19}"?$"#;
+
 /// Schemas of strings with these patterns, for `#[schema(schema_with = …)]`: attributes
 /// take only literals, and each pattern is written once, above.
 pub mod schemas {
@@ -254,6 +275,34 @@ pub mod schemas {
         string(
             super::HISTORY_CURSOR,
             "The `Next-Cursor` header of the previous page; absent or empty for the first page.",
+        )
+        .build()
+    }
+
+    /// A workspace's name.
+    pub fn workspace_name() -> Object {
+        string(
+            super::WORKSPACE_NAME,
+            "1 to 80 characters once trimmed, no control characters.",
+        )
+        .examples(["Northwind Studio"])
+        .build()
+    }
+
+    /// The token of an invitation link.
+    pub fn invitation_token() -> Object {
+        string(
+            super::INVITATION_TOKEN,
+            "The token of the invitation link (`inv_…`), from the e-mail.",
+        )
+        .build()
+    }
+
+    /// The version an `If-Match` header names.
+    pub fn if_match() -> Object {
+        string(
+            super::IF_MATCH,
+            "The version read: the `ETag` of the last read, e.g. `\"3\"`.",
         )
         .build()
     }

@@ -7,7 +7,7 @@
 use super::workspaces::role_in;
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{ApiJson, ApiPath, ApiQuery, CurrentSession, RequestContext};
-use crate::openapi::Routes;
+use crate::openapi::{Routes, patterns};
 use crate::pages::{PageQuery, next_cursor};
 use crate::settings_http::{SettingsView, patch, stored};
 use crate::state::{AppState, Core};
@@ -38,6 +38,15 @@ pub fn router() -> Routes {
         .routes(routes!(reset_preference))
         .routes(routes!(preferences_schema))
         .routes(routes!(preferences_history))
+}
+
+/// The `If-Match` header of a write.
+#[derive(Debug, utoipa::IntoParams)]
+#[into_params(parameter_in = Header)]
+pub struct IfMatchHeader {
+    /// The version read (the `ETag` of the last read).
+    #[param(rename = "If-Match", schema_with = patterns::schemas::if_match)]
+    pub if_match: String,
 }
 
 /// `?workspace_id=`: the workspace whose studio defaults apply.
@@ -156,7 +165,7 @@ async fn change(
 /// regardless of case, out-of-range values refused with the range, `null` resets, and
 /// `schema_version` migrates an older client's keys. `If-Match` names the version read.
 #[utoipa::path(patch, path = "/me/editor-preferences", tag = "editor", security(("session" = [])),
-    params(("If-Match" = String, Header, description = "The version read (the ETag)")),
+    params(IfMatchHeader),
     request_body(content = Object, description = "Preferences to change, e.g. `{\"theme\": \"Dark\"}`"),
     responses((status = 200, body = PreferencesView),
         (status = 400, description = "`invalid_if_match`", body = ErrorBody),
@@ -186,7 +195,7 @@ pub struct KeyPath {
 
 /// Puts one preference back to its default (a reset, recorded as such).
 #[utoipa::path(delete, path = "/me/editor-preferences/{key}", tag = "editor", security(("session" = [])),
-    params(KeyPath, ("If-Match" = String, Header, description = "The version read (the ETag)")),
+    params(KeyPath, IfMatchHeader),
     responses((status = 200, body = PreferencesView),
         (status = 400, description = "`invalid_if_match`", body = ErrorBody),
         (status = 404, description = "`unknown_preference`", body = ErrorBody),

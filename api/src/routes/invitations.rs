@@ -5,7 +5,7 @@
 use super::workspaces::{RoleName, WorkspacePath, not_found, require_admin};
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{ApiBytes, ApiJson, ApiPath, CurrentSession, RequestContext, optional_json};
-use crate::openapi::Routes;
+use crate::openapi::{Routes, patterns};
 use crate::state::{Core, Payments};
 use axum::Json;
 use axum::extract::State;
@@ -36,7 +36,7 @@ pub fn router() -> Routes {
 #[serde(deny_unknown_fields)]
 pub struct InviteRequest {
     /// The invitee's address.
-    #[schema(max_length = 254)]
+    #[schema(schema_with = patterns::schemas::email)]
     pub email: String,
     /// `admin` or `member`.
     pub role: InvitableRole,
@@ -284,7 +284,7 @@ pub async fn revoke_invitation(
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 pub struct TokenPath {
     /// The token of the link (`inv_…`).
-    #[param(max_length = 200)]
+    #[param(schema_with = patterns::schemas::invitation_token)]
     pub token: String,
 }
 
@@ -304,18 +304,18 @@ pub struct InvitationPreview {
 }
 
 fn link_gone() -> ApiError {
-    ApiError::Gone(
+    ApiError::NotFound(
         "invitation_invalid",
         "this invitation link is no longer valid".into(),
     )
 }
 
 /// What the link invites to: no session needed. A used, revoked, replaced or made-up link
-/// is 410.
+/// is 404; an expired one answers with its status `expired`.
 #[utoipa::path(get, path = "/invitations/{token}", tag = "workspaces",
     params(TokenPath),
     responses((status = 200, body = InvitationPreview),
-        (status = 410, description = "`invitation_invalid`: not a live link", body = ErrorBody)))]
+        (status = 404, description = "`invitation_invalid`: not a live link", body = ErrorBody)))]
 pub async fn open_invitation(
     State(core): State<Core>,
     State(workspaces): State<Workspaces>,
@@ -400,7 +400,8 @@ async fn answer(
     responses((status = 200, body = JoinedView),
         (status = 403, description = "`invitation_for_another_address`", body = ErrorBody),
         (status = 409, description = "`already_member`", body = ErrorBody),
-        (status = 410, description = "`invitation_invalid`, `invitation_expired`", body = ErrorBody)))]
+        (status = 404, description = "`invitation_invalid`: not a live link (made up, used, revoked or replaced)", body = ErrorBody),
+        (status = 410, description = "`invitation_expired`", body = ErrorBody)))]
 pub async fn accept_invitation(
     State(core): State<Core>,
     State(workspaces): State<Workspaces>,
@@ -420,7 +421,8 @@ pub async fn accept_invitation(
     responses((status = 204, description = "Declined"),
         (status = 403, description = "`invitation_for_another_address`", body = ErrorBody),
         (status = 409, description = "`already_member`", body = ErrorBody),
-        (status = 410, description = "`invitation_invalid`, `invitation_expired`", body = ErrorBody)))]
+        (status = 404, description = "`invitation_invalid`: not a live link (made up, used, revoked or replaced)", body = ErrorBody),
+        (status = 410, description = "`invitation_expired`", body = ErrorBody)))]
 pub async fn decline_invitation(
     State(core): State<Core>,
     State(workspaces): State<Workspaces>,

@@ -53,6 +53,7 @@ pub fn routes(state: &AppState) -> Routes {
         .merge(credits::router())
         .merge(generations::router())
         .merge(billing::router())
+        .merge(entitlements::router())
         .merge(claims::router())
         .merge(payments::router())
         .merge(operators::router())

@@ -7,11 +7,13 @@ use crate::extract::{
 };
 use crate::openapi::Routes;
 use crate::pages::{PageQuery, next_cursor};
+use crate::routes::entitlements::entitlements_of;
 use crate::routes::token_views::{
     CreateApiToken, CreateCliToken, DailyUsageView, IssuedTokenView, RotateRequest, TokenList,
     UsageView,
 };
-use crate::state::{Core, Tokens};
+use crate::state::{Core, Payments, Tokens};
+use crate::token_auth::api_access_disabled;
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -51,7 +53,8 @@ fn parse_scopes(names: &[String]) -> Result<Vec<Scope>, ApiError> {
         .collect()
 }
 
-/// Creates an API token; its secret is in this response only. Needs a recent proof
+/// Creates an API token; its secret is in this response only. Needs API access and
+/// scopes the account is offered (`GET /me/entitlements`), and a recent proof
 /// (`POST /auth/reauthenticate`, or the sign-in itself); the token expires after
 /// `expires_in_days` (90 days when absent, `--api-token-max-days` at most).
 #[utoipa::path(post, path = "/me/api-tokens", tag = "tokens", security(("session" = [])),
@@ -61,17 +64,39 @@ fn parse_scopes(names: &[String]) -> Result<Vec<Scope>, ApiError> {
             ("usage" = (operation_id = "api_token_usage", parameters(("id" = "$response.body#/token_id")))),
             ("revoke" = (operation_id = "revoke_api_token", parameters(("id" = "$response.body#/token_id")))),
         )),
-        (status = 403, description = "`reauthentication_required`: the session has not proved its password recently", body = ErrorBody),
+        (status = 403, description = "`api_access_disabled`: the account's plan or the deployment leaves out API access; \
+            `reauthentication_required`: the session has not proved its password recently", body = ErrorBody),
         (status = 409, description = "`too_many_tokens`: the account has as many live API and CLI tokens as it may (`--max-live-tokens`)", body = ErrorBody),
-        (status = 422, description = "`validation_failed`: a label, scope or lifetime out of bounds (the message names the range)", body = ErrorBody)))]
+        (status = 422, description = "`validation_failed`: a label, scope or lifetime out of bounds (the message names the range); \
+            `scope_not_offered`: a scope the account's plan or the deployment does not offer (the message names it)", body = ErrorBody)))]
 pub async fn create_api_token(
     State(core): State<Core>,
+    State(payments): State<Payments>,
     State(tokens): State<Tokens>,
     ctx: RequestContext,
     session: CurrentSession,
     ApiJson(body): ApiJson<CreateApiToken>,
 ) -> Result<(StatusCode, Json<IssuedTokenView>), ApiError> {
+    let entitled = entitlements_of(&core, &payments, session.account_id).await?;
+    if !entitled.api_access {
+        return Err(api_access_disabled());
+    }
     let scopes = parse_scopes(&body.scopes)?;
+    if let Some(scope) = scopes.iter().find(|s| !entitled.offers(**s)) {
+        return Err(ApiError::Unprocessable(
+            "scope_not_offered",
+            format!(
+                "scopes: {} is not offered to this account; offered: {}",
+                scope.as_str(),
+                entitled
+                    .scopes
+                    .iter()
+                    .map(|s| s.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        ));
+    }
     let token = NewAccessToken {
         kind: TokenKind::Api,
         label: body.label,

@@ -4,7 +4,7 @@
 
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{ApiJson, ApiPath, CurrentSession, RequestContext};
-use crate::openapi::Routes;
+use crate::openapi::{Routes, patterns};
 use crate::state::{AppState, Core};
 use axum::Json;
 use axum::extract::{FromRef, State};
@@ -72,8 +72,8 @@ impl From<Role> for RoleName {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NameRequest {
-    /// 1 to 80 printable characters.
-    #[schema(min_length = 1, max_length = 80)]
+    /// 1 to 80 characters once trimmed, no control characters.
+    #[schema(schema_with = patterns::schemas::workspace_name)]
     pub name: String,
 }
 
@@ -288,7 +288,7 @@ pub struct DeleteRequest {
     responses((status = 204, description = "Deleted"),
         (status = 403, description = "`insufficient_role`: only owners delete", body = ErrorBody),
         (status = 404, description = "`workspace_not_found`", body = ErrorBody),
-        (status = 422, description = "`confirmation_mismatch`: `confirm` is not the name", body = ErrorBody)))]
+        (status = 409, description = "`confirmation_mismatch`: `confirm` is not the workspace's name", body = ErrorBody)))]
 pub async fn delete_workspace(
     State(core): State<Core>,
     State(workspaces): State<Workspaces>,

@@ -180,3 +180,70 @@ fn cancelling_without_a_subscription_is_refused() {
         .when(SubscriptionCommand::Cancel { at: at(0) })
         .then_error(SubscriptionError::NotSubscribed);
 }
+
+/// The plan in force after `events`, folded as the read models fold it.
+fn in_force<'a>(events: impl IntoIterator<Item = &'a SubscriptionEvent>) -> Option<String> {
+    events
+        .into_iter()
+        .fold(None, |plan, event| match event.plan_in_force() {
+            PlanInForce::Now(id) => Some(id.to_owned()),
+            PlanInForce::Ended => None,
+            PlanInForce::Unchanged => plan,
+        })
+}
+
+#[test]
+fn a_downgrade_or_a_cancellation_changes_the_plan_in_force_only_at_the_period_end() {
+    let mut subscription = Subscription::default();
+    let mut log = Vec::new();
+    let mut run = |command: SubscriptionCommand| {
+        let events = subscription.decide(&command).unwrap();
+        for event in &events {
+            subscription.evolve(event);
+        }
+        log.extend(events);
+        in_force(&log)
+    };
+    assert_eq!(
+        run(SubscriptionCommand::ChangePlan {
+            terms: creator(),
+            at: at(0)
+        }),
+        Some("creator".into())
+    );
+    assert_eq!(
+        run(SubscriptionCommand::ChangePlan {
+            terms: starter(),
+            at: at(DAY)
+        }),
+        Some("creator".into()),
+        "a downgrade waits"
+    );
+    assert_eq!(
+        run(SubscriptionCommand::Renew {
+            next: starter(),
+            at: at(30 * DAY)
+        }),
+        Some("starter".into())
+    );
+    assert_eq!(
+        run(SubscriptionCommand::ChangePlan {
+            terms: creator(),
+            at: at(31 * DAY)
+        }),
+        Some("creator".into()),
+        "an upgrade applies at once"
+    );
+    assert_eq!(
+        run(SubscriptionCommand::Cancel { at: at(32 * DAY) }),
+        Some("creator".into()),
+        "a cancelled plan runs to its period end"
+    );
+    assert_eq!(
+        run(SubscriptionCommand::Renew {
+            next: creator(),
+            at: at(60 * DAY)
+        }),
+        None
+    );
+}

@@ -1,5 +1,7 @@
 //! Read models of API and CLI tokens: `access_tokens` (what the owner sees) with
-//! `access_token_hashes` (what a request is checked against), and the usage logs:
+//! `access_token_hashes` (what a request is checked against) and `access_token_plans`
+//! (each subscriber's plan in force, read in the same look-up so that `/api/v1` knows the
+//! account's API access without another round trip), and the usage logs:
 //! `token_usage_daily` (requests per day by status class) and `token_last_use`.
 
 mod queries;
@@ -12,6 +14,7 @@ use crate::schema::{Table, Tables};
 use async_trait::async_trait;
 use domain::access_token::{AccessTokenEvent, UsageEvent};
 use domain::account::AccountEvent;
+use domain::subscription::PlanInForce;
 use domain::{DomainEvent, StreamCategory, Timestamp};
 use sqlx::AnyConnection;
 use store::DecodedEvent;
@@ -20,6 +23,9 @@ use vault::FieldSealer;
 
 /// Folds access-token events. Revoked tokens are removed; the secrets of every token of an
 /// account are dropped when it is deleted or changes its password revoking its tokens.
+/// Subscription events keep each account's plan in force (no row: no plan), by the rule
+/// of [`domain::subscription::SubscriptionEvent::plan_in_force`], the one the billing
+/// read model follows.
 #[derive(Debug, Clone, Copy)]
 pub struct AccessTokensProjector;
 
@@ -52,6 +58,13 @@ const TOKEN_TABLES: &[Table] = &[
             "CREATE INDEX {t}_token ON {t} (token_id)",
         ],
     },
+    Table {
+        name: "access_token_plans",
+        ddl: &["CREATE TABLE {t} (
+            account_id TEXT PRIMARY KEY,
+            plan_id    TEXT NOT NULL
+        )"],
+    },
 ];
 
 async fn forget_account(
@@ -79,7 +92,8 @@ impl Projector for AccessTokensProjector {
     }
 
     fn version(&self) -> i32 {
-        1
+        // 2: each account's plan in force.
+        2
     }
 
     fn tables(&self) -> &'static [Table] {
@@ -99,16 +113,41 @@ impl Projector for AccessTokensProjector {
         );
         match decoded.event() {
             Some(DomainEvent::Account(
-                AccountEvent::AccountDeleted { .. }
+                event @ (AccountEvent::AccountDeleted { .. }
                 | AccountEvent::PasswordChanged {
                     tokens_revoked: true,
                     ..
-                },
+                }),
             )) => {
                 if let Some(account_id) = StreamCategory::Account.id_in(stream) {
                     // Refused at once; the rows go when each token's stream records its
                     // revocation (the erasure, or the password change's own request).
                     forget_account(conn, tables, &["access_token_hashes"], account_id).await?;
+                    if matches!(event, AccountEvent::AccountDeleted { .. }) {
+                        forget_account(conn, tables, &["access_token_plans"], account_id).await?;
+                    }
+                }
+            }
+            Some(DomainEvent::Subscription(event)) => {
+                let Some(account_id) = StreamCategory::Subscription.id_in(stream) else {
+                    return Ok(());
+                };
+                let p = tables.get("access_token_plans");
+                match event.plan_in_force() {
+                    PlanInForce::Now(plan_id) => {
+                        sqlx::query(&format!(
+                            "INSERT INTO {p} (account_id, plan_id) VALUES ($1, $2) \
+                             ON CONFLICT (account_id) DO UPDATE SET plan_id = excluded.plan_id"
+                        ))
+                        .bind(account_id)
+                        .bind(plan_id)
+                        .execute(&mut *conn)
+                        .await?;
+                    }
+                    PlanInForce::Ended => {
+                        forget_account(conn, tables, &["access_token_plans"], account_id).await?;
+                    }
+                    PlanInForce::Unchanged => {}
                 }
             }
             Some(DomainEvent::AccessToken(event)) => {

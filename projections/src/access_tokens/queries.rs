@@ -26,6 +26,9 @@ pub struct PresentedToken {
     pub expires_at: Option<Timestamp>,
     /// For a secret replaced by a rotation: when it dies.
     pub hash_valid_until: Option<Timestamp>,
+    /// The owner's plan in force (`None`: no plan), whose entitlements say whether the
+    /// token may be used on `/api/v1` and with which of its scopes.
+    pub plan: Option<String>,
 }
 
 fn uuid_of(text: &str) -> Result<Uuid, sqlx::Error> {
@@ -40,14 +43,16 @@ fn kind_of(text: &str) -> TokenKind {
     }
 }
 
-/// The token whose secret hashes to `token_hash`, if any (expiry is the caller's to check).
+/// The token whose secret hashes to `token_hash`, if any (expiry is the caller's to
+/// check), with its owner's plan in force: one look-up.
 pub async fn find_by_hash(
     db: &Database,
     token_hash: &str,
 ) -> Result<Option<PresentedToken>, sqlx::Error> {
     let row = sqlx::query(
-        "SELECT t.token_id, t.account_id, t.kind, t.scopes, t.expires_at, h.valid_until \
+        "SELECT t.token_id, t.account_id, t.kind, t.scopes, t.expires_at, h.valid_until, p.plan_id \
          FROM access_token_hashes h JOIN access_tokens t ON t.token_id = h.token_id \
+         LEFT JOIN access_token_plans p ON p.account_id = t.account_id \
          WHERE h.token_hash = $1",
     )
     .bind(token_hash)
@@ -66,6 +71,7 @@ pub async fn find_by_hash(
             hash_valid_until: row
                 .try_get::<Option<i64>, _>("valid_until")?
                 .map(Timestamp::from_unix_micros),
+            plan: row.try_get("plan_id")?,
         })
     })
     .transpose()

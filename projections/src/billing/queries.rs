@@ -67,6 +67,25 @@ pub async fn subscription(
     .transpose()
 }
 
+/// The plan in force for the account, whose entitlements it has: the plan of an active
+/// subscription, or of a cancelled one until its period ends; `None` for a free account.
+/// A downgrade or an end takes effect when the scheduler applies the period's end
+/// (`SubscriptionRenewed`, `SubscriptionEnded`), as [`domain::subscription::PlanInForce`]
+/// says; the token read model keeps the same plan for `/api/v1`
+/// ([`crate::access_tokens::PresentedToken::plan`]).
+pub async fn plan_in_force(
+    db: &Database,
+    account_id: AccountId,
+) -> Result<Option<String>, sqlx::Error> {
+    Ok(sqlx::query_scalar::<_, Option<String>>(
+        "SELECT plan_id FROM subscriptions WHERE account_id = $1 AND status IN ('active', 'canceling')",
+    )
+    .bind(account_id.to_string())
+    .fetch_optional(db.pool())
+    .await?
+    .flatten())
+}
+
 /// Accounts whose subscription period has ended by `now`: the scheduler renews or ends them.
 pub async fn subscriptions_due(
     db: &Database,
