@@ -2,7 +2,7 @@
 //! without a session, accepted or declined signed in. Seats: members plus pending
 //! invitations stay within the owner's plan.
 
-use super::workspaces::{RoleName, WorkspacePath, not_found, require_admin};
+use super::workspaces::{RoleName, WorkspacePath, not_found, require_admin, run};
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{ApiBytes, ApiJson, ApiPath, CurrentSession, RequestContext, optional_json};
 use crate::openapi::{Routes, patterns};
@@ -272,11 +272,15 @@ pub async fn revoke_invitation(
         invitation_id: path.inv,
         at: core.clock.now(),
     };
-    let (_, position) = workspaces
-        .run(&ctx.command(session.actor()), WorkspaceId(path.id), command)
-        .await?;
-    core.visible(Visibility::ReadModel(Follower::Workspaces), position)
-        .await?;
+    run(
+        &core,
+        &workspaces,
+        &ctx,
+        &session,
+        WorkspaceId(path.id),
+        command,
+    )
+    .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

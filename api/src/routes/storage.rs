@@ -4,7 +4,7 @@
 //! the workspace's key, never returned or logged. [`reprobe_all`] re-checks external
 //! storage on a schedule.
 
-use super::workspaces::{WorkspacePath, not_found, require_admin, role_in};
+use super::workspaces::{WorkspacePath, not_found, require_admin, role_in, run};
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{ApiBytes, ApiJson, ApiPath, CurrentSession, RequestContext, optional_json};
 use crate::openapi::Routes;
@@ -276,11 +276,15 @@ pub async fn reset_storage(
         actor: session.account_id,
         at: core.clock.now(),
     };
-    let (_, position) = workspaces
-        .run(&ctx.command(session.actor()), WorkspaceId(path.id), command)
-        .await?;
-    core.visible(Visibility::ReadModel(Follower::Workspaces), position)
-        .await?;
+    run(
+        &core,
+        &workspaces,
+        &ctx,
+        &session,
+        WorkspaceId(path.id),
+        command,
+    )
+    .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

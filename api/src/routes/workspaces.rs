@@ -231,7 +231,7 @@ pub async fn get_workspace(
 }
 
 /// Runs a workspace command for the caller and answers once the read model shows it.
-async fn run(
+pub(crate) async fn run(
     core: &Core,
     workspaces: &Workspaces,
     ctx: &RequestContext,

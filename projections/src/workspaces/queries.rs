@@ -23,6 +23,13 @@ fn role(row: &AnyRow) -> Result<Role, sqlx::Error> {
     Role::parse(&name).ok_or_else(|| decode(format!("unknown role {name}")))
 }
 
+fn workspace_ids(rows: &[AnyRow]) -> Result<Vec<WorkspaceId>, ProjectionError> {
+    rows.iter()
+        .map(|row| Ok(WorkspaceId(uuid(row, "workspace_id")?)))
+        .collect::<Result<_, sqlx::Error>>()
+        .map_err(Into::into)
+}
+
 /// A workspace as one of its members sees it in a list.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Membership {
@@ -291,10 +298,7 @@ pub async fn solely_owned_with_others(
     .bind(account.0.to_string())
     .fetch_all(db.pool())
     .await?;
-    rows.iter()
-        .map(|row| Ok(WorkspaceId(uuid(row, "workspace_id")?)))
-        .collect::<Result<_, sqlx::Error>>()
-        .map_err(Into::into)
+    workspace_ids(&rows)
 }
 
 /// Every workspace `account` belongs to.
@@ -306,10 +310,7 @@ pub async fn ids_of_member(
         .bind(account.0.to_string())
         .fetch_all(db.pool())
         .await?;
-    rows.iter()
-        .map(|row| Ok(WorkspaceId(uuid(row, "workspace_id")?)))
-        .collect::<Result<_, sqlx::Error>>()
-        .map_err(Into::into)
+    workspace_ids(&rows)
 }
 
 /// Workspaces on external storage (working or not), to probe again.
@@ -320,10 +321,7 @@ pub async fn on_external_storage(db: &Database) -> Result<Vec<WorkspaceId>, Proj
     )
     .fetch_all(db.pool())
     .await?;
-    rows.iter()
-        .map(|row| Ok(WorkspaceId(uuid(row, "workspace_id")?)))
-        .collect::<Result<_, sqlx::Error>>()
-        .map_err(Into::into)
+    workspace_ids(&rows)
 }
 
 /// The most seats (members and pending invitations) any workspace `owner` owns takes.
