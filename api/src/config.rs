@@ -249,8 +249,8 @@ pub struct CampaignArgs {
 pub enum OperatorTokenCommand {
     /// Create a token and print it (once).
     Create {
-        /// admin or auditor.
-        #[arg(long, value_parser = ["admin", "auditor"])]
+        /// admin, auditor, or service (the studio's workers: `/internal/*` only).
+        #[arg(long, value_parser = ["admin", "auditor", "service"])]
         role: String,
         /// A note for operators.
         #[arg(long, default_value = "")]

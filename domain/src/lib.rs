@@ -24,6 +24,7 @@ pub mod offer;
 pub mod operator;
 pub mod password;
 pub mod profile;
+pub mod provider_key;
 pub mod purchase;
 pub mod reservation;
 pub mod session;
@@ -70,6 +71,8 @@ event::catalogue::catalogue! {
     Preferences => Preferences(notifications::PreferencesEvent),
     /// `workspace-<uuid>`: a workspace, its members, invitations and settings.
     Workspace => Workspace(workspace::WorkspaceEvent),
+    /// `providerkeys-<owner uuid>`: an account's or a workspace's provider keys.
+    ProviderKeys => ProviderKey(provider_key::ProviderKeyEvent),
 }
 
 /// An event-sourced aggregate: its state is the fold of its events.
