@@ -16,6 +16,7 @@ pub mod checkpoints;
 pub mod credits;
 pub mod operator_tokens;
 pub mod page;
+pub mod provider_keys;
 pub mod rebuild;
 pub mod reconciliation;
 pub mod runner;
@@ -46,6 +47,7 @@ pub fn all(sealer: &FieldSealer) -> Vec<Arc<dyn Projector>> {
         Arc::new(access_tokens::AccessTokensProjector),
         Arc::new(access_tokens::TokenUsageProjector::new(sealer.clone())),
         Arc::new(workspaces::WorkspacesProjector::new(sealer.clone())),
+        Arc::new(provider_keys::ProviderKeysProjector),
     ]
 }
 
@@ -90,6 +92,8 @@ followers! {
     TokenUsage => "token_usage",
     /// Read model: workspaces, members and invitations ([`crate::workspaces`]).
     Workspaces => "workspaces",
+    /// Read model: which owner keeps a key of which provider ([`crate::provider_keys`]).
+    ProviderKeys => "provider_keys",
     /// Reactor: erases a deleted account (in `workers`).
     AccountErasure => "account-erasure",
     /// Reactor: invoices, charges and credits that billing events cause (in `workers`).

@@ -15,6 +15,7 @@ pub mod operators;
 pub mod ops;
 pub mod payments;
 pub mod profile;
+pub mod provider_keys;
 pub mod public_api;
 pub mod sandbox;
 pub mod security;
@@ -61,6 +62,7 @@ pub fn routes(state: &AppState) -> Routes {
         .merge(invitations::router())
         .merge(studio::router())
         .merge(storage::router())
+        .merge(provider_keys::router())
         .merge(public_api::router(state.clone()))
         .merge(ops::router())
         .merge(docs::router());
