@@ -248,6 +248,7 @@ fn unreachable_provider(why: String) -> ApiError {
 }
 
 /// Checks, verifies and saves a key for `owner`; answers its view.
+#[allow(clippy::too_many_arguments)]
 async fn save(
     core: &Core,
     byok: &Byok,
