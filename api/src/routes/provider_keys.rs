@@ -27,15 +27,18 @@ use uuid::Uuid;
 /// The routes of this module.
 pub fn router() -> Routes {
     Routes::new()
-        .routes(routes!(list_mine))
-        .routes(routes!(put_mine, delete_mine))
-        .routes(routes!(verify_mine))
-        .routes(routes!(history_mine))
-        .routes(routes!(list_workspace))
-        .routes(routes!(put_workspace, delete_workspace))
-        .routes(routes!(verify_workspace))
-        .routes(routes!(history_workspace))
-        .routes(routes!(resolve))
+        .routes(routes!(list_mine_provider_keys))
+        .routes(routes!(put_mine_provider_keys, delete_mine_provider_keys))
+        .routes(routes!(verify_mine_provider_keys))
+        .routes(routes!(history_mine_provider_keys))
+        .routes(routes!(list_workspace_provider_keys))
+        .routes(routes!(
+            put_workspace_provider_keys,
+            delete_workspace_provider_keys
+        ))
+        .routes(routes!(verify_workspace_provider_keys))
+        .routes(routes!(history_workspace_provider_keys))
+        .routes(routes!(resolve_provider_key))
 }
 
 /// A provider whose keys may be brought.
@@ -352,7 +355,7 @@ fn key_not_found() -> ApiError {
 /// The caller's provider keys, one entry per provider.
 #[utoipa::path(get, path = "/me/provider-keys", tag = "provider keys", security(("session" = [])),
     responses((status = 200, body = Vec<ProviderKeyView>)))]
-pub async fn list_mine(
+pub async fn list_mine_provider_keys(
     State(byok): State<Byok>,
     session: CurrentSession,
 ) -> Result<Json<Vec<ProviderKeyView>>, ApiError> {
@@ -371,7 +374,7 @@ pub async fn list_mine(
         (status = 422, description = "`provider_key_rejected`: the provider's reason; `validation_failed`: the key's shape", body = ErrorBody),
         (status = 502, description = "`provider_unreachable`: the provider did not answer usefully; nothing saved", body = ErrorBody),
         (status = 503, description = "`encryption_unavailable`: the key cannot be sealed now", body = ErrorBody)))]
-pub async fn put_mine(
+pub async fn put_mine_provider_keys(
     State(core): State<Core>,
     State(byok): State<Byok>,
     ctx: RequestContext,
@@ -403,7 +406,7 @@ pub async fn put_mine(
         (status = 404, description = "`provider_key_not_found`", body = ErrorBody),
         (status = 502, description = "`provider_unreachable`", body = ErrorBody),
         (status = 503, description = "`encryption_unavailable`", body = ErrorBody)))]
-pub async fn verify_mine(
+pub async fn verify_mine_provider_keys(
     State(byok): State<Byok>,
     ctx: RequestContext,
     session: CurrentSession,
@@ -426,7 +429,7 @@ pub async fn verify_mine(
 #[utoipa::path(delete, path = "/me/provider-keys/{provider}", tag = "provider keys", security(("session" = [])),
     params(MyKeyPath),
     responses((status = 204, description = "Removed (or there was none)")))]
-pub async fn delete_mine(
+pub async fn delete_mine_provider_keys(
     State(core): State<Core>,
     State(byok): State<Byok>,
     ctx: RequestContext,
@@ -451,7 +454,7 @@ pub async fn delete_mine(
 #[utoipa::path(get, path = "/me/provider-keys/{provider}/history", tag = "provider keys", security(("session" = [])),
     params(MyKeyPath),
     responses((status = 200, body = HistoryView)))]
-pub async fn history_mine(
+pub async fn history_mine_provider_keys(
     State(byok): State<Byok>,
     session: CurrentSession,
     ApiPath(path): ApiPath<MyKeyPath>,
@@ -465,7 +468,7 @@ pub async fn history_mine(
     params(WorkspaceKeysPath),
     responses((status = 200, body = Vec<ProviderKeyView>),
         (status = 404, description = "`workspace_not_found`", body = ErrorBody)))]
-pub async fn list_workspace(
+pub async fn list_workspace_provider_keys(
     State(core): State<Core>,
     State(byok): State<Byok>,
     session: CurrentSession,
@@ -486,7 +489,7 @@ pub async fn list_workspace(
         (status = 422, description = "`provider_key_rejected`: the provider's reason; `validation_failed`: the key's shape", body = ErrorBody),
         (status = 502, description = "`provider_unreachable`: nothing saved", body = ErrorBody),
         (status = 503, description = "`encryption_unavailable`: the key cannot be sealed now", body = ErrorBody)))]
-pub async fn put_workspace(
+pub async fn put_workspace_provider_keys(
     State(core): State<Core>,
     State(byok): State<Byok>,
     ctx: RequestContext,
@@ -519,7 +522,7 @@ pub async fn put_workspace(
         (status = 404, description = "`workspace_not_found`, `provider_key_not_found`", body = ErrorBody),
         (status = 502, description = "`provider_unreachable`", body = ErrorBody),
         (status = 503, description = "`encryption_unavailable`", body = ErrorBody)))]
-pub async fn verify_workspace(
+pub async fn verify_workspace_provider_keys(
     State(core): State<Core>,
     State(byok): State<Byok>,
     ctx: RequestContext,
@@ -546,7 +549,7 @@ pub async fn verify_workspace(
     responses((status = 204, description = "Removed (or there was none)"),
         (status = 403, description = "`insufficient_role`", body = ErrorBody),
         (status = 404, description = "`workspace_not_found`", body = ErrorBody)))]
-pub async fn delete_workspace(
+pub async fn delete_workspace_provider_keys(
     State(core): State<Core>,
     State(byok): State<Byok>,
     ctx: RequestContext,
@@ -573,7 +576,7 @@ pub async fn delete_workspace(
     responses((status = 200, body = HistoryView),
         (status = 403, description = "`insufficient_role`", body = ErrorBody),
         (status = 404, description = "`workspace_not_found`", body = ErrorBody)))]
-pub async fn history_workspace(
+pub async fn history_workspace_provider_keys(
     State(core): State<Core>,
     State(byok): State<Byok>,
     session: CurrentSession,
@@ -592,7 +595,7 @@ pub async fn history_workspace(
     request_body = ResolveRequest,
     responses((status = 200, body = ResolvedView),
         (status = 503, description = "`encryption_unavailable`: the key cannot be opened now", body = ErrorBody)))]
-pub async fn resolve(
+pub async fn resolve_provider_key(
     State(core): State<Core>,
     State(byok): State<Byok>,
     ctx: RequestContext,
