@@ -266,6 +266,18 @@ impl App {
                 unsubscribe_links,
             },
             workspaces,
+            byok: crate::state::Byok {
+                keys: commands::provider_keys::ProviderKeyStore::new(
+                    storage.exec.clone(),
+                    clock.clone(),
+                    storage.codec.keys().clone(),
+                ),
+                endpoints: crate::byok::ProviderEndpoints::new(
+                    &serve.provider_base_urls,
+                    Duration::from_secs(15),
+                )
+                .context("--provider-base-url")?,
+            },
             idempotency,
         };
 
@@ -303,6 +315,11 @@ impl App {
         tasks.push(tokio::spawn(reprobe_storage(
             state.clone(),
             serve.storage_probe_interval,
+            stopping.clone(),
+        )));
+        tasks.push(tokio::spawn(reverify_provider_keys(
+            state.clone(),
+            serve.provider_key_verify_interval,
             stopping,
         )));
         Ok(Self {
@@ -400,6 +417,23 @@ async fn reprobe_storage(state: AppState, interval: Duration, mut stopping: watc
         }
         if let Err(error) = routes::storage::reprobe_all(&state).await {
             tracing::warn!(%error, "could not probe the workspaces' storage");
+        }
+    }
+}
+
+/// Verifies the stored provider keys again every `interval`.
+async fn reverify_provider_keys(
+    state: AppState,
+    interval: Duration,
+    mut stopping: watch::Receiver<bool>,
+) {
+    loop {
+        tokio::select! {
+            () = tokio::time::sleep(interval) => {}
+            _ = stopping.changed() => break,
+        }
+        if let Err(error) = routes::provider_keys::reverify_all(&state).await {
+            tracing::warn!(%error, "could not verify the provider keys again");
         }
     }
 }

@@ -251,8 +251,8 @@ pub struct CampaignArgs {
 pub enum OperatorTokenCommand {
     /// Create a token and print it (once).
     Create {
-        /// admin or auditor.
-        #[arg(long, value_parser = ["admin", "auditor"])]
+        /// admin, auditor, or service (the studio's workers: `/internal/*` only).
+        #[arg(long, value_parser = ["admin", "auditor", "service"])]
         role: String,
         /// A note for operators.
         #[arg(long, default_value = "")]
@@ -523,6 +523,20 @@ pub struct ServeArgs {
     #[arg(long, env = "ACCOUNTS_STORAGE_PROBE_INTERVAL", default_value = "1h", value_parser = humantime::parse_duration)]
     pub storage_probe_interval: Duration,
 
+    /// A provider's API base URL for verifying brought keys, as `provider=url`
+    /// (`openai`, `anthropic`, `google`, `elevenlabs`); repeat it, or separate pairs with
+    /// commas. Unset: the provider's public API.
+    #[arg(
+        long = "provider-base-url",
+        env = "ACCOUNTS_PROVIDER_BASE_URLS",
+        value_delimiter = ','
+    )]
+    pub provider_base_urls: Vec<String>,
+
+    /// How often stored provider keys are verified again.
+    #[arg(long, env = "ACCOUNTS_PROVIDER_KEY_VERIFY_INTERVAL", default_value = "24h", value_parser = humantime::parse_duration)]
+    pub provider_key_verify_interval: Duration,
+
     /// E-mail.
     #[command(flatten)]
     pub mail: MailArgs,
@@ -565,6 +579,8 @@ impl Default for ServeArgs {
             hold_timeout: Duration::from_secs(3600),
             scheduler_interval: Duration::from_secs(30),
             storage_probe_interval: Duration::from_secs(3600),
+            provider_base_urls: Vec::new(),
+            provider_key_verify_interval: Duration::from_secs(86_400),
             mail: MailArgs::default(),
             limits: crate::limits::LimitArgs::default(),
         }

@@ -6,7 +6,9 @@ mod client;
 mod operator;
 
 pub use client::{ClientInfo, forwarded_ip};
-pub use operator::{Admin, AnyRole, LiveOperator, Operator, RoleRequirement, live_operator};
+pub use operator::{
+    Admin, AnyRole, LiveOperator, Operator, RoleRequirement, Service, live_operator,
+};
 
 use crate::error::ApiError;
 use crate::state::AppState;

@@ -60,6 +60,8 @@ use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouter, UtoipaMethodRouterE
         (name = "public api", description = "The public API, authenticated by API tokens with scopes"),
         (name = "cli", description = "What the studio CLI calls, authenticated by CLI tokens"),
         (name = "operations", description = "Health and documentation"),
+        (name = "provider keys", description = "Bring-your-own AI provider keys of the account and its workspaces"),
+        (name = "internal", description = "What the studio's workers call, authenticated by `service` operator tokens only"),
     )
 )]
 pub struct ApiDoc;

@@ -43,6 +43,8 @@ pub struct AppState {
     pub notices: Notices,
     /// Workspaces, their members, invitations and settings.
     pub workspaces: commands::workspaces::Workspaces,
+    /// Provider keys (bring your own key) and the providers' endpoints.
+    pub byok: Byok,
     /// Idempotency keys.
     pub idempotency: IdempotencyStore,
 }
@@ -132,6 +134,21 @@ pub fn outbound_http_client() -> reqwest::Result<reqwest::Client> {
         .redirect(reqwest::redirect::Policy::none())
         .timeout(Duration::from_secs(30))
         .build()
+}
+
+/// Provider keys: their commands, and where each provider is verified.
+#[derive(Clone)]
+pub struct Byok {
+    /// The commands.
+    pub keys: commands::provider_keys::ProviderKeyStore,
+    /// The providers' endpoints.
+    pub endpoints: crate::byok::ProviderEndpoints,
+}
+
+impl FromRef<AppState> for Byok {
+    fn from_ref(state: &AppState) -> Self {
+        state.byok.clone()
+    }
 }
 
 /// API and CLI tokens: their commands, usage counts and rate limit.

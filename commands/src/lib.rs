@@ -23,6 +23,7 @@ pub mod notifications;
 pub mod operator_tokens;
 pub mod passwords;
 pub mod payments;
+pub mod provider_keys;
 pub mod rate_limit;
 pub mod throttle;
 pub mod tokens;

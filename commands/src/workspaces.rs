@@ -289,6 +289,9 @@ impl Workspaces {
     async fn shred(&self, workspace: WorkspaceId) -> Result<(), CommandError> {
         self.keys.destroy(workspace.0, self.clock.now()).await?;
         self.exec.forget(&workspace_stream(workspace));
+        // Its provider keys were sealed with the same key.
+        self.exec
+            .forget(&crate::provider_keys::provider_keys_stream(workspace.0));
         Ok(())
     }
 

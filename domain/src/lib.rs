@@ -25,6 +25,7 @@ pub mod offer;
 pub mod operator;
 pub mod password;
 pub mod profile;
+pub mod provider_key;
 pub mod purchase;
 pub mod reservation;
 pub mod session;
@@ -73,6 +74,8 @@ event::catalogue::catalogue! {
     Workspace => Workspace(workspace::WorkspaceEvent),
     /// `editorprefs-<account uuid>`: editor preferences.
     EditorPreferences => EditorPreferences(editor_preferences::EditorPreferencesEvent),
+    /// `providerkeys-<owner uuid>`: an account's or a workspace's provider keys.
+    ProviderKeys => ProviderKey(provider_key::ProviderKeyEvent),
 }
 
 /// An event-sourced aggregate: its state is the fold of its events.

@@ -17,6 +17,9 @@ pub enum OperatorRole {
     Admin,
     /// Read-only: reports such as reconciliation.
     Auditor,
+    /// The studio's generation workers: accepted only on `/internal/*` (resolving
+    /// provider keys), never on `/admin`.
+    Service,
 }
 
 impl std::str::FromStr for OperatorRole {
@@ -26,6 +29,7 @@ impl std::str::FromStr for OperatorRole {
         match text {
             "admin" => Ok(Self::Admin),
             "auditor" => Ok(Self::Auditor),
+            "service" => Ok(Self::Service),
             other => Err(format!("no operator role {other:?}")),
         }
     }
@@ -37,6 +41,7 @@ impl OperatorRole {
         match self {
             Self::Admin => "admin",
             Self::Auditor => "auditor",
+            Self::Service => "service",
         }
     }
 }

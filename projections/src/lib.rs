@@ -17,6 +17,7 @@ pub mod credits;
 pub mod editor_preferences;
 pub mod operator_tokens;
 pub mod page;
+pub mod provider_keys;
 pub mod rebuild;
 pub mod reconciliation;
 pub mod runner;
@@ -48,6 +49,7 @@ pub fn all(sealer: &FieldSealer) -> Vec<Arc<dyn Projector>> {
         Arc::new(access_tokens::TokenUsageProjector::new(sealer.clone())),
         Arc::new(workspaces::WorkspacesProjector::new(sealer.clone())),
         Arc::new(editor_preferences::EditorPreferencesProjector),
+        Arc::new(provider_keys::ProviderKeysProjector),
     ]
 }
 
@@ -94,6 +96,8 @@ followers! {
     Workspaces => "workspaces",
     /// Read model: editor preferences and their history ([`crate::editor_preferences`]).
     EditorPreferences => "editor_preferences",
+    /// Read model: which owner keeps a key of which provider ([`crate::provider_keys`]).
+    ProviderKeys => "provider_keys",
     /// Reactor: erases a deleted account (in `workers`).
     AccountErasure => "account-erasure",
     /// Reactor: invoices, charges and credits that billing events cause (in `workers`).

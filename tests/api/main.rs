@@ -42,6 +42,7 @@ mod password;
 mod payments_provider;
 mod privacy;
 mod profile;
+mod provider_keys;
 mod reauth;
 mod rejections;
 mod s3;

@@ -16,6 +16,7 @@ use tokio::sync::oneshot;
 use uuid::Uuid;
 
 pub mod mail;
+pub mod providers;
 mod raw;
 pub mod s3;
 

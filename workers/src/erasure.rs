@@ -193,6 +193,8 @@ impl Reactor for ErasureReactor {
             .await?;
         self.exec
             .forget(&StreamCategory::Account.stream(account_id));
+        self.exec
+            .forget(&StreamCategory::ProviderKeys.stream(account_id.0));
         // The embedded default's mail folder held the account's messages.
         if let Some(folder) = &self.mail_folder {
             FolderMailTransport::erase(folder, account_id).await?;

@@ -142,6 +142,8 @@ impl fmt::Debug for ServeArgs {
             hold_timeout,
             scheduler_interval,
             storage_probe_interval,
+            provider_base_urls,
+            provider_key_verify_interval,
             mail,
             limits,
         } = self;
@@ -169,6 +171,8 @@ impl fmt::Debug for ServeArgs {
             .field("hold_timeout", hold_timeout)
             .field("scheduler_interval", scheduler_interval)
             .field("storage_probe_interval", storage_probe_interval)
+            .field("provider_base_urls", provider_base_urls)
+            .field("provider_key_verify_interval", provider_key_verify_interval)
             .field("mail", mail)
             .field("limits", limits)
             .finish()

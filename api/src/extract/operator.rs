@@ -21,13 +21,23 @@ pub trait RoleRequirement: Send + Sync + 'static {
     fn admits(role: OperatorRole) -> bool;
 }
 
-/// Any operator: admin or auditor (read-only reports).
+/// Any operator: admin or auditor (read-only reports); never a service token.
 #[derive(Debug, Clone, Copy)]
 pub struct AnyRole;
 
 impl RoleRequirement for AnyRole {
-    fn admits(_: OperatorRole) -> bool {
-        true
+    fn admits(role: OperatorRole) -> bool {
+        role != OperatorRole::Service
+    }
+}
+
+/// The studio's workers (`service` tokens) only: `/internal/*`.
+#[derive(Debug, Clone, Copy)]
+pub struct Service;
+
+impl RoleRequirement for Service {
+    fn admits(role: OperatorRole) -> bool {
+        role == OperatorRole::Service
     }
 }
 
@@ -97,7 +107,7 @@ impl<R: RoleRequirement> FromRequestParts<AppState> for Operator<R> {
             return Err(ApiError::Forbidden(
                 "insufficient_role",
                 format!(
-                    "this route needs an admin token, not an {}",
+                    "this route does not admit a token of the {} role",
                     live.role.as_str()
                 ),
             ));
@@ -120,5 +130,9 @@ mod tests {
         assert!(AnyRole::admits(OperatorRole::Admin));
         assert!(Admin::admits(OperatorRole::Admin));
         assert!(!Admin::admits(OperatorRole::Auditor));
+        assert!(!AnyRole::admits(OperatorRole::Service));
+        assert!(!Admin::admits(OperatorRole::Service));
+        assert!(Service::admits(OperatorRole::Service));
+        assert!(!Service::admits(OperatorRole::Admin));
     }
 }

@@ -16,6 +16,7 @@ pub mod operators;
 pub mod ops;
 pub mod payments;
 pub mod profile;
+pub mod provider_keys;
 pub mod public_api;
 pub mod sandbox;
 pub mod security;
@@ -64,6 +65,7 @@ pub fn routes(state: &AppState) -> Routes {
         .merge(studio::router())
         .merge(storage::router())
         .merge(editor_preferences::router())
+        .merge(provider_keys::router())
         .merge(public_api::router(state.clone()))
         .merge(ops::router())
         .merge(docs::router());

@@ -102,8 +102,8 @@ pub async fn readyz(
         None => false,
         Some(_) => {
             let token = bearer_token(&headers).unwrap_or_default();
-            live_operator(&state, token).await?;
-            true
+            // A service token (the studio's workers) is no operator here.
+            live_operator(&state, token).await?.role != domain::operator::OperatorRole::Service
         }
     };
     let core = &state.core;

@@ -53,7 +53,53 @@ pub fn all() -> Vec<DomainEvent> {
     events.extend(billing());
     events.extend(tokens());
     events.extend(crate::workspace_samples::all());
+    events.extend(provider_keys());
     events
+}
+
+fn provider_keys() -> Vec<DomainEvent> {
+    use domain::provider_key::{CredentialKind, KeyStatus, Provider, ProviderKeyEvent as E};
+    let events = [
+        E::ProviderKeySet {
+            provider: Provider::Google,
+            version: 1,
+            kind: CredentialKind::ServiceAccount,
+            credential: "sealed-credential-sample".into(),
+            hint: "renderer@hint-sample.iam".into(),
+            service_account_email: Some("renderer@studio-sample.iam.gserviceaccount.com".into()),
+            project_id: Some("studio-project-sample".into()),
+            status: KeyStatus::Valid,
+            problem: None,
+            workspace: true,
+            by: AccountId(id(1)),
+            at: at(80),
+        },
+        E::ProviderKeyVerified {
+            provider: Provider::Google,
+            version: 1,
+            status: KeyStatus::Invalid,
+            problem: Some("API key not valid".into()),
+            changed: true,
+            notify: vec![AccountId(id(1))],
+            workspace: true,
+            by: None,
+            at: at(81),
+        },
+        E::ProviderKeyResolved {
+            provider: Provider::Google,
+            version: 1,
+            account_id: AccountId(id(2)),
+            workspace_id: Some(id(60)),
+            service_token: id(61),
+            at: at(82),
+        },
+        E::ProviderKeyRemoved {
+            provider: Provider::Google,
+            by: AccountId(id(1)),
+            at: at(83),
+        },
+    ];
+    events.into_iter().map(Into::into).collect()
 }
 
 fn account() -> Vec<DomainEvent> {

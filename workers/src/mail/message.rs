@@ -29,6 +29,8 @@ pub enum MailKind {
     WorkspaceInvitation,
     /// A notice about a workspace: removed from it, its storage failing or working again.
     WorkspaceNotice,
+    /// A provider key (the account's, or a workspace's it administers) turned invalid.
+    ProviderKeyNotice,
 }
 
 impl MailKind {
@@ -42,6 +44,7 @@ impl MailKind {
             Self::Campaign => "campaign",
             Self::WorkspaceInvitation => "workspace_invitation",
             Self::WorkspaceNotice => "workspace_notice",
+            Self::ProviderKeyNotice => "provider_key_notice",
         }
     }
 
@@ -54,7 +57,8 @@ impl MailKind {
             Self::SecurityNotice
             | Self::Campaign
             | Self::WorkspaceInvitation
-            | Self::WorkspaceNotice => None,
+            | Self::WorkspaceNotice
+            | Self::ProviderKeyNotice => None,
         }
     }
 }

@@ -36,6 +36,10 @@ const TEMPLATES: &[(&str, &str)] = &[
         "workspace_notice",
         include_str!("../../../templates/mail/workspace_notice.jinja"),
     ),
+    (
+        "provider_key_notice",
+        include_str!("../../../templates/mail/provider_key_notice.jinja"),
+    ),
 ];
 
 /// Why a message could not be rendered (a bug or bad data: not worth retrying).

@@ -7,6 +7,7 @@ use domain::account::AccountEvent;
 use domain::credits::CreditsEvent;
 use domain::invoice::{InvoiceEvent, InvoiceSeriesEvent};
 use domain::notifications::{PreferencesEvent, Toggle};
+use domain::provider_key::ProviderKeyEvent;
 use domain::{DomainEvent, StreamCategory, Timestamp};
 use serde_json::json;
 use std::collections::{HashMap, HashSet};
@@ -254,6 +255,32 @@ pub fn decide(
         }
         (DomainEvent::Workspace(event), _) => {
             mails.extend(super::workspace_mail::decide(stream, cause, event));
+        }
+        (
+            DomainEvent::ProviderKey(ProviderKeyEvent::ProviderKeyVerified {
+                provider,
+                problem,
+                notify,
+                workspace,
+                ..
+            }),
+            _,
+        ) => {
+            let whose = if *workspace { "A workspace's" } else { "Your" };
+            let headline = format!("{whose} {} key stopped working", provider.title());
+            let detail = format!(
+                "{} refused it: {}. Generations fall back to the platform's key until a new one is saved",
+                provider.title(),
+                problem.as_deref().unwrap_or("no reason given")
+            );
+            mails.extend(notify.iter().map(|account| {
+                MailMessage::caused_by(
+                    Uuid::new_v5(&cause, account.0.as_bytes()),
+                    MailKind::ProviderKeyNotice,
+                    account.0,
+                    json!({ "headline": headline, "private": { "detail": detail } }),
+                )
+            }));
         }
         _ => {}
     }
