@@ -34,6 +34,9 @@ impl From<WorkspaceError> for CommandError {
             E::LinkExpired => (Rejection::Gone, "invitation_expired"),
             E::OtherAddress => (Rejection::Forbidden, "invitation_for_another_address"),
             E::AlreadyMember => (Rejection::Conflict, "already_member"),
+            E::AlreadyOwner => (Rejection::Conflict, "already_owner"),
+            E::RemovingSelf => (Rejection::Conflict, "removing_self"),
+            E::InvitationClosed(_) => (Rejection::Conflict, "invitation_closed"),
             // The name it must match is the workspace's current state.
             E::ConfirmMismatch => (Rejection::Conflict, "confirmation_mismatch"),
             E::Invalid { field, message } => return CommandError::Invalid { field, message },

@@ -656,6 +656,15 @@ pub enum WorkspaceError {
     /// The signed-in account is not the address invited.
     #[error("this invitation is for another address")]
     OtherAddress,
+    /// The account is the owner already.
+    #[error("the account is already the owner")]
+    AlreadyOwner,
+    /// Admins leave rather than remove themselves.
+    #[error("leave the workspace instead of removing yourself")]
+    RemovingSelf,
+    /// The invitation was answered or revoked.
+    #[error("the invitation is {0} and cannot be changed")]
+    InvitationClosed(&'static str),
     /// The account is a member already.
     #[error("already a member of this workspace")]
     AlreadyMember,

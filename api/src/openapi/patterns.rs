@@ -162,9 +162,6 @@ pub const WORKSPACE_NAME: &str = concat!(
 /// base64url.
 pub const INVITATION_TOKEN: &str = r"^inv_[A-Za-z0-9_-]{86}$";
 
-/// An `If-Match` version: a number, quoted or not, weak or not.
-pub const IF_MATCH: &str = r#"^(?:W/)?"?[0-9]{1,19}"?$"#;
-
 /// Schemas of strings with these patterns, for `#[schema(schema_with = …)]`: attributes
 /// take only literals, and each pattern is written once, above.
 pub mod schemas {
@@ -294,15 +291,6 @@ pub mod schemas {
         string(
             super::INVITATION_TOKEN,
             "The token of the invitation link (`inv_…`), from the e-mail.",
-        )
-        .build()
-    }
-
-    /// The version an `If-Match` header names.
-    pub fn if_match() -> Object {
-        string(
-            super::IF_MATCH,
-            "The version read: the `ETag` of the last read, e.g. `\"3\"`.",
         )
         .build()
     }

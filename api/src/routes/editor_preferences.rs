@@ -7,7 +7,7 @@
 use super::workspaces::role_in;
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{ApiJson, ApiPath, ApiQuery, CurrentSession, RequestContext};
-use crate::openapi::{Routes, patterns};
+use crate::openapi::Routes;
 use crate::pages::{PageQuery, next_cursor};
 use crate::settings_http::{SettingsView, patch, stored};
 use crate::state::{AppState, Core};
@@ -45,12 +45,17 @@ pub fn router() -> Routes {
 #[into_params(parameter_in = Header)]
 pub struct IfMatchHeader {
     /// The version read (the `ETag` of the last read).
-    #[param(rename = "If-Match", schema_with = patterns::schemas::if_match)]
+    #[param(
+        rename = "If-Match",
+        required = true,
+        pattern = r#"^(?:W/)?"?[0-9]{1,19}"?$"#
+    )]
     pub if_match: String,
 }
 
 /// `?workspace_id=`: the workspace whose studio defaults apply.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct WorkspaceQuery {
     /// A workspace the caller belongs to.
     pub workspace_id: Option<Uuid>,

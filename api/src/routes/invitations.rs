@@ -42,6 +42,7 @@ pub struct InviteRequest {
     pub role: InvitableRole,
     /// 1 to 30; 7 when absent.
     #[schema(minimum = 1, maximum = 30)]
+    #[serde(default, deserialize_with = "crate::integers::option_u32")]
     pub expires_in_days: Option<u32>,
 }
 
@@ -207,6 +208,7 @@ pub struct InvitationPath {
 pub struct ResendRequest {
     /// 1 to 30; 7 when absent.
     #[schema(minimum = 1, maximum = 30)]
+    #[serde(default, deserialize_with = "crate::integers::option_u32")]
     pub expires_in_days: Option<u32>,
 }
 
@@ -218,8 +220,8 @@ pub struct ResendRequest {
     responses((status = 200, body = InvitationSentView),
         (status = 403, description = "`insufficient_role`", body = ErrorBody),
         (status = 404, description = "`workspace_not_found`, `invitation_not_found`", body = ErrorBody),
-        (status = 409, description = "`seats_full`: an expired invitation needs a free seat", body = ErrorBody),
-        (status = 422, description = "`validation_failed`: accepted, declined or revoked invitations are not resent", body = ErrorBody)))]
+        (status = 409, description = "`seats_full`: an expired invitation needs a free seat; `invitation_closed`: accepted, declined or revoked invitations are not resent", body = ErrorBody),
+        (status = 422, description = "`validation_failed`: a lifetime out of bounds", body = ErrorBody)))]
 pub async fn resend_invitation(
     State(core): State<Core>,
     State(payments): State<Payments>,
@@ -259,7 +261,7 @@ pub async fn resend_invitation(
     responses((status = 204, description = "Revoked"),
         (status = 403, description = "`insufficient_role`", body = ErrorBody),
         (status = 404, description = "`workspace_not_found`, `invitation_not_found`", body = ErrorBody),
-        (status = 422, description = "`validation_failed`: it was answered already", body = ErrorBody)))]
+        (status = 409, description = "`invitation_closed`: it was answered or revoked already", body = ErrorBody)))]
 pub async fn revoke_invitation(
     State(core): State<Core>,
     State(workspaces): State<Workspaces>,

@@ -594,6 +594,7 @@ pub async fn history_workspace_provider_keys(
 #[utoipa::path(post, path = "/internal/provider-keys/resolve", tag = "internal", security(("operator" = [])),
     request_body = ResolveRequest,
     responses((status = 200, body = ResolvedView),
+        (status = 403, description = "`insufficient_role`: only `service` operator tokens resolve keys", body = ErrorBody),
         (status = 503, description = "`encryption_unavailable`: the key cannot be opened now", body = ErrorBody)))]
 pub async fn resolve_provider_key(
     State(core): State<Core>,

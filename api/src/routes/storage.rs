@@ -138,7 +138,10 @@ async fn settings_of(
             .external
             .map(|e| e.secret_access_key)
             .ok_or_else(|| {
-                ApiError::invalid("secret_access_key", "is required: none is stored yet")
+                ApiError::Conflict(
+                    "secret_required",
+                    "secret_access_key is required: the workspace has none stored yet".into(),
+                )
             })?,
     };
     Ok(ExternalStorage {
@@ -186,7 +189,8 @@ fn probe_refused(failure: &ProbeFailure) -> ApiError {
     responses((status = 200, body = StorageView),
         (status = 403, description = "`insufficient_role`", body = ErrorBody),
         (status = 404, description = "`workspace_not_found`", body = ErrorBody),
-        (status = 422, description = "`storage_probe_failed`: the step and the store's error; `validation_failed`", body = ErrorBody)))]
+        (status = 409, description = "`secret_required`: no secret given and none stored", body = ErrorBody),
+        (status = 422, description = "`storage_probe_failed`: the step and the store's error", body = ErrorBody)))]
 pub async fn put_storage(
     State(core): State<Core>,
     State(workspaces): State<Workspaces>,
@@ -225,7 +229,7 @@ pub async fn put_storage(
     responses((status = 200, body = ProbeView),
         (status = 403, description = "`insufficient_role`", body = ErrorBody),
         (status = 404, description = "`workspace_not_found`", body = ErrorBody),
-        (status = 422, description = "`validation_failed`: no settings to test", body = ErrorBody)))]
+        (status = 409, description = "`secret_required`: no secret given and none stored; `managed_storage`: no body and nothing saved to test", body = ErrorBody)))]
 pub async fn test_storage(
     State(core): State<Core>,
     State(workspaces): State<Workspaces>,
@@ -242,7 +246,12 @@ pub async fn test_storage(
             .await?
             .storage
             .external
-            .ok_or_else(|| ApiError::invalid("body", "the workspace uses managed storage"))?,
+            .ok_or_else(|| {
+                ApiError::Conflict(
+                    "managed_storage",
+                    "the workspace uses managed storage: send settings to test".into(),
+                )
+            })?,
     };
     Ok(Json(match probe_settings(&settings).await {
         Ok(()) => ProbeView {

@@ -435,8 +435,7 @@ pub async fn change_role(
     responses((status = 204, description = "Removed"),
         (status = 403, description = "`insufficient_role`", body = ErrorBody),
         (status = 404, description = "`workspace_not_found`, `member_not_found`", body = ErrorBody),
-        (status = 409, description = "`last_owner`", body = ErrorBody),
-        (status = 422, description = "`validation_failed`: removing oneself (leave instead)", body = ErrorBody)))]
+        (status = 409, description = "`last_owner`; `removing_self`: leave instead", body = ErrorBody)))]
 pub async fn remove_member(
     State(core): State<Core>,
     State(workspaces): State<Workspaces>,
@@ -475,7 +474,7 @@ pub struct TransferRequest {
     responses((status = 204, description = "Transferred"),
         (status = 403, description = "`insufficient_role`: only owners transfer", body = ErrorBody),
         (status = 404, description = "`workspace_not_found`, `member_not_found`", body = ErrorBody),
-        (status = 422, description = "`validation_failed`: transferring to oneself", body = ErrorBody)))]
+        (status = 409, description = "`already_owner`: transferring to oneself", body = ErrorBody)))]
 pub async fn transfer_ownership(
     State(core): State<Core>,
     State(workspaces): State<Workspaces>,

@@ -201,12 +201,7 @@ impl Workspace {
                     InvitationStatus::Pending => {}
                     // An expired invitation takes a seat again.
                     InvitationStatus::Expired => self.check_seats(*seats, *at)?,
-                    status => {
-                        return Err(invalid(
-                            "invitation",
-                            format!("is {} and cannot be resent", status.as_str()),
-                        ));
-                    }
+                    status => return Err(WorkspaceError::InvitationClosed(status.as_str())),
                 }
                 check_expiry(*at, *expires_at)?;
                 let generation = invitation.generation + 1;
@@ -237,10 +232,7 @@ impl Workspace {
                             at: *at,
                         }])
                     }
-                    status => Err(invalid(
-                        "invitation",
-                        format!("is {} and cannot be revoked", status.as_str()),
-                    )),
+                    status => Err(WorkspaceError::InvitationClosed(status.as_str())),
                 }
             }
             C::Accept {
@@ -320,7 +312,7 @@ impl Workspace {
                     .get(member)
                     .ok_or(WorkspaceError::NoSuchMember)?;
                 if member == actor {
-                    return Err(invalid("account_id", "leave the workspace instead"));
+                    return Err(WorkspaceError::RemovingSelf);
                 }
                 if target.role == Role::Owner && me.role != Role::Owner {
                     return Err(WorkspaceError::Forbidden("only owners may remove owners"));
@@ -352,7 +344,7 @@ impl Workspace {
                     return Err(WorkspaceError::NoSuchMember);
                 }
                 if to == actor {
-                    return Err(invalid("account_id", "is already the owner"));
+                    return Err(WorkspaceError::AlreadyOwner);
                 }
                 Ok(vec![E::OwnershipTransferred {
                     from: *actor,

@@ -186,7 +186,10 @@ mod tests {
             "generation_id": "g1", "credits": 12, "balance": 3, "threshold": 20,
             "number": "2026-000001", "total": "9.00 EUR", "headline": "New sign-in",
             "at": "2026-11-22", "detail": "Firefox on Linux", "subject": "News",
-            "body": "Hello", "unsubscribe_url": "https://studio.test/u"
+            "body": "Hello", "unsubscribe_url": "https://studio.test/u",
+            // An invitation names no recipient (perhaps no account yet) but its inviter.
+            "inviter": "Ada <script>", "workspace": "Studio", "role": "member",
+            "link": "https://studio.test/invitations/inv_x", "expires_at": "3 December 2026"
         });
         for (name, _) in TEMPLATES {
             let rendered = templates.render(name, &context).unwrap();
