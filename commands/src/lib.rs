@@ -23,6 +23,7 @@ pub mod operator_tokens;
 pub mod passwords;
 pub mod payments;
 pub mod rate_limit;
+pub mod telegram;
 pub mod throttle;
 pub mod tokens;
 pub mod totp;

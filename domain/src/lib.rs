@@ -29,6 +29,7 @@ pub mod reservation;
 pub mod session;
 pub mod settings;
 pub mod subscription;
+pub mod telegram;
 pub mod testing;
 pub mod time;
 pub mod workspace;
@@ -70,6 +71,10 @@ event::catalogue::catalogue! {
     Preferences => Preferences(notifications::PreferencesEvent),
     /// `workspace-<uuid>`: a workspace, its members, invitations and settings.
     Workspace => Workspace(workspace::WorkspaceEvent),
+    /// `telegram-<account uuid>`: the account's Telegram link and its tokens.
+    Telegram => Telegram(telegram::TelegramEvent),
+    /// `telegramuser-<keyed hash of the Telegram user id>`: the account it is linked to.
+    TelegramUser => TelegramUser(telegram::TelegramUserEvent),
 }
 
 /// An event-sourced aggregate: its state is the fold of its events.
