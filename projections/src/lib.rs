@@ -21,6 +21,7 @@ pub mod reconciliation;
 pub mod runner;
 pub mod schema;
 pub mod sessions;
+pub mod telegram;
 pub mod visibility;
 pub mod workspaces;
 
@@ -46,6 +47,7 @@ pub fn all(sealer: &FieldSealer) -> Vec<Arc<dyn Projector>> {
         Arc::new(access_tokens::AccessTokensProjector),
         Arc::new(access_tokens::TokenUsageProjector::new(sealer.clone())),
         Arc::new(workspaces::WorkspacesProjector::new(sealer.clone())),
+        Arc::new(telegram::TelegramProjector::new(sealer.clone())),
     ]
 }
 
@@ -90,6 +92,8 @@ followers! {
     TokenUsage => "token_usage",
     /// Read model: workspaces, members and invitations ([`crate::workspaces`]).
     Workspaces => "workspaces",
+    /// Read model: linked Telegram chats and live link tokens ([`crate::telegram`]).
+    Telegram => "telegram",
     /// Reactor: erases a deleted account (in `workers`).
     AccountErasure => "account-erasure",
     /// Reactor: invoices, charges and credits that billing events cause (in `workers`).

@@ -45,6 +45,7 @@ impl Visibility {
                     F::AccessTokens,
                     F::TokenUsage,
                     F::Workspaces,
+                    F::Telegram,
                 ],
             ),
         }

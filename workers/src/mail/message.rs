@@ -29,6 +29,10 @@ pub enum MailKind {
     WorkspaceInvitation,
     /// A notice about a workspace: removed from it, its storage failing or working again.
     WorkspaceNotice,
+    /// A generation completed: a Telegram message to the linked chat, not an e-mail.
+    TelegramGenerationComplete,
+    /// The balance dropped below the threshold: a Telegram message to the linked chat.
+    TelegramCreditsLow,
 }
 
 impl MailKind {
@@ -42,7 +46,17 @@ impl MailKind {
             Self::Campaign => "campaign",
             Self::WorkspaceInvitation => "workspace_invitation",
             Self::WorkspaceNotice => "workspace_notice",
+            Self::TelegramGenerationComplete => "telegram_generation_complete",
+            Self::TelegramCreditsLow => "telegram_credits_low",
         }
+    }
+
+    /// Whether it goes to the linked Telegram chat rather than by e-mail.
+    pub fn is_telegram(self) -> bool {
+        matches!(
+            self,
+            Self::TelegramGenerationComplete | Self::TelegramCreditsLow
+        )
     }
 
     /// The preference that governs it; `None` for mail that is always sent.
@@ -51,6 +65,8 @@ impl MailKind {
             Self::GenerationComplete => Some(Toggle::GenerationComplete),
             Self::CreditsLow => Some(Toggle::CreditsLow),
             Self::BillingReceipt => Some(Toggle::BillingReceipts),
+            Self::TelegramGenerationComplete => Some(Toggle::TelegramGenerationComplete),
+            Self::TelegramCreditsLow => Some(Toggle::TelegramCreditsLow),
             Self::SecurityNotice
             | Self::Campaign
             | Self::WorkspaceInvitation
