@@ -146,7 +146,14 @@ impl Aggregate for TelegramLink {
                 username,
                 at,
             } => {
-                if self.last_used.as_ref() == Some(&(token_hash.clone(), user_key.clone())) {
+                // A redelivered `/start`: the link it made still stands.
+                let still_linked = self
+                    .linked
+                    .as_ref()
+                    .is_some_and(|l| l.user_key == *user_key);
+                if still_linked
+                    && self.last_used.as_ref() == Some(&(token_hash.clone(), user_key.clone()))
+                {
                     return Ok(vec![]);
                 }
                 match &self.pending {

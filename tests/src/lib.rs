@@ -18,6 +18,7 @@ use uuid::Uuid;
 pub mod mail;
 mod raw;
 pub mod s3;
+pub mod telegram;
 
 pub use raw::post_unread;
 

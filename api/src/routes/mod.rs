@@ -21,6 +21,7 @@ pub mod security;
 pub mod sessions;
 pub mod storage;
 pub mod studio;
+pub mod telegram;
 pub mod token_views;
 pub mod tokens;
 pub mod workspaces;
@@ -61,6 +62,7 @@ pub fn routes(state: &AppState) -> Routes {
         .merge(invitations::router())
         .merge(studio::router())
         .merge(storage::router())
+        .merge(telegram::router())
         .merge(public_api::router(state.clone()))
         .merge(ops::router())
         .merge(docs::router());
