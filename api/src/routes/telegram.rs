@@ -345,12 +345,14 @@ async fn start(
                     .into(),
             )
         }
-        Err(CommandError::Rejected { code, .. }) if code == "telegram_link_expired" => {
-            Ok("This link has expired. Create a new one in your account settings.".into())
-        }
-        Err(CommandError::Rejected { code, .. }) if code == "telegram_link_invalid" => {
-            Ok(INVALID.into())
-        }
+        Err(CommandError::Rejected {
+            code: "telegram_link_expired",
+            ..
+        }) => Ok("This link has expired. Create a new one in your account settings.".into()),
+        Err(CommandError::Rejected {
+            code: "telegram_link_invalid",
+            ..
+        }) => Ok(INVALID.into()),
         Err(other) => Err(other.into()),
     }
 }
