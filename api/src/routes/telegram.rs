@@ -146,6 +146,7 @@ pub async fn unlink(
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct TelegramUpdate {
     /// The update's id.
+    #[serde(deserialize_with = "crate::integers::i64")]
     pub update_id: i64,
     /// A message to the bot.
     pub message: Option<TelegramMessage>,
@@ -168,6 +169,7 @@ pub struct TelegramMessage {
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct TelegramChat {
     /// Its id.
+    #[serde(deserialize_with = "crate::integers::i64")]
     pub id: i64,
     /// `private`, `group`, `supergroup` or `channel`.
     #[serde(rename = "type")]
@@ -178,6 +180,7 @@ pub struct TelegramChat {
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct TelegramUser {
     /// Its id.
+    #[serde(deserialize_with = "crate::integers::i64")]
     pub id: i64,
     /// Its `@username`.
     pub username: Option<String>,
