@@ -8,6 +8,9 @@ that no JSON Schema keyword can, given to schemathesis as generators.
   provider's secret: a drawn header that has the documented shape is replaced by the
   signature of the body actually sent. A header of another shape (or none) is left as
   drawn, and the server must refuse it.
+- `X-Telegram-Bot-Api-Secret-Token` (POST /webhooks/telegram) is the configured secret: a
+  drawn header of the documented shape is replaced by it; one of another shape (or none) is
+  left as drawn, and the server must refuse it.
 - `Idempotency-Key` names one request: the server answers a key reused with another body
   422, as the IETF draft asks. Keys are drawn per case and short ones repeat, so each
   well-formed drawn key gets a random prefix (keeping it well formed); one that is not
@@ -29,6 +32,8 @@ from hypothesis import strategies as st
 from PIL import Image
 
 WEBHOOK_SECRET = os.environ["ST_WEBHOOK_SECRET"].encode()
+TELEGRAM_SECRET = os.environ["ST_TELEGRAM_SECRET"]
+TELEGRAM_HEADER = "x-telegram-bot-api-secret-token"
 SIGNATURE = re.compile(r"^t=[0-9]{1,12},v1=[0-9a-f]{64}$")
 IDEMPOTENCY_KEY = re.compile(r"^[!-~]{1,255}$")
 
@@ -70,6 +75,11 @@ def before_call(context, case, kwargs):
     if case.operation.path == "/webhooks/payments":
         kwargs["auth"] = SignWebhook()
     headers = case.headers or {}
+    if case.operation.path == "/webhooks/telegram":
+        for name in list(headers):
+            drawn = headers[name]
+            if name.lower() == TELEGRAM_HEADER and isinstance(drawn, str) and 1 <= len(drawn) <= 256:
+                headers[name] = TELEGRAM_SECRET
     for name in list(headers):
         if name.lower() == "idempotency-key":
             key = headers[name]

@@ -6,7 +6,7 @@ use crate::config::{PaymentsProvider, ServeArgs};
 use crate::mail::{self, MailQueue};
 use crate::routes;
 use crate::state::{
-    AppState, Auth, Core, HttpSettings, Notices, Payments, Tokens, outbound_http_client,
+    AppState, Auth, Core, HttpSettings, Notices, Payments, Telegram, Tokens, outbound_http_client,
 };
 use crate::storage::Storage;
 use anyhow::Context;
@@ -22,6 +22,7 @@ use commands::notifications::Notifications;
 use commands::passwords::Passwords;
 use commands::payments::WebhookSigner;
 use commands::rate_limit::RateLimit;
+use commands::telegram::TelegramLinks;
 use commands::throttle::{Throttle, ThrottleKind, ThrottlePolicy};
 use commands::usage::TokenUsage;
 use commands::workspaces::Workspaces;
@@ -277,6 +278,20 @@ impl App {
                     Duration::from_secs(15),
                 )
                 .context("--provider-base-url")?,
+            },
+            telegram: Telegram {
+                links: TelegramLinks::new(
+                    storage.exec.clone(),
+                    clock.clone(),
+                    storage.master.telegram_user_secret(),
+                ),
+                bot: mail::telegram_bot(&serve.mail.telegram)?,
+                webhook_secret: serve
+                    .mail
+                    .telegram
+                    .telegram_webhook_secret
+                    .as_deref()
+                    .map(Arc::from),
             },
             idempotency,
         };

@@ -186,6 +186,49 @@ pub struct MailArgs {
     /// `accounts notifier` and `accounts mailer` instead).
     #[arg(long, env = "ACCOUNTS_NO_MAIL_WORKERS")]
     pub no_mail_workers: bool,
+
+    /// The Telegram bot (linking and notices).
+    #[command(flatten)]
+    pub telegram: TelegramArgs,
+}
+
+/// The Telegram bot. Without a bot token the Telegram routes answer 503
+/// `telegram_unavailable` and Telegram notices are skipped. Its `Debug` hides the token
+/// and the webhook secret.
+#[derive(Clone, Args)]
+pub struct TelegramArgs {
+    /// The Bot API's base URL (a local fake in tests).
+    #[arg(
+        long,
+        env = "ACCOUNTS_TELEGRAM_API_URL",
+        default_value = "https://api.telegram.org",
+        hide_env_values = true
+    )]
+    pub telegram_api_url: String,
+
+    /// The bot's token from @BotFather.
+    #[arg(long, env = "ACCOUNTS_TELEGRAM_BOT_TOKEN", hide_env_values = true)]
+    pub telegram_bot_token: Option<String>,
+
+    /// The bot's username (deep links are `https://t.me/<username>?start=<token>`).
+    #[arg(long, env = "ACCOUNTS_TELEGRAM_BOT_USERNAME")]
+    pub telegram_bot_username: Option<String>,
+
+    /// The secret Telegram sends in `X-Telegram-Bot-Api-Secret-Token` (set with
+    /// `setWebhook`'s `secret_token`). Without it `/webhooks/telegram` refuses every update.
+    #[arg(long, env = "ACCOUNTS_TELEGRAM_WEBHOOK_SECRET", hide_env_values = true)]
+    pub telegram_webhook_secret: Option<String>,
+}
+
+impl Default for TelegramArgs {
+    fn default() -> Self {
+        Self {
+            telegram_api_url: "https://api.telegram.org".into(),
+            telegram_bot_token: None,
+            telegram_bot_username: None,
+            telegram_webhook_secret: None,
+        }
+    }
 }
 
 impl Default for MailArgs {
@@ -200,6 +243,7 @@ impl Default for MailArgs {
             mail_retry_delay: Duration::from_secs(2),
             mail_max_attempts: 15,
             mail_concurrency: 8,
+            telegram: TelegramArgs::default(),
             no_mail_workers: false,
         }
     }

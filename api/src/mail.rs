@@ -106,8 +106,25 @@ pub fn mailer(
         .with_settings_url(&mail.settings_url)
         .with_invitation_links(vault::InvitationLinks::new(
             storage.master.invitation_secret(),
-        )),
+        ))
+        .with_telegram(telegram_bot(&mail.telegram)?),
     ))
+}
+
+/// The Telegram bot, if a token is configured (with its username, needed for links).
+pub fn telegram_bot(
+    args: &crate::config::TelegramArgs,
+) -> anyhow::Result<Option<workers::telegram::TelegramBot>> {
+    let Some(token) = &args.telegram_bot_token else {
+        return Ok(None);
+    };
+    let username = args
+        .telegram_bot_username
+        .as_deref()
+        .ok_or_else(|| anyhow::anyhow!("--telegram-bot-token needs --telegram-bot-username"))?;
+    workers::telegram::TelegramBot::new(&args.telegram_api_url, token, username)
+        .map(Some)
+        .map_err(|e| anyhow::anyhow!("the Telegram bot: {e}"))
 }
 
 /// Starts the mailer loop on `queue`.

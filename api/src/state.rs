@@ -45,6 +45,8 @@ pub struct AppState {
     pub workspaces: commands::workspaces::Workspaces,
     /// Provider keys (bring your own key) and the providers' endpoints.
     pub byok: Byok,
+    /// The Telegram bot and links.
+    pub telegram: Telegram,
     /// Idempotency keys.
     pub idempotency: IdempotencyStore,
 }
@@ -171,6 +173,18 @@ pub struct Notices {
     pub unsubscribe_links: UnsubscribeLinks,
 }
 
+/// The Telegram bot: link commands, the Bot API client and the webhook's secret. Without a
+/// bot (no `--telegram-bot-token`) the Telegram routes answer 503 `telegram_unavailable`.
+#[derive(Clone)]
+pub struct Telegram {
+    /// Link commands.
+    pub links: commands::telegram::TelegramLinks,
+    /// The Bot API client.
+    pub bot: Option<workers::telegram::TelegramBot>,
+    /// What `X-Telegram-Bot-Api-Secret-Token` must carry.
+    pub webhook_secret: Option<Arc<str>>,
+}
+
 macro_rules! part {
     ($($field:ident: $part:ty),* $(,)?) => {$(
         impl FromRef<AppState> for $part {
@@ -187,6 +201,7 @@ part!(
     payments: Payments,
     tokens: Tokens,
     notices: Notices,
+    telegram: Telegram,
     idempotency: IdempotencyStore,
 );
 

@@ -25,6 +25,7 @@ pub mod passwords;
 pub mod payments;
 pub mod provider_keys;
 pub mod rate_limit;
+pub mod telegram;
 pub mod throttle;
 pub mod tokens;
 pub mod totp;

@@ -31,6 +31,7 @@ pub mod reservation;
 pub mod session;
 pub mod settings;
 pub mod subscription;
+pub mod telegram;
 pub mod testing;
 pub mod time;
 pub mod workspace;
@@ -76,6 +77,10 @@ event::catalogue::catalogue! {
     EditorPreferences => EditorPreferences(editor_preferences::EditorPreferencesEvent),
     /// `providerkeys-<owner uuid>`: an account's or a workspace's provider keys.
     ProviderKeys => ProviderKey(provider_key::ProviderKeyEvent),
+    /// `telegram-<account uuid>`: the account's Telegram link and its tokens.
+    Telegram => Telegram(telegram::TelegramEvent),
+    /// `telegramuser-<keyed hash of the Telegram user id>`: the account it is linked to.
+    TelegramUser => TelegramUser(telegram::TelegramUserEvent),
 }
 
 /// An event-sourced aggregate: its state is the fold of its events.

@@ -21,16 +21,22 @@ pub enum Toggle {
     Newsletter,
     /// Marketing e-mails.
     Marketing,
+    /// A generation completed: also to the linked Telegram chat.
+    TelegramGenerationComplete,
+    /// The balance dropped below the alert threshold: also to the linked Telegram chat.
+    TelegramCreditsLow,
 }
 
 impl Toggle {
     /// Every toggle, in display order.
-    pub const ALL: [Toggle; 5] = [
+    pub const ALL: [Toggle; 7] = [
         Self::GenerationComplete,
         Self::CreditsLow,
         Self::BillingReceipts,
         Self::Newsletter,
         Self::Marketing,
+        Self::TelegramGenerationComplete,
+        Self::TelegramCreditsLow,
     ];
 
     /// Its name in the API.
@@ -41,6 +47,8 @@ impl Toggle {
             Self::BillingReceipts => "billing_receipts",
             Self::Newsletter => "newsletter",
             Self::Marketing => "marketing",
+            Self::TelegramGenerationComplete => "telegram_generation_complete",
+            Self::TelegramCreditsLow => "telegram_credits_low",
         }
     }
 
@@ -49,9 +57,16 @@ impl Toggle {
         Self::ALL.into_iter().find(|t| t.as_str() == name)
     }
 
-    /// Its value until the account changes it: service e-mails on, promotions off.
+    /// Its value until the account changes it: service e-mails on, promotions and
+    /// Telegram messages off.
     pub fn default_enabled(self) -> bool {
-        !matches!(self, Self::Newsletter | Self::Marketing)
+        !matches!(
+            self,
+            Self::Newsletter
+                | Self::Marketing
+                | Self::TelegramGenerationComplete
+                | Self::TelegramCreditsLow
+        )
     }
 }
 

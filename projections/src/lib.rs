@@ -23,6 +23,7 @@ pub mod reconciliation;
 pub mod runner;
 pub mod schema;
 pub mod sessions;
+pub mod telegram;
 pub mod visibility;
 pub mod workspaces;
 
@@ -50,6 +51,7 @@ pub fn all(sealer: &FieldSealer) -> Vec<Arc<dyn Projector>> {
         Arc::new(workspaces::WorkspacesProjector::new(sealer.clone())),
         Arc::new(editor_preferences::EditorPreferencesProjector),
         Arc::new(provider_keys::ProviderKeysProjector),
+        Arc::new(telegram::TelegramProjector::new(sealer.clone())),
     ]
 }
 
@@ -98,6 +100,8 @@ followers! {
     EditorPreferences => "editor_preferences",
     /// Read model: which owner keeps a key of which provider ([`crate::provider_keys`]).
     ProviderKeys => "provider_keys",
+    /// Read model: linked Telegram chats and live link tokens ([`crate::telegram`]).
+    Telegram => "telegram",
     /// Reactor: erases a deleted account (in `workers`).
     AccountErasure => "account-erasure",
     /// Reactor: invoices, charges and credits that billing events cause (in `workers`).

@@ -50,6 +50,7 @@ impl Visibility {
                     F::TokenUsage,
                     F::Workspaces,
                     F::EditorPreferences,
+                    F::Telegram,
                 ],
             ),
         }

@@ -48,6 +48,7 @@ mod rejections;
 mod s3;
 mod security;
 mod sessions;
+mod telegram;
 mod tokens;
 mod workspace_settings;
 mod workspaces;

@@ -25,7 +25,8 @@ async fn preferences_have_defaults_change_one_event_each_and_replay(backend: Bac
     assert_eq!(
         defaults,
         json!({"generation_complete": true, "credits_low": true, "billing_receipts": true,
-               "newsletter": false, "marketing": false})
+               "newsletter": false, "marketing": false,
+               "telegram_generation_complete": false, "telegram_credits_low": false})
     );
 
     let before = app.event_count().await;

@@ -19,6 +19,7 @@ pub mod mail;
 pub mod providers;
 mod raw;
 pub mod s3;
+pub mod telegram;
 
 pub use raw::post_unread;
 

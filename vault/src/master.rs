@@ -79,6 +79,11 @@ impl MasterKey {
         self.derive("accounts/invitation-links/v1")
     }
 
+    /// The key of the keyed hash naming Telegram users' streams (`telegramuser-<hash>`).
+    pub fn telegram_user_secret(&self) -> [u8; 32] {
+        self.derive("accounts/telegram-users/v1")
+    }
+
     /// A key for one purpose, derived with HMAC-SHA256(master, label).
     pub(crate) fn derive(&self, label: &str) -> [u8; 32] {
         let mut mac =

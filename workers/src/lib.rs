@@ -25,3 +25,4 @@ pub mod notifier;
 pub mod pdf;
 pub mod reconcile;
 pub mod scheduler;
+pub mod telegram;

@@ -1,10 +1,10 @@
-//! `Debug` of the configuration without its secrets: the master key, the webhook secret and
-//! the S3 access keys are left out, and URLs that may carry credentials (`DATABASE_URL`,
+//! `Debug` of the configuration without its secrets: the master key, the webhook secrets,
+//! the Telegram bot token and the S3 access keys are left out, and URLs that may carry credentials (`DATABASE_URL`,
 //! `ACCOUNTS_KEY_DATABASE_URL`, `AMQP_URL`, `SMTP_URL`, `ACCOUNTS_BLOB_S3_ENDPOINT`) lose
 //! their password and query. Each impl destructures its struct, so a field added later does
 //! not compile until it is listed here.
 
-use super::{BlobArgs, MailArgs, ServeArgs, StorageArgs};
+use super::{BlobArgs, MailArgs, ServeArgs, StorageArgs, TelegramArgs};
 use std::fmt;
 
 /// Shown in place of a secret that is set.
@@ -100,6 +100,7 @@ impl fmt::Debug for MailArgs {
             mail_max_attempts,
             mail_concurrency,
             no_mail_workers,
+            telegram,
         } = self;
         f.debug_struct("MailArgs")
             .field("amqp_url", &url(amqp_url))
@@ -112,6 +113,24 @@ impl fmt::Debug for MailArgs {
             .field("mail_max_attempts", mail_max_attempts)
             .field("mail_concurrency", mail_concurrency)
             .field("no_mail_workers", no_mail_workers)
+            .field("telegram", telegram)
+            .finish()
+    }
+}
+
+impl fmt::Debug for TelegramArgs {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let Self {
+            telegram_api_url,
+            telegram_bot_token,
+            telegram_bot_username,
+            telegram_webhook_secret,
+        } = self;
+        f.debug_struct("TelegramArgs")
+            .field("telegram_api_url", &redacted_url(telegram_api_url))
+            .field("telegram_bot_token", &secret(telegram_bot_token))
+            .field("telegram_bot_username", telegram_bot_username)
+            .field("telegram_webhook_secret", &secret(telegram_webhook_secret))
             .finish()
     }
 }
@@ -239,6 +258,12 @@ mod tests {
             "AKIA-blob-s3cret-id",
             "--blob-s3-secret-access-key",
             "blob-s3cret-key",
+            "--telegram-bot-token",
+            "123456:tg-bot-s3cret",
+            "--telegram-webhook-secret",
+            "tg-hook-s3cret",
+            "--telegram-bot-username",
+            "studio_bot",
         ])
         .unwrap();
         let shown = format!("{cli:?} {cli:#?}");
@@ -250,6 +275,8 @@ mod tests {
             "smtp-s3cret",
             "webhook-s3cret",
             "blob-s3cret",
+            "tg-bot-s3cret",
+            "tg-hook-s3cret",
         ] {
             assert!(!shown.contains(secret), "{secret} shown in {shown}");
         }
@@ -281,7 +308,9 @@ mod tests {
                 };
                 let secret = ["URL", "KEY", "SECRET", "PASSWORD"]
                     .iter()
-                    .any(|word| env.contains(word));
+                    .any(|word| env.contains(word))
+                    // A bot's token (not `ACCOUNTS_TOKEN_RATE_LIMIT`).
+                    || env.ends_with("_TOKEN");
                 // The public and settings URLs are link bases, not credentials.
                 let link_base = ["ACCOUNTS_PUBLIC_URL", "ACCOUNTS_SETTINGS_URL"].contains(&env);
                 if secret && !link_base {
@@ -300,6 +329,9 @@ mod tests {
             "ACCOUNTS_PAYMENTS_WEBHOOK_SECRET",
             "ACCOUNTS_BLOB_S3_ACCESS_KEY_ID",
             "ACCOUNTS_BLOB_S3_SECRET_ACCESS_KEY",
+            "ACCOUNTS_TELEGRAM_BOT_TOKEN",
+            "ACCOUNTS_TELEGRAM_WEBHOOK_SECRET",
+            "ACCOUNTS_TELEGRAM_API_URL",
         ] {
             assert!(checked.iter().any(|c| c == env), "{env} checked");
         }

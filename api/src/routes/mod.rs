@@ -23,6 +23,7 @@ pub mod security;
 pub mod sessions;
 pub mod storage;
 pub mod studio;
+pub mod telegram;
 pub mod token_views;
 pub mod tokens;
 pub mod workspaces;
@@ -66,6 +67,7 @@ pub fn routes(state: &AppState) -> Routes {
         .merge(storage::router())
         .merge(editor_preferences::router())
         .merge(provider_keys::router())
+        .merge(telegram::router())
         .merge(public_api::router(state.clone()))
         .merge(ops::router())
         .merge(docs::router());

@@ -1,4 +1,4 @@
-//! The Notifications tab: the five toggles, their consent history, and the one-click
+//! The Notifications tab: the seven toggles (five e-mail, two Telegram), their consent history, and the one-click
 //! unsubscribe links of promotional e-mails (RFC 8058), which need no session.
 
 use crate::error::{ApiError, ErrorBody};
@@ -38,6 +38,10 @@ pub struct NotificationsView {
     pub newsletter: bool,
     /// Marketing e-mails (default off).
     pub marketing: bool,
+    /// A generation completed: also a message to the linked Telegram chat (default off).
+    pub telegram_generation_complete: bool,
+    /// The balance dropped below the threshold: also a Telegram message (default off).
+    pub telegram_credits_low: bool,
 }
 
 impl From<&NotificationPreferences> for NotificationsView {
@@ -48,6 +52,8 @@ impl From<&NotificationPreferences> for NotificationsView {
             billing_receipts: p.enabled(Toggle::BillingReceipts),
             newsletter: p.enabled(Toggle::Newsletter),
             marketing: p.enabled(Toggle::Marketing),
+            telegram_generation_complete: p.enabled(Toggle::TelegramGenerationComplete),
+            telegram_credits_low: p.enabled(Toggle::TelegramCreditsLow),
         }
     }
 }
@@ -66,7 +72,7 @@ pub async fn preferences(
     Ok(Json(NotificationsView::from(&preferences)))
 }
 
-/// `PUT /me/notifications`: any subset of the five toggles. Only its schema is used: the
+/// `PUT /me/notifications`: any subset of the seven toggles. Only its schema is used: the
 /// handler reads the body as a map, to name an unknown toggle in its answer.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -86,9 +92,15 @@ pub struct NotificationsChange {
     /// Marketing e-mails.
     #[serde(default)]
     pub marketing: bool,
+    /// A generation completed, to the linked Telegram chat.
+    #[serde(default)]
+    pub telegram_generation_complete: bool,
+    /// The balance dropped below the threshold, to the linked Telegram chat.
+    #[serde(default)]
+    pub telegram_credits_low: bool,
 }
 
-/// Changes the toggles sent (any subset of the five); each change is an event.
+/// Changes the toggles sent (any subset of the seven); each change is an event.
 #[utoipa::path(put, path = "/me/notifications", operation_id = "update_notifications", tag = "notifications", security(("session" = [])),
     request_body(content = NotificationsChange, description = "e.g. `{\"marketing\": true}`"),
     responses(
@@ -106,7 +118,7 @@ pub async fn update(
         let toggle = Toggle::parse(&name).ok_or_else(|| {
             ApiError::invalid(
                 &name,
-                "no such toggle (generation_complete, credits_low, billing_receipts, newsletter, marketing)",
+                "no such toggle (generation_complete, credits_low, billing_receipts, newsletter, marketing, telegram_generation_complete, telegram_credits_low)",
             )
         })?;
         let enabled = value

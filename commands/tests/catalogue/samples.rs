@@ -19,6 +19,7 @@ use domain::purchase::PurchaseEvent;
 use domain::reservation::ReservationEvent;
 use domain::session::{RevocationReason, SessionOrigin};
 use domain::subscription::{PlanTerms, SubscriptionEvent};
+use domain::telegram::{TelegramEvent, TelegramUserEvent};
 use domain::{AccountId, SessionId, Timestamp};
 use uuid::Uuid;
 
@@ -221,6 +222,45 @@ fn account() -> Vec<DomainEvent> {
     all.extend(reservations.into_iter().map(DomainEvent::from));
     all.push(activity.into());
     all.push(preferences.into());
+    all.extend(
+        [
+            TelegramEvent::TelegramLinkRequested {
+                token_hash: "ab12".into(),
+                expires_at: at(20),
+                at: at(19),
+            },
+            TelegramEvent::TelegramLinked {
+                token_hash: "ab12".into(),
+                user_key: "cd34".into(),
+                chat_id: "918273645501".into(),
+                user_id: "918273645502".into(),
+                username: Some("telegram_ada_lovelace".into()),
+                at: at(19),
+            },
+            TelegramEvent::TelegramUnlinked {
+                user_key: "cd34".into(),
+                reason: "stop".into(),
+                at: at(19),
+            },
+        ]
+        .into_iter()
+        .map(DomainEvent::from),
+    );
+    all.extend(
+        [
+            TelegramUserEvent::TelegramUserLinked {
+                account_id,
+                previous: Some(AccountId(id(2))),
+                at: at(19),
+            },
+            TelegramUserEvent::TelegramUserUnlinked {
+                account_id,
+                at: at(19),
+            },
+        ]
+        .into_iter()
+        .map(DomainEvent::from),
+    );
     all
 }
 

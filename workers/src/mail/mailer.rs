@@ -5,6 +5,7 @@
 use super::message::{MailKind, MailMessage};
 use super::render::{Extras, Templates, build_message};
 use super::transport::{MailTransport, SendError};
+use crate::telegram::{BotError, TelegramBot};
 use domain::notifications::Toggle;
 use domain::{AccountId, WorkspaceId};
 use lettre::message::Mailbox;
@@ -83,6 +84,7 @@ pub struct Mailer {
     policy: RetryPolicy,
     keys: Arc<DataKeys>,
     invitation_links: Option<InvitationLinks>,
+    telegram: Option<TelegramBot>,
     /// Identifies this mailer's claims.
     id: Uuid,
 }
@@ -116,6 +118,7 @@ impl Mailer {
             policy,
             keys,
             invitation_links: None,
+            telegram: None,
             id: Uuid::new_v4(),
         }
     }
@@ -131,6 +134,12 @@ impl Mailer {
     /// invitation event: the token is stored nowhere).
     pub fn with_invitation_links(mut self, links: InvitationLinks) -> Self {
         self.invitation_links = Some(links);
+        self
+    }
+
+    /// Telegram messages go through `bot` (without one they are skipped).
+    pub fn with_telegram(mut self, bot: Option<TelegramBot>) -> Self {
+        self.telegram = bot;
         self
     }
 
@@ -281,8 +290,51 @@ impl Mailer {
         }
     }
 
+    /// Sends a Telegram message to the chat linked to its account *now*; `Ok(false)` when
+    /// none is (or no bot is configured, or the user blocked the bot).
+    async fn send_telegram(&self, message: &MailMessage) -> Result<bool, Failure> {
+        let Some(bot) = &self.telegram else {
+            tracing::info!("no Telegram bot configured; message skipped");
+            return Ok(false);
+        };
+        let sealer = FieldSealer::new(self.keys.clone());
+        let chat = projections::telegram::chat(&self.db, &sealer, AccountId(message.account_id))
+            .await
+            .map_err(|e| Failure::Transient(format!("linked chat: {e}")))?;
+        let Some(chat) = chat else {
+            tracing::info!("no Telegram chat linked; message skipped");
+            return Ok(false);
+        };
+        let number = |key: &str| message.data.get(key).and_then(|v| v.as_i64()).unwrap_or(0);
+        let text = match message.kind {
+            MailKind::TelegramGenerationComplete => format!(
+                "Your generation {} is complete ({} credits).",
+                message
+                    .data
+                    .get("generation_id")
+                    .and_then(|v| v.as_str())
+                    .unwrap_or(""),
+                number("credits")
+            ),
+            _ => format!(
+                "Your balance is {} credits, below {}.",
+                number("balance"),
+                number("threshold")
+            ),
+        };
+        match bot.send_message(chat.chat_id, &text).await {
+            Ok(()) => Ok(true),
+            Err(BotError::Blocked) => Ok(false),
+            Err(BotError::Transient(e)) => Err(Failure::Transient(e)),
+            Err(BotError::Permanent(e)) => Err(Failure::Permanent(e)),
+        }
+    }
+
     /// Renders and sends; `Ok(false)` when there is no one to send to.
     async fn send(&self, message: &MailMessage) -> Result<bool, Failure> {
+        if message.kind.is_telegram() {
+            return self.send_telegram(message).await;
+        }
         let account = AccountId(message.account_id);
         let mut message = message.clone();
         if message.sealed.is_some() {

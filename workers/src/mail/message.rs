@@ -31,6 +31,10 @@ pub enum MailKind {
     WorkspaceNotice,
     /// A provider key (the account's, or a workspace's it administers) turned invalid.
     ProviderKeyNotice,
+    /// A generation completed: a Telegram message to the linked chat, not an e-mail.
+    TelegramGenerationComplete,
+    /// The balance dropped below the threshold: a Telegram message to the linked chat.
+    TelegramCreditsLow,
 }
 
 impl MailKind {
@@ -45,7 +49,17 @@ impl MailKind {
             Self::WorkspaceInvitation => "workspace_invitation",
             Self::WorkspaceNotice => "workspace_notice",
             Self::ProviderKeyNotice => "provider_key_notice",
+            Self::TelegramGenerationComplete => "telegram_generation_complete",
+            Self::TelegramCreditsLow => "telegram_credits_low",
         }
+    }
+
+    /// Whether it goes to the linked Telegram chat rather than by e-mail.
+    pub fn is_telegram(self) -> bool {
+        matches!(
+            self,
+            Self::TelegramGenerationComplete | Self::TelegramCreditsLow
+        )
     }
 
     /// The preference that governs it; `None` for mail that is always sent.
@@ -54,6 +68,8 @@ impl MailKind {
             Self::GenerationComplete => Some(Toggle::GenerationComplete),
             Self::CreditsLow => Some(Toggle::CreditsLow),
             Self::BillingReceipt => Some(Toggle::BillingReceipts),
+            Self::TelegramGenerationComplete => Some(Toggle::TelegramGenerationComplete),
+            Self::TelegramCreditsLow => Some(Toggle::TelegramCreditsLow),
             Self::SecurityNotice
             | Self::Campaign
             | Self::WorkspaceInvitation

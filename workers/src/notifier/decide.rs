@@ -205,14 +205,21 @@ pub fn decide(
                 amount,
                 ..
             } = event
-                && view.enabled(account, Toggle::GenerationComplete)
             {
-                mails.push(MailMessage::caused_by(
-                    cause,
-                    MailKind::GenerationComplete,
-                    account,
-                    json!({ "generation_id": generation_id, "credits": amount, "feature": feature }),
-                ));
+                let data = json!({ "generation_id": generation_id, "credits": amount, "feature": feature });
+                // The e-mail and the Telegram message are two messages with ids of their
+                // own (derived from the event and the kind).
+                for (toggle, kind) in [
+                    (Toggle::GenerationComplete, MailKind::GenerationComplete),
+                    (
+                        Toggle::TelegramGenerationComplete,
+                        MailKind::TelegramGenerationComplete,
+                    ),
+                ] {
+                    if view.enabled(account, toggle) {
+                        mails.push(MailMessage::caused_by(cause, kind, account, data.clone()));
+                    }
+                }
             }
             let balance = view.balances.entry(account).or_default();
             balance.balance += delta;
@@ -221,13 +228,20 @@ pub fn decide(
             balance.low = balance.balance < threshold;
             let now = balance.balance;
             view.changed_balances.insert(account);
-            if crossed && view.enabled(account, Toggle::CreditsLow) {
-                mails.push(MailMessage::caused_by(
-                    cause,
-                    MailKind::CreditsLow,
-                    account,
-                    json!({ "balance": now, "threshold": threshold }),
-                ));
+            if crossed {
+                for (toggle, kind) in [
+                    (Toggle::CreditsLow, MailKind::CreditsLow),
+                    (Toggle::TelegramCreditsLow, MailKind::TelegramCreditsLow),
+                ] {
+                    if view.enabled(account, toggle) {
+                        mails.push(MailMessage::caused_by(
+                            cause,
+                            kind,
+                            account,
+                            json!({ "balance": now, "threshold": threshold }),
+                        ));
+                    }
+                }
             }
         }
         (

@@ -277,3 +277,40 @@ fn the_same_event_decided_twice_gives_the_same_message_ids() {
     let b = decide(&mut second, &stream, cause, &event, THRESHOLD);
     assert_eq!(a[0].message_id, b[0].message_id);
 }
+
+#[test]
+fn telegram_messages_go_only_with_their_toggle_with_ids_of_their_own() {
+    let mut h = Harness::new();
+    h.given(&[grant(100), hold("g1", 10)]);
+    let (c, e) = spend("g1", 10, 0, None);
+    assert_eq!(
+        h.when(c, e),
+        vec![MailKind::GenerationComplete],
+        "off by default"
+    );
+
+    h.given(&[
+        toggle(Toggle::TelegramGenerationComplete, true),
+        toggle(Toggle::TelegramCreditsLow, true),
+        hold("g2", 10),
+    ]);
+    let (c, e) = spend("g2", 10, 0, None);
+    let mut mails = h.given(&[(c, e)]);
+    mails.extend(h.given(&[hold("g3", 75)]));
+    let kinds: Vec<MailKind> = mails.iter().map(|m| m.kind).collect();
+    assert_eq!(
+        kinds,
+        vec![
+            MailKind::GenerationComplete,
+            MailKind::TelegramGenerationComplete,
+            MailKind::CreditsLow,
+            MailKind::TelegramCreditsLow,
+        ]
+    );
+    let ids: HashSet<Uuid> = mails.iter().map(|m| m.message_id).collect();
+    assert_eq!(ids.len(), 4);
+
+    h.given(&[toggle(Toggle::GenerationComplete, false), hold("g4", 1)]);
+    let (c, e) = spend("g4", 1, 0, None);
+    assert_eq!(h.when(c, e), vec![MailKind::TelegramGenerationComplete]);
+}
