@@ -573,7 +573,9 @@ pub struct ServeArgs {
     #[arg(
         long = "provider-base-url",
         env = "ACCOUNTS_PROVIDER_BASE_URLS",
-        value_delimiter = ','
+        value_delimiter = ',',
+        // A base URL may carry credentials (`https://user:pass@proxy`).
+        hide_env_values = true
     )]
     pub provider_base_urls: Vec<String>,
 

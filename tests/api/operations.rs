@@ -41,7 +41,11 @@ async fn health_readiness_and_documentation_are_served(backend: Backend) {
             "billing",
             "admin_tokens",
             "access_tokens",
-            "token_usage"
+            "token_usage",
+            "workspaces",
+            "editor_preferences",
+            "provider_keys",
+            "telegram",
         ]
     );
 

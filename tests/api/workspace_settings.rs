@@ -247,10 +247,9 @@ async fn external_storage_is_probed_before_it_is_saved(backend: Backend) {
     let reset = app.delete(&path, Some(&owner.token)).await;
     assert_eq!(reset.status(), StatusCode::NO_CONTENT);
     assert_eq!(storage(&app, &ws, &owner).await["state"], "managed");
-    assert_eq!(
-        error_code(app.post(&test, Some(&owner.token), &json!(null)).await).await,
-        "validation_failed"
-    );
+    let nothing_saved = app.post(&test, Some(&owner.token), &json!(null)).await;
+    assert_eq!(nothing_saved.status(), StatusCode::CONFLICT);
+    assert_eq!(error_code(nothing_saved).await, "managed_storage");
 }
 
 on_both_backends!(

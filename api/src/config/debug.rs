@@ -311,9 +311,15 @@ mod tests {
                     .any(|word| env.contains(word))
                     // A bot's token (not `ACCOUNTS_TOKEN_RATE_LIMIT`).
                     || env.ends_with("_TOKEN");
-                // The public and settings URLs are link bases, not credentials.
-                let link_base = ["ACCOUNTS_PUBLIC_URL", "ACCOUNTS_SETTINGS_URL"].contains(&env);
-                if secret && !link_base {
+                // The public and settings URLs are link bases, and the verification
+                // interval of provider keys a duration: none is a credential.
+                let harmless = [
+                    "ACCOUNTS_PUBLIC_URL",
+                    "ACCOUNTS_SETTINGS_URL",
+                    "ACCOUNTS_PROVIDER_KEY_VERIFY_INTERVAL",
+                ]
+                .contains(&env);
+                if secret && !harmless {
                     assert!(arg.is_hide_env_values_set(), "{env} shown by --help");
                     checked.push(env.to_owned());
                 }
