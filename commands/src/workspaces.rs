@@ -87,16 +87,6 @@ impl Workspaces {
         }
     }
 
-    /// The clock in use.
-    pub fn now(&self) -> Timestamp {
-        self.clock.now()
-    }
-
-    /// The link signer.
-    pub fn links(&self) -> &InvitationLinks {
-        &self.links
-    }
-
     /// Runs `command` on the workspace; returns its state after and where it committed.
     pub async fn run(
         &self,

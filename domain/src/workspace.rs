@@ -327,6 +327,8 @@ pub struct Member {
 /// An invitation.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Invitation {
+    /// Who sent it first.
+    pub invited_by: AccountId,
     /// The invitee's canonical address.
     pub email: String,
     /// The role offered.

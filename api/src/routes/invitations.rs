@@ -343,18 +343,10 @@ pub async fn open_invitation(
     ) {
         return Err(link_gone());
     }
-    let row =
-        projections::workspaces::invitations(&core.db, &core.sealer, workspace, core.clock.now())
-            .await?
-            .into_iter()
-            .find(|i| i.invitation_id == invitation_id);
-    let inviter = match row {
-        Some(row) => projections::accounts::find(&core.db, &core.sealer, row.invited_by)
-            .await?
-            .map(|a| a.display_name)
-            .unwrap_or_default(),
-        None => String::new(),
-    };
+    let inviter = projections::accounts::find(&core.db, &core.sealer, invitation.invited_by)
+        .await?
+        .map(|a| a.display_name)
+        .unwrap_or_default();
     Ok(Json(InvitationPreview {
         workspace_name: state.name.clone().unwrap_or_default(),
         inviter,

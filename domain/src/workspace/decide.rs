@@ -579,11 +579,13 @@ impl Aggregate for Workspace {
                 token_hash,
                 generation,
                 expires_at,
+                invited_by,
                 ..
             } => {
                 self.invitations.insert(
                     *invitation_id,
                     Invitation {
+                        invited_by: *invited_by,
                         email: email.clone(),
                         role: *role,
                         token_hash: token_hash.clone(),
@@ -649,11 +651,7 @@ impl Aggregate for Workspace {
                 }
             }
             E::StudioConfigured { set, resets, .. } => {
-                for key in resets {
-                    self.studio.remove(key);
-                }
-                self.studio
-                    .extend(set.0.iter().map(|(k, v)| (k.clone(), v.clone())));
+                crate::settings::apply(&mut self.studio, &set.0, resets);
             }
             E::StorageConfigured {
                 bucket,
