@@ -11,6 +11,7 @@ pub mod entitlements;
 pub mod generations;
 pub mod invitations;
 pub mod me;
+pub mod members;
 pub mod notifications;
 pub mod operators;
 pub mod ops;
@@ -62,6 +63,7 @@ pub fn routes(state: &AppState) -> Routes {
         .merge(tokens::router())
         .merge(notifications::router())
         .merge(workspaces::router())
+        .merge(members::router())
         .merge(invitations::router())
         .merge(studio::router())
         .merge(storage::router())
