@@ -1,18 +1,24 @@
 //! Password hashing: argon2id with the OWASP parameters (19 MiB, 2 passes, 1 lane), run on
-//! the blocking pool with bounded concurrency so that a burst of sign-ins can neither stall
-//! the async runtime nor exhaust memory.
+//! a fixed set of threads of its own with bounded concurrency, so that a burst of sign-ins
+//! can neither stall the async runtime nor exhaust memory.
 //!
 //! The bound is split in two shares that never borrow from each other: verifying a
 //! password (sign-in, re-authentication, the current password of a change) takes a permit
 //! of the larger share; hashing a new one (registration, a password change) one of the
 //! smaller. A flood of registrations therefore queues behind itself, never in front of a
 //! sign-in.
+//!
+//! Memory stays bounded: there is one hashing thread per permit, and each keeps its 19 MiB
+//! argon2 working area for its whole life, hashing into it again and again. Hashing on the
+//! runtime's blocking pool instead allocated a fresh area per hash on whichever of its many
+//! threads ran it, and the allocator kept those areas after sign-in bursts (hundreds of MB).
 
 use argon2::password_hash::rand_core::OsRng;
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
-use argon2::{Algorithm, Argon2, Params, Version};
-use std::sync::Arc;
-use tokio::sync::Semaphore;
+use argon2::password_hash::{Output, ParamsString, PasswordHash, SaltString};
+use argon2::{Algorithm, Argon2, Block, Params, Version};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, mpsc};
+use tokio::sync::{Semaphore, oneshot};
 
 /// Why hashing failed (never because a password is wrong).
 #[derive(Debug, thiserror::Error)]
@@ -28,14 +34,142 @@ pub enum PasswordError {
 /// Hashes and verifies passwords.
 #[derive(Clone)]
 pub struct Passwords {
-    argon: Argon2<'static>,
     /// Verifications: sign-ins and other proofs of the current password.
     verify_permits: Arc<Semaphore>,
     /// New hashes: registrations and password changes.
     hash_permits: Arc<Semaphore>,
+    /// The hashing threads.
+    pool: Arc<HashPool>,
     /// A real hash of a random password, verified against when the account does not
     /// exist so that a wrong e-mail costs the same time as a wrong password.
     decoy: Arc<str>,
+}
+
+/// Work for a hashing thread: it gets the thread's working area.
+type Job = Box<dyn FnOnce(&mut Vec<Block>) + Send>;
+
+/// A fixed set of threads, each keeping one argon2 working area for its life. Jobs arrive
+/// only with a permit of a share, so there is never more work than threads.
+struct HashPool {
+    jobs: Mutex<mpsc::Sender<Job>>,
+    /// Working areas allocated or grown so far (one per thread, in steady state).
+    areas: Arc<AtomicUsize>,
+}
+
+impl HashPool {
+    fn start(threads: usize) -> Self {
+        let (jobs, queue) = mpsc::channel::<Job>();
+        let queue = Arc::new(Mutex::new(queue));
+        let areas = Arc::new(AtomicUsize::new(0));
+        for n in 0..threads {
+            let queue = queue.clone();
+            let areas = areas.clone();
+            std::thread::Builder::new()
+                .name(format!("argon2-{n}"))
+                .spawn(move || {
+                    let mut area = Vec::new();
+                    loop {
+                        // The lock is held only while taking a job, never while hashing.
+                        let job = match queue.lock() {
+                            Ok(queue) => queue.recv(),
+                            Err(poisoned) => poisoned.into_inner().recv(),
+                        };
+                        let Ok(job) = job else { return };
+                        let before = (area.as_ptr(), area.capacity());
+                        job(&mut area);
+                        if (area.as_ptr(), area.capacity()) != before {
+                            areas.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                })
+                .expect("starting a password-hashing thread");
+        }
+        Self {
+            jobs: Mutex::new(jobs),
+            areas,
+        }
+    }
+
+    fn submit(&self, job: Job) -> Result<(), PasswordError> {
+        let jobs = self.jobs.lock().unwrap_or_else(|e| e.into_inner());
+        jobs.send(job).map_err(|_| PasswordError::Task)
+    }
+}
+
+/// Runs argon2 with `params` into `out`, in `area` (grown to the size `params` need, and
+/// kept for the next hash).
+fn hash_into(
+    area: &mut Vec<Block>,
+    algorithm: Algorithm,
+    version: Version,
+    params: Params,
+    password: &[u8],
+    salt: &[u8],
+    out: &mut [u8],
+) -> Result<(), PasswordError> {
+    let needed = params.block_count();
+    if area.len() < needed {
+        area.resize(needed, Block::default());
+    }
+    Argon2::new(algorithm, version, params)
+        .hash_password_into_with_memory(password, salt, out, &mut area[..needed])
+        .map_err(|e| PasswordError::Hash(e.to_string()))
+}
+
+/// A new PHC string (`$argon2id$v=19$m=19456,t=2,p=1$…`) for `password`.
+fn hash_new(area: &mut Vec<Block>, password: &[u8]) -> Result<String, PasswordError> {
+    let params = Passwords::owasp_params();
+    let salt = SaltString::generate(&mut OsRng);
+    let mut salt_bytes = [0u8; 64];
+    let salt_raw = salt
+        .decode_b64(&mut salt_bytes)
+        .map_err(|e| PasswordError::Hash(e.to_string()))?;
+    let mut out = [0u8; Params::DEFAULT_OUTPUT_LEN];
+    hash_into(
+        area,
+        Algorithm::Argon2id,
+        Version::V0x13,
+        params.clone(),
+        password,
+        salt_raw,
+        &mut out,
+    )?;
+    let phc = PasswordHash {
+        algorithm: Algorithm::Argon2id.ident(),
+        version: Some(Version::V0x13.into()),
+        params: ParamsString::try_from(&params).map_err(|e| PasswordError::Hash(e.to_string()))?,
+        salt: Some(salt.as_salt()),
+        hash: Some(Output::new(&out).map_err(|e| PasswordError::Hash(e.to_string()))?),
+    };
+    Ok(phc.to_string())
+}
+
+/// Whether `password` matches the PHC string `hash` (its own algorithm, version and
+/// parameters; the comparison is constant-time). A hash that does not parse matches nothing.
+fn matches(area: &mut Vec<Block>, password: &[u8], hash: &str) -> bool {
+    let Ok(parsed) = PasswordHash::new(hash) else {
+        return false;
+    };
+    let (Some(expected), Some(salt)) = (parsed.hash, parsed.salt) else {
+        return false;
+    };
+    let Ok(algorithm) = Algorithm::try_from(parsed.algorithm) else {
+        return false;
+    };
+    let version = parsed
+        .version
+        .map_or(Ok(Version::V0x13), Version::try_from)
+        .ok();
+    let (Some(version), Ok(params)) = (version, Params::try_from(&parsed)) else {
+        return false;
+    };
+    let mut salt_bytes = [0u8; 64];
+    let Ok(salt) = salt.decode_b64(&mut salt_bytes) else {
+        return false;
+    };
+    let mut out = vec![0u8; expected.len()];
+    hash_into(area, algorithm, version, params, password, salt, &mut out).is_ok()
+        && Output::new(&out).is_ok_and(|computed| computed == expected)
 }
 
 /// How `max_concurrent` hashes at once are shared: `(verifications, new hashes)`. New
@@ -53,22 +187,26 @@ impl Passwords {
         Params::new(19 * 1024, 2, 1, None).expect("valid argon2 parameters")
     }
 
-    /// A hasher running at most `max_concurrent` hashes at once, in two [`shares`].
+    /// A hasher running at most `max_concurrent` hashes at once, in two [`shares`], on
+    /// as many threads of its own.
     pub fn new(max_concurrent: usize) -> Self {
-        let argon = Argon2::new(Algorithm::Argon2id, Version::V0x13, Self::owasp_params());
-        let salt = SaltString::generate(&mut OsRng);
-        let decoy_password = uuid::Uuid::new_v4().to_string();
-        let decoy = argon
-            .hash_password(decoy_password.as_bytes(), &salt)
-            .expect("hashing a decoy password")
-            .to_string();
         let (verifications, new_hashes) = shares(max_concurrent);
+        let pool = HashPool::start(verifications + new_hashes);
+        let mut area = Vec::new();
+        let decoy = hash_new(&mut area, uuid::Uuid::new_v4().to_string().as_bytes())
+            .expect("hashing a decoy password");
         Self {
-            argon,
             verify_permits: Arc::new(Semaphore::new(verifications)),
             hash_permits: Arc::new(Semaphore::new(new_hashes)),
+            pool: Arc::new(pool),
             decoy: decoy.into(),
         }
+    }
+
+    /// Working areas the hashing threads have allocated so far: at most one per thread
+    /// however many passwords were hashed (what keeps memory bounded).
+    pub fn working_areas(&self) -> usize {
+        self.pool.areas.load(Ordering::Relaxed)
     }
 
     /// Permits free now: `(verifications, new hashes)`.
@@ -82,25 +220,22 @@ impl Passwords {
     async fn run<T: Send + 'static>(
         &self,
         share: &Semaphore,
-        work: impl FnOnce(&Argon2<'static>) -> T + Send + 'static,
+        work: impl FnOnce(&mut Vec<Block>) -> T + Send + 'static,
     ) -> Result<T, PasswordError> {
         let _permit = share.acquire().await.map_err(|_| PasswordError::Task)?;
-        let argon = self.argon.clone();
-        tokio::task::spawn_blocking(move || work(&argon))
-            .await
-            .map_err(|_| PasswordError::Task)
+        let (done, result) = oneshot::channel();
+        self.pool.submit(Box::new(move |area| {
+            let _ = done.send(work(area));
+        }))?;
+        result.await.map_err(|_| PasswordError::Task)
     }
 
     /// Hashes a new password into a PHC string (`$argon2id$v=19$m=19456,t=2,p=1$…`), on
     /// the share of new hashes.
     pub async fn hash(&self, password: &str) -> Result<String, PasswordError> {
         let password = password.to_owned();
-        self.run(&self.hash_permits, move |argon| {
-            let salt = SaltString::generate(&mut OsRng);
-            argon
-                .hash_password(password.as_bytes(), &salt)
-                .map(|hash| hash.to_string())
-                .map_err(|e| PasswordError::Hash(e.to_string()))
+        self.run(&self.hash_permits, move |area| {
+            hash_new(area, password.as_bytes())
         })
         .await?
     }
@@ -111,14 +246,12 @@ impl Passwords {
         let known = hash.is_some();
         let hash = hash.map_or_else(|| self.decoy.to_string(), str::to_owned);
         let password = password.to_owned();
-        let matches = self
-            .run(&self.verify_permits, move |argon| {
-                PasswordHash::new(&hash)
-                    .map(|parsed| argon.verify_password(password.as_bytes(), &parsed).is_ok())
-                    .unwrap_or(false)
+        let matched = self
+            .run(&self.verify_permits, move |area| {
+                matches(area, password.as_bytes(), &hash)
             })
             .await?;
-        Ok(known && matches)
+        Ok(known && matched)
     }
 }
 
@@ -211,6 +344,78 @@ mod tests {
             })
         })
         .await
+    }
+
+    #[tokio::test]
+    async fn many_hashes_reuse_one_working_area_per_thread() {
+        let passwords = Passwords::new(2);
+        let threads = {
+            let (v, h) = shares(2);
+            v + h
+        };
+        let hash = passwords.hash("correct-horse-7-battery").await.unwrap();
+        let burst: Vec<_> = (0..12)
+            .map(|i| {
+                let passwords = passwords.clone();
+                let hash = hash.clone();
+                tokio::spawn(async move {
+                    passwords
+                        .verify(&format!("wrong-{i}"), Some(&hash))
+                        .await
+                        .unwrap()
+                })
+            })
+            .collect();
+        for verified in burst {
+            assert!(!verified.await.unwrap());
+        }
+        assert!(
+            passwords.working_areas() <= threads,
+            "{} areas for {threads} threads",
+            passwords.working_areas()
+        );
+    }
+
+    #[tokio::test]
+    async fn hashes_agree_with_the_argon2_crates_own_hasher_both_ways() {
+        use argon2::password_hash::{PasswordHasher, PasswordVerifier};
+        let passwords = Passwords::new(1);
+        let argon = Argon2::new(
+            Algorithm::Argon2id,
+            Version::V0x13,
+            Passwords::owasp_params(),
+        );
+        let ours = passwords.hash("correct-horse-7-battery").await.unwrap();
+        let parsed = PasswordHash::new(&ours).unwrap();
+        assert!(
+            argon
+                .verify_password(b"correct-horse-7-battery", &parsed)
+                .is_ok()
+        );
+        // A hash made elsewhere, with other parameters (an older, cheaper setting).
+        let salt = SaltString::generate(&mut OsRng);
+        let cheap = Argon2::new(
+            Algorithm::Argon2id,
+            Version::V0x13,
+            Params::new(8 * 1024, 1, 1, None).unwrap(),
+        );
+        let theirs = cheap
+            .hash_password(b"correct-horse-7-battery", &salt)
+            .unwrap()
+            .to_string();
+        assert!(
+            passwords
+                .verify("correct-horse-7-battery", Some(&theirs))
+                .await
+                .unwrap()
+        );
+        assert!(
+            !passwords
+                .verify("correct-horse-7-batterY", Some(&theirs))
+                .await
+                .unwrap()
+        );
+        assert!(!passwords.verify("x", Some("not a hash")).await.unwrap());
     }
 
     #[tokio::test]
