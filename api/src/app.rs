@@ -1,6 +1,6 @@
 //! The composition root: builds every service from the configuration, starts the
-//! background work (projectors, activity flushing, idempotency-key purge), serves HTTP,
-//! and shuts down in order.
+//! background work (projectors, the chainer, activity flushing, idempotency-key purge),
+//! serves HTTP, and shuts down in order.
 
 use crate::config::{PaymentsProvider, ServeArgs};
 use crate::mail::{self, MailQueue};
@@ -302,6 +302,12 @@ impl App {
             .await
             .context("following the log for erased keys")?;
         tasks.push(tokio::spawn(eviction.run(stopping.clone())));
+        // Tamper evidence: links each event to the one before, after it is appended.
+        let chainer = Arc::new(projections::chain::Chainer::new(
+            state.core.db.clone(),
+            state.core.log.clone(),
+        ));
+        tasks.push(tokio::spawn(chainer.run(stopping.clone())));
         tasks.push(tokio::spawn(
             state
                 .payments

@@ -115,6 +115,12 @@ pub enum Command {
         after_help = "Example:\n  accounts mail dead-letters --database-url postgres://…"
     )]
     Mail(MailCommand),
+    /// Audit the log: `verify` checks the hash chain over the stored events.
+    #[command(
+        subcommand,
+        after_help = "Example:\n  accounts audit verify --database-url postgres://… --expect-head 1234:9f86d0…"
+    )]
+    Audit(AuditCommand),
     /// Check the configuration given (database, migrations, master key, blob store,
     /// broker, SMTP, public URL) and say what to fix; exits non-zero if anything is wrong.
     #[command(
@@ -128,6 +134,39 @@ pub enum Command {
 pub enum MailCommand {
     /// Print the messages the mailer gave up on, as JSON, newest first.
     DeadLetters(StorageArgs),
+}
+
+/// `accounts audit …`.
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Read the whole log again, recompute every link of the hash chain and compare it with
+    /// the stored chain; print the first broken link and the head (position and hash) to
+    /// publish elsewhere. Exits non-zero when a link is broken or `--expect-head` differs.
+    Verify(AuditVerifyArgs),
+}
+
+/// `accounts audit verify`.
+#[derive(Debug, Clone, Args)]
+pub struct AuditVerifyArgs {
+    /// A head published before, `<position>:<hash>`: fails unless the chain still has
+    /// exactly that link at that position.
+    #[arg(long, value_name = "POSITION:HASH")]
+    pub expect_head: Option<projections::chain::Anchor>,
+    /// `json` (the report) or `text` (one line per finding).
+    #[arg(long, value_enum, default_value_t = AuditFormat::Json)]
+    pub format: AuditFormat,
+    /// Storage.
+    #[command(flatten)]
+    pub storage: StorageArgs,
+}
+
+/// How `accounts audit` prints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum AuditFormat {
+    /// One JSON document.
+    Json,
+    /// Readable lines.
+    Text,
 }
 
 /// The mail pipeline: where messages travel and how they are sent. Its `Debug` shows the

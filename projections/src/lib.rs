@@ -7,11 +7,13 @@
 //! (read-your-writes). The query functions the API reads live next to each projector.
 //!
 //! This file is the registry: every read model's module, every follower's name
-//! ([`Follower`], the key of its checkpoint) and the list of projectors ([`all`]).
+//! ([`Follower`], the key of its checkpoint) and the list of projectors ([`all`]). The hash
+//! chain over the log ([`chain`]) is a follower too, but no read model: it is never rebuilt.
 
 pub mod access_tokens;
 pub mod accounts;
 pub mod billing;
+pub mod chain;
 pub mod checkpoints;
 pub mod credits;
 pub mod editor_preferences;
@@ -111,6 +113,9 @@ followers! {
     /// Not a follower but a mark: events up to this position were in the log before the
     /// notifier first ran, and send nothing.
     NotifierSilentUntil => "notifier.silent-until",
+    /// Tamper evidence: the chainer, which links each event to the one before
+    /// ([`crate::chain`]).
+    EventChain => "event-chain",
 }
 
 impl Follower {

@@ -277,6 +277,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "rate limits",
         include_str!("../../migrations/sqlite/0007_rate_limits.sql"),
     ),
+    (
+        8,
+        "event chain",
+        include_str!("../../migrations/sqlite/0008_event_chain.sql"),
+    ),
 ];
 
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
@@ -314,6 +319,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         7,
         "rate limits",
         include_str!("../../migrations/postgres/0007_rate_limits.sql"),
+    ),
+    (
+        8,
+        "event chain",
+        include_str!("../../migrations/postgres/0008_event_chain.sql"),
     ),
 ];
 

@@ -19,6 +19,7 @@ macro_rules! on_both_backends {
     };
 }
 
+mod audit_chain;
 mod auth;
 mod billing;
 mod credits;

@@ -10,8 +10,11 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
+use projections::chain::{BrokenReason, VerifyReport};
+use serde::Serialize;
 use std::sync::Arc;
 use store::EventDecoder;
+use utoipa::ToSchema;
 use utoipa_axum::routes;
 
 /// The routes of this module.
@@ -20,6 +23,7 @@ pub fn router() -> Routes {
         .routes(routes!(reconciliation))
         .routes(routes!(dead_letters))
         .routes(routes!(metrics))
+        .routes(routes!(verify_chain))
 }
 
 /// Recomputes balances, holds and invoice totals from the log and compares them with the
@@ -114,4 +118,104 @@ pub async fn metrics(State(core): State<Core>, _operator: Operator) -> Result<Re
         ));
     }
     Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response())
+}
+
+/// The answer of `GET /admin/audit/verify`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ChainVerification {
+    /// No broken link up to the head.
+    pub ok: bool,
+    /// Links recomputed from the stored events and found equal.
+    pub events_checked: u64,
+    /// The chain's head: publish it elsewhere to anchor the chain.
+    pub head: ChainHeadView,
+    /// Events after the head, not chained yet (not checked); null when the walk stopped at
+    /// a broken link.
+    pub unchained: Option<u64>,
+    /// The first broken link, or null.
+    pub first_broken: Option<BrokenLinkView>,
+}
+
+/// The last event chained, and its link.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ChainHeadView {
+    /// Its global position (0: nothing chained yet).
+    pub position: u64,
+    /// Its link, 64 lower-case hex digits (null if the stored link is gone).
+    pub hash: Option<String>,
+}
+
+/// Where the chain breaks first.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BrokenLinkView {
+    /// The global position.
+    pub position: u64,
+    /// The event's stream (null if the event is gone).
+    pub stream: Option<String>,
+    /// The event's revision in its stream (null if the event is gone).
+    pub revision: Option<u64>,
+    /// Why.
+    pub reason: BrokenReasonView,
+}
+
+/// Why a link is broken.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum BrokenReasonView {
+    /// The stored event no longer hashes to its link: it was edited.
+    HashMismatch,
+    /// An event at or below the head has no link: inserted, or its link deleted.
+    MissingLink,
+    /// A link names a position the log no longer holds: the event was deleted.
+    MissingEvent,
+}
+
+impl From<VerifyReport> for ChainVerification {
+    fn from(report: VerifyReport) -> Self {
+        Self {
+            ok: report.ok,
+            events_checked: report.events_checked,
+            head: ChainHeadView {
+                position: report.head.position,
+                hash: report.head.hash,
+            },
+            unchained: report.unchained,
+            first_broken: report.first_broken.map(|broken| BrokenLinkView {
+                position: broken.position,
+                stream: broken.stream,
+                revision: broken.revision,
+                reason: match broken.reason {
+                    BrokenReason::HashMismatch => BrokenReasonView::HashMismatch,
+                    BrokenReason::MissingLink => BrokenReasonView::MissingLink,
+                    BrokenReason::MissingEvent => BrokenReasonView::MissingEvent,
+                },
+            }),
+        }
+    }
+}
+
+/// Verifies the hash chain over the stored log (admin and auditor tokens): reads every
+/// event again, recomputes its link and compares it with the stored chain. Answers the
+/// first broken link, the head to publish, and how many recent events are not chained yet.
+/// A broken chain is still a 200, with `ok` false.
+#[utoipa::path(get, path = "/admin/audit/verify", tag = "admin", security(("operator" = [])),
+    responses(
+        (status = 200, description = "The verification; `ok` is false when a link is broken", body = ChainVerification),
+    ))]
+pub async fn verify_chain(
+    State(core): State<Core>,
+    operator: Operator,
+) -> Result<Json<ChainVerification>, ApiError> {
+    tracing::info!(token_id = %operator.token_id, role = operator.role.as_str(), "chain verification requested");
+    let report = projections::chain::verify(&core.db, core.log.as_ref(), None)
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    if let Some(broken) = &report.first_broken {
+        tracing::warn!(
+            position = broken.position,
+            reason = broken.reason.as_str(),
+            "the event chain is broken"
+        );
+    }
+    Ok(Json(report.into()))
 }
