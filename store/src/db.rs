@@ -228,6 +228,27 @@ impl Database {
         })
     }
 
+    /// Opens the event log of the service: the KurrentDB server or cluster at
+    /// `event_store` when one is given (`kurrentdb://…`, `esdb://…`, see
+    /// [`crate::kurrentdb::SCHEMES`]), else the log stored in this database. Every part of
+    /// the service (commands, projectors, workers, the CLI) obtains its log here.
+    #[tracing::instrument(skip_all, fields(kurrentdb = event_store.is_some()))]
+    pub async fn open_event_log(
+        &self,
+        event_store: Option<&str>,
+    ) -> Result<Arc<dyn EventLog>, StoreError> {
+        match event_store {
+            None => self.event_log().await,
+            Some(url) if crate::kurrentdb::is_kurrentdb_url(url) => {
+                Ok(Arc::new(crate::kurrentdb::KurrentLog::connect(url).await?))
+            }
+            Some(_) => Err(StoreError::Invalid(format!(
+                "the event store URL must start with one of {}://",
+                crate::kurrentdb::SCHEMES.join("://, ")
+            ))),
+        }
+    }
+
     /// Closes every pool.
     pub async fn close(&self) {
         self.pool.close().await;
