@@ -110,9 +110,11 @@ impl KurrentLog {
     /// the URL, which may hold a password.
     #[tracing::instrument(skip_all)]
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
-        let settings: ClientSettings = url.parse().map_err(|e: kurrentdb::ClientSettingsParseError| {
-            StoreError::Invalid(format!("the KurrentDB connection string: {}", e.message()))
-        })?;
+        let settings: ClientSettings =
+            url.parse()
+                .map_err(|e: kurrentdb::ClientSettingsParseError| {
+                    StoreError::Invalid(format!("the KurrentDB connection string: {}", e.message()))
+                })?;
         let client = Client::new(settings)
             .map_err(|e| StoreError::EventStore(format!("creating the KurrentDB client: {e}")))?;
         let signal = AppendSignal::new();
@@ -198,9 +200,9 @@ impl KurrentLog {
             None => Ok(None),
             Some(positions) => {
                 let current = self.read_raw(stream, None, 1).await?;
-                let next_expected = current
-                    .last()
-                    .map_or(ExpectedRevision::NoStream, |e| ExpectedRevision::Exact(e.revision));
+                let next_expected = current.last().map_or(ExpectedRevision::NoStream, |e| {
+                    ExpectedRevision::Exact(e.revision)
+                });
                 Ok(Some(AppendResult {
                     positions,
                     next_expected,
@@ -712,7 +714,9 @@ mod tests {
     #[test]
     fn connection_strings_are_recognised_by_scheme() {
         assert!(is_kurrentdb_url("kurrentdb://127.0.0.1:2113?tls=false"));
-        assert!(is_kurrentdb_url("kurrentdb+discover://admin:changeit@cluster.local:2113"));
+        assert!(is_kurrentdb_url(
+            "kurrentdb+discover://admin:changeit@cluster.local:2113"
+        ));
         assert!(is_kurrentdb_url("esdb://localhost:2113"));
         assert!(is_kurrentdb_url("KurrentDB://localhost:2113"));
         assert!(!is_kurrentdb_url("postgres://db/accounts"));
