@@ -372,6 +372,34 @@ impl<'s> MigrationSource<'s> for EmbeddedMigrations {
 mod tests {
     use super::*;
 
+    /// Only KurrentDB URLs select another log, and a refusal never repeats the URL.
+    #[tokio::test]
+    async fn the_event_store_url_must_name_kurrentdb() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Database::connect(&Database::sqlite_url(&dir.path().join("a.db")), 1)
+            .await
+            .unwrap();
+        db.migrate().await.unwrap();
+        let error = db
+            .open_event_log(Some("redis://user:s3cret@cache:6379"))
+            .await
+            .err()
+            .unwrap();
+        assert!(matches!(error, StoreError::Invalid(_)), "{error}");
+        assert!(!error.to_string().contains("s3cret"), "{error}");
+        let error = db
+            .open_event_log(Some("kurrentdb://user:s3cret@host:2113/a/path"))
+            .await
+            .err()
+            .unwrap();
+        assert!(matches!(error, StoreError::Invalid(_)), "{error}");
+        assert!(!error.to_string().contains("s3cret"), "{error}");
+        // Without one, the database's own log.
+        let log = db.open_event_log(None).await.unwrap();
+        assert_eq!(log.head().await.unwrap(), crate::GlobalPosition::START);
+        db.close().await;
+    }
+
     /// A migration file that is not listed would silently never run.
     #[test]
     fn every_migration_file_is_embedded_in_order() {

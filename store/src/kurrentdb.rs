@@ -86,6 +86,9 @@ const WATCH_FALLBACK: Duration = Duration::from_secs(5);
 /// Pause before resubscribing to `$all` after the subscription dropped.
 const RESUBSCRIBE_DELAY: Duration = Duration::from_secs(1);
 
+/// The longest pause between attempts to resubscribe while the server stays unreachable.
+const MAX_RESUBSCRIBE_DELAY: Duration = Duration::from_secs(30);
+
 /// Pages of `$all` one `read_all` call reads at most while everything it finds is filtered
 /// out (system events), before answering with what it has.
 const MAX_FILTERED_PAGES: usize = 16;
@@ -346,8 +349,10 @@ impl EventLog for KurrentLog {
 }
 
 /// Follows `$all` (the service's streams) from its end and bumps `signal` for every new
-/// event, resubscribing whenever the subscription drops.
+/// event, resubscribing whenever the subscription drops (waiting longer each time it fails
+/// again, up to [`MAX_RESUBSCRIBE_DELAY`]).
 async fn follow(client: Client, signal: AppendSignal) {
+    let mut delay = RESUBSCRIBE_DELAY;
     loop {
         let options = SubscribeToAllOptions::default()
             .position(StreamPosition::End)
@@ -357,15 +362,23 @@ async fn follow(client: Client, signal: AppendSignal) {
             match subscription.next_subscription_event().await {
                 Ok(SubscriptionEvent::EventAppeared(_)) => signal.notify(),
                 // (Re)subscribed: events may have been appended while it was down.
-                Ok(SubscriptionEvent::Confirmed(_)) => signal.notify(),
+                Ok(SubscriptionEvent::Confirmed(_)) => {
+                    delay = RESUBSCRIBE_DELAY;
+                    signal.notify();
+                }
                 Ok(_) => {}
                 Err(e) => {
-                    tracing::warn!(error = %e, "the subscription to $all dropped; resubscribing");
+                    tracing::warn!(
+                        error = %e,
+                        retry_in_s = delay.as_secs(),
+                        "the subscription to $all dropped; resubscribing"
+                    );
                     break;
                 }
             }
         }
-        tokio::time::sleep(RESUBSCRIBE_DELAY).await;
+        tokio::time::sleep(delay).await;
+        delay = (delay * 2).min(MAX_RESUBSCRIBE_DELAY);
     }
 }
 
