@@ -89,9 +89,9 @@ const RESUBSCRIBE_DELAY: Duration = Duration::from_secs(1);
 /// The longest pause between attempts to resubscribe while the server stays unreachable.
 const MAX_RESUBSCRIBE_DELAY: Duration = Duration::from_secs(30);
 
-/// Pages of `$all` one `read_all` call reads at most while everything it finds is filtered
-/// out (system events), before answering with what it has.
-const MAX_FILTERED_PAGES: usize = 16;
+/// How far back from the end of `$all` [`EventLog::head`] looks for an event of the
+/// service's (the server-side filter normally leaves none of KurrentDB's own in the way).
+const HEAD_SCAN: usize = 1_000;
 
 /// The event log in a KurrentDB server or cluster.
 pub struct KurrentLog {
@@ -218,7 +218,7 @@ impl KurrentLog {
 
 #[async_trait]
 impl EventLog for KurrentLog {
-    #[tracing::instrument(skip_all, fields(stream, events = events.len()))]
+    #[tracing::instrument(skip_all, fields(stream = %stream, events = events.len(), ?expected))]
     async fn append(
         &self,
         stream: &str,
@@ -267,7 +267,7 @@ impl EventLog for KurrentLog {
         })
     }
 
-    #[tracing::instrument(skip_all, fields(stream, from, limit))]
+    #[tracing::instrument(skip_all, fields(stream = %stream, from = from, limit = limit))]
     async fn read_stream(
         &self,
         stream: &str,
@@ -277,7 +277,7 @@ impl EventLog for KurrentLog {
         self.read_raw(stream, Some(from), limit).await
     }
 
-    #[tracing::instrument(skip_all, fields(after = after.0, limit))]
+    #[tracing::instrument(skip_all, fields(after = after.0, limit = limit))]
     async fn read_all(
         &self,
         after: GlobalPosition,
@@ -285,7 +285,9 @@ impl EventLog for KurrentLog {
     ) -> Result<Vec<RecordedEvent>, StoreError> {
         let mut kept = Vec::new();
         let mut cursor = after;
-        for _ in 0..MAX_FILTERED_PAGES {
+        // Until `limit` events are kept or the end of `$all` is reached: an empty answer
+        // must mean "nothing after `after`", or a reader would stop short of later events.
+        loop {
             if kept.len() >= limit {
                 break;
             }
@@ -330,7 +332,7 @@ impl EventLog for KurrentLog {
             .position(StreamPosition::End)
             .backwards()
             .filter(service_filter())
-            .max_count(MAX_FILTERED_PAGES * 8);
+            .max_count(HEAD_SCAN);
         let mut read = self.client.read_all(&options).await.map_err(backend)?;
         while let Some(resolved) = read.next().await.map_err(backend)? {
             if let Some(event) = resolved.event.as_ref() {
