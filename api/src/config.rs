@@ -383,6 +383,13 @@ pub struct StorageArgs {
     /// Connections per database pool.
     #[arg(long, env = "ACCOUNTS_DB_MAX_CONNECTIONS", default_value_t = 16)]
     pub db_max_connections: u32,
+
+    /// Keep the event log in KurrentDB: `kurrentdb://[user:password@]host:2113?tls=false`,
+    /// `kurrentdb+discover://…` (a cluster found by DNS) or `esdb://…`. Read models, keys
+    /// and every other table stay in the database (`--database-url`, else the SQLite file).
+    /// Without it the event log is kept in the database too.
+    #[arg(long, env = "KURRENTDB_URL", hide_env_values = true)]
+    pub event_store: Option<String>,
 }
 
 /// Where blobs (avatars) are kept. Its `Debug` shows neither the secret access key nor the
@@ -642,6 +649,7 @@ impl Default for ServeArgs {
                 master_key: None,
                 key_database_url: None,
                 db_max_connections: 16,
+                event_store: None,
             },
             blobs: BlobArgs::default(),
             session_ttl: Duration::from_secs(30 * 24 * 3600),

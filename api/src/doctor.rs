@@ -124,9 +124,25 @@ pub async fn check(args: &ServeArgs) -> Report {
         )),
         Err(error) => report.problem(format!("migrations: cannot tell ({error})")),
     }
+    event_store(&mut report, args).await;
     master_key(&mut report, args, &db).await;
     db.close().await;
     finish(report, args).await
+}
+
+/// The KurrentDB event log, when `--event-store` puts the log there.
+async fn event_store(report: &mut Report, args: &ServeArgs) {
+    let Some(url) = &args.storage.event_store else {
+        return;
+    };
+    match store::kurrentdb::KurrentLog::connect(url).await {
+        Ok(_) => report.ok(format!("event store {} answers", redacted(url))),
+        Err(error) => report.problem(format!(
+            "event store {} does not answer ({error}): start KurrentDB or correct KURRENTDB_URL \
+             (e.g. kurrentdb://127.0.0.1:2113?tls=false)",
+            redacted(url)
+        )),
+    }
 }
 
 /// The master key: given or on file, well formed, and opening the stored data keys.

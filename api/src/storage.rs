@@ -17,7 +17,7 @@ use vault::{DataKeys, FieldSealer, MasterKey};
 pub struct Storage {
     /// The database.
     pub db: Database,
-    /// The log in it.
+    /// The event log: in the database, or in KurrentDB (`--event-store`).
     pub log: Arc<dyn EventLog>,
     /// The codec sealing personal data.
     pub codec: EventCodec,
@@ -28,8 +28,8 @@ pub struct Storage {
 }
 
 impl Storage {
-    /// Opens the database, applies migrations and opens the log; read models are not
-    /// prepared yet.
+    /// Opens the database, applies migrations and opens the log (in KurrentDB with
+    /// `--event-store`, else in the database); read models are not prepared yet.
     #[tracing::instrument(skip_all)]
     pub async fn open(args: &StorageArgs) -> anyhow::Result<Self> {
         std::fs::create_dir_all(&args.data_dir)
@@ -55,7 +55,13 @@ impl Storage {
                 key
             }
         };
-        let log = db.event_log().await.context("opening the event log")?;
+        let log = db
+            .open_event_log(args.event_store.as_deref())
+            .await
+            .context("opening the event log")?;
+        if args.event_store.is_some() {
+            tracing::info!("the event log is kept in KurrentDB; read models in the database");
+        }
         workers::notifier::register(&db, &log)
             .await
             .context("registering the notifier")?;

@@ -228,6 +228,27 @@ impl Database {
         })
     }
 
+    /// Opens the event log of the service: the KurrentDB server or cluster at
+    /// `event_store` when one is given (`kurrentdb://…`, `esdb://…`, see
+    /// [`crate::kurrentdb::SCHEMES`]), else the log stored in this database. Every part of
+    /// the service (commands, projectors, workers, the CLI) obtains its log here.
+    #[tracing::instrument(skip_all, fields(kurrentdb = event_store.is_some()))]
+    pub async fn open_event_log(
+        &self,
+        event_store: Option<&str>,
+    ) -> Result<Arc<dyn EventLog>, StoreError> {
+        match event_store {
+            None => self.event_log().await,
+            Some(url) if crate::kurrentdb::is_kurrentdb_url(url) => {
+                Ok(Arc::new(crate::kurrentdb::KurrentLog::connect(url).await?))
+            }
+            Some(_) => Err(StoreError::Invalid(format!(
+                "the event store URL must start with one of {}://",
+                crate::kurrentdb::SCHEMES.join("://, ")
+            ))),
+        }
+    }
+
     /// Closes every pool.
     pub async fn close(&self) {
         self.pool.close().await;
@@ -360,6 +381,34 @@ impl<'s> MigrationSource<'s> for EmbeddedMigrations {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Only KurrentDB URLs select another log, and a refusal never repeats the URL.
+    #[tokio::test]
+    async fn the_event_store_url_must_name_kurrentdb() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Database::connect(&Database::sqlite_url(&dir.path().join("a.db")), 1)
+            .await
+            .unwrap();
+        db.migrate().await.unwrap();
+        let error = db
+            .open_event_log(Some("redis://user:s3cret@cache:6379"))
+            .await
+            .err()
+            .unwrap();
+        assert!(matches!(error, StoreError::Invalid(_)), "{error}");
+        assert!(!error.to_string().contains("s3cret"), "{error}");
+        let error = db
+            .open_event_log(Some("kurrentdb://user:s3cret@host:2113/a/path"))
+            .await
+            .err()
+            .unwrap();
+        assert!(matches!(error, StoreError::Invalid(_)), "{error}");
+        assert!(!error.to_string().contains("s3cret"), "{error}");
+        // Without one, the database's own log.
+        let log = db.open_event_log(None).await.unwrap();
+        assert_eq!(log.head().await.unwrap(), crate::GlobalPosition::START);
+        db.close().await;
+    }
 
     /// A migration file that is not listed would silently never run.
     #[test]

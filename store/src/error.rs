@@ -30,6 +30,9 @@ pub enum StoreError {
     /// The database failed.
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
+    /// The event store server (KurrentDB) failed or could not be reached.
+    #[error("event store error: {0}")]
+    EventStore(String),
 }
 
 impl StoreError {

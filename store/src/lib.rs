@@ -3,8 +3,10 @@
 //! [`EventLog`] is the one interface commands, projections and workers use: append to a
 //! stream with an expected revision, read a stream, read the whole log in global order from
 //! a position, and wait for new events. Backends: [`sqlite`] (the embedded default),
-//! [`postgres`], and [`memory`] for unit tests. [`Database`] opens either SQL database,
-//! applies the migrations and hands out the matching log. Blobs (avatars) live beside the
+//! [`postgres`], [`kurrentdb`] (a KurrentDB server or cluster), and [`memory`] for unit
+//! tests. [`Database`] opens either SQL database, applies the migrations and hands out the
+//! matching log; [`Database::open_event_log`] picks the log: KurrentDB when a KurrentDB URL is given,
+//! else the database's own. Blobs (avatars) live beside the
 //! log in a [`BlobStore`]: a folder ([`FolderBlobStore`]) or an S3 bucket ([`s3`]).
 
 pub mod blobs;
@@ -12,6 +14,7 @@ pub mod db;
 pub mod decoded;
 pub mod envelope;
 pub mod error;
+pub mod kurrentdb;
 pub mod log;
 pub mod memory;
 pub mod postgres;

@@ -1,6 +1,11 @@
-//! The event-log contract, run against every backend: in memory, SQLite and PostgreSQL.
-//! PostgreSQL must be reachable (see `store::testkit`); the PostgreSQL-only tests below
-//! show that a reader of the whole log never skips an event that commits late.
+//! The event-log contract, run against every backend: in memory, SQLite, PostgreSQL and
+//! KurrentDB. PostgreSQL must be reachable (see `store::testkit`); the PostgreSQL-only tests
+//! below show that a reader of the whole log never skips an event that commits late.
+//!
+//! KurrentDB runs when `KURRENTDB_URL` names a server (see the README, "KurrentDB"); without
+//! it each KurrentDB test says on stderr that it was skipped. A KurrentDB server cannot be
+//! reset between tests, so every test uses streams of its own and, where it reads the whole
+//! log, looks only at its own streams.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,41 +23,74 @@ struct Harness {
     db: Option<Database>,
     _sqlite: Option<TestSqlite>,
     postgres: Option<TestPostgres>,
+    /// Other tests write to this log too (a KurrentDB server): whole-log reads are narrowed
+    /// to the test's own streams.
+    shared: bool,
 }
 
-async fn memory() -> Harness {
-    Harness {
-        log: Arc::new(store::memory::MemoryLog::new()),
-        db: None,
-        _sqlite: None,
-        postgres: None,
+impl Harness {
+    fn of(log: Arc<dyn EventLog>) -> Self {
+        Self {
+            log,
+            db: None,
+            _sqlite: None,
+            postgres: None,
+            shared: false,
+        }
     }
 }
 
-async fn sqlite() -> Harness {
+async fn memory() -> Option<Harness> {
+    Some(Harness::of(Arc::new(store::memory::MemoryLog::new())))
+}
+
+/// The KurrentDB server of `KURRENTDB_URL`, or `None` (and a line on stderr) without it.
+async fn kurrentdb() -> Option<Harness> {
+    let Ok(url) = std::env::var("KURRENTDB_URL") else {
+        // Written to stderr directly, past the test harness's capture, so the skip shows.
+        use std::io::Write as _;
+        let _ = writeln!(
+            std::io::stderr(),
+            "SKIPPED: KurrentDB contract test not run: set KURRENTDB_URL \
+             (e.g. kurrentdb://127.0.0.1:2113?tls=false) to run it against a server"
+        );
+        return None;
+    };
+    let log = store::kurrentdb::KurrentLog::connect(&url)
+        .await
+        .expect("connect to KURRENTDB_URL");
+    Some(Harness {
+        shared: true,
+        ..Harness::of(Arc::new(log))
+    })
+}
+
+async fn sqlite() -> Option<Harness> {
     let file = TestSqlite::create();
     let db = Database::connect(&file.url, 4).await.expect("open sqlite");
     db.migrate().await.expect("migrate sqlite");
-    Harness {
+    Some(Harness {
         log: db.event_log().await.expect("open log"),
         db: Some(db),
         _sqlite: Some(file),
         postgres: None,
-    }
+        shared: false,
+    })
 }
 
-async fn postgres() -> Harness {
+async fn postgres() -> Option<Harness> {
     let server = TestPostgres::create().await;
     let db = Database::connect(&server.url, 20)
         .await
         .expect("connect postgres");
     db.migrate().await.expect("migrate postgres");
-    Harness {
+    Some(Harness {
         log: db.event_log().await.expect("open log"),
         db: Some(db),
         _sqlite: None,
         postgres: Some(server),
-    }
+        shared: false,
+    })
 }
 
 fn event(n: u32) -> NewEvent {
@@ -184,7 +222,12 @@ mod suite {
         );
     }
 
-    pub async fn a_retried_append_appends_nothing_twice(log: &dyn EventLog) {
+    /// `ids_across_streams`: whether the backend refuses an event id already used in
+    /// another stream (the SQL logs index ids; KurrentDB keeps them per stream only).
+    pub async fn a_retried_append_appends_nothing_twice(
+        log: &dyn EventLog,
+        ids_across_streams: bool,
+    ) {
         let s = stream();
         let events = vec![event(1), event(2)];
         let first = log
@@ -205,13 +248,15 @@ mod suite {
         assert_eq!(retry_any.positions, first.positions);
         assert_eq!(log.read_stream_to_end(&s).await.unwrap().len(), 2);
 
-        let reused = log
-            .append(&stream(), ExpectedRevision::Any, vec![events[0].clone()])
-            .await;
-        assert!(
-            matches!(reused, Err(StoreError::EventIdReused { .. })),
-            "{reused:?}"
-        );
+        if ids_across_streams {
+            let reused = log
+                .append(&stream(), ExpectedRevision::Any, vec![events[0].clone()])
+                .await;
+            assert!(
+                matches!(reused, Err(StoreError::EventIdReused { .. })),
+                "{reused:?}"
+            );
+        }
         let partial = log
             .append(&s, ExpectedRevision::Any, vec![events[0].clone(), event(3)])
             .await;
@@ -236,7 +281,10 @@ mod suite {
         assert!(log.read_stream_to_end(&s).await.unwrap().is_empty());
     }
 
-    pub async fn read_all_returns_every_event_once_in_global_order(log: &dyn EventLog) {
+    pub async fn read_all_returns_every_event_once_in_global_order(
+        log: &dyn EventLog,
+        shared: bool,
+    ) {
         let start = log.head().await.unwrap();
         let (a, b) = (stream(), stream());
         let mut appended = Vec::new();
@@ -249,7 +297,11 @@ mod suite {
             appended.extend(r.positions);
         }
         settled(log, *appended.last().unwrap()).await;
-        assert_eq!(log.head().await.unwrap(), *appended.last().unwrap());
+        if shared {
+            assert!(log.head().await.unwrap() >= *appended.last().unwrap());
+        } else {
+            assert_eq!(log.head().await.unwrap(), *appended.last().unwrap());
+        }
 
         // Read in small batches from where the log was.
         let mut seen = Vec::new();
@@ -260,8 +312,13 @@ mod suite {
                 break;
             }
             assert!(batch.len() <= 3);
+            assert!(batch.iter().all(|e| e.position > after));
             after = batch.last().unwrap().position;
-            seen.extend(batch);
+            seen.extend(
+                batch
+                    .into_iter()
+                    .filter(|e| !shared || [&a, &b].contains(&&e.stream)),
+            );
         }
         let positions: Vec<GlobalPosition> = seen.iter().map(|e| e.position).collect();
         assert_eq!(
@@ -306,7 +363,10 @@ mod suite {
         assert_eq!(log.read_stream_to_end(&s).await.unwrap().len(), 2);
     }
 
-    pub async fn concurrent_appends_to_different_streams_all_land(log: Arc<dyn EventLog>) {
+    pub async fn concurrent_appends_to_different_streams_all_land(
+        log: Arc<dyn EventLog>,
+        shared: bool,
+    ) {
         let start = log.head().await.unwrap();
         let tasks: Vec<_> = (0..16u32)
             .map(|i| {
@@ -336,10 +396,11 @@ mod suite {
         appended.sort();
         settled(&*log, *appended.last().unwrap()).await;
         let seen: Vec<GlobalPosition> = log
-            .read_all(start, 1_000)
+            .read_all(start, 10_000)
             .await
             .unwrap()
             .iter()
+            .filter(|e| !shared || appended.binary_search(&e.position).is_ok())
             .map(|e| e.position)
             .collect();
         assert_eq!(seen, appended);
@@ -369,50 +430,67 @@ macro_rules! contract {
 
             #[tokio::test]
             async fn appends_and_reads_back_a_stream() {
-                let h = super::$backend().await;
+                let Some(h) = super::$backend().await else {
+                    return;
+                };
                 suite::appends_and_reads_back_a_stream(&*h.log).await;
             }
 
             #[tokio::test]
             async fn conflicts_on_a_wrong_expected_revision() {
-                let h = super::$backend().await;
+                let Some(h) = super::$backend().await else {
+                    return;
+                };
                 suite::conflicts_on_a_wrong_expected_revision(&*h.log).await;
             }
 
             #[tokio::test]
             async fn a_retried_append_appends_nothing_twice() {
-                let h = super::$backend().await;
-                suite::a_retried_append_appends_nothing_twice(&*h.log).await;
+                let Some(h) = super::$backend().await else {
+                    return;
+                };
+                suite::a_retried_append_appends_nothing_twice(&*h.log, !h.shared).await;
             }
 
             #[tokio::test]
             async fn refuses_malformed_appends() {
-                let h = super::$backend().await;
+                let Some(h) = super::$backend().await else {
+                    return;
+                };
                 suite::refuses_malformed_appends(&*h.log).await;
             }
 
             #[tokio::test]
             async fn read_all_returns_every_event_once_in_global_order() {
-                let h = super::$backend().await;
-                suite::read_all_returns_every_event_once_in_global_order(&*h.log).await;
+                let Some(h) = super::$backend().await else {
+                    return;
+                };
+                suite::read_all_returns_every_event_once_in_global_order(&*h.log, h.shared).await;
             }
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
             async fn concurrent_appends_with_the_same_expectation_let_one_win() {
-                let h = super::$backend().await;
+                let Some(h) = super::$backend().await else {
+                    return;
+                };
                 suite::concurrent_appends_with_the_same_expectation_let_one_win(h.log.clone())
                     .await;
             }
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
             async fn concurrent_appends_to_different_streams_all_land() {
-                let h = super::$backend().await;
-                suite::concurrent_appends_to_different_streams_all_land(h.log.clone()).await;
+                let Some(h) = super::$backend().await else {
+                    return;
+                };
+                suite::concurrent_appends_to_different_streams_all_land(h.log.clone(), h.shared)
+                    .await;
             }
 
             #[tokio::test]
             async fn a_watch_wakes_when_events_are_appended() {
-                let h = super::$backend().await;
+                let Some(h) = super::$backend().await else {
+                    return;
+                };
                 suite::a_watch_wakes_when_events_are_appended(h.log.clone()).await;
                 drop(h.db);
             }
@@ -423,6 +501,7 @@ macro_rules! contract {
 contract!(memory);
 contract!(sqlite);
 contract!(postgres);
+contract!(kurrentdb);
 
 /// PostgreSQL-only: commits that land out of order, and notifications across processes.
 mod postgres_only {
@@ -435,7 +514,7 @@ mod postgres_only {
     /// commits: nothing is skipped.
     #[tokio::test]
     async fn a_reader_never_skips_an_event_that_commits_late() {
-        let h = postgres().await;
+        let h = postgres().await.unwrap();
         let url = &h.postgres.as_ref().unwrap().url;
         let start = h.log.head().await.unwrap();
 
@@ -478,7 +557,7 @@ mod postgres_only {
     /// The same, with a reader that keeps a checkpoint as a projector does.
     #[tokio::test]
     async fn a_checkpointed_reader_catches_the_late_event() {
-        let h = postgres().await;
+        let h = postgres().await.unwrap();
         let url = &h.postgres.as_ref().unwrap().url;
         let before = h
             .log
@@ -527,7 +606,7 @@ mod postgres_only {
     /// A second process (here: a second log on the same database) is woken by NOTIFY.
     #[tokio::test]
     async fn another_process_is_notified_of_appends() {
-        let h = postgres().await;
+        let h = postgres().await.unwrap();
         let other_db = Database::connect(&h.postgres.as_ref().unwrap().url, 2)
             .await
             .unwrap();
@@ -561,7 +640,7 @@ mod postgres_only {
     /// Two retries of the same append racing each other still write it once.
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn racing_retries_write_once() {
-        let h = postgres().await;
+        let h = postgres().await.unwrap();
         let s = stream();
         let events = vec![event(1), event(2)];
         let tasks: Vec<_> = (0..6)

@@ -47,9 +47,11 @@ async fn the_doctor_finds_a_healthy_setup_and_names_what_is_wrong(backend: Backe
         mismatch.stdout
     );
 
-    // A broker and an SMTP server that are not there.
+    // A broker, an SMTP server and a KurrentDB event store that are not there.
     let mut unreachable = app.storage_args.clone();
     unreachable.extend([
+        "--event-store".to_owned(),
+        "kurrentdb://admin:kdb-s3cret@127.0.0.1:1?tls=false".to_owned(),
         "--amqp-url".to_owned(),
         "amqp://guest:guest@127.0.0.1:1/%2f".to_owned(),
         "--smtp-url".to_owned(),
@@ -60,6 +62,7 @@ async fn the_doctor_finds_a_healthy_setup_and_names_what_is_wrong(backend: Backe
     let down = doctor(unreachable).await;
     assert_eq!(down.exit_code, 1);
     for expected in [
+        "PROBLEM  event store kurrentdb://admin:…@127.0.0.1:1",
         "PROBLEM  RabbitMQ",
         "PROBLEM  SMTP",
         "public URL https://studio.example",
@@ -71,6 +74,7 @@ async fn the_doctor_finds_a_healthy_setup_and_names_what_is_wrong(backend: Backe
         );
     }
     assert!(!down.stdout.contains(":guest@"), "no password shown");
+    assert!(!down.stdout.contains("kdb-s3cret"), "no password shown");
 }
 
 on_both_backends!(the_doctor_finds_a_healthy_setup_and_names_what_is_wrong);

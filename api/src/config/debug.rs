@@ -1,6 +1,6 @@
 //! `Debug` of the configuration without its secrets: the master key, the webhook secrets,
 //! the Telegram bot token and the S3 access keys are left out, and URLs that may carry credentials (`DATABASE_URL`,
-//! `ACCOUNTS_KEY_DATABASE_URL`, `AMQP_URL`, `SMTP_URL`, `ACCOUNTS_BLOB_S3_ENDPOINT`) lose
+//! `ACCOUNTS_KEY_DATABASE_URL`, `KURRENTDB_URL`, `AMQP_URL`, `SMTP_URL`, `ACCOUNTS_BLOB_S3_ENDPOINT`) lose
 //! their password and query. Each impl destructures its struct, so a field added later does
 //! not compile until it is listed here.
 
@@ -48,6 +48,7 @@ impl fmt::Debug for StorageArgs {
             master_key,
             key_database_url,
             db_max_connections,
+            event_store,
         } = self;
         f.debug_struct("StorageArgs")
             .field("data_dir", data_dir)
@@ -55,6 +56,7 @@ impl fmt::Debug for StorageArgs {
             .field("master_key", &secret(master_key))
             .field("key_database_url", &url(key_database_url))
             .field("db_max_connections", db_max_connections)
+            .field("event_store", &url(event_store))
             .finish()
     }
 }
@@ -240,6 +242,8 @@ mod tests {
             "postgres://app:db-s3cret@db:5432/accounts",
             "--key-database-url",
             "postgres://keys:keys-s3cret@db:5432/keys",
+            "--event-store",
+            "kurrentdb://admin:kdb-s3cret@kdb:2113?tls=false",
             "--master-key",
             MASTER_KEY,
             "--amqp-url",
@@ -270,6 +274,7 @@ mod tests {
         for secret in [
             "db-s3cret",
             "keys-s3cret",
+            "kdb-s3cret",
             MASTER_KEY,
             "amqp-s3cret",
             "smtp-s3cret",
@@ -285,6 +290,10 @@ mod tests {
             "{shown}"
         );
         assert!(shown.contains("master_key: Some(\"<hidden>\")"), "{shown}");
+        assert!(
+            shown.contains("kurrentdb://admin:***@kdb:2113?***"),
+            "{shown}"
+        );
         assert!(
             shown.contains("blob_s3_secret_access_key: Some(\"<hidden>\")"),
             "{shown}"
@@ -329,6 +338,7 @@ mod tests {
         for env in [
             "DATABASE_URL",
             "ACCOUNTS_KEY_DATABASE_URL",
+            "KURRENTDB_URL",
             "ACCOUNTS_MASTER_KEY",
             "AMQP_URL",
             "SMTP_URL",
