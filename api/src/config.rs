@@ -121,6 +121,65 @@ pub enum Command {
         after_help = "Example:\n  accounts doctor --database-url postgres://postgres@127.0.0.1/accounts --amqp-url amqp://guest:guest@127.0.0.1:5672/%2f"
     )]
     Doctor(Box<ServeArgs>),
+    /// Audit an account: its events, or its state at an instant, from the log.
+    #[command(
+        subcommand,
+        after_help = "Examples:\n  accounts audit events 0b9c… --from 2026-03-01T00:00:00Z --format table\n  accounts audit state 0b9c… --as-of 2026-03-03T12:00:00Z"
+    )]
+    Audit(AuditCommand),
+}
+
+/// How `accounts audit …` prints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum OutputFormat {
+    /// JSON, as the HTTP routes answer.
+    Json,
+    /// A readable table.
+    Table,
+}
+
+/// `accounts audit …`: the answers of `/admin/audit/accounts/{id}/…`, from the storage.
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Print the account's events in log order, with their envelope (as
+    /// `GET /admin/audit/accounts/{id}/events`).
+    Events {
+        /// The account's id.
+        account: uuid::Uuid,
+        /// Events recorded at or after this RFC 3339 instant.
+        #[arg(long)]
+        from: Option<String>,
+        /// Events recorded at or before this RFC 3339 instant.
+        #[arg(long)]
+        to: Option<String>,
+        /// The `next_cursor` of a previous page.
+        #[arg(long)]
+        cursor: Option<String>,
+        /// Events at most (1 to 1000).
+        #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u16).range(1..=1000))]
+        limit: u16,
+        /// json or table.
+        #[arg(long, value_enum, default_value_t = OutputFormat::Json)]
+        format: OutputFormat,
+        /// Storage.
+        #[command(flatten)]
+        storage: StorageArgs,
+    },
+    /// Print the account as it was at an instant (as
+    /// `GET /admin/audit/accounts/{id}/state`).
+    State {
+        /// The account's id.
+        account: uuid::Uuid,
+        /// The RFC 3339 instant (events recorded then count); now if absent or later.
+        #[arg(long)]
+        as_of: Option<String>,
+        /// json or table.
+        #[arg(long, value_enum, default_value_t = OutputFormat::Json)]
+        format: OutputFormat,
+        /// Storage.
+        #[command(flatten)]
+        storage: StorageArgs,
+    },
 }
 
 /// `accounts mail …`.

@@ -19,6 +19,8 @@ macro_rules! on_both_backends {
     };
 }
 
+mod audit;
+mod audit_state;
 mod auth;
 mod billing;
 mod credits;
@@ -47,6 +49,7 @@ mod reauth;
 mod rejections;
 mod s3;
 mod security;
+mod security_log;
 mod sessions;
 mod telegram;
 mod tokens;
