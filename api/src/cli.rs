@@ -3,8 +3,8 @@
 
 use crate::app::{App, AppOptions};
 use crate::config::{
-    AuditCommand, CampaignArgs, Cli, Command, MailCommand, OperatorTokenCommand, OutputFormat,
-    RebuildArgs, ServeArgs, StorageArgs, WorkerArgs,
+    CampaignArgs, Cli, Command, MailCommand, OperatorTokenCommand, RebuildArgs, ServeArgs,
+    StorageArgs, WorkerArgs,
 };
 use crate::mail::{self, MailQueue};
 use crate::storage::Storage;
@@ -58,7 +58,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Some(Command::Mailer(args)) => mailer(args).await,
         Some(Command::SendCampaign(args)) => send_campaign(args).await,
         Some(Command::Mail(MailCommand::DeadLetters(args))) => dead_letters(args).await,
-        Some(Command::Audit(command)) => audit(command).await,
+        Some(Command::Audit(command)) => crate::audit::cli::run(command).await,
         Some(Command::Doctor(args)) => {
             let report = crate::doctor::check(&args).await;
             Ok(Outcome {
@@ -241,84 +241,6 @@ async fn dead_letters(args: StorageArgs) -> anyhow::Result<Outcome> {
         "{}\n",
         serde_json::to_string_pretty(&letters)?
     )))
-}
-
-/// `accounts audit events|state`: the same answers as the audit routes, printed as JSON
-/// or a table; an unknown account or a malformed argument exits 2 with the reason.
-async fn audit(command: AuditCommand) -> anyhow::Result<Outcome> {
-    use crate::audit::{AuditError, Auditor, events, table};
-    use crate::routes::audit::EventsParams;
-    let storage_args = match &command {
-        AuditCommand::Events { storage, .. } | AuditCommand::State { storage, .. } => {
-            storage.clone()
-        }
-    };
-    let storage = Storage::open(&storage_args).await?;
-    let auditor = Auditor::new(storage.log.clone(), storage.codec.clone());
-    let refused = |message: String| Outcome {
-        stdout: format!("{}\n", serde_json::json!({"error": message})),
-        exit_code: 2,
-    };
-    let answer = match command {
-        AuditCommand::Events {
-            account,
-            from,
-            to,
-            cursor,
-            limit,
-            format,
-            ..
-        } => {
-            let params = EventsParams {
-                from,
-                to,
-                cursor,
-                limit: Some(i64::from(limit)),
-            };
-            let query: events::EventsQuery = match params.query() {
-                Ok(query) => query,
-                Err(error) => return Ok(refused(error.to_string())),
-            };
-            auditor
-                .events(domain::AccountId(account), query)
-                .await
-                .map(|page| match format {
-                    OutputFormat::Json => json_text(&page),
-                    OutputFormat::Table => table::events(&page),
-                })
-        }
-        AuditCommand::State {
-            account,
-            as_of,
-            format,
-            ..
-        } => {
-            let as_of = match crate::routes::audit::as_of(as_of.as_deref()) {
-                Ok(at) => at,
-                Err(error) => return Ok(refused(error.to_string())),
-            };
-            auditor
-                .state(domain::AccountId(account), as_of)
-                .await
-                .map(|state| match format {
-                    OutputFormat::Json => json_text(&state),
-                    OutputFormat::Table => table::state(&state),
-                })
-        }
-    };
-    storage.db.close().await;
-    match answer {
-        Ok(stdout) => Ok(Outcome::success(stdout)),
-        Err(AuditError::UnknownAccount) => Ok(refused("no account has this id".into())),
-        Err(AuditError::Failed(message)) => Err(anyhow::anyhow!(message)),
-    }
-}
-
-fn json_text(value: &impl serde::Serialize) -> String {
-    format!(
-        "{}\n",
-        serde_json::to_string_pretty(value).unwrap_or_default()
-    )
 }
 
 /// Brings the read model `name` up to the end of the log before the CLI returns, so a

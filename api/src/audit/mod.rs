@@ -13,6 +13,7 @@
 //! so no index beyond the log is needed, and no request holds more than a page of the log
 //! in memory (plus the page it answers).
 
+pub mod cli;
 pub mod events;
 pub mod security_log;
 pub mod select;
