@@ -58,6 +58,18 @@ async fn events_list_the_accounts_streams_in_log_order_with_metadata(backend: Ba
         .as_str()
         .unwrap()
         .to_owned();
+    let workspace = app
+        .post(
+            "/workspaces",
+            Some(&token),
+            &json!({"name": "Lighthouse Films"}),
+        )
+        .await;
+    assert_eq!(workspace.status(), StatusCode::CREATED);
+    let workspace = json_body(workspace).await["workspace_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     app.settle().await;
     let (_, auditor) = app.operator_token("auditor").await;
 
@@ -70,6 +82,7 @@ async fn events_list_the_accounts_streams_in_log_order_with_metadata(backend: Ba
         format!("account-{id}"),
         format!("credits-{id}"),
         format!("accesstoken-{token_id}"),
+        format!("workspace-{workspace}"),
     ] {
         assert!(
             streams.contains(&stream.as_str()),
@@ -80,6 +93,25 @@ async fn events_list_the_accounts_streams_in_log_order_with_metadata(backend: Ba
         streams.iter().all(|s| !s.contains(&other)),
         "another account's streams: {streams:?}"
     );
+    let others = events(&app, &auditor, &other, "?limit=1000").await;
+    assert!(
+        !others.to_string().contains(&workspace),
+        "a workspace it never belonged to"
+    );
+    let created = list
+        .iter()
+        .find(|e| e["event_type"] == "WorkspaceCreated")
+        .unwrap();
+    assert_eq!(created["data"]["name"], "Lighthouse Films");
+    assert_eq!(created["data_subject"], workspace.as_str());
+    let state = app
+        .get(&format!("/admin/audit/accounts/{id}/state"), Some(&auditor))
+        .await;
+    let state = json_body(state).await;
+    assert_eq!(state["workspaces"][0]["workspace_id"], workspace.as_str());
+    assert_eq!(state["workspaces"][0]["role"], "owner");
+    assert_eq!(state["workspaces"][0]["name"], "Lighthouse Films");
+    assert_eq!(state["tokens"][0]["token_id"], token_id.as_str());
     let positions: Vec<u64> = list
         .iter()
         .map(|e| e["position"].as_u64().unwrap())
