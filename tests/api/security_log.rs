@@ -42,6 +42,28 @@ async fn the_security_log_shows_failures_changes_and_revocations(backend: Backen
         .delete(&format!("/me/sessions/{phone_session}"), Some(&token))
         .await;
     assert!(revoked.status().is_success());
+    let created = app
+        .post(
+            "/me/api-tokens",
+            Some(&token),
+            &json!({"label": "render farm", "scopes": ["credits:read"]}),
+        )
+        .await;
+    assert_eq!(created.status(), StatusCode::CREATED);
+    let token_id = json_body(created).await["token_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let rotated = app
+        .request(
+            Method::POST,
+            &format!("/me/api-tokens/{token_id}/rotate"),
+            Some(&token),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(rotated.status(), StatusCode::OK);
     let changed = app
         .request(Method::PUT, "/me/password", Some(&token))
         .json(&json!({"current_password": PASSWORD, "new_password": NEW_PASSWORD}))
@@ -87,6 +109,18 @@ async fn the_security_log_shows_failures_changes_and_revocations(backend: Backen
         "{revocation}"
     );
     assert_eq!(revocation["detail"], "revoked");
+    assert!(
+        find("token_created")["detail"]
+            .as_str()
+            .unwrap()
+            .contains(&token_id)
+    );
+    assert!(
+        find("token_rotated")["detail"]
+            .as_str()
+            .unwrap()
+            .contains(&token_id)
+    );
     assert_eq!(
         kinds.iter().filter(|k| **k == "sign_in").count(),
         2,

@@ -9,6 +9,7 @@ use crate::storage::Storage;
 
 /// `accounts audit events|state`: the same answers as the audit routes, printed as JSON
 /// or a table; an unknown account or a malformed argument exits 2 with the reason.
+#[tracing::instrument(skip_all)]
 pub async fn run(command: AuditCommand) -> anyhow::Result<Outcome> {
     let storage_args = match &command {
         AuditCommand::Events { storage, .. } | AuditCommand::State { storage, .. } => {
