@@ -3,8 +3,8 @@
 
 use crate::app::{App, AppOptions};
 use crate::config::{
-    AuditCommand, AuditFormat, AuditVerifyArgs, CampaignArgs, Cli, Command, MailCommand,
-    OperatorTokenCommand, RebuildArgs, ServeArgs, StorageArgs, WorkerArgs,
+    CampaignArgs, Cli, Command, MailCommand, OperatorTokenCommand, RebuildArgs, ServeArgs,
+    StorageArgs, WorkerArgs,
 };
 use crate::mail::{self, MailQueue};
 use crate::storage::Storage;
@@ -58,7 +58,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Some(Command::Mailer(args)) => mailer(args).await,
         Some(Command::SendCampaign(args)) => send_campaign(args).await,
         Some(Command::Mail(MailCommand::DeadLetters(args))) => dead_letters(args).await,
-        Some(Command::Audit(AuditCommand::Verify(args))) => audit_verify(args).await,
+        Some(Command::Audit(command)) => crate::audit::cli::run(command).await,
         Some(Command::Doctor(args)) => {
             let report = crate::doctor::check(&args).await;
             Ok(Outcome {
@@ -241,76 +241,6 @@ async fn dead_letters(args: StorageArgs) -> anyhow::Result<Outcome> {
         "{}\n",
         serde_json::to_string_pretty(&letters)?
     )))
-}
-
-/// `accounts audit verify`: the chain as stored, checked against the log as stored. It
-/// does not chain anything itself (the chainer of a running service does): events after
-/// the head are reported as not chained yet.
-async fn audit_verify(args: AuditVerifyArgs) -> anyhow::Result<Outcome> {
-    let storage = Storage::open(&args.storage).await?;
-    let report =
-        projections::chain::verify(&storage.db, storage.log.as_ref(), args.expect_head).await;
-    storage.db.close().await;
-    let report = report?;
-    tracing::info!(
-        ok = report.ok,
-        "chain head {}:{} (publish it to anchor the chain)",
-        report.head.position,
-        report.head.hash.as_deref().unwrap_or("(missing)")
-    );
-    let stdout = match args.format {
-        AuditFormat::Json => format!("{}\n", serde_json::to_string_pretty(&report)?),
-        AuditFormat::Text => chain_lines(&report),
-    };
-    Ok(Outcome {
-        stdout,
-        exit_code: if report.ok { 0 } else { 1 },
-    })
-}
-
-/// The readable form of a chain verification.
-fn chain_lines(report: &projections::chain::VerifyReport) -> String {
-    let mut lines = vec![format!(
-        "{}: {} events checked, {} not chained yet",
-        if report.ok {
-            "chain intact"
-        } else {
-            "CHAIN BROKEN"
-        },
-        report.events_checked,
-        report
-            .unchained
-            .map_or_else(|| "?".to_owned(), |n| n.to_string()),
-    )];
-    lines.push(format!(
-        "head: {}:{}",
-        report.head.position,
-        report.head.hash.as_deref().unwrap_or("(missing)")
-    ));
-    if let Some(broken) = &report.first_broken {
-        lines.push(format!(
-            "first broken link: position {} ({}{}): {}",
-            broken.position,
-            broken.stream.as_deref().unwrap_or("event gone"),
-            broken
-                .revision
-                .map_or_else(String::new, |r| format!(" revision {r}")),
-            broken.reason.as_str()
-        ));
-    }
-    if let Some(anchor) = &report.anchor {
-        lines.push(format!(
-            "expected head {}:{}: {}",
-            anchor.position,
-            anchor.expected,
-            if anchor.matches {
-                "matches"
-            } else {
-                "DOES NOT MATCH"
-            }
-        ));
-    }
-    lines.join("\n") + "\n"
 }
 
 /// Brings the read model `name` up to the end of the log before the CLI returns, so a

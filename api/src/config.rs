@@ -115,18 +115,77 @@ pub enum Command {
         after_help = "Example:\n  accounts mail dead-letters --database-url postgres://…"
     )]
     Mail(MailCommand),
-    /// Audit the log: `verify` checks the hash chain over the stored events.
-    #[command(
-        subcommand,
-        after_help = "Example:\n  accounts audit verify --database-url postgres://… --expect-head 1234:9f86d0…"
-    )]
-    Audit(AuditCommand),
     /// Check the configuration given (database, migrations, master key, blob store,
     /// broker, SMTP, public URL) and say what to fix; exits non-zero if anything is wrong.
     #[command(
         after_help = "Example:\n  accounts doctor --database-url postgres://postgres@127.0.0.1/accounts --amqp-url amqp://guest:guest@127.0.0.1:5672/%2f"
     )]
     Doctor(Box<ServeArgs>),
+    /// Audit from the log: an account's events or its state at an instant, and the hash
+    /// chain over the stored events.
+    #[command(
+        subcommand,
+        after_help = "Examples:\n  accounts audit events 0b9c… --from 2026-03-01T00:00:00Z --format table\n  accounts audit state 0b9c… --as-of 2026-03-03T12:00:00Z\n  accounts audit verify --database-url postgres://… --expect-head 1234:9f86d0…"
+    )]
+    Audit(AuditCommand),
+}
+
+/// How `accounts audit …` prints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum OutputFormat {
+    /// JSON, as the HTTP routes answer.
+    Json,
+    /// A readable table (`text` is the same).
+    #[value(alias = "text")]
+    Table,
+}
+
+/// `accounts audit …`: the answers of `/admin/audit/accounts/{id}/…`, from the storage.
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Print the account's events in log order, with their envelope (as
+    /// `GET /admin/audit/accounts/{id}/events`).
+    Events {
+        /// The account's id.
+        account: uuid::Uuid,
+        /// Events recorded at or after this RFC 3339 instant.
+        #[arg(long)]
+        from: Option<String>,
+        /// Events recorded at or before this RFC 3339 instant.
+        #[arg(long)]
+        to: Option<String>,
+        /// The `next_cursor` of a previous page.
+        #[arg(long)]
+        cursor: Option<String>,
+        /// Events at most (1 to 1000).
+        #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u16).range(1..=1000))]
+        limit: u16,
+        /// json or table.
+        #[arg(long, value_enum, default_value_t = OutputFormat::Json)]
+        format: OutputFormat,
+        /// Storage.
+        #[command(flatten)]
+        storage: StorageArgs,
+    },
+    /// Print the account as it was at an instant (as
+    /// `GET /admin/audit/accounts/{id}/state`).
+    State {
+        /// The account's id.
+        account: uuid::Uuid,
+        /// The RFC 3339 instant (events recorded then count); now if absent or later.
+        #[arg(long)]
+        as_of: Option<String>,
+        /// json or table.
+        #[arg(long, value_enum, default_value_t = OutputFormat::Json)]
+        format: OutputFormat,
+        /// Storage.
+        #[command(flatten)]
+        storage: StorageArgs,
+    },
+    /// Read the whole log again, recompute every link of the hash chain and compare it with
+    /// the stored chain; print the first broken link and the head (position and hash) to
+    /// publish elsewhere. Exits non-zero when a link is broken or `--expect-head` differs.
+    Verify(AuditVerifyArgs),
 }
 
 /// `accounts mail …`.
@@ -136,37 +195,21 @@ pub enum MailCommand {
     DeadLetters(StorageArgs),
 }
 
-/// `accounts audit …`.
-#[derive(Debug, Subcommand)]
-pub enum AuditCommand {
-    /// Read the whole log again, recompute every link of the hash chain and compare it with
-    /// the stored chain; print the first broken link and the head (position and hash) to
-    /// publish elsewhere. Exits non-zero when a link is broken or `--expect-head` differs.
-    Verify(AuditVerifyArgs),
-}
-
-/// `accounts audit verify`.
+/// `accounts audit verify`: read the whole log again, recompute every link of the hash chain and compare it with
+/// the stored chain; print the first broken link and the head (position and hash) to
+/// publish elsewhere. Exits non-zero when a link is broken or `--expect-head` differs.
 #[derive(Debug, Clone, Args)]
 pub struct AuditVerifyArgs {
     /// A head published before, `<position>:<hash>`: fails unless the chain still has
     /// exactly that link at that position.
     #[arg(long, value_name = "POSITION:HASH")]
     pub expect_head: Option<projections::chain::Anchor>,
-    /// `json` (the report) or `text` (one line per finding).
-    #[arg(long, value_enum, default_value_t = AuditFormat::Json)]
-    pub format: AuditFormat,
+    /// `json` (the report) or `table`/`text` (one line per finding).
+    #[arg(long, value_enum, default_value_t = OutputFormat::Json)]
+    pub format: OutputFormat,
     /// Storage.
     #[command(flatten)]
     pub storage: StorageArgs,
-}
-
-/// How `accounts audit` prints.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum AuditFormat {
-    /// One JSON document.
-    Json,
-    /// Readable lines.
-    Text,
 }
 
 /// The mail pipeline: where messages travel and how they are sent. Its `Debug` shows the

@@ -4,6 +4,7 @@
 //! routes of [`routes`]; [`cli`] runs the `accounts` binary's subcommands.
 
 pub mod app;
+pub mod audit;
 pub mod byok;
 pub mod cli;
 pub mod config;

@@ -49,6 +49,8 @@ event::catalogue::catalogue! {
     Email => Reservation(reservation::ReservationEvent),
     /// `activity-<account uuid>`: session last-active times.
     Activity => Activity(activity::ActivityEvent),
+    /// `signins-<account uuid>`: refused sign-ins, for the security log.
+    SignIns => SignIn(activity::SignInEvent),
     /// `credits-<account uuid>`: the credit ledger.
     Credits => Credits(credits::CreditsEvent),
     /// `subscription-<account uuid>`: the plan.

@@ -19,7 +19,9 @@ macro_rules! on_both_backends {
     };
 }
 
+mod audit;
 mod audit_chain;
+mod audit_state;
 mod auth;
 mod billing;
 mod credits;
@@ -48,6 +50,7 @@ mod reauth;
 mod rejections;
 mod s3;
 mod security;
+mod security_log;
 mod sessions;
 mod telegram;
 mod tokens;

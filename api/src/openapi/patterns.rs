@@ -276,6 +276,15 @@ pub mod schemas {
         .build()
     }
 
+    /// A cursor of a list paged by log position (the audit routes, the security log).
+    pub fn position_cursor() -> Object {
+        string(
+            super::HISTORY_CURSOR,
+            "`next_cursor` of the previous page (a log position); absent or empty for the first page.",
+        )
+        .build()
+    }
+
     /// A workspace's name.
     pub fn workspace_name() -> Object {
         string(

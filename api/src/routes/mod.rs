@@ -1,6 +1,7 @@
 //! The HTTP routes: one `router()` per resource, each returning its routes with their
 //! documentation ([`Routes`]), merged here with the middleware.
 
+pub mod audit;
 pub mod auth;
 pub mod billing;
 pub mod claims;
@@ -60,6 +61,7 @@ pub fn routes(state: &AppState) -> Routes {
         .merge(claims::router())
         .merge(payments::router())
         .merge(operators::router())
+        .merge(audit::router())
         .merge(tokens::router())
         .merge(notifications::router())
         .merge(workspaces::router())

@@ -6,9 +6,10 @@ use crate::error::CommandError;
 use crate::executor::CommandContext;
 use crate::tokens;
 use domain::account::{Account, AccountCommand, SecondFactor};
+use domain::activity::{SignInEvent, SignInFailure};
 use domain::email::EmailAddress;
 use domain::session::SessionOrigin;
-use domain::{AccountId, SessionId, Timestamp, password};
+use domain::{AccountId, DomainEvent, SessionId, StreamCategory, Timestamp, password};
 use store::GlobalPosition;
 use uuid::Uuid;
 
@@ -91,13 +92,25 @@ impl Accounts {
         };
         let hash = account.as_ref().and_then(|a| a.password_hash.as_deref());
         let verified = self.passwords.verify(&cmd.password, hash).await?;
+        let now = self.clock.now();
+        let known = account.as_ref().and_then(|a| a.id);
         let (Some(account), true) = (account, verified) else {
+            if let Some(account_id) = known {
+                self.record_failure(ctx, account_id, SignInFailure::Password, &cmd.origin, now);
+            }
             return Err(CommandError::InvalidCredentials);
         };
         let account_id = account.id.ok_or(CommandError::InvalidCredentials)?;
-        let now = self.clock.now();
         // Only someone who knows the password learns that a code is needed.
-        let second_factor = self.prove(&account, cmd.second_factor.as_ref(), now)?;
+        let second_factor = match self.prove(&account, cmd.second_factor.as_ref(), now) {
+            Err(CommandError::InvalidSecondFactor) => {
+                let reason = SignInFailure::SecondFactor;
+                self.record_failure(ctx, account_id, reason, &cmd.origin, now);
+                return Err(CommandError::InvalidSecondFactor);
+            }
+            proved => proved?,
+        };
+        let origin = cmd.origin.clone();
 
         let issued = tokens::new_session_token();
         let session_id = SessionId(Uuid::new_v4());
@@ -111,7 +124,14 @@ impl Accounts {
             origin: cmd.origin,
             at: now,
         };
-        let executed = self.run(ctx, account_id, now, start).await?;
+        let executed = match self.run(ctx, account_id, now, start).await {
+            Err(CommandError::InvalidSecondFactor) => {
+                let reason = SignInFailure::SecondFactor;
+                self.record_failure(ctx, account_id, reason, &origin, now);
+                return Err(CommandError::InvalidSecondFactor);
+            }
+            executed => executed?,
+        };
         Ok(SignedIn {
             account_id,
             session_id,
@@ -121,5 +141,33 @@ impl Accounts {
                 .position
                 .ok_or_else(|| CommandError::Internal("sign-in appended nothing".into()))?,
         })
+    }
+
+    /// Records a refused sign-in on the account's `signins-` stream, for its security log.
+    /// The append runs in the background: the refusal is answered after the same work
+    /// whether or not an account has the address, and a failure to record is only logged.
+    fn record_failure(
+        &self,
+        ctx: &CommandContext,
+        account_id: AccountId,
+        reason: SignInFailure,
+        origin: &SessionOrigin,
+        at: Timestamp,
+    ) {
+        let event = DomainEvent::from(SignInEvent::SignInFailed {
+            reason,
+            origin: origin.clone(),
+            at,
+        });
+        let metadata = ctx.metadata(Some(account_id.0), at);
+        let (log, codec) = (self.exec.log().clone(), self.exec.codec().clone());
+        tokio::spawn(async move {
+            let stream = StreamCategory::SignIns.stream(account_id);
+            let appended =
+                crate::activity::append_counted(&log, &codec, &stream, &event, metadata).await;
+            if let Err(error) = appended {
+                tracing::warn!(%error, "could not record a refused sign-in");
+            }
+        });
     }
 }

@@ -5,7 +5,7 @@
 use domain::DomainEvent;
 use domain::access_token::{AccessTokenEvent, DailyRequests, Scope, TokenKind, UsageEvent};
 use domain::account::{AccountEvent, SecondFactor};
-use domain::activity::{ActivityEvent, SessionSeen};
+use domain::activity::{ActivityEvent, SessionSeen, SignInEvent, SignInFailure};
 use domain::checkout::CheckoutEvent;
 use domain::credits::{Allocation, CreditsEvent, Feature, ReleaseReason, SourceKind};
 use domain::email::{DisplayName, EmailAddress};
@@ -221,6 +221,19 @@ fn account() -> Vec<DomainEvent> {
     let mut all: Vec<DomainEvent> = events.into_iter().map(Into::into).collect();
     all.extend(reservations.into_iter().map(DomainEvent::from));
     all.push(activity.into());
+    all.push(
+        SignInEvent::SignInFailed {
+            reason: SignInFailure::Password,
+            origin: SessionOrigin {
+                device: "Firefox 128 on Linux".into(),
+                ip: Some("192.0.2.7".into()),
+                user_agent: Some("Mozilla/5.0".into()),
+                location: Some("Paris, FR".into()),
+            },
+            at: at(17),
+        }
+        .into(),
+    );
     all.push(preferences.into());
     all.extend(
         [

@@ -1,0 +1,200 @@
+//! The state of an account at an instant, folded from the log, against what the API
+//! answered at that instant: an account's month of purchases, spends, a plan change, a
+//! token created and rotated, and a session revoked.
+
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use std::collections::BTreeSet;
+use std::time::Duration;
+use store::Backend;
+use tests::{PASSWORD, TestApp, json_body, spawn_app};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+use uuid::Uuid;
+
+/// What the API answered at one moment, and that moment.
+struct Snapshot {
+    at: String,
+    available: u64,
+    held: u64,
+    sessions: BTreeSet<String>,
+    tokens: BTreeSet<String>,
+    plan: Option<String>,
+    invoices: usize,
+}
+
+async fn get(app: &TestApp, path: &str, token: &str) -> Value {
+    let response = app.get(path, Some(token)).await;
+    assert_eq!(response.status(), StatusCode::OK, "{path}");
+    json_body(response).await
+}
+
+fn ids(list: &Value, field: &str) -> BTreeSet<String> {
+    list.as_array()
+        .unwrap()
+        .iter()
+        .map(|entry| entry[field].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// Reads what the API says now, then notes the instant (every event so far was recorded
+/// before it) and waits a little so the next phase's events are recorded after it.
+async fn snapshot(app: &TestApp, token: &str) -> Snapshot {
+    app.settle().await;
+    let credits = get(app, "/me/credits", token).await;
+    let sessions = get(app, "/me/sessions", token).await;
+    let tokens = get(app, "/me/api-tokens", token).await;
+    let subscription = get(app, "/me/subscription", token).await;
+    let invoices = get(app, "/me/invoices", token).await;
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    let at = OffsetDateTime::now_utc().format(&Rfc3339).unwrap();
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    Snapshot {
+        at,
+        available: credits["balance"].as_u64().unwrap(),
+        held: credits["held"].as_u64().unwrap(),
+        sessions: ids(&sessions["sessions"], "id"),
+        tokens: ids(&tokens["tokens"], "token_id"),
+        plan: subscription["plan_id"].as_str().map(str::to_owned),
+        invoices: invoices["invoices"].as_array().unwrap().len(),
+    }
+}
+
+async fn ok(response: reqwest::Response, what: &str) -> Value {
+    assert!(
+        response.status().is_success(),
+        "{what}: {}",
+        response.status()
+    );
+    response.json().await.unwrap_or(Value::Null)
+}
+
+async fn the_state_at_each_instant_is_what_the_api_answered_then(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let email = format!("month-{}@example.com", Uuid::new_v4().simple());
+    let account = app.register(&email).await;
+    let token = app.login(&email, PASSWORD).await.token;
+    let mut moments = vec![snapshot(&app, &token).await];
+
+    // Credits arrive: the signup bonus, and a pack paid through the sandbox's checkout.
+    ok(
+        app.post("/me/claims/signup-bonus", Some(&token), &json!({}))
+            .await,
+        "bonus",
+    )
+    .await;
+    let purchase = ok(
+        app.post(
+            "/me/credits/purchases",
+            Some(&token),
+            &json!({"pack_id": "credits-500"}),
+        )
+        .await,
+        "purchase",
+    )
+    .await;
+    let url = purchase["checkout_url"].as_str().unwrap();
+    ok(app.client.get(url).send().await.unwrap(), "checkout").await;
+    moments.push(snapshot(&app, &token).await);
+
+    // Spends: one generation completes, another holds credits still.
+    let hold = |id: &str, amount: u64| {
+        app.request(Method::POST, "/me/generations", Some(&token))
+            .json(
+                &json!({"generation_id": id, "estimated_credits": amount, "feature": "generation"}),
+            )
+            .send()
+    };
+    ok(hold("gen-a", 40).await.unwrap(), "hold a").await;
+    let complete = app
+        .post(
+            "/me/generations/gen-a/complete",
+            Some(&token),
+            &json!({"credits": 30}),
+        )
+        .await;
+    ok(complete, "complete a").await;
+    ok(hold("gen-b", 25).await.unwrap(), "hold b").await;
+    moments.push(snapshot(&app, &token).await);
+
+    // A plan, a second device, an API token.
+    let subscribe = |plan: &'static str| {
+        app.request(Method::PUT, "/me/subscription", Some(&token))
+            .json(&json!({"plan_id": plan}))
+            .send()
+    };
+    ok(subscribe("starter").await.unwrap(), "starter").await;
+    let second = app.login(&email, PASSWORD).await;
+    let created = ok(
+        app.post(
+            "/me/api-tokens",
+            Some(&token),
+            &json!({"label": "farm", "scopes": ["credits:read"]}),
+        )
+        .await,
+        "token",
+    )
+    .await;
+    let token_id = created["token_id"].as_str().unwrap().to_owned();
+    moments.push(snapshot(&app, &token).await);
+
+    // The token is rotated, the second session revoked, the plan upgraded.
+    let rotated = app
+        .request(
+            Method::POST,
+            &format!("/me/api-tokens/{token_id}/rotate"),
+            Some(&token),
+        )
+        .send()
+        .await
+        .unwrap();
+    ok(rotated, "rotate").await;
+    let revoked = app
+        .delete(&format!("/me/sessions/{}", second.id), Some(&token))
+        .await;
+    ok(revoked, "revoke").await;
+    ok(subscribe("creator").await.unwrap(), "creator").await;
+    moments.push(snapshot(&app, &token).await);
+
+    let (_, auditor) = app.operator_token("auditor").await;
+    let mut seen = BTreeSet::new();
+    for (i, moment) in moments.iter().enumerate() {
+        let path = format!(
+            "/admin/audit/accounts/{account}/state?as_of={}",
+            moment.at.replace('+', "%2B")
+        );
+        let state = get(&app, &path, &auditor).await;
+        let what = format!("moment {i} ({}): {state}", moment.at);
+        assert_eq!(state["credits"]["available"], moment.available, "{what}");
+        assert_eq!(state["credits"]["held"], moment.held, "{what}");
+        assert_eq!(
+            ids(&state["sessions"], "session_id"),
+            moment.sessions,
+            "{what}"
+        );
+        assert_eq!(ids(&state["tokens"], "token_id"), moment.tokens, "{what}");
+        assert_eq!(
+            state["subscription"]["plan_id"].as_str().map(str::to_owned),
+            moment.plan,
+            "{what}"
+        );
+        assert_eq!(
+            state["invoices"].as_array().unwrap().len(),
+            moment.invoices,
+            "{what}"
+        );
+        assert_eq!(state["profile"]["email"], email.as_str());
+        seen.insert((moment.available, moment.held, moment.plan.clone()));
+    }
+    assert_eq!(
+        seen.len(),
+        moments.len(),
+        "every moment differs from the others"
+    );
+    assert_eq!(moments[4].plan.as_deref(), Some("creator"));
+    assert_eq!(moments[3].sessions.len(), 2);
+    assert_eq!(moments[4].sessions.len(), 1);
+    assert_eq!(moments[4].tokens, BTreeSet::from([token_id]));
+}
+
+on_both_backends!(the_state_at_each_instant_is_what_the_api_answered_then);
