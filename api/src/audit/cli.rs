@@ -15,7 +15,7 @@ pub async fn run(command: AuditCommand) -> anyhow::Result<Outcome> {
         AuditCommand::Events { storage, .. } | AuditCommand::State { storage, .. } => {
             storage.clone()
         }
-        AuditCommand::Verify(args) => return verify(args).await,
+        AuditCommand::Verify(args) => args.storage.clone(),
     };
     let storage = Storage::open(&storage_args).await?;
     let auditor = Auditor::new(storage.log.clone(), storage.codec.clone());
@@ -24,6 +24,11 @@ pub async fn run(command: AuditCommand) -> anyhow::Result<Outcome> {
         exit_code: 2,
     };
     let answer = match command {
+        AuditCommand::Verify(args) => {
+            let outcome = verify(&storage, &args).await;
+            storage.db.close().await;
+            return outcome;
+        }
         AuditCommand::Events {
             account,
             from,
@@ -91,13 +96,9 @@ fn json_text(value: &impl serde::Serialize) -> String {
 /// `accounts audit verify`: the chain as stored, checked against the log as stored. It
 /// does not chain anything itself (the chainer of a running service does): events after
 /// the head are reported as not chained yet.
-async fn verify(args: &AuditVerifyArgs) -> anyhow::Result<Outcome> {
-    let storage = Storage::open(&args.storage).await?;
+async fn verify(storage: &Storage, args: &AuditVerifyArgs) -> anyhow::Result<Outcome> {
     let report =
-        projections::chain::verify(&storage.db, storage.log.as_ref(), args.expect_head.clone())
-            .await;
-    storage.db.close().await;
-    let report = report?;
+        projections::chain::verify(&storage.db, storage.log.as_ref(), args.expect_head).await?;
     tracing::info!(
         ok = report.ok,
         "chain head {}:{} (publish it to anchor the chain)",
