@@ -46,18 +46,9 @@ async fn events_list_the_accounts_streams_in_log_order_with_metadata(backend: Ba
     assert!(claimed.status().is_success(), "{}", claimed.status());
     app.post("/me/claims/signup-bonus", Some(&other_token), &json!({}))
         .await;
-    let created = app
-        .post(
-            "/me/api-tokens",
-            Some(&token),
-            &json!({"label": "audit", "scopes": ["credits:read"]}),
-        )
+    let token_id = app
+        .create_api_token(&token, "audit", &["credits:read"])
         .await;
-    assert_eq!(created.status(), StatusCode::CREATED);
-    let token_id = json_body(created).await["token_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
     let workspace = app
         .post(
             "/workspaces",

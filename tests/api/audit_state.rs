@@ -125,30 +125,13 @@ async fn the_state_at_each_instant_is_what_the_api_answered_then(backend: Backen
     };
     ok(subscribe("starter").await.unwrap(), "starter").await;
     let second = app.login(&email, PASSWORD).await;
-    let created = ok(
-        app.post(
-            "/me/api-tokens",
-            Some(&token),
-            &json!({"label": "farm", "scopes": ["credits:read"]}),
-        )
-        .await,
-        "token",
-    )
-    .await;
-    let token_id = created["token_id"].as_str().unwrap().to_owned();
+    let token_id = app
+        .create_api_token(&token, "farm", &["credits:read"])
+        .await;
     moments.push(snapshot(&app, &token).await);
 
     // The token is rotated, the second session revoked, the plan upgraded.
-    let rotated = app
-        .request(
-            Method::POST,
-            &format!("/me/api-tokens/{token_id}/rotate"),
-            Some(&token),
-        )
-        .send()
-        .await
-        .unwrap();
-    ok(rotated, "rotate").await;
+    app.rotate_api_token(&token, &token_id).await;
     let revoked = app
         .delete(&format!("/me/sessions/{}", second.id), Some(&token))
         .await;

@@ -42,28 +42,10 @@ async fn the_security_log_shows_failures_changes_and_revocations(backend: Backen
         .delete(&format!("/me/sessions/{phone_session}"), Some(&token))
         .await;
     assert!(revoked.status().is_success());
-    let created = app
-        .post(
-            "/me/api-tokens",
-            Some(&token),
-            &json!({"label": "render farm", "scopes": ["credits:read"]}),
-        )
+    let token_id = app
+        .create_api_token(&token, "render farm", &["credits:read"])
         .await;
-    assert_eq!(created.status(), StatusCode::CREATED);
-    let token_id = json_body(created).await["token_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let rotated = app
-        .request(
-            Method::POST,
-            &format!("/me/api-tokens/{token_id}/rotate"),
-            Some(&token),
-        )
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(rotated.status(), StatusCode::OK);
+    app.rotate_api_token(&token, &token_id).await;
     let changed = app
         .request(Method::PUT, "/me/password", Some(&token))
         .json(&json!({"current_password": PASSWORD, "new_password": NEW_PASSWORD}))

@@ -328,6 +328,37 @@ impl TestApp {
             .expect("request sent")
     }
 
+    /// Creates an API token labelled `label` with `scopes` for the session `session`
+    /// (checked 201) and answers its id.
+    pub async fn create_api_token(&self, session: &str, label: &str, scopes: &[&str]) -> String {
+        let created = self
+            .post(
+                "/me/api-tokens",
+                Some(session),
+                &json!({"label": label, "scopes": scopes}),
+            )
+            .await;
+        assert_eq!(created.status(), StatusCode::CREATED, "create an API token");
+        json_body(created).await["token_id"]
+            .as_str()
+            .expect("token_id")
+            .to_owned()
+    }
+
+    /// Rotates the API token `token_id` of the session's account (checked 200).
+    pub async fn rotate_api_token(&self, session: &str, token_id: &str) {
+        let rotated = self
+            .request(
+                Method::POST,
+                &format!("/me/api-tokens/{token_id}/rotate"),
+                Some(session),
+            )
+            .send()
+            .await
+            .expect("request sent");
+        assert_eq!(rotated.status(), StatusCode::OK, "rotate an API token");
+    }
+
     /// `PUT path` with a JSON body.
     pub async fn put(&self, path: &str, token: Option<&str>, body: &Value) -> Response {
         self.request(Method::PUT, path, token)
