@@ -91,6 +91,8 @@ fn header(name: &Option<String>) -> anyhow::Result<Option<HeaderName>> {
 pub struct App {
     state: AppState,
     request_timeout: Duration,
+    /// `--metrics-listen`, bound.
+    metrics_listener: Option<TcpListener>,
     shutdown: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
 }
@@ -103,6 +105,17 @@ impl App {
             clock,
             throttle,
         } = options;
+        // Once per process; every app shares it (see `crate::metrics`).
+        crate::metrics::recorder();
+        // Bound first: an address in use fails the start, before anything runs.
+        let metrics_listener = match serve.metrics_listen {
+            Some(address) => Some(
+                TcpListener::bind(address)
+                    .await
+                    .with_context(|| format!("listening for metrics on {address}"))?,
+            ),
+            None => None,
+        };
         let storage = Storage::open(&serve.storage).await?;
         // The deployment's narrowing of API access applies to every plan's entitlements.
         let catalog =
@@ -346,6 +359,7 @@ impl App {
         Ok(Self {
             state,
             request_timeout: serve.request_timeout,
+            metrics_listener,
             shutdown,
             tasks,
         })
@@ -361,20 +375,49 @@ impl App {
         routes::router(self.state.clone(), self.request_timeout)
     }
 
-    /// Serves HTTP on `listener` until `signal` completes, then stops the background work.
+    /// The address `--metrics-listen` bound (its port chosen by the system if it was 0).
+    pub fn metrics_address(&self) -> Option<SocketAddr> {
+        self.metrics_listener
+            .as_ref()
+            .and_then(|listener| listener.local_addr().ok())
+    }
+
+    /// Serves HTTP on `listener` (and the metrics on `--metrics-listen`) until `signal`
+    /// completes, then stops the background work.
     pub async fn serve(
-        self,
+        mut self,
         listener: TcpListener,
         signal: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let router = self.router();
-        axum::serve(
+        let metrics = self.metrics_listener.take().map(|metrics_listener| {
+            let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+            let router = crate::metrics::router(self.state.core.clone());
+            let server = tokio::spawn(async move {
+                axum::serve(metrics_listener, router)
+                    .with_graceful_shutdown(async {
+                        let _ = stopped.await;
+                    })
+                    .await
+            });
+            (stop, server)
+        });
+        let served = axum::serve(
             listener,
             router.into_make_service_with_connect_info::<SocketAddr>(),
         )
         .with_graceful_shutdown(signal)
         .await
-        .context("serving HTTP")?;
+        .context("serving HTTP");
+        if let Some((stop, server)) = metrics {
+            let _ = stop.send(());
+            match server.await {
+                Ok(Ok(())) => {}
+                Ok(Err(error)) => tracing::error!(%error, "serving metrics failed"),
+                Err(error) => tracing::error!(%error, "the metrics server failed"),
+            }
+        }
+        served?;
         self.stop().await;
         Ok(())
     }

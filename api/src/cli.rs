@@ -77,6 +77,9 @@ async fn serve(args: ServeArgs) -> anyhow::Result<Outcome> {
         .with_context(|| format!("listening on {listen}"))?;
     let address = listener.local_addr()?;
     tracing::info!(%address, "accounts is listening on http://{address} (API docs at /docs)");
+    if let Some(metrics) = app.metrics_address() {
+        tracing::info!(%metrics, "metrics for scrapers, without authentication, at http://{metrics}/metrics");
+    }
     app.serve(listener, shutdown_signal()).await?;
     Ok(Outcome::default())
 }

@@ -554,6 +554,12 @@ pub struct ServeArgs {
     #[arg(long, env = "ACCOUNTS_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
 
+    /// A second address serving only `GET /metrics`, without authentication, for
+    /// Prometheus scrapers: bind it to a private interface or network only. Unset: off
+    /// (`GET /metrics` on the main address takes an operator token either way).
+    #[arg(long, env = "ACCOUNTS_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
+
     /// Storage.
     #[command(flatten)]
     pub storage: StorageArgs,
@@ -686,6 +692,7 @@ impl Default for ServeArgs {
     fn default() -> Self {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            metrics_listen: None,
             storage: StorageArgs {
                 data_dir: PathBuf::from("./data"),
                 database_url: None,

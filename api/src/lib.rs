@@ -16,6 +16,7 @@ pub mod html;
 pub mod integers;
 pub mod limits;
 pub mod mail;
+pub mod metrics;
 pub mod middleware;
 pub mod openapi;
 pub mod pages;

@@ -1,15 +1,20 @@
 //! The command loop every handler uses: load the stream, decide, append with the expected
-//! revision, and on a conflict reload and decide again, a bounded number of times.
+//! revision, and on a conflict reload and decide again, a bounded number of times. Each
+//! command's duration, conflicts, retries and append size are recorded
+//! ([`crate::metrics`]).
 
 use crate::codec::EventCodec;
 use crate::error::CommandError;
+use crate::metrics::{
+    APPEND_BATCH_SIZE, COMMAND_CONFLICTS, COMMAND_DURATION, COMMAND_RETRIES, command_name,
+};
 use domain::{Aggregate, DomainEvent, Timestamp};
 use std::any::Any;
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use store::Payload;
 use store::{Actor, EventLog, ExpectedRevision, GlobalPosition, Metadata};
 use uuid::Uuid;
@@ -208,7 +213,30 @@ impl Executor {
         ctx: &CommandContext,
         subject: Option<Uuid>,
         at: Timestamp,
+        decide: F,
+    ) -> Result<Executed<A>, CommandError>
+    where
+        A: Aggregate + Send + Sync + 'static,
+        A::Event: TryFrom<DomainEvent> + Into<DomainEvent> + Clone,
+        F: FnMut(&A) -> Result<Vec<A::Event>, CommandError>,
+    {
+        let started = Instant::now();
+        let command = command_name(std::any::type_name::<A>(), std::any::type_name::<F>());
+        let outcome = self
+            .run_command(stream, ctx, subject, at, decide, &command)
+            .await;
+        metrics::histogram!(COMMAND_DURATION, "command" => command).record(started.elapsed());
+        outcome
+    }
+
+    async fn run_command<A, F>(
+        &self,
+        stream: &str,
+        ctx: &CommandContext,
+        subject: Option<Uuid>,
+        at: Timestamp,
         mut decide: F,
+        command: &str,
     ) -> Result<Executed<A>, CommandError>
     where
         A: Aggregate + Send + Sync + 'static,
@@ -243,6 +271,7 @@ impl Executor {
                         .await?,
                 );
             }
+            metrics::histogram!(APPEND_BATCH_SIZE).record(encoded.len() as f64);
             match self.log.append(stream, loaded.expected, encoded).await {
                 Ok(appended) => {
                     let mut state = loaded.state;
@@ -264,9 +293,13 @@ impl Executor {
                 }
                 Err(error) if error.is_conflict() => {
                     self.conflicts.fetch_add(1, Ordering::Relaxed);
+                    metrics::counter!(COMMAND_CONFLICTS, "command" => command.to_owned())
+                        .increment(1);
                     if attempt >= MAX_ATTEMPTS {
                         return Err(CommandError::Contention);
                     }
+                    metrics::counter!(COMMAND_RETRIES, "command" => command.to_owned())
+                        .increment(1);
                     tracing::debug!(stream, attempt, "conflict; deciding again");
                     let jitter = u64::from(Uuid::new_v4().as_u128() as u8 % 8);
                     tokio::time::sleep(Duration::from_millis(u64::from(attempt) * 2 + jitter))

@@ -19,6 +19,7 @@ pub mod editor_preferences;
 pub mod error;
 pub mod executor;
 pub mod idempotency;
+pub mod metrics;
 pub mod notifications;
 pub mod operator_tokens;
 pub mod passwords;

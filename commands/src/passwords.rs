@@ -12,12 +12,16 @@
 //! argon2 working area for its whole life, hashing into it again and again. Hashing on the
 //! runtime's blocking pool instead allocated a fresh area per hash on whichever of its many
 //! threads ran it, and the allocator kept those areas after sign-in bursts (hundreds of MB).
+//!
+//! How long each hash waited for a permit of its share is recorded
+//! ([`crate::metrics::PASSWORD_HASH_WAIT`], by share): the queue a burst builds.
 
 use argon2::password_hash::rand_core::OsRng;
 use argon2::password_hash::{Output, ParamsString, PasswordHash, SaltString};
 use argon2::{Algorithm, Argon2, Block, Params, Version};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
+use std::time::Instant;
 use tokio::sync::{Semaphore, oneshot};
 
 /// Why hashing failed (never because a password is wrong).
@@ -217,12 +221,18 @@ impl Passwords {
         )
     }
 
+    /// Runs `work` on a hashing thread once `share` (named `share_name` in the metrics)
+    /// grants a permit.
     async fn run<T: Send + 'static>(
         &self,
         share: &Semaphore,
+        share_name: &'static str,
         work: impl FnOnce(&mut Vec<Block>) -> T + Send + 'static,
     ) -> Result<T, PasswordError> {
+        let queued = Instant::now();
         let _permit = share.acquire().await.map_err(|_| PasswordError::Task)?;
+        metrics::histogram!(crate::metrics::PASSWORD_HASH_WAIT, "share" => share_name)
+            .record(queued.elapsed());
         let (done, result) = oneshot::channel();
         self.pool.submit(Box::new(move |area| {
             let _ = done.send(work(area));
@@ -234,7 +244,7 @@ impl Passwords {
     /// the share of new hashes.
     pub async fn hash(&self, password: &str) -> Result<String, PasswordError> {
         let password = password.to_owned();
-        self.run(&self.hash_permits, move |area| {
+        self.run(&self.hash_permits, "hash", move |area| {
             hash_new(area, password.as_bytes())
         })
         .await?
@@ -247,7 +257,7 @@ impl Passwords {
         let hash = hash.map_or_else(|| self.decoy.to_string(), str::to_owned);
         let password = password.to_owned();
         let matched = self
-            .run(&self.verify_permits, move |area| {
+            .run(&self.verify_permits, "verify", move |area| {
                 matches(area, password.as_bytes(), &hash)
             })
             .await?;

@@ -443,3 +443,77 @@ async fn two_nodes_with_their_own_caches_see_each_others_appends() {
         "B sees A's revocation: nothing left to do"
     );
 }
+
+/// The executor counts a conflict and the retry it causes, times the command and sizes its
+/// append, under the command's name. The figures go to a recorder local to the test's
+/// thread, which runs the whole command (the overtaking one too, in `block_in_place`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_conflict_is_counted_and_retried_in_the_metrics() {
+    use domain::Aggregate;
+    use domain::account::{Account, AccountCommand};
+    use domain::email::DisplayName;
+    let f = fixture().await;
+    let (account_id, _) = f
+        .accounts
+        .register(&ctx(), registration("race@example.com"))
+        .await
+        .unwrap();
+    let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
+    let _local = metrics::set_default_local_recorder(&recorder);
+    let rename = |name: &str| AccountCommand::UpdateProfile {
+        display_name: Some(DisplayName::parse(name).unwrap()),
+        bio: None,
+        public_profile: None,
+        at: SystemClock.now(),
+    };
+    let stream = format!("account-{account_id}");
+    // Two nodes: their own caches and queues, one log.
+    let (node, other) = (
+        Executor::new(f.log.clone(), f.codec.clone()),
+        Executor::new(f.log.clone(), f.codec.clone()),
+    );
+    let mut overtaken = false;
+    let executed = node
+        .execute::<Account, _>(
+            &stream,
+            &ctx(),
+            Some(account_id.0),
+            SystemClock.now(),
+            |account| {
+                if !overtaken {
+                    overtaken = true;
+                    // The other node appends after this decision's load: a conflict.
+                    tokio::task::block_in_place(|| {
+                        tokio::runtime::Handle::current().block_on(other.execute::<Account, _>(
+                            &stream,
+                            &ctx(),
+                            Some(account_id.0),
+                            SystemClock.now(),
+                            |account| Ok(account.decide(&rename("Overtaker"))?),
+                        ))
+                    })
+                    .unwrap();
+                }
+                Ok(account.decide(&rename("Winner"))?)
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(executed.events.len(), 1);
+    assert_eq!(node.conflicts(), 1);
+    let text = recorder.handle().render();
+    let name = "command=\"account.a_conflict_is_counted_and_retried_in_the_metrics\"";
+    for line in [
+        format!("accounts_command_conflicts_total{{{name}}} 1"),
+        format!("accounts_command_retries_total{{{name}}} 1"),
+        // The node's command and the overtaking one, each timed once.
+        format!("accounts_command_duration_seconds_count{{{name}}} 2"),
+        // Three appends of one event: the refused one, the overtaking one, the retry.
+        "accounts_append_batch_size_count 3".to_owned(),
+    ] {
+        assert!(
+            text.lines().any(|l| l == line),
+            "{line:?} missing in\n{text}"
+        );
+    }
+}

@@ -30,4 +30,4 @@ pub use envelope::{
     Actor, AppendResult, ExpectedRevision, GlobalPosition, Metadata, NewEvent, RecordedEvent,
 };
 pub use error::StoreError;
-pub use log::{EventLog, LogWatch};
+pub use log::{Backlog, EventLog, LogWatch};

@@ -1,13 +1,24 @@
-//! The [`EventLog`] trait every backend implements, and [`LogWatch`] for waiting on it.
+//! The [`EventLog`] trait every backend implements, [`LogWatch`] for waiting on it, and
+//! [`Backlog`], what a follower of the log has still to read.
 
 use crate::envelope::{AppendResult, ExpectedRevision, GlobalPosition, NewEvent, RecordedEvent};
 use crate::error::StoreError;
 use async_trait::async_trait;
+use domain::Timestamp;
 use std::time::Duration;
 use tokio::sync::watch;
 
 /// Most events one append may carry.
 pub const MAX_EVENTS_PER_APPEND: usize = 10_000;
+
+/// What lies beyond a follower's checkpoint: how far behind the log's head it is.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Backlog {
+    /// Committed events after the checkpoint.
+    pub events: u64,
+    /// When the oldest of them was recorded (none when there is none).
+    pub oldest: Option<Timestamp>,
+}
 
 /// An append-only log of events, in streams, with one global order.
 #[async_trait]
@@ -50,6 +61,30 @@ pub trait EventLog: Send + Sync {
 
     /// A handle that wakes when events may have been appended.
     fn watch(&self) -> LogWatch;
+
+    /// The committed events after `after` (a follower's checkpoint), counted, and when the
+    /// oldest was recorded: how far that follower is behind. Positions are not counts
+    /// (PostgreSQL's leave gaps), so this counts events. The default reads them; the SQL
+    /// backends count in one query.
+    async fn backlog(&self, after: GlobalPosition) -> Result<Backlog, StoreError> {
+        const PAGE: usize = 1_000;
+        let mut backlog = Backlog::default();
+        let mut from = after;
+        loop {
+            let page = self.read_all(from, PAGE).await?;
+            let Some(last) = page.last() else {
+                return Ok(backlog);
+            };
+            from = last.position;
+            if backlog.oldest.is_none() {
+                backlog.oldest = page.first().map(|e| e.recorded_at);
+            }
+            backlog.events += page.len() as u64;
+            if page.len() < PAGE {
+                return Ok(backlog);
+            }
+        }
+    }
 
     /// Every event of `stream`, in revision order.
     async fn read_stream_to_end(&self, stream: &str) -> Result<Vec<RecordedEvent>, StoreError> {

@@ -14,7 +14,7 @@ use crate::envelope::{
     AppendResult, ExpectedRevision, GlobalPosition, Metadata, NewEvent, RecordedEvent,
 };
 use crate::error::StoreError;
-use crate::log::{AppendSignal, EventLog, LogWatch, check_append};
+use crate::log::{AppendSignal, Backlog, EventLog, LogWatch, check_append};
 use async_trait::async_trait;
 use domain::Timestamp;
 use sqlx::postgres::{PgListener, PgPoolOptions, PgRow};
@@ -405,6 +405,21 @@ impl EventLog for PostgresLog {
             .fetch_one(&self.pg)
             .await?;
         Ok(GlobalPosition(head.unwrap_or(0) as u64))
+    }
+
+    /// Counts every committed event after `after`, including those an older open
+    /// transaction still hides from readers: the follower has them still to handle.
+    async fn backlog(&self, after: GlobalPosition) -> Result<Backlog, StoreError> {
+        let (events, oldest): (i64, Option<time::OffsetDateTime>) = sqlx::query_as(
+            "SELECT count(*), min(recorded_at) FROM events WHERE global_position > $1",
+        )
+        .bind(after.0 as i64)
+        .fetch_one(&self.pg)
+        .await?;
+        Ok(Backlog {
+            events: events as u64,
+            oldest: oldest.map(Timestamp::from_datetime),
+        })
     }
 
     fn watch(&self) -> LogWatch {

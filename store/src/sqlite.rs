@@ -4,7 +4,7 @@
 use crate::db::Database;
 use crate::envelope::{AppendResult, ExpectedRevision, GlobalPosition, NewEvent, RecordedEvent};
 use crate::error::StoreError;
-use crate::log::{AppendSignal, EventLog, LogWatch, check_append};
+use crate::log::{AppendSignal, Backlog, EventLog, LogWatch, check_append};
 use async_trait::async_trait;
 use domain::Timestamp;
 use sqlx::Row;
@@ -197,6 +197,19 @@ impl EventLog for SqliteLog {
             .fetch_one(self.db.pool())
             .await?;
         Ok(GlobalPosition(head.unwrap_or(0) as u64))
+    }
+
+    async fn backlog(&self, after: GlobalPosition) -> Result<Backlog, StoreError> {
+        let (events, oldest): (i64, Option<i64>) = sqlx::query_as(
+            "SELECT count(*), min(recorded_at) FROM events WHERE global_position > $1",
+        )
+        .bind(after.0 as i64)
+        .fetch_one(self.db.pool())
+        .await?;
+        Ok(Backlog {
+            events: events as u64,
+            oldest: oldest.map(Timestamp::from_unix_micros),
+        })
     }
 
     fn watch(&self) -> LogWatch {

@@ -34,6 +34,7 @@ mod hardening;
 mod idempotency;
 mod limits;
 mod mail;
+mod metrics;
 mod nodes;
 mod notifications;
 mod openapi;

@@ -41,6 +41,8 @@ pub struct Setup {
 pub struct TestApp {
     /// `http://127.0.0.1:<port>`.
     pub address: String,
+    /// `http://127.0.0.1:<port>` of `--metrics-listen`, when the setup asked for it.
+    pub metrics_address: Option<String>,
     /// A client without proxies or cookies.
     pub client: Client,
     /// Which database.
@@ -218,6 +220,9 @@ async fn start(
     .expect("the service starts");
     let db = app.state().core.db.clone();
     let state = app.state().clone();
+    let metrics_address = app
+        .metrics_address()
+        .map(|address| format!("http://{address}"));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind a free port");
@@ -232,6 +237,7 @@ async fn start(
     });
     TestApp {
         address,
+        metrics_address,
         client: Client::builder()
             .no_proxy()
             // A request that hangs fails its test rather than the whole run.

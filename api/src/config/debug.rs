@@ -141,6 +141,7 @@ impl fmt::Debug for ServeArgs {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let Self {
             listen,
+            metrics_listen,
             storage,
             blobs,
             session_ttl,
@@ -170,6 +171,7 @@ impl fmt::Debug for ServeArgs {
         } = self;
         f.debug_struct("ServeArgs")
             .field("listen", listen)
+            .field("metrics_listen", metrics_listen)
             .field("storage", storage)
             .field("blobs", blobs)
             .field("session_ttl", session_ttl)

@@ -192,3 +192,36 @@ fn the_deployment_narrows_api_access_with_two_flags() {
     assert!(unknown.to_string().contains("credits:write"), "{unknown}");
     assert!(parse(&["--api-access", "maybe"]).is_err());
 }
+
+#[test]
+fn metrics_get_a_listen_address_of_their_own_only_when_asked() {
+    if std::env::var_os("ACCOUNTS_METRICS_LISTEN").is_some() {
+        return;
+    }
+    let parse = |extra: &[&str]| {
+        let mut args = vec!["accounts", "serve"];
+        args.extend(extra);
+        Cli::try_parse_from(args).map(|cli| match cli.command {
+            Some(Command::Serve(serve)) => serve.metrics_listen,
+            _ => panic!(),
+        })
+    };
+    assert_eq!(parse(&[]).unwrap(), None);
+    assert_eq!(ServeArgs::default().metrics_listen, None);
+    assert_eq!(
+        parse(&["--metrics-listen", "10.0.0.5:9100"]).unwrap(),
+        Some("10.0.0.5:9100".parse().unwrap())
+    );
+    assert!(parse(&["--metrics-listen", "not an address"]).is_err());
+    // Without naming `serve`, as every serve flag.
+    let bare = Cli::try_parse_from(["accounts", "--metrics-listen", "127.0.0.1:9100"]).unwrap();
+    assert_eq!(
+        bare.serve.metrics_listen,
+        Some("127.0.0.1:9100".parse().unwrap())
+    );
+    let shown = format!("{:?}", bare.serve);
+    assert!(
+        shown.contains("metrics_listen: Some(127.0.0.1:9100)"),
+        "{shown}"
+    );
+}

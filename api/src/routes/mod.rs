@@ -128,6 +128,8 @@ pub fn router(state: AppState, request_timeout: Duration) -> Router {
                 .layer(HandleErrorLayer::new(timed_out))
                 .timeout(request_timeout),
         )
+        // Outermost, so a request's time and status are what the client saw.
+        .layer(axum::middleware::from_fn(crate::metrics::record_request))
         .with_state(state)
 }
 

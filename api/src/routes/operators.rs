@@ -8,8 +8,7 @@ use crate::openapi::Routes;
 use crate::state::Core;
 use axum::Json;
 use axum::extract::State;
-use axum::http::header;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use projections::chain::{BrokenReason, VerifyReport};
 use serde::Serialize;
 use std::sync::Arc;
@@ -56,68 +55,17 @@ pub async fn dead_letters(
     Ok(Json(workers::mail::queue::dead_letters(&core.db).await?))
 }
 
-/// Prometheus metrics of the mail pipeline (operator tokens): messages sent, skipped, in
-/// flight, dead-lettered and waiting in the embedded outbox, and how far the notifier is
-/// behind the log.
+/// Prometheus metrics (operator tokens): HTTP requests by route template and status,
+/// commands, conflicts and retries, append sizes, password-hash queue waits, how far each
+/// read model is behind the log, and the mail pipeline (see the README's "Metrics").
 #[utoipa::path(get, path = "/metrics", tag = "admin", security(("operator" = [])),
     responses(
         (status = 200, description = "Prometheus text format", content_type = "text/plain", body = String),
     ))]
 pub async fn metrics(State(core): State<Core>, _operator: Operator) -> Result<Response, ApiError> {
-    let stats = workers::mail::queue::stats(&core.db).await?;
-    let notifier =
-        projections::checkpoints::stored_checkpoint(&core.db, workers::notifier::CHECKPOINT)
-            .await?;
-    let head = core
-        .log
-        .committed_head()
-        .await
-        .map_err(|e| ApiError::Internal(e.to_string()))?;
-    let behind = i64::from(notifier < head);
-    let mut text = String::new();
-    for (name, help, kind, value) in [
-        (
-            "accounts_mail_sent_total",
-            "E-mails sent.",
-            "counter",
-            stats.sent,
-        ),
-        (
-            "accounts_mail_skipped_total",
-            "E-mails not sent because the account was gone.",
-            "counter",
-            stats.skipped,
-        ),
-        (
-            "accounts_mail_sending",
-            "E-mails being sent now.",
-            "gauge",
-            stats.sending,
-        ),
-        (
-            "accounts_mail_dead_letters",
-            "E-mails given up on (see accounts mail dead-letters).",
-            "gauge",
-            stats.dead_letters,
-        ),
-        (
-            "accounts_mail_outbox",
-            "E-mails waiting in the embedded outbox.",
-            "gauge",
-            stats.outbox,
-        ),
-        (
-            "accounts_notifier_behind",
-            "1 while the notifier has events of the log left to handle.",
-            "gauge",
-            behind as i64,
-        ),
-    ] {
-        text.push_str(&format!(
-            "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}\n"
-        ));
-    }
-    Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response())
+    Ok(crate::metrics::text_response(
+        crate::metrics::render(&core).await?,
+    ))
 }
 
 /// The answer of `GET /admin/audit/verify`.
