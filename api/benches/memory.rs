@@ -1,5 +1,6 @@
 //! Memory of the service as an operator sees it: the resident set (RSS) of the `accounts`
-//! binary on the embedded default, idle, then after a burst of sign-ins from 16 clients,
+//! binary on the embedded default, idle, after registrations, after a burst of sign-ins
+//! from 16 clients,
 //! then a few seconds later (memory the allocator keeps shows here). Each figure is printed
 //! beside the idle RSS measured in the same run, and beside the targets.
 //!
@@ -87,6 +88,8 @@ async fn main() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(up, "the service did not answer /healthz");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let idle = rss_mib(pid);
 
     // One account per client (each registration hashes a password too).
     for n in 0..CLIENTS {
@@ -103,10 +106,15 @@ async fn main() {
             response.status()
         );
     }
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    let idle = rss_mib(pid);
+    tokio::time::sleep(Duration::from_secs(2)).await;
     println!("embedded default, {CLIENTS} accounts, {sign_ins} sign-ins from {CLIENTS} clients");
-    report("RSS idle (after start and registrations)", idle, idle, 50.0);
+    report("RSS idle (started, nothing asked yet)", idle, idle, 50.0);
+    report(
+        &format!("RSS after {CLIENTS} registrations"),
+        rss_mib(pid),
+        idle,
+        150.0,
+    );
 
     let per_client = sign_ins.div_ceil(CLIENTS);
     let mut clients = Vec::new();
