@@ -202,10 +202,9 @@ impl Projector for AccountsProjector {
                 set(conn, t, &account_id, "totp_enabled = 0", vec![], *at).await?
             }
             E::AccountDeleted { .. } => {
-                sqlx::query(&format!("DELETE FROM {t} WHERE account_id = $1"))
-                    .bind(account_id)
-                    .execute(&mut *conn)
-                    .await?;
+                tables
+                    .forget_account(conn, &["accounts"], &account_id)
+                    .await?
             }
             E::SessionStarted { .. }
             | E::NewDeviceSignedIn { .. }

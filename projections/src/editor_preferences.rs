@@ -69,12 +69,8 @@ impl Projector for EditorPreferencesProjector {
         let stream = &decoded.envelope.stream;
         if let Some(DomainEvent::Account(AccountEvent::AccountDeleted { .. })) = decoded.event() {
             if let Some(account) = StreamCategory::Account.id_in(stream) {
-                for table in [p, c] {
-                    sqlx::query(&format!("DELETE FROM {table} WHERE account_id = $1"))
-                        .bind(account)
-                        .execute(&mut *conn)
-                        .await?;
-                }
+                let names = ["editor_preferences", "editor_preference_changes"];
+                tables.forget_account(conn, &names, account).await?;
             }
             return Ok(());
         }

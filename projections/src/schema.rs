@@ -44,6 +44,26 @@ impl Tables {
             .get(table)
             .unwrap_or_else(|| panic!("table {table} is not declared by its projector"))
     }
+
+    /// Deletes the rows of `account_id` from each of the declared tables `names` (keyed by
+    /// an `account_id` column): an account deleted, or a part of it replaced.
+    pub async fn forget_account(
+        &self,
+        conn: &mut sqlx::AnyConnection,
+        names: &[&str],
+        account_id: &str,
+    ) -> Result<(), sqlx::Error> {
+        for name in names {
+            sqlx::query(&format!(
+                "DELETE FROM {} WHERE account_id = $1",
+                self.get(name)
+            ))
+            .bind(account_id)
+            .execute(&mut *conn)
+            .await?;
+        }
+        Ok(())
+    }
 }
 
 /// Whether a table exists.

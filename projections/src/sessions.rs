@@ -114,9 +114,8 @@ impl Projector for SessionsProjector {
             Some(DomainEvent::Account(AccountEvent::AccountDeleted { .. })) => {
                 // Every row of the account goes, even of sessions that expired unrevoked.
                 if let Some(account_id) = account_of(decoded, StreamCategory::Account) {
-                    sqlx::query(&format!("DELETE FROM {t} WHERE account_id = $1"))
-                        .bind(account_id)
-                        .execute(&mut *conn)
+                    tables
+                        .forget_account(conn, &["sessions"], &account_id)
                         .await?;
                 }
             }

@@ -89,12 +89,10 @@ impl Projector for TelegramProjector {
                 let Some(account) = id_in(StreamCategory::Account) else {
                     return Ok(());
                 };
-                for table in [l, t] {
-                    sqlx::query(&format!("DELETE FROM {table} WHERE account_id = $1"))
-                        .bind(account.to_string())
-                        .execute(&mut *conn)
-                        .await?;
-                }
+                let names = ["telegram_links", "telegram_link_tokens"];
+                tables
+                    .forget_account(conn, &names, &account.to_string())
+                    .await?;
             }
             Some(DomainEvent::Telegram(event)) => {
                 let Some(account) = id_in(StreamCategory::Telegram) else {
@@ -108,9 +106,8 @@ impl Projector for TelegramProjector {
                         ..
                     } => {
                         // A newer token replaces the older.
-                        sqlx::query(&format!("DELETE FROM {t} WHERE account_id = $1"))
-                            .bind(&id)
-                            .execute(&mut *conn)
+                        tables
+                            .forget_account(conn, &["telegram_link_tokens"], &id)
                             .await?;
                         sqlx::query(&format!(
                             "INSERT INTO {t} (token_hash, account_id, expires_at) \
@@ -151,9 +148,8 @@ impl Projector for TelegramProjector {
                         .await?;
                     }
                     TelegramEvent::TelegramUnlinked { .. } => {
-                        sqlx::query(&format!("DELETE FROM {l} WHERE account_id = $1"))
-                            .bind(&id)
-                            .execute(&mut *conn)
+                        tables
+                            .forget_account(conn, &["telegram_links"], &id)
                             .await?;
                     }
                 }

@@ -67,24 +67,6 @@ const TOKEN_TABLES: &[Table] = &[
     },
 ];
 
-async fn forget_account(
-    conn: &mut AnyConnection,
-    tables: &Tables,
-    names: &[&str],
-    account_id: &str,
-) -> Result<(), sqlx::Error> {
-    for name in names {
-        sqlx::query(&format!(
-            "DELETE FROM {} WHERE account_id = $1",
-            tables.get(name)
-        ))
-        .bind(account_id)
-        .execute(&mut *conn)
-        .await?;
-    }
-    Ok(())
-}
-
 #[async_trait]
 impl Projector for AccessTokensProjector {
     fn name(&self) -> Follower {
@@ -122,9 +104,13 @@ impl Projector for AccessTokensProjector {
                 if let Some(account_id) = StreamCategory::Account.id_in(stream) {
                     // Refused at once; the rows go when each token's stream records its
                     // revocation (the erasure, or the password change's own request).
-                    forget_account(conn, tables, &["access_token_hashes"], account_id).await?;
+                    tables
+                        .forget_account(conn, &["access_token_hashes"], account_id)
+                        .await?;
                     if matches!(event, AccountEvent::AccountDeleted { .. }) {
-                        forget_account(conn, tables, &["access_token_plans"], account_id).await?;
+                        tables
+                            .forget_account(conn, &["access_token_plans"], account_id)
+                            .await?;
                     }
                 }
             }
@@ -145,7 +131,9 @@ impl Projector for AccessTokensProjector {
                         .await?;
                     }
                     PlanInForce::Ended => {
-                        forget_account(conn, tables, &["access_token_plans"], account_id).await?;
+                        tables
+                            .forget_account(conn, &["access_token_plans"], account_id)
+                            .await?;
                     }
                     PlanInForce::Unchanged => {}
                 }
@@ -321,13 +309,9 @@ impl Projector for TokenUsageProjector {
         match decoded.event() {
             Some(DomainEvent::Account(AccountEvent::AccountDeleted { .. })) => {
                 if let Some(account_id) = StreamCategory::Account.id_in(stream) {
-                    forget_account(
-                        conn,
-                        tables,
-                        &["token_usage_daily", "token_last_use"],
-                        account_id,
-                    )
-                    .await?;
+                    tables
+                        .forget_account(conn, &["token_usage_daily", "token_last_use"], account_id)
+                        .await?;
                 }
             }
             Some(DomainEvent::Usage(UsageEvent::TokenUsed {
