@@ -9,7 +9,7 @@ use projections::{ProjectionRunner, Reactor};
 use std::path::Path;
 use std::sync::Arc;
 use store::s3::S3BlobStore;
-use store::{Backend, BlobStore, Database, EventLog, FolderBlobStore};
+use store::{Backend, BlobStore, Database, EventLog, FolderBlobStore, SnapshotStore};
 use vault::{DataKeys, FieldSealer, MasterKey};
 
 /// The storage side of the service: database, log, keys, codec, and the executor every
@@ -67,7 +67,8 @@ impl Storage {
             .context("registering the notifier")?;
         let keys = open_key_store(args, &db, &master).await?;
         let codec = EventCodec::new(Arc::new(keys));
-        let exec = Executor::new(log.clone(), codec.clone());
+        let exec = Executor::new(log.clone(), codec.clone())
+            .with_snapshots(SnapshotStore::new(db.clone()));
         Ok(Self {
             db,
             log,

@@ -1,13 +1,20 @@
 //! The command loop every handler uses: load the stream, decide, append with the expected
-//! revision, and on a conflict reload and decide again, a bounded number of times. Each
+//! revision, and on a conflict reload and decide again, a bounded number of times. Commands
+//! queued on one stream in this process are decided one after another against the state
+//! the previous one left and committed together ([`batch`]); a long stream's cold load
+//! starts from its snapshot ([`store::SnapshotStore`]) when its aggregate keeps one. Each
 //! command's duration, conflicts, retries and append size are recorded
 //! ([`crate::metrics`]).
+
+mod batch;
 
 use crate::codec::EventCodec;
 use crate::error::CommandError;
 use crate::metrics::{
-    APPEND_BATCH_SIZE, COMMAND_CONFLICTS, COMMAND_DURATION, COMMAND_RETRIES, command_name,
+    APPEND_BATCH_SIZE, COMMAND_CONFLICTS, COMMAND_DURATION, COMMAND_RETRIES, COMMANDS_PER_APPEND,
+    SNAPSHOTS_SAVED, command_name,
 };
+use batch::{Batch, Batches, Outcome, Tip};
 use domain::{Aggregate, DomainEvent, Timestamp};
 use std::any::Any;
 use std::collections::HashMap;
@@ -16,7 +23,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use store::Payload;
-use store::{Actor, EventLog, ExpectedRevision, GlobalPosition, Metadata};
+use store::{
+    Actor, EventLog, ExpectedRevision, GlobalPosition, Metadata, Snapshot, SnapshotStore,
+    StoreError,
+};
 use uuid::Uuid;
 
 /// Attempts before a command gives up with [`CommandError::Contention`].
@@ -85,6 +95,8 @@ pub struct Executed<A: Aggregate> {
 const CACHE_CAPACITY: usize = 8_192;
 /// In-process queues for commands on the same stream.
 const STREAM_LOCKS: usize = 1_024;
+/// Events between two snapshots of a stream whose aggregate keeps them.
+pub const SNAPSHOT_EVERY: u64 = 1_000;
 
 struct Cached {
     state: Arc<dyn Any + Send + Sync>,
@@ -94,17 +106,21 @@ struct Cached {
 
 /// Loads aggregates and runs commands against the log.
 ///
-/// Two things keep hot streams cheap. The folded state of recently used streams is cached
-/// with the number of events it covers, so a load only reads the events appended since.
-/// And commands on the same stream queue behind each other within this process, so they
-/// do not race to the same revision; the expected revision still settles races between
-/// processes.
+/// Three things keep hot and long streams cheap. The folded state of recently used streams
+/// is cached with the number of events it covers, so a load only reads the events appended
+/// since. Commands on the same stream queue behind each other within this process, so they
+/// do not race to the same revision, and those that queued while a commit was under way
+/// are appended together by the next one; the expected revision still settles races
+/// between processes. And with a [`SnapshotStore`], aggregates that keep snapshots are
+/// saved every [`SNAPSHOT_EVERY`] events, so a cold load reads the snapshot and the tail.
 #[derive(Clone)]
 pub struct Executor {
     log: Arc<dyn EventLog>,
     codec: EventCodec,
     cache: Arc<Mutex<HashMap<String, Cached>>>,
     locks: Arc<Vec<tokio::sync::Mutex<()>>>,
+    batches: Arc<Batches>,
+    snapshots: Option<SnapshotStore>,
     conflicts: Arc<AtomicU64>,
 }
 
@@ -120,8 +136,17 @@ impl Executor {
                     .map(|_| tokio::sync::Mutex::new(()))
                     .collect(),
             ),
+            batches: Arc::new(Batches::default()),
+            snapshots: None,
             conflicts: Arc::new(AtomicU64::new(0)),
         }
+    }
+
+    /// Keeps snapshots of the aggregates that opt in ([`Aggregate::SNAPSHOT_VERSION`]) in
+    /// `snapshots`, and starts their cold loads there.
+    pub fn with_snapshots(mut self, snapshots: SnapshotStore) -> Self {
+        self.snapshots = Some(snapshots);
+        self
     }
 
     /// The log.
@@ -137,6 +162,12 @@ impl Executor {
     /// How many appends were refused for a concurrent change (and retried) so far.
     pub fn conflicts(&self) -> u64 {
         self.conflicts.load(Ordering::Relaxed)
+    }
+
+    /// Commands on `stream` decided and waiting to be committed together once the commit
+    /// under way ends (0 when the stream is idle or its commands commit one at a time).
+    pub fn queued_commands(&self, stream: &str) -> usize {
+        self.batches.queued(stream)
     }
 
     /// Drops the cached state of a stream (its account was erased).
@@ -155,6 +186,15 @@ impl Executor {
     }
 
     fn remember<A: Aggregate + Send + Sync + 'static>(&self, stream: &str, state: &A, count: u64) {
+        let cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+        if cache.get(stream).is_some_and(|entry| entry.count >= count) {
+            return;
+        }
+        drop(cache);
+        self.remember_shared(stream, Arc::new(state.clone()), count);
+    }
+
+    fn remember_shared(&self, stream: &str, state: Arc<dyn Any + Send + Sync>, count: u64) {
         let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
         if cache.get(stream).is_some_and(|entry| entry.count >= count) {
             return;
@@ -167,13 +207,7 @@ impl Executor {
                 n % 4 != 0
             });
         }
-        cache.insert(
-            stream.to_owned(),
-            Cached {
-                state: Arc::new(state.clone()),
-                count,
-            },
-        );
+        cache.insert(stream.to_owned(), Cached { state, count });
     }
 
     /// Folds a stream into its aggregate. Events whose personal data was erased are
@@ -184,7 +218,10 @@ impl Executor {
         A: Aggregate + Send + Sync + 'static,
         A::Event: TryFrom<DomainEvent>,
     {
-        let (mut state, mut count) = self.cached::<A>(stream).unwrap_or_default();
+        let (mut state, mut count) = match self.cached::<A>(stream) {
+            Some(cached) => cached,
+            None => self.load_snapshot::<A>(stream).await.unwrap_or_default(),
+        };
         let recorded = self.log.read_stream_from(stream, count).await?;
         let folded = !recorded.is_empty();
         for event in recorded {
@@ -202,6 +239,49 @@ impl Executor {
             state,
             expected: ExpectedRevision::after(count),
         })
+    }
+
+    /// The state a snapshot of `stream` holds and how many events it covers, if the
+    /// aggregate keeps snapshots and a readable one of its version is there. A snapshot that
+    /// cannot be read is only a slower load: the stream is folded from its first event.
+    async fn load_snapshot<A: Aggregate>(&self, stream: &str) -> Option<(A, u64)> {
+        let (store, version) = (self.snapshots.as_ref()?, A::SNAPSHOT_VERSION?);
+        let snapshot = match store.load(stream, aggregate_name::<A>(), version).await {
+            Ok(snapshot) => snapshot?,
+            Err(error) => {
+                tracing::warn!(%error, stream, "could not read a snapshot; folding the stream");
+                return None;
+            }
+        };
+        Some((A::from_snapshot(snapshot.state)?, snapshot.event_count))
+    }
+
+    /// Saves a snapshot of `state` (covering `after` events) in the background when the
+    /// command that led to it crossed a multiple of [`SNAPSHOT_EVERY`] from `before`.
+    fn snapshot_if_due<A: Aggregate>(&self, stream: &str, state: &A, before: u64, after: u64) {
+        let (Some(store), Some(version)) = (&self.snapshots, A::SNAPSHOT_VERSION) else {
+            return;
+        };
+        if before / SNAPSHOT_EVERY == after / SNAPSHOT_EVERY {
+            return;
+        }
+        let Some(state) = state.to_snapshot() else {
+            return;
+        };
+        let snapshot = Snapshot {
+            aggregate: aggregate_name::<A>().to_owned(),
+            version,
+            event_count: after,
+            state,
+        };
+        let (store, stream) = (store.clone(), stream.to_owned());
+        tokio::spawn(async move {
+            match store.save(&stream, &snapshot).await {
+                Ok(()) => metrics::counter!(SNAPSHOTS_SAVED).increment(1),
+                // Only a slower cold load later; the log is unaffected.
+                Err(error) => tracing::warn!(%error, stream, "could not save a snapshot"),
+            }
+        });
     }
 
     /// Runs `decide` against the current state of `stream` and appends what it returns,
@@ -229,6 +309,7 @@ impl Executor {
         outcome
     }
 
+    #[allow(clippy::too_many_arguments)]
     async fn run_command<A, F>(
         &self,
         stream: &str,
@@ -248,19 +329,46 @@ impl Executor {
             stream.hash(&mut hasher);
             (hasher.finish() % STREAM_LOCKS as u64) as usize
         };
-        let _queued = self.locks[stripe].lock().await;
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let loaded = self.load::<A>(stream).await?;
-            let events = decide(&loaded.state)?;
-            if events.is_empty() {
-                return Ok(Executed {
-                    state: loaded.state,
-                    events,
-                    position: None,
-                });
-            }
+            // Deciding is one at a time per stream; committing is not (see `batch`).
+            let queued = self.locks[stripe].lock().await;
+            let tip = self.batches.tip(stream);
+            let typed = tip
+                .as_ref()
+                .and_then(|tip| Some((tip.state.downcast_ref::<A>()?.clone(), tip.count)));
+            let (decided_on, state, count) = match typed {
+                Some((state, count)) => (tip, state, count),
+                None => {
+                    let loaded = self.load::<A>(stream).await?;
+                    (None, loaded.state, events_before(loaded.expected))
+                }
+            };
+            let events = match decide(&state) {
+                Ok(events) if !events.is_empty() => events,
+                answer => {
+                    // Nothing to append, or refused: either way the answer rests on the
+                    // events decided before it here, so it stands only once they commit.
+                    let pending = self.batches.pending(stream);
+                    drop(queued);
+                    if let Some(pending) = pending {
+                        match pending.outcome().await {
+                            Outcome::Committed(_) => {}
+                            Outcome::Conflict => {
+                                self.conflicted(stream, attempt, command).await?;
+                                continue;
+                            }
+                            Outcome::Failed(error) => return Err(shared(&error).into()),
+                        }
+                    }
+                    return answer.map(|events| Executed {
+                        state,
+                        events,
+                        position: None,
+                    });
+                }
+            };
             let mut encoded = Vec::with_capacity(events.len());
             for event in &events {
                 let event: DomainEvent = event.clone().into();
@@ -271,42 +379,127 @@ impl Executor {
                         .await?,
                 );
             }
-            metrics::histogram!(APPEND_BATCH_SIZE).record(encoded.len() as f64);
-            match self.log.append(stream, loaded.expected, encoded).await {
-                Ok(appended) => {
-                    let mut state = loaded.state;
-                    for event in &events {
-                        state.evolve(event);
-                    }
-                    let count = match appended.next_expected {
-                        ExpectedRevision::Exact(revision) => revision + 1,
-                        ExpectedRevision::NoStream | ExpectedRevision::Any => 0,
-                    };
-                    if count > 0 {
-                        self.remember(stream, &state, count);
-                    }
+            let mut state = state;
+            for event in &events {
+                state.evolve(event);
+            }
+            let after = count + events.len() as u64;
+            let tip = Tip {
+                state: Arc::new(state.clone()),
+                count: after,
+            };
+            let Some(joined) = self
+                .batches
+                .join(stream, decided_on.as_ref(), count, encoded, tip)
+            else {
+                // An earlier batch was refused while this command decided on top of it.
+                drop(queued);
+                self.conflicted(stream, attempt, command).await?;
+                continue;
+            };
+            drop(queued);
+            if joined.leader {
+                let (exec, stream, batch) = (self.clone(), stream.to_owned(), joined.batch.clone());
+                // Its own task, so that a caller who stops waiting (a client hung up)
+                // cannot strand the other commands of the batch.
+                tokio::spawn(async move { exec.commit(&stream, &batch).await });
+            }
+            match joined.batch.outcome().await {
+                Outcome::Committed(positions) => {
+                    self.snapshot_if_due(stream, &state, count, after);
+                    let position = positions
+                        .get(joined.range.end - 1)
+                        .or(positions.last())
+                        .copied();
                     return Ok(Executed {
                         state,
                         events,
-                        position: Some(appended.last_position()),
+                        position,
                     });
                 }
-                Err(error) if error.is_conflict() => {
-                    self.conflicts.fetch_add(1, Ordering::Relaxed);
-                    metrics::counter!(COMMAND_CONFLICTS, "command" => command.to_owned())
-                        .increment(1);
-                    if attempt >= MAX_ATTEMPTS {
-                        return Err(CommandError::Contention);
-                    }
-                    metrics::counter!(COMMAND_RETRIES, "command" => command.to_owned())
-                        .increment(1);
-                    tracing::debug!(stream, attempt, "conflict; deciding again");
-                    let jitter = u64::from(Uuid::new_v4().as_u128() as u8 % 8);
-                    tokio::time::sleep(Duration::from_millis(u64::from(attempt) * 2 + jitter))
-                        .await;
-                }
-                Err(error) => return Err(error.into()),
+                Outcome::Conflict => self.conflicted(stream, attempt, command).await?,
+                Outcome::Failed(error) => return Err(shared(&error).into()),
             }
         }
+    }
+
+    /// Counts a refused decision and waits a little before the next attempt, or gives up.
+    async fn conflicted(
+        &self,
+        stream: &str,
+        attempt: u32,
+        command: &str,
+    ) -> Result<(), CommandError> {
+        self.conflicts.fetch_add(1, Ordering::Relaxed);
+        metrics::counter!(COMMAND_CONFLICTS, "command" => command.to_owned()).increment(1);
+        if attempt >= MAX_ATTEMPTS {
+            return Err(CommandError::Contention);
+        }
+        metrics::counter!(COMMAND_RETRIES, "command" => command.to_owned()).increment(1);
+        tracing::debug!(stream, attempt, "conflict; deciding again");
+        let jitter = u64::from(Uuid::new_v4().as_u128() as u8 % 8);
+        tokio::time::sleep(Duration::from_millis(u64::from(attempt) * 2 + jitter)).await;
+        Ok(())
+    }
+
+    /// Appends one batch after the batch before it committed, and wakes its commands.
+    async fn commit(&self, stream: &str, batch: &Arc<Batch>) {
+        let after_refusal = match batch.take_previous() {
+            Some(previous) => !matches!(previous.outcome().await, Outcome::Committed(_)),
+            None => false,
+        };
+        let (events, commands) = self.batches.close(stream, batch);
+        let outcome = if after_refusal {
+            Outcome::Conflict
+        } else {
+            metrics::histogram!(APPEND_BATCH_SIZE).record(events.len() as f64);
+            metrics::histogram!(COMMANDS_PER_APPEND).record(commands as f64);
+            match self.log.append(stream, batch.expected, events).await {
+                Ok(appended) => Outcome::Committed(appended.positions.into()),
+                Err(error) if error.is_conflict() => Outcome::Conflict,
+                Err(error) => Outcome::Failed(Arc::new(error)),
+            }
+        };
+        if let Some(idle) = self.batches.finish(stream, batch, outcome) {
+            self.remember_shared(stream, idle.state, idle.count);
+        }
+    }
+}
+
+/// How many events of a stream come before an append that expects `expected`.
+fn events_before(expected: ExpectedRevision) -> u64 {
+    match expected {
+        ExpectedRevision::Exact(revision) => revision + 1,
+        ExpectedRevision::NoStream | ExpectedRevision::Any => 0,
+    }
+}
+
+/// The name snapshots of `A` are filed under: its type's name without the module path.
+fn aggregate_name<A>() -> &'static str {
+    let name = std::any::type_name::<A>();
+    name.rsplit("::").next().unwrap_or(name)
+}
+
+/// A copy of a batch's failure for each of its commands (a store error is not `Clone`).
+fn shared(error: &StoreError) -> StoreError {
+    match error {
+        StoreError::WrongExpectedRevision {
+            stream,
+            expected,
+            actual,
+        } => StoreError::WrongExpectedRevision {
+            stream: stream.clone(),
+            expected: *expected,
+            actual: *actual,
+        },
+        StoreError::EventIdReused { stream } => StoreError::EventIdReused {
+            stream: stream.clone(),
+        },
+        StoreError::Invalid(message) => StoreError::Invalid(message.clone()),
+        StoreError::Corrupt(message) => StoreError::Corrupt(message.clone()),
+        StoreError::Database(error) => {
+            StoreError::Database(sqlx::Error::Protocol(error.to_string()))
+        }
+        StoreError::EventStore(message) => StoreError::EventStore(message.clone()),
     }
 }

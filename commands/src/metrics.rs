@@ -12,8 +12,13 @@ pub const COMMAND_CONFLICTS: &str = "accounts_command_conflicts_total";
 /// Counter: commands decided again after such a conflict (a conflict on the last attempt
 /// is not retried: the command fails with contention); label `command`.
 pub const COMMAND_RETRIES: &str = "accounts_command_retries_total";
-/// Histogram: events per append a command made.
+/// Histogram: events per append of a command batch (one or more commands queued on the
+/// same stream, committed together).
 pub const APPEND_BATCH_SIZE: &str = "accounts_append_batch_size";
+/// Histogram: commands per append (more than one when commands queued on a hot stream).
+pub const COMMANDS_PER_APPEND: &str = "accounts_commands_per_append";
+/// Counter: snapshots of aggregates' state saved.
+pub const SNAPSHOTS_SAVED: &str = "accounts_snapshots_saved_total";
 /// Histogram: how long a password hash waited for a permit of its share before running,
 /// in seconds; label `share` (`verify` or `hash`).
 pub const PASSWORD_HASH_WAIT: &str = "accounts_password_hash_wait_seconds";

@@ -444,9 +444,10 @@ async fn two_nodes_with_their_own_caches_see_each_others_appends() {
     );
 }
 
-/// The executor counts a conflict and the retry it causes, times the command and sizes its
-/// append, under the command's name. The figures go to a recorder local to the test's
-/// thread, which runs the whole command (the overtaking one too, in `block_in_place`).
+/// The executor counts a conflict and the retry it causes and times the command, under the
+/// command's name. The figures go to a recorder local to the test's thread, which runs the
+/// whole command (the overtaking one too, in `block_in_place`); appends run on a task of
+/// their own (commands queued on a stream share them), so their sizes are not seen here.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_conflict_is_counted_and_retried_in_the_metrics() {
     use domain::Aggregate;
@@ -508,8 +509,6 @@ async fn a_conflict_is_counted_and_retried_in_the_metrics() {
         format!("accounts_command_retries_total{{{name}}} 1"),
         // The node's command and the overtaking one, each timed once.
         format!("accounts_command_duration_seconds_count{{{name}}} 2"),
-        // Three appends of one event: the refused one, the overtaking one, the retry.
-        "accounts_append_batch_size_count 3".to_owned(),
     ] {
         assert!(
             text.lines().any(|l| l == line),

@@ -303,7 +303,7 @@ pub enum CreditsError {
 }
 
 /// One lot as the ledger tracks it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Lot {
     /// Its id.
     pub lot_id: Uuid,
@@ -333,7 +333,7 @@ impl Lot {
 }
 
 /// An open hold.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Hold {
     /// What for.
     pub feature: Feature,
@@ -346,7 +346,7 @@ pub struct Hold {
 }
 
 /// How a generation ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Closed {
     /// Settled for this many credits, out of `held`.
     Settled {
@@ -363,7 +363,7 @@ pub enum Closed {
 }
 
 /// An account's credits.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CreditLedger {
     /// Every lot, by id.
     pub lots: BTreeMap<Uuid, Lot>,

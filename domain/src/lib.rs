@@ -100,6 +100,22 @@ pub trait Aggregate: Default + Clone {
     /// Applies one event to the state.
     fn evolve(&mut self, event: &Self::Event);
 
+    /// The version of this aggregate's snapshot shape, if its folded state is saved as a
+    /// snapshot at all ([`Aggregate::to_snapshot`]). A snapshot of another version is
+    /// discarded and the stream folded from its first event. Only aggregates whose state
+    /// holds no personal data in the clear opt in: a snapshot is not sealed per account.
+    const SNAPSHOT_VERSION: Option<u32> = None;
+
+    /// The state as a snapshot (`None`: this aggregate is not snapshotted).
+    fn to_snapshot(&self) -> Option<serde_json::Value> {
+        None
+    }
+
+    /// The state a snapshot of [`Aggregate::SNAPSHOT_VERSION`] holds (`None`: unreadable).
+    fn from_snapshot(_snapshot: serde_json::Value) -> Option<Self> {
+        None
+    }
+
     /// Folds a history into a state.
     fn from_events<'a>(events: impl IntoIterator<Item = &'a Self::Event>) -> Self
     where

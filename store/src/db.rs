@@ -303,6 +303,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "event chain",
         include_str!("../../migrations/sqlite/0008_event_chain.sql"),
     ),
+    (
+        9,
+        "snapshots",
+        include_str!("../../migrations/sqlite/0009_snapshots.sql"),
+    ),
 ];
 
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
@@ -345,6 +350,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         8,
         "event chain",
         include_str!("../../migrations/postgres/0008_event_chain.sql"),
+    ),
+    (
+        9,
+        "snapshots",
+        include_str!("../../migrations/postgres/0009_snapshots.sql"),
     ),
 ];
 

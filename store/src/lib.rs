@@ -19,6 +19,7 @@ pub mod log;
 pub mod memory;
 pub mod postgres;
 pub mod s3;
+pub mod snapshots;
 pub mod sqlite;
 #[cfg(feature = "testkit")]
 pub mod testkit;
@@ -31,3 +32,4 @@ pub use envelope::{
 };
 pub use error::StoreError;
 pub use log::{Backlog, EventLog, LogWatch};
+pub use snapshots::{Snapshot, SnapshotStore};

@@ -1,6 +1,7 @@
 //! given / when / then for the credit ledger.
 
 use super::*;
+use crate::Aggregate;
 use crate::testing::given;
 
 fn at(seconds: i64) -> Timestamp {
@@ -375,4 +376,32 @@ fn open_holds_are_capped_and_closed_or_timed_out_ones_do_not_count() {
             hold_expires_at: at(3602 + 3600),
             api_token_id: None,
         }]);
+}
+
+#[test]
+fn a_snapshot_restores_the_same_ledger_and_keeps_deciding_alike() {
+    let events = [
+        granted(1, 10, SourceKind::Promotion, Some(500), 0),
+        granted(2, 100, SourceKind::Purchase, None, 0),
+        held("g1", 40, vec![alloc(1, 10), alloc(2, 30)], 1),
+        held("g2", 5, vec![alloc(2, 5)], 2),
+    ];
+    let mut ledger = CreditLedger::from_events(&events);
+    for event in ledger.decide(&settle("g1", 25, 3)).expect("settles") {
+        ledger.evolve(&event);
+    }
+    assert_eq!(CreditLedger::SNAPSHOT_VERSION, Some(1));
+    let snapshot = ledger.to_snapshot().expect("the ledger is snapshotted");
+    let restored = CreditLedger::from_snapshot(snapshot).expect("restores");
+    assert_eq!(restored, ledger);
+    // The restored ledger refuses and accepts exactly what the original does.
+    assert_eq!(
+        restored.decide(&settle("g1", 25, 4)),
+        ledger.decide(&settle("g1", 25, 4))
+    );
+    assert_eq!(
+        restored.decide(&hold("g3", 80, 5)),
+        ledger.decide(&hold("g3", 80, 5))
+    );
+    assert!(CreditLedger::from_snapshot(serde_json::json!({"lots": 7})).is_none());
 }

@@ -1,0 +1,335 @@
+//! Hot streams and snapshots in the executor, against a real (SQLite) log: commands queued
+//! on one stream share one append; a batch refused because another node moved the stream
+//! on takes the batches decided on top of it down too, and every command decides again
+//! without losing an update; a long stream's cold load starts at its snapshot.
+
+use async_trait::async_trait;
+use commands::{Clock, CommandContext, EventCodec, Executor, SystemClock};
+use domain::Aggregate;
+use domain::credits::{CreditLedger, CreditsCommand, CreditsEvent, SourceKind};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+use store::testkit::TestSqlite;
+use store::{
+    AppendResult, Database, EventLog, ExpectedRevision, GlobalPosition, LogWatch, NewEvent,
+    RecordedEvent, Snapshot, SnapshotStore, StoreError,
+};
+use tokio::sync::Semaphore;
+use uuid::Uuid;
+use vault::{DataKeys, MasterKey};
+
+/// A log that counts appends and events read from streams, and can hold the next append
+/// until the test lets it through.
+struct ProbedLog {
+    inner: Arc<dyn EventLog>,
+    appends: AtomicU64,
+    stream_events_read: AtomicU64,
+    hold_next: AtomicBool,
+    gate: Semaphore,
+}
+
+impl ProbedLog {
+    fn new(inner: Arc<dyn EventLog>) -> Arc<Self> {
+        Arc::new(Self {
+            inner,
+            appends: AtomicU64::new(0),
+            stream_events_read: AtomicU64::new(0),
+            hold_next: AtomicBool::new(false),
+            gate: Semaphore::new(0),
+        })
+    }
+}
+
+#[async_trait]
+impl EventLog for ProbedLog {
+    async fn append(
+        &self,
+        stream: &str,
+        expected: ExpectedRevision,
+        events: Vec<NewEvent>,
+    ) -> Result<AppendResult, StoreError> {
+        self.appends.fetch_add(1, Ordering::SeqCst);
+        if self.hold_next.swap(false, Ordering::SeqCst) {
+            self.gate.acquire().await.expect("gate").forget();
+        }
+        self.inner.append(stream, expected, events).await
+    }
+
+    async fn read_stream(
+        &self,
+        stream: &str,
+        from: u64,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        let events = self.inner.read_stream(stream, from, limit).await?;
+        self.stream_events_read
+            .fetch_add(events.len() as u64, Ordering::SeqCst);
+        Ok(events)
+    }
+
+    async fn read_all(
+        &self,
+        after: GlobalPosition,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        self.inner.read_all(after, limit).await
+    }
+
+    async fn head(&self) -> Result<GlobalPosition, StoreError> {
+        self.inner.head().await
+    }
+
+    fn watch(&self) -> LogWatch {
+        self.inner.watch()
+    }
+}
+
+struct Fixture {
+    db: Database,
+    log: Arc<dyn EventLog>,
+    codec: EventCodec,
+    _file: TestSqlite,
+}
+
+async fn fixture() -> Fixture {
+    let file = TestSqlite::create();
+    let db = Database::connect(&file.url, 4).await.unwrap();
+    db.migrate().await.unwrap();
+    let log = db.event_log().await.unwrap();
+    let codec = EventCodec::new(Arc::new(DataKeys::new(db.clone(), &MasterKey::generate())));
+    Fixture {
+        db,
+        log,
+        codec,
+        _file: file,
+    }
+}
+
+fn grant(key: &str) -> CreditsCommand {
+    CreditsCommand::Grant {
+        lot_id: Uuid::new_v4(),
+        grant_key: key.to_owned(),
+        amount: 10,
+        source: SourceKind::Purchase,
+        expires_at: None,
+        at: SystemClock.now(),
+    }
+}
+
+async fn run_grant(exec: &Executor, stream: &str, key: &str) -> Option<GlobalPosition> {
+    let command = grant(key);
+    exec.execute::<CreditLedger, _>(
+        stream,
+        &CommandContext::system("test"),
+        None,
+        SystemClock.now(),
+        |ledger| Ok(ledger.decide(&command)?),
+    )
+    .await
+    .expect("grant")
+    .position
+}
+
+/// Polls until `done` holds (a generous deadline: this waits for tasks, it times nothing).
+async fn until(what: &str, mut done: impl FnMut() -> bool) {
+    for _ in 0..2_000 {
+        if done() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    panic!("timed out waiting until {what}");
+}
+
+fn granted_keys(ledger: &CreditLedger) -> Vec<String> {
+    let mut keys: Vec<String> = ledger.grants.keys().cloned().collect();
+    keys.sort();
+    keys
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn commands_queued_on_a_hot_stream_while_a_commit_runs_share_the_next_append() {
+    let f = fixture().await;
+    let probed = ProbedLog::new(f.log.clone());
+    let exec = Executor::new(probed.clone(), f.codec.clone());
+    let stream = format!("credits-{}", Uuid::new_v4());
+    run_grant(&exec, &stream, "first").await;
+    probed.appends.store(0, Ordering::SeqCst);
+
+    probed.hold_next.store(true, Ordering::SeqCst);
+    let spawn = |i: usize| {
+        let (exec, stream) = (exec.clone(), stream.clone());
+        tokio::spawn(async move { run_grant(&exec, &stream, &format!("k{i:02}")).await })
+    };
+    // One command's append is held; the other 63 decide on top of it and wait together.
+    let mut tasks = vec![spawn(0)];
+    until("the first append is held", || {
+        probed.appends.load(Ordering::SeqCst) == 1
+    })
+    .await;
+    tasks.extend((1..64).map(spawn));
+    until("63 commands queue behind the held commit", || {
+        exec.queued_commands(&stream) == 63
+    })
+    .await;
+    assert_eq!(probed.appends.load(Ordering::SeqCst), 1);
+    probed.gate.add_permits(1);
+    let mut positions = Vec::new();
+    for task in tasks {
+        positions.push(task.await.unwrap().expect("a position"));
+    }
+
+    assert_eq!(
+        probed.appends.load(Ordering::SeqCst),
+        2,
+        "64 commands, two appends"
+    );
+    assert_eq!(exec.conflicts(), 0);
+    positions.sort();
+    positions.dedup();
+    assert_eq!(positions.len(), 64, "each command has its own event");
+    // The log, read by another node, holds all 65 grants once each.
+    let other = Executor::new(f.log.clone(), f.codec.clone());
+    let ledger = other.load::<CreditLedger>(&stream).await.unwrap().state;
+    assert_eq!(ledger.grants.len(), 65);
+    assert_eq!(
+        ledger,
+        exec.load::<CreditLedger>(&stream).await.unwrap().state
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_batch_refused_for_another_nodes_append_takes_the_batches_on_top_of_it_down_and_nothing_is_lost()
+ {
+    let f = fixture().await;
+    let probed = ProbedLog::new(f.log.clone());
+    let node = Executor::new(probed.clone(), f.codec.clone());
+    let elsewhere = Executor::new(f.log.clone(), f.codec.clone());
+    let stream = format!("credits-{}", Uuid::new_v4());
+    run_grant(&node, &stream, "first").await;
+    probed.appends.store(0, Ordering::SeqCst);
+
+    probed.hold_next.store(true, Ordering::SeqCst);
+    let spawn = |i: usize| {
+        let (node, stream) = (node.clone(), stream.clone());
+        tokio::spawn(async move { run_grant(&node, &stream, &format!("n{i}")).await })
+    };
+    let mut tasks = vec![spawn(0)];
+    until("the first append is held", || {
+        probed.appends.load(Ordering::SeqCst) == 1
+    })
+    .await;
+    tasks.extend((1..9).map(spawn));
+    until("8 commands queue behind the held commit", || {
+        node.queued_commands(&stream) == 8
+    })
+    .await;
+    // Another node appends meanwhile: the held batch's expected revision is stale, and
+    // the queued batch was decided on top of it.
+    run_grant(&elsewhere, &stream, "elsewhere").await;
+    probed.gate.add_permits(1);
+    for task in tasks {
+        assert!(task.await.unwrap().is_some());
+    }
+
+    assert!(
+        node.conflicts() >= 9,
+        "every command of both batches decided again, got {}",
+        node.conflicts()
+    );
+    let ledger = elsewhere.load::<CreditLedger>(&stream).await.unwrap().state;
+    let mut expected: Vec<String> = (0..9).map(|i| format!("n{i}")).collect();
+    expected.extend(["elsewhere".to_owned(), "first".to_owned()]);
+    expected.sort();
+    assert_eq!(granted_keys(&ledger), expected);
+    assert_eq!(ledger.lots.len(), 11, "each grant once");
+}
+
+/// Appends `n` grants to `stream` in one command.
+async fn grant_many(exec: &Executor, stream: &str, from: usize, n: usize) {
+    exec.execute::<CreditLedger, _>(
+        stream,
+        &CommandContext::system("test"),
+        None,
+        SystemClock.now(),
+        |ledger| {
+            let mut ledger = ledger.clone();
+            let mut events: Vec<CreditsEvent> = Vec::new();
+            for i in from..from + n {
+                for event in ledger.decide(&grant(&format!("g{i:05}")))? {
+                    ledger.evolve(&event);
+                    events.push(event);
+                }
+            }
+            Ok(events)
+        },
+    )
+    .await
+    .expect("grants");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cold_load_of_a_long_stream_reads_its_snapshot_and_the_tail_only() {
+    let f = fixture().await;
+    let snapshots = SnapshotStore::new(f.db.clone());
+    let exec = Executor::new(f.log.clone(), f.codec.clone()).with_snapshots(snapshots.clone());
+    let stream = format!("credits-{}", Uuid::new_v4());
+    grant_many(&exec, &stream, 0, 600).await;
+    assert!(
+        snapshots
+            .load(&stream, "CreditLedger", 1)
+            .await
+            .unwrap()
+            .is_none(),
+        "no snapshot before the 1000th event"
+    );
+    grant_many(&exec, &stream, 600, 600).await;
+    let mut saved = None;
+    for _ in 0..400 {
+        saved = snapshots.load(&stream, "CreditLedger", 1).await.unwrap();
+        if saved.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let saved = saved.expect("a snapshot once the stream passed 1000 events");
+    assert_eq!(saved.event_count, 1_200);
+    grant_many(&exec, &stream, 1_200, 300).await;
+
+    let full = Executor::new(f.log.clone(), f.codec.clone())
+        .load::<CreditLedger>(&stream)
+        .await
+        .unwrap();
+    assert_eq!(full.state.grants.len(), 1_500);
+
+    let probed = ProbedLog::new(f.log.clone());
+    let cold = Executor::new(probed.clone(), f.codec.clone()).with_snapshots(snapshots.clone());
+    let loaded = cold.load::<CreditLedger>(&stream).await.unwrap();
+    assert_eq!(loaded.state, full.state);
+    assert_eq!(loaded.expected, ExpectedRevision::Exact(1_499));
+    assert_eq!(
+        probed.stream_events_read.load(Ordering::SeqCst),
+        300,
+        "only the events after the snapshot"
+    );
+
+    // A snapshot of another shape version is not used: the stream is folded in full.
+    snapshots
+        .save(
+            &stream,
+            &Snapshot {
+                aggregate: "CreditLedger".into(),
+                version: 99,
+                event_count: 1_499,
+                state: serde_json::json!({"not": "a ledger"}),
+            },
+        )
+        .await
+        .unwrap();
+    let probed = ProbedLog::new(f.log.clone());
+    let cold = Executor::new(probed.clone(), f.codec.clone()).with_snapshots(snapshots);
+    let loaded = cold.load::<CreditLedger>(&stream).await.unwrap();
+    assert_eq!(loaded.state, full.state);
+    assert_eq!(probed.stream_events_read.load(Ordering::SeqCst), 1_500);
+}
