@@ -12,17 +12,21 @@
 //! For the hot cases it checks that no update was lost (the ledger replayed from the log
 //! equals the grant minus every acknowledged spend) and prints the retry rate.
 //! `BENCH_SECONDS` sets the length of each phase (default 5).
+//!
+//! Then it times a cold load (a node with an empty cache) of one long credits stream
+//! (`BENCH_STREAM_EVENTS`, default 100,000 events of holds and settlements): folded from its
+//! first event, the baseline, and from its latest snapshot plus the tail.
 
 use commands::credits::{Credits, Grant};
 use commands::{Clock, CommandContext, CommandError, EventCodec, Executor, SystemClock};
-use domain::AccountId;
-use domain::credits::{Feature, SourceKind};
+use domain::credits::{CreditLedger, CreditsCommand, CreditsEvent, Feature, SourceKind};
+use domain::{AccountId, Aggregate};
 use std::io::Write;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
-use store::Database;
 use store::testkit::TestPostgres;
+use store::{Database, SnapshotStore};
 use uuid::Uuid;
 use vault::{DataKeys, MasterKey};
 
@@ -221,7 +225,127 @@ async fn main() -> anyhow::Result<()> {
         racing.rate / distinct.rate,
         (conflicts + racing.retries) as f64 / racing.spends.max(1) as f64,
     ));
+
+    cold_loads(&db, &log, &master).await;
     drop(log);
     db.close().await;
     Ok(())
+}
+
+/// Writes a long credits stream (holds and their settlements, 1,000 events a command) through
+/// a node that keeps snapshots, then times cold loads with and without them.
+async fn cold_loads(db: &Database, log: &Arc<dyn store::EventLog>, master: &MasterKey) {
+    let events: u64 = std::env::var("BENCH_STREAM_EVENTS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(100_000);
+    let snapshots = SnapshotStore::new(db.clone());
+    let writer = node(db, log, master);
+    let writer = writer.exec.with_snapshots(snapshots.clone());
+    let account = AccountId(Uuid::new_v4());
+    let stream = commands::credits::ledger_stream(account);
+    fund(
+        &Credits::new(
+            writer.clone(),
+            Arc::new(SystemClock),
+            Duration::from_secs(3600),
+        ),
+        account,
+    )
+    .await;
+    let mut written = 1;
+    let mut generation = 0u64;
+    while written < events {
+        let executed = writer
+            .execute::<CreditLedger, _>(
+                &stream,
+                &CommandContext::system("bench"),
+                None,
+                SystemClock.now(),
+                |ledger| {
+                    let mut ledger = ledger.clone();
+                    let mut decided: Vec<CreditsEvent> = Vec::new();
+                    let mut n = generation;
+                    while decided.len() < 1_000 {
+                        n += 1;
+                        let id = format!("gen-{n}");
+                        let at = SystemClock.now();
+                        for command in [
+                            CreditsCommand::Hold {
+                                max_open_holds: 10,
+                                generation_id: id.clone(),
+                                feature: Feature::Generation,
+                                amount: SPEND + 2,
+                                hold_expires_at: at.plus(Duration::from_secs(3600)),
+                                api_token_id: None,
+                                at,
+                            },
+                            CreditsCommand::Settle {
+                                generation_id: id,
+                                amount: SPEND,
+                                api_token_id: None,
+                                at,
+                            },
+                        ] {
+                            for event in ledger.decide(&command)? {
+                                ledger.evolve(&event);
+                                decided.push(event);
+                            }
+                        }
+                    }
+                    Ok(decided)
+                },
+            )
+            .await
+            .expect("a thousand events");
+        written += executed.events.len() as u64;
+        generation += executed.events.len() as u64 / 2;
+    }
+    // The snapshot is saved in the background: wait for the latest.
+    let latest = written / commands::executor::SNAPSHOT_EVERY * commands::executor::SNAPSHOT_EVERY;
+    for _ in 0..600 {
+        let saved = snapshots
+            .load(&stream, "CreditLedger", 1)
+            .await
+            .expect("snapshot read");
+        if saved.is_some_and(|s| s.event_count >= latest) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let time_cold = |with_snapshots: bool| {
+        let (snapshots, stream) = (snapshots.clone(), stream.clone());
+        async move {
+            let mut times = Vec::new();
+            let mut state = None;
+            for _ in 0..3 {
+                let exec = node(db, log, master).exec;
+                let exec = if with_snapshots {
+                    exec.with_snapshots(snapshots.clone())
+                } else {
+                    exec
+                };
+                let started = Instant::now();
+                let loaded = exec.load::<CreditLedger>(&stream).await.expect("load");
+                times.push(started.elapsed());
+                state = Some(loaded.state);
+            }
+            times.sort();
+            (times[1], state.expect("loaded"))
+        }
+    };
+    let (full, folded) = time_cold(false).await;
+    let (from_snapshot, restored) = time_cold(true).await;
+    assert_eq!(folded, restored, "the snapshot and the log agree");
+    print(format!(
+        "{:<58} {:>8.1} ms  (1.00x)",
+        format!("cold load of a {written}-event credits stream, folded"),
+        full.as_secs_f64() * 1e3
+    ));
+    print(format!(
+        "{:<58} {:>8.1} ms  ({:.1}x faster; snapshot at {latest} events + the tail)",
+        "  the same from its snapshot",
+        from_snapshot.as_secs_f64() * 1e3,
+        full.as_secs_f64() / from_snapshot.as_secs_f64().max(1e-9),
+    ));
 }

@@ -333,3 +333,51 @@ async fn a_cold_load_of_a_long_stream_reads_its_snapshot_and_the_tail_only() {
     assert_eq!(loaded.state, full.state);
     assert_eq!(probed.stream_events_read.load(Ordering::SeqCst), 1_500);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_decision_made_while_the_last_batch_committed_joins_without_a_retry() {
+    let f = fixture().await;
+    let probed = ProbedLog::new(f.log.clone());
+    let exec = Executor::new(probed.clone(), f.codec.clone());
+    let stream = format!("credits-{}", Uuid::new_v4());
+    run_grant(&exec, &stream, "first").await;
+    probed.appends.store(0, Ordering::SeqCst);
+
+    probed.hold_next.store(true, Ordering::SeqCst);
+    let first = {
+        let (exec, stream) = (exec.clone(), stream.clone());
+        tokio::spawn(async move { run_grant(&exec, &stream, "held").await })
+    };
+    until("the first append is held", || {
+        probed.appends.load(Ordering::SeqCst) == 1
+    })
+    .await;
+    let command = grant("late");
+    let mut first = Some(first);
+    let executed = exec
+        .execute::<CreditLedger, _>(
+            &stream,
+            &CommandContext::system("test"),
+            None,
+            SystemClock.now(),
+            |ledger| {
+                // Decided against the tip holding the held grant; that grant commits and the
+                // stream goes idle before this decision joins.
+                assert!(ledger.grants.contains_key("held"));
+                if let Some(first) = first.take() {
+                    probed.gate.add_permits(1);
+                    tokio::task::block_in_place(|| {
+                        tokio::runtime::Handle::current().block_on(first)
+                    })
+                    .unwrap()
+                    .expect("the held grant committed");
+                }
+                Ok(ledger.decide(&command)?)
+            },
+        )
+        .await
+        .unwrap();
+    assert!(executed.position.is_some());
+    assert_eq!(exec.conflicts(), 0, "the decision was not stale");
+    assert_eq!(probed.appends.load(Ordering::SeqCst), 2);
+}

@@ -24,6 +24,9 @@ use tokio::sync::watch;
 /// that one refused batch does not make many commands decide again.
 pub(super) const MAX_BATCH_EVENTS: usize = 256;
 
+/// Idle streams' slots kept before they are swept away.
+const IDLE_SLOTS: usize = 1_024;
+
 /// How a batch ended.
 #[derive(Debug, Clone)]
 pub(super) enum Outcome {
@@ -98,6 +101,9 @@ pub(super) struct Joined {
 struct Slot {
     chain: u64,
     tip: Option<Tip>,
+    /// The tip that was committed when the stream last went idle: a command that decided
+    /// against it just before may still join (its decision is not stale).
+    settled: Option<Tip>,
     /// The batch commands join.
     open: Option<Arc<Batch>>,
     /// The latest batch not finished yet.
@@ -155,9 +161,14 @@ impl Batches {
     ) -> Option<Joined> {
         let mut slots = self.slots();
         let slot = slots.entry(stream.to_owned()).or_default();
-        if !same(slot.tip.as_ref(), decided_on) {
+        let settled = slot.tip.is_none()
+            && slot.last.is_none()
+            && decided_on.is_some()
+            && same(slot.settled.as_ref(), decided_on);
+        if !settled && !same(slot.tip.as_ref(), decided_on) {
             return None;
         }
+        slot.settled = None;
         let n = events.len();
         if let Some(open) = slot.open.clone() {
             let mut inner = open.inner();
@@ -221,25 +232,34 @@ impl Batches {
     pub(super) fn finish(&self, stream: &str, batch: &Arc<Batch>, outcome: Outcome) -> Option<Tip> {
         let mut slots = self.slots();
         let mut idle = None;
-        if let Some(slot) = slots.get_mut(stream) {
-            if slot.chain == batch.chain {
-                match outcome {
-                    Outcome::Committed(_) => {
-                        if slot
-                            .last
-                            .as_ref()
-                            .is_some_and(|last| Arc::ptr_eq(last, batch))
-                        {
-                            idle = slot.tip.take();
-                            slots.remove(stream);
-                        }
-                    }
-                    // Every later batch of the chain was decided on this one's events.
-                    Outcome::Conflict | Outcome::Failed(_) => {
-                        slots.remove(stream);
+        let mut refused = false;
+        if let Some(slot) = slots
+            .get_mut(stream)
+            .filter(|slot| slot.chain == batch.chain)
+        {
+            match outcome {
+                Outcome::Committed(_) => {
+                    if slot
+                        .last
+                        .as_ref()
+                        .is_some_and(|last| Arc::ptr_eq(last, batch))
+                    {
+                        // Idle: new commands load from the cache and the log again (and so
+                        // see other nodes' appends); the slot stays only to let a decision
+                        // already made against this tip join.
+                        slot.last = None;
+                        idle = slot.tip.take();
+                        slot.settled = idle.clone();
                     }
                 }
+                // Every later batch of the chain was decided on this one's events.
+                Outcome::Conflict | Outcome::Failed(_) => refused = true,
             }
+        }
+        if refused {
+            slots.remove(stream);
+        } else if idle.is_some() && slots.len() > IDLE_SLOTS {
+            slots.retain(|_, slot| slot.last.is_some());
         }
         batch.outcome.send_replace(Some(outcome));
         idle
