@@ -906,6 +906,80 @@ mod postgres_only {
         other_db.close().await;
     }
 
+    /// Two hundred appends at once are committed by a few transactions (group commit): the
+    /// high bits of a position are the id of the transaction that wrote it.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn concurrent_appends_share_transactions() {
+        let h = postgres().await.unwrap();
+        let go = Arc::new(tokio::sync::Barrier::new(200));
+        let tasks: Vec<_> = (0..200u32)
+            .map(|i| {
+                let (log, go) = (h.log.clone(), go.clone());
+                tokio::spawn(async move {
+                    go.wait().await;
+                    log.append(&stream(), ExpectedRevision::NoStream, vec![event(i)])
+                        .await
+                        .unwrap()
+                        .last_position()
+                })
+            })
+            .collect();
+        let mut transactions = std::collections::BTreeSet::new();
+        for task in tasks {
+            transactions.insert(task.await.unwrap().0 >> 20);
+        }
+        assert!(
+            transactions.len() <= 100,
+            "200 appends took {} transactions",
+            transactions.len()
+        );
+    }
+
+    /// An append PostgreSQL cannot store (a NUL character in JSONB) fails alone: the others
+    /// of its batch commit (the batch reruns with a savepoint around each append).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn an_append_that_cannot_be_stored_fails_alone() {
+        let h = postgres().await.unwrap();
+        let go = Arc::new(tokio::sync::Barrier::new(40));
+        let tasks: Vec<_> = (0..40u32)
+            .map(|i| {
+                let (log, go) = (h.log.clone(), go.clone());
+                tokio::spawn(async move {
+                    let mut e = event(i);
+                    if i % 10 == 3 {
+                        e.data = serde_json::json!({ "text": "nul \u{0} here" });
+                    }
+                    go.wait().await;
+                    (
+                        i,
+                        log.append(&stream(), ExpectedRevision::NoStream, vec![e])
+                            .await,
+                    )
+                })
+            })
+            .collect();
+        let mut landed = Vec::new();
+        for task in tasks {
+            let (i, result) = task.await.unwrap();
+            if i % 10 == 3 {
+                assert!(matches!(result, Err(StoreError::Database(_))), "{result:?}");
+            } else {
+                landed.push(result.unwrap().last_position());
+            }
+        }
+        landed.sort();
+        settled(&*h.log, *landed.last().unwrap()).await;
+        let seen: Vec<GlobalPosition> = h
+            .log
+            .read_all(GlobalPosition::START, 100)
+            .await
+            .unwrap()
+            .iter()
+            .map(|e| e.position)
+            .collect();
+        assert_eq!(seen, landed);
+    }
+
     /// Two retries of the same append racing each other still write it once.
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn racing_retries_write_once() {
