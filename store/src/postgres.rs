@@ -1,13 +1,17 @@
 //! The PostgreSQL event log.
 //!
-//! Appends are one INSERT (one round trip) of the stream's next revisions: the unique
-//! (stream, revision) key is the optimistic-concurrency check, so appends to different
-//! streams never wait for each other. Only a refused append looks further, to tell a retry
-//! of an append already made from a real conflict. Positions and the read filter follow
-//! "Global order without gaps" in DESIGN.md; the migration `0001_event_log.sql` explains
-//! the scheme. New events are announced with LISTEN/NOTIFY, sent outside the appending
-//! transaction (a NOTIFY inside it would serialise every commit) and coalesced when many
-//! appends land at once.
+//! Appends go through group commit (`group_commit`): one writer per log takes what
+//! has queued and commits it in one transaction, each append with its own expected-revision
+//! check and its own answer (the module `group` says how: in the common case two round
+//! trips per batch, whatever its size). The unique (stream, revision) and event-id keys
+//! remain the last word, so appends from several processes stay correct; only a refused
+//! append looks further, after the commit, to tell a retry of an append already made (its
+//! original positions) from a real conflict. Positions and the read filter follow "Global
+//! order without gaps" in DESIGN.md; the migration `0001_event_log.sql` explains the
+//! scheme, and a batch is numbered like any transaction (`xid << 20` on). New events are
+//! announced with LISTEN/NOTIFY once per batch, sent outside the appending transaction (a
+//! NOTIFY inside it would serialise every commit) and coalesced when many land at once.
+//! [`PostgresLog::append_in`] appends inside the caller's transaction instead, unbatched.
 
 use crate::db::Database;
 use crate::envelope::{

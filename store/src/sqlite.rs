@@ -1,5 +1,14 @@
 //! The SQLite event log: the embedded default. One writer at a time (the write gate and
 //! `BEGIN IMMEDIATE`), so positions are committed in order and the log has no gaps.
+//!
+//! Appends go through group commit (`group_commit`): the log's writer takes what
+//! has queued and commits it in one `BEGIN IMMEDIATE` transaction (one flush), instead of
+//! each append queueing for the write lock and flushing on its own. Inside it every append
+//! is checked on its own against the streams table and the event ids, seeing the appends
+//! before it in the batch; a refused one (a conflict, a retry answered with its original
+//! positions, a reused id) writes nothing, an accepted one is one multi-row INSERT and one
+//! update of its stream's revision. If a statement fails, the batch is rolled back and its
+//! appends run again one transaction each, so each gets its own answer.
 
 use crate::db::{Database, WriteTx};
 use crate::envelope::{AppendResult, ExpectedRevision, GlobalPosition, NewEvent, RecordedEvent};
