@@ -295,6 +295,13 @@ async fn appends(log: &Arc<dyn EventLog>, seconds: Duration, baseline: f64) {
 /// best: a read of a few thousand events lasts tens of milliseconds, which a busy 2-core
 /// machine can stretch several times over.
 async fn read_figure(log: &dyn EventLog) -> Result<(), StoreError> {
+    // On PostgreSQL a write transaction open anywhere on the server (another database's
+    // too) hides later commits from readers for a while: wait until every append is
+    // visible, so that each pass reads the same events.
+    let committed = log.committed_head().await?;
+    while log.head().await? < committed {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     let total = read_everything(log, GlobalPosition::START).await?;
     let mut best = 0.0_f64;
     for _ in 0..3 {

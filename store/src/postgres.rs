@@ -40,9 +40,10 @@ mod group;
 const ANY_ATTEMPTS: u32 = 100;
 
 /// Writers (tasks committing batches, a connection each while they do) per log. One: with
-/// two, batches touching the same stream overlap, and the later one waits for the earlier
-/// one's rows and then falls back to savepoints (16 appenders on one stream ran at 0.3x of
-/// the one-writer rate; distinct streams gained nothing measurable on this 2-core machine).
+/// two sharing the queue, batches touching the same stream overlap, and the later one waits
+/// for the earlier one's rows and then falls back to savepoints (16 appenders on one stream
+/// ran at 0.3x of the one-writer rate); distinct streams gained nothing measurable on this
+/// 2-core machine, neither then nor with four writers each owning a share of the streams.
 const WRITERS: usize = 1;
 
 /// The event log in PostgreSQL.
