@@ -1,12 +1,16 @@
-//! Event-log benchmark on PostgreSQL (not a test: it prints figures, it asserts nothing).
+//! Event-log benchmark on PostgreSQL and SQLite (not a test: it prints figures, it asserts
+//! nothing).
 //!
 //! `cargo bench -p store --bench event_log` creates a throw-away database on the test
 //! server (`TEST_DATABASE_URL`, default `postgres://postgres@127.0.0.1:5432/postgres`) and
-//! measures, with the same 16-connection pool:
-//! - the baseline: plain single-row INSERTs of the same payload into a bare table;
-//! - appends by 16 writers to 16 distinct streams;
-//! - appends by 16 writers to one stream, retrying on conflicts;
-//! - reading the whole log in batches.
+//! a throw-away SQLite folder, and measures on each, with the same 16-connection pool:
+//! - the baseline: plain single-row INSERTs of the same payload into a bare table (on
+//!   SQLite through the write gate, `Database::begin_write`, as every writer of the service
+//!   writes, in a file of its own);
+//! - appends by 16 writers to 16 distinct streams (against the baseline);
+//! - appends by 16 writers to one stream, retrying on conflicts, and with
+//!   `ExpectedRevision::Any` (against the distinct-stream rate);
+//! - reading the whole log in batches (the best of three passes).
 //!
 //! `BENCH_SECONDS` sets the length of each timed phase (default 5).
 
@@ -82,6 +86,12 @@ async fn main() -> anyhow::Result<()> {
             .and_then(|s| s.parse().ok())
             .unwrap_or(5),
     );
+    postgres(seconds).await?;
+    sqlite(seconds).await?;
+    Ok(())
+}
+
+async fn postgres(seconds: Duration) -> anyhow::Result<()> {
     let server = TestPostgres::create().await;
     let db = Database::connect(&server.url, WRITERS as u32).await?;
     db.migrate().await?;
@@ -90,13 +100,10 @@ async fn main() -> anyhow::Result<()> {
     sqlx::query("CREATE TABLE bench_baseline (id BIGSERIAL PRIMARY KEY, data JSONB NOT NULL)")
         .execute(&pg)
         .await?;
-    let _ = std::io::Write::write_fmt(
-        &mut std::io::stdout().lock(),
-        format_args!(
-            "event log on PostgreSQL, {WRITERS} connections, {} s per phase\n",
-            seconds.as_secs()
-        ),
-    );
+    header(&format!(
+        "event log on PostgreSQL, {WRITERS} connections, {} s per phase",
+        seconds.as_secs()
+    ));
 
     // Warm the pool up so that connecting is not measured.
     let _ = timed(Duration::from_millis(500), |_, _, deadline| {
@@ -131,7 +138,77 @@ async fn main() -> anyhow::Result<()> {
         baseline,
         "(1.00x)",
     );
+    appends(&log, seconds, baseline).await;
+    read_figure(log.as_ref()).await?;
+    drop(log);
+    db.close().await;
+    Ok(())
+}
 
+async fn sqlite(seconds: Duration) -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let db = Database::connect(
+        &Database::sqlite_url(&dir.path().join("log.db")),
+        WRITERS as u32,
+    )
+    .await?;
+    db.migrate().await?;
+    let log = db.event_log().await?;
+    // The baseline writes to a file of its own, so that the log's file is as fresh as on
+    // PostgreSQL.
+    let bare = Database::connect(
+        &Database::sqlite_url(&dir.path().join("baseline.db")),
+        WRITERS as u32,
+    )
+    .await?;
+    sqlx::query(
+        "CREATE TABLE bench_baseline (id INTEGER PRIMARY KEY AUTOINCREMENT, data TEXT NOT NULL)",
+    )
+    .execute(bare.pool())
+    .await?;
+    header(&format!(
+        "event log on SQLite (WAL, synchronous = FULL), {WRITERS} connections, {} s per phase",
+        seconds.as_secs()
+    ));
+
+    let baseline = timed(seconds, |_, done, deadline| {
+        let bare = bare.clone();
+        async move {
+            while Instant::now() < deadline {
+                let event = event();
+                let row = serde_json::json!({"data": event.data, "metadata": event.metadata});
+                // One transaction per row, through the write gate, as the service writes.
+                let mut w = bare.begin_write().await.expect("begin");
+                sqlx::query("INSERT INTO bench_baseline (data) VALUES ($1)")
+                    .bind(row.to_string())
+                    .execute(&mut **w)
+                    .await
+                    .expect("baseline insert");
+                w.commit().await.expect("commit");
+                done.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    })
+    .await;
+    line(
+        "baseline: single-row INSERTs into a bare table",
+        baseline,
+        "(1.00x)",
+    );
+    appends(&log, seconds, baseline).await;
+    read_figure(log.as_ref()).await?;
+    drop(log);
+    db.close().await;
+    bare.close().await;
+    Ok(())
+}
+
+fn header(text: &str) {
+    let _ = std::io::Write::write_fmt(&mut std::io::stdout().lock(), format_args!("{text}\n"));
+}
+
+/// The append figures of one log, each beside `baseline`.
+async fn appends(log: &Arc<dyn EventLog>, seconds: Duration, baseline: f64) {
     let distinct = timed(seconds, |i, done, deadline| {
         let log = log.clone();
         async move {
@@ -151,7 +228,7 @@ async fn main() -> anyhow::Result<()> {
     line(
         "appends, 16 writers, distinct streams",
         distinct,
-        &format!("({:.2}x baseline; target >= 0.50x)", distinct / baseline),
+        &format!("({:.2}x baseline; target >= 1.50x)", distinct / baseline),
     );
 
     let conflicts = Arc::new(AtomicU64::new(0));
@@ -183,24 +260,61 @@ async fn main() -> anyhow::Result<()> {
         "appends, 16 writers, one stream (retrying conflicts)",
         contended,
         &format!(
-            "({:.2}x baseline; {} conflicts retried)",
+            "({:.2}x distinct, {:.2}x baseline; {} conflicts retried)",
+            contended / distinct,
             contended / baseline,
             conflicts.load(Ordering::Relaxed)
         ),
     );
 
-    let total = read_everything(log.as_ref(), GlobalPosition::START).await?;
-    let started = Instant::now();
-    let read = read_everything(log.as_ref(), GlobalPosition::START).await?;
-    let rate = read as f64 / started.elapsed().as_secs_f64();
-    assert_eq!(read, total);
+    let shared = format!("bench-any-{}", Uuid::new_v4().simple());
+    let any = timed(seconds, |_, done, deadline| {
+        let (log, stream) = (log.clone(), shared.clone());
+        async move {
+            while Instant::now() < deadline {
+                log.append(&stream, ExpectedRevision::Any, vec![event()])
+                    .await
+                    .expect("append");
+                done.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    })
+    .await;
     line(
-        &format!("read the whole log ({read} events, batches of 1000)"),
-        rate,
-        "(target >= 100000/s)",
+        "appends, 16 writers, one stream (ExpectedRevision::Any)",
+        any,
+        &format!(
+            "({:.2}x distinct, {:.2}x baseline; target >= 0.50x distinct)",
+            any / distinct,
+            any / baseline
+        ),
     );
-    drop(log);
-    db.close().await;
+}
+
+/// Reads the whole log once to warm the caches, then three timed times, and prints the
+/// best: a read of a few thousand events lasts tens of milliseconds, which a busy 2-core
+/// machine can stretch several times over.
+async fn read_figure(log: &dyn EventLog) -> Result<(), StoreError> {
+    // On PostgreSQL a write transaction open anywhere on the server (another database's
+    // too) hides later commits from readers for a while: wait until every append is
+    // visible, so that each pass reads the same events.
+    let committed = log.committed_head().await?;
+    while log.head().await? < committed {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let total = read_everything(log, GlobalPosition::START).await?;
+    let mut best = 0.0_f64;
+    for _ in 0..3 {
+        let started = Instant::now();
+        let read = read_everything(log, GlobalPosition::START).await?;
+        best = best.max(read as f64 / started.elapsed().as_secs_f64());
+        assert_eq!(read, total);
+    }
+    line(
+        &format!("read the whole log ({total} events, batches of 1000, best of 3)"),
+        best,
+        "(target >= 150000/s)",
+    );
     Ok(())
 }
 

@@ -14,6 +14,7 @@ pub mod db;
 pub mod decoded;
 pub mod envelope;
 pub mod error;
+mod group_commit;
 pub mod kurrentdb;
 pub mod log;
 pub mod memory;

@@ -1,14 +1,25 @@
 //! The SQLite event log: the embedded default. One writer at a time (the write gate and
 //! `BEGIN IMMEDIATE`), so positions are committed in order and the log has no gaps.
+//!
+//! Appends go through group commit (`group_commit`): the log's writer takes what
+//! has queued and commits it in one `BEGIN IMMEDIATE` transaction (one flush), instead of
+//! each append queueing for the write lock and flushing on its own. Inside it every append
+//! is checked on its own against the streams table and the event ids, seeing the appends
+//! before it in the batch; a refused one (a conflict, a retry answered with its original
+//! positions, a reused id) writes nothing, an accepted one is one multi-row INSERT and one
+//! update of its stream's revision. If a statement fails, the batch is rolled back and its
+//! appends run again one transaction each, so each gets its own answer.
 
-use crate::db::Database;
+use crate::db::{Database, WriteTx};
 use crate::envelope::{AppendResult, ExpectedRevision, GlobalPosition, NewEvent, RecordedEvent};
 use crate::error::StoreError;
+use crate::group_commit::{Append, Batcher, Queue};
 use crate::log::{AppendSignal, Backlog, EventLog, LogWatch, check_append};
 use async_trait::async_trait;
 use domain::Timestamp;
 use sqlx::Row;
 use sqlx::any::AnyRow;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 use uuid::Uuid;
 
@@ -16,6 +27,9 @@ use uuid::Uuid;
 pub struct SqliteLog {
     db: Database,
     signal: AppendSignal,
+    /// The writer's queue, started by the first append (inside the runtime that runs it).
+    /// The writer stops when the log is dropped.
+    queue: OnceLock<Queue<Reply>>,
 }
 
 impl SqliteLog {
@@ -24,6 +38,7 @@ impl SqliteLog {
         Self {
             db,
             signal: AppendSignal::new(),
+            queue: OnceLock::new(),
         }
     }
 }
@@ -48,6 +63,214 @@ fn decode(row: &AnyRow) -> Result<RecordedEvent, StoreError> {
     })
 }
 
+/// What the writer answers an append: its result, or why it was refused.
+type Reply = Result<AppendResult, StoreError>;
+
+/// Commits batches until the log is dropped (its queue closes).
+async fn write(db: Database, mut batcher: Batcher<Reply>, signal: AppendSignal) {
+    while let Some(batch) = batcher.next_batch().await {
+        let replies = match at_once(&db, &batch).await {
+            Ok(replies) => replies,
+            // A statement failed (the disk is full, the file is locked by another process
+            // for too long): every append alone, so each gets its own answer.
+            Err(_) => one_by_one(&db, &batch).await,
+        };
+        if replies
+            .iter()
+            .any(|reply| reply.as_ref().is_ok_and(|r| !r.already_appended))
+        {
+            signal.notify();
+        }
+        for (append, reply) in batch.into_iter().zip(replies) {
+            let _ = append.reply.send(reply);
+        }
+        // Let the callers just answered run before the next batch is taken (see the
+        // PostgreSQL writer): not a wait, it returns at once when nothing else is ready.
+        tokio::task::yield_now().await;
+    }
+}
+
+/// The whole batch in one transaction. An error means a statement failed and nothing was
+/// committed; refusals are answers, not errors.
+async fn at_once(db: &Database, batch: &[Append<Reply>]) -> Result<Vec<Reply>, StoreError> {
+    let mut w = db.begin_write().await?;
+    let recorded_at = now();
+    let mut replies = Vec::with_capacity(batch.len());
+    for append in batch {
+        replies.push(
+            append_one(
+                &mut w,
+                &append.stream,
+                append.expected,
+                &append.events,
+                recorded_at,
+            )
+            .await?,
+        );
+    }
+    w.commit().await?;
+    Ok(replies)
+}
+
+/// Each append in a transaction of its own, after a batch failed.
+async fn one_by_one(db: &Database, batch: &[Append<Reply>]) -> Vec<Reply> {
+    let mut replies = Vec::with_capacity(batch.len());
+    for append in batch {
+        let alone = async {
+            let mut w = db.begin_write().await?;
+            let reply = append_one(
+                &mut w,
+                &append.stream,
+                append.expected,
+                &append.events,
+                now(),
+            )
+            .await?;
+            w.commit().await?;
+            Ok::<_, StoreError>(reply)
+        };
+        replies.push(alone.await.and_then(|reply| reply));
+    }
+    replies
+}
+
+fn now() -> i64 {
+    Timestamp::from_datetime(time::OffsetDateTime::now_utc()).unix_micros()
+}
+
+/// Rows per INSERT: 8 parameters each, well under SQLite's 32,766.
+const ROWS_PER_INSERT: usize = 1_000;
+
+/// One append inside the batch's transaction, which also holds the earlier appends of the
+/// batch: every check sees them. A refused append issues no write. The outer error is a
+/// failed statement (the transaction is then abandoned), the inner one a refusal.
+async fn append_one(
+    w: &mut WriteTx,
+    stream: &str,
+    expected: ExpectedRevision,
+    events: &[NewEvent],
+    recorded_at: i64,
+) -> Result<Reply, StoreError> {
+    let placeholders: Vec<String> = (1..=events.len()).map(|i| format!("${i}")).collect();
+    let sql = format!(
+        "SELECT stream_id, global_position FROM events WHERE event_id IN ({}) \
+         ORDER BY stream_revision",
+        placeholders.join(", ")
+    );
+    let mut query = sqlx::query(&sql);
+    for event in events {
+        query = query.bind(event.event_id.to_string());
+    }
+    let known = query.fetch_all(&mut ***w).await?;
+
+    let current: Option<i64> =
+        sqlx::query_scalar("SELECT revision FROM streams WHERE stream_id = $1")
+            .bind(stream)
+            .fetch_optional(&mut ***w)
+            .await?;
+    let current = current.map(|r| r as u64);
+
+    if !known.is_empty() {
+        let same_append = known.len() == events.len()
+            && known.iter().all(|r| {
+                r.try_get::<String, _>("stream_id")
+                    .is_ok_and(|s| s == stream)
+            });
+        if !same_append {
+            return Ok(Err(StoreError::EventIdReused {
+                stream: stream.into(),
+            }));
+        }
+        let positions = known
+            .iter()
+            .map(|r| {
+                r.try_get::<i64, _>("global_position")
+                    .map(|p| GlobalPosition(p as u64))
+            })
+            .collect::<Result<_, _>>()?;
+        return Ok(Ok(AppendResult {
+            positions,
+            next_expected: current.map_or(ExpectedRevision::NoStream, ExpectedRevision::Exact),
+            already_appended: true,
+        }));
+    }
+
+    let ok = match expected {
+        ExpectedRevision::Any => true,
+        ExpectedRevision::NoStream => current.is_none(),
+        ExpectedRevision::Exact(n) => current == Some(n),
+    };
+    if !ok {
+        return Ok(Err(StoreError::WrongExpectedRevision {
+            stream: stream.into(),
+            expected,
+            actual: current,
+        }));
+    }
+
+    let first_revision = current.map_or(0, |r| r + 1);
+    let mut appended: Vec<(i64, i64)> = Vec::with_capacity(events.len());
+    for (chunk_index, chunk) in events.chunks(ROWS_PER_INSERT).enumerate() {
+        let rows: Vec<String> = (0..chunk.len())
+            .map(|i| {
+                let p = i * 8;
+                format!(
+                    "(${}, ${}, ${}, ${}, ${}, ${}, ${}, ${})",
+                    p + 1,
+                    p + 2,
+                    p + 3,
+                    p + 4,
+                    p + 5,
+                    p + 6,
+                    p + 7,
+                    p + 8
+                )
+            })
+            .collect();
+        let sql = format!(
+            "INSERT INTO events (event_id, stream_id, stream_revision, event_type, \
+             schema_version, data, metadata, recorded_at) VALUES {} \
+             RETURNING stream_revision, global_position",
+            rows.join(", ")
+        );
+        let mut query = sqlx::query(&sql);
+        for (i, event) in chunk.iter().enumerate() {
+            let revision = first_revision + (chunk_index * ROWS_PER_INSERT + i) as u64;
+            query = query
+                .bind(event.event_id.to_string())
+                .bind(stream)
+                .bind(revision as i64)
+                .bind(event.event_type.as_str())
+                .bind(i64::from(event.schema_version))
+                .bind(event.data.to_string())
+                .bind(serde_json::to_string(&event.metadata)?)
+                .bind(recorded_at);
+        }
+        for row in query.fetch_all(&mut ***w).await? {
+            appended.push((row.try_get(0)?, row.try_get(1)?));
+        }
+    }
+    // RETURNING promises no order.
+    appended.sort_unstable();
+    let last_revision = first_revision + events.len() as u64 - 1;
+    sqlx::query(
+        "INSERT INTO streams (stream_id, revision) VALUES ($1, $2) \
+         ON CONFLICT (stream_id) DO UPDATE SET revision = excluded.revision",
+    )
+    .bind(stream)
+    .bind(last_revision as i64)
+    .execute(&mut ***w)
+    .await?;
+    Ok(Ok(AppendResult {
+        positions: appended
+            .iter()
+            .map(|(_, p)| GlobalPosition(*p as u64))
+            .collect(),
+        next_expected: ExpectedRevision::Exact(last_revision),
+        already_appended: false,
+    }))
+}
+
 #[async_trait]
 impl EventLog for SqliteLog {
     #[tracing::instrument(skip_all, fields(stream, events = events.len()))]
@@ -58,102 +281,12 @@ impl EventLog for SqliteLog {
         events: Vec<NewEvent>,
     ) -> Result<AppendResult, StoreError> {
         check_append(&events)?;
-        let mut w = self.db.begin_write().await?;
-
-        let placeholders: Vec<String> = (1..=events.len()).map(|i| format!("${i}")).collect();
-        let sql = format!(
-            "SELECT stream_id, global_position FROM events WHERE event_id IN ({}) \
-             ORDER BY stream_revision",
-            placeholders.join(", ")
-        );
-        let mut query = sqlx::query(&sql);
-        for event in &events {
-            query = query.bind(event.event_id.to_string());
-        }
-        let known = query.fetch_all(&mut **w).await?;
-
-        let current: Option<i64> =
-            sqlx::query_scalar("SELECT revision FROM streams WHERE stream_id = $1")
-                .bind(stream)
-                .fetch_optional(&mut **w)
-                .await?;
-        let current = current.map(|r| r as u64);
-
-        if !known.is_empty() {
-            let same_append = known.len() == events.len()
-                && known.iter().all(|r| {
-                    r.try_get::<String, _>("stream_id")
-                        .is_ok_and(|s| s == stream)
-                });
-            if !same_append {
-                return Err(StoreError::EventIdReused {
-                    stream: stream.into(),
-                });
-            }
-            let positions = known
-                .iter()
-                .map(|r| {
-                    r.try_get::<i64, _>("global_position")
-                        .map(|p| GlobalPosition(p as u64))
-                })
-                .collect::<Result<_, _>>()?;
-            return Ok(AppendResult {
-                positions,
-                next_expected: current.map_or(ExpectedRevision::NoStream, ExpectedRevision::Exact),
-                already_appended: true,
-            });
-        }
-
-        let ok = match expected {
-            ExpectedRevision::Any => true,
-            ExpectedRevision::NoStream => current.is_none(),
-            ExpectedRevision::Exact(n) => current == Some(n),
-        };
-        if !ok {
-            return Err(StoreError::WrongExpectedRevision {
-                stream: stream.into(),
-                expected,
-                actual: current,
-            });
-        }
-
-        let recorded_at = Timestamp::from_datetime(time::OffsetDateTime::now_utc()).unix_micros();
-        let mut revision = current.map_or(0, |r| r + 1);
-        let mut positions = Vec::with_capacity(events.len());
-        for event in &events {
-            let position: i64 = sqlx::query_scalar(
-                "INSERT INTO events (event_id, stream_id, stream_revision, event_type, \
-                 schema_version, data, metadata, recorded_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING global_position",
-            )
-            .bind(event.event_id.to_string())
-            .bind(stream)
-            .bind(revision as i64)
-            .bind(&event.event_type)
-            .bind(i64::from(event.schema_version))
-            .bind(event.data.to_string())
-            .bind(serde_json::to_string(&event.metadata)?)
-            .bind(recorded_at)
-            .fetch_one(&mut **w)
-            .await?;
-            positions.push(GlobalPosition(position as u64));
-            revision += 1;
-        }
-        sqlx::query(
-            "INSERT INTO streams (stream_id, revision) VALUES ($1, $2) \
-             ON CONFLICT (stream_id) DO UPDATE SET revision = excluded.revision",
-        )
-        .bind(stream)
-        .bind(revision as i64 - 1)
-        .execute(&mut **w)
-        .await?;
-        w.commit().await?;
-        self.signal.notify();
-        Ok(AppendResult {
-            positions,
-            next_expected: ExpectedRevision::Exact(revision - 1),
-            already_appended: false,
-        })
+        let queue = self.queue.get_or_init(|| {
+            let (queue, batcher) = Queue::new();
+            tokio::spawn(write(self.db.clone(), batcher, self.signal.clone()));
+            queue
+        });
+        queue.submit(stream, expected, Arc::new(events)).await?
     }
 
     async fn read_stream(

@@ -406,6 +406,205 @@ mod suite {
         assert_eq!(seen, appended);
     }
 
+    /// What one of the concurrent appends below tries.
+    #[derive(Debug, Clone, Copy)]
+    enum Try {
+        /// A stream of its own, from nothing.
+        Fresh,
+        /// One of the hot streams, expecting revision 0: one per stream wins.
+        Hot(usize),
+        /// The shared stream, whatever its revision: all win, one after another.
+        Any,
+        /// One of the appends made before, again, with its stale expectation.
+        Retry(usize),
+        /// A new stream with an event id of an append made before.
+        Reused,
+    }
+
+    /// Over two hundred appends at once, the way a group commit gathers them into few
+    /// transactions: each gets its own answer (the losers of a race fail alone, retries
+    /// return the original positions), and the log holds exactly the events that were
+    /// appended, every one once, in increasing global order, each stream without holes.
+    pub async fn many_concurrent_appends_each_get_their_own_result(
+        log: Arc<dyn EventLog>,
+        shared: bool,
+        ids_across_streams: bool,
+    ) {
+        let start = log.head().await.unwrap();
+        let mut ours = std::collections::HashSet::new();
+        let mut expected_positions = Vec::new();
+        let hot: Vec<String> = (0..5).map(|_| stream()).collect();
+        for s in &hot {
+            let r = log
+                .append(s, ExpectedRevision::NoStream, vec![event(0)])
+                .await
+                .unwrap();
+            expected_positions.extend(r.positions);
+            ours.insert(s.clone());
+        }
+        let mut made = Vec::new();
+        for i in 0..10u32 {
+            let s = stream();
+            let events = vec![event(i), event(100 + i)];
+            let r = log
+                .append(&s, ExpectedRevision::NoStream, events.clone())
+                .await
+                .unwrap();
+            expected_positions.extend(r.positions.iter().copied());
+            ours.insert(s.clone());
+            made.push((s, events, r.positions));
+        }
+        let any = stream();
+        ours.insert(any.clone());
+
+        let mut plan: Vec<Try> = Vec::new();
+        plan.extend((0..150).map(|_| Try::Fresh));
+        plan.extend((0..30).map(|i| Try::Hot(i % hot.len())));
+        plan.extend((0..10).map(|_| Try::Any));
+        plan.extend((0..20).map(|i| Try::Retry(i % made.len())));
+        if ids_across_streams {
+            plan.push(Try::Reused);
+        }
+        // Interleaved, so that every batch mixes the kinds.
+        plan.sort_by_key(|t| match t {
+            Try::Fresh => 0,
+            _ => 1,
+        });
+        let (fresh, rest) = plan.split_at(150);
+        let mut mixed = Vec::new();
+        let mut rest = rest.iter();
+        for (i, t) in fresh.iter().enumerate() {
+            mixed.push(*t);
+            if i % 2 == 1 {
+                mixed.extend(rest.next().copied());
+            }
+        }
+        mixed.extend(rest.copied());
+
+        let go = Arc::new(tokio::sync::Barrier::new(mixed.len()));
+        let tasks: Vec<_> = mixed
+            .iter()
+            .enumerate()
+            .map(|(n, &t)| {
+                let (log, go) = (log.clone(), go.clone());
+                let (s, expected, events) = match t {
+                    Try::Fresh => {
+                        let count = n as u32 % 3 + 1;
+                        let events = (0..count).map(|k| event(1000 + n as u32 * 3 + k)).collect();
+                        (stream(), ExpectedRevision::NoStream, events)
+                    }
+                    Try::Hot(h) => (hot[h].clone(), ExpectedRevision::Exact(0), vec![event(1)]),
+                    Try::Any => (any.clone(), ExpectedRevision::Any, vec![event(2)]),
+                    Try::Retry(m) => (
+                        made[m].0.clone(),
+                        ExpectedRevision::NoStream,
+                        made[m].1.clone(),
+                    ),
+                    Try::Reused => (stream(), ExpectedRevision::Any, vec![made[0].1[0].clone()]),
+                };
+                tokio::spawn(async move {
+                    go.wait().await;
+                    let result = log.append(&s, expected, events.clone()).await;
+                    (t, s, events, result)
+                })
+            })
+            .collect();
+
+        let mut hot_wins = vec![0; hot.len()];
+        let mut refused_ids = Vec::new();
+        for task in tasks {
+            let (t, s, events, result) = task.await.unwrap();
+            match t {
+                Try::Fresh | Try::Any => {
+                    let r = result.unwrap_or_else(|e| panic!("{t:?} on {s}: {e}"));
+                    assert!(!r.already_appended);
+                    assert_eq!(r.positions.len(), events.len());
+                    assert!(r.positions.windows(2).all(|w| w[0] < w[1]));
+                    if matches!(t, Try::Fresh) {
+                        assert_eq!(
+                            r.next_expected,
+                            ExpectedRevision::after(events.len() as u64)
+                        );
+                    }
+                    expected_positions.extend(r.positions);
+                    ours.insert(s);
+                }
+                Try::Hot(h) => match result {
+                    Ok(r) => {
+                        assert_eq!(r.next_expected, ExpectedRevision::Exact(1));
+                        hot_wins[h] += 1;
+                        expected_positions.extend(r.positions);
+                    }
+                    Err(e) => {
+                        assert!(
+                            matches!(
+                                e,
+                                StoreError::WrongExpectedRevision {
+                                    actual: Some(1),
+                                    ..
+                                }
+                            ),
+                            "{e:?}"
+                        );
+                        refused_ids.extend(events.iter().map(|e| e.event_id));
+                    }
+                },
+                Try::Retry(m) => {
+                    let r = result.unwrap_or_else(|e| panic!("retry on {s}: {e}"));
+                    assert!(r.already_appended);
+                    assert_eq!(
+                        r.positions, made[m].2,
+                        "a retry returns the original positions"
+                    );
+                }
+                Try::Reused => {
+                    assert!(
+                        matches!(result, Err(StoreError::EventIdReused { .. })),
+                        "{result:?}"
+                    );
+                    ours.insert(s);
+                }
+            }
+        }
+        assert_eq!(hot_wins, vec![1; hot.len()], "one winner per hot stream");
+
+        expected_positions.sort();
+        settled(&*log, *expected_positions.last().unwrap()).await;
+        let mut seen = Vec::new();
+        let mut after = start;
+        loop {
+            let page = log.read_all(after, 50).await.unwrap();
+            let Some(last) = page.last() else {
+                break;
+            };
+            after = last.position;
+            seen.extend(
+                page.into_iter()
+                    .filter(|e| !shared || ours.contains(&e.stream)),
+            );
+        }
+        let positions: Vec<GlobalPosition> = seen.iter().map(|e| e.position).collect();
+        assert!(positions.windows(2).all(|w| w[0] < w[1]), "increasing");
+        assert_eq!(
+            positions, expected_positions,
+            "every event appended, once, nothing else"
+        );
+        assert!(seen.iter().all(|e| !refused_ids.contains(&e.event_id)));
+        let mut revisions: std::collections::HashMap<&str, Vec<u64>> = Default::default();
+        for e in &seen {
+            revisions.entry(&e.stream).or_default().push(e.revision);
+        }
+        for (s, revisions) in &revisions {
+            assert_eq!(
+                *revisions,
+                (0..revisions.len() as u64).collect::<Vec<_>>(),
+                "{s}"
+            );
+        }
+        assert_eq!(revisions[any.as_str()].len(), 10);
+        assert!(hot.iter().all(|s| revisions[s.as_str()].len() == 2));
+    }
+
     pub async fn a_watch_wakes_when_events_are_appended(log: Arc<dyn EventLog>) {
         let mut watch = log.watch();
         watch.mark_seen();
@@ -541,6 +740,19 @@ macro_rules! contract {
                 };
                 suite::concurrent_appends_to_different_streams_all_land(h.log.clone(), h.shared)
                     .await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn many_concurrent_appends_each_get_their_own_result() {
+                let Some(h) = super::$backend().await else {
+                    return;
+                };
+                suite::many_concurrent_appends_each_get_their_own_result(
+                    h.log.clone(),
+                    h.shared,
+                    !h.shared,
+                )
+                .await;
             }
 
             #[tokio::test]
@@ -692,6 +904,80 @@ mod postgres_only {
         );
         drop(other);
         other_db.close().await;
+    }
+
+    /// Two hundred appends at once are committed by a few transactions (group commit): the
+    /// high bits of a position are the id of the transaction that wrote it.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn concurrent_appends_share_transactions() {
+        let h = postgres().await.unwrap();
+        let go = Arc::new(tokio::sync::Barrier::new(200));
+        let tasks: Vec<_> = (0..200u32)
+            .map(|i| {
+                let (log, go) = (h.log.clone(), go.clone());
+                tokio::spawn(async move {
+                    go.wait().await;
+                    log.append(&stream(), ExpectedRevision::NoStream, vec![event(i)])
+                        .await
+                        .unwrap()
+                        .last_position()
+                })
+            })
+            .collect();
+        let mut transactions = std::collections::BTreeSet::new();
+        for task in tasks {
+            transactions.insert(task.await.unwrap().0 >> 20);
+        }
+        assert!(
+            transactions.len() <= 100,
+            "200 appends took {} transactions",
+            transactions.len()
+        );
+    }
+
+    /// An append PostgreSQL cannot store (a NUL character in JSONB) fails alone: the others
+    /// of its batch commit (the batch reruns with a savepoint around each append).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn an_append_that_cannot_be_stored_fails_alone() {
+        let h = postgres().await.unwrap();
+        let go = Arc::new(tokio::sync::Barrier::new(40));
+        let tasks: Vec<_> = (0..40u32)
+            .map(|i| {
+                let (log, go) = (h.log.clone(), go.clone());
+                tokio::spawn(async move {
+                    let mut e = event(i);
+                    if i % 10 == 3 {
+                        e.data = serde_json::json!({ "text": "nul \u{0} here" });
+                    }
+                    go.wait().await;
+                    (
+                        i,
+                        log.append(&stream(), ExpectedRevision::NoStream, vec![e])
+                            .await,
+                    )
+                })
+            })
+            .collect();
+        let mut landed = Vec::new();
+        for task in tasks {
+            let (i, result) = task.await.unwrap();
+            if i % 10 == 3 {
+                assert!(matches!(result, Err(StoreError::Database(_))), "{result:?}");
+            } else {
+                landed.push(result.unwrap().last_position());
+            }
+        }
+        landed.sort();
+        settled(&*h.log, *landed.last().unwrap()).await;
+        let seen: Vec<GlobalPosition> = h
+            .log
+            .read_all(GlobalPosition::START, 100)
+            .await
+            .unwrap()
+            .iter()
+            .map(|e| e.position)
+            .collect();
+        assert_eq!(seen, landed);
     }
 
     /// Two retries of the same append racing each other still write it once.
