@@ -12,6 +12,7 @@
 
 pub mod access_tokens;
 pub mod accounts;
+pub mod batch;
 pub mod billing;
 pub mod chain;
 pub mod checkpoints;

@@ -10,6 +10,10 @@ use crate::{Follower, ProjectionError, ProjectionRunner, Projector};
 use std::sync::Arc;
 use store::{Backend, GlobalPosition};
 
+/// Events per page read, and per transaction, while rebuilding: larger than the live
+/// runner's batches, since a rebuild has the whole log to read and nobody waits on a batch.
+pub const REBUILD_BATCH_SIZE: usize = 4 * BATCH_SIZE;
+
 /// What a rebuild did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RebuildReport {
@@ -104,15 +108,13 @@ impl ProjectionRunner {
         let mut position = GlobalPosition::START;
         let mut count = 0u64;
         loop {
-            let batch = self.log.read_all(position, BATCH_SIZE).await?;
+            let batch = self.log.read_all(position, REBUILD_BATCH_SIZE).await?;
             let Some(last) = batch.last().map(|e| e.position) else {
                 break;
             };
             let events = self.decode_all(batch).await?;
             let mut w = self.db.begin_write().await?;
-            for event in &events {
-                projector.apply(&mut w.tx, shadow, event).await?;
-            }
+            projector.apply_batch(&mut w.tx, shadow, &events).await?;
             w.commit().await?;
             count += events.len() as u64;
             position = last;
@@ -125,14 +127,13 @@ impl ProjectionRunner {
             lock_checkpoint(&mut w, name).await?;
         }
         loop {
-            let batch = self.log.read_all(position, BATCH_SIZE).await?;
+            let batch = self.log.read_all(position, REBUILD_BATCH_SIZE).await?;
             let Some(last) = batch.last().map(|e| e.position) else {
                 break;
             };
-            for event in &self.decode_all(batch).await? {
-                projector.apply(&mut w.tx, shadow, event).await?;
-                count += 1;
-            }
+            let events = self.decode_all(batch).await?;
+            projector.apply_batch(&mut w.tx, shadow, &events).await?;
+            count += events.len() as u64;
             position = last;
         }
         for table in projector.tables() {

@@ -1,0 +1,165 @@
+//! Set-based writes for projectors that fold a whole batch of events in memory: rows
+//! written with one multi-row statement (in chunks under the databases' limits on bound
+//! parameters) and rows looked up with one `IN` list, instead of a round trip per event.
+//! Written once for SQLite and PostgreSQL, like every statement of the read models.
+
+use sqlx::AnyConnection;
+use sqlx::any::AnyRow;
+use sqlx::any::{Any, AnyArguments};
+use sqlx::query::Query;
+
+/// Bound parameters per statement: under SQLite's limit (32,766) and PostgreSQL's (65,535).
+const MAX_PARAMETERS: usize = 30_000;
+
+/// Rows per multi-row statement. Fixed, so that full chunks repeat the same SQL and reuse
+/// the connection's prepared statement rather than being parsed and planned again.
+const ROWS_PER_STATEMENT: usize = 128;
+
+/// One bound value of a row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Value {
+    /// An integer.
+    Int(i64),
+    /// An integer or NULL.
+    OptInt(Option<i64>),
+    /// A text.
+    Text(String),
+    /// A text or NULL.
+    OptText(Option<String>),
+}
+
+fn bind<'q>(
+    query: Query<'q, Any, AnyArguments<'q>>,
+    value: &'q Value,
+) -> Query<'q, Any, AnyArguments<'q>> {
+    match value {
+        Value::Int(v) => query.bind(*v),
+        Value::OptInt(v) => query.bind(*v),
+        Value::Text(v) => query.bind(v.as_str()),
+        Value::OptText(v) => query.bind(v.as_deref()),
+    }
+}
+
+/// `($1, $2), ($3, $4)`: `rows` groups of `width` numbered placeholders.
+fn placeholders(rows: usize, width: usize) -> String {
+    let mut sql = String::with_capacity(rows * width * 5);
+    for row in 0..rows {
+        if row > 0 {
+            sql.push_str(", ");
+        }
+        sql.push('(');
+        for column in 0..width {
+            if column > 0 {
+                sql.push_str(", ");
+            }
+            sql.push('$');
+            sql.push_str(&(row * width + column + 1).to_string());
+        }
+        sql.push(')');
+    }
+    sql
+}
+
+/// Runs `{head} VALUES (...), (...) {tail}` for every row of `rows` (each `width` values),
+/// e.g. a multi-row `INSERT ... ON CONFLICT ...`.
+///
+/// # Panics
+/// If a row does not have `width` values: a programming error.
+pub async fn insert_rows(
+    conn: &mut AnyConnection,
+    head: &str,
+    tail: &str,
+    width: usize,
+    rows: &[Vec<Value>],
+) -> Result<(), sqlx::Error> {
+    for chunk in rows.chunks((MAX_PARAMETERS / width).clamp(1, ROWS_PER_STATEMENT)) {
+        let sql = format!("{head} VALUES {} {tail}", placeholders(chunk.len(), width));
+        let mut query = sqlx::query(&sql);
+        for row in chunk {
+            assert_eq!(row.len(), width, "a row of {head} has the wrong width");
+            for value in row {
+                query = bind(query, value);
+            }
+        }
+        query.execute(&mut *conn).await?;
+    }
+    Ok(())
+}
+
+/// `columns` equal to one of `keys` keys, numbered from `$1`: an `IN` list for one
+/// column, an `OR` of `AND`s for more (both databases answer either from the index).
+fn key_condition(columns: &[&str], keys: usize) -> String {
+    let width = columns.len();
+    if width == 1 {
+        let list: Vec<String> = (1..=keys).map(|n| format!("${n}")).collect();
+        return format!("{} IN ({})", columns[0], list.join(", "));
+    }
+    let terms: Vec<String> = (0..keys)
+        .map(|k| {
+            let equal: Vec<String> = columns
+                .iter()
+                .enumerate()
+                .map(|(c, column)| format!("{column} = ${}", k * width + c + 1))
+                .collect();
+            format!("({})", equal.join(" AND "))
+        })
+        .collect();
+    terms.join(" OR ")
+}
+
+/// The rows of `select` (a statement ending in `WHERE`) that match one of `keys`, each
+/// key being `columns.len()` values compared for equality with `columns`.
+pub async fn select_keys(
+    conn: &mut AnyConnection,
+    select: &str,
+    columns: &[&str],
+    keys: &[Vec<Value>],
+) -> Result<Vec<AnyRow>, sqlx::Error> {
+    let mut found = Vec::new();
+    for chunk in keys.chunks((MAX_PARAMETERS / columns.len()).max(1)) {
+        let sql = format!("{select} {}", key_condition(columns, chunk.len()));
+        let mut query = sqlx::query(&sql);
+        for value in chunk.iter().flatten() {
+            query = bind(query, value);
+        }
+        found.extend(query.fetch_all(&mut *conn).await?);
+    }
+    Ok(found)
+}
+
+/// Deletes the rows of `table` matching one of `keys` (as in [`select_keys`]).
+pub async fn delete_keys(
+    conn: &mut AnyConnection,
+    table: &str,
+    columns: &[&str],
+    keys: &[Vec<Value>],
+) -> Result<(), sqlx::Error> {
+    for chunk in keys.chunks((MAX_PARAMETERS / columns.len()).max(1)) {
+        let sql = format!(
+            "DELETE FROM {table} WHERE {}",
+            key_condition(columns, chunk.len())
+        );
+        let mut query = sqlx::query(&sql);
+        for value in chunk.iter().flatten() {
+            query = bind(query, value);
+        }
+        query.execute(&mut *conn).await?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{key_condition, placeholders};
+
+    #[test]
+    fn placeholders_number_every_value() {
+        assert_eq!(placeholders(2, 2), "($1, $2), ($3, $4)");
+        assert_eq!(placeholders(1, 3), "($1, $2, $3)");
+        assert_eq!(key_condition(&["a"], 2), "a IN ($1, $2)");
+        assert_eq!(
+            key_condition(&["a", "b"], 2),
+            "(a = $1 AND b = $2) OR (a = $3 AND b = $4)"
+        );
+    }
+}
