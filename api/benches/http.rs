@@ -96,8 +96,10 @@ async fn start(
     database_url: Option<String>,
     token_cache_ttl: Duration,
 ) -> (String, String) {
-    let mut serve = ServeArgs::default();
-    serve.token_cache_ttl = token_cache_ttl;
+    let mut serve = ServeArgs {
+        token_cache_ttl,
+        ..ServeArgs::default()
+    };
     serve.storage.data_dir = dir.to_path_buf();
     serve.storage.database_url = database_url;
     serve.storage.master_key = Some(
