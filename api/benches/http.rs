@@ -1,8 +1,10 @@
 //! HTTP throughput of the public API: authenticated `GET /api/v1/credits` with 64
 //! concurrent connections over loopback, on the embedded SQLite default and on
 //! PostgreSQL, beside the same load on `GET /healthz` in the same run (the HTTP ceiling of
-//! this machine). The load generator runs in this process, sharing the machine's cores
-//! with the service, as a client on the same host would.
+//! this machine), and again on a second service with the token cache off
+//! (`--token-cache-ttl 0`: a token look-up per request). The load generator runs in this
+//! process, sharing the machine's cores with the service, as a client on the same host
+//! would.
 //!
 //! `cargo bench -p api --bench http` (needs the tests' PostgreSQL; `BENCH_SECONDS` sets
 //! each phase's length, default 5).
@@ -89,8 +91,15 @@ async fn load(url: String, token: Option<String>, seconds: u64) -> Load {
 
 /// Starts the service on `database_url` (or SQLite in `dir`) and returns its address and
 /// an API token with `credits:read`.
-async fn start(dir: &std::path::Path, database_url: Option<String>) -> (String, String) {
-    let mut serve = ServeArgs::default();
+async fn start(
+    dir: &std::path::Path,
+    database_url: Option<String>,
+    token_cache_ttl: Duration,
+) -> (String, String) {
+    let mut serve = ServeArgs {
+        token_cache_ttl,
+        ..ServeArgs::default()
+    };
     serve.storage.data_dir = dir.to_path_buf();
     serve.storage.database_url = database_url;
     serve.storage.master_key = Some(
@@ -156,7 +165,7 @@ async fn start(dir: &std::path::Path, database_url: Option<String>) -> (String, 
 
 fn report(name: &str, load: &Load, baseline: f64) {
     println!(
-        "{name:<44} {:>8.0} req/s  ({:.2}x healthz)  p50 {:>6.2} ms  p99 {:>6.2} ms  errors {}",
+        "{name:<58} {:>8.0} req/s  ({:.2}x healthz)  p50 {:>6.2} ms  p99 {:>6.2} ms  errors {}",
         load.per_second(),
         load.per_second() / baseline,
         load.percentile(0.50).as_secs_f64() * 1e3,
@@ -174,14 +183,37 @@ async fn main() {
     let sqlite = TestSqlite::create();
     let postgres = TestPostgres::create().await;
     let pg_dir = TestSqlite::create();
+    let uncached_sqlite = TestSqlite::create();
+    let uncached_postgres = TestPostgres::create().await;
+    let uncached_pg_dir = TestSqlite::create();
     println!("{CONNECTIONS} connections over loopback, {seconds} s per phase");
-    for (backend, dir, url) in [
-        ("embedded (SQLite)", &sqlite.dir, None),
-        ("PostgreSQL", &pg_dir.dir, Some(postgres.url.clone())),
+    for (backend, dir, url, uncached_dir, uncached_url) in [
+        (
+            "embedded (SQLite)",
+            &sqlite.dir,
+            None,
+            &uncached_sqlite.dir,
+            None,
+        ),
+        (
+            "PostgreSQL",
+            &pg_dir.dir,
+            Some(postgres.url.clone()),
+            &uncached_pg_dir.dir,
+            Some(uncached_postgres.url.clone()),
+        ),
     ] {
-        let (address, token) = start(dir, url).await;
+        let ttl = api::token_cache::DEFAULT_TTL;
+        let (address, token) = start(dir, url, ttl).await;
+        let (uncached, uncached_token) = start(uncached_dir, uncached_url, Duration::ZERO).await;
         let healthz = load(format!("{address}/healthz"), None, seconds).await;
         let credits = load(format!("{address}/api/v1/credits"), Some(token), seconds).await;
+        let without_cache = load(
+            format!("{uncached}/api/v1/credits"),
+            Some(uncached_token),
+            seconds,
+        )
+        .await;
         report(
             &format!("GET /healthz, {backend}"),
             &healthz,
@@ -190,6 +222,11 @@ async fn main() {
         report(
             &format!("GET /api/v1/credits, {backend}"),
             &credits,
+            healthz.per_second(),
+        );
+        report(
+            &format!("GET /api/v1/credits, token cache off, {backend}"),
+            &without_cache,
             healthz.per_second(),
         );
     }

@@ -9,6 +9,7 @@ use crate::state::{
     AppState, Auth, Core, HttpSettings, Notices, Payments, Telegram, Tokens, outbound_http_client,
 };
 use crate::storage::Storage;
+use crate::token_cache::TokenCache;
 use anyhow::Context;
 use axum::Router;
 use axum::http::HeaderName;
@@ -274,6 +275,7 @@ impl App {
                     storage.db.clone(),
                     throttle_clock.clone(),
                 )),
+                cache: Arc::new(TokenCache::new(serve.token_cache_ttl, projections.clone())),
             },
             notices: Notices {
                 notifications,
@@ -315,6 +317,13 @@ impl App {
             .await
             .context("following the log for erased keys")?;
         tasks.push(tokio::spawn(eviction.run(stopping.clone())));
+        tasks.push(tokio::spawn(
+            state
+                .tokens
+                .cache
+                .clone()
+                .follow(state.core.log.clone(), stopping.clone()),
+        ));
         // Tamper evidence: links each event to the one before, after it is appended.
         let chainer = Arc::new(projections::chain::Chainer::new(
             state.core.db.clone(),

@@ -512,6 +512,13 @@ pub struct ServeArgs {
     #[arg(long, env = "ACCOUNTS_TOKEN_RATE_LIMIT", default_value_t = 600)]
     pub token_rate_limit: u32,
 
+    /// How long a node may answer from its cache of verified API and CLI tokens before
+    /// reading the token again (0 turns the cache off). A revocation is refused at once by
+    /// the node that made it and, on other nodes, once they see the read model show it
+    /// (about a second); this bounds it if they cannot.
+    #[arg(long, env = "ACCOUNTS_TOKEN_CACHE_TTL", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub token_cache_ttl: Duration,
+
     /// How often session last-active times and token usage counts are written to the log.
     #[arg(long, env = "ACCOUNTS_ACTIVITY_FLUSH_INTERVAL", default_value = "5s", value_parser = humantime::parse_duration)]
     pub activity_flush_interval: Duration,
@@ -634,6 +641,7 @@ impl Default for ServeArgs {
             reauthentication_window: Duration::from_secs(600),
             activity_flush_interval: Duration::from_secs(5),
             token_rate_limit: 600,
+            token_cache_ttl: crate::token_cache::DEFAULT_TTL,
             client_ip_header: None,
             trusted_proxies: None,
             country_header: None,

@@ -5,6 +5,7 @@
 
 pub mod app;
 pub mod audit;
+pub mod balance_card;
 pub mod byok;
 pub mod cli;
 pub mod config;
@@ -26,6 +27,7 @@ pub mod settings_http;
 pub mod state;
 pub mod storage;
 pub mod token_auth;
+pub mod token_cache;
 
 pub use app::{App, AppOptions};
 pub use config::{Cli, ServeArgs, StorageArgs};

@@ -162,6 +162,8 @@ pub struct Tokens {
     pub usage: Arc<TokenUsage>,
     /// The per-token rate limit.
     pub rate_limit: Arc<RateLimit>,
+    /// Verified tokens, so a request with a known token costs no look-up.
+    pub cache: Arc<crate::token_cache::TokenCache>,
 }
 
 /// Notification preferences and their one-click links.

@@ -36,11 +36,13 @@ use uuid::Uuid;
 pub struct TokenSlot(Arc<Mutex<Option<(AccountId, Uuid)>>>);
 
 /// The API or CLI token `token`, checked: well formed, of `family`, live and unexpired.
+/// Read through the token cache ([`crate::token_cache`]): no round trip while it holds
+/// the token; expiry is checked here, against the clock, on every request.
 pub async fn live_token(
     state: &AppState,
     token: &str,
     family: TokenFamily,
-) -> Result<PresentedToken, ApiError> {
+) -> Result<Arc<PresentedToken>, ApiError> {
     let expected = match family {
         TokenFamily::Api => "an API token (vsk_…)",
         TokenFamily::Cli => "a CLI token (vcli_…)",
@@ -50,7 +52,10 @@ pub async fn live_token(
     if well_formed(token) != Some(family) {
         return Err(invalid());
     }
-    let presented = projections::access_tokens::find_by_hash(&state.core.db, &hash_token(token))
+    let presented = state
+        .tokens
+        .cache
+        .find(&state.core.db, &hash_token(token))
         .await?
         .filter(|t| family.admits(t.kind))
         .ok_or_else(invalid)?;
@@ -81,7 +86,7 @@ async fn authenticate(
     parts: &mut Parts,
     state: &AppState,
     family: TokenFamily,
-) -> Result<PresentedToken, ApiError> {
+) -> Result<Arc<PresentedToken>, ApiError> {
     let expected = match family {
         TokenFamily::Api => "an API token (vsk_…)",
         TokenFamily::Cli => "a CLI token (vcli_…)",

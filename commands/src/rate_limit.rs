@@ -38,7 +38,16 @@ pub struct RateLimit {
     clock: Arc<dyn Clock>,
     leases: Mutex<HashMap<String, Lease>>,
     claims: AtomicU32,
+    /// One is taken (by the key's hash) while claiming a slice: requests of a key that find
+    /// its lease empty at once wait for the one claim in flight and spend its slice,
+    /// instead of each claiming a slice of its own from the shared budget (a parallel
+    /// burst would take many slices, keep only the last lease, and be refused long before
+    /// the budget was spent). Keys of different lanes claim in parallel.
+    claiming: Box<[tokio::sync::Mutex<()>]>,
 }
+
+/// Claims of different keys that may run at once in one process.
+const CLAIM_LANES: usize = 64;
 
 /// Sweep idle keys once every this many claims.
 const SWEEP_EVERY: u32 = 1024;
@@ -98,25 +107,30 @@ impl RateLimit {
             clock,
             leases: Mutex::new(HashMap::new()),
             claims: AtomicU32::new(0),
+            claiming: (0..CLAIM_LANES)
+                .map(|_| tokio::sync::Mutex::new(()))
+                .collect(),
         }
     }
 
     /// Admits one request of `key`, or says how long to wait.
     #[tracing::instrument(skip_all, fields(limit = self.name))]
     pub async fn check(&self, key: &str) -> Result<Result<(), Duration>, sqlx::Error> {
+        if self.spend_lease(key, self.clock.now()) {
+            return Ok(Ok(()));
+        }
+        let lane = {
+            use std::hash::{Hash, Hasher};
+            // Fixed keys: a key must always map to the same lane.
+            let mut hasher = std::collections::hash_map::DefaultHasher::new();
+            key.hash(&mut hasher);
+            hasher.finish() as usize % self.claiming.len()
+        };
+        let _claiming = self.claiming[lane].lock().await;
+        // The claim this request waited for may have left a slice to spend.
         let now = self.clock.now();
-        {
-            let mut leases = self.leases.lock().unwrap_or_else(|e| e.into_inner());
-            if let Some(lease) = leases.get_mut(key)
-                && lease.remaining > 0
-                && lease.until > now
-            {
-                lease.remaining -= 1;
-                return Ok(Ok(()));
-            }
-            if leases.len() > 100_000 {
-                leases.retain(|_, lease| lease.until > now && lease.remaining > 0);
-            }
+        if self.spend_lease(key, now) {
+            return Ok(Ok(()));
         }
         if self.claims.fetch_add(1, Ordering::Relaxed) % SWEEP_EVERY == SWEEP_EVERY - 1 {
             self.sweep().await?;
@@ -136,6 +150,22 @@ impl RateLimit {
                 },
             );
         Ok(Ok(()))
+    }
+
+    /// Spends one request of `key`'s leased slice, if it has one left at `now`.
+    fn spend_lease(&self, key: &str, now: Timestamp) -> bool {
+        let mut leases = self.leases.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(lease) = leases.get_mut(key)
+            && lease.remaining > 0
+            && lease.until > now
+        {
+            lease.remaining -= 1;
+            return true;
+        }
+        if leases.len() > 100_000 {
+            leases.retain(|_, lease| lease.until > now && lease.remaining > 0);
+        }
+        false
     }
 
     /// Takes a slice of `key`'s shared budget: how many requests it holds (at least one).
@@ -255,6 +285,30 @@ mod tests {
             admit(tat, t(0), interval, burst, 1),
             Err(Duration::from_secs(180))
         );
+    }
+
+    /// A parallel burst within the budget is admitted whole: the requests that find the
+    /// lease empty together wait for one claim instead of each taking a slice.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_parallel_burst_within_the_budget_is_admitted() {
+        let file = store::testkit::TestSqlite::create();
+        let db = Database::connect(&file.url, 4).await.unwrap();
+        db.migrate().await.unwrap();
+        let limit = Arc::new(RateLimit::new(
+            "burst",
+            1_000,
+            db,
+            Arc::new(crate::clock::SystemClock),
+        ));
+        let checks: Vec<_> = (0..200)
+            .map(|_| {
+                let limit = limit.clone();
+                tokio::spawn(async move { limit.check("token").await.unwrap() })
+            })
+            .collect();
+        for check in checks {
+            assert_eq!(check.await.unwrap(), Ok(()));
+        }
     }
 
     #[test]

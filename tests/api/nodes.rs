@@ -61,6 +61,61 @@ async fn a_token_rate_limit_holds_across_nodes(backend: Backend) {
     assert_eq!(admitted, 6, "six a minute, in bursts of six, in all");
 }
 
+/// A token revoked through one node is refused by another that has it in its token cache
+/// once that node sees the read model show the revocation, and at the latest once its
+/// cache's TTL has passed.
+async fn a_token_revoked_on_one_node_leaves_the_cache_of_another(backend: Backend) {
+    let ttl = Duration::from_secs(2);
+    let a = spawn_app_with(backend, |setup| setup.serve.token_cache_ttl = ttl).await;
+    let b = a.peer(|setup| setup.serve.token_cache_ttl = ttl).await;
+    let (_, session) = a.signed_up().await;
+    let created = json_body(
+        a.post(
+            "/me/api-tokens",
+            Some(&session.token),
+            &json!({"label": "farm", "scopes": ["credits:read"]}),
+        )
+        .await,
+    )
+    .await;
+    let (token_id, token) = (
+        created["token_id"].as_str().unwrap().to_owned(),
+        created["token"].as_str().unwrap().to_owned(),
+    );
+    // Node b answers from its cache once it has read the token (wait for the cache to
+    // be in use: it is bypassed until b's follower of the log has started).
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while b.state.tokens.cache.is_empty() {
+        assert!(tokio::time::Instant::now() < deadline, "b never cached it");
+        let status = b.get("/api/v1/credits", Some(&token)).await.status();
+        assert_eq!(status, StatusCode::OK);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let revoked = a
+        .delete(&format!("/me/api-tokens/{token_id}"), Some(&session.token))
+        .await;
+    assert_eq!(revoked.status(), StatusCode::NO_CONTENT);
+    assert_eq!(
+        a.get("/api/v1/credits", Some(&token)).await.status(),
+        StatusCode::UNAUTHORIZED,
+        "refused at once by the node that revoked it"
+    );
+    // A generous deadline: the bound is the read model's lag plus at most the TTL.
+    let deadline = tokio::time::Instant::now() + ttl + Duration::from_secs(15);
+    loop {
+        match b.get("/api/v1/credits", Some(&token)).await.status() {
+            StatusCode::UNAUTHORIZED => break,
+            StatusCode::OK => {}
+            other => panic!("unexpected {other}"),
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "node b still accepts the revoked token"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// An account erased through one node leaves the key cache of every other node.
 async fn an_erased_account_key_leaves_every_node(backend: Backend) {
     let a = spawn_app_with(backend, |_| {}).await;
@@ -113,5 +168,6 @@ async fn an_erased_account_key_leaves_every_node(backend: Backend) {
 on_both_backends!(
     wrong_passwords_spread_over_two_nodes_are_throttled_as_one,
     a_token_rate_limit_holds_across_nodes,
+    a_token_revoked_on_one_node_leaves_the_cache_of_another,
     an_erased_account_key_leaves_every_node,
 );

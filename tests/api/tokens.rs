@@ -178,6 +178,17 @@ async fn api_tokens_are_shown_once_scoped_and_revoked_at_once(backend: Backend) 
             .status(),
         StatusCode::NOT_FOUND
     );
+    // The token is in this node's cache of verified tokens (on by default), and its
+    // revocation still refuses it on the very next request.
+    for _ in 0..3 {
+        assert_eq!(
+            call(&app, Method::GET, "/api/v1/credits", &token)
+                .await
+                .status(),
+            StatusCode::OK
+        );
+    }
+    assert!(!app.state.tokens.cache.is_empty(), "the token is cached");
     let revoked = app
         .delete(&format!("/me/api-tokens/{token_id}"), Some(&session.token))
         .await;
@@ -415,7 +426,49 @@ async fn usage_is_counted_by_day_and_status_class_and_rate_limited(backend: Back
     );
 }
 
+/// Requests counted in memory all reach the log: many in parallel (through the token
+/// cache), then a graceful shutdown flushes what the timer has not.
+async fn every_request_is_counted_once_flushed(backend: Backend) {
+    const REQUESTS: usize = 48;
+    let mut app = spawn_app_with(backend, |setup| {
+        // Only the shutdown flushes.
+        setup.serve.activity_flush_interval = Duration::from_secs(3600);
+        setup.serve.token_rate_limit = 1_000;
+    })
+    .await;
+    let (_, session) = app.signed_up().await;
+    let (token_id, token) = issue(&app, &session, &["credits:read"]).await;
+    let requests = (0..REQUESTS).map(|_| call(&app, Method::GET, "/api/v1/credits", &token));
+    for answer in futures_util::future::join_all(requests).await {
+        assert_eq!(answer.status(), StatusCode::OK);
+    }
+    let refused = call(&app, Method::GET, "/api/v1/me", &token).await;
+    assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+    app.shutdown().await;
+
+    let db = store::Database::connect(&app.database_url, 1)
+        .await
+        .unwrap();
+    let sql = match backend {
+        Backend::Sqlite => "SELECT data FROM events WHERE event_type = 'TokenUsed'",
+        Backend::Postgres => "SELECT data::text FROM events WHERE event_type = 'TokenUsed'",
+    };
+    let flushed: Vec<String> = sqlx::query_scalar(sql).fetch_all(db.pool()).await.unwrap();
+    db.close().await;
+    let (mut ok, mut client_errors) = (0, 0);
+    for data in &flushed {
+        let event: Value = serde_json::from_str(data).unwrap();
+        assert_eq!(event["token_id"], token_id.as_str(), "{event}");
+        for day in event["days"].as_array().unwrap() {
+            ok += day["ok"].as_u64().unwrap();
+            client_errors += day["client_errors"].as_u64().unwrap();
+        }
+    }
+    assert_eq!((ok, client_errors), (REQUESTS as u64, 1), "{flushed:?}");
+}
+
 on_both_backends!(
+    every_request_is_counted_once_flushed,
     api_tokens_are_shown_once_scoped_and_revoked_at_once,
     a_rotated_token_keeps_its_old_secret_for_the_grace_period_only,
     cli_tokens_and_api_tokens_are_kept_apart,

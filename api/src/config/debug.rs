@@ -148,6 +148,7 @@ impl fmt::Debug for ServeArgs {
             session_idle_timeout,
             reauthentication_window,
             token_rate_limit,
+            token_cache_ttl,
             activity_flush_interval,
             client_ip_header,
             trusted_proxies,
@@ -178,6 +179,7 @@ impl fmt::Debug for ServeArgs {
             .field("session_idle_timeout", session_idle_timeout)
             .field("reauthentication_window", reauthentication_window)
             .field("token_rate_limit", token_rate_limit)
+            .field("token_cache_ttl", token_cache_ttl)
             .field("activity_flush_interval", activity_flush_interval)
             .field("client_ip_header", client_ip_header)
             .field("trusted_proxies", trusted_proxies)

@@ -85,17 +85,12 @@ pub(crate) async fn credits_of(
     core: &Core,
     account: domain::AccountId,
 ) -> Result<Json<CreditsView>, ApiError> {
-    let now = core.clock.now();
-    let balance = projections::credits::balance(&core.db, account).await?;
-    let lots = projections::credits::lots(&core.db, account).await?;
-    let usable: Vec<_> = lots
-        .into_iter()
-        .filter(|l| !l.expired && l.remaining > 0 && l.expires_at.is_none_or(|e| e > now))
-        .collect();
+    let card = crate::balance_card::balance_card(&core.db, account, core.clock.now()).await?;
     Ok(Json(CreditsView {
-        balance: usable.iter().map(|l| l.remaining).sum(),
-        held: balance.held,
-        lots: usable
+        balance: card.lots.iter().map(|l| l.remaining).sum(),
+        held: card.held,
+        lots: card
+            .lots
             .into_iter()
             .map(|l| LotView {
                 lot_id: l.lot_id,

@@ -1,0 +1,453 @@
+//! HTTP throughput of writes, each beside the same command run in-process through the
+//! command layer of the same service in the same run:
+//! - a credit spend (`POST /api/v1/generations`, then `…/complete`), 16 clients on 16
+//!   accounts, against `Credits::hold` + `Credits::settle`; and, to say where the
+//!   difference goes, the same in-process commands each followed by the read-your-writes
+//!   wait the route does (`Core::visible` on the credits read model), timed apart;
+//! - sign-in (`POST /auth/login`) against `Accounts::sign_in`;
+//! - API-token rotation (`POST /me/api-tokens/{id}/rotate`) against `AccessTokens::rotate`.
+//!
+//! On the embedded SQLite default and on PostgreSQL. Figures are printed, never asserted.
+//! `cargo bench -p api --bench http_writes` (needs the tests' PostgreSQL; `BENCH_SECONDS`
+//! sets each phase's length, default 5).
+
+#![allow(clippy::print_stdout)] // a benchmark prints its figures
+
+use api::state::AppState;
+use api::{App, AppOptions, ServeArgs};
+use base64::Engine;
+use commands::accounts::SignIn;
+use commands::credits::Grant;
+use commands::throttle::ThrottlePolicy;
+use commands::{Clock, CommandContext, SystemClock};
+use domain::AccountId;
+use domain::credits::{Feature, SourceKind};
+use domain::session::SessionOrigin;
+use projections::{Follower, Visibility};
+use serde_json::{Value, json};
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use store::testkit::{TestPostgres, TestSqlite};
+use uuid::Uuid;
+
+const CLIENTS: usize = 16;
+const PASSWORD: &str = "correct-horse-7-battery";
+
+/// Latencies of one phase, sorted, and how long it ran.
+struct Phase {
+    latencies: Vec<Duration>,
+    elapsed: Duration,
+    /// Time spent in the read-your-writes waits, when the phase timed them apart.
+    waiting: Duration,
+}
+
+impl Phase {
+    fn per_second(&self) -> f64 {
+        self.latencies.len() as f64 / self.elapsed.as_secs_f64()
+    }
+
+    fn percentile(&self, p: f64) -> Duration {
+        let index = ((self.latencies.len() as f64 - 1.0) * p).round() as usize;
+        self.latencies.get(index).copied().unwrap_or_default()
+    }
+}
+
+/// Runs `op(client, n)` in a loop on `CLIENTS` tasks for `seconds`; `op` returns the time
+/// it spent waiting for read models (zero if it does not wait).
+async fn run<F, Fut>(seconds: u64, op: F) -> Phase
+where
+    F: Fn(usize, u64) -> Fut + Clone + Send + 'static,
+    Fut: Future<Output = Duration> + Send,
+{
+    let start = Instant::now();
+    let deadline = start + Duration::from_secs(seconds);
+    let workers: Vec<_> = (0..CLIENTS)
+        .map(|client| {
+            let op = op.clone();
+            tokio::spawn(async move {
+                let (mut latencies, mut waiting, mut n) = (Vec::new(), Duration::ZERO, 0);
+                while Instant::now() < deadline {
+                    let began = Instant::now();
+                    waiting += op(client, n).await;
+                    latencies.push(began.elapsed());
+                    n += 1;
+                }
+                (latencies, waiting)
+            })
+        })
+        .collect();
+    let (mut all, mut waiting) = (Vec::new(), Duration::ZERO);
+    for worker in workers {
+        let (latencies, waited) = worker.await.expect("bench client");
+        all.extend(latencies);
+        waiting += waited;
+    }
+    let elapsed = start.elapsed();
+    all.sort_unstable();
+    Phase {
+        latencies: all,
+        elapsed,
+        waiting,
+    }
+}
+
+fn report(name: &str, phase: &Phase, baseline: Option<&Phase>) {
+    let ratio = baseline.map_or_else(String::new, |b| {
+        format!("({:.2}x in-process)", phase.per_second() / b.per_second())
+    });
+    println!(
+        "{name:<52} {:>7.0}/s {ratio:<18} p50 {:>7.2} ms  p99 {:>7.2} ms",
+        phase.per_second(),
+        phase.percentile(0.50).as_secs_f64() * 1e3,
+        phase.percentile(0.99).as_secs_f64() * 1e3,
+    );
+}
+
+/// One account of the bench: its id, a session token and an API token.
+#[derive(Clone)]
+struct Client {
+    account: AccountId,
+    email: String,
+    session: String,
+    token_id: Uuid,
+    token: String,
+}
+
+struct Service {
+    address: String,
+    state: AppState,
+    http: reqwest::Client,
+}
+
+impl Service {
+    async fn post(&self, path: &str, bearer: Option<&str>, body: &Value) -> reqwest::Response {
+        let mut request = self.http.post(format!("{}{path}", self.address)).json(body);
+        if let Some(token) = bearer {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().await.expect("request");
+        assert!(
+            response.status().is_success(),
+            "{path}: {}",
+            response.status()
+        );
+        response
+    }
+
+    /// Waits until every read model has applied the log's head (between phases, so one
+    /// phase's backlog does not slow the next).
+    async fn settle(&self) {
+        let head = self.state.core.log.committed_head().await.expect("head");
+        let names = self.state.core.projections.names();
+        self.state
+            .core
+            .projections
+            .wait_for(&names, head, Duration::from_secs(120))
+            .await
+            .expect("read models caught up");
+    }
+}
+
+async fn start(dir: &std::path::Path, database_url: Option<String>) -> Service {
+    let mut serve = ServeArgs::default();
+    serve.storage.data_dir = dir.to_path_buf();
+    serve.storage.database_url = database_url;
+    serve.storage.master_key = Some(
+        base64::engine::general_purpose::STANDARD
+            .encode(Uuid::new_v4().as_u128().to_le_bytes().repeat(2)),
+    );
+    serve.storage.db_max_connections = 16;
+    serve.token_rate_limit = u32::MAX / 2;
+    serve.limits.registration_rate_limit = 10_000;
+    serve.limits.max_open_holds = 10_000;
+    let app = App::build(AppOptions {
+        serve,
+        clock: Arc::new(SystemClock),
+        throttle: ThrottlePolicy::default(),
+    })
+    .await
+    .expect("the service starts");
+    let state = app.state().clone();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let address = format!("http://{}", listener.local_addr().expect("address"));
+    tokio::spawn(async move {
+        let _ = app.serve(listener, std::future::pending()).await;
+    });
+    let http = reqwest::Client::builder()
+        .no_proxy()
+        .pool_max_idle_per_host(CLIENTS)
+        .build()
+        .expect("client");
+    Service {
+        address,
+        state,
+        http,
+    }
+}
+
+/// Registers an account, signs it in, gives it an API token and a large grant.
+async fn client(service: &Service, n: usize) -> Client {
+    let email = format!("writer{n}@example.com");
+    let registered: Value = service
+        .post(
+            "/auth/register",
+            None,
+            &json!({"email": email, "password": PASSWORD, "display_name": "Writer"}),
+        )
+        .await
+        .json()
+        .await
+        .expect("registered");
+    let account = AccountId(
+        Uuid::parse_str(registered["account_id"].as_str().expect("account id")).expect("uuid"),
+    );
+    let session: Value = service
+        .post(
+            "/auth/login",
+            None,
+            &json!({"email": email, "password": PASSWORD}),
+        )
+        .await
+        .json()
+        .await
+        .expect("session");
+    let session = session["token"].as_str().expect("session token").to_owned();
+    let token: Value = service
+        .post(
+            "/me/api-tokens",
+            Some(&session),
+            &json!({"label": "writer", "scopes": ["generations:write", "credits:read"]}),
+        )
+        .await
+        .json()
+        .await
+        .expect("token");
+    let grant = Grant {
+        grant_key: format!("bench:{n}"),
+        amount: 1_000_000_000,
+        source: SourceKind::Purchase,
+        expires_at: None,
+    };
+    service
+        .state
+        .payments
+        .credits
+        .grant(
+            &CommandContext::system("bench"),
+            account,
+            grant,
+            SystemClock.now(),
+        )
+        .await
+        .expect("grant");
+    Client {
+        account,
+        email,
+        session,
+        token_id: Uuid::parse_str(token["token_id"].as_str().expect("token id")).expect("uuid"),
+        token: token["token"].as_str().expect("API token").to_owned(),
+    }
+}
+
+/// The spends: in-process, in-process with the route's waits timed apart, over HTTP.
+async fn spends(service: &Arc<Service>, clients: &Arc<Vec<Client>>, seconds: u64) {
+    let state = service.state.clone();
+    let accounts = clients.clone();
+    let inprocess = run(seconds, move |c, _| {
+        let (state, account) = (state.clone(), accounts[c].account);
+        async move {
+            let ctx = CommandContext::system("bench");
+            let generation = Uuid::new_v4().to_string();
+            let credits = &state.payments.credits;
+            credits
+                .hold(&ctx, account, &generation, Feature::Api, 5, None)
+                .await
+                .expect("hold");
+            credits
+                .settle(&ctx, account, &generation, 3, None)
+                .await
+                .expect("settle");
+            Duration::ZERO
+        }
+    })
+    .await;
+    service.settle().await;
+    let state = service.state.clone();
+    let accounts = clients.clone();
+    let waiting = run(seconds, move |c, _| {
+        let (state, account) = (state.clone(), accounts[c].account);
+        async move {
+            let ctx = CommandContext::system("bench");
+            let generation = Uuid::new_v4().to_string();
+            let credits = &state.payments.credits;
+            let held = credits
+                .hold(&ctx, account, &generation, Feature::Api, 5, None)
+                .await
+                .expect("hold");
+            let began = Instant::now();
+            let change = Visibility::ReadModel(Follower::Credits);
+            state.core.visible(change, held).await.expect("visible");
+            let mut waited = began.elapsed();
+            let settled = credits
+                .settle(&ctx, account, &generation, 3, None)
+                .await
+                .expect("settle");
+            let began = Instant::now();
+            state.core.visible(change, settled).await.expect("visible");
+            waited += began.elapsed();
+            waited
+        }
+    })
+    .await;
+    service.settle().await;
+    let (http_service, http_clients) = (service.clone(), clients.clone());
+    let http = run(seconds, move |c, n| {
+        let (service, client) = (http_service.clone(), http_clients[c].clone());
+        async move {
+            let generation = format!("g-{c}-{n}-{}", Uuid::new_v4().simple());
+            let body =
+                json!({"generation_id": generation, "estimated_credits": 5, "feature": "api"});
+            service
+                .post("/api/v1/generations", Some(&client.token), &body)
+                .await;
+            let path = format!("/api/v1/generations/{generation}/complete");
+            service
+                .post(&path, Some(&client.token), &json!({"credits": 3}))
+                .await;
+            Duration::ZERO
+        }
+    })
+    .await;
+    service.settle().await;
+    report("spends in-process (hold + settle)", &inprocess, None);
+    report(
+        "spends in-process + read-your-writes waits",
+        &waiting,
+        Some(&inprocess),
+    );
+    let spends = waiting.latencies.len().max(1) as f64;
+    println!(
+        "{:<52} {:>7.2} ms of each spend waiting for the credits read model",
+        "",
+        waiting.waiting.as_secs_f64() * 1e3 / spends
+    );
+    report(
+        "spends over HTTP (POST hold + complete)",
+        &http,
+        Some(&inprocess),
+    );
+}
+
+/// Sign-ins and token rotations, in-process then over HTTP.
+async fn accounts_and_tokens(service: &Arc<Service>, clients: &Arc<Vec<Client>>, seconds: u64) {
+    let (state, accounts) = (service.state.clone(), clients.clone());
+    let sign_in = run(seconds, move |c, _| {
+        let (state, email) = (state.clone(), accounts[c].email.clone());
+        async move {
+            let command = SignIn {
+                email,
+                password: PASSWORD.to_owned(),
+                second_factor: None,
+                origin: SessionOrigin {
+                    device: "bench".into(),
+                    ip: None,
+                    user_agent: None,
+                    location: None,
+                },
+            };
+            state
+                .auth
+                .accounts
+                .sign_in(&CommandContext::system("bench"), command)
+                .await
+                .expect("sign-in");
+            Duration::ZERO
+        }
+    })
+    .await;
+    service.settle().await;
+    let (http_service, accounts) = (service.clone(), clients.clone());
+    let http_sign_in = run(seconds, move |c, _| {
+        let (service, email) = (http_service.clone(), accounts[c].email.clone());
+        async move {
+            let body = json!({"email": email, "password": PASSWORD});
+            service.post("/auth/login", None, &body).await;
+            Duration::ZERO
+        }
+    })
+    .await;
+    service.settle().await;
+    let (state, accounts) = (service.state.clone(), clients.clone());
+    let rotate = run(seconds, move |c, _| {
+        let (state, client) = (state.clone(), accounts[c].clone());
+        async move {
+            state
+                .tokens
+                .access_tokens
+                .rotate(
+                    &CommandContext::system("bench"),
+                    client.account,
+                    client.token_id,
+                    Duration::ZERO,
+                )
+                .await
+                .expect("rotate");
+            Duration::ZERO
+        }
+    })
+    .await;
+    service.settle().await;
+    let (http_service, accounts) = (service.clone(), clients.clone());
+    let http_rotate = run(seconds, move |c, _| {
+        let (service, client) = (http_service.clone(), accounts[c].clone());
+        async move {
+            let path = format!("/me/api-tokens/{}/rotate", client.token_id);
+            service.post(&path, Some(&client.session), &json!({})).await;
+            Duration::ZERO
+        }
+    })
+    .await;
+    service.settle().await;
+    report("sign-ins in-process", &sign_in, None);
+    report(
+        "sign-ins over HTTP (POST /auth/login)",
+        &http_sign_in,
+        Some(&sign_in),
+    );
+    report("API-token rotations in-process", &rotate, None);
+    report(
+        "API-token rotations over HTTP (POST …/rotate)",
+        &http_rotate,
+        Some(&rotate),
+    );
+}
+
+#[tokio::main]
+async fn main() {
+    let seconds: u64 = std::env::var("BENCH_SECONDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(5);
+    let sqlite = TestSqlite::create();
+    let postgres = TestPostgres::create().await;
+    let pg_dir = TestSqlite::create();
+    println!("{CLIENTS} clients on {CLIENTS} accounts, {seconds} s per phase");
+    for (backend, dir, url) in [
+        ("embedded (SQLite)", &sqlite.dir, None),
+        ("PostgreSQL", &pg_dir.dir, Some(postgres.url.clone())),
+    ] {
+        println!("-- {backend}");
+        let service = Arc::new(start(dir, url).await);
+        let mut clients = Vec::new();
+        for n in 0..CLIENTS {
+            clients.push(client(&service, n).await);
+        }
+        let clients = Arc::new(clients);
+        service.settle().await;
+        spends(&service, &clients, seconds).await;
+        accounts_and_tokens(&service, &clients, seconds).await;
+    }
+}

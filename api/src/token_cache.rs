@@ -1,0 +1,297 @@
+//! The verified API and CLI tokens of this process, so the authenticated read path costs no
+//! database round trip for the token (see the README's "Tokens" part).
+//!
+//! Entries are keyed by the token's hash and hold what the token read model said of it
+//! (owner, kind, scopes, expiry, the grace end of a rotated secret, the owner's plan).
+//! Expiry is checked against the clock on every request, as before; what can change a
+//! token otherwise (a revocation, a rotation, a password change that revokes tokens, the
+//! account's deletion, a plan change) is an event in the log, and an entry must not
+//! outlive the read model showing it. Three mechanisms keep that true:
+//!
+//! - **The follower** ([`TokenCache::follow`]) reads the log after this process started
+//!   and, once the access-token read model has applied a batch, forgets the cached tokens
+//!   of every account the batch concerns. It runs on every node, so a revocation made
+//!   through any node leaves this node's cache as soon as this node sees the read model
+//!   show it (in-process at once; another node's progress is seen through the log's
+//!   notification and the checkpoint table, within about a second).
+//! - **The gate**: the cache is consulted only while the follower has dealt with every
+//!   position the read model shows. Between the read model applying a change and the
+//!   follower forgetting its account, requests read the read model, as without a cache:
+//!   so the node that revoked a token, which answers only once the read model shows the
+//!   revocation, refuses it on the very next request. A fill that raced a forget is not
+//!   stored (a generation counter).
+//! - **The TTL** (`--token-cache-ttl`, 10 s by default): an entry is read again after it,
+//!   whatever the follower did, so a follower that stops (a log outage) cannot keep a
+//!   revoked token alive longer than the TTL after the read model shows the revocation.
+//!
+//! A TTL of zero turns the cache off: every request reads the read model.
+
+use domain::{AccountId, StreamCategory};
+use projections::access_tokens::PresentedToken;
+use projections::{Follower, ProjectionRunner};
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use store::{Database, EventLog, GlobalPosition, RecordedEvent};
+use tokio::sync::watch;
+use uuid::Uuid;
+
+/// The default of `--token-cache-ttl`.
+pub const DEFAULT_TTL: Duration = Duration::from_secs(10);
+
+/// Events the follower reads per step.
+const BATCH: usize = 1_000;
+
+/// Beyond this many entries the cache is emptied before the next insert (an upper bound
+/// on memory; live tokens of a deployment are far fewer).
+const MAX_ENTRIES: usize = 100_000;
+
+#[derive(Debug)]
+struct Entry {
+    token: Arc<PresentedToken>,
+    fetched: Instant,
+}
+
+/// Verified tokens of this process, with their invalidation.
+pub struct TokenCache {
+    ttl: Duration,
+    entries: Mutex<HashMap<String, Entry>>,
+    /// Bumped by every forget: a look-up that started before keeps its answer to itself.
+    generation: AtomicU64,
+    /// One past the log position up to which the follower has forgotten every account
+    /// whose tokens changed, after the read model showed it; 0 until it first has.
+    followed: AtomicU64,
+    projections: Arc<ProjectionRunner>,
+}
+
+impl std::fmt::Debug for TokenCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenCache")
+            .field("ttl", &self.ttl)
+            .field("followed", &self.followed)
+            .finish()
+    }
+}
+
+impl TokenCache {
+    /// A cache whose entries live at most `ttl` (zero: no cache), gated on the
+    /// access-token read model of `projections`.
+    pub fn new(ttl: Duration, projections: Arc<ProjectionRunner>) -> Self {
+        Self {
+            ttl,
+            entries: Mutex::new(HashMap::new()),
+            generation: AtomicU64::new(0),
+            followed: AtomicU64::new(0),
+            projections,
+        }
+    }
+
+    /// The token whose secret hashes to `hash`, from the cache when it may be trusted,
+    /// else from the read model (one look-up).
+    pub async fn find(
+        &self,
+        db: &Database,
+        hash: &str,
+    ) -> Result<Option<Arc<PresentedToken>>, sqlx::Error> {
+        let trusted = self.trusted().await;
+        if trusted {
+            let entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(entry) = entries.get(hash)
+                && entry.fetched.elapsed() < self.ttl
+            {
+                return Ok(Some(entry.token.clone()));
+            }
+        }
+        let generation = self.generation.load(Ordering::Acquire);
+        let found = projections::access_tokens::find_by_hash(db, hash)
+            .await?
+            .map(Arc::new);
+        if trusted && let Some(token) = &found {
+            let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+            // A forget since the read above may concern this very token: not stored.
+            if self.generation.load(Ordering::Acquire) == generation {
+                if entries.len() >= MAX_ENTRIES {
+                    entries.clear();
+                }
+                entries.insert(
+                    hash.to_owned(),
+                    Entry {
+                        token: token.clone(),
+                        fetched: Instant::now(),
+                    },
+                );
+            }
+        }
+        Ok(found)
+    }
+
+    /// Whether entries may be served: the cache is on, and the follower has dealt with
+    /// everything the access-token read model of this process shows.
+    async fn trusted(&self) -> bool {
+        if self.ttl.is_zero() {
+            return false;
+        }
+        let followed = self.followed.load(Ordering::Acquire);
+        if followed == 0 {
+            return false;
+        }
+        // Answers at once (no wait, no database): `Ok` means the read model has applied
+        // a position the follower has not dealt with yet.
+        self.projections
+            .wait_for(
+                &[Follower::AccessTokens],
+                GlobalPosition(followed),
+                Duration::ZERO,
+            )
+            .await
+            .is_err()
+    }
+
+    /// Drops the tokens of `accounts`.
+    pub fn forget_accounts(&self, accounts: &HashSet<AccountId>) {
+        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        entries.retain(|_, entry| !accounts.contains(&entry.token.account_id));
+    }
+
+    /// Drops every entry.
+    pub fn clear(&self) {
+        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        entries.clear();
+    }
+
+    /// How many tokens are cached.
+    pub fn len(&self) -> usize {
+        self.entries.lock().unwrap_or_else(|e| e.into_inner()).len()
+    }
+
+    /// Whether no token is cached.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Follows `log` from its present head until `shutdown` turns true, forgetting the
+    /// tokens of each account an event concerns once the read model has applied it.
+    pub async fn follow(self: Arc<Self>, log: Arc<dyn EventLog>, shutdown: watch::Receiver<bool>) {
+        let mut watch = log.watch();
+        let mut stopping = shutdown.clone();
+        let mut position = None;
+        while !*shutdown.borrow() {
+            watch.mark_seen();
+            match self.step(&*log, &mut position, &shutdown).await {
+                Ok(true) => continue,
+                Ok(false) => {
+                    tokio::select! {
+                        () = watch.changed() => {}
+                        _ = stopping.changed() => {}
+                    }
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "following the log for token changes; retrying");
+                    tokio::select! {
+                        () = tokio::time::sleep(Duration::from_secs(1)) => {}
+                        _ = stopping.changed() => {}
+                    }
+                }
+            }
+        }
+    }
+
+    /// Deals with what follows `position` (at first: with the log's head, nothing being
+    /// cached yet); whether it got anywhere.
+    async fn step(
+        &self,
+        log: &dyn EventLog,
+        position: &mut Option<GlobalPosition>,
+        shutdown: &watch::Receiver<bool>,
+    ) -> Result<bool, String> {
+        let (last, changed) = match *position {
+            None => (
+                log.committed_head().await.map_err(|e| e.to_string())?,
+                Changed::Accounts(HashSet::new()),
+            ),
+            Some(from) => {
+                let batch = log.read_all(from, BATCH).await.map_err(|e| e.to_string())?;
+                let Some(last) = batch.last().map(|e| e.position) else {
+                    return Ok(false);
+                };
+                (last, concerned(&batch))
+            }
+        };
+        if !self.settle(last, &changed, shutdown).await? {
+            return Ok(false);
+        }
+        *position = Some(last);
+        Ok(true)
+    }
+
+    /// Waits until the read model shows `position`, then forgets what `changed` and marks
+    /// `position` dealt with; false when shutting down first.
+    async fn settle(
+        &self,
+        position: GlobalPosition,
+        changed: &Changed,
+        shutdown: &watch::Receiver<bool>,
+    ) -> Result<bool, String> {
+        loop {
+            if *shutdown.borrow() {
+                return Ok(false);
+            }
+            match self
+                .projections
+                .wait_for(&[Follower::AccessTokens], position, Duration::from_secs(5))
+                .await
+            {
+                Ok(()) => break,
+                // A lagging read model: keep waiting (the gate keeps the cache out of use).
+                Err(projections::ProjectionError::Lagging { .. }) => {}
+                Err(error) => return Err(error.to_string()),
+            }
+        }
+        match changed {
+            Changed::Accounts(accounts) if accounts.is_empty() => {}
+            Changed::Accounts(accounts) => self.forget_accounts(accounts),
+            Changed::Unknown => self.clear(),
+        }
+        self.followed.fetch_max(position.0 + 1, Ordering::AcqRel);
+        Ok(true)
+    }
+}
+
+/// What a batch of events may have changed of the cached tokens.
+#[derive(Debug)]
+enum Changed {
+    /// The tokens of these accounts.
+    Accounts(HashSet<AccountId>),
+    /// Some token whose owner the event does not name (none do today): any.
+    Unknown,
+}
+
+/// The accounts whose tokens the events of `batch` may change: the owners of token
+/// streams, and the accounts of account and subscription streams (a deletion or password
+/// change revokes tokens; a plan decides what tokens may do).
+fn concerned(batch: &[RecordedEvent]) -> Changed {
+    let mut accounts = HashSet::new();
+    for event in batch {
+        let Some(category) = StreamCategory::of_stream(&event.stream) else {
+            continue;
+        };
+        let account = match category {
+            StreamCategory::AccessToken => event.metadata.data_subject,
+            StreamCategory::Account | StreamCategory::Subscription => category
+                .id_in(&event.stream)
+                .and_then(|id| Uuid::parse_str(id).ok())
+                .or(event.metadata.data_subject),
+            _ => continue,
+        };
+        match account {
+            Some(account) => {
+                accounts.insert(AccountId(account));
+            }
+            None => return Changed::Unknown,
+        }
+    }
+    Changed::Accounts(accounts)
+}
