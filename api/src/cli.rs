@@ -47,6 +47,12 @@ where
 
 /// Runs the command line.
 pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
+    // Boxed: every subcommand's future is part of the dispatcher's, which would otherwise
+    // be inlined into each caller's (the binary's main, the CLI tests).
+    Box::pin(dispatch(cli)).await
+}
+
+async fn dispatch(cli: Cli) -> anyhow::Result<Outcome> {
     match cli.command {
         None => serve(cli.serve).await,
         Some(Command::Serve(args)) => serve(*args).await,

@@ -302,14 +302,13 @@ impl Executor {
     {
         let started = Instant::now();
         let command = command_name(std::any::type_name::<A>(), std::any::type_name::<F>());
-        let outcome = self
-            .run_command(stream, ctx, subject, at, decide, &command)
-            .await;
+        // Boxed: the command loop's state (the decided state, the batch, the retries) would
+        // otherwise be inlined into every handler's future, and those nest deeply.
+        let outcome = Box::pin(self.run_command(stream, ctx, subject, at, decide, &command)).await;
         metrics::histogram!(COMMAND_DURATION, "command" => command).record(started.elapsed());
         outcome
     }
 
-    #[allow(clippy::too_many_arguments)]
     async fn run_command<A, F>(
         &self,
         stream: &str,
