@@ -135,6 +135,32 @@ pub(crate) fn check_append(events: &[NewEvent]) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// The answer to an append some of whose event ids the log holds already, given those
+/// events' streams and positions (in revision order) and the stream's current revision: the
+/// original result if it is this very append again (a retry), else
+/// [`StoreError::EventIdReused`].
+pub(crate) fn earlier_append(
+    known: Vec<(String, i64)>,
+    stream: &str,
+    events: usize,
+    current: Option<u64>,
+) -> Result<AppendResult, StoreError> {
+    let same_append = known.len() == events && known.iter().all(|(s, _)| s == stream);
+    if !same_append {
+        return Err(StoreError::EventIdReused {
+            stream: stream.into(),
+        });
+    }
+    Ok(AppendResult {
+        positions: known
+            .into_iter()
+            .map(|(_, p)| GlobalPosition(p as u64))
+            .collect(),
+        next_expected: current.map_or(ExpectedRevision::NoStream, ExpectedRevision::Exact),
+        already_appended: true,
+    })
+}
+
 /// The sending side of a [`LogWatch`]: bumped after every local commit, and by the
 /// PostgreSQL listener when another process commits.
 #[derive(Debug, Clone)]

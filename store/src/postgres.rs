@@ -19,7 +19,7 @@ use crate::envelope::{
 };
 use crate::error::StoreError;
 use crate::group_commit::Queue;
-use crate::log::{AppendSignal, Backlog, EventLog, LogWatch, check_append};
+use crate::log::{AppendSignal, Backlog, EventLog, LogWatch, check_append, earlier_append};
 use async_trait::async_trait;
 use domain::Timestamp;
 use sqlx::postgres::{PgListener, PgPoolOptions, PgRow};
@@ -341,28 +341,11 @@ impl PostgresLog {
                 .await?;
         let actual = actual.map(|r| r as u64);
         if !known.is_empty() {
-            let same_append = known.len() == events.len()
-                && known.iter().all(|r| {
-                    r.try_get::<String, _>("stream_id")
-                        .is_ok_and(|s| s == stream)
-                });
-            if !same_append {
-                return Err(StoreError::EventIdReused {
-                    stream: stream.into(),
-                });
-            }
-            let positions = known
+            let known = known
                 .iter()
-                .map(|r| {
-                    r.try_get::<i64, _>("global_position")
-                        .map(|p| GlobalPosition(p as u64))
-                })
-                .collect::<Result<_, _>>()?;
-            return Ok(Some(AppendResult {
-                positions,
-                next_expected: actual.map_or(ExpectedRevision::NoStream, ExpectedRevision::Exact),
-                already_appended: true,
-            }));
+                .map(|r| Ok((r.try_get("stream_id")?, r.try_get("global_position")?)))
+                .collect::<Result<_, sqlx::Error>>()?;
+            return earlier_append(known, stream, events.len(), actual).map(Some);
         }
         match expected {
             // Another append took the revision this one computed: compute it again.

@@ -14,7 +14,7 @@ use crate::db::{Database, WriteTx};
 use crate::envelope::{AppendResult, ExpectedRevision, GlobalPosition, NewEvent, RecordedEvent};
 use crate::error::StoreError;
 use crate::group_commit::{Append, Batcher, Queue};
-use crate::log::{AppendSignal, Backlog, EventLog, LogWatch, check_append};
+use crate::log::{AppendSignal, Backlog, EventLog, LogWatch, check_append, earlier_append};
 use async_trait::async_trait;
 use domain::Timestamp;
 use sqlx::Row;
@@ -171,28 +171,11 @@ async fn append_one(
     let current = current.map(|r| r as u64);
 
     if !known.is_empty() {
-        let same_append = known.len() == events.len()
-            && known.iter().all(|r| {
-                r.try_get::<String, _>("stream_id")
-                    .is_ok_and(|s| s == stream)
-            });
-        if !same_append {
-            return Ok(Err(StoreError::EventIdReused {
-                stream: stream.into(),
-            }));
-        }
-        let positions = known
+        let known = known
             .iter()
-            .map(|r| {
-                r.try_get::<i64, _>("global_position")
-                    .map(|p| GlobalPosition(p as u64))
-            })
-            .collect::<Result<_, _>>()?;
-        return Ok(Ok(AppendResult {
-            positions,
-            next_expected: current.map_or(ExpectedRevision::NoStream, ExpectedRevision::Exact),
-            already_appended: true,
-        }));
+            .map(|r| Ok((r.try_get("stream_id")?, r.try_get("global_position")?)))
+            .collect::<Result<_, sqlx::Error>>()?;
+        return Ok(earlier_append(known, stream, events.len(), current));
     }
 
     let ok = match expected {
