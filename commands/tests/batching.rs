@@ -16,6 +16,7 @@ use store::{
     RecordedEvent, Snapshot, SnapshotStore, StoreError,
 };
 use tokio::sync::Semaphore;
+use tokio::task::JoinHandle;
 use uuid::Uuid;
 use vault::{DataKeys, MasterKey};
 
@@ -142,6 +143,34 @@ async fn until(what: &str, mut done: impl FnMut() -> bool) {
     panic!("timed out waiting until {what}");
 }
 
+/// Starts `n` grants on `stream` (keys `<prefix>0`, `<prefix>1`…) through `exec`: the first
+/// one's append is held by `probed`, and this returns once the other `n - 1` have decided
+/// on top of it and wait in one batch. Let the append through with `probed.gate`.
+async fn queue_behind_a_held_append(
+    probed: &ProbedLog,
+    exec: &Executor,
+    stream: &str,
+    prefix: &str,
+    n: usize,
+) -> Vec<JoinHandle<Option<GlobalPosition>>> {
+    probed.hold_next.store(true, Ordering::SeqCst);
+    let spawn = |i: usize| {
+        let (exec, stream, key) = (exec.clone(), stream.to_owned(), format!("{prefix}{i}"));
+        tokio::spawn(async move { run_grant(&exec, &stream, &key).await })
+    };
+    let mut tasks = vec![spawn(0)];
+    until("the first append is held", || {
+        probed.appends.load(Ordering::SeqCst) == 1
+    })
+    .await;
+    tasks.extend((1..n).map(spawn));
+    until("the other commands queue behind the held commit", || {
+        exec.queued_commands(stream) == n - 1
+    })
+    .await;
+    tasks
+}
+
 fn granted_keys(ledger: &CreditLedger) -> Vec<String> {
     let mut keys: Vec<String> = ledger.grants.keys().cloned().collect();
     keys.sort();
@@ -157,22 +186,8 @@ async fn commands_queued_on_a_hot_stream_while_a_commit_runs_share_the_next_appe
     run_grant(&exec, &stream, "first").await;
     probed.appends.store(0, Ordering::SeqCst);
 
-    probed.hold_next.store(true, Ordering::SeqCst);
-    let spawn = |i: usize| {
-        let (exec, stream) = (exec.clone(), stream.clone());
-        tokio::spawn(async move { run_grant(&exec, &stream, &format!("k{i:02}")).await })
-    };
     // One command's append is held; the other 63 decide on top of it and wait together.
-    let mut tasks = vec![spawn(0)];
-    until("the first append is held", || {
-        probed.appends.load(Ordering::SeqCst) == 1
-    })
-    .await;
-    tasks.extend((1..64).map(spawn));
-    until("63 commands queue behind the held commit", || {
-        exec.queued_commands(&stream) == 63
-    })
-    .await;
+    let tasks = queue_behind_a_held_append(&probed, &exec, &stream, "k", 64).await;
     assert_eq!(probed.appends.load(Ordering::SeqCst), 1);
     probed.gate.add_permits(1);
     let mut positions = Vec::new();
@@ -210,21 +225,7 @@ async fn a_batch_refused_for_another_nodes_append_takes_the_batches_on_top_of_it
     run_grant(&node, &stream, "first").await;
     probed.appends.store(0, Ordering::SeqCst);
 
-    probed.hold_next.store(true, Ordering::SeqCst);
-    let spawn = |i: usize| {
-        let (node, stream) = (node.clone(), stream.clone());
-        tokio::spawn(async move { run_grant(&node, &stream, &format!("n{i}")).await })
-    };
-    let mut tasks = vec![spawn(0)];
-    until("the first append is held", || {
-        probed.appends.load(Ordering::SeqCst) == 1
-    })
-    .await;
-    tasks.extend((1..9).map(spawn));
-    until("8 commands queue behind the held commit", || {
-        node.queued_commands(&stream) == 8
-    })
-    .await;
+    let tasks = queue_behind_a_held_append(&probed, &node, &stream, "n", 9).await;
     // Another node appends meanwhile: the held batch's expected revision is stale, and
     // the queued batch was decided on top of it.
     run_grant(&elsewhere, &stream, "elsewhere").await;
