@@ -7,12 +7,13 @@
 //! ([`crate::metrics`]).
 
 mod batch;
+mod snapshots;
 
 use crate::codec::EventCodec;
 use crate::error::CommandError;
 use crate::metrics::{
     APPEND_BATCH_SIZE, COMMAND_CONFLICTS, COMMAND_DURATION, COMMAND_RETRIES, COMMANDS_PER_APPEND,
-    SNAPSHOTS_SAVED, command_name,
+    command_name,
 };
 use batch::{Batch, Batches, Outcome, Tip};
 use domain::{Aggregate, DomainEvent, Timestamp};
@@ -24,8 +25,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use store::Payload;
 use store::{
-    Actor, EventLog, ExpectedRevision, GlobalPosition, Metadata, Snapshot, SnapshotStore,
-    StoreError,
+    Actor, EventLog, ExpectedRevision, GlobalPosition, Metadata, SnapshotStore, StoreError,
 };
 use uuid::Uuid;
 
@@ -241,49 +241,6 @@ impl Executor {
         })
     }
 
-    /// The state a snapshot of `stream` holds and how many events it covers, if the
-    /// aggregate keeps snapshots and a readable one of its version is there. A snapshot that
-    /// cannot be read is only a slower load: the stream is folded from its first event.
-    async fn load_snapshot<A: Aggregate>(&self, stream: &str) -> Option<(A, u64)> {
-        let (store, version) = (self.snapshots.as_ref()?, A::SNAPSHOT_VERSION?);
-        let snapshot = match store.load(stream, aggregate_name::<A>(), version).await {
-            Ok(snapshot) => snapshot?,
-            Err(error) => {
-                tracing::warn!(%error, stream, "could not read a snapshot; folding the stream");
-                return None;
-            }
-        };
-        Some((A::from_snapshot(snapshot.state)?, snapshot.event_count))
-    }
-
-    /// Saves a snapshot of `state` (covering `after` events) in the background when the
-    /// command that led to it crossed a multiple of [`SNAPSHOT_EVERY`] from `before`.
-    fn snapshot_if_due<A: Aggregate>(&self, stream: &str, state: &A, before: u64, after: u64) {
-        let (Some(store), Some(version)) = (&self.snapshots, A::SNAPSHOT_VERSION) else {
-            return;
-        };
-        if before / SNAPSHOT_EVERY == after / SNAPSHOT_EVERY {
-            return;
-        }
-        let Some(state) = state.to_snapshot() else {
-            return;
-        };
-        let snapshot = Snapshot {
-            aggregate: aggregate_name::<A>().to_owned(),
-            version,
-            event_count: after,
-            state,
-        };
-        let (store, stream) = (store.clone(), stream.to_owned());
-        tokio::spawn(async move {
-            match store.save(&stream, &snapshot).await {
-                Ok(()) => metrics::counter!(SNAPSHOTS_SAVED).increment(1),
-                // Only a slower cold load later; the log is unaffected.
-                Err(error) => tracing::warn!(%error, stream, "could not save a snapshot"),
-            }
-        });
-    }
-
     /// Runs `decide` against the current state of `stream` and appends what it returns,
     /// retrying on a concurrent change. `subject` is the account whose key seals personal
     /// fields.
@@ -471,12 +428,6 @@ fn events_before(expected: ExpectedRevision) -> u64 {
         ExpectedRevision::Exact(revision) => revision + 1,
         ExpectedRevision::NoStream | ExpectedRevision::Any => 0,
     }
-}
-
-/// The name snapshots of `A` are filed under: its type's name without the module path.
-fn aggregate_name<A>() -> &'static str {
-    let name = std::any::type_name::<A>();
-    name.rsplit("::").next().unwrap_or(name)
 }
 
 /// A copy of a batch's failure for each of its commands (a store error is not `Clone`).
