@@ -2,8 +2,8 @@
 //!
 //! Appends go through group commit (`group_commit`): one writer per log takes what
 //! has queued and commits it in one transaction, each append with its own expected-revision
-//! check and its own answer (the module `group` says how: in the common case two round
-//! trips per batch, whatever its size). The unique (stream, revision) and event-id keys
+//! check and its own answer (the module `group` says how: in the common case one round
+//! trip per batch, whatever its size). The unique (stream, revision) and event-id keys
 //! remain the last word, so appends from several processes stay correct; only a refused
 //! append looks further, after the commit, to tell a retry of an append already made (its
 //! original positions) from a real conflict. Positions and the read filter follow "Global
@@ -35,6 +35,7 @@ use uuid::Uuid;
 pub const NOTIFY_CHANNEL: &str = "accounts_events";
 
 mod group;
+mod plan;
 
 /// Attempts before an `Any` append racing other appends to the same stream gives up.
 const ANY_ATTEMPTS: u32 = 100;

@@ -605,6 +605,90 @@ mod suite {
         assert!(hot.iter().all(|s| revisions[s.as_str()].len() == 2));
     }
 
+    /// Appends made together (on the SQL logs, batched into one commit) that expect a
+    /// revision their stream has not reached, or a stream that does not exist, are refused
+    /// one by one, and the rest land; `Any` and `Exact` appends racing on one stream keep
+    /// its revisions whole.
+    pub async fn concurrent_appends_that_do_not_fit_fail_alone(log: Arc<dyn EventLog>) {
+        let short: Vec<String> = (0..8).map(|_| stream()).collect();
+        for s in &short {
+            log.append(s, ExpectedRevision::NoStream, vec![event(0)])
+                .await
+                .unwrap();
+        }
+        let raced = stream();
+        #[derive(Clone, Copy, Debug)]
+        enum Kind {
+            Ahead,
+            Missing,
+            Fresh,
+            RacedAny,
+            RacedExact,
+        }
+        let mut kinds = Vec::new();
+        for i in 0..8 {
+            kinds.extend([Kind::Ahead, Kind::Missing, Kind::Fresh, Kind::Fresh]);
+            if i % 2 == 0 {
+                kinds.extend([Kind::RacedAny, Kind::RacedExact]);
+            }
+        }
+        let go = Arc::new(tokio::sync::Barrier::new(kinds.len()));
+        let tasks: Vec<_> = kinds
+            .iter()
+            .enumerate()
+            .map(|(n, &kind)| {
+                let (log, go) = (log.clone(), go.clone());
+                let (s, expected) = match kind {
+                    Kind::Ahead => (short[n % short.len()].clone(), ExpectedRevision::Exact(5)),
+                    Kind::Missing => (stream(), ExpectedRevision::Exact(0)),
+                    Kind::Fresh => (stream(), ExpectedRevision::NoStream),
+                    Kind::RacedAny => (raced.clone(), ExpectedRevision::Any),
+                    Kind::RacedExact => (raced.clone(), ExpectedRevision::Exact(0)),
+                };
+                tokio::spawn(async move {
+                    go.wait().await;
+                    let result = log.append(&s, expected, vec![event(n as u32)]).await;
+                    (kind, s, result)
+                })
+            })
+            .collect();
+        let mut exact_wins = 0;
+        for task in tasks {
+            let (kind, s, result) = task.await.unwrap();
+            match (kind, result) {
+                (Kind::Ahead, Err(StoreError::WrongExpectedRevision { actual, .. })) => {
+                    assert_eq!(actual, Some(0), "{s}");
+                }
+                (Kind::Missing, Err(StoreError::WrongExpectedRevision { actual, .. })) => {
+                    assert_eq!(actual, None, "{s}");
+                }
+                (Kind::Fresh, Ok(r)) => assert_eq!(r.next_expected, ExpectedRevision::Exact(0)),
+                (Kind::RacedAny, Ok(_)) => {}
+                (Kind::RacedExact, Ok(r)) => {
+                    assert_eq!(r.next_expected, ExpectedRevision::Exact(1));
+                    exact_wins += 1;
+                }
+                (Kind::RacedExact, Err(e)) => assert!(e.is_conflict(), "{e:?}"),
+                (kind, result) => panic!("{kind:?} on {s}: {result:?}"),
+            }
+        }
+        assert!(
+            exact_wins <= 1,
+            "{exact_wins} appends expecting revision 0 won"
+        );
+        for s in &short {
+            assert_eq!(log.read_stream_to_end(s).await.unwrap().len(), 1, "{s}");
+        }
+        let revisions: Vec<u64> = log
+            .read_stream_to_end(&raced)
+            .await
+            .unwrap()
+            .iter()
+            .map(|e| e.revision)
+            .collect();
+        assert_eq!(revisions, (0..4 + exact_wins).collect::<Vec<_>>());
+    }
+
     pub async fn a_watch_wakes_when_events_are_appended(log: Arc<dyn EventLog>) {
         let mut watch = log.watch();
         watch.mark_seen();
@@ -753,6 +837,14 @@ macro_rules! contract {
                     !h.shared,
                 )
                 .await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn concurrent_appends_that_do_not_fit_fail_alone() {
+                let Some(h) = super::$backend().await else {
+                    return;
+                };
+                suite::concurrent_appends_that_do_not_fit_fail_alone(h.log.clone()).await;
             }
 
             #[tokio::test]

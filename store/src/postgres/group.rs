@@ -2,33 +2,37 @@
 //!
 //! A batch is one transaction, sorted by stream first (stable: appends to one stream keep
 //! their order), so that two writers (two processes) wait for each other's rows in the
-//! same order and cannot deadlock on them. In the common case it costs two round trips
-//! whatever its size ([`at_once`]): read the last revision of its streams and which of its
-//! event ids are taken, decide each append here in turn against what the earlier ones
-//! leave (its own expected-revision check, its own event ids), and insert every accepted
-//! event in one statement (one transaction), numbered from `xid << 20` in batch order, so
-//! the whole batch becomes visible at once and in order. A refused append writes nothing.
+//! same order and cannot deadlock on them. Its events are inserted in one statement,
+//! numbered from `xid << 20` in batch order, so the whole batch becomes visible at once and
+//! in order. A refused append writes nothing. The appends are decided by `plan`, three
+//! ways, each tried when the one before cannot settle the batch:
+//! 1. [`trusting`], one round trip: nothing is read; each stream is taken to be as its
+//!    first append expects, and the insert checks it (guards for `Exact` appends, the
+//!    unique keys for the rest), writing all or nothing. This is the common case.
+//! 2. [`at_once`], two round trips: read the last revision of the batch's streams and
+//!    which of its event ids are taken, decide each append against that, and insert.
+//! 3. [`with_savepoints`]: only a transaction open elsewhere (another process,
+//!    `append_in`) can take a key between that read and the insert, which then fails and
+//!    writes nothing. Each append is then one guarded INSERT ([`Checks::Guards`]) inside a
+//!    savepoint, so the refused one (or one failing for any other reason, a payload
+//!    PostgreSQL rejects) is undone alone and the others commit.
+//!
 //! A batch of one is a single guarded INSERT ([`alone`]), as fast as an append that does
 //! not queue.
-//!
-//! Only a transaction open elsewhere (another process, `append_in`) can take a key between
-//! that read and the insert; the insert then fails on the unique key and writes nothing.
-//! The batch is run again ([`with_savepoints`]): each
-//! append is one guarded INSERT ([`Checks::Guards`]) inside a savepoint, so the refused
-//! one (or one failing for any other reason, a payload PostgreSQL rejects) is undone
-//! alone and the others commit.
 //!
 //! A refusal is answered as such; the caller explains it after the commit
 //! (`explain_refusal`), so a retry by event id, even of an append made earlier in the same
 //! batch, returns the original positions.
 
+use super::plan::{First, Knowledge, Plan, Proposal, plan};
 use super::{Checks, Positions, Refused, insert};
 use crate::envelope::{AppendResult, ExpectedRevision, GlobalPosition, Metadata, NewEvent};
 use crate::error::StoreError;
 use crate::group_commit::{Append, Batcher, shared_failure};
 use crate::log::AppendSignal;
+use sqlx::pool::PoolConnection;
 use sqlx::types::Json;
-use sqlx::{PgConnection, PgPool, Row};
+use sqlx::{Connection, PgConnection, PgPool, Postgres, Row};
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use tokio::sync::{Mutex, Notify};
@@ -53,14 +57,40 @@ pub(super) async fn run(
     signal: AppendSignal,
     announce: Arc<Notify>,
 ) {
+    // The writer's connection, kept from one batch to the next while appends keep coming:
+    // a checkout from the pool first tests the connection with a round trip of its own.
+    // It goes back to the pool (tested again before its next use) once the queue is empty
+    // or a batch fails.
+    let mut held: Option<PoolConnection<Postgres>> = None;
     loop {
-        let batch = batcher.lock().await.next_batch().await;
+        let batch = {
+            let mut batcher = batcher.lock().await;
+            if !batcher.has_waiting() {
+                held = None;
+            }
+            batcher.next_batch().await
+        };
         let Some(mut batch) = batch else {
             return;
         };
         // Stable: appends to one stream keep the order they queued in.
         batch.sort_by(|a, b| a.stream.cmp(&b.stream));
-        let replies = commit(&pg, &batch).await;
+        let mut conn = match held.take() {
+            Some(conn) => conn,
+            None => match pg.acquire().await {
+                Ok(conn) => conn,
+                Err(error) => {
+                    for append in batch {
+                        let _ = append.reply.send(Err(shared_failure(&error)));
+                    }
+                    continue;
+                }
+            },
+        };
+        let replies = commit(&mut conn, &batch).await;
+        if replies.iter().all(Result::is_ok) {
+            held = Some(conn);
+        }
         if replies
             .iter()
             .any(|reply| matches!(reply, Ok(Outcome::Appended(_))))
@@ -90,32 +120,60 @@ fn positions(index: usize) -> Positions {
     }
 }
 
-async fn commit(pg: &PgPool, batch: &[Append<Reply>]) -> Vec<Reply> {
+async fn commit(conn: &mut PgConnection, batch: &[Append<Reply>]) -> Vec<Reply> {
     if let [append] = batch {
-        return vec![alone(pg, append).await];
+        return vec![alone(conn, append).await];
     }
-    let outcome = match at_once(pg, batch).await {
+    let proposals: Vec<Proposal<'_>> = batch
+        .iter()
+        .map(|a| Proposal {
+            stream: &a.stream,
+            expected: a.expected,
+            ids: a.events.iter().map(|e| e.event_id).collect(),
+        })
+        .collect();
+    if let Some(replies) = trusting(conn, batch, &proposals).await {
+        return replies;
+    }
+    let outcome = match at_once(conn, batch, &proposals).await {
         Ok(Some(replies)) => Ok(replies),
-        Ok(None) => with_savepoints(pg, batch).await,
+        Ok(None) => with_savepoints(conn, batch).await,
         Err(error) => Err(error),
     };
     outcome.unwrap_or_else(|error| batch.iter().map(|_| Err(shared_failure(&error))).collect())
 }
 
-/// The common case, in two round trips whatever the batch's size: read the revisions of
-/// its streams and which of its event ids are taken, decide every append in turn here
-/// (each sees the ones before it), and insert every accepted event in one statement, its
-/// own transaction. `None` when that insert failed, writing nothing: a transaction open
-/// elsewhere took one of its keys (or an event cannot be stored).
-async fn at_once(pg: &PgPool, batch: &[Append<Reply>]) -> Result<Option<Vec<Reply>>, sqlx::Error> {
+/// The common case, in one round trip: nothing is read, the batch is planned trusting
+/// that each stream is as its first append expects, and the insert checks it, writing all
+/// or nothing. `None` when it wrote nothing (the log was not as trusted, an event id was
+/// taken, or anything failed): the batch is then decided again from a read.
+async fn trusting(
+    conn: &mut PgConnection,
+    batch: &[Append<Reply>],
+    proposals: &[Proposal<'_>],
+) -> Option<Vec<Reply>> {
+    let plan = plan(proposals, &Knowledge::Trusted)?;
+    let inserted = write(conn, batch, &plan).await.ok()??;
+    Some(replies(batch, &plan, inserted))
+}
+
+/// In two round trips whatever the batch's size: read the last revisions of its streams
+/// and which of its event ids are taken, decide every append from that, and insert every
+/// accepted event in one statement, its own transaction. `None` when that insert failed,
+/// writing nothing: a transaction open elsewhere took one of its keys (or an event cannot
+/// be stored).
+async fn at_once(
+    conn: &mut PgConnection,
+    batch: &[Append<Reply>],
+    proposals: &[Proposal<'_>],
+) -> Result<Option<Vec<Reply>>, sqlx::Error> {
     // Two statements, each its own transaction: the insert commits on its own, and the
     // read before it needs no transaction (a key taken in between fails the insert).
-    let mut conn = pg.acquire().await?;
     let mut streams: Vec<&str> = batch.iter().map(|a| a.stream.as_str()).collect();
     streams.dedup();
-    let ids: Vec<Uuid> = batch
+    let ids: Vec<Uuid> = proposals
         .iter()
-        .flat_map(|a| a.events.iter().map(|e| e.event_id))
+        .flat_map(|p| p.ids.iter().copied())
         .collect();
     // One max() per stream, each an index probe for the stream's last revision: a
     // `max() ... GROUP BY` over the streams read every event of them, and ran at a third
@@ -145,74 +203,89 @@ async fn at_once(pg: &PgPool, batch: &[Append<Reply>]) -> Result<Option<Vec<Repl
             }
         }
     }
-
-    // Each append against the state the earlier ones leave: its first revision, or none.
-    let mut firsts = Vec::with_capacity(batch.len());
-    for append in batch {
-        let current = revisions.get(&append.stream).copied();
-        let fits = match append.expected {
-            ExpectedRevision::Any => true,
-            ExpectedRevision::NoStream => current.is_none(),
-            ExpectedRevision::Exact(n) => current == Some(n),
-        };
-        if !fits || append.events.iter().any(|e| taken.contains(&e.event_id)) {
-            firsts.push(None);
-            continue;
-        }
-        let first = current.map_or(0, |r| r + 1);
-        revisions.insert(
-            append.stream.clone(),
-            first + append.events.len() as u64 - 1,
-        );
-        taken.extend(append.events.iter().map(|e| e.event_id));
-        firsts.push(Some(first));
+    let knowledge = Knowledge::Read {
+        revisions: &revisions,
+        taken: &taken,
+    };
+    // Every append is decided when the log was read.
+    let Some(plan) = plan(proposals, &knowledge) else {
+        return Ok(None);
+    };
+    match write(conn, batch, &plan).await {
+        Ok(Some(inserted)) => Ok(Some(replies(batch, &plan, inserted))),
+        Ok(None) | Err(_) => Ok(None),
     }
+}
 
+/// Inserts the accepted events of `plan` in one statement, its own transaction, if its
+/// guards hold; returns their (position, revision) in batch order, or `None` when the
+/// guards did not hold and nothing was written.
+async fn write(
+    conn: &mut PgConnection,
+    batch: &[Append<Reply>],
+    plan: &Plan<'_>,
+) -> Result<Option<Vec<(i64, i64)>>, sqlx::Error> {
     let accepted = || {
         batch
             .iter()
-            .zip(&firsts)
+            .zip(&plan.firsts)
             .filter_map(|(a, first)| first.map(|first| (a, first)))
     };
     let rows: usize = accepted().map(|(a, _)| a.events.len()).sum();
-    let mut positions = Vec::new();
-    if rows > 0 {
-        let mut columns = Columns::with_capacity(rows);
-        for (append, first) in accepted() {
-            columns.push(&append.stream, first, &append.events);
-        }
-        match columns.insert(&mut conn).await {
-            Ok(inserted) => positions = inserted,
-            Err(_) => return Ok(None),
-        }
+    if rows == 0 {
+        return Ok(Some(Vec::new()));
     }
+    let mut columns = Columns::with_capacity(rows);
+    for (append, first) in accepted() {
+        columns.push(&append.stream, first, &append.events);
+    }
+    let inserted = columns.insert(conn, &plan.guards).await?;
+    if inserted.is_empty() {
+        return Ok(None);
+    }
+    if inserted.len() != rows {
+        // The guards are one condition for the whole statement: all rows or none.
+        return Err(sqlx::Error::Protocol(format!(
+            "a group commit wrote {} of its {rows} events",
+            inserted.len()
+        )));
+    }
+    Ok(Some(inserted))
+}
 
-    // Positions follow the rows' order: hand them out append by append.
-    let mut positions = positions.into_iter().map(|p| GlobalPosition(p as u64));
-    Ok(Some(
-        batch
-            .iter()
-            .zip(firsts)
-            .map(|(append, first)| {
-                Ok(match first {
-                    None => Outcome::Refused,
-                    Some(first) => Outcome::Appended(AppendResult {
-                        positions: positions.by_ref().take(append.events.len()).collect(),
-                        next_expected: ExpectedRevision::Exact(
-                            first + append.events.len() as u64 - 1,
-                        ),
+/// The answers of a written plan, given the inserted (position, revision) in batch order.
+fn replies(batch: &[Append<Reply>], plan: &Plan<'_>, inserted: Vec<(i64, i64)>) -> Vec<Reply> {
+    let mut inserted = inserted.into_iter();
+    batch
+        .iter()
+        .zip(&plan.firsts)
+        .map(|(append, first)| {
+            Ok(match first {
+                None => Outcome::Refused,
+                Some(_) => {
+                    let rows: Vec<(i64, i64)> =
+                        inserted.by_ref().take(append.events.len()).collect();
+                    let last = rows.last().map_or(0, |(_, revision)| *revision) as u64;
+                    Outcome::Appended(AppendResult {
+                        positions: rows
+                            .iter()
+                            .map(|(position, _)| GlobalPosition(*position as u64))
+                            .collect(),
+                        next_expected: ExpectedRevision::Exact(last),
                         already_appended: false,
-                    }),
-                })
+                    })
+                }
             })
-            .collect(),
-    ))
+        })
+        .collect()
 }
 
 /// The accepted events of a batch, as the arrays of one INSERT.
 struct Columns<'a> {
     streams: Vec<&'a str>,
+    /// The revision, or with `after_head` the offset after the stream's last one.
     revisions: Vec<i64>,
+    after_head: Vec<bool>,
     ids: Vec<Uuid>,
     types: Vec<&'a str>,
     versions: Vec<i32>,
@@ -225,6 +298,7 @@ impl<'a> Columns<'a> {
         Self {
             streams: Vec::with_capacity(rows),
             revisions: Vec::with_capacity(rows),
+            after_head: Vec::with_capacity(rows),
             ids: Vec::with_capacity(rows),
             types: Vec::with_capacity(rows),
             versions: Vec::with_capacity(rows),
@@ -233,10 +307,15 @@ impl<'a> Columns<'a> {
         }
     }
 
-    fn push(&mut self, stream: &'a str, first: u64, events: &'a [NewEvent]) {
+    fn push(&mut self, stream: &'a str, first: First, events: &'a [NewEvent]) {
+        let (start, after_head) = match first {
+            First::At(at) => (at, false),
+            First::AfterHead(after) => (after, true),
+        };
         for (i, event) in events.iter().enumerate() {
             self.streams.push(stream);
-            self.revisions.push((first + i as u64) as i64);
+            self.revisions.push((start + i as u64) as i64);
+            self.after_head.push(after_head);
             self.ids.push(event.event_id);
             self.types.push(&event.event_type);
             self.versions.push(event.schema_version as i32);
@@ -245,38 +324,65 @@ impl<'a> Columns<'a> {
         }
     }
 
-    /// Inserts the rows as the transaction's first, numbered from `xid << 20` in order;
-    /// returns their positions in that order.
-    async fn insert(self, conn: &mut PgConnection) -> Result<Vec<i64>, sqlx::Error> {
-        let mut positions: Vec<i64> = sqlx::query_scalar(
+    /// Inserts the rows as the transaction's first, numbered from `xid << 20` in order, if
+    /// every guard (an event that must exist) holds; returns their (position, revision) in
+    /// that order, none if a guard failed.
+    async fn insert(
+        self,
+        conn: &mut PgConnection,
+        guards: &[(&str, u64)],
+    ) -> Result<Vec<(i64, i64)>, sqlx::Error> {
+        let (guard_streams, guard_revisions): (Vec<&str>, Vec<i64>) =
+            guards.iter().map(|(s, r)| (*s, *r as i64)).unzip();
+        // The subqueries see the log as it was when the statement began, without its own
+        // rows: an `Any` row goes after the stream's last revision before the batch. Each
+        // guard is a scalar subquery, one index probe: as an EXISTS it became a join, which
+        // the plan the connection keeps for this statement (made while the log was small)
+        // ran as a scan of the whole log.
+        let rows = sqlx::query(
             "INSERT INTO events (global_position, event_id, stream_id, stream_revision, \
                                  event_type, schema_version, data, metadata) \
-             SELECT ((pg_current_xact_id()::TEXT::BIGINT) << 20) + t.ord - 1, \
-                    t.id, t.s, t.r, t.ty, t.v, t.d, t.m \
-             FROM unnest($1::UUID[], $2::TEXT[], $3::BIGINT[], $4::TEXT[], $5::INT4[], \
-                         $6::JSONB[], $7::JSONB[]) WITH ORDINALITY AS t(id, s, r, ty, v, d, m, ord) \
-             RETURNING global_position",
+             SELECT ((pg_current_xact_id()::TEXT::BIGINT) << 20) + t.ord - 1, t.id, t.s, \
+                    CASE WHEN t.h THEN coalesce((SELECT max(e.stream_revision) FROM events e \
+                                                 WHERE e.stream_id = t.s), -1) + 1 + t.r \
+                         ELSE t.r END, \
+                    t.ty, t.v, t.d, t.m \
+             FROM unnest($1::UUID[], $2::TEXT[], $3::BIGINT[], $4::BOOL[], $5::TEXT[], \
+                         $6::INT4[], $7::JSONB[], $8::JSONB[]) \
+                  WITH ORDINALITY AS t(id, s, r, h, ty, v, d, m, ord) \
+             WHERE (SELECT count(*) FROM unnest($9::TEXT[], $10::BIGINT[]) AS g(s, r) \
+                    WHERE (SELECT e.stream_revision FROM events e \
+                           WHERE e.stream_id = g.s AND e.stream_revision = g.r) IS NOT NULL) \
+                   = cardinality($9::TEXT[]) \
+             RETURNING global_position, stream_revision",
         )
         .bind(self.ids)
         .bind(self.streams)
         .bind(self.revisions)
+        .bind(self.after_head)
         .bind(self.types)
         .bind(self.versions)
         .bind(self.data)
         .bind(self.metadata)
+        .bind(guard_streams)
+        .bind(guard_revisions)
         .fetch_all(conn)
         .await?;
+        let mut inserted = rows
+            .iter()
+            .map(|row| Ok((row.try_get(0)?, row.try_get(1)?)))
+            .collect::<Result<Vec<(i64, i64)>, sqlx::Error>>()?;
         // RETURNING promises no order; the positions grow with the rows'.
-        positions.sort_unstable();
-        Ok(positions)
+        inserted.sort_unstable();
+        Ok(inserted)
     }
 }
 
 /// A batch of one: the guarded INSERT alone, one round trip, as fast as an append that
 /// does not queue.
-async fn alone(pg: &PgPool, append: &Append<Reply>) -> Reply {
+async fn alone(conn: &mut PgConnection, append: &Append<Reply>) -> Reply {
     match insert(
-        pg,
+        conn,
         &append.stream,
         append.expected,
         Positions::OwnTransaction,
@@ -292,8 +398,11 @@ async fn alone(pg: &PgPool, append: &Append<Reply>) -> Reply {
 
 /// After a failed insert: each append inside a savepoint, so a failure undoes that append
 /// only and is its own answer. Errors of the transaction itself fail the whole batch.
-async fn with_savepoints(pg: &PgPool, batch: &[Append<Reply>]) -> Result<Vec<Reply>, sqlx::Error> {
-    let mut tx = pg.begin().await?;
+async fn with_savepoints(
+    conn: &mut PgConnection,
+    batch: &[Append<Reply>],
+) -> Result<Vec<Reply>, sqlx::Error> {
+    let mut tx = conn.begin().await?;
     let mut replies = Vec::with_capacity(batch.len());
     for (index, append) in batch.iter().enumerate() {
         sqlx::query("SAVEPOINT append").execute(&mut *tx).await?;
