@@ -197,7 +197,7 @@ impl ScrapeFigures {
         for follower in followers {
             let checkpoint = core
                 .projections
-                .checkpoint(follower)
+                .position(follower)
                 .await
                 .map_err(|e| ApiError::Internal(e.to_string()))?;
             let backlog = match backlogs.get(&checkpoint) {

@@ -91,6 +91,10 @@ impl Projector for AccountsProjector {
         TABLES
     }
 
+    fn categories(&self) -> &'static [StreamCategory] {
+        &[StreamCategory::Account]
+    }
+
     async fn apply(
         &self,
         conn: &mut AnyConnection,

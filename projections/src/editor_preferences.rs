@@ -56,6 +56,10 @@ impl Projector for EditorPreferencesProjector {
         TABLES
     }
 
+    fn categories(&self) -> &'static [StreamCategory] {
+        &[StreamCategory::Account, StreamCategory::EditorPreferences]
+    }
+
     async fn apply(
         &self,
         conn: &mut AnyConnection,

@@ -17,6 +17,7 @@ pub mod billing;
 pub mod chain;
 pub mod checkpoints;
 pub mod credits;
+mod cursor;
 pub mod editor_preferences;
 pub mod operator_tokens;
 pub mod page;

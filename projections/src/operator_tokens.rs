@@ -43,6 +43,10 @@ impl Projector for OperatorTokensProjector {
         TABLES
     }
 
+    fn categories(&self) -> &'static [StreamCategory] {
+        &[StreamCategory::OperatorToken]
+    }
+
     async fn apply(
         &self,
         conn: &mut AnyConnection,

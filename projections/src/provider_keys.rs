@@ -44,6 +44,14 @@ impl Projector for ProviderKeysProjector {
         TABLES
     }
 
+    fn categories(&self) -> &'static [StreamCategory] {
+        &[
+            StreamCategory::Account,
+            StreamCategory::ProviderKeys,
+            StreamCategory::Workspace,
+        ]
+    }
+
     async fn apply(
         &self,
         conn: &mut AnyConnection,

@@ -1,14 +1,19 @@
 //! Creating read models and rebuilding them: a projector whose version changed (or whose
 //! tables went missing) is replayed from position 0 into fresh tables while the live ones
 //! keep serving, then the fresh tables are swapped in with the checkpoint, in one
-//! transaction.
+//! transaction. While a batch is applied, a task of its own reads and decodes the next
+//! pages (only the events of the projector's streams are decoded).
 
 use crate::checkpoints::{lock_checkpoint, register_checkpoint, reset_checkpoint, stored_version};
+use crate::cursor::concerns;
 use crate::runner::BATCH_SIZE;
+use crate::runner::decode_events;
 use crate::schema::{Tables, create_statements, table_exists};
 use crate::{Follower, ProjectionError, ProjectionRunner, Projector};
+use domain::StreamCategory;
 use std::sync::Arc;
-use store::{Backend, GlobalPosition};
+use store::{Backend, DecodedEvent, EventDecoder, EventLog, GlobalPosition};
+use tokio::sync::mpsc;
 
 /// Events per page read, and per transaction, while rebuilding: larger than the live
 /// runner's batches, since a rebuild has the whole log to read and nobody waits on a batch.
@@ -105,20 +110,31 @@ impl ProjectionRunner {
         w.commit().await?;
 
         // Replay in batches of their own, so the live tables keep serving meanwhile.
+        let (pages, mut decoded) = mpsc::channel(2);
+        let reader = tokio::spawn(read_pages(
+            self.log.clone(),
+            self.decoder.clone(),
+            projector.categories(),
+            pages,
+        ));
+        // Stops the reader if a batch fails.
+        let _reader = AbortOnDrop(reader.abort_handle());
         let mut position = GlobalPosition::START;
         let mut count = 0u64;
-        loop {
-            let batch = self.log.read_all(position, REBUILD_BATCH_SIZE).await?;
-            let Some(last) = batch.last().map(|e| e.position) else {
-                break;
-            };
-            let events = self.decode_all(batch).await?;
-            let mut w = self.db.begin_write().await?;
-            projector.apply_batch(&mut w.tx, shadow, &events).await?;
-            w.commit().await?;
-            count += events.len() as u64;
-            position = last;
+        while let Some(page) = decoded.recv().await {
+            if !page.events.is_empty() {
+                let mut w = self.db.begin_write().await?;
+                projector
+                    .apply_batch(&mut w.tx, shadow, &page.events)
+                    .await?;
+                w.commit().await?;
+            }
+            count += page.read;
+            position = page.last;
         }
+        reader
+            .await
+            .map_err(|e| ProjectionError::Decode(format!("the rebuild's reader stopped: {e}")))??;
 
         // Swap: hold the checkpoint row so the live runner cannot commit a batch meanwhile,
         // apply what arrived since, then put the new tables in place of the old.
@@ -131,9 +147,11 @@ impl ProjectionRunner {
             let Some(last) = batch.last().map(|e| e.position) else {
                 break;
             };
-            let events = self.decode_all(batch).await?;
+            count += batch.len() as u64;
+            let categories = projector.categories();
+            let concerned = batch.into_iter().filter(|e| concerns(categories, e));
+            let events = self.decode_all(concerned.collect()).await?;
             projector.apply_batch(&mut w.tx, shadow, &events).await?;
-            count += events.len() as u64;
             position = last;
         }
         for table in projector.tables() {
@@ -160,5 +178,48 @@ impl ProjectionRunner {
             events: count,
             position,
         })
+    }
+}
+
+/// A page of the log, decoded for one projector.
+struct Page {
+    /// The events of the projector's streams.
+    events: Vec<DecodedEvent>,
+    /// How many events the page held.
+    read: u64,
+    /// Its last position.
+    last: GlobalPosition,
+}
+
+/// Reads the whole log into `pages`, decoding the events of `categories`, until the end of
+/// the log or until nobody receives.
+async fn read_pages(
+    log: Arc<dyn EventLog>,
+    decoder: Arc<dyn EventDecoder>,
+    categories: &'static [StreamCategory],
+    pages: mpsc::Sender<Page>,
+) -> Result<(), ProjectionError> {
+    let mut position = GlobalPosition::START;
+    loop {
+        let batch = log.read_all(position, REBUILD_BATCH_SIZE).await?;
+        let Some(last) = batch.last().map(|e| e.position) else {
+            return Ok(());
+        };
+        let read = batch.len() as u64;
+        let concerned = batch.into_iter().filter(|e| concerns(categories, e));
+        let events = decode_events(&*decoder, concerned.collect()).await?;
+        if pages.send(Page { events, read, last }).await.is_err() {
+            return Ok(());
+        }
+        position = last;
+    }
+}
+
+/// Aborts a task when dropped.
+struct AbortOnDrop(tokio::task::AbortHandle);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }

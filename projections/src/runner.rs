@@ -1,12 +1,16 @@
 //! Runs the followers of the log: projectors (one transaction per batch that also
 //! advances the checkpoint) and reactors (checkpoint saved after each reaction), each in a
-//! loop that waits for new events. Rebuilds live in [`crate::rebuild`], read-your-writes
-//! waits in [`crate::visibility`], checkpoints in [`crate::checkpoints`].
+//! loop that waits for new events. Each follower names the stream categories it reads;
+//! other events are neither decoded nor handed to it, and need no write (see
+//! [`crate::cursor`]). Rebuilds live in [`crate::rebuild`], read-your-writes waits in
+//! [`crate::visibility`], checkpoints in [`crate::checkpoints`].
 
 use crate::Follower;
 use crate::checkpoints::{advance_checkpoint, stored_checkpoint};
+use crate::cursor::{Cursor, concerns};
 use crate::schema::{Table, Tables};
 use async_trait::async_trait;
+use domain::StreamCategory;
 use sqlx::AnyConnection;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -27,6 +31,8 @@ pub trait Projector: Send + Sync {
     fn version(&self) -> i32;
     /// The tables it owns.
     fn tables(&self) -> &'static [Table];
+    /// The categories of the streams whose events it reads; it is handed no other.
+    fn categories(&self) -> &'static [StreamCategory];
     /// Applies one event inside the batch's transaction. Must ignore events it does not
     /// care about, including erased and unknown ones.
     async fn apply(
@@ -59,6 +65,8 @@ pub trait Projector: Send + Sync {
 pub trait Reactor: Send + Sync {
     /// Its checkpoint's name.
     fn name(&self) -> Follower;
+    /// The categories of the streams whose events it reacts to; it is handed no other.
+    fn categories(&self) -> &'static [StreamCategory];
     /// Handles one event; returns whether it did anything (its checkpoint is then saved at
     /// once, so a restart does not redo it).
     async fn react(
@@ -146,11 +154,28 @@ enum Step {
     Lost,
 }
 
+/// Decodes `batch` with `decoder`.
+pub(crate) async fn decode_events(
+    decoder: &dyn EventDecoder,
+    batch: Vec<store::RecordedEvent>,
+) -> Result<Vec<DecodedEvent>, ProjectionError> {
+    let mut decoded = Vec::with_capacity(batch.len());
+    for event in batch {
+        decoded.push(
+            decoder
+                .decode_event(event)
+                .await
+                .map_err(|e| ProjectionError::Decode(e.to_string()))?,
+        );
+    }
+    Ok(decoded)
+}
+
 /// Runs a set of projectors against one log and one read-model database.
 pub struct ProjectionRunner {
     pub(crate) db: Database,
     pub(crate) log: Arc<dyn EventLog>,
-    decoder: Arc<dyn EventDecoder>,
+    pub(crate) decoder: Arc<dyn EventDecoder>,
     projectors: Vec<Arc<dyn Projector>>,
     pub(crate) reactors: Vec<Arc<dyn Reactor>>,
     pub(crate) progress: HashMap<Follower, watch::Sender<u64>>,
@@ -221,6 +246,17 @@ impl ProjectionRunner {
         }
     }
 
+    /// How far a follower has got: its stored checkpoint, or further where this process's
+    /// runner has read past events that do not concern it and not stored that yet.
+    pub async fn position(&self, name: Follower) -> Result<GlobalPosition, ProjectionError> {
+        let stored = self.checkpoint(name).await?;
+        let read = self
+            .progress
+            .get(&name)
+            .map_or(0, |progress| *progress.borrow());
+        Ok(stored.max(GlobalPosition(read)))
+    }
+
     /// The stored checkpoint of a projection.
     pub async fn checkpoint(&self, name: Follower) -> Result<GlobalPosition, ProjectionError> {
         Ok(stored_checkpoint(&self.db, name).await?)
@@ -230,37 +266,103 @@ impl ProjectionRunner {
         &self,
         batch: Vec<store::RecordedEvent>,
     ) -> Result<Vec<DecodedEvent>, ProjectionError> {
-        let mut decoded = Vec::with_capacity(batch.len());
-        for event in batch {
-            decoded.push(
-                self.decoder
-                    .decode_event(event)
-                    .await
-                    .map_err(|e| ProjectionError::Decode(e.to_string()))?,
-            );
-        }
-        Ok(decoded)
+        decode_events(&*self.decoder, batch).await
     }
 
-    async fn step(&self, projector: &Arc<dyn Projector>) -> Result<Step, ProjectionError> {
-        let name = projector.name();
-        let checkpoint = self.checkpoint(name).await?;
-        self.publish(name, checkpoint);
-        let batch = self.log.read_all(checkpoint, BATCH_SIZE).await?;
+    /// The stored checkpoint of `name`, read into `cursor` if it has not been yet.
+    async fn stored(
+        &self,
+        name: Follower,
+        cursor: &mut Cursor,
+    ) -> Result<GlobalPosition, ProjectionError> {
+        if let Some(stored) = cursor.stored {
+            return Ok(stored);
+        }
+        let stored = self.checkpoint(name).await?;
+        cursor.load(stored);
+        self.publish(name, stored);
+        Ok(stored)
+    }
+
+    /// Reads the batch after `cursor`; returns the events of it that concern `categories`
+    /// and the position of its last event (`None`: nothing new). When none concerns the
+    /// follower, moves the cursor past them, storing it if due.
+    async fn next_batch(
+        &self,
+        name: Follower,
+        categories: &[StreamCategory],
+        cursor: &mut Cursor,
+        size: usize,
+    ) -> Result<Option<(Vec<store::RecordedEvent>, GlobalPosition)>, ProjectionError> {
+        let stored = self.stored(name, cursor).await?;
+        let batch = self.log.read_all(cursor.read, size).await?;
         let Some(last) = batch.last().map(|e| e.position) else {
+            // Out of events: store how far it has read, so that a restart or another
+            // process starts from there.
+            if cursor.read != stored {
+                self.store(name, cursor, stored).await?;
+            }
+            return Ok(None);
+        };
+        let concerned: Vec<_> = batch
+            .into_iter()
+            .filter(|e| concerns(categories, e))
+            .collect();
+        if concerned.is_empty() {
+            cursor.read = last;
+            self.publish(name, last);
+            if cursor.store_due() {
+                self.store(name, cursor, stored).await?;
+            }
+        }
+        Ok(Some((concerned, last)))
+    }
+
+    /// Stores the cursor's read position as the checkpoint (moved from `stored`).
+    async fn store(
+        &self,
+        name: Follower,
+        cursor: &mut Cursor,
+        stored: GlobalPosition,
+    ) -> Result<(), ProjectionError> {
+        let read = cursor.read;
+        if self.advance(name, stored, read).await? {
+            cursor.stored(read);
+        } else {
+            cursor.lost();
+        }
+        Ok(())
+    }
+
+    async fn step(
+        &self,
+        projector: &Arc<dyn Projector>,
+        cursor: &mut Cursor,
+    ) -> Result<Step, ProjectionError> {
+        let name = projector.name();
+        let Some((batch, last)) = self
+            .next_batch(name, projector.categories(), cursor, BATCH_SIZE)
+            .await?
+        else {
             return Ok(Step::Idle);
         };
+        if batch.is_empty() {
+            return Ok(Step::Applied);
+        }
+        let stored = self.stored(name, cursor).await?;
         let events = self.decode_all(batch).await?;
         let tables = Tables::live(projector.tables());
         let mut w = self.db.begin_write().await?;
-        // Advance the checkpoint first, guarded by its old value: a second runner of the
+        // Advance the checkpoint first, guarded by its stored value: a second runner of the
         // same projection (another process) fails here and rolls back, so no event is
         // ever applied twice. Writing first also takes SQLite's write lock up front.
-        if !advance_checkpoint(&mut w, name, checkpoint, last).await? {
+        if !advance_checkpoint(&mut w, name, stored, last).await? {
+            cursor.lost();
             return Ok(Step::Lost);
         }
         projector.apply_batch(&mut w.tx, &tables, &events).await?;
         w.commit().await?;
+        cursor.stored(last);
         self.publish(name, last);
         Ok(Step::Applied)
     }
@@ -281,14 +383,22 @@ impl ProjectionRunner {
         Ok(advanced)
     }
 
-    async fn react_step(&self, reactor: &Arc<dyn Reactor>) -> Result<Step, ProjectionError> {
+    async fn react_step(
+        &self,
+        reactor: &Arc<dyn Reactor>,
+        cursor: &mut Cursor,
+    ) -> Result<Step, ProjectionError> {
         let name = reactor.name();
-        let mut checkpoint = self.checkpoint(name).await?;
-        self.publish(name, checkpoint);
-        let batch = self.log.read_all(checkpoint, REACTOR_BATCH_SIZE).await?;
-        let Some(last) = batch.last().map(|e| e.position) else {
+        let Some((batch, last)) = self
+            .next_batch(name, reactor.categories(), cursor, REACTOR_BATCH_SIZE)
+            .await?
+        else {
             return Ok(Step::Idle);
         };
+        if batch.is_empty() {
+            return Ok(Step::Applied);
+        }
+        let mut checkpoint = self.stored(name, cursor).await?;
         for event in self.decode_all(batch).await? {
             let acted = reactor
                 .react(&event)
@@ -299,25 +409,27 @@ impl ProjectionRunner {
                     .advance(name, checkpoint, event.envelope.position)
                     .await?
                 {
+                    cursor.lost();
                     return Ok(Step::Lost);
                 }
                 checkpoint = event.envelope.position;
+                cursor.stored(checkpoint);
             }
         }
-        if checkpoint != last && !self.advance(name, checkpoint, last).await? {
-            return Ok(Step::Lost);
+        // The rest of the batch did not concern it (or needed nothing): stored when due.
+        cursor.read = last;
+        self.publish(name, last);
+        if cursor.store_due() {
+            self.store(name, cursor, checkpoint).await?;
         }
         Ok(Step::Applied)
     }
 
-    /// Applies (or reacts to) every event after the checkpoint of `name`.
+    /// Applies (or reacts to) every event after the checkpoint of `name`, and stores the
+    /// checkpoint at the end.
     pub async fn catch_up(&self, name: Follower) -> Result<(), ProjectionError> {
-        if let Some(reactor) = self.reactors.iter().find(|r| r.name() == name).cloned() {
-            while !matches!(self.react_step(&reactor).await?, Step::Idle) {}
-            return Ok(());
-        }
-        let projector = self.projector(name)?.clone();
-        while !matches!(self.step(&projector).await?, Step::Idle) {}
+        let mut cursor = Cursor::new();
+        while !matches!(self.step_any(name, &mut cursor).await?, Step::Idle) {}
         Ok(())
     }
 
@@ -333,18 +445,25 @@ impl ProjectionRunner {
             .collect()
     }
 
-    async fn step_any(&self, name: Follower) -> Result<Step, ProjectionError> {
+    async fn step_any(&self, name: Follower, cursor: &mut Cursor) -> Result<Step, ProjectionError> {
         if let Some(reactor) = self.reactors.iter().find(|r| r.name() == name) {
-            return self.react_step(reactor).await;
+            return self.react_step(reactor, cursor).await;
         }
         let projector = self.projector(name)?;
-        self.step(projector).await
+        self.step(projector, cursor).await
     }
 
     #[tracing::instrument(skip_all, fields(projection = %name))]
     async fn run(&self, name: Follower, shutdown: watch::Receiver<bool>) {
+        let cursor = tokio::sync::Mutex::new(Cursor::new());
         follow_log(&self.log, shutdown, Duration::from_secs(30), || async {
-            Ok::<_, ProjectionError>(!matches!(self.step_any(name).await?, Step::Idle))
+            let mut cursor = cursor.lock().await;
+            let step = self.step_any(name, &mut cursor).await;
+            if step.is_err() {
+                // Start again from the stored checkpoint.
+                cursor.lost();
+            }
+            Ok::<_, ProjectionError>(!matches!(step?, Step::Idle))
         })
         .await;
     }

@@ -66,6 +66,10 @@ impl Projector for SessionsProjector {
         TABLES
     }
 
+    fn categories(&self) -> &'static [StreamCategory] {
+        &[StreamCategory::Account, StreamCategory::Activity]
+    }
+
     async fn apply(
         &self,
         conn: &mut AnyConnection,

@@ -68,6 +68,10 @@ impl Projector for TelegramProjector {
         TABLES
     }
 
+    fn categories(&self) -> &'static [StreamCategory] {
+        &[StreamCategory::Account, StreamCategory::Telegram]
+    }
+
     async fn apply(
         &self,
         conn: &mut AnyConnection,

@@ -97,6 +97,10 @@ impl Projector for WorkspacesProjector {
         TABLES
     }
 
+    fn categories(&self) -> &'static [StreamCategory] {
+        &[StreamCategory::Workspace]
+    }
+
     async fn apply(
         &self,
         conn: &mut AnyConnection,

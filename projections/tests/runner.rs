@@ -7,7 +7,7 @@ use commands::accounts::{Accounts, RegisterAccount, SessionPolicy, SignIn};
 use commands::passwords::Passwords;
 use commands::{CommandContext, EventCodec, Executor, SystemClock};
 use domain::session::{RevocationReason, SessionOrigin};
-use domain::{AccountId, Timestamp};
+use domain::{AccountId, StreamCategory, Timestamp};
 use projections::accounts::AccountRow;
 use projections::runner::ProjectionRunner;
 use projections::sessions::SessionRow;
@@ -195,6 +195,17 @@ const COUNTING: Follower = Follower::TokenUsage;
 /// Counts applications in one row, so that applying an event twice shows.
 struct Counting {
     fail: Arc<AtomicBool>,
+    categories: &'static [StreamCategory],
+}
+
+impl Counting {
+    /// Counts every event.
+    fn all(fail: Arc<AtomicBool>) -> Self {
+        Self {
+            fail,
+            categories: &StreamCategory::ALL,
+        }
+    }
 }
 
 const COUNTING_TABLES: &[Table] = &[Table {
@@ -214,6 +225,9 @@ impl Projector for Counting {
     }
     fn tables(&self) -> &'static [Table] {
         COUNTING_TABLES
+    }
+    fn categories(&self) -> &'static [StreamCategory] {
+        self.categories
     }
     async fn apply(
         &self,
@@ -326,7 +340,7 @@ mod cases {
     pub async fn a_failed_batch_changes_nothing_and_is_applied_once_later(f: Fixture) {
         f.history().await;
         let fail = Arc::new(AtomicBool::new(true));
-        let runner = f.runner(vec![Arc::new(Counting { fail: fail.clone() })]);
+        let runner = f.runner(vec![Arc::new(Counting::all(fail.clone()))]);
         runner.prepare().await.unwrap();
         assert!(runner.catch_up(COUNTING).await.is_err());
         assert_eq!(
@@ -352,8 +366,8 @@ mod cases {
     pub async fn two_runners_never_apply_an_event_twice(f: Fixture) {
         f.history().await;
         let fail = Arc::new(AtomicBool::new(false));
-        let a = Arc::new(f.runner(vec![Arc::new(Counting { fail: fail.clone() })]));
-        let b = Arc::new(f.runner(vec![Arc::new(Counting { fail })]));
+        let a = Arc::new(f.runner(vec![Arc::new(Counting::all(fail.clone()))]));
+        let b = Arc::new(f.runner(vec![Arc::new(Counting::all(fail))]));
         a.prepare().await.unwrap();
         b.prepare().await.unwrap();
         let (ra, rb) = tokio::join!(a.catch_up(COUNTING), b.catch_up(COUNTING));
@@ -366,6 +380,43 @@ mod cases {
         assert!(
             rows.iter().all(|row| row[1].as_deref() == Some("1")),
             "each event applied once"
+        );
+    }
+
+    /// A follower is handed only the events of its streams; it reads past the others
+    /// without writing, and stores its checkpoint once it runs out of events.
+    pub async fn a_follower_sees_only_its_streams_and_stores_its_checkpoint_when_idle(f: Fixture) {
+        let counted = |events: &[store::RecordedEvent]| {
+            events
+                .iter()
+                .filter(|e| StreamCategory::of_stream(&e.stream) == Some(StreamCategory::Email))
+                .count()
+        };
+        let last = f.history().await;
+        let runner = f.runner(vec![Arc::new(Counting {
+            fail: Arc::new(AtomicBool::new(false)),
+            categories: &[StreamCategory::Email],
+        })]);
+        runner.prepare().await.unwrap();
+        caught_up(&f, &runner, COUNTING).await;
+        assert!(runner.checkpoint(COUNTING).await.unwrap() >= last);
+        f.history().await;
+        caught_up(&f, &runner, COUNTING).await;
+
+        let events = f.log.read_all(GlobalPosition::START, 10_000).await.unwrap();
+        let ours = counted(&events);
+        assert!(
+            ours > 0 && ours < events.len(),
+            "{ours} of {}",
+            events.len()
+        );
+        let rows = dump(&f.db, "applied", "event_id").await;
+        assert_eq!(rows.len(), ours, "only the e-mail streams' events");
+        assert!(rows.iter().all(|row| row[1].as_deref() == Some("1")));
+        assert_eq!(
+            runner.checkpoint(COUNTING).await.unwrap(),
+            events.last().unwrap().position,
+            "stored at the last event read, though it concerns another stream"
         );
     }
 
@@ -442,4 +493,5 @@ on_both_backends!(
     two_runners_never_apply_an_event_twice,
     waits_until_a_running_projection_has_applied_a_position,
     a_new_projector_version_rebuilds_at_start,
+    a_follower_sees_only_its_streams_and_stores_its_checkpoint_when_idle,
 );

@@ -39,6 +39,10 @@ impl Reactor for BillingReactor {
         Follower::BillingProcess
     }
 
+    fn categories(&self) -> &'static [StreamCategory] {
+        &[StreamCategory::Subscription, StreamCategory::Purchase]
+    }
+
     async fn react(
         &self,
         event: &DecodedEvent,

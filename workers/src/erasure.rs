@@ -147,6 +147,10 @@ impl Reactor for ErasureReactor {
         Follower::AccountErasure
     }
 
+    fn categories(&self) -> &'static [StreamCategory] {
+        &[StreamCategory::Account]
+    }
+
     async fn react(
         &self,
         event: &DecodedEvent,

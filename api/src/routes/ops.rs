@@ -121,7 +121,7 @@ pub async fn readyz(
         for name in core.projections.names() {
             let checkpoint = core
                 .projections
-                .checkpoint(name)
+                .position(name)
                 .await
                 .map_err(|e| e.to_string())?;
             projections.push(ProjectionStatus {

@@ -82,6 +82,14 @@ impl Projector for AccessTokensProjector {
         TOKEN_TABLES
     }
 
+    fn categories(&self) -> &'static [StreamCategory] {
+        &[
+            StreamCategory::AccessToken,
+            StreamCategory::Account,
+            StreamCategory::Subscription,
+        ]
+    }
+
     async fn apply(
         &self,
         conn: &mut AnyConnection,
@@ -297,6 +305,10 @@ impl Projector for TokenUsageProjector {
 
     fn tables(&self) -> &'static [Table] {
         USAGE_TABLES
+    }
+
+    fn categories(&self) -> &'static [StreamCategory] {
+        &[StreamCategory::Account, StreamCategory::Usage]
     }
 
     async fn apply(

@@ -91,6 +91,15 @@ impl Projector for BillingProjector {
         TABLES
     }
 
+    fn categories(&self) -> &'static [StreamCategory] {
+        &[
+            StreamCategory::Invoice,
+            StreamCategory::InvoiceSeries,
+            StreamCategory::Purchase,
+            StreamCategory::Subscription,
+        ]
+    }
+
     async fn apply(
         &self,
         conn: &mut AnyConnection,

@@ -10,8 +10,8 @@ use crate::Follower;
 use crate::runner::{ProjectionError, Projector};
 use crate::schema::{Table, Tables};
 use async_trait::async_trait;
-use domain::Timestamp;
 use domain::credits::Allocation;
+use domain::{StreamCategory, Timestamp};
 use sqlx::AnyConnection;
 use store::DecodedEvent;
 use uuid::Uuid;
@@ -121,6 +121,10 @@ impl Projector for CreditsProjector {
 
     fn tables(&self) -> &'static [Table] {
         TABLES
+    }
+
+    fn categories(&self) -> &'static [StreamCategory] {
+        &[StreamCategory::Credits, StreamCategory::Offer]
     }
 
     async fn apply(

@@ -1,0 +1,68 @@
+//! Where a follower of this process stands in the log.
+//!
+//! Most events concern few followers (a credit spend concerns the credits read model, not
+//! the sessions one), and an event that does not concern a follower needs no write. So a
+//! follower reads past such events without storing its checkpoint each time: what it has
+//! read is published in this process at once (read-your-writes waits see it), and the
+//! stored checkpoint catches up with the next batch it applies, when it runs out of events,
+//! or at least every [`STORE_EVERY`]. A restart, or a runner in another process, starts from
+//! the stored checkpoint and reads those events again, which is harmless: they do not
+//! concern it.
+
+use domain::StreamCategory;
+use std::time::Duration;
+use store::{GlobalPosition, RecordedEvent};
+use tokio::time::Instant;
+
+/// Longest a follower reading past events that do not concern it leaves its stored
+/// checkpoint behind (the lag metrics and other processes' waits read the stored one).
+pub(crate) const STORE_EVERY: Duration = Duration::from_millis(250);
+
+/// A follower's position in this process.
+pub(crate) struct Cursor {
+    /// The checkpoint as stored, once read (`None`: read it before going on).
+    pub stored: Option<GlobalPosition>,
+    /// How far it has read: nothing after `stored` up to here concerns it.
+    pub read: GlobalPosition,
+    /// When `stored` was last read or written.
+    pub stored_at: Instant,
+}
+
+impl Cursor {
+    /// A cursor that reads the stored checkpoint first.
+    pub fn new() -> Self {
+        Self {
+            stored: None,
+            read: GlobalPosition::START,
+            stored_at: Instant::now(),
+        }
+    }
+
+    /// Starts again from the stored checkpoint `stored`, just read.
+    pub fn load(&mut self, stored: GlobalPosition) {
+        self.stored = Some(stored);
+        self.read = stored;
+        self.stored_at = Instant::now();
+    }
+
+    /// `position` was stored, and everything up to it read.
+    pub fn stored(&mut self, position: GlobalPosition) {
+        self.load(position);
+    }
+
+    /// Another runner moved the stored checkpoint: read it again.
+    pub fn lost(&mut self) {
+        self.stored = None;
+    }
+
+    /// Whether the stored checkpoint is behind what was read for long enough to write it.
+    pub fn store_due(&self) -> bool {
+        self.stored != Some(self.read) && self.stored_at.elapsed() >= STORE_EVERY
+    }
+}
+
+/// Whether `event` is in a stream of one of `categories` (events of unknown streams
+/// concern nobody).
+pub(crate) fn concerns(categories: &[StreamCategory], event: &RecordedEvent) -> bool {
+    StreamCategory::of_stream(&event.stream).is_some_and(|c| categories.contains(&c))
+}
