@@ -26,6 +26,7 @@ use sqlx::postgres::{PgListener, PgPoolOptions, PgRow};
 use sqlx::types::Json;
 use sqlx::{PgConnection, PgExecutor, PgPool, Row};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 use tokio::sync::{Mutex, Notify};
 use tokio::task::JoinHandle;
@@ -47,10 +48,25 @@ const ANY_ATTEMPTS: u32 = 100;
 /// 2-core machine, neither then nor with four writers each owning a share of the streams.
 const WRITERS: usize = 1;
 
+/// How soon followers look again when committed events are still hidden by an open
+/// transaction: about one commit's time.
+const HIDDEN_RECHECK: Duration = Duration::from_millis(2);
+
+/// The longest wait between those looks.
+const HIDDEN_RECHECK_MAX: Duration = Duration::from_secs(1);
+
+/// A pending wake-up of the followers, and the delay of the next one.
+struct Recheck {
+    pending: AtomicBool,
+    delay_micros: AtomicU64,
+}
+
 /// The event log in PostgreSQL.
 pub struct PostgresLog {
     pg: PgPool,
     signal: AppendSignal,
+    /// Waking followers again while committed events are hidden.
+    recheck: Arc<Recheck>,
     queue: Queue<group::Reply>,
     tasks: Vec<JoinHandle<()>>,
 }
@@ -287,9 +303,45 @@ impl PostgresLog {
         Ok(Self {
             pg,
             signal,
+            recheck: Arc::new(Recheck {
+                pending: AtomicBool::new(false),
+                delay_micros: AtomicU64::new(HIDDEN_RECHECK.as_micros() as u64),
+            }),
             queue,
             tasks,
         })
+    }
+
+    /// After a read that reached the visibility horizon at `last`: if events after it are
+    /// committed but still hidden (an older transaction is open somewhere on the server),
+    /// wakes this process's followers again shortly. No append may follow to wake them when
+    /// that transaction ends, and they would otherwise sleep until the watch's fallback.
+    /// The delay doubles while the events stay hidden (a long transaction), up to
+    /// [`HIDDEN_RECHECK_MAX`].
+    async fn recheck_if_hidden(&self, last: GlobalPosition) -> Result<(), StoreError> {
+        let recheck = &self.recheck;
+        if recheck.pending.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        if self.committed_head().await? <= last {
+            recheck
+                .delay_micros
+                .store(HIDDEN_RECHECK.as_micros() as u64, Ordering::Release);
+            return Ok(());
+        }
+        if recheck.pending.swap(true, Ordering::AcqRel) {
+            return Ok(());
+        }
+        let delay = recheck.delay_micros.load(Ordering::Acquire);
+        let longer = (delay * 2).min(HIDDEN_RECHECK_MAX.as_micros() as u64);
+        recheck.delay_micros.store(longer, Ordering::Release);
+        let (signal, recheck) = (self.signal.clone(), self.recheck.clone());
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_micros(delay)).await;
+            recheck.pending.store(false, Ordering::Release);
+            signal.notify();
+        });
+        Ok(())
     }
 
     /// Appends within a transaction the caller controls (to compose an append with other
@@ -428,7 +480,12 @@ impl EventLog for PostgresLog {
             .bind(limit as i64)
             .fetch_all(&self.pg)
             .await?;
-        rows.iter().map(decode).collect()
+        let events: Vec<RecordedEvent> = rows.iter().map(decode).collect::<Result<_, _>>()?;
+        if events.len() < limit {
+            let last = events.last().map_or(after, |e| e.position);
+            self.recheck_if_hidden(last).await?;
+        }
+        Ok(events)
     }
 
     async fn head(&self) -> Result<GlobalPosition, StoreError> {

@@ -915,6 +915,56 @@ mod postgres_only {
         assert_eq!(visible[1].position, early.last_position());
     }
 
+    /// A follower that found committed events hidden behind an open transaction is woken
+    /// again soon though nothing else is appended (it used to sleep until the watch's
+    /// five-second fallback), and finds them once that transaction ends.
+    #[tokio::test]
+    async fn a_follower_is_woken_while_committed_events_are_hidden() {
+        let h = postgres().await.unwrap();
+        let url = &h.postgres.as_ref().unwrap().url;
+        let start = h.log.head().await.unwrap();
+
+        let mut conn = sqlx::PgConnection::connect(url).await.unwrap();
+        let mut slow = conn.begin().await.unwrap();
+        // Takes a transaction id older than the append's.
+        sqlx::query("SELECT pg_current_xact_id()")
+            .execute(&mut *slow)
+            .await
+            .unwrap();
+        let appended = h
+            .log
+            .append("hidden-1", ExpectedRevision::NoStream, vec![event(1)])
+            .await
+            .unwrap();
+        let position = appended.last_position();
+        let sees = |events: &[store::RecordedEvent]| events.iter().any(|e| e.position == position);
+
+        let mut watch = h.log.watch();
+        // Let the append's own announcement (NOTIFY, echoed to this process) pass first.
+        while tokio::time::timeout(Duration::from_millis(300), watch.changed())
+            .await
+            .is_ok()
+        {}
+        watch.mark_seen();
+        assert!(!sees(&h.log.read_all(start, 100).await.unwrap()));
+        tokio::time::timeout(Duration::from_secs(2), watch.changed())
+            .await
+            .expect("woken again while the event is hidden");
+
+        slow.commit().await.unwrap();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(4);
+        loop {
+            watch.mark_seen();
+            if sees(&h.log.read_all(start, 100).await.unwrap()) {
+                break;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "never seen");
+            tokio::time::timeout(Duration::from_secs(2), watch.changed())
+                .await
+                .expect("woken until it is seen");
+        }
+    }
+
     /// The same, with a reader that keeps a checkpoint as a projector does.
     #[tokio::test]
     async fn a_checkpointed_reader_catches_the_late_event() {
