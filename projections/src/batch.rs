@@ -13,7 +13,7 @@ const MAX_PARAMETERS: usize = 30_000;
 
 /// Rows per multi-row statement. Fixed, so that full chunks repeat the same SQL and reuse
 /// the connection's prepared statement rather than being parsed and planned again.
-const ROWS_PER_STATEMENT: usize = 128;
+const ROWS_PER_STATEMENT: usize = 1024;
 
 /// One bound value of a row.
 #[derive(Debug, Clone, PartialEq, Eq)]
