@@ -12,7 +12,7 @@ use crate::log::EventLog;
 use sqlx::any::AnyPoolOptions;
 use sqlx::migrate::{Migration, MigrationSource, MigrationType, Migrator};
 use sqlx::postgres::PgPoolOptions;
-use sqlx::{Any, AnyPool, Executor, PgPool, Transaction};
+use sqlx::{Any, AnyPool, Connection, Executor, PgPool, Transaction};
 use std::borrow::Cow;
 use std::path::Path;
 use std::sync::Arc;
@@ -73,6 +73,12 @@ impl std::ops::DerefMut for WriteTx {
 const POSTGRES_SESSION_LIMITS: &str =
     "SET lock_timeout = '30s'; SET idle_in_transaction_session_timeout = '60s'";
 
+/// A PostgreSQL connection idle this long is pinged before it is handed out (a dead one,
+/// after a server restart, is then replaced). One in use more recently is not: the ping is
+/// a round trip of its own, and checking every checkout cost the authenticated read path a
+/// round trip per query.
+const PING_WHEN_IDLE_FOR: Duration = Duration::from_secs(1);
+
 impl Database {
     /// The SQLite URL of a file, created if missing.
     pub fn sqlite_url(path: &Path) -> String {
@@ -119,6 +125,15 @@ impl Database {
             }
             Backend::Postgres => {
                 let pool = options
+                    .test_before_acquire(false)
+                    .before_acquire(|conn, meta| {
+                        Box::pin(async move {
+                            if meta.idle_for >= PING_WHEN_IDLE_FOR {
+                                conn.ping().await?;
+                            }
+                            Ok(true)
+                        })
+                    })
                     .after_connect(|conn, _| {
                         Box::pin(async move {
                             conn.execute(POSTGRES_SESSION_LIMITS).await?;
@@ -130,6 +145,15 @@ impl Database {
                 let pg = PgPoolOptions::new()
                     .max_connections(max_connections.max(1))
                     .acquire_timeout(Duration::from_secs(10))
+                    .test_before_acquire(false)
+                    .before_acquire(|conn, meta| {
+                        Box::pin(async move {
+                            if meta.idle_for >= PING_WHEN_IDLE_FOR {
+                                conn.ping().await?;
+                            }
+                            Ok(true)
+                        })
+                    })
                     .after_connect(|conn, _| {
                         Box::pin(async move {
                             conn.execute(POSTGRES_SESSION_LIMITS).await?;

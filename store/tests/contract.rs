@@ -965,6 +965,45 @@ mod postgres_only {
         }
     }
 
+    /// Pooled connections are not pinged at every checkout (a round trip of its own on
+    /// every query), but one idle for a while is: a connection the server dropped (a
+    /// restart) is replaced, and the query after it succeeds.
+    #[tokio::test]
+    async fn an_idle_connection_the_server_dropped_is_replaced() {
+        let h = postgres().await.unwrap();
+        let url = &h.postgres.as_ref().unwrap().url;
+        let db = Database::connect(url, 1).await.unwrap();
+        let pool = db.pg_pool().unwrap();
+        let pid: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
+            .fetch_one(pool)
+            .await
+            .unwrap();
+        let any_pid: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
+            .fetch_one(db.pool())
+            .await
+            .unwrap();
+        let mut admin = sqlx::PgConnection::connect(url).await.unwrap();
+        for pid in [pid, any_pid] {
+            let ended: bool = sqlx::query_scalar("SELECT pg_terminate_backend($1)")
+                .bind(pid)
+                .fetch_one(&mut admin)
+                .await
+                .unwrap();
+            assert!(ended);
+        }
+        tokio::time::sleep(Duration::from_millis(1_500)).await;
+        let again: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
+            .fetch_one(pool)
+            .await
+            .expect("a fresh connection");
+        assert_ne!(again, pid);
+        let any_again: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
+            .fetch_one(db.pool())
+            .await
+            .expect("a fresh connection");
+        assert_ne!(any_again, any_pid);
+    }
+
     /// The same, with a reader that keeps a checkpoint as a projector does.
     #[tokio::test]
     async fn a_checkpointed_reader_catches_the_late_event() {
