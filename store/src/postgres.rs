@@ -316,10 +316,20 @@ impl PostgresLog {
     /// committed but still hidden (an older transaction is open somewhere on the server),
     /// wakes this process's followers again shortly. No append may follow to wake them when
     /// that transaction ends, and they would otherwise sleep until the watch's fallback.
-    /// The delay doubles while the events stay hidden (a long transaction), up to
-    /// [`HIDDEN_RECHECK_MAX`].
-    async fn recheck_if_hidden(&self, last: GlobalPosition) -> Result<(), StoreError> {
+    /// The delay doubles while reads find nothing new and events stay hidden (a long
+    /// transaction), up to [`HIDDEN_RECHECK_MAX`]; a read that found events (`progressed`)
+    /// starts it again from the shortest.
+    async fn recheck_if_hidden(
+        &self,
+        last: GlobalPosition,
+        progressed: bool,
+    ) -> Result<(), StoreError> {
         let recheck = &self.recheck;
+        if progressed {
+            recheck
+                .delay_micros
+                .store(HIDDEN_RECHECK.as_micros() as u64, Ordering::Release);
+        }
         if recheck.pending.load(Ordering::Acquire) {
             return Ok(());
         }
@@ -483,7 +493,7 @@ impl EventLog for PostgresLog {
         let events: Vec<RecordedEvent> = rows.iter().map(decode).collect::<Result<_, _>>()?;
         if events.len() < limit {
             let last = events.last().map_or(after, |e| e.position);
-            self.recheck_if_hidden(last).await?;
+            self.recheck_if_hidden(last, !events.is_empty()).await?;
         }
         Ok(events)
     }
