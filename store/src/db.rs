@@ -11,10 +11,12 @@ use crate::error::StoreError;
 use crate::log::EventLog;
 use sqlx::any::AnyPoolOptions;
 use sqlx::migrate::{Migration, MigrationSource, MigrationType, Migrator};
+use sqlx::pool::PoolConnectionMetadata;
 use sqlx::postgres::PgPoolOptions;
 use sqlx::{Any, AnyPool, Connection, Executor, PgPool, Transaction};
 use std::borrow::Cow;
 use std::path::Path;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{Mutex, OwnedMutexGuard};
@@ -79,6 +81,20 @@ const POSTGRES_SESSION_LIMITS: &str =
 /// round trip per query.
 const PING_WHEN_IDLE_FOR: Duration = Duration::from_secs(1);
 
+/// Pings a pooled connection about to be handed out if it was idle for
+/// [`PING_WHEN_IDLE_FOR`]; an error discards it and the pool opens another.
+fn ping_if_idle<C: Connection>(
+    conn: &mut C,
+    meta: PoolConnectionMetadata,
+) -> Pin<Box<dyn Future<Output = Result<bool, sqlx::Error>> + Send + '_>> {
+    Box::pin(async move {
+        if meta.idle_for >= PING_WHEN_IDLE_FOR {
+            conn.ping().await?;
+        }
+        Ok(true)
+    })
+}
+
 impl Database {
     /// The SQLite URL of a file, created if missing.
     pub fn sqlite_url(path: &Path) -> String {
@@ -126,14 +142,7 @@ impl Database {
             Backend::Postgres => {
                 let pool = options
                     .test_before_acquire(false)
-                    .before_acquire(|conn, meta| {
-                        Box::pin(async move {
-                            if meta.idle_for >= PING_WHEN_IDLE_FOR {
-                                conn.ping().await?;
-                            }
-                            Ok(true)
-                        })
-                    })
+                    .before_acquire(ping_if_idle)
                     .after_connect(|conn, _| {
                         Box::pin(async move {
                             conn.execute(POSTGRES_SESSION_LIMITS).await?;
@@ -146,14 +155,7 @@ impl Database {
                     .max_connections(max_connections.max(1))
                     .acquire_timeout(Duration::from_secs(10))
                     .test_before_acquire(false)
-                    .before_acquire(|conn, meta| {
-                        Box::pin(async move {
-                            if meta.idle_for >= PING_WHEN_IDLE_FOR {
-                                conn.ping().await?;
-                            }
-                            Ok(true)
-                        })
-                    })
+                    .before_acquire(ping_if_idle)
                     .after_connect(|conn, _| {
                         Box::pin(async move {
                             conn.execute(POSTGRES_SESSION_LIMITS).await?;
@@ -385,7 +387,7 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
 impl<'s> MigrationSource<'s> for EmbeddedMigrations {
     fn resolve(
         self,
-    ) -> std::pin::Pin<
+    ) -> Pin<
         Box<
             dyn Future<Output = Result<Vec<Migration>, Box<dyn std::error::Error + Send + Sync>>>
                 + Send
