@@ -218,7 +218,8 @@ impl Fold {
                 list(1, hold_accounts.len()),
                 list(hold_accounts.len() + 1, generations.len())
             );
-            let mut query = sqlx::query(&sql);
+            // Not kept prepared: its shape changes with the batch (see `batch`).
+            let mut query = sqlx::query(&sql).persistent(false);
             for value in hold_accounts.iter().chain(&generations) {
                 query = query.bind(*value);
             }
