@@ -26,7 +26,6 @@ use sqlx::postgres::{PgListener, PgPoolOptions, PgRow};
 use sqlx::types::Json;
 use sqlx::{PgConnection, PgExecutor, PgPool, Row};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 use tokio::sync::{Mutex, Notify};
 use tokio::task::JoinHandle;
@@ -37,6 +36,9 @@ pub const NOTIFY_CHANNEL: &str = "accounts_events";
 
 mod group;
 mod plan;
+mod recheck;
+
+use recheck::Recheck;
 
 /// Attempts before an `Any` append racing other appends to the same stream gives up.
 const ANY_ATTEMPTS: u32 = 100;
@@ -47,19 +49,6 @@ const ANY_ATTEMPTS: u32 = 100;
 /// ran at 0.3x of the one-writer rate); distinct streams gained nothing measurable on this
 /// 2-core machine, neither then nor with four writers each owning a share of the streams.
 const WRITERS: usize = 1;
-
-/// How soon followers look again when committed events are still hidden by an open
-/// transaction: about one commit's time.
-const HIDDEN_RECHECK: Duration = Duration::from_millis(2);
-
-/// The longest wait between those looks.
-const HIDDEN_RECHECK_MAX: Duration = Duration::from_secs(1);
-
-/// A pending wake-up of the followers, and the delay of the next one.
-struct Recheck {
-    pending: AtomicBool,
-    delay_micros: AtomicU64,
-}
 
 /// The event log in PostgreSQL.
 pub struct PostgresLog {
@@ -302,11 +291,8 @@ impl PostgresLog {
 
         Ok(Self {
             pg,
+            recheck: Arc::new(Recheck::new(signal.clone())),
             signal,
-            recheck: Arc::new(Recheck {
-                pending: AtomicBool::new(false),
-                delay_micros: AtomicU64::new(HIDDEN_RECHECK.as_micros() as u64),
-            }),
             queue,
             tasks,
         })
@@ -316,41 +302,23 @@ impl PostgresLog {
     /// committed but still hidden (an older transaction is open somewhere on the server),
     /// wakes this process's followers again shortly. No append may follow to wake them when
     /// that transaction ends, and they would otherwise sleep until the watch's fallback.
-    /// The delay doubles while reads find nothing new and events stay hidden (a long
-    /// transaction), up to [`HIDDEN_RECHECK_MAX`]; a read that found events (`progressed`)
-    /// starts it again from the shortest.
+    /// How soon: see [`Recheck`] (`progressed`: the read found events).
     async fn recheck_if_hidden(
         &self,
         last: GlobalPosition,
         progressed: bool,
     ) -> Result<(), StoreError> {
-        let recheck = &self.recheck;
         if progressed {
-            recheck
-                .delay_micros
-                .store(HIDDEN_RECHECK.as_micros() as u64, Ordering::Release);
+            self.recheck.reset();
         }
-        if recheck.pending.load(Ordering::Acquire) {
+        if self.recheck.pending() {
             return Ok(());
         }
         if self.committed_head().await? <= last {
-            recheck
-                .delay_micros
-                .store(HIDDEN_RECHECK.as_micros() as u64, Ordering::Release);
+            self.recheck.reset();
             return Ok(());
         }
-        if recheck.pending.swap(true, Ordering::AcqRel) {
-            return Ok(());
-        }
-        let delay = recheck.delay_micros.load(Ordering::Acquire);
-        let longer = (delay * 2).min(HIDDEN_RECHECK_MAX.as_micros() as u64);
-        recheck.delay_micros.store(longer, Ordering::Release);
-        let (signal, recheck) = (self.signal.clone(), self.recheck.clone());
-        tokio::spawn(async move {
-            tokio::time::sleep(Duration::from_micros(delay)).await;
-            recheck.pending.store(false, Ordering::Release);
-            signal.notify();
-        });
+        self.recheck.schedule();
         Ok(())
     }
 
