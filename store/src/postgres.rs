@@ -298,19 +298,13 @@ impl PostgresLog {
         })
     }
 
-    /// After a read that reached the visibility horizon at `last`: if events after it are
-    /// committed but still hidden (an older transaction is open somewhere on the server),
-    /// wakes this process's followers again shortly. No append may follow to wake them when
-    /// that transaction ends, and they would otherwise sleep until the watch's fallback.
-    /// How soon: see [`Recheck`] (`progressed`: the read found events).
-    async fn recheck_if_hidden(
-        &self,
-        last: GlobalPosition,
-        progressed: bool,
-    ) -> Result<(), StoreError> {
-        if progressed {
-            self.recheck.reset();
-        }
+    /// After a read that found nothing after `last`: if events after it are committed but
+    /// still hidden (an older transaction is open somewhere on the server), wakes this
+    /// process's followers again shortly. No append may follow to wake them when that
+    /// transaction ends, and they would otherwise sleep until the watch's fallback. Only an
+    /// empty read asks: every follower reads until it finds nothing before it waits. How
+    /// soon: see [`Recheck`].
+    async fn recheck_if_hidden(&self, last: GlobalPosition) -> Result<(), StoreError> {
         if self.recheck.pending() {
             return Ok(());
         }
@@ -459,9 +453,11 @@ impl EventLog for PostgresLog {
             .fetch_all(&self.pg)
             .await?;
         let events: Vec<RecordedEvent> = rows.iter().map(decode).collect::<Result<_, _>>()?;
-        if events.len() < limit {
-            let last = events.last().map_or(after, |e| e.position);
-            self.recheck_if_hidden(last, !events.is_empty()).await?;
+        if events.is_empty() {
+            self.recheck_if_hidden(after).await?;
+        } else {
+            // Progress: the next wake-up, if one is needed, comes after the shortest delay.
+            self.recheck.reset();
         }
         Ok(events)
     }
