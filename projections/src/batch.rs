@@ -39,12 +39,14 @@ fn bind<'q>(
     }
 }
 
-/// `rows` in chunks of `full`, the rest in chunks of decreasing powers of two: every
-/// statement has one of a few sizes, so each connection keeps a few prepared statements
-/// per table and reuses them, instead of one for every size a batch's last chunk can have
-/// (which filled the caches: 80 MiB more after catching up on a million events) or
-/// preparing the last chunk's statement again for every batch.
-fn chunks<T>(rows: &[T], full: usize) -> impl Iterator<Item = &[T]> {
+/// `rows` (each `width` bound values) in chunks as large as the statements allow, the rest
+/// in chunks of decreasing powers of two: every statement has one of a few sizes, so each
+/// connection keeps a few prepared statements per table and reuses them, instead of one for
+/// every size a batch's last chunk can have (which filled the caches: 80 MiB more after
+/// catching up on a million events) or preparing the last chunk's statement again for every
+/// batch.
+fn chunks<T>(rows: &[T], width: usize) -> impl Iterator<Item = &[T]> {
+    let full = (MAX_PARAMETERS / width).clamp(1, ROWS_PER_STATEMENT);
     let mut rest = rows;
     std::iter::from_fn(move || {
         if rest.is_empty() {
@@ -93,8 +95,7 @@ pub async fn insert_rows(
     width: usize,
     rows: &[Vec<Value>],
 ) -> Result<(), sqlx::Error> {
-    let full = (MAX_PARAMETERS / width).clamp(1, ROWS_PER_STATEMENT);
-    for chunk in chunks(rows, full) {
+    for chunk in chunks(rows, width) {
         let sql = format!("{head} VALUES {} {tail}", placeholders(chunk.len(), width));
         let mut query = sqlx::query(&sql);
         for row in chunk {
@@ -138,10 +139,7 @@ pub async fn select_keys(
     keys: &[Vec<Value>],
 ) -> Result<Vec<AnyRow>, sqlx::Error> {
     let mut found = Vec::new();
-    for chunk in chunks(
-        keys,
-        (MAX_PARAMETERS / columns.len()).clamp(1, ROWS_PER_STATEMENT),
-    ) {
+    for chunk in chunks(keys, columns.len()) {
         let sql = format!("{select} {}", key_condition(columns, chunk.len()));
         let mut query = sqlx::query(&sql);
         for value in chunk.iter().flatten() {
@@ -159,10 +157,7 @@ pub async fn delete_keys(
     columns: &[&str],
     keys: &[Vec<Value>],
 ) -> Result<(), sqlx::Error> {
-    for chunk in chunks(
-        keys,
-        (MAX_PARAMETERS / columns.len()).clamp(1, ROWS_PER_STATEMENT),
-    ) {
+    for chunk in chunks(keys, columns.len()) {
         let sql = format!(
             "DELETE FROM {table} WHERE {}",
             key_condition(columns, chunk.len())
@@ -183,17 +178,18 @@ mod tests {
     #[test]
     fn chunks_have_few_sizes() {
         let rows: Vec<u32> = (0..1_300).collect();
-        let sizes: Vec<usize> = chunks(&rows, 512).map(<[u32]>::len).collect();
+        let sizes: Vec<usize> = chunks(&rows, 1).map(<[u32]>::len).collect();
         assert_eq!(sizes, [512, 512, 256, 16, 4]);
-        let again: Vec<u32> = chunks(&rows, 512).flatten().copied().collect();
+        let again: Vec<u32> = chunks(&rows, 1).flatten().copied().collect();
         assert_eq!(again, rows);
         assert_eq!(
-            chunks(&rows[..3], 512)
-                .map(<[u32]>::len)
-                .collect::<Vec<_>>(),
+            chunks(&rows[..3], 1).map(<[u32]>::len).collect::<Vec<_>>(),
             [2, 1]
         );
-        assert_eq!(chunks::<u32>(&[], 512).count(), 0);
+        assert_eq!(chunks::<u32>(&[], 1).count(), 0);
+        // Wide rows: as many as fit under the parameter limit.
+        let wide: Vec<usize> = chunks(&rows, 100).map(<[u32]>::len).collect();
+        assert_eq!(wide, [300, 300, 300, 300, 64, 32, 4]);
     }
 
     #[test]

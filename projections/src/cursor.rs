@@ -38,16 +38,12 @@ impl Cursor {
         }
     }
 
-    /// Starts again from the stored checkpoint `stored`, just read.
-    pub fn load(&mut self, stored: GlobalPosition) {
-        self.stored = Some(stored);
-        self.read = stored;
-        self.stored_at = Instant::now();
-    }
-
-    /// `position` was stored, and everything up to it read.
+    /// The stored checkpoint is `position` (just read or written), and everything up to it
+    /// has been read.
     pub fn stored(&mut self, position: GlobalPosition) {
-        self.load(position);
+        self.stored = Some(position);
+        self.read = position;
+        self.stored_at = Instant::now();
     }
 
     /// Another runner moved the stored checkpoint: read it again.
@@ -61,8 +57,14 @@ impl Cursor {
     }
 }
 
-/// Whether `event` is in a stream of one of `categories` (events of unknown streams
+/// The events of `batch` in streams of one of `categories` (events of unknown streams
 /// concern nobody).
-pub(crate) fn concerns(categories: &[StreamCategory], event: &RecordedEvent) -> bool {
-    StreamCategory::of_stream(&event.stream).is_some_and(|c| categories.contains(&c))
+pub(crate) fn concerning(
+    categories: &[StreamCategory],
+    batch: Vec<RecordedEvent>,
+) -> Vec<RecordedEvent> {
+    batch
+        .into_iter()
+        .filter(|e| StreamCategory::of_stream(&e.stream).is_some_and(|c| categories.contains(&c)))
+        .collect()
 }

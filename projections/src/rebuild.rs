@@ -5,14 +5,14 @@
 //! pages (only the events of the projector's streams are decoded).
 
 use crate::checkpoints::{lock_checkpoint, register_checkpoint, reset_checkpoint, stored_version};
-use crate::cursor::concerns;
+use crate::cursor::concerning;
 use crate::runner::BATCH_SIZE;
 use crate::runner::decode_events;
 use crate::schema::{Tables, create_statements, table_exists};
 use crate::{Follower, ProjectionError, ProjectionRunner, Projector};
 use domain::StreamCategory;
 use std::sync::Arc;
-use store::{Backend, DecodedEvent, EventDecoder, EventLog, GlobalPosition};
+use store::{Backend, DecodedEvent, EventDecoder, EventLog, GlobalPosition, RecordedEvent};
 use tokio::sync::mpsc;
 
 /// Events per page read, and per transaction, while rebuilding: larger than the live
@@ -147,11 +147,11 @@ impl ProjectionRunner {
             let Some(last) = batch.last().map(|e| e.position) else {
                 break;
             };
-            count += batch.len() as u64;
-            let categories = projector.categories();
-            let concerned = batch.into_iter().filter(|e| concerns(categories, e));
-            let events = self.decode_all(concerned.collect()).await?;
-            projector.apply_batch(&mut w.tx, shadow, &events).await?;
+            let page = decode_page(&*self.decoder, projector.categories(), batch, last).await?;
+            projector
+                .apply_batch(&mut w.tx, shadow, &page.events)
+                .await?;
+            count += page.read;
             position = last;
         }
         for table in projector.tables() {
@@ -205,14 +205,24 @@ async fn read_pages(
         let Some(last) = batch.last().map(|e| e.position) else {
             return Ok(());
         };
-        let read = batch.len() as u64;
-        let concerned = batch.into_iter().filter(|e| concerns(categories, e));
-        let events = decode_events(&*decoder, concerned.collect()).await?;
-        if pages.send(Page { events, read, last }).await.is_err() {
+        let page = decode_page(&*decoder, categories, batch, last).await?;
+        if pages.send(page).await.is_err() {
             return Ok(());
         }
         position = last;
     }
+}
+
+/// The page `batch` (ending at `last`), its events of `categories` decoded.
+async fn decode_page(
+    decoder: &dyn EventDecoder,
+    categories: &[StreamCategory],
+    batch: Vec<RecordedEvent>,
+    last: GlobalPosition,
+) -> Result<Page, ProjectionError> {
+    let read = batch.len() as u64;
+    let events = decode_events(decoder, concerning(categories, batch)).await?;
+    Ok(Page { events, read, last })
 }
 
 /// Aborts a task when dropped.

@@ -7,7 +7,7 @@
 
 use crate::Follower;
 use crate::checkpoints::{advance_checkpoint, stored_checkpoint};
-use crate::cursor::{Cursor, concerns};
+use crate::cursor::{Cursor, concerning};
 use crate::schema::{Table, Tables};
 use async_trait::async_trait;
 use domain::StreamCategory;
@@ -154,6 +154,16 @@ enum Step {
     Lost,
 }
 
+/// What a follower's next batch holds for it.
+struct Concerned {
+    /// The events of its streams (none: the cursor has moved past the batch).
+    events: Vec<store::RecordedEvent>,
+    /// Its stored checkpoint.
+    stored: GlobalPosition,
+    /// The batch's last position.
+    last: GlobalPosition,
+}
+
 /// Decodes `batch` with `decoder`.
 pub(crate) async fn decode_events(
     decoder: &dyn EventDecoder,
@@ -279,21 +289,21 @@ impl ProjectionRunner {
             return Ok(stored);
         }
         let stored = self.checkpoint(name).await?;
-        cursor.load(stored);
+        cursor.stored(stored);
         self.publish(name, stored);
         Ok(stored)
     }
 
     /// Reads the batch after `cursor`; returns the events of it that concern `categories`
-    /// and the position of its last event (`None`: nothing new). When none concerns the
-    /// follower, moves the cursor past them, storing it if due.
+    /// (`None`: nothing new). When none concerns the follower, moves the cursor past them,
+    /// storing it if due.
     async fn next_batch(
         &self,
         name: Follower,
         categories: &[StreamCategory],
         cursor: &mut Cursor,
         size: usize,
-    ) -> Result<Option<(Vec<store::RecordedEvent>, GlobalPosition)>, ProjectionError> {
+    ) -> Result<Option<Concerned>, ProjectionError> {
         let stored = self.stored(name, cursor).await?;
         let batch = self.log.read_all(cursor.read, size).await?;
         let Some(last) = batch.last().map(|e| e.position) else {
@@ -304,18 +314,19 @@ impl ProjectionRunner {
             }
             return Ok(None);
         };
-        let concerned: Vec<_> = batch
-            .into_iter()
-            .filter(|e| concerns(categories, e))
-            .collect();
-        if concerned.is_empty() {
+        let events = concerning(categories, batch);
+        if events.is_empty() {
             cursor.read = last;
             self.publish(name, last);
             if cursor.store_due() {
                 self.store(name, cursor, stored).await?;
             }
         }
-        Ok(Some((concerned, last)))
+        Ok(Some(Concerned {
+            events,
+            stored,
+            last,
+        }))
     }
 
     /// Stores the cursor's read position as the checkpoint (moved from `stored`).
@@ -340,17 +351,20 @@ impl ProjectionRunner {
         cursor: &mut Cursor,
     ) -> Result<Step, ProjectionError> {
         let name = projector.name();
-        let Some((batch, last)) = self
+        let Some(Concerned {
+            events,
+            stored,
+            last,
+        }) = self
             .next_batch(name, projector.categories(), cursor, BATCH_SIZE)
             .await?
         else {
             return Ok(Step::Idle);
         };
-        if batch.is_empty() {
+        if events.is_empty() {
             return Ok(Step::Applied);
         }
-        let stored = self.stored(name, cursor).await?;
-        let events = self.decode_all(batch).await?;
+        let events = self.decode_all(events).await?;
         let tables = Tables::live(projector.tables());
         let mut w = self.db.begin_write().await?;
         // Advance the checkpoint first, guarded by its stored value: a second runner of the
@@ -389,17 +403,20 @@ impl ProjectionRunner {
         cursor: &mut Cursor,
     ) -> Result<Step, ProjectionError> {
         let name = reactor.name();
-        let Some((batch, last)) = self
+        let Some(Concerned {
+            events,
+            stored: mut checkpoint,
+            last,
+        }) = self
             .next_batch(name, reactor.categories(), cursor, REACTOR_BATCH_SIZE)
             .await?
         else {
             return Ok(Step::Idle);
         };
-        if batch.is_empty() {
+        if events.is_empty() {
             return Ok(Step::Applied);
         }
-        let mut checkpoint = self.stored(name, cursor).await?;
-        for event in self.decode_all(batch).await? {
+        for event in self.decode_all(events).await? {
             let acted = reactor
                 .react(&event)
                 .await
