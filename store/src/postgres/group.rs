@@ -57,10 +57,10 @@ pub(super) async fn run(
     signal: AppendSignal,
     announce: Arc<Notify>,
 ) {
-    // The writer's connection, kept from one batch to the next while appends keep coming:
-    // a checkout from the pool first tests the connection with a round trip of its own.
-    // It goes back to the pool (tested again before its next use) once the queue is empty
-    // or a batch fails.
+    // The writer's connection, kept from one batch to the next while appends keep coming,
+    // so that back-to-back batches skip the pool's checkout. It goes back to the pool
+    // (which pings a connection idle for a while before handing it out again) once the
+    // queue is empty or a batch fails.
     let mut held: Option<PoolConnection<Postgres>> = None;
     loop {
         let batch = {
