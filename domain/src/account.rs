@@ -17,6 +17,7 @@ use crate::profile::Bio;
 use crate::session::{ActiveSession, RevocationReason, SessionOrigin, SessionStatus};
 use crate::{AccountId, SessionId, Timestamp};
 use serde::{Deserialize, Serialize};
+use imbl::{OrdMap, OrdSet};
 use std::collections::{BTreeMap, BTreeSet};
 use uuid::Uuid;
 
@@ -301,12 +302,12 @@ pub struct Account {
     /// When it registered.
     pub registered_at: Option<Timestamp>,
     /// Sessions not revoked (some may have passed their absolute expiry).
-    pub sessions: BTreeMap<SessionId, ActiveSession>,
+    pub sessions: OrdMap<SessionId, ActiveSession>,
     /// Sessions revoked, so that revoking again is a no-op rather than a 404.
-    pub ended_sessions: BTreeSet<SessionId>,
+    pub ended_sessions: OrdSet<SessionId>,
     /// Devices that signed in before, by [`SessionOrigin::device_key`]: device class and
     /// network.
-    pub known_devices: BTreeSet<String>,
+    pub known_devices: OrdSet<String>,
     /// Two-factor authentication.
     pub totp: TotpState,
     /// API and CLI tokens issued since tokens were counted, not revoked (some may have

@@ -13,7 +13,7 @@ mod decide;
 use crate::Timestamp;
 use crate::event::Event;
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, HashMap};
+use imbl::{HashMap, OrdMap};
 use uuid::Uuid;
 
 /// Where a lot of credits came from.
@@ -363,14 +363,18 @@ pub enum Closed {
 }
 
 /// An account's credits.
+///
+/// The maps are persistent (structure-sharing): the ledger keeps every generation it ever
+/// closed, so a plain clone would cost as much as the account's history, and the executor
+/// copies the state of every command it decides.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CreditLedger {
     /// Every lot, by id.
-    pub lots: BTreeMap<Uuid, Lot>,
+    pub lots: OrdMap<Uuid, Lot>,
     /// Grant keys already used, with their lot.
     pub grants: HashMap<String, Uuid>,
     /// Open holds by generation id.
-    pub holds: BTreeMap<String, Hold>,
+    pub holds: OrdMap<String, Hold>,
     /// Closed generations.
     pub closed: HashMap<String, Closed>,
 }

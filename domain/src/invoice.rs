@@ -7,7 +7,7 @@ use crate::event::Event;
 use crate::money::Money;
 use crate::{AccountId, Aggregate, Timestamp};
 use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
+use imbl::HashMap;
 use uuid::Uuid;
 
 /// One line of an invoice.
@@ -155,7 +155,9 @@ pub enum InvoiceError {
     InvalidLines,
 }
 
-/// A year's invoices: how many were issued, and under which keys.
+/// A year's invoices: how many were issued, and under which keys. Every invoice of the
+/// year goes through this one stream, so its keys are a persistent map: copying the state
+/// for a command costs O(1), not O(invoices).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct InvoiceSeries {
     /// Invoices issued this year.

@@ -5,7 +5,7 @@
 use crate::event::Event;
 use crate::{AccountId, Aggregate, Timestamp};
 use serde::{Deserialize, Serialize};
-use std::collections::HashSet;
+use imbl::HashSet;
 
 /// What happened to an offer.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Event)]
@@ -50,7 +50,8 @@ pub enum OfferError {
     BudgetExhausted,
 }
 
-/// Who claimed, and how much was granted.
+/// Who claimed, and how much was granted. The set is persistent (structure-sharing): a
+/// popular offer is a hot stream, and the executor copies its state for every claim.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Offer {
     /// Accounts that claimed.
@@ -89,7 +90,7 @@ impl Aggregate for Offer {
             credits,
             ..
         } = event;
-        if self.redeemed.insert(*account_id) {
+        if self.redeemed.insert(*account_id).is_none() {
             self.credits_granted += credits;
         }
     }

@@ -405,3 +405,30 @@ fn a_snapshot_restores_the_same_ledger_and_keeps_deciding_alike() {
     );
     assert!(CreditLedger::from_snapshot(serde_json::json!({"lots": 7})).is_none());
 }
+
+#[test]
+fn a_copy_shares_the_history_and_changing_it_leaves_the_original_alone() {
+    let mut events = vec![granted(1, 10_000, SourceKind::Purchase, None, 0)];
+    let mut ledger = CreditLedger::from_events(&events);
+    for n in 0..200 {
+        let generation = format!("g{n}");
+        for command in [hold(&generation, 5, n), settle(&generation, 5, n)] {
+            for event in ledger.decide(&command).expect("fits") {
+                ledger.evolve(&event);
+                events.push(event);
+            }
+        }
+    }
+    let original = ledger.clone();
+    // The executor copies the state for every command: the copy must not duplicate what
+    // the ledger keeps of every generation it closed.
+    assert!(ledger.closed.ptr_eq(&original.closed));
+    assert!(ledger.lots.ptr_eq(&original.lots));
+    for event in ledger.decide(&hold("g-new", 5, 300)).expect("fits") {
+        ledger.evolve(&event);
+    }
+    assert_eq!(original, CreditLedger::from_events(&events));
+    assert_eq!(original.closed.len(), 200);
+    assert_eq!(ledger.holds.len(), 1);
+    assert!(original.holds.is_empty());
+}
