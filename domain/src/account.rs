@@ -16,8 +16,8 @@ use crate::event::Event;
 use crate::profile::Bio;
 use crate::session::{ActiveSession, RevocationReason, SessionOrigin, SessionStatus};
 use crate::{AccountId, SessionId, Timestamp};
-use serde::{Deserialize, Serialize};
 use imbl::{OrdMap, OrdSet};
+use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 use uuid::Uuid;
 

@@ -12,8 +12,8 @@ mod decide;
 
 use crate::Timestamp;
 use crate::event::Event;
-use serde::{Deserialize, Serialize};
 use imbl::{HashMap, OrdMap};
+use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 /// Where a lot of credits came from.

@@ -6,8 +6,8 @@
 use crate::event::Event;
 use crate::money::Money;
 use crate::{AccountId, Aggregate, Timestamp};
-use serde::{Deserialize, Serialize};
 use imbl::HashMap;
+use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 /// One line of an invoice.

@@ -4,8 +4,8 @@
 
 use crate::event::Event;
 use crate::{AccountId, Aggregate, Timestamp};
-use serde::{Deserialize, Serialize};
 use imbl::HashSet;
+use serde::{Deserialize, Serialize};
 
 /// What happened to an offer.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Event)]

@@ -11,7 +11,8 @@
 //!
 //! Each figure is printed in events per second and as a ratio to the baseline of the same
 //! run. Nothing is asserted by timing; the rebuilt credit balances are checked against
-//! what the log implies.
+//! what the log implies. `BENCH_ONLY=credits` (a comma-separated list of read models)
+//! rebuilds only those.
 
 #![allow(clippy::print_stdout)] // a benchmark prints its figures
 
@@ -107,7 +108,16 @@ async fn main() -> anyhow::Result<()> {
         rate / baseline
     );
 
-    for name in runner.names() {
+    let only = std::env::var("BENCH_ONLY").ok();
+    let wanted = |name: &str| {
+        only.as_deref()
+            .is_none_or(|only| only.split(',').any(|n| n.trim() == name))
+    };
+    for name in runner
+        .names()
+        .into_iter()
+        .filter(|name| wanted(&name.to_string()))
+    {
         let started = Instant::now();
         let report = runner.rebuild(name).await?;
         let seconds = started.elapsed().as_secs_f64();
@@ -122,6 +132,9 @@ async fn main() -> anyhow::Result<()> {
     }
 
     // The rebuilt balances are what the synthetic ledger implies.
+    if !wanted("credits") {
+        return Ok(());
+    }
     let (rows, balance, held): (i64, Option<i64>, Option<i64>) = sqlx::query_as(
         "SELECT count(*), CAST(sum(balance) AS BIGINT), CAST(sum(held) AS BIGINT) \
          FROM credit_balances",

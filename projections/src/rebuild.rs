@@ -11,8 +11,11 @@ use crate::runner::decode_events;
 use crate::schema::{Tables, create_statements, table_exists};
 use crate::{Follower, ProjectionError, ProjectionRunner, Projector};
 use domain::StreamCategory;
+use std::hash::{Hash, Hasher};
 use std::sync::Arc;
-use store::{Backend, DecodedEvent, EventDecoder, EventLog, GlobalPosition, RecordedEvent};
+use store::{
+    Backend, Database, DecodedEvent, EventDecoder, EventLog, GlobalPosition, RecordedEvent,
+};
 use tokio::sync::mpsc;
 
 /// Events per page read, and per transaction, while rebuilding: larger than the live
@@ -119,18 +122,28 @@ impl ProjectionRunner {
         ));
         // Stops the reader if a batch fails.
         let _reader = AbortOnDrop(reader.abort_handle());
+        let writers = if projector.streams_independent() && self.db.backend() == Backend::Postgres {
+            REBUILD_WRITERS
+        } else {
+            1
+        };
+        let mut lanes: Vec<Lane> = (0..writers)
+            .map(|_| Lane::start(self.db.clone(), projector.clone(), shadow.clone()))
+            .collect();
         let mut position = GlobalPosition::START;
         let mut count = 0u64;
-        while let Some(page) = decoded.recv().await {
-            if !page.events.is_empty() {
-                let mut w = self.db.begin_write().await?;
-                projector
-                    .apply_batch(&mut w.tx, shadow, &page.events)
-                    .await?;
-                w.commit().await?;
+        'pages: while let Some(page) = decoded.recv().await {
+            for (lane, events) in lanes.iter_mut().zip(split(page.events, writers)) {
+                if !events.is_empty() && lane.events.send(events).await.is_err() {
+                    // The lane stopped on an error, which waiting for it reports.
+                    break 'pages;
+                }
             }
             count += page.read;
             position = page.last;
+        }
+        for lane in lanes {
+            lane.finish().await?;
         }
         reader
             .await
@@ -179,6 +192,70 @@ impl ProjectionRunner {
             position,
         })
     }
+}
+
+/// Writers a rebuild runs at once when its projector's streams are independent
+/// ([`Projector::streams_independent`]) and the database takes concurrent writers
+/// (PostgreSQL): one folds and encodes a batch while the server writes another's.
+const REBUILD_WRITERS: usize = 2;
+
+/// One of a rebuild's writers: applies the batches it is sent, in order, each in its own
+/// transaction.
+struct Lane {
+    events: mpsc::Sender<Vec<DecodedEvent>>,
+    task: tokio::task::JoinHandle<Result<(), ProjectionError>>,
+    /// Stops the writer if the rebuild gives up on another error.
+    _abort: AbortOnDrop,
+}
+
+impl Lane {
+    fn start(db: Database, projector: Arc<dyn Projector>, shadow: Tables) -> Self {
+        let (events, mut batches) = mpsc::channel::<Vec<DecodedEvent>>(2);
+        let task = tokio::spawn(async move {
+            while let Some(events) = batches.recv().await {
+                let mut w = db.begin_write().await?;
+                if db.backend() == Backend::Postgres {
+                    // Fresh tables nobody reads yet: a crash loses the rebuild either way,
+                    // so its batches need not wait for the WAL to reach the disk. The swap
+                    // commits durably, and flushing its commit flushes every batch's.
+                    sqlx::query("SET LOCAL synchronous_commit = off")
+                        .execute(&mut **w)
+                        .await?;
+                }
+                projector.apply_batch(&mut w.tx, &shadow, &events).await?;
+                w.commit().await?;
+            }
+            Ok(())
+        });
+        let abort = AbortOnDrop(task.abort_handle());
+        Self {
+            events,
+            task,
+            _abort: abort,
+        }
+    }
+
+    /// Waits for the batches sent so far to be applied.
+    async fn finish(self) -> Result<(), ProjectionError> {
+        let Self { events, task, .. } = self;
+        drop(events);
+        task.await
+            .map_err(|e| ProjectionError::Decode(format!("a rebuild writer stopped: {e}")))?
+    }
+}
+
+/// `events` in `lanes` parts, each stream's events in one part and in their order.
+fn split(events: Vec<DecodedEvent>, lanes: usize) -> Vec<Vec<DecodedEvent>> {
+    if lanes == 1 {
+        return vec![events];
+    }
+    let mut parts: Vec<Vec<DecodedEvent>> = (0..lanes).map(|_| Vec::new()).collect();
+    for event in events {
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        event.envelope.stream.hash(&mut hasher);
+        parts[(hasher.finish() % lanes as u64) as usize].push(event);
+    }
+    parts
 }
 
 /// A page of the log, decoded for one projector.
@@ -231,5 +308,57 @@ struct AbortOnDrop(tokio::task::AbortHandle);
 impl Drop for AbortOnDrop {
     fn drop(&mut self) {
         self.0.abort();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use domain::Timestamp;
+    use store::{Actor, EventEnvelope, Metadata, Payload};
+
+    fn event(stream: &str, position: u64) -> DecodedEvent {
+        DecodedEvent {
+            envelope: EventEnvelope {
+                position: GlobalPosition(position),
+                stream: stream.to_owned(),
+                revision: 0,
+                event_id: uuid::Uuid::nil(),
+                event_type: "Test".into(),
+                metadata: Metadata {
+                    correlation_id: uuid::Uuid::nil(),
+                    causation_id: None,
+                    actor: Actor::Anonymous,
+                    occurred_at: Timestamp::from_unix_micros(0),
+                    idempotency_key: None,
+                    data_subject: None,
+                },
+                recorded_at: Timestamp::from_unix_micros(0),
+            },
+            payload: Payload::Unknown,
+        }
+    }
+
+    #[test]
+    fn split_keeps_each_stream_whole_and_in_order_and_uses_every_lane() {
+        let events: Vec<DecodedEvent> = (0..400)
+            .map(|n| event(&format!("credits-{}", n % 40), n))
+            .collect();
+        let parts = split(events.clone(), REBUILD_WRITERS);
+        assert_eq!(parts.len(), REBUILD_WRITERS);
+        assert!(parts.iter().all(|part| !part.is_empty()), "40 streams, every lane");
+        assert_eq!(parts.iter().map(Vec::len).sum::<usize>(), events.len());
+        for part in &parts {
+            assert!(part.windows(2).all(|w| w[0].envelope.position < w[1].envelope.position));
+        }
+        for n in 0..40 {
+            let stream = format!("credits-{n}");
+            let holding = parts
+                .iter()
+                .filter(|part| part.iter().any(|e| e.envelope.stream == stream))
+                .count();
+            assert_eq!(holding, 1, "{stream} is in one lane");
+        }
+        assert_eq!(split(events.clone(), 1), vec![events]);
     }
 }

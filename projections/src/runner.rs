@@ -33,6 +33,12 @@ pub trait Projector: Send + Sync {
     fn tables(&self) -> &'static [Table];
     /// The categories of the streams whose events it reads; it is handed no other.
     fn categories(&self) -> &'static [StreamCategory];
+    /// Whether the rows one stream's events write never depend on another stream's
+    /// events, so that a rebuild may apply different streams' events in concurrent
+    /// transactions (each stream's in order). False unless a projector says so.
+    fn streams_independent(&self) -> bool {
+        false
+    }
     /// Applies one event inside the batch's transaction. Must ignore events it does not
     /// care about, including erased and unknown ones.
     async fn apply(

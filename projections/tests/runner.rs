@@ -196,6 +196,8 @@ const COUNTING: Follower = Follower::TokenUsage;
 struct Counting {
     fail: Arc<AtomicBool>,
     categories: &'static [StreamCategory],
+    /// Claims its streams are independent, so a PostgreSQL rebuild runs several writers.
+    independent: bool,
 }
 
 impl Counting {
@@ -204,6 +206,7 @@ impl Counting {
         Self {
             fail,
             categories: &StreamCategory::ALL,
+            independent: false,
         }
     }
 }
@@ -228,6 +231,9 @@ impl Projector for Counting {
     }
     fn categories(&self) -> &'static [StreamCategory] {
         self.categories
+    }
+    fn streams_independent(&self) -> bool {
+        self.independent
     }
     async fn apply(
         &self,
@@ -272,6 +278,7 @@ async fn caught_up(f: &Fixture, runner: &ProjectionRunner, name: Follower) {
 }
 
 mod cases {
+    pub use super::more_cases::*;
     use super::*;
 
     pub async fn read_models_follow_the_commands(f: Fixture) {
@@ -396,6 +403,7 @@ mod cases {
         let runner = f.runner(vec![Arc::new(Counting {
             fail: Arc::new(AtomicBool::new(false)),
             categories: &[StreamCategory::Email],
+            independent: false,
         })]);
         runner.prepare().await.unwrap();
         caught_up(&f, &runner, COUNTING).await;
@@ -471,6 +479,120 @@ mod cases {
     }
 }
 
+/// The credit tables, every row in key order.
+async fn credit_tables(db: &Database) -> Vec<Vec<Vec<Option<String>>>> {
+    vec![
+        dump(db, "credit_lots", "lot_id").await,
+        dump(db, "credit_holds", "account_id, generation_id").await,
+        dump(db, "credit_balances", "account_id").await,
+        dump(db, "credit_transactions", "account_id, position, idx").await,
+    ]
+}
+
+/// The names of the tables a rebuild creates before it swaps them in.
+async fn rebuild_tables(db: &Database) -> Vec<String> {
+    let sql = match db.backend() {
+        store::Backend::Sqlite => "SELECT name FROM sqlite_master WHERE type = 'table'",
+        store::Backend::Postgres => {
+            "SELECT CAST(table_name AS TEXT) FROM information_schema.tables \
+             WHERE table_schema = current_schema()"
+        }
+    };
+    let names: Vec<String> = sqlx::query_scalar(sql).fetch_all(db.pool()).await.unwrap();
+    names.into_iter().filter(|n| n.contains("__rb")).collect()
+}
+
+mod more_cases {
+    use super::*;
+    use commands::credits::{Credits, Grant};
+    use domain::credits::{Feature, ReleaseReason, SourceKind};
+
+    /// Ledgers of many accounts (so that a PostgreSQL rebuild spreads them over its
+    /// writers), each with a grant, a settled, an open and a released generation.
+    pub async fn a_credits_rebuild_ends_with_the_rows_the_runner_wrote(f: Fixture) {
+        let credits = Credits::new(
+            Executor::new(f.log.clone(), f.codec.clone()),
+            Arc::new(SystemClock),
+            Duration::from_secs(3600),
+        );
+        let ctx = CommandContext::system("test");
+        for _ in 0..24 {
+            let account = AccountId(uuid::Uuid::new_v4());
+            let grant = Grant {
+                grant_key: "welcome".into(),
+                amount: 1_000,
+                source: SourceKind::Purchase,
+                expires_at: None,
+            };
+            let now = commands::Clock::now(&SystemClock);
+            credits.grant(&ctx, account, grant, now).await.unwrap();
+            for generation in ["settled", "open", "released"] {
+                credits
+                    .hold(&ctx, account, generation, Feature::Generation, 30, None)
+                    .await
+                    .unwrap();
+            }
+            credits
+                .settle(&ctx, account, "settled", 20, None)
+                .await
+                .unwrap();
+            credits
+                .release(&ctx, account, "released", ReleaseReason::Failed, None)
+                .await
+                .unwrap();
+        }
+        let runner = f.runner(vec![Arc::new(projections::credits::CreditsProjector)]);
+        runner.prepare().await.unwrap();
+        caught_up(&f, &runner, Follower::Credits).await;
+        let live = credit_tables(&f.db).await;
+        assert_eq!(live[1].len(), 24, "one open hold per account");
+        assert_eq!(live[2].len(), 24, "one balance per account");
+        assert!(
+            live[2]
+                .iter()
+                .all(|row| row[1].as_deref() == Some("950") && row[2].as_deref() == Some("30")),
+            "1000 granted, 20 spent, 30 held: {:?}",
+            live[2]
+        );
+        sqlx::query("DELETE FROM credit_balances")
+            .execute(f.db.pool())
+            .await
+            .unwrap();
+
+        runner.rebuild(Follower::Credits).await.unwrap();
+        assert_eq!(credit_tables(&f.db).await, live);
+        assert!(rebuild_tables(&f.db).await.is_empty());
+    }
+
+    /// A writer that fails stops the rebuild: the live tables stay as they were and the
+    /// fresh ones are dropped, whichever writer failed.
+    pub async fn a_failed_rebuild_leaves_the_live_tables_and_no_fresh_ones(f: Fixture) {
+        f.history().await;
+        let fail = Arc::new(AtomicBool::new(false));
+        let runner = f.runner(vec![Arc::new(Counting {
+            fail: fail.clone(),
+            categories: &StreamCategory::ALL,
+            independent: true,
+        })]);
+        runner.prepare().await.unwrap();
+        caught_up(&f, &runner, COUNTING).await;
+        let live = dump(&f.db, "applied", "event_id").await;
+        assert!(!live.is_empty());
+
+        fail.store(true, Ordering::SeqCst);
+        assert!(runner.rebuild(COUNTING).await.is_err());
+        assert_eq!(dump(&f.db, "applied", "event_id").await, live);
+        assert!(rebuild_tables(&f.db).await.is_empty());
+
+        // Once the cause is gone, a rebuild applies every event exactly once.
+        fail.store(false, Ordering::SeqCst);
+        runner.rebuild(COUNTING).await.unwrap();
+        let rebuilt = dump(&f.db, "applied", "event_id").await;
+        assert_eq!(rebuilt, live);
+        assert!(rebuilt.iter().all(|row| row[1].as_deref() == Some("1")));
+    }
+}
+
 macro_rules! on_both_backends {
     ($($case:ident),* $(,)?) => {
         mod sqlite {
@@ -494,4 +616,6 @@ on_both_backends!(
     waits_until_a_running_projection_has_applied_a_position,
     a_new_projector_version_rebuilds_at_start,
     a_follower_sees_only_its_streams_and_stores_its_checkpoint_when_idle,
+    a_credits_rebuild_ends_with_the_rows_the_runner_wrote,
+    a_failed_rebuild_leaves_the_live_tables_and_no_fresh_ones,
 );

@@ -127,6 +127,12 @@ impl Projector for CreditsProjector {
         &[StreamCategory::Credits, StreamCategory::Offer]
     }
 
+    /// Every row belongs to one ledger (lots, holds, balances and history by account) or
+    /// to one offer (its claim counts).
+    fn streams_independent(&self) -> bool {
+        true
+    }
+
     async fn apply(
         &self,
         conn: &mut AnyConnection,
