@@ -346,10 +346,16 @@ mod tests {
             .collect();
         let parts = split(events.clone(), REBUILD_WRITERS);
         assert_eq!(parts.len(), REBUILD_WRITERS);
-        assert!(parts.iter().all(|part| !part.is_empty()), "40 streams, every lane");
+        assert!(
+            parts.iter().all(|part| !part.is_empty()),
+            "40 streams, every lane"
+        );
         assert_eq!(parts.iter().map(Vec::len).sum::<usize>(), events.len());
         for part in &parts {
-            assert!(part.windows(2).all(|w| w[0].envelope.position < w[1].envelope.position));
+            assert!(
+                part.windows(2)
+                    .all(|w| w[0].envelope.position < w[1].envelope.position)
+            );
         }
         for n in 0..40 {
             let stream = format!("credits-{n}");
