@@ -226,10 +226,10 @@ impl Executor {
         let folded = !recorded.is_empty();
         for event in recorded {
             count += 1;
-            if let Payload::Event(event) = self.codec.decode(event).await?.payload {
-                if let Ok(event) = A::Event::try_from(event) {
-                    state.evolve(&event);
-                }
+            if let Payload::Event(event) = self.codec.decode(event).await?.payload
+                && let Ok(event) = A::Event::try_from(event)
+            {
+                state.evolve(&event);
             }
         }
         if folded {

@@ -202,10 +202,11 @@ impl Auditor {
 /// Replaces the value of every secret field that holds one by `{"redacted": true}`.
 fn redact(object: &mut Map<String, Value>) {
     for field in SECRET_FIELDS {
-        if let Some(value) = object.get_mut(*field) {
-            if !value.is_null() && value.get("erased").is_none() {
-                *value = json!({"redacted": true});
-            }
+        if let Some(value) = object.get_mut(*field)
+            && !value.is_null()
+            && value.get("erased").is_none()
+        {
+            *value = json!({"redacted": true});
         }
     }
 }

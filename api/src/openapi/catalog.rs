@@ -27,10 +27,10 @@ pub fn document(document: &mut OpenApi, catalog: &Catalog, now: Timestamp) {
         .filter(|c| c.ends_at.is_none_or(|end| end > now))
         .map(|c| c.id.clone().into())
         .collect();
-    if let Some(item) = document.paths.paths.get_mut("/me/claims/{claim_id}") {
-        if let Some(operation) = item.post.as_mut() {
-            set_examples(operation, "claim_id", offered);
-        }
+    if let Some(item) = document.paths.paths.get_mut("/me/claims/{claim_id}")
+        && let Some(operation) = item.post.as_mut()
+    {
+        set_examples(operation, "claim_id", offered);
     }
 }
 
@@ -51,10 +51,10 @@ fn restrict(
 
 fn set_examples(operation: &mut Operation, parameter: &str, values: Vec<Value>) {
     for p in operation.parameters.iter_mut().flatten() {
-        if p.name == parameter {
-            if let Some(RefOr::T(Schema::Object(schema))) = p.schema.as_mut() {
-                schema.examples = values.clone();
-            }
+        if p.name == parameter
+            && let Some(RefOr::T(Schema::Object(schema))) = p.schema.as_mut()
+        {
+            schema.examples = values.clone();
         }
     }
 }

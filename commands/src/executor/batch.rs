@@ -213,14 +213,13 @@ impl Batches {
     /// they came from.
     pub(super) fn close(&self, stream: &str, batch: &Arc<Batch>) -> (Vec<NewEvent>, usize) {
         let mut slots = self.slots();
-        if let Some(slot) = slots.get_mut(stream) {
-            if slot
+        if let Some(slot) = slots.get_mut(stream)
+            && slot
                 .open
                 .as_ref()
                 .is_some_and(|open| Arc::ptr_eq(open, batch))
-            {
-                slot.open = None;
-            }
+        {
+            slot.open = None;
         }
         let mut inner = batch.inner();
         inner.closed = true;

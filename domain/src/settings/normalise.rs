@@ -84,10 +84,10 @@ pub fn migrate(
                     }
                 }
                 Step::RenameValue { key, from, to } => {
-                    if let Some(value) = values.get_mut(key) {
-                        if value.as_str().is_some_and(|s| s.eq_ignore_ascii_case(from)) {
-                            *value = Value::from(to);
-                        }
+                    if let Some(value) = values.get_mut(key)
+                        && value.as_str().is_some_and(|s| s.eq_ignore_ascii_case(from))
+                    {
+                        *value = Value::from(to);
                     }
                 }
             }

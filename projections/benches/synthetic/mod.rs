@@ -152,7 +152,7 @@ impl Script {
             hold_expires_at: Timestamp::from_unix_micros(at.unix_micros() + 3_600_000_000),
             api_token_id: None,
         };
-        let settle = if self.holds % 10 == 0 {
+        let settle = if self.holds.is_multiple_of(10) {
             CreditsEvent::HoldReleased {
                 generation_id,
                 feature: Feature::Generation,
