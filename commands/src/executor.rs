@@ -19,7 +19,6 @@ use batch::{Batch, Batches, Outcome, Tip};
 use domain::{Aggregate, DomainEvent, Timestamp};
 use std::any::Any;
 use std::collections::HashMap;
-use std::hash::{Hash, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -280,11 +279,7 @@ impl Executor {
         A::Event: TryFrom<DomainEvent> + Into<DomainEvent> + Clone,
         F: FnMut(&A) -> Result<Vec<A::Event>, CommandError>,
     {
-        let stripe = {
-            let mut hasher = std::collections::hash_map::DefaultHasher::new();
-            stream.hash(&mut hasher);
-            (hasher.finish() % STREAM_LOCKS as u64) as usize
-        };
+        let stripe = store::shard(stream, STREAM_LOCKS);
         let mut attempt = 0;
         loop {
             attempt += 1;

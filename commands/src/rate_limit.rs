@@ -119,13 +119,7 @@ impl RateLimit {
         if self.spend_lease(key, self.clock.now()) {
             return Ok(Ok(()));
         }
-        let lane = {
-            use std::hash::{Hash, Hasher};
-            // Fixed keys: a key must always map to the same lane.
-            let mut hasher = std::collections::hash_map::DefaultHasher::new();
-            key.hash(&mut hasher);
-            hasher.finish() as usize % self.claiming.len()
-        };
+        let lane = store::shard(key, self.claiming.len());
         let _claiming = self.claiming[lane].lock().await;
         // The claim this request waited for may have left a slice to spend.
         let now = self.clock.now();

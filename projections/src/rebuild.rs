@@ -11,7 +11,6 @@ use crate::runner::decode_events;
 use crate::schema::{Tables, create_statements, table_exists};
 use crate::{Follower, ProjectionError, ProjectionRunner, Projector};
 use domain::StreamCategory;
-use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 use store::{
     Backend, Database, DecodedEvent, EventDecoder, EventLog, GlobalPosition, RecordedEvent,
@@ -127,13 +126,13 @@ impl ProjectionRunner {
         } else {
             1
         };
-        let mut lanes: Vec<Lane> = (0..writers)
+        let lanes: Vec<Lane> = (0..writers)
             .map(|_| Lane::start(self.db.clone(), projector.clone(), shadow.clone()))
             .collect();
         let mut position = GlobalPosition::START;
         let mut count = 0u64;
         'pages: while let Some(page) = decoded.recv().await {
-            for (lane, events) in lanes.iter_mut().zip(split(page.events, writers)) {
+            for (lane, events) in lanes.iter().zip(split(page.events, writers)) {
                 if !events.is_empty() && lane.events.send(events).await.is_err() {
                     // The lane stopped on an error, which waiting for it reports.
                     break 'pages;
@@ -251,9 +250,7 @@ fn split(events: Vec<DecodedEvent>, lanes: usize) -> Vec<Vec<DecodedEvent>> {
     }
     let mut parts: Vec<Vec<DecodedEvent>> = (0..lanes).map(|_| Vec::new()).collect();
     for event in events {
-        let mut hasher = std::collections::hash_map::DefaultHasher::new();
-        event.envelope.stream.hash(&mut hasher);
-        parts[(hasher.finish() % lanes as u64) as usize].push(event);
+        parts[store::shard(&event.envelope.stream, lanes)].push(event);
     }
     parts
 }

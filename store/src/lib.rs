@@ -34,3 +34,25 @@ pub use envelope::{
 pub use error::StoreError;
 pub use log::{Backlog, EventLog, LogWatch};
 pub use snapshots::{Snapshot, SnapshotStore};
+
+/// Which of `shards` lanes `key` (a stream, a rate-limit key) always goes to: the same
+/// lane for the same key, in every process and run (the hasher's keys are fixed).
+pub fn shard(key: &str, shards: usize) -> usize {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    key.hash(&mut hasher);
+    (hasher.finish() % shards.max(1) as u64) as usize
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_key_always_goes_to_the_same_shard_and_keys_spread() {
+        assert_eq!(super::shard("credits-1", 8), super::shard("credits-1", 8));
+        let used: std::collections::HashSet<usize> = (0..64)
+            .map(|n| super::shard(&format!("credits-{n}"), 8))
+            .collect();
+        assert!(used.len() > 4 && used.iter().all(|&s| s < 8), "{used:?}");
+        assert_eq!(super::shard("anything", 1), 0);
+    }
+}
