@@ -21,6 +21,7 @@ mod cursor;
 pub mod editor_preferences;
 pub mod operator_tokens;
 pub mod page;
+pub mod projector;
 pub mod provider_keys;
 pub mod rebuild;
 pub mod reconciliation;
@@ -32,8 +33,9 @@ pub mod visibility;
 pub mod workspaces;
 
 pub use page::{After, Page, Paged};
+pub use projector::{ProjectionError, Projector, Reactor};
 pub use rebuild::RebuildReport;
-pub use runner::{ProjectionError, ProjectionRunner, Projector, Reactor};
+pub use runner::ProjectionRunner;
 pub use schema::{Table, Tables};
 pub use visibility::Visibility;
 

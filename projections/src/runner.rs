@@ -2,84 +2,25 @@
 //! advances the checkpoint) and reactors (checkpoint saved after each reaction), each in a
 //! loop that waits for new events. Each follower names the stream categories it reads;
 //! other events are neither decoded nor handed to it, and need no write (see
-//! [`crate::cursor`]). Rebuilds live in [`crate::rebuild`], read-your-writes waits in
-//! [`crate::visibility`], checkpoints in [`crate::checkpoints`].
+//! [`crate::cursor`]). What a follower implements is in [`crate::projector`]; rebuilds
+//! live in [`crate::rebuild`], read-your-writes waits in [`crate::visibility`],
+//! checkpoints in [`crate::checkpoints`].
 
 use crate::Follower;
 use crate::checkpoints::{advance_checkpoint, stored_checkpoint};
 use crate::cursor::{Cursor, concerning};
-use crate::schema::{Table, Tables};
-use async_trait::async_trait;
+pub use crate::projector::{ProjectionError, Projector, Reactor};
+use crate::schema::Tables;
 use domain::StreamCategory;
-use sqlx::AnyConnection;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
-use store::{Database, DecodedEvent, EventDecoder, EventLog, GlobalPosition, StoreError};
+use store::{Database, DecodedEvent, EventDecoder, EventLog, GlobalPosition};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 /// Events per batch (and per transaction).
 pub const BATCH_SIZE: usize = 500;
-
-/// Folds events into the tables it owns.
-#[async_trait]
-pub trait Projector: Send + Sync {
-    /// Its checkpoint's name, also the name `accounts rebuild` takes.
-    fn name(&self) -> Follower;
-    /// Bumped whenever the tables or the folding change; a new version rebuilds at start.
-    fn version(&self) -> i32;
-    /// The tables it owns.
-    fn tables(&self) -> &'static [Table];
-    /// The categories of the streams whose events it reads; it is handed no other.
-    fn categories(&self) -> &'static [StreamCategory];
-    /// Whether the rows one stream's events write never depend on another stream's
-    /// events, so that a rebuild may apply different streams' events in concurrent
-    /// transactions (each stream's in order). False unless a projector says so.
-    fn streams_independent(&self) -> bool {
-        false
-    }
-    /// Applies one event inside the batch's transaction. Must ignore events it does not
-    /// care about, including erased and unknown ones.
-    async fn apply(
-        &self,
-        conn: &mut AnyConnection,
-        tables: &Tables,
-        event: &DecodedEvent,
-    ) -> Result<(), ProjectionError>;
-
-    /// Applies a batch of events, in log order, inside one transaction. By default one
-    /// by one; a projector that sees many events (the credit ledger) folds the batch in
-    /// memory and writes it in a few set-based statements instead, so a batch costs a
-    /// few round trips rather than several per event.
-    async fn apply_batch(
-        &self,
-        conn: &mut AnyConnection,
-        tables: &Tables,
-        events: &[DecodedEvent],
-    ) -> Result<(), ProjectionError> {
-        for event in events {
-            self.apply(conn, tables, event).await?;
-        }
-        Ok(())
-    }
-}
-
-/// Reacts to events with side effects (commands, messages) instead of SQL rows: a process
-/// manager. Delivery is at least once, so reactions must be idempotent.
-#[async_trait]
-pub trait Reactor: Send + Sync {
-    /// Its checkpoint's name.
-    fn name(&self) -> Follower;
-    /// The categories of the streams whose events it reacts to; it is handed no other.
-    fn categories(&self) -> &'static [StreamCategory];
-    /// Handles one event; returns whether it did anything (its checkpoint is then saved at
-    /// once, so a restart does not redo it).
-    async fn react(
-        &self,
-        event: &DecodedEvent,
-    ) -> Result<bool, Box<dyn std::error::Error + Send + Sync>>;
-}
 
 /// Calls `step` until `shutdown` turns true: again at once while it reports work done
 /// (`Ok(true)`), at the log's next append once it is idle (`Ok(false)`), and after a
@@ -121,37 +62,6 @@ pub async fn follow_log<F, Fut, E>(
 
 /// Events per reactor batch: reactions are slower than SQL.
 const REACTOR_BATCH_SIZE: usize = 100;
-
-/// Why a projection operation failed.
-#[derive(Debug, thiserror::Error)]
-pub enum ProjectionError {
-    /// The read-model database failed.
-    #[error("read model database: {0}")]
-    Database(#[from] sqlx::Error),
-    /// The log failed.
-    #[error(transparent)]
-    Store(#[from] StoreError),
-    /// An event could not be decoded.
-    #[error("decoding an event: {0}")]
-    Decode(String),
-    /// A personal value could not be sealed or opened.
-    #[error("sealing: {0}")]
-    Crypto(#[from] vault::CryptoError),
-    /// A reactor failed.
-    #[error("reaction failed: {0}")]
-    Reaction(String),
-    /// No projector has this name.
-    #[error("no projection is called {0:?}")]
-    UnknownProjection(String),
-    /// The projection did not reach the position in time.
-    #[error("projection {name} has not reached position {position} yet")]
-    Lagging {
-        /// The projection.
-        name: Follower,
-        /// The position waited for.
-        position: GlobalPosition,
-    },
-}
 
 enum Step {
     Idle,
