@@ -1,6 +1,9 @@
 //! The command line parses as the README says.
 
 use super::*;
+use domain::access_token::Scope;
+use domain::catalog::ApiPolicy;
+use std::time::Duration;
 
 #[test]
 fn the_defaults_match_the_flags() {
