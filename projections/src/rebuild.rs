@@ -2,7 +2,12 @@
 //! tables went missing) is replayed from position 0 into fresh tables while the live ones
 //! keep serving, then the fresh tables are swapped in with the checkpoint, in one
 //! transaction. While a batch is applied, a task of its own reads and decodes the next
-//! pages (only the events of the projector's streams are decoded).
+//! pages (only the events of the projector's streams are decoded). Tables a rebuild that
+//! died left behind are dropped by the next rebuild or start ([`sweep`]).
+
+mod sweep;
+
+pub use sweep::{STALE_AFTER_SECS, sweep};
 
 use crate::checkpoints::{lock_checkpoint, register_checkpoint, reset_checkpoint, stored_version};
 use crate::cursor::concerning;
@@ -37,6 +42,7 @@ impl ProjectionRunner {
     /// version changed (or whose tables went missing).
     #[tracing::instrument(skip_all)]
     pub async fn prepare(&self) -> Result<(), ProjectionError> {
+        sweep(&self.db).await?;
         for reactor in &self.reactors {
             let mut w = self.db.begin_write().await?;
             register_checkpoint(&mut w, reactor.name(), GlobalPosition::START, 1).await?;
@@ -82,16 +88,23 @@ impl ProjectionRunner {
     #[tracing::instrument(skip_all, fields(projection = %name))]
     pub async fn rebuild(&self, name: Follower) -> Result<RebuildReport, ProjectionError> {
         let projector = self.projector(name)?.clone();
-        let suffix = format!("__rb{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+        sweep(&self.db).await?;
+        let suffix = format!(
+            "{}{}",
+            sweep::SUFFIX_PREFIX,
+            &uuid::Uuid::new_v4().simple().to_string()[..8]
+        );
         let shadow = Tables::shadow(projector.tables(), &suffix);
-        let result = self.rebuild_into(&projector, &shadow).await;
+        let result = self.rebuild_into(&projector, &suffix, &shadow).await;
         if result.is_err() {
+            // Should this fail too, the heartbeat has stopped: a later sweep drops them.
             let mut w = self.db.begin_write().await?;
             for table in projector.tables() {
                 sqlx::query(&format!("DROP TABLE IF EXISTS {}", shadow.get(table.name)))
                     .execute(&mut **w)
                     .await?;
             }
+            sweep::forget(&mut w, &suffix).await?;
             w.commit().await?;
         }
         result
@@ -100,16 +113,21 @@ impl ProjectionRunner {
     async fn rebuild_into(
         &self,
         projector: &Arc<dyn Projector>,
+        suffix: &str,
         shadow: &Tables,
     ) -> Result<RebuildReport, ProjectionError> {
         let name = projector.name();
         let mut w = self.db.begin_write().await?;
+        let mut fresh = Vec::new();
         for table in projector.tables() {
+            fresh.push(shadow.get(table.name));
             for sql in create_statements(table, shadow.get(table.name)) {
                 sqlx::query(&sql).execute(&mut **w).await?;
             }
         }
+        sweep::register(&mut w, suffix, name, &fresh).await?;
         w.commit().await?;
+        let _alive = sweep::keep_alive(self.db.clone(), suffix.to_owned());
 
         // Replay in batches of their own, so the live tables keep serving meanwhile.
         let (pages, mut decoded) = mpsc::channel(2);
@@ -179,6 +197,7 @@ impl ProjectionRunner {
             .await?;
         }
         reset_checkpoint(&mut w, name, position, projector.version()).await?;
+        sweep::forget(&mut w, suffix).await?;
         w.commit().await?;
         // The swap may move the checkpoint backwards relative to what was published.
         if let Some(progress) = self.progress.get(&name) {

@@ -562,6 +562,7 @@ mod more_cases {
         runner.rebuild(Follower::Credits).await.unwrap();
         assert_eq!(credit_tables(&f.db).await, live);
         assert!(rebuild_tables(&f.db).await.is_empty());
+        assert!(rebuild_rows(&f.db).await.is_empty());
     }
 
     /// A writer that fails stops the rebuild: the live tables stay as they were and the
@@ -590,7 +591,80 @@ mod more_cases {
         let rebuilt = dump(&f.db, "applied", "event_id").await;
         assert_eq!(rebuilt, live);
         assert!(rebuilt.iter().all(|row| row[1].as_deref() == Some("1")));
+        assert!(rebuild_rows(&f.db).await.is_empty());
     }
+
+    /// A rebuild whose process died leaves its fresh tables and its row: the next rebuild
+    /// (or start) drops them, and rebuild tables no row names, but leaves alone a rebuild
+    /// still running elsewhere.
+    pub async fn what_a_dead_rebuild_left_is_dropped_by_the_next_one(f: Fixture) {
+        f.history().await;
+        let runner = f.runner(vec![Arc::new(Counting {
+            fail: Arc::new(AtomicBool::new(false)),
+            categories: &StreamCategory::ALL,
+            independent: false,
+        })]);
+        runner.prepare().await.unwrap();
+        caught_up(&f, &runner, COUNTING).await;
+        let live = dump(&f.db, "applied", "event_id").await;
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64;
+        let stale = now - projections::rebuild::STALE_AFTER_SECS - 1;
+        // Died an hour ago; ran before rebuilds registered; running on another node.
+        for (suffix, heartbeat) in [
+            ("__rb0000dead", Some(stale)),
+            ("__rb0badf00d", None),
+            ("__rb11111111", Some(now)),
+        ] {
+            let table = format!("applied{suffix}");
+            sqlx::query(&format!("CREATE TABLE {table} (event_id TEXT PRIMARY KEY)"))
+                .execute(f.db.pool())
+                .await
+                .unwrap();
+            if let Some(heartbeat) = heartbeat {
+                sqlx::query(
+                    "INSERT INTO rebuilds (suffix, projection, shadow_tables, heartbeat_at) \
+                     VALUES ($1, $2, $3, $4)",
+                )
+                .bind(suffix)
+                .bind(COUNTING.key())
+                .bind(&table)
+                .bind(heartbeat)
+                .execute(f.db.pool())
+                .await
+                .unwrap();
+            }
+        }
+
+        runner.rebuild(COUNTING).await.unwrap();
+        assert_eq!(
+            rebuild_tables(&f.db).await,
+            vec!["applied__rb11111111".to_owned()]
+        );
+        assert_eq!(rebuild_rows(&f.db).await, vec!["__rb11111111".to_owned()]);
+        assert_eq!(dump(&f.db, "applied", "event_id").await, live);
+
+        // The other node's rebuild dies too: the next start drops what it left.
+        sqlx::query("UPDATE rebuilds SET heartbeat_at = $1")
+            .bind(stale)
+            .execute(f.db.pool())
+            .await
+            .unwrap();
+        runner.prepare().await.unwrap();
+        assert!(rebuild_tables(&f.db).await.is_empty());
+        assert!(rebuild_rows(&f.db).await.is_empty());
+        assert_eq!(dump(&f.db, "applied", "event_id").await, live);
+    }
+}
+
+/// The rebuilds registered as running.
+async fn rebuild_rows(db: &Database) -> Vec<String> {
+    sqlx::query_scalar("SELECT suffix FROM rebuilds ORDER BY suffix")
+        .fetch_all(db.pool())
+        .await
+        .unwrap()
 }
 
 macro_rules! on_both_backends {
@@ -618,4 +692,5 @@ on_both_backends!(
     a_follower_sees_only_its_streams_and_stores_its_checkpoint_when_idle,
     a_credits_rebuild_ends_with_the_rows_the_runner_wrote,
     a_failed_rebuild_leaves_the_live_tables_and_no_fresh_ones,
+    what_a_dead_rebuild_left_is_dropped_by_the_next_one,
 );

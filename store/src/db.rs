@@ -334,6 +334,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "snapshots",
         include_str!("../../migrations/sqlite/0009_snapshots.sql"),
     ),
+    (
+        10,
+        "rebuilds",
+        include_str!("../../migrations/sqlite/0010_rebuilds.sql"),
+    ),
 ];
 
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
@@ -381,6 +386,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         9,
         "snapshots",
         include_str!("../../migrations/postgres/0009_snapshots.sql"),
+    ),
+    (
+        10,
+        "rebuilds",
+        include_str!("../../migrations/postgres/0010_rebuilds.sql"),
     ),
 ];
 
