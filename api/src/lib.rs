@@ -5,7 +5,6 @@
 
 pub mod app;
 pub mod audit;
-pub mod balance_card;
 pub mod byok;
 pub mod cli;
 pub mod config;

@@ -85,7 +85,7 @@ pub(crate) async fn credits_of(
     core: &Core,
     account: domain::AccountId,
 ) -> Result<Json<CreditsView>, ApiError> {
-    let card = crate::balance_card::balance_card(&core.db, account, core.clock.now()).await?;
+    let card = projections::credits::balance_card(&core.db, account, core.clock.now()).await?;
     Ok(Json(CreditsView {
         balance: card.lots.iter().map(|l| l.remaining).sum(),
         held: card.held,

@@ -6,29 +6,6 @@ use sqlx::any::AnyRow;
 use store::Database;
 use uuid::Uuid;
 
-/// The balance card: what the ledger recorded (time-based expiry not applied).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct BalanceRow {
-    /// Credits in lots without an expiry event, not held.
-    pub balance: u64,
-    /// Credits held by open generations.
-    pub held: u64,
-}
-
-/// The balance row of an account (zeros if it never had credits).
-pub async fn balance(db: &Database, account_id: AccountId) -> Result<BalanceRow, sqlx::Error> {
-    let row = sqlx::query("SELECT balance, held FROM credit_balances WHERE account_id = $1")
-        .bind(account_id.to_string())
-        .fetch_optional(db.pool())
-        .await?;
-    row.map_or(Ok(BalanceRow::default()), |row| {
-        Ok(BalanceRow {
-            balance: row.try_get::<i64, _>("balance")? as u64,
-            held: row.try_get::<i64, _>("held")? as u64,
-        })
-    })
-}
-
 /// A lot on the balance card.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LotRow {
@@ -89,6 +66,50 @@ pub async fn lots(db: &Database, account_id: AccountId) -> Result<Vec<LotRow>, s
     .iter()
     .map(lot)
     .collect()
+}
+
+/// What the balance card of `/me/credits` and `/api/v1/credits` shows: credits held by
+/// open generations, and the lots with credits left at an instant, in spending order.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct BalanceCard {
+    /// Credits held by open generations.
+    pub held: u64,
+    /// Unexpired lots with credits left, in spending order.
+    pub lots: Vec<LotRow>,
+}
+
+// One row per counting lot, or one row of NULL lot columns when none counts; the balance
+// row joined to each (absent for an account that never had credits). One indexed query
+// (the balance by its key, the lots by their account index), where reading the balance
+// and then every lot took two round trips and carried spent and expired lots along.
+const CARD: &str = "SELECT b.held, l.lot_id, l.account_id, l.grant_key, l.source, l.priority, \
+     l.amount, l.remaining, l.expires_at, l.granted_at, l.expired \
+     FROM (SELECT $1 AS account_id) a \
+     LEFT JOIN credit_balances b ON b.account_id = a.account_id \
+     LEFT JOIN credit_lots l ON l.account_id = a.account_id AND l.expired = 0 \
+       AND l.remaining > 0 AND (l.expires_at IS NULL OR l.expires_at > $2) \
+     ORDER BY l.priority, CASE WHEN l.expires_at IS NULL THEN 1 ELSE 0 END, l.expires_at, \
+       l.granted_at";
+
+/// The balance card of `account` at `now`.
+pub async fn balance_card(
+    db: &Database,
+    account: AccountId,
+    now: Timestamp,
+) -> Result<BalanceCard, sqlx::Error> {
+    let rows = sqlx::query(CARD)
+        .bind(account.to_string())
+        .bind(now.unix_micros())
+        .fetch_all(db.pool())
+        .await?;
+    let mut card = BalanceCard::default();
+    for row in &rows {
+        card.held = row.try_get::<Option<i64>, _>("held")?.unwrap_or(0) as u64;
+        if row.try_get::<Option<String>, _>("lot_id")?.is_some() {
+            card.lots.push(lot(row)?);
+        }
+    }
+    Ok(card)
 }
 
 /// Lots past their expiry with credits left: the scheduler expires them.
