@@ -334,6 +334,13 @@ impl App {
             state.core.log.clone(),
         ));
         tasks.push(tokio::spawn(chainer.run(stopping.clone())));
+        // Audit reads find an account's events through this index (they also bring it up
+        // to the head themselves; following the log keeps that step short).
+        let audit_index = Arc::new(projections::audit_index::AuditIndex::new(
+            state.core.db.clone(),
+            state.core.log.clone(),
+        ));
+        tasks.push(tokio::spawn(audit_index.run(stopping.clone())));
         tasks.push(tokio::spawn(
             state
                 .payments

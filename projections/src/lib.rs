@@ -12,6 +12,7 @@
 
 pub mod access_tokens;
 pub mod accounts;
+pub mod audit_index;
 pub mod batch;
 pub mod billing;
 pub mod chain;
@@ -120,6 +121,8 @@ followers! {
     /// Tamper evidence: the chainer, which links each event to the one before
     /// ([`crate::chain`]).
     EventChain => "event-chain",
+    /// The audit index: which events belong to which account ([`crate::audit_index`]).
+    AuditIndex => "audit-index",
 }
 
 impl Follower {

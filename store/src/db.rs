@@ -339,6 +339,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "rebuilds",
         include_str!("../../migrations/sqlite/0010_rebuilds.sql"),
     ),
+    (
+        11,
+        "audit index",
+        include_str!("../../migrations/sqlite/0011_audit_index.sql"),
+    ),
 ];
 
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
@@ -391,6 +396,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         10,
         "rebuilds",
         include_str!("../../migrations/postgres/0010_rebuilds.sql"),
+    ),
+    (
+        11,
+        "audit index",
+        include_str!("../../migrations/postgres/0011_audit_index.sql"),
     ),
 ];
 

@@ -20,6 +20,18 @@ pub struct Backlog {
     pub oldest: Option<Timestamp>,
 }
 
+/// Where one event sits, enough to read it again from any log: its position and its
+/// place in its stream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventAt {
+    /// Its position in the whole log.
+    pub position: GlobalPosition,
+    /// Its stream.
+    pub stream: String,
+    /// Its revision in the stream.
+    pub revision: u64,
+}
+
 /// An append-only log of events, in streams, with one global order.
 #[async_trait]
 pub trait EventLog: Send + Sync {
@@ -84,6 +96,22 @@ pub trait EventLog: Send + Sync {
                 return Ok(backlog);
             }
         }
+    }
+
+    /// The events `at` names (given in log order, as an index answers), in log order; one
+    /// the log does not hold is left out. By default one stream read per event; the SQL
+    /// logs read them all in one statement.
+    async fn read_events(&self, at: &[EventAt]) -> Result<Vec<RecordedEvent>, StoreError> {
+        let mut events = Vec::with_capacity(at.len());
+        for wanted in at {
+            let found = self.read_stream(&wanted.stream, wanted.revision, 1).await?;
+            events.extend(
+                found
+                    .into_iter()
+                    .filter(|e| e.revision == wanted.revision && e.position == wanted.position),
+            );
+        }
+        Ok(events)
     }
 
     /// Every event of `stream`, in revision order.

@@ -19,7 +19,9 @@ use crate::envelope::{
 };
 use crate::error::StoreError;
 use crate::group_commit::Queue;
-use crate::log::{AppendSignal, Backlog, EventLog, LogWatch, check_append, earlier_append};
+use crate::log::{
+    AppendSignal, Backlog, EventAt, EventLog, LogWatch, check_append, earlier_append,
+};
 use async_trait::async_trait;
 use domain::Timestamp;
 use sqlx::postgres::{PgListener, PgPoolOptions, PgRow};
@@ -458,6 +460,27 @@ impl EventLog for PostgresLog {
         } else {
             // Progress: the next wake-up, if one is needed, comes after the shortest delay.
             self.recheck.reset();
+        }
+        Ok(events)
+    }
+
+    async fn read_events(&self, at: &[EventAt]) -> Result<Vec<RecordedEvent>, StoreError> {
+        let mut events = Vec::with_capacity(at.len());
+        // Bounded statements: a page of an index is at most a few hundred positions.
+        for chunk in at.chunks(500) {
+            let list: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
+            let sql = format!(
+                "SELECT {COLUMNS} FROM events WHERE global_position IN ({}) \
+                 ORDER BY global_position",
+                list.join(", ")
+            );
+            let mut query = sqlx::query(&sql);
+            for wanted in chunk {
+                query = query.bind(wanted.position.0 as i64);
+            }
+            for row in query.fetch_all(&self.pg).await? {
+                events.push(decode(&row)?);
+            }
         }
         Ok(events)
     }

@@ -14,7 +14,9 @@ use crate::db::{Database, WriteTx};
 use crate::envelope::{AppendResult, ExpectedRevision, GlobalPosition, NewEvent, RecordedEvent};
 use crate::error::StoreError;
 use crate::group_commit::{Append, Batcher, Queue};
-use crate::log::{AppendSignal, Backlog, EventLog, LogWatch, check_append, earlier_append};
+use crate::log::{
+    AppendSignal, Backlog, EventAt, EventLog, LogWatch, check_append, earlier_append,
+};
 use async_trait::async_trait;
 use domain::Timestamp;
 use sqlx::Row;
@@ -306,6 +308,27 @@ impl EventLog for SqliteLog {
             .fetch_all(self.db.pool())
             .await?;
         rows.iter().map(decode).collect()
+    }
+
+    async fn read_events(&self, at: &[EventAt]) -> Result<Vec<RecordedEvent>, StoreError> {
+        let mut events = Vec::with_capacity(at.len());
+        // Bounded statements: a page of an index is at most a few hundred positions.
+        for chunk in at.chunks(500) {
+            let list: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
+            let sql = format!(
+                "SELECT {COLUMNS} FROM events WHERE global_position IN ({}) \
+                 ORDER BY global_position",
+                list.join(", ")
+            );
+            let mut query = sqlx::query(&sql);
+            for wanted in chunk {
+                query = query.bind(wanted.position.0 as i64);
+            }
+            for row in query.fetch_all(self.db.pool()).await? {
+                events.push(decode(&row)?);
+            }
+        }
+        Ok(events)
     }
 
     async fn head(&self) -> Result<GlobalPosition, StoreError> {

@@ -162,6 +162,52 @@ mod suite {
         assert!(log.read_stream(&stream(), 0, 10).await.unwrap().is_empty());
     }
 
+    /// Events named by position and place in their stream read back in log order; one
+    /// the log does not hold is left out.
+    pub async fn reads_the_events_it_is_pointed_at(log: &dyn EventLog) {
+        let (a, b) = (stream(), stream());
+        let first = log
+            .append(&a, ExpectedRevision::NoStream, vec![event(1), event(2)])
+            .await
+            .unwrap();
+        let second = log
+            .append(&b, ExpectedRevision::NoStream, vec![event(3)])
+            .await
+            .unwrap();
+        let third = log
+            .append(&a, ExpectedRevision::Exact(1), vec![event(4)])
+            .await
+            .unwrap();
+        let at = |position, stream: &str, revision| store::EventAt {
+            position,
+            stream: stream.to_owned(),
+            revision,
+        };
+        let wanted = [
+            at(first.positions[1], &a, 1),
+            at(second.positions[0], &b, 0),
+            at(third.positions[0], &a, 2),
+        ];
+        let read = log.read_events(&wanted).await.unwrap();
+        let got: Vec<_> = read
+            .iter()
+            .map(|e| (e.position, e.stream.clone(), e.revision))
+            .collect();
+        let expected: Vec<_> = wanted
+            .iter()
+            .map(|w| (w.position, w.stream.clone(), w.revision))
+            .collect();
+        assert_eq!(got, expected);
+        assert_eq!(read[1].data, event(3).data);
+        let missing = at(
+            GlobalPosition(third.positions[0].0 + 1_000_000),
+            &stream(),
+            0,
+        );
+        assert!(log.read_events(&[missing]).await.unwrap().is_empty());
+        assert!(log.read_events(&[]).await.unwrap().is_empty());
+    }
+
     pub async fn conflicts_on_a_wrong_expected_revision(log: &dyn EventLog) {
         let s = stream();
         log.append(&s, ExpectedRevision::NoStream, vec![event(1)])
@@ -774,6 +820,14 @@ macro_rules! contract {
                     return;
                 };
                 suite::appends_and_reads_back_a_stream(&*h.log).await;
+            }
+
+            #[tokio::test]
+            async fn reads_the_events_it_is_pointed_at() {
+                let Some(h) = super::$backend().await else {
+                    return;
+                };
+                suite::reads_the_events_it_is_pointed_at(&*h.log).await;
             }
 
             #[tokio::test]

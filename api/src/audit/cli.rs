@@ -18,7 +18,11 @@ pub async fn run(command: AuditCommand) -> anyhow::Result<Outcome> {
         AuditCommand::Verify(args) => args.storage.clone(),
     };
     let storage = Storage::open(&storage_args).await?;
-    let auditor = Auditor::new(storage.log.clone(), storage.codec.clone());
+    let auditor = Auditor::new(
+        storage.db.clone(),
+        storage.log.clone(),
+        storage.codec.clone(),
+    );
     let refused = |message: String| Outcome {
         stdout: format!("{}\n", serde_json::json!({"error": message})),
         exit_code: 2,

@@ -109,7 +109,7 @@ impl Auditor {
         self.check_account(account).await?;
         let mut events = Vec::new();
         let mut next_cursor = None;
-        let mut stream = self.account_events(account);
+        let mut stream = self.account_events(account, query.after).await?;
         while let Some(recorded) = stream.next().await? {
             if recorded.position <= query.after
                 || query.from.is_some_and(|from| recorded.recorded_at < from)

@@ -8,10 +8,11 @@
 //!   aggregates' own `evolve`.
 //! - [`security_log`]: the account holder's own security events.
 //!
-//! The log is read page by page from its start ([`AccountEvents`]): membership in a
-//! workspace and the purchases and invoices of the account are learnt from earlier events,
-//! so no index beyond the log is needed, and no request holds more than a page of the log
-//! in memory (plus the page it answers).
+//! An account's events are found through the audit index (`projections::audit_index`),
+//! which every audit read first brings up to the head of the log, and read from the log
+//! a page at a time ([`AccountEvents`]): a page costs the account's events, not the log's
+//! length. [`select`] is the reference the index is held to: the same rules, following the
+//! whole log for one account.
 
 pub mod cli;
 pub mod events;
@@ -20,12 +21,15 @@ pub mod select;
 pub mod state;
 pub mod table;
 
+#[cfg(test)]
+mod index_tests;
+
 use commands::EventCodec;
 use domain::{AccountId, StreamCategory};
-use select::Selector;
+use projections::audit_index::{AuditIndex, events_of};
 use std::collections::VecDeque;
 use std::sync::Arc;
-use store::{EventLog, GlobalPosition, RecordedEvent};
+use store::{Database, EventLog, GlobalPosition, RecordedEvent};
 
 /// Events read from the log at a time.
 const BATCH: usize = 1_000;
@@ -47,19 +51,28 @@ impl AuditError {
     }
 }
 
-/// What an audit reads: the log, and the codec that opens personal fields.
+/// What an audit reads: the log, its index, and the codec that opens personal fields.
 #[derive(Clone)]
 pub struct Auditor {
     /// The event log.
     pub log: Arc<dyn EventLog>,
     /// Opens sealed fields with the subjects' data keys.
     pub codec: EventCodec,
+    /// The database holding the audit index.
+    db: Database,
+    index: Arc<AuditIndex>,
 }
 
 impl Auditor {
-    /// An auditor over `log`, opening with `codec`.
-    pub fn new(log: Arc<dyn EventLog>, codec: EventCodec) -> Self {
-        Self { log, codec }
+    /// An auditor over `log`, finding accounts' events through the index in `db`, opening
+    /// with `codec`.
+    pub fn new(db: Database, log: Arc<dyn EventLog>, codec: EventCodec) -> Self {
+        Self {
+            index: Arc::new(AuditIndex::new(db.clone(), log.clone())),
+            db,
+            log,
+            codec,
+        }
     }
 
     /// Fails with [`AuditError::UnknownAccount`] unless the account's stream exists (it
@@ -78,54 +91,71 @@ impl Auditor {
         }
     }
 
-    /// The account's events from the start of the log, in log order.
-    pub fn account_events(&self, account: AccountId) -> AccountEvents {
-        AccountEvents {
+    /// The account's events after `after`, in log order, once the index has every event
+    /// the log shows.
+    pub async fn account_events(
+        &self,
+        account: AccountId,
+        after: GlobalPosition,
+    ) -> Result<AccountEvents, AuditError> {
+        self.index.catch_up().await.map_err(AuditError::failed)?;
+        Ok(AccountEvents {
             log: self.log.clone(),
-            selector: Selector::new(account),
-            after: GlobalPosition::START,
+            db: self.db.clone(),
+            account: account.to_string(),
+            after,
             buffer: VecDeque::new(),
             done: false,
-        }
+            workspaces_ever: Vec::new(),
+        })
     }
 }
 
-/// The events of one account, read from the log a batch at a time.
+/// The events of one account, found in the index and read from the log a page at a time.
 pub struct AccountEvents {
     log: Arc<dyn EventLog>,
-    selector: Selector,
+    db: Database,
+    account: String,
     after: GlobalPosition,
     buffer: VecDeque<RecordedEvent>,
     done: bool,
+    workspaces_ever: Vec<String>,
 }
 
 impl AccountEvents {
-    /// The next event of the account, or `None` at the end of the log.
+    /// The next event of the account, or `None` after its last.
     pub async fn next(&mut self) -> Result<Option<RecordedEvent>, AuditError> {
         loop {
-            while let Some(event) = self.buffer.pop_front() {
-                if self.selector.admits(&event) {
-                    return Ok(Some(event));
+            if let Some(event) = self.buffer.pop_front() {
+                if let Some(workspace) = StreamCategory::Workspace.id_in(&event.stream)
+                    && !self.workspaces_ever.iter().any(|w| w == workspace)
+                {
+                    self.workspaces_ever.push(workspace.to_owned());
                 }
+                return Ok(Some(event));
             }
             if self.done {
                 return Ok(None);
             }
-            let batch = self
-                .log
-                .read_all(self.after, BATCH)
+            let at = events_of(&self.db, &self.account, self.after, BATCH)
                 .await
                 .map_err(AuditError::failed)?;
-            self.done = batch.len() < BATCH;
-            if let Some(last) = batch.last() {
+            self.done = at.len() < BATCH;
+            if let Some(last) = at.last() {
                 self.after = last.position;
             }
-            self.buffer.extend(batch);
+            let events = self
+                .log
+                .read_events(&at)
+                .await
+                .map_err(AuditError::failed)?;
+            self.buffer.extend(events);
         }
     }
 
-    /// The workspaces the account was a member of in the events returned so far.
+    /// The workspaces the account was a member of in the events returned so far (ids), in
+    /// the order it joined them.
     pub fn workspaces_ever(&self) -> &[String] {
-        self.selector.workspaces_ever()
+        &self.workspaces_ever
     }
 }

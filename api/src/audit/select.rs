@@ -1,4 +1,6 @@
-//! Which events of the log belong to an account, decided event by event in log order.
+//! Which events of the log belong to an account, decided event by event in log order: the
+//! reference the audit index (`projections::audit_index`), which decides it for every
+//! account at once, is tested against (`index_tests.rs`).
 //!
 //! - Streams named after the account (`account-<id>`, `credits-<id>`, `subscription-<id>`,
 //!   `checkouts-<id>`, `usage-<id>`, `preferences-<id>`, `editorprefs-<id>`,

@@ -21,7 +21,7 @@ use domain::workspace::Workspace;
 use domain::{AccountId, Aggregate, DomainEvent, SessionId, StreamCategory, Timestamp};
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
-use store::{Payload, RecordedEvent};
+use store::{GlobalPosition, Payload, RecordedEvent};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
@@ -280,7 +280,7 @@ impl Auditor {
         self.check_account(account).await?;
         let mut streams = Streams::default();
         let (mut position, mut count) = (0, 0);
-        let mut events = self.account_events(account);
+        let mut events = self.account_events(account, GlobalPosition::START).await?;
         while let Some(recorded) = events.next().await? {
             if recorded.recorded_at > as_of
                 || StreamCategory::of_stream(&recorded.stream) == Some(StreamCategory::Workspace)

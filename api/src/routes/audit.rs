@@ -139,7 +139,7 @@ impl From<AuditError> for ApiError {
 }
 
 fn auditor(core: &Core) -> Auditor {
-    Auditor::new(core.log.clone(), core.codec.clone())
+    Auditor::new(core.db.clone(), core.log.clone(), core.codec.clone())
 }
 
 /// Every event of every stream that belongs to the account (its account, sign-ins,
