@@ -257,6 +257,36 @@ async fn the_index_answers_as_the_selector(url: &str) {
     db.close().await;
 }
 
+/// The running indexer follows the log on its own: events appended while it runs are
+/// indexed without any audit read, and it stops when told.
+#[tokio::test]
+async fn the_running_indexer_follows_the_log() {
+    let file = TestSqlite::create();
+    let db = Database::connect(&file.url, 4).await.unwrap();
+    db.migrate().await.unwrap();
+    let log = db.event_log().await.unwrap();
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let indexer = std::sync::Arc::new(AuditIndex::new(db.clone(), log.clone()));
+    let running = tokio::spawn(indexer.run(stopped));
+    let account = Uuid::new_v4();
+    for n in 0..3 {
+        let event = new_event("AccountRegistered", json!({ "n": n }), Some(account));
+        append(&*log, &format!("account-{account}"), event).await;
+    }
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
+    while indexed(&db, account).await.len() < 3 {
+        assert!(tokio::time::Instant::now() < deadline, "not indexed");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(indexed(&db, account).await, selected(&*log, account).await);
+    stop.send(true).unwrap();
+    tokio::time::timeout(std::time::Duration::from_secs(5), running)
+        .await
+        .expect("stops when told")
+        .unwrap();
+    db.close().await;
+}
+
 #[tokio::test]
 async fn the_index_answers_as_the_selector_on_sqlite() {
     let file = TestSqlite::create();
