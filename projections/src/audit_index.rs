@@ -28,7 +28,7 @@
 use crate::Follower;
 use crate::ProjectionError;
 use crate::batch::{Value, delete_keys, insert_rows, select_keys};
-use crate::checkpoints::{advance_checkpoint, register_checkpoint, stored};
+use crate::checkpoints::{advance_checkpoint, stored, stored_or_registered};
 use crate::runner::follow_log;
 use domain::StreamCategory;
 use serde_json::Value as Json;
@@ -64,17 +64,7 @@ impl AuditIndex {
     /// caught up, or another indexer took this batch).
     #[tracing::instrument(skip_all)]
     pub async fn step(&self) -> Result<usize, ProjectionError> {
-        let checkpoint = match stored(&self.db, CHECKPOINT).await? {
-            Some(position) => position,
-            None => {
-                let mut w = self.db.begin_write().await?;
-                register_checkpoint(&mut w, CHECKPOINT, GlobalPosition::START, 1).await?;
-                w.commit().await?;
-                stored(&self.db, CHECKPOINT)
-                    .await?
-                    .unwrap_or(GlobalPosition::START)
-            }
-        };
+        let checkpoint = stored_or_registered(&self.db, CHECKPOINT).await?;
         let batch = self.log.read_all(checkpoint, BATCH_SIZE).await?;
         let Some(last) = batch.last().map(|e| e.position) else {
             return Ok(0);

@@ -18,7 +18,7 @@
 //! yet. [`Anchor`] checks a head published before.
 
 use crate::Follower;
-use crate::checkpoints::{advance_checkpoint, register_checkpoint, stored};
+use crate::checkpoints::{advance_checkpoint, stored, stored_or_registered};
 use crate::runner::follow_log;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -243,17 +243,7 @@ impl Chainer {
     /// guarded by its old value, lets one batch win and rolls the other back.
     #[tracing::instrument(skip_all)]
     pub async fn step(&self) -> Result<usize, ChainError> {
-        let checkpoint = match stored(&self.db, CHECKPOINT).await? {
-            Some(position) => position,
-            None => {
-                let mut w = self.db.begin_write().await?;
-                register_checkpoint(&mut w, CHECKPOINT, GlobalPosition::START, 1).await?;
-                w.commit().await?;
-                stored(&self.db, CHECKPOINT)
-                    .await?
-                    .unwrap_or(GlobalPosition::START)
-            }
-        };
+        let checkpoint = stored_or_registered(&self.db, CHECKPOINT).await?;
         let previous = stored_link(&self.db, checkpoint)
             .await?
             .and_then(|hash| hash.parse::<ChainHash>().ok())

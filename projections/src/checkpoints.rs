@@ -26,6 +26,22 @@ pub async fn stored(
     Ok(position.map(|p| GlobalPosition(p as u64)))
 }
 
+/// The stored checkpoint of `follower`, registered first at the start of the log (at
+/// version 1) if it has none: for followers that keep no read model of their own to
+/// create, as the chainer and the audit index.
+pub async fn stored_or_registered(
+    db: &Database,
+    follower: Follower,
+) -> Result<GlobalPosition, sqlx::Error> {
+    if let Some(position) = stored(db, follower).await? {
+        return Ok(position);
+    }
+    let mut w = db.begin_write().await?;
+    register_checkpoint(&mut w, follower, GlobalPosition::START, 1).await?;
+    w.commit().await?;
+    stored_checkpoint(db, follower).await
+}
+
 /// The stored version of `follower`'s checkpoint, if it has one.
 pub(crate) async fn stored_version(
     db: &Database,

@@ -32,6 +32,16 @@ pub struct EventAt {
     pub revision: u64,
 }
 
+/// The SQL logs' statement reading `count` events by position (`$1` to `$count`), in log
+/// order, selecting `columns`.
+pub(crate) fn events_at_sql(columns: &str, count: usize) -> String {
+    let list: Vec<String> = (1..=count).map(|i| format!("${i}")).collect();
+    format!(
+        "SELECT {columns} FROM events WHERE global_position IN ({}) ORDER BY global_position",
+        list.join(", ")
+    )
+}
+
 /// An append-only log of events, in streams, with one global order.
 #[async_trait]
 pub trait EventLog: Send + Sync {

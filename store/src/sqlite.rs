@@ -15,7 +15,7 @@ use crate::envelope::{AppendResult, ExpectedRevision, GlobalPosition, NewEvent, 
 use crate::error::StoreError;
 use crate::group_commit::{Append, Batcher, Queue};
 use crate::log::{
-    AppendSignal, Backlog, EventAt, EventLog, LogWatch, check_append, earlier_append,
+    AppendSignal, Backlog, EventAt, EventLog, LogWatch, check_append, earlier_append, events_at_sql,
 };
 use async_trait::async_trait;
 use domain::Timestamp;
@@ -314,12 +314,7 @@ impl EventLog for SqliteLog {
         let mut events = Vec::with_capacity(at.len());
         // Bounded statements: a page of an index is at most a few hundred positions.
         for chunk in at.chunks(500) {
-            let list: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
-            let sql = format!(
-                "SELECT {COLUMNS} FROM events WHERE global_position IN ({}) \
-                 ORDER BY global_position",
-                list.join(", ")
-            );
+            let sql = events_at_sql(COLUMNS, chunk.len());
             let mut query = sqlx::query(&sql);
             for wanted in chunk {
                 query = query.bind(wanted.position.0 as i64);

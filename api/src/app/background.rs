@@ -53,32 +53,41 @@ pub(super) async fn purge_idempotency_keys(state: AppState, mut stopping: watch:
 pub(super) async fn reprobe_storage(
     state: AppState,
     interval: Duration,
-    mut stopping: watch::Receiver<bool>,
+    stopping: watch::Receiver<bool>,
 ) {
-    loop {
-        tokio::select! {
-            () = tokio::time::sleep(interval) => {}
-            _ = stopping.changed() => break,
-        }
+    every(interval, stopping, || async {
         if let Err(error) = routes::storage::reprobe_all(&state).await {
             tracing::warn!(%error, "could not probe the workspaces' storage");
         }
-    }
+    })
+    .await;
 }
 
 /// Verifies the stored provider keys again every `interval`.
 pub(super) async fn reverify_provider_keys(
     state: AppState,
     interval: Duration,
-    mut stopping: watch::Receiver<bool>,
+    stopping: watch::Receiver<bool>,
 ) {
+    every(interval, stopping, || async {
+        if let Err(error) = routes::provider_keys::reverify_all(&state).await {
+            tracing::warn!(%error, "could not verify the provider keys again");
+        }
+    })
+    .await;
+}
+
+/// Runs `work` every `interval` (first after one interval) until `stopping` changes.
+async fn every<F, Fut>(interval: Duration, mut stopping: watch::Receiver<bool>, mut work: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = ()>,
+{
     loop {
         tokio::select! {
             () = tokio::time::sleep(interval) => {}
             _ = stopping.changed() => break,
         }
-        if let Err(error) = routes::provider_keys::reverify_all(&state).await {
-            tracing::warn!(%error, "could not verify the provider keys again");
-        }
+        work().await;
     }
 }
