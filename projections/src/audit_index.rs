@@ -183,8 +183,8 @@ fn text<'a>(data: &'a Json, field: &str) -> Option<&'a str> {
 /// What earlier events implied, for the streams a batch touches: the accounts linked to
 /// each stream (a workspace's members, a purchase's or an invoice's account), as stored
 /// and as the batch leaves them.
-#[derive(Debug, Default)]
-pub struct Links {
+#[derive(Debug)]
+struct Links {
     stored: HashMap<String, BTreeSet<String>>,
     now: HashMap<String, BTreeSet<String>>,
 }
@@ -204,14 +204,6 @@ fn linked_stream(event_stream: &str) -> Option<String> {
 }
 
 impl Links {
-    /// Links as stored (an empty start: tests and the first batch).
-    pub fn with(stored: HashMap<String, BTreeSet<String>>) -> Self {
-        Self {
-            now: stored.clone(),
-            stored,
-        }
-    }
-
     /// Reads the links of the streams `batch` refers to.
     async fn load(conn: &mut AnyConnection, batch: &[RecordedEvent]) -> Result<Self, sqlx::Error> {
         let mut streams: Vec<String> = batch
@@ -238,7 +230,10 @@ impl Links {
                 .or_default()
                 .insert(row.try_get("account_id")?);
         }
-        Ok(Self::with(stored))
+        Ok(Self {
+            now: stored.clone(),
+            stored,
+        })
     }
 
     fn members(&self, stream: &str) -> BTreeSet<String> {
@@ -253,7 +248,7 @@ impl Links {
     }
 
     /// The accounts `event` belongs to (learning what it implies for later events).
-    pub fn owners(&mut self, event: &RecordedEvent) -> BTreeSet<String> {
+    fn owners(&mut self, event: &RecordedEvent) -> BTreeSet<String> {
         let Some(category) = StreamCategory::of_stream(&event.stream) else {
             return BTreeSet::new();
         };

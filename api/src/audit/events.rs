@@ -111,8 +111,7 @@ impl Auditor {
         let mut next_cursor = None;
         let mut stream = self.account_events(account, query.after).await?;
         while let Some(recorded) = stream.next().await? {
-            if recorded.position <= query.after
-                || query.from.is_some_and(|from| recorded.recorded_at < from)
+            if query.from.is_some_and(|from| recorded.recorded_at < from)
                 || query.to.is_some_and(|to| recorded.recorded_at > to)
             {
                 continue;
