@@ -275,11 +275,14 @@ pub async fn usage_of(
     account: AccountId,
     token_id: Uuid,
 ) -> Result<UsageView, ApiError> {
+    // Counts first: a usage flush writes counts and last use in one transaction, and a
+    // flush committed between the two reads then shows in the later one, never as counts
+    // without the last use they came with.
+    let days = projections::access_tokens::daily_usage(&core.db, account, token_id).await?;
     let token =
         projections::access_tokens::find_api_token(&core.db, &core.sealer, account, token_id)
             .await?
             .ok_or_else(|| ApiError::NotFound("token_not_found", "no such token".into()))?;
-    let days = projections::access_tokens::daily_usage(&core.db, account, token_id).await?;
     Ok(UsageView {
         token_id,
         days: days
