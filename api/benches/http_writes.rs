@@ -1,9 +1,9 @@
 //! HTTP throughput of writes, each beside the same command run in-process through the
 //! command layer of the same service in the same run:
 //! - a credit spend (`POST /api/v1/generations`, then `…/complete`), 16 clients on 16
-//!   accounts, against `Credits::hold` + `Credits::settle`; and, to say where the
-//!   difference goes, the same in-process commands each followed by the read-your-writes
-//!   wait the route does (`Core::visible` on the credits read model), timed apart;
+//!   accounts, against `Credits::hold` + `Credits::settle`; and the same spend each
+//!   followed by `GET /api/v1/credits`, which waits for the credits read model to show it
+//!   (read-your-writes is on the read side for credits), the read timed apart;
 //! - sign-in (`POST /auth/login`) against `Accounts::sign_in`;
 //! - API-token rotation (`POST /me/api-tokens/{id}/rotate`) against `AccessTokens::rotate`.
 //!
@@ -23,7 +23,6 @@ use commands::{Clock, CommandContext, SystemClock};
 use domain::AccountId;
 use domain::credits::{Feature, SourceKind};
 use domain::session::SessionOrigin;
-use projections::{Follower, Visibility};
 use serde_json::{Value, json};
 use std::future::Future;
 use std::sync::Arc;
@@ -127,6 +126,22 @@ impl Service {
             request = request.bearer_auth(token);
         }
         let response = request.send().await.expect("request");
+        assert!(
+            response.status().is_success(),
+            "{path}: {}",
+            response.status()
+        );
+        response
+    }
+
+    async fn get(&self, path: &str, bearer: &str) -> reqwest::Response {
+        let response = self
+            .http
+            .get(format!("{}{path}", self.address))
+            .bearer_auth(bearer)
+            .send()
+            .await
+            .expect("request");
         assert!(
             response.status().is_success(),
             "{path}: {}",
@@ -252,7 +267,8 @@ async fn client(service: &Service, n: usize) -> Client {
     }
 }
 
-/// The spends: in-process, in-process with the route's waits timed apart, over HTTP.
+/// The spends: in-process, over HTTP, and over HTTP each followed by a balance read that
+/// shows it (the read waits for the credits read model; its time is timed apart).
 async fn spends(service: &Arc<Service>, clients: &Arc<Vec<Client>>, seconds: u64) {
     let state = service.state.clone();
     let accounts = clients.clone();
@@ -275,38 +291,43 @@ async fn spends(service: &Arc<Service>, clients: &Arc<Vec<Client>>, seconds: u64
     })
     .await;
     service.settle().await;
-    let state = service.state.clone();
-    let accounts = clients.clone();
-    let waiting = run(seconds, move |c, _| {
-        let (state, account) = (state.clone(), accounts[c].account);
-        async move {
-            let ctx = CommandContext::system("bench");
-            let generation = Uuid::new_v4().to_string();
-            let credits = &state.payments.credits;
-            let held = credits
-                .hold(&ctx, account, &generation, Feature::Api, 5, None)
-                .await
-                .expect("hold");
-            let began = Instant::now();
-            let change = Visibility::ReadModel(Follower::Credits);
-            state.core.visible(change, held).await.expect("visible");
-            let mut waited = began.elapsed();
-            let settled = credits
-                .settle(&ctx, account, &generation, 3, None)
-                .await
-                .expect("settle");
-            let began = Instant::now();
-            state.core.visible(change, settled).await.expect("visible");
-            waited += began.elapsed();
-            waited
-        }
-    })
-    .await;
+    let http = run(seconds, spend_over_http(service, clients, false)).await;
     service.settle().await;
-    let (http_service, http_clients) = (service.clone(), clients.clone());
-    let http = run(seconds, move |c, n| {
-        let (service, client) = (http_service.clone(), http_clients[c].clone());
-        async move {
+    let then_read = run(seconds, spend_over_http(service, clients, true)).await;
+    service.settle().await;
+    report("spends in-process (hold + settle)", &inprocess, None);
+    report(
+        "spends over HTTP (POST hold + complete)",
+        &http,
+        Some(&inprocess),
+    );
+    report(
+        "spends over HTTP, each then GET /api/v1/credits",
+        &then_read,
+        Some(&inprocess),
+    );
+    let spends = then_read.latencies.len().max(1) as f64;
+    println!(
+        "{:<52} {:>7.2} ms of each spend reading the balance (waiting for the read model)",
+        "",
+        then_read.waiting.as_secs_f64() * 1e3 / spends
+    );
+}
+
+/// A spend over HTTP by client `c`; with `read`, followed by a balance read that must show
+/// it, whose time is returned.
+fn spend_over_http(
+    service: &Arc<Service>,
+    clients: &Arc<Vec<Client>>,
+    read: bool,
+) -> impl Fn(usize, u64) -> std::pin::Pin<Box<dyn Future<Output = Duration> + Send>>
++ Clone
++ Send
++ 'static {
+    let (service, clients) = (service.clone(), clients.clone());
+    move |c, n| {
+        let (service, client) = (service.clone(), clients[c].clone());
+        Box::pin(async move {
             let generation = format!("g-{c}-{n}-{}", Uuid::new_v4().simple());
             let body =
                 json!({"generation_id": generation, "estimated_credits": 5, "feature": "api"});
@@ -317,28 +338,20 @@ async fn spends(service: &Arc<Service>, clients: &Arc<Vec<Client>>, seconds: u64
             service
                 .post(&path, Some(&client.token), &json!({"credits": 3}))
                 .await;
-            Duration::ZERO
-        }
-    })
-    .await;
-    service.settle().await;
-    report("spends in-process (hold + settle)", &inprocess, None);
-    report(
-        "spends in-process + read-your-writes waits",
-        &waiting,
-        Some(&inprocess),
-    );
-    let spends = waiting.latencies.len().max(1) as f64;
-    println!(
-        "{:<52} {:>7.2} ms of each spend waiting for the credits read model",
-        "",
-        waiting.waiting.as_secs_f64() * 1e3 / spends
-    );
-    report(
-        "spends over HTTP (POST hold + complete)",
-        &http,
-        Some(&inprocess),
-    );
+            if !read {
+                return Duration::ZERO;
+            }
+            let began = Instant::now();
+            let card: Value = service
+                .get("/api/v1/credits", &client.token)
+                .await
+                .json()
+                .await
+                .expect("balance card");
+            assert_eq!(card["held"], 0, "the read shows the settlement: {card}");
+            began.elapsed()
+        })
+    }
 }
 
 /// Sign-ins and token rotations, in-process then over HTTP.

@@ -21,7 +21,7 @@ use commands::rate_limit::{IpRateLimit, RateLimit};
 use commands::throttle::Throttle;
 use commands::usage::TokenUsage;
 use commands::{Clock, EventCodec, Executor};
-use projections::{ProjectionRunner, Visibility};
+use projections::{Follower, ProjectionRunner, Visibility};
 use std::sync::Arc;
 use std::time::Duration;
 use store::{Database, EventLog, GlobalPosition};
@@ -90,6 +90,42 @@ impl Core {
                 .await?;
         }
         Ok(())
+    }
+
+    /// The read side of read-your-writes: returns once `follower` shows everything
+    /// committed to `stream`, for reads of changes whose commands answer without waiting
+    /// (credit holds and settlements; see `projections::visibility`).
+    pub async fn shows_stream(&self, follower: Follower, stream: &str) -> Result<(), ApiError> {
+        let waited = self
+            .projections
+            .wait_for_stream(follower, stream, self.http.projection_wait)
+            .await;
+        waited.map_err(read_lag)
+    }
+
+    /// Returns once `follower` has applied `position`, for a read that found it behind.
+    pub async fn shown(
+        &self,
+        follower: Follower,
+        position: GlobalPosition,
+    ) -> Result<(), ApiError> {
+        let waited = self
+            .projections
+            .wait_for(&[follower], position, self.http.projection_wait)
+            .await;
+        waited.map_err(read_lag)
+    }
+}
+
+/// A read that waited in vain for its read model: 503 `projection_lag`, worded for a read.
+fn read_lag(error: projections::ProjectionError) -> ApiError {
+    match error {
+        projections::ProjectionError::Lagging { .. } => ApiError::Unavailable(
+            "projection_lag",
+            "what this reads has not caught up with the latest change yet; retry in a moment"
+                .into(),
+        ),
+        other => other.into(),
     }
 }
 

@@ -77,6 +77,13 @@ impl EventLog for ProbedLog {
         self.inner.read_all(after, limit).await
     }
 
+    async fn stream_last_position(
+        &self,
+        stream: &str,
+    ) -> Result<Option<GlobalPosition>, StoreError> {
+        self.inner.stream_last_position(stream).await
+    }
+
     async fn head(&self) -> Result<GlobalPosition, StoreError> {
         self.inner.head().await
     }

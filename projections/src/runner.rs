@@ -176,11 +176,7 @@ impl ProjectionRunner {
     /// runner has read past events that do not concern it and not stored that yet.
     pub async fn position(&self, name: Follower) -> Result<GlobalPosition, ProjectionError> {
         let stored = self.checkpoint(name).await?;
-        let read = self
-            .progress
-            .get(&name)
-            .map_or(0, |progress| *progress.borrow());
-        Ok(stored.max(GlobalPosition(read)))
+        Ok(stored.max(self.applied(name)))
     }
 
     /// The stored checkpoint of a projection.

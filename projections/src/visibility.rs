@@ -1,7 +1,9 @@
 //! Read-your-writes: which followers of the log must have applied a change before the
 //! command that made it answers, so the very next request sees it (a revoked session is
 //! refused, a new token accepted, a bought pack's credits shown). The policies live here,
-//! in one place, rather than in the handlers.
+//! in one place, rather than in the handlers. Changes only reads of their own aggregate
+//! show (credit holds and settlements) are waited for by those reads instead
+//! ([`ProjectionRunner::wait_for_stream`]), so their commands answer once committed.
 
 use crate::{Follower, ProjectionError, ProjectionRunner};
 use std::time::Duration;
@@ -73,6 +75,34 @@ impl ProjectionRunner {
             self.wait_for(then, head.max(position), timeout).await?;
         }
         Ok(())
+    }
+
+    /// The position `follower` is known in this process to have applied, without a round
+    /// trip (what its runner, or a wait, last published): a read that starts after taking
+    /// it shows at least that much.
+    pub fn applied(&self, follower: Follower) -> GlobalPosition {
+        GlobalPosition(
+            self.progress
+                .get(&follower)
+                .map_or(0, |progress| *progress.borrow()),
+        )
+    }
+
+    /// Waits until `follower` has applied every event committed to `stream`: the read
+    /// side of read-your-writes, for changes whose commands answer once committed (credit
+    /// holds and settlements) and whose reads of that aggregate wait instead. It holds
+    /// across nodes, as the stream's end is read from the log, and waits only while the
+    /// follower is behind that stream.
+    pub async fn wait_for_stream(
+        &self,
+        follower: Follower,
+        stream: &str,
+        timeout: Duration,
+    ) -> Result<(), ProjectionError> {
+        match self.log.stream_last_position(stream).await? {
+            Some(last) => self.wait_for(&[follower], last, timeout).await,
+            None => Ok(()),
+        }
     }
 
     /// Waits until every projection in `names` has applied `position`.

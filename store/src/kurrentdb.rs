@@ -277,6 +277,14 @@ impl EventLog for KurrentLog {
         self.read_raw(stream, Some(from), limit).await
     }
 
+    async fn stream_last_position(
+        &self,
+        stream: &str,
+    ) -> Result<Option<GlobalPosition>, StoreError> {
+        let last = self.read_raw(stream, None, 1).await?;
+        Ok(last.last().map(|e| e.position))
+    }
+
     #[tracing::instrument(skip_all, fields(after = after.0, limit = limit))]
     async fn read_all(
         &self,

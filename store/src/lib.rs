@@ -32,7 +32,7 @@ pub use envelope::{
     Actor, AppendResult, ExpectedRevision, GlobalPosition, Metadata, NewEvent, RecordedEvent,
 };
 pub use error::StoreError;
-pub use log::{Backlog, EventAt, EventLog, LogWatch};
+pub use log::{Backlog, EventAt, EventLog, LogWatch, stream_end_subquery};
 pub use snapshots::{Snapshot, SnapshotStore};
 
 /// Which of `shards` lanes `key` (a stream, a rate-limit key) always goes to: the same

@@ -32,6 +32,17 @@ pub struct EventAt {
     pub revision: u64,
 }
 
+/// The SQL logs' scalar subquery giving the position of the last event of the stream
+/// bound at `param` (`$3`), NULL while it has none; answered from the last entry of the
+/// stream's unique (stream, revision) index. A read-model query may embed it when the log
+/// shares its database ([`EventLog::shares_read_model_database`]).
+pub fn stream_end_subquery(param: &str) -> String {
+    format!(
+        "(SELECT global_position FROM events WHERE stream_id = {param} \
+         ORDER BY stream_revision DESC LIMIT 1)"
+    )
+}
+
 /// The SQL logs' statement reading `count` events by position (`$1` to `$count`), in log
 /// order, selecting `columns`.
 pub(crate) fn events_at_sql(columns: &str, count: usize) -> String {
@@ -74,6 +85,14 @@ pub trait EventLog: Send + Sync {
     /// The position of the last event a reader can see (START for an empty log).
     async fn head(&self) -> Result<GlobalPosition, StoreError>;
 
+    /// The position of `stream`'s last committed event (`None` while it has none), even
+    /// if readers of the whole log cannot see it yet: what a read of one aggregate's read
+    /// model waits for so that it shows everything committed to that aggregate.
+    async fn stream_last_position(
+        &self,
+        stream: &str,
+    ) -> Result<Option<GlobalPosition>, StoreError>;
+
     /// The position of the last committed event, even if readers of the whole log cannot
     /// see it yet (on PostgreSQL an older transaction still open hides it from them).
     /// Waiting for a projection to reach this position waits for everything committed.
@@ -83,6 +102,13 @@ pub trait EventLog: Send + Sync {
 
     /// A handle that wakes when events may have been appended.
     fn watch(&self) -> LogWatch;
+
+    /// Whether the events are stored in the read models' database (the SQL logs), so a
+    /// read-model query can learn where a stream ends in its own statement
+    /// ([`stream_end_subquery`]) rather than in a round trip to the log.
+    fn shares_read_model_database(&self) -> bool {
+        false
+    }
 
     /// The committed events after `after` (a follower's checkpoint), counted, and when the
     /// oldest was recorded: how far that follower is behind. Positions are not counts

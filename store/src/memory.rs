@@ -143,6 +143,18 @@ impl EventLog for MemoryLog {
             .unwrap_or_default())
     }
 
+    async fn stream_last_position(
+        &self,
+        stream: &str,
+    ) -> Result<Option<GlobalPosition>, StoreError> {
+        let state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        Ok(state
+            .streams
+            .get(stream)
+            .and_then(|indexes| indexes.last())
+            .map(|i| state.events[*i].position))
+    }
+
     async fn read_all(
         &self,
         after: GlobalPosition,

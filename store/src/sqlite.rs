@@ -293,6 +293,22 @@ impl EventLog for SqliteLog {
         rows.iter().map(decode).collect()
     }
 
+    async fn stream_last_position(
+        &self,
+        stream: &str,
+    ) -> Result<Option<GlobalPosition>, StoreError> {
+        let last: Option<i64> =
+            sqlx::query_scalar(&format!("SELECT {}", crate::log::stream_end_subquery("$1")))
+                .bind(stream)
+                .fetch_one(self.db.pool())
+                .await?;
+        Ok(last.map(|p| GlobalPosition(p as u64)))
+    }
+
+    fn shares_read_model_database(&self) -> bool {
+        true
+    }
+
     async fn read_all(
         &self,
         after: GlobalPosition,

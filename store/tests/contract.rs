@@ -208,6 +208,42 @@ mod suite {
         assert!(log.read_events(&[]).await.unwrap().is_empty());
     }
 
+    /// A stream's last position is that of its last committed event, whatever other
+    /// streams appended since; a stream without events has none.
+    pub async fn knows_where_a_stream_ends(log: &dyn EventLog) {
+        let (a, b) = (stream(), stream());
+        assert_eq!(log.stream_last_position(&a).await.unwrap(), None);
+        let first = log
+            .append(&a, ExpectedRevision::NoStream, vec![event(1), event(2)])
+            .await
+            .unwrap();
+        assert_eq!(
+            log.stream_last_position(&a).await.unwrap(),
+            Some(first.positions[1])
+        );
+        let other = log
+            .append(&b, ExpectedRevision::NoStream, vec![event(3)])
+            .await
+            .unwrap();
+        assert_eq!(
+            log.stream_last_position(&a).await.unwrap(),
+            Some(first.positions[1]),
+            "another stream's append leaves it"
+        );
+        assert_eq!(
+            log.stream_last_position(&b).await.unwrap(),
+            Some(other.positions[0])
+        );
+        let more = log
+            .append(&a, ExpectedRevision::Exact(1), vec![event(4)])
+            .await
+            .unwrap();
+        assert_eq!(
+            log.stream_last_position(&a).await.unwrap(),
+            Some(more.positions[0])
+        );
+    }
+
     pub async fn conflicts_on_a_wrong_expected_revision(log: &dyn EventLog) {
         let s = stream();
         log.append(&s, ExpectedRevision::NoStream, vec![event(1)])
@@ -831,6 +867,14 @@ macro_rules! contract {
             }
 
             #[tokio::test]
+            async fn knows_where_a_stream_ends() {
+                let Some(h) = super::$backend().await else {
+                    return;
+                };
+                suite::knows_where_a_stream_ends(&*h.log).await;
+            }
+
+            #[tokio::test]
             async fn conflicts_on_a_wrong_expected_revision() {
                 let Some(h) = super::$backend().await else {
                     return;
@@ -1001,6 +1045,11 @@ mod postgres_only {
         {}
         watch.mark_seen();
         assert!(!sees(&h.log.read_all(start, 100).await.unwrap()));
+        // Its stream's end is known though: a read waiting for it waits for everything.
+        assert_eq!(
+            h.log.stream_last_position("hidden-1").await.unwrap(),
+            Some(position)
+        );
         tokio::time::timeout(Duration::from_secs(2), watch.changed())
             .await
             .expect("woken again while the event is hidden");

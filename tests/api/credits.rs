@@ -332,6 +332,52 @@ async fn the_history_is_paginated_newest_first(backend: Backend) {
     }
 }
 
+/// A hold made through one node and settled through another answer once committed; the
+/// balance read through the other node right after each shows it (the read waits for the
+/// credits read model, not the command).
+async fn a_balance_read_on_another_node_shows_a_spend_at_once(backend: Backend) {
+    let a = spawn_app(backend).await;
+    let b = a.peer(|_| {}).await;
+    let (_, session) = a.signed_up().await;
+    let account = account_id(&a, &session).await;
+    grant(&a, account, 1_000).await;
+    for n in 0..5 {
+        let id = format!("gen-{n}");
+        assert_eq!(
+            hold(&a, &session, &id, 100).await.status(),
+            StatusCode::CREATED
+        );
+        let card = credits(&b, &session).await;
+        assert_eq!(
+            (card["balance"].as_u64(), card["held"].as_u64()),
+            (Some(1_000 - 100 * n - 100), Some(100)),
+            "the hold of {id}, read on the other node"
+        );
+        assert_eq!(
+            complete(&b, &session, &id, 100).await.status(),
+            StatusCode::OK
+        );
+        let card = credits(&a, &session).await;
+        assert_eq!(
+            (card["balance"].as_u64(), card["held"].as_u64()),
+            (Some(1_000 - 100 * n - 100), Some(0)),
+            "the settlement of {id}, read on the first node"
+        );
+        let history: Value = b
+            .get("/me/credits/transactions", Some(&session.token))
+            .await
+            .json()
+            .await
+            .unwrap();
+        let newest = &history["transactions"][0];
+        assert_eq!(
+            (newest["kind"].as_str(), newest["generation_id"].as_str()),
+            (Some("spend"), Some(id.as_str())),
+            "the history read on the other node starts with it: {history}"
+        );
+    }
+}
+
 on_both_backends!(
     the_signup_bonus_is_claimed_once,
     a_hold_is_settled_for_the_actual_amount_once,
@@ -339,6 +385,7 @@ on_both_backends!(
     holds_time_out_and_lots_expire_on_the_clock,
     the_history_is_paginated_newest_first,
     campaigns_stop_at_their_end_and_at_their_budget,
+    a_balance_read_on_another_node_shows_a_spend_at_once,
 );
 
 async fn campaigns_stop_at_their_end_and_at_their_budget(backend: Backend) {
@@ -418,4 +465,62 @@ ends_at = "2020-01-01T00:00:00Z"
     );
     assert_eq!(credits(&app, &sessions[0]).await["balance"], 250);
     std::fs::remove_file(catalog).ok();
+}
+
+/// A hold answers while the credits read model is held back; a balance read then waits
+/// for it and shows the hold once it moves on. The read model is held back by locking its
+/// checkpoint row, which its next batch must update (PostgreSQL: SQLite's one writer would
+/// hold back the hold's own append too).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hold_answers_before_the_read_model_shows_it_and_the_balance_read_waits() {
+    use sqlx::Connection;
+    tests::within_time_limit(Box::pin(async {
+        let app = spawn_app(Backend::Postgres).await;
+        let (_, session) = app.signed_up().await;
+        let account = account_id(&app, &session).await;
+        grant(&app, account, 500).await;
+
+        let mut conn = sqlx::PgConnection::connect(&app.database_url)
+            .await
+            .unwrap();
+        let mut lock = conn.begin().await.unwrap();
+        sqlx::query(
+            "SELECT position FROM projection_checkpoints WHERE name = 'credits' FOR UPDATE",
+        )
+        .execute(&mut *lock)
+        .await
+        .unwrap();
+
+        let held = tokio::time::timeout(Duration::from_secs(5), hold(&app, &session, "gen-1", 200))
+            .await
+            .expect("the hold answers without the read model");
+        assert_eq!(held.status(), StatusCode::CREATED);
+
+        let read = tokio::spawn({
+            let (client, url, token) = (
+                app.client.clone(),
+                format!("{}/me/credits", app.address),
+                session.token.clone(),
+            );
+            async move {
+                let response = client.get(url).bearer_auth(token).send().await.unwrap();
+                (response.status(), response.json::<Value>().await.unwrap())
+            }
+        });
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert!(!read.is_finished(), "the read waits for the read model");
+
+        lock.rollback().await.unwrap();
+        let (status, card) = tokio::time::timeout(Duration::from_secs(5), read)
+            .await
+            .expect("the read answers once the read model moves on")
+            .unwrap();
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(
+            (card["balance"].as_u64(), card["held"].as_u64()),
+            (Some(300), Some(200)),
+            "{card}"
+        );
+    }))
+    .await;
 }

@@ -472,9 +472,11 @@ impl TestApp {
             .expect("count events")
     }
 
-    /// Runs the scheduler once (renewals, hold timeouts, expiries) and waits until the
-    /// billing process and the read models show the result.
+    /// Runs the scheduler once (renewals, hold timeouts, expiries) on read models that
+    /// show everything committed before (holds answer before the credits read model shows
+    /// them), and waits until the billing process and the read models show the result.
     pub async fn tick(&self) -> workers::scheduler::Tick {
+        self.settle().await;
         let tick = self
             .state
             .payments

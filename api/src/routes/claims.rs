@@ -48,6 +48,7 @@ async fn views(
     session: &CurrentSession,
 ) -> Result<Vec<ClaimView>, ApiError> {
     let now = core.clock.now();
+    crate::routes::credits::ledger_shown(core, session.account_id).await?;
     let lots = projections::credits::lots(&core.db, session.account_id).await?;
     let mut views = Vec::new();
     for offer in &payments.billing.catalog().claims {
@@ -83,7 +84,8 @@ async fn views(
 
 /// The offers, with what the account redeemed.
 #[utoipa::path(get, path = "/me/claims", operation_id = "list_claims", tag = "credits", security(("session" = [])),
-    responses((status = 200, body = ClaimList)))]
+    responses((status = 200, body = ClaimList),
+        (status = 503, description = "`projection_lag`: the credits read model has not caught up with the account's latest change yet (it waits up to 10 s first); retry in a moment", body = ErrorBody)))]
 pub async fn list(
     State(core): State<Core>,
     State(payments): State<Payments>,

@@ -72,7 +72,8 @@ pub struct CreditsView {
 
 /// The balance, holds and lots.
 #[utoipa::path(get, path = "/me/credits", tag = "credits", security(("session" = [])),
-    responses((status = 200, body = CreditsView)))]
+    responses((status = 200, body = CreditsView),
+        (status = 503, description = "`projection_lag`: the credits read model has not caught up with the account's latest change yet (it waits up to 10 s first); retry in a moment", body = ErrorBody)))]
 pub async fn credits(
     State(core): State<Core>,
     session: CurrentSession,
@@ -80,12 +81,49 @@ pub async fn credits(
     credits_of(&core, session.account_id).await
 }
 
+/// Returns once the credits read model shows everything committed to `account`'s ledger.
+/// Holds and settlements answer once committed (a client running generations need not
+/// wait for the read model twice per generation); the reads of the ledger wait instead,
+/// so a balance read after a spend shows it, on any node.
+pub(crate) async fn ledger_shown(core: &Core, account: domain::AccountId) -> Result<(), ApiError> {
+    core.shows_stream(
+        Follower::Credits,
+        &domain::StreamCategory::Credits.stream(account),
+    )
+    .await
+}
+
+/// The balance card of `account`, showing everything committed to its ledger. The hot
+/// read of the API: where the log shares the read models' database, the card's statement
+/// also says where the ledger ends, so a card read with the read model caught up (the
+/// usual case) costs one round trip, and only a stale one is read again after the wait.
+async fn fresh_balance_card(
+    core: &Core,
+    account: domain::AccountId,
+) -> Result<projections::credits::BalanceCard, ApiError> {
+    let now = core.clock.now();
+    if !core.log.shares_read_model_database() {
+        ledger_shown(core, account).await?;
+        return Ok(projections::credits::balance_card(&core.db, account, now, false).await?);
+    }
+    // Taken before the read: the card shows at least this much of the log.
+    let applied = core.projections.applied(Follower::Credits);
+    let card = projections::credits::balance_card(&core.db, account, now, true).await?;
+    match card.ledger_end {
+        Some(end) if end > applied => {
+            core.shown(Follower::Credits, end).await?;
+            Ok(projections::credits::balance_card(&core.db, account, now, false).await?)
+        }
+        _ => Ok(card),
+    }
+}
+
 /// The balance card of `account` (also served by `/api/v1/credits`).
 pub(crate) async fn credits_of(
     core: &Core,
     account: domain::AccountId,
 ) -> Result<Json<CreditsView>, ApiError> {
-    let card = projections::credits::balance_card(&core.db, account, core.clock.now()).await?;
+    let card = fresh_balance_card(core, account).await?;
     Ok(Json(CreditsView {
         balance: card.lots.iter().map(|l| l.remaining).sum(),
         held: card.held,
@@ -162,7 +200,8 @@ fn parse_cursor(cursor: &str) -> Option<(u64, u64)> {
 #[utoipa::path(get, path = "/me/credits/transactions", tag = "credits", security(("session" = [])),
     params(HistoryQuery),
     responses((status = 200, body = TransactionPage),
-        (status = 422, description = "`validation_failed`: a limit or cursor out of bounds", body = ErrorBody)))]
+        (status = 422, description = "`validation_failed`: a limit or cursor out of bounds", body = ErrorBody),
+        (status = 503, description = "`projection_lag`: the credits read model has not caught up with the account's latest change yet (it waits up to 10 s first); retry in a moment", body = ErrorBody)))]
 pub async fn transactions(
     State(core): State<Core>,
     session: CurrentSession,
@@ -189,6 +228,7 @@ pub(crate) async fn transactions_of(
         ),
         None => None,
     };
+    ledger_shown(core, account).await?;
     let rows = projections::credits::transactions(&core.db, account, cursor, limit + 1).await?;
     let more = rows.len() as i64 > limit;
     let rows: Vec<_> = rows.into_iter().take(limit as usize).collect();

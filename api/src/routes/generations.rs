@@ -3,14 +3,13 @@
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{ApiJson, ApiPath, CurrentSession, RequestContext};
 use crate::openapi::{Routes, patterns};
-use crate::state::{Core, Payments};
+use crate::state::Payments;
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use commands::CommandContext;
 use domain::AccountId;
 use domain::credits::{Feature, ReleaseReason};
-use projections::{Follower, Visibility};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::routes;
@@ -86,14 +85,12 @@ pub struct GenerationView {
             `too_many_open_holds`: the account has as many generations open as it may (`--max-open-holds`)", body = ErrorBody),
     ))]
 pub async fn hold(
-    State(core): State<Core>,
     State(payments): State<Payments>,
     ctx: RequestContext,
     session: CurrentSession,
     ApiJson(body): ApiJson<HoldRequest>,
 ) -> Result<(StatusCode, Json<GenerationView>), ApiError> {
     hold_as(
-        &core,
         &payments,
         &ctx.command(session.actor()),
         session.account_id,
@@ -105,14 +102,13 @@ pub async fn hold(
 
 /// Holds credits for `account`, through `api_token` if one made the request.
 pub(crate) async fn hold_as(
-    core: &Core,
     payments: &Payments,
     ctx: &CommandContext,
     account: AccountId,
     api_token: Option<Uuid>,
     body: HoldRequest,
 ) -> Result<(StatusCode, Json<GenerationView>), ApiError> {
-    let position = payments
+    payments
         .credits
         .hold(
             ctx,
@@ -122,8 +118,6 @@ pub(crate) async fn hold_as(
             body.estimated_credits,
             api_token,
         )
-        .await?;
-    core.visible(Visibility::ReadModel(Follower::Credits), position)
         .await?;
     Ok((
         StatusCode::CREATED,
@@ -145,7 +139,6 @@ pub(crate) async fn hold_as(
             (settled with another amount) or `exceeds_hold` (more than held)", body = ErrorBody),
     ))]
 pub async fn complete(
-    State(core): State<Core>,
     State(payments): State<Payments>,
     ctx: RequestContext,
     session: CurrentSession,
@@ -153,7 +146,6 @@ pub async fn complete(
     ApiJson(body): ApiJson<CompleteRequest>,
 ) -> Result<Json<GenerationView>, ApiError> {
     complete_as(
-        &core,
         &payments,
         &ctx.command(session.actor()),
         session.account_id,
@@ -166,7 +158,6 @@ pub async fn complete(
 
 /// Settles a generation of `account`.
 pub(crate) async fn complete_as(
-    core: &Core,
     payments: &Payments,
     ctx: &CommandContext,
     account: AccountId,
@@ -174,11 +165,9 @@ pub(crate) async fn complete_as(
     id: String,
     body: CompleteRequest,
 ) -> Result<Json<GenerationView>, ApiError> {
-    let position = payments
+    payments
         .credits
         .settle(ctx, account, &id, body.credits, api_token)
-        .await?;
-    core.visible(Visibility::ReadModel(Follower::Credits), position)
         .await?;
     Ok(Json(GenerationView {
         generation_id: id,
@@ -196,14 +185,12 @@ pub(crate) async fn complete_as(
         (status = 409, description = "`generation_closed`: already completed", body = ErrorBody),
     ))]
 pub async fn fail(
-    State(core): State<Core>,
     State(payments): State<Payments>,
     ctx: RequestContext,
     session: CurrentSession,
     ApiPath(id): ApiPath<String>,
 ) -> Result<Json<GenerationView>, ApiError> {
     fail_as(
-        &core,
         &payments,
         &ctx.command(session.actor()),
         session.account_id,
@@ -215,18 +202,15 @@ pub async fn fail(
 
 /// Releases a generation of `account` in full.
 pub(crate) async fn fail_as(
-    core: &Core,
     payments: &Payments,
     ctx: &CommandContext,
     account: AccountId,
     api_token: Option<Uuid>,
     id: String,
 ) -> Result<Json<GenerationView>, ApiError> {
-    let position = payments
+    payments
         .credits
         .release(ctx, account, &id, ReleaseReason::Failed, api_token)
-        .await?;
-    core.visible(Visibility::ReadModel(Follower::Credits), position)
         .await?;
     Ok(Json(GenerationView {
         generation_id: id,

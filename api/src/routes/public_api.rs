@@ -50,7 +50,8 @@ pub async fn me(
 
 /// The balance card.
 #[utoipa::path(get, path = "/api/v1/credits", operation_id = "api_credits", tag = "public api", security(("api_token" = ["credits:read"])),
-    responses((status = 200, body = CreditsView)))]
+    responses((status = 200, body = CreditsView),
+        (status = 503, description = "`projection_lag`: the credits read model has not caught up with the account's latest change yet (it waits up to 10 s first); retry in a moment", body = ErrorBody)))]
 pub async fn credits(
     State(core): State<Core>,
     caller: ApiCaller<CreditsRead>,
@@ -62,7 +63,8 @@ pub async fn credits(
 #[utoipa::path(get, path = "/api/v1/credits/transactions", operation_id = "api_transactions", tag = "public api", security(("api_token" = ["credits:read"])),
     params(HistoryQuery),
     responses((status = 200, body = TransactionPage),
-        (status = 422, description = "`validation_failed`: a limit or cursor out of bounds", body = ErrorBody)))]
+        (status = 422, description = "`validation_failed`: a limit or cursor out of bounds", body = ErrorBody),
+        (status = 503, description = "`projection_lag`: the credits read model has not caught up with the account's latest change yet (it waits up to 10 s first); retry in a moment", body = ErrorBody)))]
 pub async fn transactions(
     State(core): State<Core>,
     caller: ApiCaller<CreditsRead>,
@@ -82,14 +84,12 @@ pub async fn transactions(
             `insufficient_credits`: the balance does not cover the estimate; \
             `too_many_open_holds`: the account has as many generations open as it may (`--max-open-holds`)", body = ErrorBody)))]
 pub async fn hold(
-    State(core): State<Core>,
     State(payments): State<Payments>,
     ctx: RequestContext,
     caller: ApiCaller<GenerationsWrite>,
     ApiJson(body): ApiJson<HoldRequest>,
 ) -> Result<(StatusCode, Json<GenerationView>), ApiError> {
     hold_as(
-        &core,
         &payments,
         &ctx.command(caller.actor()),
         caller.account_id,
@@ -107,7 +107,6 @@ pub async fn hold(
         (status = 409, description = "`generation_closed` (released), `hold_expired`, `generation_conflict` \
             (settled with another amount) or `exceeds_hold` (more than held)", body = ErrorBody)))]
 pub async fn complete(
-    State(core): State<Core>,
     State(payments): State<Payments>,
     ctx: RequestContext,
     caller: ApiCaller<GenerationsWrite>,
@@ -115,7 +114,6 @@ pub async fn complete(
     ApiJson(body): ApiJson<CompleteRequest>,
 ) -> Result<Json<GenerationView>, ApiError> {
     complete_as(
-        &core,
         &payments,
         &ctx.command(caller.actor()),
         caller.account_id,
@@ -133,14 +131,12 @@ pub async fn complete(
         (status = 404, description = "`generation_not_found`: no hold with this id", body = ErrorBody),
         (status = 409, description = "`generation_closed`: already completed", body = ErrorBody)))]
 pub async fn fail(
-    State(core): State<Core>,
     State(payments): State<Payments>,
     ctx: RequestContext,
     caller: ApiCaller<GenerationsWrite>,
     ApiPath(id): ApiPath<String>,
 ) -> Result<Json<GenerationView>, ApiError> {
     fail_as(
-        &core,
         &payments,
         &ctx.command(caller.actor()),
         caller.account_id,

@@ -1,9 +1,9 @@
 //! What the API and the workers read of the credit read models.
 
-use domain::{AccountId, Timestamp};
+use domain::{AccountId, StreamCategory, Timestamp};
 use sqlx::Row;
 use sqlx::any::AnyRow;
-use store::Database;
+use store::{Database, GlobalPosition};
 use uuid::Uuid;
 
 /// A lot on the balance card.
@@ -76,14 +76,19 @@ pub struct BalanceCard {
     pub held: u64,
     /// Unexpired lots with credits left, in spending order.
     pub lots: Vec<LotRow>,
+    /// Where the account's credits stream ended when the card was read, when asked for
+    /// (and the stream has events).
+    pub ledger_end: Option<GlobalPosition>,
 }
 
 // One row per counting lot, or one row of NULL lot columns when none counts; the balance
 // row joined to each (absent for an account that never had credits). One indexed query
 // (the balance by its key, the lots by their account index), where reading the balance
 // and then every lot took two round trips and carried spent and expired lots along.
+// Asked for, where the account's ledger ends comes along in the same statement (`$3`, the
+// stream's name), read from the same snapshot.
 const CARD: &str = "SELECT b.held, l.lot_id, l.account_id, l.grant_key, l.source, l.priority, \
-     l.amount, l.remaining, l.expires_at, l.granted_at, l.expired \
+     l.amount, l.remaining, l.expires_at, l.granted_at, l.expired{ledger_end} \
      FROM (SELECT $1 AS account_id) a \
      LEFT JOIN credit_balances b ON b.account_id = a.account_id \
      LEFT JOIN credit_lots l ON l.account_id = a.account_id AND l.expired = 0 \
@@ -91,20 +96,36 @@ const CARD: &str = "SELECT b.held, l.lot_id, l.account_id, l.grant_key, l.source
      ORDER BY l.priority, CASE WHEN l.expires_at IS NULL THEN 1 ELSE 0 END, l.expires_at, \
        l.granted_at";
 
-/// The balance card of `account` at `now`.
+/// The balance card of `account` at `now`; with `ledger_end`, also where the account's
+/// credits stream ends, for an event log stored in this database
+/// ([`store::EventLog::shares_read_model_database`]).
 pub async fn balance_card(
     db: &Database,
     account: AccountId,
     now: Timestamp,
+    ledger_end: bool,
 ) -> Result<BalanceCard, sqlx::Error> {
-    let rows = sqlx::query(CARD)
+    let end = if ledger_end {
+        format!(", {} AS ledger_end", store::stream_end_subquery("$3"))
+    } else {
+        String::new()
+    };
+    let sql = CARD.replace("{ledger_end}", &end);
+    let mut query = sqlx::query(&sql)
         .bind(account.to_string())
-        .bind(now.unix_micros())
-        .fetch_all(db.pool())
-        .await?;
+        .bind(now.unix_micros());
+    if ledger_end {
+        query = query.bind(StreamCategory::Credits.stream(account));
+    }
+    let rows = query.fetch_all(db.pool()).await?;
     let mut card = BalanceCard::default();
     for row in &rows {
         card.held = row.try_get::<Option<i64>, _>("held")?.unwrap_or(0) as u64;
+        if ledger_end {
+            card.ledger_end = row
+                .try_get::<Option<i64>, _>("ledger_end")?
+                .map(|p| GlobalPosition(p as u64));
+        }
         if row.try_get::<Option<String>, _>("lot_id")?.is_some() {
             card.lots.push(lot(row)?);
         }
