@@ -45,7 +45,7 @@ fn bind<'q>(
 /// every size a batch's last chunk can have (which filled the caches: 80 MiB more after
 /// catching up on a million events) or preparing the last chunk's statement again for every
 /// batch.
-fn chunks<T>(rows: &[T], width: usize) -> impl Iterator<Item = &[T]> {
+pub(crate) fn chunks<T>(rows: &[T], width: usize) -> impl Iterator<Item = &[T]> {
     let full = (MAX_PARAMETERS / width).clamp(1, ROWS_PER_STATEMENT);
     let mut rest = rows;
     std::iter::from_fn(move || {

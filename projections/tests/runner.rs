@@ -565,6 +565,160 @@ mod more_cases {
         assert!(rebuild_rows(&f.db).await.is_empty());
     }
 
+    /// Signs up `email` and signs in: the account and a session fresh enough to issue tokens.
+    async fn signed_up(f: &Fixture, email: &str) -> (AccountId, domain::SessionId) {
+        let ctx = CommandContext::system("test");
+        let register = RegisterAccount {
+            email: email.into(),
+            password: "correct-horse-7-battery".into(),
+            display_name: "Rotator".into(),
+        };
+        let (account, _) = f.accounts.register(&ctx, register).await.unwrap();
+        let sign_in = SignIn {
+            email: email.into(),
+            password: "correct-horse-7-battery".into(),
+            second_factor: None,
+            origin: SessionOrigin::default(),
+        };
+        let signed_in = f.accounts.sign_in(&ctx, sign_in).await.unwrap();
+        (account, signed_in.session_id)
+    }
+
+    /// The access-token projector writes a run of rotations together: the rows it leaves
+    /// are those of one event at a time, with a token rotated twice in one batch, a
+    /// rotation with and without grace, a rotation then a revocation, and a rotation then
+    /// a password change revoking the account's tokens (which must not bring a secret back).
+    pub async fn token_rotations_written_together_leave_the_rows_of_one_at_a_time(f: Fixture) {
+        use commands::access_tokens::{AccessTokens, NewAccessToken};
+        use commands::accounts::ChangePassword;
+        use domain::access_token::{Scope, TokenKind};
+        let tokens = AccessTokens::new(
+            Executor::new(f.log.clone(), f.codec.clone()),
+            Arc::new(SystemClock),
+        );
+        let ctx = CommandContext::system("test");
+        let batch = uuid::Uuid::new_v4().simple().to_string();
+        let (owner, session) = signed_up(&f, &format!("owner.{batch}@example.com")).await;
+        let (other, other_session) = signed_up(&f, &format!("other.{batch}@example.com")).await;
+        let new = || NewAccessToken {
+            kind: TokenKind::Api,
+            label: "ci".into(),
+            scopes: vec![Scope::CreditsRead],
+            expires_in_days: None,
+        };
+        let mut ids = Vec::new();
+        for _ in 0..4 {
+            ids.push(
+                tokens
+                    .create(&ctx, owner, session, new())
+                    .await
+                    .unwrap()
+                    .token_id,
+            );
+        }
+        let theirs = tokens
+            .create(&ctx, other, other_session, new())
+            .await
+            .unwrap()
+            .token_id;
+        let hour = Duration::from_secs(3600);
+        let rotate = |id, grace| tokens.rotate(&ctx, owner, id, grace);
+        rotate(ids[0], Duration::ZERO).await.unwrap();
+        rotate(ids[1], hour).await.unwrap();
+        tokens.rotate(&ctx, other, theirs, hour).await.unwrap();
+        f.accounts
+            .change_password(
+                &ctx,
+                other,
+                other_session,
+                ChangePassword {
+                    current_password: "correct-horse-7-battery".into(),
+                    new_password: "another-horse-8-staple".into(),
+                    sign_out_other_sessions: false,
+                    revoke_tokens: true,
+                },
+            )
+            .await
+            .unwrap();
+        rotate(ids[2], hour).await.unwrap();
+        let last_c = rotate(ids[2], hour).await.unwrap();
+        rotate(ids[3], hour).await.unwrap();
+        tokens.revoke(&ctx, owner, ids[3]).await.unwrap();
+        let last_a = rotate(ids[0], hour).await.unwrap();
+
+        let runner = f.runner(vec![Arc::new(
+            projections::access_tokens::AccessTokensProjector,
+        )]);
+        runner.prepare().await.unwrap();
+        caught_up(&f, &runner, Follower::AccessTokens).await;
+        let hashes = dump(&f.db, "access_token_hashes", "token_hash").await;
+        let of = |id: uuid::Uuid| -> Vec<Option<String>> {
+            hashes
+                .iter()
+                .filter(|row| row[1].as_deref() == Some(id.to_string().as_str()))
+                .map(|row| row[3].clone())
+                .collect()
+        };
+        // The secret in use, and the one replaced last living out its grace.
+        for id in [ids[0], ids[1], ids[2]] {
+            let mut until = of(id);
+            until.sort();
+            assert_eq!(until.len(), 2, "{id}: {hashes:?}");
+            assert!(until[0].is_none() && until[1].is_some(), "{id}: {until:?}");
+        }
+        assert!(of(ids[3]).is_empty(), "revoked after its rotation");
+        assert!(
+            of(theirs).is_empty(),
+            "revoked by the password change after its rotation"
+        );
+        let live = dump(&f.db, "access_tokens", "token_id").await;
+        let hint = |id: uuid::Uuid| {
+            live.iter()
+                .find(|row| row[0].as_deref() == Some(id.to_string().as_str()))
+                .and_then(|row| row[5].clone())
+        };
+        assert_eq!(hint(ids[0]), Some(last_a.hint));
+        assert_eq!(hint(ids[2]), Some(last_c.hint));
+
+        // The same events folded one at a time.
+        let one_at_a_time = f.runner(vec![Arc::new(OneAtATime(
+            projections::access_tokens::AccessTokensProjector,
+        ))]);
+        one_at_a_time.rebuild(Follower::AccessTokens).await.unwrap();
+        assert_eq!(
+            dump(&f.db, "access_token_hashes", "token_hash").await,
+            hashes
+        );
+        assert_eq!(dump(&f.db, "access_tokens", "token_id").await, live);
+    }
+
+    /// A projector folded one event at a time: `apply_batch` left to its default.
+    struct OneAtATime<P>(P);
+
+    #[async_trait]
+    impl<P: Projector> Projector for OneAtATime<P> {
+        fn name(&self) -> Follower {
+            self.0.name()
+        }
+        fn version(&self) -> i32 {
+            self.0.version()
+        }
+        fn tables(&self) -> &'static [Table] {
+            self.0.tables()
+        }
+        fn categories(&self) -> &'static [StreamCategory] {
+            self.0.categories()
+        }
+        async fn apply(
+            &self,
+            conn: &mut AnyConnection,
+            tables: &Tables,
+            event: &DecodedEvent,
+        ) -> Result<(), ProjectionError> {
+            self.0.apply(conn, tables, event).await
+        }
+    }
+
     /// A writer that fails stops the rebuild: the live tables stay as they were and the
     /// fresh ones are dropped, whichever writer failed.
     pub async fn a_failed_rebuild_leaves_the_live_tables_and_no_fresh_ones(f: Fixture) {
@@ -693,4 +847,5 @@ on_both_backends!(
     a_credits_rebuild_ends_with_the_rows_the_runner_wrote,
     a_failed_rebuild_leaves_the_live_tables_and_no_fresh_ones,
     what_a_dead_rebuild_left_is_dropped_by_the_next_one,
+    token_rotations_written_together_leave_the_rows_of_one_at_a_time,
 );

@@ -5,6 +5,7 @@
 //! `token_usage_daily` (requests per day by status class) and `token_last_use`.
 
 mod queries;
+mod rotations;
 
 pub use queries::*;
 
@@ -16,6 +17,7 @@ use domain::access_token::{AccessTokenEvent, UsageEvent};
 use domain::account::AccountEvent;
 use domain::subscription::PlanInForce;
 use domain::{DomainEvent, StreamCategory, Timestamp};
+use rotations::Rotation;
 use sqlx::AnyConnection;
 use store::DecodedEvent;
 use uuid::Uuid;
@@ -244,6 +246,35 @@ impl Projector for AccessTokensProjector {
             }
             _ => {}
         }
+        Ok(())
+    }
+
+    /// One event at a time, but for runs of rotations, written together
+    /// ([`rotations`]): a run ends before an event that touches the token tables otherwise,
+    /// or before a second rotation of a token it holds.
+    async fn apply_batch(
+        &self,
+        conn: &mut AnyConnection,
+        tables: &Tables,
+        events: &[DecodedEvent],
+    ) -> Result<(), ProjectionError> {
+        let mut run: Vec<Rotation<'_>> = Vec::new();
+        for decoded in events {
+            if let Some(rotation) = Rotation::of(decoded) {
+                if run.iter().any(|r| r.token_id() == rotation.token_id()) {
+                    rotations::apply_run(conn, tables, &run).await?;
+                    run.clear();
+                }
+                run.push(rotation);
+                continue;
+            }
+            if !run.is_empty() && rotations::touches_tokens(decoded) {
+                rotations::apply_run(conn, tables, &run).await?;
+                run.clear();
+            }
+            self.apply(conn, tables, decoded).await?;
+        }
+        rotations::apply_run(conn, tables, &run).await?;
         Ok(())
     }
 }
