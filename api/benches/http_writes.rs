@@ -5,7 +5,10 @@
 //!   followed by `GET /api/v1/credits`, which waits for the credits read model to show it
 //!   (read-your-writes is on the read side for credits), the read timed apart;
 //! - sign-in (`POST /auth/login`) against `Accounts::sign_in`;
-//! - API-token rotation (`POST /me/api-tokens/{id}/rotate`) against `AccessTokens::rotate`.
+//! - API-token rotation (`POST /me/api-tokens/{id}/rotate`) against `AccessTokens::rotate`;
+//!   and the same rotation each followed by a request with the new secret
+//!   (`GET /api/v1/credits`), which waits for the token read model when it is behind (the
+//!   rotation answers once committed), the request timed apart.
 //!
 //! On the embedded SQLite default and on PostgreSQL. Figures are printed, never asserted.
 //! `cargo bench -p api --bench http_writes` (needs the tests' PostgreSQL; `BENCH_SECONDS`
@@ -413,16 +416,9 @@ async fn accounts_and_tokens(service: &Arc<Service>, clients: &Arc<Vec<Client>>,
     })
     .await;
     service.settle().await;
-    let (http_service, accounts) = (service.clone(), clients.clone());
-    let http_rotate = run(seconds, move |c, _| {
-        let (service, client) = (http_service.clone(), accounts[c].clone());
-        async move {
-            let path = format!("/me/api-tokens/{}/rotate", client.token_id);
-            service.post(&path, Some(&client.session), &json!({})).await;
-            Duration::ZERO
-        }
-    })
-    .await;
+    let http_rotate = run(seconds, rotate_over_http(service, clients, false)).await;
+    service.settle().await;
+    let then_use = run(seconds, rotate_over_http(service, clients, true)).await;
     service.settle().await;
     report("sign-ins in-process", &sign_in, None);
     report(
@@ -436,6 +432,50 @@ async fn accounts_and_tokens(service: &Arc<Service>, clients: &Arc<Vec<Client>>,
         &http_rotate,
         Some(&rotate),
     );
+    report(
+        "rotations over HTTP, each then a call with the new",
+        &then_use,
+        Some(&rotate),
+    );
+    let rotations = then_use.latencies.len().max(1) as f64;
+    println!(
+        "{:<52} {:>7.2} ms of each rotation in the call with the new secret (GET /api/v1/credits)",
+        "",
+        then_use.waiting.as_secs_f64() * 1e3 / rotations
+    );
+}
+
+/// A rotation over HTTP by client `c` (no grace period); with `call`, followed by a
+/// request with the new secret, whose time is returned. The rotation answers once
+/// committed; that request waits for the token read model when it is behind.
+fn rotate_over_http(
+    service: &Arc<Service>,
+    clients: &Arc<Vec<Client>>,
+    call: bool,
+) -> impl Fn(usize, u64) -> std::pin::Pin<Box<dyn Future<Output = Duration> + Send>>
++ Clone
++ Send
++ 'static {
+    let (service, clients) = (service.clone(), clients.clone());
+    move |c, _| {
+        let (service, client) = (service.clone(), clients[c].clone());
+        Box::pin(async move {
+            let path = format!("/me/api-tokens/{}/rotate", client.token_id);
+            let issued: Value = service
+                .post(&path, Some(&client.session), &json!({}))
+                .await
+                .json()
+                .await
+                .expect("a new secret");
+            if !call {
+                return Duration::ZERO;
+            }
+            let began = Instant::now();
+            let secret = issued["token"].as_str().expect("the new secret");
+            service.get("/api/v1/credits", secret).await;
+            began.elapsed()
+        })
+    }
 }
 
 #[tokio::main]

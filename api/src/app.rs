@@ -227,6 +227,7 @@ impl App {
             sessions,
             public_url: serve.public_url.clone(),
         });
+        let projection_wait = http.projection_wait;
         let state = AppState {
             core: Core {
                 db: storage.db.clone(),
@@ -279,7 +280,11 @@ impl App {
                     storage.db.clone(),
                     throttle_clock.clone(),
                 )),
-                cache: Arc::new(TokenCache::new(serve.token_cache_ttl, projections.clone())),
+                cache: Arc::new(TokenCache::new(
+                    serve.token_cache_ttl,
+                    projection_wait,
+                    projections.clone(),
+                )),
             },
             notices: Notices {
                 notifications,

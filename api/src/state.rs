@@ -118,7 +118,7 @@ impl Core {
 }
 
 /// A read that waited in vain for its read model: 503 `projection_lag`, worded for a read.
-fn read_lag(error: projections::ProjectionError) -> ApiError {
+pub(crate) fn read_lag(error: projections::ProjectionError) -> ApiError {
     match error {
         projections::ProjectionError::Lagging { .. } => ApiError::Unavailable(
             "projection_lag",

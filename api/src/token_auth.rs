@@ -56,7 +56,8 @@ pub async fn live_token(
         .tokens
         .cache
         .find(&state.core.db, &hash_token(token))
-        .await?
+        .await
+        .map_err(crate::state::read_lag)?
         .filter(|t| family.admits(t.kind))
         .ok_or_else(invalid)?;
     let now = state.core.clock.now();

@@ -25,10 +25,26 @@
 //!   revoked token alive longer than the TTL after the read model shows the revocation.
 //!
 //! A TTL of zero turns the cache off: every request reads the read model.
+//!
+//! **Rotations answer once committed**, before the read model shows them (a rotation is
+//! the one token change whose command does not wait; creation and revocation still do).
+//! The requests that present the token's secrets wait instead:
+//!
+//! - a secret of a token this node rotated, or one such a rotation issued
+//!   ([`TokenCache::rotated`]), waits until the read model shows that rotation, then is
+//!   looked up afresh: so the new secret works, and the old one without a grace period is
+//!   refused, by the very next request on the node that rotated it, cached or not.
+//!   Another node refuses the old secret once it sees the read model show the rotation,
+//!   as for a revocation (about a second; at most the TTL after);
+//! - any other secret the read model does not know may be one a rotation on another node
+//!   issued a moment ago: the look-up waits until the read model shows everything
+//!   committed to the log ([`ProjectionRunner::wait_for_log`]), then looks again, so the
+//!   new secret works on the very next request through any node (an unknown secret pays
+//!   that wait).
 
 use domain::{AccountId, StreamCategory};
 use projections::access_tokens::PresentedToken;
-use projections::{Follower, ProjectionRunner};
+use projections::{Follower, ProjectionError, ProjectionRunner};
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -62,6 +78,10 @@ pub struct TokenCache {
     /// One past the log position up to which the follower has forgotten every account
     /// whose tokens changed, after the read model showed it; 0 until it first has.
     followed: AtomicU64,
+    /// Rotations this process made that its read model may not show yet.
+    rotations: Mutex<Rotations>,
+    /// How long a request waits for the read model to show a rotation.
+    wait: Duration,
     projections: Arc<ProjectionRunner>,
 }
 
@@ -76,20 +96,108 @@ impl std::fmt::Debug for TokenCache {
 
 impl TokenCache {
     /// A cache whose entries live at most `ttl` (zero: no cache), gated on the
-    /// access-token read model of `projections`.
-    pub fn new(ttl: Duration, projections: Arc<ProjectionRunner>) -> Self {
+    /// access-token read model of `projections`; a request waits at most `wait` for that
+    /// read model to show a rotation.
+    pub fn new(ttl: Duration, wait: Duration, projections: Arc<ProjectionRunner>) -> Self {
         Self {
             ttl,
             entries: Mutex::new(HashMap::new()),
             generation: AtomicU64::new(0),
             followed: AtomicU64::new(0),
+            rotations: Mutex::new(Rotations::default()),
+            wait,
             projections,
+        }
+    }
+
+    /// The token whose secret hashes to `hash`, as the read model shows it once it shows
+    /// every rotation that concerns it (see the module's header): from the cache when it
+    /// may be trusted, else from the read model. `Lagging` when the read model could not
+    /// catch up in time.
+    pub async fn find(
+        &self,
+        db: &Database,
+        hash: &str,
+    ) -> Result<Option<Arc<PresentedToken>>, ProjectionError> {
+        // A secret a rotation here issued: no use looking before the read model shows it.
+        if let Some(position) = self.rotation_unseen(Unseen::Secret(hash)) {
+            self.wait_for(position).await?;
+            return Ok(self.look_up(db, hash).await?);
+        }
+        let found = self.look_up(db, hash).await?;
+        match &found {
+            Some(token) => match self.rotation_unseen(Unseen::Token(token.token_id)) {
+                None => return Ok(found),
+                Some(position) => self.wait_for(position).await?,
+            },
+            // Perhaps a secret another node issued a moment ago.
+            None => {
+                self.projections
+                    .wait_for_log(Follower::AccessTokens, self.wait)
+                    .await?;
+            }
+        }
+        Ok(self.look_up(db, hash).await?)
+    }
+
+    async fn wait_for(&self, position: GlobalPosition) -> Result<(), ProjectionError> {
+        self.projections
+            .wait_for(&[Follower::AccessTokens], position, self.wait)
+            .await
+    }
+
+    /// Marks `token` of `account` rotated by this process at `position`, to the secret
+    /// whose hash is `new_hash`: until the read model shows it, requests with the token's
+    /// secrets wait for it.
+    pub fn rotated(
+        &self,
+        account: AccountId,
+        token: Uuid,
+        new_hash: String,
+        position: GlobalPosition,
+    ) {
+        let mut rotations = self.rotations.lock().unwrap_or_else(|e| e.into_inner());
+        let entry = rotations.tokens.entry(token).or_insert((account, position));
+        entry.1 = entry.1.max(position);
+        rotations.secrets.insert(new_hash, position);
+    }
+
+    /// Returns once the read model shows every rotation this process made of `account`'s
+    /// tokens (for the reads of the account's token list).
+    pub async fn rotations_shown(&self, account: AccountId) -> Result<(), ProjectionError> {
+        let last = {
+            let mut rotations = self.rotations.lock().unwrap_or_else(|e| e.into_inner());
+            rotations.forget_shown(self.projections.applied(Follower::AccessTokens));
+            rotations
+                .tokens
+                .values()
+                .filter(|(owner, _)| *owner == account)
+                .map(|(_, position)| *position)
+                .max()
+        };
+        match last {
+            Some(position) => self.wait_for(position).await,
+            None => Ok(()),
+        }
+    }
+
+    /// The position of a rotation by this process that the read model does not show yet,
+    /// of a token or to a secret.
+    fn rotation_unseen(&self, of: Unseen<'_>) -> Option<GlobalPosition> {
+        let mut rotations = self.rotations.lock().unwrap_or_else(|e| e.into_inner());
+        if rotations.tokens.is_empty() {
+            return None;
+        }
+        rotations.forget_shown(self.projections.applied(Follower::AccessTokens));
+        match of {
+            Unseen::Token(token) => rotations.tokens.get(&token).map(|(_, position)| *position),
+            Unseen::Secret(hash) => rotations.secrets.get(hash).copied(),
         }
     }
 
     /// The token whose secret hashes to `hash`, from the cache when it may be trusted,
     /// else from the read model (one look-up).
-    pub async fn find(
+    async fn look_up(
         &self,
         db: &Database,
         hash: &str,
@@ -246,7 +354,7 @@ impl TokenCache {
             {
                 Ok(()) => break,
                 // A lagging read model: keep waiting (the gate keeps the cache out of use).
-                Err(projections::ProjectionError::Lagging { .. }) => {}
+                Err(ProjectionError::Lagging { .. }) => {}
                 Err(error) => return Err(error.to_string()),
             }
         }
@@ -257,6 +365,30 @@ impl TokenCache {
         }
         self.followed.fetch_max(position.0 + 1, Ordering::AcqRel);
         Ok(true)
+    }
+}
+
+/// What a rotation concerns: a token, or the hash of the secret it issued.
+#[derive(Debug, Clone, Copy)]
+enum Unseen<'a> {
+    Token(Uuid),
+    Secret(&'a str),
+}
+
+/// Rotations this process made, until the read model shows them.
+#[derive(Debug, Default)]
+struct Rotations {
+    /// Rotated tokens by id: their owner and the last rotation's position.
+    tokens: HashMap<Uuid, (AccountId, GlobalPosition)>,
+    /// The hashes of the secrets they issued, with the rotation's position.
+    secrets: HashMap<String, GlobalPosition>,
+}
+
+impl Rotations {
+    /// Forgets the rotations a read model that has applied `applied` shows.
+    fn forget_shown(&mut self, applied: GlobalPosition) {
+        self.tokens.retain(|_, (_, position)| *position > applied);
+        self.secrets.retain(|_, position| *position > applied);
     }
 }
 

@@ -3,7 +3,9 @@
 //! refused, a new token accepted, a bought pack's credits shown). The policies live here,
 //! in one place, rather than in the handlers. Changes only reads of their own aggregate
 //! show (credit holds and settlements) are waited for by those reads instead
-//! ([`ProjectionRunner::wait_for_stream`]), so their commands answer once committed.
+//! ([`ProjectionRunner::wait_for_stream`]), so their commands answer once committed; so
+//! are token rotations, by the requests that present the token's secrets
+//! ([`ProjectionRunner::wait_for_log`] and the API's token cache).
 
 use crate::{Follower, ProjectionError, ProjectionRunner};
 use std::time::Duration;
@@ -103,6 +105,19 @@ impl ProjectionRunner {
             Some(last) => self.wait_for(&[follower], last, timeout).await,
             None => Ok(()),
         }
+    }
+
+    /// Waits until `follower` has applied everything committed to the log so far, on any
+    /// node: the read side of read-your-writes for a read that cannot name the stream it
+    /// needs (a token looked up by the hash of a secret the read model does not know,
+    /// perhaps one a rotation issued a moment ago).
+    pub async fn wait_for_log(
+        &self,
+        follower: Follower,
+        timeout: Duration,
+    ) -> Result<(), ProjectionError> {
+        let head = self.log.committed_head().await?;
+        self.wait_for(&[follower], head, timeout).await
     }
 
     /// Waits until every projection in `names` has applied `position`.

@@ -116,6 +116,47 @@ async fn a_token_revoked_on_one_node_leaves_the_cache_of_another(backend: Backen
     }
 }
 
+/// A rotation through one node answers once committed; its new secret works at once
+/// through another node, whose look-up of a secret it does not know waits for the read
+/// model to show what the log holds. Repeated, so that some requests land before the read
+/// model shows the rotation.
+async fn a_secret_rotated_on_one_node_works_at_once_on_another(backend: Backend) {
+    let a = spawn_app_with(backend, |_| {}).await;
+    let b = a.peer(|_| {}).await;
+    let (_, session) = a.signed_up().await;
+    let created = json_body(
+        a.post(
+            "/me/api-tokens",
+            Some(&session.token),
+            &json!({"label": "farm", "scopes": ["credits:read"]}),
+        )
+        .await,
+    )
+    .await;
+    let token_id = created["token_id"].as_str().unwrap().to_owned();
+    for round in 0..20 {
+        let rotated = a
+            .request(
+                Method::POST,
+                &format!("/me/api-tokens/{token_id}/rotate"),
+                Some(&session.token),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(rotated.status(), StatusCode::OK, "round {round}");
+        let new = json_body(rotated).await["token"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        assert_eq!(
+            b.get("/api/v1/credits", Some(&new)).await.status(),
+            StatusCode::OK,
+            "round {round}: node b refused the new secret"
+        );
+    }
+}
+
 /// An account erased through one node leaves the key cache of every other node.
 async fn an_erased_account_key_leaves_every_node(backend: Backend) {
     let a = spawn_app_with(backend, |_| {}).await;
@@ -169,5 +210,6 @@ on_both_backends!(
     wrong_passwords_spread_over_two_nodes_are_throttled_as_one,
     a_token_rate_limit_holds_across_nodes,
     a_token_revoked_on_one_node_leaves_the_cache_of_another,
+    a_secret_rotated_on_one_node_works_at_once_on_another,
     an_erased_account_key_leaves_every_node,
 );

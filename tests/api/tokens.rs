@@ -272,6 +272,54 @@ async fn a_rotated_token_keeps_its_old_secret_for_the_grace_period_only(backend:
     );
 }
 
+/// A rotation answers once committed, before the read model shows it; the requests that
+/// present the token's secrets wait for the read model instead. So the new secret works,
+/// the old one (no grace period) is refused though this node had it cached, and the list
+/// shows the new hint, each on the very next request. Repeated, in turn first, so that
+/// each lands before the read model has shown the rotation in some rounds.
+async fn a_rotation_is_seen_by_the_very_next_request(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let (_, session) = app.signed_up().await;
+    let (token_id, mut secret) = issue(&app, &session, &["credits:read"]).await;
+    for round in 0..30 {
+        let ok = call(&app, Method::GET, "/api/v1/credits", &secret).await;
+        assert_eq!(ok.status(), StatusCode::OK, "round {round}: before");
+        let rotated = app
+            .request(
+                Method::POST,
+                &format!("/me/api-tokens/{token_id}/rotate"),
+                Some(&session.token),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(rotated.status(), StatusCode::OK, "round {round}");
+        let rotated = json_body(rotated).await;
+        let new = rotated["token"].as_str().unwrap().to_owned();
+        for check in 0..3 {
+            match (round + check) % 3 {
+                0 => {
+                    let old = call(&app, Method::GET, "/api/v1/credits", &secret).await;
+                    assert_eq!(old.status(), StatusCode::UNAUTHORIZED, "round {round}: old");
+                }
+                1 => {
+                    let new = call(&app, Method::GET, "/api/v1/credits", &new).await;
+                    assert_eq!(new.status(), StatusCode::OK, "round {round}: new");
+                }
+                _ => {
+                    let listed =
+                        json_body(app.get("/me/api-tokens", Some(&session.token)).await).await;
+                    assert_eq!(
+                        listed["tokens"][0]["hint"], rotated["hint"],
+                        "round {round}: the list"
+                    );
+                }
+            }
+        }
+        secret = new;
+    }
+}
+
 async fn cli_tokens_and_api_tokens_are_kept_apart(backend: Backend) {
     let app = spawn_app(backend).await;
     let (_, session) = app.signed_up().await;
@@ -471,6 +519,7 @@ on_both_backends!(
     every_request_is_counted_once_flushed,
     api_tokens_are_shown_once_scoped_and_revoked_at_once,
     a_rotated_token_keeps_its_old_secret_for_the_grace_period_only,
+    a_rotation_is_seen_by_the_very_next_request,
     cli_tokens_and_api_tokens_are_kept_apart,
     usage_is_counted_by_day_and_status_class_and_rate_limited,
 );

@@ -18,6 +18,7 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use commands::access_tokens::NewAccessToken;
+use commands::tokens::hash_token;
 use domain::AccountId;
 use domain::access_token::{Scope, TokenKind};
 use projections::{Follower, Visibility};
@@ -138,9 +139,16 @@ async fn issue(
         (status = 422, description = "`validation_failed`: a limit or cursor out of bounds", body = ErrorBody)))]
 pub async fn list_api_tokens(
     State(core): State<Core>,
+    State(tokens): State<Tokens>,
     session: CurrentSession,
     ApiQuery(page): ApiQuery<PageQuery>,
 ) -> Result<Json<TokenList>, ApiError> {
+    // A rotation answers before the read model shows it: the list waits instead.
+    tokens
+        .cache
+        .rotations_shown(session.account_id)
+        .await
+        .map_err(crate::state::read_lag)?;
     list(&core, session.account_id, false, &page).await
 }
 
@@ -160,6 +168,8 @@ async fn list(
 }
 
 /// Replaces the secret; the old one keeps working for `grace_seconds`, then dies.
+/// Answers once the rotation is saved: the very next request with either secret, and the
+/// next list of the caller's tokens, see it (they wait for it when needed).
 #[utoipa::path(post, path = "/me/api-tokens/{id}/rotate", tag = "tokens", security(("session" = [])),
     params(("id" = Uuid, Path, description = "The token")),
     request_body(content = Option<RotateRequest>, description = "Optional: no body means no grace period"),
@@ -169,7 +179,6 @@ async fn list(
         (status = 413, description = "`payload_too_large`: the body is over 2 MiB", body = ErrorBody),
         (status = 422, description = "`invalid_body` (not the schema) or `validation_failed` (a grace period out of bounds)", body = ErrorBody)))]
 pub async fn rotate_api_token(
-    State(core): State<Core>,
     State(tokens): State<Tokens>,
     ctx: RequestContext,
     session: CurrentSession,
@@ -191,11 +200,14 @@ pub async fn rotate_api_token(
             Duration::from_secs(grace),
         )
         .await?;
-    core.visible(
-        Visibility::ReadModel(Follower::AccessTokens),
-        Some(issued.position),
-    )
-    .await?;
+    // Answers once committed: the requests that present the token's secrets wait for the
+    // read model instead (`crate::token_cache`).
+    tokens.cache.rotated(
+        session.account_id,
+        id,
+        hash_token(&issued.token),
+        issued.position,
+    );
     Ok(Json(issued.into()))
 }
 
