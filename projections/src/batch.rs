@@ -171,9 +171,68 @@ pub async fn delete_keys(
     Ok(())
 }
 
+/// `$from, $from+1, …`: `count` numbered placeholders.
+pub(crate) fn numbered(from: usize, count: usize) -> String {
+    (from..from + count)
+        .map(|n| format!("${n}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// `UPDATE {table} SET {column} = CASE {key} WHEN $1 THEN $2 … END WHERE {key} IN (…)`
+/// for `pairs` pairs, with `RETURNING {returning}` unless that is empty.
+fn update_by_key_sql(
+    table: &str,
+    column: &str,
+    key: &str,
+    pairs: usize,
+    returning: &str,
+) -> String {
+    let mut sql = format!("UPDATE {table} SET {column} = CASE {key}");
+    for n in 0..pairs {
+        sql.push_str(&format!(" WHEN ${} THEN ${}", 2 * n + 1, 2 * n + 2));
+    }
+    sql.push_str(&format!(
+        " END WHERE {key} IN ({})",
+        numbered(2 * pairs + 1, pairs)
+    ));
+    if !returning.is_empty() {
+        sql.push_str(" RETURNING ");
+        sql.push_str(returning);
+    }
+    sql
+}
+
+/// Sets `column` of each row of `table` whose `key` is the first value of one of `pairs`
+/// to that pair's second, a chunk of pairs per statement; answers the `returning` columns
+/// of the rows changed (nothing when `returning` is empty).
+pub(crate) async fn update_by_key(
+    conn: &mut AnyConnection,
+    table: &str,
+    column: &str,
+    key: &str,
+    pairs: &[(Value, Value)],
+    returning: &str,
+) -> Result<Vec<AnyRow>, sqlx::Error> {
+    let mut changed = Vec::new();
+    // Three bound values per pair: the key twice and the value.
+    for chunk in chunks(pairs, 3) {
+        let sql = update_by_key_sql(table, column, key, chunk.len(), returning);
+        let mut query = sqlx::query(&sql);
+        for (key, value) in chunk {
+            query = bind(bind(query, key), value);
+        }
+        for (key, _) in chunk {
+            query = bind(query, key);
+        }
+        changed.extend(query.fetch_all(&mut *conn).await?);
+    }
+    Ok(changed)
+}
+
 #[cfg(test)]
 mod tests {
-    use super::{chunks, key_condition, placeholders};
+    use super::{chunks, key_condition, placeholders, update_by_key_sql};
 
     #[test]
     fn chunks_have_few_sizes() {
@@ -200,6 +259,19 @@ mod tests {
         assert_eq!(
             key_condition(&["a", "b"], 2),
             "(a = $1 AND b = $2) OR (a = $3 AND b = $4)"
+        );
+    }
+
+    #[test]
+    fn an_update_by_key_numbers_the_pairs_then_the_keys() {
+        assert_eq!(
+            update_by_key_sql("t", "c", "k", 2, "k, a"),
+            "UPDATE t SET c = CASE k WHEN $1 THEN $2 WHEN $3 THEN $4 END \
+             WHERE k IN ($5, $6) RETURNING k, a"
+        );
+        assert_eq!(
+            update_by_key_sql("t", "c", "k", 1, ""),
+            "UPDATE t SET c = CASE k WHEN $1 THEN $2 END WHERE k IN ($3)"
         );
     }
 }

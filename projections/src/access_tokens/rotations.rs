@@ -5,7 +5,7 @@
 //! follow one another (nothing else touching a token in between, each token once) are
 //! written with four statements per chunk instead, leaving the rows one at a time leaves.
 
-use crate::batch::{Value, chunks, insert_rows};
+use crate::batch::{Value, chunks, insert_rows, numbered, update_by_key};
 use crate::schema::Tables;
 use domain::access_token::AccessTokenEvent;
 use domain::account::AccountEvent;
@@ -70,24 +70,6 @@ pub(super) fn touches_tokens(decoded: &DecodedEvent) -> bool {
     )
 }
 
-/// `$from, $from+1, …`: `count` numbered placeholders.
-fn numbered(from: usize, count: usize) -> String {
-    (from..from + count)
-        .map(|n| format!("${n}"))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
-/// `CASE {key} WHEN $1 THEN $2 WHEN $3 THEN $4 … END` for `count` pairs.
-fn case(key: &str, count: usize) -> String {
-    let mut sql = format!("CASE {key}");
-    for n in 0..count {
-        sql.push_str(&format!(" WHEN ${} THEN ${}", 2 * n + 1, 2 * n + 2));
-    }
-    sql.push_str(" END");
-    sql
-}
-
 /// Applies `run` (rotations of distinct tokens, in log order) inside `conn`'s transaction.
 pub(super) async fn apply_run(
     conn: &mut AnyConnection,
@@ -103,20 +85,11 @@ pub(super) async fn apply_run(
         let n = chunk.len();
         // The new hints, and the account of each token the read model has: a rotation of
         // a token it does not have changes nothing.
-        let sql = format!(
-            "UPDATE {t} SET hint = {} WHERE token_id IN ({}) RETURNING token_id, account_id",
-            case("token_id", n),
-            numbered(2 * n + 1, n)
-        );
-        let mut query = sqlx::query(&sql);
-        for rotation in chunk {
-            query = query.bind(rotation.token_id).bind(rotation.hint);
-        }
-        for rotation in chunk {
-            query = query.bind(rotation.token_id);
-        }
-        let accounts = query
-            .fetch_all(&mut *conn)
+        let hints: Vec<(Value, Value)> = chunk
+            .iter()
+            .map(|r| (Value::Text(r.token_id.into()), Value::Text(r.hint.into())))
+            .collect();
+        let accounts = update_by_key(conn, t, "hint", "token_id", &hints, "token_id, account_id")
             .await?
             .iter()
             .map(|row| Ok((row.try_get::<String, _>(0)?, row.try_get::<String, _>(1)?)))
@@ -140,21 +113,14 @@ pub(super) async fn apply_run(
             query = query.bind(rotation.previous_hash);
         }
         query.execute(&mut *conn).await?;
-        let sql = format!(
-            "UPDATE {h} SET valid_until = {} WHERE token_hash IN ({})",
-            case("token_hash", n),
-            numbered(2 * n + 1, n)
-        );
-        let mut query = sqlx::query(&sql);
-        for rotation in chunk {
-            query = query
-                .bind(rotation.previous_hash)
-                .bind(rotation.previous_valid_until);
-        }
-        for rotation in chunk {
-            query = query.bind(rotation.previous_hash);
-        }
-        query.execute(&mut *conn).await?;
+        let graces: Vec<(Value, Value)> = chunk
+            .iter()
+            .map(|r| {
+                let grace_end = Value::Int(r.previous_valid_until);
+                (Value::Text(r.previous_hash.into()), grace_end)
+            })
+            .collect();
+        update_by_key(conn, h, "valid_until", "token_hash", &graces, "").await?;
         let fresh: Vec<Vec<Value>> = chunk
             .iter()
             .filter_map(|rotation| {
