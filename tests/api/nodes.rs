@@ -124,33 +124,14 @@ async fn a_secret_rotated_on_one_node_works_at_once_on_another(backend: Backend)
     let a = spawn_app_with(backend, |_| {}).await;
     let b = a.peer(|_| {}).await;
     let (_, session) = a.signed_up().await;
-    let created = json_body(
-        a.post(
-            "/me/api-tokens",
-            Some(&session.token),
-            &json!({"label": "farm", "scopes": ["credits:read"]}),
-        )
-        .await,
-    )
-    .await;
-    let token_id = created["token_id"].as_str().unwrap().to_owned();
+    let token_id = a
+        .create_api_token(&session.token, "farm", &["credits:read"])
+        .await;
     for round in 0..20 {
-        let rotated = a
-            .request(
-                Method::POST,
-                &format!("/me/api-tokens/{token_id}/rotate"),
-                Some(&session.token),
-            )
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(rotated.status(), StatusCode::OK, "round {round}");
-        let new = json_body(rotated).await["token"]
-            .as_str()
-            .unwrap()
-            .to_owned();
+        let rotated = a.rotate_api_token(&session.token, &token_id).await;
+        let new = rotated["token"].as_str().unwrap();
         assert_eq!(
-            b.get("/api/v1/credits", Some(&new)).await.status(),
+            b.get("/api/v1/credits", Some(new)).await.status(),
             StatusCode::OK,
             "round {round}: node b refused the new secret"
         );

@@ -351,8 +351,9 @@ impl TestApp {
             .to_owned()
     }
 
-    /// Rotates the API token `token_id` of the session's account (checked 200).
-    pub async fn rotate_api_token(&self, session: &str, token_id: &str) {
+    /// Rotates the API token `token_id` of the session's account (checked 200) and
+    /// answers the response's body (the new secret is its `token`).
+    pub async fn rotate_api_token(&self, session: &str, token_id: &str) -> Value {
         let rotated = self
             .request(
                 Method::POST,
@@ -363,6 +364,7 @@ impl TestApp {
             .await
             .expect("request sent");
         assert_eq!(rotated.status(), StatusCode::OK, "rotate an API token");
+        json_body(rotated).await
     }
 
     /// `PUT path` with a JSON body.
