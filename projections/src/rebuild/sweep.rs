@@ -7,11 +7,11 @@
 //! before rebuilds registered themselves). A rebuild still running elsewhere, in another
 //! process or on another node, keeps its heartbeat fresh and is left alone.
 
-use super::AbortOnDrop;
 use crate::{Follower, ProjectionError};
 use sqlx::{AnyConnection, Row};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use store::{Backend, Database};
+use tokio::sync::oneshot;
 
 /// How often a running rebuild renews its heartbeat.
 const HEARTBEAT: Duration = Duration::from_secs(10);
@@ -70,14 +70,28 @@ pub(super) async fn forget(conn: &mut AnyConnection, suffix: &str) -> Result<(),
 
 /// Renews the rebuild's heartbeat until the returned guard is dropped. A renewal that
 /// fails is logged and tried again at the next beat.
-pub(super) fn keep_alive(db: Database, suffix: String) -> AbortOnDrop {
+pub(super) fn keep_alive(db: Database, suffix: String) -> Heartbeat {
     beat(db, suffix, HEARTBEAT)
 }
 
-fn beat(db: Database, suffix: String, every: Duration) -> AbortOnDrop {
-    let task = tokio::spawn(async move {
+/// Stops the heartbeat when dropped, after the renewal in flight if any.
+#[derive(Debug)]
+pub(super) struct Heartbeat {
+    _stop: oneshot::Sender<()>,
+}
+
+fn beat(db: Database, suffix: String, every: Duration) -> Heartbeat {
+    let (stop, mut stopped) = oneshot::channel::<()>();
+    tokio::spawn(async move {
         loop {
-            tokio::time::sleep(every).await;
+            tokio::select! {
+                // The guard was dropped (the sender with it).
+                _ = &mut stopped => return,
+                () = tokio::time::sleep(every) => {}
+            }
+            // Never cut short: a renewal aborted inside its transaction could leave the
+            // connection holding SQLite's write lock, and the next writer "database is
+            // locked".
             let renewed = async {
                 let mut w = db.begin_write().await?;
                 sqlx::query("UPDATE rebuilds SET heartbeat_at = $1 WHERE suffix = $2")
@@ -92,7 +106,7 @@ fn beat(db: Database, suffix: String, every: Duration) -> AbortOnDrop {
             }
         }
     });
-    AbortOnDrop(task.abort_handle())
+    Heartbeat { _stop: stop }
 }
 
 /// Every table of the database's current schema whose name marks it as a rebuild's.
