@@ -6,7 +6,8 @@ use crate::config::{PaymentsProvider, ServeArgs};
 use crate::mail::{self, MailQueue};
 use crate::routes;
 use crate::state::{
-    AppState, Auth, Core, HttpSettings, Notices, Payments, Telegram, Tokens, outbound_http_client,
+    AppState, Auth, Core, HttpSettings, Notices, Payments, StateParts, Telegram, Tokens,
+    outbound_http_client,
 };
 use crate::storage::Storage;
 use crate::token_cache::TokenCache;
@@ -228,7 +229,7 @@ impl App {
             public_url: serve.public_url.clone(),
         });
         let projection_wait = http.projection_wait;
-        let state = AppState {
+        let state = AppState::new(StateParts {
             core: Core {
                 db: storage.db.clone(),
                 log: storage.log.clone(),
@@ -318,7 +319,7 @@ impl App {
                     .map(Arc::from),
             },
             idempotency,
-        };
+        });
 
         let (shutdown, stopping) = watch::channel(false);
         let mut tasks = projections.spawn(stopping.clone());

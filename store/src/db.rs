@@ -37,7 +37,9 @@ pub struct Database {
     pool: AnyPool,
     pg: Option<PgPool>,
     write_gate: Option<Arc<Mutex<()>>>,
-    url: String,
+    /// Shared: a handle is cloned per request (inside the HTTP state), and a `String`
+    /// here made every clone an allocation.
+    url: Arc<str>,
 }
 
 /// A write transaction; on SQLite it also holds the in-process write gate.
@@ -172,7 +174,7 @@ impl Database {
             pool,
             pg,
             write_gate,
-            url: url.to_owned(),
+            url: Arc::from(url),
         })
     }
 
