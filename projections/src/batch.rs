@@ -114,8 +114,7 @@ pub async fn insert_rows(
 fn key_condition(columns: &[&str], keys: usize) -> String {
     let width = columns.len();
     if width == 1 {
-        let list: Vec<String> = (1..=keys).map(|n| format!("${n}")).collect();
-        return format!("{} IN ({})", columns[0], list.join(", "));
+        return format!("{} IN ({})", columns[0], numbered(1, keys));
     }
     let terms: Vec<String> = (0..keys)
         .map(|k| {

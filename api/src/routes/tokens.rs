@@ -144,11 +144,9 @@ pub async fn list_api_tokens(
     ApiQuery(page): ApiQuery<PageQuery>,
 ) -> Result<Json<TokenList>, ApiError> {
     // A rotation answers before the read model shows it: the list waits instead.
-    tokens
-        .cache
-        .rotations_shown(session.account_id)
-        .await
-        .map_err(crate::state::read_lag)?;
+    if let Some(position) = tokens.cache.last_rotation_unseen(session.account_id) {
+        core.shown(Follower::AccessTokens, position).await?;
+    }
     list(&core, session.account_id, false, &page).await
 }
 

@@ -42,22 +42,20 @@
 //!   new secret works on the very next request through any node (an unknown secret pays
 //!   that wait).
 
-use domain::{AccountId, StreamCategory};
+use domain::AccountId;
 use projections::access_tokens::PresentedToken;
 use projections::{Follower, ProjectionError, ProjectionRunner};
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use store::{Database, EventLog, GlobalPosition, RecordedEvent};
-use tokio::sync::watch;
+use store::{Database, GlobalPosition};
 use uuid::Uuid;
+
+mod follow;
 
 /// The default of `--token-cache-ttl`.
 pub const DEFAULT_TTL: Duration = Duration::from_secs(10);
-
-/// Events the follower reads per step.
-const BATCH: usize = 1_000;
 
 /// Beyond this many entries the cache is emptied before the next insert (an upper bound
 /// on memory; live tokens of a deployment are far fewer).
@@ -162,23 +160,17 @@ impl TokenCache {
         rotations.secrets.insert(new_hash, position);
     }
 
-    /// Returns once the read model shows every rotation this process made of `account`'s
-    /// tokens (for the reads of the account's token list).
-    pub async fn rotations_shown(&self, account: AccountId) -> Result<(), ProjectionError> {
-        let last = {
-            let mut rotations = self.rotations.lock().unwrap_or_else(|e| e.into_inner());
-            rotations.forget_shown(self.projections.applied(Follower::AccessTokens));
-            rotations
-                .tokens
-                .values()
-                .filter(|(owner, _)| *owner == account)
-                .map(|(_, position)| *position)
-                .max()
-        };
-        match last {
-            Some(position) => self.wait_for(position).await,
-            None => Ok(()),
-        }
+    /// The position of the last rotation this process made of `account`'s tokens that the
+    /// read model does not show yet (what the reads of the account's token list wait for).
+    pub fn last_rotation_unseen(&self, account: AccountId) -> Option<GlobalPosition> {
+        let mut rotations = self.rotations.lock().unwrap_or_else(|e| e.into_inner());
+        rotations.forget_shown(self.projections.applied(Follower::AccessTokens));
+        rotations
+            .tokens
+            .values()
+            .filter(|(owner, _)| *owner == account)
+            .map(|(_, position)| *position)
+            .max()
     }
 
     /// The position of a rotation by this process that the read model does not show yet,
@@ -279,93 +271,6 @@ impl TokenCache {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
-
-    /// Follows `log` from its present head until `shutdown` turns true, forgetting the
-    /// tokens of each account an event concerns once the read model has applied it.
-    pub async fn follow(self: Arc<Self>, log: Arc<dyn EventLog>, shutdown: watch::Receiver<bool>) {
-        let mut watch = log.watch();
-        let mut stopping = shutdown.clone();
-        let mut position = None;
-        while !*shutdown.borrow() {
-            watch.mark_seen();
-            match self.step(&*log, &mut position, &shutdown).await {
-                Ok(true) => continue,
-                Ok(false) => {
-                    tokio::select! {
-                        () = watch.changed() => {}
-                        _ = stopping.changed() => {}
-                    }
-                }
-                Err(error) => {
-                    tracing::warn!(%error, "following the log for token changes; retrying");
-                    tokio::select! {
-                        () = tokio::time::sleep(Duration::from_secs(1)) => {}
-                        _ = stopping.changed() => {}
-                    }
-                }
-            }
-        }
-    }
-
-    /// Deals with what follows `position` (at first: with the log's head, nothing being
-    /// cached yet); whether it got anywhere.
-    async fn step(
-        &self,
-        log: &dyn EventLog,
-        position: &mut Option<GlobalPosition>,
-        shutdown: &watch::Receiver<bool>,
-    ) -> Result<bool, String> {
-        let (last, changed) = match *position {
-            None => (
-                log.committed_head().await.map_err(|e| e.to_string())?,
-                Changed::Accounts(HashSet::new()),
-            ),
-            Some(from) => {
-                let batch = log.read_all(from, BATCH).await.map_err(|e| e.to_string())?;
-                let Some(last) = batch.last().map(|e| e.position) else {
-                    return Ok(false);
-                };
-                (last, concerned(&batch))
-            }
-        };
-        if !self.settle(last, &changed, shutdown).await? {
-            return Ok(false);
-        }
-        *position = Some(last);
-        Ok(true)
-    }
-
-    /// Waits until the read model shows `position`, then forgets what `changed` and marks
-    /// `position` dealt with; false when shutting down first.
-    async fn settle(
-        &self,
-        position: GlobalPosition,
-        changed: &Changed,
-        shutdown: &watch::Receiver<bool>,
-    ) -> Result<bool, String> {
-        loop {
-            if *shutdown.borrow() {
-                return Ok(false);
-            }
-            match self
-                .projections
-                .wait_for(&[Follower::AccessTokens], position, Duration::from_secs(5))
-                .await
-            {
-                Ok(()) => break,
-                // A lagging read model: keep waiting (the gate keeps the cache out of use).
-                Err(ProjectionError::Lagging { .. }) => {}
-                Err(error) => return Err(error.to_string()),
-            }
-        }
-        match changed {
-            Changed::Accounts(accounts) if accounts.is_empty() => {}
-            Changed::Accounts(accounts) => self.forget_accounts(accounts),
-            Changed::Unknown => self.clear(),
-        }
-        self.followed.fetch_max(position.0 + 1, Ordering::AcqRel);
-        Ok(true)
-    }
 }
 
 /// What a rotation concerns: a token, or the hash of the secret it issued.
@@ -390,40 +295,4 @@ impl Rotations {
         self.tokens.retain(|_, (_, position)| *position > applied);
         self.secrets.retain(|_, position| *position > applied);
     }
-}
-
-/// What a batch of events may have changed of the cached tokens.
-#[derive(Debug)]
-enum Changed {
-    /// The tokens of these accounts.
-    Accounts(HashSet<AccountId>),
-    /// Some token whose owner the event does not name (none do today): any.
-    Unknown,
-}
-
-/// The accounts whose tokens the events of `batch` may change: the owners of token
-/// streams, and the accounts of account and subscription streams (a deletion or password
-/// change revokes tokens; a plan decides what tokens may do).
-fn concerned(batch: &[RecordedEvent]) -> Changed {
-    let mut accounts = HashSet::new();
-    for event in batch {
-        let Some(category) = StreamCategory::of_stream(&event.stream) else {
-            continue;
-        };
-        let account = match category {
-            StreamCategory::AccessToken => event.metadata.data_subject,
-            StreamCategory::Account | StreamCategory::Subscription => category
-                .id_in(&event.stream)
-                .and_then(|id| Uuid::parse_str(id).ok())
-                .or(event.metadata.data_subject),
-            _ => continue,
-        };
-        match account {
-            Some(account) => {
-                accounts.insert(AccountId(account));
-            }
-            None => return Changed::Unknown,
-        }
-    }
-    Changed::Accounts(accounts)
 }
