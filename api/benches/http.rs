@@ -1,5 +1,7 @@
 //! HTTP throughput of the public API: authenticated `GET /api/v1/credits` with 64
-//! concurrent connections over loopback, on the embedded SQLite default and on
+//! concurrent connections over loopback, spread over 16 accounts (each with its own API
+//! token, so reads of one account read together are not what is measured), on the
+//! embedded SQLite default and on
 //! PostgreSQL, beside the same load on `GET /healthz` in the same run (the HTTP ceiling of
 //! this machine), and again on a second service with the token cache off
 //! (`--token-cache-ttl 0`: a token look-up per request). The load generator runs in this
@@ -22,6 +24,9 @@ use store::testkit::{TestPostgres, TestSqlite};
 
 const CONNECTIONS: usize = 64;
 
+/// Accounts the connections are spread over, one API token each.
+const ACCOUNTS: usize = 16;
+
 struct Load {
     requests: usize,
     errors: usize,
@@ -40,7 +45,9 @@ impl Load {
     }
 }
 
-async fn load(url: String, token: Option<String>, seconds: u64) -> Load {
+/// `CONNECTIONS` clients on `url` for `seconds`, client `i` presenting `tokens[i % len]`
+/// (none when `tokens` is empty).
+async fn load(url: String, tokens: &[String], seconds: u64) -> Load {
     let client = reqwest::Client::builder()
         .no_proxy()
         .pool_max_idle_per_host(CONNECTIONS)
@@ -49,8 +56,9 @@ async fn load(url: String, token: Option<String>, seconds: u64) -> Load {
     let start = Instant::now();
     let deadline = start + Duration::from_secs(seconds);
     let workers: Vec<_> = (0..CONNECTIONS)
-        .map(|_| {
-            let (client, url, token) = (client.clone(), url.clone(), token.clone());
+        .map(|i| {
+            let token = (!tokens.is_empty()).then(|| tokens[i % tokens.len()].clone());
+            let (client, url) = (client.clone(), url.clone());
             tokio::spawn(async move {
                 let mut latencies = Vec::new();
                 let mut errors = 0;
@@ -90,12 +98,12 @@ async fn load(url: String, token: Option<String>, seconds: u64) -> Load {
 }
 
 /// Starts the service on `database_url` (or SQLite in `dir`) and returns its address and
-/// an API token with `credits:read`.
+/// an API token with `credits:read` for each of [`ACCOUNTS`] accounts.
 async fn start(
     dir: &std::path::Path,
     database_url: Option<String>,
     token_cache_ttl: Duration,
-) -> (String, String) {
+) -> (String, Vec<String>) {
     let mut serve = ServeArgs {
         token_cache_ttl,
         ..ServeArgs::default()
@@ -134,33 +142,34 @@ async fn start(
         }
         request.send()
     };
-    let credentials = json!({"email": "bench@example.com", "password": "correct-horse-7-battery"});
-    let mut register = credentials.clone();
-    register["display_name"] = json!("Bench");
-    post("/auth/register", None, register)
+    let mut tokens = Vec::new();
+    for n in 0..ACCOUNTS {
+        let credentials = json!({"email": format!("bench{n}@example.com"), "password": "correct-horse-7-battery"});
+        let mut register = credentials.clone();
+        register["display_name"] = json!("Bench");
+        post("/auth/register", None, register)
+            .await
+            .expect("register");
+        let session: Value = post("/auth/login", None, credentials)
+            .await
+            .expect("login")
+            .json()
+            .await
+            .expect("session");
+        let session = session["token"].as_str().expect("session token").to_owned();
+        let token: Value = post(
+            "/me/api-tokens",
+            Some(&session),
+            json!({"label": "bench", "scopes": ["credits:read"]}),
+        )
         .await
-        .expect("register");
-    let session: Value = post("/auth/login", None, credentials)
-        .await
-        .expect("login")
+        .expect("token")
         .json()
         .await
-        .expect("session");
-    let session = session["token"].as_str().expect("session token").to_owned();
-    let token: Value = post(
-        "/me/api-tokens",
-        Some(&session),
-        json!({"label": "bench", "scopes": ["credits:read"]}),
-    )
-    .await
-    .expect("token")
-    .json()
-    .await
-    .expect("token body");
-    (
-        address,
-        token["token"].as_str().expect("API token").to_owned(),
-    )
+        .expect("token body");
+        tokens.push(token["token"].as_str().expect("API token").to_owned());
+    }
+    (address, tokens)
 }
 
 fn report(name: &str, load: &Load, baseline: f64) {
@@ -186,7 +195,9 @@ async fn main() {
     let uncached_sqlite = TestSqlite::create();
     let uncached_postgres = TestPostgres::create().await;
     let uncached_pg_dir = TestSqlite::create();
-    println!("{CONNECTIONS} connections over loopback, {seconds} s per phase");
+    println!(
+        "{CONNECTIONS} connections over loopback ({ACCOUNTS} accounts for the credits), {seconds} s per phase"
+    );
     for (backend, dir, url, uncached_dir, uncached_url) in [
         (
             "embedded (SQLite)",
@@ -204,13 +215,13 @@ async fn main() {
         ),
     ] {
         let ttl = api::token_cache::DEFAULT_TTL;
-        let (address, token) = start(dir, url, ttl).await;
-        let (uncached, uncached_token) = start(uncached_dir, uncached_url, Duration::ZERO).await;
-        let healthz = load(format!("{address}/healthz"), None, seconds).await;
-        let credits = load(format!("{address}/api/v1/credits"), Some(token), seconds).await;
+        let (address, tokens) = start(dir, url, ttl).await;
+        let (uncached, uncached_tokens) = start(uncached_dir, uncached_url, Duration::ZERO).await;
+        let healthz = load(format!("{address}/healthz"), &[], seconds).await;
+        let credits = load(format!("{address}/api/v1/credits"), &tokens, seconds).await;
         let without_cache = load(
             format!("{uncached}/api/v1/credits"),
-            Some(uncached_token),
+            &uncached_tokens,
             seconds,
         )
         .await;

@@ -30,6 +30,7 @@ use commands::usage::TokenUsage;
 use commands::workspaces::Workspaces;
 use commands::{Clock, SystemClock};
 use domain::catalog::Catalog;
+use projections::credits::CardReader;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -237,6 +238,10 @@ impl App {
                 sealer: FieldSealer::new(storage.codec.keys().clone()),
                 exec: storage.exec.clone(),
                 projections: projections.clone(),
+                cards: CardReader::new(
+                    storage.db.clone(),
+                    storage.log.shares_read_model_database(),
+                ),
                 clock: clock.clone(),
                 http,
             },

@@ -287,6 +287,12 @@ impl From<commands::idempotency::IdempotencyError> for ApiError {
     }
 }
 
+impl From<projections::credits::CardError> for ApiError {
+    fn from(error: projections::credits::CardError) -> Self {
+        Self::Internal(error.to_string())
+    }
+}
+
 impl From<sqlx::Error> for ApiError {
     fn from(error: sqlx::Error) -> Self {
         Self::Internal(format!("database: {error}"))

@@ -21,6 +21,7 @@ use commands::rate_limit::{IpRateLimit, RateLimit};
 use commands::throttle::Throttle;
 use commands::usage::TokenUsage;
 use commands::{Clock, EventCodec, Executor};
+use projections::credits::CardReader;
 use projections::{Follower, ProjectionRunner, Visibility};
 use std::sync::Arc;
 use std::time::Duration;
@@ -90,6 +91,8 @@ pub struct Core {
     pub exec: Executor,
     /// Read models, for read-your-writes waits and readiness.
     pub projections: Arc<ProjectionRunner>,
+    /// Balance cards, read together under load (`projections::credits::CardReader`).
+    pub cards: CardReader,
     /// Now.
     pub clock: Arc<dyn Clock>,
     /// HTTP settings.

@@ -565,6 +565,113 @@ mod more_cases {
         assert!(rebuild_rows(&f.db).await.is_empty());
     }
 
+    /// Cards read together, an account asked for twice, or through the reader that gathers
+    /// concurrent reads, are the cards read one at a time: held credits, the lots that
+    /// count at the instant asked (spending order, expired ones left out), where the ledger
+    /// ends, and an empty card for an account without credits.
+    pub async fn balance_cards_read_together_are_the_cards_read_alone(f: Fixture) {
+        use projections::credits::{CardReader, balance_cards};
+        let credits = Credits::new(
+            Executor::new(f.log.clone(), f.codec.clone()),
+            Arc::new(SystemClock),
+            Duration::from_secs(3600),
+        );
+        let ctx = CommandContext::system("test");
+        let now = commands::Clock::now(&SystemClock);
+        let grant = |key: &str, amount, expires_at| Grant {
+            grant_key: key.into(),
+            amount,
+            source: SourceKind::Purchase,
+            expires_at,
+        };
+        let (spender, expiring, empty) = (
+            AccountId(uuid::Uuid::new_v4()),
+            AccountId(uuid::Uuid::new_v4()),
+            AccountId(uuid::Uuid::new_v4()),
+        );
+        credits
+            .grant(&ctx, spender, grant("a", 1_000, None), now)
+            .await
+            .unwrap();
+        credits
+            .hold(&ctx, spender, "open", Feature::Generation, 30, None)
+            .await
+            .unwrap();
+        let soon = now.plus(Duration::from_secs(60));
+        credits
+            .grant(&ctx, expiring, grant("b", 500, Some(soon)), now)
+            .await
+            .unwrap();
+        credits
+            .grant(&ctx, expiring, grant("c", 100, None), now)
+            .await
+            .unwrap();
+        let runner = f.runner(vec![Arc::new(projections::credits::CreditsProjector)]);
+        runner.prepare().await.unwrap();
+        caught_up(&f, &runner, Follower::Credits).await;
+
+        let later = soon.plus(Duration::from_secs(1));
+        for at in [now, later] {
+            let together = balance_cards(&f.db, &[spender, expiring, empty, spender], at, true)
+                .await
+                .unwrap();
+            assert_eq!(together.len(), 3);
+            for account in [spender, expiring, empty] {
+                let alone = balance_cards(&f.db, &[account], at, true).await.unwrap();
+                assert_eq!(together[&account], alone[&account]);
+            }
+        }
+        let cards = balance_cards(&f.db, &[spender, expiring, empty], now, true)
+            .await
+            .unwrap();
+        let spender_card = &cards[&spender];
+        assert_eq!(spender_card.held, 30);
+        assert_eq!(
+            spender_card
+                .lots
+                .iter()
+                .map(|l| l.remaining)
+                .collect::<Vec<_>>(),
+            [970]
+        );
+        let ledger = StreamCategory::Credits.stream(spender);
+        assert_eq!(
+            spender_card.ledger_end,
+            f.log.stream_last_position(&ledger).await.unwrap()
+        );
+        assert!(spender_card.ledger_end.is_some());
+        let amounts = |card: &projections::credits::BalanceCard| {
+            card.lots.iter().map(|l| l.amount).collect::<Vec<_>>()
+        };
+        assert_eq!(
+            amounts(&cards[&expiring]),
+            [500, 100],
+            "the sooner expiry first"
+        );
+        assert_eq!(cards[&empty], Default::default());
+        let after = balance_cards(&f.db, &[expiring], later, false)
+            .await
+            .unwrap();
+        assert_eq!(
+            amounts(&after[&expiring]),
+            [100],
+            "an expired lot no longer counts"
+        );
+        assert_eq!(after[&expiring].ledger_end, None, "not asked for");
+
+        let reader = CardReader::new(f.db.clone(), true);
+        let reads: Vec<_> = (0..48)
+            .map(|i| {
+                let (reader, account) = (reader.clone(), [spender, expiring, empty][i % 3]);
+                tokio::spawn(async move { (account, reader.card(account, now).await.unwrap()) })
+            })
+            .collect();
+        for read in reads {
+            let (account, card) = read.await.unwrap();
+            assert_eq!(card, cards[&account]);
+        }
+    }
+
     /// Signs up `email` and signs in: the account and a session fresh enough to issue tokens.
     async fn signed_up(f: &Fixture, email: &str) -> (AccountId, domain::SessionId) {
         let ctx = CommandContext::system("test");
@@ -848,4 +955,5 @@ on_both_backends!(
     a_failed_rebuild_leaves_the_live_tables_and_no_fresh_ones,
     what_a_dead_rebuild_left_is_dropped_by_the_next_one,
     token_rotations_written_together_leave_the_rows_of_one_at_a_time,
+    balance_cards_read_together_are_the_cards_read_alone,
 );

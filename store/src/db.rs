@@ -9,6 +9,7 @@
 
 use crate::error::StoreError;
 use crate::log::EventLog;
+use crate::readers::{Reader, Readers};
 use sqlx::any::AnyPoolOptions;
 use sqlx::migrate::{Migration, MigrationSource, MigrationType, Migrator};
 use sqlx::pool::PoolConnectionMetadata;
@@ -40,6 +41,8 @@ pub struct Database {
     /// Shared: a handle is cloned per request (inside the HTTP state), and a `String`
     /// here made every clone an allocation.
     url: Arc<str>,
+    /// Connections for the hot reads, outside the pool (`crate::readers`).
+    readers: Readers,
 }
 
 /// A write transaction; on SQLite it also holds the in-process write gate.
@@ -77,8 +80,22 @@ impl std::ops::DerefMut for WriteTx {
 const POSTGRES_SESSION_LIMITS: &str =
     "SET lock_timeout = '30s'; SET idle_in_transaction_session_timeout = '60s'";
 
-/// A PostgreSQL connection idle this long is pinged before it is handed out (a dead one,
-/// after a server restart, is then replaced). One in use more recently is not: the ping is
+/// What every SQLite connection of the service runs first. `secure_delete`: deleted rows
+/// are overwritten with zeros, in the file and in the WAL, instead of lingering in free
+/// pages.
+const SQLITE_PRAGMAS: &str = "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
+     PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON; PRAGMA secure_delete = ON;";
+
+/// What a new connection of `backend` runs first, as every connection of the service does.
+pub(crate) fn connection_setup(backend: Backend) -> &'static str {
+    match backend {
+        Backend::Sqlite => SQLITE_PRAGMAS,
+        Backend::Postgres => POSTGRES_SESSION_LIMITS,
+    }
+}
+
+/// A connection idle this long is pinged before it is handed out (a dead one, after a
+/// PostgreSQL restart or a SQLite worker thread's end, is then replaced). One in use more recently is not: the ping is
 /// a round trip of its own, and checking every checkout cost the authenticated read path a
 /// round trip per query.
 const PING_WHEN_IDLE_FOR: Duration = Duration::from_secs(1);
@@ -123,17 +140,14 @@ impl Database {
             .acquire_timeout(Duration::from_secs(10));
         let (pool, pg, write_gate) = match backend {
             Backend::Sqlite => {
+                // sqlx tests a connection at every checkout by default: on SQLite a hop to
+                // the connection's worker thread and back before the query's own hop.
                 let pool = options
+                    .test_before_acquire(false)
+                    .before_acquire(ping_if_idle)
                     .after_connect(|conn, _| {
                         Box::pin(async move {
-                            // secure_delete: deleted rows are overwritten with zeros, in
-                            // the file and in the WAL, instead of lingering in free pages.
-                            conn.execute(
-                                "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
-                                 PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON; \
-                                 PRAGMA secure_delete = ON;",
-                            )
-                            .await?;
+                            conn.execute(connection_setup(Backend::Sqlite)).await?;
                             Ok(())
                         })
                     })
@@ -147,7 +161,7 @@ impl Database {
                     .before_acquire(ping_if_idle)
                     .after_connect(|conn, _| {
                         Box::pin(async move {
-                            conn.execute(POSTGRES_SESSION_LIMITS).await?;
+                            conn.execute(connection_setup(Backend::Postgres)).await?;
                             Ok(())
                         })
                     })
@@ -160,7 +174,7 @@ impl Database {
                     .before_acquire(ping_if_idle)
                     .after_connect(|conn, _| {
                         Box::pin(async move {
-                            conn.execute(POSTGRES_SESSION_LIMITS).await?;
+                            conn.execute(connection_setup(Backend::Postgres)).await?;
                             Ok(())
                         })
                     })
@@ -169,12 +183,14 @@ impl Database {
                 (pool, Some(pg), None)
             }
         };
+        let url: Arc<str> = Arc::from(url);
         Ok(Self {
             backend,
             pool,
             pg,
             write_gate,
-            url: Arc::from(url),
+            readers: Readers::new(url.clone(), backend, max_connections),
+            url,
         })
     }
 
@@ -191,6 +207,12 @@ impl Database {
     /// The native PostgreSQL pool, if this is PostgreSQL.
     pub fn pg_pool(&self) -> Option<&PgPool> {
         self.pg.as_ref()
+    }
+
+    /// A connection for a short read on the request path, outside the pool (see
+    /// `store::readers`): give it back with [`Reader::release`] once its queries succeeded.
+    pub async fn reader(&self) -> Result<Reader, sqlx::Error> {
+        self.readers.acquire().await
     }
 
     /// The URL this database was opened with.
@@ -279,6 +301,7 @@ impl Database {
 
     /// Closes every pool.
     pub async fn close(&self) {
+        self.readers.close().await;
         self.pool.close().await;
         if let Some(pg) = &self.pg {
             pg.close().await;

@@ -19,6 +19,7 @@ pub mod kurrentdb;
 pub mod log;
 pub mod memory;
 pub mod postgres;
+mod readers;
 pub mod s3;
 pub mod snapshots;
 pub mod sqlite;
@@ -33,6 +34,7 @@ pub use envelope::{
 };
 pub use error::StoreError;
 pub use log::{Backlog, EventAt, EventLog, LogWatch, stream_end_subquery};
+pub use readers::Reader;
 pub use snapshots::{Snapshot, SnapshotStore};
 
 /// Which of `shards` lanes `key` (a stream, a rate-limit key) always goes to: the same

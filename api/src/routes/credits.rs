@@ -104,15 +104,15 @@ async fn fresh_balance_card(
     let now = core.clock.now();
     if !core.log.shares_read_model_database() {
         ledger_shown(core, account).await?;
-        return Ok(projections::credits::balance_card(&core.db, account, now, false).await?);
+        return Ok(core.cards.card(account, now).await?);
     }
     // Taken before the read: the card shows at least this much of the log.
     let applied = core.projections.applied(Follower::Credits);
-    let card = projections::credits::balance_card(&core.db, account, now, true).await?;
+    let card = core.cards.card(account, now).await?;
     match card.ledger_end {
         Some(end) if end > applied => {
             core.shown(Follower::Credits, end).await?;
-            Ok(projections::credits::balance_card(&core.db, account, now, false).await?)
+            Ok(core.cards.card(account, now).await?)
         }
         _ => Ok(card),
     }

@@ -1,9 +1,11 @@
 //! Credit read models: `credit_lots`, `credit_holds`, `credit_balances` (the balance card),
 //! `credit_transactions` (the history) and `offer_claims` (redemptions per offer).
 
+mod cards;
 mod fold;
 mod queries;
 
+pub use cards::*;
 pub use queries::*;
 
 use crate::Follower;

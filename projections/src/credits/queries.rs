@@ -1,6 +1,6 @@
 //! What the API and the workers read of the credit read models.
 
-use domain::{AccountId, StreamCategory, Timestamp};
+use domain::{AccountId, Timestamp};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 use store::{Database, GlobalPosition};
@@ -35,7 +35,7 @@ fn uuid_of(text: &str) -> Result<Uuid, sqlx::Error> {
     Uuid::parse_str(text).map_err(|e| sqlx::Error::Decode(e.into()))
 }
 
-fn lot(row: &AnyRow) -> Result<LotRow, sqlx::Error> {
+pub(super) fn lot(row: &AnyRow) -> Result<LotRow, sqlx::Error> {
     Ok(LotRow {
         lot_id: uuid_of(&row.try_get::<String, _>("lot_id")?)?,
         account_id: AccountId(uuid_of(&row.try_get::<String, _>("account_id")?)?),
@@ -79,58 +79,6 @@ pub struct BalanceCard {
     /// Where the account's credits stream ended when the card was read, when asked for
     /// (and the stream has events).
     pub ledger_end: Option<GlobalPosition>,
-}
-
-// One row per counting lot, or one row of NULL lot columns when none counts; the balance
-// row joined to each (absent for an account that never had credits). One indexed query
-// (the balance by its key, the lots by their account index), where reading the balance
-// and then every lot took two round trips and carried spent and expired lots along.
-// Asked for, where the account's ledger ends comes along in the same statement (`$3`, the
-// stream's name), read from the same snapshot.
-const CARD: &str = "SELECT b.held, l.lot_id, l.account_id, l.grant_key, l.source, l.priority, \
-     l.amount, l.remaining, l.expires_at, l.granted_at, l.expired{ledger_end} \
-     FROM (SELECT $1 AS account_id) a \
-     LEFT JOIN credit_balances b ON b.account_id = a.account_id \
-     LEFT JOIN credit_lots l ON l.account_id = a.account_id AND l.expired = 0 \
-       AND l.remaining > 0 AND (l.expires_at IS NULL OR l.expires_at > $2) \
-     ORDER BY l.priority, CASE WHEN l.expires_at IS NULL THEN 1 ELSE 0 END, l.expires_at, \
-       l.granted_at";
-
-/// The balance card of `account` at `now`; with `ledger_end`, also where the account's
-/// credits stream ends, for an event log stored in this database
-/// ([`store::EventLog::shares_read_model_database`]).
-pub async fn balance_card(
-    db: &Database,
-    account: AccountId,
-    now: Timestamp,
-    ledger_end: bool,
-) -> Result<BalanceCard, sqlx::Error> {
-    let end = if ledger_end {
-        format!(", {} AS ledger_end", store::stream_end_subquery("$3"))
-    } else {
-        String::new()
-    };
-    let sql = CARD.replace("{ledger_end}", &end);
-    let mut query = sqlx::query(&sql)
-        .bind(account.to_string())
-        .bind(now.unix_micros());
-    if ledger_end {
-        query = query.bind(StreamCategory::Credits.stream(account));
-    }
-    let rows = query.fetch_all(db.pool()).await?;
-    let mut card = BalanceCard::default();
-    for row in &rows {
-        card.held = row.try_get::<Option<i64>, _>("held")?.unwrap_or(0) as u64;
-        if ledger_end {
-            card.ledger_end = row
-                .try_get::<Option<i64>, _>("ledger_end")?
-                .map(|p| GlobalPosition(p as u64));
-        }
-        if row.try_get::<Option<String>, _>("lot_id")?.is_some() {
-            card.lots.push(lot(row)?);
-        }
-    }
-    Ok(card)
 }
 
 /// Lots past their expiry with credits left: the scheduler expires them.

@@ -1,0 +1,231 @@
+//! Connections for the hot reads of the request path (the balance card), kept apart from
+//! sqlx's pool because that pool tests every connection given back to it: `ping` on
+//! release, which nothing turns off (sqlx 0.8). On PostgreSQL that is a round trip of its
+//! own after every query; on SQLite a second hop to the connection's worker thread and
+//! back. For a request whose work is one indexed query, that doubled the database's share
+//! of its cost.
+//!
+//! What the ping guards against is kept another way: a connection goes back only when its
+//! reader says it finished ([`Reader::release`]); one dropped mid-query or after an error
+//! is closed, and the next reader opens a fresh one. A connection idle for a second is
+//! pinged before use, as the pool's are ([`crate::db`]), so one a server restart broke is
+//! replaced instead of failing a request.
+
+use crate::db::{Backend, connection_setup};
+use sqlx::{AnyConnection, Connection, Executor};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+/// A connection idle this long is pinged before a reader gets it.
+const PING_WHEN_IDLE_FOR: Duration = Duration::from_secs(1);
+
+/// How long [`Readers::acquire`] waits for a free connection, as the pools do.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Up to `max` connections for short reads, opened on demand and kept while in use.
+#[derive(Clone)]
+pub(crate) struct Readers {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    url: Arc<str>,
+    backend: Backend,
+    idle: Mutex<Vec<Idle>>,
+    /// One permit per connection that may exist; closed by [`Readers::close`].
+    permits: Arc<Semaphore>,
+}
+
+struct Idle {
+    conn: AnyConnection,
+    since: Instant,
+}
+
+impl Readers {
+    /// At most `max` connections to `url`, none opened yet.
+    pub(crate) fn new(url: Arc<str>, backend: Backend, max: u32) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                url,
+                backend,
+                idle: Mutex::new(Vec::new()),
+                permits: Arc::new(Semaphore::new(max.max(1) as usize)),
+            }),
+        }
+    }
+
+    /// A connection: an idle one (pinged first if idle a while), or a new one.
+    pub(crate) async fn acquire(&self) -> Result<Reader, sqlx::Error> {
+        let permit =
+            tokio::time::timeout(ACQUIRE_TIMEOUT, self.inner.permits.clone().acquire_owned())
+                .await
+                .map_err(|_| sqlx::Error::PoolTimedOut)?
+                .map_err(|_| sqlx::Error::PoolClosed)?;
+        while let Some(mut idle) = self.take_idle() {
+            if idle.since.elapsed() < PING_WHEN_IDLE_FOR || idle.conn.ping().await.is_ok() {
+                return Ok(self.reader(idle.conn, permit));
+            }
+            // Broken while idle (a server restart): dropped, try the next.
+        }
+        let mut conn = AnyConnection::connect(&self.inner.url).await?;
+        conn.execute(connection_setup(self.inner.backend)).await?;
+        Ok(self.reader(conn, permit))
+    }
+
+    fn take_idle(&self) -> Option<Idle> {
+        lock(&self.inner.idle).pop()
+    }
+
+    fn reader(&self, conn: AnyConnection, permit: OwnedSemaphorePermit) -> Reader {
+        Reader {
+            conn: Some(conn),
+            inner: self.inner.clone(),
+            _permit: permit,
+        }
+    }
+
+    /// Refuses further readers and closes the idle connections.
+    pub(crate) async fn close(&self) {
+        self.inner.permits.close();
+        let idle = std::mem::take(&mut *lock(&self.inner.idle));
+        for idle in idle {
+            let _ = idle.conn.close().await;
+        }
+    }
+}
+
+fn lock(idle: &Mutex<Vec<Idle>>) -> std::sync::MutexGuard<'_, Vec<Idle>> {
+    // Nothing panics while holding it; a poisoned list is still a list.
+    idle.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// One connection of [`Readers`]; give it back with [`Reader::release`] once done with it,
+/// else it is closed.
+pub struct Reader {
+    conn: Option<AnyConnection>,
+    inner: Arc<Inner>,
+    _permit: OwnedSemaphorePermit,
+}
+
+impl Reader {
+    /// The connection, to run queries on.
+    pub fn conn(&mut self) -> &mut AnyConnection {
+        self.conn
+            .as_mut()
+            .expect("a reader holds its connection until released")
+    }
+
+    /// Gives the connection back for the next reader: call it only after every query on
+    /// it finished without error.
+    pub fn release(mut self) {
+        if let Some(conn) = self.conn.take()
+            && !self.inner.permits.is_closed()
+        {
+            lock(&self.inner.idle).push(Idle {
+                conn,
+                since: Instant::now(),
+            });
+        }
+    }
+}
+
+impl std::fmt::Debug for Reader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Reader").finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::Database;
+    use crate::testkit::{TestPostgres, TestSqlite};
+    use sqlx::Executor;
+
+    /// Whether the connection `reader` holds is one that ran [`mark`] before.
+    async fn marked(reader: &mut super::Reader) -> bool {
+        sqlx::query("SELECT 1 FROM reader_mark")
+            .fetch_optional(reader.conn())
+            .await
+            .is_ok()
+    }
+
+    /// A table only this connection sees.
+    async fn mark(reader: &mut super::Reader) {
+        reader
+            .conn()
+            .execute("CREATE TEMPORARY TABLE reader_mark (x INTEGER)")
+            .await
+            .unwrap();
+    }
+
+    async fn released_connections_come_back_and_dropped_ones_do_not(db: Database) {
+        let mut first = db.reader().await.unwrap();
+        mark(&mut first).await;
+        first.release();
+        let mut again = db.reader().await.unwrap();
+        assert!(marked(&mut again).await, "a released connection is reused");
+        // Not released (a request dropped mid-query, or an error): closed, not reused.
+        drop(again);
+        let mut fresh = db.reader().await.unwrap();
+        assert!(
+            !marked(&mut fresh).await,
+            "a dropped connection is not reused"
+        );
+        fresh.release();
+
+        // At most `max` (here 2) at once: a third waits for one to come back.
+        let (a, b) = (db.reader().await.unwrap(), db.reader().await.unwrap());
+        let third = tokio::spawn({
+            let db = db.clone();
+            async move { db.reader().await.map(super::Reader::release) }
+        });
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        assert!(!third.is_finished(), "a third reader waits");
+        a.release();
+        third.await.unwrap().unwrap();
+        b.release();
+
+        db.close().await;
+        assert!(matches!(db.reader().await, Err(sqlx::Error::PoolClosed)));
+    }
+
+    #[tokio::test]
+    async fn sqlite_readers() {
+        let file = TestSqlite::create();
+        let db = Database::connect(&file.url, 2).await.unwrap();
+        released_connections_come_back_and_dropped_ones_do_not(db).await;
+    }
+
+    /// A connection the server dropped while it sat idle is replaced, not handed out.
+    #[tokio::test]
+    async fn a_connection_broken_while_idle_is_replaced() {
+        let server = TestPostgres::create().await;
+        let db = Database::connect(&server.url, 2).await.unwrap();
+        let pid = |mut reader: super::Reader| async move {
+            let pid: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
+                .fetch_one(reader.conn())
+                .await
+                .unwrap();
+            reader.release();
+            pid
+        };
+        let first = pid(db.reader().await.unwrap()).await;
+        sqlx::query("SELECT pg_terminate_backend($1)")
+            .bind(first)
+            .execute(db.pool())
+            .await
+            .unwrap();
+        tokio::time::sleep(super::PING_WHEN_IDLE_FOR).await;
+        let second = pid(db.reader().await.unwrap()).await;
+        assert_ne!(first, second);
+    }
+
+    #[tokio::test]
+    async fn postgres_readers() {
+        let server = TestPostgres::create().await;
+        let db = Database::connect(&server.url, 2).await.unwrap();
+        released_connections_come_back_and_dropped_ones_do_not(db).await;
+    }
+}
