@@ -32,6 +32,7 @@ use commands::metrics::{
 use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use projections::Follower;
+use projections::credits::CARD_BATCH_SIZE;
 use std::collections::HashMap;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
@@ -56,7 +57,7 @@ pub const UNMATCHED: &str = "unmatched";
 const DURATION_BUCKETS: &[f64] = &[
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
 ];
-/// Bucket bounds of the append sizes.
+/// Bucket bounds of the append and card batch sizes.
 const BATCH_BUCKETS: &[f64] = &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 1024.0];
 /// How often the recorder drains its histograms when nobody scrapes.
 const UPKEEP_INTERVAL: Duration = Duration::from_secs(5);
@@ -97,6 +98,9 @@ fn builder() -> PrometheusBuilder {
         .and_then(|b| {
             b.set_buckets_for_metric(Matcher::Full(APPEND_BATCH_SIZE.into()), BATCH_BUCKETS)
         })
+        .and_then(|b| {
+            b.set_buckets_for_metric(Matcher::Full(CARD_BATCH_SIZE.into()), BATCH_BUCKETS)
+        })
         .expect("bucket lists are not empty")
 }
 
@@ -125,6 +129,11 @@ fn describe_recorded() {
         APPEND_BATCH_SIZE,
         Unit::Count,
         "Events per append made by a command."
+    );
+    describe_histogram!(
+        CARD_BATCH_SIZE,
+        Unit::Count,
+        "Balance card reads answered by one statement."
     );
     describe_histogram!(
         PASSWORD_HASH_WAIT,

@@ -32,6 +32,10 @@ async fn metrics_show_routes_commands_hash_waits_and_lag(backend: Backend) {
         app.get(&unknown, None).await.status(),
         StatusCode::NOT_FOUND
     );
+    assert_eq!(
+        app.get("/me/credits", Some(&laptop.token)).await.status(),
+        StatusCode::OK
+    );
     let account_id = app
         .get("/me", Some(&laptop.token))
         .await
@@ -67,6 +71,7 @@ async fn metrics_show_routes_commands_hash_waits_and_lag(backend: Backend) {
         r#"accounts_password_hash_wait_seconds_count{share="verify"}"#,
         r#"accounts_password_hash_wait_seconds_count{share="hash"}"#,
         "# TYPE accounts_append_batch_size histogram",
+        "# TYPE accounts_balance_card_batch_size histogram",
         "# HELP accounts_projection_lag_events ",
         "# TYPE accounts_projection_lag_seconds gauge",
         "accounts_mail_sent_total ",

@@ -22,6 +22,10 @@ use tokio::sync::{mpsc, oneshot};
 /// Accounts one statement reads at most.
 pub const MAX_BATCH: usize = 64;
 
+/// Histogram: card reads answered by one statement (the `metrics` facade; the service
+/// renders it for Prometheus).
+pub const CARD_BATCH_SIZE: &str = "accounts_balance_card_batch_size";
+
 /// Why a card could not be read.
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("reading balance cards: {0}")]
@@ -165,6 +169,9 @@ async fn work(db: Database, mut queue: mpsc::UnboundedReceiver<Ask>, ledger_end:
         // Asks whose requester gave up (a closed connection) are not read.
         batch.retain(|ask: &Ask| !ask.reply.is_closed());
         let accounts: Vec<AccountId> = batch.iter().map(|ask| ask.account).collect();
+        if !accounts.is_empty() {
+            metrics::histogram!(CARD_BATCH_SIZE).record(accounts.len() as f64);
+        }
         let now = batch.iter().map(|ask| ask.now).max();
         let read = match now {
             Some(now) => balance_cards(&db, &accounts, now, ledger_end)
