@@ -64,7 +64,7 @@ pub(crate) fn chunks<T>(rows: &[T], width: usize) -> impl Iterator<Item = &[T]> 
 }
 
 /// `($1, $2), ($3, $4)`: `rows` groups of `width` numbered placeholders.
-fn placeholders(rows: usize, width: usize) -> String {
+pub(crate) fn placeholders(rows: usize, width: usize) -> String {
     let mut sql = String::with_capacity(rows * width * 5);
     for row in 0..rows {
         if row > 0 {

@@ -95,10 +95,14 @@ pub(crate) fn connection_setup(backend: Backend) -> &'static str {
 }
 
 /// A connection idle this long is pinged before it is handed out (a dead one, after a
-/// PostgreSQL restart or a SQLite worker thread's end, is then replaced). One in use more recently is not: the ping is
-/// a round trip of its own, and checking every checkout cost the authenticated read path a
-/// round trip per query.
-const PING_WHEN_IDLE_FOR: Duration = Duration::from_secs(1);
+/// PostgreSQL restart or a SQLite worker thread's end, is then replaced). One in use more
+/// recently is not: the ping is a round trip of its own, and checking every checkout cost
+/// the authenticated read path a round trip per query. The readers (`crate::readers`)
+/// follow the same rule.
+pub(crate) const PING_WHEN_IDLE_FOR: Duration = Duration::from_secs(1);
+
+/// How long taking a connection waits before giving up, from the pools or the readers.
+pub(crate) const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Pings a pooled connection about to be handed out if it was idle for
 /// [`PING_WHEN_IDLE_FOR`]; an error discards it and the pool opens another.
@@ -137,7 +141,7 @@ impl Database {
         tracing::Span::current().record("backend", tracing::field::debug(backend));
         let options = AnyPoolOptions::new()
             .max_connections(max_connections.max(1))
-            .acquire_timeout(Duration::from_secs(10));
+            .acquire_timeout(ACQUIRE_TIMEOUT);
         let (pool, pg, write_gate) = match backend {
             Backend::Sqlite => {
                 // sqlx tests a connection at every checkout by default: on SQLite a hop to
@@ -169,7 +173,7 @@ impl Database {
                     .await?;
                 let pg = PgPoolOptions::new()
                     .max_connections(max_connections.max(1))
-                    .acquire_timeout(Duration::from_secs(10))
+                    .acquire_timeout(ACQUIRE_TIMEOUT)
                     .test_before_acquire(false)
                     .before_acquire(ping_if_idle)
                     .after_connect(|conn, _| {

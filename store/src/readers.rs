@@ -11,17 +11,11 @@
 //! pinged before use, as the pool's are ([`crate::db`]), so one a server restart broke is
 //! replaced instead of failing a request.
 
-use crate::db::{Backend, connection_setup};
+use crate::db::{ACQUIRE_TIMEOUT, Backend, PING_WHEN_IDLE_FOR, connection_setup};
 use sqlx::{AnyConnection, Connection, Executor};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
-
-/// A connection idle this long is pinged before a reader gets it.
-const PING_WHEN_IDLE_FOR: Duration = Duration::from_secs(1);
-
-/// How long [`Readers::acquire`] waits for a free connection, as the pools do.
-const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Up to `max` connections for short reads, opened on demand and kept while in use.
 #[derive(Clone)]
@@ -217,7 +211,7 @@ mod tests {
             .execute(db.pool())
             .await
             .unwrap();
-        tokio::time::sleep(super::PING_WHEN_IDLE_FOR).await;
+        tokio::time::sleep(crate::db::PING_WHEN_IDLE_FOR).await;
         let second = pid(db.reader().await.unwrap()).await;
         assert_ne!(first, second);
     }

@@ -12,7 +12,8 @@
 //! Every statement starts after the reads it answers were asked for, so each shows at
 //! least what was committed before it was asked: read-your-writes holds as it did.
 
-use super::queries::{BalanceCard, lot};
+use super::queries::{BalanceCard, lot, uuid_of};
+use crate::batch::placeholders;
 use domain::{AccountId, StreamCategory, Timestamp};
 use sqlx::Row;
 use std::collections::HashMap;
@@ -49,20 +50,19 @@ pub async fn balance_cards(
         return Ok(cards);
     }
     let sql = card_sql(asked.len(), ledger_end);
-    let mut query = sqlx::query(&sql).bind(now.unix_micros());
+    let mut query = sqlx::query(&sql);
     for account in &asked {
         query = query
             .bind(account.to_string())
             .bind(StreamCategory::Credits.stream(*account));
     }
+    let query = query.bind(now.unix_micros());
     // The hot read of the authenticated path: a reader, not the pool (`store::Reader`).
     let mut reader = db.reader().await?;
     let rows = query.fetch_all(reader.conn()).await?;
     reader.release();
     for row in &rows {
-        let account = row.try_get::<String, _>("card_account")?;
-        let account =
-            AccountId(uuid::Uuid::parse_str(&account).map_err(|e| sqlx::Error::Decode(e.into()))?);
+        let account = AccountId(uuid_of(&row.try_get::<String, _>("card_account")?)?);
         let Some(card) = cards.get_mut(&account) else {
             continue;
         };
@@ -79,15 +79,13 @@ pub async fn balance_cards(
     Ok(cards)
 }
 
-/// The card statement for `count` accounts: `$1` is now, then each account's id and its
-/// credits stream. One row per counting lot of each account, or one row of NULL lot
+/// The card statement for `count` accounts: each account's id and its credits stream,
+/// then now. One row per counting lot of each account, or one row of NULL lot
 /// columns for an account none counts for; the balance row joined to each (absent for an
 /// account that never had credits). The balance by its key and the lots by their account
 /// index, in spending order within each account.
 fn card_sql(count: usize, ledger_end: bool) -> String {
-    let accounts: Vec<String> = (0..count)
-        .map(|i| format!("(${}, ${})", 2 + 2 * i, 3 + 2 * i))
-        .collect();
+    let now = format!("${}", 2 * count + 1);
     let end = if ledger_end {
         format!(
             ", {} AS ledger_end",
@@ -103,10 +101,10 @@ fn card_sql(count: usize, ledger_end: bool) -> String {
          FROM (VALUES {}) a \
          LEFT JOIN credit_balances b ON b.account_id = a.column1 \
          LEFT JOIN credit_lots l ON l.account_id = a.column1 AND l.expired = 0 \
-           AND l.remaining > 0 AND (l.expires_at IS NULL OR l.expires_at > $1) \
+           AND l.remaining > 0 AND (l.expires_at IS NULL OR l.expires_at > {now}) \
          ORDER BY l.priority, CASE WHEN l.expires_at IS NULL THEN 1 ELSE 0 END, \
            l.expires_at, l.granted_at",
-        accounts.join(", ")
+        placeholders(count, 2)
     )
 }
 
@@ -168,17 +166,14 @@ async fn work(db: Database, mut queue: mpsc::UnboundedReceiver<Ask>, ledger_end:
         }
         // Asks whose requester gave up (a closed connection) are not read.
         batch.retain(|ask: &Ask| !ask.reply.is_closed());
-        let accounts: Vec<AccountId> = batch.iter().map(|ask| ask.account).collect();
-        if !accounts.is_empty() {
-            metrics::histogram!(CARD_BATCH_SIZE).record(accounts.len() as f64);
-        }
-        let now = batch.iter().map(|ask| ask.now).max();
-        let read = match now {
-            Some(now) => balance_cards(&db, &accounts, now, ledger_end)
-                .await
-                .map_err(|e| CardError(e.to_string())),
-            None => Ok(HashMap::new()),
+        let Some(now) = batch.iter().map(|ask| ask.now).max() else {
+            continue;
         };
+        metrics::histogram!(CARD_BATCH_SIZE).record(batch.len() as f64);
+        let accounts: Vec<AccountId> = batch.iter().map(|ask| ask.account).collect();
+        let read = balance_cards(&db, &accounts, now, ledger_end)
+            .await
+            .map_err(|e| CardError(e.to_string()));
         for ask in batch.drain(..) {
             let answer = match &read {
                 Ok(cards) => Ok(cards.get(&ask.account).cloned().unwrap_or_default()),
@@ -186,5 +181,19 @@ async fn work(db: Database, mut queue: mpsc::UnboundedReceiver<Ask>, ledger_end:
             };
             let _ = ask.reply.send(answer);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::card_sql;
+
+    #[test]
+    fn the_card_statement_numbers_the_accounts_then_now() {
+        let sql = card_sql(2, true);
+        assert!(sql.contains("FROM (VALUES ($1, $2), ($3, $4)) a"), "{sql}");
+        assert!(sql.contains("l.expires_at > $5)"), "{sql}");
+        assert!(sql.contains("stream_id = a.column2"), "{sql}");
+        assert!(!card_sql(1, false).contains("ledger_end"));
     }
 }

@@ -31,7 +31,7 @@ pub struct LotRow {
     pub expired: bool,
 }
 
-fn uuid_of(text: &str) -> Result<Uuid, sqlx::Error> {
+pub(super) fn uuid_of(text: &str) -> Result<Uuid, sqlx::Error> {
     Uuid::parse_str(text).map_err(|e| sqlx::Error::Decode(e.into()))
 }
 
