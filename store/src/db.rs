@@ -9,13 +9,13 @@
 
 use crate::error::StoreError;
 use crate::log::EventLog;
+use crate::migrations::{self, EmbeddedMigrations};
 use crate::readers::{Reader, Readers};
 use sqlx::any::AnyPoolOptions;
-use sqlx::migrate::{Migration, MigrationSource, MigrationType, Migrator};
+use sqlx::migrate::Migrator;
 use sqlx::pool::PoolConnectionMetadata;
 use sqlx::postgres::PgPoolOptions;
 use sqlx::{Any, AnyPool, Connection, Executor, PgPool, Transaction};
-use std::borrow::Cow;
 use std::path::Path;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -252,17 +252,13 @@ impl Database {
 
     /// How many of the embedded migrations this database has not applied yet.
     pub async fn pending_migrations(&self) -> Result<usize, StoreError> {
-        let listed = match self.backend {
-            Backend::Sqlite => SQLITE_MIGRATIONS,
-            Backend::Postgres => POSTGRES_MIGRATIONS,
-        };
         // A database never migrated has no bookkeeping table: everything is pending.
         let applied: Vec<i64> =
             sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success")
                 .fetch_all(&self.pool)
                 .await
                 .unwrap_or_default();
-        Ok(listed
+        Ok(migrations::listed(self.backend)
             .iter()
             .filter(|(version, _, _)| !applied.contains(version))
             .count())
@@ -313,156 +309,6 @@ impl Database {
     }
 }
 
-/// The SQL files under `migrations/<backend>/`, compiled into the binary.
-#[derive(Debug)]
-struct EmbeddedMigrations(Backend);
-
-const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
-    (
-        1,
-        "event log",
-        include_str!("../../migrations/sqlite/0001_event_log.sql"),
-    ),
-    (
-        2,
-        "idempotency owner",
-        include_str!("../../migrations/sqlite/0002_idempotency_owner.sql"),
-    ),
-    (
-        3,
-        "mail",
-        include_str!("../../migrations/sqlite/0003_mail.sql"),
-    ),
-    (
-        4,
-        "throttle",
-        include_str!("../../migrations/sqlite/0004_throttle.sql"),
-    ),
-    (
-        5,
-        "offer claims",
-        include_str!("../../migrations/sqlite/0005_offer_claims.sql"),
-    ),
-    (
-        6,
-        "idempotency sealed",
-        include_str!("../../migrations/sqlite/0006_idempotency_sealed.sql"),
-    ),
-    (
-        7,
-        "rate limits",
-        include_str!("../../migrations/sqlite/0007_rate_limits.sql"),
-    ),
-    (
-        8,
-        "event chain",
-        include_str!("../../migrations/sqlite/0008_event_chain.sql"),
-    ),
-    (
-        9,
-        "snapshots",
-        include_str!("../../migrations/sqlite/0009_snapshots.sql"),
-    ),
-    (
-        10,
-        "rebuilds",
-        include_str!("../../migrations/sqlite/0010_rebuilds.sql"),
-    ),
-    (
-        11,
-        "audit index",
-        include_str!("../../migrations/sqlite/0011_audit_index.sql"),
-    ),
-];
-
-const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
-    (
-        1,
-        "event log",
-        include_str!("../../migrations/postgres/0001_event_log.sql"),
-    ),
-    (
-        2,
-        "idempotency owner",
-        include_str!("../../migrations/postgres/0002_idempotency_owner.sql"),
-    ),
-    (
-        3,
-        "mail",
-        include_str!("../../migrations/postgres/0003_mail.sql"),
-    ),
-    (
-        4,
-        "throttle",
-        include_str!("../../migrations/postgres/0004_throttle.sql"),
-    ),
-    (
-        5,
-        "offer claims",
-        include_str!("../../migrations/postgres/0005_offer_claims.sql"),
-    ),
-    (
-        6,
-        "idempotency sealed",
-        include_str!("../../migrations/postgres/0006_idempotency_sealed.sql"),
-    ),
-    (
-        7,
-        "rate limits",
-        include_str!("../../migrations/postgres/0007_rate_limits.sql"),
-    ),
-    (
-        8,
-        "event chain",
-        include_str!("../../migrations/postgres/0008_event_chain.sql"),
-    ),
-    (
-        9,
-        "snapshots",
-        include_str!("../../migrations/postgres/0009_snapshots.sql"),
-    ),
-    (
-        10,
-        "rebuilds",
-        include_str!("../../migrations/postgres/0010_rebuilds.sql"),
-    ),
-    (
-        11,
-        "audit index",
-        include_str!("../../migrations/postgres/0011_audit_index.sql"),
-    ),
-];
-
-impl<'s> MigrationSource<'s> for EmbeddedMigrations {
-    fn resolve(
-        self,
-    ) -> Pin<
-        Box<
-            dyn Future<Output = Result<Vec<Migration>, Box<dyn std::error::Error + Send + Sync>>>
-                + Send
-                + 's,
-        >,
-    > {
-        let files = match self.0 {
-            Backend::Sqlite => SQLITE_MIGRATIONS,
-            Backend::Postgres => POSTGRES_MIGRATIONS,
-        };
-        let migrations = files
-            .iter()
-            .map(|(version, description, sql)| {
-                Migration::new(
-                    *version,
-                    Cow::Borrowed(*description),
-                    MigrationType::Simple,
-                    Cow::Borrowed(*sql),
-                    false,
-                )
-            })
-            .collect();
-        Box::pin(async move { Ok(migrations) })
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -493,31 +339,5 @@ mod tests {
         let log = db.open_event_log(None).await.unwrap();
         assert_eq!(log.head().await.unwrap(), crate::GlobalPosition::START);
         db.close().await;
-    }
-
-    /// A migration file that is not listed would silently never run.
-    #[test]
-    fn every_migration_file_is_embedded_in_order() {
-        for (backend, listed) in [
-            ("sqlite", SQLITE_MIGRATIONS),
-            ("postgres", POSTGRES_MIGRATIONS),
-        ] {
-            let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join("../migrations")
-                .join(backend);
-            let mut files: Vec<String> = std::fs::read_dir(&dir)
-                .unwrap()
-                .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
-                .filter(|name| name.ends_with(".sql"))
-                .collect();
-            files.sort();
-            assert_eq!(files.len(), listed.len(), "{backend}: {files:?}");
-            for (n, (file, (version, _, sql))) in files.iter().zip(listed).enumerate() {
-                assert_eq!(*version, n as i64 + 1, "{backend}: {file}");
-                assert!(file.starts_with(&format!("{version:04}_")), "{file}");
-                let on_disk = std::fs::read_to_string(dir.join(file)).unwrap();
-                assert_eq!(on_disk, *sql, "{backend}: {file} is embedded as written");
-            }
-        }
     }
 }

@@ -18,6 +18,7 @@ mod group_commit;
 pub mod kurrentdb;
 pub mod log;
 pub mod memory;
+mod migrations;
 pub mod postgres;
 mod readers;
 pub mod s3;
