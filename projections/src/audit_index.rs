@@ -29,7 +29,7 @@ use crate::Follower;
 use crate::ProjectionError;
 use crate::batch::{Value, delete_keys, insert_rows, select_keys};
 use crate::checkpoints::{advance_checkpoint, stored, stored_or_registered};
-use crate::runner::follow_log;
+use crate::runner::{Next, follow_log};
 use domain::StreamCategory;
 use serde_json::Value as Json;
 use sqlx::{AnyConnection, Row};
@@ -142,7 +142,7 @@ impl AuditIndex {
                         _ = stop.changed() => {}
                     }
                 }
-                Ok::<_, ProjectionError>(read > 0)
+                Ok::<_, ProjectionError>(Next::from(read > 0))
             }
         })
         .await;

@@ -45,7 +45,7 @@ fn bind<'q>(
 /// every size a batch's last chunk can have (which filled the caches: 80 MiB more after
 /// catching up on a million events) or preparing the last chunk's statement again for every
 /// batch.
-pub(crate) fn chunks<T>(rows: &[T], width: usize) -> impl Iterator<Item = &[T]> {
+pub fn chunks<T>(rows: &[T], width: usize) -> impl Iterator<Item = &[T]> {
     let full = (MAX_PARAMETERS / width).clamp(1, ROWS_PER_STATEMENT);
     let mut rest = rows;
     std::iter::from_fn(move || {
@@ -171,7 +171,7 @@ pub async fn delete_keys(
 }
 
 /// `$from, $from+1, …`: `count` numbered placeholders.
-pub(crate) fn numbered(from: usize, count: usize) -> String {
+pub fn numbered(from: usize, count: usize) -> String {
     (from..from + count)
         .map(|n| format!("${n}"))
         .collect::<Vec<_>>()

@@ -4,8 +4,11 @@
 //! the sessions one), and an event that does not concern a follower needs no write. So a
 //! follower reads past such events without storing its checkpoint each time: what it has
 //! read is published in this process at once (read-your-writes waits see it), and the
-//! stored checkpoint catches up with the next batch it applies, when it runs out of events,
-//! or at least every [`STORE_EVERY`]. A restart, or a runner in another process, starts from
+//! stored checkpoint catches up with the next batch it applies, or at most
+//! [`STORE_EVERY`] later (an idle follower's loop wakes for it). Storing it each time the
+//! follower ran out of events cost a write per follower per append: on SQLite, where
+//! writes take turns, those writes held the write gate more than half the time under a
+//! write load. A restart, or a runner in another process, starts from
 //! the stored checkpoint and reads those events again, which is harmless: they do not
 //! concern it.
 
@@ -53,7 +56,19 @@ impl Cursor {
 
     /// Whether the stored checkpoint is behind what was read for long enough to write it.
     pub fn store_due(&self) -> bool {
-        self.stored != Some(self.read) && self.stored_at.elapsed() >= STORE_EVERY
+        self.behind() && self.stored_at.elapsed() >= STORE_EVERY
+    }
+
+    /// When the stored checkpoint is behind what was read: how long until storing it is
+    /// due (zero if it is).
+    pub fn store_in(&self) -> Option<Duration> {
+        self.behind()
+            .then(|| STORE_EVERY.saturating_sub(self.stored_at.elapsed()))
+    }
+
+    /// Whether the stored checkpoint (once read) is behind what was read.
+    fn behind(&self) -> bool {
+        self.stored.is_some_and(|stored| stored != self.read)
     }
 }
 

@@ -22,8 +22,30 @@ use tokio::task::JoinHandle;
 /// Events per batch (and per transaction).
 pub const BATCH_SIZE: usize = 500;
 
-/// Calls `step` until `shutdown` turns true: again at once while it reports work done
-/// (`Ok(true)`), at the log's next append once it is idle (`Ok(false)`), and after a
+/// When a follower's loop calls its step again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Next {
+    /// It did work: at once.
+    Now,
+    /// Nothing new: at the log's next append.
+    AtNextAppend,
+    /// Nothing new, but something is due within this long (a checkpoint to store): at the
+    /// next append or then, whichever comes first.
+    AtNextAppendOrAfter(Duration),
+}
+
+impl From<bool> for Next {
+    /// `true`: it did work.
+    fn from(worked: bool) -> Self {
+        if worked {
+            Self::Now
+        } else {
+            Self::AtNextAppend
+        }
+    }
+}
+
+/// Calls `step` until `shutdown` turns true: when the step's [`Next`] says, and after a
 /// backoff growing up to `max_backoff` while it fails. Every follower of the log (the
 /// projections, the reactors, the notifier) runs in this loop.
 pub async fn follow_log<F, Fut, E>(
@@ -33,7 +55,7 @@ pub async fn follow_log<F, Fut, E>(
     mut step: F,
 ) where
     F: FnMut() -> Fut,
-    Fut: Future<Output = Result<bool, E>>,
+    Fut: Future<Output = Result<Next, E>>,
     E: std::fmt::Display,
 {
     let mut watch = log.watch();
@@ -41,10 +63,17 @@ pub async fn follow_log<F, Fut, E>(
     while !*shutdown.borrow() {
         watch.mark_seen();
         match step().await {
-            Ok(true) => backoff = Duration::from_millis(100),
-            Ok(false) => {
+            Ok(Next::Now) => backoff = Duration::from_millis(100),
+            Ok(Next::AtNextAppend) => {
                 tokio::select! {
                     () = watch.changed() => {}
+                    _ = shutdown.changed() => {}
+                }
+            }
+            Ok(Next::AtNextAppendOrAfter(due)) => {
+                tokio::select! {
+                    () = watch.changed() => {}
+                    () = tokio::time::sleep(due) => {}
                     _ = shutdown.changed() => {}
                 }
             }
@@ -219,9 +248,9 @@ impl ProjectionRunner {
         let stored = self.stored(name, cursor).await?;
         let batch = self.log.read_all(cursor.read, size).await?;
         let Some(last) = batch.last().map(|e| e.position) else {
-            // Out of events: store how far it has read, so that a restart or another
-            // process starts from there.
-            if cursor.read != stored {
+            // Out of events: store how far it has read once that is due (the loop wakes
+            // for it, `Runner::run`), not at every append it reads past.
+            if cursor.store_due() {
                 self.store(name, cursor, stored).await?;
             }
             return Ok(None);
@@ -359,6 +388,11 @@ impl ProjectionRunner {
     pub async fn catch_up(&self, name: Follower) -> Result<(), ProjectionError> {
         let mut cursor = Cursor::new();
         while !matches!(self.step_any(name, &mut cursor).await?, Step::Idle) {}
+        if let Some(stored) = cursor.stored
+            && stored != cursor.read
+        {
+            self.store(name, &mut cursor, stored).await?;
+        }
         Ok(())
     }
 
@@ -392,8 +426,58 @@ impl ProjectionRunner {
                 // Start again from the stored checkpoint.
                 cursor.lost();
             }
-            Ok::<_, ProjectionError>(!matches!(step?, Step::Idle))
+            Ok::<_, ProjectionError>(match step? {
+                Step::Idle => cursor
+                    .store_in()
+                    .map_or(Next::AtNextAppend, Next::AtNextAppendOrAfter),
+                Step::Applied | Step::Lost => Next::Now,
+            })
         })
         .await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use store::memory::MemoryLog;
+
+    /// A step that has something due soon is called again then, with no append to wake it
+    /// (the in-memory log's own fallback wake is a minute away).
+    #[tokio::test]
+    async fn a_step_with_something_due_is_called_again_without_an_append() {
+        let log: Arc<dyn EventLog> = Arc::new(MemoryLog::new());
+        let (stop, stopped) = watch::channel(false);
+        let calls = Arc::new(AtomicUsize::new(0));
+        let (second, mut called_twice) = watch::channel(false);
+        let counted = calls.clone();
+        let follower = tokio::spawn(async move {
+            follow_log(&log, stopped, Duration::from_secs(1), || {
+                let call = counted.fetch_add(1, Ordering::SeqCst);
+                if call == 1 {
+                    let _ = second.send(true);
+                }
+                async move {
+                    Ok::<_, ProjectionError>(if call == 0 {
+                        Next::AtNextAppendOrAfter(Duration::from_millis(10))
+                    } else {
+                        Next::AtNextAppend
+                    })
+                }
+            })
+            .await;
+        });
+        tokio::time::timeout(Duration::from_secs(10), called_twice.wait_for(|c| *c))
+            .await
+            .expect("called again once due")
+            .unwrap();
+        stop.send(true).unwrap();
+        follower.await.unwrap();
+        assert_eq!(
+            calls.load(Ordering::SeqCst),
+            2,
+            "then it waits for an append"
+        );
     }
 }

@@ -391,7 +391,7 @@ mod cases {
     }
 
     /// A follower is handed only the events of its streams; it reads past the others
-    /// without writing, and stores its checkpoint once it runs out of events.
+    /// without writing, and a catch-up stores its checkpoint once it runs out of events.
     pub async fn a_follower_sees_only_its_streams_and_stores_its_checkpoint_when_idle(f: Fixture) {
         let counted = |events: &[store::RecordedEvent]| {
             events
@@ -426,6 +426,43 @@ mod cases {
             events.last().unwrap().position,
             "stored at the last event read, though it concerns another stream"
         );
+    }
+
+    /// A running follower that read past events of other streams stores how far it read
+    /// once idle, without another append to wake it (its loop wakes for the store).
+    pub async fn a_running_follower_stores_what_it_read_past_once_idle(f: Fixture) {
+        let runner = Arc::new(f.runner(vec![Arc::new(Counting {
+            fail: Arc::new(AtomicBool::new(false)),
+            categories: &[StreamCategory::Email],
+            independent: false,
+        })]));
+        runner.prepare().await.unwrap();
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let tasks = runner.spawn(stopped);
+        let last = f.history().await;
+        let events = f.log.read_all(GlobalPosition::START, 10_000).await.unwrap();
+        assert_ne!(
+            StreamCategory::of_stream(&events.last().unwrap().stream),
+            Some(StreamCategory::Email),
+            "the history ends with events the follower reads past"
+        );
+        // Nothing is appended from here on.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while runner.checkpoint(COUNTING).await.unwrap() < last {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the idle follower never stored how far it read"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(runner.checkpoint(COUNTING).await.unwrap(), last);
+        stop.send(true).unwrap();
+        for task in tasks {
+            tokio::time::timeout(Duration::from_secs(5), task)
+                .await
+                .unwrap()
+                .unwrap();
+        }
     }
 
     pub async fn waits_until_a_running_projection_has_applied_a_position(f: Fixture) {
@@ -951,6 +988,7 @@ on_both_backends!(
     waits_until_a_running_projection_has_applied_a_position,
     a_new_projector_version_rebuilds_at_start,
     a_follower_sees_only_its_streams_and_stores_its_checkpoint_when_idle,
+    a_running_follower_stores_what_it_read_past_once_idle,
     a_credits_rebuild_ends_with_the_rows_the_runner_wrote,
     a_failed_rebuild_leaves_the_live_tables_and_no_fresh_ones,
     what_a_dead_rebuild_left_is_dropped_by_the_next_one,

@@ -20,7 +20,9 @@ use uuid::Uuid;
 use vault::UnsubscribeLinks;
 use workers::mail::rabbit::{RabbitConfig, RabbitConsumer, RabbitPublisher};
 use workers::mail::transport::SmtpMailTransport;
-use workers::mail::{MailMessage, MailPublisher, Mailer, QueueError, RetryPolicy};
+use workers::mail::{
+    MailKind, MailMessage, MailPublisher, Mailer, Outcome, QueueError, RetryPolicy,
+};
 use workers::notifier::Notifier;
 
 /// Starts the service publishing through RabbitMQ at `amqp` (queues `rabbit.prefix`) and
@@ -166,6 +168,99 @@ async fn the_smtp_server_going_away_loses_and_doubles_nothing(backend: Backend) 
     smtp.up().await;
     exactly_once(&smtp, 240, Duration::from_secs(120)).await;
     let _ = rabbit.delete_topology().await;
+}
+
+/// The embedded queue (a table, no broker) claims and records each drained batch of
+/// messages together: an SMTP outage in the middle of a burst still sends each e-mail once,
+/// and leaves every message recorded as sent and none in the queue.
+async fn the_embedded_queue_sends_each_email_once_through_an_smtp_outage(backend: Backend) {
+    let mut smtp = SmtpServer::start().await;
+    let app = spawn_app_with(backend, |setup| {
+        let mail = &mut setup.serve.mail;
+        mail.smtp_url = Some(smtp.url());
+        mail.mail_retry_delay = Duration::from_millis(200);
+        mail.mail_max_attempts = 1_000;
+    })
+    .await;
+    let accounts = funded_accounts(&app, 4).await;
+    complete_generations(&app, &accounts, 10).await;
+    smtp.wait_for(40, Duration::from_secs(60)).await;
+
+    smtp.down();
+    complete_generations(&app, &accounts, 30).await;
+    // Long enough for several failed attempts of each message.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    smtp.up().await;
+    exactly_once(&smtp, 160, Duration::from_secs(120)).await;
+    let db = app.state.core.db.clone();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let queued: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM mail_outbox")
+            .fetch_one(db.pool())
+            .await
+            .unwrap();
+        if queued == 0 {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{queued} messages stayed queued"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let statuses: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT status, COUNT(*) FROM mail_deliveries WHERE status <> 'skipped' GROUP BY status",
+    )
+    .fetch_all(db.pool())
+    .await
+    .unwrap();
+    assert_eq!(statuses, vec![("sent".to_owned(), 160)]);
+}
+
+/// A batch's outcomes come back in its order: a message already sent is a duplicate, a
+/// message listed twice is sent once (its copy finds it held), and a second mailer finds
+/// the sent ones done.
+async fn a_batch_is_claimed_together_and_each_message_sent_once(backend: Backend) {
+    let smtp = SmtpServer::start().await;
+    let app = spawn_app_with(backend, |_| {}).await;
+    let accounts = funded_accounts(&app, 2).await;
+    let mailer = || {
+        Mailer::new(
+            app.db.clone(),
+            Arc::new(SmtpMailTransport::from_url(&smtp.url()).unwrap()),
+            "Studio <no-reply@studio.test>".parse().unwrap(),
+            "http://studio.test",
+            UnsubscribeLinks::new([9; 32]),
+            RetryPolicy::default(),
+            app.state.core.codec.keys().clone(),
+        )
+    };
+    let message = |account: AccountId| {
+        MailMessage::caused_by(
+            Uuid::new_v4(),
+            MailKind::GenerationComplete,
+            account.0,
+            json!({"generation_id": "g-1", "credits": 3, "feature": "api"}),
+        )
+    };
+    let (first, second) = (message(accounts[0].1), message(accounts[1].1));
+    let one = mailer();
+    assert_eq!(one.deliver(&first, 1).await, Outcome::Sent);
+    let outcomes = one
+        .deliver_all(&[(&first, 1), (&second, 1), (&second, 1)])
+        .await;
+    assert_eq!(outcomes[0], Outcome::Duplicate, "{outcomes:?}");
+    assert_eq!(outcomes[1], Outcome::Sent, "{outcomes:?}");
+    assert!(
+        matches!(outcomes[2], Outcome::Retry { .. }),
+        "the copy finds it held: {outcomes:?}"
+    );
+    let other = mailer();
+    assert_eq!(
+        other.deliver_all(&[(&second, 2), (&first, 2)]).await,
+        vec![Outcome::Duplicate, Outcome::Duplicate]
+    );
+    exactly_once(&smtp, 2, Duration::from_secs(30)).await;
 }
 
 /// Publishes the first half of the first batch it is given, then hangs: a notifier killed
@@ -500,4 +595,6 @@ on_both_backends!(
     a_notifier_killed_mid_batch_and_restarted_loses_and_doubles_nothing,
     campaigns_reach_opted_in_accounts_with_a_one_click_unsubscribe,
     mail_that_keeps_failing_is_dead_lettered_and_reported,
+    the_embedded_queue_sends_each_email_once_through_an_smtp_outage,
+    a_batch_is_claimed_together_and_each_message_sent_once,
 );

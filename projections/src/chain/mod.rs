@@ -19,7 +19,7 @@
 
 use crate::Follower;
 use crate::checkpoints::{advance_checkpoint, stored, stored_or_registered};
-use crate::runner::follow_log;
+use crate::runner::{Next, follow_log};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use std::fmt;
@@ -285,7 +285,7 @@ impl Chainer {
     #[tracing::instrument(skip_all)]
     pub async fn run(self: Arc<Self>, shutdown: watch::Receiver<bool>) {
         follow_log(&self.log, shutdown, Duration::from_secs(30), || async {
-            self.step().await.map(|events| events > 0)
+            self.step().await.map(|events| Next::from(events > 0))
         })
         .await;
     }

@@ -1,6 +1,7 @@
-//! The mailer: takes one message from a queue, makes sure no other copy of it is being or
-//! has been sent, looks up the recipient, renders and sends it, and says what the queue
-//! should do with it (acknowledge, retry later, or dead-letter).
+//! The mailer: takes a message (or a batch of them) from a queue, makes sure no other copy
+//! of it is being or has been sent (`super::claims`), looks up the recipient, renders and
+//! sends it, and says what the queue should do with it (acknowledge, retry later, or
+//! dead-letter).
 
 use super::message::{MailKind, MailMessage};
 use super::render::{Extras, Templates, build_message};
@@ -89,10 +90,17 @@ pub struct Mailer {
     id: Uuid,
 }
 
+use super::claims::{self, Claim, Settled};
 use super::{now_micros, write};
+use futures_util::StreamExt;
+use tracing::Instrument;
 
-fn micros(duration: Duration) -> i64 {
-    i64::try_from(duration.as_micros()).unwrap_or(i64::MAX)
+/// Messages a mailer sends at once in [`Mailer::deliver_all`].
+pub const SENDING_CONCURRENCY: usize = 8;
+
+/// The span of one attempt at a message (what `deliver` was instrumented with).
+fn span(message: &MailMessage, attempt: u32) -> tracing::Span {
+    tracing::info_span!("deliver", message_id = %message.message_id, kind = ?message.kind, attempt)
 }
 
 impl Mailer {
@@ -144,43 +152,92 @@ impl Mailer {
     }
 
     /// Attempt number `attempt` (1-based) at delivering `message`.
-    #[tracing::instrument(skip_all, fields(message_id = %message.message_id, kind = ?message.kind, attempt))]
     pub async fn deliver(&self, message: &MailMessage, attempt: u32) -> Outcome {
-        match self.claim(message.message_id).await {
-            Ok(Claim::Taken) => {}
-            Ok(Claim::Done) => return Outcome::Duplicate,
-            Ok(Claim::HeldElsewhere(wait)) => {
-                return Outcome::Retry {
-                    after: wait,
-                    error: "another mailer is sending this message".into(),
-                };
-            }
+        let mut outcomes = self.deliver_all(&[(message, attempt)]).await;
+        outcomes.pop().unwrap_or(Outcome::Retry {
+            after: self.policy.delay(attempt),
+            error: "no outcome".into(),
+        })
+    }
+
+    /// An attempt at delivering each of `messages` (with its attempt number, 1-based); the
+    /// outcomes in the same order. Their claims are taken in one write and what became of
+    /// them recorded in another (`super::claims`); up to [`SENDING_CONCURRENCY`] are sent
+    /// at once.
+    pub async fn deliver_all(&self, messages: &[(&MailMessage, u32)]) -> Vec<Outcome> {
+        let ids: Vec<Uuid> = messages.iter().map(|(m, _)| m.message_id).collect();
+        let claims = match claims::claim_all(&self.db, self.id, self.policy.lease, &ids).await {
+            Ok(claims) => claims,
             Err(error) => {
-                return self
-                    .failed(message, attempt, format!("database: {error}"))
-                    .await;
-            }
-        }
-        let (outcome, status) = match self.send(message).await {
-            Ok(true) => (Outcome::Sent, "sent"),
-            Ok(false) => (Outcome::Skipped, "skipped"),
-            Err(Failure::Transient(error)) => {
-                self.release(message.message_id).await;
-                return self.failed(message, attempt, error).await;
-            }
-            Err(Failure::Permanent(error)) => {
-                self.release(message.message_id).await;
-                return self.dead(message, attempt, error).await;
+                let error = format!("database: {error}");
+                let mut outcomes = Vec::with_capacity(messages.len());
+                for (message, attempt) in messages {
+                    let failed = self.failed(message, *attempt, error.clone());
+                    outcomes.push(failed.instrument(span(message, *attempt)).await);
+                }
+                return outcomes;
             }
         };
-        if let Err(error) = self.finish(message.message_id, status).await {
-            // Done, but not recorded: the lease keeps other mailers off it until it runs
-            // out; acknowledging is right, since retrying would send it twice.
-            tracing::error!(%error, status, "mail handled but not recorded");
-        } else if outcome == Outcome::Sent {
-            tracing::info!("mail sent");
+        let attempts: Vec<_> = messages
+            .iter()
+            .zip(claims)
+            .map(|((message, attempt), claim)| self.try_claimed(message, *attempt, claim))
+            .collect();
+        let tried: Vec<Tried> = futures_util::stream::iter(attempts)
+            .buffered(SENDING_CONCURRENCY)
+            .collect()
+            .await;
+        let settled: Vec<(Uuid, Settled)> = ids
+            .iter()
+            .zip(&tried)
+            .filter_map(|(id, tried)| match tried {
+                Tried::Sent(Ok(true)) => Some((*id, Settled::Sent)),
+                Tried::Sent(Ok(false)) => Some((*id, Settled::Skipped)),
+                // Released, for the retry (or nobody) to take.
+                Tried::Sent(Err(_)) => Some((*id, Settled::Released)),
+                Tried::Done | Tried::HeldElsewhere(_) => None,
+            })
+            .collect();
+        if let Err(error) = claims::settle_all(&self.db, self.id, &settled).await {
+            // Done, but not recorded: the leases keep other mailers off them until they run
+            // out; acknowledging is right, since retrying would send them twice.
+            tracing::error!(%error, messages = settled.len(), "mail handled but not recorded");
         }
-        outcome
+        let mut outcomes = Vec::with_capacity(messages.len());
+        for ((message, attempt), tried) in messages.iter().zip(tried) {
+            let span = span(message, *attempt);
+            let outcome = match tried {
+                Tried::Done => Outcome::Duplicate,
+                Tried::HeldElsewhere(wait) => Outcome::Retry {
+                    after: wait,
+                    error: "another mailer is sending this message".into(),
+                },
+                Tried::Sent(Ok(true)) => {
+                    span.in_scope(|| tracing::info!("mail sent"));
+                    Outcome::Sent
+                }
+                Tried::Sent(Ok(false)) => Outcome::Skipped,
+                Tried::Sent(Err(Failure::Transient(error))) => {
+                    self.failed(message, *attempt, error).instrument(span).await
+                }
+                Tried::Sent(Err(Failure::Permanent(error))) => {
+                    self.dead(message, *attempt, error).instrument(span).await
+                }
+            };
+            outcomes.push(outcome);
+        }
+        outcomes
+    }
+
+    /// Sends `message` if its claim was taken.
+    async fn try_claimed(&self, message: &MailMessage, attempt: u32, claim: Claim) -> Tried {
+        match claim {
+            Claim::Taken => {
+                Tried::Sent(self.send(message).instrument(span(message, attempt)).await)
+            }
+            Claim::Done => Tried::Done,
+            Claim::HeldElsewhere(wait) => Tried::HeldElsewhere(wait),
+        }
     }
 
     async fn failed(&self, message: &MailMessage, attempt: u32, error: String) -> Outcome {
@@ -219,75 +276,6 @@ impl Mailer {
             };
         }
         Outcome::Dead { error }
-    }
-
-    async fn claim(&self, message_id: Uuid) -> Result<Claim, sqlx::Error> {
-        let now = now_micros();
-        let taken = write(
-            &self.db,
-            sqlx::query(
-            "INSERT INTO mail_deliveries (message_id, status, claimed_by, lease_until, updated_at) \
-             VALUES ($1, 'sending', $2, $3, $4) ON CONFLICT (message_id) DO UPDATE SET \
-             claimed_by = excluded.claimed_by, lease_until = excluded.lease_until, \
-             updated_at = excluded.updated_at \
-             WHERE mail_deliveries.status = 'sending' AND mail_deliveries.lease_until < $4",
-        )
-        .bind(message_id.to_string())
-        .bind(self.id.to_string())
-        .bind(now + micros(self.policy.lease))
-            .bind(now),
-        )
-        .await?;
-        if taken == 1 {
-            return Ok(Claim::Taken);
-        }
-        let row: Option<(String, i64)> =
-            sqlx::query_as("SELECT status, lease_until FROM mail_deliveries WHERE message_id = $1")
-                .bind(message_id.to_string())
-                .fetch_optional(self.db.pool())
-                .await?;
-        Ok(match row {
-            // Look again soon: a live holder finishes within its SMTP timeout, a dead
-            // one's lease runs out.
-            Some((status, lease_until)) if status == "sending" => Claim::HeldElsewhere(
-                Duration::from_micros((lease_until - now).clamp(500_000, 5_000_000) as u64),
-            ),
-            Some(_) => Claim::Done,
-            // Released in between: let the next attempt take it.
-            None => Claim::HeldElsewhere(Duration::from_secs(1)),
-        })
-    }
-
-    async fn finish(&self, message_id: Uuid, status: &str) -> Result<(), sqlx::Error> {
-        write(
-            &self.db,
-            sqlx::query(
-                "UPDATE mail_deliveries SET status = $1, updated_at = $2 \
-             WHERE message_id = $3 AND claimed_by = $4",
-            )
-            .bind(status)
-            .bind(now_micros())
-            .bind(message_id.to_string())
-            .bind(self.id.to_string()),
-        )
-        .await?;
-        Ok(())
-    }
-
-    async fn release(&self, message_id: Uuid) {
-        let released = write(
-            &self.db,
-            sqlx::query(
-            "DELETE FROM mail_deliveries WHERE message_id = $1 AND claimed_by = $2 AND status = 'sending'",
-        )
-        .bind(message_id.to_string())
-            .bind(self.id.to_string()),
-        )
-        .await;
-        if let Err(error) = released {
-            // The lease runs out by itself.
-            tracing::warn!(%error, "could not release a mail claim");
-        }
     }
 
     /// Sends a Telegram message to the chat linked to its account *now*; `Ok(false)` when
@@ -492,10 +480,14 @@ impl Mailer {
     }
 }
 
-enum Claim {
-    Taken,
+/// One message of a batch after its claim.
+enum Tried {
+    /// Already sent or skipped (a redelivered copy).
     Done,
+    /// Another mailer holds it; look again after this long.
     HeldElsewhere(Duration),
+    /// Claimed and sent (`Ok(false)`: nobody to send to).
+    Sent(Result<bool, Failure>),
 }
 
 enum Failure {

@@ -2,6 +2,7 @@
 //! or a table in the embedded default), the templates they are rendered from, and the
 //! mailer that sends them.
 
+mod claims;
 pub mod mailer;
 pub mod message;
 pub mod outbox;

@@ -12,7 +12,7 @@ use decide::{Balance, View, decide, touches};
 use domain::notifications::Toggle;
 use projections::Follower;
 use projections::checkpoints::{self, advance_checkpoint, stored_checkpoint};
-use projections::runner::follow_log;
+use projections::runner::{Next, follow_log};
 use sqlx::AnyConnection;
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -245,7 +245,7 @@ impl Notifier {
     #[tracing::instrument(skip_all)]
     pub async fn run(self: Arc<Self>, shutdown: watch::Receiver<bool>) {
         follow_log(&self.log, shutdown, Duration::from_secs(10), || async {
-            self.step().await.map(|events| events > 0)
+            self.step().await.map(|events| Next::from(events > 0))
         })
         .await;
     }

@@ -1,0 +1,159 @@
+//! The deliveries ledger (`mail_deliveries`): a mailer claims a message before sending it
+//! (a lease, so that no other mailer sends it meanwhile) and records it done afterwards,
+//! so a redelivered copy is recognised. Claims and records are written a batch at a time:
+//! on SQLite writes take turns, and a write per message held the write gate for a fifth
+//! of the time under a load that mails every settled generation.
+
+use super::now_micros;
+use projections::batch::{chunks, numbered};
+use std::collections::{BTreeSet, HashSet};
+use std::time::Duration;
+use store::Database;
+use uuid::Uuid;
+
+/// What claiming a message found.
+pub(super) enum Claim {
+    /// This mailer holds it now.
+    Taken,
+    /// Already sent or skipped.
+    Done,
+    /// Another mailer holds it; look again after this long.
+    HeldElsewhere(Duration),
+}
+
+fn micros(duration: Duration) -> i64 {
+    i64::try_from(duration.as_micros()).unwrap_or(i64::MAX)
+}
+
+/// Claims each of `messages` for `mailer` for `lease`, in one write transaction of a
+/// statement per chunk. A message listed twice is claimed once: its later copies find it
+/// held (by this very batch).
+pub(super) async fn claim_all(
+    db: &Database,
+    mailer: Uuid,
+    lease: Duration,
+    messages: &[Uuid],
+) -> Result<Vec<Claim>, sqlx::Error> {
+    let now = now_micros();
+    let distinct: Vec<String> = messages
+        .iter()
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .map(Uuid::to_string)
+        .collect();
+    let mut taken = HashSet::with_capacity(distinct.len());
+    let mut w = db.begin_write().await?;
+    for chunk in chunks(&distinct, 1) {
+        let rows: Vec<String> = (0..chunk.len())
+            .map(|n| format!("(${}, 'sending', $1, $2, $3)", n + 4))
+            .collect();
+        let sql = format!(
+            "INSERT INTO mail_deliveries (message_id, status, claimed_by, lease_until, updated_at) \
+             VALUES {} ON CONFLICT (message_id) DO UPDATE SET \
+             claimed_by = excluded.claimed_by, lease_until = excluded.lease_until, \
+             updated_at = excluded.updated_at \
+             WHERE mail_deliveries.status = 'sending' \
+             AND mail_deliveries.lease_until < excluded.updated_at \
+             RETURNING message_id",
+            rows.join(", ")
+        );
+        let mut query = sqlx::query_scalar::<_, String>(&sql)
+            .bind(mailer.to_string())
+            .bind(now + micros(lease))
+            .bind(now);
+        for id in chunk {
+            query = query.bind(id.as_str());
+        }
+        taken.extend(query.fetch_all(&mut **w).await?);
+    }
+    w.commit().await?;
+    let mut claims = Vec::with_capacity(messages.len());
+    for message in messages {
+        claims.push(if taken.remove(&message.to_string()) {
+            Claim::Taken
+        } else {
+            held(db, *message, now).await?
+        });
+    }
+    Ok(claims)
+}
+
+/// Why a message could not be claimed.
+async fn held(db: &Database, message: Uuid, now: i64) -> Result<Claim, sqlx::Error> {
+    let row: Option<(String, i64)> =
+        sqlx::query_as("SELECT status, lease_until FROM mail_deliveries WHERE message_id = $1")
+            .bind(message.to_string())
+            .fetch_optional(db.pool())
+            .await?;
+    Ok(match row {
+        // Look again soon: a live holder finishes within its SMTP timeout, a dead one's
+        // lease runs out.
+        Some((status, lease_until)) if status == "sending" => Claim::HeldElsewhere(
+            Duration::from_micros((lease_until - now).clamp(500_000, 5_000_000) as u64),
+        ),
+        Some(_) => Claim::Done,
+        // Released in between: let the next attempt take it.
+        None => Claim::HeldElsewhere(Duration::from_secs(1)),
+    })
+}
+
+/// What became of a message `mailer` claimed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Settled {
+    /// Sent: done with.
+    Sent,
+    /// Nobody to send it to: done with.
+    Skipped,
+    /// Not sent: the claim is released for a later attempt to take.
+    Released,
+}
+
+/// Records what became of each message `mailer` claimed, in one write transaction of a
+/// statement per kind and chunk.
+pub(super) async fn settle_all(
+    db: &Database,
+    mailer: Uuid,
+    settled: &[(Uuid, Settled)],
+) -> Result<(), sqlx::Error> {
+    if settled.is_empty() {
+        return Ok(());
+    }
+    let now = now_micros();
+    let mut w = db.begin_write().await?;
+    for kind in [Settled::Sent, Settled::Skipped, Settled::Released] {
+        let ids: Vec<String> = settled
+            .iter()
+            .filter(|(_, s)| *s == kind)
+            .map(|(id, _)| id.to_string())
+            .collect();
+        for chunk in chunks(&ids, 1) {
+            let (sql, first) = match kind {
+                Settled::Sent | Settled::Skipped => (
+                    "UPDATE mail_deliveries SET status = $3, updated_at = $2 \
+                     WHERE claimed_by = $1 AND message_id IN",
+                    4,
+                ),
+                Settled::Released => (
+                    "DELETE FROM mail_deliveries WHERE claimed_by = $1 AND status = 'sending' \
+                     AND message_id IN",
+                    2,
+                ),
+            };
+            let sql = format!("{sql} ({})", numbered(first, chunk.len()));
+            let mut query = sqlx::query(&sql).bind(mailer.to_string());
+            if kind != Settled::Released {
+                let status = if kind == Settled::Sent {
+                    "sent"
+                } else {
+                    "skipped"
+                };
+                query = query.bind(now).bind(status);
+            }
+            for id in chunk {
+                query = query.bind(id.as_str());
+            }
+            query.execute(&mut **w).await?;
+        }
+    }
+    w.commit().await
+}
