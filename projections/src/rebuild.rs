@@ -231,7 +231,7 @@ impl Lane {
         let (events, mut batches) = mpsc::channel::<Vec<DecodedEvent>>(2);
         let task = tokio::spawn(async move {
             while let Some(events) = batches.recv().await {
-                let mut w = db.begin_write().await?;
+                let mut w = db.begin_background_write().await?;
                 if db.backend() == Backend::Postgres {
                     // Fresh tables nobody reads yet: a crash loses the rebuild either way,
                     // so its batches need not wait for the WAL to reach the disk. The swap

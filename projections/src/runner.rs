@@ -307,7 +307,7 @@ impl ProjectionRunner {
         }
         let events = self.decode_all(events).await?;
         let tables = Tables::live(projector.tables());
-        let mut w = self.db.begin_write().await?;
+        let mut w = self.db.begin_background_write().await?;
         // Advance the checkpoint first, guarded by its stored value: a second runner of the
         // same projection (another process) fails here and rolls back, so no event is
         // ever applied twice. Writing first also takes SQLite's write lock up front.
@@ -329,7 +329,7 @@ impl ProjectionRunner {
         from: GlobalPosition,
         to: GlobalPosition,
     ) -> Result<bool, ProjectionError> {
-        let mut w = self.db.begin_write().await?;
+        let mut w = self.db.begin_background_write().await?;
         let advanced = advance_checkpoint(&mut w, name, from, to).await?;
         w.commit().await?;
         if advanced {

@@ -5,7 +5,9 @@
 //! pool for its array-typed append. Writes to SQLite go through [`Database::begin_write`],
 //! which serialises in-process writers on a mutex and starts `BEGIN IMMEDIATE`, so a
 //! transaction never has to upgrade a read lock and SQLite's busy-wait sleeps stay out
-//! of the request path.
+//! of the request path. Background writers (the followers of the log, the mail queue) use
+//! [`Database::begin_background_write`], which queues them among themselves first: a
+//! request's write then waits for at most one of theirs, not for all of them.
 
 use crate::error::StoreError;
 use crate::log::EventLog;
@@ -38,6 +40,9 @@ pub struct Database {
     pool: AnyPool,
     pg: Option<PgPool>,
     write_gate: Option<Arc<Mutex<()>>>,
+    /// On SQLite, taken by background writers before the write gate (and held until their
+    /// transaction ends), so that at most one of them is ever queued for the gate.
+    background_gate: Option<Arc<Mutex<()>>>,
     /// Shared: a handle is cloned per request (inside the HTTP state), and a `String`
     /// here made every clone an allocation.
     url: Arc<str>,
@@ -50,6 +55,7 @@ pub struct WriteTx {
     /// The transaction; commit it with `tx.commit()`.
     pub tx: Transaction<'static, Any>,
     _gate: Option<OwnedMutexGuard<()>>,
+    _background: Option<OwnedMutexGuard<()>>,
 }
 
 impl WriteTx {
@@ -192,6 +198,7 @@ impl Database {
             backend,
             pool,
             pg,
+            background_gate: write_gate.as_ref().map(|_| Arc::new(Mutex::new(()))),
             write_gate,
             readers: Readers::new(url.clone(), backend, max_connections),
             url,
@@ -226,6 +233,23 @@ impl Database {
 
     /// Starts a write transaction (see the module notes for SQLite).
     pub async fn begin_write(&self) -> Result<WriteTx, sqlx::Error> {
+        self.begin(None).await
+    }
+
+    /// Starts a write transaction of a background writer (a follower of the log, the mail
+    /// queue). On SQLite it first waits for the other background writers' transactions:
+    /// the write gate is fair (first come, first served), and with a dozen followers each
+    /// queued for it, an append of a request waited behind all of them (3-4 ms on average
+    /// and up to 20 ms under a write load); now it waits for at most one.
+    pub async fn begin_background_write(&self) -> Result<WriteTx, sqlx::Error> {
+        let background = match &self.background_gate {
+            Some(gate) => Some(gate.clone().lock_owned().await),
+            None => None,
+        };
+        self.begin(background).await
+    }
+
+    async fn begin(&self, background: Option<OwnedMutexGuard<()>>) -> Result<WriteTx, sqlx::Error> {
         let gate = match &self.write_gate {
             Some(gate) => Some(gate.clone().lock_owned().await),
             None => None,
@@ -234,7 +258,11 @@ impl Database {
             Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
             Backend::Postgres => self.pool.begin().await?,
         };
-        Ok(WriteTx { tx, _gate: gate })
+        Ok(WriteTx {
+            tx,
+            _gate: gate,
+            _background: background,
+        })
     }
 
     /// Applies the migrations of this backend that are not applied yet.
@@ -338,6 +366,41 @@ mod tests {
         // Without one, the database's own log.
         let log = db.open_event_log(None).await.unwrap();
         assert_eq!(log.head().await.unwrap(), crate::GlobalPosition::START);
+        db.close().await;
+    }
+
+    /// On SQLite a request's write waits for the background write that holds the gate, not
+    /// for every background write queued before it.
+    #[tokio::test]
+    async fn a_write_goes_before_background_writes_queued_earlier() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Database::connect(&Database::sqlite_url(&dir.path().join("a.db")), 4)
+            .await
+            .unwrap();
+        let holding = db.begin_background_write().await.unwrap();
+        let (order, mut got) = tokio::sync::mpsc::unbounded_channel();
+        let queued = |background: bool| {
+            let (db, order) = (db.clone(), order.clone());
+            tokio::spawn(async move {
+                let w = if background {
+                    db.begin_background_write().await
+                } else {
+                    db.begin_write().await
+                };
+                order.send(background).unwrap();
+                w.unwrap().commit().await.unwrap();
+            })
+        };
+        let background = queued(true);
+        // The background write is queued first.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let write = queued(false);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        holding.commit().await.unwrap();
+        assert_eq!(got.recv().await, Some(false), "the request's write first");
+        assert_eq!(got.recv().await, Some(true));
+        background.await.unwrap();
+        write.await.unwrap();
         db.close().await;
     }
 }

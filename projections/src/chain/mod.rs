@@ -252,7 +252,7 @@ impl Chainer {
             return Ok(0);
         };
         let links = fold(previous, &batch);
-        let mut w = self.db.begin_write().await?;
+        let mut w = self.db.begin_background_write().await?;
         if !advance_checkpoint(&mut w, CHECKPOINT, checkpoint, last).await? {
             // Another chainer linked this batch first; ours is rolled back.
             return Ok(batch.len());

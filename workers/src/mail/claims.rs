@@ -42,7 +42,7 @@ pub(super) async fn claim_all(
         .map(Uuid::to_string)
         .collect();
     let mut taken = HashSet::with_capacity(distinct.len());
-    let mut w = db.begin_write().await?;
+    let mut w = db.begin_background_write().await?;
     for chunk in chunks(&distinct, 1) {
         let rows: Vec<String> = (0..chunk.len())
             .map(|n| format!("(${}, 'sending', $1, $2, $3)", n + 4))
@@ -119,7 +119,7 @@ pub(super) async fn settle_all(
         return Ok(());
     }
     let now = now_micros();
-    let mut w = db.begin_write().await?;
+    let mut w = db.begin_background_write().await?;
     for kind in [Settled::Sent, Settled::Skipped, Settled::Released] {
         let ids: Vec<String> = settled
             .iter()

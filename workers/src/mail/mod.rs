@@ -28,7 +28,7 @@ pub(crate) async fn write<'q>(
     db: &store::Database,
     statement: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
 ) -> Result<u64, sqlx::Error> {
-    let mut w = db.begin_write().await?;
+    let mut w = db.begin_background_write().await?;
     let affected = statement.execute(&mut **w).await?.rows_affected();
     w.commit().await?;
     Ok(affected)

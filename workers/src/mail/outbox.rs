@@ -105,7 +105,7 @@ impl OutboxQueue {
 
     /// Deletes the messages done with and reschedules the others, in one transaction.
     async fn record(&self, attempted: &[Attempted]) -> Result<(), sqlx::Error> {
-        let mut w = self.db.begin_write().await?;
+        let mut w = self.db.begin_background_write().await?;
         let mut done = Vec::new();
         for Attempted { id, attempt, retry } in attempted {
             let Some((after, error)) = retry else {
@@ -155,7 +155,7 @@ impl MailPublisher for OutboxQueue {
             return Ok(());
         }
         let now = now_micros();
-        let mut w = self.db.begin_write().await?;
+        let mut w = self.db.begin_background_write().await?;
         for message in messages {
             let body = serde_json::to_string(message)
                 .map_err(|e| QueueError::Broker(format!("encoding a message: {e}")))?;

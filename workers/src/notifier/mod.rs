@@ -167,7 +167,7 @@ impl Notifier {
         }
         let mails = self.seal(mails).await?;
         self.publisher.publish(&mails).await?;
-        let mut w = self.db.begin_write().await?;
+        let mut w = self.db.begin_background_write().await?;
         if !advance_checkpoint(&mut w, CHECKPOINT, checkpoint, last).await? {
             // Another notifier handled this batch first; what we published is deduplicated.
             return Ok(count);
