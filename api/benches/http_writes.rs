@@ -97,6 +97,15 @@ where
             })
         })
         .collect();
+    gather(workers, start.into()).await
+}
+
+/// The phase the clients' `workers` (their latencies and read-model waits) ran, begun at
+/// `start`.
+async fn gather(
+    workers: Vec<tokio::task::JoinHandle<(Vec<Duration>, Duration)>>,
+    start: tokio::time::Instant,
+) -> Phase {
     let (mut all, mut waiting) = (Vec::new(), Duration::ZERO);
     for worker in workers {
         let (latencies, waited) = worker.await.expect("bench client");
@@ -144,19 +153,7 @@ where
             })
         })
         .collect();
-    let (mut all, mut waiting) = (Vec::new(), Duration::ZERO);
-    for worker in workers {
-        let (latencies, waited) = worker.await.expect("bench client");
-        all.extend(latencies);
-        waiting += waited;
-    }
-    let elapsed = start.elapsed();
-    all.sort_unstable();
-    Phase {
-        latencies: all,
-        elapsed,
-        waiting,
-    }
+    gather(workers, start).await
 }
 
 fn report(name: &str, phase: &Phase, baseline: Option<&Phase>) {

@@ -189,6 +189,14 @@ impl ProjectionRunner {
         &self.projectors
     }
 
+    /// Whether a request of this process is waiting for `name` to apply a position
+    /// (`crate::visibility`): only those waits subscribe to its progress.
+    pub(crate) fn awaited(&self, name: Follower) -> bool {
+        self.progress
+            .get(&name)
+            .is_some_and(|progress| progress.receiver_count() > 0)
+    }
+
     pub(crate) fn publish(&self, name: Follower, position: GlobalPosition) {
         if let Some(progress) = self.progress.get(&name) {
             progress.send_if_modified(|seen| {
@@ -307,7 +315,13 @@ impl ProjectionRunner {
         }
         let events = self.decode_all(events).await?;
         let tables = Tables::live(projector.tables());
-        let mut w = self.db.begin_background_write().await?;
+        // A batch a request is waiting for (a read of its own write) goes ahead of the other
+        // background writes, as the request's own write would.
+        let mut w = if self.awaited(name) {
+            self.db.begin_write().await?
+        } else {
+            self.db.begin_background_write().await?
+        };
         // Advance the checkpoint first, guarded by its stored value: a second runner of the
         // same projection (another process) fails here and rolls back, so no event is
         // ever applied twice. Writing first also takes SQLite's write lock up front.

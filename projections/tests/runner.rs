@@ -277,6 +277,20 @@ async fn caught_up(f: &Fixture, runner: &ProjectionRunner, name: Follower) {
     }
 }
 
+/// Stops a runner's spawned tasks and waits for them to end.
+async fn stop_all(
+    stop: &tokio::sync::watch::Sender<bool>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+) {
+    stop.send(true).unwrap();
+    for task in tasks {
+        tokio::time::timeout(Duration::from_secs(5), task)
+            .await
+            .unwrap()
+            .unwrap();
+    }
+}
+
 mod cases {
     pub use super::more_cases::*;
     use super::*;
@@ -456,13 +470,7 @@ mod cases {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         assert_eq!(runner.checkpoint(COUNTING).await.unwrap(), last);
-        stop.send(true).unwrap();
-        for task in tasks {
-            tokio::time::timeout(Duration::from_secs(5), task)
-                .await
-                .unwrap()
-                .unwrap();
-        }
+        stop_all(&stop, tasks).await;
     }
 
     pub async fn waits_until_a_running_projection_has_applied_a_position(f: Fixture) {
@@ -489,13 +497,7 @@ mod cases {
             )
             .await;
         assert!(matches!(lagging, Err(ProjectionError::Lagging { .. })));
-        stop.send(true).unwrap();
-        for task in tasks {
-            tokio::time::timeout(Duration::from_secs(5), task)
-                .await
-                .unwrap()
-                .unwrap();
-        }
+        stop_all(&stop, tasks).await;
     }
 
     pub async fn a_new_projector_version_rebuilds_at_start(f: Fixture) {
