@@ -257,7 +257,7 @@ impl ProjectionRunner {
         let batch = self.log.read_all(cursor.read, size).await?;
         let Some(last) = batch.last().map(|e| e.position) else {
             // Out of events: store how far it has read once that is due (the loop wakes
-            // for it, `Runner::run`), not at every append it reads past.
+            // for it, `ProjectionRunner::run`), not at every append it reads past.
             if cursor.store_due() {
                 self.store(name, cursor, stored).await?;
             }
