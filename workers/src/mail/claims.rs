@@ -4,7 +4,7 @@
 //! on SQLite writes take turns, and a write per message held the write gate for a fifth
 //! of the time under a load that mails every settled generation.
 
-use super::now_micros;
+use super::{micros, now_micros};
 use projections::batch::{chunks, numbered};
 use std::collections::{BTreeSet, HashSet};
 use std::time::Duration;
@@ -19,10 +19,6 @@ pub(super) enum Claim {
     Done,
     /// Another mailer holds it; look again after this long.
     HeldElsewhere(Duration),
-}
-
-fn micros(duration: Duration) -> i64 {
-    i64::try_from(duration.as_micros()).unwrap_or(i64::MAX)
 }
 
 /// Claims each of `messages` for `mailer` for `lease`, in one write transaction of a
@@ -108,6 +104,15 @@ pub(super) enum Settled {
     Released,
 }
 
+/// Marks claims of a mailer (`$1`) done, with their status (`$3`) at `$2`; the message ids
+/// follow.
+const DONE: &str = "UPDATE mail_deliveries SET status = $3, updated_at = $2 \
+                    WHERE claimed_by = $1 AND message_id IN";
+
+/// Drops claims of a mailer (`$1`) still sending; the message ids follow.
+const RELEASED: &str = "DELETE FROM mail_deliveries WHERE claimed_by = $1 AND status = 'sending' \
+                        AND message_id IN";
+
 /// Records what became of each message `mailer` claimed, in one write transaction of a
 /// statement per kind and chunk.
 pub(super) async fn settle_all(
@@ -126,27 +131,16 @@ pub(super) async fn settle_all(
             .filter(|(_, s)| *s == kind)
             .map(|(id, _)| id.to_string())
             .collect();
+        // Sent and skipped are done with; a released claim is dropped for a later attempt.
+        let (sql, first, status) = match kind {
+            Settled::Sent => (DONE, 4, Some("sent")),
+            Settled::Skipped => (DONE, 4, Some("skipped")),
+            Settled::Released => (RELEASED, 2, None),
+        };
         for chunk in chunks(&ids, 1) {
-            let (sql, first) = match kind {
-                Settled::Sent | Settled::Skipped => (
-                    "UPDATE mail_deliveries SET status = $3, updated_at = $2 \
-                     WHERE claimed_by = $1 AND message_id IN",
-                    4,
-                ),
-                Settled::Released => (
-                    "DELETE FROM mail_deliveries WHERE claimed_by = $1 AND status = 'sending' \
-                     AND message_id IN",
-                    2,
-                ),
-            };
             let sql = format!("{sql} ({})", numbered(first, chunk.len()));
             let mut query = sqlx::query(&sql).bind(mailer.to_string());
-            if kind != Settled::Released {
-                let status = if kind == Settled::Sent {
-                    "sent"
-                } else {
-                    "skipped"
-                };
+            if let Some(status) = status {
                 query = query.bind(now).bind(status);
             }
             for id in chunk {

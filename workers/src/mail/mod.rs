@@ -19,7 +19,12 @@ pub use queue::{MailPublisher, QueueError};
 pub(crate) fn now_micros() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
+        .map_or(0, micros)
+}
+
+/// `duration` in microseconds, as the mail tables count time.
+pub(crate) fn micros(duration: std::time::Duration) -> i64 {
+    i64::try_from(duration.as_micros()).unwrap_or(i64::MAX)
 }
 
 /// Runs one write statement in its own write transaction (SQLite takes writes one at a

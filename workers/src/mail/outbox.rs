@@ -3,10 +3,10 @@
 
 use super::mailer::{Mailer, Outcome};
 use super::message::MailMessage;
-use super::now_micros;
 use super::queue::{MailPublisher, QueueError};
+use super::{micros, now_micros};
 use async_trait::async_trait;
-use projections::batch::{chunks, numbered};
+use projections::batch::{Value, delete_keys};
 use std::sync::Arc;
 use std::time::Duration;
 use store::Database;
@@ -109,7 +109,7 @@ impl OutboxQueue {
         let mut done = Vec::new();
         for Attempted { id, attempt, retry } in attempted {
             let Some((after, error)) = retry else {
-                done.push(id.as_str());
+                done.push(vec![Value::Text(id.clone())]);
                 continue;
             };
             sqlx::query(
@@ -117,23 +117,13 @@ impl OutboxQueue {
                  WHERE message_id = $4",
             )
             .bind(i64::from(*attempt))
-            .bind(now_micros() + i64::try_from(after.as_micros()).unwrap_or(i64::MAX))
+            .bind(now_micros() + micros(*after))
             .bind(error)
             .bind(id)
             .execute(&mut **w)
             .await?;
         }
-        for chunk in chunks(&done, 1) {
-            let sql = format!(
-                "DELETE FROM mail_outbox WHERE message_id IN ({})",
-                numbered(1, chunk.len())
-            );
-            let mut query = sqlx::query(&sql);
-            for id in chunk {
-                query = query.bind(*id);
-            }
-            query.execute(&mut **w).await?;
-        }
+        delete_keys(&mut w, "mail_outbox", &["message_id"], &done).await?;
         w.commit().await
     }
 }
