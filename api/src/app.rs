@@ -43,12 +43,9 @@ use vault::UnsubscribeLinks;
 use vault::{EmailIndex, FieldSealer};
 use workers::billing::BillingReactor;
 use workers::erasure::ErasureReactor;
-use workers::key_eviction::KeyEviction;
 use workers::scheduler::Scheduler;
 
 mod background;
-
-use background::{flush_activity, purge_idempotency_keys, reprobe_storage, reverify_provider_keys};
 
 /// Everything the service needs to run, beyond the command line.
 pub struct AppOptions {
@@ -328,65 +325,7 @@ impl App {
 
         let (shutdown, stopping) = watch::channel(false);
         let mut tasks = projections.spawn(stopping.clone());
-        let eviction = KeyEviction::new(state.core.log.clone(), state.core.codec.keys().clone())
-            .await
-            .context("following the log for erased keys")?;
-        tasks.push(tokio::spawn(eviction.run(stopping.clone())));
-        tasks.push(tokio::spawn(
-            state
-                .tokens
-                .cache
-                .clone()
-                .follow(state.core.log.clone(), stopping.clone()),
-        ));
-        // Tamper evidence: links each event to the one before, after it is appended.
-        let chainer = Arc::new(projections::chain::Chainer::new(
-            state.core.db.clone(),
-            state.core.log.clone(),
-        ));
-        tasks.push(tokio::spawn(chainer.run(stopping.clone())));
-        // Audit reads find an account's events through this index (they also bring it up
-        // to the head themselves; following the log keeps that step short).
-        let audit_index = Arc::new(projections::audit_index::AuditIndex::new(
-            state.core.db.clone(),
-            state.core.log.clone(),
-        ));
-        tasks.push(tokio::spawn(audit_index.run(stopping.clone())));
-        tasks.push(tokio::spawn(
-            state
-                .payments
-                .scheduler
-                .clone()
-                .run(serve.scheduler_interval, stopping.clone()),
-        ));
-        tasks.push(tokio::spawn(flush_activity(
-            state.clone(),
-            serve.activity_flush_interval,
-            stopping.clone(),
-        )));
-        if let Some((notifier, mailer)) = mail_workers {
-            tasks.push(tokio::spawn(notifier.run(stopping.clone())));
-            tasks.push(mail::spawn_mailer(
-                &mail_queue,
-                mailer,
-                &serve.mail,
-                stopping.clone(),
-            ));
-        }
-        tasks.push(tokio::spawn(purge_idempotency_keys(
-            state.clone(),
-            stopping.clone(),
-        )));
-        tasks.push(tokio::spawn(reprobe_storage(
-            state.clone(),
-            serve.storage_probe_interval,
-            stopping.clone(),
-        )));
-        tasks.push(tokio::spawn(reverify_provider_keys(
-            state.clone(),
-            serve.provider_key_verify_interval,
-            stopping,
-        )));
+        tasks.extend(background::spawn(&state, &serve, &mail_queue, mail_workers, stopping).await?);
         Ok(Self {
             state,
             request_timeout: serve.request_timeout,

@@ -1,0 +1,215 @@
+//! What a message says and where it goes: the recipient looked up from the read models
+//! (or, for an invitation, the address it travelled with, sealed), the template's context,
+//! the rendering, and the call to the transport or the Telegram bot.
+
+use super::{Failure, Mailer};
+use crate::mail::message::{MailKind, MailMessage};
+use crate::mail::render::{Extras, build_message};
+use crate::mail::transport::SendError;
+use crate::telegram::BotError;
+use domain::notifications::Toggle;
+use domain::{AccountId, WorkspaceId};
+use lettre::message::Mailbox;
+use uuid::Uuid;
+use vault::FieldSealer;
+
+impl Mailer {
+    /// Sends a Telegram message to the chat linked to its account *now*; `Ok(false)` when
+    /// none is (or no bot is configured, or the user blocked the bot).
+    async fn send_telegram(&self, message: &MailMessage) -> Result<bool, Failure> {
+        let Some(bot) = &self.telegram else {
+            tracing::info!("no Telegram bot configured; message skipped");
+            return Ok(false);
+        };
+        let sealer = FieldSealer::new(self.keys.clone());
+        let chat = projections::telegram::chat(&self.db, &sealer, AccountId(message.account_id))
+            .await
+            .map_err(|e| Failure::Transient(format!("linked chat: {e}")))?;
+        let Some(chat) = chat else {
+            tracing::info!("no Telegram chat linked; message skipped");
+            return Ok(false);
+        };
+        let number = |key: &str| message.data.get(key).and_then(|v| v.as_i64()).unwrap_or(0);
+        let text = match message.kind {
+            MailKind::TelegramGenerationComplete => format!(
+                "Your generation {} is complete ({} credits).",
+                message
+                    .data
+                    .get("generation_id")
+                    .and_then(|v| v.as_str())
+                    .unwrap_or(""),
+                number("credits")
+            ),
+            _ => format!(
+                "Your balance is {} credits, below {}.",
+                number("balance"),
+                number("threshold")
+            ),
+        };
+        match bot.send_message(chat.chat_id, &text).await {
+            Ok(()) => Ok(true),
+            Err(BotError::Blocked) => Ok(false),
+            Err(BotError::Transient(e)) => Err(Failure::Transient(e)),
+            Err(BotError::Permanent(e)) => Err(Failure::Permanent(e)),
+        }
+    }
+
+    /// Renders and sends; `Ok(false)` when there is no one to send to.
+    pub(super) async fn send(&self, message: &MailMessage) -> Result<bool, Failure> {
+        if message.kind.is_telegram() {
+            return self.send_telegram(message).await;
+        }
+        let account = AccountId(message.account_id);
+        let mut message = message.clone();
+        if message.sealed.is_some() {
+            let key = self
+                .keys
+                .get(message.account_id)
+                .await
+                .map_err(|e| Failure::Transient(format!("data key: {e}")))?;
+            let Some(key) = key else {
+                tracing::info!("the account was erased; mail skipped");
+                return Ok(false);
+            };
+            message
+                .open_private(&key)
+                .map_err(|e| Failure::Permanent(format!("sealed fields: {e}")))?;
+        }
+        let mut context = match &message.data {
+            serde_json::Value::Object(map) => map.clone(),
+            _ => serde_json::Map::new(),
+        };
+        let sealer = FieldSealer::new(self.keys.clone());
+        let (to, recipient) = if message.kind == MailKind::WorkspaceInvitation {
+            // To an address, perhaps of no account yet: it travelled sealed.
+            let to = self
+                .invitation(&sealer, message.account_id, &mut context)
+                .await?;
+            (to, None)
+        } else {
+            let recipient = projections::accounts::find(&self.db, &sealer, account)
+                .await
+                .map_err(|e| Failure::Transient(format!("recipient: {e}")))?;
+            let Some(recipient) = recipient else {
+                tracing::info!("the account is gone; mail skipped");
+                return Ok(false);
+            };
+            let to = Mailbox::new(
+                Some(recipient.display_name.clone()),
+                recipient
+                    .email
+                    .parse()
+                    .map_err(|e| Failure::Permanent(format!("recipient address: {e}")))?,
+            );
+            context.insert("name".into(), recipient.display_name.clone().into());
+            (to, Some(recipient))
+        };
+        context.insert(
+            "settings_url".into(),
+            format!("{}/settings/notifications", self.settings_url).into(),
+        );
+        let mut extras = Extras::default();
+        match message.kind {
+            MailKind::Campaign => {
+                let topic = context
+                    .get("topic")
+                    .and_then(|t| t.as_str())
+                    .and_then(Toggle::parse)
+                    .ok_or_else(|| Failure::Permanent("campaign without a topic".into()))?;
+                let url = format!(
+                    "{}/unsubscribe?token={}",
+                    self.public_url,
+                    self.links.token(account, topic)
+                );
+                context.insert("unsubscribe_url".into(), url.clone().into());
+                extras.unsubscribe_url = Some(url);
+            }
+            MailKind::BillingReceipt => {
+                let invoice_id = context
+                    .get("invoice_id")
+                    .and_then(|i| i.as_str())
+                    .and_then(|i| Uuid::parse_str(i).ok())
+                    .ok_or_else(|| Failure::Permanent("receipt without an invoice".into()))?;
+                // The read model may lag the notifier by a moment: retried if not there yet.
+                let invoice = projections::billing::invoice_of(&self.db, account, invoice_id)
+                    .await?
+                    .filter(|i| i.status == "paid")
+                    .ok_or_else(|| Failure::Transient("the invoice is not projected yet".into()))?;
+                context.insert("number".into(), invoice.number.clone().into());
+                context.insert(
+                    "total".into(),
+                    format!("{:.2} {}", invoice.total as f64 / 100.0, invoice.currency).into(),
+                );
+                let recipient = recipient
+                    .as_ref()
+                    .ok_or_else(|| Failure::Permanent("receipt without a recipient".into()))?;
+                let bill_to = format!("{} <{}>", recipient.display_name, recipient.email);
+                extras.pdf = Some((
+                    format!("invoice-{}.pdf", invoice.number),
+                    crate::pdf::invoice(&invoice, &bill_to),
+                ));
+            }
+            _ => {}
+        }
+        let rendered = self
+            .templates
+            .render(message.kind.template(), &serde_json::Value::Object(context))
+            .map_err(|e| Failure::Permanent(e.to_string()))?;
+        let mail = build_message(
+            &self.from,
+            to,
+            &message.message_id.to_string(),
+            rendered,
+            extras,
+        )
+        .map_err(|e| Failure::Permanent(e.to_string()))?;
+        self.transport
+            .send(&mail, account)
+            .await
+            .map_err(|e| match e {
+                SendError::Transient(e) => Failure::Transient(e),
+                SendError::Permanent(e) => Failure::Permanent(e),
+            })?;
+        Ok(true)
+    }
+
+    /// The invitee's mailbox; puts the inviter's name and the link into `context`.
+    async fn invitation(
+        &self,
+        sealer: &FieldSealer,
+        workspace: Uuid,
+        context: &mut serde_json::Map<String, serde_json::Value>,
+    ) -> Result<Mailbox, Failure> {
+        let text = |key: &str| context.get(key).and_then(|v| v.as_str()).map(str::to_owned);
+        let uuid = |key: &str| text(key).and_then(|v| Uuid::parse_str(&v).ok());
+        let (Some(to), Some(invitation), Some(inviter), Some(generation)) = (
+            text("to"),
+            uuid("invitation_id"),
+            uuid("inviter_id"),
+            context.get("generation").and_then(|g| g.as_u64()),
+        ) else {
+            return Err(Failure::Permanent(
+                "an invitation without its fields".into(),
+            ));
+        };
+        let inviter = projections::accounts::find(&self.db, sealer, AccountId(inviter))
+            .await
+            .map_err(|e| Failure::Transient(format!("inviter: {e}")))?
+            .map_or_else(|| "A member".to_owned(), |a| a.display_name);
+        context.insert("inviter".into(), inviter.into());
+        let generation = u32::try_from(generation)
+            .map_err(|_| Failure::Permanent("an invitation's generation out of range".into()))?;
+        let links = self
+            .invitation_links
+            .as_ref()
+            .ok_or_else(|| Failure::Permanent("no key for invitation links".into()))?;
+        let token = links.token(WorkspaceId(workspace), invitation, generation);
+        context.insert(
+            "link".into(),
+            format!("{}/invitations/{token}", self.settings_url).into(),
+        );
+        to.parse()
+            .map(|address| Mailbox::new(None, address))
+            .map_err(|e| Failure::Permanent(format!("invitee address: {e}")))
+    }
+}
