@@ -17,7 +17,9 @@
 //!
 //! On the embedded SQLite default and on PostgreSQL. Figures are printed, never asserted.
 //! `cargo bench -p api --bench http_writes` (needs the tests' PostgreSQL; `BENCH_SECONDS`
-//! sets each phase's length, default 5).
+//! sets each phase's length, default 5; `BENCH_BACKEND=sqlite` or `postgres` runs one
+//! backend, `BENCH_ONLY=spends` or `tokens` one group of phases, `BENCH_PACE` the fraction
+//! of the in-process rate the paced phases run at, default 0.5).
 
 #![allow(clippy::print_stdout)] // a benchmark prints its figures
 
@@ -154,6 +156,26 @@ where
         })
         .collect();
     gather(workers, start).await
+}
+
+/// The fraction of the in-process rate the paced phases run at: `BENCH_PACE`, by default
+/// one half (the question).
+fn pace() -> f64 {
+    std::env::var("BENCH_PACE")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .filter(|p: &f64| *p > 0.0)
+        .unwrap_or(0.5)
+}
+
+/// The name of a paced phase of `what`, at [`pace`] of `rate`.
+fn paced_name(what: &str, rate: &str) -> String {
+    let p = pace();
+    if p == 0.5 {
+        format!("{what}, paced at half {rate}")
+    } else {
+        format!("{what}, paced at {p}x {rate}")
+    }
 }
 
 fn report(name: &str, phase: &Phase, baseline: Option<&Phase>) {
@@ -341,7 +363,7 @@ async fn spends(service: &Arc<Service>, clients: &Arc<Vec<Client>>, seconds: u64
     service.settle().await;
     let then_read = run(seconds, spend_over_http(service, clients, true)).await;
     service.settle().await;
-    let half = inprocess.per_second() / 2.0;
+    let half = inprocess.per_second() * pace();
     let paced_inprocess = run_paced(seconds, half, spend_in_process(service, clients)).await;
     service.settle().await;
     let paced = run_paced(seconds, half, spend_over_http(service, clients, false)).await;
@@ -358,12 +380,12 @@ async fn spends(service: &Arc<Service>, clients: &Arc<Vec<Client>>, seconds: u64
         Some(&inprocess),
     );
     report(
-        "spends in-process, paced at half that rate",
+        &paced_name("spends in-process", "that rate"),
         &paced_inprocess,
         Some(&inprocess),
     );
     report(
-        "spends over HTTP, paced at half the in-process rate",
+        &paced_name("spends over HTTP", "the in-process rate"),
         &paced,
         Some(&inprocess),
     );
@@ -469,7 +491,7 @@ async fn accounts_and_tokens(service: &Arc<Service>, clients: &Arc<Vec<Client>>,
     };
     let http_sign_in = run(seconds, sign_in_over_http.clone()).await;
     service.settle().await;
-    let half = sign_in.per_second() / 2.0;
+    let half = sign_in.per_second() * pace();
     let paced_sign_in = run_paced(seconds, half, sign_in_over_http).await;
     service.settle().await;
     let rotate = run(seconds, rotate_in_process(service, clients)).await;
@@ -478,7 +500,7 @@ async fn accounts_and_tokens(service: &Arc<Service>, clients: &Arc<Vec<Client>>,
     service.settle().await;
     let then_use = run(seconds, rotate_over_http(service, clients, true)).await;
     service.settle().await;
-    let half = rotate.per_second() / 2.0;
+    let half = rotate.per_second() * pace();
     let paced_inprocess = run_paced(seconds, half, rotate_in_process(service, clients)).await;
     service.settle().await;
     let paced_rotate = run_paced(seconds, half, rotate_over_http(service, clients, false)).await;
@@ -490,7 +512,7 @@ async fn accounts_and_tokens(service: &Arc<Service>, clients: &Arc<Vec<Client>>,
         Some(&sign_in),
     );
     report(
-        "sign-ins over HTTP, paced at half the in-process rate",
+        &paced_name("sign-ins over HTTP", "the in-process rate"),
         &paced_sign_in,
         Some(&sign_in),
     );
@@ -506,12 +528,12 @@ async fn accounts_and_tokens(service: &Arc<Service>, clients: &Arc<Vec<Client>>,
         Some(&rotate),
     );
     report(
-        "rotations in-process, paced at half that rate",
+        &paced_name("rotations in-process", "that rate"),
         &paced_inprocess,
         Some(&rotate),
     );
     report(
-        "rotations over HTTP, paced at half the in-process rate",
+        &paced_name("rotations over HTTP", "the in-process rate"),
         &paced_rotate,
         Some(&rotate),
     );
@@ -577,14 +599,23 @@ async fn main() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(5);
+    let only = |name: &str, choice: &str| std::env::var(name).map_or(true, |v| v == choice);
     let sqlite = TestSqlite::create();
     let postgres = TestPostgres::create().await;
     let pg_dir = TestSqlite::create();
     println!("{CLIENTS} clients on {CLIENTS} accounts, {seconds} s per phase");
-    for (backend, dir, url) in [
-        ("embedded (SQLite)", &sqlite.dir, None),
-        ("PostgreSQL", &pg_dir.dir, Some(postgres.url.clone())),
+    for (backend, choice, dir, url) in [
+        ("embedded (SQLite)", "sqlite", &sqlite.dir, None),
+        (
+            "PostgreSQL",
+            "postgres",
+            &pg_dir.dir,
+            Some(postgres.url.clone()),
+        ),
     ] {
+        if !only("BENCH_BACKEND", choice) {
+            continue;
+        }
         println!("-- {backend}");
         let service = Arc::new(start(dir, url).await);
         let mut clients = Vec::new();
@@ -593,7 +624,11 @@ async fn main() {
         }
         let clients = Arc::new(clients);
         service.settle().await;
-        spends(&service, &clients, seconds).await;
-        accounts_and_tokens(&service, &clients, seconds).await;
+        if only("BENCH_ONLY", "spends") {
+            spends(&service, &clients, seconds).await;
+        }
+        if only("BENCH_ONLY", "tokens") {
+            accounts_and_tokens(&service, &clients, seconds).await;
+        }
     }
 }
