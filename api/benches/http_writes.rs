@@ -452,6 +452,58 @@ fn spend_over_http(service: &Arc<Service>, clients: &Arc<Vec<Client>>, read: boo
     }
 }
 
+/// One client, one spend at a time: how long a settlement takes right after its hold, when
+/// every follower of the log is reacting to the hold's event, beside the same settlement
+/// after a pause in which they have finished (the baseline). The difference is what one
+/// append's background work costs the next command.
+async fn after_an_append(service: &Arc<Service>, clients: &Arc<Vec<Client>>) {
+    const SPENDS: usize = 100;
+    let pause = Duration::from_millis(40);
+    let credits = &service.state.payments.credits;
+    let ctx = CommandContext::system("bench");
+    let (mut at_once, mut paused) = (Vec::new(), Vec::new());
+    for n in 0..2 * SPENDS {
+        let account = clients[n % CLIENTS].account;
+        let generation = Uuid::new_v4().to_string();
+        tokio::time::sleep(pause).await;
+        credits
+            .hold(&ctx, account, &generation, Feature::Api, 5, None)
+            .await
+            .expect("hold");
+        let wait = n % 2 == 1;
+        if wait {
+            tokio::time::sleep(pause).await;
+        }
+        let began = Instant::now();
+        credits
+            .settle(&ctx, account, &generation, 3, None)
+            .await
+            .expect("settle");
+        if wait { &mut paused } else { &mut at_once }.push(began.elapsed());
+    }
+    let phase = |mut latencies: Vec<Duration>| {
+        latencies.sort_unstable();
+        Phase {
+            latencies,
+            elapsed: Duration::from_secs(1),
+            waiting: Duration::ZERO,
+        }
+    };
+    let (at_once, paused) = (phase(at_once), phase(paused));
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    for (name, phase) in [
+        ("a settlement 40 ms after its hold (one client)", &paused),
+        ("a settlement right after its hold (one client)", &at_once),
+    ] {
+        println!(
+            "{name:<52} p50 {:>7.2} ms ({:.2}x the paused one)  p90 {:>7.2} ms",
+            ms(phase.percentile(0.5)),
+            ms(phase.percentile(0.5)) / ms(paused.percentile(0.5)),
+            ms(phase.percentile(0.9)),
+        );
+    }
+}
+
 /// Sign-ins and token rotations, in-process then over HTTP.
 async fn accounts_and_tokens(service: &Arc<Service>, clients: &Arc<Vec<Client>>, seconds: u64) {
     let (state, accounts) = (service.state.clone(), clients.clone());
@@ -626,6 +678,7 @@ async fn main() {
         service.settle().await;
         if only("BENCH_ONLY", "spends") {
             spends(&service, &clients, seconds).await;
+            after_an_append(&service, &clients).await;
         }
         if only("BENCH_ONLY", "tokens") {
             accounts_and_tokens(&service, &clients, seconds).await;
