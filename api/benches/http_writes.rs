@@ -18,7 +18,7 @@
 //! On the embedded SQLite default and on PostgreSQL. Figures are printed, never asserted.
 //! `cargo bench -p api --bench http_writes` (needs the tests' PostgreSQL; `BENCH_SECONDS`
 //! sets each phase's length, default 5; `BENCH_BACKEND=sqlite` or `postgres` runs one
-//! backend, `BENCH_ONLY=spends` or `tokens` one group of phases, `BENCH_PACE` the fraction
+//! backend, `BENCH_ONLY=spends`, `tokens` or `fanout` one group of phases, `BENCH_PACE` the fraction
 //! of the in-process rate the paced phases run at, default 0.5).
 
 #![allow(clippy::print_stdout)] // a benchmark prints its figures
@@ -678,6 +678,8 @@ async fn main() {
         service.settle().await;
         if only("BENCH_ONLY", "spends") {
             spends(&service, &clients, seconds).await;
+        }
+        if only("BENCH_ONLY", "spends") || only("BENCH_ONLY", "fanout") {
             after_an_append(&service, &clients).await;
         }
         if only("BENCH_ONLY", "tokens") {
