@@ -70,9 +70,14 @@ impl Phase {
     }
 
     fn percentile(&self, p: f64) -> Duration {
-        let index = ((self.latencies.len() as f64 - 1.0) * p).round() as usize;
-        self.latencies.get(index).copied().unwrap_or_default()
+        percentile(&self.latencies, p)
     }
+}
+
+/// The `p` percentile of `sorted` latencies (zero with none).
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted.get(index).copied().unwrap_or_default()
 }
 
 /// Runs `op(client, n)` in a loop on `CLIENTS` tasks for `seconds`; `op` returns the time
@@ -481,25 +486,18 @@ async fn after_an_append(service: &Arc<Service>, clients: &Arc<Vec<Client>>) {
             .expect("settle");
         if wait { &mut paused } else { &mut at_once }.push(began.elapsed());
     }
-    let phase = |mut latencies: Vec<Duration>| {
-        latencies.sort_unstable();
-        Phase {
-            latencies,
-            elapsed: Duration::from_secs(1),
-            waiting: Duration::ZERO,
-        }
-    };
-    let (at_once, paused) = (phase(at_once), phase(paused));
-    let ms = |d: Duration| d.as_secs_f64() * 1e3;
-    for (name, phase) in [
+    at_once.sort_unstable();
+    paused.sort_unstable();
+    let ms = |sorted: &[Duration], p: f64| percentile(sorted, p).as_secs_f64() * 1e3;
+    for (name, latencies) in [
         ("a settlement 40 ms after its hold (one client)", &paused),
         ("a settlement right after its hold (one client)", &at_once),
     ] {
         println!(
             "{name:<52} p50 {:>7.2} ms ({:.2}x the paused one)  p90 {:>7.2} ms",
-            ms(phase.percentile(0.5)),
-            ms(phase.percentile(0.5)) / ms(paused.percentile(0.5)),
-            ms(phase.percentile(0.9)),
+            ms(latencies, 0.5),
+            ms(latencies, 0.5) / ms(&paused, 0.5),
+            ms(latencies, 0.9),
         );
     }
 }

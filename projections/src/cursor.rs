@@ -67,7 +67,7 @@ impl Cursor {
     }
 
     /// Whether the stored checkpoint (once read) is behind what was read.
-    fn behind(&self) -> bool {
+    pub fn behind(&self) -> bool {
         self.stored.is_some_and(|stored| stored != self.read)
     }
 }

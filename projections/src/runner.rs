@@ -402,9 +402,7 @@ impl ProjectionRunner {
     pub async fn catch_up(&self, name: Follower) -> Result<(), ProjectionError> {
         let mut cursor = Cursor::new();
         while !matches!(self.step_any(name, &mut cursor).await?, Step::Idle) {}
-        if let Some(stored) = cursor.stored
-            && stored != cursor.read
-        {
+        if let Some(stored) = cursor.stored.filter(|_| cursor.behind()) {
             self.store(name, &mut cursor, stored).await?;
         }
         Ok(())

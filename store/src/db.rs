@@ -242,18 +242,12 @@ impl Database {
     /// queued for it, an append of a request waited behind all of them (3-4 ms on average
     /// and up to 20 ms under a write load); now it waits for at most one.
     pub async fn begin_background_write(&self) -> Result<WriteTx, sqlx::Error> {
-        let background = match &self.background_gate {
-            Some(gate) => Some(gate.clone().lock_owned().await),
-            None => None,
-        };
+        let background = take(&self.background_gate).await;
         self.begin(background).await
     }
 
     async fn begin(&self, background: Option<OwnedMutexGuard<()>>) -> Result<WriteTx, sqlx::Error> {
-        let gate = match &self.write_gate {
-            Some(gate) => Some(gate.clone().lock_owned().await),
-            None => None,
-        };
+        let gate = take(&self.write_gate).await;
         let tx = match self.backend {
             Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
             Backend::Postgres => self.pool.begin().await?,
@@ -334,6 +328,14 @@ impl Database {
         if let Some(pg) = &self.pg {
             pg.close().await;
         }
+    }
+}
+
+/// Waits for `gate`, if there is one (SQLite's), and holds it until the guard drops.
+async fn take(gate: &Option<Arc<Mutex<()>>>) -> Option<OwnedMutexGuard<()>> {
+    match gate {
+        Some(gate) => Some(gate.clone().lock_owned().await),
+        None => None,
     }
 }
 

@@ -224,17 +224,7 @@ async fn a_batch_is_claimed_together_and_each_message_sent_once(backend: Backend
     let smtp = SmtpServer::start().await;
     let app = spawn_app_with(backend, |_| {}).await;
     let accounts = funded_accounts(&app, 2).await;
-    let mailer = || {
-        Mailer::new(
-            app.db.clone(),
-            Arc::new(SmtpMailTransport::from_url(&smtp.url()).unwrap()),
-            "Studio <no-reply@studio.test>".parse().unwrap(),
-            "http://studio.test",
-            UnsubscribeLinks::new([9; 32]),
-            RetryPolicy::default(),
-            app.state.core.codec.keys().clone(),
-        )
-    };
+    let mailer = || test_mailer(&app, &smtp, RetryPolicy::default());
     let message = |account: AccountId| {
         MailMessage::caused_by(
             Uuid::new_v4(),
@@ -261,6 +251,20 @@ async fn a_batch_is_claimed_together_and_each_message_sent_once(backend: Backend
         vec![Outcome::Duplicate, Outcome::Duplicate]
     );
     exactly_once(&smtp, 2, Duration::from_secs(30)).await;
+}
+
+/// A mailer of this test's own (outside the service's workers) sending to `smtp` with
+/// `policy`.
+fn test_mailer(app: &TestApp, smtp: &SmtpServer, policy: RetryPolicy) -> Mailer {
+    Mailer::new(
+        app.db.clone(),
+        Arc::new(SmtpMailTransport::from_url(&smtp.url()).unwrap()),
+        "Studio <no-reply@studio.test>".parse().unwrap(),
+        "http://studio.test",
+        UnsubscribeLinks::new([9; 32]),
+        policy,
+        app.state.core.codec.keys().clone(),
+    )
 }
 
 /// Publishes the first half of the first batch it is given, then hangs: a notifier killed
@@ -292,18 +296,14 @@ async fn a_notifier_killed_mid_batch_and_restarted_loses_and_doubles_nothing(bac
     let accounts = funded_accounts(&app, 4).await;
     complete_generations(&app, &accounts, 150).await;
 
-    let mailer = Arc::new(Mailer::new(
-        app.db.clone(),
-        Arc::new(SmtpMailTransport::from_url(&smtp.url()).unwrap()),
-        "Studio <no-reply@studio.test>".parse().unwrap(),
-        "http://studio.test",
-        UnsubscribeLinks::new([9; 32]),
+    let mailer = Arc::new(test_mailer(
+        &app,
+        &smtp,
         RetryPolicy {
             first_delay: Duration::from_millis(200),
             max_attempts: 1_000,
             ..RetryPolicy::default()
         },
-        app.state.core.codec.keys().clone(),
     ));
     let (_stop, stopping) = tokio::sync::watch::channel(false);
     let consumer =
