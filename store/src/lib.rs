@@ -22,6 +22,7 @@ mod migrations;
 pub mod postgres;
 mod readers;
 pub mod s3;
+mod shared_reads;
 pub mod snapshots;
 pub mod sqlite;
 #[cfg(feature = "testkit")]

@@ -22,6 +22,7 @@ use crate::group_commit::Queue;
 use crate::log::{
     AppendSignal, Backlog, EventAt, EventLog, LogWatch, check_append, earlier_append, events_at_sql,
 };
+use crate::shared_reads::SharedReads;
 use async_trait::async_trait;
 use domain::Timestamp;
 use sqlx::postgres::{PgListener, PgPoolOptions, PgRow};
@@ -58,6 +59,8 @@ pub struct PostgresLog {
     signal: AppendSignal,
     /// Waking followers again while committed events are hidden.
     recheck: Arc<Recheck>,
+    /// Followers caught up to the same place share one query per wake-up.
+    reads: SharedReads,
     queue: Queue<group::Reply>,
     tasks: Vec<JoinHandle<()>>,
 }
@@ -294,10 +297,38 @@ impl PostgresLog {
         Ok(Self {
             pg,
             recheck: Arc::new(Recheck::new(signal.clone())),
+            reads: SharedReads::default(),
             signal,
             queue,
             tasks,
         })
+    }
+
+    /// One query of the log: up to `limit` events after `after` that no older open
+    /// transaction hides; an empty page checks whether events are hidden.
+    async fn read_page(
+        &self,
+        after: GlobalPosition,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        let sql = format!(
+            "SELECT {COLUMNS} FROM events WHERE global_position > $1 \
+             AND transaction_id < (SELECT pg_snapshot_xmin(pg_current_snapshot())) \
+             ORDER BY global_position LIMIT $2"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(after.0 as i64)
+            .bind(limit as i64)
+            .fetch_all(&self.pg)
+            .await?;
+        let events: Vec<RecordedEvent> = rows.iter().map(decode).collect::<Result<_, _>>()?;
+        if events.is_empty() {
+            self.recheck_if_hidden(after).await?;
+        } else {
+            // Progress: the next wake-up, if one is needed, comes after the shortest delay.
+            self.recheck.reset();
+        }
+        Ok(events)
     }
 
     /// After a read that found nothing after `last`: if events after it are committed but
@@ -460,24 +491,9 @@ impl EventLog for PostgresLog {
         after: GlobalPosition,
         limit: usize,
     ) -> Result<Vec<RecordedEvent>, StoreError> {
-        let sql = format!(
-            "SELECT {COLUMNS} FROM events WHERE global_position > $1 \
-             AND transaction_id < (SELECT pg_snapshot_xmin(pg_current_snapshot())) \
-             ORDER BY global_position LIMIT $2"
-        );
-        let rows = sqlx::query(&sql)
-            .bind(after.0 as i64)
-            .bind(limit as i64)
-            .fetch_all(&self.pg)
-            .await?;
-        let events: Vec<RecordedEvent> = rows.iter().map(decode).collect::<Result<_, _>>()?;
-        if events.is_empty() {
-            self.recheck_if_hidden(after).await?;
-        } else {
-            // Progress: the next wake-up, if one is needed, comes after the shortest delay.
-            self.recheck.reset();
-        }
-        Ok(events)
+        self.reads
+            .read(after, limit, |after, limit| self.read_page(after, limit))
+            .await
     }
 
     async fn read_events(&self, at: &[EventAt]) -> Result<Vec<RecordedEvent>, StoreError> {

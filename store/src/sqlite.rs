@@ -17,6 +17,7 @@ use crate::group_commit::{Append, Batcher, Queue};
 use crate::log::{
     AppendSignal, Backlog, EventAt, EventLog, LogWatch, check_append, earlier_append, events_at_sql,
 };
+use crate::shared_reads::SharedReads;
 use async_trait::async_trait;
 use domain::Timestamp;
 use sqlx::Row;
@@ -32,6 +33,8 @@ pub struct SqliteLog {
     /// The writer's queue, started by the first append (inside the runtime that runs it).
     /// The writer stops when the log is dropped.
     queue: OnceLock<Queue<Reply>>,
+    /// Followers caught up to the same place share one query per wake-up.
+    reads: SharedReads,
 }
 
 impl SqliteLog {
@@ -41,7 +44,26 @@ impl SqliteLog {
             db,
             signal: AppendSignal::new(),
             queue: OnceLock::new(),
+            reads: SharedReads::default(),
         }
+    }
+
+    /// One query of the log: up to `limit` events after `after`.
+    async fn read_page(
+        &self,
+        after: GlobalPosition,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        let sql = format!(
+            "SELECT {COLUMNS} FROM events WHERE global_position > $1 \
+             ORDER BY global_position LIMIT $2"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(after.0 as i64)
+            .bind(limit as i64)
+            .fetch_all(self.db.pool())
+            .await?;
+        rows.iter().map(decode).collect()
     }
 }
 
@@ -314,16 +336,9 @@ impl EventLog for SqliteLog {
         after: GlobalPosition,
         limit: usize,
     ) -> Result<Vec<RecordedEvent>, StoreError> {
-        let sql = format!(
-            "SELECT {COLUMNS} FROM events WHERE global_position > $1 \
-             ORDER BY global_position LIMIT $2"
-        );
-        let rows = sqlx::query(&sql)
-            .bind(after.0 as i64)
-            .bind(limit as i64)
-            .fetch_all(self.db.pool())
-            .await?;
-        rows.iter().map(decode).collect()
+        self.reads
+            .read(after, limit, |after, limit| self.read_page(after, limit))
+            .await
     }
 
     async fn read_events(&self, at: &[EventAt]) -> Result<Vec<RecordedEvent>, StoreError> {

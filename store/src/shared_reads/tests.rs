@@ -1,0 +1,244 @@
+//! [`SharedReads`] against a fake log whose queries can be held in flight: who shares a
+//! query, what each caller sees, and what happens when a query fails or is cancelled.
+
+use super::SharedReads;
+use crate::envelope::{Actor, Metadata};
+use crate::{GlobalPosition, RecordedEvent, StoreError};
+use domain::Timestamp;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::time::Duration;
+use tokio::sync::Semaphore;
+use uuid::Uuid;
+
+/// A log whose events are the positions `1..=head`, and which counts its queries. While
+/// `held`, a query reads its snapshot at once, then waits for a permit to answer.
+struct FakeLog {
+    head: AtomicU64,
+    queries: AtomicUsize,
+    limits: std::sync::Mutex<Vec<usize>>,
+    held: AtomicBool,
+    permits: Semaphore,
+    fail_next: AtomicBool,
+}
+
+impl FakeLog {
+    fn with_head(head: u64) -> Arc<Self> {
+        Arc::new(Self {
+            head: AtomicU64::new(head),
+            queries: AtomicUsize::new(0),
+            limits: std::sync::Mutex::default(),
+            held: AtomicBool::new(false),
+            permits: Semaphore::new(0),
+            fail_next: AtomicBool::new(false),
+        })
+    }
+
+    async fn query(
+        &self,
+        after: GlobalPosition,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        self.queries.fetch_add(1, Ordering::SeqCst);
+        self.limits.lock().unwrap().push(limit);
+        let head = self.head.load(Ordering::SeqCst);
+        if self.held.load(Ordering::SeqCst) {
+            self.permits.acquire().await.unwrap().forget();
+        }
+        if self.fail_next.swap(false, Ordering::SeqCst) {
+            return Err(StoreError::Database(sqlx::Error::PoolTimedOut));
+        }
+        Ok((after.0 + 1..=head).take(limit).map(event_at).collect())
+    }
+
+    /// Waits until `queries` queries have started, failing the test after five seconds.
+    async fn started(&self, queries: usize) {
+        let started = async {
+            while self.queries.load(Ordering::SeqCst) < queries {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+        };
+        if tokio::time::timeout(Duration::from_secs(5), started)
+            .await
+            .is_err()
+        {
+            panic!(
+                "{queries} queries never started, only {}",
+                self.queries.load(Ordering::SeqCst)
+            );
+        }
+    }
+}
+
+fn event_at(position: u64) -> RecordedEvent {
+    RecordedEvent {
+        position: GlobalPosition(position),
+        stream: "credits-1".into(),
+        revision: position - 1,
+        event_id: Uuid::from_u128(u128::from(position)),
+        event_type: "CreditsHeld".into(),
+        schema_version: 1,
+        data: serde_json::json!({ "n": position }),
+        metadata: Metadata {
+            correlation_id: Uuid::from_u128(1),
+            causation_id: None,
+            actor: Actor::System {
+                component: "test".into(),
+            },
+            occurred_at: Timestamp::from_unix_micros(1_800_000_000_000_000),
+            idempotency_key: None,
+            data_subject: None,
+        },
+        recorded_at: Timestamp::from_unix_micros(1_800_000_000_000_000),
+    }
+}
+
+fn positions(events: &[RecordedEvent]) -> Vec<u64> {
+    events.iter().map(|e| e.position.0).collect()
+}
+
+/// Reads after `after` through `reads`, on a task of its own.
+fn spawn_read(
+    reads: &Arc<SharedReads>,
+    log: &Arc<FakeLog>,
+    after: u64,
+    limit: usize,
+) -> tokio::task::JoinHandle<Result<Vec<RecordedEvent>, StoreError>> {
+    let (reads, log) = (reads.clone(), log.clone());
+    tokio::spawn(async move {
+        reads
+            .read(GlobalPosition(after), limit, |a, l| log.query(a, l))
+            .await
+    })
+}
+
+#[tokio::test]
+async fn callers_arriving_during_a_query_share_the_next_one() {
+    let (reads, log) = (Arc::new(SharedReads::default()), FakeLog::with_head(3));
+    log.held.store(true, Ordering::SeqCst);
+    let first = spawn_read(&reads, &log, 0, 100);
+    log.started(1).await;
+
+    let gathered: Vec<_> = (0..17).map(|_| spawn_read(&reads, &log, 0, 100)).collect();
+    // Let all seventeen join before the first query answers.
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    log.permits.add_permits(2);
+
+    assert_eq!(positions(&first.await.unwrap().unwrap()), [1, 2, 3]);
+    for read in gathered {
+        assert_eq!(positions(&read.await.unwrap().unwrap()), [1, 2, 3]);
+    }
+    assert_eq!(
+        log.queries.load(Ordering::SeqCst),
+        2,
+        "one query, then one for all who waited"
+    );
+    assert_eq!(
+        reads.positions_read(),
+        0,
+        "nothing kept once everyone has read"
+    );
+}
+
+#[tokio::test]
+async fn a_caller_is_never_answered_by_a_query_that_started_before_it_asked() {
+    let (reads, log) = (Arc::new(SharedReads::default()), FakeLog::with_head(1));
+    log.held.store(true, Ordering::SeqCst);
+    let early = spawn_read(&reads, &log, 0, 100);
+    log.started(1).await;
+
+    // An append commits after the first query took its snapshot, then wakes a follower.
+    log.head.store(2, Ordering::SeqCst);
+    let woken = spawn_read(&reads, &log, 0, 100);
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    log.permits.add_permits(2);
+
+    assert_eq!(positions(&early.await.unwrap().unwrap()), [1]);
+    assert_eq!(
+        positions(&woken.await.unwrap().unwrap()),
+        [1, 2],
+        "the woken follower sees the append that woke it"
+    );
+}
+
+#[tokio::test]
+async fn each_caller_gets_its_own_limit_from_a_query_of_the_largest() {
+    let (reads, log) = (Arc::new(SharedReads::default()), FakeLog::with_head(10));
+    log.held.store(true, Ordering::SeqCst);
+    let first = spawn_read(&reads, &log, 0, 1);
+    log.started(1).await;
+
+    let small = spawn_read(&reads, &log, 0, 2);
+    let large = spawn_read(&reads, &log, 0, 5);
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    log.permits.add_permits(2);
+
+    assert_eq!(positions(&first.await.unwrap().unwrap()), [1]);
+    assert_eq!(positions(&small.await.unwrap().unwrap()), [1, 2]);
+    assert_eq!(positions(&large.await.unwrap().unwrap()), [1, 2, 3, 4, 5]);
+    assert_eq!(*log.limits.lock().unwrap(), [1, 5]);
+}
+
+#[tokio::test]
+async fn different_positions_do_not_wait_for_each_other() {
+    let (reads, log) = (Arc::new(SharedReads::default()), FakeLog::with_head(10));
+    log.held.store(true, Ordering::SeqCst);
+    let caught_up = spawn_read(&reads, &log, 8, 100);
+    let behind = spawn_read(&reads, &log, 2, 3);
+    // Both queries are in flight at once.
+    log.started(2).await;
+    log.permits.add_permits(2);
+
+    assert_eq!(positions(&caught_up.await.unwrap().unwrap()), [9, 10]);
+    assert_eq!(positions(&behind.await.unwrap().unwrap()), [3, 4, 5]);
+    assert_eq!(reads.positions_read(), 0);
+}
+
+#[tokio::test]
+async fn when_the_shared_query_fails_its_first_caller_gets_the_error_and_the_others_read_again() {
+    let (reads, log) = (Arc::new(SharedReads::default()), FakeLog::with_head(2));
+    log.held.store(true, Ordering::SeqCst);
+    let first = spawn_read(&reads, &log, 0, 100);
+    log.started(1).await;
+    let second = spawn_read(&reads, &log, 0, 100);
+    let third = spawn_read(&reads, &log, 0, 100);
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    log.permits.add_permits(1);
+    assert_eq!(positions(&first.await.unwrap().unwrap()), [1, 2]);
+
+    // The next query, shared by both waiting callers, fails: the caller that ran it gets
+    // the error, the other runs a query of its own.
+    log.started(2).await;
+    log.fail_next.store(true, Ordering::SeqCst);
+    log.permits.add_permits(1);
+    log.started(3).await;
+    log.permits.add_permits(1);
+    let (second, third) = (second.await.unwrap(), third.await.unwrap());
+    let failed = [&second, &third].iter().filter(|r| r.is_err()).count();
+    assert_eq!(
+        failed, 1,
+        "only the caller whose query failed sees the error"
+    );
+    for read in [second, third].into_iter().flatten() {
+        assert_eq!(positions(&read), [1, 2]);
+    }
+    assert_eq!(log.queries.load(Ordering::SeqCst), 3);
+    assert_eq!(reads.positions_read(), 0);
+}
+
+#[tokio::test]
+async fn a_cancelled_caller_leaves_the_others_a_query_and_no_leftovers() {
+    let (reads, log) = (Arc::new(SharedReads::default()), FakeLog::with_head(2));
+    log.held.store(true, Ordering::SeqCst);
+    let first = spawn_read(&reads, &log, 0, 100);
+    log.started(1).await;
+    let waiting = spawn_read(&reads, &log, 0, 100);
+    tokio::time::sleep(Duration::from_millis(20)).await;
+
+    // The follower running the query shuts down mid-read.
+    first.abort();
+    assert!(first.await.unwrap_err().is_cancelled());
+    log.permits.add_permits(1);
+    assert_eq!(positions(&waiting.await.unwrap().unwrap()), [1, 2]);
+    assert_eq!(reads.positions_read(), 0);
+}
