@@ -7,24 +7,23 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use std::time::Duration;
 use store::Backend;
-use tests::{PASSWORD, TestApp, json_body, spawn_app};
+use tests::{PASSWORD, TestApp, eventually, json_body, spawn_app};
 
 /// Waits until the chainer has linked every event committed so far.
 async fn wait_chained(app: &TestApp) {
     let head = app.state.core.log.committed_head().await.expect("log head");
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    loop {
+    eventually(Duration::from_secs(20), || async move {
         let chained = projections::chain::head(&app.db).await.expect("chain head");
         if chained.position >= head.0 {
-            return;
+            Ok(())
+        } else {
+            Err(format!(
+                "the chainer did not reach {head:?} (at {})",
+                chained.position
+            ))
         }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the chainer did not reach {head:?} (at {})",
-            chained.position
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    })
+    .await;
 }
 
 async fn verify(app: &TestApp, token: &str) -> Value {

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 use store::{Backend, Database, EventDecoder, GlobalPosition, Payload};
-use tests::{PASSWORD, TestApp, json_body, spawn_app_with};
+use tests::{PASSWORD, TestApp, eventually, json_body, spawn_app_with};
 use uuid::Uuid;
 use vault::{DataKeys, MasterKey};
 
@@ -136,14 +136,15 @@ async fn live_a_little(app: &TestApp, person: &Person) -> (String, String) {
     assert_eq!(used.status(), StatusCode::OK);
     // Let the usage flush and the e-mail of the new token be written.
     let mail = app.data_dir().join("mail").join(&account_id);
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    while holding(&files_under(&mail), &person.email).is_empty() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "an e-mail to the account"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let (mail, email) = (&mail, &person.email);
+    eventually(Duration::from_secs(30), || async move {
+        if holding(&files_under(mail), email).is_empty() {
+            Err("no e-mail to the account".to_owned())
+        } else {
+            Ok(())
+        }
+    })
+    .await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     app.settle().await;
     (account_id, token)

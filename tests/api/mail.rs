@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 use store::Backend;
 use tests::mail::{SmtpServer, TcpProxy, amqp_address, amqp_url, header, rabbit};
-use tests::{TestApp, json_body, spawn_app_with};
+use tests::{TestApp, eventually, json_body, spawn_app_with};
 use uuid::Uuid;
 use vault::UnsubscribeLinks;
 use workers::mail::rabbit::{RabbitConfig, RabbitConsumer, RabbitPublisher};
@@ -193,21 +193,18 @@ async fn the_embedded_queue_sends_each_email_once_through_an_smtp_outage(backend
     smtp.up().await;
     exactly_once(&smtp, 160, Duration::from_secs(120)).await;
     let db = app.state.core.db.clone();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    loop {
+    let db = &db;
+    eventually(Duration::from_secs(30), || async move {
         let queued: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM mail_outbox")
             .fetch_one(db.pool())
             .await
             .unwrap();
-        if queued == 0 {
-            break;
+        match queued {
+            0 => Ok(()),
+            _ => Err(format!("{queued} messages stayed queued")),
         }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{queued} messages stayed queued"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    })
+    .await;
     let statuses: Vec<(String, i64)> = sqlx::query_as(
         "SELECT status, COUNT(*) FROM mail_deliveries WHERE status <> 'skipped' GROUP BY status",
     )
@@ -325,14 +322,15 @@ async fn a_notifier_killed_mid_batch_and_restarted_loses_and_doubles_nothing(bac
     });
     let first = notifier(hanging.clone());
     let killed = tokio::spawn(first.clone().run(stopping.clone()));
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    while !hanging.hung.load(Ordering::SeqCst) {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the first batch was never published"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let hung = &hanging.hung;
+    eventually(Duration::from_secs(60), || async move {
+        if hung.load(Ordering::SeqCst) {
+            Ok(())
+        } else {
+            Err("the first batch was never published".to_owned())
+        }
+    })
+    .await;
     killed.abort();
     let _ = killed.await;
     assert_eq!(
@@ -360,21 +358,20 @@ async fn put(app: &TestApp, token: &str, body: Value) {
 /// Waits until the notifier has handled the whole log.
 async fn notifier_caught_up(app: &TestApp) {
     let head = app.state.core.log.committed_head().await.unwrap();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    loop {
+    eventually(Duration::from_secs(30), || async move {
         let position =
             projections::checkpoints::stored_checkpoint(&app.db, projections::Follower::Notifier)
                 .await
                 .unwrap();
         if position >= head {
-            return;
+            Ok(())
+        } else {
+            Err(format!(
+                "the notifier is stuck at {position:?}, short of {head:?}"
+            ))
         }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the notifier is stuck"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    })
+    .await;
 }
 
 async fn send_campaign(
@@ -523,19 +520,17 @@ async fn mail_that_keeps_failing_is_dead_lettered_and_reported(backend: Backend)
         "dead-letters".to_owned(),
     ];
     args.extend(app.storage_args.clone());
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    let letters = loop {
+    let args = &args;
+    let letters = eventually(Duration::from_secs(60), || async move {
         let outcome = api::cli::run_from(args.clone()).await.unwrap();
         let letters: Value = serde_json::from_str(&outcome.stdout).unwrap();
-        if !letters.as_array().unwrap().is_empty() {
-            break letters;
+        if letters.as_array().unwrap().is_empty() {
+            Err("nothing was dead-lettered".to_owned())
+        } else {
+            Ok(letters)
         }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "nothing was dead-lettered"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
+    })
+    .await;
     assert_eq!(letters[0]["attempts"], 2);
     assert!(
         !letters.to_string().contains("deploy-bot-7"),

@@ -5,7 +5,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::json;
 use std::time::Duration;
 use store::Backend;
-use tests::{PASSWORD, json_body, spawn_app_with};
+use tests::{PASSWORD, eventually, json_body, spawn_app_with};
 
 /// Wrong passwords alternating between two nodes are throttled as if one node saw them all.
 async fn wrong_passwords_spread_over_two_nodes_are_throttled_as_one(backend: Backend) {
@@ -84,36 +84,35 @@ async fn a_token_revoked_on_one_node_leaves_the_cache_of_another(backend: Backen
     );
     // Node b answers from its cache once it has read the token (wait for the cache to
     // be in use: it is bypassed until b's follower of the log has started).
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    while b.state.tokens.cache.is_empty() {
-        assert!(tokio::time::Instant::now() < deadline, "b never cached it");
-        let status = b.get("/api/v1/credits", Some(&token)).await.status();
+    let (b, token) = (&b, &token);
+    eventually(Duration::from_secs(20), || async move {
+        let status = b.get("/api/v1/credits", Some(token)).await.status();
         assert_eq!(status, StatusCode::OK);
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+        if b.state.tokens.cache.is_empty() {
+            Err("b never cached it".to_owned())
+        } else {
+            Ok(())
+        }
+    })
+    .await;
     let revoked = a
         .delete(&format!("/me/api-tokens/{token_id}"), Some(&session.token))
         .await;
     assert_eq!(revoked.status(), StatusCode::NO_CONTENT);
     assert_eq!(
-        a.get("/api/v1/credits", Some(&token)).await.status(),
+        a.get("/api/v1/credits", Some(token)).await.status(),
         StatusCode::UNAUTHORIZED,
         "refused at once by the node that revoked it"
     );
     // A generous deadline: the bound is the read model's lag plus at most the TTL.
-    let deadline = tokio::time::Instant::now() + ttl + Duration::from_secs(15);
-    loop {
-        match b.get("/api/v1/credits", Some(&token)).await.status() {
-            StatusCode::UNAUTHORIZED => break,
-            StatusCode::OK => {}
+    eventually(ttl + Duration::from_secs(15), || async move {
+        match b.get("/api/v1/credits", Some(token)).await.status() {
+            StatusCode::UNAUTHORIZED => Ok(()),
+            StatusCode::OK => Err("node b still accepts the revoked token".to_owned()),
             other => panic!("unexpected {other}"),
         }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "node b still accepts the revoked token"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    })
+    .await;
 }
 
 /// A rotation through one node answers once committed; its new secret works at once
@@ -168,23 +167,14 @@ async fn an_erased_account_key_leaves_every_node(backend: Backend) {
         .await
         .unwrap();
     assert_eq!(deleted.status(), StatusCode::NO_CONTENT);
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while b
-        .state
-        .core
-        .codec
-        .keys()
-        .get(subject)
-        .await
-        .unwrap()
-        .is_some()
-    {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "node b still opens the erased account's data"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let b = &b;
+    eventually(Duration::from_secs(10), || async move {
+        match b.state.core.codec.keys().get(subject).await.unwrap() {
+            Some(_) => Err("node b still opens the erased account's data".to_owned()),
+            None => Ok(()),
+        }
+    })
+    .await;
 }
 
 on_both_backends!(

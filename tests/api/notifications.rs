@@ -7,7 +7,9 @@ use std::path::Path;
 use std::time::Duration;
 use store::Backend;
 use tests::mail::header;
-use tests::{PASSWORD, Session, TestApp, error_code, json_body, spawn_app, spawn_app_with};
+use tests::{
+    PASSWORD, Session, TestApp, error_code, eventually, json_body, spawn_app, spawn_app_with,
+};
 
 async fn put_preferences(app: &TestApp, session: &Session, body: Value) -> reqwest::Response {
     app.put("/me/notifications", Some(&session.token), &body)
@@ -118,32 +120,28 @@ fn mail_files(dir: &Path) -> Vec<String> {
 /// Waits until the folder holds `count` messages for `to` (and no more after a pause).
 pub(crate) async fn mails_to(app: &TestApp, to: &str, count: usize) -> Vec<String> {
     let dir = app.data_dir().join("mail");
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     let addressed = || -> Vec<String> {
         mail_files(&dir)
             .into_iter()
             .filter(|m| header(m, "To").is_some_and(|t| t.contains(to)))
             .collect()
     };
-    loop {
-        if addressed().len() >= count {
-            tokio::time::sleep(Duration::from_millis(700)).await;
-            let mails = addressed();
-            assert_eq!(
-                mails.len(),
-                count,
-                "exactly {count} e-mails to {to}: {:?}",
-                subjects(&mails)
-            );
-            return mails;
+    eventually(Duration::from_secs(30), || async {
+        match addressed().len() {
+            arrived if arrived >= count => Ok(()),
+            arrived => Err(format!("{arrived} of {count} e-mails to {to} arrived")),
         }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{} of {count} e-mails to {to} arrived",
-            addressed().len()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let mails = addressed();
+    assert_eq!(
+        mails.len(),
+        count,
+        "exactly {count} e-mails to {to}: {:?}",
+        subjects(&mails)
+    );
+    mails
 }
 
 fn subjects(mails: &[String]) -> Vec<String> {

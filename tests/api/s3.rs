@@ -7,11 +7,11 @@ use reqwest::header::CONTENT_TYPE;
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 use std::io::Cursor;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use store::s3::{ProbeStep, S3BlobStore, S3Error, S3Settings, probe};
 use store::{Backend, BlobStore};
 use tests::s3::S3Server;
-use tests::{PASSWORD, Session, TestApp, spawn_app_with};
+use tests::{PASSWORD, Session, TestApp, eventually, spawn_app_with};
 
 fn store(settings: &S3Settings, client: reqwest::Client) -> S3BlobStore {
     S3BlobStore::new(settings, client)
@@ -234,15 +234,15 @@ async fn avatar(app: &TestApp, session: &Session) -> Vec<u8> {
 
 /// Waits until the bucket holds exactly `expected` (erasure runs in the background).
 async fn wait_for_objects(server: &S3Server, expected: &[String]) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while server.objects() != expected {
-        assert!(
-            Instant::now() < deadline,
-            "the bucket holds {:?}, not {expected:?}",
-            server.objects()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    eventually(Duration::from_secs(20), || async move {
+        let objects = server.objects();
+        if objects == expected {
+            Ok(())
+        } else {
+            Err(format!("the bucket holds {objects:?}, not {expected:?}"))
+        }
+    })
+    .await;
 }
 
 /// Two nodes on one bucket: an avatar uploaded through one is served by the other, a

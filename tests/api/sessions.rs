@@ -3,7 +3,7 @@
 use reqwest::StatusCode;
 use serde_json::Value;
 use store::Backend;
-use tests::{PASSWORD, error_code, spawn_app, spawn_app_with};
+use tests::{PASSWORD, error_code, eventually, spawn_app, spawn_app_with};
 
 const FIREFOX: &str = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0";
 
@@ -152,23 +152,23 @@ async fn last_active_times_are_recorded_in_the_log(backend: Backend) {
     );
     let seen_at = commands::Clock::now(&*app.clock).unix_micros();
     // Flushed every 200 ms in tests as one event; the sessions read model follows it.
-    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
-    loop {
+    let (app, session_id) = (&app, &session.id);
+    eventually(std::time::Duration::from_secs(10), || async move {
         let stored: i64 =
             sqlx::query_scalar("SELECT last_active_at FROM sessions WHERE session_id = $1")
-                .bind(&session.id)
+                .bind(session_id)
                 .fetch_one(app.db.pool())
                 .await
                 .unwrap();
         if stored == seen_at {
-            break;
+            Ok(())
+        } else {
+            Err(format!(
+                "last activity never reached the read model (at {stored})"
+            ))
         }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "last activity never reached the read model"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+    })
+    .await;
     let events = app.raw_events().await;
     assert_eq!(
         events

@@ -4,7 +4,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use std::time::Duration;
 use store::Backend;
-use tests::{Session, TestApp, error_code, json_body, spawn_app, spawn_app_with};
+use tests::{Session, TestApp, error_code, eventually, json_body, spawn_app, spawn_app_with};
 
 async fn create_api_token(app: &TestApp, session: &Session, body: Value) -> reqwest::Response {
     app.post("/me/api-tokens", Some(&session.token), &body)
@@ -426,16 +426,18 @@ async fn usage_is_counted_by_day_and_status_class_and_rate_limited(backend: Back
 
     // Counts reach the usage log within a flush interval.
     let path = format!("/me/api-tokens/{token_id}/usage");
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
-    let usage = loop {
-        let usage = json_body(app.get(&path, Some(&session.token)).await).await;
+    let (app, path, session_token) = (&app, &path, &session.token);
+    let usage = eventually(Duration::from_secs(15), || async move {
+        let usage = json_body(app.get(path, Some(session_token)).await).await;
         let counted = usage["days"][0]["ok"].as_i64().unwrap_or(0)
             + usage["days"][0]["client_errors"].as_i64().unwrap_or(0);
-        if counted >= 6 || tokio::time::Instant::now() > deadline {
-            break usage;
+        if counted >= 6 {
+            Ok(usage)
+        } else {
+            Err(format!("{counted} of 6 requests counted: {usage}"))
         }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    })
+    .await;
     let today = &app.clock_now_rfc3339()[..10];
     assert_eq!(
         usage["days"],

@@ -15,12 +15,14 @@ use store::{Backend, Database};
 use tokio::sync::oneshot;
 use uuid::Uuid;
 
+mod eventually;
 pub mod mail;
 pub mod providers;
 mod raw;
 pub mod s3;
 pub mod telegram;
 
+pub use eventually::eventually;
 pub use raw::post_unread;
 
 /// A password every test account uses.
