@@ -94,7 +94,10 @@ const REACTOR_BATCH_SIZE: usize = 100;
 
 enum Step {
     Idle,
-    Applied,
+    /// Read a batch (and applied what concerned it); `caught_up`: it was shorter than asked.
+    Applied {
+        caught_up: bool,
+    },
     /// Another runner advanced the checkpoint first; this batch was rolled back.
     Lost,
 }
@@ -107,6 +110,9 @@ struct Concerned {
     stored: GlobalPosition,
     /// The batch's last position.
     last: GlobalPosition,
+    /// The batch was shorter than asked: it ends where the log ended for this read, so the
+    /// follower waits for the next append rather than reading again to find nothing.
+    caught_up: bool,
 }
 
 /// Decodes `batch` with `decoder`.
@@ -255,6 +261,7 @@ impl ProjectionRunner {
     ) -> Result<Option<Concerned>, ProjectionError> {
         let stored = self.stored(name, cursor).await?;
         let batch = self.log.read_all(cursor.read, size).await?;
+        let caught_up = batch.len() < size;
         let Some(last) = batch.last().map(|e| e.position) else {
             // Out of events: store how far it has read once that is due (the loop wakes
             // for it, `ProjectionRunner::run`), not at every append it reads past.
@@ -275,6 +282,7 @@ impl ProjectionRunner {
             events,
             stored,
             last,
+            caught_up,
         }))
     }
 
@@ -304,6 +312,7 @@ impl ProjectionRunner {
             events,
             stored,
             last,
+            caught_up,
         }) = self
             .next_batch(name, projector.categories(), cursor, BATCH_SIZE)
             .await?
@@ -311,7 +320,7 @@ impl ProjectionRunner {
             return Ok(Step::Idle);
         };
         if events.is_empty() {
-            return Ok(Step::Applied);
+            return Ok(Step::Applied { caught_up });
         }
         let events = self.decode_all(events).await?;
         let tables = Tables::live(projector.tables());
@@ -333,7 +342,7 @@ impl ProjectionRunner {
         w.commit().await?;
         cursor.stored(last);
         self.publish(name, last);
-        Ok(Step::Applied)
+        Ok(Step::Applied { caught_up })
     }
 
     /// Moves a checkpoint from `from` to `to` unless another runner moved it first.
@@ -362,6 +371,7 @@ impl ProjectionRunner {
             events,
             stored: mut checkpoint,
             last,
+            caught_up,
         }) = self
             .next_batch(name, reactor.categories(), cursor, REACTOR_BATCH_SIZE)
             .await?
@@ -369,7 +379,7 @@ impl ProjectionRunner {
             return Ok(Step::Idle);
         };
         if events.is_empty() {
-            return Ok(Step::Applied);
+            return Ok(Step::Applied { caught_up });
         }
         for event in self.decode_all(events).await? {
             let acted = reactor
@@ -394,7 +404,7 @@ impl ProjectionRunner {
         if cursor.store_due() {
             self.store(name, cursor, checkpoint).await?;
         }
-        Ok(Step::Applied)
+        Ok(Step::Applied { caught_up })
     }
 
     /// Applies (or reacts to) every event after the checkpoint of `name`, and stores the
@@ -439,10 +449,10 @@ impl ProjectionRunner {
                 cursor.lost();
             }
             Ok::<_, ProjectionError>(match step? {
-                Step::Idle => cursor
+                Step::Idle | Step::Applied { caught_up: true } => cursor
                     .store_in()
                     .map_or(Next::AtNextAppend, Next::AtNextAppendOrAfter),
-                Step::Applied | Step::Lost => Next::Now,
+                Step::Applied { caught_up: false } | Step::Lost => Next::Now,
             })
         })
         .await;

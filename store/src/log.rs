@@ -75,7 +75,11 @@ pub trait EventLog: Send + Sync {
     ) -> Result<Vec<RecordedEvent>, StoreError>;
 
     /// Up to `limit` events of the whole log after `after`, in global order. A reader that
-    /// has seen position P never later finds a committed event at or below P.
+    /// has seen position P never later finds a committed event at or below P. Fewer than
+    /// `limit` events means the page reached the end of the log as this read saw it: a
+    /// follower may then wait for its [`LogWatch`] (marked seen before the read) instead of
+    /// reading again, and a log that hides committed events (PostgreSQL's visibility rule)
+    /// wakes its watches again once they show.
     async fn read_all(
         &self,
         after: GlobalPosition,

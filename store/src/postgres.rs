@@ -34,7 +34,8 @@ use tokio::sync::{Mutex, Notify};
 use tokio::task::JoinHandle;
 use uuid::Uuid;
 
-/// The channel appends are announced on.
+/// The channel appends are announced on; the payload names the announcing log (a random
+/// id per process), so that its own listener can skip what its readers already know.
 pub const NOTIFY_CHANNEL: &str = "accounts_events";
 
 mod group;
@@ -75,6 +76,9 @@ impl Drop for PostgresLog {
 
 const COLUMNS: &str = "global_position, event_id, stream_id, stream_revision, event_type, \
      schema_version, data, metadata, recorded_at";
+
+/// The committed head's column in a page of [`PostgresLog::read_page`], after [`COLUMNS`].
+const HEAD_COLUMN: usize = 9;
 
 /// Reads the columns by index, in the order of [`COLUMNS`] (a lookup by name per column
 /// and row showed in the profile of a whole-log read).
@@ -238,6 +242,9 @@ impl PostgresLog {
             .ok_or_else(|| StoreError::Invalid("not a PostgreSQL database".into()))?;
         let signal = AppendSignal::new();
         let announce = Arc::new(Notify::new());
+        // Signs this log's announcements: its own readers were woken when the batch
+        // committed, so its listener skips them rather than wake every follower twice.
+        let origin = Uuid::new_v4().simple().to_string();
 
         // The listener gets a connection of its own, outside the shared pool: a pool's
         // close() waits for every checked-out connection, and one parked in LISTEN would
@@ -252,9 +259,11 @@ impl PostgresLog {
         listener.ignore_pool_close_event(true);
         listener.listen(NOTIFY_CHANNEL).await?;
         let listen_signal = signal.clone();
+        let own = origin.clone();
         let listen = tokio::spawn(async move {
             loop {
                 match listener.recv().await {
+                    Ok(notification) if notification.payload() == own => {}
                     Ok(_) => listen_signal.notify(),
                     Err(error) => {
                         // recv() reconnects on the next call; notifications may have been
@@ -272,8 +281,9 @@ impl PostgresLog {
         let announcer = tokio::spawn(async move {
             loop {
                 announce_wakeup.notified().await;
-                if let Err(error) = sqlx::query("SELECT pg_notify($1, '')")
+                if let Err(error) = sqlx::query("SELECT pg_notify($1, $2)")
                     .bind(NOTIFY_CHANNEL)
+                    .bind(&origin)
                     .execute(&announce_pool)
                     .await
                 {
@@ -305,48 +315,55 @@ impl PostgresLog {
     }
 
     /// One query of the log: up to `limit` events after `after` that no older open
-    /// transaction hides; an empty page checks whether events are hidden.
+    /// transaction hides, and (in the same statement, so the same snapshot) the committed
+    /// head. A page that ends short of the committed head ends at hidden events: the
+    /// followers are woken again shortly (see [`Recheck`]), because no append may follow to
+    /// wake them when the transaction hiding them ends. A short page is the end of the log
+    /// for its reader, which waits for the next wake-up instead of reading again, so the
+    /// check applies to every short page, not only an empty one.
     async fn read_page(
         &self,
         after: GlobalPosition,
         limit: usize,
     ) -> Result<Vec<RecordedEvent>, StoreError> {
+        // One row even when the page is empty (all page columns NULL), carrying the head.
         let sql = format!(
-            "SELECT {COLUMNS} FROM events WHERE global_position > $1 \
+            "SELECT page.*, head.committed FROM \
+             (SELECT max(global_position) AS committed FROM events) head \
+             LEFT JOIN LATERAL (SELECT {COLUMNS} FROM events WHERE global_position > $1 \
              AND transaction_id < (SELECT pg_snapshot_xmin(pg_current_snapshot())) \
-             ORDER BY global_position LIMIT $2"
+             ORDER BY global_position LIMIT $2) page ON true"
         );
         let rows = sqlx::query(&sql)
             .bind(after.0 as i64)
             .bind(limit as i64)
             .fetch_all(&self.pg)
             .await?;
-        let events: Vec<RecordedEvent> = rows.iter().map(decode).collect::<Result<_, _>>()?;
-        if events.is_empty() {
-            self.recheck_if_hidden(after).await?;
-        } else {
+        let committed = match rows.first() {
+            Some(row) => row.try_get::<Option<i64>, _>(HEAD_COLUMN)?.unwrap_or(0) as u64,
+            None => 0,
+        };
+        let mut events = Vec::with_capacity(rows.len());
+        for row in &rows {
+            if row.try_get::<Option<i64>, _>(0)?.is_some() {
+                events.push(decode(row)?);
+            }
+        }
+        // The join keeps no order of its own; the page is already in order (cheap to check).
+        events.sort_by_key(|event: &RecordedEvent| event.position);
+        let last = events.last().map_or(after, |event| event.position);
+        if !events.is_empty() {
             // Progress: the next wake-up, if one is needed, comes after the shortest delay.
             self.recheck.reset();
         }
+        if events.len() < limit {
+            if committed > last.0 {
+                self.recheck.schedule();
+            } else {
+                self.recheck.reset();
+            }
+        }
         Ok(events)
-    }
-
-    /// After a read that found nothing after `last`: if events after it are committed but
-    /// still hidden (an older transaction is open somewhere on the server), wakes this
-    /// process's followers again shortly. No append may follow to wake them when that
-    /// transaction ends, and they would otherwise sleep until the watch's fallback. Only an
-    /// empty read asks: every follower reads until it finds nothing before it waits. How
-    /// soon: see [`Recheck`].
-    async fn recheck_if_hidden(&self, last: GlobalPosition) -> Result<(), StoreError> {
-        if self.recheck.pending() {
-            return Ok(());
-        }
-        if self.committed_head().await? <= last {
-            self.recheck.reset();
-            return Ok(());
-        }
-        self.recheck.schedule();
-        Ok(())
     }
 
     /// Appends within a transaction the caller controls (to compose an append with other

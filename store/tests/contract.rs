@@ -1018,9 +1018,29 @@ mod postgres_only {
     /// five-second fallback), and finds them once that transaction ends.
     #[tokio::test]
     async fn a_follower_is_woken_while_committed_events_are_hidden() {
+        woken_while_hidden(false).await;
+    }
+
+    /// The same when its page held events before the hidden ones: a page shorter than
+    /// asked is the end of the log for its reader, which does not read again to find
+    /// nothing.
+    #[tokio::test]
+    async fn a_follower_whose_page_ends_at_hidden_events_is_woken_again() {
+        woken_while_hidden(true).await;
+    }
+
+    /// Appends an event hidden behind an older open transaction (after a visible one if
+    /// `visible_first`), and follows the log until it shows.
+    async fn woken_while_hidden(visible_first: bool) {
         let h = postgres().await.unwrap();
         let url = &h.postgres.as_ref().unwrap().url;
         let start = h.log.head().await.unwrap();
+        if visible_first {
+            h.log
+                .append("shown-1", ExpectedRevision::NoStream, vec![event(0)])
+                .await
+                .unwrap();
+        }
 
         let mut conn = sqlx::PgConnection::connect(url).await.unwrap();
         let mut slow = conn.begin().await.unwrap();
@@ -1044,7 +1064,9 @@ mod postgres_only {
             .is_ok()
         {}
         watch.mark_seen();
-        assert!(!sees(&h.log.read_all(start, 100).await.unwrap()));
+        let page = h.log.read_all(start, 100).await.unwrap();
+        assert!(!sees(&page));
+        assert_eq!(page.len(), usize::from(visible_first), "{page:?}");
         // Its stream's end is known though: a read waiting for it waits for everything.
         assert_eq!(
             h.log.stream_last_position("hidden-1").await.unwrap(),

@@ -3,6 +3,7 @@
 //! read-your-writes waits, and a new projector version rebuilt at start.
 
 pub use super::batch_cases::*;
+pub use super::reads::*;
 use super::*;
 
 pub async fn read_models_follow_the_commands(f: Fixture) {

@@ -317,6 +317,7 @@ async fn rebuild_tables(db: &Database) -> Vec<String> {
 }
 
 mod batch_cases;
+mod reads;
 
 /// The rebuilds registered as running.
 async fn rebuild_rows(db: &Database) -> Vec<String> {
@@ -355,4 +356,5 @@ on_both_backends!(
     what_a_dead_rebuild_left_is_dropped_by_the_next_one,
     token_rotations_written_together_leave_the_rows_of_one_at_a_time,
     balance_cards_read_together_are_the_cards_read_alone,
+    a_caught_up_follower_reads_the_log_once_per_append,
 );

@@ -35,11 +35,6 @@ impl Recheck {
         }
     }
 
-    /// Whether a wake-up is already on its way.
-    pub(super) fn pending(&self) -> bool {
-        self.pending.load(Ordering::Acquire)
-    }
-
     /// The next wake-up comes after the first delay again.
     pub(super) fn reset(&self) {
         self.delay_micros
