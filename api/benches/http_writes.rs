@@ -26,6 +26,7 @@
 use api::state::AppState;
 use api::{App, AppOptions, ServeArgs};
 use base64::Engine;
+use commands::access_tokens::TokenFamily;
 use commands::accounts::SignIn;
 use commands::credits::Grant;
 use commands::throttle::ThrottlePolicy;
@@ -608,6 +609,7 @@ fn rotate_in_process(service: &Arc<Service>, clients: &Arc<Vec<Client>>) -> impl
                     &CommandContext::system("bench"),
                     client.account,
                     client.token_id,
+                    TokenFamily::Api,
                     Duration::ZERO,
                 )
                 .await

@@ -369,6 +369,24 @@ async fn cli_tokens_and_api_tokens_are_kept_apart(backend: Backend) {
         StatusCode::NOT_FOUND,
         "an API token is not a CLI token"
     );
+    let rotated = app
+        .post(
+            &format!("/me/api-tokens/{cli_id}/rotate"),
+            Some(&session.token),
+            &json!({}),
+        )
+        .await;
+    assert_eq!(
+        rotated.status(),
+        StatusCode::NOT_FOUND,
+        "a CLI token is not rotated as an API token"
+    );
+    assert_eq!(error_code(rotated).await, "token_not_found");
+    assert_eq!(
+        call(&app, Method::GET, "/cli/v1/me", &cli).await.status(),
+        StatusCode::OK,
+        "and it keeps its secret"
+    );
     let bad_kind = app
         .post(
             "/me/cli-tokens",

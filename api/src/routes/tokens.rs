@@ -17,7 +17,7 @@ use crate::token_auth::api_access_disabled;
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use commands::access_tokens::NewAccessToken;
+use commands::access_tokens::{NewAccessToken, TokenFamily};
 use commands::tokens::hash_token;
 use domain::AccountId;
 use domain::access_token::{Scope, TokenKind};
@@ -188,13 +188,15 @@ pub async fn rotate_api_token(
     let grace = optional_json::<RotateRequest>(&body)?
         .unwrap_or_default()
         .grace_seconds;
-    own_token(&tokens, session.account_id, id, false).await?;
+    // A CLI token, or another account's, is not found (the command checks, from the state
+    // it loads anyway).
     let issued = tokens
         .access_tokens
         .rotate(
             &ctx.command(session.actor()),
             session.account_id,
             id,
+            TokenFamily::Api,
             Duration::from_secs(grace),
         )
         .await?;

@@ -12,7 +12,7 @@ use crate::accounts::account_stream;
 use crate::clock::Clock;
 use crate::error::{CommandError, TOO_MANY_TOKENS};
 use crate::executor::{CommandContext, Executor};
-use domain::access_token::{AccessToken, AccessTokenCommand, Scope, TokenKind};
+use domain::access_token::{AccessToken, AccessTokenCommand, AccessTokenError, Scope, TokenKind};
 use domain::account::{Account, AccountCommand, Fresh};
 use domain::{AccountId, Aggregate, SessionId, StreamCategory, Timestamp};
 use std::sync::Arc;
@@ -266,21 +266,23 @@ impl AccessTokens {
         Ok(uncounted)
     }
 
-    /// Replaces the secret of `token_id`; the old one works for `grace` more.
+    /// Replaces the secret of `token_id`, a token of `family` (one of the other family is
+    /// not found, as another account's is); the old secret works for `grace` more.
     #[tracing::instrument(skip_all, fields(%account, %token_id))]
     pub async fn rotate(
         &self,
         ctx: &CommandContext,
         account: AccountId,
         token_id: Uuid,
+        family: TokenFamily,
         grace: Duration,
     ) -> Result<IssuedAccessToken, CommandError> {
         let at = self.clock.now();
         let stream = Self::stream(token_id);
-        let family = match self.exec.load::<AccessToken>(&stream).await?.state.kind {
-            Some(kind) if kind.is_cli() => TokenFamily::Cli,
-            _ => TokenFamily::Api,
-        };
+        let kind = self.exec.load::<AccessToken>(&stream).await?.state.kind;
+        if kind.is_some_and(|kind| kind.is_cli() != (family == TokenFamily::Cli)) {
+            return Err(AccessTokenError::NotFound.into());
+        }
         let issued = new_access_token(family);
         let command = AccessTokenCommand::Rotate {
             account_id: account,

@@ -3,6 +3,7 @@
 //! or read together match one at a time.
 
 use super::*;
+use commands::access_tokens::TokenFamily;
 use commands::credits::{Credits, Grant};
 use domain::credits::{Feature, ReleaseReason, SourceKind};
 
@@ -228,10 +229,13 @@ pub async fn token_rotations_written_together_leave_the_rows_of_one_at_a_time(f:
         .unwrap()
         .token_id;
     let hour = Duration::from_secs(3600);
-    let rotate = |id, grace| tokens.rotate(&ctx, owner, id, grace);
+    let rotate = |id, grace| tokens.rotate(&ctx, owner, id, TokenFamily::Api, grace);
     rotate(ids[0], Duration::ZERO).await.unwrap();
     rotate(ids[1], hour).await.unwrap();
-    tokens.rotate(&ctx, other, theirs, hour).await.unwrap();
+    tokens
+        .rotate(&ctx, other, theirs, TokenFamily::Api, hour)
+        .await
+        .unwrap();
     f.accounts
         .change_password(
             &ctx,
