@@ -3,95 +3,17 @@
 //! on takes the batches decided on top of it down too, and every command decides again
 //! without losing an update; a long stream's cold load starts at its snapshot.
 
-use async_trait::async_trait;
 use commands::{Clock, CommandContext, EventCodec, Executor, SystemClock};
 use domain::Aggregate;
 use domain::credits::{CreditLedger, CreditsCommand, CreditsEvent, SourceKind};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
-use store::testkit::TestSqlite;
-use store::{
-    AppendResult, Database, EventLog, ExpectedRevision, GlobalPosition, LogWatch, NewEvent,
-    RecordedEvent, Snapshot, SnapshotStore, StoreError,
-};
-use tokio::sync::Semaphore;
+use store::testkit::{ProbedLog, TestSqlite};
+use store::{Database, EventLog, ExpectedRevision, GlobalPosition, Snapshot, SnapshotStore};
 use tokio::task::JoinHandle;
 use uuid::Uuid;
 use vault::{DataKeys, MasterKey};
-
-/// A log that counts appends and events read from streams, and can hold the next append
-/// until the test lets it through.
-struct ProbedLog {
-    inner: Arc<dyn EventLog>,
-    appends: AtomicU64,
-    stream_events_read: AtomicU64,
-    hold_next: AtomicBool,
-    gate: Semaphore,
-}
-
-impl ProbedLog {
-    fn new(inner: Arc<dyn EventLog>) -> Arc<Self> {
-        Arc::new(Self {
-            inner,
-            appends: AtomicU64::new(0),
-            stream_events_read: AtomicU64::new(0),
-            hold_next: AtomicBool::new(false),
-            gate: Semaphore::new(0),
-        })
-    }
-}
-
-#[async_trait]
-impl EventLog for ProbedLog {
-    async fn append(
-        &self,
-        stream: &str,
-        expected: ExpectedRevision,
-        events: Vec<NewEvent>,
-    ) -> Result<AppendResult, StoreError> {
-        self.appends.fetch_add(1, Ordering::SeqCst);
-        if self.hold_next.swap(false, Ordering::SeqCst) {
-            self.gate.acquire().await.expect("gate").forget();
-        }
-        self.inner.append(stream, expected, events).await
-    }
-
-    async fn read_stream(
-        &self,
-        stream: &str,
-        from: u64,
-        limit: usize,
-    ) -> Result<Vec<RecordedEvent>, StoreError> {
-        let events = self.inner.read_stream(stream, from, limit).await?;
-        self.stream_events_read
-            .fetch_add(events.len() as u64, Ordering::SeqCst);
-        Ok(events)
-    }
-
-    async fn read_all(
-        &self,
-        after: GlobalPosition,
-        limit: usize,
-    ) -> Result<Vec<RecordedEvent>, StoreError> {
-        self.inner.read_all(after, limit).await
-    }
-
-    async fn stream_last_position(
-        &self,
-        stream: &str,
-    ) -> Result<Option<GlobalPosition>, StoreError> {
-        self.inner.stream_last_position(stream).await
-    }
-
-    async fn head(&self) -> Result<GlobalPosition, StoreError> {
-        self.inner.head().await
-    }
-
-    fn watch(&self) -> LogWatch {
-        self.inner.watch()
-    }
-}
 
 struct Fixture {
     db: Database,

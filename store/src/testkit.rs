@@ -5,6 +5,9 @@
 //! it when done. When the server is not reachable they fail, saying how to start it: a
 //! test never passes because a service is missing.
 
+mod probed_log;
+
+pub use probed_log::ProbedLog;
 use sqlx::{Connection, Executor, PgConnection};
 use std::path::PathBuf;
 

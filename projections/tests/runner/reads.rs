@@ -1,61 +1,8 @@
 //! How often a follower reads the log: once per append once it has caught up.
 
 use super::*;
-use std::sync::atomic::AtomicUsize;
-use store::{
-    AppendResult, ExpectedRevision, LogWatch, Metadata, NewEvent, RecordedEvent, StoreError,
-};
-
-/// The log, counting the reads of the whole log.
-struct CountingReads {
-    inner: Arc<dyn EventLog>,
-    reads: AtomicUsize,
-}
-
-#[async_trait]
-impl EventLog for CountingReads {
-    async fn append(
-        &self,
-        stream: &str,
-        expected: ExpectedRevision,
-        events: Vec<NewEvent>,
-    ) -> Result<AppendResult, StoreError> {
-        self.inner.append(stream, expected, events).await
-    }
-
-    async fn read_stream(
-        &self,
-        stream: &str,
-        from: u64,
-        limit: usize,
-    ) -> Result<Vec<RecordedEvent>, StoreError> {
-        self.inner.read_stream(stream, from, limit).await
-    }
-
-    async fn read_all(
-        &self,
-        after: GlobalPosition,
-        limit: usize,
-    ) -> Result<Vec<RecordedEvent>, StoreError> {
-        self.reads.fetch_add(1, Ordering::SeqCst);
-        self.inner.read_all(after, limit).await
-    }
-
-    async fn stream_last_position(
-        &self,
-        stream: &str,
-    ) -> Result<Option<GlobalPosition>, StoreError> {
-        self.inner.stream_last_position(stream).await
-    }
-
-    async fn head(&self) -> Result<GlobalPosition, StoreError> {
-        self.inner.head().await
-    }
-
-    fn watch(&self) -> LogWatch {
-        self.inner.watch()
-    }
-}
+use store::testkit::ProbedLog;
+use store::{ExpectedRevision, Metadata, NewEvent};
 
 /// An event of a stream no read model follows.
 fn unfollowed(n: u32) -> NewEvent {
@@ -82,10 +29,7 @@ fn unfollowed(n: u32) -> NewEvent {
 /// append instead of reading again to find nothing. (Every append wakes every follower of
 /// the process, eighteen in the service.)
 pub async fn a_caught_up_follower_reads_the_log_once_per_append(f: Fixture) {
-    let log = Arc::new(CountingReads {
-        inner: f.log.clone(),
-        reads: AtomicUsize::new(0),
-    });
+    let log = ProbedLog::new(f.log.clone());
     let runner = Arc::new(ProjectionRunner::new(
         f.db.clone(),
         log.clone(),
@@ -117,13 +61,13 @@ pub async fn a_caught_up_follower_reads_the_log_once_per_append(f: Fixture) {
     }
     // Time for any read that would follow the last page.
     tokio::time::sleep(Duration::from_millis(100)).await;
-    let reads = log.reads.load(Ordering::SeqCst);
+    let reads = log.log_reads.load(Ordering::SeqCst);
     stop_all(&stop, tasks).await;
     // One read at start and one per append; a few more are allowed for a checkpoint
     // store coming due and, on PostgreSQL, a wake-up while an append is still hidden.
     // Reading again after every page would make it 21.
     assert!(
-        reads <= appends as usize + 4,
+        reads <= u64::from(appends) + 4,
         "{reads} reads of the log for {appends} appends"
     );
 }
