@@ -144,7 +144,7 @@ impl AuditIndex {
                         _ = stop.changed() => {}
                     }
                 }
-                Ok::<_, ProjectionError>(Next::from(read > 0))
+                Ok::<_, ProjectionError>(Next::after_page(read, BATCH_SIZE))
             }
         })
         .await;

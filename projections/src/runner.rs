@@ -34,6 +34,15 @@ pub enum Next {
     AtNextAppendOrAfter(Duration),
 }
 
+impl Next {
+    /// After a step that read `read` events of a page of at most `limit`: a full page may
+    /// have more behind it (at once); a shorter one ended where the log ended for that read
+    /// (`EventLog::read_all`), so at the next append, without a read that finds nothing.
+    pub fn after_page(read: usize, limit: usize) -> Self {
+        Self::from(read >= limit)
+    }
+}
+
 impl From<bool> for Next {
     /// `true`: it did work.
     fn from(worked: bool) -> Self {

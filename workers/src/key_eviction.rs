@@ -59,7 +59,8 @@ impl KeyEviction {
         }
     }
 
-    /// Reads what follows `position`; whether it read any.
+    /// Reads what follows `position`; whether to read again at once (a full page: more may
+    /// follow; a shorter one ended where the log ended for that read).
     async fn step(&self, position: &mut GlobalPosition) -> Result<bool, StoreError> {
         let batch = self.log.read_all(*position, BATCH).await?;
         for event in &batch {
@@ -72,7 +73,7 @@ impl KeyEviction {
             }
             *position = event.position;
         }
-        Ok(!batch.is_empty())
+        Ok(batch.len() >= BATCH)
     }
 }
 

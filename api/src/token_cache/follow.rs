@@ -45,31 +45,33 @@ impl TokenCache {
     }
 
     /// Deals with what follows `position` (at first: with the log's head, nothing being
-    /// cached yet); whether it got anywhere.
+    /// cached yet); whether to read again at once (after the head, or after a full page:
+    /// a shorter one ended where the log ended for that read).
     async fn step(
         &self,
         log: &dyn EventLog,
         position: &mut Option<GlobalPosition>,
         shutdown: &watch::Receiver<bool>,
     ) -> Result<bool, String> {
-        let (last, changed) = match *position {
+        let (last, changed, more) = match *position {
             None => (
                 log.committed_head().await.map_err(|e| e.to_string())?,
                 Changed::Accounts(HashSet::new()),
+                true,
             ),
             Some(from) => {
                 let batch = log.read_all(from, BATCH).await.map_err(|e| e.to_string())?;
                 let Some(last) = batch.last().map(|e| e.position) else {
                     return Ok(false);
                 };
-                (last, concerned(&batch))
+                (last, concerned(&batch), batch.len() >= BATCH)
             }
         };
         if !self.settle(last, &changed, shutdown).await? {
             return Ok(false);
         }
         *position = Some(last);
-        Ok(true)
+        Ok(more)
     }
 
     /// Waits until the read model shows `position`, then forgets what `changed` and marks

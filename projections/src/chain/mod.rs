@@ -285,7 +285,9 @@ impl Chainer {
     #[tracing::instrument(skip_all)]
     pub async fn run(self: Arc<Self>, shutdown: watch::Receiver<bool>) {
         follow_log(&self.log, shutdown, Duration::from_secs(30), || async {
-            self.step().await.map(|events| Next::from(events > 0))
+            self.step()
+                .await
+                .map(|read| Next::after_page(read, BATCH_SIZE))
         })
         .await;
     }
