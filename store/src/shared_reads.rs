@@ -67,7 +67,14 @@ impl SharedReads {
                 None => {
                     reader.position.start(&reader.page);
                     let largest = reader.page.limit.load(Ordering::Acquire);
-                    let page = Arc::new(query(after, largest).await?);
+                    let mut events = query(after, largest).await?;
+                    // Closed: nobody can join any more. Alone on it (a rebuild, a follower
+                    // behind), the caller takes the page without a copy.
+                    if Arc::strong_count(&reader.page) == 1 {
+                        events.truncate(limit);
+                        return Ok(events);
+                    }
+                    let page = Arc::new(events);
                     // Only this caller sets it: it holds the turn and the query is closed.
                     let _ = reader.page.events.set(page.clone());
                     page
