@@ -39,14 +39,7 @@ impl Next {
     /// have more behind it (at once); a shorter one ended where the log ended for that read
     /// (`EventLog::read_all`), so at the next append, without a read that finds nothing.
     pub fn after_page(read: usize, limit: usize) -> Self {
-        Self::from(read >= limit)
-    }
-}
-
-impl From<bool> for Next {
-    /// `true`: it did work.
-    fn from(worked: bool) -> Self {
-        if worked {
+        if read >= limit {
             Self::Now
         } else {
             Self::AtNextAppend

@@ -25,7 +25,7 @@ use crate::log::{
 use crate::shared_reads::SharedReads;
 use async_trait::async_trait;
 use domain::Timestamp;
-use sqlx::postgres::{PgListener, PgPoolOptions, PgRow};
+use sqlx::postgres::PgRow;
 use sqlx::types::Json;
 use sqlx::{PgConnection, PgExecutor, PgPool, Row};
 use std::sync::Arc;
@@ -38,6 +38,7 @@ use uuid::Uuid;
 /// id per process), so that its own listener can skip what its readers already know.
 pub const NOTIFY_CHANNEL: &str = "accounts_events";
 
+mod announce;
 mod group;
 mod plan;
 mod recheck;
@@ -241,56 +242,12 @@ impl PostgresLog {
             .cloned()
             .ok_or_else(|| StoreError::Invalid("not a PostgreSQL database".into()))?;
         let signal = AppendSignal::new();
-        let announce = Arc::new(Notify::new());
+        let to_announce = Arc::new(Notify::new());
         // Signs this log's announcements: its own readers were woken when the batch
         // committed, so its listener skips them rather than wake every follower twice.
         let origin = Uuid::new_v4().simple().to_string();
-
-        // The listener gets a connection of its own, outside the shared pool: a pool's
-        // close() waits for every checked-out connection, and one parked in LISTEN would
-        // make that wait depend on the listener noticing the close. It ends when the log
-        // is dropped (the task is aborted).
-        let listen_pool = PgPoolOptions::new()
-            .max_connections(1)
-            .idle_timeout(None)
-            .max_lifetime(None)
-            .connect_lazy_with((*pg.connect_options()).clone());
-        let mut listener = PgListener::connect_with(&listen_pool).await?;
-        listener.ignore_pool_close_event(true);
-        listener.listen(NOTIFY_CHANNEL).await?;
-        let listen_signal = signal.clone();
-        let own = origin.clone();
-        let listen = tokio::spawn(async move {
-            loop {
-                match listener.recv().await {
-                    Ok(notification) if notification.payload() == own => {}
-                    Ok(_) => listen_signal.notify(),
-                    Err(error) => {
-                        // recv() reconnects on the next call; notifications may have been
-                        // lost meanwhile, so wake every reader to look for itself.
-                        tracing::warn!(%error, "event notification listener failed; reconnecting");
-                        tokio::time::sleep(Duration::from_secs(1)).await;
-                        listen_signal.notify();
-                    }
-                }
-            }
-        });
-
-        let announce_pool = pg.clone();
-        let announce_wakeup = announce.clone();
-        let announcer = tokio::spawn(async move {
-            loop {
-                announce_wakeup.notified().await;
-                if let Err(error) = sqlx::query("SELECT pg_notify($1, $2)")
-                    .bind(NOTIFY_CHANNEL)
-                    .bind(&origin)
-                    .execute(&announce_pool)
-                    .await
-                {
-                    tracing::warn!(%error, "could not announce new events");
-                }
-            }
-        });
+        let listen = announce::listen(&pg, signal.clone(), origin.clone()).await?;
+        let announcer = announce::announcer(pg.clone(), to_announce.clone(), origin);
 
         let (queue, batcher) = Queue::new();
         let batcher = Arc::new(Mutex::new(batcher));
@@ -300,7 +257,7 @@ impl PostgresLog {
                 pg.clone(),
                 batcher.clone(),
                 signal.clone(),
-                announce.clone(),
+                to_announce.clone(),
             )));
         }
 
@@ -352,16 +309,14 @@ impl PostgresLog {
         // The join keeps no order of its own; the page is already in order (cheap to check).
         events.sort_by_key(|event: &RecordedEvent| event.position);
         let last = events.last().map_or(after, |event| event.position);
-        if !events.is_empty() {
-            // Progress: the next wake-up, if one is needed, comes after the shortest delay.
+        let hidden = events.len() < limit && committed > last.0;
+        // The next wake-up comes after the shortest delay again unless nothing new showed
+        // while events stay hidden (a long transaction: the delay keeps doubling).
+        if !hidden || !events.is_empty() {
             self.recheck.reset();
         }
-        if events.len() < limit {
-            if committed > last.0 {
-                self.recheck.schedule();
-            } else {
-                self.recheck.reset();
-            }
+        if hidden {
+            self.recheck.schedule();
         }
         Ok(events)
     }
