@@ -18,7 +18,7 @@
 //! On the embedded SQLite default and on PostgreSQL. Figures are printed, never asserted.
 //! `cargo bench -p api --bench http_writes` (needs the tests' PostgreSQL; `BENCH_SECONDS`
 //! sets each phase's length, default 5; `BENCH_BACKEND=sqlite` or `postgres` runs one
-//! backend, `BENCH_ONLY=spends`, `tokens` or `fanout` one group of phases, `BENCH_PACE` the fraction
+//! backend, `BENCH_ONLY=spends`, `tokens` (`rotations` alone) or `fanout` one group of phases, `BENCH_PACE` the fraction
 //! of the in-process rate the paced phases run at, default 0.5).
 
 #![allow(clippy::print_stdout)] // a benchmark prints its figures
@@ -503,8 +503,8 @@ async fn after_an_append(service: &Arc<Service>, clients: &Arc<Vec<Client>>) {
     }
 }
 
-/// Sign-ins and token rotations, in-process then over HTTP.
-async fn accounts_and_tokens(service: &Arc<Service>, clients: &Arc<Vec<Client>>, seconds: u64) {
+/// Sign-ins, in-process then over HTTP.
+async fn sign_ins(service: &Arc<Service>, clients: &Arc<Vec<Client>>, seconds: u64) {
     let (state, accounts) = (service.state.clone(), clients.clone());
     let sign_in = run(seconds, move |c, _| {
         let (state, email) = (state.clone(), accounts[c].email.clone());
@@ -545,17 +545,6 @@ async fn accounts_and_tokens(service: &Arc<Service>, clients: &Arc<Vec<Client>>,
     let half = sign_in.per_second() * pace();
     let paced_sign_in = run_paced(seconds, half, sign_in_over_http).await;
     service.settle().await;
-    let rotate = run(seconds, rotate_in_process(service, clients)).await;
-    service.settle().await;
-    let http_rotate = run(seconds, rotate_over_http(service, clients, false)).await;
-    service.settle().await;
-    let then_use = run(seconds, rotate_over_http(service, clients, true)).await;
-    service.settle().await;
-    let half = rotate.per_second() * pace();
-    let paced_inprocess = run_paced(seconds, half, rotate_in_process(service, clients)).await;
-    service.settle().await;
-    let paced_rotate = run_paced(seconds, half, rotate_over_http(service, clients, false)).await;
-    service.settle().await;
     report("sign-ins in-process", &sign_in, None);
     report(
         "sign-ins over HTTP (POST /auth/login)",
@@ -567,6 +556,21 @@ async fn accounts_and_tokens(service: &Arc<Service>, clients: &Arc<Vec<Client>>,
         &paced_sign_in,
         Some(&sign_in),
     );
+}
+
+/// API-token rotations, in-process then over HTTP.
+async fn rotations(service: &Arc<Service>, clients: &Arc<Vec<Client>>, seconds: u64) {
+    let rotate = run(seconds, rotate_in_process(service, clients)).await;
+    service.settle().await;
+    let http_rotate = run(seconds, rotate_over_http(service, clients, false)).await;
+    service.settle().await;
+    let then_use = run(seconds, rotate_over_http(service, clients, true)).await;
+    service.settle().await;
+    let half = rotate.per_second() * pace();
+    let paced_inprocess = run_paced(seconds, half, rotate_in_process(service, clients)).await;
+    service.settle().await;
+    let paced_rotate = run_paced(seconds, half, rotate_over_http(service, clients, false)).await;
+    service.settle().await;
     report("API-token rotations in-process", &rotate, None);
     report(
         "API-token rotations over HTTP (POST …/rotate)",
@@ -683,7 +687,10 @@ async fn main() {
             after_an_append(&service, &clients).await;
         }
         if only("BENCH_ONLY", "tokens") {
-            accounts_and_tokens(&service, &clients, seconds).await;
+            sign_ins(&service, &clients, seconds).await;
+        }
+        if only("BENCH_ONLY", "tokens") || only("BENCH_ONLY", "rotations") {
+            rotations(&service, &clients, seconds).await;
         }
     }
 }

@@ -311,3 +311,54 @@ async fn a_decision_made_while_the_last_batch_committed_joins_without_a_retry() 
     assert_eq!(exec.conflicts(), 0, "the decision was not stale");
     assert_eq!(probed.appends.load(Ordering::SeqCst), 2);
 }
+
+/// A token rotation reads its stream once, whichever family the caller names: the family
+/// check rides on the decision instead of loading the stream beforehand.
+#[tokio::test]
+async fn a_token_rotation_reads_its_stream_once() {
+    use commands::access_tokens::{AccessTokens, TokenFamily};
+    use domain::AccountId;
+    use domain::access_token::{AccessToken, AccessTokenCommand, Scope, TokenKind};
+    let f = fixture().await;
+    let probed = ProbedLog::new(f.log.clone());
+    let exec = Executor::new(probed.clone(), f.codec.clone());
+    let (account, token) = (AccountId(Uuid::new_v4()), Uuid::new_v4());
+    let create = AccessTokenCommand::Create {
+        account_id: account,
+        kind: TokenKind::Api,
+        label: "ci".into(),
+        scopes: vec![Scope::CreditsRead],
+        token_hash: "a".repeat(64),
+        hint: "hint".into(),
+        expires_at: None,
+        at: SystemClock.now(),
+    };
+    let stream = domain::StreamCategory::AccessToken.stream(token);
+    exec.execute::<AccessToken, _>(
+        &stream,
+        &CommandContext::system("test"),
+        Some(account.0),
+        SystemClock.now(),
+        |t| Ok(t.decide(&create)?),
+    )
+    .await
+    .unwrap();
+    let tokens = AccessTokens::new(exec, Arc::new(SystemClock));
+    let ctx = CommandContext::system("test");
+    let reads = || probed.stream_reads.load(Ordering::SeqCst);
+
+    let before = reads();
+    tokens
+        .rotate(&ctx, account, token, TokenFamily::Api, Duration::ZERO)
+        .await
+        .unwrap();
+    assert_eq!(reads() - before, 1);
+
+    let before = reads();
+    let refused = tokens
+        .rotate(&ctx, account, token, TokenFamily::Cli, Duration::ZERO)
+        .await
+        .unwrap_err();
+    assert_eq!(reads() - before, 1);
+    assert!(refused.to_string().contains("no such token"), "{refused}");
+}

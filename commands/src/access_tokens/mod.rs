@@ -279,10 +279,6 @@ impl AccessTokens {
     ) -> Result<IssuedAccessToken, CommandError> {
         let at = self.clock.now();
         let stream = Self::stream(token_id);
-        let kind = self.exec.load::<AccessToken>(&stream).await?.state.kind;
-        if kind.is_some_and(|kind| kind.is_cli() != (family == TokenFamily::Cli)) {
-            return Err(AccessTokenError::NotFound.into());
-        }
         let issued = new_access_token(family);
         let command = AccessTokenCommand::Rotate {
             account_id: account,
@@ -294,6 +290,12 @@ impl AccessTokens {
         let executed = self
             .exec
             .execute::<AccessToken, _>(&stream, ctx, Some(account.0), at, |t| {
+                // A token of the other family is not found, as another account's is.
+                if t.kind
+                    .is_some_and(|kind| kind.is_cli() != (family == TokenFamily::Cli))
+                {
+                    return Err(AccessTokenError::NotFound.into());
+                }
                 Ok(t.decide(&command)?)
             })
             .await?;

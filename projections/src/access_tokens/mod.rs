@@ -259,6 +259,9 @@ impl Projector for AccessTokensProjector {
         tables: &Tables,
         events: &[DecodedEvent],
     ) -> Result<(), ProjectionError> {
+        if events.iter().any(rotations::touches_tokens) {
+            rotations::index_scans_only(conn).await?;
+        }
         let mut run: Vec<Rotation<'_>> = Vec::new();
         for decoded in events {
             if let Some(rotation) = Rotation::of(decoded) {

@@ -173,7 +173,7 @@ pub async fn balance_cards_read_together_are_the_cards_read_alone(f: Fixture) {
 }
 
 /// Signs up `email` and signs in: the account and a session fresh enough to issue tokens.
-async fn signed_up(f: &Fixture, email: &str) -> (AccountId, domain::SessionId) {
+pub(super) async fn signed_up(f: &Fixture, email: &str) -> (AccountId, domain::SessionId) {
     let ctx = CommandContext::system("test");
     let register = RegisterAccount {
         email: email.into(),

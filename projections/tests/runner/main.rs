@@ -330,6 +330,7 @@ async fn rebuild_tables(db: &Database) -> Vec<String> {
 
 mod batch_cases;
 mod reads;
+mod token_scans;
 
 /// The rebuilds registered as running.
 async fn rebuild_rows(db: &Database) -> Vec<String> {

@@ -9,12 +9,14 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use tokio::sync::Semaphore;
 
-/// A log that counts appends, events read from streams and reads of the whole log, and can
-/// hold the next append until the test lets it through.
+/// A log that counts appends, reads of streams and their events and reads of the whole log,
+/// and can hold the next append until the test lets it through.
 pub struct ProbedLog {
     inner: Arc<dyn EventLog>,
     /// Appends asked for.
     pub appends: AtomicU64,
+    /// Reads of a stream (`read_stream`).
+    pub stream_reads: AtomicU64,
     /// Events read from streams.
     pub stream_events_read: AtomicU64,
     /// Reads of the whole log (`read_all`).
@@ -31,6 +33,7 @@ impl ProbedLog {
         Arc::new(Self {
             inner,
             appends: AtomicU64::new(0),
+            stream_reads: AtomicU64::new(0),
             stream_events_read: AtomicU64::new(0),
             log_reads: AtomicU64::new(0),
             hold_next: AtomicBool::new(false),
@@ -60,6 +63,7 @@ impl EventLog for ProbedLog {
         from: u64,
         limit: usize,
     ) -> Result<Vec<RecordedEvent>, StoreError> {
+        self.stream_reads.fetch_add(1, Ordering::SeqCst);
         let events = self.inner.read_stream(stream, from, limit).await?;
         self.stream_events_read
             .fetch_add(events.len() as u64, Ordering::SeqCst);
