@@ -40,6 +40,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use store::testkit::{TestPostgres, TestSqlite};
+use tokio::task::JoinHandle;
 use uuid::Uuid;
 
 const CLIENTS: usize = 16;
@@ -111,7 +112,7 @@ where
 /// The phase the clients' `workers` (their latencies and read-model waits) ran, begun at
 /// `start`.
 async fn gather(
-    workers: Vec<tokio::task::JoinHandle<(Vec<Duration>, Duration)>>,
+    workers: Vec<JoinHandle<(Vec<Duration>, Duration)>>,
     start: tokio::time::Instant,
 ) -> Phase {
     let (mut all, mut waiting) = (Vec::new(), Duration::ZERO);
@@ -210,6 +211,9 @@ struct Service {
     address: String,
     state: AppState,
     http: reqwest::Client,
+    /// Ends the server (and its background work): the next backend's phases must not
+    /// share the cores with this one's followers and mail.
+    stop: std::sync::Mutex<Option<(tokio::sync::oneshot::Sender<()>, JoinHandle<()>)>>,
 }
 
 impl Service {
@@ -245,6 +249,15 @@ impl Service {
 
     /// Waits until every read model has applied the log's head (between phases, so one
     /// phase's backlog does not slow the next).
+    /// Stops the server and its background work, and waits until they have stopped.
+    async fn stop(&self) {
+        let stop = self.stop.lock().expect("stop").take();
+        if let Some((stop, served)) = stop {
+            let _ = stop.send(());
+            served.await.expect("the server task");
+        }
+    }
+
     async fn settle(&self) {
         let head = self.state.core.log.committed_head().await.expect("head");
         let names = self.state.core.projections.names();
@@ -254,6 +267,19 @@ impl Service {
             .wait_for(&names, head, Duration::from_secs(120))
             .await
             .expect("read models caught up");
+        // And the mail those commands caused is out: a backlog left by one phase would
+        // otherwise be drained during the next one, on the same cores.
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            let stats = workers::mail::queue::stats(&self.state.core.db)
+                .await
+                .expect("mail counts");
+            if stats.outbox == 0 {
+                break;
+            }
+            assert!(Instant::now() < deadline, "the mail outbox never drained");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 }
 
@@ -281,8 +307,12 @@ async fn start(dir: &std::path::Path, database_url: Option<String>) -> Service {
         .await
         .expect("bind");
     let address = format!("http://{}", listener.local_addr().expect("address"));
-    tokio::spawn(async move {
-        let _ = app.serve(listener, std::future::pending()).await;
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let served = tokio::spawn(async move {
+        let signal = async {
+            let _ = stopped.await;
+        };
+        app.serve(listener, signal).await.expect("the service ran");
     });
     let http = reqwest::Client::builder()
         .no_proxy()
@@ -293,6 +323,7 @@ async fn start(dir: &std::path::Path, database_url: Option<String>) -> Service {
         address,
         state,
         http,
+        stop: std::sync::Mutex::new(Some((stop, served))),
     }
 }
 
@@ -692,5 +723,6 @@ async fn main() {
         if only("BENCH_ONLY", "tokens") || only("BENCH_ONLY", "rotations") {
             rotations(&service, &clients, seconds).await;
         }
+        service.stop().await;
     }
 }
