@@ -6,7 +6,7 @@ use super::message::MailMessage;
 use super::queue::{MailPublisher, QueueError};
 use super::{micros, now_micros};
 use async_trait::async_trait;
-use projections::batch::{Value, delete_keys};
+use projections::batch::{Value, delete_keys, insert_rows};
 use std::sync::Arc;
 use std::time::Duration;
 use store::Database;
@@ -145,21 +145,30 @@ impl MailPublisher for OutboxQueue {
             return Ok(());
         }
         let now = now_micros();
-        let mut w = self.db.begin_background_write().await?;
+        let mut rows = Vec::with_capacity(messages.len());
         for message in messages {
             let body = serde_json::to_string(message)
                 .map_err(|e| QueueError::Broker(format!("encoding a message: {e}")))?;
-            // A message republished after a crash keeps its place (same id).
-            sqlx::query(
-                "INSERT INTO mail_outbox (message_id, body, attempts, available_at, created_at) \
-                 VALUES ($1, $2, 0, $3, $3) ON CONFLICT (message_id) DO NOTHING",
-            )
-            .bind(message.message_id.to_string())
-            .bind(body)
-            .bind(now)
-            .execute(&mut **w)
-            .await?;
+            rows.push(vec![
+                Value::Text(message.message_id.to_string()),
+                Value::Text(body),
+                Value::Int(0),
+                Value::Int(now),
+                Value::Int(now),
+            ]);
         }
+        let mut w = self.db.begin_background_write().await?;
+        // One statement for the batch (a notifier's batch holds a mail per settled
+        // generation: a round trip each was most of the mail queue's statements). A message
+        // republished after a crash keeps its place (same id).
+        insert_rows(
+            &mut w,
+            "INSERT INTO mail_outbox (message_id, body, attempts, available_at, created_at)",
+            "ON CONFLICT (message_id) DO NOTHING",
+            5,
+            &rows,
+        )
+        .await?;
         w.commit().await?;
         self.wake.notify_one();
         Ok(())
