@@ -4,12 +4,15 @@
 //! so no copy of them outlives the key.
 
 use crate::Follower;
+use crate::batch::{Value, select_keys};
 use crate::runner::{ProjectionError, Projector};
 use crate::schema::{Table, Tables};
 use async_trait::async_trait;
 use domain::account::AccountEvent;
 use domain::{AccountId, DomainEvent, StreamCategory, Timestamp};
+use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
+use std::collections::HashMap;
 use store::{Database, DecodedEvent};
 use uuid::Uuid;
 use vault::FieldSealer;
@@ -248,22 +251,70 @@ pub struct AccountRow {
     pub password_changed_at: Option<Timestamp>,
 }
 
+/// The columns [`open_row`] reads.
+const COLUMNS: &str = "account_id, email, display_name, bio, public_profile, avatar_key, \
+     totp_enabled, created_at, password_changed_at";
+
 /// One account, its personal fields opened (`None` once its key is destroyed: erased).
 pub async fn find(
     db: &Database,
     sealer: &FieldSealer,
     account_id: AccountId,
 ) -> Result<Option<AccountRow>, ProjectionError> {
-    let row = sqlx::query(
-        "SELECT account_id, email, display_name, bio, public_profile, avatar_key, totp_enabled, created_at, \
-         password_changed_at FROM accounts WHERE account_id = $1",
-    )
+    let row = sqlx::query(&format!(
+        "SELECT {COLUMNS} FROM accounts WHERE account_id = $1"
+    ))
     .bind(account_id.to_string())
     .fetch_optional(db.pool())
     .await?;
-    let Some(row) = row else {
-        return Ok(None);
-    };
+    match row {
+        Some(row) => open_row(sealer, account_id, &row).await,
+        None => Ok(None),
+    }
+}
+
+/// The accounts of `ids` that [`find`] would find, by id, read with one statement per 512
+/// (a mailer's batch needs every recipient at once).
+pub async fn find_many(
+    db: &Database,
+    sealer: &FieldSealer,
+    ids: &[AccountId],
+) -> Result<HashMap<AccountId, AccountRow>, ProjectionError> {
+    if ids.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let keys: Vec<Vec<Value>> = ids
+        .iter()
+        .map(|id| vec![Value::Text(id.to_string())])
+        .collect();
+    let mut conn = db.pool().acquire().await?;
+    let rows = select_keys(
+        &mut conn,
+        &format!("SELECT {COLUMNS} FROM accounts WHERE"),
+        &["account_id"],
+        &keys,
+    )
+    .await?;
+    drop(conn);
+    let mut found = HashMap::with_capacity(rows.len());
+    for row in &rows {
+        let id: String = row.try_get("account_id")?;
+        let Ok(id) = Uuid::parse_str(&id) else {
+            continue;
+        };
+        if let Some(account) = open_row(sealer, AccountId(id), row).await? {
+            found.insert(account.account_id, account);
+        }
+    }
+    Ok(found)
+}
+
+/// An account's row with its personal fields opened; `None` once its key is destroyed.
+async fn open_row(
+    sealer: &FieldSealer,
+    account_id: AccountId,
+    row: &AnyRow,
+) -> Result<Option<AccountRow>, ProjectionError> {
     let subject = account_id.0;
     let sealed = |column: &str| row.try_get::<Option<String>, _>(column);
     let (Some(email), Some(display_name)) = (

@@ -33,6 +33,18 @@ pub async fn read_models_follow_the_commands(f: Fixture) {
             .all(|(_, sessions)| sessions.len() == 1 && sessions[0].origin.device == "Firefox"),
         "and opens: {view:?}"
     );
+    // Read together (a mailer's batch), the accounts are those read one at a time; an
+    // unknown id is absent.
+    let sealer = FieldSealer::new(f.codec.keys().clone());
+    let mut ids: Vec<AccountId> = view.iter().map(|(account, _)| account.account_id).collect();
+    ids.push(AccountId(uuid::Uuid::new_v4()));
+    let together = projections::accounts::find_many(&f.db, &sealer, &ids)
+        .await
+        .unwrap();
+    assert_eq!(together.len(), 3);
+    for (account, _) in &view {
+        assert_eq!(together.get(&account.account_id), Some(account));
+    }
 }
 
 pub async fn a_rebuild_ends_with_the_same_rows(f: Fixture) {

@@ -92,6 +92,7 @@ pub struct Mailer {
 
 use super::claims::{self, Claim, Settled};
 use super::{now_micros, write};
+use compose::Recipients;
 use futures_util::StreamExt;
 use tracing::Instrument;
 
@@ -178,10 +179,13 @@ impl Mailer {
                 return outcomes;
             }
         };
+        let recipients = self.recipients(messages).await;
         let attempts: Vec<_> = messages
             .iter()
             .zip(claims)
-            .map(|((message, attempt), claim)| self.try_claimed(message, *attempt, claim))
+            .map(|((message, attempt), claim)| {
+                self.try_claimed(message, *attempt, claim, recipients.as_ref())
+            })
             .collect();
         let tried: Vec<Tried> = futures_util::stream::iter(attempts)
             .buffered(SENDING_CONCURRENCY)
@@ -230,11 +234,19 @@ impl Mailer {
     }
 
     /// Sends `message` if its claim was taken.
-    async fn try_claimed(&self, message: &MailMessage, attempt: u32, claim: Claim) -> Tried {
+    async fn try_claimed(
+        &self,
+        message: &MailMessage,
+        attempt: u32,
+        claim: Claim,
+        recipients: Option<&Recipients>,
+    ) -> Tried {
         match claim {
-            Claim::Taken => {
-                Tried::Sent(self.send(message).instrument(span(message, attempt)).await)
-            }
+            Claim::Taken => Tried::Sent(
+                self.send(message, recipients)
+                    .instrument(span(message, attempt))
+                    .await,
+            ),
             Claim::Done => Tried::Done,
             Claim::HeldElsewhere(wait) => Tried::HeldElsewhere(wait),
         }

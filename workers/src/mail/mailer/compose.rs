@@ -10,8 +10,13 @@ use crate::telegram::BotError;
 use domain::notifications::Toggle;
 use domain::{AccountId, WorkspaceId};
 use lettre::message::Mailbox;
+use projections::accounts::AccountRow;
+use std::collections::HashMap;
 use uuid::Uuid;
 use vault::FieldSealer;
+
+/// Recipients read for a batch of messages, by account.
+pub(super) type Recipients = HashMap<AccountId, AccountRow>;
 
 impl Mailer {
     /// Sends a Telegram message to the chat linked to its account *now*; `Ok(false)` when
@@ -54,8 +59,34 @@ impl Mailer {
         }
     }
 
-    /// Renders and sends; `Ok(false)` when there is no one to send to.
-    pub(super) async fn send(&self, message: &MailMessage) -> Result<bool, Failure> {
+    /// The recipients of `messages`, read together before they are sent (one statement
+    /// instead of one per message: a mail per settled generation made it a round trip per
+    /// credit spend); `None` when that read failed, and each message looks its own up.
+    pub(super) async fn recipients(&self, messages: &[(&MailMessage, u32)]) -> Option<Recipients> {
+        let mut accounts: Vec<AccountId> = messages
+            .iter()
+            .filter(|(m, _)| !m.kind.is_telegram() && m.kind != MailKind::WorkspaceInvitation)
+            .map(|(m, _)| AccountId(m.account_id))
+            .collect();
+        accounts.sort_unstable_by_key(|a| a.0);
+        accounts.dedup();
+        let sealer = FieldSealer::new(self.keys.clone());
+        match projections::accounts::find_many(&self.db, &sealer, &accounts).await {
+            Ok(found) => Some(found),
+            Err(error) => {
+                tracing::warn!(%error, "reading a batch's recipients; each looks its own up");
+                None
+            }
+        }
+    }
+
+    /// Renders and sends; `Ok(false)` when there is no one to send to. `recipients`: the
+    /// batch's, read beforehand (an account missing from them is gone).
+    pub(super) async fn send(
+        &self,
+        message: &MailMessage,
+        recipients: Option<&Recipients>,
+    ) -> Result<bool, Failure> {
         if message.kind.is_telegram() {
             return self.send_telegram(message).await;
         }
@@ -87,9 +118,12 @@ impl Mailer {
                 .await?;
             (to, None)
         } else {
-            let recipient = projections::accounts::find(&self.db, &sealer, account)
-                .await
-                .map_err(|e| Failure::Transient(format!("recipient: {e}")))?;
+            let recipient = match recipients {
+                Some(recipients) => recipients.get(&account).cloned(),
+                None => projections::accounts::find(&self.db, &sealer, account)
+                    .await
+                    .map_err(|e| Failure::Transient(format!("recipient: {e}")))?,
+            };
             let Some(recipient) = recipient else {
                 tracing::info!("the account is gone; mail skipped");
                 return Ok(false);
