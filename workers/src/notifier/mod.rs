@@ -11,9 +11,10 @@ use crate::mail::{MailMessage, MailPublisher, QueueError};
 use decide::{Balance, View, decide, touches};
 use domain::notifications::Toggle;
 use projections::Follower;
+use projections::batch::{Value, insert_rows, select_keys};
 use projections::checkpoints::{self, advance_checkpoint, stored_checkpoint};
 use projections::runner::{Next, follow_log};
-use sqlx::AnyConnection;
+use sqlx::{AnyConnection, Row};
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
@@ -210,25 +211,42 @@ impl Notifier {
                 view.invoices.insert(invoice, (account, number));
             }
         }
-        for account in accounts {
-            let id = account.to_string();
-            let rows: Vec<(String, i64)> = sqlx::query_as(
-                "SELECT toggle, enabled FROM notifier_preferences WHERE account_id = $1",
-            )
-            .bind(&id)
-            .fetch_all(self.db.pool())
-            .await?;
-            for (toggle, enabled) in rows {
-                if let Some(toggle) = Toggle::parse(&toggle) {
-                    view.preferences.insert((account, toggle), enabled != 0);
-                }
+        // Every account's toggles and balance with one statement each (per 512 accounts),
+        // not two round trips per account.
+        let keys: Vec<Vec<Value>> = accounts
+            .iter()
+            .map(|account| vec![Value::Text(account.to_string())])
+            .collect();
+        if keys.is_empty() {
+            return Ok(());
+        }
+        let mut conn = self.db.pool().acquire().await?;
+        let preferences = select_keys(
+            &mut conn,
+            "SELECT account_id, toggle, enabled FROM notifier_preferences WHERE",
+            &["account_id"],
+            &keys,
+        )
+        .await?;
+        for row in preferences {
+            let (account, toggle, enabled): (String, String, i64) =
+                (row.try_get(0)?, row.try_get(1)?, row.try_get(2)?);
+            if let (Ok(account), Some(toggle)) = (Uuid::parse_str(&account), Toggle::parse(&toggle))
+            {
+                view.preferences.insert((account, toggle), enabled != 0);
             }
-            let balance: Option<(i64, i64)> =
-                sqlx::query_as("SELECT balance, low FROM notifier_balances WHERE account_id = $1")
-                    .bind(&id)
-                    .fetch_optional(self.db.pool())
-                    .await?;
-            if let Some((balance, low)) = balance {
+        }
+        let balances = select_keys(
+            &mut conn,
+            "SELECT account_id, balance, low FROM notifier_balances WHERE",
+            &["account_id"],
+            &keys,
+        )
+        .await?;
+        for row in balances {
+            let (account, balance, low): (String, i64, i64) =
+                (row.try_get(0)?, row.try_get(1)?, row.try_get(2)?);
+            if let Ok(account) = Uuid::parse_str(&account) {
                 view.balances.insert(
                     account,
                     Balance {
@@ -254,35 +272,48 @@ impl Notifier {
 }
 
 async fn save(conn: &mut AnyConnection, view: &View) -> Result<(), sqlx::Error> {
-    for (account, toggle) in &view.changed_preferences {
-        if view.forgotten.contains(account) {
-            continue;
-        }
-        sqlx::query(
-            "INSERT INTO notifier_preferences (account_id, toggle, enabled) VALUES ($1, $2, $3) \
-             ON CONFLICT (account_id, toggle) DO UPDATE SET enabled = excluded.enabled",
-        )
-        .bind(account.to_string())
-        .bind(toggle.as_str())
-        .bind(i64::from(view.preferences[&(*account, *toggle)]))
-        .execute(&mut *conn)
-        .await?;
-    }
-    for account in &view.changed_balances {
-        if view.forgotten.contains(account) {
-            continue;
-        }
-        let balance = view.balances[account];
-        sqlx::query(
-            "INSERT INTO notifier_balances (account_id, balance, low) VALUES ($1, $2, $3) \
-             ON CONFLICT (account_id) DO UPDATE SET balance = excluded.balance, low = excluded.low",
-        )
-        .bind(account.to_string())
-        .bind(balance.balance)
-        .bind(i64::from(balance.low))
-        .execute(&mut *conn)
-        .await?;
-    }
+    // One statement per table for the batch (each key once: the changes are sets).
+    let preferences: Vec<Vec<Value>> = view
+        .changed_preferences
+        .iter()
+        .filter(|(account, _)| !view.forgotten.contains(account))
+        .map(|(account, toggle)| {
+            vec![
+                Value::Text(account.to_string()),
+                Value::Text(toggle.as_str().to_owned()),
+                Value::Int(i64::from(view.preferences[&(*account, *toggle)])),
+            ]
+        })
+        .collect();
+    insert_rows(
+        conn,
+        "INSERT INTO notifier_preferences (account_id, toggle, enabled)",
+        "ON CONFLICT (account_id, toggle) DO UPDATE SET enabled = excluded.enabled",
+        3,
+        &preferences,
+    )
+    .await?;
+    let balances: Vec<Vec<Value>> = view
+        .changed_balances
+        .iter()
+        .filter(|account| !view.forgotten.contains(account))
+        .map(|account| {
+            let balance = view.balances[account];
+            vec![
+                Value::Text(account.to_string()),
+                Value::Int(balance.balance),
+                Value::Int(i64::from(balance.low)),
+            ]
+        })
+        .collect();
+    insert_rows(
+        conn,
+        "INSERT INTO notifier_balances (account_id, balance, low)",
+        "ON CONFLICT (account_id) DO UPDATE SET balance = excluded.balance, low = excluded.low",
+        3,
+        &balances,
+    )
+    .await?;
     for invoice in &view.new_invoices {
         let (account, number) = &view.invoices[invoice];
         sqlx::query(
