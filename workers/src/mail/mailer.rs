@@ -179,7 +179,15 @@ impl Mailer {
                 return outcomes;
             }
         };
-        let recipients = self.recipients(messages).await;
+        // The recipients of the messages this mailer will send (not of those already sent or
+        // held by another mailer).
+        let taken: Vec<&MailMessage> = messages
+            .iter()
+            .zip(&claims)
+            .filter(|(_, claim)| matches!(claim, Claim::Taken))
+            .map(|((message, _), _)| *message)
+            .collect();
+        let recipients = self.recipients(&taken).await;
         let attempts: Vec<_> = messages
             .iter()
             .zip(claims)

@@ -62,11 +62,11 @@ impl Mailer {
     /// The recipients of `messages`, read together before they are sent (one statement
     /// instead of one per message: a mail per settled generation made it a round trip per
     /// credit spend); `None` when that read failed, and each message looks its own up.
-    pub(super) async fn recipients(&self, messages: &[(&MailMessage, u32)]) -> Option<Recipients> {
+    pub(super) async fn recipients(&self, messages: &[&MailMessage]) -> Option<Recipients> {
         let mut accounts: Vec<AccountId> = messages
             .iter()
-            .filter(|(m, _)| !m.kind.is_telegram() && m.kind != MailKind::WorkspaceInvitation)
-            .map(|(m, _)| AccountId(m.account_id))
+            .filter(|m| !m.kind.is_telegram() && m.kind != MailKind::WorkspaceInvitation)
+            .map(|m| AccountId(m.account_id))
             .collect();
         accounts.sort_unstable_by_key(|a| a.0);
         accounts.dedup();
