@@ -61,7 +61,8 @@ impl Mailer {
 
     /// The recipients of `messages`, read together before they are sent (one statement
     /// instead of one per message: a mail per settled generation made it a round trip per
-    /// credit spend); `None` when that read failed, and each message looks its own up.
+    /// credit spend); `None` when that read failed, and each message looks its own up, as
+    /// one whose account the read did not find does.
     pub(super) async fn recipients(&self, messages: &[&MailMessage]) -> Option<Recipients> {
         let mut accounts: Vec<AccountId> = messages
             .iter()
@@ -81,7 +82,7 @@ impl Mailer {
     }
 
     /// Renders and sends; `Ok(false)` when there is no one to send to. `recipients`: the
-    /// batch's, read beforehand (an account missing from them is gone).
+    /// batch's, read beforehand (an account missing from them is read alone).
     pub(super) async fn send(
         &self,
         message: &MailMessage,
@@ -118,8 +119,9 @@ impl Mailer {
                 .await?;
             (to, None)
         } else {
-            let recipient = match recipients {
-                Some(recipients) => recipients.get(&account).cloned(),
+            // Not among the batch's: read alone (gone, or not read with the batch).
+            let recipient = match recipients.and_then(|found| found.get(&account)) {
+                Some(recipient) => Some(recipient.clone()),
                 None => projections::accounts::find(&self.db, &sealer, account)
                     .await
                     .map_err(|e| Failure::Transient(format!("recipient: {e}")))?,
