@@ -4,7 +4,7 @@
 //! so no copy of them outlives the key.
 
 use crate::Follower;
-use crate::batch::{Value, select_keys};
+use crate::batch::{select_keys, text_keys};
 use crate::runner::{ProjectionError, Projector};
 use crate::schema::{Table, Tables};
 use async_trait::async_trait;
@@ -283,10 +283,7 @@ pub async fn find_many(
     if ids.is_empty() {
         return Ok(HashMap::new());
     }
-    let keys: Vec<Vec<Value>> = ids
-        .iter()
-        .map(|id| vec![Value::Text(id.to_string())])
-        .collect();
+    let keys = text_keys(ids);
     let mut conn = db.pool().acquire().await?;
     let rows = select_keys(
         &mut conn,

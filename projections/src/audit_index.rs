@@ -27,7 +27,7 @@
 
 use crate::Follower;
 use crate::ProjectionError;
-use crate::batch::{Value, delete_keys, insert_rows, select_keys};
+use crate::batch::{Value, delete_keys, insert_rows, select_keys, text_keys};
 use crate::checkpoints::{advance_checkpoint, stored, stored_or_registered};
 use crate::runner::{Next, follow_log};
 use domain::StreamCategory;
@@ -214,10 +214,7 @@ impl Links {
             .collect();
         streams.sort_unstable();
         streams.dedup();
-        let keys: Vec<Vec<Value>> = streams
-            .iter()
-            .map(|s| vec![Value::Text(s.clone())])
-            .collect();
+        let keys = text_keys(&streams);
         let mut stored: HashMap<String, BTreeSet<String>> = HashMap::new();
         for row in select_keys(
             conn,

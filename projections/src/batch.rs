@@ -109,6 +109,13 @@ pub async fn insert_rows(
     Ok(())
 }
 
+/// One-column keys for [`select_keys`] and [`delete_keys`]: each id as text.
+pub fn text_keys<T: ToString>(ids: impl IntoIterator<Item = T>) -> Vec<Vec<Value>> {
+    ids.into_iter()
+        .map(|id| vec![Value::Text(id.to_string())])
+        .collect()
+}
+
 /// `columns` equal to one of `keys` keys, numbered from `$1`: an `IN` list for one
 /// column, an `OR` of `AND`s for more (both databases answer either from the index).
 fn key_condition(columns: &[&str], keys: usize) -> String {

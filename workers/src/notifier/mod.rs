@@ -11,7 +11,7 @@ use crate::mail::{MailMessage, MailPublisher, QueueError};
 use decide::{Balance, View, decide, touches};
 use domain::notifications::Toggle;
 use projections::Follower;
-use projections::batch::{Value, insert_rows, select_keys};
+use projections::batch::{Value, insert_rows, select_keys, text_keys};
 use projections::checkpoints::{self, advance_checkpoint, stored_checkpoint};
 use projections::runner::{Next, follow_log};
 use sqlx::{AnyConnection, Row};
@@ -213,10 +213,7 @@ impl Notifier {
         }
         // Every account's toggles and balance with one statement each (per 512 accounts),
         // not two round trips per account.
-        let keys: Vec<Vec<Value>> = accounts
-            .iter()
-            .map(|account| vec![Value::Text(account.to_string())])
-            .collect();
+        let keys = text_keys(&accounts);
         if keys.is_empty() {
             return Ok(());
         }

@@ -1,7 +1,7 @@
 //! Reading the lots, holds and balances a batch's events refer to, one statement per table.
 
 use super::{Balance, Fold, Hold, Lot, generation, lot_ids};
-use crate::batch::{Value, select_keys};
+use crate::batch::{select_keys, text_keys};
 use crate::schema::Tables;
 use domain::credits::CreditsEvent;
 use sqlx::{AnyConnection, Row};
@@ -18,10 +18,7 @@ impl Fold {
         let mut lot_keys: Vec<Uuid> = ledger.iter().flat_map(|(_, _, e)| lot_ids(e)).collect();
         lot_keys.sort_unstable();
         lot_keys.dedup();
-        let keys: Vec<Vec<Value>> = lot_keys
-            .iter()
-            .map(|id| vec![Value::Text(id.to_string())])
-            .collect();
+        let keys = text_keys(&lot_keys);
         let lots = tables.get("credit_lots");
         let select = format!(
             "SELECT lot_id, account_id, grant_key, source, priority, amount, remaining, \
@@ -101,10 +98,7 @@ impl Fold {
         accounts.extend(fold.lots.values().map(|lot| lot.account.clone()));
         accounts.sort_unstable();
         accounts.dedup();
-        let keys: Vec<Vec<Value>> = accounts
-            .iter()
-            .map(|a| vec![Value::Text(a.clone())])
-            .collect();
+        let keys = text_keys(&accounts);
         let select = format!(
             "SELECT account_id, balance, held, updated_at FROM {} WHERE",
             tables.get("credit_balances")
