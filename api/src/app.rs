@@ -245,6 +245,10 @@ impl App {
             auth: Auth {
                 accounts,
                 activity: activity.clone(),
+                sessions: Arc::new(crate::session_cache::new(
+                    serve.session_cache_ttl,
+                    projections.clone(),
+                )),
                 throttle: Arc::new(Throttle::new(
                     ThrottleKind::Password,
                     throttle,

@@ -23,6 +23,7 @@ use domain::{AccountId, SessionId};
 use projections::sessions::LiveSession;
 use serde::de::DeserializeOwned;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 use store::Actor;
 use uuid::Uuid;
 
@@ -199,7 +200,9 @@ pub fn bearer_token(headers: &HeaderMap) -> Option<&str> {
 }
 
 /// The live session holding `token`: well formed, not revoked, not past its expiry or
-/// idle timeout.
+/// idle timeout. Read through the session cache ([`crate::session_cache`]): no round trip
+/// while it holds the session; a session the cache shows idle is read again before it is
+/// refused (its last-active time may have moved on another node).
 pub async fn live_session(state: &AppState, token: &str) -> Result<LiveSession, ApiError> {
     let invalid =
         || ApiError::Unauthorized("invalid_session", "the session token is not valid".into());
@@ -207,10 +210,31 @@ pub async fn live_session(state: &AppState, token: &str) -> Result<LiveSession, 
     if !token.starts_with(SESSION_TOKEN_PREFIX) || token.len() > 128 {
         return Err(invalid());
     }
-    let session = projections::sessions::find_by_token_hash(&state.core.db, &hash_token(token))
-        .await?
-        .ok_or_else(invalid)?;
+    let hash = hash_token(token);
+    let read = |fresher_than| {
+        state.auth.sessions.get(
+            &hash,
+            fresher_than,
+            projections::sessions::find_by_token_hash(&state.core.db, &hash),
+        )
+    };
+    let mut session = read(None).await?.ok_or_else(invalid)?;
     let now = state.core.clock.now();
+    if now < session.expires_at && is_idle(state, &session, now) {
+        session = read(Some(Duration::ZERO)).await?.ok_or_else(invalid)?;
+    }
+    if now >= session.expires_at || is_idle(state, &session, now) {
+        return Err(ApiError::Unauthorized(
+            "session_expired",
+            "the session has expired; sign in again".into(),
+        ));
+    }
+    Ok(LiveSession::clone(&session))
+}
+
+/// Whether `session` has been idle for the idle timeout at `now`, by its row and by what
+/// this process saw since the row's last-active time was written.
+fn is_idle(state: &AppState, session: &LiveSession, now: domain::Timestamp) -> bool {
     let last_active = state
         .auth
         .activity
@@ -218,14 +242,7 @@ pub async fn live_session(state: &AppState, token: &str) -> Result<LiveSession, 
         .map_or(session.last_active_at, |seen| {
             seen.max(session.last_active_at)
         });
-    if now >= session.expires_at || now.since(last_active) >= state.core.http.sessions.idle_timeout
-    {
-        return Err(ApiError::Unauthorized(
-            "session_expired",
-            "the session has expired; sign in again".into(),
-        ));
-    }
-    Ok(session)
+    now.since(last_active) >= state.core.http.sessions.idle_timeout
 }
 
 impl FromRequestParts<AppState> for CurrentSession {

@@ -160,6 +160,8 @@ pub struct Auth {
     pub accounts: Accounts,
     /// Session last-active times.
     pub activity: Arc<SessionActivity>,
+    /// Live sessions, so a request with a known session costs no look-up.
+    pub sessions: Arc<crate::session_cache::SessionCache>,
     /// Throttling of passwords.
     pub throttle: Arc<Throttle>,
     /// Stricter throttling of two-factor codes.

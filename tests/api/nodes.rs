@@ -137,6 +137,101 @@ async fn a_secret_rotated_on_one_node_works_at_once_on_another(backend: Backend)
     }
 }
 
+/// A signed-out session is refused by the very next request through the node that signed
+/// it out, which had it in its session cache; another node that had it cached refuses it
+/// once it sees the read model show the sign-out, at the latest once its TTL has passed.
+async fn a_session_signed_out_on_one_node_leaves_every_session_cache(backend: Backend) {
+    let ttl = Duration::from_secs(2);
+    let a = spawn_app_with(backend, |setup| setup.serve.session_cache_ttl = ttl).await;
+    let b = a.peer(|setup| setup.serve.session_cache_ttl = ttl).await;
+    let (_, session) = a.signed_up().await;
+    // Both nodes answer from their caches once they have read the session (each cache is
+    // bypassed until its node's follower of the log has started).
+    let token = &session.token;
+    for node in [&a, &b] {
+        eventually(Duration::from_secs(20), || async move {
+            assert_eq!(node.get("/me", Some(token)).await.status(), StatusCode::OK);
+            if node.state.auth.sessions.is_empty() {
+                Err("the session was never cached".to_owned())
+            } else {
+                Ok(())
+            }
+        })
+        .await;
+    }
+    let logout = a.post("/auth/logout", Some(token), &json!({})).await;
+    assert_eq!(logout.status(), StatusCode::NO_CONTENT);
+    assert_eq!(
+        a.get("/me", Some(token)).await.status(),
+        StatusCode::UNAUTHORIZED,
+        "refused at once by the node that signed it out"
+    );
+    let b = &b;
+    eventually(ttl + Duration::from_secs(15), || async move {
+        match b.get("/me", Some(token)).await.status() {
+            StatusCode::UNAUTHORIZED => Ok(()),
+            StatusCode::OK => Err("node b still accepts the signed-out session".to_owned()),
+            other => panic!("unexpected {other}"),
+        }
+    })
+    .await;
+}
+
+/// A session cached by one node while it is used through another is not refused as idle:
+/// the cached last-active time is older than the read model's, so the node reads the
+/// session again before refusing it.
+async fn a_session_active_on_another_node_is_not_idle_in_a_cache(backend: Backend) {
+    let idle = Duration::from_secs(600);
+    // A TTL far beyond the test, so the last request would meet the cached row.
+    let a = spawn_app_with(backend, |setup| {
+        setup.serve.session_idle_timeout = idle;
+        setup.serve.session_cache_ttl = Duration::from_secs(600);
+    })
+    .await;
+    let b = a
+        .peer(|setup| setup.serve.session_idle_timeout = idle)
+        .await;
+    let (_, session) = a.signed_up().await;
+    let token = &session.token;
+    let a = &a;
+    eventually(Duration::from_secs(20), || async move {
+        assert_eq!(a.get("/me", Some(token)).await.status(), StatusCode::OK);
+        if a.state.auth.sessions.is_empty() {
+            Err("node a never cached the session".to_owned())
+        } else {
+            Ok(())
+        }
+    })
+    .await;
+    // Used through node b nine minutes later; b writes that to the log.
+    let nine_minutes = Duration::from_secs(9 * 60);
+    a.clock.advance(nine_minutes);
+    b.clock.advance(nine_minutes);
+    assert_eq!(b.get("/me", Some(token)).await.status(), StatusCode::OK);
+    let hash = commands::tokens::hash_token(token);
+    let (db, hash, seen_on_b) = (&a.state.core.db, &hash, commands::Clock::now(&*b.clock));
+    eventually(Duration::from_secs(20), || async move {
+        let row = projections::sessions::find_by_token_hash(db, hash)
+            .await
+            .unwrap()
+            .expect("the session is live");
+        if row.last_active_at >= seen_on_b {
+            Ok(())
+        } else {
+            Err("the read model does not show b's activity yet".to_owned())
+        }
+    })
+    .await;
+    // Eighteen minutes after node a last saw it, nine after b did: not idle, though a's
+    // cached row and a's own activity say eighteen.
+    a.clock.advance(nine_minutes);
+    assert!(
+        !a.state.auth.sessions.is_empty(),
+        "a still holds the session"
+    );
+    assert_eq!(a.get("/me", Some(token)).await.status(), StatusCode::OK);
+}
+
 /// An account erased through one node leaves the key cache of every other node.
 async fn an_erased_account_key_leaves_every_node(backend: Backend) {
     let a = spawn_app_with(backend, |_| {}).await;
@@ -183,4 +278,6 @@ on_both_backends!(
     a_token_revoked_on_one_node_leaves_the_cache_of_another,
     a_secret_rotated_on_one_node_works_at_once_on_another,
     an_erased_account_key_leaves_every_node,
+    a_session_signed_out_on_one_node_leaves_every_session_cache,
+    a_session_active_on_another_node_is_not_idle_in_a_cache,
 );

@@ -32,13 +32,12 @@ pub(super) async fn spawn(
         .await
         .context("following the log for erased keys")?;
     tasks.push(tokio::spawn(eviction.run(stopping.clone())));
-    tasks.push(tokio::spawn(
-        state
-            .tokens
-            .cache
-            .clone()
-            .follow(state.core.log.clone(), stopping.clone()),
-    ));
+    tasks.push(tokio::spawn(crate::read_cache::follow(
+        vec![state.tokens.cache.followed(), state.auth.sessions.clone()],
+        state.core.projections.clone(),
+        state.core.log.clone(),
+        stopping.clone(),
+    )));
     // Tamper evidence: links each event to the one before, after it is appended.
     let chainer = Arc::new(projections::chain::Chainer::new(
         state.core.db.clone(),

@@ -149,6 +149,7 @@ impl fmt::Debug for ServeArgs {
             reauthentication_window,
             token_rate_limit,
             token_cache_ttl,
+            session_cache_ttl,
             activity_flush_interval,
             client_ip_header,
             trusted_proxies,
@@ -180,6 +181,7 @@ impl fmt::Debug for ServeArgs {
             .field("reauthentication_window", reauthentication_window)
             .field("token_rate_limit", token_rate_limit)
             .field("token_cache_ttl", token_cache_ttl)
+            .field("session_cache_ttl", session_cache_ttl)
             .field("activity_flush_interval", activity_flush_interval)
             .field("client_ip_header", client_ip_header)
             .field("trusted_proxies", trusted_proxies)

@@ -55,6 +55,13 @@ pub struct ServeArgs {
     #[arg(long, env = "ACCOUNTS_TOKEN_CACHE_TTL", default_value = "10s", value_parser = humantime::parse_duration)]
     pub token_cache_ttl: Duration,
 
+    /// How long a node may answer from its cache of live sessions before reading the
+    /// session again (0 turns the cache off). A sign-out or revocation is refused at once by
+    /// the node that made it and, on other nodes, once they see the read model show it
+    /// (about a second); this bounds it if they cannot.
+    #[arg(long, env = "ACCOUNTS_SESSION_CACHE_TTL", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub session_cache_ttl: Duration,
+
     /// How often session last-active times and token usage counts are written to the log.
     #[arg(long, env = "ACCOUNTS_ACTIVITY_FLUSH_INTERVAL", default_value = "5s", value_parser = humantime::parse_duration)]
     pub activity_flush_interval: Duration,
@@ -178,6 +185,7 @@ impl Default for ServeArgs {
             activity_flush_interval: Duration::from_secs(5),
             token_rate_limit: 600,
             token_cache_ttl: crate::token_cache::DEFAULT_TTL,
+            session_cache_ttl: crate::session_cache::DEFAULT_TTL,
             client_ip_header: None,
             trusted_proxies: None,
             country_header: None,

@@ -5,26 +5,10 @@
 //! (owner, kind, scopes, expiry, the grace end of a rotated secret, the owner's plan).
 //! Expiry is checked against the clock on every request, as before; what can change a
 //! token otherwise (a revocation, a rotation, a password change that revokes tokens, the
-//! account's deletion, a plan change) is an event in the log, and an entry must not
-//! outlive the read model showing it. Three mechanisms keep that true:
-//!
-//! - **The follower** ([`TokenCache::follow`]) reads the log after this process started
-//!   and, once the access-token read model has applied a batch, forgets the cached tokens
-//!   of every account the batch concerns. It runs on every node, so a revocation made
-//!   through any node leaves this node's cache as soon as this node sees the read model
-//!   show it (in-process at once; another node's progress is seen through the log's
-//!   notification and the checkpoint table, within about a second).
-//! - **The gate**: the cache is consulted only while the follower has dealt with every
-//!   position the read model shows. Between the read model applying a change and the
-//!   follower forgetting its account, requests read the read model, as without a cache:
-//!   so the node that revoked a token, which answers only once the read model shows the
-//!   revocation, refuses it on the very next request. A fill that raced a forget is not
-//!   stored (a generation counter).
-//! - **The TTL** (`--token-cache-ttl`, 10 s by default): an entry is read again after it,
-//!   whatever the follower did, so a follower that stops (a log outage) cannot keep a
-//!   revoked token alive longer than the TTL after the read model shows the revocation.
-//!
-//! A TTL of zero turns the cache off: every request reads the read model.
+//! account's deletion, a plan change) is an event of the account's token, account or
+//! subscription streams, and [`crate::read_cache`] keeps an entry from outliving the read
+//! model showing it (its follower, its gate on the access-token read model, and the TTL:
+//! `--token-cache-ttl`, 10 s by default; zero turns the cache off).
 //!
 //! **Rotations answer once committed**, before the read model shows them (a rotation is
 //! the one token change whose command does not wait; creation and revocation still do).
@@ -42,40 +26,28 @@
 //!   new secret works on the very next request through any node (an unknown secret pays
 //!   that wait).
 
-use domain::AccountId;
+use crate::read_cache::{Followed, Owned, ReadCache};
+use domain::{AccountId, StreamCategory};
 use projections::access_tokens::PresentedToken;
 use projections::{Follower, ProjectionError, ProjectionRunner};
-use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use store::{Database, GlobalPosition};
 use uuid::Uuid;
-
-mod follow;
 
 /// The default of `--token-cache-ttl`.
 pub const DEFAULT_TTL: Duration = Duration::from_secs(10);
 
-/// Beyond this many entries the cache is emptied before the next insert (an upper bound
-/// on memory; live tokens of a deployment are far fewer).
-const MAX_ENTRIES: usize = 100_000;
-
-#[derive(Debug)]
-struct Entry {
-    token: Arc<PresentedToken>,
-    fetched: Instant,
+impl Owned for PresentedToken {
+    fn owner(&self) -> AccountId {
+        self.account_id
+    }
 }
 
 /// Verified tokens of this process, with their invalidation.
 pub struct TokenCache {
-    ttl: Duration,
-    entries: Mutex<HashMap<String, Entry>>,
-    /// Bumped by every forget: a look-up that started before keeps its answer to itself.
-    generation: AtomicU64,
-    /// One past the log position up to which the follower has forgotten every account
-    /// whose tokens changed, after the read model showed it; 0 until it first has.
-    followed: AtomicU64,
+    verified: Arc<ReadCache<PresentedToken>>,
     /// Rotations this process made that its read model may not show yet.
     rotations: Mutex<Rotations>,
     /// How long a request waits for the read model to show a rotation.
@@ -86,9 +58,8 @@ pub struct TokenCache {
 impl std::fmt::Debug for TokenCache {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TokenCache")
-            .field("ttl", &self.ttl)
-            .field("followed", &self.followed)
-            .finish()
+            .field("verified", &self.verified)
+            .finish_non_exhaustive()
     }
 }
 
@@ -98,14 +69,27 @@ impl TokenCache {
     /// read model to show a rotation.
     pub fn new(ttl: Duration, wait: Duration, projections: Arc<ProjectionRunner>) -> Self {
         Self {
-            ttl,
-            entries: Mutex::new(HashMap::new()),
-            generation: AtomicU64::new(0),
-            followed: AtomicU64::new(0),
+            verified: Arc::new(ReadCache::new(
+                Follower::AccessTokens,
+                // A deletion or password change revokes tokens; a plan decides what tokens
+                // may do.
+                &[
+                    StreamCategory::AccessToken,
+                    StreamCategory::Account,
+                    StreamCategory::Subscription,
+                ],
+                ttl,
+                projections.clone(),
+            )),
             rotations: Mutex::new(Rotations::default()),
             wait,
             projections,
         }
+    }
+
+    /// What the log's follower keeps up to date ([`crate::read_cache::follow`]).
+    pub fn followed(&self) -> Arc<dyn Followed> {
+        self.verified.clone()
     }
 
     /// The token whose secret hashes to `hash`, as the read model shows it once it shows
@@ -194,82 +178,23 @@ impl TokenCache {
         db: &Database,
         hash: &str,
     ) -> Result<Option<Arc<PresentedToken>>, sqlx::Error> {
-        let trusted = self.trusted().await;
-        if trusted {
-            let entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
-            if let Some(entry) = entries.get(hash)
-                && entry.fetched.elapsed() < self.ttl
-            {
-                return Ok(Some(entry.token.clone()));
-            }
-        }
-        let generation = self.generation.load(Ordering::Acquire);
-        let found = projections::access_tokens::find_by_hash(db, hash)
-            .await?
-            .map(Arc::new);
-        if trusted && let Some(token) = &found {
-            let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
-            // A forget since the read above may concern this very token: not stored.
-            if self.generation.load(Ordering::Acquire) == generation {
-                if entries.len() >= MAX_ENTRIES {
-                    entries.clear();
-                }
-                entries.insert(
-                    hash.to_owned(),
-                    Entry {
-                        token: token.clone(),
-                        fetched: Instant::now(),
-                    },
-                );
-            }
-        }
-        Ok(found)
-    }
-
-    /// Whether entries may be served: the cache is on, and the follower has dealt with
-    /// everything the access-token read model of this process shows.
-    async fn trusted(&self) -> bool {
-        if self.ttl.is_zero() {
-            return false;
-        }
-        let followed = self.followed.load(Ordering::Acquire);
-        if followed == 0 {
-            return false;
-        }
-        // Answers at once (no wait, no database): `Ok` means the read model has applied
-        // a position the follower has not dealt with yet.
-        self.projections
-            .wait_for(
-                &[Follower::AccessTokens],
-                GlobalPosition(followed),
-                Duration::ZERO,
+        self.verified
+            .get(
+                hash,
+                None,
+                projections::access_tokens::find_by_hash(db, hash),
             )
             .await
-            .is_err()
-    }
-
-    /// Drops the tokens of `accounts`.
-    pub fn forget_accounts(&self, accounts: &HashSet<AccountId>) {
-        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
-        self.generation.fetch_add(1, Ordering::AcqRel);
-        entries.retain(|_, entry| !accounts.contains(&entry.token.account_id));
-    }
-
-    /// Drops every entry.
-    pub fn clear(&self) {
-        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
-        self.generation.fetch_add(1, Ordering::AcqRel);
-        entries.clear();
     }
 
     /// How many tokens are cached.
     pub fn len(&self) -> usize {
-        self.entries.lock().unwrap_or_else(|e| e.into_inner()).len()
+        self.verified.len()
     }
 
     /// Whether no token is cached.
     pub fn is_empty(&self) -> bool {
-        self.len() == 0
+        self.verified.is_empty()
     }
 }
 
