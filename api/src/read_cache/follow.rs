@@ -1,20 +1,19 @@
-//! The read caches' follower of the log: forgets the cached rows of every account an event
-//! concerns, once the cache's read model has applied it (the first of the three mechanisms
-//! in the parent module's header). One follower serves every cache of the process, so the
-//! log is read once for all of them.
+//! The read caches' follower of the log: marks the accounts an event concerns pending as
+//! soon as it reads the event, and forgets their cached rows once the cache's read model
+//! has applied it (the first of the three mechanisms in the parent module's header). One
+//! follower serves every cache of the process, so the log is read once for all of them.
 
 use super::{Owned, ReadCache};
 use domain::{AccountId, StreamCategory};
 use projections::{Follower, ProjectionError, ProjectionRunner};
 use std::collections::HashSet;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 use store::{EventLog, GlobalPosition, RecordedEvent};
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 use uuid::Uuid;
 
-/// Events the follower reads per step.
+/// Events the reader reads per step.
 const BATCH: usize = 1_000;
 
 /// A cache the follower keeps: what it needs of a [`ReadCache`], whatever its rows.
@@ -23,10 +22,10 @@ pub trait Followed: Send + Sync {
     fn read_model(&self) -> Follower;
     /// The stream categories whose events may change its rows.
     fn categories(&self) -> &'static [StreamCategory];
-    /// Drops what `changed` may have changed.
-    fn forget(&self, changed: &Changed);
-    /// Records that everything up to `position` has been dealt with.
-    fn followed_to(&self, position: GlobalPosition);
+    /// The follower has read the log up to `position`, where `changed` may have changed.
+    fn note_read(&self, changed: &Changed, position: GlobalPosition);
+    /// The read model shows `position`: drops what `changed` may have changed.
+    fn settled(&self, changed: &Changed, position: GlobalPosition);
 }
 
 impl<V: Owned + Send + Sync> Followed for ReadCache<V> {
@@ -38,119 +37,171 @@ impl<V: Owned + Send + Sync> Followed for ReadCache<V> {
         self.categories
     }
 
-    fn forget(&self, changed: &Changed) {
-        match changed {
-            Changed::Accounts(accounts) if accounts.is_empty() => {}
-            Changed::Accounts(accounts) => self.forget_accounts(accounts),
-            Changed::Unknown => self.clear(),
-        }
+    fn note_read(&self, changed: &Changed, position: GlobalPosition) {
+        self.lock().note_read(changed, position);
     }
 
-    fn followed_to(&self, position: GlobalPosition) {
-        self.followed.fetch_max(position.0 + 1, Ordering::AcqRel);
+    fn settled(&self, changed: &Changed, position: GlobalPosition) {
+        self.lock().settled(changed, position);
     }
 }
 
-/// Follows `log` from its present head until `shutdown` turns true, forgetting the rows of
-/// each account an event concerns in each of `caches`, once its read model (in
-/// `projections`) has applied the event.
+/// Batches read and not yet settled, per cache: beyond this the reader waits for the
+/// slowest read model (whose cache's gate is closed meanwhile anyway).
+const QUEUED: usize = 256;
+
+/// Follows `log` from its present head until `shutdown` turns true: reads ahead, marking
+/// the accounts each event concerns pending in each of `caches`, and forgets them in each
+/// cache once its read model (in `projections`) has applied the event. Each cache settles
+/// on its own, so a slow read model keeps no other cache's gate closed.
 pub async fn follow(
     caches: Vec<Arc<dyn Followed>>,
     projections: Arc<ProjectionRunner>,
     log: Arc<dyn EventLog>,
     shutdown: watch::Receiver<bool>,
 ) {
-    let follower = CacheFollower {
-        caches,
-        projections,
-    };
+    let mut settlers = tokio::task::JoinSet::new();
+    let queues = caches
+        .iter()
+        .map(|cache| {
+            let (send, receive) = mpsc::channel(QUEUED);
+            settlers.spawn(settle(
+                cache.clone(),
+                projections.clone(),
+                receive,
+                shutdown.clone(),
+            ));
+            send
+        })
+        .collect();
+    read(caches, queues, log, shutdown).await;
+    while settlers.join_next().await.is_some() {}
+}
+
+/// What the reader read up to `position`, for one cache.
+type Read = (GlobalPosition, Arc<Changed>);
+
+/// Reads the log from its head on, noting each batch in every cache and queueing it for
+/// the cache's settler.
+async fn read(
+    caches: Vec<Arc<dyn Followed>>,
+    queues: Vec<mpsc::Sender<Read>>,
+    log: Arc<dyn EventLog>,
+    shutdown: watch::Receiver<bool>,
+) {
     let mut watch = log.watch();
     let mut stopping = shutdown.clone();
     let mut position = None;
     while !*shutdown.borrow() {
         watch.mark_seen();
-        match follower.step(&*log, &mut position, &shutdown).await {
-            Ok(true) => continue,
-            Ok(false) => {
-                tokio::select! {
-                    () = watch.changed() => {}
-                    _ = stopping.changed() => {}
+        let more = match next(&caches, &*log, position).await {
+            Ok(Some((last, changed, more))) => {
+                for ((cache, queue), changed) in caches.iter().zip(&queues).zip(changed) {
+                    let changed = Arc::new(changed);
+                    cache.note_read(&changed, last);
+                    tokio::select! {
+                        sent = queue.send((last, changed)) => if sent.is_err() { return },
+                        _ = stopping.changed() => return,
+                    }
                 }
+                position = Some(last);
+                more
             }
+            Ok(None) => false,
             Err(error) => {
                 tracing::warn!(%error, "following the log for the read caches; retrying");
                 tokio::select! {
                     () = tokio::time::sleep(Duration::from_secs(1)) => {}
                     _ = stopping.changed() => {}
                 }
-            }
-        }
-    }
-}
-
-/// The follower's state.
-struct CacheFollower {
-    caches: Vec<Arc<dyn Followed>>,
-    projections: Arc<ProjectionRunner>,
-}
-
-impl CacheFollower {
-    /// Deals with what follows `position` (at first: with the log's head, nothing being
-    /// cached yet); whether to read again at once (after the head, or after a full page:
-    /// a shorter one ended where the log ended for that read).
-    async fn step(
-        &self,
-        log: &dyn EventLog,
-        position: &mut Option<GlobalPosition>,
-        shutdown: &watch::Receiver<bool>,
-    ) -> Result<bool, String> {
-        let (last, batch, more) = match *position {
-            None => (
-                log.committed_head().await.map_err(|e| e.to_string())?,
-                Vec::new(),
-                true,
-            ),
-            Some(from) => {
-                let batch = log.read_all(from, BATCH).await.map_err(|e| e.to_string())?;
-                let Some(last) = batch.last().map(|e| e.position) else {
-                    return Ok(false);
-                };
-                let more = batch.len() >= BATCH;
-                (last, batch, more)
+                continue;
             }
         };
-        for cache in &self.caches {
-            if !self.settle(cache.read_model(), last, shutdown).await? {
-                return Ok(false);
+        if !more {
+            tokio::select! {
+                () = watch.changed() => {}
+                _ = stopping.changed() => {}
             }
-            cache.forget(&concerned(&batch, cache.categories()));
-            cache.followed_to(last);
         }
-        *position = Some(last);
-        Ok(more)
     }
+}
 
-    /// Waits until `read_model` shows `position`; false when shutting down first.
-    async fn settle(
-        &self,
-        read_model: Follower,
-        position: GlobalPosition,
-        shutdown: &watch::Receiver<bool>,
-    ) -> Result<bool, String> {
+/// What follows `position` (at first: the log's head): the last position read, what it
+/// changed for each of `caches`, and whether to read again at once (after the head, or
+/// after a full page: a shorter one ended where the log ended for that read); `None` when
+/// nothing follows.
+async fn next(
+    caches: &[Arc<dyn Followed>],
+    log: &dyn EventLog,
+    position: Option<GlobalPosition>,
+) -> Result<Option<(GlobalPosition, Vec<Changed>, bool)>, String> {
+    let Some(from) = position else {
+        // Whatever changed before the head is treated as a change of every row: the read
+        // model may not show it yet, and the follower will not read it.
+        let head = log.committed_head().await.map_err(|e| e.to_string())?;
+        return Ok(Some((
+            head,
+            caches.iter().map(|_| Changed::Unknown).collect(),
+            true,
+        )));
+    };
+    let batch = log.read_all(from, BATCH).await.map_err(|e| e.to_string())?;
+    let Some(last) = batch.last().map(|e| e.position) else {
+        return Ok(None);
+    };
+    let changed = caches
+        .iter()
+        .map(|cache| concerned(&batch, cache.categories()))
+        .collect();
+    Ok(Some((last, changed, batch.len() >= BATCH)))
+}
+
+/// Settles what the reader queued for `cache`: waits until its read model shows each batch
+/// (taking every batch queued by then at once), then forgets what they changed.
+async fn settle(
+    cache: Arc<dyn Followed>,
+    projections: Arc<ProjectionRunner>,
+    mut queue: mpsc::Receiver<Read>,
+    shutdown: watch::Receiver<bool>,
+) {
+    let mut stopping = shutdown.clone();
+    loop {
+        let first = tokio::select! {
+            read = queue.recv() => match read {
+                Some(read) => read,
+                None => return,
+            },
+            _ = stopping.changed() => return,
+        };
+        let mut batches = vec![first];
+        while let Ok(read) = queue.try_recv() {
+            batches.push(read);
+        }
+        let last = batches
+            .last()
+            .map_or(GlobalPosition(0), |(position, _)| *position);
         loop {
             if *shutdown.borrow() {
-                return Ok(false);
+                return;
             }
-            match self
-                .projections
-                .wait_for(&[read_model], position, Duration::from_secs(5))
+            match projections
+                .wait_for(&[cache.read_model()], last, Duration::from_secs(5))
                 .await
             {
-                Ok(()) => return Ok(true),
+                Ok(()) => break,
                 // A lagging read model: keep waiting (the gate keeps the cache out of use).
                 Err(ProjectionError::Lagging { .. }) => {}
-                Err(error) => return Err(error.to_string()),
+                Err(error) => {
+                    tracing::warn!(%error, "waiting for a read model to settle a read cache");
+                    tokio::select! {
+                        () = tokio::time::sleep(Duration::from_secs(1)) => {}
+                        _ = stopping.changed() => return,
+                    }
+                }
             }
+        }
+        for (position, changed) in &batches {
+            cache.settled(changed, *position);
         }
     }
 }

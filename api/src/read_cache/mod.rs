@@ -7,18 +7,23 @@
 //! check on every request. What can change a row otherwise is an event in the log, and an
 //! entry must not outlive the read model showing it. Three mechanisms keep that true:
 //!
-//! - **The follower** ([`follow`]) reads the log after this process started and, once the
-//!   cache's read model has applied a batch, forgets the entries of every account the batch
-//!   concerns (an event of one of the cache's stream categories). It runs on every node, so
-//!   a change made through any node leaves this node's cache as soon as this node sees the
-//!   read model show it (in-process at once; another node's progress is seen through the
-//!   log's notification and the checkpoint table, within about a second).
-//! - **The gate**: the cache is consulted only while the follower has dealt with every
-//!   position the read model shows. Between the read model applying a change and the
-//!   follower forgetting its account, requests read the read model, as without a cache: so
-//!   the node that made a change, which answers only once the read model shows it, serves
-//!   the change to the very next request. A fill that raced a forget is not stored (a
-//!   generation counter).
+//! - **The follower** ([`follow`]) reads the log after this process started. What it
+//!   reads it notes at once: the accounts a new event concerns (an event of one of the
+//!   cache's stream categories) are *pending*, their entries not served; once the cache's
+//!   read model has applied the event, the follower forgets those accounts' entries and they
+//!   stop being pending (each cache waits for its own read model, so a slow one holds no
+//!   other cache's gate closed). It runs on every node, so a change made through any node leaves
+//!   this node's cache as soon as this node sees the read model show it (in-process at once;
+//!   another node's progress is seen through the log's notification and the checkpoint
+//!   table, within about a second).
+//! - **The gate**: the cache is consulted only while the follower has read every position
+//!   the read model shows (the log guarantees no event commits later at or below a position
+//!   a reader has seen), so a change the read model shows is either pending or forgotten.
+//!   Otherwise requests read the read model, as without a cache: so the node that made a
+//!   change, which answers only once the read model shows it, serves the change to the very
+//!   next request. Under a steady stream of writes the follower reads ahead of the read
+//!   model, which must also apply them, so the cache stays in use for every account but those
+//!   with changes in flight. A fill that raced a forget is not stored (a generation counter).
 //! - **The TTL**: an entry is read again after it, whatever the follower did, so a
 //!   follower that stops (a log outage) cannot keep a revoked secret alive longer than the
 //!   TTL after the read model shows the revocation. A TTL of zero turns the cache off.
@@ -27,15 +32,15 @@
 
 use domain::{AccountId, StreamCategory};
 use projections::{Follower, ProjectionRunner};
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::future::Future;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use store::GlobalPosition;
 
 mod follow;
 
-pub use follow::{Followed, follow};
+pub use follow::{Changed, Followed, follow};
 
 /// Beyond this many entries the cache is emptied before the next insert (an upper bound
 /// on memory; live secrets of a deployment are far fewer).
@@ -53,17 +58,84 @@ struct Entry<V> {
     fetched: Instant,
 }
 
+/// What the cache holds, and what the follower told it; under one lock.
+#[derive(Debug)]
+struct Inner<V> {
+    entries: HashMap<String, Entry<V>>,
+    /// Bumped by every forget: a look-up that started before keeps its answer to itself.
+    generation: u64,
+    /// One past the log position up to which the follower has read (and marked pending
+    /// what it read); 0 until it first has.
+    read: u64,
+    /// Accounts with changes the follower read and has not yet seen the read model apply,
+    /// with the position of the last such change.
+    pending: HashMap<AccountId, u64>,
+    /// The position of the last change read whose account is unknown (0: none pending):
+    /// until it is applied and forgotten, no entry is served.
+    pending_all: u64,
+}
+
+impl<V: Owned> Inner<V> {
+    /// Whether the follower has read every position a read model showing `applied` shows.
+    fn gate_open(&self, applied: GlobalPosition) -> bool {
+        self.read != 0 && applied.0 < self.read
+    }
+
+    /// The entry of `hash` younger than `max_age`, if it may be served while the read
+    /// model shows `applied`.
+    fn serve(&self, hash: &str, applied: GlobalPosition, max_age: Duration) -> Option<Arc<V>> {
+        if !self.gate_open(applied) || self.pending_all != 0 {
+            return None;
+        }
+        let entry = self.entries.get(hash)?;
+        (entry.fetched.elapsed() < max_age && !self.pending.contains_key(&entry.row.owner()))
+            .then(|| entry.row.clone())
+    }
+
+    /// Marks what `changed` concerns pending, at `position`, and `position` read.
+    fn note_read(&mut self, changed: &Changed, position: GlobalPosition) {
+        match changed {
+            Changed::Accounts(accounts) => {
+                for account in accounts {
+                    let at = self.pending.entry(*account).or_insert(0);
+                    *at = (*at).max(position.0);
+                }
+            }
+            Changed::Unknown => self.pending_all = self.pending_all.max(position.0),
+        }
+        self.read = self.read.max(position.0 + 1);
+    }
+
+    /// The read model shows `position`: forgets what `changed` concerns, and what was
+    /// pending up to `position` no longer is.
+    fn settled(&mut self, changed: &Changed, position: GlobalPosition) {
+        match changed {
+            Changed::Accounts(accounts) if accounts.is_empty() => {}
+            Changed::Accounts(accounts) => {
+                self.generation += 1;
+                self.entries
+                    .retain(|_, entry| !accounts.contains(&entry.row.owner()));
+            }
+            Changed::Unknown => self.clear(),
+        }
+        self.pending.retain(|_, at| *at > position.0);
+        if self.pending_all <= position.0 {
+            self.pending_all = 0;
+        }
+    }
+
+    fn clear(&mut self) {
+        self.generation += 1;
+        self.entries.clear();
+    }
+}
+
 /// Rows of one read model by a secret's hash, with their invalidation.
 pub struct ReadCache<V> {
     read_model: Follower,
     categories: &'static [StreamCategory],
     ttl: Duration,
-    entries: Mutex<HashMap<String, Entry<V>>>,
-    /// Bumped by every forget: a look-up that started before keeps its answer to itself.
-    generation: AtomicU64,
-    /// One past the log position up to which the follower has forgotten every account
-    /// whose rows changed, after the read model showed it; 0 until it first has.
-    followed: AtomicU64,
+    inner: Mutex<Inner<V>>,
     projections: Arc<ProjectionRunner>,
 }
 
@@ -72,7 +144,6 @@ impl<V> std::fmt::Debug for ReadCache<V> {
         f.debug_struct("ReadCache")
             .field("read_model", &self.read_model)
             .field("ttl", &self.ttl)
-            .field("followed", &self.followed)
             .finish_non_exhaustive()
     }
 }
@@ -92,11 +163,19 @@ impl<V: Owned> ReadCache<V> {
             read_model,
             categories,
             ttl,
-            entries: Mutex::new(HashMap::new()),
-            generation: AtomicU64::new(0),
-            followed: AtomicU64::new(0),
+            inner: Mutex::new(Inner {
+                entries: HashMap::new(),
+                generation: 0,
+                read: 0,
+                pending: HashMap::new(),
+                pending_all: 0,
+            }),
             projections,
         }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner<V>> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// The row of `hash`: from the cache when it may be trusted and the entry is younger
@@ -110,26 +189,30 @@ impl<V: Owned> ReadCache<V> {
     where
         F: Future<Output = Result<Option<V>, E>>,
     {
-        let trusted = self.trusted();
-        if trusted {
-            let max_age = fresher_than.map_or(self.ttl, |age| age.min(self.ttl));
-            let entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
-            if let Some(entry) = entries.get(hash)
-                && entry.fetched.elapsed() < max_age
-            {
-                return Ok(Some(entry.row.clone()));
-            }
+        if self.ttl.is_zero() {
+            return Ok(load.await?.map(Arc::new));
         }
-        let generation = self.generation.load(Ordering::Acquire);
+        let max_age = fresher_than.map_or(self.ttl, |age| age.min(self.ttl));
+        // Taken before the lock: the read model may only have moved on since.
+        let applied = self.projections.applied(self.read_model);
+        let (gate_open, generation) = {
+            let inner = self.lock();
+            if let Some(row) = inner.serve(hash, applied, max_age) {
+                return Ok(Some(row));
+            }
+            (inner.gate_open(applied), inner.generation)
+        };
         let found = load.await?.map(Arc::new);
-        if trusted && let Some(row) = &found {
-            let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        // Kept only if the follower had read all the read model showed before this look-up:
+        // any later change of the row is one it reads after, and forgets once applied.
+        if gate_open && let Some(row) = &found {
+            let mut inner = self.lock();
             // A forget since the read above may concern this very row: not stored.
-            if self.generation.load(Ordering::Acquire) == generation {
-                if entries.len() >= MAX_ENTRIES {
-                    entries.clear();
+            if inner.generation == generation {
+                if inner.entries.len() >= MAX_ENTRIES {
+                    inner.clear();
                 }
-                entries.insert(
+                inner.entries.insert(
                     hash.to_owned(),
                     Entry {
                         row: row.clone(),
@@ -141,33 +224,9 @@ impl<V: Owned> ReadCache<V> {
         Ok(found)
     }
 
-    /// Whether entries may be served: the cache is on, and the follower has dealt with
-    /// everything the read model of this process shows.
-    fn trusted(&self) -> bool {
-        if self.ttl.is_zero() {
-            return false;
-        }
-        let followed = self.followed.load(Ordering::Acquire);
-        followed != 0 && self.projections.applied(self.read_model).0 < followed
-    }
-
-    /// Drops the rows of `accounts`.
-    pub fn forget_accounts(&self, accounts: &HashSet<AccountId>) {
-        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
-        self.generation.fetch_add(1, Ordering::AcqRel);
-        entries.retain(|_, entry| !accounts.contains(&entry.row.owner()));
-    }
-
-    /// Drops every entry.
-    pub fn clear(&self) {
-        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
-        self.generation.fetch_add(1, Ordering::AcqRel);
-        entries.clear();
-    }
-
     /// How many rows are cached.
     pub fn len(&self) -> usize {
-        self.entries.lock().unwrap_or_else(|e| e.into_inner()).len()
+        self.lock().entries.len()
     }
 
     /// Whether no row is cached.
@@ -175,3 +234,6 @@ impl<V: Owned> ReadCache<V> {
         self.len() == 0
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -139,6 +139,8 @@ impl TokenCache {
         position: GlobalPosition,
     ) {
         let mut rotations = self.rotations.lock().unwrap_or_else(|e| e.into_inner());
+        // Kept small even when no request presents a secret (which also prunes).
+        rotations.forget_shown(self.projections.applied(Follower::AccessTokens));
         let entry = rotations.tokens.entry(token).or_insert((account, position));
         entry.1 = entry.1.max(position);
         rotations.secrets.insert(new_hash, position);
