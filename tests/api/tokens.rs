@@ -277,6 +277,28 @@ async fn a_rotated_token_keeps_its_old_secret_for_the_grace_period_only(backend:
 /// the old one (no grace period) is refused though this node had it cached, and the list
 /// shows the new hint, each on the very next request. Repeated, in turn first, so that
 /// each lands before the read model has shown the rotation in some rounds.
+/// Rotations that no request follows do not pile up in the node's memory: what the read
+/// model shows is let go when the next rotation is recorded.
+async fn rotations_the_read_model_shows_are_not_kept(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let (_, session) = app.signed_up().await;
+    let (token_id, _) = issue(&app, &session, &["credits:read"]).await;
+    for _ in 0..40 {
+        app.rotate_api_token(&session.token, &token_id).await;
+    }
+    let projections = &app.state.core.projections;
+    projections
+        .wait_for_log(projections::Follower::AccessTokens, Duration::from_secs(10))
+        .await
+        .unwrap();
+    app.rotate_api_token(&session.token, &token_id).await;
+    let kept = app.state.tokens.cache.rotations_kept();
+    assert!(
+        kept <= 2,
+        "{kept} rotations kept, of 41 the read model shows all but one"
+    );
+}
+
 async fn a_rotation_is_seen_by_the_very_next_request(backend: Backend) {
     let app = spawn_app(backend).await;
     let (_, session) = app.signed_up().await;
@@ -530,6 +552,7 @@ on_both_backends!(
     api_tokens_are_shown_once_scoped_and_revoked_at_once,
     a_rotated_token_keeps_its_old_secret_for_the_grace_period_only,
     a_rotation_is_seen_by_the_very_next_request,
+    rotations_the_read_model_shows_are_not_kept,
     cli_tokens_and_api_tokens_are_kept_apart,
     usage_is_counted_by_day_and_status_class_and_rate_limited,
 );

@@ -189,6 +189,13 @@ impl TokenCache {
             .await
     }
 
+    /// How many rotations this process made are kept as not shown by the read model yet
+    /// (a figure for tests: it must stay small whatever the load).
+    pub fn rotations_kept(&self) -> usize {
+        let rotations = self.rotations.lock().unwrap_or_else(|e| e.into_inner());
+        rotations.tokens.len() + rotations.secrets.len()
+    }
+
     /// How many tokens are cached.
     pub fn len(&self) -> usize {
         self.verified.len()
