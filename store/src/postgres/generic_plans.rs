@@ -5,7 +5,7 @@
 //! then: a single append paid a scan of the log (3 ms at 16,000 events, growing with it)
 //! when the event-id check was written as `event_id = ANY($2)`.
 
-use super::{Checks, Positions, append_sql};
+use super::{Checks, EVENTS_WITH_IDS, Positions, append_sql, group};
 use crate::Database;
 use crate::envelope::ExpectedRevision;
 use crate::testkit::TestPostgres;
@@ -57,5 +57,59 @@ async fn every_append_statement_probes_indexes_on_a_generic_plan_made_for_an_emp
                 );
             }
         }
+    }
+}
+
+/// The group commit's insert, and the reads that find taken event ids and the streams'
+/// ends, probe indexes too.
+#[tokio::test]
+async fn the_group_insert_and_the_reads_of_taken_ids_probe_indexes_on_a_generic_plan_too() {
+    let server = TestPostgres::create().await;
+    let db = Database::connect(&server.url, 1)
+        .await
+        .expect("connect postgres");
+    db.migrate().await.expect("migrate postgres");
+    let mut conn = PgConnection::connect(&server.url).await.expect("connect");
+    sqlx::query("SET plan_cache_mode = force_generic_plan")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    for (name, sql, types, args) in [
+        (
+            "events_with_ids",
+            EVENTS_WITH_IDS,
+            "UUID[]",
+            "ARRAY[gen_random_uuid()]",
+        ),
+        (
+            "streams_and_ids",
+            group::STREAMS_AND_IDS,
+            "TEXT[], UUID[]",
+            "ARRAY['s'], ARRAY[gen_random_uuid()]",
+        ),
+        (
+            "group_insert",
+            group::GROUP_INSERT,
+            "UUID[], TEXT[], BIGINT[], BOOL[], TEXT[], INT4[], JSONB[], JSONB[], TEXT[], BIGINT[]",
+            "ARRAY[gen_random_uuid()], ARRAY['s'], ARRAY[0::BIGINT], ARRAY[true], ARRAY['T'], \
+             ARRAY[1], ARRAY['{}'::JSONB], ARRAY['{}'::JSONB], ARRAY['s'], ARRAY[3::BIGINT]",
+        ),
+    ] {
+        sqlx::raw_sql(&format!("PREPARE {name} ({types}) AS {sql}"))
+            .execute(&mut conn)
+            .await
+            .unwrap_or_else(|e| panic!("prepare {sql}: {e}"));
+        let plan: Vec<String> = sqlx::raw_sql(&format!("EXPLAIN EXECUTE {name} ({args})"))
+            .fetch_all(&mut conn)
+            .await
+            .unwrap()
+            .iter()
+            .map(|row| row.get::<String, _>(0))
+            .collect();
+        assert!(
+            !plan.iter().any(|line| line.contains("Seq Scan on events")),
+            "{name} scans the log:\n{}",
+            plan.join("\n")
+        );
     }
 }

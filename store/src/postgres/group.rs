@@ -157,6 +157,35 @@ async fn trusting(
     Some(replies(batch, &plan, inserted))
 }
 
+/// The insert of a whole batch, trusting each stream to be as its first append expects
+/// (see `trusting`); every check one index probe (see `generic_plans`).
+pub(super) const GROUP_INSERT: &str = "INSERT INTO events (global_position, event_id, \
+                         stream_id, stream_revision, event_type, schema_version, data, metadata) \
+     SELECT ((pg_current_xact_id()::TEXT::BIGINT) << 20) + t.ord - 1, t.id, t.s, \
+            CASE WHEN t.h THEN coalesce((SELECT max(e.stream_revision) FROM events e \
+                                         WHERE e.stream_id = t.s), -1) + 1 + t.r \
+                 ELSE t.r END, \
+            t.ty, t.v, t.d, t.m \
+     FROM unnest($1::UUID[], $2::TEXT[], $3::BIGINT[], $4::BOOL[], $5::TEXT[], \
+                 $6::INT4[], $7::JSONB[], $8::JSONB[]) \
+          WITH ORDINALITY AS t(id, s, r, h, ty, v, d, m, ord) \
+     WHERE (SELECT count(*) FROM unnest($9::TEXT[], $10::BIGINT[]) AS g(s, r) \
+            WHERE (SELECT e.stream_revision FROM events e \
+                   WHERE e.stream_id = g.s AND e.stream_revision = g.r) IS NOT NULL) \
+           = cardinality($9::TEXT[]) \
+     RETURNING global_position, stream_revision";
+
+/// The last revision of each stream of `$1`, and the events with the ids `$2` (which are
+/// taken): one index probe per stream and per id (see `generic_plans`; `OFFSET 0` keeps
+/// the planner from flattening the probe into a join, which it would plan as a scan).
+pub(super) const STREAMS_AND_IDS: &str = "SELECT s.id, \
+            (SELECT max(e.stream_revision) FROM events e WHERE e.stream_id = s.id), NULL::UUID \
+     FROM unnest($1::TEXT[]) AS s(id) \
+     UNION ALL SELECT e.stream_id, e.stream_revision, e.event_id \
+     FROM unnest($2::UUID[]) AS i(id) \
+     CROSS JOIN LATERAL (SELECT stream_id, stream_revision, event_id FROM events \
+                         WHERE event_id = i.id OFFSET 0) AS e";
+
 /// In two round trips whatever the batch's size: read the last revisions of its streams
 /// and which of its event ids are taken, decide every append from that, and insert every
 /// accepted event in one statement, its own transaction. `None` when that insert failed,
@@ -178,17 +207,11 @@ async fn at_once(
     // One max() per stream, each an index probe for the stream's last revision: a
     // `max() ... GROUP BY` over the streams read every event of them, and ran at a third
     // of this rate once streams held a few thousand events.
-    let known = sqlx::query(
-        "SELECT s.id, (SELECT max(e.stream_revision) FROM events e WHERE e.stream_id = s.id), \
-                NULL::UUID \
-         FROM unnest($1::TEXT[]) AS s(id) \
-         UNION ALL SELECT stream_id, stream_revision, event_id FROM events \
-         WHERE event_id = ANY($2)",
-    )
-    .bind(&streams)
-    .bind(&ids)
-    .fetch_all(&mut *conn)
-    .await?;
+    let known = sqlx::query(STREAMS_AND_IDS)
+        .bind(&streams)
+        .bind(&ids)
+        .fetch_all(&mut *conn)
+        .await?;
     let mut revisions: HashMap<String, u64> = HashMap::new();
     let mut taken: HashSet<Uuid> = HashSet::new();
     for row in &known {
@@ -339,35 +362,19 @@ impl<'a> Columns<'a> {
         // guard is a scalar subquery, one index probe: as an EXISTS it became a join, which
         // the plan the connection keeps for this statement (made while the log was small)
         // ran as a scan of the whole log.
-        let rows = sqlx::query(
-            "INSERT INTO events (global_position, event_id, stream_id, stream_revision, \
-                                 event_type, schema_version, data, metadata) \
-             SELECT ((pg_current_xact_id()::TEXT::BIGINT) << 20) + t.ord - 1, t.id, t.s, \
-                    CASE WHEN t.h THEN coalesce((SELECT max(e.stream_revision) FROM events e \
-                                                 WHERE e.stream_id = t.s), -1) + 1 + t.r \
-                         ELSE t.r END, \
-                    t.ty, t.v, t.d, t.m \
-             FROM unnest($1::UUID[], $2::TEXT[], $3::BIGINT[], $4::BOOL[], $5::TEXT[], \
-                         $6::INT4[], $7::JSONB[], $8::JSONB[]) \
-                  WITH ORDINALITY AS t(id, s, r, h, ty, v, d, m, ord) \
-             WHERE (SELECT count(*) FROM unnest($9::TEXT[], $10::BIGINT[]) AS g(s, r) \
-                    WHERE (SELECT e.stream_revision FROM events e \
-                           WHERE e.stream_id = g.s AND e.stream_revision = g.r) IS NOT NULL) \
-                   = cardinality($9::TEXT[]) \
-             RETURNING global_position, stream_revision",
-        )
-        .bind(self.ids)
-        .bind(self.streams)
-        .bind(self.revisions)
-        .bind(self.after_head)
-        .bind(self.types)
-        .bind(self.versions)
-        .bind(self.data)
-        .bind(self.metadata)
-        .bind(guard_streams)
-        .bind(guard_revisions)
-        .fetch_all(conn)
-        .await?;
+        let rows = sqlx::query(GROUP_INSERT)
+            .bind(self.ids)
+            .bind(self.streams)
+            .bind(self.revisions)
+            .bind(self.after_head)
+            .bind(self.types)
+            .bind(self.versions)
+            .bind(self.data)
+            .bind(self.metadata)
+            .bind(guard_streams)
+            .bind(guard_revisions)
+            .fetch_all(conn)
+            .await?;
         let mut inserted = rows
             .iter()
             .map(|row| Ok((row.try_get(0)?, row.try_get(1)?)))
