@@ -11,8 +11,8 @@ use crate::envelope::ExpectedRevision;
 use crate::testkit::TestPostgres;
 use sqlx::{Connection, PgConnection, Row};
 
-#[tokio::test]
-async fn every_append_statement_probes_indexes_on_a_generic_plan_made_for_an_empty_log() {
+/// A connection to a new, empty log that plans every prepared statement generically.
+async fn generic_planner() -> (TestPostgres, PgConnection) {
     let server = TestPostgres::create().await;
     let db = Database::connect(&server.url, 1)
         .await
@@ -23,6 +23,33 @@ async fn every_append_statement_probes_indexes_on_a_generic_plan_made_for_an_emp
         .execute(&mut conn)
         .await
         .unwrap();
+    (server, conn)
+}
+
+/// Prepares `sql` as `name` with parameters of `types`, and fails if its plan for `args`
+/// scans `events`.
+async fn assert_probes(conn: &mut PgConnection, name: &str, sql: &str, types: &str, args: &str) {
+    sqlx::raw_sql(&format!("PREPARE {name} ({types}) AS {sql}"))
+        .execute(&mut *conn)
+        .await
+        .unwrap_or_else(|e| panic!("prepare {sql}: {e}"));
+    let plan: Vec<String> = sqlx::raw_sql(&format!("EXPLAIN EXECUTE {name} ({args})"))
+        .fetch_all(&mut *conn)
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| row.get::<String, _>(0))
+        .collect();
+    assert!(
+        !plan.iter().any(|line| line.contains("Seq Scan on events")),
+        "{name} scans the log:\n{sql}\n{}",
+        plan.join("\n")
+    );
+}
+
+#[tokio::test]
+async fn every_append_statement_probes_indexes_on_a_generic_plan_made_for_an_empty_log() {
+    let (_server, mut conn) = generic_planner().await;
     let mut n = 0;
     for expected in [
         ExpectedRevision::NoStream,
@@ -31,30 +58,16 @@ async fn every_append_statement_probes_indexes_on_a_generic_plan_made_for_an_emp
     ] {
         for positions in [Positions::OwnTransaction, Positions::SharedTransaction] {
             for checks in [Checks::Guards, Checks::Keys] {
-                let sql = append_sql(expected, positions, checks);
                 n += 1;
-                sqlx::raw_sql(&format!(
-                    "PREPARE append_{n} (TEXT, UUID[], TEXT[], INT4[], JSONB[], BIGINT, \
-                     JSONB[]) AS {sql}"
-                ))
-                .execute(&mut conn)
-                .await
-                .unwrap_or_else(|e| panic!("prepare {sql}: {e}"));
-                let plan: Vec<String> = sqlx::raw_sql(&format!(
-                    "EXPLAIN EXECUTE append_{n} ('s', ARRAY[gen_random_uuid()], ARRAY['T'], \
-                     ARRAY[1], ARRAY['{{}}'::JSONB], 3, ARRAY['{{}}'::JSONB])"
-                ))
-                .fetch_all(&mut conn)
-                .await
-                .unwrap()
-                .iter()
-                .map(|row| row.get::<String, _>(0))
-                .collect();
-                assert!(
-                    !plan.iter().any(|line| line.contains("Seq Scan on events")),
-                    "{expected:?}, {positions:?}, {checks:?} scans the log:\n{}",
-                    plan.join("\n")
-                );
+                assert_probes(
+                    &mut conn,
+                    &format!("append_{n}"),
+                    &append_sql(expected, positions, checks),
+                    "TEXT, UUID[], TEXT[], INT4[], JSONB[], BIGINT, JSONB[]",
+                    "'s', ARRAY[gen_random_uuid()], ARRAY['T'], ARRAY[1], \
+                     ARRAY['{}'::JSONB], 3, ARRAY['{}'::JSONB]",
+                )
+                .await;
             }
         }
     }
@@ -64,16 +77,7 @@ async fn every_append_statement_probes_indexes_on_a_generic_plan_made_for_an_emp
 /// ends, probe indexes too.
 #[tokio::test]
 async fn the_group_insert_and_the_reads_of_taken_ids_probe_indexes_on_a_generic_plan_too() {
-    let server = TestPostgres::create().await;
-    let db = Database::connect(&server.url, 1)
-        .await
-        .expect("connect postgres");
-    db.migrate().await.expect("migrate postgres");
-    let mut conn = PgConnection::connect(&server.url).await.expect("connect");
-    sqlx::query("SET plan_cache_mode = force_generic_plan")
-        .execute(&mut conn)
-        .await
-        .unwrap();
+    let (_server, mut conn) = generic_planner().await;
     for (name, sql, types, args) in [
         (
             "events_with_ids",
@@ -95,21 +99,6 @@ async fn the_group_insert_and_the_reads_of_taken_ids_probe_indexes_on_a_generic_
              ARRAY[1], ARRAY['{}'::JSONB], ARRAY['{}'::JSONB], ARRAY['s'], ARRAY[3::BIGINT]",
         ),
     ] {
-        sqlx::raw_sql(&format!("PREPARE {name} ({types}) AS {sql}"))
-            .execute(&mut conn)
-            .await
-            .unwrap_or_else(|e| panic!("prepare {sql}: {e}"));
-        let plan: Vec<String> = sqlx::raw_sql(&format!("EXPLAIN EXECUTE {name} ({args})"))
-            .fetch_all(&mut conn)
-            .await
-            .unwrap()
-            .iter()
-            .map(|row| row.get::<String, _>(0))
-            .collect();
-        assert!(
-            !plan.iter().any(|line| line.contains("Seq Scan on events")),
-            "{name} scans the log:\n{}",
-            plan.join("\n")
-        );
+        assert_probes(&mut conn, name, sql, types, args).await;
     }
 }
