@@ -1,6 +1,6 @@
 //! The live sessions this process has read, keyed by the hash of their token, so a
 //! request with a known session costs no database round trip (see the README's
-//! "Sessions" part).
+//! "Security" part and `docs/ARCHITECTURE.md`, "The session cache").
 //!
 //! [`crate::read_cache`] keeps an entry from outliving the read model showing a change of
 //! the account's sessions: a sign-out, a revocation, a password change that signs other

@@ -1,5 +1,5 @@
 //! The verified API and CLI tokens of this process, so the authenticated read path costs no
-//! database round trip for the token (see the README's "Tokens" part).
+//! database round trip for the token (see the README's "Security" part).
 //!
 //! Entries are keyed by the token's hash and hold what the token read model said of it
 //! (owner, kind, scopes, expiry, the grace end of a rotated secret, the owner's plan).
