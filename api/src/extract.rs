@@ -23,7 +23,6 @@ use domain::{AccountId, SessionId};
 use projections::sessions::LiveSession;
 use serde::de::DeserializeOwned;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 use store::Actor;
 use uuid::Uuid;
 
@@ -211,17 +210,12 @@ pub async fn live_session(state: &AppState, token: &str) -> Result<LiveSession, 
         return Err(invalid());
     }
     let hash = hash_token(token);
-    let read = |fresher_than| {
-        state.auth.sessions.get(
-            &hash,
-            fresher_than,
-            projections::sessions::find_by_token_hash(&state.core.db, &hash),
-        )
-    };
-    let mut session = read(None).await?.ok_or_else(invalid)?;
+    let sessions = &state.auth.sessions;
+    let load = || projections::sessions::find_by_token_hash(&state.core.db, &hash);
+    let mut session = sessions.get(&hash, load()).await?.ok_or_else(invalid)?;
     let now = state.core.clock.now();
     if now < session.expires_at && is_idle(state, &session, now) {
-        session = read(Some(Duration::ZERO)).await?.ok_or_else(invalid)?;
+        session = sessions.reload(&hash, load()).await?.ok_or_else(invalid)?;
     }
     if now >= session.expires_at || is_idle(state, &session, now) {
         return Err(ApiError::Unauthorized(

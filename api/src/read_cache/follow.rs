@@ -5,9 +5,10 @@
 
 use super::{Owned, ReadCache};
 use domain::{AccountId, StreamCategory};
+use projections::runner::{Next, follow_log};
 use projections::{Follower, ProjectionError, ProjectionRunner};
 use std::collections::HashSet;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use store::{EventLog, GlobalPosition, RecordedEvent};
 use tokio::sync::{mpsc, watch};
@@ -74,7 +75,16 @@ pub async fn follow(
             send
         })
         .collect();
-    read(caches, queues, log, shutdown).await;
+    let reader = Reader {
+        caches,
+        queues,
+        log: log.clone(),
+        position: Mutex::new(None),
+        shutdown: shutdown.clone(),
+    };
+    follow_log(&log, shutdown, Duration::from_secs(1), || reader.step()).await;
+    // Closes the queues: a settler waiting for its next batch stops at once.
+    drop(reader);
     while settlers.join_next().await.is_some() {}
 }
 
@@ -83,77 +93,58 @@ type Read = (GlobalPosition, Arc<Changed>);
 
 /// Reads the log from its head on, noting each batch in every cache and queueing it for
 /// the cache's settler.
-async fn read(
+struct Reader {
     caches: Vec<Arc<dyn Followed>>,
     queues: Vec<mpsc::Sender<Read>>,
     log: Arc<dyn EventLog>,
+    /// The last position read; `None` until the log's head is.
+    position: Mutex<Option<GlobalPosition>>,
     shutdown: watch::Receiver<bool>,
-) {
-    let mut watch = log.watch();
-    let mut stopping = shutdown.clone();
-    let mut position = None;
-    while !*shutdown.borrow() {
-        watch.mark_seen();
-        let more = match next(&caches, &*log, position).await {
-            Ok(Some((last, changed, more))) => {
-                for ((cache, queue), changed) in caches.iter().zip(&queues).zip(changed) {
-                    let changed = Arc::new(changed);
-                    cache.note_read(&changed, last);
-                    tokio::select! {
-                        sent = queue.send((last, changed)) => if sent.is_err() { return },
-                        _ = stopping.changed() => return,
-                    }
-                }
-                position = Some(last);
-                more
-            }
-            Ok(None) => false,
-            Err(error) => {
-                tracing::warn!(%error, "following the log for the read caches; retrying");
-                tokio::select! {
-                    () = tokio::time::sleep(Duration::from_secs(1)) => {}
-                    _ = stopping.changed() => {}
-                }
-                continue;
-            }
-        };
-        if !more {
-            tokio::select! {
-                () = watch.changed() => {}
-                _ = stopping.changed() => {}
-            }
-        }
-    }
 }
 
-/// What follows `position` (at first: the log's head): the last position read, what it
-/// changed for each of `caches`, and whether to read again at once (after the head, or
-/// after a full page: a shorter one ended where the log ended for that read); `None` when
-/// nothing follows.
-async fn next(
-    caches: &[Arc<dyn Followed>],
-    log: &dyn EventLog,
-    position: Option<GlobalPosition>,
-) -> Result<Option<(GlobalPosition, Vec<Changed>, bool)>, String> {
-    let Some(from) = position else {
-        // Whatever changed before the head is treated as a change of every row: the read
-        // model may not show it yet, and the follower will not read it.
-        let head = log.committed_head().await.map_err(|e| e.to_string())?;
-        return Ok(Some((
-            head,
-            caches.iter().map(|_| Changed::Unknown).collect(),
-            true,
-        )));
-    };
-    let batch = log.read_all(from, BATCH).await.map_err(|e| e.to_string())?;
-    let Some(last) = batch.last().map(|e| e.position) else {
-        return Ok(None);
-    };
-    let changed = caches
-        .iter()
-        .map(|cache| concerned(&batch, cache.categories()))
-        .collect();
-    Ok(Some((last, changed, batch.len() >= BATCH)))
+impl Reader {
+    /// Reads what follows the last position read (at first: the log's head), notes it in
+    /// every cache and queues it for each cache's settler.
+    async fn step(&self) -> Result<Next, String> {
+        let position = *self.position.lock().unwrap_or_else(|e| e.into_inner());
+        let (last, changed, next) = match position {
+            // Whatever changed before the head is treated as a change of every row: the
+            // read model may not show it yet, and the follower will not read it.
+            None => (
+                self.log.committed_head().await.map_err(|e| e.to_string())?,
+                self.caches.iter().map(|_| Changed::Unknown).collect(),
+                Next::Now,
+            ),
+            Some(from) => {
+                let batch = self
+                    .log
+                    .read_all(from, BATCH)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let Some(last) = batch.last().map(|e| e.position) else {
+                    return Ok(Next::AtNextAppend);
+                };
+                let changed: Vec<Changed> = self
+                    .caches
+                    .iter()
+                    .map(|cache| concerned(&batch, cache.categories()))
+                    .collect();
+                (last, changed, Next::after_page(batch.len(), BATCH))
+            }
+        };
+        let mut stopping = self.shutdown.clone();
+        for ((cache, queue), changed) in self.caches.iter().zip(&self.queues).zip(changed) {
+            let changed = Arc::new(changed);
+            cache.note_read(&changed, last);
+            // A settler stops only when the process does; so does a full queue's wait.
+            tokio::select! {
+                sent = queue.send((last, changed)) => if sent.is_err() { return Ok(Next::Now) },
+                _ = stopping.changed() => return Ok(Next::Now),
+            }
+        }
+        *self.position.lock().unwrap_or_else(|e| e.into_inner()) = Some(last);
+        Ok(next)
+    }
 }
 
 /// Settles what the reader queued for `cache`: waits until its read model shows each batch

@@ -178,26 +178,37 @@ impl<V: Owned> ReadCache<V> {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// The row of `hash`: from the cache when it may be trusted and the entry is younger
-    /// than `fresher_than` (and the TTL), else from `load` (one look-up of the read model).
-    pub async fn get<E, F>(
-        &self,
-        hash: &str,
-        fresher_than: Option<Duration>,
-        load: F,
-    ) -> Result<Option<Arc<V>>, E>
+    /// The row of `hash`: from the cache when it may be trusted, else from `load` (one
+    /// look-up of the read model).
+    pub async fn get<E, F>(&self, hash: &str, load: F) -> Result<Option<Arc<V>>, E>
+    where
+        F: Future<Output = Result<Option<V>, E>>,
+    {
+        self.fetch(hash, true, load).await
+    }
+
+    /// The row of `hash` from `load`, whatever the cache holds, kept as [`Self::get`] keeps
+    /// what it loads: for a row the caller has reason to think the cache holds an older
+    /// version of.
+    pub async fn reload<E, F>(&self, hash: &str, load: F) -> Result<Option<Arc<V>>, E>
+    where
+        F: Future<Output = Result<Option<V>, E>>,
+    {
+        self.fetch(hash, false, load).await
+    }
+
+    async fn fetch<E, F>(&self, hash: &str, cached: bool, load: F) -> Result<Option<Arc<V>>, E>
     where
         F: Future<Output = Result<Option<V>, E>>,
     {
         if self.ttl.is_zero() {
             return Ok(load.await?.map(Arc::new));
         }
-        let max_age = fresher_than.map_or(self.ttl, |age| age.min(self.ttl));
         // Taken before the lock: the read model may only have moved on since.
         let applied = self.projections.applied(self.read_model);
         let (gate_open, generation) = {
             let inner = self.lock();
-            if let Some(row) = inner.serve(hash, applied, max_age) {
+            if cached && let Some(row) = inner.serve(hash, applied, self.ttl) {
                 return Ok(Some(row));
             }
             (inner.gate_open(applied), inner.generation)

@@ -181,11 +181,7 @@ impl TokenCache {
         hash: &str,
     ) -> Result<Option<Arc<PresentedToken>>, sqlx::Error> {
         self.verified
-            .get(
-                hash,
-                None,
-                projections::access_tokens::find_by_hash(db, hash),
-            )
+            .get(hash, projections::access_tokens::find_by_hash(db, hash))
             .await
     }
 
