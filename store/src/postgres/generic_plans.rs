@@ -5,7 +5,9 @@
 //! then: a single append paid a scan of the log (3 ms at 16,000 events, growing with it)
 //! when the event-id check was written as `event_id = ANY($2)`.
 
-use super::{Checks, EVENTS_WITH_IDS, Positions, append_sql, group};
+use super::statements::{
+    Checks, EVENTS_WITH_IDS, GROUP_INSERT, Positions, STREAMS_AND_IDS, append_sql,
+};
 use crate::Database;
 use crate::envelope::ExpectedRevision;
 use crate::testkit::TestPostgres;
@@ -87,13 +89,13 @@ async fn the_group_insert_and_the_reads_of_taken_ids_probe_indexes_on_a_generic_
         ),
         (
             "streams_and_ids",
-            group::STREAMS_AND_IDS,
+            STREAMS_AND_IDS,
             "TEXT[], UUID[]",
             "ARRAY['s'], ARRAY[gen_random_uuid()]",
         ),
         (
             "group_insert",
-            group::GROUP_INSERT,
+            GROUP_INSERT,
             "UUID[], TEXT[], BIGINT[], BOOL[], TEXT[], INT4[], JSONB[], JSONB[], TEXT[], BIGINT[]",
             "ARRAY[gen_random_uuid()], ARRAY['s'], ARRAY[0::BIGINT], ARRAY[true], ARRAY['T'], \
              ARRAY[1], ARRAY['{}'::JSONB], ARRAY['{}'::JSONB], ARRAY['s'], ARRAY[3::BIGINT]",

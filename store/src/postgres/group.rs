@@ -25,7 +25,7 @@
 //! batch, returns the original positions.
 
 use super::plan::{First, Knowledge, Plan, Proposal, plan};
-use super::{Checks, Positions, Refused, insert};
+use super::statements::{Checks, GROUP_INSERT, Positions, Refused, STREAMS_AND_IDS, insert};
 use crate::envelope::{AppendResult, ExpectedRevision, GlobalPosition, Metadata, NewEvent};
 use crate::error::StoreError;
 use crate::group_commit::{Append, Batcher, shared_failure};
@@ -156,35 +156,6 @@ async fn trusting(
     let inserted = write(conn, batch, &plan).await.ok()??;
     Some(replies(batch, &plan, inserted))
 }
-
-/// The insert of a whole batch, trusting each stream to be as its first append expects
-/// (see `trusting`); every check one index probe (see `generic_plans`).
-pub(super) const GROUP_INSERT: &str = "INSERT INTO events (global_position, event_id, \
-                         stream_id, stream_revision, event_type, schema_version, data, metadata) \
-     SELECT ((pg_current_xact_id()::TEXT::BIGINT) << 20) + t.ord - 1, t.id, t.s, \
-            CASE WHEN t.h THEN coalesce((SELECT max(e.stream_revision) FROM events e \
-                                         WHERE e.stream_id = t.s), -1) + 1 + t.r \
-                 ELSE t.r END, \
-            t.ty, t.v, t.d, t.m \
-     FROM unnest($1::UUID[], $2::TEXT[], $3::BIGINT[], $4::BOOL[], $5::TEXT[], \
-                 $6::INT4[], $7::JSONB[], $8::JSONB[]) \
-          WITH ORDINALITY AS t(id, s, r, h, ty, v, d, m, ord) \
-     WHERE (SELECT count(*) FROM unnest($9::TEXT[], $10::BIGINT[]) AS g(s, r) \
-            WHERE (SELECT e.stream_revision FROM events e \
-                   WHERE e.stream_id = g.s AND e.stream_revision = g.r) IS NOT NULL) \
-           = cardinality($9::TEXT[]) \
-     RETURNING global_position, stream_revision";
-
-/// The last revision of each stream of `$1`, and the events with the ids `$2` (which are
-/// taken): one index probe per stream and per id (see `generic_plans`; `OFFSET 0` keeps
-/// the planner from flattening the probe into a join, which it would plan as a scan).
-pub(super) const STREAMS_AND_IDS: &str = "SELECT s.id, \
-            (SELECT max(e.stream_revision) FROM events e WHERE e.stream_id = s.id), NULL::UUID \
-     FROM unnest($1::TEXT[]) AS s(id) \
-     UNION ALL SELECT e.stream_id, e.stream_revision, e.event_id \
-     FROM unnest($2::UUID[]) AS i(id) \
-     CROSS JOIN LATERAL (SELECT stream_id, stream_revision, event_id FROM events \
-                         WHERE event_id = i.id OFFSET 0) AS e";
 
 /// In two round trips whatever the batch's size: read the last revisions of its streams
 /// and which of its event ids are taken, decide every append from that, and insert every
