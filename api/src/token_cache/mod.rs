@@ -102,15 +102,21 @@ impl TokenCache {
         hash: &str,
     ) -> Result<Option<Arc<PresentedToken>>, ProjectionError> {
         // A secret a rotation here issued: no use looking before the read model shows it.
-        if let Some(position) = self.rotation_unseen(Unseen::Secret(hash)) {
+        if let Some(position) = self.secret_unseen(hash) {
             self.wait_for(position).await?;
             return Ok(self.look_up(db, hash).await?);
         }
+        // The look-up's answer shows at least this much of the log: a rotation after it
+        // may be missing from the answer, even if the read model shows it by the time the
+        // answer comes.
+        let before = self.projections.applied(Follower::AccessTokens);
         let found = self.look_up(db, hash).await?;
         match &found {
-            Some(token) => match self.rotation_unseen(Unseen::Token(token.token_id)) {
-                None => return Ok(found),
-                Some(position) => self.wait_for(position).await?,
+            Some(token) => match self.rotated_since(token.token_id, before) {
+                Since::Not => return Ok(found),
+                Since::At(position) => self.wait_for(position).await?,
+                // The read model shows it now: looking again is enough.
+                Since::Perhaps => {}
             },
             // Perhaps a secret another node issued a moment ago.
             None => {
@@ -138,19 +144,17 @@ impl TokenCache {
         new_hash: String,
         position: GlobalPosition,
     ) {
-        let mut rotations = self.rotations.lock().unwrap_or_else(|e| e.into_inner());
-        // Kept small even when no request presents a secret (which also prunes).
-        rotations.forget_shown(self.projections.applied(Follower::AccessTokens));
-        let entry = rotations.tokens.entry(token).or_insert((account, position));
-        entry.1 = entry.1.max(position);
-        rotations.secrets.insert(new_hash, position);
+        let applied = self.projections.applied(Follower::AccessTokens);
+        self.lock_rotations()
+            .record(account, token, new_hash, position, applied);
     }
 
     /// The position of the last rotation this process made of `account`'s tokens that the
     /// read model does not show yet (what the reads of the account's token list wait for).
     pub fn last_rotation_unseen(&self, account: AccountId) -> Option<GlobalPosition> {
-        let mut rotations = self.rotations.lock().unwrap_or_else(|e| e.into_inner());
-        rotations.forget_shown(self.projections.applied(Follower::AccessTokens));
+        let applied = self.projections.applied(Follower::AccessTokens);
+        let mut rotations = self.lock_rotations();
+        rotations.forget_shown(applied);
         rotations
             .tokens
             .values()
@@ -160,17 +164,25 @@ impl TokenCache {
     }
 
     /// The position of a rotation by this process that the read model does not show yet,
-    /// of a token or to a secret.
-    fn rotation_unseen(&self, of: Unseen<'_>) -> Option<GlobalPosition> {
-        let mut rotations = self.rotations.lock().unwrap_or_else(|e| e.into_inner());
+    /// to the secret whose hash is `hash`.
+    fn secret_unseen(&self, hash: &str) -> Option<GlobalPosition> {
+        let applied = self.projections.applied(Follower::AccessTokens);
+        let mut rotations = self.lock_rotations();
         if rotations.tokens.is_empty() {
             return None;
         }
-        rotations.forget_shown(self.projections.applied(Follower::AccessTokens));
-        match of {
-            Unseen::Token(token) => rotations.tokens.get(&token).map(|(_, position)| *position),
-            Unseen::Secret(hash) => rotations.secrets.get(hash).copied(),
-        }
+        rotations.forget_shown(applied);
+        rotations.secrets.get(hash).copied()
+    }
+
+    /// Whether this process rotated `token` after `before`, where a look-up began.
+    fn rotated_since(&self, token: Uuid, before: GlobalPosition) -> Since {
+        let applied = self.projections.applied(Follower::AccessTokens);
+        self.lock_rotations().since(token, before, applied)
+    }
+
+    fn lock_rotations(&self) -> std::sync::MutexGuard<'_, Rotations> {
+        self.rotations.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// The token whose secret hashes to `hash`, from the cache when it may be trusted,
@@ -188,7 +200,7 @@ impl TokenCache {
     /// How many rotations this process made are kept as not shown by the read model yet
     /// (a figure for tests: it must stay small whatever the load).
     pub fn rotations_kept(&self) -> usize {
-        let rotations = self.rotations.lock().unwrap_or_else(|e| e.into_inner());
+        let rotations = self.lock_rotations();
         rotations.tokens.len() + rotations.secrets.len()
     }
 
@@ -203,11 +215,16 @@ impl TokenCache {
     }
 }
 
-/// What a rotation concerns: a token, or the hash of the secret it issued.
-#[derive(Debug, Clone, Copy)]
-enum Unseen<'a> {
-    Token(Uuid),
-    Secret(&'a str),
+/// Whether a token was rotated after a look-up of it began.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Since {
+    /// Not by this process, as far as the read model may not show it yet.
+    Not,
+    /// At this position, which the read model does not show yet.
+    At(GlobalPosition),
+    /// Perhaps: a rotation after the look-up began was let go since (the read model shows
+    /// it now), and it may have been this token's.
+    Perhaps,
 }
 
 /// Rotations this process made, until the read model shows them.
@@ -217,12 +234,113 @@ struct Rotations {
     tokens: HashMap<Uuid, (AccountId, GlobalPosition)>,
     /// The hashes of the secrets they issued, with the rotation's position.
     secrets: HashMap<String, GlobalPosition>,
+    /// The last position of a rotation let go: a look-up that began before it may have
+    /// missed it, though nothing here says so any more.
+    let_go: GlobalPosition,
 }
 
 impl Rotations {
+    /// Records the rotation of `token` of `account` at `position` to the secret whose hash
+    /// is `new_hash`, while the read model shows `applied`.
+    fn record(
+        &mut self,
+        account: AccountId,
+        token: Uuid,
+        new_hash: String,
+        position: GlobalPosition,
+        applied: GlobalPosition,
+    ) {
+        // Kept small even when no request presents a secret (which also prunes).
+        self.forget_shown(applied);
+        let entry = self.tokens.entry(token).or_insert((account, position));
+        entry.1 = entry.1.max(position);
+        self.secrets.insert(new_hash, position);
+    }
+
+    /// Whether `token` was rotated after `before` as far as a read model showing `applied`
+    /// may not show.
+    fn since(&mut self, token: Uuid, before: GlobalPosition, applied: GlobalPosition) -> Since {
+        if !self.tokens.is_empty() {
+            self.forget_shown(applied);
+        }
+        match self.tokens.get(&token) {
+            Some((_, position)) if *position > before => Since::At(*position),
+            _ if self.let_go > before => Since::Perhaps,
+            _ => Since::Not,
+        }
+    }
+
     /// Forgets the rotations a read model that has applied `applied` shows.
     fn forget_shown(&mut self, applied: GlobalPosition) {
-        self.tokens.retain(|_, (_, position)| *position > applied);
+        let mut let_go = self.let_go;
+        self.tokens.retain(|_, (_, position)| {
+            let keep = *position > applied;
+            if !keep {
+                let_go = let_go.max(*position);
+            }
+            keep
+        });
         self.secrets.retain(|_, position| *position > applied);
+        self.let_go = let_go;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rotations_of(token: Uuid, at: u64, applied: u64) -> Rotations {
+        let mut rotations = Rotations::default();
+        let account = AccountId(Uuid::new_v4());
+        rotations.record(
+            account,
+            token,
+            "new".to_owned(),
+            GlobalPosition(at),
+            GlobalPosition(applied),
+        );
+        rotations
+    }
+
+    #[test]
+    fn a_rotation_the_read_model_does_not_show_is_waited_for() {
+        let token = Uuid::new_v4();
+        let mut rotations = rotations_of(token, 10, 5);
+        assert_eq!(
+            rotations.since(token, GlobalPosition(5), GlobalPosition(5)),
+            Since::At(GlobalPosition(10))
+        );
+        assert_eq!(
+            rotations.since(Uuid::new_v4(), GlobalPosition(5), GlobalPosition(5)),
+            Since::Not
+        );
+    }
+
+    /// The race a test over HTTP once lost: the look-up began while the read model did not
+    /// show the rotation, and by the time it answered the read model showed it and the
+    /// rotation was let go. The answer may be the token before the rotation.
+    #[test]
+    fn a_rotation_let_go_during_a_look_up_is_not_taken_for_none() {
+        let token = Uuid::new_v4();
+        let mut rotations = rotations_of(token, 10, 5);
+        let before = GlobalPosition(5);
+        // Another rotation is recorded once the read model shows the first one.
+        rotations.record(
+            AccountId(Uuid::new_v4()),
+            Uuid::new_v4(),
+            "other".to_owned(),
+            GlobalPosition(20),
+            GlobalPosition(15),
+        );
+        assert!(!rotations.tokens.contains_key(&token), "let go");
+        assert_eq!(
+            rotations.since(token, before, GlobalPosition(15)),
+            Since::Perhaps
+        );
+        // A look-up that began once the read model showed it has nothing to fear.
+        assert_eq!(
+            rotations.since(token, GlobalPosition(15), GlobalPosition(15)),
+            Since::Not
+        );
     }
 }
