@@ -69,30 +69,45 @@ async fn load(
     Ok(found)
 }
 
+/// Stores `counters` (one per key) with one statement: the rows are held, so this is the
+/// lock's last round trip before the commit.
 async fn save(
     conn: &mut sqlx::AnyConnection,
     throttle: &str,
     policy: &ThrottlePolicy,
-    key: &Key,
-    counter: &Counter,
+    counters: &[(&Key, Counter)],
 ) -> Result<(), sqlx::Error> {
-    sqlx::query(
+    if counters.is_empty() {
+        return Ok(());
+    }
+    let sql = format!(
         "INSERT INTO throttle_counters \
-         (throttle, key, failures, window_start, blocked_until, expires_at) \
-         VALUES ($1, $2, $3, $4, $5, $6) \
+         (throttle, key, failures, window_start, blocked_until, expires_at) VALUES {} \
          ON CONFLICT (throttle, key) DO UPDATE SET failures = excluded.failures, \
          window_start = excluded.window_start, blocked_until = excluded.blocked_until, \
          expires_at = excluded.expires_at",
-    )
-    .bind(throttle)
-    .bind(&key.key)
-    .bind(i64::from(counter.failures))
-    .bind(counter.window_start.unix_micros())
-    .bind(counter.blocked_until.map(Timestamp::unix_micros))
-    .bind(counter.expires_at(policy).unix_micros())
-    .execute(&mut *conn)
-    .await?;
+        rows(counters.len(), 6)
+    );
+    let mut query = sqlx::query(&sql);
+    for (key, counter) in counters {
+        query = query
+            .bind(throttle)
+            .bind(&key.key)
+            .bind(i64::from(counter.failures))
+            .bind(counter.window_start.unix_micros())
+            .bind(counter.blocked_until.map(Timestamp::unix_micros))
+            .bind(counter.expires_at(policy).unix_micros());
+    }
+    query.execute(&mut *conn).await?;
     Ok(())
+}
+
+/// `($1, …, $width), …`: `n` rows of numbered placeholders.
+fn rows(n: usize, width: usize) -> String {
+    (0..n)
+        .map(|row| format!("({})", placeholders(row * width + 1, width)))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Creates the rows an attempt locks, so two first attempts cannot both read "none".
@@ -103,25 +118,32 @@ async fn ensure_rows(
     keys: &[Key],
     now: Timestamp,
 ) -> Result<(), sqlx::Error> {
-    for key in keys {
-        let fresh = Counter::fresh(now);
-        sqlx::query(
-            "INSERT INTO throttle_counters \
-             (throttle, key, failures, window_start, blocked_until, expires_at) \
-             VALUES ($1, $2, 0, $3, NULL, $4) ON CONFLICT (throttle, key) DO NOTHING",
-        )
-        .bind(throttle)
-        .bind(&key.key)
-        .bind(now.unix_micros())
-        .bind(fresh.expires_at(policy).unix_micros())
-        .execute(&mut *conn)
-        .await?;
+    if keys.is_empty() {
+        return Ok(());
     }
+    let fresh = Counter::fresh(now);
+    let sql = format!(
+        "INSERT INTO throttle_counters \
+         (throttle, key, failures, window_start, blocked_until, expires_at) VALUES {} \
+         ON CONFLICT (throttle, key) DO NOTHING",
+        rows(keys.len(), 6)
+    );
+    let mut query = sqlx::query(&sql);
+    for key in keys {
+        query = query
+            .bind(throttle)
+            .bind(&key.key)
+            .bind(0_i64)
+            .bind(now.unix_micros())
+            .bind(None::<i64>)
+            .bind(fresh.expires_at(policy).unix_micros());
+    }
+    query.execute(&mut *conn).await?;
     Ok(())
 }
 
 async fn is_known(
-    conn: &mut sqlx::AnyConnection,
+    db: &Database,
     throttle: &str,
     device: Option<(&str, &str)>,
     now: Timestamp,
@@ -136,7 +158,7 @@ async fn is_known(
     .bind(throttle)
     .bind(account)
     .bind(ip)
-    .fetch_optional(&mut *conn)
+    .fetch_optional(db.pool())
     .await?;
     Ok(seen.is_some_and(|at| now.since(Timestamp::from_unix_micros(at)) < KNOWN_FOR))
 }
@@ -150,18 +172,25 @@ pub(super) async fn begin(
     device: Option<(&str, &str)>,
     now: Timestamp,
 ) -> Result<Result<(), Duration>, sqlx::Error> {
+    // Read before the rows are held: a device becomes known only by a success, which a
+    // moment's difference cannot turn into a wrong refusal of this attempt.
+    let known = is_known(db, throttle, device, now).await?;
     let mut w = db.begin_write().await?;
     ensure_rows(&mut w, throttle, policy, keys, now).await?;
     let counters = load(&mut w, db.backend(), throttle, keys).await?;
-    let known = is_known(&mut w, throttle, device, now).await?;
     if let Some(wait) = counters::wait(&counters, known, now) {
         return Ok(Err(wait));
     }
-    for (key, (scope, counter)) in keys.iter().zip(counters) {
-        let mut counter = counter.unwrap_or(Counter::fresh(now));
-        counters::count(policy, scope, &mut counter, now);
-        save(&mut w, throttle, policy, key, &counter).await?;
-    }
+    let counted: Vec<(&Key, Counter)> = keys
+        .iter()
+        .zip(counters)
+        .map(|(key, (scope, counter))| {
+            let mut counter = counter.unwrap_or(Counter::fresh(now));
+            counters::count(policy, scope, &mut counter, now);
+            (key, counter)
+        })
+        .collect();
+    save(&mut w, throttle, policy, &counted).await?;
     w.commit().await?;
     Ok(Ok(()))
 }
@@ -187,15 +216,19 @@ pub(super) async fn settle(
 ) -> Result<(), sqlx::Error> {
     let mut w = db.begin_write().await?;
     let counters = load(&mut w, db.backend(), throttle, keys).await?;
-    for (key, (scope, counter)) in keys.iter().zip(counters) {
-        if let Some(mut counter) = counter {
+    let settled: Vec<(&Key, Counter)> = keys
+        .iter()
+        .zip(counters)
+        .filter_map(|(key, (scope, counter))| {
+            let mut counter = counter?;
             match outcome {
                 Outcome::Succeeded => counters::forgive(scope, &mut counter, now),
                 Outcome::Cancelled => counters::uncount(&mut counter),
             }
-            save(&mut w, throttle, policy, key, &counter).await?;
-        }
-    }
+            Some((key, counter))
+        })
+        .collect();
+    save(&mut w, throttle, policy, &settled).await?;
     let device = device.filter(|_| outcome == Outcome::Succeeded);
     if let Some((account, ip)) = device {
         sqlx::query(
