@@ -66,6 +66,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "audit index",
         include_str!("../../migrations/sqlite/0011_audit_index.sql"),
     ),
+    (
+        12,
+        "mail counts",
+        include_str!("../../migrations/sqlite/0012_mail_counts.sql"),
+    ),
 ];
 
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
@@ -123,6 +128,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         11,
         "audit index",
         include_str!("../../migrations/postgres/0011_audit_index.sql"),
+    ),
+    (
+        12,
+        "mail counts",
+        include_str!("../../migrations/postgres/0012_mail_counts.sql"),
     ),
 ];
 

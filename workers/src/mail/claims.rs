@@ -105,16 +105,22 @@ pub(super) enum Settled {
 }
 
 /// Marks claims of a mailer (`$1`) done, with their status (`$3`) at `$2`; the message ids
-/// follow.
+/// follow. Only claims still sending: each message is counted done once.
 const DONE: &str = "UPDATE mail_deliveries SET status = $3, updated_at = $2 \
-                    WHERE claimed_by = $1 AND message_id IN";
+                    WHERE claimed_by = $1 AND status = 'sending' AND message_id IN";
+
+/// Adds `$2` messages to the count of status `$1` (`mail_delivery_counts`, the metrics'
+/// figures).
+const COUNTED: &str = "INSERT INTO mail_delivery_counts (status, messages) VALUES ($1, $2) \
+                       ON CONFLICT (status) DO UPDATE \
+                       SET messages = mail_delivery_counts.messages + excluded.messages";
 
 /// Drops claims of a mailer (`$1`) still sending; the message ids follow.
 const RELEASED: &str = "DELETE FROM mail_deliveries WHERE claimed_by = $1 AND status = 'sending' \
                         AND message_id IN";
 
 /// Records what became of each message `mailer` claimed, in one write transaction of a
-/// statement per kind and chunk.
+/// statement per kind and chunk, and counts the messages done with.
 pub(super) async fn settle_all(
     db: &Database,
     mailer: Uuid,
@@ -137,6 +143,7 @@ pub(super) async fn settle_all(
             Settled::Skipped => (DONE, 4, Some("skipped")),
             Settled::Released => (RELEASED, 2, None),
         };
+        let mut changed = 0;
         for chunk in chunks(&ids, 1) {
             let sql = format!("{sql} ({})", numbered(first, chunk.len()));
             let mut query = sqlx::query(&sql).bind(mailer.to_string());
@@ -146,7 +153,14 @@ pub(super) async fn settle_all(
             for id in chunk {
                 query = query.bind(id.as_str());
             }
-            query.execute(&mut **w).await?;
+            changed += query.execute(&mut **w).await?.rows_affected();
+        }
+        if let Some(status) = status.filter(|_| changed > 0) {
+            sqlx::query(COUNTED)
+                .bind(status)
+                .bind(i64::try_from(changed).unwrap_or(i64::MAX))
+                .execute(&mut **w)
+                .await?;
         }
     }
     w.commit().await

@@ -76,18 +76,22 @@ pub struct MailStats {
 /// The current counts.
 pub async fn stats(db: &Database) -> Result<MailStats, sqlx::Error> {
     let mut stats = MailStats::default();
-    let by_status: Vec<(String, i64)> =
-        sqlx::query_as("SELECT status, COUNT(*) FROM mail_deliveries GROUP BY status")
+    // Kept as messages are settled: the ledger itself holds every message ever sent.
+    let counted: Vec<(String, i64)> =
+        sqlx::query_as("SELECT status, messages FROM mail_delivery_counts")
             .fetch_all(db.pool())
             .await?;
-    for (status, count) in by_status {
+    for (status, count) in counted {
         match status.as_str() {
             "sent" => stats.sent = count,
             "skipped" => stats.skipped = count,
-            "sending" => stats.sending = count,
             _ => {}
         }
     }
+    stats.sending =
+        sqlx::query_scalar("SELECT COUNT(*) FROM mail_deliveries WHERE status = 'sending'")
+            .fetch_one(db.pool())
+            .await?;
     stats.dead_letters = sqlx::query_scalar("SELECT COUNT(*) FROM mail_dead_letters")
         .fetch_one(db.pool())
         .await?;
