@@ -7,6 +7,7 @@ use sqlx::AnyConnection;
 use sqlx::any::AnyRow;
 use sqlx::any::{Any, AnyArguments};
 use sqlx::query::Query;
+pub use store::sql::{numbered, placeholders};
 
 /// Bound parameters per statement: under SQLite's limit (32,766) and PostgreSQL's (65,535).
 const MAX_PARAMETERS: usize = 30_000;
@@ -92,26 +93,6 @@ fn chunks_of_at_most<T>(rows: &[T], width: usize, parameters: usize) -> impl Ite
         rest = tail;
         Some(chunk)
     })
-}
-
-/// `($1, $2), ($3, $4)`: `rows` groups of `width` numbered placeholders.
-pub(crate) fn placeholders(rows: usize, width: usize) -> String {
-    let mut sql = String::with_capacity(rows * width * 5);
-    for row in 0..rows {
-        if row > 0 {
-            sql.push_str(", ");
-        }
-        sql.push('(');
-        for column in 0..width {
-            if column > 0 {
-                sql.push_str(", ");
-            }
-            sql.push('$');
-            sql.push_str(&(row * width + column + 1).to_string());
-        }
-        sql.push(')');
-    }
-    sql
 }
 
 /// Runs `{head} VALUES (...), (...) {tail}` for every row of `rows` (each `width` values),
@@ -208,14 +189,6 @@ pub async fn delete_keys(
     Ok(())
 }
 
-/// `$from, $from+1, …`: `count` numbered placeholders.
-pub fn numbered(from: usize, count: usize) -> String {
-    (from..from + count)
-        .map(|n| format!("${n}"))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
 /// `UPDATE {table} SET {column} = CASE {key} WHEN $1 THEN $2 … END WHERE {key} IN (…)`
 /// for `pairs` pairs, with `RETURNING {returning}` unless that is empty.
 fn update_by_key_sql(
@@ -271,7 +244,7 @@ pub(crate) async fn update_by_key(
 mod tests {
     use super::{
         SQLITE_MAX_PARAMETERS, chunks, chunks_of_at_most, key_condition, max_parameters,
-        placeholders, update_by_key_sql,
+        update_by_key_sql,
     };
     use sqlx::Connection;
 
@@ -312,9 +285,7 @@ mod tests {
     }
 
     #[test]
-    fn placeholders_number_every_value() {
-        assert_eq!(placeholders(2, 2), "($1, $2), ($3, $4)");
-        assert_eq!(placeholders(1, 3), "($1, $2, $3)");
+    fn key_conditions_number_every_value() {
         assert_eq!(key_condition(&["a"], 2), "a IN ($1, $2)");
         assert_eq!(
             key_condition(&["a", "b"], 2),

@@ -24,6 +24,7 @@ mod readers;
 pub mod s3;
 mod shared_reads;
 pub mod snapshots;
+pub mod sql;
 pub mod sqlite;
 #[cfg(feature = "testkit")]
 pub mod testkit;

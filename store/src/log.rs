@@ -46,10 +46,9 @@ pub fn stream_end_subquery(param: &str) -> String {
 /// The SQL logs' statement reading `count` events by position (`$1` to `$count`), in log
 /// order, selecting `columns`.
 pub(crate) fn events_at_sql(columns: &str, count: usize) -> String {
-    let list: Vec<String> = (1..=count).map(|i| format!("${i}")).collect();
     format!(
         "SELECT {columns} FROM events WHERE global_position IN ({}) ORDER BY global_position",
-        list.join(", ")
+        crate::sql::numbered(1, count)
     )
 }
 

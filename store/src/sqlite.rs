@@ -18,6 +18,7 @@ use crate::log::{
     AppendSignal, Backlog, EventAt, EventLog, LogWatch, check_append, earlier_append, events_at_sql,
 };
 use crate::shared_reads::SharedReads;
+use crate::sql::{numbered, placeholders};
 use async_trait::async_trait;
 use domain::Timestamp;
 use sqlx::Row;
@@ -177,11 +178,10 @@ async fn append_one(
     events: &[NewEvent],
     recorded_at: i64,
 ) -> Result<Reply, StoreError> {
-    let placeholders: Vec<String> = (1..=events.len()).map(|i| format!("${i}")).collect();
     let sql = format!(
         "SELECT stream_id, global_position FROM events WHERE event_id IN ({}) \
          ORDER BY stream_revision",
-        placeholders.join(", ")
+        numbered(1, events.len())
     );
     let mut query = sqlx::query(&sql);
     for event in events {
@@ -220,27 +220,11 @@ async fn append_one(
     let first_revision = current.map_or(0, |r| r + 1);
     let mut appended: Vec<(i64, i64)> = Vec::with_capacity(events.len());
     for (chunk_index, chunk) in events.chunks(ROWS_PER_INSERT).enumerate() {
-        let rows: Vec<String> = (0..chunk.len())
-            .map(|i| {
-                let p = i * 8;
-                format!(
-                    "(${}, ${}, ${}, ${}, ${}, ${}, ${}, ${})",
-                    p + 1,
-                    p + 2,
-                    p + 3,
-                    p + 4,
-                    p + 5,
-                    p + 6,
-                    p + 7,
-                    p + 8
-                )
-            })
-            .collect();
         let sql = format!(
             "INSERT INTO events (event_id, stream_id, stream_revision, event_type, \
              schema_version, data, metadata, recorded_at) VALUES {} \
              RETURNING stream_revision, global_position",
-            rows.join(", ")
+            placeholders(chunk.len(), 8)
         );
         let mut query = sqlx::query(&sql);
         for (i, event) in chunk.iter().enumerate() {

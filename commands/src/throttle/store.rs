@@ -8,6 +8,7 @@ use super::counters::{self, Counter, Scope};
 use domain::Timestamp;
 use sqlx::Row;
 use std::time::Duration;
+use store::sql::{numbered, placeholders};
 use store::{Backend, Database};
 
 /// One counter key of an attempt.
@@ -20,13 +21,6 @@ pub(super) struct Key {
 
 /// How long a device stays known (exempt from account locks) after a success.
 pub(super) const KNOWN_FOR: Duration = Duration::from_secs(90 * 24 * 3600);
-
-fn placeholders(from: usize, n: usize) -> String {
-    (from..from + n)
-        .map(|i| format!("${i}"))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
 
 async fn load(
     conn: &mut sqlx::AnyConnection,
@@ -42,7 +36,7 @@ async fn load(
     let sql = format!(
         "SELECT key, failures, window_start, blocked_until FROM throttle_counters \
          WHERE throttle = $1 AND key IN ({}){lock}",
-        placeholders(2, keys.len())
+        numbered(2, keys.len())
     );
     let mut query = sqlx::query(&sql).bind(throttle);
     for key in keys {
@@ -86,7 +80,7 @@ async fn save(
          ON CONFLICT (throttle, key) DO UPDATE SET failures = excluded.failures, \
          window_start = excluded.window_start, blocked_until = excluded.blocked_until, \
          expires_at = excluded.expires_at",
-        rows(counters.len(), 6)
+        placeholders(counters.len(), 6)
     );
     let mut query = sqlx::query(&sql);
     for (key, counter) in counters {
@@ -100,14 +94,6 @@ async fn save(
     }
     query.execute(&mut *conn).await?;
     Ok(())
-}
-
-/// `($1, …, $width), …`: `n` rows of numbered placeholders.
-fn rows(n: usize, width: usize) -> String {
-    (0..n)
-        .map(|row| format!("({})", placeholders(row * width + 1, width)))
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 /// Creates the rows an attempt locks, so two first attempts cannot both read "none".
@@ -126,7 +112,7 @@ async fn ensure_rows(
         "INSERT INTO throttle_counters \
          (throttle, key, failures, window_start, blocked_until, expires_at) VALUES {} \
          ON CONFLICT (throttle, key) DO NOTHING",
-        rows(keys.len(), 6)
+        placeholders(keys.len(), 6)
     );
     let mut query = sqlx::query(&sql);
     for key in keys {

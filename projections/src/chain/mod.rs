@@ -258,12 +258,9 @@ impl Chainer {
             return Ok(batch.len());
         }
         for chunk in links.chunks(INSERT_CHUNK) {
-            let values: Vec<String> = (0..chunk.len())
-                .map(|i| format!("(${}, ${})", 2 * i + 1, 2 * i + 2))
-                .collect();
             let sql = format!(
                 "INSERT INTO event_chain (global_position, hash) VALUES {}",
-                values.join(", ")
+                crate::batch::placeholders(chunk.len(), 2)
             );
             let mut query = sqlx::query(&sql);
             for (position, hash) in chunk {
