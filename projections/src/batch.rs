@@ -61,14 +61,9 @@ fn bind<'q>(
 /// connection keeps a few prepared statements per table and reuses them, instead of one for
 /// every size a batch's last chunk can have (which filled the caches: 80 MiB more after
 /// catching up on a million events) or preparing the last chunk's statement again for every
-/// batch.
-pub fn chunks<T>(rows: &[T], width: usize) -> impl Iterator<Item = &[T]> {
-    chunks_of_at_most(rows, width, MAX_PARAMETERS)
-}
-
-/// [`chunks`] for statements run on `conn`: on SQLite of at most
-/// [`SQLITE_MAX_PARAMETERS`] bound values.
-pub fn chunks_for<'r, T>(
+/// batch. The statements run on `conn`: on SQLite a chunk binds at most
+/// [`SQLITE_MAX_PARAMETERS`] values.
+pub fn chunks<'r, T>(
     conn: &AnyConnection,
     rows: &'r [T],
     width: usize,
@@ -107,7 +102,7 @@ pub async fn insert_rows(
     width: usize,
     rows: &[Vec<Value>],
 ) -> Result<(), sqlx::Error> {
-    for chunk in chunks_for(conn, rows, width) {
+    for chunk in chunks(conn, rows, width) {
         let sql = format!("{head} VALUES {} {tail}", placeholders(chunk.len(), width));
         let mut query = sqlx::query(&sql);
         for row in chunk {
@@ -157,7 +152,7 @@ pub async fn select_keys(
     keys: &[Vec<Value>],
 ) -> Result<Vec<AnyRow>, sqlx::Error> {
     let mut found = Vec::new();
-    for chunk in chunks_for(conn, keys, columns.len()) {
+    for chunk in chunks(conn, keys, columns.len()) {
         let sql = format!("{select} {}", key_condition(columns, chunk.len()));
         let mut query = sqlx::query(&sql);
         for value in chunk.iter().flatten() {
@@ -175,7 +170,7 @@ pub async fn delete_keys(
     columns: &[&str],
     keys: &[Vec<Value>],
 ) -> Result<(), sqlx::Error> {
-    for chunk in chunks_for(conn, keys, columns.len()) {
+    for chunk in chunks(conn, keys, columns.len()) {
         let sql = format!(
             "DELETE FROM {table} WHERE {}",
             key_condition(columns, chunk.len())
@@ -226,7 +221,7 @@ pub(crate) async fn update_by_key(
 ) -> Result<Vec<AnyRow>, sqlx::Error> {
     let mut changed = Vec::new();
     // Three bound values per pair: the key twice and the value.
-    for chunk in chunks_for(conn, pairs, 3) {
+    for chunk in chunks(conn, pairs, 3) {
         let sql = update_by_key_sql(table, column, key, chunk.len(), returning);
         let mut query = sqlx::query(&sql);
         for (key, value) in chunk {
@@ -243,7 +238,7 @@ pub(crate) async fn update_by_key(
 #[cfg(test)]
 mod tests {
     use super::{
-        SQLITE_MAX_PARAMETERS, chunks, chunks_of_at_most, key_condition, max_parameters,
+        MAX_PARAMETERS, SQLITE_MAX_PARAMETERS, chunks_of_at_most, key_condition, max_parameters,
         update_by_key_sql,
     };
     use sqlx::Connection;
@@ -270,17 +265,26 @@ mod tests {
     #[test]
     fn chunks_have_few_sizes() {
         let rows: Vec<u32> = (0..1_300).collect();
-        let sizes: Vec<usize> = chunks(&rows, 1).map(<[u32]>::len).collect();
+        let sizes: Vec<usize> = chunks_of_at_most(&rows, 1, MAX_PARAMETERS)
+            .map(<[u32]>::len)
+            .collect();
         assert_eq!(sizes, [512, 512, 256, 16, 4]);
-        let again: Vec<u32> = chunks(&rows, 1).flatten().copied().collect();
+        let again: Vec<u32> = chunks_of_at_most(&rows, 1, MAX_PARAMETERS)
+            .flatten()
+            .copied()
+            .collect();
         assert_eq!(again, rows);
         assert_eq!(
-            chunks(&rows[..3], 1).map(<[u32]>::len).collect::<Vec<_>>(),
+            chunks_of_at_most(&rows[..3], 1, MAX_PARAMETERS)
+                .map(<[u32]>::len)
+                .collect::<Vec<_>>(),
             [2, 1]
         );
-        assert_eq!(chunks::<u32>(&[], 1).count(), 0);
+        assert_eq!(chunks_of_at_most::<u32>(&[], 1, MAX_PARAMETERS).count(), 0);
         // Wide rows: as many as fit under the parameter limit.
-        let wide: Vec<usize> = chunks(&rows, 100).map(<[u32]>::len).collect();
+        let wide: Vec<usize> = chunks_of_at_most(&rows, 100, MAX_PARAMETERS)
+            .map(<[u32]>::len)
+            .collect();
         assert_eq!(wide, [300, 300, 300, 300, 64, 32, 4]);
     }
 

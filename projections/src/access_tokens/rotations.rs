@@ -5,7 +5,7 @@
 //! follow one another (nothing else touching a token in between, each token once) are
 //! written with four statements per chunk instead, leaving the rows one at a time leaves.
 
-use crate::batch::{Value, chunks_for, insert_rows, numbered, update_by_key};
+use crate::batch::{Value, chunks, insert_rows, numbered, update_by_key};
 use crate::schema::Tables;
 use domain::access_token::AccessTokenEvent;
 use domain::account::AccountEvent;
@@ -103,7 +103,7 @@ pub(super) async fn apply_run(
         tables.get("access_token_hashes"),
     );
     // Three bound values per rotation in the widest statement.
-    for chunk in chunks_for(conn, run, 3) {
+    for chunk in chunks(conn, run, 3) {
         let n = chunk.len();
         // The new hints, and the account of each token the read model has: a rotation of
         // a token it does not have changes nothing.

@@ -39,7 +39,7 @@ pub(super) async fn claim_all(
         .collect();
     let mut taken = HashSet::with_capacity(distinct.len());
     let mut w = db.begin_background_write().await?;
-    for chunk in chunks(&distinct, 1) {
+    for chunk in chunks(&w, &distinct, 1) {
         let rows: Vec<String> = (0..chunk.len())
             .map(|n| format!("(${}, 'sending', $1, $2, $3)", n + 4))
             .collect();
@@ -144,7 +144,7 @@ pub(super) async fn settle_all(
             Settled::Released => (RELEASED, 2, None),
         };
         let mut changed = 0;
-        for chunk in chunks(&ids, 1) {
+        for chunk in chunks(&w, &ids, 1) {
             let sql = format!("{sql} ({})", numbered(first, chunk.len()));
             let mut query = sqlx::query(&sql).bind(mailer.to_string());
             if let Some(status) = status {
