@@ -146,6 +146,19 @@ pub struct AppendResult {
 }
 
 impl AppendResult {
+    /// What a SQL log answers for an append it wrote: the events' positions as stored, in
+    /// stream order, and the stream's revision after them.
+    pub(crate) fn written(positions: impl IntoIterator<Item = i64>, last_revision: u64) -> Self {
+        Self {
+            positions: positions
+                .into_iter()
+                .map(|position| GlobalPosition(position as u64))
+                .collect(),
+            next_expected: ExpectedRevision::Exact(last_revision),
+            already_appended: false,
+        }
+    }
+
     /// The last committed position (START for an empty append).
     pub fn last_position(&self) -> GlobalPosition {
         self.positions

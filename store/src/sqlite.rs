@@ -254,14 +254,10 @@ async fn append_one(
     .bind(last_revision as i64)
     .execute(&mut ***w)
     .await?;
-    Ok(Ok(AppendResult {
-        positions: appended
-            .iter()
-            .map(|(_, p)| GlobalPosition(*p as u64))
-            .collect(),
-        next_expected: ExpectedRevision::Exact(last_revision),
-        already_appended: false,
-    }))
+    Ok(Ok(AppendResult::written(
+        appended.iter().map(|(_, position)| *position),
+        last_revision,
+    )))
 }
 
 #[async_trait]

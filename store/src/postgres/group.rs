@@ -26,7 +26,7 @@
 
 use super::plan::{First, Knowledge, Plan, Proposal, plan};
 use super::statements::{Checks, GROUP_INSERT, Positions, Refused, STREAMS_AND_IDS, insert};
-use crate::envelope::{AppendResult, ExpectedRevision, GlobalPosition, Metadata, NewEvent};
+use crate::envelope::{AppendResult, Metadata, NewEvent};
 use crate::error::StoreError;
 use crate::group_commit::{Append, Batcher, shared_failure};
 use crate::log::AppendSignal;
@@ -260,14 +260,10 @@ fn replies(batch: &[Append<Reply>], plan: &Plan<'_>, inserted: Vec<(i64, i64)>) 
                     let rows: Vec<(i64, i64)> =
                         inserted.by_ref().take(append.events.len()).collect();
                     let last = rows.last().map_or(0, |(_, revision)| *revision) as u64;
-                    Outcome::Appended(AppendResult {
-                        positions: rows
-                            .iter()
-                            .map(|(position, _)| GlobalPosition(*position as u64))
-                            .collect(),
-                        next_expected: ExpectedRevision::Exact(last),
-                        already_appended: false,
-                    })
+                    Outcome::Appended(AppendResult::written(
+                        rows.iter().map(|(position, _)| *position),
+                        last,
+                    ))
                 }
             })
         })

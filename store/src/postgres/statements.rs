@@ -3,7 +3,7 @@
 //! the events an append's ids already name and of the streams' ends.
 //! Each check is an index probe whatever plan the connection keeps (`generic_plans`).
 
-use crate::envelope::{AppendResult, ExpectedRevision, GlobalPosition, Metadata, NewEvent};
+use crate::envelope::{AppendResult, ExpectedRevision, Metadata, NewEvent};
 use crate::error::StoreError;
 use sqlx::types::Json;
 use sqlx::{PgExecutor, Row};
@@ -153,14 +153,10 @@ pub(super) async fn insert<'e>(
         .collect::<Result<_, sqlx::Error>>()?;
     appended.sort_unstable();
     let last_revision = appended.last().map_or(0, |(r, _)| *r) as u64;
-    Ok(Ok(AppendResult {
-        positions: appended
-            .iter()
-            .map(|(_, p)| GlobalPosition(*p as u64))
-            .collect(),
-        next_expected: ExpectedRevision::Exact(last_revision),
-        already_appended: false,
-    }))
+    Ok(Ok(AppendResult::written(
+        appended.iter().map(|(_, position)| *position),
+        last_revision,
+    )))
 }
 
 /// The insert of a whole batch, trusting each stream to be as its first append expects
