@@ -19,7 +19,8 @@
 //! `cargo bench -p api --bench http_writes` (needs the tests' PostgreSQL; `BENCH_SECONDS`
 //! sets each phase's length, default 5; `BENCH_BACKEND=sqlite` or `postgres` runs one
 //! backend, `BENCH_ONLY=spends`, `tokens` (`rotations` alone) or `fanout` one group of phases, `BENCH_PACE` the fraction
-//! of the in-process rate the paced phases run at, default 0.5).
+//! of the in-process rate the paced phases run at, default 0.5; `BENCH_TIMELINE=<folder>`
+//! writes every phase's latencies in time order there, see [`write_timeline`]).
 
 #![allow(clippy::print_stdout)] // a benchmark prints its figures
 
@@ -58,9 +59,16 @@ impl<F> Op for F where
 {
 }
 
+/// What one bench client did in a phase: each operation's start and latency, and its time
+/// in read-your-writes waits.
+type ClientRun = (Vec<(Duration, Duration)>, Duration);
+
 /// Latencies of one phase, sorted, and how long it ran.
 struct Phase {
     latencies: Vec<Duration>,
+    /// Each operation's start (scheduled, when paced) from the phase's start, and its
+    /// latency, in start order: written out with `BENCH_TIMELINE`.
+    timeline: Vec<(Duration, Duration)>,
     elapsed: Duration,
     /// Time spent in the read-your-writes waits, when the phase timed them apart.
     waiting: Duration,
@@ -99,7 +107,7 @@ where
                 while Instant::now() < deadline {
                     let began = Instant::now();
                     waiting += op(client, n).await;
-                    latencies.push(began.elapsed());
+                    latencies.push((began - start, began.elapsed()));
                     n += 1;
                 }
                 (latencies, waiting)
@@ -111,20 +119,20 @@ where
 
 /// The phase the clients' `workers` (their latencies and read-model waits) ran, begun at
 /// `start`.
-async fn gather(
-    workers: Vec<JoinHandle<(Vec<Duration>, Duration)>>,
-    start: tokio::time::Instant,
-) -> Phase {
-    let (mut all, mut waiting) = (Vec::new(), Duration::ZERO);
+async fn gather(workers: Vec<JoinHandle<ClientRun>>, start: tokio::time::Instant) -> Phase {
+    let (mut timeline, mut waiting) = (Vec::new(), Duration::ZERO);
     for worker in workers {
         let (latencies, waited) = worker.await.expect("bench client");
-        all.extend(latencies);
+        timeline.extend(latencies);
         waiting += waited;
     }
     let elapsed = start.elapsed();
-    all.sort_unstable();
+    timeline.sort_unstable();
+    let mut latencies: Vec<Duration> = timeline.iter().map(|&(_, latency)| latency).collect();
+    latencies.sort_unstable();
     Phase {
-        latencies: all,
+        latencies,
+        timeline,
         elapsed,
         waiting,
     }
@@ -156,7 +164,7 @@ where
                     }
                     tokio::time::sleep_until(scheduled).await;
                     waiting += op(client, n).await;
-                    latencies.push(scheduled.elapsed());
+                    latencies.push((scheduled - start, scheduled.elapsed()));
                     n += 1;
                 }
             })
@@ -185,7 +193,8 @@ fn paced_name(what: &str, rate: &str) -> String {
     }
 }
 
-fn report(name: &str, phase: &Phase, baseline: Option<&Phase>) {
+fn report(service: &Service, name: &str, phase: &Phase, baseline: Option<&Phase>) {
+    write_timeline(service.backend, name, phase);
     let ratio = baseline.map_or_else(String::new, |b| {
         format!("({:.2}x in-process)", phase.per_second() / b.per_second())
     });
@@ -195,6 +204,33 @@ fn report(name: &str, phase: &Phase, baseline: Option<&Phase>) {
         phase.percentile(0.50).as_secs_f64() * 1e3,
         phase.percentile(0.99).as_secs_f64() * 1e3,
     );
+}
+
+/// With `BENCH_TIMELINE` set to a folder, writes the phase's operations there (one file per
+/// phase and backend, named after the phase): each one's start from the phase's start and
+/// its latency, in milliseconds, in start order. A tail that comes from a stall of the
+/// whole service shows as a run of slow operations at one moment, and one that comes back
+/// periodically as such runs at a period (that is how the audit indexer's burst every
+/// 1.1 s was found).
+fn write_timeline(backend: &str, name: &str, phase: &Phase) {
+    let Ok(folder) = std::env::var("BENCH_TIMELINE") else {
+        return;
+    };
+    let slug: String = format!("{backend} {name}")
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+        .collect();
+    let mut text = String::from("start_ms\tlatency_ms\n");
+    for (start, latency) in &phase.timeline {
+        text.push_str(&format!(
+            "{:.3}\t{:.3}\n",
+            start.as_secs_f64() * 1e3,
+            latency.as_secs_f64() * 1e3
+        ));
+    }
+    let path = std::path::Path::new(&folder).join(format!("{}.tsv", slug.trim_matches('-')));
+    std::fs::create_dir_all(&folder).expect("the timeline folder");
+    std::fs::write(&path, text).expect("a timeline file");
 }
 
 /// One account of the bench: its id, a session token and an API token.
@@ -208,6 +244,8 @@ struct Client {
 }
 
 struct Service {
+    /// `sqlite` or `postgres`.
+    backend: &'static str,
     address: String,
     state: AppState,
     http: reqwest::Client,
@@ -286,7 +324,7 @@ impl Service {
 async fn start(dir: &std::path::Path, database_url: Option<String>) -> Service {
     let mut serve = ServeArgs::default();
     serve.storage.data_dir = dir.to_path_buf();
-    serve.storage.database_url = database_url;
+    serve.storage.database_url = database_url.clone();
     serve.storage.master_key = Some(
         base64::engine::general_purpose::STANDARD
             .encode(Uuid::new_v4().as_u128().to_le_bytes().repeat(2)),
@@ -320,6 +358,11 @@ async fn start(dir: &std::path::Path, database_url: Option<String>) -> Service {
         .build()
         .expect("client");
     Service {
+        backend: if database_url.is_some() {
+            "postgres"
+        } else {
+            "sqlite"
+        },
         address,
         state,
         http,
@@ -405,23 +448,32 @@ async fn spends(service: &Arc<Service>, clients: &Arc<Vec<Client>>, seconds: u64
     service.settle().await;
     let paced = run_paced(seconds, half, spend_over_http(service, clients, false)).await;
     service.settle().await;
-    report("spends in-process (hold + settle)", &inprocess, None);
     report(
+        service,
+        "spends in-process (hold + settle)",
+        &inprocess,
+        None,
+    );
+    report(
+        service,
         "spends over HTTP (POST hold + complete)",
         &http,
         Some(&inprocess),
     );
     report(
+        service,
         "spends over HTTP, each then GET /api/v1/credits",
         &then_read,
         Some(&inprocess),
     );
     report(
+        service,
         &paced_name("spends in-process", "that rate"),
         &paced_inprocess,
         Some(&inprocess),
     );
     report(
+        service,
         &paced_name("spends over HTTP", "the in-process rate"),
         &paced,
         Some(&inprocess),
@@ -576,13 +628,15 @@ async fn sign_ins(service: &Arc<Service>, clients: &Arc<Vec<Client>>, seconds: u
     let half = sign_in.per_second() * pace();
     let paced_sign_in = run_paced(seconds, half, sign_in_over_http).await;
     service.settle().await;
-    report("sign-ins in-process", &sign_in, None);
+    report(service, "sign-ins in-process", &sign_in, None);
     report(
+        service,
         "sign-ins over HTTP (POST /auth/login)",
         &http_sign_in,
         Some(&sign_in),
     );
     report(
+        service,
         &paced_name("sign-ins over HTTP", "the in-process rate"),
         &paced_sign_in,
         Some(&sign_in),
@@ -602,23 +656,27 @@ async fn rotations(service: &Arc<Service>, clients: &Arc<Vec<Client>>, seconds: 
     service.settle().await;
     let paced_rotate = run_paced(seconds, half, rotate_over_http(service, clients, false)).await;
     service.settle().await;
-    report("API-token rotations in-process", &rotate, None);
+    report(service, "API-token rotations in-process", &rotate, None);
     report(
+        service,
         "API-token rotations over HTTP (POST …/rotate)",
         &http_rotate,
         Some(&rotate),
     );
     report(
+        service,
         "rotations over HTTP, each then a call with the new",
         &then_use,
         Some(&rotate),
     );
     report(
+        service,
         &paced_name("rotations in-process", "that rate"),
         &paced_inprocess,
         Some(&rotate),
     );
     report(
+        service,
         &paced_name("rotations over HTTP", "the in-process rate"),
         &paced_rotate,
         Some(&rotate),

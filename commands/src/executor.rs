@@ -106,8 +106,10 @@ struct Cached {
 /// Loads aggregates and runs commands against the log.
 ///
 /// Three things keep hot and long streams cheap. The folded state of recently used streams
-/// is cached with the number of events it covers, so a load only reads the events appended
-/// since. Commands on the same stream queue behind each other within this process, so they
+/// is cached with the number of events it covers, and a command decides on it without
+/// reading the stream: its append's expected revision checks that no other process
+/// appended since (a refused append, or a refusal or no-op, which no append checks, reads
+/// the events appended since and decides again). Commands on the same stream queue behind each other within this process, so they
 /// do not race to the same revision, and those that queued while a commit was under way
 /// are appended together by the next one; the expected revision still settles races
 /// between processes. And with a [`SnapshotStore`], aggregates that keep snapshots are
@@ -281,23 +283,37 @@ impl Executor {
     {
         let stripe = store::shard(stream, STREAM_LOCKS);
         let mut attempt = 0;
+        // Whether to decide on what this process last saw of the stream without reading
+        // its tail first: true until the log shows it moved on without this process.
+        let mut trust_memory = true;
         loop {
             attempt += 1;
             // Deciding is one at a time per stream; committing is not (see `batch`).
             let queued = self.locks[stripe].lock().await;
-            let tip = self.batches.tip(stream);
-            let typed = tip
-                .as_ref()
-                .and_then(|tip| Some((tip.state.downcast_ref::<A>()?.clone(), tip.count)));
-            let (decided_on, state, count) = match typed {
-                Some((state, count)) => (tip, state, count),
+            let tip = self.batches.tip(stream).and_then(|tip| typed::<A>(tip));
+            let remembered = match tip {
+                Some(tip) => Some((tip, false)),
+                None if trust_memory => self.remembered::<A>(stream).map(|known| (known, true)),
+                None => None,
+            };
+            let (decided_on, state, count, unread) = match remembered {
+                Some(((decided_on, state, count), unread)) => (decided_on, state, count, unread),
                 None => {
                     let loaded = self.load::<A>(stream).await?;
-                    (None, loaded.state, events_before(loaded.expected))
+                    (None, loaded.state, events_before(loaded.expected), false)
                 }
             };
             let events = match decide(&state) {
                 Ok(events) if !events.is_empty() => events,
+                // Nothing to append, or refused: an answer that no append will check, so
+                // it is given only on the stream as the log has it (another node may have
+                // appended): read what this process has not seen, and decide again.
+                _ if unread => {
+                    drop(queued);
+                    trust_memory = false;
+                    attempt -= 1;
+                    continue;
+                }
                 answer => {
                     // Nothing to append, or refused: either way the answer rests on the
                     // events decided before it here, so it stands only once they commit.
@@ -345,6 +361,7 @@ impl Executor {
             else {
                 // An earlier batch was refused while this command decided on top of it.
                 drop(queued);
+                trust_memory = false;
                 self.conflicted(stream, attempt, command).await?;
                 continue;
             };
@@ -368,10 +385,45 @@ impl Executor {
                         position,
                     });
                 }
-                Outcome::Conflict => self.conflicted(stream, attempt, command).await?,
+                Outcome::Conflict if unread => {
+                    // Decided on a remembered state the stream had moved past: decide
+                    // again at once on the log's, which no other command here is ahead of.
+                    self.count_conflict(command);
+                    trust_memory = false;
+                    attempt -= 1;
+                }
+                Outcome::Conflict => {
+                    trust_memory = false;
+                    self.conflicted(stream, attempt, command).await?;
+                }
                 Outcome::Failed(error) => return Err(shared(&error).into()),
             }
         }
+    }
+
+    /// What this process last saw of `stream` while no command is in flight on it: the
+    /// state it last committed there ([`Batches::settled`], which a decision may build on),
+    /// or its cached fold, whichever covers more events. Its tail is not read: the append
+    /// that follows a decision checks that the stream has not moved on.
+    fn remembered<A: Aggregate + Send + Sync + 'static>(
+        &self,
+        stream: &str,
+    ) -> Option<(Option<Tip>, A, u64)> {
+        let settled = self.batches.settled(stream).and_then(typed::<A>);
+        let cached = self.cached::<A>(stream);
+        match (settled, cached) {
+            (Some((_, _, settled)), Some((state, count))) if count > settled => {
+                Some((None, state, count))
+            }
+            (Some(settled), _) => Some(settled),
+            (None, cached) => cached.map(|(state, count)| (None, state, count)),
+        }
+    }
+
+    fn count_conflict(&self, command: &str) {
+        self.conflicts.fetch_add(1, Ordering::Relaxed);
+        metrics::counter!(COMMAND_CONFLICTS, "command" => command.to_owned()).increment(1);
+        metrics::counter!(COMMAND_RETRIES, "command" => command.to_owned()).increment(1);
     }
 
     /// Counts a refused decision and waits a little before the next attempt, or gives up.
@@ -415,6 +467,13 @@ impl Executor {
             self.remember_shared(stream, idle.state, idle.count);
         }
     }
+}
+
+/// A tip's state as `A`, with the tip (a decision's basis) and the events it covers.
+fn typed<A: Clone + 'static>(tip: Tip) -> Option<(Option<Tip>, A, u64)> {
+    let state = tip.state.downcast_ref::<A>()?.clone();
+    let count = tip.count;
+    Some((Some(tip), state, count))
 }
 
 /// How many events of a stream come before an append that expects `expected`.

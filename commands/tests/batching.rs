@@ -312,10 +312,11 @@ async fn a_decision_made_while_the_last_batch_committed_joins_without_a_retry() 
     assert_eq!(probed.appends.load(Ordering::SeqCst), 2);
 }
 
-/// A token rotation reads its stream once, whichever family the caller names: the family
-/// check rides on the decision instead of loading the stream beforehand.
+/// A token rotation of a token this process knows reads nothing before its append (the
+/// append's expected revision checks the remembered state), and the family check rides
+/// on the decision; a refusal, which no append checks, reads the stream's tail once.
 #[tokio::test]
-async fn a_token_rotation_reads_its_stream_once() {
+async fn a_token_rotation_reads_nothing_and_a_refusal_reads_the_tail_once() {
     use commands::access_tokens::{AccessTokens, TokenFamily};
     use domain::AccountId;
     use domain::access_token::{AccessToken, AccessTokenCommand, Scope, TokenKind};
@@ -352,7 +353,7 @@ async fn a_token_rotation_reads_its_stream_once() {
         .rotate(&ctx, account, token, TokenFamily::Api, Duration::ZERO)
         .await
         .unwrap();
-    assert_eq!(reads() - before, 1);
+    assert_eq!(reads() - before, 0);
 
     let before = reads();
     let refused = tokens
@@ -361,4 +362,81 @@ async fn a_token_rotation_reads_its_stream_once() {
         .unwrap_err();
     assert_eq!(reads() - before, 1);
     assert!(refused.to_string().contains("no such token"), "{refused}");
+}
+
+fn hold(generation: &str, amount: u64) -> CreditsCommand {
+    let at = SystemClock.now();
+    CreditsCommand::Hold {
+        generation_id: generation.to_owned(),
+        feature: domain::credits::Feature::Generation,
+        amount,
+        hold_expires_at: at.plus(Duration::from_secs(3_600)),
+        max_open_holds: 100,
+        api_token_id: None,
+        at,
+    }
+}
+
+/// A node decides on the state it remembers of a stream without reading the stream first;
+/// when another node appended meanwhile, the append is refused, counted once, and the
+/// command decides again on the log's state (read once): nothing is lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_decision_on_a_remembered_state_another_node_moved_past_is_decided_again() {
+    let f = fixture().await;
+    let probed = ProbedLog::new(f.log.clone());
+    let node = Executor::new(probed.clone(), f.codec.clone());
+    let elsewhere = Executor::new(f.log.clone(), f.codec.clone());
+    let stream = format!("credits-{}", Uuid::new_v4());
+    run_grant(&node, &stream, "first").await;
+    run_grant(&node, &stream, "second").await;
+    let (reads, appends) = (
+        probed.stream_reads.load(Ordering::SeqCst),
+        probed.appends.load(Ordering::SeqCst),
+    );
+    assert_eq!((reads, appends), (1, 2), "the second grant read nothing");
+
+    run_grant(&elsewhere, &stream, "elsewhere").await;
+    run_grant(&node, &stream, "third").await;
+    assert_eq!(node.conflicts(), 1);
+    assert_eq!(probed.appends.load(Ordering::SeqCst), appends + 2);
+    assert_eq!(probed.stream_reads.load(Ordering::SeqCst), reads + 1);
+    let ledger = elsewhere.load::<CreditLedger>(&stream).await.unwrap().state;
+    assert_eq!(
+        granted_keys(&ledger),
+        ["elsewhere", "first", "second", "third"]
+    );
+}
+
+/// A refusal decided on a remembered state is not given until the log confirms it: here
+/// the remembered balance is short, another node's grant covers the hold, and the hold
+/// goes through.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refusal_on_a_remembered_state_is_checked_against_the_log() {
+    let f = fixture().await;
+    let node = Executor::new(f.log.clone(), f.codec.clone());
+    let elsewhere = Executor::new(f.log.clone(), f.codec.clone());
+    let stream = format!("credits-{}", Uuid::new_v4());
+    run_grant(&node, &stream, "first").await;
+    run_grant(&elsewhere, &stream, "elsewhere").await;
+
+    let command = hold("g-1", 15);
+    let executed = node
+        .execute::<CreditLedger, _>(
+            &stream,
+            &CommandContext::system("test"),
+            None,
+            SystemClock.now(),
+            |ledger| Ok(ledger.decide(&command)?),
+        )
+        .await
+        .expect("the hold is covered by both grants");
+    assert!(matches!(
+        executed.events.as_slice(),
+        [CreditsEvent::CreditsHeld { amount: 15, .. }]
+    ));
+    assert_eq!(
+        node.conflicts(),
+        0,
+        "a refusal is checked by reading, not appending"
+    );
 }

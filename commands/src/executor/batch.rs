@@ -135,6 +135,14 @@ impl Batches {
         self.slots().get(stream).and_then(|slot| slot.tip.clone())
     }
 
+    /// What this process last committed to the stream, while it is idle: a decision against
+    /// it may still join ([`Batches::join`]).
+    pub(super) fn settled(&self, stream: &str) -> Option<Tip> {
+        self.slots()
+            .get(stream)
+            .and_then(|slot| slot.settled.clone())
+    }
+
     /// The stream's latest unfinished batch: what a decision against its tip rests on.
     pub(super) fn pending(&self, stream: &str) -> Option<Arc<Batch>> {
         self.slots().get(stream).and_then(|slot| slot.last.clone())
@@ -243,9 +251,9 @@ impl Batches {
                         .as_ref()
                         .is_some_and(|last| Arc::ptr_eq(last, batch))
                     {
-                        // Idle: new commands load from the cache and the log again (and so
-                        // see other nodes' appends); the slot stays only to let a decision
-                        // already made against this tip join.
+                        // Idle: new commands decide on this state (`settled`) or the cache,
+                        // and read the log only when an append or a refusal needs it; the
+                        // slot stays to let a decision made against this tip join.
                         slot.last = None;
                         idle = slot.tip.take();
                         slot.settled = idle.clone();
