@@ -61,6 +61,20 @@ async fn run_grant(exec: &Executor, stream: &str, key: &str) -> Option<GlobalPos
     .position
 }
 
+/// A node whose calls to the log are counted, another node on the same log (each with its
+/// own cache and queues), and a new credits stream.
+fn two_nodes(f: &Fixture) -> (Arc<ProbedLog>, Executor, Executor, String) {
+    let probed = ProbedLog::new(f.log.clone());
+    let node = Executor::new(probed.clone(), f.codec.clone());
+    let elsewhere = Executor::new(f.log.clone(), f.codec.clone());
+    (
+        probed,
+        node,
+        elsewhere,
+        format!("credits-{}", Uuid::new_v4()),
+    )
+}
+
 /// Polls until `done` holds (a generous deadline: this waits for tasks, it times nothing).
 async fn until(what: &str, mut done: impl FnMut() -> bool) {
     for _ in 0..2_000 {
@@ -147,10 +161,7 @@ async fn commands_queued_on_a_hot_stream_while_a_commit_runs_share_the_next_appe
 async fn a_batch_refused_for_another_nodes_append_takes_the_batches_on_top_of_it_down_and_nothing_is_lost()
  {
     let f = fixture().await;
-    let probed = ProbedLog::new(f.log.clone());
-    let node = Executor::new(probed.clone(), f.codec.clone());
-    let elsewhere = Executor::new(f.log.clone(), f.codec.clone());
-    let stream = format!("credits-{}", Uuid::new_v4());
+    let (probed, node, elsewhere, stream) = two_nodes(&f);
     run_grant(&node, &stream, "first").await;
     probed.appends.store(0, Ordering::SeqCst);
 
@@ -383,10 +394,7 @@ fn hold(generation: &str, amount: u64) -> CreditsCommand {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_decision_on_a_remembered_state_another_node_moved_past_is_decided_again() {
     let f = fixture().await;
-    let probed = ProbedLog::new(f.log.clone());
-    let node = Executor::new(probed.clone(), f.codec.clone());
-    let elsewhere = Executor::new(f.log.clone(), f.codec.clone());
-    let stream = format!("credits-{}", Uuid::new_v4());
+    let (probed, node, elsewhere, stream) = two_nodes(&f);
     run_grant(&node, &stream, "first").await;
     run_grant(&node, &stream, "second").await;
     let (reads, appends) = (
@@ -413,9 +421,7 @@ async fn a_decision_on_a_remembered_state_another_node_moved_past_is_decided_aga
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refusal_on_a_remembered_state_is_checked_against_the_log() {
     let f = fixture().await;
-    let node = Executor::new(f.log.clone(), f.codec.clone());
-    let elsewhere = Executor::new(f.log.clone(), f.codec.clone());
-    let stream = format!("credits-{}", Uuid::new_v4());
+    let (_, node, elsewhere, stream) = two_nodes(&f);
     run_grant(&node, &stream, "first").await;
     run_grant(&elsewhere, &stream, "elsewhere").await;
 
