@@ -22,6 +22,7 @@ use commands::tokens::{SESSION_TOKEN_PREFIX, hash_token};
 use domain::{AccountId, SessionId};
 use projections::sessions::LiveSession;
 use serde::de::DeserializeOwned;
+use std::any::TypeId;
 use std::sync::{Arc, Mutex};
 use store::Actor;
 use uuid::Uuid;
@@ -32,14 +33,30 @@ pub struct ApiJson<T>(pub T);
 
 impl<S, T> FromRequest<S> for ApiJson<T>
 where
-    T: DeserializeOwned,
+    T: DeserializeOwned + 'static,
     S: Send + Sync,
 {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
-        match axum::Json::<T>::from_request(req, state).await {
-            Ok(axum::Json(value)) => Ok(Self(value)),
+        // Read as JSON first, then as `T`: serde reads a struct from an array of its fields
+        // in order too (`[null, null]` for two optional fields), which the document does not
+        // allow; a typed body must be an object. A free-form body (`serde_json::Value`) may
+        // be any JSON.
+        match axum::Json::<serde_json::Value>::from_request(req, state).await {
+            Ok(axum::Json(value)) => {
+                let free_form = TypeId::of::<T>() == TypeId::of::<serde_json::Value>();
+                if !free_form && !value.is_object() {
+                    return Err(ApiError::Unprocessable(
+                        "invalid_body",
+                        "the body must be a JSON object".into(),
+                    ));
+                }
+                // With the path of the field at fault, as axum's own `Json` gives it.
+                serde_path_to_error::deserialize(value)
+                    .map(Self)
+                    .map_err(|e| ApiError::Unprocessable("invalid_body", e.to_string()))
+            }
             Err(JsonRejection::JsonDataError(e)) => {
                 Err(ApiError::Unprocessable("invalid_body", e.body_text()))
             }

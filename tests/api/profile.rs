@@ -130,6 +130,8 @@ async fn the_profile_is_validated_and_public_only_on_request(backend: Backend) {
         (json!({"display_name": ""}), "display_name"),
         (json!({"display_name": "x".repeat(65)}), "display_name"),
         (json!({"public_profile": "yes"}), "public_profile"),
+        // serde would read the struct from an array of its fields in order.
+        (json!([null, null, null]), "object"),
     ] {
         let refused = patch(&app, &session, body.clone()).await;
         assert_eq!(refused.status(), StatusCode::UNPROCESSABLE_ENTITY, "{body}");

@@ -112,6 +112,19 @@ async fn body_rejections_are_json(backend: Backend) {
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "unsupported_media_type",
         ),
+        // serde would read the struct from an array of its fields in order.
+        (
+            r#"["someone@example.com", "correct-horse-7-battery", "Someone"]"#,
+            Some("application/json"),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_body",
+        ),
+        (
+            "null",
+            Some("application/json"),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_body",
+        ),
     ];
     for (body, content_type, status, code) in cases {
         let response = register(body.into(), content_type).await.unwrap();

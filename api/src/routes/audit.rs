@@ -76,7 +76,9 @@ pub struct SecurityLogParams {
 
 /// An RFC 3339 instant of the query, or 422 naming `field`.
 pub fn instant(field: &str, text: Option<&str>) -> Result<Option<Timestamp>, ApiError> {
-    match text.filter(|t| !t.is_empty()) {
+    // An empty value is not an instant (the document gives the parameter the `date-time`
+    // format): it is refused, not read as no instant.
+    match text {
         None => Ok(None),
         Some(text) => OffsetDateTime::parse(text, &Rfc3339)
             .map(|at| Some(Timestamp::from_datetime(at)))
