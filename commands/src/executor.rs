@@ -109,8 +109,8 @@ struct Cached {
 /// is cached with the number of events it covers, and a command decides on it without
 /// reading the stream: its append's expected revision checks that no other process
 /// appended since (a refused append, or a refusal or no-op, which no append checks, reads
-/// the events appended since and decides again). Commands on the same stream queue behind each other within this process, so they
-/// do not race to the same revision, and those that queued while a commit was under way
+/// the events appended since and decides again). Commands on the same stream queue behind
+/// each other within this process, so they do not race to the same revision, and those that queued while a commit was under way
 /// are appended together by the next one; the expected revision still settles races
 /// between processes. And with a [`SnapshotStore`], aggregates that keep snapshots are
 /// saved every [`SNAPSHOT_EVERY`] events, so a cold load reads the snapshot and the tail.
@@ -386,9 +386,10 @@ impl Executor {
                     });
                 }
                 Outcome::Conflict if unread => {
-                    // Decided on a remembered state the stream had moved past: decide
-                    // again at once on the log's, which no other command here is ahead of.
-                    self.count_conflict(command);
+                    // Decided on a remembered state another process had moved past: read
+                    // what it appended and decide again at once. No back-off, and no
+                    // attempt spent: this was a stale memory, not a race still going on.
+                    self.count_conflict(command, true);
                     trust_memory = false;
                     attempt -= 1;
                 }
@@ -420,10 +421,13 @@ impl Executor {
         }
     }
 
-    fn count_conflict(&self, command: &str) {
+    /// Counts a refused decision, and whether the command decides again.
+    fn count_conflict(&self, command: &str, retried: bool) {
         self.conflicts.fetch_add(1, Ordering::Relaxed);
         metrics::counter!(COMMAND_CONFLICTS, "command" => command.to_owned()).increment(1);
-        metrics::counter!(COMMAND_RETRIES, "command" => command.to_owned()).increment(1);
+        if retried {
+            metrics::counter!(COMMAND_RETRIES, "command" => command.to_owned()).increment(1);
+        }
     }
 
     /// Counts a refused decision and waits a little before the next attempt, or gives up.
@@ -433,12 +437,11 @@ impl Executor {
         attempt: u32,
         command: &str,
     ) -> Result<(), CommandError> {
-        self.conflicts.fetch_add(1, Ordering::Relaxed);
-        metrics::counter!(COMMAND_CONFLICTS, "command" => command.to_owned()).increment(1);
-        if attempt >= MAX_ATTEMPTS {
+        let retried = attempt < MAX_ATTEMPTS;
+        self.count_conflict(command, retried);
+        if !retried {
             return Err(CommandError::Contention);
         }
-        metrics::counter!(COMMAND_RETRIES, "command" => command.to_owned()).increment(1);
         tracing::debug!(stream, attempt, "conflict; deciding again");
         let jitter = u64::from(Uuid::new_v4().as_u128() as u8 % 8);
         tokio::time::sleep(Duration::from_millis(u64::from(attempt) * 2 + jitter)).await;
