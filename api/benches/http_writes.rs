@@ -321,10 +321,15 @@ impl Service {
     }
 }
 
-async fn start(dir: &std::path::Path, database_url: Option<String>) -> Service {
+/// Starts the service on `backend` (`sqlite`, or `postgres` at `database_url`).
+async fn start(
+    backend: &'static str,
+    dir: &std::path::Path,
+    database_url: Option<String>,
+) -> Service {
     let mut serve = ServeArgs::default();
     serve.storage.data_dir = dir.to_path_buf();
-    serve.storage.database_url = database_url.clone();
+    serve.storage.database_url = database_url;
     serve.storage.master_key = Some(
         base64::engine::general_purpose::STANDARD
             .encode(Uuid::new_v4().as_u128().to_le_bytes().repeat(2)),
@@ -358,11 +363,7 @@ async fn start(dir: &std::path::Path, database_url: Option<String>) -> Service {
         .build()
         .expect("client");
     Service {
-        backend: if database_url.is_some() {
-            "postgres"
-        } else {
-            "sqlite"
-        },
+        backend,
         address,
         state,
         http,
@@ -762,7 +763,7 @@ async fn main() {
             continue;
         }
         println!("-- {backend}");
-        let service = Arc::new(start(dir, url).await);
+        let service = Arc::new(start(choice, dir, url).await);
         let mut clients = Vec::new();
         for n in 0..CLIENTS {
             clients.push(client(&service, n).await);

@@ -43,6 +43,8 @@ where
         // in order too (`[null, null]` for two optional fields), which the document does not
         // allow; a typed body must be an object. A free-form body (`serde_json::Value`) may
         // be any JSON.
+        // Read as a `Value`, the body fails only on its syntax, its content type or its
+        // size; what does not fit `T` is found below.
         match axum::Json::<serde_json::Value>::from_request(req, state).await {
             Ok(axum::Json(value)) => {
                 let free_form = TypeId::of::<T>() == TypeId::of::<serde_json::Value>();
@@ -56,9 +58,6 @@ where
                 serde_path_to_error::deserialize(value)
                     .map(Self)
                     .map_err(|e| ApiError::Unprocessable("invalid_body", e.to_string()))
-            }
-            Err(JsonRejection::JsonDataError(e)) => {
-                Err(ApiError::Unprocessable("invalid_body", e.body_text()))
             }
             Err(JsonRejection::JsonSyntaxError(e)) => {
                 Err(ApiError::BadRequest("malformed_json", e.body_text()))

@@ -7,6 +7,7 @@
 //! ([`crate::metrics`]).
 
 mod batch;
+mod memory;
 mod snapshots;
 
 use crate::codec::EventCodec;
@@ -17,7 +18,7 @@ use crate::metrics::{
 };
 use batch::{Batch, Batches, Outcome, Tip};
 use domain::{Aggregate, DomainEvent, Timestamp};
-use std::any::Any;
+use memory::{Cached, typed};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -90,18 +91,10 @@ pub struct Executed<A: Aggregate> {
     pub position: Option<GlobalPosition>,
 }
 
-/// Most streams whose folded state is kept in memory.
-const CACHE_CAPACITY: usize = 8_192;
 /// In-process queues for commands on the same stream.
 const STREAM_LOCKS: usize = 1_024;
 /// Events between two snapshots of a stream whose aggregate keeps them.
 pub const SNAPSHOT_EVERY: u64 = 1_000;
-
-struct Cached {
-    state: Arc<dyn Any + Send + Sync>,
-    /// Events folded into `state`.
-    count: u64,
-}
 
 /// Loads aggregates and runs commands against the log.
 ///
@@ -110,9 +103,9 @@ struct Cached {
 /// reading the stream: its append's expected revision checks that no other process
 /// appended since (a refused append, or a refusal or no-op, which no append checks, reads
 /// the events appended since and decides again). Commands on the same stream queue behind
-/// each other within this process, so they do not race to the same revision, and those that queued while a commit was under way
-/// are appended together by the next one; the expected revision still settles races
-/// between processes. And with a [`SnapshotStore`], aggregates that keep snapshots are
+/// each other within this process, so they do not race to the same revision, and those
+/// that queued while a commit was under way are appended together by the next one; the
+/// expected revision still settles races between processes. And with a [`SnapshotStore`], aggregates that keep snapshots are
 /// saved every [`SNAPSHOT_EVERY`] events, so a cold load reads the snapshot and the tail.
 #[derive(Clone)]
 pub struct Executor {
@@ -169,46 +162,6 @@ impl Executor {
     /// under way ends (0 when the stream is idle or its commands commit one at a time).
     pub fn queued_commands(&self, stream: &str) -> usize {
         self.batches.queued(stream)
-    }
-
-    /// Drops the cached state of a stream (its account was erased).
-    pub fn forget(&self, stream: &str) {
-        self.cache
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(stream);
-    }
-
-    fn cached<A: Aggregate + Send + Sync + 'static>(&self, stream: &str) -> Option<(A, u64)> {
-        let cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
-        let entry = cache.get(stream)?;
-        let state = entry.state.downcast_ref::<A>()?;
-        Some((state.clone(), entry.count))
-    }
-
-    fn remember<A: Aggregate + Send + Sync + 'static>(&self, stream: &str, state: &A, count: u64) {
-        let cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
-        if cache.get(stream).is_some_and(|entry| entry.count >= count) {
-            return;
-        }
-        drop(cache);
-        self.remember_shared(stream, Arc::new(state.clone()), count);
-    }
-
-    fn remember_shared(&self, stream: &str, state: Arc<dyn Any + Send + Sync>, count: u64) {
-        let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
-        if cache.get(stream).is_some_and(|entry| entry.count >= count) {
-            return;
-        }
-        if cache.len() >= CACHE_CAPACITY {
-            // Crude but bounded: forget about a quarter of the streams.
-            let mut n = 0;
-            cache.retain(|_, _| {
-                n += 1;
-                n % 4 != 0
-            });
-        }
-        cache.insert(stream.to_owned(), Cached { state, count });
     }
 
     /// Folds a stream into its aggregate. Events whose personal data was erased are
@@ -402,25 +355,6 @@ impl Executor {
         }
     }
 
-    /// What this process last saw of `stream` while no command is in flight on it: the
-    /// state it last committed there ([`Batches::settled`], which a decision may build on),
-    /// or its cached fold, whichever covers more events. Its tail is not read: the append
-    /// that follows a decision checks that the stream has not moved on.
-    fn remembered<A: Aggregate + Send + Sync + 'static>(
-        &self,
-        stream: &str,
-    ) -> Option<(Option<Tip>, A, u64)> {
-        let settled = self.batches.settled(stream).and_then(typed::<A>);
-        let cached = self.cached::<A>(stream);
-        match (settled, cached) {
-            (Some((_, _, settled)), Some((state, count))) if count > settled => {
-                Some((None, state, count))
-            }
-            (Some(settled), _) => Some(settled),
-            (None, cached) => cached.map(|(state, count)| (None, state, count)),
-        }
-    }
-
     /// Counts a refused decision, and whether the command decides again.
     fn count_conflict(&self, command: &str, retried: bool) {
         self.conflicts.fetch_add(1, Ordering::Relaxed);
@@ -470,13 +404,6 @@ impl Executor {
             self.remember_shared(stream, idle.state, idle.count);
         }
     }
-}
-
-/// A tip's state as `A`, with the tip (a decision's basis) and the events it covers.
-fn typed<A: Clone + 'static>(tip: Tip) -> Option<(Option<Tip>, A, u64)> {
-    let state = tip.state.downcast_ref::<A>()?.clone();
-    let count = tip.count;
-    Some((Some(tip), state, count))
 }
 
 /// How many events of a stream come before an append that expects `expected`.
