@@ -297,6 +297,55 @@ async fn avatars_are_judged_by_content_and_stored_square_without_metadata(backen
         );
     }
 
+    // A form is exactly one part, `avatar`: any other part is refused, not ignored.
+    let image = picture(32, 32, ImageFormat::Png);
+    let part = |name: &str, body: &[u8]| {
+        let mut bytes = format!(
+            "--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"; \
+             filename=\"a.png\"\r\nContent-Type: image/png\r\n\r\n"
+        )
+        .into_bytes();
+        bytes.extend(body);
+        bytes.extend(b"\r\n");
+        bytes
+    };
+    let form = |parts: Vec<Vec<u8>>| {
+        let mut bytes = parts.concat();
+        bytes.extend(format!("--{boundary}--\r\n").into_bytes());
+        bytes
+    };
+    let bad_forms = vec![
+        (
+            "an extra unnamed part",
+            form(vec![part("avatar", &image), part("", b"false")]),
+        ),
+        (
+            "the image under another name",
+            form(vec![part("file", &image)]),
+        ),
+        (
+            "two images",
+            form(vec![part("avatar", &image), part("avatar", &image)]),
+        ),
+        ("no part at all", form(vec![])),
+    ];
+    for (what, body) in bad_forms {
+        let refused = put_avatar(
+            &app,
+            &session,
+            &format!("multipart/form-data; boundary={boundary}"),
+            body,
+        )
+        .await;
+        assert_eq!(refused.status(), StatusCode::UNPROCESSABLE_ENTITY, "{what}");
+        assert_eq!(error_code(refused).await, "validation_failed", "{what}");
+        assert_eq!(
+            avatar_bytes(&app, &session).await.as_deref(),
+            Some(good.as_slice()),
+            "{what} changed nothing"
+        );
+    }
+
     // Shown on the public page only when the profile is public.
     let me = json_body(app.get("/me", Some(&session.token)).await).await;
     let public_avatar = format!("/profiles/{}/avatar", me["account_id"].as_str().unwrap());

@@ -7,6 +7,7 @@ use crate::routes::me::{MeResponse, me_view};
 use crate::state::{AppState, Auth, Core};
 use axum::Json;
 use axum::body::Bytes;
+use axum::extract::multipart::MultipartError;
 use axum::extract::{DefaultBodyLimit, FromRequest, Multipart, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -50,7 +51,7 @@ fn with_form(mut avatar: UtoipaMethodRouter<AppState>) -> UtoipaMethodRouter<App
         let file = ObjectBuilder::new()
             .schema_type(Type::String)
             .format(Some(SchemaFormat::KnownFormat(KnownFormat::Binary)))
-            .description(Some("The image: the form's first part is the one read"));
+            .description(Some("The image, the form's only part"));
         let form = ObjectBuilder::new()
             .property("avatar", file)
             .required("avatar")
@@ -112,7 +113,7 @@ pub struct AvatarView {
     pub avatar_url: String,
 }
 
-/// Reads an upload: the image as the body, or the first part of a multipart form.
+/// Reads an upload: the image as the body, or the `avatar` part of a multipart form.
 async fn image_bytes(request: Request) -> Result<Bytes, ApiError> {
     let multipart = request
         .headers()
@@ -125,18 +126,32 @@ async fn image_bytes(request: Request) -> Result<Bytes, ApiError> {
         let mut form = Multipart::from_request(request, &())
             .await
             .map_err(|e| ApiError::BadRequest("invalid_multipart", e.body_text()))?;
-        let field = form
-            .next_field()
-            .await
-            .map_err(|e| ApiError::BadRequest("invalid_multipart", e.body_text()))?
-            .ok_or_else(|| ApiError::invalid("avatar", "the form has no file"))?;
-        field.bytes().await.map_err(|e| {
+        let unreadable = |e: MultipartError| {
             if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
                 too_large()
             } else {
                 ApiError::BadRequest("invalid_multipart", e.body_text())
             }
-        })
+        };
+        // The form is exactly what the document says: one part, `avatar`. A part under any
+        // other name (or a second image) is refused rather than silently ignored.
+        let mut image = None;
+        while let Some(field) = form.next_field().await.map_err(unreadable)? {
+            if field.name() != Some("avatar") {
+                return Err(ApiError::invalid(
+                    "avatar",
+                    "the form takes one part, named `avatar`",
+                ));
+            }
+            if image.is_some() {
+                return Err(ApiError::invalid(
+                    "avatar",
+                    "the form has more than one image",
+                ));
+            }
+            image = Some(field.bytes().await.map_err(unreadable)?);
+        }
+        image.ok_or_else(|| ApiError::invalid("avatar", "the form has no file"))
     } else {
         Bytes::from_request(request, &())
             .await
@@ -148,7 +163,7 @@ async fn image_bytes(request: Request) -> Result<Bytes, ApiError> {
 /// square PNG of at most 512 px without metadata.
 #[utoipa::path(put, path = "/me/avatar", tag = "account", security(("session" = [])),
     request_body(description = "The image as the body (its type is judged by its content, not \
-        `Content-Type`), or a `multipart/form-data` form whose first part is the image",
+        `Content-Type`), or a `multipart/form-data` form whose one part, `avatar`, is the image",
         content((Binary = "image/png"), (Binary = "image/jpeg"), (Binary = "image/webp"))),
     responses(
         (status = 200, body = AvatarView),
@@ -156,7 +171,7 @@ async fn image_bytes(request: Request) -> Result<Bytes, ApiError> {
         (status = 413, description = "`avatar_too_large`: over 5 MB", body = ErrorBody),
         (status = 415, description = "`unsupported_media_type`: not a JPEG, PNG or WebP", body = ErrorBody),
         (status = 422, description = "`invalid_image` (truncated or corrupt), `image_too_large` (too many pixels), \
-            `validation_failed` (a form without a file)", body = ErrorBody),
+            `validation_failed` (a form without an `avatar` part, or with any other part)", body = ErrorBody),
         (status = 503, description = "`busy`: every avatar decode slot stayed taken for two seconds; see `Retry-After`", body = ErrorBody),
     ))]
 pub async fn upload(
