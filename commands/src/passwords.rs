@@ -2,11 +2,14 @@
 //! a fixed set of threads of its own with bounded concurrency, so that a burst of sign-ins
 //! can neither stall the async runtime nor exhaust memory.
 //!
-//! The bound is split in two shares that never borrow from each other: verifying a
-//! password (sign-in, re-authentication, the current password of a change) takes a permit
-//! of the larger share; hashing a new one (registration, a password change) one of the
-//! smaller. A flood of registrations therefore queues behind itself, never in front of a
-//! sign-in.
+//! The bound is split in two shares: verifying a password (sign-in, re-authentication, the
+//! current password of a change) takes a permit of the larger share; hashing a new one
+//! (registration, a password change) one of the smaller. New hashes never borrow, so a
+//! flood of registrations queues behind itself, never in front of a sign-in. A verification
+//! may borrow a permit of new hashes that is idle at that moment (and no new hash waits):
+//! otherwise, on a two-core node whose shares are one permit each, sign-ins would queue on
+//! one thread while the other sat idle. A new hash arriving then waits at most for that one
+//! borrowed hash to finish, since a released permit goes to a waiting new hash first.
 //!
 //! Memory stays bounded: there is one hashing thread per permit, and each keeps its 19 MiB
 //! argon2 working area for its whole life, hashing into it again and again. Hashing on the
@@ -22,7 +25,7 @@ use argon2::{Algorithm, Argon2, Block, Params, Version};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::Instant;
-use tokio::sync::{Semaphore, oneshot};
+use tokio::sync::{Semaphore, SemaphorePermit, oneshot};
 
 /// Why hashing failed (never because a password is wrong).
 #[derive(Debug, thiserror::Error)]
@@ -221,6 +224,17 @@ impl Passwords {
         )
     }
 
+    /// A permit free right now for work on `share`: its own, or, for a verification, an idle
+    /// one of new hashes (`try_acquire` fails while a new hash waits for it, so borrowing
+    /// never overtakes one).
+    fn idle_permit<'a>(&'a self, share: &'a Semaphore) -> Option<SemaphorePermit<'a>> {
+        share.try_acquire().ok().or_else(|| {
+            std::ptr::eq(share, &*self.verify_permits)
+                .then(|| self.hash_permits.try_acquire().ok())
+                .flatten()
+        })
+    }
+
     /// Runs `work` on a hashing thread once `share` (named `share_name` in the metrics)
     /// grants a permit.
     async fn run<T: Send + 'static>(
@@ -230,7 +244,10 @@ impl Passwords {
         work: impl FnOnce(&mut Vec<Block>) -> T + Send + 'static,
     ) -> Result<T, PasswordError> {
         let queued = Instant::now();
-        let _permit = share.acquire().await.map_err(|_| PasswordError::Task)?;
+        let _permit = match self.idle_permit(share) {
+            Some(permit) => permit,
+            None => share.acquire().await.map_err(|_| PasswordError::Task)?,
+        };
         metrics::histogram!(crate::metrics::PASSWORD_HASH_WAIT, "share" => share_name)
             .record(queued.elapsed());
         let (done, result) = oneshot::channel();
@@ -343,6 +360,41 @@ mod tests {
         drop(held);
         assert!(queued.await.unwrap().starts_with("$argon2id$"));
         assert_eq!(passwords.available(), (3, 1));
+    }
+
+    #[tokio::test]
+    async fn a_verification_borrows_an_idle_permit_of_new_hashes_never_a_wanted_one() {
+        let passwords = Passwords::new(2);
+        let hash = passwords.hash("correct-horse-7-battery").await.unwrap();
+        assert_eq!(passwords.available(), (1, 1));
+        let own = passwords.verify_permits.clone().acquire_owned().await.unwrap();
+        // Its own share busy, a sign-in runs on the idle permit of new hashes.
+        let verified = tokio::time::timeout(
+            std::time::Duration::from_secs(60),
+            passwords.verify("correct-horse-7-battery", Some(&hash)),
+        )
+        .await
+        .expect("a verification borrows the idle permit");
+        assert!(verified.unwrap());
+        assert_eq!(passwords.available(), (0, 1), "the borrowed permit is back");
+
+        // With a new hash waiting, nothing is idle to borrow: the new hash gets the permit
+        // when it frees, and the verification waits for its own share.
+        let theirs = passwords.hash_permits.clone().acquire_owned().await.unwrap();
+        let mut queued_hash = Box::pin(passwords.hash("an0ther-Long-secret"));
+        assert!(futures_poll_once(&mut queued_hash).await.is_none());
+        let mut queued_verify =
+            Box::pin(passwords.verify("correct-horse-7-battery", Some(&hash)));
+        assert!(futures_poll_once(&mut queued_verify).await.is_none());
+        drop(theirs);
+        assert!(queued_hash.await.unwrap().starts_with("$argon2id$"));
+        assert!(
+            futures_poll_once(&mut queued_verify).await.is_none(),
+            "the verification did not take the permit a new hash was waiting for"
+        );
+        drop(own);
+        assert!(queued_verify.await.unwrap());
+        assert_eq!(passwords.available(), (1, 1));
     }
 
     /// Polls `future` once: its output if it is ready, without waiting.
