@@ -367,7 +367,12 @@ mod tests {
         let passwords = Passwords::new(2);
         let hash = passwords.hash("correct-horse-7-battery").await.unwrap();
         assert_eq!(passwords.available(), (1, 1));
-        let own = passwords.verify_permits.clone().acquire_owned().await.unwrap();
+        let own = passwords
+            .verify_permits
+            .clone()
+            .acquire_owned()
+            .await
+            .unwrap();
         // Its own share busy, a sign-in runs on the idle permit of new hashes.
         let verified = tokio::time::timeout(
             std::time::Duration::from_secs(60),
@@ -380,11 +385,15 @@ mod tests {
 
         // With a new hash waiting, nothing is idle to borrow: the new hash gets the permit
         // when it frees, and the verification waits for its own share.
-        let theirs = passwords.hash_permits.clone().acquire_owned().await.unwrap();
+        let theirs = passwords
+            .hash_permits
+            .clone()
+            .acquire_owned()
+            .await
+            .unwrap();
         let mut queued_hash = Box::pin(passwords.hash("an0ther-Long-secret"));
         assert!(futures_poll_once(&mut queued_hash).await.is_none());
-        let mut queued_verify =
-            Box::pin(passwords.verify("correct-horse-7-battery", Some(&hash)));
+        let mut queued_verify = Box::pin(passwords.verify("correct-horse-7-battery", Some(&hash)));
         assert!(futures_poll_once(&mut queued_verify).await.is_none());
         drop(theirs);
         assert!(queued_hash.await.unwrap().starts_with("$argon2id$"));
