@@ -137,6 +137,38 @@ async fn a_secret_rotated_on_one_node_works_at_once_on_another(backend: Backend)
     }
 }
 
+/// A sign-in answers once committed; its new session works on its very first request,
+/// through the node that signed in and through another: a look-up of a session token the
+/// read model does not know waits for the sessions read model to show what the log holds.
+/// Repeated, so that some first requests land before the read model shows the sign-in.
+async fn a_new_session_works_at_once_on_either_node(backend: Backend) {
+    let a = spawn_app_with(backend, |_| {}).await;
+    let b = a.peer(|_| {}).await;
+    let (email, _) = a.signed_up().await;
+    for round in 0..20 {
+        let session = a.login(&email, PASSWORD).await;
+        let (name, node) = if round % 2 == 0 { ("a", &a) } else { ("b", &b) };
+        let me = node.get("/me", Some(&session.token)).await;
+        assert_eq!(
+            me.status(),
+            StatusCode::OK,
+            "round {round}: node {name} refused the new session"
+        );
+    }
+    // A token nobody issued is still refused after that wait.
+    let unknown = format!(
+        "{}{}",
+        commands::tokens::SESSION_TOKEN_PREFIX,
+        "x".repeat(43)
+    );
+    for node in [&a, &b] {
+        assert_eq!(
+            node.get("/me", Some(&unknown)).await.status(),
+            StatusCode::UNAUTHORIZED
+        );
+    }
+}
+
 /// A signed-out session is refused by the very next request through the node that signed
 /// it out, which had it in its session cache; another node that had it cached refuses it
 /// once it sees the read model show the sign-out, at the latest once its TTL has passed.
@@ -277,6 +309,7 @@ on_both_backends!(
     a_token_rate_limit_holds_across_nodes,
     a_token_revoked_on_one_node_leaves_the_cache_of_another,
     a_secret_rotated_on_one_node_works_at_once_on_another,
+    a_new_session_works_at_once_on_either_node,
     an_erased_account_key_leaves_every_node,
     a_session_signed_out_on_one_node_leaves_every_session_cache,
     a_session_active_on_another_node_is_not_idle_in_a_cache,
