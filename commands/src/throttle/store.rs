@@ -7,6 +7,7 @@ use super::ThrottlePolicy;
 use super::counters::{self, Counter, Scope};
 use domain::Timestamp;
 use sqlx::Row;
+use sqlx::any::AnyRow;
 use std::time::Duration;
 use store::sql::{numbered, placeholders};
 use store::{Backend, Database};
@@ -43,6 +44,14 @@ async fn load(
         query = query.bind(&key.key);
     }
     let rows = query.fetch_all(&mut *conn).await?;
+    counters_of(keys, &rows)
+}
+
+/// The counter of each of `keys` among `rows` (`None` where it has no row).
+fn counters_of(
+    keys: &[Key],
+    rows: &[AnyRow],
+) -> Result<Vec<(Scope, Option<Counter>)>, sqlx::Error> {
     let mut found = Vec::with_capacity(keys.len());
     for key in keys {
         let row = rows
@@ -96,22 +105,26 @@ async fn save(
     Ok(())
 }
 
-/// Creates the rows an attempt locks, so two first attempts cannot both read "none".
-async fn ensure_rows(
+/// Holds the rows of an attempt's keys and reads them, creating those that do not exist
+/// yet (so two first attempts cannot both read "none"), in one statement: an upsert whose
+/// conflict branch rewrites nothing but takes the row lock, and returns the row as it is.
+/// The keys come sorted, so every attempt takes its rows in one order (no deadlocks).
+async fn claim(
     conn: &mut sqlx::AnyConnection,
     throttle: &str,
     policy: &ThrottlePolicy,
     keys: &[Key],
     now: Timestamp,
-) -> Result<(), sqlx::Error> {
+) -> Result<Vec<(Scope, Option<Counter>)>, sqlx::Error> {
     if keys.is_empty() {
-        return Ok(());
+        return Ok(Vec::new());
     }
     let fresh = Counter::fresh(now);
     let sql = format!(
         "INSERT INTO throttle_counters \
          (throttle, key, failures, window_start, blocked_until, expires_at) VALUES {} \
-         ON CONFLICT (throttle, key) DO NOTHING",
+         ON CONFLICT (throttle, key) DO UPDATE SET failures = throttle_counters.failures \
+         RETURNING key, failures, window_start, blocked_until",
         placeholders(keys.len(), 6)
     );
     let mut query = sqlx::query(&sql);
@@ -124,8 +137,8 @@ async fn ensure_rows(
             .bind(None::<i64>)
             .bind(fresh.expires_at(policy).unix_micros());
     }
-    query.execute(&mut *conn).await?;
-    Ok(())
+    let rows = query.fetch_all(&mut *conn).await?;
+    counters_of(keys, &rows)
 }
 
 async fn is_known(
@@ -158,12 +171,12 @@ pub(super) async fn begin(
     device: Option<(&str, &str)>,
     now: Timestamp,
 ) -> Result<Result<(), Duration>, sqlx::Error> {
-    // Read before the rows are held: a device becomes known only by a success, which a
-    // moment's difference cannot turn into a wrong refusal of this attempt.
-    let known = is_known(db, throttle, device, now).await?;
-    let mut w = db.begin_write().await?;
-    ensure_rows(&mut w, throttle, policy, keys, now).await?;
-    let counters = load(&mut w, db.backend(), throttle, keys).await?;
+    // Read beside the transaction's start, before the rows are held: a device becomes
+    // known only by a success, which a moment's difference cannot turn into a wrong
+    // refusal of this attempt.
+    let (known, w) = tokio::join!(is_known(db, throttle, device, now), db.begin_write());
+    let (known, mut w) = (known?, w?);
+    let counters = claim(&mut w, throttle, policy, keys, now).await?;
     if let Some(wait) = counters::wait(&counters, known, now) {
         return Ok(Err(wait));
     }
