@@ -4,7 +4,10 @@
 //!   accounts, against `Credits::hold` + `Credits::settle`; and the same spend each
 //!   followed by `GET /api/v1/credits`, which waits for the credits read model to show it
 //!   (read-your-writes is on the read side for credits), the read timed apart;
-//! - sign-in (`POST /auth/login`) against `Accounts::sign_in`;
+//! - sign-in (`POST /auth/login`) against `Accounts::sign_in`; and the same sign-in each
+//!   followed by a request with the new session (`GET /me`), which waits for the sessions
+//!   read model when it is behind (the sign-in answers once committed), the request timed
+//!   apart;
 //! - API-token rotation (`POST /me/api-tokens/{id}/rotate`) against `AccessTokens::rotate`;
 //!   and the same rotation each followed by a request with the new secret
 //!   (`GET /api/v1/credits`), which waits for the token read model when it is behind (the
@@ -18,7 +21,7 @@
 //! On the embedded SQLite default and on PostgreSQL. Figures are printed, never asserted.
 //! `cargo bench -p api --bench http_writes` (needs the tests' PostgreSQL; `BENCH_SECONDS`
 //! sets each phase's length, default 5; `BENCH_BACKEND=sqlite` or `postgres` runs one
-//! backend, `BENCH_ONLY=spends`, `tokens` (`rotations` alone) or `fanout` one group of phases, `BENCH_PACE` the fraction
+//! backend, `BENCH_ONLY=spends`, `tokens` (`sign-ins` or `rotations` alone) or `fanout` one group of phases, `BENCH_PACE` the fraction
 //! of the in-process rate the paced phases run at, default 0.5; `BENCH_TIMELINE=<folder>`
 //! writes every phase's latencies in time order there, see [`write_timeline`]).
 
@@ -615,19 +618,12 @@ async fn sign_ins(service: &Arc<Service>, clients: &Arc<Vec<Client>>, seconds: u
     })
     .await;
     service.settle().await;
-    let (http_service, accounts) = (service.clone(), clients.clone());
-    let sign_in_over_http = move |c: usize, _| {
-        let (service, email) = (http_service.clone(), accounts[c].email.clone());
-        async move {
-            let body = json!({"email": email, "password": PASSWORD});
-            service.post("/auth/login", None, &body).await;
-            Duration::ZERO
-        }
-    };
-    let http_sign_in = run(seconds, sign_in_over_http.clone()).await;
+    let http_sign_in = run(seconds, sign_in_over_http(service, clients, false)).await;
+    service.settle().await;
+    let then_use = run(seconds, sign_in_over_http(service, clients, true)).await;
     service.settle().await;
     let half = sign_in.per_second() * pace();
-    let paced_sign_in = run_paced(seconds, half, sign_in_over_http).await;
+    let paced_sign_in = run_paced(seconds, half, sign_in_over_http(service, clients, false)).await;
     service.settle().await;
     report(service, "sign-ins in-process", &sign_in, None);
     report(
@@ -638,10 +634,44 @@ async fn sign_ins(service: &Arc<Service>, clients: &Arc<Vec<Client>>, seconds: u
     );
     report(
         service,
+        "sign-ins over HTTP, each then a call with the new",
+        &then_use,
+        Some(&sign_in),
+    );
+    report(
+        service,
         &paced_name("sign-ins over HTTP", "the in-process rate"),
         &paced_sign_in,
         Some(&sign_in),
     );
+    let sign_ins = then_use.latencies.len().max(1) as f64;
+    println!(
+        "{:<52} {:>7.2} ms of each sign-in in the first call with the new session (GET /me)",
+        "",
+        then_use.waiting.as_secs_f64() * 1e3 / sign_ins
+    );
+}
+
+/// A sign-in over HTTP by client `c`; with `call`, followed by a request with the new
+/// session, whose time is returned. The sign-in answers once committed; that first request
+/// waits for the sessions read model when it is behind.
+fn sign_in_over_http(service: &Arc<Service>, clients: &Arc<Vec<Client>>, call: bool) -> impl Op {
+    let (service, clients) = (service.clone(), clients.clone());
+    move |c, _| {
+        let (service, email) = (service.clone(), clients[c].email.clone());
+        Box::pin(async move {
+            let body = json!({"email": email, "password": PASSWORD});
+            let response = service.post("/auth/login", None, &body).await;
+            if !call {
+                return Duration::ZERO;
+            }
+            let session: Value = response.json().await.expect("a new session");
+            let began = Instant::now();
+            let token = session["token"].as_str().expect("the session token");
+            service.get("/me", token).await;
+            began.elapsed()
+        })
+    }
 }
 
 /// API-token rotations, in-process then over HTTP.
@@ -776,7 +806,7 @@ async fn main() {
         if only("BENCH_ONLY", "spends") || only("BENCH_ONLY", "fanout") {
             after_an_append(&service, &clients).await;
         }
-        if only("BENCH_ONLY", "tokens") {
+        if only("BENCH_ONLY", "tokens") || only("BENCH_ONLY", "sign-ins") {
             sign_ins(&service, &clients, seconds).await;
         }
         if only("BENCH_ONLY", "tokens") || only("BENCH_ONLY", "rotations") {
