@@ -5,9 +5,8 @@
 //!   followed by `GET /api/v1/credits`, which waits for the credits read model to show it
 //!   (read-your-writes is on the read side for credits), the read timed apart;
 //! - sign-in (`POST /auth/login`) against `Accounts::sign_in`; and the same sign-in each
-//!   followed by a request with the new session (`GET /me`), which waits for the sessions
-//!   read model when it is behind (the sign-in answers once committed), the request timed
-//!   apart;
+//!   followed by a request with the new session (`GET /me`), timed apart (the sign-in
+//!   answers once the sessions read model shows it, so that request has nothing to wait for);
 //! - API-token rotation (`POST /me/api-tokens/{id}/rotate`) against `AccessTokens::rotate`;
 //!   and the same rotation each followed by a request with the new secret
 //!   (`GET /api/v1/credits`), which waits for the token read model when it is behind (the
@@ -653,8 +652,7 @@ async fn sign_ins(service: &Arc<Service>, clients: &Arc<Vec<Client>>, seconds: u
 }
 
 /// A sign-in over HTTP by client `c`; with `call`, followed by a request with the new
-/// session, whose time is returned. The sign-in answers once committed; that first request
-/// waits for the sessions read model when it is behind.
+/// session, whose time is returned.
 fn sign_in_over_http(service: &Arc<Service>, clients: &Arc<Vec<Client>>, call: bool) -> impl Op {
     let (service, clients) = (service.clone(), clients.clone());
     move |c, _| {

@@ -11,7 +11,7 @@ pub use operator::{
 };
 
 use crate::error::ApiError;
-use crate::state::{AppState, read_lag};
+use crate::state::AppState;
 use axum::body::Bytes;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{FromRequest, FromRequestParts, Request};
@@ -20,7 +20,6 @@ use axum::http::{HeaderMap, StatusCode, header};
 use commands::CommandContext;
 use commands::tokens::{SESSION_TOKEN_PREFIX, hash_token};
 use domain::{AccountId, SessionId};
-use projections::Follower;
 use projections::sessions::LiveSession;
 use serde::de::DeserializeOwned;
 use std::any::TypeId;
@@ -218,9 +217,7 @@ pub fn bearer_token(headers: &HeaderMap) -> Option<&str> {
 /// The live session holding `token`: well formed, not revoked, not past its expiry or
 /// idle timeout. Read through the session cache ([`crate::session_cache`]): no round trip
 /// while it holds the session; a session the cache shows idle is read again before it is
-/// refused (its last-active time may have moved on another node); a token the read model
-/// does not know is looked for again once the read model shows the whole log (a new
-/// session's first request).
+/// refused (its last-active time may have moved on another node).
 pub async fn live_session(state: &AppState, token: &str) -> Result<LiveSession, ApiError> {
     let invalid =
         || ApiError::Unauthorized("invalid_session", "the session token is not valid".into());
@@ -231,21 +228,7 @@ pub async fn live_session(state: &AppState, token: &str) -> Result<LiveSession, 
     let hash = hash_token(token);
     let sessions = &state.auth.sessions;
     let load = || projections::sessions::find_by_token_hash(&state.core.db, &hash);
-    let mut session = match sessions.get(&hash, load()).await? {
-        Some(session) => session,
-        // Perhaps a session a sign-in started a moment ago, here or on another node: a
-        // sign-in answers once committed, so the first request with its token waits until
-        // the read model shows the log as it is now, then looks again.
-        None => {
-            let core = &state.core;
-            let shown = core
-                .projections
-                .wait_for_log(Follower::Sessions, core.http.projection_wait)
-                .await;
-            shown.map_err(read_lag)?;
-            sessions.reload(&hash, load()).await?.ok_or_else(invalid)?
-        }
-    };
+    let mut session = sessions.get(&hash, load()).await?.ok_or_else(invalid)?;
     let now = state.core.clock.now();
     if now < session.expires_at && is_idle(state, &session, now) {
         session = sessions.reload(&hash, load()).await?.ok_or_else(invalid)?;

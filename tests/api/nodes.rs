@@ -137,10 +137,9 @@ async fn a_secret_rotated_on_one_node_works_at_once_on_another(backend: Backend)
     }
 }
 
-/// A sign-in answers once committed; its new session works on its very first request,
-/// through the node that signed in and through another: a look-up of a session token the
-/// read model does not know waits for the sessions read model to show what the log holds.
-/// Repeated, so that some first requests land before the read model shows the sign-in.
+/// A new session works on its very first request, through the node that signed in and
+/// through another: the sign-in answers once the sessions read model shows it, and the
+/// nodes share that read model. Repeated, so that a sign-in answering early would show.
 async fn a_new_session_works_at_once_on_either_node(backend: Backend) {
     let a = spawn_app_with(backend, |_| {}).await;
     let b = a.peer(|_| {}).await;

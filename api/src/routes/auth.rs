@@ -156,6 +156,7 @@ fn throttle_key(auth: &Auth, email: &str) -> String {
         (status = 429, description = "`too_many_attempts`: too many failed attempts; see `Retry-After`", body = ErrorBody),
     ))]
 pub async fn login(
+    State(core): State<Core>,
     State(auth): State<Auth>,
     ctx: RequestContext,
     client: ClientInfo,
@@ -182,8 +183,11 @@ pub async fn login(
         ),
     )
     .await??;
-    // Answered once committed, before the sessions read model shows it: the token's first
-    // request waits for that instead (`extract::live_session`), on whichever node it lands.
+    core.visible(
+        Visibility::ReadModel(Follower::Sessions),
+        Some(signed_in.position),
+    )
+    .await?;
     // A new session's token is never stored for replay: a retried sign-in signs in again.
     Ok((
         StatusCode::CREATED,

@@ -8,8 +8,8 @@ use crate::state::{Auth, Core};
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
+use domain::SessionId;
 use domain::session::RevocationReason;
-use domain::{SessionId, StreamCategory};
 use projections::{Follower, Visibility};
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -66,10 +66,6 @@ pub async fn list(
     ApiQuery(page): ApiQuery<PageQuery>,
 ) -> Result<Json<SessionList>, ApiError> {
     let page = page.page()?;
-    // Sign-ins answer before the read model shows them: the list waits until it shows
-    // every session started on the account, through any node.
-    let stream = StreamCategory::Account.stream(session.account_id);
-    core.shows_stream(Follower::Sessions, &stream).await?;
     let now = core.clock.now();
     let idle = core.http.sessions.idle_timeout;
     let rows = projections::sessions::list_for_account(
