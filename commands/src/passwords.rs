@@ -56,6 +56,25 @@ pub struct Passwords {
     pool: Arc<HashPool>,
 }
 
+/// The two shares of the hashing permits.
+#[derive(Debug, Clone, Copy)]
+enum Share {
+    /// Verifications: sign-ins and other proofs of the current password.
+    Verify,
+    /// New hashes: registrations and password changes.
+    Hash,
+}
+
+impl Share {
+    /// Its name in the metrics.
+    fn name(self) -> &'static str {
+        match self {
+            Self::Verify => "verify",
+            Self::Hash => "hash",
+        }
+    }
+}
+
 /// Work for a hashing thread: it gets the thread's working area.
 type Job = Box<dyn FnOnce(&mut Vec<Block>) + Send>;
 
@@ -227,28 +246,37 @@ impl Passwords {
     /// A permit free right now for work on `share`: its own, or, for a verification, an idle
     /// one of new hashes (`try_acquire` fails while a new hash waits for it, so borrowing
     /// never overtakes one).
-    fn idle_permit<'a>(&'a self, share: &'a Semaphore) -> Option<SemaphorePermit<'a>> {
-        share.try_acquire().ok().or_else(|| {
-            std::ptr::eq(share, &*self.verify_permits)
-                .then(|| self.hash_permits.try_acquire().ok())
-                .flatten()
-        })
+    fn idle_permit(&self, share: Share) -> Option<SemaphorePermit<'_>> {
+        let own = self.permits(share).try_acquire().ok();
+        match share {
+            Share::Verify => own.or_else(|| self.hash_permits.try_acquire().ok()),
+            Share::Hash => own,
+        }
     }
 
-    /// Runs `work` on a hashing thread once `share` (named `share_name` in the metrics)
-    /// grants a permit.
+    fn permits(&self, share: Share) -> &Semaphore {
+        match share {
+            Share::Verify => &self.verify_permits,
+            Share::Hash => &self.hash_permits,
+        }
+    }
+
+    /// Runs `work` on a hashing thread once `share` grants a permit (or lends one, above).
     async fn run<T: Send + 'static>(
         &self,
-        share: &Semaphore,
-        share_name: &'static str,
+        share: Share,
         work: impl FnOnce(&mut Vec<Block>) -> T + Send + 'static,
     ) -> Result<T, PasswordError> {
         let queued = Instant::now();
         let _permit = match self.idle_permit(share) {
             Some(permit) => permit,
-            None => share.acquire().await.map_err(|_| PasswordError::Task)?,
+            None => self
+                .permits(share)
+                .acquire()
+                .await
+                .map_err(|_| PasswordError::Task)?,
         };
-        metrics::histogram!(crate::metrics::PASSWORD_HASH_WAIT, "share" => share_name)
+        metrics::histogram!(crate::metrics::PASSWORD_HASH_WAIT, "share" => share.name())
             .record(queued.elapsed());
         let (done, result) = oneshot::channel();
         self.pool.submit(Box::new(move |area| {
@@ -261,10 +289,8 @@ impl Passwords {
     /// the share of new hashes.
     pub async fn hash(&self, password: &str) -> Result<String, PasswordError> {
         let password = password.to_owned();
-        self.run(&self.hash_permits, "hash", move |area| {
-            hash_new(area, password.as_bytes())
-        })
-        .await?
+        self.run(Share::Hash, move |area| hash_new(area, password.as_bytes()))
+            .await?
     }
 
     /// Whether `password` matches `hash`, on the share of verifications. With no hash (no
@@ -274,7 +300,7 @@ impl Passwords {
         let hash = hash.unwrap_or(DECOY).to_owned();
         let password = password.to_owned();
         let matched = self
-            .run(&self.verify_permits, "verify", move |area| {
+            .run(Share::Verify, move |area| {
                 matches(area, password.as_bytes(), &hash)
             })
             .await?;
