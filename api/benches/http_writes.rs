@@ -208,6 +208,16 @@ fn report(service: &Service, name: &str, phase: &Phase, baseline: Option<&Phase>
     );
 }
 
+/// Prints the phase's read-your-writes waits per operation: "… ms of each `what`".
+fn report_waiting(phase: &Phase, what: &str) {
+    let operations = phase.latencies.len().max(1) as f64;
+    println!(
+        "{:<52} {:>7.2} ms of each {what}",
+        "",
+        phase.waiting.as_secs_f64() * 1e3 / operations
+    );
+}
+
 /// With `BENCH_TIMELINE` set to a folder, writes the phase's operations there (one file per
 /// phase and backend, named after the phase): each one's start from the phase's start and
 /// its latency, in milliseconds, in start order. A tail that comes from a stall of the
@@ -481,11 +491,9 @@ async fn spends(service: &Arc<Service>, clients: &Arc<Vec<Client>>, seconds: u64
         &paced,
         Some(&inprocess),
     );
-    let spends = then_read.latencies.len().max(1) as f64;
-    println!(
-        "{:<52} {:>7.2} ms of each spend reading the balance (waiting for the read model)",
-        "",
-        then_read.waiting.as_secs_f64() * 1e3 / spends
+    report_waiting(
+        &then_read,
+        "spend reading the balance (waiting for the read model)",
     );
 }
 
@@ -643,11 +651,9 @@ async fn sign_ins(service: &Arc<Service>, clients: &Arc<Vec<Client>>, seconds: u
         &paced_sign_in,
         Some(&sign_in),
     );
-    let sign_ins = then_use.latencies.len().max(1) as f64;
-    println!(
-        "{:<52} {:>7.2} ms of each sign-in in the first call with the new session (GET /me)",
-        "",
-        then_use.waiting.as_secs_f64() * 1e3 / sign_ins
+    report_waiting(
+        &then_use,
+        "sign-in in the first call with the new session (GET /me)",
     );
 }
 
@@ -710,11 +716,9 @@ async fn rotations(service: &Arc<Service>, clients: &Arc<Vec<Client>>, seconds: 
         &paced_rotate,
         Some(&rotate),
     );
-    let rotations = then_use.latencies.len().max(1) as f64;
-    println!(
-        "{:<52} {:>7.2} ms of each rotation in the call with the new secret (GET /api/v1/credits)",
-        "",
-        then_use.waiting.as_secs_f64() * 1e3 / rotations
+    report_waiting(
+        &then_use,
+        "rotation in the call with the new secret (GET /api/v1/credits)",
     );
 }
 

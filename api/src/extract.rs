@@ -42,9 +42,8 @@ where
         // Read as JSON first, then as `T`: serde reads a struct from an array of its fields
         // in order too (`[null, null]` for two optional fields), which the document does not
         // allow; a typed body must be an object. A free-form body (`serde_json::Value`) may
-        // be any JSON.
-        // Read as a `Value`, the body fails only on its syntax, its content type or its
-        // size; what does not fit `T` is found below.
+        // be any JSON. Read as a `Value`, the body fails only on its syntax, its content
+        // type or its size; what does not fit `T` is found below.
         match axum::Json::<serde_json::Value>::from_request(req, state).await {
             Ok(axum::Json(value)) => {
                 let free_form = TypeId::of::<T>() == TypeId::of::<serde_json::Value>();
