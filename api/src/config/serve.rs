@@ -86,7 +86,7 @@ pub struct ServeArgs {
     #[arg(long, env = "ACCOUNTS_CITY_HEADER")]
     pub city_header: Option<String>,
 
-    /// Password hashes computed at once (each takes 19 MiB); 0 means one per CPU.
+    /// Password hashes computed at once (each takes 7 MiB); 0 means one per CPU.
     #[arg(long, env = "ACCOUNTS_HASH_CONCURRENCY", default_value_t = 0)]
     pub hash_concurrency: usize,
 

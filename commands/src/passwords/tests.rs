@@ -7,10 +7,7 @@ use super::*;
 async fn hashes_with_argon2id_owasp_parameters_and_verifies() {
     let passwords = Passwords::new(2);
     let hash = passwords.hash("correct-horse-7-battery").await.unwrap();
-    assert!(
-        hash.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"),
-        "{hash}"
-    );
+    assert!(hash.starts_with("$argon2id$v=19$m=7168,t=5,p=1$"), "{hash}");
     assert!(
         passwords
             .verify("correct-horse-7-battery", Some(&hash))
@@ -216,6 +213,35 @@ async fn hashes_agree_with_the_argon2_crates_own_hasher_both_ways() {
             .unwrap()
     );
     assert!(!passwords.verify("x", Some("not a hash")).await.unwrap());
+}
+
+/// Accounts registered before the parameters moved to 7 MiB hold 19 MiB, 2-pass hashes:
+/// they verify, on a thread whose area then serves the smaller current hashes too.
+#[tokio::test]
+async fn hashes_of_the_earlier_19_mib_parameters_still_verify() {
+    use argon2::password_hash::PasswordHasher;
+    let passwords = Passwords::new(1);
+    let earlier = Argon2::new(
+        Algorithm::Argon2id,
+        Version::V0x13,
+        Params::new(19 * 1024, 2, 1, None).unwrap(),
+    )
+    .hash_password(
+        b"correct-horse-7-battery",
+        &SaltString::generate(&mut OsRng),
+    )
+    .unwrap()
+    .to_string();
+    assert!(
+        earlier.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"),
+        "{earlier}"
+    );
+    let current = passwords.hash("correct-horse-7-battery").await.unwrap();
+    for hash in [&earlier, &current, &earlier] {
+        let verify = |password| passwords.verify(password, Some(hash));
+        assert!(verify("correct-horse-7-battery").await.unwrap(), "{hash}");
+        assert!(!verify("correct-horse-7-batterY").await.unwrap(), "{hash}");
+    }
 }
 
 #[tokio::test]
