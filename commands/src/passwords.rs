@@ -18,9 +18,10 @@
 //! borrowed hash to finish, since a released permit goes to a waiting new hash first.
 //!
 //! Memory stays bounded: there is one hashing thread per permit, and each keeps its argon2
-//! working area (7 MiB; larger while it verifies a hash of larger parameters) for its whole life, hashing into it again and again. Hashing on the
-//! runtime's blocking pool instead allocated a fresh area per hash on whichever of its many
-//! threads ran it, and the allocator kept those areas after sign-in bursts (hundreds of MB).
+//! working area (7 MiB; 19 MiB once it has verified a hash of the earlier parameters) for
+//! its whole life, hashing into it again and again. Hashing on the runtime's blocking pool
+//! instead allocated a fresh area per hash on whichever of its many threads ran it, and the
+//! allocator kept those areas after sign-in bursts (hundreds of MB).
 //!
 //! How long each hash waited for a permit of its share is recorded
 //! ([`crate::metrics::PASSWORD_HASH_WAIT`], by share): the queue a burst builds.
