@@ -28,7 +28,7 @@
 use crate::Follower;
 use crate::ProjectionError;
 use crate::batch::{Value, delete_keys, insert_rows, select_keys, text_keys};
-use crate::checkpoints::{advance_checkpoint, stored, stored_or_registered};
+use crate::checkpoints::{Remembered, advance_checkpoint, stored, stored_or_registered};
 use crate::runner::{Next, follow_log};
 use domain::StreamCategory;
 use serde_json::Value as Json;
@@ -57,21 +57,31 @@ pub const GATHER: Duration = Duration::from_millis(100);
 pub struct AuditIndex {
     db: Database,
     log: Arc<dyn EventLog>,
+    /// The checkpoint this indexer last committed.
+    checkpoint: Remembered<GlobalPosition>,
 }
 
 impl AuditIndex {
     /// An indexer of `log` writing to `db`.
     pub fn new(db: Database, log: Arc<dyn EventLog>) -> Self {
-        Self { db, log }
+        Self {
+            db,
+            log,
+            checkpoint: Remembered::default(),
+        }
     }
 
     /// Indexes one batch of events after the checkpoint; returns how many it read (0:
     /// caught up, or another indexer took this batch).
     #[tracing::instrument(skip_all)]
     pub async fn step(&self) -> Result<usize, ProjectionError> {
-        let checkpoint = stored_or_registered(&self.db, CHECKPOINT).await?;
+        let checkpoint = match self.checkpoint.take() {
+            Some(checkpoint) => checkpoint,
+            None => stored_or_registered(&self.db, CHECKPOINT).await?,
+        };
         let batch = self.log.read_all(checkpoint, BATCH_SIZE).await?;
         let Some(last) = batch.last().map(|e| e.position) else {
+            self.checkpoint.keep(checkpoint);
             return Ok(0);
         };
         let mut w = self.db.begin_background_write().await?;
@@ -101,6 +111,7 @@ impl AuditIndex {
         .await?;
         links.write(&mut w).await?;
         w.commit().await?;
+        self.checkpoint.keep(last);
         Ok(batch.len())
     }
 

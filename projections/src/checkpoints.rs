@@ -5,6 +5,37 @@ use crate::Follower;
 use sqlx::AnyConnection;
 use store::{Database, GlobalPosition};
 
+/// What a follower last stored itself (its checkpoint, the chainer's last link), so its
+/// next step need not read it back: taken at a step's start, kept again once the step has
+/// committed. A step that fails, or that loses the checkpoint to another process (its
+/// guarded advance refused), leaves it empty, and the next step reads what is stored.
+#[derive(Debug)]
+pub struct Remembered<T>(std::sync::Mutex<Option<T>>);
+
+impl<T> Default for Remembered<T> {
+    fn default() -> Self {
+        Self(std::sync::Mutex::new(None))
+    }
+}
+
+impl<T> Remembered<T> {
+    /// The value kept by the last step, if it committed; empty until kept again.
+    pub fn take(&self) -> Option<T> {
+        self.lock().take()
+    }
+
+    /// Keeps `value`, the state a step has just committed (or found unchanged).
+    pub fn keep(&self, value: T) {
+        *self.lock() = Some(value);
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Option<T>> {
+        self.0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
 /// The stored checkpoint of `follower`; the start of the log if there is none.
 pub async fn stored_checkpoint(
     db: &Database,

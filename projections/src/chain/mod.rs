@@ -18,7 +18,7 @@
 //! yet. [`Anchor`] checks a head published before.
 
 use crate::Follower;
-use crate::checkpoints::{advance_checkpoint, stored, stored_or_registered};
+use crate::checkpoints::{Remembered, advance_checkpoint, stored, stored_or_registered};
 use crate::runner::{Next, follow_log};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -229,29 +229,47 @@ pub async fn head(db: &Database) -> Result<ChainHead, ChainError> {
 pub struct Chainer {
     db: Database,
     log: Arc<dyn EventLog>,
+    /// The checkpoint and link this chainer last committed.
+    head: Remembered<(GlobalPosition, ChainHash)>,
 }
 
 impl Chainer {
     /// A chainer of `log` writing its links to `db`.
     pub fn new(db: Database, log: Arc<dyn EventLog>) -> Self {
-        Self { db, log }
+        Self {
+            db,
+            log,
+            head: Remembered::default(),
+        }
     }
 
     /// Links one batch of events after the checkpoint; returns how many it read (0:
     /// caught up). Two chainers (two nodes) may run: the checkpoint, advanced first and
-    /// guarded by its old value, lets one batch win and rolls the other back.
+    /// guarded by its old value, lets one batch win and rolls the other back. The head
+    /// this chainer committed last is remembered ([`Remembered`]); it reads the stored
+    /// head only at its first step and after a step that failed or lost its batch.
     #[tracing::instrument(skip_all)]
     pub async fn step(&self) -> Result<usize, ChainError> {
-        let checkpoint = stored_or_registered(&self.db, CHECKPOINT).await?;
-        let previous = stored_link(&self.db, checkpoint)
-            .await?
-            .and_then(|hash| hash.parse::<ChainHash>().ok())
-            .ok_or(ChainError::HeadMissing(checkpoint))?;
+        let (checkpoint, previous) = match self.head.take() {
+            Some(head) => head,
+            None => {
+                let checkpoint = stored_or_registered(&self.db, CHECKPOINT).await?;
+                let previous = stored_link(&self.db, checkpoint)
+                    .await?
+                    .and_then(|hash| hash.parse::<ChainHash>().ok())
+                    .ok_or(ChainError::HeadMissing(checkpoint))?;
+                (checkpoint, previous)
+            }
+        };
         let batch = self.log.read_all(checkpoint, BATCH_SIZE).await?;
         let Some(last) = batch.last().map(|e| e.position) else {
+            self.head.keep((checkpoint, previous));
             return Ok(0);
         };
         let links = fold(previous, &batch);
+        let Some(&(_, head)) = links.last() else {
+            return Ok(0);
+        };
         let mut w = self.db.begin_background_write().await?;
         if !advance_checkpoint(&mut w, CHECKPOINT, checkpoint, last).await? {
             // Another chainer linked this batch first; ours is rolled back.
@@ -269,6 +287,7 @@ impl Chainer {
             query.execute(&mut **w).await?;
         }
         w.commit().await?;
+        self.head.keep((last, head));
         Ok(batch.len())
     }
 

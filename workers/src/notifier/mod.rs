@@ -12,7 +12,7 @@ use decide::{Balance, View, decide, touches};
 use domain::notifications::Toggle;
 use projections::Follower;
 use projections::batch::{Value, insert_rows, select_keys, text_keys};
-use projections::checkpoints::{self, advance_checkpoint, stored_checkpoint};
+use projections::checkpoints::{self, Remembered, advance_checkpoint, stored_checkpoint};
 use projections::runner::{Next, follow_log};
 use sqlx::{AnyConnection, Row};
 use std::collections::HashSet;
@@ -77,6 +77,8 @@ pub struct Notifier {
     threshold: u64,
     /// Read once: it is fixed when the checkpoint is registered.
     silent_until: OnceCell<GlobalPosition>,
+    /// The checkpoint this notifier last committed.
+    last_stored: Remembered<GlobalPosition>,
 }
 
 impl Notifier {
@@ -99,6 +101,7 @@ impl Notifier {
             keys,
             threshold: credits_low_threshold,
             silent_until: OnceCell::new(),
+            last_stored: Remembered::default(),
         }
     }
 
@@ -129,13 +132,17 @@ impl Notifier {
     /// Handles one batch; returns how many events it read (0: caught up).
     #[tracing::instrument(skip_all)]
     pub async fn step(&self) -> Result<usize, NotifierError> {
-        let checkpoint = self.checkpoint().await?;
+        let checkpoint = match self.last_stored.take() {
+            Some(checkpoint) => checkpoint,
+            None => self.checkpoint().await?,
+        };
         let silent_until = *self
             .silent_until
             .get_or_try_init(|| stored_checkpoint(&self.db, SILENT_UNTIL))
             .await?;
         let batch = self.log.read_all(checkpoint, BATCH_SIZE).await?;
         let Some(last) = batch.last().map(|e| e.position) else {
+            self.last_stored.keep(checkpoint);
             return Ok(0);
         };
         let count = batch.len();
@@ -175,6 +182,7 @@ impl Notifier {
         }
         save(&mut w, &view).await?;
         w.commit().await?;
+        self.last_stored.keep(last);
         if !mails.is_empty() {
             tracing::info!(mails = mails.len(), position = %last, "published e-mails");
         }
