@@ -80,6 +80,11 @@ pub(crate) fn concerning(
 ) -> Vec<RecordedEvent> {
     batch
         .into_iter()
-        .filter(|e| StreamCategory::of_stream(&e.stream).is_some_and(|c| categories.contains(&c)))
+        .filter(|e| concerns(categories, &e.stream))
         .collect()
+}
+
+/// Whether `stream` is of one of `categories`.
+pub(crate) fn concerns(categories: &[StreamCategory], stream: &str) -> bool {
+    StreamCategory::of_stream(stream).is_some_and(|c| categories.contains(&c))
 }

@@ -8,7 +8,7 @@
 
 use crate::Follower;
 use crate::checkpoints::{advance_checkpoint, stored_checkpoint};
-use crate::cursor::{Cursor, concerning};
+use crate::cursor::{Cursor, concerns};
 pub use crate::projector::{ProjectionError, Projector, Reactor};
 use crate::schema::Tables;
 use domain::StreamCategory;
@@ -262,9 +262,13 @@ impl ProjectionRunner {
         size: usize,
     ) -> Result<Option<Concerned>, ProjectionError> {
         let stored = self.stored(name, cursor).await?;
-        let batch = self.log.read_all(cursor.read, size).await?;
-        let caught_up = batch.len() < size;
-        let Some(last) = batch.last().map(|e| e.position) else {
+        // Only the events of its streams are copied out of a page the followers share.
+        let page = self
+            .log
+            .read_all_where(cursor.read, size, &|stream| concerns(categories, stream))
+            .await?;
+        let caught_up = page.read < size;
+        let Some(last) = page.last else {
             // Out of events: store how far it has read once that is due (the loop wakes
             // for it, `ProjectionRunner::run`), not at every append it reads past.
             if cursor.store_due() {
@@ -272,7 +276,7 @@ impl ProjectionRunner {
             }
             return Ok(None);
         };
-        let events = concerning(categories, batch);
+        let events = page.events;
         if events.is_empty() {
             cursor.read = last;
             self.publish(name, last);

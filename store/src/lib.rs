@@ -36,7 +36,9 @@ pub use envelope::{
     Actor, AppendResult, ExpectedRevision, GlobalPosition, Metadata, NewEvent, RecordedEvent,
 };
 pub use error::StoreError;
-pub use log::{Backlog, EventAt, EventLog, LogWatch, stream_end_subquery};
+pub use log::{
+    Backlog, EventAt, EventLog, FilteredPage, LogWatch, StreamFilter, stream_end_subquery,
+};
 pub use readers::Reader;
 pub use snapshots::{Snapshot, SnapshotStore};
 

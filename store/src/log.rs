@@ -52,6 +52,36 @@ pub(crate) fn events_at_sql(columns: &str, count: usize) -> String {
     )
 }
 
+/// Which streams' events a reader of the whole log keeps ([`EventLog::read_all_where`]).
+pub type StreamFilter<'a> = &'a (dyn Fn(&str) -> bool + Send + Sync);
+
+/// A page of the whole log read for one follower ([`EventLog::read_all_where`]): how many
+/// events it held and where it ended, which the follower reads past, and the events it
+/// kept.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct FilteredPage {
+    /// Events in the page, kept or not: fewer than asked means the end of the log, as for
+    /// [`EventLog::read_all`].
+    pub read: usize,
+    /// The position of the page's last event, kept or not (`None`: the page was empty).
+    pub last: Option<GlobalPosition>,
+    /// The events of the streams the filter accepted, in log order.
+    pub events: Vec<RecordedEvent>,
+}
+
+impl FilteredPage {
+    /// Keeps the events of `page` whose streams `keep` accepts.
+    pub fn of(mut page: Vec<RecordedEvent>, keep: StreamFilter<'_>) -> Self {
+        let (read, last) = (page.len(), page.last().map(|e| e.position));
+        page.retain(|e| keep(&e.stream));
+        Self {
+            read,
+            last,
+            events: page,
+        }
+    }
+}
+
 /// An append-only log of events, in streams, with one global order.
 #[async_trait]
 pub trait EventLog: Send + Sync {
@@ -84,6 +114,18 @@ pub trait EventLog: Send + Sync {
         after: GlobalPosition,
         limit: usize,
     ) -> Result<Vec<RecordedEvent>, StoreError>;
+
+    /// [`Self::read_all`], keeping only the events of the streams `keep` accepts. The SQL
+    /// logs share one page among the followers reading it and copy only the kept events
+    /// for each (most followers keep few of any page).
+    async fn read_all_where(
+        &self,
+        after: GlobalPosition,
+        limit: usize,
+        keep: StreamFilter<'_>,
+    ) -> Result<FilteredPage, StoreError> {
+        Ok(FilteredPage::of(self.read_all(after, limit).await?, keep))
+    }
 
     /// The position of the last event a reader can see (START for an empty log).
     async fn head(&self) -> Result<GlobalPosition, StoreError>;

@@ -20,7 +20,8 @@ use crate::envelope::{
 use crate::error::StoreError;
 use crate::group_commit::Queue;
 use crate::log::{
-    AppendSignal, Backlog, EventAt, EventLog, LogWatch, check_append, earlier_append, events_at_sql,
+    AppendSignal, Backlog, EventAt, EventLog, FilteredPage, LogWatch, StreamFilter, check_append,
+    earlier_append, events_at_sql,
 };
 use crate::shared_reads::SharedReads;
 use async_trait::async_trait;
@@ -332,6 +333,22 @@ impl EventLog for PostgresLog {
     ) -> Result<Vec<RecordedEvent>, StoreError> {
         self.reads
             .read(after, limit, |after, limit| self.read_page(after, limit))
+            .await
+    }
+
+    async fn read_all_where(
+        &self,
+        after: GlobalPosition,
+        limit: usize,
+        keep: StreamFilter<'_>,
+    ) -> Result<FilteredPage, StoreError> {
+        self.reads
+            .read_where(
+                after,
+                limit,
+                |after, limit| self.read_page(after, limit),
+                keep,
+            )
             .await
     }
 

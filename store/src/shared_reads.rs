@@ -14,6 +14,7 @@
 //! cut to its own: a prefix of a page in log order is the page a smaller limit reads.
 //! Positions nobody is reading take no memory.
 
+use crate::log::{FilteredPage, StreamFilter};
 use crate::{GlobalPosition, RecordedEvent, StoreError};
 use std::collections::HashMap;
 use std::future::Future;
@@ -59,6 +60,25 @@ impl SharedReads {
         Query: FnOnce(GlobalPosition, usize) -> Reading,
         Reading: Future<Output = Result<Vec<RecordedEvent>, StoreError>>,
     {
+        Ok(self
+            .read_where(after, limit, query, &|_| true)
+            .await?
+            .events)
+    }
+
+    /// [`Self::read`], keeping only the events of the streams `keep` accepts: of a shared
+    /// page, only those are copied for this caller.
+    pub(crate) async fn read_where<Query, Reading>(
+        &self,
+        after: GlobalPosition,
+        limit: usize,
+        query: Query,
+        keep: StreamFilter<'_>,
+    ) -> Result<FilteredPage, StoreError>
+    where
+        Query: FnOnce(GlobalPosition, usize) -> Reading,
+        Reading: Future<Output = Result<Vec<RecordedEvent>, StoreError>>,
+    {
         let reader = self.join(after, limit);
         let page = {
             let _turn = reader.position.turn.lock().await;
@@ -72,7 +92,7 @@ impl SharedReads {
                     // behind), the caller takes the page without a copy.
                     if Arc::strong_count(&reader.page) == 1 {
                         events.truncate(limit);
-                        return Ok(events);
+                        return Ok(FilteredPage::of(events, keep));
                     }
                     let page = Arc::new(events);
                     // Only this caller sets it: it holds the turn and the query is closed.
@@ -81,7 +101,12 @@ impl SharedReads {
                 }
             }
         };
-        Ok(page.iter().take(limit).cloned().collect())
+        let page = &page[..limit.min(page.len())];
+        Ok(FilteredPage {
+            read: page.len(),
+            last: page.last().map(|e| e.position),
+            events: page.iter().filter(|e| keep(&e.stream)).cloned().collect(),
+        })
     }
 
     /// Joins the query of `after` that has not started yet, or opens one.

@@ -62,8 +62,10 @@ impl KeyEviction {
     /// Reads what follows `position`; whether to read again at once (a full page: more may
     /// follow; a shorter one ended where the log ended for that read).
     async fn step(&self, position: &mut GlobalPosition) -> Result<bool, StoreError> {
-        let batch = self.log.read_all(*position, BATCH).await?;
-        for event in &batch {
+        // Erasures are events of account streams: only those are copied out of the page.
+        let accounts = |stream: &str| StreamCategory::Account.id_in(stream).is_some();
+        let page = self.log.read_all_where(*position, BATCH, &accounts).await?;
+        for event in &page.events {
             if event.event_type == ACCOUNT_ERASED
                 && let Some(subject) = StreamCategory::Account
                     .id_in(&event.stream)
@@ -71,9 +73,11 @@ impl KeyEviction {
             {
                 self.keys.forget(subject);
             }
-            *position = event.position;
         }
-        Ok(batch.len() >= BATCH)
+        if let Some(last) = page.last {
+            *position = last;
+        }
+        Ok(page.read >= BATCH)
     }
 }
 

@@ -116,20 +116,28 @@ impl Reader {
                 Next::Now,
             ),
             Some(from) => {
-                let batch = self
+                // Only the events some cache follows are copied out of the shared page.
+                let followed = |stream: &str| {
+                    StreamCategory::of_stream(stream).is_some_and(|category| {
+                        self.caches
+                            .iter()
+                            .any(|cache| cache.categories().contains(&category))
+                    })
+                };
+                let page = self
                     .log
-                    .read_all(from, BATCH)
+                    .read_all_where(from, BATCH, &followed)
                     .await
                     .map_err(|e| e.to_string())?;
-                let Some(last) = batch.last().map(|e| e.position) else {
+                let Some(last) = page.last else {
                     return Ok(Next::AtNextAppend);
                 };
                 let changed: Vec<Changed> = self
                     .caches
                     .iter()
-                    .map(|cache| concerned(&batch, cache.categories()))
+                    .map(|cache| concerned(&page.events, cache.categories()))
                     .collect();
-                (last, changed, Next::after_page(batch.len(), BATCH))
+                (last, changed, Next::after_page(page.read, BATCH))
             }
         };
         let mut stopping = self.shutdown.clone();

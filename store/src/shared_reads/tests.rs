@@ -73,7 +73,13 @@ impl FakeLog {
 fn event_at(position: u64) -> RecordedEvent {
     RecordedEvent {
         position: GlobalPosition(position),
-        stream: "credits-1".into(),
+        // Two streams, alternating, for the filtered reads.
+        stream: if position % 2 == 1 {
+            "credits-1"
+        } else {
+            "account-1"
+        }
+        .into(),
         revision: position - 1,
         event_id: Uuid::from_u128(u128::from(position)),
         event_type: "CreditsHeld".into(),
@@ -241,4 +247,64 @@ async fn a_cancelled_caller_leaves_the_others_a_query_and_no_leftovers() {
     log.permits.add_permits(1);
     assert_eq!(positions(&waiting.await.unwrap().unwrap()), [1, 2]);
     assert_eq!(reads.positions_read(), 0);
+}
+
+/// Each caller of a shared page gets the events of the streams it keeps, and the page's
+/// length and end whatever it kept: a follower reads past what it does not keep, and a
+/// short page still tells it the log ended there.
+#[tokio::test]
+async fn filtered_callers_share_a_page_and_keep_their_own_streams() {
+    let (reads, log) = (Arc::new(SharedReads::default()), FakeLog::with_head(5));
+    log.held.store(true, Ordering::SeqCst);
+    let first = spawn_read(&reads, &log, 0, 100);
+    log.started(1).await;
+    let filtered = |stream: &'static str, limit: usize| {
+        let (reads, log) = (reads.clone(), log.clone());
+        tokio::spawn(async move {
+            let keep = move |s: &str| s == stream;
+            reads
+                .read_where(GlobalPosition(0), limit, |a, l| log.query(a, l), &keep)
+                .await
+        })
+    };
+    let credits = filtered("credits-1", 100);
+    let accounts = filtered("account-1", 3);
+    let nothing = filtered("billing-1", 100);
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    log.permits.add_permits(2);
+
+    assert_eq!(positions(&first.await.unwrap().unwrap()), [1, 2, 3, 4, 5]);
+    let credits = credits.await.unwrap().unwrap();
+    assert_eq!(positions(&credits.events), [1, 3, 5]);
+    assert_eq!((credits.read, credits.last), (5, Some(GlobalPosition(5))));
+    let accounts = accounts.await.unwrap().unwrap();
+    assert_eq!(
+        positions(&accounts.events),
+        [2],
+        "cut to its limit of 3 first"
+    );
+    assert_eq!((accounts.read, accounts.last), (3, Some(GlobalPosition(3))));
+    let nothing = nothing.await.unwrap().unwrap();
+    assert!(nothing.events.is_empty());
+    assert_eq!((nothing.read, nothing.last), (5, Some(GlobalPosition(5))));
+    assert_eq!(
+        log.queries.load(Ordering::SeqCst),
+        2,
+        "one query, then one for all three"
+    );
+
+    // Alone on its query, and past the end of the log.
+    log.held.store(false, Ordering::SeqCst);
+    let keep = |s: &str| s == "account-1";
+    let alone = reads
+        .read_where(GlobalPosition(1), 100, |a, l| log.query(a, l), &keep)
+        .await
+        .unwrap();
+    assert_eq!(positions(&alone.events), [2, 4]);
+    assert_eq!((alone.read, alone.last), (4, Some(GlobalPosition(5))));
+    let past = reads
+        .read_where(GlobalPosition(5), 100, |a, l| log.query(a, l), &keep)
+        .await
+        .unwrap();
+    assert_eq!((past.read, past.last, past.events.len()), (0, None, 0));
 }
