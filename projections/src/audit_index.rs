@@ -75,10 +75,10 @@ impl AuditIndex {
     /// caught up, or another indexer took this batch).
     #[tracing::instrument(skip_all)]
     pub async fn step(&self) -> Result<usize, ProjectionError> {
-        let checkpoint = match self.checkpoint.take() {
-            Some(checkpoint) => checkpoint,
-            None => stored_or_registered(&self.db, CHECKPOINT).await?,
-        };
+        let checkpoint = self
+            .checkpoint
+            .take_or(|| stored_or_registered(&self.db, CHECKPOINT))
+            .await?;
         let batch = self.log.read_all(checkpoint, BATCH_SIZE).await?;
         let Some(last) = batch.last().map(|e| e.position) else {
             self.checkpoint.keep(checkpoint);

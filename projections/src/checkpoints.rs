@@ -19,9 +19,17 @@ impl<T> Default for Remembered<T> {
 }
 
 impl<T> Remembered<T> {
-    /// The value kept by the last step, if it committed; empty until kept again.
-    pub fn take(&self) -> Option<T> {
-        self.lock().take()
+    /// The value kept by the last step, if it committed, or else what `read` finds
+    /// stored; either way empty until kept again.
+    pub async fn take_or<E, Read>(&self, read: impl FnOnce() -> Read) -> Result<T, E>
+    where
+        Read: Future<Output = Result<T, E>>,
+    {
+        let kept = self.lock().take();
+        match kept {
+            Some(value) => Ok(value),
+            None => read().await,
+        }
     }
 
     /// Keeps `value`, the state a step has just committed (or found unchanged).

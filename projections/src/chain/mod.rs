@@ -250,24 +250,22 @@ impl Chainer {
     /// head only at its first step and after a step that failed or lost its batch.
     #[tracing::instrument(skip_all)]
     pub async fn step(&self) -> Result<usize, ChainError> {
-        let (checkpoint, previous) = match self.head.take() {
-            Some(head) => head,
-            None => {
+        let (checkpoint, previous) = self
+            .head
+            .take_or(|| async {
                 let checkpoint = stored_or_registered(&self.db, CHECKPOINT).await?;
                 let previous = stored_link(&self.db, checkpoint)
                     .await?
                     .and_then(|hash| hash.parse::<ChainHash>().ok())
                     .ok_or(ChainError::HeadMissing(checkpoint))?;
-                (checkpoint, previous)
-            }
-        };
+                Ok::<_, ChainError>((checkpoint, previous))
+            })
+            .await?;
         let batch = self.log.read_all(checkpoint, BATCH_SIZE).await?;
-        let Some(last) = batch.last().map(|e| e.position) else {
-            self.head.keep((checkpoint, previous));
-            return Ok(0);
-        };
         let links = fold(previous, &batch);
-        let Some(&(_, head)) = links.last() else {
+        // The batch's last event and its link: the head once this batch commits.
+        let Some(&(last, head)) = links.last() else {
+            self.head.keep((checkpoint, previous));
             return Ok(0);
         };
         let mut w = self.db.begin_background_write().await?;

@@ -132,10 +132,7 @@ impl Notifier {
     /// Handles one batch; returns how many events it read (0: caught up).
     #[tracing::instrument(skip_all)]
     pub async fn step(&self) -> Result<usize, NotifierError> {
-        let checkpoint = match self.last_stored.take() {
-            Some(checkpoint) => checkpoint,
-            None => self.checkpoint().await?,
-        };
+        let checkpoint = self.last_stored.take_or(|| self.checkpoint()).await?;
         let silent_until = *self
             .silent_until
             .get_or_try_init(|| stored_checkpoint(&self.db, SILENT_UNTIL))
