@@ -29,7 +29,7 @@ use crate::Follower;
 use crate::ProjectionError;
 use crate::batch::{Value, delete_keys, insert_rows, select_keys, text_keys};
 use crate::checkpoints::{Remembered, advance_checkpoint, stored, stored_or_registered};
-use crate::runner::{Next, follow_log};
+use crate::follow::{Next, follow_log};
 use domain::StreamCategory;
 use serde_json::Value as Json;
 use sqlx::{AnyConnection, Row};

@@ -20,6 +20,7 @@ pub mod checkpoints;
 pub mod credits;
 mod cursor;
 pub mod editor_preferences;
+pub mod follow;
 pub mod operator_tokens;
 pub mod page;
 pub mod projector;

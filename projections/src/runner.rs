@@ -1,14 +1,15 @@
 //! Runs the followers of the log: projectors (one transaction per batch that also
 //! advances the checkpoint) and reactors (checkpoint saved after each reaction), each in a
-//! loop that waits for new events. Each follower names the stream categories it reads;
-//! other events are neither decoded nor handed to it, and need no write (see
-//! [`crate::cursor`]). What a follower implements is in [`crate::projector`]; rebuilds
+//! loop that waits for new events ([`crate::follow`]). Each follower names the stream
+//! categories it reads; other events are neither decoded nor handed to it, and need no
+//! write (see [`crate::cursor`]). What a follower implements is in [`crate::projector`]; rebuilds
 //! live in [`crate::rebuild`], read-your-writes waits in [`crate::visibility`],
 //! checkpoints in [`crate::checkpoints`].
 
 use crate::Follower;
 use crate::checkpoints::{advance_checkpoint, stored_checkpoint};
 use crate::cursor::{Cursor, concerns};
+use crate::follow::{Next, follow_log};
 pub use crate::projector::{ProjectionError, Projector, Reactor};
 use crate::schema::Tables;
 use domain::StreamCategory;
@@ -21,75 +22,6 @@ use tokio::task::JoinHandle;
 
 /// Events per batch (and per transaction).
 pub const BATCH_SIZE: usize = 500;
-
-/// When a follower's loop calls its step again.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Next {
-    /// It did work: at once.
-    Now,
-    /// Nothing new: at the log's next append.
-    AtNextAppend,
-    /// Nothing new, but something is due within this long (a checkpoint to store): at the
-    /// next append or then, whichever comes first.
-    AtNextAppendOrAfter(Duration),
-}
-
-impl Next {
-    /// After a step that read `read` events of a page of at most `limit`: a full page may
-    /// have more behind it (at once); a shorter one ended where the log ended for that read
-    /// (`EventLog::read_all`), so at the next append, without a read that finds nothing.
-    pub fn after_page(read: usize, limit: usize) -> Self {
-        if read >= limit {
-            Self::Now
-        } else {
-            Self::AtNextAppend
-        }
-    }
-}
-
-/// Calls `step` until `shutdown` turns true: when the step's [`Next`] says, and after a
-/// backoff growing up to `max_backoff` while it fails. Every follower of the log (the
-/// projections, the reactors, the notifier) runs in this loop.
-pub async fn follow_log<F, Fut, E>(
-    log: &Arc<dyn EventLog>,
-    mut shutdown: watch::Receiver<bool>,
-    max_backoff: Duration,
-    mut step: F,
-) where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Result<Next, E>>,
-    E: std::fmt::Display,
-{
-    let mut watch = log.watch();
-    let mut backoff = Duration::from_millis(100);
-    while !*shutdown.borrow() {
-        watch.mark_seen();
-        match step().await {
-            Ok(Next::Now) => backoff = Duration::from_millis(100),
-            Ok(Next::AtNextAppend) => {
-                tokio::select! {
-                    () = watch.changed() => {}
-                    _ = shutdown.changed() => {}
-                }
-            }
-            Ok(Next::AtNextAppendOrAfter(due)) => {
-                tokio::select! {
-                    () = watch.changed() => {}
-                    () = tokio::time::sleep(due) => {}
-                    _ = shutdown.changed() => {}
-                }
-            }
-            Err(error) => {
-                tracing::error!(%error, "failed; retrying");
-                tokio::select! {
-                    () = tokio::time::sleep(backoff) => {}
-                    _ = shutdown.changed() => {}
-                }
-                backoff = (backoff * 2).min(max_backoff);
-            }
-        }
-    }
-}
 
 /// Events per reactor batch: reactions are slower than SQL.
 const REACTOR_BATCH_SIZE: usize = 100;

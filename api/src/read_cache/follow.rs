@@ -5,7 +5,7 @@
 
 use super::{Owned, ReadCache};
 use domain::{AccountId, StreamCategory};
-use projections::runner::{Next, follow_log};
+use projections::follow::{Next, follow_log};
 use projections::{Follower, ProjectionError, ProjectionRunner};
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};

@@ -19,7 +19,7 @@
 
 use crate::Follower;
 use crate::checkpoints::{Remembered, advance_checkpoint, stored, stored_or_registered};
-use crate::runner::{Next, follow_log};
+use crate::follow::{Next, follow_log};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use std::fmt;

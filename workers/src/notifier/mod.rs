@@ -13,7 +13,7 @@ use domain::notifications::Toggle;
 use projections::Follower;
 use projections::batch::{Value, insert_rows, select_keys, text_keys};
 use projections::checkpoints::{self, Remembered, advance_checkpoint, stored_checkpoint};
-use projections::runner::{Next, follow_log};
+use projections::follow::{Next, follow_log};
 use sqlx::{AnyConnection, Row};
 use std::collections::HashSet;
 use std::sync::Arc;
