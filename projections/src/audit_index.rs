@@ -79,7 +79,10 @@ impl AuditIndex {
             .checkpoint
             .take_or(|| stored_or_registered(&self.db, CHECKPOINT))
             .await?;
-        let batch = self.log.read_all(checkpoint, BATCH_SIZE).await?;
+        let batch = self
+            .log
+            .read_all_for_follower(checkpoint, BATCH_SIZE)
+            .await?;
         let Some(last) = batch.last().map(|e| e.position) else {
             self.checkpoint.keep(checkpoint);
             return Ok(0);

@@ -115,9 +115,11 @@ pub trait EventLog: Send + Sync {
         limit: usize,
     ) -> Result<Vec<RecordedEvent>, StoreError>;
 
-    /// [`Self::read_all`], keeping only the events of the streams `keep` accepts. The SQL
-    /// logs share one page among the followers reading it and copy only the kept events
-    /// for each (most followers keep few of any page).
+    /// [`Self::read_all`], keeping only the events of the streams `keep` accepts: what the
+    /// followers of the log read. The SQL logs share one page among the followers reading
+    /// it and copy only the kept events for each (most followers keep few of any page),
+    /// and answer from the latest events they read where they can (events never change
+    /// once read); [`Self::read_all`] always reads the log as stored.
     async fn read_all_where(
         &self,
         after: GlobalPosition,
@@ -125,6 +127,16 @@ pub trait EventLog: Send + Sync {
         keep: StreamFilter<'_>,
     ) -> Result<FilteredPage, StoreError> {
         Ok(FilteredPage::of(self.read_all(after, limit).await?, keep))
+    }
+
+    /// [`Self::read_all_where`] keeping every stream: a follower's read of the whole log
+    /// (the chainer, the audit index, the notifier).
+    async fn read_all_for_follower(
+        &self,
+        after: GlobalPosition,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        Ok(self.read_all_where(after, limit, &|_| true).await?.events)
     }
 
     /// The position of the last event a reader can see (START for an empty log).

@@ -1,18 +1,22 @@
-//! One query of the log for every follower asking for the same page at once.
+//! One query of the log for every follower asking for the same page at once, and the
+//! latest events read kept for the followers a little behind.
 //!
 //! Every append wakes all the followers of the log in this process: the read models, the
 //! reactors, the notifier, the chainer, the audit index, the token cache, key eviction.
 //! Once caught up, they all ask for the events after the same position, and each used to
 //! send its own query. Now the reads of one position take turns: while one query runs,
 //! the callers that arrive gather, and the next query answers all of them, so a wake-up
-//! costs about two queries instead of one per follower.
+//! costs about two queries instead of one per follower. Followers a few events behind
+//! the others read those events from the tail ([`tail`]) and the rest after its end, the
+//! position the others read too.
 //!
-//! A caller is only ever answered by a query that started after it asked. It therefore
-//! sees everything committed before its call, as with a query of its own: an append that
-//! woke it cannot be missed (no lost wake-up), and a writer reading after its own append
-//! sees it. The query asks for the largest limit gathered and each caller gets the page
-//! cut to its own: a prefix of a page in log order is the page a smaller limit reads.
-//! Positions nobody is reading take no memory.
+//! A page that ends short of its limit always ends with a query that started after its
+//! caller asked. The caller therefore sees everything committed before its call, as with
+//! a query of its own: an append that woke it cannot be missed (no lost wake-up), and a
+//! writer reading after its own append sees it. The query asks for the largest limit
+//! gathered and each caller gets the page cut to its own: a prefix of a page in log order
+//! is the page a smaller limit reads. Positions nobody is reading take no memory; the tail
+//! keeps at most [`tail::KEPT`] events.
 
 use crate::log::{FilteredPage, StreamFilter};
 use crate::{GlobalPosition, RecordedEvent, StoreError};
@@ -20,11 +24,20 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use tail::Tail;
 
 /// The reads of the log in flight, by the position they read after.
 #[derive(Default)]
 pub(crate) struct SharedReads {
     positions: Mutex<HashMap<u64, Arc<Position>>>,
+    /// The latest events read, for the followers a little behind.
+    tail: Mutex<Tail>,
+}
+
+/// A page read from the log: the caller's own, or one shared (cut to the caller's limit).
+enum Read {
+    Alone(Vec<RecordedEvent>),
+    Shared(Arc<Vec<RecordedEvent>>, usize),
 }
 
 /// The readers of one position.
@@ -46,10 +59,11 @@ struct Page {
 }
 
 impl SharedReads {
-    /// Reads up to `limit` events after `after`, sharing one `query(after, limit)` with
-    /// every caller that asks for the same position before that query starts. If the
-    /// query that would have answered this caller fails or is cancelled, the caller runs
-    /// its own.
+    /// Reads up to `limit` events after `after` from the log, sharing one
+    /// `query(after, limit)` with every caller that asks for the same position before that
+    /// query starts. If the query that would have answered this caller fails or is
+    /// cancelled, the caller runs its own. Never answered from the tail: this is the log as
+    /// stored (`EventLog::read_all`), what the chain's verification must read.
     pub(crate) async fn read<Query, Reading>(
         &self,
         after: GlobalPosition,
@@ -60,14 +74,17 @@ impl SharedReads {
         Query: FnOnce(GlobalPosition, usize) -> Reading,
         Reading: Future<Output = Result<Vec<RecordedEvent>, StoreError>>,
     {
-        Ok(self
-            .read_where(after, limit, query, &|_| true)
-            .await?
-            .events)
+        Ok(match self.read_log(after, limit, query).await? {
+            Read::Alone(events) => events,
+            Read::Shared(page, limit) => page[..limit.min(page.len())].to_vec(),
+        })
     }
 
-    /// [`Self::read`], keeping only the events of the streams `keep` accepts: of a shared
-    /// page, only those are copied for this caller.
+    /// What the followers read (`EventLog::read_all_where`): [`Self::read`], keeping only
+    /// the events of the streams `keep` accepts (of a shared page, only those are copied
+    /// for this caller), and answered from the tail where it can. Events the tail holds
+    /// after `after` come from memory, and the log is read after the tail's end for the
+    /// rest of the page (not at all if the tail fills it).
     pub(crate) async fn read_where<Query, Reading>(
         &self,
         after: GlobalPosition,
@@ -79,34 +96,74 @@ impl SharedReads {
         Query: FnOnce(GlobalPosition, usize) -> Reading,
         Reading: Future<Output = Result<Vec<RecordedEvent>, StoreError>>,
     {
-        let reader = self.join(after, limit);
-        let page = {
-            let _turn = reader.position.turn.lock().await;
-            match reader.page.events.get() {
-                Some(page) => page.clone(),
-                None => {
-                    reader.position.start(&reader.page);
-                    let largest = reader.page.limit.load(Ordering::Acquire);
-                    let mut events = query(after, largest).await?;
-                    // Closed: nobody can join any more. Alone on it (a rebuild, a follower
-                    // behind), the caller takes the page without a copy.
-                    if Arc::strong_count(&reader.page) == 1 {
-                        events.truncate(limit);
-                        return Ok(FilteredPage::of(events, keep));
-                    }
-                    let page = Arc::new(events);
-                    // Only this caller sets it: it holds the turn and the query is closed.
-                    let _ = reader.page.events.set(page.clone());
-                    page
+        let held = lock(&self.tail).after(after.0, limit);
+        let held_last = held.events().last().map(|e| e.position);
+        let mut page = FilteredPage {
+            read: held.len,
+            last: held_last,
+            events: held.events().filter(|e| keep(&e.stream)).cloned().collect(),
+        };
+        if held.len == limit {
+            return Ok(page);
+        }
+        let rest = self
+            .read_log(held_last.unwrap_or(after), limit - held.len, query)
+            .await?;
+        let rest = match rest {
+            Read::Alone(events) => FilteredPage::of(events, keep),
+            Read::Shared(page, limit) => {
+                let page = &page[..limit.min(page.len())];
+                FilteredPage {
+                    read: page.len(),
+                    last: page.last().map(|e| e.position),
+                    events: page.iter().filter(|e| keep(&e.stream)).cloned().collect(),
                 }
             }
         };
-        let page = &page[..limit.min(page.len())];
-        Ok(FilteredPage {
-            read: page.len(),
-            last: page.last().map(|e| e.position),
-            events: page.iter().filter(|e| keep(&e.stream)).cloned().collect(),
-        })
+        if page.read == 0 {
+            return Ok(rest);
+        }
+        page.read += rest.read;
+        page.last = rest.last.or(page.last);
+        page.events.extend(rest.events);
+        Ok(page)
+    }
+
+    /// Reads up to `limit` events after `after` from the log, in a query shared with the
+    /// callers of the same position, and offers the page to the tail.
+    async fn read_log<Query, Reading>(
+        &self,
+        after: GlobalPosition,
+        limit: usize,
+        query: Query,
+    ) -> Result<Read, StoreError>
+    where
+        Query: FnOnce(GlobalPosition, usize) -> Reading,
+        Reading: Future<Output = Result<Vec<RecordedEvent>, StoreError>>,
+    {
+        let reader = self.join(after, limit);
+        let _turn = reader.position.turn.lock().await;
+        if let Some(page) = reader.page.events.get() {
+            return Ok(Read::Shared(page.clone(), limit));
+        }
+        reader.position.start(&reader.page);
+        let largest = reader.page.limit.load(Ordering::Acquire);
+        let mut events = query(after, largest).await?;
+        let mut tail = lock(&self.tail);
+        // Closed: nobody can join any more. Alone on it (a rebuild, a follower behind),
+        // the caller takes the page without a copy unless the tail keeps it.
+        let alone = Arc::strong_count(&reader.page) == 1;
+        if alone && !tail.takes(after.0, events.len(), largest) {
+            drop(tail);
+            events.truncate(limit);
+            return Ok(Read::Alone(events));
+        }
+        let page = Arc::new(events);
+        tail.keep(after.0, &page, largest);
+        drop(tail);
+        // Only this caller sets it: it holds the turn and the query is closed.
+        let _ = reader.page.events.set(page.clone());
+        Ok(Read::Shared(page, limit))
     }
 
     /// Joins the query of `after` that has not started yet, or opens one.
@@ -173,5 +230,6 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
+mod tail;
 #[cfg(test)]
 mod tests;

@@ -261,7 +261,10 @@ impl Chainer {
                 Ok::<_, ChainError>((checkpoint, previous))
             })
             .await?;
-        let batch = self.log.read_all(checkpoint, BATCH_SIZE).await?;
+        let batch = self
+            .log
+            .read_all_for_follower(checkpoint, BATCH_SIZE)
+            .await?;
         let links = fold(previous, &batch);
         // The batch's last event and its link: the head once this batch commits.
         let Some(&(last, head)) = links.last() else {

@@ -2,6 +2,7 @@
 //! query, what each caller sees, and what happens when a query fails or is cancelled.
 
 use super::SharedReads;
+use super::tail::KEPT;
 use crate::envelope::{Actor, Metadata};
 use crate::{GlobalPosition, RecordedEvent, StoreError};
 use domain::Timestamp;
@@ -17,6 +18,7 @@ struct FakeLog {
     head: AtomicU64,
     queries: AtomicUsize,
     limits: std::sync::Mutex<Vec<usize>>,
+    afters: std::sync::Mutex<Vec<u64>>,
     held: AtomicBool,
     permits: Semaphore,
     fail_next: AtomicBool,
@@ -28,6 +30,7 @@ impl FakeLog {
             head: AtomicU64::new(head),
             queries: AtomicUsize::new(0),
             limits: std::sync::Mutex::default(),
+            afters: std::sync::Mutex::default(),
             held: AtomicBool::new(false),
             permits: Semaphore::new(0),
             fail_next: AtomicBool::new(false),
@@ -41,6 +44,7 @@ impl FakeLog {
     ) -> Result<Vec<RecordedEvent>, StoreError> {
         self.queries.fetch_add(1, Ordering::SeqCst);
         self.limits.lock().unwrap().push(limit);
+        self.afters.lock().unwrap().push(after.0);
         let head = self.head.load(Ordering::SeqCst);
         if self.held.load(Ordering::SeqCst) {
             self.permits.acquire().await.unwrap().forget();
@@ -307,4 +311,124 @@ async fn filtered_callers_share_a_page_and_keep_their_own_streams() {
         .await
         .unwrap();
     assert_eq!((past.read, past.last, past.events.len()), (0, None, 0));
+}
+
+/// Reads after `after` at once (no query held), as a follower does (from the tail where
+/// it can), keeping every stream.
+async fn read_now(
+    reads: &SharedReads,
+    log: &Arc<FakeLog>,
+    after: u64,
+    limit: usize,
+) -> Vec<RecordedEvent> {
+    reads
+        .read_where(
+            GlobalPosition(after),
+            limit,
+            |a, l| log.query(a, l),
+            &|_| true,
+        )
+        .await
+        .unwrap()
+        .events
+}
+
+/// A follower a few events behind the others takes them from the tail the others' reads
+/// left, and reads only after its end, where the others read: one query position for all.
+#[tokio::test]
+async fn a_follower_behind_reads_the_tail_from_memory_and_the_log_after_its_end() {
+    let (reads, log) = (SharedReads::default(), FakeLog::with_head(5));
+    assert_eq!(
+        positions(&read_now(&reads, &log, 0, 100).await),
+        [1, 2, 3, 4, 5]
+    );
+
+    log.head.store(7, Ordering::SeqCst);
+    assert_eq!(
+        positions(&read_now(&reads, &log, 2, 100).await),
+        [3, 4, 5, 6, 7]
+    );
+    assert_eq!(
+        *log.afters.lock().unwrap(),
+        [0, 5],
+        "the log read after 5, not 2"
+    );
+
+    // A page the tail fills needs no query; a short one still ends with one, which sees
+    // what was appended since.
+    assert_eq!(positions(&read_now(&reads, &log, 4, 2).await), [5, 6]);
+    assert_eq!(log.queries.load(Ordering::SeqCst), 2);
+    log.head.store(8, Ordering::SeqCst);
+    let keep = |s: &str| s == "account-1";
+    let page = reads
+        .read_where(GlobalPosition(3), 100, |a, l| log.query(a, l), &keep)
+        .await
+        .unwrap();
+    assert_eq!(positions(&page.events), [4, 6, 8]);
+    assert_eq!((page.read, page.last), (5, Some(GlobalPosition(8))));
+    assert_eq!(*log.afters.lock().unwrap(), [0, 5, 7]);
+    assert_eq!(reads.positions_read(), 0);
+}
+
+/// A full page read far behind (a rebuild, a follower catching up) does not move the tail;
+/// a read before the tail's start queries its own position.
+#[tokio::test]
+async fn pages_read_far_behind_stay_out_of_the_tail() {
+    let (reads, log) = (SharedReads::default(), FakeLog::with_head(10));
+    assert_eq!(positions(&read_now(&reads, &log, 0, 3).await), [1, 2, 3]);
+    assert_eq!(read_now(&reads, &log, 1, 100).await.len(), 9);
+    assert_eq!(read_now(&reads, &log, 0, 2).await.len(), 2);
+    assert_eq!(*log.afters.lock().unwrap(), [0, 1, 0]);
+    // The short page after 1 is the tail now.
+    assert_eq!(positions(&read_now(&reads, &log, 5, 2).await), [6, 7]);
+    assert_eq!(log.queries.load(Ordering::SeqCst), 3);
+}
+
+/// The tail keeps its latest [`KEPT`] events, whole pages at a time: a follower behind
+/// them reads the log at its own position.
+#[tokio::test]
+async fn the_tail_keeps_only_the_latest_events() {
+    let (reads, log) = (SharedReads::default(), FakeLog::with_head(0));
+    let page = 100;
+    for n in 0..20 {
+        log.head.store((n + 1) * page, Ordering::SeqCst);
+        read_now(&reads, &log, n * page, 1000).await;
+    }
+    let queries = log.queries.load(Ordering::SeqCst);
+    let kept = (KEPT as u64 / page) * page;
+    let start = 20 * page - kept;
+    assert_eq!(
+        positions(&read_now(&reads, &log, start, 3).await),
+        [start + 1, start + 2, start + 3]
+    );
+    assert_eq!(log.queries.load(Ordering::SeqCst), queries, "from memory");
+    read_now(&reads, &log, start - 1, 3).await;
+    assert_eq!(log.afters.lock().unwrap().last(), Some(&(start - 1)));
+}
+
+/// A read of the log as stored (`EventLog::read_all`, what the chain's verification reads)
+/// queries its own position, whatever the tail holds; its page still feeds the tail.
+#[tokio::test]
+async fn a_read_of_the_stored_log_never_comes_from_the_tail() {
+    let (reads, log) = (SharedReads::default(), FakeLog::with_head(5));
+    assert_eq!(read_now(&reads, &log, 0, 100).await.len(), 5);
+    let stored = reads
+        .read(GlobalPosition(2), 2, |a, l| log.query(a, l))
+        .await
+        .unwrap();
+    assert_eq!(positions(&stored), [3, 4]);
+    assert_eq!(*log.afters.lock().unwrap(), [0, 2]);
+
+    log.head.store(6, Ordering::SeqCst);
+    let stored = reads
+        .read(GlobalPosition(5), 100, |a, l| log.query(a, l))
+        .await
+        .unwrap();
+    assert_eq!(positions(&stored), [6]);
+    assert_eq!(
+        positions(&read_now(&reads, &log, 4, 2).await),
+        [5, 6],
+        "from the tail the stored read extended"
+    );
+    assert_eq!(log.queries.load(Ordering::SeqCst), 3);
 }

@@ -137,7 +137,10 @@ impl Notifier {
             .silent_until
             .get_or_try_init(|| stored_checkpoint(&self.db, SILENT_UNTIL))
             .await?;
-        let batch = self.log.read_all(checkpoint, BATCH_SIZE).await?;
+        let batch = self
+            .log
+            .read_all_for_follower(checkpoint, BATCH_SIZE)
+            .await?;
         let Some(last) = batch.last().map(|e| e.position) else {
             self.last_stored.keep(checkpoint);
             return Ok(0);
