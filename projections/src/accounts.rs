@@ -5,6 +5,7 @@
 
 use crate::Follower;
 use crate::batch::{select_keys, text_keys};
+use crate::projector::account_events_only;
 use crate::runner::{ProjectionError, Projector};
 use crate::schema::{Table, Tables};
 use async_trait::async_trait;
@@ -21,6 +22,32 @@ use vault::FieldSealer;
 #[derive(Debug, Clone)]
 pub struct AccountsProjector {
     sealer: FieldSealer,
+}
+
+/// Whether an account event changes the account's row (sessions, second-factor steps and
+/// tokens have read models of their own). Exhaustive, so that a new event is decided here.
+fn changes_the_row(event: &AccountEvent) -> bool {
+    use AccountEvent as E;
+    match event {
+        E::AccountRegistered { .. }
+        | E::PasswordChanged { .. }
+        | E::TotpEnabled { .. }
+        | E::TotpDisabled { .. }
+        | E::ProfileUpdated { .. }
+        | E::AvatarChanged { .. }
+        | E::AvatarRemoved { .. }
+        | E::AccountDeleted { .. } => true,
+        E::SessionStarted { .. }
+        | E::NewDeviceSignedIn { .. }
+        | E::SessionReauthenticated { .. }
+        | E::SessionRevoked { .. }
+        | E::TotpEnrollmentStarted { .. }
+        | E::RecoveryCodesRegenerated { .. }
+        | E::RecoveryCodeUsed { .. }
+        | E::AccessTokenIssued { .. }
+        | E::AccessTokenRetired { .. }
+        | E::AccountErased { .. } => false,
+    }
 }
 
 impl AccountsProjector {
@@ -96,6 +123,10 @@ impl Projector for AccountsProjector {
 
     fn categories(&self) -> &'static [StreamCategory] {
         &[StreamCategory::Account]
+    }
+
+    fn concerns(&self, event: &DecodedEvent) -> bool {
+        account_events_only(event, changes_the_row)
     }
 
     async fn apply(

@@ -3,6 +3,7 @@
 
 use crate::Follower;
 use crate::page::{After, Page, Paged};
+use crate::projector::account_events_only;
 use crate::runner::{ProjectionError, Projector};
 use crate::schema::{Table, Tables};
 use async_trait::async_trait;
@@ -58,6 +59,10 @@ impl Projector for EditorPreferencesProjector {
 
     fn categories(&self) -> &'static [StreamCategory] {
         &[StreamCategory::Account, StreamCategory::EditorPreferences]
+    }
+
+    fn concerns(&self, event: &DecodedEvent) -> bool {
+        account_events_only(event, |e| matches!(e, AccountEvent::AccountDeleted { .. }))
     }
 
     async fn apply(

@@ -5,7 +5,8 @@
 use crate::Follower;
 use crate::schema::{Table, Tables};
 use async_trait::async_trait;
-use domain::StreamCategory;
+use domain::account::AccountEvent;
+use domain::{DomainEvent, StreamCategory};
 use sqlx::AnyConnection;
 use store::{DecodedEvent, GlobalPosition, StoreError};
 
@@ -25,6 +26,14 @@ pub trait Projector: Send + Sync {
     /// transactions (each stream's in order). False unless a projector says so.
     fn streams_independent(&self) -> bool {
         false
+    }
+    /// Whether `event` may change its tables. The runner hands it only the events of a
+    /// batch that may, and a batch with none costs no transaction: its checkpoint moves on
+    /// as past other streams' events. True unless a projector says otherwise (one that
+    /// reads the account stream for a few of its events: [`account_events_only`]).
+    fn concerns(&self, event: &DecodedEvent) -> bool {
+        let _ = event;
+        true
     }
     /// Applies one event inside the batch's transaction. Must ignore events it does not
     /// care about, including erased and unknown ones.
@@ -49,6 +58,17 @@ pub trait Projector: Send + Sync {
             self.apply(conn, tables, event).await?;
         }
         Ok(())
+    }
+}
+
+/// [`Projector::concerns`] of a projector that reads the account stream for a few of its
+/// events only: the account events `wanted` accepts, and every readable event of its other
+/// streams (erased and unknown events change nobody's tables).
+pub fn account_events_only(event: &DecodedEvent, wanted: impl Fn(&AccountEvent) -> bool) -> bool {
+    match event.event() {
+        Some(DomainEvent::Account(account)) => wanted(account),
+        Some(_) => true,
+        None => false,
     }
 }
 

@@ -210,11 +210,7 @@ impl ProjectionRunner {
         };
         let events = page.events;
         if events.is_empty() {
-            cursor.read = last;
-            self.publish(name, last);
-            if cursor.store_due() {
-                self.store(name, cursor, stored).await?;
-            }
+            self.read_past(name, cursor, stored, last).await?;
         }
         Ok(Some(Concerned {
             events,
@@ -222,6 +218,23 @@ impl ProjectionRunner {
             last,
             caught_up,
         }))
+    }
+
+    /// Moves the cursor past events up to `last` that need nothing of the follower: what
+    /// it has read is published at once, and stored when that is due.
+    async fn read_past(
+        &self,
+        name: Follower,
+        cursor: &mut Cursor,
+        stored: GlobalPosition,
+        last: GlobalPosition,
+    ) -> Result<(), ProjectionError> {
+        cursor.read = last;
+        self.publish(name, last);
+        if cursor.store_due() {
+            self.store(name, cursor, stored).await?;
+        }
+        Ok(())
     }
 
     /// Stores the cursor's read position as the checkpoint (moved from `stored`).
@@ -260,7 +273,14 @@ impl ProjectionRunner {
         if events.is_empty() {
             return Ok(Step::Applied { caught_up });
         }
-        let events = self.decode_all(events).await?;
+        let mut events = self.decode_all(events).await?;
+        events.retain(|event| projector.concerns(event));
+        if events.is_empty() {
+            // Events of its streams that change none of its rows (a sign-in, for most of
+            // the account stream's read models): no transaction.
+            self.read_past(name, cursor, stored, last).await?;
+            return Ok(Step::Applied { caught_up });
+        }
         let tables = Tables::live(projector.tables());
         // A batch a request is waiting for (a read of its own write) goes ahead of the other
         // background writes, as the request's own write would.
@@ -337,11 +357,7 @@ impl ProjectionRunner {
             }
         }
         // The rest of the batch did not concern it (or needed nothing): stored when due.
-        cursor.read = last;
-        self.publish(name, last);
-        if cursor.store_due() {
-            self.store(name, cursor, checkpoint).await?;
-        }
+        self.read_past(name, cursor, checkpoint, last).await?;
         Ok(Step::Applied { caught_up })
     }
 

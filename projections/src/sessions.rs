@@ -5,6 +5,7 @@
 use crate::Follower;
 use crate::accounts::account_of;
 use crate::page::{After, Page, Paged};
+use crate::projector::account_events_only;
 use crate::runner::{ProjectionError, Projector};
 use crate::schema::{Table, Tables};
 use async_trait::async_trait;
@@ -68,6 +69,17 @@ impl Projector for SessionsProjector {
 
     fn categories(&self) -> &'static [StreamCategory] {
         &[StreamCategory::Account, StreamCategory::Activity]
+    }
+
+    fn concerns(&self, event: &DecodedEvent) -> bool {
+        account_events_only(event, |e| {
+            matches!(
+                e,
+                AccountEvent::SessionStarted { .. }
+                    | AccountEvent::SessionRevoked { .. }
+                    | AccountEvent::AccountDeleted { .. }
+            )
+        })
     }
 
     async fn apply(

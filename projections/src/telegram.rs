@@ -3,6 +3,7 @@
 //! finds the account a `/start <token>` is for. A deleted account's rows go.
 
 use crate::Follower;
+use crate::projector::account_events_only;
 use crate::runner::{ProjectionError, Projector};
 use crate::schema::{Table, Tables};
 use async_trait::async_trait;
@@ -70,6 +71,10 @@ impl Projector for TelegramProjector {
 
     fn categories(&self) -> &'static [StreamCategory] {
         &[StreamCategory::Account, StreamCategory::Telegram]
+    }
+
+    fn concerns(&self, event: &DecodedEvent) -> bool {
+        account_events_only(event, |e| matches!(e, AccountEvent::AccountDeleted { .. }))
     }
 
     async fn apply(

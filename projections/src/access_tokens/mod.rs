@@ -13,6 +13,7 @@ pub use usage::TokenUsageProjector;
 pub(crate) use usage::{LAST_IP, LAST_USER_AGENT};
 
 use crate::Follower;
+use crate::projector::account_events_only;
 use crate::runner::{ProjectionError, Projector};
 use crate::schema::{Table, Tables};
 use async_trait::async_trait;
@@ -91,6 +92,19 @@ impl Projector for AccessTokensProjector {
             StreamCategory::Account,
             StreamCategory::Subscription,
         ]
+    }
+
+    fn concerns(&self, event: &DecodedEvent) -> bool {
+        account_events_only(event, |e| {
+            matches!(
+                e,
+                AccountEvent::AccountDeleted { .. }
+                    | AccountEvent::PasswordChanged {
+                        tokens_revoked: true,
+                        ..
+                    }
+            )
+        })
     }
 
     async fn apply(

@@ -3,6 +3,7 @@
 //! key), folded from the usage events the API flushes.
 
 use crate::Follower;
+use crate::projector::account_events_only;
 use crate::runner::{ProjectionError, Projector};
 use crate::schema::{Table, Tables};
 use async_trait::async_trait;
@@ -75,6 +76,10 @@ impl Projector for TokenUsageProjector {
 
     fn categories(&self) -> &'static [StreamCategory] {
         &[StreamCategory::Account, StreamCategory::Usage]
+    }
+
+    fn concerns(&self, event: &DecodedEvent) -> bool {
+        account_events_only(event, |e| matches!(e, AccountEvent::AccountDeleted { .. }))
     }
 
     async fn apply(

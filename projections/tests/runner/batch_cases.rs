@@ -338,6 +338,7 @@ pub async fn a_failed_rebuild_leaves_the_live_tables_and_no_fresh_ones(f: Fixtur
         fail: fail.clone(),
         categories: &StreamCategory::ALL,
         independent: true,
+        registrations_only: false,
     })]);
     runner.prepare().await.unwrap();
     caught_up(&f, &runner, COUNTING).await;
@@ -367,6 +368,7 @@ pub async fn what_a_dead_rebuild_left_is_dropped_by_the_next_one(f: Fixture) {
         fail: Arc::new(AtomicBool::new(false)),
         categories: &StreamCategory::ALL,
         independent: false,
+        registrations_only: false,
     })]);
     runner.prepare().await.unwrap();
     caught_up(&f, &runner, COUNTING).await;

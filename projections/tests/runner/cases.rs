@@ -143,6 +143,7 @@ pub async fn a_follower_sees_only_its_streams_and_stores_its_checkpoint_when_idl
         fail: Arc::new(AtomicBool::new(false)),
         categories: &[StreamCategory::Email],
         independent: false,
+        registrations_only: false,
     })]);
     runner.prepare().await.unwrap();
     caught_up(&f, &runner, COUNTING).await;
@@ -167,6 +168,49 @@ pub async fn a_follower_sees_only_its_streams_and_stores_its_checkpoint_when_idl
     );
 }
 
+/// Events of its streams that a follower says change none of its rows are read past as
+/// other streams' events are: it is not handed them, and its checkpoint still ends at the
+/// last event read.
+pub async fn a_follower_is_handed_only_the_events_that_concern_it(f: Fixture) {
+    let runner = f.runner(vec![Arc::new(Counting {
+        fail: Arc::new(AtomicBool::new(false)),
+        categories: &[StreamCategory::Account],
+        independent: false,
+        registrations_only: true,
+    })]);
+    runner.prepare().await.unwrap();
+    f.history().await;
+    caught_up(&f, &runner, COUNTING).await;
+
+    let events = f.log.read_all(GlobalPosition::START, 10_000).await.unwrap();
+    let of_accounts = events
+        .iter()
+        .filter(|e| StreamCategory::of_stream(&e.stream) == Some(StreamCategory::Account));
+    let registrations: Vec<String> = of_accounts
+        .clone()
+        .filter(|e| e.event_type == "AccountRegistered")
+        .map(|e| e.event_id.to_string())
+        .collect();
+    assert!(
+        !registrations.is_empty() && registrations.len() < of_accounts.count(),
+        "the history holds other account events (its sign-ins)"
+    );
+    let applied: Vec<String> = dump(&f.db, "applied", "event_id")
+        .await
+        .into_iter()
+        .filter_map(|row| row[0].clone())
+        .collect();
+    let mut expected = registrations;
+    expected.sort();
+    let mut applied = applied;
+    applied.sort();
+    assert_eq!(applied, expected, "only the registrations were applied");
+    assert_eq!(
+        runner.checkpoint(COUNTING).await.unwrap(),
+        events.last().unwrap().position
+    );
+}
+
 /// A running follower that read past events of other streams stores how far it read
 /// once idle, without another append to wake it (its loop wakes for the store).
 pub async fn a_running_follower_stores_what_it_read_past_once_idle(f: Fixture) {
@@ -174,6 +218,7 @@ pub async fn a_running_follower_stores_what_it_read_past_once_idle(f: Fixture) {
         fail: Arc::new(AtomicBool::new(false)),
         categories: &[StreamCategory::Email],
         independent: false,
+        registrations_only: false,
     })]));
     runner.prepare().await.unwrap();
     let (stop, stopped) = tokio::sync::watch::channel(false);

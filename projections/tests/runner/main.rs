@@ -6,8 +6,9 @@ use async_trait::async_trait;
 use commands::accounts::{Accounts, RegisterAccount, SessionPolicy, SignIn};
 use commands::passwords::Passwords;
 use commands::{CommandContext, EventCodec, Executor, SystemClock};
+use domain::account::AccountEvent;
 use domain::session::{RevocationReason, SessionOrigin};
-use domain::{AccountId, StreamCategory, Timestamp};
+use domain::{AccountId, DomainEvent, StreamCategory, Timestamp};
 use projections::accounts::AccountRow;
 use projections::runner::ProjectionRunner;
 use projections::sessions::SessionRow;
@@ -198,6 +199,8 @@ struct Counting {
     categories: &'static [StreamCategory],
     /// Claims its streams are independent, so a PostgreSQL rebuild runs several writers.
     independent: bool,
+    /// Says only registrations concern it ([`Projector::concerns`]).
+    registrations_only: bool,
 }
 
 impl Counting {
@@ -207,6 +210,7 @@ impl Counting {
             fail,
             categories: &StreamCategory::ALL,
             independent: false,
+            registrations_only: false,
         }
     }
 }
@@ -234,6 +238,13 @@ impl Projector for Counting {
     }
     fn streams_independent(&self) -> bool {
         self.independent
+    }
+    fn concerns(&self, event: &DecodedEvent) -> bool {
+        !self.registrations_only
+            || matches!(
+                event.event(),
+                Some(DomainEvent::Account(AccountEvent::AccountRegistered { .. }))
+            )
     }
     async fn apply(
         &self,
@@ -364,6 +375,7 @@ on_both_backends!(
     a_new_projector_version_rebuilds_at_start,
     a_follower_sees_only_its_streams_and_stores_its_checkpoint_when_idle,
     a_running_follower_stores_what_it_read_past_once_idle,
+    a_follower_is_handed_only_the_events_that_concern_it,
     a_credits_rebuild_ends_with_the_rows_the_runner_wrote,
     a_failed_rebuild_leaves_the_live_tables_and_no_fresh_ones,
     what_a_dead_rebuild_left_is_dropped_by_the_next_one,

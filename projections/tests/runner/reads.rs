@@ -38,6 +38,7 @@ pub async fn a_caught_up_follower_reads_the_log_once_per_append(f: Fixture) {
             fail: Arc::new(AtomicBool::new(false)),
             categories: &[StreamCategory::Email],
             independent: false,
+            registrations_only: false,
         })],
     ));
     runner.prepare().await.unwrap();
