@@ -29,7 +29,7 @@ use crate::Follower;
 use crate::ProjectionError;
 use crate::batch::{Value, delete_keys, insert_rows, select_keys, text_keys};
 use crate::checkpoints::{Remembered, advance_checkpoint, stored, stored_or_registered};
-use crate::follow::{Next, follow_log};
+use crate::follow::{Next, follow_log, let_events_gather};
 use domain::StreamCategory;
 use serde_json::Value as Json;
 use sqlx::{AnyConnection, Row};
@@ -46,12 +46,6 @@ pub const CHECKPOINT: Follower = Follower::AuditIndex;
 /// one background transaction (`Database::begin_background_write`): batches of 1,000 held
 /// the write gate 14-20 ms, these 3-8 ms.
 const BATCH_SIZE: usize = 256;
-
-/// How long the running indexer lets new events gather once it has caught up. Short, so
-/// that its work stays spread out: a second's gathering made a burst of back-to-back batches
-/// every second (2,000 events under the write bench), whose CPU showed up as a latency spike
-/// for every request in flight.
-pub const GATHER: Duration = Duration::from_millis(100);
 
 /// Indexes the log's events by the accounts they belong to.
 pub struct AuditIndex {
@@ -155,12 +149,7 @@ impl AuditIndex {
             let this = self.clone();
             async move {
                 let read = this.step().await?;
-                if read > 0 && read < BATCH_SIZE {
-                    tokio::select! {
-                        () = tokio::time::sleep(GATHER) => {}
-                        _ = stop.changed() => {}
-                    }
-                }
+                let_events_gather(read, BATCH_SIZE, &mut stop).await;
                 Ok::<_, ProjectionError>(Next::after_page(read, BATCH_SIZE))
             }
         })

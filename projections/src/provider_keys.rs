@@ -3,6 +3,7 @@
 //! secret, hint or address is kept here; the keys themselves are read from their stream.
 
 use crate::Follower;
+use crate::projector::account_events_only;
 use crate::runner::{ProjectionError, Projector};
 use crate::schema::{Table, Tables};
 use async_trait::async_trait;
@@ -50,6 +51,10 @@ impl Projector for ProviderKeysProjector {
             StreamCategory::ProviderKeys,
             StreamCategory::Workspace,
         ]
+    }
+
+    fn concerns(&self, event: &DecodedEvent) -> bool {
+        account_events_only(event, |e| matches!(e, AccountEvent::AccountDeleted { .. }))
     }
 
     async fn apply(

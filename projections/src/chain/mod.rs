@@ -19,7 +19,7 @@
 
 use crate::Follower;
 use crate::checkpoints::{Remembered, advance_checkpoint, stored, stored_or_registered};
-use crate::follow::{Next, follow_log};
+use crate::follow::{Next, follow_log, let_events_gather};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use std::fmt;
@@ -298,13 +298,20 @@ impl Chainer {
         Ok(())
     }
 
-    /// Runs until `shutdown` turns true.
+    /// Runs until `shutdown` turns true. Once caught up it lets new events gather before
+    /// linking them ([`let_events_gather`]): nothing waits on the chain, and a busy log then
+    /// costs a few transactions a second rather than one per append.
     #[tracing::instrument(skip_all)]
     pub async fn run(self: Arc<Self>, shutdown: watch::Receiver<bool>) {
-        follow_log(&self.log, shutdown, Duration::from_secs(30), || async {
-            self.step()
-                .await
-                .map(|read| Next::after_page(read, BATCH_SIZE))
+        let stop = shutdown.clone();
+        follow_log(&self.log, shutdown, Duration::from_secs(30), || {
+            let mut stop = stop.clone();
+            let this = self.clone();
+            async move {
+                let read = this.step().await?;
+                let_events_gather(read, BATCH_SIZE, &mut stop).await;
+                Ok::<_, ChainError>(Next::after_page(read, BATCH_SIZE))
+            }
         })
         .await;
     }
