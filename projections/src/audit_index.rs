@@ -29,7 +29,7 @@ use crate::Follower;
 use crate::ProjectionError;
 use crate::batch::{Value, delete_keys, insert_rows, select_keys, text_keys};
 use crate::checkpoints::{Remembered, advance_checkpoint, stored, stored_or_registered};
-use crate::follow::{Next, follow_log, let_events_gather};
+use crate::follow::follow_log_gathering;
 use domain::StreamCategory;
 use serde_json::Value as Json;
 use sqlx::{AnyConnection, Row};
@@ -138,21 +138,18 @@ impl AuditIndex {
     }
 
     /// Runs until `shutdown` turns true. Once caught up it lets the log's new events
-    /// gather for [`GATHER`] before indexing them, so a busy log costs a few indexer
+    /// gather for [`crate::follow::GATHER`] before indexing them, so a busy log costs a few indexer
     /// transactions a second rather than one per append (audit reads catch up by
     /// themselves, so nothing waits on this).
     #[tracing::instrument(skip_all)]
     pub async fn run(self: Arc<Self>, shutdown: watch::Receiver<bool>) {
-        let stop = shutdown.clone();
-        follow_log(&self.log, shutdown, Duration::from_secs(30), || {
-            let mut stop = stop.clone();
-            let this = self.clone();
-            async move {
-                let read = this.step().await?;
-                let_events_gather(read, BATCH_SIZE, &mut stop).await;
-                Ok::<_, ProjectionError>(Next::after_page(read, BATCH_SIZE))
-            }
-        })
+        follow_log_gathering(
+            &self.log,
+            shutdown,
+            Duration::from_secs(30),
+            BATCH_SIZE,
+            || self.step(),
+        )
         .await;
     }
 }

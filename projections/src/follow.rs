@@ -35,23 +35,44 @@ impl Next {
 }
 
 /// How long a follower nothing waits on (the audit index, the chainer, the notifier) lets
-/// the log's new events gather once it has caught up ([`let_events_gather`]). Short, so that
+/// the log's new events gather once it has caught up ([`follow_log_gathering`]). Short, so that
 /// its work stays spread out: a second's gathering made a burst of back-to-back batches
 /// every second (2,000 events under the write bench), whose CPU showed up as a latency
 /// spike for every request in flight.
 pub const GATHER: Duration = Duration::from_millis(100);
 
-/// After a step that read `read` events of a page of at most `limit`: if the page was
-/// neither empty nor full (the follower has just caught up), waits [`GATHER`] (or until
-/// `stop` turns), so that a busy log costs the follower a few transactions a second rather
+/// [`follow_log`] for a follower nothing waits on (the audit index, the chainer, the
+/// notifier), whose step returns how many events it read of a page of at most `limit`.
+/// When a page was neither empty nor full (it has just caught up), it waits [`GATHER`]
+/// before the next step, so that a busy log costs it a few transactions a second rather
 /// than one per append.
-pub async fn let_events_gather(read: usize, limit: usize, stop: &mut watch::Receiver<bool>) {
-    if read > 0 && read < limit {
-        tokio::select! {
-            () = tokio::time::sleep(GATHER) => {}
-            _ = stop.changed() => {}
+pub async fn follow_log_gathering<F, Fut, E>(
+    log: &Arc<dyn EventLog>,
+    shutdown: watch::Receiver<bool>,
+    max_backoff: Duration,
+    limit: usize,
+    mut step: F,
+) where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<usize, E>>,
+    E: std::fmt::Display,
+{
+    let stop = shutdown.clone();
+    follow_log(log, shutdown, max_backoff, || {
+        let mut stop = stop.clone();
+        let stepped = step();
+        async move {
+            let read = stepped.await?;
+            if read > 0 && read < limit {
+                tokio::select! {
+                    () = tokio::time::sleep(GATHER) => {}
+                    _ = stop.changed() => {}
+                }
+            }
+            Ok::<_, E>(Next::after_page(read, limit))
         }
-    }
+    })
+    .await;
 }
 
 /// Calls `step` until `shutdown` turns true: when the step's [`Next`] says, and after a

@@ -19,7 +19,7 @@
 
 use crate::Follower;
 use crate::checkpoints::{Remembered, advance_checkpoint, stored, stored_or_registered};
-use crate::follow::{Next, follow_log, let_events_gather};
+use crate::follow::follow_log_gathering;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use std::fmt;
@@ -299,20 +299,17 @@ impl Chainer {
     }
 
     /// Runs until `shutdown` turns true. Once caught up it lets new events gather before
-    /// linking them ([`let_events_gather`]): nothing waits on the chain, and a busy log then
+    /// linking them ([`follow_log_gathering`]): nothing waits on the chain, and a busy log then
     /// costs a few transactions a second rather than one per append.
     #[tracing::instrument(skip_all)]
     pub async fn run(self: Arc<Self>, shutdown: watch::Receiver<bool>) {
-        let stop = shutdown.clone();
-        follow_log(&self.log, shutdown, Duration::from_secs(30), || {
-            let mut stop = stop.clone();
-            let this = self.clone();
-            async move {
-                let read = this.step().await?;
-                let_events_gather(read, BATCH_SIZE, &mut stop).await;
-                Ok::<_, ChainError>(Next::after_page(read, BATCH_SIZE))
-            }
-        })
+        follow_log_gathering(
+            &self.log,
+            shutdown,
+            Duration::from_secs(30),
+            BATCH_SIZE,
+            || self.step(),
+        )
         .await;
     }
 }

@@ -13,7 +13,7 @@ use domain::notifications::Toggle;
 use projections::Follower;
 use projections::batch::{Value, insert_rows, select_keys, text_keys};
 use projections::checkpoints::{self, Remembered, advance_checkpoint, stored_checkpoint};
-use projections::follow::{Next, follow_log, let_events_gather};
+use projections::follow::follow_log_gathering;
 use sqlx::{AnyConnection, Row};
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -265,21 +265,18 @@ impl Notifier {
     }
 
     /// Runs until `shutdown` turns true. Once caught up it lets new events gather before
-    /// handling them ([`let_events_gather`]): an e-mail leaves a tenth of a second later,
+    /// handling them ([`follow_log_gathering`]): an e-mail leaves a tenth of a second later,
     /// and a busy log costs a few batches a second (each a decode of every event, the
     /// view's reads and a transaction) rather than one per append.
     #[tracing::instrument(skip_all)]
     pub async fn run(self: Arc<Self>, shutdown: watch::Receiver<bool>) {
-        let stop = shutdown.clone();
-        follow_log(&self.log, shutdown, Duration::from_secs(10), || {
-            let mut stop = stop.clone();
-            let this = self.clone();
-            async move {
-                let read = this.step().await?;
-                let_events_gather(read, BATCH_SIZE, &mut stop).await;
-                Ok::<_, NotifierError>(Next::after_page(read, BATCH_SIZE))
-            }
-        })
+        follow_log_gathering(
+            &self.log,
+            shutdown,
+            Duration::from_secs(10),
+            BATCH_SIZE,
+            || self.step(),
+        )
         .await;
     }
 }
