@@ -118,3 +118,49 @@ pub async fn follow_log<F, Fut, E>(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ProjectionError;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use store::memory::MemoryLog;
+
+    /// A step that has something due soon is called again then, with no append to wake it
+    /// (the in-memory log's own fallback wake is a minute away).
+    #[tokio::test]
+    async fn a_step_with_something_due_is_called_again_without_an_append() {
+        let log: Arc<dyn EventLog> = Arc::new(MemoryLog::new());
+        let (stop, stopped) = watch::channel(false);
+        let calls = Arc::new(AtomicUsize::new(0));
+        let (second, mut called_twice) = watch::channel(false);
+        let counted = calls.clone();
+        let follower = tokio::spawn(async move {
+            follow_log(&log, stopped, Duration::from_secs(1), || {
+                let call = counted.fetch_add(1, Ordering::SeqCst);
+                if call == 1 {
+                    let _ = second.send(true);
+                }
+                async move {
+                    Ok::<_, ProjectionError>(if call == 0 {
+                        Next::AtNextAppendOrAfter(Duration::from_millis(10))
+                    } else {
+                        Next::AtNextAppend
+                    })
+                }
+            })
+            .await;
+        });
+        tokio::time::timeout(Duration::from_secs(10), called_twice.wait_for(|c| *c))
+            .await
+            .expect("called again once due")
+            .unwrap();
+        stop.send(true).unwrap();
+        follower.await.unwrap();
+        assert_eq!(
+            calls.load(Ordering::SeqCst),
+            2,
+            "then it waits for an append"
+        );
+    }
+}

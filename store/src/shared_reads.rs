@@ -97,28 +97,16 @@ impl SharedReads {
         Reading: Future<Output = Result<Vec<RecordedEvent>, StoreError>>,
     {
         let held = lock(&self.tail).after(after.0, limit);
-        let held_last = held.events().last().map(|e| e.position);
-        let mut page = FilteredPage {
-            read: held.len,
-            last: held_last,
-            events: held.events().filter(|e| keep(&e.stream)).cloned().collect(),
-        };
+        let mut page = copied(held.events(), keep);
         if held.len == limit {
             return Ok(page);
         }
         let rest = self
-            .read_log(held_last.unwrap_or(after), limit - held.len, query)
+            .read_log(page.last.unwrap_or(after), limit - held.len, query)
             .await?;
         let rest = match rest {
             Read::Alone(events) => FilteredPage::of(events, keep),
-            Read::Shared(page, limit) => {
-                let page = &page[..limit.min(page.len())];
-                FilteredPage {
-                    read: page.len(),
-                    last: page.last().map(|e| e.position),
-                    events: page.iter().filter(|e| keep(&e.stream)).cloned().collect(),
-                }
-            }
+            Read::Shared(page, limit) => copied(page.iter().take(limit), keep),
         };
         if page.read == 0 {
             return Ok(rest);
@@ -222,6 +210,22 @@ impl Drop for Reader<'_> {
             positions.remove(&self.after.0);
         }
     }
+}
+
+/// The page of `events` (shared, so the kept ones are copied) for a caller keeping `keep`.
+fn copied<'a>(
+    events: impl Iterator<Item = &'a RecordedEvent>,
+    keep: StreamFilter<'_>,
+) -> FilteredPage {
+    let mut page = FilteredPage::default();
+    for event in events {
+        page.read += 1;
+        page.last = Some(event.position);
+        if keep(&event.stream) {
+            page.events.push(event.clone());
+        }
+    }
+    page
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
