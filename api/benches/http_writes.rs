@@ -599,10 +599,55 @@ async fn after_an_append(service: &Arc<Service>, clients: &Arc<Vec<Client>>) {
 
 /// Sign-ins, in-process then over HTTP.
 async fn sign_ins(service: &Arc<Service>, clients: &Arc<Vec<Client>>, seconds: u64) {
-    let (state, accounts) = (service.state.clone(), clients.clone());
-    let sign_in = run(seconds, move |c, _| {
-        let (state, email) = (state.clone(), accounts[c].email.clone());
-        async move {
+    let sign_in = run(seconds, sign_in_in_process(service, clients)).await;
+    service.settle().await;
+    let http_sign_in = run(seconds, sign_in_over_http(service, clients, false)).await;
+    service.settle().await;
+    let then_use = run(seconds, sign_in_over_http(service, clients, true)).await;
+    service.settle().await;
+    let half = sign_in.per_second() * pace();
+    let paced_inprocess = run_paced(seconds, half, sign_in_in_process(service, clients)).await;
+    service.settle().await;
+    let paced_sign_in = run_paced(seconds, half, sign_in_over_http(service, clients, false)).await;
+    service.settle().await;
+    report(service, "sign-ins in-process", &sign_in, None);
+    report(
+        service,
+        "sign-ins over HTTP (POST /auth/login)",
+        &http_sign_in,
+        Some(&sign_in),
+    );
+    report(
+        service,
+        "sign-ins over HTTP, each then a call with the new",
+        &then_use,
+        Some(&sign_in),
+    );
+    report(
+        service,
+        &paced_name("sign-ins in-process", "that rate"),
+        &paced_inprocess,
+        Some(&sign_in),
+    );
+    report(
+        service,
+        &paced_name("sign-ins over HTTP", "the in-process rate"),
+        &paced_sign_in,
+        Some(&sign_in),
+    );
+    report_waiting(
+        &then_use,
+        "sign-in in the first call with the new session (GET /me)",
+    );
+}
+
+/// A sign-in by client `c` through the command layer (no throttle, no wait for the
+/// sessions read model: those are the HTTP route's).
+fn sign_in_in_process(service: &Arc<Service>, clients: &Arc<Vec<Client>>) -> impl Op {
+    let (state, clients) = (service.state.clone(), clients.clone());
+    move |c, _| {
+        let (state, email) = (state.clone(), clients[c].email.clone());
+        Box::pin(async move {
             let command = SignIn {
                 email,
                 password: PASSWORD.to_owned(),
@@ -621,40 +666,8 @@ async fn sign_ins(service: &Arc<Service>, clients: &Arc<Vec<Client>>, seconds: u
                 .await
                 .expect("sign-in");
             Duration::ZERO
-        }
-    })
-    .await;
-    service.settle().await;
-    let http_sign_in = run(seconds, sign_in_over_http(service, clients, false)).await;
-    service.settle().await;
-    let then_use = run(seconds, sign_in_over_http(service, clients, true)).await;
-    service.settle().await;
-    let half = sign_in.per_second() * pace();
-    let paced_sign_in = run_paced(seconds, half, sign_in_over_http(service, clients, false)).await;
-    service.settle().await;
-    report(service, "sign-ins in-process", &sign_in, None);
-    report(
-        service,
-        "sign-ins over HTTP (POST /auth/login)",
-        &http_sign_in,
-        Some(&sign_in),
-    );
-    report(
-        service,
-        "sign-ins over HTTP, each then a call with the new",
-        &then_use,
-        Some(&sign_in),
-    );
-    report(
-        service,
-        &paced_name("sign-ins over HTTP", "the in-process rate"),
-        &paced_sign_in,
-        Some(&sign_in),
-    );
-    report_waiting(
-        &then_use,
-        "sign-in in the first call with the new session (GET /me)",
-    );
+        })
+    }
 }
 
 /// A sign-in over HTTP by client `c`; with `call`, followed by a request with the new

@@ -12,21 +12,25 @@
 //! An attempt is counted when it starts and forgiven if it succeeds ([`counters`]), so
 //! parallel guesses cannot all slip past the check. The counters live in the database
 //! ([`store`]), shared by every API node, keyed by keyed hashes: neither an address nor an
-//! IP is stored in clear.
+//! IP is stored in clear. A forgiveness is stored after the attempt is answered; the next
+//! attempt on the same counters waits for it ([`settling`]).
 
 mod counters;
+mod settling;
 mod store;
 
 use crate::clock::Clock;
 use crate::error::CommandError;
 use counters::Scope;
 use hmac::{Hmac, Mac};
+use settling::Settling;
 use sha2::Sha256;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 use store::Key;
+use tracing::Instrument;
 
 /// Thresholds.
 #[derive(Debug, Clone, Copy)]
@@ -121,6 +125,7 @@ pub struct Throttle {
     secret: [u8; 32],
     clock: Arc<dyn Clock>,
     started: AtomicU32,
+    settling: Arc<Settling>,
 }
 
 /// Sweep expired counters once every this many attempts.
@@ -143,6 +148,7 @@ impl Throttle {
             secret,
             clock,
             started: AtomicU32::new(0),
+            settling: Arc::default(),
         }
     }
 
@@ -186,6 +192,7 @@ impl Throttle {
             store::sweep(&self.db, now).await?;
         }
         let (keys, device) = self.keys(account, ip);
+        self.settling.wait_for(&keys).await;
         let device_ref = device.as_ref().map(|(a, i)| (a.as_str(), i.as_str()));
         store::begin(
             &self.db,
@@ -201,34 +208,44 @@ impl Throttle {
     }
 
     /// The attempt succeeded: the pair's failures are forgiven, the attempt's count is
-    /// taken back elsewhere, and the IP becomes a known device of the account.
-    #[tracing::instrument(skip_all, fields(throttle = self.kind.as_str()))]
-    pub async fn succeeded(&self, attempt: Attempt) -> Result<(), sqlx::Error> {
-        self.settle(attempt, store::Outcome::Succeeded).await
+    /// taken back elsewhere, and the IP becomes a known device of the account. Stored in
+    /// the background (the next attempt on these counters waits for it); if storing fails,
+    /// the attempt stays counted, and that is logged.
+    pub fn succeeded(&self, attempt: Attempt) {
+        self.settle(attempt, store::Outcome::Succeeded);
     }
 
     /// The attempt was never judged (another check refused it first, or it failed for a
-    /// reason that says nothing about the secret): its count is taken back.
-    #[tracing::instrument(skip_all, fields(throttle = self.kind.as_str()))]
-    pub async fn cancelled(&self, attempt: Attempt) -> Result<(), sqlx::Error> {
-        self.settle(attempt, store::Outcome::Cancelled).await
+    /// reason that says nothing about the secret): its count is taken back, in the
+    /// background as for [`Throttle::succeeded`].
+    pub fn cancelled(&self, attempt: Attempt) {
+        self.settle(attempt, store::Outcome::Cancelled);
     }
 
-    async fn settle(&self, attempt: Attempt, outcome: store::Outcome) -> Result<(), sqlx::Error> {
-        let device = attempt
-            .device
-            .as_ref()
-            .map(|(a, i)| (a.as_str(), i.as_str()));
-        store::settle(
-            &self.db,
+    fn settle(&self, attempt: Attempt, outcome: store::Outcome) {
+        let held = self.settling.hold(&attempt.keys);
+        let (db, kind, policy, now) = (
+            self.db.clone(),
             self.kind.as_str(),
-            &self.policy,
-            &attempt.keys,
-            device,
-            outcome,
+            self.policy,
             self.clock.now(),
-        )
-        .await
+        );
+        let span = tracing::info_span!("throttle_settle", throttle = kind, ?outcome);
+        tokio::spawn(
+            async move {
+                let device = attempt
+                    .device
+                    .as_ref()
+                    .map(|(a, i)| (a.as_str(), i.as_str()));
+                let stored =
+                    store::settle(&db, kind, &policy, &attempt.keys, device, outcome, now).await;
+                if let Err(error) = stored {
+                    tracing::warn!(%error, "settling an attempt failed: it stays counted");
+                }
+                drop(held);
+            }
+            .instrument(span),
+        );
     }
 }
 
@@ -269,7 +286,7 @@ pub async fn guarded<T>(
             Ok(attempt) => attempts.push((*throttle, *secret, attempt)),
             Err(refused) => {
                 for (throttle, _, attempt) in attempts {
-                    throttle.cancelled(attempt).await?;
+                    throttle.cancelled(attempt);
                 }
                 return Err(refused);
             }
@@ -278,11 +295,14 @@ pub async fn guarded<T>(
     let result = command.await;
     for (throttle, secret, attempt) in attempts {
         match &result {
-            Ok(_) => throttle.succeeded(attempt).await?,
+            Ok(_) => throttle.succeeded(attempt),
             // A wrong secret: the failure counted at the start stands.
             Err(error) if secret.failed_by(error) => drop(attempt),
-            Err(_) => throttle.cancelled(attempt).await?,
+            Err(_) => throttle.cancelled(attempt),
         }
     }
     Ok(result)
 }
+
+#[cfg(test)]
+mod tests;
