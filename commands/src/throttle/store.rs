@@ -142,7 +142,7 @@ async fn claim(
 }
 
 async fn is_known(
-    db: &Database,
+    conn: &mut sqlx::AnyConnection,
     throttle: &str,
     device: Option<(&str, &str)>,
     now: Timestamp,
@@ -157,7 +157,7 @@ async fn is_known(
     .bind(throttle)
     .bind(account)
     .bind(ip)
-    .fetch_optional(db.pool())
+    .fetch_optional(conn)
     .await?;
     Ok(seen.is_some_and(|at| now.since(Timestamp::from_unix_micros(at)) < KNOWN_FOR))
 }
@@ -171,14 +171,15 @@ pub(super) async fn begin(
     device: Option<(&str, &str)>,
     now: Timestamp,
 ) -> Result<Result<(), Duration>, sqlx::Error> {
-    // Read beside the transaction's start, before the rows are held: a device becomes
-    // known only by a success, which a moment's difference cannot turn into a wrong
-    // refusal of this attempt.
-    let (known, w) = tokio::join!(is_known(db, throttle, device, now), db.begin_write());
-    let (known, mut w) = (known?, w?);
+    let mut w = db.begin_write().await?;
     let counters = claim(&mut w, throttle, policy, keys, now).await?;
-    if let Some(wait) = counters::wait(&counters, known, now) {
-        return Ok(Err(wait));
+    // Whether the device is known matters only to an attempt that would otherwise wait
+    // (it exempts from the account's lock), so only such an attempt asks.
+    if counters::wait(&counters, false, now).is_some() {
+        let known = is_known(&mut w, throttle, device, now).await?;
+        if let Some(wait) = counters::wait(&counters, known, now) {
+            return Ok(Err(wait));
+        }
     }
     let counted: Vec<(&Key, Counter)> = keys
         .iter()

@@ -7,10 +7,13 @@ use ::store::Database;
 use ::store::testkit::TestSqlite;
 
 async fn throttle() -> (TestSqlite, Throttle) {
+    throttle_with(ThrottlePolicy::default()).await
+}
+
+async fn throttle_with(policy: ThrottlePolicy) -> (TestSqlite, Throttle) {
     let file = TestSqlite::create();
     let db = Database::connect(&file.url, 4).await.unwrap();
     db.migrate().await.unwrap();
-    let policy = ThrottlePolicy::default();
     let throttle = Throttle::new(
         ThrottleKind::Password,
         policy,
@@ -42,4 +45,35 @@ async fn an_attempt_right_after_a_success_finds_it_forgiven() {
         matches!(throttle.begin("ada", ip).await, Err(ThrottleError::Wait(_))),
         "five failures after the success, the back-off starts again"
     );
+}
+
+/// Failures from many IPs lock the account, but not for an IP that signed in to it before:
+/// the owner's device is asked about only once the account's lock would refuse it.
+#[tokio::test]
+async fn an_account_locked_from_many_ips_still_admits_its_owners_device() {
+    let (_file, throttle) = throttle_with(ThrottlePolicy {
+        max_failures_per_account: 3,
+        ..ThrottlePolicy::default()
+    })
+    .await;
+    let ip = |last: u8| Some(IpAddr::from([203, 0, 113, last]));
+    let owner = throttle.begin("ada", ip(1)).await.expect("the owner");
+    throttle.succeeded(owner);
+    for guesser in 2..=4 {
+        drop(
+            throttle
+                .begin("ada", ip(guesser))
+                .await
+                .expect("a free guess"),
+        );
+    }
+    assert!(
+        matches!(
+            throttle.begin("ada", ip(5)).await,
+            Err(ThrottleError::Wait(_))
+        ),
+        "the account is locked for other IPs"
+    );
+    let owner = throttle.begin("ada", ip(1)).await;
+    throttle.succeeded(owner.expect("the owner's device is not locked out"));
 }
