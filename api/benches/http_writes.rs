@@ -14,8 +14,8 @@
 //! - each write over HTTP again, paced at half its in-process rate (clients arriving on a
 //!   schedule, latencies counted from it): the issue's "half the command layer's rate with
 //!   p99 under 25 ms" asked at that rate, where the closed-loop phases above measure
-//!   latency at saturation; spends and rotations are paced in-process too, the command
-//!   layer's own latency at that rate.
+//!   latency at saturation; each is paced in-process too, the command layer's own latency
+//!   at that rate.
 //!
 //! On the embedded SQLite default and on PostgreSQL. Figures are printed, never asserted.
 //! `cargo bench -p api --bench http_writes` (needs the tests' PostgreSQL; `BENCH_SECONDS`
