@@ -1,6 +1,7 @@
 //! What a follower of the log implements: a [`Projector`] folds events into SQL tables it
 //! owns, a [`Reactor`] acts on them; and the [`ProjectionError`] either reports. The
-//! runner that drives them is [`crate::runner`].
+//! runner that drives them is [`crate::runner`]; it and the rebuild decode what they hand
+//! them with [`decode_events`].
 
 use crate::Follower;
 use crate::schema::{Table, Tables};
@@ -8,7 +9,7 @@ use async_trait::async_trait;
 use domain::account::AccountEvent;
 use domain::{DomainEvent, StreamCategory};
 use sqlx::AnyConnection;
-use store::{DecodedEvent, GlobalPosition, StoreError};
+use store::{DecodedEvent, EventDecoder, GlobalPosition, RecordedEvent, StoreError};
 
 /// Folds events into the tables it owns.
 #[async_trait]
@@ -117,4 +118,21 @@ pub enum ProjectionError {
         /// The position waited for.
         position: GlobalPosition,
     },
+}
+
+/// Decodes `batch` with `decoder`.
+pub(crate) async fn decode_events(
+    decoder: &dyn EventDecoder,
+    batch: Vec<RecordedEvent>,
+) -> Result<Vec<DecodedEvent>, ProjectionError> {
+    let mut decoded = Vec::with_capacity(batch.len());
+    for event in batch {
+        decoded.push(
+            decoder
+                .decode_event(event)
+                .await
+                .map_err(|e| ProjectionError::Decode(e.to_string()))?,
+        );
+    }
+    Ok(decoded)
 }

@@ -11,8 +11,8 @@ pub use sweep::{STALE_AFTER_SECS, sweep};
 
 use crate::checkpoints::{lock_checkpoint, register_checkpoint, reset_checkpoint, stored_version};
 use crate::cursor::concerning;
+use crate::projector::decode_events;
 use crate::runner::BATCH_SIZE;
-use crate::runner::decode_events;
 use crate::schema::{Tables, create_statements, table_exists};
 use crate::{Follower, ProjectionError, ProjectionRunner, Projector};
 use domain::StreamCategory;

@@ -10,6 +10,7 @@ use crate::Follower;
 use crate::checkpoints::{advance_checkpoint, stored_checkpoint};
 use crate::cursor::{Cursor, concerns};
 use crate::follow::{Next, follow_log};
+use crate::projector::decode_events;
 pub use crate::projector::{ProjectionError, Projector, Reactor};
 use crate::schema::Tables;
 use domain::StreamCategory;
@@ -47,23 +48,6 @@ struct Concerned {
     /// The batch was shorter than asked: it ends where the log ended for this read, so the
     /// follower waits for the next append rather than reading again to find nothing.
     caught_up: bool,
-}
-
-/// Decodes `batch` with `decoder`.
-pub(crate) async fn decode_events(
-    decoder: &dyn EventDecoder,
-    batch: Vec<store::RecordedEvent>,
-) -> Result<Vec<DecodedEvent>, ProjectionError> {
-    let mut decoded = Vec::with_capacity(batch.len());
-    for event in batch {
-        decoded.push(
-            decoder
-                .decode_event(event)
-                .await
-                .map_err(|e| ProjectionError::Decode(e.to_string()))?,
-        );
-    }
-    Ok(decoded)
 }
 
 /// Runs a set of projectors against one log and one read-model database.
