@@ -11,6 +11,8 @@
 //!   and the same rotation each followed by a request with the new secret
 //!   (`GET /api/v1/credits`), which waits for the token read model when it is behind (the
 //!   rotation answers once committed), the request timed apart.
+//!   The sign-ins end with one argon2id password check timed alone, the floor under a
+//!   sign-in's latency on the machine at hand.
 //! - each write over HTTP again, paced at half its in-process rate (clients arriving on a
 //!   schedule, latencies counted from it): the issue's "half the command layer's rate with
 //!   p99 under 25 ms" asked at that rate, where the closed-loop phases above measure
@@ -638,6 +640,35 @@ async fn sign_ins(service: &Arc<Service>, clients: &Arc<Vec<Client>>, seconds: u
     report_waiting(
         &then_use,
         "sign-in in the first call with the new session (GET /me)",
+    );
+    password_check_alone(&paced_sign_in).await;
+}
+
+/// The floor under a sign-in's latency on this machine: one argon2id check at the
+/// service's parameters, one at a time with nothing else running (the service is settled),
+/// and the paced sign-in's p99 as a multiple of it.
+async fn password_check_alone(paced_sign_in: &Phase) {
+    const CHECKS: usize = 40;
+    let passwords = commands::passwords::Passwords::new(1);
+    let hash = passwords.hash(PASSWORD).await.expect("hash");
+    let mut checks = Vec::with_capacity(CHECKS);
+    for _ in 0..CHECKS {
+        let began = Instant::now();
+        let matched = passwords
+            .verify(PASSWORD, Some(&hash))
+            .await
+            .expect("verify");
+        checks.push(began.elapsed());
+        assert!(matched, "the password matches its own hash");
+    }
+    checks.sort_unstable();
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    println!(
+        "{:<52} p50 {:>7.2} ms  p99 {:>7.2} ms (paced sign-in p99: {:.2}x this p50)",
+        "a password check alone (argon2id, one at a time)",
+        ms(percentile(&checks, 0.5)),
+        ms(percentile(&checks, 0.99)),
+        ms(paced_sign_in.percentile(0.99)) / ms(percentile(&checks, 0.5)),
     );
 }
 
