@@ -214,7 +214,9 @@ pub(super) async fn settle(
     outcome: Outcome,
     now: Timestamp,
 ) -> Result<(), sqlx::Error> {
-    let mut w = db.begin_write().await?;
+    // Written after the answer (`settling.rs`): on SQLite it queues behind the background
+    // writers, so that requests' writes and the read models they wait for go first.
+    let mut w = db.begin_background_write().await?;
     let counters = load(&mut w, db.backend(), throttle, keys).await?;
     let settled: Vec<(&Key, Counter)> = keys
         .iter()

@@ -77,3 +77,44 @@ async fn an_account_locked_from_many_ips_still_admits_its_owners_device() {
     let owner = throttle.begin("ada", ip(1)).await;
     throttle.succeeded(owner.expect("the owner's device is not locked out"));
 }
+
+/// A settlement, written after the answer, takes its turn at SQLite's write gate as a
+/// background write: a request's write queued after it still goes first, so requests and
+/// the read models they wait for do not queue behind settlements.
+#[tokio::test]
+async fn a_settlement_lets_a_requests_write_go_first() {
+    let (_file, throttle) = throttle().await;
+    let known_devices = "SELECT count(*) FROM throttle_known_devices";
+    let attempt = throttle
+        .begin("ada", Some("203.0.113.9".parse().unwrap()))
+        .await
+        .expect("an attempt");
+    let keys = attempt.keys.clone();
+    let background = throttle.db.begin_background_write().await.unwrap();
+    throttle.succeeded(attempt);
+    // The settlement is queued by now; the request's write comes after it.
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let db = throttle.db.clone();
+    let request = tokio::spawn(async move { db.begin_write().await.unwrap() });
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    background.commit().await.unwrap();
+    let mut request = request.await.unwrap();
+    let seen: i64 = sqlx::query_scalar(known_devices)
+        .fetch_one(&mut *request.tx)
+        .await
+        .unwrap();
+    assert_eq!(
+        seen, 0,
+        "the settlement was written before the request's write"
+    );
+    request.commit().await.unwrap();
+    throttle.settling.wait_for(&keys).await;
+    let stored: i64 = sqlx::query_scalar(known_devices)
+        .fetch_one(throttle.db.pool())
+        .await
+        .unwrap();
+    assert_eq!(
+        stored, 1,
+        "the settlement is stored once the request's write ends"
+    );
+}
