@@ -5,7 +5,8 @@
 //! pool for its array-typed append. Writes to SQLite go through [`Database::begin_write`],
 //! which serialises in-process writers on a mutex and starts `BEGIN IMMEDIATE`, so a
 //! transaction never has to upgrade a read lock and SQLite's busy-wait sleeps stay out
-//! of the request path. Background writers (the followers of the log, the mail queue) use
+//! of the request path. Background writers (the followers of the log, the mail queue, work
+//! a request leaves for after its answer such as the throttle's settlement) use
 //! [`Database::begin_background_write`], which queues them among themselves first: a
 //! request's write then waits for at most one of theirs, not for all of them.
 
@@ -237,7 +238,7 @@ impl Database {
     }
 
     /// Starts a write transaction of a background writer (a follower of the log, the mail
-    /// queue). On SQLite it first waits for the other background writers' transactions:
+    /// queue, the throttle's settlement written after its answer). On SQLite it first waits for the other background writers' transactions:
     /// the write gate is fair (first come, first served), and with a dozen followers each
     /// queued for it, an append of a request waited behind all of them (3-4 ms on average
     /// and up to 20 ms under a write load); now it waits for at most one.
