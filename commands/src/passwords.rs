@@ -8,6 +8,14 @@
 //! once slowed each other. Hashes made with other parameters still verify: a PHC string
 //! carries its own.
 //!
+//! The implementation is the `argon2-rust` crate, a port of the reference C code's
+//! optimised path whose compression function is chosen at run time for the CPU at hand
+//! (AVX-512, AVX2, SSE2, NEON or scalar), so one binary runs at full speed everywhere. The
+//! RustCrypto `argon2` crate, used before, computes the same hashes (the known answers in
+//! the tests came from it) in about twice the time on the machines measured (README,
+//! the seventeenth session): a sign-in is mostly its hash. Each hash's working area is
+//! wiped once it is done (the crate's `zeroize-memory`).
+//!
 //! The bound is split in two shares: verifying a password (sign-in, re-authentication, the
 //! current password of a change) takes a permit of the larger share; hashing a new one
 //! (registration, a password change) one of the smaller. New hashes never borrow, so a
@@ -18,17 +26,17 @@
 //! borrowed hash to finish, since a released permit goes to a waiting new hash first.
 //!
 //! Memory stays bounded: there is one hashing thread per permit, and each keeps its argon2
-//! working area (7 MiB; 19 MiB once it has verified a hash of the earlier parameters) for
-//! its whole life, hashing into it again and again. Hashing on the runtime's blocking pool
+//! working area (7 MiB) for its whole life, hashing into it again and again; a hash of
+//! the earlier 19 MiB parameters is verified in an area of its own, freed once done. Hashing on the runtime's blocking pool
 //! instead allocated a fresh area per hash on whichever of its many threads ran it, and the
 //! allocator kept those areas after sign-in bursts (hundreds of MB).
 //!
 //! How long each hash waited for a permit of its share is recorded
 //! ([`crate::metrics::PASSWORD_HASH_WAIT`], by share): the queue a burst builds.
 
-use argon2::password_hash::rand_core::OsRng;
-use argon2::password_hash::{Output, ParamsString, PasswordHash, SaltString};
-use argon2::{Algorithm, Argon2, Block, Params, Version};
+use argon2_rust::params::Memory;
+use argon2_rust::{Algorithm, Argon2, Error as Argon2Error, Hasher, Params, Version};
+use rand::RngCore;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::Instant;
@@ -82,8 +90,8 @@ impl Share {
     }
 }
 
-/// Work for a hashing thread: it gets the thread's working area.
-type Job = Box<dyn FnOnce(&mut Vec<Block>) + Send>;
+/// Work for a hashing thread: it gets the thread's hasher, which keeps its working area.
+type Job = Box<dyn FnOnce(&mut Hasher) + Send>;
 
 /// A fixed set of threads, each keeping one argon2 working area for its life. Jobs arrive
 /// only with a permit of a share, so there is never more work than threads.
@@ -104,7 +112,7 @@ impl HashPool {
             std::thread::Builder::new()
                 .name(format!("argon2-{n}"))
                 .spawn(move || {
-                    let mut area = Vec::new();
+                    let mut hasher = Passwords::argon2().hasher();
                     loop {
                         // The lock is held only while taking a job, never while hashing.
                         let job = match queue.lock() {
@@ -112,9 +120,9 @@ impl HashPool {
                             Err(poisoned) => poisoned.into_inner().recv(),
                         };
                         let Ok(job) = job else { return };
-                        let before = (area.as_ptr(), area.capacity());
-                        job(&mut area);
-                        if (area.as_ptr(), area.capacity()) != before {
+                        let before = hasher.reserved_blocks();
+                        job(&mut hasher);
+                        if hasher.reserved_blocks() != before {
                             areas.fetch_add(1, Ordering::Relaxed);
                         }
                     }
@@ -133,80 +141,34 @@ impl HashPool {
     }
 }
 
-/// Runs argon2 with `params` into `out`, in `area` (grown to the size `params` need, and
-/// kept for the next hash).
-fn hash_into(
-    area: &mut Vec<Block>,
-    algorithm: Algorithm,
-    version: Version,
-    params: Params,
-    password: &[u8],
-    salt: &[u8],
-    out: &mut [u8],
-) -> Result<(), PasswordError> {
-    let needed = params.block_count();
-    if area.len() < needed {
-        area.resize(needed, Block::default());
-    }
-    Argon2::new(algorithm, version, params)
-        .hash_password_into_with_memory(password, salt, out, &mut area[..needed])
+/// Bytes of random salt in a new hash (RFC 9106 recommends 16).
+const SALT_LEN: usize = 16;
+
+/// A new PHC string (`$argon2id$v=19$m=7168,t=5,p=1$…`) for `password`, in `hasher`'s
+/// working area.
+fn hash_new(hasher: &mut Hasher, password: &[u8]) -> Result<String, PasswordError> {
+    let mut salt = [0u8; SALT_LEN];
+    rand::rngs::OsRng.fill_bytes(&mut salt);
+    hasher.set_argon2(Passwords::argon2());
+    hasher
+        .hash_encoded(password, &salt)
         .map_err(|e| PasswordError::Hash(e.to_string()))
 }
 
-/// A new PHC string (`$argon2id$v=19$m=7168,t=5,p=1$…`) for `password`.
-fn hash_new(area: &mut Vec<Block>, password: &[u8]) -> Result<String, PasswordError> {
-    let params = Passwords::owasp_params();
-    let salt = SaltString::generate(&mut OsRng);
-    let mut salt_bytes = [0u8; 64];
-    let salt_raw = salt
-        .decode_b64(&mut salt_bytes)
-        .map_err(|e| PasswordError::Hash(e.to_string()))?;
-    let mut out = [0u8; Params::DEFAULT_OUTPUT_LEN];
-    hash_into(
-        area,
-        Algorithm::Argon2id,
-        Version::V0x13,
-        params.clone(),
-        password,
-        salt_raw,
-        &mut out,
-    )?;
-    let phc = PasswordHash {
-        algorithm: Algorithm::Argon2id.ident(),
-        version: Some(Version::V0x13.into()),
-        params: ParamsString::try_from(&params).map_err(|e| PasswordError::Hash(e.to_string()))?,
-        salt: Some(salt.as_salt()),
-        hash: Some(Output::new(&out).map_err(|e| PasswordError::Hash(e.to_string()))?),
-    };
-    Ok(phc.to_string())
-}
-
-/// Whether `password` matches the PHC string `hash` (its own algorithm, version and
-/// parameters; the comparison is constant-time). A hash that does not parse matches nothing.
-fn matches(area: &mut Vec<Block>, password: &[u8], hash: &str) -> bool {
-    let Ok(parsed) = PasswordHash::new(hash) else {
-        return false;
-    };
-    let (Some(expected), Some(salt)) = (parsed.hash, parsed.salt) else {
-        return false;
-    };
-    let Ok(algorithm) = Algorithm::try_from(parsed.algorithm) else {
-        return false;
-    };
-    let version = parsed
-        .version
-        .map_or(Ok(Version::V0x13), Version::try_from)
-        .ok();
-    let (Some(version), Ok(params)) = (version, Params::try_from(&parsed)) else {
-        return false;
-    };
-    let mut salt_bytes = [0u8; 64];
-    let Ok(salt) = salt.decode_b64(&mut salt_bytes) else {
-        return false;
-    };
-    let mut out = vec![0u8; expected.len()];
-    hash_into(area, algorithm, version, params, password, salt, &mut out).is_ok()
-        && Output::new(&out).is_ok_and(|computed| computed == expected)
+/// Whether `password` matches the argon2id PHC string `hash` (with its own version and
+/// parameters; the comparison is constant-time). A hash that does not parse matches
+/// nothing. A hash whose area is larger than the thread's (the earlier 19 MiB
+/// parameters) is computed in an area of its own, freed once done, so the thread keeps
+/// only the current parameters' area.
+fn matches(hasher: &mut Hasher, password: &[u8], hash: &str) -> bool {
+    match hasher.verify_encoded(hash, password, Algorithm::Argon2id) {
+        Ok(()) => true,
+        Err(Argon2Error::VerifyMismatch) => false,
+        Err(error) => {
+            tracing::warn!(%error, "a stored password hash could not be checked");
+            false
+        }
+    }
 }
 
 /// How `max_concurrent` hashes at once are shared: `(verifications, new hashes)`. New
@@ -221,9 +183,19 @@ pub fn shares(max_concurrent: usize) -> (usize, usize) {
 impl Passwords {
     /// OWASP's argon2id configuration of 7 MiB and 5 passes (its cheat sheet's five
     /// configurations are equally strong; this one is the fastest on small machines, see
-    /// the module's header).
+    /// the module's header), with a 32-byte tag.
     pub fn owasp_params() -> Params {
-        Params::new(7 * 1024, 5, 1, None).expect("valid argon2 parameters")
+        Params::builder()
+            .memory(Memory::kib(7 * 1024))
+            .passes(5)
+            .lanes(1)
+            .build()
+            .expect("valid argon2 parameters")
+    }
+
+    /// argon2id, version 0x13, with [`Self::owasp_params`]: what new hashes are made with.
+    fn argon2() -> Argon2 {
+        Argon2::new(Algorithm::Argon2id, Version::V0x13, Self::owasp_params())
     }
 
     /// A hasher running at most `max_concurrent` hashes at once, in two [`shares`], on
@@ -274,7 +246,7 @@ impl Passwords {
     async fn run<T: Send + 'static>(
         &self,
         share: Share,
-        work: impl FnOnce(&mut Vec<Block>) -> T + Send + 'static,
+        work: impl FnOnce(&mut Hasher) -> T + Send + 'static,
     ) -> Result<T, PasswordError> {
         let queued = Instant::now();
         let _permit = match self.idle_permit(share) {
@@ -288,8 +260,8 @@ impl Passwords {
         metrics::histogram!(crate::metrics::PASSWORD_HASH_WAIT, "share" => share.name())
             .record(queued.elapsed());
         let (done, result) = oneshot::channel();
-        self.pool.submit(Box::new(move |area| {
-            let _ = done.send(work(area));
+        self.pool.submit(Box::new(move |hasher| {
+            let _ = done.send(work(hasher));
         }))?;
         result.await.map_err(|_| PasswordError::Task)
     }
@@ -298,8 +270,10 @@ impl Passwords {
     /// the share of new hashes.
     pub async fn hash(&self, password: &str) -> Result<String, PasswordError> {
         let password = password.to_owned();
-        self.run(Share::Hash, move |area| hash_new(area, password.as_bytes()))
-            .await?
+        self.run(Share::Hash, move |hasher| {
+            hash_new(hasher, password.as_bytes())
+        })
+        .await?
     }
 
     /// Whether `password` matches `hash`, on the share of verifications. With no hash (no
@@ -309,8 +283,8 @@ impl Passwords {
         let hash = hash.unwrap_or(DECOY).to_owned();
         let password = password.to_owned();
         let matched = self
-            .run(Share::Verify, move |area| {
-                matches(area, password.as_bytes(), &hash)
+            .run(Share::Verify, move |hasher| {
+                matches(hasher, password.as_bytes(), &hash)
             })
             .await?;
         Ok(known && matched)

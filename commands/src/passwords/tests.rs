@@ -1,5 +1,5 @@
 //! Tests of password hashing: parameters, the decoy, the shares and their borrowing, the
-//! working areas, agreement with the argon2 crate's own hasher.
+//! working areas, agreement with hashes the RustCrypto `argon2` crate made.
 
 use super::*;
 
@@ -35,14 +35,14 @@ async fn hashes_with_argon2id_owasp_parameters_and_verifies() {
 
 #[test]
 fn the_decoy_is_hashed_with_the_current_parameters() {
-    let decoy = PasswordHash::new(DECOY).unwrap();
-    assert_eq!(decoy.algorithm, Algorithm::Argon2id.ident());
-    assert_eq!(decoy.version, Some(Version::V0x13.into()));
-    let (params, current) = (Params::try_from(&decoy).unwrap(), Passwords::owasp_params());
+    let decoy = argon2_rust::decode_string(DECOY, Algorithm::Argon2id).unwrap();
+    assert_eq!(decoy.version, Version::V0x13);
+    let (params, current) = (decoy.params, Passwords::owasp_params());
     assert_eq!(
-        (params.m_cost(), params.t_cost(), params.p_cost()),
-        (current.m_cost(), current.t_cost(), current.p_cost())
+        (params.memory_blocks(), params.passes(), params.lanes()),
+        (current.memory_blocks(), current.passes(), current.lanes())
     );
+    assert_eq!(decoy.hash.len(), 32);
 }
 
 #[test]
@@ -173,75 +173,66 @@ async fn many_hashes_reuse_one_working_area_per_thread() {
     );
 }
 
+/// Hashes the RustCrypto `argon2` crate (0.5.3, the implementation before this one) made
+/// of `KNOWN_PASSWORD` with the salt `known-answer-salt`: at the current parameters, at the
+/// earlier 19 MiB ones, and at a cheaper setting made elsewhere.
+const KNOWN_PASSWORD: &str = "correct horse battery staple";
+const KNOWN_CURRENT: &str = "$argon2id$v=19$m=7168,t=5,p=1$a25vd24tYW5zd2VyLXNhbHQ$lRIwBgCVU4ihWCB1TcA1FYmUwwMnhdkppZKBfBrP4aI";
+const KNOWN_EARLIER: &str = "$argon2id$v=19$m=19456,t=2,p=1$a25vd24tYW5zd2VyLXNhbHQ$eBLOJsDGEa0FOShFosIQGeIVHV1wptjmXxad6TLNCms";
+const KNOWN_CHEAP: &str = "$argon2id$v=19$m=8192,t=1,p=1$a25vd24tYW5zd2VyLXNhbHQ$U8oIYI/qSqFWRHbZ9R234SY6Fa3ver1xAV0osJQV2p8";
+
 #[tokio::test]
-async fn hashes_agree_with_the_argon2_crates_own_hasher_both_ways() {
-    use argon2::password_hash::{PasswordHasher, PasswordVerifier};
+async fn hashes_the_earlier_implementation_made_verify_and_new_ones_match_them() {
     let passwords = Passwords::new(1);
-    let argon = Argon2::new(
-        Algorithm::Argon2id,
-        Version::V0x13,
-        Passwords::owasp_params(),
-    );
-    let ours = passwords.hash("correct-horse-7-battery").await.unwrap();
-    let parsed = PasswordHash::new(&ours).unwrap();
-    assert!(
-        argon
-            .verify_password(b"correct-horse-7-battery", &parsed)
-            .is_ok()
-    );
-    // A hash made elsewhere, with other parameters (an older, cheaper setting).
-    let salt = SaltString::generate(&mut OsRng);
-    let cheap = Argon2::new(
-        Algorithm::Argon2id,
-        Version::V0x13,
-        Params::new(8 * 1024, 1, 1, None).unwrap(),
-    );
-    let theirs = cheap
-        .hash_password(b"correct-horse-7-battery", &salt)
-        .unwrap()
-        .to_string();
-    assert!(
-        passwords
-            .verify("correct-horse-7-battery", Some(&theirs))
-            .await
-            .unwrap()
-    );
+    for known in [KNOWN_CURRENT, KNOWN_CHEAP, KNOWN_EARLIER, KNOWN_CURRENT] {
+        let verify = |password| passwords.verify(password, Some(known));
+        assert!(verify(KNOWN_PASSWORD).await.unwrap(), "{known}");
+        assert!(
+            !verify("correct horse battery stapler").await.unwrap(),
+            "{known}"
+        );
+    }
+    // The same password and salt hashed here gives the same string, byte for byte.
+    let mut hasher = Passwords::argon2().hasher();
+    let ours = hasher
+        .hash_encoded(KNOWN_PASSWORD.as_bytes(), b"known-answer-salt")
+        .unwrap();
+    assert_eq!(ours, KNOWN_CURRENT);
+    assert!(!passwords.verify("x", Some("not a hash")).await.unwrap());
+    // Only argon2id hashes are ours: an argon2i string of the same tag matches nothing.
+    let argon2i = KNOWN_CURRENT.replacen("$argon2id$", "$argon2i$", 1);
     assert!(
         !passwords
-            .verify("correct-horse-7-batterY", Some(&theirs))
+            .verify(KNOWN_PASSWORD, Some(&argon2i))
             .await
             .unwrap()
     );
-    assert!(!passwords.verify("x", Some("not a hash")).await.unwrap());
 }
 
 /// Accounts registered before the parameters moved to 7 MiB hold 19 MiB, 2-pass hashes:
-/// they verify, on a thread whose area then serves the smaller current hashes too.
+/// they verify in an area of their own, and the thread keeps only the current one.
 #[tokio::test]
 async fn hashes_of_the_earlier_19_mib_parameters_still_verify() {
-    use argon2::password_hash::PasswordHasher;
     let passwords = Passwords::new(1);
-    let earlier = Argon2::new(
-        Algorithm::Argon2id,
-        Version::V0x13,
-        Params::new(19 * 1024, 2, 1, None).unwrap(),
-    )
-    .hash_password(
-        b"correct-horse-7-battery",
-        &SaltString::generate(&mut OsRng),
-    )
-    .unwrap()
-    .to_string();
-    assert!(
-        earlier.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"),
-        "{earlier}"
-    );
-    let current = passwords.hash("correct-horse-7-battery").await.unwrap();
-    for hash in [&earlier, &current, &earlier] {
+    let current = passwords.hash(KNOWN_PASSWORD).await.unwrap();
+    for hash in [KNOWN_EARLIER, &current, KNOWN_EARLIER] {
         let verify = |password| passwords.verify(password, Some(hash));
-        assert!(verify("correct-horse-7-battery").await.unwrap(), "{hash}");
-        assert!(!verify("correct-horse-7-batterY").await.unwrap(), "{hash}");
+        assert!(verify(KNOWN_PASSWORD).await.unwrap(), "{hash}");
+        assert!(
+            !verify("correct horse battery stapler").await.unwrap(),
+            "{hash}"
+        );
     }
+    // One area per thread, each allocated once: none grew to 19 MiB.
+    let threads = {
+        let (v, h) = shares(1);
+        v + h
+    };
+    assert!(
+        passwords.working_areas() <= threads,
+        "{}",
+        passwords.working_areas()
+    );
 }
 
 #[tokio::test]
