@@ -26,7 +26,7 @@
 //!   through (links, `$metadata`) are skipped too. `$all` is gapless: a reader that has seen
 //!   position P never later finds an event below it.
 //! - **Waking.** A catch-up subscription to `$all` (same filter) bumps the log's
-//!   [`AppendSignal`] on every new event, so other processes' appends wake projectors and
+//!   `AppendSignal` on every new event, so other processes' appends wake projectors and
 //!   workers at once; it resubscribes after a dropped connection, waking readers so they look
 //!   for anything missed, and a 5 s fallback covers the time it is down.
 //! - **Envelope.** Our event type is KurrentDB's event type; the data is the JSON payload

@@ -95,7 +95,7 @@ fn lock(idle: &Mutex<Vec<Idle>>) -> std::sync::MutexGuard<'_, Vec<Idle>> {
         .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-/// One connection of [`Readers`]; give it back with [`Reader::release`] once done with it,
+/// One connection of `Readers` (the database's hot-read connections); give it back with [`Reader::release`] once done with it,
 /// else it is closed.
 pub struct Reader {
     conn: Option<AnyConnection>,
