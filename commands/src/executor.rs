@@ -1,7 +1,7 @@
 //! The command loop every handler uses: load the stream, decide, append with the expected
 //! revision, and on a conflict reload and decide again, a bounded number of times. Commands
 //! queued on one stream in this process are decided one after another against the state
-//! the previous one left and committed together ([`batch`]); a long stream's cold load
+//! the previous one left and committed together (`batch`); a long stream's cold load
 //! starts from its snapshot ([`store::SnapshotStore`]) when its aggregate keeps one. Each
 //! command's duration, conflicts, retries and append size are recorded
 //! ([`crate::metrics`]).

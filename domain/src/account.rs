@@ -1,6 +1,6 @@
 //! The account aggregate: registration, profile, password, two-factor authentication,
 //! the sessions the account holds, and its deletion. Decisions live in
-//! [`decide`](self::decide); this file holds the events, commands and state.
+//! `decide`; this file holds the events, commands and state.
 
 mod commands;
 mod decide;

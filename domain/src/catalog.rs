@@ -1,5 +1,5 @@
 //! The catalog of credit packs, subscription plans and claimable offers, the seller named
-//! on invoices, and what each plan (and a free account) is entitled to ([`entitlements`]),
+//! on invoices, and what each plan (and a free account) is entitled to (`entitlements`),
 //! loaded from the configuration file shipped with the service (`config/catalog.toml`).
 
 mod entitlements;

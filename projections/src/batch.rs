@@ -62,7 +62,7 @@ fn bind<'q>(
 /// every size a batch's last chunk can have (which filled the caches: 80 MiB more after
 /// catching up on a million events) or preparing the last chunk's statement again for every
 /// batch. The statements run on `conn`: on SQLite a chunk binds at most
-/// [`SQLITE_MAX_PARAMETERS`] values.
+/// `SQLITE_MAX_PARAMETERS` values.
 pub fn chunks<'r, T>(
     conn: &AnyConnection,
     rows: &'r [T],

@@ -1,7 +1,7 @@
 //! What a follower of the log implements: a [`Projector`] folds events into SQL tables it
 //! owns, a [`Reactor`] acts on them; and the [`ProjectionError`] either reports. The
 //! runner that drives them is [`crate::runner`]; it and the rebuild decode what they hand
-//! them with [`decode_events`].
+//! them with `decode_events`.
 
 use crate::Follower;
 use crate::schema::{Table, Tables};

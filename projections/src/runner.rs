@@ -2,7 +2,7 @@
 //! advances the checkpoint) and reactors (checkpoint saved after each reaction), each in a
 //! loop that waits for new events ([`crate::follow`]). Each follower names the stream
 //! categories it reads; other events are neither decoded nor handed to it, and need no
-//! write (see [`crate::cursor`]). What a follower implements is in [`crate::projector`]; rebuilds
+//! write (see `crate::cursor`). What a follower implements is in [`crate::projector`]; rebuilds
 //! live in [`crate::rebuild`], read-your-writes waits in [`crate::visibility`],
 //! checkpoints in [`crate::checkpoints`].
 

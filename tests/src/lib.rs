@@ -77,7 +77,7 @@ pub struct Session {
 const CASE_TIME_LIMIT: Duration = Duration::from_secs(240);
 
 /// Runs a test case, failing it (with what every PostgreSQL session of the test server was
-/// doing) if it runs past [`CASE_TIME_LIMIT`], so a hang fails fast and explains itself
+/// doing) if it runs past `CASE_TIME_LIMIT`, so a hang fails fast and explains itself
 /// instead of stalling the whole suite.
 pub async fn within_time_limit(case: impl Future<Output = ()>) {
     if tokio::time::timeout(CASE_TIME_LIMIT, case).await.is_err() {

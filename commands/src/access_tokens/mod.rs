@@ -1,6 +1,6 @@
 //! API and CLI tokens: issuing (after a recent proof, within the account's limit of live
 //! tokens and lifetimes), rotating and revoking them; the secret's format is in
-//! [`format`].
+//! `format`.
 //!
 //! A token reads `vsk_` (API) or `vcli_` (CLI), then 256 random bits in base64url, then a
 //! 6-character checksum (the first 32 bits of SHA-256 over what precedes it). The prefix

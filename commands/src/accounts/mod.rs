@@ -1,7 +1,7 @@
-//! Account commands: registration and deletion ([`lifecycle`](self::lifecycle)), sign-in
-//! with two-factor authentication ([`sign_in`](self::sign_in)), sessions and password
-//! ([`sessions`](self::sessions)), two-factor enrolment and re-authentication
-//! ([`security`](self::security)), profile and avatar ([`profile`](self::profile)).
+//! Account commands: registration and deletion (`lifecycle`), sign-in
+//! with two-factor authentication (`sign_in`), sessions and password
+//! (`sessions`), two-factor enrolment and re-authentication
+//! (`security`), profile and avatar (`profile`).
 
 mod lifecycle;
 mod profile;

@@ -1,5 +1,5 @@
-//! Billing commands: credit-pack purchases ([`purchases`]), claims ([`claims`]), plan
-//! changes and renewals ([`subscriptions`]), invoices and their payment ([`invoices`]). What a subscription or a paid purchase must cause (an invoice, a charge,
+//! Billing commands: credit-pack purchases (`purchases`), claims (`claims`), plan
+//! changes and renewals (`subscriptions`), invoices and their payment (`invoices`). What a subscription or a paid purchase must cause (an invoice, a charge,
 //! allowance credits) is done by [`Billing::on_subscription_event`] and
 //! [`Billing::on_purchase_completed`], which the billing worker calls for each such event;
 //! every step there is idempotent, so a replayed event changes nothing.

@@ -9,11 +9,11 @@
 //! - per account: many failures from many IPs lock the account for a short time only, and
 //!   never for an IP that has signed in to it successfully before (the owner's devices).
 //!
-//! An attempt is counted when it starts and forgiven if it succeeds ([`counters`]), so
+//! An attempt is counted when it starts and forgiven if it succeeds (`counters`), so
 //! parallel guesses cannot all slip past the check. The counters live in the database
-//! ([`store`]), shared by every API node, keyed by keyed hashes: neither an address nor an
+//! (`store`), shared by every API node, keyed by keyed hashes: neither an address nor an
 //! IP is stored in clear. A forgiveness is stored after the attempt is answered; the next
-//! attempt on the same counters waits for it ([`settling`]).
+//! attempt on the same counters waits for it (`settling`).
 
 mod counters;
 mod settling;

@@ -265,7 +265,7 @@ impl Projector for AccessTokensProjector {
     }
 
     /// One event at a time, but for runs of rotations, written together
-    /// ([`rotations`]): a run ends before an event that touches the token tables otherwise,
+    /// (`rotations`): a run ends before an event that touches the token tables otherwise,
     /// or before a second rotation of a token it holds.
     async fn apply_batch(
         &self,

@@ -1,6 +1,6 @@
 //! The notifier: a subscriber of the log with its own checkpoint (`notifier` in
 //! `projection_checkpoints`). Per batch it decides the e-mails the events cause
-//! ([`decide`]), publishes them, waits for every confirm, and only then advances its
+//! (`decide`), publishes them, waits for every confirm, and only then advances its
 //! checkpoint and saves its view, in one transaction guarded by the old checkpoint. A crash
 //! in between republishes the same messages (same ids), which the mailer drops.
 

@@ -6,8 +6,8 @@
 //! stream. [`reverify_all`] verifies every stored key again on a schedule.
 //!
 //! This file holds the routes' types and the steps they share; the handlers are in
-//! [`mine`] (`/me/provider-keys`), [`workspace`] (`/workspaces/{id}/provider-keys`) and
-//! [`resolve`] (the resolve route and the scheduled verification).
+//! `mine` (`/me/provider-keys`), `workspace` (`/workspaces/{id}/provider-keys`) and
+//! `resolve` (the resolve route and the scheduled verification).
 
 use super::workspaces::{require_admin, role_in};
 use crate::byok::{MAX_KEY, MAX_SERVICE_ACCOUNT, Verdict, check_shape};

@@ -8,7 +8,7 @@
 //! - `<prefix>.dead`: fanout exchange and durable queue holding the dead letters.
 //!
 //! Messages are persistent, published as mandatory with publisher confirms; the message
-//! id is derived from the event that caused the mail. The consumer is in [`consumer`].
+//! id is derived from the event that caused the mail. The consumer is in `consumer`.
 
 mod consumer;
 
