@@ -27,9 +27,10 @@
 //!
 //! Memory stays bounded: there is one hashing thread per permit, and each keeps its argon2
 //! working area (7 MiB) for its whole life, hashing into it again and again; a hash of
-//! the earlier 19 MiB parameters is verified in an area of its own, freed once done. Hashing on the runtime's blocking pool
-//! instead allocated a fresh area per hash on whichever of its many threads ran it, and the
-//! allocator kept those areas after sign-in bursts (hundreds of MB).
+//! the earlier 19 MiB parameters is verified in an area of its own, freed once done.
+//! Hashing on the runtime's blocking pool instead allocated a fresh area per hash on
+//! whichever of its many threads ran it, and the allocator kept those areas after sign-in
+//! bursts (hundreds of MB).
 //!
 //! How long each hash waited for a permit of its share is recorded
 //! ([`crate::metrics::PASSWORD_HASH_WAIT`], by share): the queue a burst builds.
