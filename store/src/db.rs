@@ -238,10 +238,11 @@ impl Database {
     }
 
     /// Starts a write transaction of a background writer (a follower of the log, the mail
-    /// queue, the throttle's settlement written after its answer). On SQLite it first waits for the other background writers' transactions:
-    /// the write gate is fair (first come, first served), and with a dozen followers each
-    /// queued for it, an append of a request waited behind all of them (3-4 ms on average
-    /// and up to 20 ms under a write load); now it waits for at most one.
+    /// queue, the throttle's settlement written after its answer). On SQLite it first waits
+    /// for the other background writers' transactions: the write gate is fair (first come,
+    /// first served), and with a dozen followers each queued for it, an append of a request
+    /// waited behind all of them (3-4 ms on average and up to 20 ms under a write load); now
+    /// it waits for at most one.
     pub async fn begin_background_write(&self) -> Result<WriteTx, sqlx::Error> {
         let background = take(&self.background_gate).await;
         self.begin(background).await

@@ -3,6 +3,12 @@
 
 use super::*;
 
+/// The hashing threads a hasher of `max_concurrent` starts: one per permit of either share.
+fn hashing_threads(max_concurrent: usize) -> usize {
+    let (verifications, new_hashes) = shares(max_concurrent);
+    verifications + new_hashes
+}
+
 #[tokio::test]
 async fn hashes_with_argon2id_owasp_parameters_and_verifies() {
     let passwords = Passwords::new(2);
@@ -146,10 +152,7 @@ async fn futures_poll_once<F: Future + Unpin>(future: &mut F) -> Option<F::Outpu
 #[tokio::test]
 async fn many_hashes_reuse_one_working_area_per_thread() {
     let passwords = Passwords::new(2);
-    let threads = {
-        let (v, h) = shares(2);
-        v + h
-    };
+    let threads = hashing_threads(2);
     let hash = passwords.hash("correct-horse-7-battery").await.unwrap();
     let burst: Vec<_> = (0..12)
         .map(|i| {
@@ -224,10 +227,7 @@ async fn hashes_of_the_earlier_19_mib_parameters_still_verify() {
         );
     }
     // One area per thread, each allocated once: none grew to 19 MiB.
-    let threads = {
-        let (v, h) = shares(1);
-        v + h
-    };
+    let threads = hashing_threads(1);
     assert!(
         passwords.working_areas() <= threads,
         "{}",
