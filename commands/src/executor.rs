@@ -7,8 +7,11 @@
 //! ([`crate::metrics`]).
 
 mod batch;
+mod context;
 mod memory;
 mod snapshots;
+
+pub use context::CommandContext;
 
 use crate::codec::EventCodec;
 use crate::error::CommandError;
@@ -24,52 +27,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use store::Payload;
-use store::{
-    Actor, EventLog, ExpectedRevision, GlobalPosition, Metadata, SnapshotStore, StoreError,
-};
+use store::{EventLog, ExpectedRevision, GlobalPosition, SnapshotStore, StoreError};
 use uuid::Uuid;
 
 /// Attempts before a command gives up with [`CommandError::Contention`].
 pub const MAX_ATTEMPTS: u32 = 8;
-
-/// Who is asking, and on behalf of which request: the metadata stamped on every event.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CommandContext {
-    /// Shared by everything one request causes.
-    pub correlation_id: Uuid,
-    /// The request (or event) that caused this command.
-    pub causation_id: Option<Uuid>,
-    /// Who.
-    pub actor: Actor,
-    /// The request's `Idempotency-Key`, recorded on the events it causes.
-    pub idempotency_key: Option<String>,
-}
-
-impl CommandContext {
-    /// A context for work the service does on its own.
-    pub fn system(component: &str) -> Self {
-        Self {
-            correlation_id: Uuid::new_v4(),
-            causation_id: None,
-            actor: Actor::System {
-                component: component.to_owned(),
-            },
-            idempotency_key: None,
-        }
-    }
-
-    /// The metadata of an event decided at `at`, sealed with `subject`'s key if personal.
-    pub fn metadata(&self, subject: Option<Uuid>, at: Timestamp) -> Metadata {
-        Metadata {
-            correlation_id: self.correlation_id,
-            causation_id: self.causation_id,
-            actor: self.actor.clone(),
-            occurred_at: at,
-            idempotency_key: self.idempotency_key.clone(),
-            data_subject: subject,
-        }
-    }
-}
 
 /// A stream's state and the revision to append after.
 #[derive(Debug)]
