@@ -146,11 +146,11 @@ impl HashPool {
 const SALT_LEN: usize = 16;
 
 /// A new PHC string (`$argon2id$v=19$m=7168,t=5,p=1$…`) for `password`, in `hasher`'s
-/// working area.
+/// working area, at the parameters the thread's hasher was made with ([`Passwords::argon2`];
+/// verifying a stored hash never changes them).
 fn hash_new(hasher: &mut Hasher, password: &[u8]) -> Result<String, PasswordError> {
     let mut salt = [0u8; SALT_LEN];
     rand::rngs::OsRng.fill_bytes(&mut salt);
-    hasher.set_argon2(Passwords::argon2());
     hasher
         .hash_encoded(password, &salt)
         .map_err(|e| PasswordError::Hash(e.to_string()))

@@ -226,6 +226,12 @@ async fn hashes_of_the_earlier_19_mib_parameters_still_verify() {
             "{hash}"
         );
     }
+    // New hashes keep the current parameters after those checks.
+    let after = passwords.hash(KNOWN_PASSWORD).await.unwrap();
+    assert!(
+        after.starts_with("$argon2id$v=19$m=7168,t=5,p=1$"),
+        "{after}"
+    );
     // One area per thread, each allocated once: none grew to 19 MiB.
     let threads = hashing_threads(1);
     assert!(
