@@ -16,14 +16,16 @@ use crate::migrations::{self, EmbeddedMigrations};
 use crate::readers::{Reader, Readers};
 use sqlx::any::AnyPoolOptions;
 use sqlx::migrate::Migrator;
-use sqlx::pool::PoolConnectionMetadata;
 use sqlx::postgres::PgPoolOptions;
-use sqlx::{Any, AnyPool, Connection, Executor, PgPool, Transaction};
+use sqlx::{Any, AnyPool, Executor, PgPool, Transaction};
 use std::path::Path;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::time::Duration;
 use tokio::sync::{Mutex, OwnedMutexGuard};
+
+mod connections;
+
+use connections::ping_if_idle;
+pub(crate) use connections::{ACQUIRE_TIMEOUT, PING_WHEN_IDLE_FOR, connection_setup};
 
 /// Which database a [`Database`] talks to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -77,52 +79,6 @@ impl std::ops::DerefMut for WriteTx {
     fn deref_mut(&mut self) -> &mut Self::Target {
         &mut self.tx
     }
-}
-
-/// Limits on every PostgreSQL session of the service. No lock a request or a projection
-/// waits for is held for long, so a wait past `lock_timeout` is a fault to report, not to
-/// sit out; and a transaction left idle (a task that stopped mid-way) is ended before it
-/// holds back every reader of the log, whose visibility horizon is the oldest running
-/// transaction.
-const POSTGRES_SESSION_LIMITS: &str =
-    "SET lock_timeout = '30s'; SET idle_in_transaction_session_timeout = '60s'";
-
-/// What every SQLite connection of the service runs first. `secure_delete`: deleted rows
-/// are overwritten with zeros, in the file and in the WAL, instead of lingering in free
-/// pages.
-const SQLITE_PRAGMAS: &str = "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
-     PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON; PRAGMA secure_delete = ON;";
-
-/// What a new connection of `backend` runs first, as every connection of the service does.
-pub(crate) fn connection_setup(backend: Backend) -> &'static str {
-    match backend {
-        Backend::Sqlite => SQLITE_PRAGMAS,
-        Backend::Postgres => POSTGRES_SESSION_LIMITS,
-    }
-}
-
-/// A connection idle this long is pinged before it is handed out (a dead one, after a
-/// PostgreSQL restart or a SQLite worker thread's end, is then replaced). One in use more
-/// recently is not: the ping is a round trip of its own, and checking every checkout cost
-/// the authenticated read path a round trip per query. The readers (`crate::readers`)
-/// follow the same rule.
-pub(crate) const PING_WHEN_IDLE_FOR: Duration = Duration::from_secs(1);
-
-/// How long taking a connection waits before giving up, from the pools or the readers.
-pub(crate) const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// Pings a pooled connection about to be handed out if it was idle for
-/// [`PING_WHEN_IDLE_FOR`]; an error discards it and the pool opens another.
-fn ping_if_idle<C: Connection>(
-    conn: &mut C,
-    meta: PoolConnectionMetadata,
-) -> Pin<Box<dyn Future<Output = Result<bool, sqlx::Error>> + Send + '_>> {
-    Box::pin(async move {
-        if meta.idle_for >= PING_WHEN_IDLE_FOR {
-            conn.ping().await?;
-        }
-        Ok(true)
-    })
 }
 
 impl Database {
@@ -344,6 +300,7 @@ async fn take(gate: &Option<Arc<Mutex<()>>>) -> Option<OwnedMutexGuard<()>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     /// Only KurrentDB URLs select another log, and a refusal never repeats the URL.
     #[tokio::test]

@@ -12,11 +12,10 @@
 //! announced with LISTEN/NOTIFY once per batch, sent outside the appending transaction (a
 //! NOTIFY inside it would serialise every commit) and coalesced when many land at once.
 //! [`PostgresLog::append_in`] appends inside the caller's transaction instead, unbatched.
+//! The page the followers read, and how a row becomes an event, are in the module `page`.
 
 use crate::db::Database;
-use crate::envelope::{
-    AppendResult, ExpectedRevision, GlobalPosition, Metadata, NewEvent, RecordedEvent,
-};
+use crate::envelope::{AppendResult, ExpectedRevision, GlobalPosition, NewEvent, RecordedEvent};
 use crate::error::StoreError;
 use crate::group_commit::Queue;
 use crate::log::{
@@ -26,8 +25,6 @@ use crate::log::{
 use crate::shared_reads::SharedReads;
 use async_trait::async_trait;
 use domain::Timestamp;
-use sqlx::postgres::PgRow;
-use sqlx::types::Json;
 use sqlx::{PgConnection, PgPool, Row};
 use std::sync::Arc;
 use std::time::Duration;
@@ -43,10 +40,12 @@ mod announce;
 #[cfg(test)]
 mod generic_plans;
 mod group;
+mod page;
 mod plan;
 mod recheck;
 mod statements;
 
+use page::{COLUMNS, decode};
 use statements::{Checks, EVENTS_WITH_IDS, Positions, insert};
 
 use recheck::Recheck;
@@ -79,29 +78,6 @@ impl Drop for PostgresLog {
             task.abort();
         }
     }
-}
-
-const COLUMNS: &str = "global_position, event_id, stream_id, stream_revision, event_type, \
-     schema_version, data, metadata, recorded_at";
-
-/// The committed head's column in a page of [`PostgresLog::read_page`], after [`COLUMNS`].
-const HEAD_COLUMN: usize = 9;
-
-/// Reads the columns by index, in the order of [`COLUMNS`] (a lookup by name per column
-/// and row showed in the profile of a whole-log read).
-fn decode(row: &PgRow) -> Result<RecordedEvent, StoreError> {
-    let recorded_at: time::OffsetDateTime = row.try_get(8)?;
-    Ok(RecordedEvent {
-        position: GlobalPosition(row.try_get::<i64, _>(0)? as u64),
-        event_id: row.try_get(1)?,
-        stream: row.try_get(2)?,
-        revision: row.try_get::<i64, _>(3)? as u64,
-        event_type: row.try_get(4)?,
-        schema_version: row.try_get::<i32, _>(5)? as u32,
-        data: row.try_get(6)?,
-        metadata: row.try_get::<Json<Metadata>, _>(7)?.0,
-        recorded_at: Timestamp::from_datetime(recorded_at),
-    })
 }
 
 impl PostgresLog {
@@ -140,56 +116,6 @@ impl PostgresLog {
             queue,
             tasks,
         })
-    }
-
-    /// One query of the log: up to `limit` events after `after` that no older open
-    /// transaction hides, and (in the same statement, so the same snapshot) the committed
-    /// head. A page that ends short of the committed head ends at hidden events: the
-    /// followers are woken again shortly (see [`Recheck`]), because no append may follow to
-    /// wake them when the transaction hiding them ends. A short page is the end of the log
-    /// for its reader, which waits for the next wake-up instead of reading again, so the
-    /// check applies to every short page, not only an empty one.
-    async fn read_page(
-        &self,
-        after: GlobalPosition,
-        limit: usize,
-    ) -> Result<Vec<RecordedEvent>, StoreError> {
-        // One row even when the page is empty (all page columns NULL), carrying the head.
-        let sql = format!(
-            "SELECT page.*, head.committed FROM \
-             (SELECT max(global_position) AS committed FROM events) head \
-             LEFT JOIN LATERAL (SELECT {COLUMNS} FROM events WHERE global_position > $1 \
-             AND transaction_id < (SELECT pg_snapshot_xmin(pg_current_snapshot())) \
-             ORDER BY global_position LIMIT $2) page ON true"
-        );
-        let rows = sqlx::query(&sql)
-            .bind(after.0 as i64)
-            .bind(limit as i64)
-            .fetch_all(&self.pg)
-            .await?;
-        let committed = match rows.first() {
-            Some(row) => row.try_get::<Option<i64>, _>(HEAD_COLUMN)?.unwrap_or(0) as u64,
-            None => 0,
-        };
-        let mut events = Vec::with_capacity(rows.len());
-        for row in &rows {
-            if row.try_get::<Option<i64>, _>(0)?.is_some() {
-                events.push(decode(row)?);
-            }
-        }
-        // The join keeps no order of its own; the page is already in order (cheap to check).
-        events.sort_by_key(|event: &RecordedEvent| event.position);
-        let last = events.last().map_or(after, |event| event.position);
-        let hidden = events.len() < limit && committed > last.0;
-        // The next wake-up comes after the shortest delay again unless nothing new showed
-        // while events stay hidden (a long transaction: the delay keeps doubling).
-        if !hidden || !events.is_empty() {
-            self.recheck.reset();
-        }
-        if hidden {
-            self.recheck.schedule();
-        }
-        Ok(events)
     }
 
     /// Appends within a transaction the caller controls (to compose an append with other
