@@ -9,8 +9,9 @@ use sqlx::Row;
 use sqlx::postgres::PgRow;
 use sqlx::types::Json;
 
-pub(super) const COLUMNS: &str = "global_position, event_id, stream_id, stream_revision, event_type, \
-     schema_version, data, metadata, recorded_at";
+/// The columns of an event's row, in the order [`decode`] reads them.
+pub(super) const COLUMNS: &str = "global_position, event_id, stream_id, stream_revision, \
+     event_type, schema_version, data, metadata, recorded_at";
 
 /// The committed head's column in a page of [`PostgresLog::read_page`], after [`COLUMNS`].
 const HEAD_COLUMN: usize = 9;
@@ -36,10 +37,10 @@ impl PostgresLog {
     /// One query of the log: up to `limit` events after `after` that no older open
     /// transaction hides, and (in the same statement, so the same snapshot) the committed
     /// head. A page that ends short of the committed head ends at hidden events: the
-    /// followers are woken again shortly (see [`super::Recheck`]), because no append may follow to
-    /// wake them when the transaction hiding them ends. A short page is the end of the log
-    /// for its reader, which waits for the next wake-up instead of reading again, so the
-    /// check applies to every short page, not only an empty one.
+    /// followers are woken again shortly (see [`super::Recheck`]), because no append may
+    /// follow to wake them when the transaction hiding them ends. A short page is the end
+    /// of the log for its reader, which waits for the next wake-up instead of reading
+    /// again, so the check applies to every short page, not only an empty one.
     pub(super) async fn read_page(
         &self,
         after: GlobalPosition,
