@@ -21,7 +21,8 @@ use tokio::time::Instant;
 /// checkpoint behind (other processes' waits read the stored one; this process's waits
 /// and lag metrics see the published position). At 250 ms, a dozen followers' stores
 /// were the most frequent of the writes holding SQLite's write gate longer than 3 ms while
-/// sign-ins waited for the sessions read model behind it (README, the sixteenth session).
+/// sign-ins waited for the sessions read model behind it (docs/PERFORMANCE.md, the
+/// sixteenth session).
 pub(crate) const STORE_EVERY: Duration = Duration::from_secs(1);
 
 /// A follower's position in this process.
