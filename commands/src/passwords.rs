@@ -12,9 +12,9 @@
 //! optimised path whose compression function is chosen at run time for the CPU at hand
 //! (AVX-512, AVX2, SSE2, NEON or scalar), so one binary runs at full speed everywhere. The
 //! RustCrypto `argon2` crate, used before, computes the same hashes (the known answers in
-//! the tests came from it) in about twice the time on the machines measured (docs/PERFORMANCE.md,
-//! the seventeenth session): a sign-in is mostly its hash. Each hash's working area is
-//! wiped once it is done (the crate's `zeroize-memory`).
+//! the tests came from it) in about twice the time on the machines measured
+//! (docs/PERFORMANCE.md, the seventeenth session): a sign-in is mostly its hash. Each
+//! hash's working area is wiped once it is done (the crate's `zeroize-memory`).
 //!
 //! The bound is split in two shares: verifying a password (sign-in, re-authentication, the
 //! current password of a change) takes a permit of the larger share; hashing a new one
