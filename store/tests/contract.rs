@@ -162,6 +162,63 @@ mod suite {
         assert!(log.read_stream(&stream(), 0, 10).await.unwrap().is_empty());
     }
 
+    /// Text that a backend must quote or escape on its way out (quotes, backslashes,
+    /// control characters, characters outside the BMP in the stream, the type, the data
+    /// and the metadata), and numbers at the ends of their ranges, read back exactly as
+    /// appended by each way of reading: the stream, the whole log, and by position.
+    pub async fn reads_back_text_that_needs_escaping_exactly(log: &dyn EventLog) {
+        let start = log.head().await.unwrap();
+        let s = format!("{}-\"quoted\" back\\slash é ✓ 𝄞", stream());
+        let mut sent = event(1);
+        sent.event_type = "Said \"hi\" \\ 𝄞".into();
+        sent.data = serde_json::json!({
+            "quote": "say \"hi\"",
+            "backslash": "a\\b\\",
+            "control": "line\nnext\ttab\u{1}\u{1f}",
+            "unicode": "é ✓ 𝄞 \u{2028}",
+            "max": u64::MAX,
+            "min": i64::MIN,
+            "fraction": 0.1,
+            "nested": [[], {}, null, true, ""],
+        });
+        sent.metadata.idempotency_key = Some("key \"with\" \\ and\nnewline".into());
+        let appended = log
+            .append(&s, ExpectedRevision::NoStream, vec![sent.clone()])
+            .await
+            .unwrap();
+        let position = appended.positions[0];
+        settled(log, position).await;
+        let same = |read: &store::RecordedEvent, how: &str| {
+            assert_eq!(read.stream, s, "{how}");
+            assert_eq!(read.position, position, "{how}");
+            assert_eq!(read.event_id, sent.event_id, "{how}");
+            assert_eq!(read.event_type, sent.event_type, "{how}");
+            assert_eq!(read.data, sent.data, "{how}");
+            assert_eq!(read.metadata, sent.metadata, "{how}");
+        };
+        let by_stream = log.read_stream_to_end(&s).await.unwrap();
+        assert_eq!(by_stream.len(), 1);
+        same(&by_stream[0], "read_stream");
+        let mut whole = Vec::new();
+        let mut after = start;
+        loop {
+            let page = log.read_all(after, 100).await.unwrap();
+            let Some(last) = page.last() else { break };
+            after = last.position;
+            whole.extend(page.into_iter().filter(|e| e.stream == s));
+        }
+        assert_eq!(whole.len(), 1);
+        same(&whole[0], "read_all");
+        let at = store::EventAt {
+            position,
+            stream: s.clone(),
+            revision: 0,
+        };
+        let by_position = log.read_events(&[at]).await.unwrap();
+        assert_eq!(by_position.len(), 1);
+        same(&by_position[0], "read_events");
+    }
+
     /// Events named by position and place in their stream read back in log order; one
     /// the log does not hold is left out.
     pub async fn reads_the_events_it_is_pointed_at(log: &dyn EventLog) {
@@ -856,6 +913,14 @@ macro_rules! contract {
                     return;
                 };
                 suite::appends_and_reads_back_a_stream(&*h.log).await;
+            }
+
+            #[tokio::test]
+            async fn reads_back_text_that_needs_escaping_exactly() {
+                let Some(h) = super::$backend().await else {
+                    return;
+                };
+                suite::reads_back_text_that_needs_escaping_exactly(&*h.log).await;
             }
 
             #[tokio::test]
