@@ -7,29 +7,17 @@ use sqlx::AnyConnection;
 use sqlx::any::AnyRow;
 use sqlx::any::{Any, AnyArguments};
 use sqlx::query::Query;
-pub use store::sql::{numbered, placeholders};
+pub use store::sql::{for_connection, numbered, placeholders};
 
 /// Bound parameters per statement: under SQLite's limit (32,766) and PostgreSQL's (65,535).
+/// On SQLite every statement here binds anonymous parameters ([`for_connection`]): with
+/// numbered ones binding cost the square of their count there, and statements were kept to
+/// 256 parameters, at which the credit ledger rebuilt at 38,800-42,500 events/s on SQLite
+/// against 64,000-66,000 now (`cargo bench -p projections --bench rebuild`, README).
 const MAX_PARAMETERS: usize = 30_000;
 
 /// Most rows (or keys looked up) per statement.
 const ROWS_PER_STATEMENT: usize = 512;
-
-/// Bound parameters per statement on SQLite. sqlx asks SQLite for the name of each
-/// parameter it binds, which SQLite finds by a linear scan of the statement's names, so
-/// binding a statement costs the square of its parameter count: with 512-row statements the
-/// credit ledger rebuilt at 8,600 events/s on SQLite, with at most 256 parameters at 38,800
-/// (64 to 1,024 measured; `cargo bench -p projections --bench rebuild`, README).
-const SQLITE_MAX_PARAMETERS: usize = 256;
-
-/// The most parameters a statement on `conn` binds.
-fn max_parameters(conn: &AnyConnection) -> usize {
-    if conn.backend_name() == "SQLite" {
-        SQLITE_MAX_PARAMETERS
-    } else {
-        MAX_PARAMETERS
-    }
-}
 
 /// One bound value of a row.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -61,14 +49,9 @@ fn bind<'q>(
 /// connection keeps a few prepared statements per table and reuses them, instead of one for
 /// every size a batch's last chunk can have (which filled the caches: 80 MiB more after
 /// catching up on a million events) or preparing the last chunk's statement again for every
-/// batch. The statements run on `conn`: on SQLite a chunk binds at most
-/// `SQLITE_MAX_PARAMETERS` values.
-pub fn chunks<'r, T>(
-    conn: &AnyConnection,
-    rows: &'r [T],
-    width: usize,
-) -> impl Iterator<Item = &'r [T]> + use<'r, T> {
-    chunks_of_at_most(rows, width, max_parameters(conn))
+/// batch.
+pub fn chunks<'r, T>(rows: &'r [T], width: usize) -> impl Iterator<Item = &'r [T]> + use<'r, T> {
+    chunks_of_at_most(rows, width, MAX_PARAMETERS)
 }
 
 /// [`chunks`] of at most `parameters` bound values each (at least one row).
@@ -102,8 +85,11 @@ pub async fn insert_rows(
     width: usize,
     rows: &[Vec<Value>],
 ) -> Result<(), sqlx::Error> {
-    for chunk in chunks(conn, rows, width) {
-        let sql = format!("{head} VALUES {} {tail}", placeholders(chunk.len(), width));
+    for chunk in chunks(rows, width) {
+        let sql = for_connection(
+            conn,
+            format!("{head} VALUES {} {tail}", placeholders(chunk.len(), width)),
+        );
         let mut query = sqlx::query(&sql);
         for row in chunk {
             assert_eq!(row.len(), width, "a row of {head} has the wrong width");
@@ -152,8 +138,11 @@ pub async fn select_keys(
     keys: &[Vec<Value>],
 ) -> Result<Vec<AnyRow>, sqlx::Error> {
     let mut found = Vec::new();
-    for chunk in chunks(conn, keys, columns.len()) {
-        let sql = format!("{select} {}", key_condition(columns, chunk.len()));
+    for chunk in chunks(keys, columns.len()) {
+        let sql = for_connection(
+            conn,
+            format!("{select} {}", key_condition(columns, chunk.len())),
+        );
         let mut query = sqlx::query(&sql);
         for value in chunk.iter().flatten() {
             query = bind(query, value);
@@ -170,10 +159,13 @@ pub async fn delete_keys(
     columns: &[&str],
     keys: &[Vec<Value>],
 ) -> Result<(), sqlx::Error> {
-    for chunk in chunks(conn, keys, columns.len()) {
-        let sql = format!(
-            "DELETE FROM {table} WHERE {}",
-            key_condition(columns, chunk.len())
+    for chunk in chunks(keys, columns.len()) {
+        let sql = for_connection(
+            conn,
+            format!(
+                "DELETE FROM {table} WHERE {}",
+                key_condition(columns, chunk.len())
+            ),
         );
         let mut query = sqlx::query(&sql);
         for value in chunk.iter().flatten() {
@@ -221,8 +213,11 @@ pub(crate) async fn update_by_key(
 ) -> Result<Vec<AnyRow>, sqlx::Error> {
     let mut changed = Vec::new();
     // Three bound values per pair: the key twice and the value.
-    for chunk in chunks(conn, pairs, 3) {
-        let sql = update_by_key_sql(table, column, key, chunk.len(), returning);
+    for chunk in chunks(pairs, 3) {
+        let sql = for_connection(
+            conn,
+            update_by_key_sql(table, column, key, chunk.len(), returning),
+        );
         let mut query = sqlx::query(&sql);
         for (key, value) in chunk {
             query = bind(bind(query, key), value);
@@ -238,27 +233,102 @@ pub(crate) async fn update_by_key(
 #[cfg(test)]
 mod tests {
     use super::{
-        MAX_PARAMETERS, SQLITE_MAX_PARAMETERS, chunks_of_at_most, key_condition, max_parameters,
-        update_by_key_sql,
+        MAX_PARAMETERS, Value, chunks_of_at_most, delete_keys, for_connection, insert_rows,
+        key_condition, placeholders, select_keys, update_by_key, update_by_key_sql,
     };
-    use sqlx::Connection;
+    use sqlx::{Connection, Row};
 
-    /// On SQLite a statement binds at most 256 parameters (binding costs their square
-    /// there), on PostgreSQL up to the usual 512 rows.
+    /// On SQLite every statement built here binds anonymous parameters (numbered ones
+    /// cost the square of their count to bind there).
     #[tokio::test]
-    async fn sqlite_statements_bind_few_parameters() {
+    async fn sqlite_statements_bind_anonymous_parameters() {
         sqlx::any::install_default_drivers();
         let conn = sqlx::AnyConnection::connect("sqlite::memory:")
             .await
             .unwrap();
-        assert_eq!(max_parameters(&conn), SQLITE_MAX_PARAMETERS);
-        let rows: Vec<u32> = (0..1_000).collect();
-        let sizes: Vec<usize> = chunks_of_at_most(&rows, 11, max_parameters(&conn))
-            .map(<[u32]>::len)
+        for (sql, parameters) in [
+            (
+                format!(
+                    "INSERT INTO t (a, b) VALUES {} ON CONFLICT DO NOTHING",
+                    placeholders(3, 2)
+                ),
+                6,
+            ),
+            (
+                format!("SELECT a FROM t WHERE {}", key_condition(&["a"], 4)),
+                4,
+            ),
+            (
+                format!("DELETE FROM t WHERE {}", key_condition(&["a", "b"], 2)),
+                4,
+            ),
+            (update_by_key_sql("t", "c", "k", 3, "k"), 9),
+        ] {
+            let bound = for_connection(&conn, sql);
+            assert!(!bound.contains('$'), "{bound}");
+            assert_eq!(bound.matches('?').count(), parameters, "{bound}");
+        }
+    }
+
+    /// Rows written, updated, selected and deleted on SQLite in statements of many chunks
+    /// keep each value in its own row and column: anonymous parameters bind in order.
+    #[tokio::test]
+    async fn sqlite_batches_bind_every_value_where_it_belongs() {
+        sqlx::any::install_default_drivers();
+        let mut conn = sqlx::AnyConnection::connect("sqlite::memory:")
+            .await
+            .unwrap();
+        sqlx::query("CREATE TABLE t (k TEXT PRIMARY KEY, a INTEGER NOT NULL, b TEXT)")
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        let rows: Vec<Vec<Value>> = (0..12_000_i64)
+            .map(|n| {
+                vec![
+                    Value::Text(format!("k{n}")),
+                    Value::Int(n * 3),
+                    Value::OptText((n % 2 == 0).then(|| format!("b{n}"))),
+                ]
+            })
             .collect();
-        assert!(sizes.iter().all(|rows| rows * 11 <= 256), "{sizes:?}");
-        assert_eq!(sizes.iter().sum::<usize>(), 1_000);
-        // One row even when a row alone is wider.
+        insert_rows(&mut conn, "INSERT INTO t (k, a, b)", "", 3, &rows)
+            .await
+            .unwrap();
+        let pairs: Vec<(Value, Value)> = (0..11_000_i64)
+            .step_by(7)
+            .map(|n| (Value::Text(format!("k{n}")), Value::Int(-n)))
+            .collect();
+        let changed = update_by_key(&mut conn, "t", "a", "k", &pairs, "k, a")
+            .await
+            .unwrap();
+        assert_eq!(changed.len(), pairs.len());
+        let doomed: Vec<Vec<Value>> = (0..12_000_i64)
+            .step_by(5)
+            .map(|n| vec![Value::Text(format!("k{n}"))])
+            .collect();
+        delete_keys(&mut conn, "t", &["k"], &doomed).await.unwrap();
+        let wanted: Vec<Vec<Value>> = (0..12_000_i64)
+            .map(|n| vec![Value::Text(format!("k{n}"))])
+            .collect();
+        let found = select_keys(&mut conn, "SELECT k, a, b FROM t WHERE", &["k"], &wanted)
+            .await
+            .unwrap();
+        assert_eq!(found.len(), 12_000 - 2_400);
+        for row in found {
+            let k: String = row.try_get(0).unwrap();
+            let n: i64 = k[1..].parse().unwrap();
+            assert_ne!(n % 5, 0, "{k} was deleted");
+            let a: i64 = row.try_get(1).unwrap();
+            let expected = if n % 7 == 0 && n < 11_000 { -n } else { n * 3 };
+            assert_eq!(a, expected, "{k}");
+            let b: Option<String> = row.try_get(2).unwrap();
+            assert_eq!(b, (n % 2 == 0).then(|| format!("b{n}")), "{k}");
+        }
+    }
+
+    #[test]
+    fn wide_rows_go_one_at_a_time() {
+        let rows: Vec<u32> = (0..10).collect();
         assert!(chunks_of_at_most(&rows, 300, 256).all(|chunk| chunk.len() == 1));
     }
 

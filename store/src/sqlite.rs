@@ -21,7 +21,7 @@ use crate::log::{
     earlier_append,
 };
 use crate::shared_reads::SharedReads;
-use crate::sql::{numbered, placeholders};
+use crate::sql::{anonymous, numbered, placeholders};
 use async_trait::async_trait;
 use domain::Timestamp;
 use sqlx::Row;
@@ -139,6 +139,12 @@ fn decode_page(page: Option<String>) -> Result<Vec<RecordedEvent>, StoreError> {
         .collect())
 }
 
+/// A statement whose placeholders grow with its input, written for SQLite to bind in
+/// linear time ([`anonymous`]).
+fn anonymous_sql(sql: String) -> String {
+    anonymous(&sql).into_owned()
+}
+
 const COLUMNS: &str = "global_position, event_id, stream_id, stream_revision, event_type, \
                        schema_version, data, metadata, recorded_at";
 
@@ -232,11 +238,11 @@ async fn append_one(
     events: &[NewEvent],
     recorded_at: i64,
 ) -> Result<Reply, StoreError> {
-    let sql = format!(
+    let sql = anonymous_sql(format!(
         "SELECT stream_id, global_position FROM events WHERE event_id IN ({}) \
          ORDER BY stream_revision",
         numbered(1, events.len())
-    );
+    ));
     let mut query = sqlx::query(&sql);
     for event in events {
         query = query.bind(event.event_id.to_string());
@@ -274,12 +280,12 @@ async fn append_one(
     let first_revision = current.map_or(0, |r| r + 1);
     let mut appended: Vec<(i64, i64)> = Vec::with_capacity(events.len());
     for (chunk_index, chunk) in events.chunks(ROWS_PER_INSERT).enumerate() {
-        let sql = format!(
+        let sql = anonymous_sql(format!(
             "INSERT INTO events (event_id, stream_id, stream_revision, event_type, \
              schema_version, data, metadata, recorded_at) VALUES {} \
              RETURNING stream_revision, global_position",
             placeholders(chunk.len(), 8)
-        );
+        ));
         let mut query = sqlx::query(&sql);
         for (i, event) in chunk.iter().enumerate() {
             let revision = first_revision + (chunk_index * ROWS_PER_INSERT + i) as u64;
@@ -397,13 +403,13 @@ impl EventLog for SqliteLog {
         let mut events = Vec::with_capacity(at.len());
         // Bounded statements: a page of an index is at most a few hundred positions.
         for chunk in at.chunks(500) {
-            let sql = page_sql(
+            let sql = anonymous_sql(page_sql(
                 &format!(
                     "WHERE global_position IN ({}) ORDER BY global_position",
                     numbered(1, chunk.len())
                 ),
                 "global_position",
-            );
+            ));
             let mut query = sqlx::query_scalar(&sql);
             for wanted in chunk {
                 query = query.bind(wanted.position.0 as i64);

@@ -5,7 +5,7 @@
 //! follow one another (nothing else touching a token in between, each token once) are
 //! written with four statements per chunk instead, leaving the rows one at a time leaves.
 
-use crate::batch::{Value, chunks, insert_rows, numbered, update_by_key};
+use crate::batch::{Value, chunks, for_connection, insert_rows, numbered, update_by_key};
 use crate::schema::Tables;
 use domain::access_token::AccessTokenEvent;
 use domain::account::AccountEvent;
@@ -103,7 +103,7 @@ pub(super) async fn apply_run(
         tables.get("access_token_hashes"),
     );
     // Three bound values per rotation in the widest statement.
-    for chunk in chunks(conn, run, 3) {
+    for chunk in chunks(run, 3) {
         let n = chunk.len();
         // The new hints, and the account of each token the read model has: a rotation of
         // a token it does not have changes nothing.
@@ -122,10 +122,13 @@ pub(super) async fn apply_run(
         // Earlier secrets die now; the one each rotation replaced lives out its grace. A
         // hash is a key, so it is one token's: "none of the replaced hashes" is "not this
         // token's replaced one". A token the read model does not have has no hashes either.
-        let sql = format!(
-            "DELETE FROM {h} WHERE token_id IN ({}) AND token_hash NOT IN ({})",
-            numbered(1, n),
-            numbered(n + 1, n)
+        let sql = for_connection(
+            conn,
+            format!(
+                "DELETE FROM {h} WHERE token_id IN ({}) AND token_hash NOT IN ({})",
+                numbered(1, n),
+                numbered(n + 1, n)
+            ),
         );
         let mut query = sqlx::query(&sql);
         for rotation in chunk {

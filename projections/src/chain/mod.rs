@@ -277,9 +277,12 @@ impl Chainer {
             return Ok(batch.len());
         }
         for chunk in links.chunks(INSERT_CHUNK) {
-            let sql = format!(
-                "INSERT INTO event_chain (global_position, hash) VALUES {}",
-                crate::batch::placeholders(chunk.len(), 2)
+            let sql = crate::batch::for_connection(
+                &w,
+                format!(
+                    "INSERT INTO event_chain (global_position, hash) VALUES {}",
+                    crate::batch::placeholders(chunk.len(), 2)
+                ),
             );
             let mut query = sqlx::query(&sql);
             for (position, hash) in chunk {

@@ -5,7 +5,7 @@
 //! of the time under a load that mails every settled generation.
 
 use super::{micros, now_micros};
-use projections::batch::{chunks, numbered};
+use projections::batch::{chunks, for_connection, numbered};
 use std::collections::{BTreeSet, HashSet};
 use std::time::Duration;
 use store::Database;
@@ -39,26 +39,36 @@ pub(super) async fn claim_all(
         .collect();
     let mut taken = HashSet::with_capacity(distinct.len());
     let mut w = db.begin_background_write().await?;
-    for chunk in chunks(&w, &distinct, 1) {
+    // Four values a row, each row numbering its own: SQLite then binds them anonymously
+    // (`for_connection`).
+    for chunk in chunks(&distinct, 4) {
         let rows: Vec<String> = (0..chunk.len())
-            .map(|n| format!("(${}, 'sending', $1, $2, $3)", n + 4))
+            .map(|n| {
+                let (a, b, c, d) = (4 * n + 1, 4 * n + 2, 4 * n + 3, 4 * n + 4);
+                format!("(${a}, 'sending', ${b}, ${c}, ${d})")
+            })
             .collect();
-        let sql = format!(
-            "INSERT INTO mail_deliveries (message_id, status, claimed_by, lease_until, updated_at) \
+        let sql = for_connection(
+            &w,
+            format!(
+                "INSERT INTO mail_deliveries (message_id, status, claimed_by, lease_until, updated_at) \
              VALUES {} ON CONFLICT (message_id) DO UPDATE SET \
              claimed_by = excluded.claimed_by, lease_until = excluded.lease_until, \
              updated_at = excluded.updated_at \
              WHERE mail_deliveries.status = 'sending' \
              AND mail_deliveries.lease_until < excluded.updated_at \
              RETURNING message_id",
-            rows.join(", ")
+                rows.join(", ")
+            ),
         );
-        let mut query = sqlx::query_scalar::<_, String>(&sql)
-            .bind(mailer.to_string())
-            .bind(now + micros(lease))
-            .bind(now);
+        let mut query = sqlx::query_scalar::<_, String>(&sql);
+        let (claimer, lease_until) = (mailer.to_string(), now + micros(lease));
         for id in chunk {
-            query = query.bind(id.as_str());
+            query = query
+                .bind(id.as_str())
+                .bind(claimer.clone())
+                .bind(lease_until)
+                .bind(now);
         }
         taken.extend(query.fetch_all(&mut **w).await?);
     }
@@ -104,10 +114,11 @@ pub(super) enum Settled {
     Released,
 }
 
-/// Marks claims of a mailer (`$1`) done, with their status (`$3`) at `$2`; the message ids
-/// follow. Only claims still sending: each message is counted done once.
-const DONE: &str = "UPDATE mail_deliveries SET status = $3, updated_at = $2 \
-                    WHERE claimed_by = $1 AND status = 'sending' AND message_id IN";
+/// Marks claims of a mailer (`$3`) done, with their status (`$1`) at `$2`; the message ids
+/// follow. Only claims still sending: each message is counted done once. Numbered in the
+/// order they appear, so that SQLite binds them anonymously (`for_connection`).
+const DONE: &str = "UPDATE mail_deliveries SET status = $1, updated_at = $2 \
+                    WHERE claimed_by = $3 AND status = 'sending' AND message_id IN";
 
 /// Adds `$2` messages to the count of status `$1` (`mail_delivery_counts`, the metrics'
 /// figures).
@@ -144,12 +155,13 @@ pub(super) async fn settle_all(
             Settled::Released => (RELEASED, 2, None),
         };
         let mut changed = 0;
-        for chunk in chunks(&w, &ids, 1) {
-            let sql = format!("{sql} ({})", numbered(first, chunk.len()));
-            let mut query = sqlx::query(&sql).bind(mailer.to_string());
+        for chunk in chunks(&ids, 1) {
+            let sql = for_connection(&w, format!("{sql} ({})", numbered(first, chunk.len())));
+            let mut query = sqlx::query(&sql);
             if let Some(status) = status {
-                query = query.bind(now).bind(status);
+                query = query.bind(status).bind(now);
             }
+            query = query.bind(mailer.to_string());
             for id in chunk {
                 query = query.bind(id.as_str());
             }

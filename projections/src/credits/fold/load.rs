@@ -1,7 +1,7 @@
 //! Reading the lots, holds and balances a batch's events refer to, one statement per table.
 
 use super::{Balance, Fold, Hold, Lot, generation, lot_ids};
-use crate::batch::{numbered, select_keys, text_keys};
+use crate::batch::{for_connection, numbered, select_keys, text_keys};
 use crate::schema::Tables;
 use domain::credits::CreditsEvent;
 use sqlx::{AnyConnection, Row};
@@ -60,11 +60,14 @@ impl Fold {
         generations.dedup();
         if !hold_keys.is_empty() {
             let holds = tables.get("credit_holds");
-            let sql = format!(
-                "SELECT account_id, generation_id, feature, amount, held_at, expires_at \
-                 FROM {holds} WHERE account_id IN ({}) AND generation_id IN ({})",
-                numbered(1, hold_accounts.len()),
-                numbered(hold_accounts.len() + 1, generations.len())
+            let sql = for_connection(
+                conn,
+                format!(
+                    "SELECT account_id, generation_id, feature, amount, held_at, expires_at \
+                     FROM {holds} WHERE account_id IN ({}) AND generation_id IN ({})",
+                    numbered(1, hold_accounts.len()),
+                    numbered(hold_accounts.len() + 1, generations.len())
+                ),
             );
             // Not kept prepared: its shape changes with the batch (see `batch`).
             let mut query = sqlx::query(&sql).persistent(false);
