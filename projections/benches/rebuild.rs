@@ -18,6 +18,10 @@
 
 mod synthetic;
 
+/// The allocator of the `accounts` binary, whose `rebuild` this times (`api/src/lib.rs`).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use commands::EventCodec;
 use projections::ProjectionRunner;
 use projections::rebuild::REBUILD_BATCH_SIZE;
