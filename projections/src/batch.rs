@@ -12,8 +12,8 @@ pub use store::sql::{for_connection, numbered, placeholders};
 /// Bound parameters per statement: under SQLite's limit (32,766) and PostgreSQL's (65,535).
 /// On SQLite every statement here binds anonymous parameters ([`for_connection`]): with
 /// numbered ones binding cost the square of their count there, and statements were kept to
-/// 256 parameters, at which the credit ledger rebuilt at 38,800-42,500 events/s on SQLite
-/// against 64,000-66,000 now (`cargo bench -p projections --bench rebuild`, README).
+/// 256 parameters, at which the credit ledger rebuilt on SQLite at 40,892 events/s against
+/// 74,630 now, on 200,000 events (`cargo bench -p projections --bench rebuild`, README).
 const MAX_PARAMETERS: usize = 30_000;
 
 /// Most rows (or keys looked up) per statement.
