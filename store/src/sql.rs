@@ -52,7 +52,7 @@ pub fn placeholders(rows: usize, width: usize) -> String {
 /// For SQLite, `$1` is a parameter's name: it keeps a statement's names in a list that it
 /// scans from the start to find each one, and sqlx asks it for the name of every parameter
 /// it binds, so binding a statement of `n` named parameters costs `n²` steps (a 256-value
-/// statement, about a fifth of the time SQLite spent on the credit ledger's rebuild).
+/// statement, about a quarter of the SQLite thread's time in the credit ledger's rebuild).
 /// Anonymous parameters have no names to look for.
 pub fn anonymous(sql: &str) -> Cow<'_, str> {
     let bytes = sql.as_bytes();
