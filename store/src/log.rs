@@ -43,11 +43,11 @@ pub fn stream_end_subquery(param: &str) -> String {
     )
 }
 
-/// The SQL logs' statement reading `count` events by position (`$1` to `$count`), in log
-/// order, selecting `columns`.
-pub(crate) fn events_at_sql(columns: &str, count: usize) -> String {
+/// The SQL logs' selection of `count` events by position (`$1` to `$count`), in log order:
+/// what follows `FROM events`.
+pub(crate) fn events_at(count: usize) -> String {
     format!(
-        "SELECT {columns} FROM events WHERE global_position IN ({}) ORDER BY global_position",
+        "WHERE global_position IN ({}) ORDER BY global_position",
         crate::sql::numbered(1, count)
     )
 }

@@ -20,7 +20,7 @@ use crate::error::StoreError;
 use crate::group_commit::Queue;
 use crate::log::{
     AppendSignal, Backlog, EventAt, EventLog, FilteredPage, LogWatch, StreamFilter, check_append,
-    earlier_append, events_at_sql,
+    earlier_append, events_at,
 };
 use crate::shared_reads::SharedReads;
 use async_trait::async_trait;
@@ -282,7 +282,7 @@ impl EventLog for PostgresLog {
         let mut events = Vec::with_capacity(at.len());
         // Bounded statements: a page of an index is at most a few hundred positions.
         for chunk in at.chunks(500) {
-            let sql = events_at_sql(COLUMNS, chunk.len());
+            let sql = format!("SELECT {COLUMNS} FROM events {}", events_at(chunk.len()));
             let mut query = sqlx::query(&sql);
             for wanted in chunk {
                 query = query.bind(wanted.position.0 as i64);

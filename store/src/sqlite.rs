@@ -18,7 +18,7 @@ use crate::error::StoreError;
 use crate::group_commit::{Append, Batcher, Queue};
 use crate::log::{
     AppendSignal, Backlog, EventAt, EventLog, FilteredPage, LogWatch, StreamFilter, check_append,
-    earlier_append,
+    earlier_append, events_at,
 };
 use crate::shared_reads::SharedReads;
 use crate::sql::{anonymous, numbered, placeholders};
@@ -334,13 +334,7 @@ impl EventLog for SqliteLog {
         let mut events = Vec::with_capacity(at.len());
         // Bounded statements: a page of an index is at most a few hundred positions.
         for chunk in at.chunks(500) {
-            let sql = anonymous_sql(page_sql(
-                &format!(
-                    "WHERE global_position IN ({}) ORDER BY global_position",
-                    numbered(1, chunk.len())
-                ),
-                "global_position",
-            ));
+            let sql = anonymous_sql(page_sql(&events_at(chunk.len()), "global_position"));
             let mut query = sqlx::query_scalar(&sql);
             for wanted in chunk {
                 query = query.bind(wanted.position.0 as i64);

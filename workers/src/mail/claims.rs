@@ -5,7 +5,7 @@
 //! of the time under a load that mails every settled generation.
 
 use super::{micros, now_micros};
-use projections::batch::{chunks, for_connection, numbered};
+use projections::batch::{chunks, for_connection, numbered, placeholders};
 use std::collections::{BTreeSet, HashSet};
 use std::time::Duration;
 use store::Database;
@@ -39,34 +39,30 @@ pub(super) async fn claim_all(
         .collect();
     let mut taken = HashSet::with_capacity(distinct.len());
     let mut w = db.begin_background_write().await?;
-    // Four values a row, each row numbering its own: SQLite then binds them anonymously
-    // (`for_connection`).
-    for chunk in chunks(&distinct, 4) {
-        let rows: Vec<String> = (0..chunk.len())
-            .map(|n| {
-                let (a, b, c, d) = (4 * n + 1, 4 * n + 2, 4 * n + 3, 4 * n + 4);
-                format!("(${a}, 'sending', ${b}, ${c}, ${d})")
-            })
-            .collect();
+    let (claimer, lease_until) = (mailer.to_string(), now + micros(lease));
+    // Every value bound in each row, so that the placeholders number in order and SQLite
+    // binds them anonymously (`for_connection`).
+    for chunk in chunks(&distinct, 5) {
         let sql = for_connection(
             &w,
             format!(
-                "INSERT INTO mail_deliveries (message_id, status, claimed_by, lease_until, updated_at) \
-             VALUES {} ON CONFLICT (message_id) DO UPDATE SET \
-             claimed_by = excluded.claimed_by, lease_until = excluded.lease_until, \
-             updated_at = excluded.updated_at \
-             WHERE mail_deliveries.status = 'sending' \
-             AND mail_deliveries.lease_until < excluded.updated_at \
-             RETURNING message_id",
-                rows.join(", ")
+                "INSERT INTO mail_deliveries \
+                 (message_id, status, claimed_by, lease_until, updated_at) \
+                 VALUES {} ON CONFLICT (message_id) DO UPDATE SET \
+                 claimed_by = excluded.claimed_by, lease_until = excluded.lease_until, \
+                 updated_at = excluded.updated_at \
+                 WHERE mail_deliveries.status = 'sending' \
+                 AND mail_deliveries.lease_until < excluded.updated_at \
+                 RETURNING message_id",
+                placeholders(chunk.len(), 5)
             ),
         );
         let mut query = sqlx::query_scalar::<_, String>(&sql);
-        let (claimer, lease_until) = (mailer.to_string(), now + micros(lease));
         for id in chunk {
             query = query
                 .bind(id.as_str())
-                .bind(claimer.clone())
+                .bind("sending")
+                .bind(claimer.as_str())
                 .bind(lease_until)
                 .bind(now);
         }
