@@ -24,6 +24,10 @@ use store::{
 };
 use uuid::Uuid;
 
+/// The allocator of the `accounts` binary (`api/src/lib.rs`), whose log this is.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const WRITERS: usize = 16;
 
 fn payload() -> serde_json::Value {

@@ -45,7 +45,7 @@ mod plan;
 mod recheck;
 mod statements;
 
-use page::{COLUMNS, decode};
+use page::{COLUMNS, PAGE_CAPACITY, decode_each};
 use statements::{Checks, EVENTS_WITH_IDS, Positions, insert};
 
 use recheck::Recheck;
@@ -231,9 +231,10 @@ impl EventLog for PostgresLog {
             .bind(stream)
             .bind(from as i64)
             .bind(limit as i64)
-            .fetch_all(&self.pg)
-            .await?;
-        rows.iter().map(decode).collect()
+            .fetch(&self.pg);
+        let mut events = Vec::with_capacity(limit.min(PAGE_CAPACITY));
+        decode_each(rows, &mut events).await?;
+        Ok(events)
     }
 
     async fn stream_last_position(
@@ -287,9 +288,7 @@ impl EventLog for PostgresLog {
             for wanted in chunk {
                 query = query.bind(wanted.position.0 as i64);
             }
-            for row in query.fetch_all(&self.pg).await? {
-                events.push(decode(&row)?);
-            }
+            decode_each(query.fetch(&self.pg), &mut events).await?;
         }
         Ok(events)
     }

@@ -5,6 +5,7 @@ use super::PostgresLog;
 use crate::envelope::{GlobalPosition, Metadata, RecordedEvent};
 use crate::error::StoreError;
 use domain::Timestamp;
+use futures_util::{Stream, TryStreamExt};
 use sqlx::Row;
 use sqlx::postgres::PgRow;
 use sqlx::types::Json;
@@ -15,6 +16,10 @@ pub(super) const COLUMNS: &str = "global_position, event_id, stream_id, stream_r
 
 /// The committed head's column in a page of [`PostgresLog::read_page`], after [`COLUMNS`].
 const HEAD_COLUMN: usize = 9;
+
+/// The most events a read reserves room for before it sees them (a page's limit can be
+/// far larger than the events it finds).
+pub(super) const PAGE_CAPACITY: usize = 1024;
 
 /// Reads the columns by index, in the order of [`COLUMNS`] (a lookup by name per column
 /// and row showed in the profile of a whole-log read).
@@ -31,6 +36,20 @@ pub(super) fn decode(row: &PgRow) -> Result<RecordedEvent, StoreError> {
         metadata: row.try_get::<Json<Metadata>, _>(7)?.0,
         recorded_at: Timestamp::from_datetime(recorded_at),
     })
+}
+
+/// Decodes the events of a query's rows onto `events` as the rows arrive, so that
+/// PostgreSQL goes on sending the rest of them while the first are decoded (collecting the
+/// rows first, then decoding them, left the two taking turns: the whole-log read ran at
+/// two thirds of the rate on the same machine).
+pub(super) async fn decode_each(
+    mut rows: impl Stream<Item = Result<PgRow, sqlx::Error>> + Unpin,
+    events: &mut Vec<RecordedEvent>,
+) -> Result<(), StoreError> {
+    while let Some(row) = rows.try_next().await? {
+        events.push(decode(&row)?);
+    }
+    Ok(())
 }
 
 impl PostgresLog {
@@ -54,21 +73,23 @@ impl PostgresLog {
              AND transaction_id < (SELECT pg_snapshot_xmin(pg_current_snapshot())) \
              ORDER BY global_position LIMIT $2) page ON true"
         );
-        let rows = sqlx::query(&sql)
+        let mut rows = sqlx::query(&sql)
             .bind(after.0 as i64)
             .bind(limit as i64)
-            .fetch_all(&self.pg)
-            .await?;
-        let committed = match rows.first() {
-            Some(row) => row.try_get::<Option<i64>, _>(HEAD_COLUMN)?.unwrap_or(0) as u64,
-            None => 0,
-        };
-        let mut events = Vec::with_capacity(rows.len());
-        for row in &rows {
+            .fetch(&self.pg);
+        // Decoded as they arrive (see `decode_each`); the first row carries the head.
+        let mut committed = 0;
+        let mut events = Vec::with_capacity(limit.min(PAGE_CAPACITY));
+        let mut first = true;
+        while let Some(row) = rows.try_next().await? {
+            if std::mem::take(&mut first) {
+                committed = row.try_get::<Option<i64>, _>(HEAD_COLUMN)?.unwrap_or(0) as u64;
+            }
             if row.try_get::<Option<i64>, _>(0)?.is_some() {
-                events.push(decode(row)?);
+                events.push(decode(&row)?);
             }
         }
+        drop(rows);
         // The join keeps no order of its own; the page is already in order (cheap to check).
         events.sort_by_key(|event: &RecordedEvent| event.position);
         let last = events.last().map_or(after, |event| event.position);
