@@ -265,8 +265,9 @@ impl Projector for AccessTokensProjector {
     }
 
     /// One event at a time, but for runs of rotations, written together
-    /// (`rotations`): a run ends before an event that touches the token tables otherwise,
-    /// or before a second rotation of a token it holds.
+    /// (`rotations`): a run ends before an event that touches the token tables otherwise.
+    /// A second rotation of a token the run holds is taken into the first
+    /// ([`Rotation::absorb`]).
     async fn apply_batch(
         &self,
         conn: &mut AnyConnection,
@@ -279,10 +280,17 @@ impl Projector for AccessTokensProjector {
         let mut run: Vec<Rotation<'_>> = Vec::new();
         for decoded in events {
             if let Some(rotation) = Rotation::of(decoded) {
-                if run.iter().any(|r| r.token_id() == rotation.token_id()) {
-                    rotations::apply_run(conn, tables, &run).await?;
-                    run.clear();
-                }
+                let rotation = match run.iter_mut().find(|r| r.token_id() == rotation.token_id()) {
+                    Some(earlier) => match earlier.absorb(rotation) {
+                        Ok(()) => continue,
+                        Err(apart) => {
+                            rotations::apply_run(conn, tables, &run).await?;
+                            run.clear();
+                            apart
+                        }
+                    },
+                    None => rotation,
+                };
                 run.push(rotation);
                 continue;
             }

@@ -2,8 +2,15 @@
 //! (the token's account, its hint, the secrets that die, the grace of the one replaced, the
 //! new one); every `POST …/rotate` waits for the batch holding it to be applied, so under
 //! load a batch of rotations was a few dozen round trips long. The rotations of a batch that
-//! follow one another (nothing else touching a token in between, each token once) are
-//! written with four statements per chunk instead, leaving the rows one at a time leaves.
+//! follow one another (nothing else touching a token in between) are written with four
+//! statements per chunk instead, leaving the rows one at a time leaves.
+//!
+//! A token rotated again within a run is written once, as its last rotation
+//! ([`Rotation::absorb`]): the secrets the earlier ones issued and replaced would die
+//! within the same transaction, so only the one the last rotation replaced (written with
+//! its grace) and the one it issued are left. A batch holding several rounds of rotations
+//! of the same tokens (a client rotating on a schedule, a burst of retries) is one run,
+//! not one run per round.
 
 use crate::batch::{Value, chunks, for_connection, insert_rows, numbered, update_by_key};
 use crate::schema::Tables;
@@ -21,6 +28,9 @@ pub(super) struct Rotation<'a> {
     hint: &'a str,
     previous_hash: &'a str,
     previous_valid_until: i64,
+    /// Whether the secret it replaced was issued by an earlier rotation of the same run,
+    /// so has no row yet: it is inserted with its grace instead of updated.
+    replaced_issued_in_run: bool,
 }
 
 impl<'a> Rotation<'a> {
@@ -42,12 +52,28 @@ impl<'a> Rotation<'a> {
             hint,
             previous_hash,
             previous_valid_until: previous_valid_until.unix_micros(),
+            replaced_issued_in_run: false,
         })
     }
 
     /// The token it rotates.
     pub(super) fn token_id(&self) -> &str {
         self.token_id
+    }
+
+    /// Takes `next`, the following rotation of the same token, into this one, so that
+    /// writing the result leaves the rows writing both would. Only when `next` replaced
+    /// the secret this one issued (as every rotation of a token does; anything else is
+    /// left to be written on its own, and `next` is handed back).
+    pub(super) fn absorb(&mut self, next: Self) -> Result<(), Self> {
+        if next.token_id != self.token_id || next.previous_hash != self.token_hash {
+            return Err(next);
+        }
+        *self = Self {
+            replaced_issued_in_run: true,
+            ..next
+        };
+        Ok(())
     }
 }
 
@@ -140,24 +166,35 @@ pub(super) async fn apply_run(
         query.execute(&mut *conn).await?;
         let graces: Vec<(Value, Value)> = chunk
             .iter()
+            .filter(|r| !r.replaced_issued_in_run)
             .map(|r| {
                 let grace_end = Value::Int(r.previous_valid_until);
                 (Value::Text(r.previous_hash.into()), grace_end)
             })
             .collect();
-        update_by_key(conn, h, "valid_until", "token_hash", &graces, "").await?;
-        let fresh: Vec<Vec<Value>> = chunk
-            .iter()
-            .filter_map(|rotation| {
-                let account = accounts.get(rotation.token_id)?;
-                Some(vec![
-                    Value::Text(rotation.token_hash.to_owned()),
-                    Value::Text(rotation.token_id.to_owned()),
-                    Value::Text(account.clone()),
-                    Value::OptInt(None),
-                ])
-            })
-            .collect();
+        if !graces.is_empty() {
+            update_by_key(conn, h, "valid_until", "token_hash", &graces, "").await?;
+        }
+        let row = |hash: &str, token: &str, account: &str, valid_until| {
+            vec![
+                Value::Text(hash.to_owned()),
+                Value::Text(token.to_owned()),
+                Value::Text(account.to_owned()),
+                Value::OptInt(valid_until),
+            ]
+        };
+        let mut fresh: Vec<Vec<Value>> = Vec::with_capacity(chunk.len());
+        for rotation in chunk {
+            let Some(account) = accounts.get(rotation.token_id) else {
+                continue;
+            };
+            let token = rotation.token_id;
+            fresh.push(row(rotation.token_hash, token, account, None));
+            if rotation.replaced_issued_in_run {
+                let grace_end = Some(rotation.previous_valid_until);
+                fresh.push(row(rotation.previous_hash, token, account, grace_end));
+            }
+        }
         insert_rows(
             conn,
             &format!("INSERT INTO {h} (token_hash, token_id, account_id, valid_until)"),
@@ -168,4 +205,53 @@ pub(super) async fn apply_run(
         .await?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Rotation;
+
+    fn rotation<'a>(token: &'a str, from: &'a str, to: &'a str, grace: i64) -> Rotation<'a> {
+        Rotation {
+            token_id: token,
+            token_hash: to,
+            hint: to,
+            previous_hash: from,
+            previous_valid_until: grace,
+            replaced_issued_in_run: false,
+        }
+    }
+
+    #[test]
+    fn a_rotation_of_the_secret_the_run_issued_is_taken_in_as_the_last_one() {
+        let mut first = rotation("t", "a", "b", 10);
+        assert!(first.absorb(rotation("t", "b", "c", 20)).is_ok());
+        assert!(first.absorb(rotation("t", "c", "d", 30)).is_ok());
+        assert_eq!(
+            (first.token_hash, first.hint, first.previous_hash),
+            ("d", "d", "c")
+        );
+        assert_eq!(first.previous_valid_until, 30, "the last rotation's grace");
+        assert!(
+            first.replaced_issued_in_run,
+            "c has no row yet: inserted with its grace"
+        );
+    }
+
+    #[test]
+    fn a_rotation_that_did_not_replace_the_runs_secret_is_handed_back() {
+        let mut first = rotation("t", "a", "b", 10);
+        let apart = first
+            .absorb(rotation("t", "x", "c", 20))
+            .expect_err("c replaced x, not b");
+        assert_eq!(apart.token_hash, "c");
+        assert_eq!(
+            (first.token_hash, first.replaced_issued_in_run),
+            ("b", false)
+        );
+        assert!(
+            first.absorb(rotation("u", "b", "c", 20)).is_err(),
+            "another token"
+        );
+    }
 }

@@ -192,7 +192,8 @@ pub(super) async fn signed_up(f: &Fixture, email: &str) -> (AccountId, domain::S
 }
 
 /// The access-token projector writes a run of rotations together: the rows it leaves
-/// are those of one event at a time, with a token rotated twice in one batch, a
+/// are those of one event at a time, with a token rotated twice and one three times in
+/// one batch (the rotations taken into one, with the last one's grace), a
 /// rotation with and without grace, a rotation then a revocation, and a rotation then
 /// a password change revoking the account's tokens (which must not bring a secret back).
 pub async fn token_rotations_written_together_leave_the_rows_of_one_at_a_time(f: Fixture) {
@@ -251,6 +252,7 @@ pub async fn token_rotations_written_together_leave_the_rows_of_one_at_a_time(f:
         .await
         .unwrap();
     rotate(ids[2], hour).await.unwrap();
+    rotate(ids[2], Duration::ZERO).await.unwrap();
     let last_c = rotate(ids[2], hour).await.unwrap();
     rotate(ids[3], hour).await.unwrap();
     tokens.revoke(&ctx, owner, ids[3]).await.unwrap();
