@@ -5,8 +5,9 @@
 //! reactors, the notifier, the chainer, the audit index, the token cache, key eviction.
 //! Once caught up, they all ask for the events after the same position, and each used to
 //! send its own query. Now the reads of one position take turns: while one query runs,
-//! the callers that arrive gather, and the next query answers all of them, so a wake-up
-//! costs about two queries instead of one per follower. Followers a few events behind
+//! the callers that arrive gather, and the next query answers all of them; and the first
+//! caller yields once before starting its query, so the followers woken with it join it.
+//! A wake-up costs one or two queries instead of one per follower. Followers a few events behind
 //! the others read those events from the tail ([`tail`]) and the rest after its end, the
 //! position the others read too.
 //!
@@ -134,6 +135,10 @@ impl SharedReads {
         if let Some(page) = reader.page.events.get() {
             return Ok(Read::Shared(page.clone(), limit));
         }
+        // One append wakes every follower at once: the others are ready to run behind this
+        // one. Letting them run first lets them join this query, rather than gather for
+        // another one once it has started.
+        tokio::task::yield_now().await;
         reader.position.start(&reader.page);
         let largest = reader.page.limit.load(Ordering::Acquire);
         let mut events = query(after, largest).await?;

@@ -150,6 +150,18 @@ async fn callers_arriving_during_a_query_share_the_next_one() {
     );
 }
 
+/// Followers woken by the same append are all ready to run at once: the first lets the
+/// others join its query before starting it, so they make one query, not two.
+#[tokio::test]
+async fn callers_woken_together_share_one_query() {
+    let (reads, log) = (Arc::new(SharedReads::default()), FakeLog::with_head(3));
+    let woken: Vec<_> = (0..12).map(|_| spawn_read(&reads, &log, 0, 100)).collect();
+    for read in woken {
+        assert_eq!(positions(&read.await.unwrap().unwrap()), [1, 2, 3]);
+    }
+    assert_eq!(log.queries.load(Ordering::SeqCst), 1, "one query for all");
+}
+
 #[tokio::test]
 async fn a_caller_is_never_answered_by_a_query_that_started_before_it_asked() {
     let (reads, log) = (Arc::new(SharedReads::default()), FakeLog::with_head(1));
