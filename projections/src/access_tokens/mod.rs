@@ -267,7 +267,7 @@ impl Projector for AccessTokensProjector {
     /// One event at a time, but for runs of rotations, written together
     /// (`rotations`): a run ends before an event that touches the token tables otherwise.
     /// A second rotation of a token the run holds is taken into the first
-    /// ([`Rotation::absorb`]).
+    /// (`rotations::Rotation::absorb`).
     async fn apply_batch(
         &self,
         conn: &mut AnyConnection,
