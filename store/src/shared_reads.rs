@@ -7,9 +7,9 @@
 //! send its own query. Now the reads of one position take turns: while one query runs,
 //! the callers that arrive gather, and the next query answers all of them; and the first
 //! caller yields once before starting its query, so the followers woken with it join it.
-//! A wake-up costs one or two queries instead of one per follower. Followers a few events behind
-//! the others read those events from the tail ([`tail`]) and the rest after its end, the
-//! position the others read too.
+//! A wake-up costs one or two queries instead of one per follower. Followers a few events
+//! behind the others read those events from the tail ([`tail`]) and the rest after its
+//! end, the position the others read too.
 //!
 //! A page that ends short of its limit always ends with a query that started after its
 //! caller asked. The caller therefore sees everything committed before its call, as with
