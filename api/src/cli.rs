@@ -76,6 +76,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<Outcome> {
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<Outcome> {
+    crate::allocator::return_freed_memory();
     let listen = args.listen;
     let app = App::build(AppOptions::from_args(args)).await?;
     let listener = TcpListener::bind(listen)
@@ -207,6 +208,7 @@ async fn run_worker(
              mailer run inside accounts serve"
         );
     }
+    crate::allocator::return_freed_memory();
     let storage = Storage::open(&args.storage).await?;
     storage.runner(vec![]).prepare().await?;
     let queue = MailQueue::from_args(&storage, &args.mail);

@@ -3,12 +3,7 @@
 //! [`app::App`] builds every service from the configuration ([`config`]) and serves the
 //! routes of [`routes`]; [`cli`] runs the `accounts` binary's subcommands.
 
-/// The allocator of every binary built on this crate (the service, its CLI, benches and
-/// tests): the request path allocates and frees many small buffers (JSON, rows, headers),
-/// and under load glibc's malloc and free took a fifth of the runtime threads' time.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
+pub mod allocator;
 pub mod app;
 pub mod audit;
 pub mod byok;
