@@ -112,8 +112,18 @@ impl FolderMailTransport {
 impl MailTransport for FolderMailTransport {
     async fn send(&self, message: &Message, recipient: AccountId) -> Result<(), SendError> {
         let transient = |e: std::io::Error| SendError::Transient(e.to_string());
+        // The mail folder and the account's folder, but never what holds the mail folder:
+        // a message finishing after the data directory was removed (a test's, or a
+        // service's being torn down) fails and stays queued instead of recreating it.
         let dir = self.folder.join(recipient.to_string());
-        tokio::fs::create_dir_all(&dir).await.map_err(transient)?;
+        for folder in [&self.folder, &dir] {
+            match tokio::fs::create_dir(folder).await {
+                Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => {
+                    return Err(transient(e));
+                }
+                _ => {}
+            }
+        }
         let id = message
             .headers()
             .get_raw("Message-ID")
@@ -138,6 +148,39 @@ impl MailTransport for FolderMailTransport {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn message() -> Message {
+        Message::builder()
+            .from("Accounts <noreply@example.com>".parse().unwrap())
+            .to("someone@example.com".parse().unwrap())
+            .subject("Hello")
+            .message_id(Some("<m-1@accounts.studio>".into()))
+            .body("Hello".to_owned())
+            .unwrap()
+    }
+
+    /// A message goes into a folder of its account, created as needed, as does the mail
+    /// folder itself; the data directory above it is never created again once removed.
+    #[tokio::test]
+    async fn the_folder_transport_never_recreates_a_removed_data_directory() {
+        let root = store::testkit::TempDir::create();
+        let data = root.path().join("data");
+        let mail = data.join("mail");
+        let transport = FolderMailTransport::new(mail.clone()).unwrap();
+        let account = AccountId(uuid::Uuid::new_v4());
+        transport.send(&message(), account).await.unwrap();
+        let written = mail.join(account.to_string()).join("m-1accountsstudio.eml");
+        assert!(written.exists(), "{written:?}");
+
+        std::fs::remove_dir_all(&mail).unwrap();
+        transport.send(&message(), account).await.unwrap();
+        assert!(written.exists(), "the mail folder comes back: {written:?}");
+
+        std::fs::remove_dir_all(&data).unwrap();
+        let error = transport.send(&message(), account).await.unwrap_err();
+        assert!(matches!(error, SendError::Transient(_)), "{error:?}");
+        assert!(!data.exists(), "the data directory was created again");
+    }
 
     // The connection pool starts a task: it needs a runtime, as in the service.
     #[tokio::test]
