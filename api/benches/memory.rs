@@ -77,9 +77,9 @@ fn free_port() -> u16 {
 /// 50 MB reads as the 47.7 MiB it is.
 fn report(name: &str, rss: Resident, idle: Resident, target_mb: f64) {
     let target_mib = target_mb * 1e6 / f64::from(1 << 20);
-    let met = if rss.total < target_mib { "" } else { " OVER" };
+    let over = if rss.total < target_mib { "" } else { " OVER" };
     println!(
-        "{name:<46} {:>7.1} MiB  ({:.2}x idle; target < {target_mb:.0} MB = {target_mib:.1} MiB{met}; anonymous {:.1} MiB)",
+        "{name:<46} {:>7.1} MiB  ({:.2}x idle; target < {target_mb:.0} MB = {target_mib:.1} MiB{over}; anonymous {:.1} MiB)",
         rss.total,
         rss.total / idle.total,
         rss.anon
