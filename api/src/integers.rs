@@ -124,6 +124,32 @@ mod tests {
         assert_eq!(body.created, i64::MIN);
     }
 
+    /// Schemathesis sent this one: between 2^51 and 2^52 a float has halves, and serde_json's
+    /// default (not correctly rounded) parser read it as `3620693263231505.5`, a fraction.
+    #[test]
+    fn large_integral_floats_are_read_exactly() {
+        for (json, credits, created) in [
+            (
+                r#"{"credits": 3620693263231506.0, "created": -8111182836304939.0}"#,
+                3_620_693_263_231_506,
+                -8_111_182_836_304_939,
+            ),
+            (
+                r#"{"credits": 4503599627370495.0, "created": -4503599627370495.0}"#,
+                4_503_599_627_370_495,
+                -4_503_599_627_370_495,
+            ),
+            (
+                r#"{"credits": 5.3456918505557896e+16}"#,
+                53_456_918_505_557_896,
+                0,
+            ),
+        ] {
+            let body = parse(json).unwrap_or_else(|e| panic!("{json}: {e}"));
+            assert_eq!((body.credits, body.created), (credits, created), "{json}");
+        }
+    }
+
     #[test]
     fn fractions_out_of_range_values_and_other_types_are_refused() {
         for json in [
