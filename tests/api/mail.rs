@@ -8,6 +8,8 @@ use commands::CommandContext;
 use commands::credits::Grant;
 use domain::AccountId;
 use domain::credits::{Feature, SourceKind};
+use lapin::options::{BasicGetOptions, ConfirmSelectOptions};
+use lapin::types::AMQPValue;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -18,7 +20,7 @@ use tests::mail::{SmtpServer, TcpProxy, amqp_address, amqp_url, header, rabbit};
 use tests::{TestApp, eventually, json_body, spawn_app_with};
 use uuid::Uuid;
 use vault::UnsubscribeLinks;
-use workers::mail::rabbit::{RabbitConfig, RabbitConsumer, RabbitPublisher};
+use workers::mail::rabbit::{RabbitConfig, RabbitConsumer, RabbitPublisher, retry_delay_ms};
 use workers::mail::transport::SmtpMailTransport;
 use workers::mail::{
     MailKind, MailMessage, MailPublisher, Mailer, Outcome, QueueError, RetryPolicy,
@@ -585,6 +587,72 @@ async fn mail_that_keeps_failing_is_dead_lettered_and_reported(backend: Backend)
     let listed = json_body(app.get("/admin/mail/dead-letters", Some(operator)).await).await;
     assert_eq!(listed.as_array().unwrap().len(), 1);
     let _ = rabbit.delete_topology().await;
+}
+
+/// A retry waits its own delay, not the longest one queued before it. RabbitMQ expires
+/// messages only at a queue's head: with one retry queue and per-message TTLs (before), a
+/// short retry published after a long one came back only once the long one had.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_short_retry_is_not_held_behind_a_long_one() {
+    tests::within_time_limit(async {
+        let rabbit = rabbit(&amqp_url()).await;
+        let (connection, channel) = rabbit.connect().await.unwrap();
+        channel
+            .confirm_select(ConfirmSelectOptions::default())
+            .await
+            .unwrap();
+        let long = Duration::from_secs(3);
+        let short = Duration::from_millis(100);
+        rabbit
+            .schedule_retry(&channel, b"{}", "long", 2, long)
+            .await
+            .unwrap();
+        rabbit
+            .schedule_retry(&channel, b"{}", "short", 5, short)
+            .await
+            .unwrap();
+
+        let mut arrived = Vec::new();
+        while arrived.len() < 2 {
+            let got = channel
+                .basic_get(
+                    rabbit.queue().as_str().into(),
+                    BasicGetOptions { no_ack: true },
+                )
+                .await
+                .unwrap();
+            let Some(got) = got else {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                continue;
+            };
+            let properties = &got.delivery.properties;
+            let id = properties.message_id().as_ref().unwrap().to_string();
+            let attempt = properties
+                .headers()
+                .as_ref()
+                .and_then(|headers| headers.inner().get("x-attempt").cloned());
+            arrived.push((id, attempt));
+        }
+        assert_eq!(
+            arrived,
+            [
+                ("short".to_owned(), Some(AMQPValue::LongUInt(5))),
+                ("long".to_owned(), Some(AMQPValue::LongUInt(2))),
+            ],
+            "the retries in the order their delays ran out, each with its attempt number"
+        );
+
+        for delay in [long, short] {
+            let queue = rabbit.retry_queue_for(retry_delay_ms(delay));
+            channel
+                .queue_delete(queue.as_str().into(), Default::default())
+                .await
+                .unwrap();
+        }
+        let _ = connection.close(200, "done".into()).await;
+        let _ = rabbit.delete_topology().await;
+    })
+    .await;
 }
 
 on_both_backends!(

@@ -15,7 +15,8 @@ pub struct MailArgs {
     #[arg(long, env = "AMQP_URL", hide_env_values = true)]
     pub amqp_url: Option<String>,
 
-    /// Names of the exchange and queues (`<prefix>`, `<prefix>.retry`, `<prefix>.dead`).
+    /// Names of the exchange and queues (`<prefix>`, `<prefix>.retry.<ms>` per retry delay,
+    /// `<prefix>.dead`).
     #[arg(long, env = "ACCOUNTS_AMQP_PREFIX", default_value = "accounts.mail")]
     pub amqp_prefix: String,
 

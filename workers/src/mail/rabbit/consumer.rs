@@ -1,5 +1,6 @@
 //! The consumer side of the RabbitMQ mail queue: the mailer's loop, with retries through
-//! `<prefix>.retry` and dead letters into `<prefix>.dead`.
+//! `<prefix>.retry.<ms>` (`RabbitConfig::schedule_retry`) and dead letters into
+//! `<prefix>.dead`.
 
 use super::*;
 
@@ -123,19 +124,16 @@ impl RabbitConsumer {
                     .as_ref()
                     .map(ToString::to_string)
                     .unwrap_or_default();
-                let delayed = async {
-                    let confirm = publish_confirmed(
+                let delayed = self
+                    .config
+                    .schedule_retry(
                         retry_channel,
-                        "",
-                        &self.config.retry_queue(),
                         &delivery.data,
-                        properties(&message_id, attempt.saturating_add(1))
-                            .with_expiration(after.as_millis().max(1).to_string().into()),
+                        &message_id,
+                        attempt.saturating_add(1),
+                        after,
                     )
-                    .await?;
-                    confirmed(confirm).await
-                }
-                .await;
+                    .await;
                 match delayed {
                     // The copy waits in the retry queue; this one is done.
                     Ok(()) => delivery.ack(BasicAckOptions::default()).await.map(|_| ()),

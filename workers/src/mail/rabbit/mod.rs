@@ -3,8 +3,15 @@
 //! Topology, declared by every publisher and consumer at connection (idempotent):
 //! - `<prefix>`: durable direct exchange, bound to the durable queue `<prefix>`, whose
 //!   rejected messages go to the `<prefix>.dead` exchange;
-//! - `<prefix>.retry`: a durable queue without consumers; a message waits there for its
-//!   per-message TTL (the backoff), then expires back into `<prefix>`;
+//! - `<prefix>.retry.<ms>`: one durable queue without consumers per retry delay (rounded
+//!   up to two significant digits of milliseconds, [`retry_delay_ms`]), whose queue-wide
+//!   TTL sends each message back into `<prefix>` once it has waited its delay. All of one
+//!   queue's messages wait the same time, so none is held behind a longer one (RabbitMQ
+//!   expires messages only at a queue's head). Declared by the retry that needs it, again
+//!   at every retry; a queue unused for its delay plus a minute or more is deleted by the
+//!   broker (`x-expires`), so delays no longer used leave nothing behind.
+//! - `<prefix>.retry`: the single retry queue of earlier versions (per-message TTLs), still
+//!   declared so that what it holds after an upgrade goes back into `<prefix>`;
 //! - `<prefix>.dead`: fanout exchange and durable queue holding the dead letters.
 //!
 //! Messages are persistent, published as mandatory with publisher confirms; the message
@@ -35,6 +42,8 @@ const ROUTING_KEY: &str = "mail";
 const PUBLISH_TIMEOUT: Duration = Duration::from_secs(60);
 /// The header counting delivery attempts.
 const ATTEMPT_HEADER: &str = "x-attempt";
+/// How long a retry queue outlives its delay, unused, before the broker deletes it.
+const RETRY_QUEUE_GRACE: Duration = Duration::from_secs(60);
 
 /// Where the broker is and what the queues are called. Its `Debug` leaves the URL out (it
 /// holds the broker's password).
@@ -61,9 +70,66 @@ impl RabbitConfig {
         self.prefix.clone()
     }
 
-    /// The retry (delay) queue.
+    /// The retry queue of earlier versions (one queue, per-message TTLs).
     pub fn retry_queue(&self) -> String {
         format!("{}.retry", self.prefix)
+    }
+
+    /// The retry queue of the messages that wait `delay_ms` (see [`retry_delay_ms`]).
+    pub fn retry_queue_for(&self, delay_ms: u64) -> String {
+        format!("{}.retry.{delay_ms}", self.prefix)
+    }
+
+    /// Puts a copy of a delivered message (`body`, its `message_id`) back on the mail queue
+    /// after `after` (rounded up, [`retry_delay_ms`]), as attempt number `attempt`, through
+    /// the retry queue of that delay, declared first. `channel` is in confirm mode; this
+    /// returns once the broker has confirmed the copy.
+    #[tracing::instrument(skip_all, fields(attempt = attempt, delay_ms = retry_delay_ms(after)))]
+    pub async fn schedule_retry(
+        &self,
+        channel: &Channel,
+        body: &[u8],
+        message_id: &str,
+        attempt: u32,
+        after: Duration,
+    ) -> Result<(), QueueError> {
+        let delay_ms = retry_delay_ms(after);
+        let queue = self.retry_queue_for(delay_ms);
+        // Declared at every retry: a declaration also keeps the queue from expiring while
+        // its messages wait (RabbitMQ counts neither publishing nor holding as use).
+        let mut arguments = self.back_to_the_mail_queue();
+        let ttl = i64::try_from(delay_ms).unwrap_or(i64::MAX);
+        let grace = i64::try_from(RETRY_QUEUE_GRACE.as_millis()).unwrap_or(i64::MAX);
+        arguments.insert("x-message-ttl".into(), AMQPValue::LongLongInt(ttl));
+        arguments.insert(
+            "x-expires".into(),
+            AMQPValue::LongLongInt(ttl.saturating_add(ttl.max(grace))),
+        );
+        channel
+            .queue_declare(
+                queue.as_str().into(),
+                QueueDeclareOptions::durable(),
+                arguments,
+            )
+            .await
+            .map_err(|e| QueueError::Broker(e.to_string()))?;
+        let confirm =
+            publish_confirmed(channel, "", &queue, body, properties(message_id, attempt)).await?;
+        confirmed(confirm).await
+    }
+
+    /// The arguments of a queue whose expired messages go back into the mail queue.
+    fn back_to_the_mail_queue(&self) -> FieldTable {
+        let mut arguments = FieldTable::default();
+        arguments.insert(
+            "x-dead-letter-exchange".into(),
+            AMQPValue::LongString(self.queue().as_str().into()),
+        );
+        arguments.insert(
+            "x-dead-letter-routing-key".into(),
+            AMQPValue::LongString(ROUTING_KEY.into()),
+        );
+        arguments
     }
 
     /// The dead-letter exchange and queue.
@@ -112,15 +178,7 @@ impl RabbitConfig {
             "x-dead-letter-exchange".into(),
             AMQPValue::LongString(dead.as_str().into()),
         );
-        let mut retry_arguments = FieldTable::default();
-        retry_arguments.insert(
-            "x-dead-letter-exchange".into(),
-            AMQPValue::LongString(queue.as_str().into()),
-        );
-        retry_arguments.insert(
-            "x-dead-letter-routing-key".into(),
-            AMQPValue::LongString(ROUTING_KEY.into()),
-        );
+        let retry_arguments = self.back_to_the_mail_queue();
         let durable = QueueDeclareOptions::durable();
         for (name, arguments) in [
             (&queue, main_arguments),
@@ -152,7 +210,8 @@ impl RabbitConfig {
         Ok(())
     }
 
-    /// Deletes the queues and exchanges (tests clean up with this).
+    /// Deletes the queues and exchanges (tests clean up with this). The retry queues of
+    /// each delay are left to expire (`x-expires`).
     pub async fn delete_topology(&self) -> Result<(), lapin::Error> {
         let connection = Connection::connect(&self.url, ConnectionProperties::default()).await?;
         let channel = connection.create_channel().await?;
@@ -168,6 +227,21 @@ impl RabbitConfig {
         }
         connection.close(200, "done".into()).await
     }
+}
+
+/// The delay of a retry in milliseconds, rounded up to two significant digits (at most a
+/// tenth longer, and at most 49 days, RabbitMQ's limit for a TTL), so that one queue serves
+/// every delay close to it: the mailer's backoff (2 s, 4 s, … 300 s by default) uses a queue
+/// per step, and the leases' remainders a few more.
+pub fn retry_delay_ms(after: Duration) -> u64 {
+    let ms = u64::try_from(after.as_millis())
+        .unwrap_or(u64::MAX)
+        .clamp(1, u64::from(u32::MAX));
+    let mut step = 1;
+    while ms / step >= 100 {
+        step *= 10;
+    }
+    (ms.div_ceil(step) * step).min(u64::from(u32::MAX))
 }
 
 fn properties(message_id: &str, attempt: u32) -> BasicProperties {
@@ -302,5 +376,33 @@ impl MailPublisher for RabbitPublisher {
             }
         }
         result
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::retry_delay_ms;
+    use std::time::Duration;
+
+    #[test]
+    fn retry_delays_round_up_to_two_significant_digits() {
+        for (ms, expected) in [
+            (0, 1),
+            (1, 1),
+            (99, 99),
+            (100, 100),
+            (101, 110),
+            (2_000, 2_000),
+            (128_000, 130_000),
+            (117_345, 120_000),
+            (300_000, 300_000),
+        ] {
+            assert_eq!(
+                retry_delay_ms(Duration::from_millis(ms)),
+                expected,
+                "{ms} ms"
+            );
+        }
+        assert_eq!(retry_delay_ms(Duration::MAX), u64::from(u32::MAX));
     }
 }
