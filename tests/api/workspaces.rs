@@ -6,7 +6,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use std::time::Duration;
 use store::Backend;
-use tests::{PASSWORD, Session, TestApp, error_code, json_body, spawn_app};
+use tests::{PASSWORD, Session, TestApp, error_code, eventually, json_body, spawn_app};
 
 pub(crate) async fn send(
     app: &TestApp,
@@ -571,6 +571,12 @@ async fn deleting_a_workspace_needs_its_owner_and_name(backend: Backend) {
     let (pending_email, pending) = app.signed_up().await;
     invite(&app, &ws, &owner, &pending_email, "member").await;
     let pending_token = invitation_token(&app, &pending_email, 1).await;
+    // The embedded default mails invitations into a folder under the workspace's id.
+    let mail = app.data_dir().join("mail").join(&ws);
+    assert!(
+        std::fs::read_dir(&mail).unwrap().next().is_some(),
+        "the invitation in {mail:?}"
+    );
     let by_admin = send(
         &app,
         Method::DELETE,
@@ -624,6 +630,16 @@ async fn deleting_a_workspace_needs_its_owner_and_name(backend: Backend) {
     // Its name and the invitee's address are in no table in clear.
     let rows = app.read_model_rows().await.join("\n");
     assert!(!rows.contains("Doomed") && !rows.contains(&pending_email.to_lowercase()));
+    // Nor the mail folder: the invitation mailed for it (the invitee's address) is erased.
+    let mail = &mail;
+    eventually(Duration::from_secs(10), || async move {
+        if mail.exists() {
+            Err(format!("{mail:?} is still there"))
+        } else {
+            Ok(())
+        }
+    })
+    .await;
 }
 
 on_both_backends!(

@@ -2,7 +2,9 @@
 //! address, deletes the avatar, the responses kept for replay and (embedded) the mail
 //! written for it, and destroys the account's data key — after which the personal data in
 //! its events and read models is unreadable for good, while the log itself stays
-//! append-only and intact. Every step is idempotent.
+//! append-only and intact. After `WorkspaceDeleted` (the workspace's key is destroyed by
+//! the command), it deletes (embedded) the invitations mailed for the workspace. Every step
+//! is idempotent.
 
 use crate::mail::transport::FolderMailTransport;
 use async_trait::async_trait;
@@ -13,6 +15,7 @@ use commands::idempotency::IdempotencyStore;
 use commands::workspaces::Workspaces;
 use commands::{Clock, CommandContext, CommandError, Executor};
 use domain::account::AccountEvent;
+use domain::workspace::WorkspaceEvent;
 use domain::{AccountId, DomainEvent, StreamCategory};
 use projections::{Follower, Reactor, checkpoints};
 use std::path::PathBuf;
@@ -117,6 +120,25 @@ impl ErasureReactor {
         Ok(())
     }
 
+    /// The embedded default's mail folder keeps the invitations mailed for a workspace under
+    /// its id (they hold the invitees' addresses): deleted with the workspace.
+    async fn erase_workspace_mail(
+        &self,
+        event: &DecodedEvent,
+    ) -> Result<bool, Box<dyn std::error::Error + Send + Sync>> {
+        let (Some(folder), Some(workspace)) = (
+            &self.mail_folder,
+            StreamCategory::Workspace
+                .id_in(&event.envelope.stream)
+                .and_then(|id| Uuid::parse_str(id).ok()),
+        ) else {
+            return Ok(false);
+        };
+        FolderMailTransport::erase_folder_of(folder, workspace).await?;
+        tracing::info!(%workspace, "mail of a deleted workspace erased");
+        Ok(true)
+    }
+
     /// Revokes every API and CLI token of the account. (They are refused already: the
     /// token read model drops their hashes on `AccountDeleted`; this records it in each
     /// token's stream.) The list comes from the read model, once it has seen the deletion.
@@ -148,13 +170,17 @@ impl Reactor for ErasureReactor {
     }
 
     fn categories(&self) -> &'static [StreamCategory] {
-        &[StreamCategory::Account]
+        &[StreamCategory::Account, StreamCategory::Workspace]
     }
 
     async fn react(
         &self,
         event: &DecodedEvent,
     ) -> Result<bool, Box<dyn std::error::Error + Send + Sync>> {
+        if let Some(DomainEvent::Workspace(WorkspaceEvent::WorkspaceDeleted { .. })) = event.event()
+        {
+            return self.erase_workspace_mail(event).await;
+        }
         let Some(DomainEvent::Account(AccountEvent::AccountDeleted {
             reservation_stream,
             avatar_blob_key,

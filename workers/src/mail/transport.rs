@@ -87,7 +87,8 @@ impl MailTransport for SmtpMailTransport {
 }
 
 /// One `.eml` file per message, in a folder per recipient account
-/// (`<folder>/<account id>/<message id>.eml`), so that erasing an account removes its mail.
+/// (`<folder>/<account id>/<message id>.eml`; a workspace's invitations under the
+/// workspace's id), so that erasing an account or deleting a workspace removes its mail.
 pub struct FolderMailTransport {
     folder: PathBuf,
 }
@@ -101,7 +102,13 @@ impl FolderMailTransport {
 
     /// Deletes every message written for `account` in `folder`.
     pub async fn erase(folder: &Path, account: AccountId) -> std::io::Result<()> {
-        match tokio::fs::remove_dir_all(folder.join(account.to_string())).await {
+        Self::erase_folder_of(folder, account.0).await
+    }
+
+    /// Deletes every message written under `id` in `folder`: an account's, or a
+    /// workspace's invitations (written under the workspace's id).
+    pub async fn erase_folder_of(folder: &Path, id: uuid::Uuid) -> std::io::Result<()> {
+        match tokio::fs::remove_dir_all(folder.join(id.to_string())).await {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
             _ => Ok(()),
         }
