@@ -89,9 +89,15 @@ impl MailTransport for SmtpMailTransport {
 /// One `.eml` file per message, in a folder per recipient account
 /// (`<folder>/<account id>/<message id>.eml`; a workspace's invitations under the
 /// workspace's id), so that erasing an account or deleting a workspace removes its mail.
+/// An erased folder keeps only a mark ([`ERASED_MARK`]), and nothing is written there
+/// again: a message its mailer was writing while the erasure ran is removed by whichever
+/// of the two comes last.
 pub struct FolderMailTransport {
     folder: PathBuf,
 }
+
+/// The empty file left in an erased account's (or deleted workspace's) mail folder.
+pub const ERASED_MARK: &str = ".erased";
 
 impl FolderMailTransport {
     /// Writes into `folder`, created if missing.
@@ -106,12 +112,38 @@ impl FolderMailTransport {
     }
 
     /// Deletes every message written under `id` in `folder`: an account's, or a
-    /// workspace's invitations (written under the workspace's id).
+    /// workspace's invitations (written under the workspace's id), and marks the folder
+    /// erased so that nothing is written there again.
     pub async fn erase_folder_of(folder: &Path, id: uuid::Uuid) -> std::io::Result<()> {
-        match tokio::fs::remove_dir_all(folder.join(id.to_string())).await {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
-            _ => Ok(()),
+        let dir = folder.join(id.to_string());
+        for folder in [folder, dir.as_path()] {
+            match tokio::fs::create_dir(folder).await {
+                // The data directory itself is gone (a service being torn down): nothing
+                // to erase, and no message can be written there either.
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+                Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => return Err(e),
+                _ => {}
+            }
         }
+        // The mark first, then the messages: one written meanwhile is either listed below
+        // or finds the mark once written, and removes itself (`send`).
+        tokio::fs::write(dir.join(ERASED_MARK), b"").await?;
+        let mut entries = tokio::fs::read_dir(&dir).await?;
+        while let Some(entry) = entries.next_entry().await? {
+            if entry.file_name() == ERASED_MARK {
+                continue;
+            }
+            let removed = if entry.file_type().await?.is_dir() {
+                tokio::fs::remove_dir_all(entry.path()).await
+            } else {
+                tokio::fs::remove_file(entry.path()).await
+            };
+            match removed {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+                _ => {}
+            }
+        }
+        Ok(())
     }
 }
 
@@ -131,6 +163,11 @@ impl MailTransport for FolderMailTransport {
                 _ => {}
             }
         }
+        let mark = dir.join(ERASED_MARK);
+        if tokio::fs::try_exists(&mark).await.map_err(transient)? {
+            tracing::info!("the recipient's mail was erased; message dropped");
+            return Ok(());
+        }
         let id = message
             .headers()
             .get_raw("Message-ID")
@@ -146,9 +183,17 @@ impl MailTransport for FolderMailTransport {
         tokio::fs::write(&partial, message.formatted())
             .await
             .map_err(transient)?;
-        tokio::fs::rename(&partial, dir.join(format!("{id}.eml")))
-            .await
-            .map_err(transient)
+        let written = dir.join(format!("{id}.eml"));
+        let renamed = tokio::fs::rename(&partial, &written).await;
+        // Erased while this was written: the erasure may have listed the folder before
+        // this message was in it (or removed it half-written, failing the rename).
+        if tokio::fs::try_exists(&mark).await.map_err(transient)? {
+            let _ = tokio::fs::remove_file(&written).await;
+            let _ = tokio::fs::remove_file(&partial).await;
+            tracing::info!("the recipient's mail was erased while written; message dropped");
+            return Ok(());
+        }
+        renamed.map_err(transient)
     }
 }
 
@@ -187,6 +232,50 @@ mod tests {
         let error = transport.send(&message(), account).await.unwrap_err();
         assert!(matches!(error, SendError::Transient(_)), "{error:?}");
         assert!(!data.exists(), "the data directory was created again");
+    }
+
+    /// Once an account's folder is erased, nothing is written there again: not a message
+    /// its mailer had composed before the erasure and writes after it (which recreated
+    /// the folder before), nor any later one. The erasure is idempotent.
+    #[tokio::test]
+    async fn nothing_is_written_into_an_erased_folder() {
+        let root = store::testkit::TempDir::create();
+        let mail = root.path().join("mail");
+        let transport = FolderMailTransport::new(mail.clone()).unwrap();
+        let (erased, kept) = (
+            AccountId(uuid::Uuid::new_v4()),
+            AccountId(uuid::Uuid::new_v4()),
+        );
+        for account in [erased, kept] {
+            transport.send(&message(), account).await.unwrap();
+        }
+        let files = |account: AccountId| -> Vec<String> {
+            let mut names: Vec<String> = std::fs::read_dir(mail.join(account.to_string()))
+                .unwrap()
+                .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+                .collect();
+            names.sort();
+            names
+        };
+        assert_eq!(files(erased), ["m-1accountsstudio.eml"]);
+
+        FolderMailTransport::erase(&mail, erased).await.unwrap();
+        assert_eq!(files(erased), [ERASED_MARK]);
+        transport.send(&message(), erased).await.unwrap();
+        assert_eq!(files(erased), [ERASED_MARK], "a late message is dropped");
+        FolderMailTransport::erase(&mail, erased).await.unwrap();
+        assert_eq!(files(erased), [ERASED_MARK]);
+        assert_eq!(
+            files(kept),
+            ["m-1accountsstudio.eml"],
+            "other folders untouched"
+        );
+
+        // An account that never had mail: marked all the same.
+        let never = AccountId(uuid::Uuid::new_v4());
+        FolderMailTransport::erase(&mail, never).await.unwrap();
+        transport.send(&message(), never).await.unwrap();
+        assert_eq!(files(never), [ERASED_MARK]);
     }
 
     // The connection pool starts a task: it needs a runtime, as in the service.
