@@ -5,6 +5,8 @@
 use crate::config::MailArgs;
 use crate::storage::Storage;
 use anyhow::Context;
+use commands::SystemClock;
+use commands::notifications::Notifications;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use tokio::sync::watch;
@@ -107,7 +109,11 @@ pub fn mailer(
         .with_invitation_links(vault::InvitationLinks::new(
             storage.master.invitation_secret(),
         ))
-        .with_telegram(telegram_bot(&mail.telegram)?),
+        .with_telegram(telegram_bot(&mail.telegram)?)
+        .with_preferences(Notifications::new(
+            storage.exec.clone(),
+            Arc::new(SystemClock),
+        )),
     ))
 }
 

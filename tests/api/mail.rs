@@ -497,6 +497,49 @@ async fn campaigns_reach_opted_in_accounts_with_a_one_click_unsubscribe(backend:
     let marketing = send_campaign(&app, &url, &rabbit, Uuid::new_v4(), "marketing").await;
     assert_eq!(marketing["recipients"], 1);
     smtp.wait_for(2, Duration::from_secs(60)).await;
+
+    // A campaign published from a view that had not caught up with the unsubscribe (the
+    // notifier's row set back to what it was before it handled the one-click) is published
+    // to the reader, and not sent: the mailer reads the account's preferences as it sends.
+    let reader_id =
+        json_body(app.get("/me", Some(&reader_session.token)).await).await["account_id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+    sqlx::query(
+        "UPDATE notifier_preferences SET enabled = 1 \
+         WHERE account_id = $1 AND toggle = 'newsletter'",
+    )
+    .bind(&reader_id)
+    .execute(app.db.pool())
+    .await
+    .unwrap();
+    let late = Uuid::new_v4();
+    let stale = send_campaign(&app, &url, &rabbit, late, "newsletter").await;
+    assert_eq!(stale["recipients"], 1, "published to the view's opt-ins");
+    let reader = Uuid::parse_str(&reader_id).unwrap();
+    let message_id = MailMessage::caused_by(
+        Uuid::new_v5(&late, reader.as_bytes()),
+        MailKind::Campaign,
+        reader,
+        json!({}),
+    )
+    .message_id;
+    let db = &app.db;
+    eventually(Duration::from_secs(30), || async move {
+        let status: Option<String> =
+            sqlx::query_scalar("SELECT status FROM mail_deliveries WHERE message_id = $1")
+                .bind(message_id.to_string())
+                .fetch_optional(db.pool())
+                .await
+                .unwrap();
+        match status.as_deref() {
+            Some("skipped") => Ok(()),
+            other => Err(format!("the late campaign's message is {other:?}")),
+        }
+    })
+    .await;
+    assert_eq!(smtp.messages().len(), 2, "nothing sent to the reader");
     let _ = rabbit.delete_topology().await;
 }
 

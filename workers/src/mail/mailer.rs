@@ -9,6 +9,7 @@ use super::message::MailMessage;
 use super::render::Templates;
 use super::transport::MailTransport;
 use crate::telegram::TelegramBot;
+use commands::notifications::Notifications;
 use lettre::message::Mailbox;
 use std::sync::Arc;
 use std::time::Duration;
@@ -86,6 +87,7 @@ pub struct Mailer {
     keys: Arc<DataKeys>,
     invitation_links: Option<InvitationLinks>,
     telegram: Option<TelegramBot>,
+    preferences: Option<Notifications>,
     /// Identifies this mailer's claims.
     id: Uuid,
 }
@@ -128,8 +130,17 @@ impl Mailer {
             keys,
             invitation_links: None,
             telegram: None,
+            preferences: None,
             id: Uuid::new_v4(),
         }
+    }
+
+    /// Reads each campaign recipient's preferences from its stream at send time, so an
+    /// unsubscribe that came after the campaign was published is honoured (without, the
+    /// opt-ins the campaign was published to are trusted).
+    pub fn with_preferences(mut self, preferences: Notifications) -> Self {
+        self.preferences = Some(preferences);
+        self
     }
 
     /// Links to the settings ("Manage these e-mails") point at the settings web app at

@@ -81,6 +81,29 @@ impl Mailer {
         }
     }
 
+    /// Whether a campaign's recipient still takes its topic, as the account's preferences
+    /// stream says now. The campaign was published to the notifier's view of the opt-ins,
+    /// and may wait in the queue a while (a large one, a retry): an unsubscribe that came
+    /// since, or that the view had not caught up with, is honoured.
+    async fn still_subscribed(&self, message: &MailMessage) -> Result<bool, Failure> {
+        let (Some(preferences), Some(topic)) = (
+            &self.preferences,
+            message
+                .data
+                .get("topic")
+                .and_then(|t| t.as_str())
+                .and_then(Toggle::parse),
+        ) else {
+            // No topic: refused below, as a campaign without one.
+            return Ok(true);
+        };
+        let current = preferences
+            .preferences(AccountId(message.account_id))
+            .await
+            .map_err(|e| Failure::Transient(format!("preferences: {e}")))?;
+        Ok(current.enabled(topic))
+    }
+
     /// Renders and sends; `Ok(false)` when there is no one to send to. `recipients`: the
     /// batch's, read beforehand (an account missing from them is read alone).
     pub(super) async fn send(
@@ -90,6 +113,10 @@ impl Mailer {
     ) -> Result<bool, Failure> {
         if message.kind.is_telegram() {
             return self.send_telegram(message).await;
+        }
+        if message.kind == MailKind::Campaign && !self.still_subscribed(message).await? {
+            tracing::info!("unsubscribed since the campaign was published; mail skipped");
+            return Ok(false);
         }
         let account = AccountId(message.account_id);
         let mut message = message.clone();
