@@ -43,6 +43,9 @@ const PUBLISH_TIMEOUT: Duration = Duration::from_secs(60);
 /// The header counting delivery attempts.
 const ATTEMPT_HEADER: &str = "x-attempt";
 /// How long a retry queue outlives its delay, unused, before the broker deletes it.
+// Part of each retry queue's arguments: RabbitMQ refuses to declare an existing queue with
+// other arguments (and closes the channel), so a change here must also change the queues'
+// names (`RabbitConfig::retry_queue_for`).
 const RETRY_QUEUE_GRACE: Duration = Duration::from_secs(60);
 
 /// Where the broker is and what the queues are called. Its `Debug` leaves the URL out (it
