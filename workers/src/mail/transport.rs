@@ -116,14 +116,11 @@ impl FolderMailTransport {
     /// erased so that nothing is written there again.
     pub async fn erase_folder_of(folder: &Path, id: uuid::Uuid) -> std::io::Result<()> {
         let dir = folder.join(id.to_string());
-        for folder in [folder, dir.as_path()] {
-            match tokio::fs::create_dir(folder).await {
-                // The data directory itself is gone (a service being torn down): nothing
-                // to erase, and no message can be written there either.
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-                Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => return Err(e),
-                _ => {}
-            }
+        match create_folders(folder, &dir).await {
+            // The data directory itself is gone (a service being torn down): nothing to
+            // erase, and no message can be written there either.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            created => created?,
         }
         // The mark first, then the messages: one written meanwhile is either listed below
         // or finds the mark once written, and removes itself (`send`).
@@ -147,6 +144,18 @@ impl FolderMailTransport {
     }
 }
 
+/// Creates the mail folder and the recipient's `dir` in it if missing, but never what holds
+/// the mail folder (`NotFound` when that is gone).
+async fn create_folders(mail: &Path, dir: &Path) -> std::io::Result<()> {
+    for folder in [mail, dir] {
+        match tokio::fs::create_dir(folder).await {
+            Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => return Err(e),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
 #[async_trait]
 impl MailTransport for FolderMailTransport {
     async fn send(&self, message: &Message, recipient: AccountId) -> Result<(), SendError> {
@@ -155,14 +164,9 @@ impl MailTransport for FolderMailTransport {
         // a message finishing after the data directory was removed (a test's, or a
         // service's being torn down) fails and stays queued instead of recreating it.
         let dir = self.folder.join(recipient.to_string());
-        for folder in [&self.folder, &dir] {
-            match tokio::fs::create_dir(folder).await {
-                Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => {
-                    return Err(transient(e));
-                }
-                _ => {}
-            }
-        }
+        create_folders(&self.folder, &dir)
+            .await
+            .map_err(transient)?;
         let mark = dir.join(ERASED_MARK);
         if tokio::fs::try_exists(&mark).await.map_err(transient)? {
             tracing::info!("the recipient's mail was erased; message dropped");

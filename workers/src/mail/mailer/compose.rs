@@ -86,14 +86,7 @@ impl Mailer {
     /// and may wait in the queue a while (a large one, a retry): an unsubscribe that came
     /// since, or that the view had not caught up with, is honoured.
     async fn still_subscribed(&self, message: &MailMessage) -> Result<bool, Failure> {
-        let (Some(preferences), Some(topic)) = (
-            &self.preferences,
-            message
-                .data
-                .get("topic")
-                .and_then(|t| t.as_str())
-                .and_then(Toggle::parse),
-        ) else {
+        let (Some(preferences), Ok(topic)) = (&self.preferences, campaign_topic(message)) else {
             // No topic: refused below, as a campaign without one.
             return Ok(true);
         };
@@ -174,11 +167,7 @@ impl Mailer {
         let mut extras = Extras::default();
         match message.kind {
             MailKind::Campaign => {
-                let topic = context
-                    .get("topic")
-                    .and_then(|t| t.as_str())
-                    .and_then(Toggle::parse)
-                    .ok_or_else(|| Failure::Permanent("campaign without a topic".into()))?;
+                let topic = campaign_topic(&message)?;
                 let url = format!(
                     "{}/unsubscribe?token={}",
                     self.public_url,
@@ -275,4 +264,14 @@ impl Mailer {
             .map(|address| Mailbox::new(None, address))
             .map_err(|e| Failure::Permanent(format!("invitee address: {e}")))
     }
+}
+
+/// The topic a campaign was published on (in its data).
+fn campaign_topic(message: &MailMessage) -> Result<Toggle, Failure> {
+    message
+        .data
+        .get("topic")
+        .and_then(|t| t.as_str())
+        .and_then(Toggle::parse)
+        .ok_or_else(|| Failure::Permanent("campaign without a topic".into()))
 }
