@@ -17,7 +17,7 @@ use crate::readers::{Reader, Readers};
 use sqlx::any::AnyPoolOptions;
 use sqlx::migrate::Migrator;
 use sqlx::postgres::PgPoolOptions;
-use sqlx::{Any, AnyPool, Executor, PgPool, Transaction};
+use sqlx::{Any, AnyPool, Executor, PgConnection, PgPool, Transaction};
 use std::path::Path;
 use std::sync::Arc;
 use tokio::sync::{Mutex, OwnedMutexGuard};
@@ -51,6 +51,8 @@ pub struct Database {
     url: Arc<str>,
     /// Connections for the hot reads, outside the pool (`crate::readers`).
     readers: Readers,
+    /// The PostgreSQL log's own connections, outside the pools too (`crate::postgres`).
+    log_connections: Option<Readers<PgConnection>>,
 }
 
 /// A write transaction; on SQLite it also holds the in-process write gate.
@@ -151,6 +153,9 @@ impl Database {
             }
         };
         let url: Arc<str> = Arc::from(url);
+        let log_connections = pg
+            .as_ref()
+            .map(|_| Readers::new(url.clone(), backend, max_connections));
         Ok(Self {
             backend,
             pool,
@@ -158,6 +163,7 @@ impl Database {
             background_gate: write_gate.as_ref().map(|_| Arc::new(Mutex::new(()))),
             write_gate,
             readers: Readers::new(url.clone(), backend, max_connections),
+            log_connections,
             url,
         })
     }
@@ -181,6 +187,11 @@ impl Database {
     /// `store::readers`): give it back with [`Reader::release`] once its queries succeeded.
     pub async fn reader(&self) -> Result<Reader, sqlx::Error> {
         self.readers.acquire().await
+    }
+
+    /// The connections the PostgreSQL log runs its statements on, if this is PostgreSQL.
+    pub(crate) fn log_connections(&self) -> Option<&Readers<PgConnection>> {
+        self.log_connections.as_ref()
     }
 
     /// The URL this database was opened with.
@@ -282,6 +293,9 @@ impl Database {
     /// Closes every pool.
     pub async fn close(&self) {
         self.readers.close().await;
+        if let Some(log) = &self.log_connections {
+            log.close().await;
+        }
         self.pool.close().await;
         if let Some(pg) = &self.pg {
             pg.close().await;

@@ -80,11 +80,6 @@ pub(crate) struct Batcher<R> {
 }
 
 impl<R> Batcher<R> {
-    /// Whether an append is waiting to be taken.
-    pub(crate) fn has_waiting(&self) -> bool {
-        self.held.is_some() || !self.rx.is_empty()
-    }
-
     /// Waits for an append, then takes whatever else is queued, within the limits. `None`
     /// once every appender is gone. Appends whose caller stopped waiting (a cancelled
     /// request) are left out: nothing is written for them.

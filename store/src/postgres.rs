@@ -22,10 +22,11 @@ use crate::log::{
     AppendSignal, Backlog, EventAt, EventLog, FilteredPage, LogWatch, StreamFilter, check_append,
     earlier_append, events_at,
 };
+use crate::readers::Readers;
 use crate::shared_reads::SharedReads;
 use async_trait::async_trait;
 use domain::Timestamp;
-use sqlx::{PgConnection, PgPool, Row};
+use sqlx::{PgConnection, Row};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{Mutex, Notify};
@@ -62,7 +63,11 @@ const WRITERS: usize = 1;
 
 /// The event log in PostgreSQL.
 pub struct PostgresLog {
-    pg: PgPool,
+    /// Every statement of the log runs on one of these, taken and given back without the
+    /// pool's ping after each (`crate::readers`): on the log's paths, reads of pages and
+    /// streams and the writer's commits, the pings were a round trip for every two of
+    /// the statements themselves.
+    conns: Readers<PgConnection>,
     signal: AppendSignal,
     /// Waking followers again while committed events are hidden.
     recheck: Arc<Recheck>,
@@ -84,24 +89,24 @@ impl PostgresLog {
     /// Opens the log of `db` (migrations applied) and starts listening for appends made
     /// by other processes.
     pub async fn open(db: Database) -> Result<Self, StoreError> {
-        let pg = db
-            .pg_pool()
-            .cloned()
-            .ok_or_else(|| StoreError::Invalid("not a PostgreSQL database".into()))?;
+        let (Some(pg), Some(conns)) = (db.pg_pool(), db.log_connections()) else {
+            return Err(StoreError::Invalid("not a PostgreSQL database".into()));
+        };
+        let conns = conns.clone();
         let signal = AppendSignal::new();
         let to_announce = Arc::new(Notify::new());
         // Signs this log's announcements: its own readers were woken when the batch
         // committed, so its listener skips them rather than wake every follower twice.
         let origin = Uuid::new_v4().simple().to_string();
-        let listen = announce::listen(&pg, signal.clone(), origin.clone()).await?;
-        let announcer = announce::announcer(pg.clone(), to_announce.clone(), origin);
+        let listen = announce::listen(pg, signal.clone(), origin.clone()).await?;
+        let announcer = announce::announcer(conns.clone(), to_announce.clone(), origin);
 
         let (queue, batcher) = Queue::new();
         let batcher = Arc::new(Mutex::new(batcher));
         let mut tasks = vec![listen, announcer];
         for _ in 0..WRITERS {
             tasks.push(tokio::spawn(group::run(
-                pg.clone(),
+                conns.clone(),
                 batcher.clone(),
                 signal.clone(),
                 to_announce.clone(),
@@ -109,7 +114,7 @@ impl PostgresLog {
         }
 
         Ok(Self {
-            pg,
+            conns,
             recheck: Arc::new(Recheck::new(signal.clone())),
             reads: SharedReads::default(),
             signal,
@@ -145,6 +150,14 @@ impl PostgresLog {
         })
     }
 
+    /// The position a `SELECT max(global_position) …` statement reads (0 on an empty log).
+    async fn max_position(&self, sql: &'static str) -> Result<GlobalPosition, StoreError> {
+        let mut conn = self.conns.acquire().await?;
+        let head: Option<i64> = sqlx::query_scalar(sql).fetch_one(conn.conn()).await?;
+        conn.release();
+        Ok(GlobalPosition(head.unwrap_or(0) as u64))
+    }
+
     /// Explains a refused append: a retry of one already made (its original result), a
     /// reused event id, a stream that moved on, or (`None`) a race worth trying again.
     async fn explain_refusal(
@@ -154,15 +167,17 @@ impl PostgresLog {
         events: &[NewEvent],
     ) -> Result<Option<AppendResult>, StoreError> {
         let ids: Vec<Uuid> = events.iter().map(|e| e.event_id).collect();
+        let mut conn = self.conns.acquire().await?;
         let known = sqlx::query(EVENTS_WITH_IDS)
             .bind(&ids)
-            .fetch_all(&self.pg)
+            .fetch_all(conn.conn())
             .await?;
         let actual: Option<i64> =
             sqlx::query_scalar("SELECT max(stream_revision) FROM events WHERE stream_id = $1")
                 .bind(stream)
-                .fetch_one(&self.pg)
+                .fetch_one(conn.conn())
                 .await?;
+        conn.release();
         let actual = actual.map(|r| r as u64);
         if !known.is_empty() {
             let known = known
@@ -227,13 +242,15 @@ impl EventLog for PostgresLog {
             "SELECT {COLUMNS} FROM events WHERE stream_id = $1 AND stream_revision >= $2 \
              ORDER BY stream_revision LIMIT $3"
         );
+        let mut conn = self.conns.acquire().await?;
         let rows = sqlx::query(&sql)
             .bind(stream)
             .bind(from as i64)
             .bind(limit as i64)
-            .fetch(&self.pg);
+            .fetch(conn.conn());
         let mut events = Vec::with_capacity(limit.min(PAGE_CAPACITY));
         decode_each(rows, &mut events).await?;
+        conn.release();
         Ok(events)
     }
 
@@ -241,11 +258,13 @@ impl EventLog for PostgresLog {
         &self,
         stream: &str,
     ) -> Result<Option<GlobalPosition>, StoreError> {
+        let mut conn = self.conns.acquire().await?;
         let last: Option<i64> =
             sqlx::query_scalar(&format!("SELECT {}", crate::log::stream_end_subquery("$1")))
                 .bind(stream)
-                .fetch_one(&self.pg)
+                .fetch_one(conn.conn())
                 .await?;
+        conn.release();
         Ok(last.map(|p| GlobalPosition(p as u64)))
     }
 
@@ -281,6 +300,7 @@ impl EventLog for PostgresLog {
 
     async fn read_events(&self, at: &[EventAt]) -> Result<Vec<RecordedEvent>, StoreError> {
         let mut events = Vec::with_capacity(at.len());
+        let mut conn = self.conns.acquire().await?;
         // Bounded statements: a page of an index is at most a few hundred positions.
         for chunk in at.chunks(500) {
             let sql = format!("SELECT {COLUMNS} FROM events {}", events_at(chunk.len()));
@@ -288,37 +308,36 @@ impl EventLog for PostgresLog {
             for wanted in chunk {
                 query = query.bind(wanted.position.0 as i64);
             }
-            decode_each(query.fetch(&self.pg), &mut events).await?;
+            decode_each(query.fetch(conn.conn()), &mut events).await?;
         }
+        conn.release();
         Ok(events)
     }
 
     async fn head(&self) -> Result<GlobalPosition, StoreError> {
-        let head: Option<i64> = sqlx::query_scalar(
+        self.max_position(
             "SELECT max(global_position) FROM events \
              WHERE transaction_id < pg_snapshot_xmin(pg_current_snapshot())",
         )
-        .fetch_one(&self.pg)
-        .await?;
-        Ok(GlobalPosition(head.unwrap_or(0) as u64))
+        .await
     }
 
     async fn committed_head(&self) -> Result<GlobalPosition, StoreError> {
-        let head: Option<i64> = sqlx::query_scalar("SELECT max(global_position) FROM events")
-            .fetch_one(&self.pg)
-            .await?;
-        Ok(GlobalPosition(head.unwrap_or(0) as u64))
+        self.max_position("SELECT max(global_position) FROM events")
+            .await
     }
 
     /// Counts every committed event after `after`, including those an older open
     /// transaction still hides from readers: the follower has them still to handle.
     async fn backlog(&self, after: GlobalPosition) -> Result<Backlog, StoreError> {
+        let mut conn = self.conns.acquire().await?;
         let (events, oldest): (i64, Option<time::OffsetDateTime>) = sqlx::query_as(
             "SELECT count(*), min(recorded_at) FROM events WHERE global_position > $1",
         )
         .bind(after.0 as i64)
-        .fetch_one(&self.pg)
+        .fetch_one(conn.conn())
         .await?;
+        conn.release();
         Ok(Backlog {
             events: events as u64,
             oldest: oldest.map(Timestamp::from_datetime),

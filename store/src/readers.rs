@@ -1,5 +1,5 @@
-//! Connections for the hot reads of the request path (the balance card), kept apart from
-//! sqlx's pool because that pool tests every connection given back to it: `ping` on
+//! Connections for the hot reads of the request path (the balance card), and for every
+//! statement of the PostgreSQL log (`crate::postgres`), kept apart from sqlx's pool because that pool tests every connection given back to it: `ping` on
 //! release, which nothing turns off (sqlx 0.8). On PostgreSQL that is a round trip of its
 //! own after every query; on SQLite a second hop to the connection's worker thread and
 //! back. For a request whose work is one indexed query, that doubled the database's share
@@ -17,26 +17,39 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-/// Up to `max` connections for short reads, opened on demand and kept while in use.
-#[derive(Clone)]
-pub(crate) struct Readers {
-    inner: Arc<Inner>,
+/// Up to `max` connections, opened on demand and kept while in use: through the `Any`
+/// driver for the request path's reads, native ones for the PostgreSQL log's statements
+/// (`crate::postgres`), which would otherwise pay the pool's ping after each of them.
+pub(crate) struct Readers<C = AnyConnection> {
+    inner: Arc<Inner<C>>,
 }
 
-struct Inner {
+impl<C> Clone for Readers<C> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: self.inner.clone(),
+        }
+    }
+}
+
+struct Inner<C> {
     url: Arc<str>,
     backend: Backend,
-    idle: Mutex<Vec<Idle>>,
+    idle: Mutex<Vec<Idle<C>>>,
     /// One permit per connection that may exist; closed by [`Readers::close`].
     permits: Arc<Semaphore>,
 }
 
-struct Idle {
-    conn: AnyConnection,
+struct Idle<C> {
+    conn: C,
     since: Instant,
 }
 
-impl Readers {
+impl<C> Readers<C>
+where
+    C: Connection,
+    for<'c> &'c mut C: Executor<'c, Database = C::Database>,
+{
     /// At most `max` connections to `url`, none opened yet.
     pub(crate) fn new(url: Arc<str>, backend: Backend, max: u32) -> Self {
         Self {
@@ -50,7 +63,7 @@ impl Readers {
     }
 
     /// A connection: an idle one (pinged first if idle a while), or a new one.
-    pub(crate) async fn acquire(&self) -> Result<Reader, sqlx::Error> {
+    pub(crate) async fn acquire(&self) -> Result<Reader<C>, sqlx::Error> {
         let permit =
             tokio::time::timeout(ACQUIRE_TIMEOUT, self.inner.permits.clone().acquire_owned())
                 .await
@@ -62,16 +75,16 @@ impl Readers {
             }
             // Broken while idle (a server restart): dropped, try the next.
         }
-        let mut conn = AnyConnection::connect(&self.inner.url).await?;
+        let mut conn = C::connect(&self.inner.url).await?;
         conn.execute(connection_setup(self.inner.backend)).await?;
         Ok(self.reader(conn, permit))
     }
 
-    fn take_idle(&self) -> Option<Idle> {
+    fn take_idle(&self) -> Option<Idle<C>> {
         lock(&self.inner.idle).pop()
     }
 
-    fn reader(&self, conn: AnyConnection, permit: OwnedSemaphorePermit) -> Reader {
+    fn reader(&self, conn: C, permit: OwnedSemaphorePermit) -> Reader<C> {
         Reader {
             conn: Some(conn),
             inner: self.inner.clone(),
@@ -89,7 +102,7 @@ impl Readers {
     }
 }
 
-fn lock(idle: &Mutex<Vec<Idle>>) -> std::sync::MutexGuard<'_, Vec<Idle>> {
+fn lock<C>(idle: &Mutex<Vec<Idle<C>>>) -> std::sync::MutexGuard<'_, Vec<Idle<C>>> {
     // Nothing panics while holding it; a poisoned list is still a list.
     idle.lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -97,15 +110,15 @@ fn lock(idle: &Mutex<Vec<Idle>>) -> std::sync::MutexGuard<'_, Vec<Idle>> {
 
 /// One connection of `Readers` (the database's hot-read connections); give it back with [`Reader::release`] once done with it,
 /// else it is closed.
-pub struct Reader {
-    conn: Option<AnyConnection>,
-    inner: Arc<Inner>,
+pub struct Reader<C = AnyConnection> {
+    conn: Option<C>,
+    inner: Arc<Inner<C>>,
     _permit: OwnedSemaphorePermit,
 }
 
-impl Reader {
+impl<C> Reader<C> {
     /// The connection, to run queries on.
-    pub fn conn(&mut self) -> &mut AnyConnection {
+    pub fn conn(&mut self) -> &mut C {
         self.conn
             .as_mut()
             .expect("a reader holds its connection until released")
@@ -125,7 +138,7 @@ impl Reader {
     }
 }
 
-impl std::fmt::Debug for Reader {
+impl<C> std::fmt::Debug for Reader<C> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Reader").finish_non_exhaustive()
     }

@@ -1194,6 +1194,61 @@ mod postgres_only {
         assert_ne!(any_again, any_pid);
     }
 
+    /// The log's statements (the writer's batches, page and stream reads, announcements)
+    /// run on connections of its own, never the pool's, whose ping after every statement
+    /// was a round trip for every two of the statements themselves; and a connection of
+    /// its own that the server ended while it sat idle is replaced before the next append.
+    #[tokio::test]
+    async fn the_log_runs_on_connections_of_its_own() {
+        let h = postgres().await.unwrap();
+        let db = h.db.as_ref().unwrap();
+        let pool = db.pg_pool().unwrap();
+        let pool_pid: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
+            .fetch_one(pool)
+            .await
+            .unwrap();
+        let log = &h.log;
+        let s = stream();
+        let first = log
+            .append(&s, ExpectedRevision::NoStream, vec![event(1)])
+            .await
+            .unwrap();
+        settled(log.as_ref(), first.last_position()).await;
+        assert_eq!(log.read_stream(&s, 0, 10).await.unwrap().len(), 1);
+        assert!(
+            !log.read_all(GlobalPosition(0), 10)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        log.committed_head().await.unwrap();
+        log.backlog(GlobalPosition(0)).await.unwrap();
+        let url = &h.postgres.as_ref().unwrap().url;
+        let mut admin = sqlx::PgConnection::connect(url).await.unwrap();
+        let last: String = sqlx::query_scalar("SELECT query FROM pg_stat_activity WHERE pid = $1")
+            .bind(pool_pid)
+            .fetch_one(&mut admin)
+            .await
+            .unwrap();
+        assert_eq!(last, "SELECT pg_backend_pid()", "the log used the pool");
+        assert_eq!(pool.size(), 1, "the log opened no pooled connection");
+        let ended: Vec<bool> = sqlx::query_scalar(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+             WHERE datname = current_database() AND pid <> pg_backend_pid() \
+             AND query NOT ILIKE 'LISTEN%'",
+        )
+        .fetch_all(&mut admin)
+        .await
+        .unwrap();
+        assert!(!ended.is_empty() && ended.iter().all(|ended| *ended));
+        tokio::time::sleep(Duration::from_millis(1_500)).await;
+        let second = log
+            .append(&s, ExpectedRevision::Exact(0), vec![event(2)])
+            .await
+            .expect("appended on a fresh connection");
+        assert!(second.last_position() > first.last_position());
+    }
+
     /// The same, with a reader that keeps a checkpoint as a projector does.
     #[tokio::test]
     async fn a_checkpointed_reader_catches_the_late_event() {

@@ -4,8 +4,9 @@
 use super::NOTIFY_CHANNEL;
 use crate::error::StoreError;
 use crate::log::AppendSignal;
-use sqlx::PgPool;
+use crate::readers::Readers;
 use sqlx::postgres::{PgListener, PgPoolOptions};
+use sqlx::{PgConnection, PgPool};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Notify;
@@ -49,18 +50,28 @@ pub(super) async fn listen(
 
 /// Announces, signed `origin`, each time `announce` is notified (after a batch commits;
 /// notifications arriving while one is sent are coalesced into the next).
-pub(super) fn announcer(pg: PgPool, announce: Arc<Notify>, origin: String) -> JoinHandle<()> {
+pub(super) fn announcer(
+    conns: Readers<PgConnection>,
+    announce: Arc<Notify>,
+    origin: String,
+) -> JoinHandle<()> {
     tokio::spawn(async move {
         loop {
             announce.notified().await;
-            if let Err(error) = sqlx::query("SELECT pg_notify($1, $2)")
-                .bind(NOTIFY_CHANNEL)
-                .bind(&origin)
-                .execute(&pg)
-                .await
-            {
+            if let Err(error) = notify(&conns, &origin).await {
                 tracing::warn!(%error, "could not announce new events");
             }
         }
     })
+}
+
+async fn notify(conns: &Readers<PgConnection>, origin: &str) -> Result<(), sqlx::Error> {
+    let mut conn = conns.acquire().await?;
+    sqlx::query("SELECT pg_notify($1, $2)")
+        .bind(NOTIFY_CHANNEL)
+        .bind(origin)
+        .execute(conn.conn())
+        .await?;
+    conn.release();
+    Ok(())
 }

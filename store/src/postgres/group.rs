@@ -30,9 +30,9 @@ use crate::envelope::{AppendResult, Metadata, NewEvent};
 use crate::error::StoreError;
 use crate::group_commit::{Append, Batcher, shared_failure};
 use crate::log::AppendSignal;
-use sqlx::pool::PoolConnection;
+use crate::readers::Readers;
 use sqlx::types::Json;
-use sqlx::{Connection, PgConnection, PgPool, Postgres, Row};
+use sqlx::{Connection, PgConnection, Row};
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use tokio::sync::{Mutex, Notify};
@@ -52,44 +52,30 @@ pub(super) type Reply = Result<Outcome, StoreError>;
 /// Takes batches off the queue and commits them, until every appender is gone. Several
 /// writers may share one batcher; each takes the next batch when it is free.
 pub(super) async fn run(
-    pg: PgPool,
+    conns: Readers<PgConnection>,
     batcher: Arc<Mutex<Batcher<Reply>>>,
     signal: AppendSignal,
     announce: Arc<Notify>,
 ) {
-    // The writer's connection, kept from one batch to the next while appends keep coming,
-    // so that back-to-back batches skip the pool's checkout. It goes back to the pool
-    // (which pings a connection idle for a while before handing it out again) once the
-    // queue is empty or a batch fails.
-    let mut held: Option<PoolConnection<Postgres>> = None;
     loop {
-        let batch = {
-            let mut batcher = batcher.lock().await;
-            if !batcher.has_waiting() {
-                held = None;
-            }
-            batcher.next_batch().await
-        };
-        let Some(mut batch) = batch else {
+        let Some(mut batch) = batcher.lock().await.next_batch().await else {
             return;
         };
         // Stable: appends to one stream keep the order they queued in.
         batch.sort_by(|a, b| a.stream.cmp(&b.stream));
-        let mut conn = match held.take() {
-            Some(conn) => conn,
-            None => match pg.acquire().await {
-                Ok(conn) => conn,
-                Err(error) => {
-                    for append in batch {
-                        let _ = append.reply.send(Err(shared_failure(&error)));
-                    }
-                    continue;
+        let mut conn = match conns.acquire().await {
+            Ok(conn) => conn,
+            Err(error) => {
+                for append in batch {
+                    let _ = append.reply.send(Err(shared_failure(&error)));
                 }
-            },
+                continue;
+            }
         };
-        let replies = commit(&mut conn, &batch).await;
+        let replies = commit(conn.conn(), &batch).await;
+        // A failed batch may have left the connection mid-transaction: it is closed.
         if replies.iter().all(Result::is_ok) {
-            held = Some(conn);
+            conn.release();
         }
         if replies
             .iter()

@@ -73,10 +73,11 @@ impl PostgresLog {
              AND transaction_id < (SELECT pg_snapshot_xmin(pg_current_snapshot())) \
              ORDER BY global_position LIMIT $2) page ON true"
         );
+        let mut conn = self.conns.acquire().await?;
         let mut rows = sqlx::query(&sql)
             .bind(after.0 as i64)
             .bind(limit as i64)
-            .fetch(&self.pg);
+            .fetch(conn.conn());
         // Decoded as they arrive (see `decode_each`); the first row carries the head.
         let mut committed = 0;
         let mut events = Vec::with_capacity(limit.min(PAGE_CAPACITY));
@@ -90,6 +91,7 @@ impl PostgresLog {
             }
         }
         drop(rows);
+        conn.release();
         // The join keeps no order of its own; the page is already in order (cheap to check).
         events.sort_by_key(|event: &RecordedEvent| event.position);
         let last = events.last().map_or(after, |event| event.position);
