@@ -38,6 +38,7 @@ use uuid::Uuid;
 pub const NOTIFY_CHANNEL: &str = "accounts_events";
 
 mod announce;
+mod columns;
 #[cfg(test)]
 mod generic_plans;
 mod group;

@@ -1,9 +1,9 @@
 //! Connections for the hot reads of the request path (the balance card), and for every
-//! statement of the PostgreSQL log (`crate::postgres`), kept apart from sqlx's pool because that pool tests every connection given back to it: `ping` on
-//! release, which nothing turns off (sqlx 0.8). On PostgreSQL that is a round trip of its
-//! own after every query; on SQLite a second hop to the connection's worker thread and
-//! back. For a request whose work is one indexed query, that doubled the database's share
-//! of its cost.
+//! statement of the PostgreSQL log (`crate::postgres`), kept apart from sqlx's pool
+//! because that pool tests every connection given back to it: `ping` on release, which
+//! nothing turns off (sqlx 0.8). On PostgreSQL that is a round trip of its own after every
+//! query; on SQLite a second hop to the connection's worker thread and back. For a request
+//! whose work is one indexed query, that doubled the database's share of its cost.
 //!
 //! What the ping guards against is kept another way: a connection goes back only when its
 //! reader says it finished ([`Reader::release`]); one dropped mid-query or after an error

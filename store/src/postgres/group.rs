@@ -24,14 +24,14 @@
 //! (`explain_refusal`), so a retry by event id, even of an append made earlier in the same
 //! batch, returns the original positions.
 
-use super::plan::{First, Knowledge, Plan, Proposal, plan};
-use super::statements::{Checks, GROUP_INSERT, Positions, Refused, STREAMS_AND_IDS, insert};
-use crate::envelope::{AppendResult, Metadata, NewEvent};
+use super::columns::Columns;
+use super::plan::{Knowledge, Plan, Proposal, plan};
+use super::statements::{Checks, Positions, Refused, STREAMS_AND_IDS, insert};
+use crate::envelope::AppendResult;
 use crate::error::StoreError;
 use crate::group_commit::{Append, Batcher, shared_failure};
 use crate::log::AppendSignal;
 use crate::readers::Readers;
-use sqlx::types::Json;
 use sqlx::{Connection, PgConnection, Row};
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -254,88 +254,6 @@ fn replies(batch: &[Append<Reply>], plan: &Plan<'_>, inserted: Vec<(i64, i64)>) 
             })
         })
         .collect()
-}
-
-/// The accepted events of a batch, as the arrays of one INSERT.
-struct Columns<'a> {
-    streams: Vec<&'a str>,
-    /// The revision, or with `after_head` the offset after the stream's last one.
-    revisions: Vec<i64>,
-    after_head: Vec<bool>,
-    ids: Vec<Uuid>,
-    types: Vec<&'a str>,
-    versions: Vec<i32>,
-    data: Vec<&'a serde_json::Value>,
-    metadata: Vec<Json<&'a Metadata>>,
-}
-
-impl<'a> Columns<'a> {
-    fn with_capacity(rows: usize) -> Self {
-        Self {
-            streams: Vec::with_capacity(rows),
-            revisions: Vec::with_capacity(rows),
-            after_head: Vec::with_capacity(rows),
-            ids: Vec::with_capacity(rows),
-            types: Vec::with_capacity(rows),
-            versions: Vec::with_capacity(rows),
-            data: Vec::with_capacity(rows),
-            metadata: Vec::with_capacity(rows),
-        }
-    }
-
-    fn push(&mut self, stream: &'a str, first: First, events: &'a [NewEvent]) {
-        let (start, after_head) = match first {
-            First::At(at) => (at, false),
-            First::AfterHead(after) => (after, true),
-        };
-        for (i, event) in events.iter().enumerate() {
-            self.streams.push(stream);
-            self.revisions.push((start + i as u64) as i64);
-            self.after_head.push(after_head);
-            self.ids.push(event.event_id);
-            self.types.push(&event.event_type);
-            self.versions.push(event.schema_version as i32);
-            self.data.push(&event.data);
-            self.metadata.push(Json(&event.metadata));
-        }
-    }
-
-    /// Inserts the rows as the transaction's first, numbered from `xid << 20` in order, if
-    /// every guard (an event that must exist) holds; returns their (position, revision) in
-    /// that order, none if a guard failed.
-    async fn insert(
-        self,
-        conn: &mut PgConnection,
-        guards: &[(&str, u64)],
-    ) -> Result<Vec<(i64, i64)>, sqlx::Error> {
-        let (guard_streams, guard_revisions): (Vec<&str>, Vec<i64>) =
-            guards.iter().map(|(s, r)| (*s, *r as i64)).unzip();
-        // The subqueries see the log as it was when the statement began, without its own
-        // rows: an `Any` row goes after the stream's last revision before the batch. Each
-        // guard is a scalar subquery, one index probe: as an EXISTS it became a join, which
-        // the plan the connection keeps for this statement (made while the log was small)
-        // ran as a scan of the whole log.
-        let rows = sqlx::query(GROUP_INSERT)
-            .bind(self.ids)
-            .bind(self.streams)
-            .bind(self.revisions)
-            .bind(self.after_head)
-            .bind(self.types)
-            .bind(self.versions)
-            .bind(self.data)
-            .bind(self.metadata)
-            .bind(guard_streams)
-            .bind(guard_revisions)
-            .fetch_all(conn)
-            .await?;
-        let mut inserted = rows
-            .iter()
-            .map(|row| Ok((row.try_get(0)?, row.try_get(1)?)))
-            .collect::<Result<Vec<(i64, i64)>, sqlx::Error>>()?;
-        // RETURNING promises no order; the positions grow with the rows'.
-        inserted.sort_unstable();
-        Ok(inserted)
-    }
 }
 
 /// A batch of one: the guarded INSERT alone, one round trip, as fast as an append that
