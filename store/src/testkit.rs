@@ -130,7 +130,25 @@ impl TempDir {
 
 impl Drop for TempDir {
     fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
+        // A service still winding down (its mailer, say) may write into the folder while it
+        // is removed, and a subfolder that gained a file fails the removal, which left the
+        // folder behind. Moved aside first, it is out of such a writer's reach (which never
+        // creates the folder itself); a write already under way is removed by trying again.
+        let mut aside = self.0.clone().into_os_string();
+        aside.push(".removing");
+        let aside = PathBuf::from(aside);
+        let doomed = match std::fs::rename(&self.0, &aside) {
+            Ok(()) => &aside,
+            Err(_) => &self.0,
+        };
+        for _ in 0..50 {
+            match std::fs::remove_dir_all(doomed) {
+                Err(error) if error.kind() != std::io::ErrorKind::NotFound => {
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                }
+                _ => return,
+            }
+        }
     }
 }
 
@@ -149,7 +167,44 @@ impl TestSqlite {
 
 #[cfg(test)]
 mod tests {
-    use super::with_database;
+    use super::{TempDir, with_database};
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    /// A folder removed while something still writes into a subfolder of it (as a test
+    /// service's mailer may, the test over) is removed all the same.
+    #[test]
+    fn a_folder_written_into_while_removed_is_removed() {
+        for _ in 0..20 {
+            let dir = TempDir::create();
+            let (root, stop) = (dir.path().to_path_buf(), Arc::new(AtomicBool::new(false)));
+            let writer = {
+                let (root, stop) = (root.clone(), stop.clone());
+                std::thread::spawn(move || {
+                    // Like the mail folder's writer: it creates its subfolders, never the
+                    // folder that holds them.
+                    let mail = root.join("mail");
+                    let mut n = 0;
+                    while !stop.load(Ordering::Relaxed) {
+                        let _ = std::fs::create_dir(&mail);
+                        let _ = std::fs::write(mail.join(format!("{n}.eml")), b"x");
+                        n += 1;
+                        std::thread::sleep(std::time::Duration::from_micros(200));
+                    }
+                })
+            };
+            std::thread::sleep(std::time::Duration::from_millis(5));
+            drop(dir);
+            stop.store(true, Ordering::Relaxed);
+            writer.join().unwrap();
+            assert!(!root.exists(), "{} left behind", root.display());
+            let aside = format!("{}.removing", root.display());
+            assert!(
+                !std::path::Path::new(&aside).exists(),
+                "{aside} left behind"
+            );
+        }
+    }
 
     #[test]
     fn replaces_the_database_name() {

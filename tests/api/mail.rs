@@ -8,8 +8,6 @@ use commands::CommandContext;
 use commands::credits::Grant;
 use domain::AccountId;
 use domain::credits::{Feature, SourceKind};
-use lapin::options::{BasicGetOptions, ConfirmSelectOptions};
-use lapin::types::AMQPValue;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -20,8 +18,8 @@ use tests::mail::{SmtpServer, TcpProxy, amqp_address, amqp_url, header, rabbit};
 use tests::{TestApp, eventually, json_body, spawn_app_with};
 use uuid::Uuid;
 use vault::UnsubscribeLinks;
-use workers::mail::rabbit::{RabbitConfig, RabbitConsumer, RabbitPublisher, retry_delay_ms};
-use workers::mail::transport::SmtpMailTransport;
+use workers::mail::rabbit::{RabbitConfig, RabbitConsumer, RabbitPublisher};
+use workers::mail::transport::{FolderMailTransport, MailTransport, SmtpMailTransport};
 use workers::mail::{
     MailKind, MailMessage, MailPublisher, Mailer, Outcome, QueueError, RetryPolicy,
 };
@@ -256,12 +254,68 @@ async fn a_batch_is_claimed_together_and_each_message_sent_once(backend: Backend
     exactly_once(&smtp, 2, Duration::from_secs(30)).await;
 }
 
+/// A message for an account whose mail folder was erased while the message was on its way
+/// (the account being erased) is dropped by the folder and recorded as skipped, not sent:
+/// the mail figures count only what some mailbox holds.
+async fn a_message_dropped_by_an_erased_folder_is_skipped_not_sent(backend: Backend) {
+    let app = spawn_app_with(backend, |_| {}).await;
+    let accounts = funded_accounts(&app, 2).await;
+    let root = store::testkit::TempDir::create();
+    let folder = root.path().join("mail");
+    let mailer = mailer_through(
+        &app,
+        Arc::new(FolderMailTransport::new(folder.clone()).unwrap()),
+        RetryPolicy::default(),
+    );
+    let (erased, kept) = (accounts[0].1, accounts[1].1);
+    FolderMailTransport::erase(&folder, erased).await.unwrap();
+    let message = |account: AccountId| {
+        MailMessage::caused_by(
+            Uuid::new_v4(),
+            MailKind::GenerationComplete,
+            account.0,
+            json!({"generation_id": "g-1", "credits": 3, "feature": "api"}),
+        )
+    };
+    let (dropped, delivered) = (message(erased), message(kept));
+    assert_eq!(
+        mailer.deliver_all(&[(&dropped, 1), (&delivered, 1)]).await,
+        vec![Outcome::Skipped, Outcome::Sent]
+    );
+    let statuses: Vec<(String, String)> =
+        sqlx::query_as("SELECT message_id, status FROM mail_deliveries ORDER BY status")
+            .fetch_all(app.db.pool())
+            .await
+            .unwrap();
+    let status_of = |message: &MailMessage| {
+        statuses
+            .iter()
+            .find(|(id, _)| *id == message.message_id.to_string())
+            .map(|(_, status)| status.as_str())
+    };
+    assert_eq!(status_of(&dropped), Some("skipped"), "{statuses:?}");
+    assert_eq!(status_of(&delivered), Some("sent"), "{statuses:?}");
+}
+
 /// A mailer of this test's own (outside the service's workers) sending to `smtp` with
 /// `policy`.
-fn test_mailer(app: &TestApp, smtp: &SmtpServer, policy: RetryPolicy) -> Mailer {
+pub(crate) fn test_mailer(app: &TestApp, smtp: &SmtpServer, policy: RetryPolicy) -> Mailer {
+    mailer_through(
+        app,
+        Arc::new(SmtpMailTransport::from_url(&smtp.url()).unwrap()),
+        policy,
+    )
+}
+
+/// A mailer of this test's own sending through `transport` with `policy`.
+pub(crate) fn mailer_through(
+    app: &TestApp,
+    transport: Arc<dyn MailTransport>,
+    policy: RetryPolicy,
+) -> Mailer {
     Mailer::new(
         app.db.clone(),
-        Arc::new(SmtpMailTransport::from_url(&smtp.url()).unwrap()),
+        transport,
         "Studio <no-reply@studio.test>".parse().unwrap(),
         "http://studio.test",
         UnsubscribeLinks::new([9; 32]),
@@ -632,72 +686,6 @@ async fn mail_that_keeps_failing_is_dead_lettered_and_reported(backend: Backend)
     let _ = rabbit.delete_topology().await;
 }
 
-/// A retry waits its own delay, not the longest one queued before it. RabbitMQ expires
-/// messages only at a queue's head: with one retry queue and per-message TTLs (before), a
-/// short retry published after a long one came back only once the long one had.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_short_retry_is_not_held_behind_a_long_one() {
-    tests::within_time_limit(async {
-        let rabbit = rabbit(&amqp_url()).await;
-        let (connection, channel) = rabbit.connect().await.unwrap();
-        channel
-            .confirm_select(ConfirmSelectOptions::default())
-            .await
-            .unwrap();
-        let long = Duration::from_secs(3);
-        let short = Duration::from_millis(100);
-        rabbit
-            .schedule_retry(&channel, b"{}", "long", 2, long)
-            .await
-            .unwrap();
-        rabbit
-            .schedule_retry(&channel, b"{}", "short", 5, short)
-            .await
-            .unwrap();
-
-        let mut arrived = Vec::new();
-        while arrived.len() < 2 {
-            let got = channel
-                .basic_get(
-                    rabbit.queue().as_str().into(),
-                    BasicGetOptions { no_ack: true },
-                )
-                .await
-                .unwrap();
-            let Some(got) = got else {
-                tokio::time::sleep(Duration::from_millis(20)).await;
-                continue;
-            };
-            let properties = &got.delivery.properties;
-            let id = properties.message_id().as_ref().unwrap().to_string();
-            let attempt = properties
-                .headers()
-                .as_ref()
-                .and_then(|headers| headers.inner().get("x-attempt").cloned());
-            arrived.push((id, attempt));
-        }
-        assert_eq!(
-            arrived,
-            [
-                ("short".to_owned(), Some(AMQPValue::LongUInt(5))),
-                ("long".to_owned(), Some(AMQPValue::LongUInt(2))),
-            ],
-            "the retries in the order their delays ran out, each with its attempt number"
-        );
-
-        for delay in [long, short] {
-            let queue = rabbit.retry_queue_for(retry_delay_ms(delay));
-            channel
-                .queue_delete(queue.as_str().into(), Default::default())
-                .await
-                .unwrap();
-        }
-        let _ = connection.close(200, "done".into()).await;
-        let _ = rabbit.delete_topology().await;
-    })
-    .await;
-}
-
 on_both_backends!(
     a_burst_of_events_yields_exactly_one_email_each,
     the_broker_going_away_loses_and_doubles_nothing,
@@ -707,4 +695,5 @@ on_both_backends!(
     mail_that_keeps_failing_is_dead_lettered_and_reported,
     the_embedded_queue_sends_each_email_once_through_an_smtp_outage,
     a_batch_is_claimed_together_and_each_message_sent_once,
+    a_message_dropped_by_an_erased_folder_is_skipped_not_sent,
 );

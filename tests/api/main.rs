@@ -34,6 +34,7 @@ mod hardening;
 mod idempotency;
 mod limits;
 mod mail;
+mod mail_retries;
 mod metrics;
 mod nodes;
 mod notifications;

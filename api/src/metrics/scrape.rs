@@ -73,7 +73,7 @@ impl ScrapeFigures {
                 ("accounts_mail_sent_total", "E-mails sent.", mail.sent),
                 (
                     "accounts_mail_skipped_total",
-                    "E-mails not sent because the account was gone.",
+                    "E-mails not sent because the account (or its mail folder) was gone.",
                     mail.skipped,
                 ),
             ] {

@@ -19,11 +19,21 @@ pub enum SendError {
     Permanent(String),
 }
 
+/// What became of a message a transport took.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Handed {
+    /// The server (or folder) has it.
+    Delivered,
+    /// Not kept: the recipient's mail was erased (the account, or the workspace, is gone).
+    Dropped,
+}
+
 /// Sends one message.
 #[async_trait]
 pub trait MailTransport: Send + Sync {
-    /// Hands `message` over; `Ok` once the server (or folder) has it.
-    async fn send(&self, message: &Message, recipient: AccountId) -> Result<(), SendError>;
+    /// Hands `message` over; `Ok` once the server (or folder) has it, or has refused to
+    /// keep it for a recipient that is gone.
+    async fn send(&self, message: &Message, recipient: AccountId) -> Result<Handed, SendError>;
 }
 
 /// SMTP through lettre.
@@ -77,9 +87,9 @@ impl SmtpMailTransport {
 
 #[async_trait]
 impl MailTransport for SmtpMailTransport {
-    async fn send(&self, message: &Message, _recipient: AccountId) -> Result<(), SendError> {
+    async fn send(&self, message: &Message, _recipient: AccountId) -> Result<Handed, SendError> {
         match self.0.send(message.clone()).await {
-            Ok(_) => Ok(()),
+            Ok(_) => Ok(Handed::Delivered),
             Err(error) if error.is_permanent() => Err(SendError::Permanent(error.to_string())),
             Err(error) => Err(SendError::Transient(error.to_string())),
         }
@@ -158,7 +168,7 @@ async fn create_folders(mail: &Path, dir: &Path) -> std::io::Result<()> {
 
 #[async_trait]
 impl MailTransport for FolderMailTransport {
-    async fn send(&self, message: &Message, recipient: AccountId) -> Result<(), SendError> {
+    async fn send(&self, message: &Message, recipient: AccountId) -> Result<Handed, SendError> {
         let transient = |e: std::io::Error| SendError::Transient(e.to_string());
         // The mail folder and the account's folder, but never what holds the mail folder:
         // a message finishing after the data directory was removed (a test's, or a
@@ -170,7 +180,7 @@ impl MailTransport for FolderMailTransport {
         let mark = dir.join(ERASED_MARK);
         if tokio::fs::try_exists(&mark).await.map_err(transient)? {
             tracing::info!("the recipient's mail was erased; message dropped");
-            return Ok(());
+            return Ok(Handed::Dropped);
         }
         let id = message
             .headers()
@@ -195,9 +205,10 @@ impl MailTransport for FolderMailTransport {
             let _ = tokio::fs::remove_file(&written).await;
             let _ = tokio::fs::remove_file(&partial).await;
             tracing::info!("the recipient's mail was erased while written; message dropped");
-            return Ok(());
+            return Ok(Handed::Dropped);
         }
-        renamed.map_err(transient)
+        renamed.map_err(transient)?;
+        Ok(Handed::Delivered)
     }
 }
 
@@ -251,7 +262,10 @@ mod tests {
             AccountId(uuid::Uuid::new_v4()),
         );
         for account in [erased, kept] {
-            transport.send(&message(), account).await.unwrap();
+            assert_eq!(
+                transport.send(&message(), account).await.unwrap(),
+                Handed::Delivered
+            );
         }
         let files = |account: AccountId| -> Vec<String> {
             let mut names: Vec<String> = std::fs::read_dir(mail.join(account.to_string()))
@@ -265,7 +279,11 @@ mod tests {
 
         FolderMailTransport::erase(&mail, erased).await.unwrap();
         assert_eq!(files(erased), [ERASED_MARK]);
-        transport.send(&message(), erased).await.unwrap();
+        assert_eq!(
+            transport.send(&message(), erased).await.unwrap(),
+            Handed::Dropped,
+            "a late message is dropped, and says so (not counted as sent)"
+        );
         assert_eq!(files(erased), [ERASED_MARK], "a late message is dropped");
         FolderMailTransport::erase(&mail, erased).await.unwrap();
         assert_eq!(files(erased), [ERASED_MARK]);
@@ -278,7 +296,10 @@ mod tests {
         // An account that never had mail: marked all the same.
         let never = AccountId(uuid::Uuid::new_v4());
         FolderMailTransport::erase(&mail, never).await.unwrap();
-        transport.send(&message(), never).await.unwrap();
+        assert_eq!(
+            transport.send(&message(), never).await.unwrap(),
+            Handed::Dropped
+        );
         assert_eq!(files(never), [ERASED_MARK]);
     }
 

@@ -5,7 +5,7 @@
 use super::{Failure, Mailer};
 use crate::mail::message::{MailKind, MailMessage};
 use crate::mail::render::{Extras, build_message};
-use crate::mail::transport::SendError;
+use crate::mail::transport::{Handed, SendError};
 use crate::telegram::BotError;
 use domain::notifications::Toggle;
 use domain::{AccountId, WorkspaceId};
@@ -97,8 +97,9 @@ impl Mailer {
         Ok(current.enabled(topic))
     }
 
-    /// Renders and sends; `Ok(false)` when there is no one to send to. `recipients`: the
-    /// batch's, read beforehand (an account missing from them is read alone).
+    /// Renders and sends; `Ok(false)` when there is no one to send to (or the transport
+    /// dropped it, the recipient's mail erased meanwhile). `recipients`: the batch's, read
+    /// beforehand (an account missing from them is read alone).
     pub(super) async fn send(
         &self,
         message: &MailMessage,
@@ -215,14 +216,16 @@ impl Mailer {
             extras,
         )
         .map_err(|e| Failure::Permanent(e.to_string()))?;
-        self.transport
+        let handed = self
+            .transport
             .send(&mail, account)
             .await
             .map_err(|e| match e {
                 SendError::Transient(e) => Failure::Transient(e),
                 SendError::Permanent(e) => Failure::Permanent(e),
             })?;
-        Ok(true)
+        // Dropped for a recipient whose mail was erased meanwhile: skipped, not sent.
+        Ok(handed == Handed::Delivered)
     }
 
     /// The invitee's mailbox; puts the inviter's name and the link into `context`.

@@ -3,6 +3,16 @@
 //! `<prefix>.dead`.
 
 use super::*;
+use tokio::sync::Notify;
+
+/// Why a consuming session ended before its shutdown.
+#[derive(Debug, thiserror::Error)]
+enum SessionLost {
+    #[error(transparent)]
+    Broker(#[from] lapin::Error),
+    #[error("the broker closed the retry channel")]
+    RetryChannelClosed,
+}
 
 /// Consumes the mail queue and hands each message to the mailer.
 pub struct RabbitConsumer {
@@ -19,7 +29,8 @@ impl RabbitConsumer {
         }
     }
 
-    /// Consumes until `shutdown` turns true, reconnecting whenever the broker goes away.
+    /// Consumes until `shutdown` turns true, reconnecting whenever the broker goes away or
+    /// closes the channel retries are published on.
     #[tracing::instrument(skip_all, fields(queue = %self.config.queue()))]
     pub async fn run(self, mailer: Arc<Mailer>, mut shutdown: watch::Receiver<bool>) {
         let mut backoff = Duration::from_millis(200);
@@ -36,11 +47,13 @@ impl RabbitConsumer {
         }
     }
 
+    /// One session on one connection: until shutdown, the broker going away, or the retry
+    /// channel closing (then this returns an error and [`Self::run`] reconnects).
     async fn consume(
         &self,
         mailer: &Arc<Mailer>,
         mut shutdown: watch::Receiver<bool>,
-    ) -> Result<(), lapin::Error> {
+    ) -> Result<(), SessionLost> {
         let (connection, channel) = self.config.connect().await?;
         channel
             .basic_qos(self.prefetch, BasicQosOptions::default())
@@ -58,28 +71,47 @@ impl RabbitConsumer {
             )
             .await?;
         tracing::info!("consuming mail");
-        let stopping = async move {
-            while !*shutdown.borrow() {
-                if shutdown.changed().await.is_err() {
-                    break;
-                }
+        // The broker closes a channel on some errors (a retry queue declared with other
+        // arguments, say) and every retry on it would then fail: the session ends, and the
+        // deliveries it holds go back to the queue for the next one.
+        let retry_channel_lost = Notify::new();
+        let stopping = async {
+            tokio::select! {
+                () = async {
+                    while !*shutdown.borrow() {
+                        if shutdown.changed().await.is_err() {
+                            break;
+                        }
+                    }
+                } => {}
+                () = retry_channel_lost.notified() => {}
             }
         };
         // In-flight messages finish after a shutdown; new ones are left to the broker.
         consumer
             .take_until(stopping)
             .for_each_concurrent(usize::from(self.prefetch), |delivery| {
-                let retry_channel = retry_channel.clone();
+                let retry_channel = &retry_channel;
+                let retry_channel_lost = &retry_channel_lost;
                 async move {
                     match delivery {
-                        Ok(delivery) => self.handle(mailer, &retry_channel, delivery).await,
+                        Ok(delivery) => {
+                            self.handle(mailer, retry_channel, delivery).await;
+                            if !retry_channel.status().connected() {
+                                retry_channel_lost.notify_one();
+                            }
+                        }
                         Err(error) => tracing::warn!(%error, "mail delivery failed"),
                     }
                 }
             })
             .await;
         let _ = connection.close(200, "bye".into()).await;
-        Ok(())
+        if retry_channel.status().connected() {
+            Ok(())
+        } else {
+            Err(SessionLost::RetryChannelClosed)
+        }
     }
 
     async fn handle(
@@ -139,7 +171,11 @@ impl RabbitConsumer {
                     Ok(()) => delivery.ack(BasicAckOptions::default()).await.map(|_| ()),
                     Err(error) => {
                         tracing::warn!(%error, "could not schedule a retry; requeueing");
-                        tokio::time::sleep(Duration::from_secs(1)).await;
+                        // Not at once, unless the channel is gone (the session then ends
+                        // and reconnects): a failing retry would otherwise spin.
+                        if retry_channel.status().connected() {
+                            tokio::time::sleep(Duration::from_secs(1)).await;
+                        }
                         delivery
                             .nack(BasicNackOptions {
                                 requeue: true,
