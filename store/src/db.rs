@@ -25,7 +25,9 @@ use tokio::sync::{Mutex, OwnedMutexGuard};
 mod connections;
 
 use connections::ping_if_idle;
-pub(crate) use connections::{ACQUIRE_TIMEOUT, PING_WHEN_IDLE_FOR, connection_setup};
+pub(crate) use connections::{
+    ACQUIRE_TIMEOUT, CLOSE_WHEN_IDLE_FOR, PING_WHEN_IDLE_FOR, connection_setup,
+};
 
 /// Which database a [`Database`] talks to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -106,7 +108,8 @@ impl Database {
         tracing::Span::current().record("backend", tracing::field::debug(backend));
         let options = AnyPoolOptions::new()
             .max_connections(max_connections.max(1))
-            .acquire_timeout(ACQUIRE_TIMEOUT);
+            .acquire_timeout(ACQUIRE_TIMEOUT)
+            .idle_timeout(CLOSE_WHEN_IDLE_FOR);
         let (pool, pg, write_gate) = match backend {
             Backend::Sqlite => {
                 // sqlx tests a connection at every checkout by default: on SQLite a hop to
@@ -136,9 +139,12 @@ impl Database {
                     })
                     .connect(url)
                     .await?;
+                // Opened on demand: only `append_in` (the store's tests and benches) runs
+                // on it, and the listener takes its connect options from it.
                 let pg = PgPoolOptions::new()
                     .max_connections(max_connections.max(1))
                     .acquire_timeout(ACQUIRE_TIMEOUT)
+                    .idle_timeout(CLOSE_WHEN_IDLE_FOR)
                     .test_before_acquire(false)
                     .before_acquire(ping_if_idle)
                     .after_connect(|conn, _| {
@@ -147,8 +153,7 @@ impl Database {
                             Ok(())
                         })
                     })
-                    .connect(url)
-                    .await?;
+                    .connect_lazy(url)?;
                 (pool, Some(pg), None)
             }
         };

@@ -9,12 +9,15 @@
 //! reader says it finished ([`Reader::release`]); one dropped mid-query or after an error
 //! is closed, and the next reader opens a fresh one. A connection idle for a second is
 //! pinged before use, as the pool's are ([`crate::db`]), so one a server restart broke is
-//! replaced instead of failing a request.
+//! replaced instead of failing a request; one idle for ten minutes is closed, as the
+//! pool's are, so that a burst's connections do not stay open on the server for good.
 
-use crate::db::{ACQUIRE_TIMEOUT, Backend, PING_WHEN_IDLE_FOR, connection_setup};
+use crate::db::{
+    ACQUIRE_TIMEOUT, Backend, CLOSE_WHEN_IDLE_FOR, PING_WHEN_IDLE_FOR, connection_setup,
+};
 use sqlx::{AnyConnection, Connection, Executor};
-use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::sync::{Arc, Mutex, Weak};
+use std::time::{Duration, Instant};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 /// Up to `max` connections, opened on demand and kept while in use: through the `Any`
@@ -35,6 +38,7 @@ impl<C> Clone for Readers<C> {
 struct Inner<C> {
     url: Arc<str>,
     backend: Backend,
+    /// Oldest first: a released connection goes at the end, and is taken from there.
     idle: Mutex<Vec<Idle<C>>>,
     /// One permit per connection that may exist; closed by [`Readers::close`].
     permits: Arc<Semaphore>,
@@ -47,19 +51,25 @@ struct Idle<C> {
 
 impl<C> Readers<C>
 where
-    C: Connection,
+    C: Connection + 'static,
     for<'c> &'c mut C: Executor<'c, Database = C::Database>,
 {
-    /// At most `max` connections to `url`, none opened yet.
+    /// At most `max` connections to `url`, none opened yet. Inside a runtime, a task closes
+    /// those idle for [`CLOSE_WHEN_IDLE_FOR`] (looking every tenth of it) for as long as
+    /// the set is in use.
     pub(crate) fn new(url: Arc<str>, backend: Backend, max: u32) -> Self {
-        Self {
+        let readers = Self {
             inner: Arc::new(Inner {
                 url,
                 backend,
                 idle: Mutex::new(Vec::new()),
                 permits: Arc::new(Semaphore::new(max.max(1) as usize)),
             }),
+        };
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(close_idle_connections(Arc::downgrade(&readers.inner)));
         }
+        readers
     }
 
     /// A connection: an idle one (pinged first if idle a while), or a new one.
@@ -98,6 +108,43 @@ where
         let idle = std::mem::take(&mut *lock(&self.inner.idle));
         for idle in idle {
             let _ = idle.conn.close().await;
+        }
+    }
+}
+
+impl<C: Connection + 'static> Readers<C> {
+    /// Closes the connections idle for `at_least` or longer; how many there were.
+    pub(crate) async fn close_idle_for(&self, at_least: Duration) -> usize {
+        let expired: Vec<Idle<C>> = {
+            let mut idle = lock(&self.inner.idle);
+            let fresh = idle
+                .iter()
+                .position(|idle| idle.since.elapsed() < at_least)
+                .unwrap_or(idle.len());
+            idle.drain(..fresh).collect()
+        };
+        let closed = expired.len();
+        for idle in expired {
+            let _ = idle.conn.close().await;
+        }
+        closed
+    }
+}
+
+/// Every tenth of [`CLOSE_WHEN_IDLE_FOR`], closes the connections of `readers` idle that
+/// long, until the set is dropped or closed.
+async fn close_idle_connections<C: Connection + 'static>(readers: Weak<Inner<C>>) {
+    loop {
+        tokio::time::sleep(CLOSE_WHEN_IDLE_FOR / 10).await;
+        let Some(inner) = readers.upgrade() else {
+            return;
+        };
+        if inner.permits.is_closed() {
+            return;
+        }
+        let closed = Readers { inner }.close_idle_for(CLOSE_WHEN_IDLE_FOR).await;
+        if closed > 0 {
+            tracing::debug!(closed, "closed connections idle for a while");
         }
     }
 }
@@ -146,12 +193,14 @@ impl<C> std::fmt::Debug for Reader<C> {
 
 #[cfg(test)]
 mod tests {
+    use super::{Backend, Reader, Readers};
     use crate::Database;
     use crate::testkit::{TestPostgres, TestSqlite};
-    use sqlx::Executor;
+    use sqlx::{AnyConnection, Executor};
+    use std::time::Duration;
 
     /// Whether the connection `reader` holds is one that ran [`mark`] before.
-    async fn marked(reader: &mut super::Reader) -> bool {
+    async fn marked(reader: &mut Reader) -> bool {
         sqlx::query("SELECT 1 FROM reader_mark")
             .fetch_optional(reader.conn())
             .await
@@ -159,7 +208,7 @@ mod tests {
     }
 
     /// A table only this connection sees.
-    async fn mark(reader: &mut super::Reader) {
+    async fn mark(reader: &mut Reader) {
         reader
             .conn()
             .execute("CREATE TEMPORARY TABLE reader_mark (x INTEGER)")
@@ -186,9 +235,9 @@ mod tests {
         let (a, b) = (db.reader().await.unwrap(), db.reader().await.unwrap());
         let third = tokio::spawn({
             let db = db.clone();
-            async move { db.reader().await.map(super::Reader::release) }
+            async move { db.reader().await.map(Reader::release) }
         });
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
         assert!(!third.is_finished(), "a third reader waits");
         a.release();
         third.await.unwrap().unwrap();
@@ -210,7 +259,7 @@ mod tests {
     async fn a_connection_broken_while_idle_is_replaced() {
         let server = TestPostgres::create().await;
         let db = Database::connect(&server.url, 2).await.unwrap();
-        let pid = |mut reader: super::Reader| async move {
+        let pid = |mut reader: Reader| async move {
             let pid: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
                 .fetch_one(reader.conn())
                 .await
@@ -227,6 +276,62 @@ mod tests {
         tokio::time::sleep(crate::db::PING_WHEN_IDLE_FOR).await;
         let second = pid(db.reader().await.unwrap()).await;
         assert_ne!(first, second);
+    }
+
+    /// Connections idle past the limit are closed, on the server too, the oldest first; one
+    /// used more recently is kept.
+    #[tokio::test]
+    async fn connections_idle_too_long_are_closed() {
+        let server = TestPostgres::create().await;
+        let db = Database::connect(&server.url, 3).await.unwrap();
+        let readers =
+            Readers::<AnyConnection>::new(server.url.as_str().into(), Backend::Postgres, 3);
+        let mut held = Vec::new();
+        let mut pids = Vec::new();
+        for _ in 0..3 {
+            let mut reader = readers.acquire().await.unwrap();
+            let pid: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
+                .fetch_one(reader.conn())
+                .await
+                .unwrap();
+            pids.push(pid);
+            held.push(reader);
+        }
+        // Released in this order, each then idle longer than the next.
+        held.into_iter().for_each(Reader::release);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let mut recent = readers.acquire().await.unwrap();
+        mark(&mut recent).await;
+        recent.release();
+        let alive = || async {
+            let alive: Vec<i32> = sqlx::query_scalar(
+                "SELECT pid FROM pg_stat_activity WHERE pid = ANY($1) ORDER BY pid",
+            )
+            .bind(&pids)
+            .fetch_all(db.pg_pool().unwrap())
+            .await
+            .unwrap();
+            alive
+        };
+        assert_eq!(alive().await.len(), 3);
+
+        assert_eq!(readers.close_idle_for(Duration::from_secs(3600)).await, 0);
+        assert_eq!(
+            readers.close_idle_for(Duration::from_millis(50)).await,
+            2,
+            "the two idle longest"
+        );
+        let mut kept = readers.acquire().await.unwrap();
+        assert!(marked(&mut kept).await, "the one used since is kept");
+        kept.release();
+        for _ in 0..100 {
+            if alive().await.len() == 1 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(alive().await.len(), 1, "closed on the server too");
+        assert_eq!(readers.close_idle_for(Duration::ZERO).await, 1);
     }
 
     #[tokio::test]

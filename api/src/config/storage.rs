@@ -28,7 +28,8 @@ pub struct StorageArgs {
     #[arg(long, env = "ACCOUNTS_KEY_DATABASE_URL", hide_env_values = true)]
     pub key_database_url: Option<String>,
 
-    /// Connections per database pool.
+    /// Connections per database pool, and per set of connections kept outside the pools
+    /// (the hot reads; on PostgreSQL the log's own).
     #[arg(long, env = "ACCOUNTS_DB_MAX_CONNECTIONS", default_value_t = 16)]
     pub db_max_connections: u32,
 

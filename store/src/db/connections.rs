@@ -36,6 +36,11 @@ pub(crate) fn connection_setup(backend: Backend) -> &'static str {
 /// follow the same rule.
 pub(crate) const PING_WHEN_IDLE_FOR: Duration = Duration::from_secs(1);
 
+/// A connection idle this long is closed, by the pools (sqlx's default, set explicitly) and
+/// the readers (`crate::readers`) alike, so that a service no longer holds its busiest
+/// moment's connections on the server.
+pub(crate) const CLOSE_WHEN_IDLE_FOR: Duration = Duration::from_secs(600);
+
 /// How long taking a connection waits before giving up, from the pools or the readers.
 pub(crate) const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
 
