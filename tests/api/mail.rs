@@ -218,6 +218,16 @@ async fn the_embedded_queue_sends_each_email_once_through_an_smtp_outage(backend
     assert_eq!((stats.sent, stats.sending), (160, 0), "{stats:?}");
 }
 
+/// A new message telling `account` a generation completed (its own id each time).
+pub(crate) fn generation_notice(account: Uuid) -> MailMessage {
+    MailMessage::caused_by(
+        Uuid::new_v4(),
+        MailKind::GenerationComplete,
+        account,
+        json!({"generation_id": "g-1", "credits": 3, "feature": "api"}),
+    )
+}
+
 /// A batch's outcomes come back in its order: a message already sent is a duplicate, a
 /// message listed twice is sent once (its copy finds it held), and a second mailer finds
 /// the sent ones done.
@@ -226,15 +236,10 @@ async fn a_batch_is_claimed_together_and_each_message_sent_once(backend: Backend
     let app = spawn_app_with(backend, |_| {}).await;
     let accounts = funded_accounts(&app, 2).await;
     let mailer = || test_mailer(&app, &smtp, RetryPolicy::default());
-    let message = |account: AccountId| {
-        MailMessage::caused_by(
-            Uuid::new_v4(),
-            MailKind::GenerationComplete,
-            account.0,
-            json!({"generation_id": "g-1", "credits": 3, "feature": "api"}),
-        )
-    };
-    let (first, second) = (message(accounts[0].1), message(accounts[1].1));
+    let (first, second) = (
+        generation_notice(accounts[0].1.0),
+        generation_notice(accounts[1].1.0),
+    );
     let one = mailer();
     assert_eq!(one.deliver(&first, 1).await, Outcome::Sent);
     let outcomes = one
@@ -269,15 +274,7 @@ async fn a_message_dropped_by_an_erased_folder_is_skipped_not_sent(backend: Back
     );
     let (erased, kept) = (accounts[0].1, accounts[1].1);
     FolderMailTransport::erase(&folder, erased).await.unwrap();
-    let message = |account: AccountId| {
-        MailMessage::caused_by(
-            Uuid::new_v4(),
-            MailKind::GenerationComplete,
-            account.0,
-            json!({"generation_id": "g-1", "credits": 3, "feature": "api"}),
-        )
-    };
-    let (dropped, delivered) = (message(erased), message(kept));
+    let (dropped, delivered) = (generation_notice(erased.0), generation_notice(kept.0));
     assert_eq!(
         mailer.deliver_all(&[(&dropped, 1), (&delivered, 1)]).await,
         vec![Outcome::Skipped, Outcome::Sent]

@@ -1,12 +1,11 @@
 //! Retries through RabbitMQ (the tests' broker, queue names of each test's own): each retry
 //! waits its own delay, and a retry channel the broker closed is replaced.
 
-use super::mail::mailer_through;
+use super::mail::{generation_notice, mailer_through};
 use async_trait::async_trait;
 use lapin::options::{BasicGetOptions, ConfirmSelectOptions, QueueDeclareOptions};
 use lapin::types::AMQPValue;
 use lettre::Message;
-use serde_json::json;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -16,7 +15,7 @@ use tests::{eventually, spawn_app};
 use uuid::Uuid;
 use workers::mail::rabbit::{RabbitConfig, RabbitConsumer, RabbitPublisher, retry_delay_ms};
 use workers::mail::transport::{Handed, MailTransport, SendError, SmtpMailTransport};
-use workers::mail::{MailKind, MailMessage, MailPublisher, RetryPolicy};
+use workers::mail::{MailPublisher, RetryPolicy};
 
 /// A retry waits its own delay, not the longest one queued before it. RabbitMQ expires
 /// messages only at a queue's head: with one retry queue and per-message TTLs (before), a
@@ -159,12 +158,7 @@ async fn a_retry_channel_the_broker_closed_is_replaced() {
         let mailer = Arc::new(mailer_through(&app, transport.clone(), policy));
         let (stop, stopping) = tokio::sync::watch::channel(false);
         let consumer = tokio::spawn(RabbitConsumer::new(rabbit.clone(), 4).run(mailer, stopping));
-        let message = MailMessage::caused_by(
-            Uuid::new_v4(),
-            MailKind::GenerationComplete,
-            account,
-            json!({"generation_id": "g-1", "credits": 3, "feature": "api"}),
-        );
+        let message = generation_notice(account);
         RabbitPublisher::new(rabbit.clone())
             .publish(std::slice::from_ref(&message))
             .await
