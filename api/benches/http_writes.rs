@@ -23,7 +23,8 @@
 //! `cargo bench -p api --bench http_writes` (needs the tests' PostgreSQL; `BENCH_SECONDS`
 //! sets each phase's length, default 5; `BENCH_BACKEND=sqlite` or `postgres` runs one
 //! backend, `BENCH_ONLY=spends`, `tokens` (`sign-ins` or `rotations` alone) or `fanout` one group of phases, `BENCH_PACE` the fraction
-//! of the in-process rate the paced phases run at, default 0.5; `BENCH_TIMELINE=<folder>`
+//! of the in-process rate the paced phases run at, default 0.5 (`BENCH_RATE`: a fixed rate
+//! instead, operations a second, see [`paced_rate`]); `BENCH_TIMELINE=<folder>`
 //! writes every phase's latencies in time order there, see [`write_timeline`]).
 
 #![allow(clippy::print_stdout)] // a benchmark prints its figures
@@ -187,10 +188,29 @@ fn pace() -> f64 {
         .unwrap_or(0.5)
 }
 
-/// The name of a paced phase of `what`, at [`pace`] of `rate`.
+/// The rate the paced phases of a group whose closed loop in-process ran at `inprocess`
+/// operations a second are to run at: [`pace`] of it, or `BENCH_RATE` operations a second
+/// when set (for comparing two builds or settings at the same load, where a change that
+/// moves the in-process rate would otherwise move the pace with it; with `BENCH_ONLY`, as
+/// the groups' rates differ by orders of magnitude).
+fn paced_rate(inprocess: f64) -> f64 {
+    fixed_rate().unwrap_or(inprocess * pace())
+}
+
+/// `BENCH_RATE`, if set to a positive number.
+fn fixed_rate() -> Option<f64> {
+    std::env::var("BENCH_RATE")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .filter(|r: &f64| *r > 0.0)
+}
+
+/// The name of a paced phase of `what`, at [`pace`] of `rate` (or at `BENCH_RATE`).
 fn paced_name(what: &str, rate: &str) -> String {
     let p = pace();
-    if p == 0.5 {
+    if let Some(fixed) = fixed_rate() {
+        format!("{what}, paced at {fixed}/s")
+    } else if p == 0.5 {
         format!("{what}, paced at half {rate}")
     } else {
         format!("{what}, paced at {p}x {rate}")
@@ -458,10 +478,10 @@ async fn spends(service: &Arc<Service>, clients: &Arc<Vec<Client>>, seconds: u64
     service.settle().await;
     let then_read = run(seconds, spend_over_http(service, clients, true)).await;
     service.settle().await;
-    let half = inprocess.per_second() * pace();
-    let paced_inprocess = run_paced(seconds, half, spend_in_process(service, clients)).await;
+    let pace_at = paced_rate(inprocess.per_second());
+    let paced_inprocess = run_paced(seconds, pace_at, spend_in_process(service, clients)).await;
     service.settle().await;
-    let paced = run_paced(seconds, half, spend_over_http(service, clients, false)).await;
+    let paced = run_paced(seconds, pace_at, spend_over_http(service, clients, false)).await;
     service.settle().await;
     report(
         service,
@@ -607,10 +627,11 @@ async fn sign_ins(service: &Arc<Service>, clients: &Arc<Vec<Client>>, seconds: u
     service.settle().await;
     let then_use = run(seconds, sign_in_over_http(service, clients, true)).await;
     service.settle().await;
-    let half = sign_in.per_second() * pace();
-    let paced_inprocess = run_paced(seconds, half, sign_in_in_process(service, clients)).await;
+    let pace_at = paced_rate(sign_in.per_second());
+    let paced_inprocess = run_paced(seconds, pace_at, sign_in_in_process(service, clients)).await;
     service.settle().await;
-    let paced_sign_in = run_paced(seconds, half, sign_in_over_http(service, clients, false)).await;
+    let paced_sign_in =
+        run_paced(seconds, pace_at, sign_in_over_http(service, clients, false)).await;
     service.settle().await;
     report(service, "sign-ins in-process", &sign_in, None);
     report(
@@ -730,10 +751,10 @@ async fn rotations(service: &Arc<Service>, clients: &Arc<Vec<Client>>, seconds: 
     service.settle().await;
     let then_use = run(seconds, rotate_over_http(service, clients, true)).await;
     service.settle().await;
-    let half = rotate.per_second() * pace();
-    let paced_inprocess = run_paced(seconds, half, rotate_in_process(service, clients)).await;
+    let pace_at = paced_rate(rotate.per_second());
+    let paced_inprocess = run_paced(seconds, pace_at, rotate_in_process(service, clients)).await;
     service.settle().await;
-    let paced_rotate = run_paced(seconds, half, rotate_over_http(service, clients, false)).await;
+    let paced_rotate = run_paced(seconds, pace_at, rotate_over_http(service, clients, false)).await;
     service.settle().await;
     report(service, "API-token rotations in-process", &rotate, None);
     report(
