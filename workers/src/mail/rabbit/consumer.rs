@@ -3,6 +3,7 @@
 //! `<prefix>.dead`.
 
 use super::*;
+use std::sync::atomic::{AtomicBool, Ordering};
 use tokio::sync::Notify;
 
 /// Why a consuming session ended before its shutdown.
@@ -75,6 +76,7 @@ impl RabbitConsumer {
         // arguments, say) and every retry on it would then fail: the session ends, and the
         // deliveries it holds go back to the queue for the next one.
         let retry_channel_lost = Notify::new();
+        let lost = AtomicBool::new(false);
         let stopping = async {
             tokio::select! {
                 () = async {
@@ -91,13 +93,14 @@ impl RabbitConsumer {
         consumer
             .take_until(stopping)
             .for_each_concurrent(usize::from(self.prefetch), |delivery| {
-                let retry_channel = &retry_channel;
-                let retry_channel_lost = &retry_channel_lost;
+                let (retry_channel, retry_channel_lost, lost) =
+                    (&retry_channel, &retry_channel_lost, &lost);
                 async move {
                     match delivery {
                         Ok(delivery) => {
                             self.handle(mailer, retry_channel, delivery).await;
                             if !retry_channel.status().connected() {
+                                lost.store(true, Ordering::Relaxed);
                                 retry_channel_lost.notify_one();
                             }
                         }
@@ -106,11 +109,13 @@ impl RabbitConsumer {
                 }
             })
             .await;
+        // Closing the connection closes the retry channel too: what ended the session is
+        // what the deliveries saw, not the channel's state after this.
         let _ = connection.close(200, "bye".into()).await;
-        if retry_channel.status().connected() {
-            Ok(())
-        } else {
+        if lost.load(Ordering::Relaxed) {
             Err(SessionLost::RetryChannelClosed)
+        } else {
+            Ok(())
         }
     }
 
@@ -191,5 +196,55 @@ impl RabbitConsumer {
             // The broker redelivers it; the delivery record stops a second send.
             tracing::warn!(%error, "could not settle a mail delivery");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mail::RetryPolicy;
+    use crate::mail::transport::FolderMailTransport;
+    use store::Database;
+    use store::testkit::TestSqlite;
+    use vault::{DataKeys, MasterKey, UnsubscribeLinks};
+
+    /// A session ended by a shutdown ends cleanly, not as a lost retry channel: closing
+    /// the connection closes that channel too, and reading its state after the close
+    /// reported every session's end as a loss (a warning, and a backoff never reset).
+    #[tokio::test]
+    async fn a_session_ended_by_shutdown_is_not_a_lost_retry_channel() {
+        let url = std::env::var("AMQP_URL")
+            .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into());
+        let config = RabbitConfig {
+            url: url.clone(),
+            prefix: format!("test.mail.{}", uuid::Uuid::new_v4().simple()),
+        };
+        if let Err(error) = config.reachable().await {
+            panic!(
+                "RabbitMQ is not reachable at {url} ({error}). Start it with \
+                 `rabbitmq-server -detached` or point AMQP_URL at one."
+            );
+        }
+        let file = TestSqlite::create();
+        let db = Database::connect(&file.url, 2).await.unwrap();
+        let mailer = Arc::new(Mailer::new(
+            db.clone(),
+            Arc::new(FolderMailTransport::new(file.dir.join("mail")).unwrap()),
+            "Studio <no-reply@studio.test>".parse().unwrap(),
+            "http://studio.test",
+            UnsubscribeLinks::new([9; 32]),
+            RetryPolicy::default(),
+            Arc::new(DataKeys::new(db, &MasterKey::generate())),
+        ));
+        let consumer = RabbitConsumer::new(config.clone(), 4);
+        let (stop, shutdown) = watch::channel(false);
+        let session = consumer.consume(&mailer, shutdown);
+        let stopper = async {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            let _ = stop.send(true);
+        };
+        let (ended, ()) = tokio::join!(session, stopper);
+        let _ = config.delete_topology().await;
+        assert!(ended.is_ok(), "{ended:?}");
     }
 }
