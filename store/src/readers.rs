@@ -105,10 +105,7 @@ where
     /// Refuses further readers and closes the idle connections.
     pub(crate) async fn close(&self) {
         self.inner.permits.close();
-        let idle = std::mem::take(&mut *lock(&self.inner.idle));
-        for idle in idle {
-            let _ = idle.conn.close().await;
-        }
+        self.close_idle_for(Duration::ZERO).await;
     }
 }
 
