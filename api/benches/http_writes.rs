@@ -37,9 +37,9 @@ use commands::accounts::SignIn;
 use commands::credits::Grant;
 use commands::throttle::ThrottlePolicy;
 use commands::{Clock, CommandContext, SystemClock};
-use domain::AccountId;
 use domain::credits::{Feature, SourceKind};
 use domain::session::SessionOrigin;
+use domain::{AccountId, SessionId};
 use serde_json::{Value, json};
 use std::future::Future;
 use std::pin::Pin;
@@ -267,12 +267,13 @@ fn write_timeline(backend: &str, name: &str, phase: &Phase) {
     std::fs::write(&path, text).expect("a timeline file");
 }
 
-/// One account of the bench: its id, a session token and an API token.
+/// One account of the bench: its id, a session (its token and id) and an API token.
 #[derive(Clone)]
 struct Client {
     account: AccountId,
     email: String,
     session: String,
+    session_id: SessionId,
     token_id: Uuid,
     token: String,
 }
@@ -319,8 +320,6 @@ impl Service {
         response
     }
 
-    /// Waits until every read model has applied the log's head (between phases, so one
-    /// phase's backlog does not slow the next).
     /// Stops the server and its background work, and waits until they have stopped.
     async fn stop(&self) {
         let stop = self.stop.lock().expect("stop").take();
@@ -330,6 +329,8 @@ impl Service {
         }
     }
 
+    /// Waits until every read model has applied the log's head (between phases, so one
+    /// phase's backlog does not slow the next).
     async fn settle(&self) {
         let head = self.state.core.log.committed_head().await.expect("head");
         let names = self.state.core.projections.names();
@@ -372,6 +373,9 @@ async fn start(
     serve.token_rate_limit = u32::MAX / 2;
     serve.limits.registration_rate_limit = 10_000;
     serve.limits.max_open_holds = 10_000;
+    // Rotations need a recent proof: the clients' sign-ins stay recent for the whole run,
+    // however long its phases.
+    serve.reauthentication_window = Duration::from_secs(86_400);
     let app = App::build(AppOptions {
         serve,
         clock: Arc::new(SystemClock),
@@ -431,6 +435,9 @@ async fn client(service: &Service, n: usize) -> Client {
         .json()
         .await
         .expect("session");
+    let session_id = SessionId(
+        Uuid::parse_str(session["session_id"].as_str().expect("session id")).expect("uuid"),
+    );
     let session = session["token"].as_str().expect("session token").to_owned();
     let token: Value = service
         .post(
@@ -464,6 +471,7 @@ async fn client(service: &Service, n: usize) -> Client {
         account,
         email,
         session,
+        session_id,
         token_id: Uuid::parse_str(token["token_id"].as_str().expect("token id")).expect("uuid"),
         token: token["token"].as_str().expect("API token").to_owned(),
     }
@@ -799,6 +807,7 @@ fn rotate_in_process(service: &Arc<Service>, clients: &Arc<Vec<Client>>) -> impl
                 .rotate(
                     &CommandContext::system("bench"),
                     client.account,
+                    client.session_id,
                     client.token_id,
                     TokenFamily::Api,
                     Duration::ZERO,

@@ -323,18 +323,51 @@ async fn a_decision_made_while_the_last_batch_committed_joins_without_a_retry() 
     assert_eq!(probed.appends.load(Ordering::SeqCst), 2);
 }
 
-/// A token rotation of a token this process knows reads nothing before its append (the
-/// append's expected revision checks the remembered state), and the family check rides
-/// on the decision; a refusal, which no append checks, reads the stream's tail once.
+/// A token rotation of a token this process knows reads nothing of the token's stream
+/// before its append (the append's expected revision checks the remembered state), only the
+/// account's tail for the session's recent proof; the family check rides on the decision;
+/// a refusal, which no append checks, reads the token stream's tail once.
 #[tokio::test]
 async fn a_token_rotation_reads_nothing_and_a_refusal_reads_the_tail_once() {
     use commands::access_tokens::{AccessTokens, TokenFamily};
-    use domain::AccountId;
     use domain::access_token::{AccessToken, AccessTokenCommand, Scope, TokenKind};
+    use domain::account::{Account, AccountEvent};
+    use domain::email::{DisplayName, EmailAddress};
+    use domain::session::SessionOrigin;
+    use domain::{AccountId, SessionId};
     let f = fixture().await;
     let probed = ProbedLog::new(f.log.clone());
     let exec = Executor::new(probed.clone(), f.codec.clone());
     let (account, token) = (AccountId(Uuid::new_v4()), Uuid::new_v4());
+    let session = SessionId(Uuid::new_v4());
+    let now = SystemClock.now();
+    let signed_in = vec![
+        AccountEvent::AccountRegistered {
+            account_id: account,
+            email: EmailAddress::parse("rotator@example.com").unwrap(),
+            display_name: DisplayName::parse("Rotator").unwrap(),
+            password_hash: "hash".into(),
+            registered_at: now,
+        },
+        AccountEvent::SessionStarted {
+            session_id: session,
+            token_hash: "b".repeat(64),
+            started_at: now,
+            expires_at: now.plus(Duration::from_secs(3_600)),
+            origin: SessionOrigin::default(),
+            second_factor: None,
+        },
+    ];
+    let account_stream = domain::StreamCategory::Account.stream(account);
+    exec.execute::<Account, _>(
+        &account_stream,
+        &CommandContext::system("test"),
+        Some(account.0),
+        now,
+        |_| Ok(signed_in.clone()),
+    )
+    .await
+    .unwrap();
     let create = AccessTokenCommand::Create {
         account_id: account,
         kind: TokenKind::Api,
@@ -357,21 +390,34 @@ async fn a_token_rotation_reads_nothing_and_a_refusal_reads_the_tail_once() {
     .unwrap();
     let tokens = AccessTokens::new(exec, Arc::new(SystemClock));
     let ctx = CommandContext::system("test");
-    let reads = || probed.stream_reads.load(Ordering::SeqCst);
+    let reads = || std::mem::take(&mut *probed.streams_read.lock().unwrap());
 
-    let before = reads();
+    reads();
     tokens
-        .rotate(&ctx, account, token, TokenFamily::Api, Duration::ZERO)
+        .rotate(
+            &ctx,
+            account,
+            session,
+            token,
+            TokenFamily::Api,
+            Duration::ZERO,
+        )
         .await
         .unwrap();
-    assert_eq!(reads() - before, 0);
+    assert_eq!(reads(), [account_stream.clone()]);
 
-    let before = reads();
     let refused = tokens
-        .rotate(&ctx, account, token, TokenFamily::Cli, Duration::ZERO)
+        .rotate(
+            &ctx,
+            account,
+            session,
+            token,
+            TokenFamily::Cli,
+            Duration::ZERO,
+        )
         .await
         .unwrap_err();
-    assert_eq!(reads() - before, 1);
+    assert_eq!(reads(), [account_stream, stream]);
     assert!(refused.to_string().contains("no such token"), "{refused}");
 }
 

@@ -275,6 +275,28 @@ async fn workspace_keys_resolve_in_order_for_service_tokens_only(backend: Backen
     let got = json_body(resolve(&app, &service, ask.clone()).await).await;
     assert_eq!(got["source"], "account");
     assert_eq!(got["api_key"], OPENAI_KEY);
+    // A retry with an Idempotency-Key resolves again: the answer, a secret in the clear
+    // with no account's key to seal it with, is never stored for a replay.
+    for _ in 0..2 {
+        let retried = app
+            .request(
+                Method::POST,
+                "/internal/provider-keys/resolve",
+                Some(&service),
+            )
+            .header("Idempotency-Key", "resolve-1")
+            .json(&ask)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(retried.headers()["idempotent-replayed"], "false");
+        assert_eq!(json_body(retried).await["api_key"], OPENAI_KEY);
+    }
+    let stored = app.read_model_rows().await;
+    assert!(
+        !stored.iter().any(|row| row.contains(OPENAI_KEY)),
+        "the resolved key is stored nowhere in the clear"
+    );
     // Not a member: the workspace's key is not given.
     let got = json_body(
         resolve(
@@ -325,7 +347,8 @@ async fn workspace_keys_resolve_in_order_for_service_tokens_only(backend: Backen
             .iter()
             .filter(|e| e["action"] == "resolved")
             .count(),
-        1
+        3,
+        "once, then once for each retry"
     );
     let by_member = app
         .get(&format!("{keys}/openai/history"), Some(&member.token))

@@ -1,7 +1,7 @@
 //! The changes a stolen session could use to outlive a password change need a recent proof
 //! of the password (the sign-in, or `POST /auth/reauthenticate` within the window): turning
-//! 2FA on, creating API and CLI tokens, changing the plan. API tokens always expire, and a
-//! password change can revoke every token at once.
+//! 2FA on, creating API and CLI tokens, rotating an API token, changing the plan. API tokens
+//! always expire, and a password change can revoke every token at once.
 
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -267,7 +267,47 @@ async fn a_password_change_can_revoke_every_token_at_once(backend: Backend) {
     assert_eq!(tokens_of(&app, &session, "/me/api-tokens").await.len(), 1);
 }
 
+/// A new secret for an existing token would outlive the session that asked for it, as a
+/// new token would: a stale session cannot rotate one, and the old secret keeps working.
+async fn rotating_an_api_token_needs_a_recent_proof(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let (_, session) = app.signed_up().await;
+    let issued = json_body(
+        api_token(
+            &app,
+            &session,
+            json!({"label": "ci", "scopes": ["credits:read"]}),
+        )
+        .await,
+    )
+    .await;
+    let (id, secret) = (
+        issued["token_id"].as_str().unwrap().to_owned(),
+        issued["token"].as_str().unwrap().to_owned(),
+    );
+    let path = format!("/me/api-tokens/{id}/rotate");
+    let rotate = || {
+        app.request(Method::POST, &path, Some(&session.token))
+            .json(&json!({}))
+            .send()
+    };
+    let events_before = app.event_count().await;
+    app.clock.advance(STALE);
+    refused_without_a_recent_proof(rotate().await.unwrap(), "rotating an API token").await;
+    assert_eq!(app.event_count().await, events_before, "nothing changed");
+    let still = app.get("/api/v1/credits", Some(&secret)).await;
+    assert_eq!(still.status(), StatusCode::OK, "the old secret still works");
+
+    app.reauthenticate(&session).await;
+    let rotated = rotate().await.unwrap();
+    assert_eq!(rotated.status(), StatusCode::OK);
+    assert_ne!(json_body(rotated).await["token"], json!(secret));
+    let old = app.get("/api/v1/credits", Some(&secret)).await;
+    assert_eq!(old.status(), StatusCode::UNAUTHORIZED, "replaced, no grace");
+}
+
 on_both_backends!(
+    rotating_an_api_token_needs_a_recent_proof,
     turning_2fa_on_tokens_and_plan_changes_need_a_recent_proof,
     api_tokens_expire_by_default_and_at_most_after_the_configured_days,
     a_password_change_can_revoke_every_token_at_once,

@@ -578,7 +578,8 @@ impl TestApp {
     }
 
     /// Every row of every table but the event log, as text (columns joined by `|`), to look
-    /// for personal data wherever a read model might keep it.
+    /// for personal data wherever a read model might keep it. A binary column reads as hex
+    /// and as its bytes taken as text, so what is stored in it unsealed is found too.
     pub async fn read_model_rows(&self) -> Vec<String> {
         let tables: Vec<String> = match self.backend {
             Backend::Sqlite => sqlx::query_scalar(
@@ -594,10 +595,10 @@ impl TestApp {
         .expect("list tables");
         let mut rows = Vec::new();
         for table in tables.iter().filter(|t| t.as_str() != "events") {
-            let columns: Vec<String> = match self.backend {
-                Backend::Sqlite => sqlx::query_scalar("SELECT name FROM pragma_table_info($1)"),
-                Backend::Postgres => sqlx::query_scalar(
-                    "SELECT column_name::text FROM information_schema.columns \
+            let columns: Vec<(String, String)> = match self.backend {
+                Backend::Sqlite => sqlx::query_as("SELECT name, type FROM pragma_table_info($1)"),
+                Backend::Postgres => sqlx::query_as(
+                    "SELECT column_name::text, data_type::text FROM information_schema.columns \
                      WHERE table_schema = current_schema() AND table_name = $1",
                 ),
             }
@@ -607,23 +608,40 @@ impl TestApp {
             .expect("list columns");
             let joined = columns
                 .iter()
-                .map(|c| match self.backend {
-                    // Blobs (wrapped keys) as hex, so every row reads as UTF-8 text.
+                .map(|(c, kind)| match self.backend {
+                    // SQLite's values have their own types, whatever the column's.
                     Backend::Sqlite => format!(
-                        "COALESCE(CASE WHEN typeof(\"{c}\") = 'blob' THEN hex(\"{c}\") \
+                        "COALESCE(CASE WHEN typeof(\"{c}\") = 'blob' \
+                         THEN hex(\"{c}\") || '|' || CAST(\"{c}\" AS TEXT) \
                          ELSE CAST(\"{c}\" AS TEXT) END, '')"
+                    ),
+                    Backend::Postgres if kind == "bytea" => format!(
+                        "COALESCE(encode(\"{c}\", 'hex') || '|' || encode(\"{c}\", 'escape'), '')"
                     ),
                     Backend::Postgres => format!("COALESCE(CAST(\"{c}\" AS TEXT), '')"),
                 })
                 .collect::<Vec<_>>()
                 .join(" || '|' || ");
-            let sql = format!("SELECT '{table}:' || {joined} FROM \"{table}\"");
-            rows.extend(
-                sqlx::query_scalar::<_, String>(&sql)
-                    .fetch_all(self.db.pool())
-                    .await
-                    .unwrap_or_else(|e| panic!("read {table}: {e}")),
-            );
+            let row = format!("'{table}:' || {joined}");
+            let read = match self.backend {
+                // As bytes, made text here: a blob's bytes need not be UTF-8.
+                Backend::Sqlite => sqlx::query_scalar::<_, Vec<u8>>(&format!(
+                    "SELECT CAST({row} AS BLOB) FROM \"{table}\""
+                ))
+                .fetch_all(self.db.pool())
+                .await
+                .map(|rows| {
+                    rows.iter()
+                        .map(|row| String::from_utf8_lossy(row).into_owned())
+                        .collect::<Vec<_>>()
+                }),
+                Backend::Postgres => {
+                    sqlx::query_scalar::<_, String>(&format!("SELECT {row} FROM \"{table}\""))
+                        .fetch_all(self.db.pool())
+                        .await
+                }
+            };
+            rows.extend(read.unwrap_or_else(|e| panic!("read {table}: {e}")));
         }
         rows
     }

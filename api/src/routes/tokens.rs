@@ -165,13 +165,15 @@ async fn list(
     }))
 }
 
-/// Replaces the secret; the old one keeps working for `grace_seconds`, then dies.
-/// Answers once the rotation is saved: the very next request with either secret, and the
+/// Replaces the secret; the old one keeps working for `grace_seconds`, then dies. Needs a
+/// recent proof of the password, as a new token does: the new secret would outlive a stolen
+/// session. Answers once the rotation is saved: the very next request with either secret, and the
 /// next list of the caller's tokens, see it (they wait for it when needed).
 #[utoipa::path(post, path = "/me/api-tokens/{id}/rotate", tag = "tokens", security(("session" = [])),
     params(("id" = Uuid, Path, description = "The token")),
     request_body(content = Option<RotateRequest>, description = "Optional: no body means no grace period"),
     responses((status = 200, body = IssuedTokenView),
+        (status = 403, description = "`reauthentication_required`: the session has not proved its password recently", body = ErrorBody),
         (status = 404, description = "`token_not_found`: not a live API token of the caller", body = ErrorBody),
         (status = 409, description = "`token_expired`: an expired token cannot be rotated", body = ErrorBody),
         (status = 413, description = "`payload_too_large`: the body is over 2 MiB", body = ErrorBody),
@@ -195,6 +197,7 @@ pub async fn rotate_api_token(
         .rotate(
             &ctx.command(session.actor()),
             session.account_id,
+            session.session_id,
             id,
             TokenFamily::Api,
             Duration::from_secs(grace),

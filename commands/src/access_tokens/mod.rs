@@ -8,7 +8,7 @@
 //! mistyped or made-up token without touching the database. Only the SHA-256 of the whole
 //! token is stored, so checking one costs a hash and an index look-up.
 
-use crate::accounts::account_stream;
+use crate::accounts::{account_stream, check_fresh};
 use crate::clock::Clock;
 use crate::error::{CommandError, TOO_MANY_TOKENS};
 use crate::executor::{CommandContext, Executor};
@@ -267,17 +267,22 @@ impl AccessTokens {
     }
 
     /// Replaces the secret of `token_id`, a token of `family` (one of the other family is
-    /// not found, as another account's is); the old secret works for `grace` more.
+    /// not found, as another account's is), from the account's session `session_id`, which
+    /// must have proved its credentials recently, as for a new token: a new secret would
+    /// outlive the session that asked for it. The old secret works for `grace` more.
     #[tracing::instrument(skip_all, fields(%account, %token_id))]
     pub async fn rotate(
         &self,
         ctx: &CommandContext,
         account: AccountId,
+        session_id: SessionId,
         token_id: Uuid,
         family: TokenFamily,
         grace: Duration,
     ) -> Result<IssuedAccessToken, CommandError> {
         let at = self.clock.now();
+        let fresh = Fresh::within(session_id, at, self.policy.reauthentication_window);
+        check_fresh(&self.exec, account, &fresh).await?;
         let stream = Self::stream(token_id);
         let issued = new_access_token(family);
         let command = AccessTokenCommand::Rotate {

@@ -230,11 +230,11 @@ pub async fn token_rotations_written_together_leave_the_rows_of_one_at_a_time(f:
         .unwrap()
         .token_id;
     let hour = Duration::from_secs(3600);
-    let rotate = |id, grace| tokens.rotate(&ctx, owner, id, TokenFamily::Api, grace);
+    let rotate = |id, grace| tokens.rotate(&ctx, owner, session, id, TokenFamily::Api, grace);
     rotate(ids[0], Duration::ZERO).await.unwrap();
     rotate(ids[1], hour).await.unwrap();
     tokens
-        .rotate(&ctx, other, theirs, TokenFamily::Api, hour)
+        .rotate(&ctx, other, other_session, theirs, TokenFamily::Api, hour)
         .await
         .unwrap();
     f.accounts

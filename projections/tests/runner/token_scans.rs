@@ -138,7 +138,7 @@ async fn a_rotation_does_not_read_a_busy_tokens_dead_rows_again_on_postgres() {
         fetched.lock().unwrap().clear();
         for id in &ids {
             tokens
-                .rotate(&ctx, owner, *id, TokenFamily::Api, Duration::ZERO)
+                .rotate(&ctx, owner, session, *id, TokenFamily::Api, Duration::ZERO)
                 .await
                 .unwrap();
         }

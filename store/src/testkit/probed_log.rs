@@ -5,8 +5,8 @@ use crate::{
     StoreError,
 };
 use async_trait::async_trait;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use tokio::sync::Semaphore;
 
 /// A log that counts appends, reads of streams and their events and reads of the whole log,
@@ -17,6 +17,8 @@ pub struct ProbedLog {
     pub appends: AtomicU64,
     /// Reads of a stream (`read_stream`).
     pub stream_reads: AtomicU64,
+    /// The streams of those reads, in order.
+    pub streams_read: Mutex<Vec<String>>,
     /// Events read from streams.
     pub stream_events_read: AtomicU64,
     /// Reads of the whole log (`read_all`).
@@ -34,6 +36,7 @@ impl ProbedLog {
             inner,
             appends: AtomicU64::new(0),
             stream_reads: AtomicU64::new(0),
+            streams_read: Mutex::default(),
             stream_events_read: AtomicU64::new(0),
             log_reads: AtomicU64::new(0),
             hold_next: AtomicBool::new(false),
@@ -64,6 +67,10 @@ impl EventLog for ProbedLog {
         limit: usize,
     ) -> Result<Vec<RecordedEvent>, StoreError> {
         self.stream_reads.fetch_add(1, Ordering::SeqCst);
+        self.streams_read
+            .lock()
+            .expect("streams read")
+            .push(stream.to_owned());
         let events = self.inner.read_stream(stream, from, limit).await?;
         self.stream_events_read
             .fetch_add(events.len() as u64, Ordering::SeqCst);

@@ -2,11 +2,14 @@
 //! verification of every stored key.
 
 use super::*;
+use crate::middleware::NotReplayable;
+use axum::Extension;
 
 /// The key a generation for `account_id` uses (service tokens only): the member's own
 /// key, else the workspace's (only if the account is a member of it), else `platform`.
 /// Keys last verified invalid are passed over. Every key handed out is recorded on its
-/// owner's history.
+/// owner's history. The answer is never stored for an `Idempotency-Key` replay: it holds a
+/// secret in the clear, and no account's key to seal it with (a retry resolves again).
 #[utoipa::path(post, path = "/internal/provider-keys/resolve", tag = "internal", security(("operator" = [])),
     request_body = ResolveRequest,
     responses((status = 200, body = ResolvedView),
@@ -18,7 +21,19 @@ pub async fn resolve_provider_key(
     ctx: RequestContext,
     operator: Operator<Service>,
     ApiJson(body): ApiJson<ResolveRequest>,
-) -> Result<Json<ResolvedView>, ApiError> {
+) -> Result<(Extension<NotReplayable>, Json<ResolvedView>), ApiError> {
+    let resolved = resolve(&core, &byok, ctx, &operator, body).await?;
+    Ok((Extension(NotReplayable), Json(resolved)))
+}
+
+/// The key [`resolve_provider_key`] answers with.
+async fn resolve(
+    core: &Core,
+    byok: &Byok,
+    ctx: RequestContext,
+    operator: &Operator<Service>,
+    body: ResolveRequest,
+) -> Result<ResolvedView, ApiError> {
     let provider: Provider = body.provider.into();
     let ctx = ctx.command(store::Actor::System {
         component: format!("service-token:{}", operator.token_id),
@@ -41,7 +56,7 @@ pub async fn resolve_provider_key(
                 }
                 None => (None, None, None, None),
             };
-            Json(ResolvedView {
+            ResolvedView {
                 source: source.into(),
                 provider: provider.as_str().into(),
                 kind,
@@ -49,7 +64,7 @@ pub async fn resolve_provider_key(
                 service_account_json,
                 version,
                 workspace_id,
-            })
+            }
         };
     if let Some(own) = byok
         .keys
