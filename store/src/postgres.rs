@@ -20,7 +20,7 @@ use crate::error::StoreError;
 use crate::group_commit::Queue;
 use crate::log::{
     AppendSignal, Backlog, EventAt, EventLog, FilteredPage, LogWatch, StreamFilter, check_append,
-    earlier_append, events_at,
+    earlier_append, events_at, sql_int,
 };
 use crate::readers::Readers;
 use crate::shared_reads::SharedReads;
@@ -246,8 +246,8 @@ impl EventLog for PostgresLog {
         let mut conn = self.conns.acquire().await?;
         let rows = sqlx::query(&sql)
             .bind(stream)
-            .bind(from as i64)
-            .bind(limit as i64)
+            .bind(sql_int(from))
+            .bind(sql_int(limit))
             .fetch(conn.conn());
         let mut events = Vec::with_capacity(limit.min(PAGE_CAPACITY));
         decode_each(rows, &mut events).await?;

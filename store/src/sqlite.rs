@@ -18,7 +18,7 @@ use crate::error::StoreError;
 use crate::group_commit::{Append, Batcher, Queue};
 use crate::log::{
     AppendSignal, Backlog, EventAt, EventLog, FilteredPage, LogWatch, StreamFilter, check_append,
-    earlier_append, events_at,
+    earlier_append, events_at, sql_int,
 };
 use crate::shared_reads::SharedReads;
 use crate::sql::{anonymous, numbered, placeholders};
@@ -65,8 +65,8 @@ impl SqliteLog {
             "global_position",
         );
         let page: Option<String> = sqlx::query_scalar(&sql)
-            .bind(after.0 as i64)
-            .bind(limit as i64)
+            .bind(sql_int(after.0))
+            .bind(sql_int(limit))
             .fetch_one(self.db.pool())
             .await?;
         decode_page(page)
@@ -281,8 +281,8 @@ impl EventLog for SqliteLog {
         );
         let page: Option<String> = sqlx::query_scalar(&sql)
             .bind(stream)
-            .bind(from as i64)
-            .bind(limit as i64)
+            .bind(sql_int(from))
+            .bind(sql_int(limit))
             .fetch_one(self.db.pool())
             .await?;
         decode_page(page)

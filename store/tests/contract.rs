@@ -160,6 +160,17 @@ mod suite {
         assert_eq!(tail.len(), 1);
         assert_eq!(tail[0].revision, 1);
         assert!(log.read_stream(&stream(), 0, 10).await.unwrap().is_empty());
+        // Bounds at the ends of their types (a client's cursor can ask for them): nothing
+        // past the end, everything with no limit.
+        assert!(log.read_stream(&s, u64::MAX, 10).await.unwrap().is_empty());
+        assert!(log.read_stream(&s, 1 << 63, 10).await.unwrap().is_empty());
+        assert_eq!(log.read_stream(&s, 0, usize::MAX).await.unwrap().len(), 3);
+        assert!(
+            log.read_all(GlobalPosition(u64::MAX), 10)
+                .await
+                .unwrap()
+                .is_empty()
+        );
     }
 
     /// Text that a backend must quote or escape on its way out (quotes, backslashes,

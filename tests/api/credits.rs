@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use std::sync::Arc;
 use std::time::Duration;
 use store::Backend;
-use tests::{Session, TestApp, error_code, spawn_app, spawn_app_with_long_sessions};
+use tests::{Session, TestApp, error_code, json_body, spawn_app, spawn_app_with_long_sessions};
 
 const DAY: Duration = Duration::from_secs(86_400);
 
@@ -321,6 +321,26 @@ async fn the_history_is_paginated_newest_first(backend: Backend) {
     assert_eq!(seen.len(), 13);
     assert_eq!(seen.last().unwrap()["kind"], "grant");
     assert_eq!(seen[0]["generation_id"], "page-3");
+    // A cursor before the newest entry, up to the largest the pattern allows (past SQL's
+    // integers), is the first page.
+    for cursor in [
+        "9223372036854775807-0",
+        "9999999999999999999-9999999999999999999",
+    ] {
+        let page = json_body(
+            app.get(
+                &format!("/me/credits/transactions?limit=5&cursor={cursor}"),
+                Some(&session.token),
+            )
+            .await,
+        )
+        .await;
+        assert_eq!(
+            page["transactions"].as_array().unwrap()[..],
+            seen[..5],
+            "{cursor}"
+        );
+    }
     for bad in ["limit=0", "limit=201", "cursor=nonsense"] {
         let response = app
             .get(

@@ -151,6 +151,19 @@ async fn the_consent_history_comes_a_page_at_a_time(backend: Backend) {
         }
     }
     assert_eq!(Value::Array(entries), whole, "oldest first, each once");
+    // Cursors past the end, up to the largest the pattern allows (past SQL's integers):
+    // an empty last page, not the first one again.
+    for cursor in ["5", "9223372036854775808", "9999999999999999999"] {
+        let page = app
+            .get(
+                &format!("/me/notifications/history?limit=2&cursor={cursor}"),
+                Some(&session.token),
+            )
+            .await;
+        assert_eq!(page.status(), StatusCode::OK, "{cursor}");
+        assert!(page.headers().get("next-cursor").is_none(), "{cursor}");
+        assert_eq!(json_body(page).await, json!([]), "{cursor}");
+    }
 }
 
 async fn bad_limits_and_cursors_are_json_errors(backend: Backend) {

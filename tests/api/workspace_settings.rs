@@ -148,6 +148,32 @@ async fn external_storage_is_probed_before_it_is_saved(backend: Backend) {
         "{message}"
     );
     assert_eq!(storage(&app, &ws, &owner).await["state"], "managed");
+    // A value out of its bounds is refused before any probe, by both routes.
+    let long_endpoint = format!("{}/{}", server.endpoint(), "p".repeat(2048));
+    for (field, value) in [
+        ("region", json!("")),
+        ("region", json!("r".repeat(65))),
+        ("endpoint", json!(long_endpoint)),
+        ("access_key_id", json!("k".repeat(257))),
+        ("secret_access_key", json!("s".repeat(257))),
+    ] {
+        let mut body = storage_body(&server, Some(&server.secret_access_key));
+        body[field] = value;
+        for (method, path) in [
+            (Method::PUT, path.clone()),
+            (Method::POST, format!("{path}/test")),
+        ] {
+            let refused = send(&app, method, &path, &owner, body.clone()).await;
+            assert_eq!(
+                refused.status(),
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "{field}"
+            );
+            let message = json_body(refused).await["error"]["message"].clone();
+            assert!(message.as_str().unwrap().starts_with(field), "{message}");
+        }
+    }
+    assert_eq!(storage(&app, &ws, &owner).await["state"], "managed");
     // Members may not configure it.
     let by_member = send(
         &app,

@@ -123,12 +123,28 @@ pub async fn get_storage(
     Ok(Json(view(row.storage, role.administers())))
 }
 
-/// The settings a request asks for, the stored secret standing in for an absent one.
+/// The settings a request asks for, the stored secret standing in for an absent one; a
+/// value out of the bounds the schema states is 422 before anything is probed or stored.
 async fn settings_of(
     workspaces: &Workspaces,
     workspace: WorkspaceId,
     body: StorageRequest,
 ) -> Result<ExternalStorage, ApiError> {
+    let bounded = [
+        ("region", Some(&body.region), 1, 64),
+        ("endpoint", body.endpoint.as_ref(), 0, 2048),
+        ("access_key_id", Some(&body.access_key_id), 1, 256),
+        ("secret_access_key", body.secret_access_key.as_ref(), 0, 256),
+    ];
+    for (field, value, min, max) in bounded {
+        let length = value.map_or(min, |v| v.chars().count());
+        if !(min..=max).contains(&length) {
+            return Err(ApiError::invalid(
+                field,
+                format_args!("{min} to {max} characters"),
+            ));
+        }
+    }
     let secret = match body.secret_access_key {
         Some(secret) if !secret.is_empty() => secret,
         _ => workspaces
@@ -190,7 +206,7 @@ fn probe_refused(failure: &ProbeFailure) -> ApiError {
         (status = 403, description = "`insufficient_role`", body = ErrorBody),
         (status = 404, description = "`workspace_not_found`", body = ErrorBody),
         (status = 409, description = "`secret_required`: no secret given and none stored", body = ErrorBody),
-        (status = 422, description = "`storage_probe_failed`: the step and the store's error", body = ErrorBody)))]
+        (status = 422, description = "`storage_probe_failed`: the step and the store's error; `validation_failed`: a value longer or shorter than its bounds", body = ErrorBody)))]
 pub async fn put_storage(
     State(core): State<Core>,
     State(workspaces): State<Workspaces>,
@@ -229,7 +245,8 @@ pub async fn put_storage(
     responses((status = 200, body = ProbeView),
         (status = 403, description = "`insufficient_role`", body = ErrorBody),
         (status = 404, description = "`workspace_not_found`", body = ErrorBody),
-        (status = 409, description = "`secret_required`: no secret given and none stored; `managed_storage`: no body and nothing saved to test", body = ErrorBody)))]
+        (status = 409, description = "`secret_required`: no secret given and none stored; `managed_storage`: no body and nothing saved to test", body = ErrorBody),
+        (status = 422, description = "`validation_failed`: a value longer or shorter than its bounds", body = ErrorBody)))]
 pub async fn test_storage(
     State(core): State<Core>,
     State(workspaces): State<Workspaces>,

@@ -4,6 +4,7 @@
 use super::PostgresLog;
 use crate::envelope::{GlobalPosition, Metadata, RecordedEvent};
 use crate::error::StoreError;
+use crate::log::sql_int;
 use domain::Timestamp;
 use futures_util::{Stream, TryStreamExt};
 use sqlx::Row;
@@ -75,8 +76,8 @@ impl PostgresLog {
         );
         let mut conn = self.conns.acquire().await?;
         let mut rows = sqlx::query(&sql)
-            .bind(after.0 as i64)
-            .bind(limit as i64)
+            .bind(sql_int(after.0))
+            .bind(sql_int(limit))
             .fetch(conn.conn());
         // Decoded as they arrive (see `decode_each`); the first row carries the head.
         let mut committed = 0;
