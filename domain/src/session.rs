@@ -23,7 +23,14 @@ pub enum RevocationReason {
     PasswordChanged,
     /// The account was deleted.
     AccountDeleted,
+    /// A sign-in found [`MAX_LIVE_SESSIONS`] live sessions: the oldest made room for it.
+    Superseded,
 }
+
+/// The live sessions an account holds at most: a sign-in beyond them ends the oldest. Keeps
+/// every decision that ends them all (a deletion, a password change signing the others out)
+/// within one append, however often a script signs in without signing out.
+pub const MAX_LIVE_SESSIONS: usize = 1_000;
 
 /// Where and on what a session was started; personal data, encrypted in the log.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]

@@ -1,7 +1,7 @@
 //! The decisions of the account aggregate.
 
 use super::{Account, AccountCommand, AccountError, AccountEvent, Fresh, SecondFactor};
-use crate::session::{RevocationReason, SessionStatus};
+use crate::session::{ActiveSession, MAX_LIVE_SESSIONS, RevocationReason, SessionStatus};
 use crate::{SessionId, Timestamp};
 
 impl Account {
@@ -61,6 +61,7 @@ impl Account {
                     return Err(AccountError::InvalidExpiry);
                 }
                 let mut events = self.second_factor_events(second_factor.as_ref(), *at)?;
+                events.splice(0..0, self.make_room_for_a_session(*at));
                 events.insert(
                     0,
                     AccountEvent::SessionStarted {
@@ -275,11 +276,15 @@ impl Account {
                     avatar_blob_key: self.avatar.as_ref().map(|a| a.blob_key.clone()),
                     at: *at,
                 }];
-                // Every session, expired or not: none may outlive the account.
-                events.extend(self.sessions.keys().map(|id| AccountEvent::SessionRevoked {
-                    session_id: *id,
-                    reason: RevocationReason::AccountDeleted,
-                    revoked_at: *at,
+                // Every live session (at most `MAX_LIVE_SESSIONS`): none may outlive the
+                // account. Those past their expiry are dead already, and the read models
+                // forget every session of a deleted account.
+                events.extend(self.live_sessions(*at).map(|(id, _)| {
+                    AccountEvent::SessionRevoked {
+                        session_id: *id,
+                        reason: RevocationReason::AccountDeleted,
+                        revoked_at: *at,
+                    }
                 }));
                 Ok(events)
             }
@@ -342,15 +347,40 @@ impl Account {
         }
     }
 
+    /// The sessions not past their expiry at `at`.
+    fn live_sessions(&self, at: Timestamp) -> impl Iterator<Item = (&SessionId, &ActiveSession)> {
+        self.sessions
+            .iter()
+            .filter(move |(_, session)| !session.is_expired(at))
+    }
+
+    /// Ends the oldest live sessions, so that one more started at `at` keeps the account
+    /// within [`MAX_LIVE_SESSIONS`].
+    fn make_room_for_a_session(&self, at: Timestamp) -> Vec<AccountEvent> {
+        let mut live: Vec<_> = self.live_sessions(at).collect();
+        let over = (live.len() + 1).saturating_sub(MAX_LIVE_SESSIONS);
+        if over == 0 {
+            return vec![];
+        }
+        live.sort_by_key(|(id, session)| (session.started_at, **id));
+        live.iter()
+            .take(over)
+            .map(|(id, _)| AccountEvent::SessionRevoked {
+                session_id: **id,
+                reason: RevocationReason::Superseded,
+                revoked_at: at,
+            })
+            .collect()
+    }
+
     fn revoke_all_but(
         &self,
         keep: SessionId,
         reason: RevocationReason,
         at: Timestamp,
     ) -> Vec<AccountEvent> {
-        self.sessions
-            .iter()
-            .filter(|(id, session)| **id != keep && !session.is_expired(at))
+        self.live_sessions(at)
+            .filter(|(id, _)| **id != keep)
             .map(|(id, _)| AccountEvent::SessionRevoked {
                 session_id: *id,
                 reason,

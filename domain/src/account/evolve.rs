@@ -128,6 +128,10 @@ impl Account {
             E::AccountDeleted { .. } => {
                 self.deleted = true;
                 self.avatar = None;
+                // Its live sessions are revoked in the same append; those past their
+                // expiry end with it.
+                let ended = std::mem::take(&mut self.sessions);
+                self.ended_sessions.extend(ended.keys().copied());
             }
         }
     }
