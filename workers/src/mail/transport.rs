@@ -90,10 +90,37 @@ impl MailTransport for SmtpMailTransport {
     async fn send(&self, message: &Message, _recipient: AccountId) -> Result<Handed, SendError> {
         match self.0.send(message.clone()).await {
             Ok(_) => Ok(Handed::Delivered),
-            Err(error) if error.is_permanent() => Err(SendError::Permanent(error.to_string())),
-            Err(error) => Err(SendError::Transient(error.to_string())),
+            Err(error) => {
+                // A server's reply often names the recipient ("550 <bob@…>: unknown"), and
+                // the error is logged and kept (outbox, dead letters) where no account's
+                // key seals it: the addresses go.
+                let text = without_addresses(&error.to_string(), message);
+                Err(if error.is_permanent() {
+                    SendError::Permanent(text)
+                } else {
+                    SendError::Transient(text)
+                })
+            }
         }
     }
+}
+
+/// `text` with every address of `message`'s envelope (ASCII letters in any case) replaced
+/// by `<address>`.
+fn without_addresses(text: &str, message: &Message) -> String {
+    let envelope = message.envelope();
+    let addresses = envelope.to().iter().chain(envelope.from());
+    let mut text = text.to_owned();
+    for address in addresses.map(|a| a.to_string().to_ascii_lowercase()) {
+        if address.is_empty() {
+            continue;
+        }
+        // ASCII lowercasing keeps every byte where it was, so offsets carry over.
+        while let Some(at) = text.to_ascii_lowercase().find(&address) {
+            text.replace_range(at..at + address.len(), "<address>");
+        }
+    }
+    text
 }
 
 /// One `.eml` file per message, in a folder per recipient account
@@ -215,6 +242,61 @@ impl MailTransport for FolderMailTransport {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+
+    /// An SMTP server that refuses every recipient with a reply naming it, as Postfix does.
+    async fn refusing_server() -> u16 {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                tokio::spawn(async move {
+                    let (read, mut write) = stream.into_split();
+                    let mut lines = BufReader::new(read).lines();
+                    write.write_all(b"220 test ESMTP\r\n").await?;
+                    while let Some(line) = lines.next_line().await? {
+                        let reply = match line.get(..4).map(str::to_ascii_uppercase).as_deref() {
+                            Some("RCPT") => {
+                                let to = line.split(':').nth(1).unwrap_or("").trim().to_owned();
+                                format!("550 5.1.1 {to}: Recipient address rejected\r\n")
+                            }
+                            Some("QUIT") => "221 bye\r\n".to_owned(),
+                            _ => "250 ok\r\n".to_owned(),
+                        };
+                        write.write_all(reply.as_bytes()).await?;
+                    }
+                    std::io::Result::Ok(())
+                });
+            }
+        });
+        port
+    }
+
+    /// The server's refusal says why, not to whom: the address is in no error the mailer
+    /// logs or keeps, whatever its case.
+    #[tokio::test]
+    async fn an_smtp_refusal_keeps_its_reason_without_the_address() {
+        let port = refusing_server().await;
+        let transport = SmtpMailTransport::from_url(&format!("smtp://127.0.0.1:{port}")).unwrap();
+        let message = Message::builder()
+            .from("Accounts <noreply@example.com>".parse().unwrap())
+            .to("Bob.Stone@Example.com".parse().unwrap())
+            .subject("Hello")
+            .body("Hello".to_owned())
+            .unwrap();
+        let refused = transport
+            .send(&message, AccountId(uuid::Uuid::new_v4()))
+            .await
+            .unwrap_err();
+        let SendError::Permanent(text) = refused else {
+            panic!("a 550 is permanent: {refused:?}");
+        };
+        assert!(
+            text.contains("Recipient address rejected") && text.contains("<address>"),
+            "{text}"
+        );
+        assert!(!text.to_ascii_lowercase().contains("bob.stone"), "{text}");
+    }
 
     fn message() -> Message {
         Message::builder()
