@@ -23,6 +23,7 @@ mod audit;
 mod audit_chain;
 mod audit_state;
 mod auth;
+mod avatar_storage;
 mod billing;
 mod credits;
 mod deletion;

@@ -16,7 +16,7 @@ async fn patch(app: &TestApp, session: &Session, body: Value) -> reqwest::Respon
         .unwrap()
 }
 
-async fn put_avatar(
+pub(crate) async fn put_avatar(
     app: &TestApp,
     session: &Session,
     content_type: &str,
@@ -31,7 +31,7 @@ async fn put_avatar(
 }
 
 /// A colourful test picture, encoded as `format`.
-fn picture(width: u32, height: u32, format: ImageFormat) -> Vec<u8> {
+pub(crate) fn picture(width: u32, height: u32, format: ImageFormat) -> Vec<u8> {
     let image = RgbImage::from_fn(width, height, |x, y| {
         image::Rgb([(x % 256) as u8, (y % 256) as u8, ((x + y) % 256) as u8])
     });
@@ -93,7 +93,7 @@ fn png_claiming(width: u32, height: u32) -> Vec<u8> {
     png
 }
 
-async fn avatar_bytes(app: &TestApp, session: &Session) -> Option<Vec<u8>> {
+pub(crate) async fn avatar_bytes(app: &TestApp, session: &Session) -> Option<Vec<u8>> {
     let response = app.get("/me/avatar", Some(&session.token)).await;
     match response.status() {
         StatusCode::OK => {

@@ -4,12 +4,21 @@ use super::{Accounts, invalid};
 use crate::avatar::{self, AvatarError};
 use crate::error::{CommandError, Rejection};
 use crate::executor::CommandContext;
-use domain::AccountId;
 use domain::account::AccountCommand;
 use domain::email::DisplayName;
 use domain::profile::Bio;
+use domain::{AccountId, Aggregate};
 use store::GlobalPosition;
 use uuid::Uuid;
+
+/// How a sealed blob starts: what a version before sealing stored (a PNG) never does.
+const SEALED_BLOB: &[u8] = b"accounts.sealed-blob.v1\n";
+
+/// A blob's associated data: its account and key, so a sealed blob cannot pass for
+/// another account's or another key's.
+fn blob_aad(account_id: AccountId, key: &str) -> Vec<u8> {
+    format!("blob:{account_id}:{key}").into_bytes()
+}
 
 /// `PATCH /me/profile`: absent fields stay as they are.
 #[derive(Debug, Clone, Default)]
@@ -101,10 +110,10 @@ impl Accounts {
         .await
         .map_err(|e| CommandError::Internal(e.to_string()))??;
         guard.disarm();
-        let previous = self.account(account_id).await?.avatar;
         let blob_key = format!("avatars/{}/{}.png", account_id, Uuid::new_v4().simple());
+        let sealed = self.seal_blob(account_id, &blob_key, &png).await?;
         self.blobs
-            .put(&blob_key, png)
+            .put(&blob_key, sealed)
             .await
             .map_err(|e| CommandError::Internal(format!("storing the avatar: {e}")))?;
         let now = self.clock.now();
@@ -113,13 +122,8 @@ impl Accounts {
             content_type: avatar::CONTENT_TYPE.to_owned(),
             at: now,
         };
-        match self.run(ctx, account_id, now, command).await {
-            Ok(executed) => {
-                if let Some(previous) = previous {
-                    self.delete_blob(&previous.blob_key).await;
-                }
-                Ok(executed.position)
-            }
+        match self.replace_avatar(ctx, account_id, now, command).await {
+            Ok(position) => Ok(position),
             Err(error) => {
                 self.delete_blob(&blob_key).await;
                 Err(error)
@@ -133,21 +137,39 @@ impl Accounts {
         ctx: &CommandContext,
         account_id: AccountId,
     ) -> Result<Option<GlobalPosition>, CommandError> {
-        let previous = self.account(account_id).await?.avatar;
         let now = self.clock.now();
-        let position = self
-            .run(
+        let command = AccountCommand::RemoveAvatar { at: now };
+        self.replace_avatar(ctx, account_id, now, command).await
+    }
+
+    /// Runs `command` (a new avatar, or none), then deletes the blob of the avatar it
+    /// replaced: the one of the state it was decided against, so that of two uploads at
+    /// once the second deletes the first's blob, not both the one before.
+    async fn replace_avatar(
+        &self,
+        ctx: &CommandContext,
+        account_id: AccountId,
+        at: domain::Timestamp,
+        command: AccountCommand,
+    ) -> Result<Option<GlobalPosition>, CommandError> {
+        let mut replaced = None;
+        let executed = self
+            .exec
+            .execute::<domain::account::Account, _>(
+                &super::account_stream(account_id),
                 ctx,
-                account_id,
-                now,
-                AccountCommand::RemoveAvatar { at: now },
+                Some(account_id.0),
+                at,
+                |state| {
+                    replaced = state.avatar.as_ref().map(|a| a.blob_key.clone());
+                    Ok(state.decide(&command)?)
+                },
             )
-            .await?
-            .position;
-        if let Some(previous) = previous {
-            self.delete_blob(&previous.blob_key).await;
+            .await?;
+        if let Some(replaced) = replaced {
+            self.delete_blob(&replaced).await;
         }
-        Ok(position)
+        Ok(executed.position)
     }
 
     /// The avatar's bytes and media type, if the account has one.
@@ -158,12 +180,57 @@ impl Accounts {
         let Some(avatar) = self.account(account_id).await?.avatar else {
             return Ok(None);
         };
-        let bytes = self
+        let Some(stored) = self
             .blobs
             .get(&avatar.blob_key)
             .await
-            .map_err(|e| CommandError::Internal(format!("reading the avatar: {e}")))?;
+            .map_err(|e| CommandError::Internal(format!("reading the avatar: {e}")))?
+        else {
+            return Ok(None);
+        };
+        let bytes = self.open_blob(account_id, &avatar.blob_key, stored).await?;
         Ok(bytes.map(|b| (b, avatar.content_type)))
+    }
+
+    /// `bytes` sealed with the account's data key, bound to `key`, behind
+    /// [`SEALED_BLOB`]: destroying the key erases every copy of the blob (an orphan a
+    /// crash left, a backup, an object store's old versions), not only the file the
+    /// erasure deletes.
+    async fn seal_blob(
+        &self,
+        account_id: AccountId,
+        key: &str,
+        bytes: &[u8],
+    ) -> Result<Vec<u8>, CommandError> {
+        let data_key = self
+            .keys
+            .get(account_id.0)
+            .await?
+            .ok_or(CommandError::AccountNotFound)?;
+        let mut sealed = SEALED_BLOB.to_vec();
+        sealed.extend(vault::seal(&data_key, &blob_aad(account_id, key), bytes));
+        Ok(sealed)
+    }
+
+    /// What [`Self::seal_blob`] stored, opened (`None` once the key is gone); a blob
+    /// stored before blobs were sealed, as it is.
+    async fn open_blob(
+        &self,
+        account_id: AccountId,
+        key: &str,
+        stored: Vec<u8>,
+    ) -> Result<Option<Vec<u8>>, CommandError> {
+        let Some(sealed) = stored.strip_prefix(SEALED_BLOB) else {
+            return Ok(Some(stored));
+        };
+        let Some(data_key) = self.keys.get(account_id.0).await? else {
+            return Ok(None);
+        };
+        Ok(Some(vault::open(
+            &data_key,
+            &blob_aad(account_id, key),
+            sealed,
+        )?))
     }
 
     async fn delete_blob(&self, key: &str) {
