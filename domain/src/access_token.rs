@@ -87,8 +87,9 @@ impl Scope {
 #[serde(tag = "type")]
 #[event(stream = "accesstoken")]
 pub enum AccessTokenEvent {
-    /// Issued; only the hash of the secret is stored.
-    #[event(no_personal_data)]
+    /// Issued; only the hash of the secret is stored. The label is the owner's own words
+    /// (tokens created before it was sealed keep theirs in the clear).
+    #[event(personal(label))]
     AccessTokenCreated {
         /// The owner.
         account_id: AccountId,

@@ -243,7 +243,7 @@ mod tests {
         campaign ClaimRedeemed
         admintoken AdminTokenCreated
         admintoken AdminTokenRevoked
-        accesstoken AccessTokenCreated
+        accesstoken AccessTokenCreated label
         accesstoken AccessTokenRotated
         accesstoken AccessTokenRevoked
         usage TokenUsed last_ip last_user_agent

@@ -54,7 +54,7 @@ pub fn all(sealer: &FieldSealer) -> Vec<Arc<dyn Projector>> {
         Arc::new(credits::CreditsProjector),
         Arc::new(billing::BillingProjector),
         Arc::new(operator_tokens::OperatorTokensProjector),
-        Arc::new(access_tokens::AccessTokensProjector),
+        Arc::new(access_tokens::AccessTokensProjector::new(sealer.clone())),
         Arc::new(access_tokens::TokenUsageProjector::new(sealer.clone())),
         Arc::new(workspaces::WorkspacesProjector::new(sealer.clone())),
         Arc::new(editor_preferences::EditorPreferencesProjector),

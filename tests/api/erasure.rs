@@ -49,13 +49,15 @@ fn holding(files: &[PathBuf], value: &str) -> Vec<PathBuf> {
         .collect()
 }
 
-/// What one account leaves behind: e-mail, name, bio, IP and user agent.
+/// What one account leaves behind: e-mail, name, bio, IP, user agent and the label it gave
+/// an API token.
 struct Person {
     email: String,
     name: String,
     bio: String,
     ip: String,
     user_agent: String,
+    token_label: String,
 }
 
 impl Person {
@@ -67,16 +69,18 @@ impl Person {
             bio: format!("Paints lighthouses at dusk {}", &tag[20..28]),
             ip: format!("203.0.113.{}", 1 + tag.as_bytes()[0] % 200),
             user_agent: format!("ShredProbe/{}", &tag[..16]),
+            token_label: format!("render farm {}", &tag[16..28]),
         }
     }
 
-    fn values(&self) -> [&str; 5] {
+    fn values(&self) -> [&str; 6] {
         [
             &self.email,
             &self.name,
             &self.bio,
             &self.ip,
             &self.user_agent,
+            &self.token_label,
         ]
     }
 }
@@ -118,7 +122,7 @@ async fn live_a_little(app: &TestApp, person: &Person) -> (String, String) {
         app.post(
             "/me/api-tokens",
             Some(&token),
-            &json!({"label": "farm", "scopes": ["account:read"]}),
+            &json!({"label": person.token_label, "scopes": ["account:read"]}),
         )
         .await,
     )

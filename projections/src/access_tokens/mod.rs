@@ -24,14 +24,28 @@ use domain::{DomainEvent, StreamCategory, Timestamp};
 use rotations::Rotation;
 use sqlx::AnyConnection;
 use store::DecodedEvent;
+use vault::FieldSealer;
 
 /// Folds access-token events. Revoked tokens are removed; the secrets of every token of an
 /// account are dropped when it is deleted or changes its password revoking its tokens.
 /// Subscription events keep each account's plan in force (no row: no plan), by the rule
 /// of [`domain::subscription::SubscriptionEvent::plan_in_force`], the one the billing
 /// read model follows.
-#[derive(Debug, Clone, Copy)]
-pub struct AccessTokensProjector;
+/// The label, the owner's own words, is sealed with the account's data key.
+#[derive(Debug, Clone)]
+pub struct AccessTokensProjector {
+    sealer: FieldSealer,
+}
+
+impl AccessTokensProjector {
+    /// Seals each token's label with `sealer`.
+    pub fn new(sealer: FieldSealer) -> Self {
+        Self { sealer }
+    }
+}
+
+/// Where the sealed label lives, bound into its seal.
+pub(crate) const LABEL: &str = "access_tokens.label";
 
 const TOKEN_TABLES: &[Table] = &[
     Table {
@@ -78,8 +92,8 @@ impl Projector for AccessTokensProjector {
     }
 
     fn version(&self) -> i32 {
-        // 2: each account's plan in force.
-        2
+        // 2: each account's plan in force; 3: the label sealed.
+        3
     }
 
     fn tables(&self) -> &'static [Table] {
@@ -179,6 +193,13 @@ impl Projector for AccessTokensProjector {
                         at,
                     } => {
                         let scopes: Vec<&str> = scopes.iter().map(|s| s.as_str()).collect();
+                        // Empty once the key is gone (a rebuild after the account's
+                        // erasure, of a token created before labels were sealed).
+                        let label = self
+                            .sealer
+                            .seal_text(account_id.0, LABEL, label)
+                            .await?
+                            .unwrap_or_default();
                         sqlx::query(&format!(
                             "INSERT INTO {t} (token_id, account_id, kind, label, scopes, hint, created_at, expires_at) \
                              VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (token_id) DO NOTHING"
@@ -186,7 +207,7 @@ impl Projector for AccessTokensProjector {
                         .bind(token_id)
                         .bind(account_id.to_string())
                         .bind(kind.as_str())
-                        .bind(label.as_str())
+                        .bind(label)
                         .bind(scopes.join(" "))
                         .bind(hint.as_str())
                         .bind(at.unix_micros())

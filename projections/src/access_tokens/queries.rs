@@ -106,19 +106,23 @@ const SUMMARY: &str = "SELECT t.token_id, t.kind, t.label, t.scopes, t.hint, t.c
      u.last_used_at, u.last_ip, u.last_user_agent \
      FROM access_tokens t LEFT JOIN token_last_use u ON u.token_id = t.token_id";
 
-/// A row of [`SUMMARY`], its last client opened with `sealer`.
+/// A row of [`SUMMARY`], its label and last client opened with `sealer`.
 async fn summary(
     sealer: &FieldSealer,
     account: AccountId,
     row: &AnyRow,
 ) -> Result<TokenSummary, ProjectionError> {
     let scopes: String = row.try_get("scopes")?;
+    let label: String = row.try_get("label")?;
     let last_ip: Option<String> = row.try_get("last_ip")?;
     let last_user_agent: Option<String> = row.try_get("last_user_agent")?;
     Ok(TokenSummary {
         token_id: uuid_of(&row.try_get::<String, _>("token_id")?)?,
         kind: kind_of(&row.try_get::<String, _>("kind")?),
-        label: row.try_get("label")?,
+        label: sealer
+            .open_text(account.0, super::LABEL, &label)
+            .await?
+            .unwrap_or_default(),
         scopes: scopes.split_whitespace().map(str::to_owned).collect(),
         hint: row.try_get("hint")?,
         created_at: Timestamp::from_unix_micros(row.try_get("created_at")?),

@@ -259,7 +259,9 @@ pub async fn token_rotations_written_together_leave_the_rows_of_one_at_a_time(f:
     let last_a = rotate(ids[0], hour).await.unwrap();
 
     let runner = f.runner(vec![Arc::new(
-        projections::access_tokens::AccessTokensProjector,
+        projections::access_tokens::AccessTokensProjector::new(FieldSealer::new(
+            f.codec.keys().clone(),
+        )),
     )]);
     runner.prepare().await.unwrap();
     caught_up(&f, &runner, Follower::AccessTokens).await;
@@ -294,14 +296,32 @@ pub async fn token_rotations_written_together_leave_the_rows_of_one_at_a_time(f:
 
     // The same events folded one at a time.
     let one_at_a_time = f.runner(vec![Arc::new(OneAtATime(
-        projections::access_tokens::AccessTokensProjector,
+        projections::access_tokens::AccessTokensProjector::new(FieldSealer::new(
+            f.codec.keys().clone(),
+        )),
     ))]);
     one_at_a_time.rebuild(Follower::AccessTokens).await.unwrap();
     assert_eq!(
         dump(&f.db, "access_token_hashes", "token_hash").await,
         hashes
     );
-    assert_eq!(dump(&f.db, "access_tokens", "token_id").await, live);
+    // The same rows but for the sealed label (each seal is fresh), which opens the same.
+    let sealer = FieldSealer::new(f.codec.keys().clone());
+    let opened = |rows: Vec<Vec<Option<String>>>| {
+        let sealer = sealer.clone();
+        async move {
+            let mut opened = Vec::new();
+            for mut row in rows {
+                let label = row[3].take().unwrap();
+                let owner = uuid::Uuid::parse_str(row[1].as_deref().unwrap()).unwrap();
+                let label = sealer.open_text(owner, "access_tokens.label", &label).await;
+                opened.push((row, label.unwrap().unwrap()));
+            }
+            opened
+        }
+    };
+    let again = dump(&f.db, "access_tokens", "token_id").await;
+    assert_eq!(opened(again).await, opened(live).await);
 }
 
 /// A projector folded one event at a time: `apply_batch` left to its default.

@@ -69,7 +69,9 @@ async fn a_rotation_does_not_read_a_busy_tokens_dead_rows_again_on_postgres() {
     let f = postgres().await;
     let fetched = Arc::new(Mutex::new(Vec::new()));
     let runner = f.runner(vec![Arc::new(HeapBlocks {
-        inner: projections::access_tokens::AccessTokensProjector,
+        inner: projections::access_tokens::AccessTokensProjector::new(FieldSealer::new(
+            f.codec.keys().clone(),
+        )),
         fetched: fetched.clone(),
     })]);
     runner.prepare().await.unwrap();
