@@ -17,6 +17,10 @@ use store::GlobalPosition;
 use uuid::Uuid;
 use vault::{DataKeys, InvitationLinks};
 
+/// Decisions an invitation may start again from (another admin inviting or answering for
+/// the same address at that moment) before it gives up.
+const INVITE_ATTEMPTS: usize = 3;
+
 impl From<WorkspaceError> for CommandError {
     fn from(e: WorkspaceError) -> Self {
         use WorkspaceError as E;
@@ -144,6 +148,13 @@ impl Workspaces {
     }
 
     /// Invites `email` (canonical) as `role`, or refreshes its pending invitation.
+    ///
+    /// The invitation's events are sealed with a data key of its own (their data subject
+    /// is the invitation), destroyed once it is answered (`crate::workspaces` callers:
+    /// the erasure reactor): the invitee's address then lives on only in their own
+    /// account, whose erasure erases it. The invitation is the address's pending one if it
+    /// has one, else a new one; a decision against a state where that no longer holds
+    /// appends nothing, and the command starts again from the state it then reads.
     #[allow(clippy::too_many_arguments)]
     pub async fn invite(
         &self,
@@ -157,24 +168,52 @@ impl Workspaces {
     ) -> Result<InvitationSent, CommandError> {
         let at = self.clock.now();
         let expires_at = at.plus(lifetime(expires_in_days)?);
-        let command = WorkspaceCommand::Invite {
-            actor,
-            invitation_id: Uuid::new_v4(),
-            email,
-            role,
-            link: self.link_hashes(workspace),
-            expires_at,
-            seats,
-            at,
-        };
-        let executed = self.execute(ctx, workspace, command).await?;
-        let invitation_id = invited(&executed.events)?;
-        let position = executed.position;
-        Ok(InvitationSent {
-            invitation_id,
-            expires_at,
-            position: committed(position)?,
-        })
+        for _ in 0..INVITE_ATTEMPTS {
+            let pending = self.load(workspace).await?.pending_invitation(&email, at);
+            let invitation_id = pending.unwrap_or_else(Uuid::new_v4);
+            self.keys.create(invitation_id, at).await?;
+            let command = WorkspaceCommand::Invite {
+                actor,
+                invitation_id,
+                email: email.clone(),
+                role,
+                link: self.link_hashes(workspace),
+                expires_at,
+                seats,
+                at,
+            };
+            let mut moved = false;
+            let executed = self
+                .exec
+                .execute::<Workspace, _>(
+                    &workspace_stream(workspace),
+                    ctx,
+                    Some(invitation_id),
+                    at,
+                    |w| {
+                        moved = w.pending_invitation(&email, at) != pending;
+                        if moved {
+                            return Ok(vec![]);
+                        }
+                        Ok(w.decide(&command)?)
+                    },
+                )
+                .await;
+            if moved {
+                // Nothing was appended: a new key sealed nothing.
+                if pending.is_none() {
+                    self.keys.discard_unused(invitation_id).await?;
+                }
+                continue;
+            }
+            let executed = executed?;
+            return Ok(InvitationSent {
+                invitation_id: invited(&executed.events)?,
+                expires_at,
+                position: committed(executed.position)?,
+            });
+        }
+        Err(CommandError::Contention)
     }
 
     /// A new link and expiry for an invitation.
@@ -197,7 +236,20 @@ impl Workspaces {
             seats,
             at,
         };
-        let (_, position) = self.run(ctx, workspace, command).await?;
+        // Sealed with the invitation's key, as `invite` does (one made before keys were
+        // per invitation gets its key now).
+        self.keys.create(invitation_id, at).await?;
+        let position = self
+            .exec
+            .execute::<Workspace, _>(
+                &workspace_stream(workspace),
+                ctx,
+                Some(invitation_id),
+                at,
+                |w| Ok(w.decide(&command)?),
+            )
+            .await?
+            .position;
         Ok(InvitationSent {
             invitation_id,
             expires_at,
@@ -249,8 +301,8 @@ impl Workspaces {
     ) -> Result<GlobalPosition, CommandError> {
         let at = self.clock.now();
         let command = WorkspaceCommand::Delete { actor, confirm, at };
-        let (_, position) = self.run(ctx, workspace, command).await?;
-        self.shred(workspace).await?;
+        let (state, position) = self.run(ctx, workspace, command).await?;
+        self.shred(workspace, &state).await?;
         committed(position)
     }
 
@@ -272,15 +324,17 @@ impl Workspaces {
             )
             .await?;
         if state.deleted {
-            self.shred(workspace).await?;
+            self.shred(workspace, &state).await?;
         }
         Ok(())
     }
 
-    /// Destroys a deleted workspace's key: its name, invitees' addresses and storage
-    /// credentials no longer open anywhere.
-    async fn shred(&self, workspace: WorkspaceId) -> Result<(), CommandError> {
-        self.keys.destroy(workspace.0, self.clock.now()).await?;
+    /// Destroys a deleted workspace's key and its invitations': its name, invitees'
+    /// addresses and storage credentials no longer open anywhere.
+    async fn shred(&self, workspace: WorkspaceId, state: &Workspace) -> Result<(), CommandError> {
+        let mut keys: Vec<Uuid> = state.invitations.keys().copied().collect();
+        keys.push(workspace.0);
+        self.keys.destroy_all(&keys, self.clock.now()).await?;
         self.exec.forget(&workspace_stream(workspace));
         // Its provider keys were sealed with the same key.
         self.exec

@@ -404,7 +404,7 @@ async fn a_token_rotation_reads_nothing_and_a_refusal_reads_the_tail_once() {
         )
         .await
         .unwrap();
-    assert_eq!(reads(), [account_stream.clone()]);
+    assert_eq!(reads(), std::slice::from_ref(&account_stream));
 
     let refused = tokens
         .rotate(

@@ -1,6 +1,8 @@
 //! The workspaces read model: workspaces (name sealed with the workspace's key, studio
 //! values, storage state without credentials), members and roles, and invitations (the
-//! invitee's address sealed). A deleted workspace's rows go.
+//! invitee's address sealed with the key its event was sealed with: the invitation's own,
+//! or, for invitations made before they had one, the workspace's; once accepted, the
+//! address shown is the member account's own). A deleted workspace's rows go.
 
 use crate::Follower;
 use crate::runner::{ProjectionError, Projector};
@@ -76,7 +78,9 @@ const TABLES: &[Table] = &[
             expires_at    BIGINT NOT NULL,
             invited_by    TEXT NOT NULL,
             created_at    BIGINT NOT NULL,
-            updated_at    BIGINT NOT NULL
+            updated_at    BIGINT NOT NULL,
+            key_subject   TEXT NOT NULL,
+            answered_by   TEXT
         )",
             "CREATE INDEX {t}_workspace ON {t} (workspace_id)",
         ],
@@ -90,7 +94,8 @@ impl Projector for WorkspacesProjector {
     }
 
     fn version(&self) -> i32 {
-        1
+        // 2: the invitee's address sealed with its event's key; who accepted.
+        2
     }
 
     fn tables(&self) -> &'static [Table] {
@@ -153,19 +158,24 @@ impl Projector for WorkspacesProjector {
                 at,
                 ..
             } => {
+                // The key that sealed the address in the event seals it here, so that it
+                // goes with that key.
+                let subject = decoded.envelope.metadata.data_subject.unwrap_or(id);
+                let email = self.sealer.seal_text(subject, EMAIL, email).await?;
                 sqlx::query(&format!(
                     "INSERT INTO {i} (invitation_id, workspace_id, email, role, status, \
-                     expires_at, invited_by, created_at, updated_at) \
-                     VALUES ($1, $2, $3, $4, 'pending', $5, $6, $7, $7) \
+                     expires_at, invited_by, created_at, updated_at, key_subject) \
+                     VALUES ($1, $2, $3, $4, 'pending', $5, $6, $7, $7, $8) \
                      ON CONFLICT (invitation_id) DO NOTHING"
                 ))
                 .bind(invitation_id.to_string())
                 .bind(&ws)
-                .bind(self.sealer.seal_text(id, EMAIL, email).await?)
+                .bind(email.unwrap_or_default())
                 .bind(role.as_str())
                 .bind(expires_at.unix_micros())
                 .bind(invited_by.0.to_string())
                 .bind(at.unix_micros())
+                .bind(subject.to_string())
                 .execute(&mut *conn)
                 .await?;
             }
@@ -191,8 +201,13 @@ impl Projector for WorkspacesProjector {
                 invitation_id, at, ..
             } => set_status(conn, i, *invitation_id, InvitationStatus::Revoked, *at).await?,
             E::InvitationDeclined {
-                invitation_id, at, ..
-            } => set_status(conn, i, *invitation_id, InvitationStatus::Declined, *at).await?,
+                invitation_id,
+                account_id,
+                at,
+            } => {
+                set_status(conn, i, *invitation_id, InvitationStatus::Declined, *at).await?;
+                answered_by(conn, i, *invitation_id, *account_id).await?;
+            }
             E::InvitationAccepted {
                 invitation_id,
                 account_id,
@@ -200,6 +215,7 @@ impl Projector for WorkspacesProjector {
                 at,
             } => {
                 set_status(conn, i, *invitation_id, InvitationStatus::Accepted, *at).await?;
+                answered_by(conn, i, *invitation_id, *account_id).await?;
                 upsert_member(conn, m, &ws, *account_id, *role, *at).await?;
             }
             E::MemberRoleChanged {
@@ -363,6 +379,24 @@ async fn set_role(
     .bind(role.as_str())
     .bind(ws)
     .bind(account.0.to_string())
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// Records the account that accepted or declined `invitation`: the address the row shows
+/// from then on is that account's (the invitation's own key is destroyed).
+async fn answered_by(
+    conn: &mut AnyConnection,
+    i: &str,
+    invitation: Uuid,
+    account: AccountId,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(&format!(
+        "UPDATE {i} SET answered_by = $1 WHERE invitation_id = $2"
+    ))
+    .bind(account.to_string())
+    .bind(invitation.to_string())
     .execute(&mut *conn)
     .await?;
     Ok(())

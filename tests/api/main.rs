@@ -33,6 +33,7 @@ mod entitlements;
 mod erasure;
 mod hardening;
 mod idempotency;
+mod invitees;
 mod limits;
 mod mail;
 mod mail_retries;

@@ -53,7 +53,7 @@ async fn invitation_tokens(app: &TestApp, to: &str, count: usize) -> Vec<String>
 }
 
 /// The token of the one e-mail to `to`.
-async fn invitation_token(app: &TestApp, to: &str, count: usize) -> String {
+pub(crate) async fn invitation_token(app: &TestApp, to: &str, count: usize) -> String {
     invitation_tokens(app, to, count).await.pop().unwrap()
 }
 
@@ -66,7 +66,7 @@ async fn new_token(app: &TestApp, to: &str, count: usize, old: &str) -> String {
         .expect("a new link")
 }
 
-async fn invite(
+pub(crate) async fn invite(
     app: &TestApp,
     ws: &str,
     admin: &Session,

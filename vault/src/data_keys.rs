@@ -151,20 +151,34 @@ impl DataKeys {
     /// Destroys the data key of `subject`: its personal data becomes unreadable for good.
     #[tracing::instrument(skip_all, fields(%subject))]
     pub async fn destroy(&self, subject: Uuid, now: Timestamp) -> Result<(), CryptoError> {
+        self.destroy_all(&[subject], now).await
+    }
+
+    /// Destroys the data keys of `subjects` (a subject without a key is passed over), in
+    /// one transaction and one scrub of the key store.
+    #[tracing::instrument(skip_all, fields(subjects = subjects.len()))]
+    pub async fn destroy_all(&self, subjects: &[Uuid], now: Timestamp) -> Result<(), CryptoError> {
+        if subjects.is_empty() {
+            return Ok(());
+        }
         let mut w = self.db.begin_write().await?;
-        sqlx::query(
-            "UPDATE data_keys SET wrapped_key = NULL, destroyed_at = $2 \
-             WHERE subject_id = $1 AND destroyed_at IS NULL",
-        )
-        .bind(subject.to_string())
-        .bind(now.unix_micros())
-        .execute(&mut **w)
-        .await?;
+        for subject in subjects {
+            sqlx::query(
+                "UPDATE data_keys SET wrapped_key = NULL, destroyed_at = $2 \
+                 WHERE subject_id = $1 AND destroyed_at IS NULL",
+            )
+            .bind(subject.to_string())
+            .bind(now.unix_micros())
+            .execute(&mut **w)
+            .await?;
+        }
         w.commit().await?;
-        self.cache
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(subject, None);
+        {
+            let mut cache = self.cache.write().unwrap_or_else(|e| e.into_inner());
+            for subject in subjects {
+                cache.insert(*subject, None);
+            }
+        }
         self.scrub().await
     }
 
@@ -201,6 +215,15 @@ impl DataKeys {
             .write()
             .unwrap_or_else(|e| e.into_inner())
             .remove(&subject);
+    }
+
+    /// Drops every key from this process's cache (another node destroyed keys this one
+    /// cannot name: a deleted workspace's invitations').
+    pub fn forget_all(&self) {
+        self.cache
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
     }
 
     /// Forgets a key that was never used (its registration failed).

@@ -3,8 +3,10 @@
 //! written for it, and destroys the account's data key — after which the personal data in
 //! its events and read models is unreadable for good, while the log itself stays
 //! append-only and intact. After `WorkspaceDeleted` (the workspace's key is destroyed by
-//! the command), it deletes (embedded) the invitations mailed for the workspace. Every step
-//! is idempotent.
+//! the command), it deletes (embedded) the invitations mailed for the workspace. After an
+//! invitation is accepted or declined it destroys the invitation's own key, which sealed
+//! the invitee's address in its events: the address then lives on only in the invitee's
+//! account, and goes with it. Every step is idempotent.
 
 use crate::mail::transport::FolderMailTransport;
 use async_trait::async_trait;
@@ -177,9 +179,19 @@ impl Reactor for ErasureReactor {
         &self,
         event: &DecodedEvent,
     ) -> Result<bool, Box<dyn std::error::Error + Send + Sync>> {
-        if let Some(DomainEvent::Workspace(WorkspaceEvent::WorkspaceDeleted { .. })) = event.event()
-        {
-            return self.erase_workspace_mail(event).await;
+        match event.event() {
+            Some(DomainEvent::Workspace(WorkspaceEvent::WorkspaceDeleted { .. })) => {
+                return self.erase_workspace_mail(event).await;
+            }
+            Some(DomainEvent::Workspace(
+                WorkspaceEvent::InvitationAccepted { invitation_id, .. }
+                | WorkspaceEvent::InvitationDeclined { invitation_id, .. },
+            )) => {
+                let keys = self.exec.codec().keys();
+                keys.destroy(*invitation_id, self.clock.now()).await?;
+                return Ok(true);
+            }
+            _ => {}
         }
         let Some(DomainEvent::Account(AccountEvent::AccountDeleted {
             reservation_stream,

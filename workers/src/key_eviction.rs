@@ -1,9 +1,11 @@
-//! Forgets, in this process, the data keys of accounts that any node erased. Keys are
-//! cached per process once unwrapped; the node that erases an account forgets its key at
-//! once, and every other node follows the log from where it stood at start and drops the
-//! key from its cache when the account's `AccountErased` event appears — within about a
-//! second (the log's cross-process notification: PostgreSQL's LISTEN/NOTIFY, or SQLite's
-//! poll).
+//! Forgets, in this process, the data keys that any node destroyed. Keys are cached per
+//! process once unwrapped; the node that destroys a key forgets it at once, and every
+//! other node follows the log from where it stood at start and drops it from its cache
+//! when the event that ends it appears — within about a second (the log's cross-process
+//! notification: PostgreSQL's LISTEN/NOTIFY, or SQLite's poll): an account's at its
+//! `AccountErased`, an invitation's once it is accepted or declined, and, at a
+//! `WorkspaceDeleted`, every key (the workspace's and its invitations', which the event
+//! does not list).
 
 use domain::StreamCategory;
 use std::sync::Arc;
@@ -15,6 +17,12 @@ use vault::DataKeys;
 
 /// The stored type of the event that ends an erasure.
 pub const ACCOUNT_ERASED: &str = "AccountErased";
+
+/// The stored types of the events after which an invitation's key is destroyed.
+const INVITATION_ANSWERED: [&str; 2] = ["InvitationAccepted", "InvitationDeclined"];
+
+/// The stored type of a workspace's deletion.
+const WORKSPACE_DELETED: &str = "WorkspaceDeleted";
 
 /// Events read per step.
 const BATCH: usize = 1_000;
@@ -62,15 +70,28 @@ impl KeyEviction {
     /// Reads what follows `position`; whether to read again at once (a full page: more may
     /// follow; a shorter one ended where the log ended for that read).
     async fn step(&self, position: &mut GlobalPosition) -> Result<bool, StoreError> {
-        // Erasures are events of account streams: only those are copied out of the page.
-        let accounts = |stream: &str| StreamCategory::Account.id_in(stream).is_some();
-        let page = self.log.read_all_where(*position, BATCH, &accounts).await?;
+        // Those events are of account and workspace streams: only those are copied out.
+        let concerned = |stream: &str| {
+            StreamCategory::Account.id_in(stream).is_some()
+                || StreamCategory::Workspace.id_in(stream).is_some()
+        };
+        let page = self
+            .log
+            .read_all_where(*position, BATCH, &concerned)
+            .await?;
         for event in &page.events {
-            if event.event_type == ACCOUNT_ERASED
-                && let Some(subject) = StreamCategory::Account
-                    .id_in(&event.stream)
-                    .and_then(|id| Uuid::parse_str(id).ok())
-            {
+            let subject = match event.event_type.as_str() {
+                ACCOUNT_ERASED => StreamCategory::Account.id_in(&event.stream),
+                answered if INVITATION_ANSWERED.contains(&answered) => {
+                    event.data["invitation_id"].as_str()
+                }
+                WORKSPACE_DELETED => {
+                    self.keys.forget_all();
+                    continue;
+                }
+                _ => continue,
+            };
+            if let Some(subject) = subject.and_then(|id| Uuid::parse_str(id).ok()) {
                 self.keys.forget(subject);
             }
         }
@@ -86,14 +107,46 @@ mod tests {
     use super::*;
     use domain::Timestamp;
     use domain::account::AccountEvent;
+    use domain::workspace::WorkspaceEvent;
     use store::testkit::TestSqlite;
     use store::{Actor, Database, ExpectedRevision, Metadata, NewEvent};
     use vault::MasterKey;
 
-    /// Another node destroys a key this node holds in cache, then records the erasure: the
-    /// follower drops the stale key, and the data no longer opens here either.
+    /// An event of `event_type` with `data`, as any node appends it.
+    fn recorded(event_type: &str, data: serde_json::Value, subject: Uuid) -> NewEvent {
+        NewEvent {
+            event_id: Uuid::new_v4(),
+            event_type: event_type.into(),
+            schema_version: 1,
+            data,
+            metadata: Metadata {
+                correlation_id: Uuid::new_v4(),
+                causation_id: None,
+                actor: Actor::System {
+                    component: "test".into(),
+                },
+                occurred_at: Timestamp::from_unix_micros(0),
+                idempotency_key: None,
+                data_subject: Some(subject),
+            },
+        }
+    }
+
+    /// Waits until `keys` no longer opens with `subject`'s key.
+    async fn evicted(keys: &DataKeys, subject: Uuid) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while keys.get(subject).await.unwrap().is_some() {
+            assert!(tokio::time::Instant::now() < deadline, "never evicted");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Another node destroys keys this node holds in cache, then records what ended them:
+    /// an account's erasure, an invitation's answer, a workspace's deletion (which names
+    /// none of the keys it ended). The follower drops each stale key, and the data no
+    /// longer opens here either.
     #[tokio::test]
-    async fn a_key_destroyed_elsewhere_leaves_this_cache_when_the_erasure_is_logged() {
+    async fn keys_destroyed_elsewhere_leave_this_cache_when_their_end_is_logged() {
         let sqlite = TestSqlite::create();
         let db = Database::connect(&sqlite.url, 4).await.unwrap();
         db.migrate().await.unwrap();
@@ -101,10 +154,13 @@ mod tests {
         let master = MasterKey::generate();
         let here = Arc::new(DataKeys::new(db.clone(), &master));
         let elsewhere = DataKeys::new(db.clone(), &master);
-        let account = Uuid::new_v4();
+        let [account, invitation, workspace, workspace_invitation] =
+            std::array::from_fn(|_| Uuid::new_v4());
         let now = Timestamp::from_unix_micros(0);
-        here.create(account, now).await.unwrap();
-        assert!(here.get(account).await.unwrap().is_some(), "cached here");
+        for subject in [account, invitation, workspace, workspace_invitation] {
+            here.create(subject, now).await.unwrap();
+            assert!(here.get(subject).await.unwrap().is_some(), "cached here");
+        }
 
         let (stop, stopping) = watch::channel(false);
         let eviction = KeyEviction::new(log.clone(), here.clone()).await.unwrap();
@@ -114,46 +170,78 @@ mod tests {
             here.get(account).await.unwrap().is_some(),
             "the stale cache still opens it"
         );
-        let erased = NewEvent {
-            event_id: Uuid::new_v4(),
-            event_type: ACCOUNT_ERASED.into(),
-            schema_version: 1,
-            data: serde_json::json!({"at": 0}),
-            metadata: Metadata {
-                correlation_id: Uuid::new_v4(),
-                causation_id: None,
-                actor: Actor::System {
-                    component: "test".into(),
-                },
-                occurred_at: now,
-                idempotency_key: None,
-                data_subject: Some(account),
-            },
-        };
-        log.append(
-            &StreamCategory::Account.stream(account),
-            ExpectedRevision::Any,
-            vec![erased],
-        )
-        .await
-        .unwrap();
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-        while here.get(account).await.unwrap().is_some() {
-            assert!(tokio::time::Instant::now() < deadline, "never evicted");
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        let erased = recorded(ACCOUNT_ERASED, serde_json::json!({"at": 0}), account);
+        let account_stream = StreamCategory::Account.stream(account);
+        log.append(&account_stream, ExpectedRevision::Any, vec![erased])
+            .await
+            .unwrap();
+        evicted(&here, account).await;
+
+        let workspace_stream = StreamCategory::Workspace.stream(workspace);
+        elsewhere.destroy(invitation, now).await.unwrap();
+        let accepted = recorded(
+            INVITATION_ANSWERED[0],
+            serde_json::json!({"invitation_id": invitation}),
+            workspace,
+        );
+        log.append(&workspace_stream, ExpectedRevision::Any, vec![accepted])
+            .await
+            .unwrap();
+        evicted(&here, invitation).await;
+        assert!(here.get(workspace).await.unwrap().is_some(), "only it");
+
+        elsewhere
+            .destroy_all(&[workspace, workspace_invitation], now)
+            .await
+            .unwrap();
+        let deleted = recorded(WORKSPACE_DELETED, serde_json::json!({}), workspace);
+        log.append(&workspace_stream, ExpectedRevision::Any, vec![deleted])
+            .await
+            .unwrap();
+        evicted(&here, workspace).await;
+        evicted(&here, workspace_invitation).await;
         stop.send(true).unwrap();
         follower.await.unwrap();
     }
 
     #[test]
-    fn the_type_followed_is_the_stored_type_of_the_erasure_event() {
+    fn the_types_followed_are_the_stored_types_of_their_events() {
         let erased = AccountEvent::AccountErased {
             at: Timestamp::from_unix_micros(0),
         };
         assert_eq!(
             domain::DomainEvent::from(erased).event_type(),
             ACCOUNT_ERASED
+        );
+        let (at, invitation_id, account_id) = (
+            Timestamp::from_unix_micros(0),
+            Uuid::nil(),
+            domain::AccountId(Uuid::nil()),
+        );
+        let answered = [
+            WorkspaceEvent::InvitationAccepted {
+                invitation_id,
+                account_id,
+                role: domain::workspace::Role::Member,
+                at,
+            },
+            WorkspaceEvent::InvitationDeclined {
+                invitation_id,
+                account_id,
+                at,
+            },
+        ];
+        for (event, stored) in answered.into_iter().zip(INVITATION_ANSWERED) {
+            let event = domain::DomainEvent::from(event);
+            assert_eq!(event.event_type(), stored);
+            // The field the follower reads, in the clear.
+            assert_eq!(event.personal_fields(), [] as [&str; 0]);
+            assert!(serde_json::to_value(&event).unwrap()["invitation_id"].is_string());
+        }
+        let deleted = WorkspaceEvent::WorkspaceDeleted { by: account_id, at };
+        assert_eq!(
+            domain::DomainEvent::from(deleted).event_type(),
+            WORKSPACE_DELETED
         );
     }
 }

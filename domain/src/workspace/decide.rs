@@ -154,16 +154,16 @@ impl Workspace {
                     return Err(invalid("role", "must be admin or member"));
                 }
                 check_expiry(*at, *expires_at)?;
-                let pending = self.invitations.iter().find(|(_, i)| {
-                    i.email == *email && i.status_at(*at) == InvitationStatus::Pending
-                });
+                let pending = self
+                    .pending_invitation(email, *at)
+                    .and_then(|id| Some((id, self.invitations.get(&id)?)));
                 if let Some((id, invitation)) = pending {
                     let generation = invitation.generation + 1;
                     return Ok(vec![E::InvitationRefreshed {
-                        invitation_id: *id,
+                        invitation_id: id,
                         email: email.clone(),
                         role: *role,
-                        token_hash: link.hash(*id, generation),
+                        token_hash: link.hash(id, generation),
                         generation,
                         expires_at: *expires_at,
                         by: *actor,
@@ -699,6 +699,15 @@ impl Aggregate for Workspace {
 }
 
 impl Workspace {
+    /// The invitation of `email` (canonical) still pending at `at`, if any: inviting the
+    /// address again refreshes it.
+    pub fn pending_invitation(&self, email: &str, at: Timestamp) -> Option<uuid::Uuid> {
+        self.invitations
+            .iter()
+            .find(|(_, i)| i.email == email && i.status_at(at) == InvitationStatus::Pending)
+            .map(|(id, _)| *id)
+    }
+
     fn set_status(&mut self, invitation: uuid::Uuid, status: InvitationStatus) {
         if let Some(i) = self.invitations.get_mut(&invitation) {
             i.status = status;

@@ -239,6 +239,33 @@ pub struct InvitationRow {
     pub created_at: Timestamp,
 }
 
+/// The address an invitation row shows: once accepted or declined, the answering account's
+/// own (the invitation's key is destroyed then), else the one it was sent to; `None` once
+/// erased.
+async fn invitee_address(
+    db: &Database,
+    sealer: &FieldSealer,
+    row: &AnyRow,
+    sealed: &str,
+) -> Result<Option<String>, ProjectionError> {
+    if row.try_get::<Option<String>, _>("answered_by")?.is_some() {
+        let member = AccountId(uuid(row, "answered_by")?);
+        let account = crate::accounts::find(db, sealer, member).await?;
+        return Ok(account.and_then(|account| {
+            Some(
+                domain::email::EmailAddress::parse(&account.email)
+                    .ok()?
+                    .canonical(),
+            )
+        }));
+    }
+    if sealed.is_empty() {
+        return Ok(None);
+    }
+    let subject = uuid(row, "key_subject")?;
+    Ok(sealer.open_text(subject, EMAIL, sealed).await?)
+}
+
 /// Every invitation of `workspace`, newest first, with its status at `now`.
 pub async fn invitations(
     db: &Database,
@@ -247,8 +274,8 @@ pub async fn invitations(
     now: Timestamp,
 ) -> Result<Vec<InvitationRow>, ProjectionError> {
     let rows = sqlx::query(
-        "SELECT invitation_id, email, role, status, expires_at, invited_by, created_at \
-         FROM workspace_invitations WHERE workspace_id = $1 \
+        "SELECT invitation_id, email, role, status, expires_at, invited_by, created_at, \
+         key_subject, answered_by FROM workspace_invitations WHERE workspace_id = $1 \
          ORDER BY created_at DESC, invitation_id",
     )
     .bind(workspace.0.to_string())
@@ -265,7 +292,7 @@ pub async fn invitations(
             "declined" => InvitationStatus::Declined,
             _ => InvitationStatus::Revoked,
         };
-        let Some(email) = sealer.open_text(workspace.0, EMAIL, &email).await? else {
+        let Some(email) = invitee_address(db, sealer, &row, &email).await? else {
             continue;
         };
         found.push(InvitationRow {

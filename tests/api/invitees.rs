@@ -1,0 +1,140 @@
+//! An invitee's address is sealed with a key of the invitation's own, destroyed once the
+//! invitation is accepted or declined: the address then lives on only in the invitee's
+//! account, and goes with it when that account is erased.
+
+use crate::workspaces::{create, invitation_token, invite, join};
+use commands::EventCodec;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use std::sync::Arc;
+use std::time::Duration;
+use store::{Backend, GlobalPosition, Payload};
+use tests::{PASSWORD, TestApp, eventually, json_body, spawn_app};
+use vault::{DataKeys, MasterKey};
+
+/// Every event of the log that the live key store still opens, as JSON, decoded with keys
+/// read afresh (no process's cache).
+async fn readable_log(app: &TestApp) -> Vec<Value> {
+    let master = app
+        .storage_args
+        .windows(2)
+        .find(|w| w[0] == "--master-key")
+        .map(|w| MasterKey::from_base64(&w[1]).unwrap())
+        .expect("the master key flag");
+    let store = app.state.core.codec.keys().store().clone();
+    let codec = EventCodec::new(Arc::new(DataKeys::new(store, &master)));
+    let mut opened = Vec::new();
+    let events = app.state.core.log.read_all(GlobalPosition::START, 100_000);
+    for event in events.await.unwrap() {
+        if let Payload::Event(event) = codec.decode(event).await.unwrap().payload {
+            opened.push(serde_json::to_value(&event).unwrap());
+        }
+    }
+    opened
+}
+
+/// How many of `events` invite `email` (or refresh its invitation).
+fn invitations_of(events: &[Value], email: &str) -> usize {
+    events
+        .iter()
+        .filter(|e| {
+            matches!(
+                e["type"].as_str(),
+                Some("MemberInvited" | "InvitationRefreshed")
+            )
+        })
+        .filter(|e| e["email"] == email)
+        .count()
+}
+
+/// Whether any of `events` holds `text`, in any case.
+fn mentions(events: &[Value], text: &str) -> bool {
+    events
+        .iter()
+        .any(|e| e.to_string().to_lowercase().contains(&text.to_lowercase()))
+}
+
+/// The addresses the workspace's invitation list shows.
+async fn listed(app: &TestApp, ws: &str, owner: &tests::Session) -> Vec<Value> {
+    let list = json_body(
+        app.get(&format!("/workspaces/{ws}/invitations"), Some(&owner.token))
+            .await,
+    )
+    .await;
+    list["invitations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["email"].clone())
+        .collect()
+}
+
+async fn an_invitees_address_goes_with_their_account(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let (_, owner) = app.signed_up().await;
+    let (member_email, member) = app.signed_up().await;
+    let (decliner_email, decliner) = app.signed_up().await;
+    let (member_email, decliner_email) =
+        (member_email.to_lowercase(), decliner_email.to_lowercase());
+    let waiting = "still.waiting@example.com";
+    let ws = create(&app, &owner, "Invitees").await;
+    join(&app, &ws, &owner, &member_email, &member, "member", 1).await;
+    let invited = invite(&app, &ws, &owner, &decliner_email, "member").await;
+    assert_eq!(invited.status(), StatusCode::CREATED);
+    let token = invitation_token(&app, &decliner_email, 1).await;
+    let declined = app
+        .post(
+            &format!("/invitations/{token}/decline"),
+            Some(&decliner.token),
+            &json!({}),
+        )
+        .await;
+    assert_eq!(declined.status(), StatusCode::NO_CONTENT);
+    let invited = invite(&app, &ws, &owner, waiting, "member").await;
+    assert_eq!(invited.status(), StatusCode::CREATED);
+
+    // Once answered, the invitation's events no longer open: the address is the answering
+    // account's alone. The pending one still opens.
+    let app = &app;
+    let (member_email, decliner_email) = (&member_email, &decliner_email);
+    eventually(Duration::from_secs(30), || async move {
+        let log = readable_log(app).await;
+        match (
+            invitations_of(&log, member_email),
+            invitations_of(&log, decliner_email),
+        ) {
+            (0, 0) => Ok(()),
+            counts => Err(format!("the invitations still open: {counts:?}")),
+        }
+    })
+    .await;
+    assert_eq!(invitations_of(&readable_log(app).await, waiting), 1);
+    app.settle().await;
+    let shown = listed(app, &ws, &owner).await;
+    for email in [waiting, member_email.as_str(), decliner_email.as_str()] {
+        assert!(shown.contains(&json!(email)), "{email} in {shown:?}");
+    }
+
+    // The member's account is erased: its address is nowhere to be read any more.
+    let deleted = app
+        .request(reqwest::Method::DELETE, "/me", Some(&member.token))
+        .json(&json!({"password": PASSWORD, "confirm": "DELETE"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(deleted.status(), StatusCode::NO_CONTENT);
+    eventually(Duration::from_secs(30), || async move {
+        if mentions(&readable_log(app).await, member_email) {
+            Err("the member's address still opens".to_owned())
+        } else {
+            Ok(())
+        }
+    })
+    .await;
+    app.settle().await;
+    let shown = listed(app, &ws, &owner).await;
+    assert!(!shown.contains(&json!(member_email)), "{shown:?}");
+    assert!(shown.contains(&json!(waiting)), "{shown:?}");
+}
+
+on_both_backends!(an_invitees_address_goes_with_their_account);
