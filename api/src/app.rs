@@ -167,6 +167,7 @@ impl App {
         let idempotency = IdempotencyStore::new(
             storage.db.clone(),
             FieldSealer::new(storage.codec.keys().clone()),
+            storage.master.request_fingerprint_secret(),
         );
         let notifications = Notifications::new(storage.exec.clone(), clock.clone());
         let unsubscribe_links = UnsubscribeLinks::new(storage.master.unsubscribe_secret());

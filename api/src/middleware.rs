@@ -110,7 +110,10 @@ pub async fn idempotency(State(state): State<AppState>, request: Request, next: 
         path.as_bytes(),
         key.as_bytes(),
     ]);
-    let fingerprint = sha256_hex(&[method.as_str().as_bytes(), path.as_bytes(), &body]);
+    let fingerprint =
+        state
+            .idempotency
+            .fingerprint(&[method.as_str().as_bytes(), path.as_bytes(), &body]);
 
     let claim = match state
         .idempotency

@@ -7,6 +7,8 @@
 //! the key when the account is erased.
 
 use domain::{AccountId, Timestamp};
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
 use sqlx::Row;
 use std::time::Duration;
 use store::Database;
@@ -62,17 +64,35 @@ pub struct IdempotencyStore {
     lease: Duration,
     /// Keys are kept this long.
     retention: Duration,
+    /// Keys the requests' fingerprints.
+    fingerprint_key: [u8; 32],
 }
 
 impl IdempotencyStore {
-    /// Keys in `db`, kept 24 hours; responses of an account sealed with `sealer`.
-    pub fn new(db: Database, sealer: FieldSealer) -> Self {
+    /// Keys in `db`, kept 24 hours; responses of an account sealed with `sealer`; requests
+    /// fingerprinted with a hash keyed by `fingerprint_key`.
+    pub fn new(db: Database, sealer: FieldSealer, fingerprint_key: [u8; 32]) -> Self {
         Self {
             db,
             sealer,
             lease: Duration::from_secs(60),
             retention: Duration::from_secs(24 * 3600),
+            fingerprint_key,
         }
+    }
+
+    /// The fingerprint of a request made of `parts` (hex), which [`Self::claim`] keeps to
+    /// tell a retry from another request under the same key: keyed, since a body may hold
+    /// a password or an address that an unkeyed hash would let a backup's reader test
+    /// guesses against.
+    pub fn fingerprint(&self, parts: &[&[u8]]) -> String {
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.fingerprint_key)
+            .expect("HMAC takes any key length");
+        for part in parts {
+            mac.update(&(part.len() as u64).to_be_bytes());
+            mac.update(part);
+        }
+        hex::encode(mac.finalize().into_bytes())
     }
 
     /// Claims `scope` (the caller's credential, method, path and key, hashed) for a request

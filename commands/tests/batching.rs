@@ -341,6 +341,8 @@ async fn a_token_rotation_reads_nothing_and_a_refusal_reads_the_tail_once() {
     let (account, token) = (AccountId(Uuid::new_v4()), Uuid::new_v4());
     let session = SessionId(Uuid::new_v4());
     let now = SystemClock.now();
+    // Its personal fields (the address, the token's label) are sealed with its key.
+    f.codec.keys().create(account.0, now).await.unwrap();
     let signed_in = vec![
         AccountEvent::AccountRegistered {
             account_id: account,

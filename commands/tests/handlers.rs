@@ -279,7 +279,11 @@ async fn revoking_a_session_of_another_account_is_not_found() {
 #[tokio::test]
 async fn idempotency_keys_replay_refuse_mismatches_and_expire_leases() {
     let f = fixture().await;
-    let store = IdempotencyStore::new(f.db.clone(), FieldSealer::new(f.codec.keys().clone()));
+    let store = IdempotencyStore::new(
+        f.db.clone(),
+        FieldSealer::new(f.codec.keys().clone()),
+        [7; 32],
+    );
     let now = SystemClock.now();
     assert_eq!(
         store.claim("scope-1", "hash-a", now).await.unwrap(),

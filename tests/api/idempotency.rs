@@ -178,6 +178,38 @@ async fn secrets_are_kept_sealed_and_replayed_only_to_live_credentials(backend: 
     assert_ne!(one["token"], two["token"]);
     let stored = app.read_model_rows().await.join("\n");
     assert!(!stored.contains(one["token"].as_str().unwrap()));
+
+    // A kept request's fingerprint is keyed: a body holding a password (here a guess at
+    // the current one) cannot be tested against it without the master key.
+    let body =
+        json!({"current_password": "Guess-1-of-many", "new_password": "an0ther-L0ng-secret"});
+    let refused = app
+        .request(Method::PUT, "/me/password", one["token"].as_str())
+        .header("Idempotency-Key", "password-1")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+    let fingerprints: Vec<String> = sqlx::query_scalar("SELECT request_hash FROM idempotency_keys")
+        .fetch_all(app.db.pool())
+        .await
+        .unwrap();
+    assert!(!fingerprints.is_empty(), "the refusal is kept");
+    let unkeyed = {
+        use sha2::{Digest, Sha256};
+        let mut hash = Sha256::new();
+        for part in [
+            &b"PUT"[..],
+            b"/me/password",
+            &serde_json::to_vec(&body).unwrap(),
+        ] {
+            hash.update((part.len() as u64).to_be_bytes());
+            hash.update(part);
+        }
+        hex::encode(hash.finalize())
+    };
+    assert!(!fingerprints.contains(&unkeyed), "{fingerprints:?}");
 }
 
 on_both_backends!(

@@ -79,6 +79,13 @@ impl MasterKey {
         self.derive("accounts/invitation-links/v1")
     }
 
+    /// The key of the keyed hash that fingerprints a request made with an `Idempotency-Key`
+    /// (its body may hold a password or an address: a backup must not let anyone test
+    /// guesses against the stored fingerprint).
+    pub fn request_fingerprint_secret(&self) -> [u8; 32] {
+        self.derive("accounts/request-fingerprints/v1")
+    }
+
     /// The key of the keyed hash naming Telegram users' streams (`telegramuser-<hash>`).
     pub fn telegram_user_secret(&self) -> [u8; 32] {
         self.derive("accounts/telegram-users/v1")
@@ -109,6 +116,16 @@ impl EmailIndex {
         let mut mac =
             <Hmac<Sha256> as Mac>::new_from_slice(&self.0).expect("HMAC takes any key length");
         mac.update(email.canonical().as_bytes());
+        hex::encode(mac.finalize().into_bytes())
+    }
+
+    /// The keyed hash of text that is not an address (a mistyped one, lower-cased and
+    /// trimmed), hex; never equal to an address's [`Self::digest`].
+    pub fn digest_text(&self, text: &str) -> String {
+        let mut mac =
+            <Hmac<Sha256> as Mac>::new_from_slice(&self.0).expect("HMAC takes any key length");
+        mac.update(b"not-an-address:");
+        mac.update(text.trim().to_lowercase().as_bytes());
         hex::encode(mac.finalize().into_bytes())
     }
 
@@ -159,6 +176,23 @@ mod tests {
             index.stream(&a),
             "keyed: not a plain hash"
         );
+    }
+
+    /// What a mistyped address hashes to is keyed too, the same whatever its case and
+    /// surrounding blanks, and never an address's digest.
+    #[test]
+    fn text_that_is_no_address_gets_a_keyed_digest_of_its_own() {
+        let index = EmailIndex::new(&MasterKey::generate());
+        let typo = index.digest_text(" Ada@Example ");
+        assert_eq!(typo, index.digest_text("ada@example"));
+        assert_ne!(
+            typo,
+            EmailIndex::new(&MasterKey::generate()).digest_text("ada@example")
+        );
+        use sha2::Digest;
+        assert_ne!(typo, hex::encode(Sha256::digest(b"ada@example")));
+        let address = EmailAddress::parse("ada@example.com").unwrap();
+        assert_ne!(index.digest(&address), index.digest_text("ada@example.com"));
     }
 
     #[test]

@@ -14,7 +14,6 @@ use domain::email::EmailAddress;
 use domain::session::RevocationReason;
 use projections::{Follower, Visibility};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 use store::Actor;
 use utoipa::ToSchema;
 use utoipa_axum::routes;
@@ -141,7 +140,7 @@ pub struct LoginResponse {
 fn throttle_key(auth: &Auth, email: &str) -> String {
     match EmailAddress::parse(email) {
         Ok(email) => auth.email_index.digest(&email),
-        Err(_) => hex::encode(Sha256::digest(email.trim().to_lowercase().as_bytes())),
+        Err(_) => auth.email_index.digest_text(email),
     }
 }
 
