@@ -23,6 +23,7 @@ pub mod openapi;
 pub mod pages;
 pub mod payments;
 pub mod read_cache;
+pub mod request_span;
 pub mod routes;
 pub mod session_cache;
 pub mod settings_http;

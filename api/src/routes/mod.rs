@@ -123,7 +123,8 @@ pub fn router(state: AppState, request_timeout: Duration) -> Router {
                     header::X_CONTENT_TYPE_OPTIONS,
                     HeaderValue::from_static("nosniff"),
                 ))
-                .layer(TraceLayer::new_for_http())
+                // Spans name the route's template: a path or query can hold a token.
+                .layer(TraceLayer::new_for_http().make_span_with(crate::request_span::request_span))
                 .layer(axum::middleware::from_fn(middleware::request_context))
                 .layer(HandleErrorLayer::new(timed_out))
                 .timeout(request_timeout),
