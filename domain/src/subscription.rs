@@ -268,13 +268,19 @@ impl Aggregate for Subscription {
                         prorated_credits: prorate(credit_difference, remaining, period) as u64,
                     }]);
                 }
-                if self.scheduled_plan.as_deref() == Some(terms.plan_id.as_str()) {
-                    return Ok(vec![]);
+                // Choosing a plan for the next period calls a cancellation off, as choosing
+                // the current plan or a higher one does: the plan chosen is what follows.
+                let mut events = Vec::new();
+                if self.cancel_at_period_end {
+                    events.push(E::SubscriptionResumed { at: *at });
                 }
-                Ok(vec![E::PlanChangeScheduled {
-                    plan_id: terms.plan_id.clone(),
-                    effective_at: end,
-                }])
+                if self.scheduled_plan.as_deref() != Some(terms.plan_id.as_str()) {
+                    events.push(E::PlanChangeScheduled {
+                        plan_id: terms.plan_id.clone(),
+                        effective_at: end,
+                    });
+                }
+                Ok(events)
             }
             C::Cancel { at } => {
                 let end = self

@@ -76,6 +76,7 @@ impl Accounts {
                 account_id,
                 now,
                 AccountCommand::ConfirmTotp {
+                    secret,
                     step,
                     recovery_code_hashes,
                     fresh: self.fresh(session_id, now),

@@ -215,27 +215,30 @@ impl Billing {
         loop {
             let subscription = self.subscription(account_id).await?;
             let now = self.clock.now();
-            let (Some(current), Some(end)) = (&subscription.terms, subscription.period_end) else {
+            let (Some(_), Some(end)) = (&subscription.terms, subscription.period_end) else {
                 return Ok(last);
             };
             if now < end {
                 return Ok(last);
             }
-            // The next period is at the catalog's current terms of the next plan; a plan
-            // that left the catalog keeps its old terms.
-            let next = subscription
-                .next_plan()
-                .and_then(|id| self.catalog.plan(id))
-                .map_or_else(|| current.clone(), |plan| self.terms(plan));
-            match self
-                .run_subscription(
-                    ctx,
-                    account_id,
-                    SubscriptionCommand::Renew { next, at: now },
-                    now,
-                )
+            // The next period is at the catalog's current terms of the next plan, as the
+            // state the renewal is decided against has it (a downgrade scheduled after the
+            // load above counts); a plan that left the catalog keeps its old terms.
+            let position = self
+                .exec
+                .execute::<Subscription, _>(&subscription_stream(account_id), ctx, None, now, |s| {
+                    let Some(current) = &s.terms else {
+                        return Ok(vec![]);
+                    };
+                    let next = s
+                        .next_plan()
+                        .and_then(|id| self.catalog.plan(id))
+                        .map_or_else(|| current.clone(), |plan| self.terms(plan));
+                    Ok(s.decide(&SubscriptionCommand::Renew { next, at: now })?)
+                })
                 .await?
-            {
+                .position;
+            match position {
                 Some(position) => last = Some(position),
                 None => return Ok(last),
             }

@@ -116,7 +116,11 @@ pub enum AccountCommand {
     },
     /// Turn 2FA on with a code of the pending secret.
     ConfirmTotp {
-        /// Step of the code, verified against the pending secret.
+        /// The pending secret the code was verified against: the one turned on, so it
+        /// must still be the pending one (an enrolment started again meanwhile replaced
+        /// it, and the user's app holds the other).
+        secret: String,
+        /// Step of the code, verified against `secret`.
         step: u64,
         /// Hashes of the new recovery codes.
         recovery_code_hashes: Vec<String>,

@@ -162,6 +162,7 @@ impl Account {
                 }])
             }
             C::ConfirmTotp {
+                secret,
                 step,
                 recovery_code_hashes,
                 fresh,
@@ -170,10 +171,14 @@ impl Account {
                 if self.totp.enabled() {
                     return Err(AccountError::TotpAlreadyEnabled);
                 }
-                if self.totp.pending_secret.is_none() {
+                let Some(pending) = &self.totp.pending_secret else {
                     return Err(AccountError::NoPendingEnrollment);
-                }
+                };
                 self.check_fresh(fresh)?;
+                // The code proved another secret than the one that would be turned on.
+                if pending != secret {
+                    return Err(AccountError::InvalidSecondFactor);
+                }
                 if self.totp.last_step.is_some_and(|last| *step <= last) {
                     return Err(AccountError::InvalidSecondFactor);
                 }

@@ -82,6 +82,7 @@ fn enrolment_is_confirmed_by_a_code_and_turns_2fa_on() {
     ];
     let state = given::<Account>(history)
         .when(AccountCommand::ConfirmTotp {
+            secret: "SECRET".into(),
             step: 100,
             recovery_code_hashes: vec!["r1".into()],
             fresh: fresh_since(1, 0),
@@ -96,6 +97,7 @@ fn enrolment_is_confirmed_by_a_code_and_turns_2fa_on() {
     assert_eq!(state.totp.secret.as_deref(), Some("SECRET"));
     given::<Account>([registered()])
         .when(AccountCommand::ConfirmTotp {
+            secret: "SECRET".into(),
             step: 1,
             recovery_code_hashes: vec![],
             fresh: fresh_since(1, 0),
@@ -109,6 +111,34 @@ fn enrolment_is_confirmed_by_a_code_and_turns_2fa_on() {
             at: at(3),
         })
         .then_error(AccountError::TotpAlreadyEnabled);
+}
+
+/// A code checked against the secret pending when the confirmation started turns nothing
+/// on once another enrolment replaced that secret (a second tab, a double click): the
+/// user's app holds the first.
+#[test]
+fn a_confirmation_for_a_replaced_secret_turns_nothing_on() {
+    let history = vec![
+        registered(),
+        started(1, 0, "Firefox"),
+        AccountEvent::TotpEnrollmentStarted {
+            secret: "FIRST".into(),
+            at: at(1),
+        },
+        AccountEvent::TotpEnrollmentStarted {
+            secret: "SECOND".into(),
+            at: at(2),
+        },
+    ];
+    given::<Account>(history)
+        .when(AccountCommand::ConfirmTotp {
+            secret: "FIRST".into(),
+            step: 100,
+            recovery_code_hashes: vec!["r1".into()],
+            fresh: fresh_since(1, 0),
+            at: at(3),
+        })
+        .then_error(AccountError::InvalidSecondFactor);
 }
 
 #[test]

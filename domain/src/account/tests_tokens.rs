@@ -100,6 +100,7 @@ fn turning_2fa_on_needs_a_recent_proof() {
         at: at(701),
     });
     let confirm = |now: i64| AccountCommand::ConfirmTotp {
+        secret: "SECRET".into(),
         step: 100,
         recovery_code_hashes: vec!["r1".into()],
         fresh: fresh_at(now),

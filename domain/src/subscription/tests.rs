@@ -125,6 +125,66 @@ fn a_cancel_keeps_access_until_the_period_ends_and_resume_undoes_it() {
         .then_error(SubscriptionError::AlreadyEnded);
 }
 
+/// A cancelled subscription whose holder then picks a lower plan for the next period goes
+/// on with that plan: the choice calls the cancellation off, as choosing the current or a
+/// higher plan does (it was recorded, shown as scheduled, and the period still ended).
+#[test]
+fn a_downgrade_after_a_cancel_calls_the_cancel_off() {
+    let started = SubscriptionEvent::SubscriptionStarted {
+        terms: creator(),
+        period_start: at(0),
+        period_end: at(30 * DAY),
+    };
+    let cancelled = SubscriptionEvent::CancellationScheduled {
+        effective_at: at(30 * DAY),
+        at: at(DAY),
+    };
+    let state = given::<Subscription>([started, cancelled])
+        .when(SubscriptionCommand::ChangePlan {
+            terms: starter(),
+            at: at(2 * DAY),
+        })
+        .then([
+            SubscriptionEvent::SubscriptionResumed { at: at(2 * DAY) },
+            SubscriptionEvent::PlanChangeScheduled {
+                plan_id: "starter".into(),
+                effective_at: at(30 * DAY),
+            },
+        ]);
+    assert_eq!(
+        state.decide(&SubscriptionCommand::Renew {
+            next: starter(),
+            at: at(30 * DAY),
+        }),
+        Ok(vec![SubscriptionEvent::SubscriptionRenewed {
+            terms: starter(),
+            period_start: at(30 * DAY),
+            period_end: at(60 * DAY),
+        }])
+    );
+    // The same downgrade asked again changes nothing more.
+    given::<Subscription>(state_events_after_downgrade())
+        .when(SubscriptionCommand::ChangePlan {
+            terms: starter(),
+            at: at(3 * DAY),
+        })
+        .then([]);
+}
+
+fn state_events_after_downgrade() -> Vec<SubscriptionEvent> {
+    vec![
+        SubscriptionEvent::SubscriptionStarted {
+            terms: creator(),
+            period_start: at(0),
+            period_end: at(30 * DAY),
+        },
+        SubscriptionEvent::PlanChangeScheduled {
+            plan_id: "starter".into(),
+            effective_at: at(30 * DAY),
+        },
+    ]
+}
+
 #[test]
 fn renewal_is_due_only_at_the_end_of_the_period() {
     given::<Subscription>([started()])
