@@ -166,6 +166,15 @@ impl Catalog {
         if let Some(c) = self.claims.iter().find(|c| c.credits == 0) {
             return Err(format!("claim {} grants no credits", c.id));
         }
+        // A lot expiring as it is granted is refused by the ledger: every claim would
+        // spend the offer's budget and grant nothing.
+        if let Some(c) = self
+            .claims
+            .iter()
+            .find(|c| c.lot_expires_after_days == Some(0))
+        {
+            return Err(format!("claim {}'s lot must last at least a day", c.id));
+        }
         entitlements::validate(self)
     }
 

@@ -267,7 +267,9 @@ pub async fn webhook(
         component: "telegram-webhook".into(),
     });
     if let Some(member) = &update.my_chat_member {
-        if member.new_chat_member.status == "kicked" {
+        // Blocking the bot is a `kicked` in the user's private chat with it; removing it
+        // from a group says nothing about the user's link.
+        if member.new_chat_member.status == "kicked" && member.chat.kind == "private" {
             let (_, position) = telegram
                 .links
                 .unlink_user(&command, member.from.id, "blocked")

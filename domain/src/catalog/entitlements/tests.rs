@@ -198,3 +198,18 @@ fn the_deployment_s_scopes_intersect_the_plan_s() {
     let none_left = narrowed(vec![UsageRead]).entitlements(None);
     assert_eq!((none_left.api_access, none_left.scopes.len()), (false, 0));
 }
+
+/// An offer whose lot would expire as it is granted is refused at load: every claim would
+/// spend its budget and grant nothing (the ledger refuses such a lot).
+#[test]
+fn an_offer_whose_lot_lasts_no_day_is_refused_at_load() {
+    let offer = |days: u32| {
+        format!(
+            "{SHIPPED}\n[[claims]]\nid = \"flash\"\nname = \"Flash\"\nkind = \"promotion\"\n\
+             credits = 10\nlot_expires_after_days = {days}\n"
+        )
+    };
+    assert!(parse(&offer(1)).is_ok());
+    let refused = parse(&offer(0)).unwrap_err();
+    assert!(refused.contains("flash"), "{refused}");
+}
