@@ -22,8 +22,10 @@ pub fn patch(schema: &Schema, body: Value) -> Result<Normalised, ApiError> {
     };
     let version = match object.remove(VERSION_KEY) {
         None | Some(Value::Null) => None,
+        // An integer in any JSON spelling (`2`, `2.0`), as every integer field takes.
         Some(v) => Some(
-            v.as_u64()
+            crate::integers::u64(v)
+                .ok()
                 .and_then(|v| u32::try_from(v).ok())
                 .ok_or_else(|| ApiError::invalid(VERSION_KEY, "must be a positive integer"))?,
         ),

@@ -205,7 +205,8 @@ impl Executor {
             attempt += 1;
             // Deciding is one at a time per stream; committing is not (see `batch`).
             let queued = self.locks[stripe].lock().await;
-            let tip = self.batches.tip(stream).and_then(|tip| typed::<A>(tip));
+            let (tip, pending) = self.batches.tip_and_pending(stream);
+            let tip = tip.and_then(|tip| typed::<A>(tip));
             let remembered = match tip {
                 Some(tip) => Some((tip, false)),
                 None if trust_memory => self.remembered::<A>(stream).map(|known| (known, true)),
@@ -231,8 +232,8 @@ impl Executor {
                 }
                 answer => {
                     // Nothing to append, or refused: either way the answer rests on the
-                    // events decided before it here, so it stands only once they commit.
-                    let pending = self.batches.pending(stream);
+                    // events decided before it here, so it stands only once they commit
+                    // (`pending` was read with the tip: the batch may have finished since).
                     drop(queued);
                     if let Some(pending) = pending {
                         match pending.outcome().await {

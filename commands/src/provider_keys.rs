@@ -31,9 +31,16 @@ impl From<ProviderKeyError> for CommandError {
             ProviderKeyError::Changed => {
                 CommandError::rejected(Rejection::Conflict, "provider_key_changed", message)
             }
+            ProviderKeyError::Invalid => {
+                CommandError::rejected(Rejection::Conflict, "provider_key_invalid", message)
+            }
         }
     }
 }
+
+/// Reads of a key that changed under its resolve (another version saved each time) before
+/// the resolve gives up.
+const RESOLVE_ATTEMPTS: usize = 3;
 
 /// The code of a save refused because the owner's key cannot seal.
 pub const ENCRYPTION_UNAVAILABLE: &str = "encryption_unavailable";
@@ -252,6 +259,10 @@ impl ProviderKeyStore {
 
     /// The owner's usable (not invalid) key of `provider`, decrypted, recording that it
     /// was handed out for `account` by `service_token`. `None`: no usable key.
+    ///
+    /// The key opened is the one the recording is decided against: one removed, replaced or
+    /// found invalid between the read and the append is not handed out; the key is read
+    /// again (none usable: `None`, and the caller falls back).
     pub async fn resolve(
         &self,
         ctx: &CommandContext,
@@ -261,27 +272,51 @@ impl ProviderKeyStore {
         workspace_id: Option<Uuid>,
         service_token: Uuid,
     ) -> Result<Option<ResolvedKey>, CommandError> {
-        let state = self.load(owner).await?;
-        let Some(key) = state.keys.get(&provider).cloned() else {
-            return Ok(None);
-        };
-        if key.status == KeyStatus::Invalid {
-            return Ok(None);
-        }
-        let secret = self.open(owner, provider, &key).await?;
-        let at = self.clock.now();
-        let version = key.version;
-        self.run(ctx, owner, at, |_| {
-            Ok(ProviderKeyCommand::Resolve {
+        for _ in 0..RESOLVE_ATTEMPTS {
+            let state = self.load(owner).await?;
+            let Some(key) = state.keys.get(&provider).cloned() else {
+                return Ok(None);
+            };
+            if key.status == KeyStatus::Invalid {
+                return Ok(None);
+            }
+            let secret = self.open(owner, provider, &key).await?;
+            let at = self.clock.now();
+            let command = ProviderKeyCommand::Resolve {
                 provider,
-                version,
+                version: key.version,
                 account_id: account,
                 workspace_id,
                 service_token,
                 at,
-            })
-        })
-        .await?;
-        Ok(Some(ResolvedKey { key, secret }))
+            };
+            let mut unusable = false;
+            self.exec
+                .execute::<ProviderKeys, _>(
+                    &provider_keys_stream(owner),
+                    ctx,
+                    Some(owner),
+                    at,
+                    |state| match state.decide(&command) {
+                        Err(
+                            ProviderKeyError::NotFound
+                            | ProviderKeyError::Changed
+                            | ProviderKeyError::Invalid,
+                        ) => {
+                            unusable = true;
+                            Ok(vec![])
+                        }
+                        decided => {
+                            unusable = false;
+                            Ok(decided?)
+                        }
+                    },
+                )
+                .await?;
+            if !unusable {
+                return Ok(Some(ResolvedKey { key, secret }));
+            }
+        }
+        Err(CommandError::Contention)
     }
 }

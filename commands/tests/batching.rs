@@ -494,3 +494,58 @@ async fn a_refusal_on_a_remembered_state_is_checked_against_the_log() {
         "a refusal is checked by reading, not appending"
     );
 }
+
+/// A refusal decided on the tip of a batch still in flight stands only once that batch
+/// commits. Here the batch is refused (another node moved the stream on) in the moment
+/// between the decision and the wait for it: the command decides again on the log, and is
+/// not refused on a balance that never existed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_refusal_on_a_batch_refused_meanwhile_is_decided_again() {
+    let f = fixture().await;
+    let (probed, node, elsewhere, stream) = two_nodes(&f);
+    run_grant(&node, &stream, "first").await;
+    probed.hold_next.store(true, Ordering::SeqCst);
+    let ctx = CommandContext::system("test");
+    let first_hold = {
+        let (node, stream, ctx) = (node.clone(), stream.clone(), ctx.clone());
+        tokio::spawn(async move {
+            let command = hold("g-1", 10);
+            node.execute::<CreditLedger, _>(&stream, &ctx, None, SystemClock.now(), |ledger| {
+                Ok(ledger.decide(&command)?)
+            })
+            .await
+        })
+    };
+    until("the first hold's append is held", || {
+        probed.appends.load(Ordering::SeqCst) == 2
+    })
+    .await;
+    // The log now holds 20 credits; this node's batch was decided on 10.
+    run_grant(&elsewhere, &stream, "elsewhere").await;
+
+    let command = hold("g-2", 10);
+    let mut first_decision = true;
+    let second = node
+        .execute::<CreditLedger, _>(&stream, &ctx, None, SystemClock.now(), |ledger| {
+            if std::mem::take(&mut first_decision) {
+                // Decided on the tip (nothing left): the batch is let go, and is refused
+                // and finished before this decision's answer waits on it.
+                probed.gate.add_permits(1);
+                tokio::task::block_in_place(|| {
+                    while node.conflicts() == 0 {
+                        std::thread::sleep(Duration::from_millis(1));
+                    }
+                });
+            }
+            Ok(ledger.decide(&command)?)
+        })
+        .await;
+    assert!(second.is_ok(), "{second:?}");
+    first_hold
+        .await
+        .unwrap()
+        .expect("the first hold, decided again");
+    let ledger = elsewhere.load::<CreditLedger>(&stream).await.unwrap().state;
+    assert_eq!(ledger.held(), 20, "both holds, once each");
+    assert!(ledger.holds.contains_key("g-1") && ledger.holds.contains_key("g-2"));
+}

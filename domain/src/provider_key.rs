@@ -335,6 +335,9 @@ pub enum ProviderKeyError {
     /// The key changed while it was being verified or read.
     #[error("the key changed meanwhile; try again")]
     Changed,
+    /// The key was last verified invalid: it is not handed out.
+    #[error("the key was last verified invalid")]
+    Invalid,
 }
 
 impl Aggregate for ProviderKeys {
@@ -433,6 +436,9 @@ impl Aggregate for ProviderKeys {
                 let key = self.keys.get(provider).ok_or(ProviderKeyError::NotFound)?;
                 if key.version != *version {
                     return Err(ProviderKeyError::Changed);
+                }
+                if key.status == KeyStatus::Invalid {
+                    return Err(ProviderKeyError::Invalid);
                 }
                 Ok(vec![E::ProviderKeyResolved {
                     provider: *provider,
@@ -677,6 +683,11 @@ mod tests {
                 at: at(4),
             }]);
         assert_eq!(state.history.last().unwrap().action, "resolved");
+        // Verified invalid since the caller read it: not handed out.
+        let invalid = state.decide(&verify(1, KeyStatus::Invalid, 3)).unwrap();
+        given::<ProviderKeys>([set(1, KeyStatus::Valid)].into_iter().chain(invalid))
+            .when(resolve(1))
+            .then_error(ProviderKeyError::Invalid);
     }
 
     #[test]

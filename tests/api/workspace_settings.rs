@@ -76,6 +76,26 @@ async fn studio_is_typed_normalised_and_versioned(backend: Backend) {
     let old = json_body(old).await;
     assert_eq!(old["values"]["frame_rate"], 60);
     assert_eq!(old["sources"]["resolution"], "default");
+    // The version is an integer in any JSON spelling, as every integer field is.
+    let spelled = send(
+        &app,
+        Method::PATCH,
+        &path,
+        &owner,
+        json!({"schema_version": 1.0, "fps": 24}),
+    )
+    .await;
+    assert_eq!(spelled.status(), StatusCode::OK);
+    assert_eq!(json_body(spelled).await["values"]["frame_rate"], 24);
+    let fraction = send(
+        &app,
+        Method::PATCH,
+        &path,
+        &owner,
+        json!({"schema_version": 1.5, "fps": 24}),
+    )
+    .await;
+    assert_eq!(fraction.status(), StatusCode::UNPROCESSABLE_ENTITY);
     let future = send(
         &app,
         Method::PATCH,

@@ -130,11 +130,6 @@ impl Batches {
         self.slots.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// The stream's tip, if commands are in flight on it.
-    pub(super) fn tip(&self, stream: &str) -> Option<Tip> {
-        self.slots().get(stream).and_then(|slot| slot.tip.clone())
-    }
-
     /// What this process last committed to the stream, while it is idle: a decision against
     /// it may still join ([`Batches::join`]).
     pub(super) fn settled(&self, stream: &str) -> Option<Tip> {
@@ -143,9 +138,13 @@ impl Batches {
             .and_then(|slot| slot.settled.clone())
     }
 
-    /// The stream's latest unfinished batch: what a decision against its tip rests on.
-    pub(super) fn pending(&self, stream: &str) -> Option<Arc<Batch>> {
-        self.slots().get(stream).and_then(|slot| slot.last.clone())
+    /// The stream's tip, if commands are in flight on it, with the latest unfinished batch
+    /// (what a decision against that tip rests on), read together: a batch that finishes
+    /// in between takes its slot with it, and a decision's answer must still wait on it.
+    pub(super) fn tip_and_pending(&self, stream: &str) -> (Option<Tip>, Option<Arc<Batch>>) {
+        self.slots()
+            .get(stream)
+            .map_or((None, None), |slot| (slot.tip.clone(), slot.last.clone()))
     }
 
     /// Commands waiting in the stream's open batch for the one before it to commit.

@@ -614,8 +614,15 @@ impl Aggregate for Workspace {
             E::InvitationRevoked { invitation_id, .. } => {
                 self.set_status(*invitation_id, InvitationStatus::Revoked);
             }
-            E::InvitationDeclined { invitation_id, .. } => {
-                self.set_status(*invitation_id, InvitationStatus::Declined);
+            E::InvitationDeclined {
+                invitation_id, at, ..
+            } => {
+                self.answered(
+                    *invitation_id,
+                    InvitationStatus::Declined,
+                    Role::Member,
+                    *at,
+                );
             }
             E::InvitationAccepted {
                 invitation_id,
@@ -623,7 +630,7 @@ impl Aggregate for Workspace {
                 role,
                 at,
             } => {
-                self.set_status(*invitation_id, InvitationStatus::Accepted);
+                self.answered(*invitation_id, InvitationStatus::Accepted, *role, *at);
                 self.members.insert(
                     *account_id,
                     Member {
@@ -706,6 +713,31 @@ impl Workspace {
             .iter()
             .find(|(_, i)| i.email == email && i.status_at(at) == InvitationStatus::Pending)
             .map(|(id, _)| *id)
+    }
+
+    /// Closes an answered invitation. Its key is destroyed once it is answered, so a fold
+    /// from the log no longer reads how it was sent: it is known from its answer alone,
+    /// closed all the same (a resend or a revocation of it is refused as closed on every
+    /// node, not as unknown on those that did not see it sent).
+    fn answered(
+        &mut self,
+        invitation: uuid::Uuid,
+        status: InvitationStatus,
+        role: Role,
+        at: Timestamp,
+    ) {
+        self.invitations
+            .entry(invitation)
+            .or_insert_with(|| Invitation {
+                invited_by: AccountId(uuid::Uuid::nil()),
+                email: String::new(),
+                role,
+                token_hash: String::new(),
+                generation: 0,
+                expires_at: at,
+                status,
+            })
+            .status = status;
     }
 
     fn set_status(&mut self, invitation: uuid::Uuid, status: InvitationStatus) {

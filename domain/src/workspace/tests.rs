@@ -635,3 +635,42 @@ fn key_hints_show_the_prefix_and_last_four() {
         at: at(0),
     });
 }
+
+/// An answered invitation's key is destroyed, so a fold from the log reads its answer but
+/// not how it was sent: it is closed all the same, for a resend and a revocation, and the
+/// member it made is one.
+#[test]
+fn an_invitation_known_only_by_its_answer_is_closed() {
+    let [_, accepted] = joined(MEMBER, Role::Member, 8);
+    let mut history = created();
+    history.push(accepted);
+    history.push(WorkspaceEvent::InvitationDeclined {
+        invitation_id: invitation(9),
+        account_id: id(OUTSIDER),
+        at: at(30),
+    });
+    for (answered, status) in [(8, "accepted"), (9, "declined")] {
+        given::<Workspace>(history.clone())
+            .when(WorkspaceCommand::Resend {
+                actor: id(OWNER),
+                invitation_id: invitation(answered),
+                link: links(),
+                expires_at: days(20),
+                seats: 5,
+                at: at(40),
+            })
+            .then_error(WorkspaceError::InvitationClosed(status));
+        given::<Workspace>(history.clone())
+            .when(WorkspaceCommand::RevokeInvitation {
+                actor: id(OWNER),
+                invitation_id: invitation(answered),
+                at: at(40),
+            })
+            .then_error(WorkspaceError::InvitationClosed(status));
+    }
+    let mut state = Workspace::default();
+    for event in &history {
+        state.evolve(event);
+    }
+    assert_eq!(state.members[&id(MEMBER)].role, Role::Member);
+}
