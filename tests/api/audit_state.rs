@@ -180,4 +180,85 @@ async fn the_state_at_each_instant_is_what_the_api_answered_then(backend: Backen
     assert_eq!(moments[4].tokens, BTreeSet::from([token_id]));
 }
 
-on_both_backends!(the_state_at_each_instant_is_what_the_api_answered_then);
+/// The instant, once every event so far is recorded before it.
+async fn instant(app: &TestApp) -> String {
+    app.settle().await;
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    let at = OffsetDateTime::now_utc().format(&Rfc3339).unwrap();
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    at.replace('+', "%2B")
+}
+
+/// A workspace deleted since (its key destroyed, so its events' names no longer open)
+/// still shows who belonged to it at an earlier instant: its owner, and not a member
+/// removed before then.
+async fn a_deleted_workspace_s_members_are_still_folded_at_earlier_instants(backend: Backend) {
+    use crate::workspaces::{create, join, send};
+    let app = spawn_app(backend).await;
+    let (_, owner) = app.signed_up().await;
+    let (member_email, member) = app.signed_up().await;
+    let ws = create(&app, &owner, "Gone Studio").await;
+    join(&app, &ws, &owner, &member_email, &member, "member", 1).await;
+    let id_of = |s: &tests::Session| {
+        let app = &app;
+        let token = s.token.clone();
+        async move {
+            json_body(app.get("/me", Some(&token)).await).await["account_id"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        }
+    };
+    let (owner_id, member_id) = (id_of(&owner).await, id_of(&member).await);
+    let removed = send(
+        &app,
+        Method::DELETE,
+        &format!("/workspaces/{ws}/members/{member_id}"),
+        &owner,
+        json!({}),
+    )
+    .await;
+    assert_eq!(removed.status(), StatusCode::NO_CONTENT);
+    let before_deletion = instant(&app).await;
+    let deleted = send(
+        &app,
+        Method::DELETE,
+        &format!("/workspaces/{ws}"),
+        &owner,
+        json!({"confirm": "Gone Studio"}),
+    )
+    .await;
+    assert_eq!(deleted.status(), StatusCode::NO_CONTENT);
+    app.settle().await;
+
+    let (_, auditor) = app.operator_token("auditor").await;
+    let state_of = |account: String| {
+        let (app, auditor, at) = (&app, auditor.clone(), before_deletion.clone());
+        async move {
+            get(
+                app,
+                &format!("/admin/audit/accounts/{account}/state?as_of={at}"),
+                &auditor,
+            )
+            .await
+        }
+    };
+    let owner_state = state_of(owner_id).await;
+    assert_eq!(
+        owner_state["workspaces"][0]["workspace_id"],
+        ws.as_str(),
+        "{owner_state}"
+    );
+    assert_eq!(owner_state["workspaces"][0]["role"], "owner");
+    assert!(
+        owner_state["workspaces"][0]["name"].is_null(),
+        "the name is erased"
+    );
+    let member_state = state_of(member_id).await;
+    assert_eq!(member_state["workspaces"], json!([]), "{member_state}");
+}
+
+on_both_backends!(
+    the_state_at_each_instant_is_what_the_api_answered_then,
+    a_deleted_workspace_s_members_are_still_folded_at_earlier_instants,
+);

@@ -301,19 +301,28 @@ impl Auditor {
                 .map_err(AuditError::failed)?;
             let mut state = Workspace::default();
             for recorded in recorded.into_iter().filter(|e| e.recorded_at <= as_of) {
+                // A deleted workspace's key, or an answered invitation's, is destroyed:
+                // its events still say who joined, left and was removed, without the
+                // names and addresses.
+                let redacted = self.codec.redacted(&recorded);
                 let decoded = self
                     .codec
                     .decode(recorded)
                     .await
                     .map_err(AuditError::failed)?;
-                if let Payload::Event(DomainEvent::Workspace(event)) = decoded.payload {
+                let event = match decoded.payload {
+                    Payload::Event(event) => Some(event),
+                    Payload::Erased => redacted,
+                    Payload::Unknown => None,
+                };
+                if let Some(DomainEvent::Workspace(event)) = event {
                     state.evolve(&event);
                 }
             }
             if let (Some(member), false) = (state.members.get(&account), state.deleted) {
                 workspaces.push(WorkspaceState {
                     workspace_id: workspace.parse().unwrap_or_default(),
-                    name: state.name.clone(),
+                    name: state.name.clone().filter(|name| !name.is_empty()),
                     role: member.role.as_str().to_owned(),
                     joined_at: member.joined_at,
                 });
