@@ -575,6 +575,9 @@ pub enum WorkspaceCommand {
     },
     /// Record a scheduled probe of the external storage.
     RecordProbe {
+        /// The settings probed: an outcome is recorded only while they are the current
+        /// ones (a probe that outlived a change of settings says nothing of the new).
+        probed: ExternalStorage,
         /// The failure, if it failed.
         problem: Option<String>,
         /// Now.
@@ -582,8 +585,8 @@ pub enum WorkspaceCommand {
     },
 }
 
-/// External object-storage settings, as configured.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// External object-storage settings, as configured. Its `Debug` leaves the secret out.
+#[derive(Clone, PartialEq, Eq)]
 pub struct ExternalStorage {
     /// The bucket.
     pub bucket: String,
@@ -597,6 +600,19 @@ pub struct ExternalStorage {
     pub secret_access_key: String,
     /// Path-style addressing.
     pub force_path_style: bool,
+}
+
+impl std::fmt::Debug for ExternalStorage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ExternalStorage")
+            .field("bucket", &self.bucket)
+            .field("region", &self.region)
+            .field("endpoint", &self.endpoint)
+            .field("access_key_id", &self.access_key_id)
+            .field("secret_access_key", &"[redacted]")
+            .field("force_path_style", &self.force_path_style)
+            .finish()
+    }
 }
 
 /// The hash of a new invitation link's token for the generation the link will have: the

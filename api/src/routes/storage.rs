@@ -331,6 +331,7 @@ pub async fn reprobe_all(state: &AppState) -> Result<usize, ApiError> {
             .err()
             .map(|f| format!("{} failed: {}", f.step.as_str(), f.message));
         let command = WorkspaceCommand::RecordProbe {
+            probed: settings,
             problem,
             at: state.core.clock.now(),
         };

@@ -469,8 +469,13 @@ impl Workspace {
                     at: *at,
                 }])
             }
-            C::RecordProbe { problem, at } => {
-                if !self.created || self.deleted || self.storage.external.is_none() {
+            C::RecordProbe {
+                probed,
+                problem,
+                at,
+            } => {
+                if !self.created || self.deleted || self.storage.external.as_ref() != Some(probed)
+                {
                     return Ok(vec![]);
                 }
                 let was_working = self.storage.health == StorageHealth::Working;

@@ -583,10 +583,27 @@ fn probes_record_transitions_once_and_tell_the_administrators() {
         force_path_style: false,
         at: at(10),
     });
+    let mut configured = Workspace::default();
+    for event in &history {
+        configured.evolve(event);
+    }
+    let probed = configured.storage.external.clone().expect("configured");
     let failing = |now| WorkspaceCommand::RecordProbe {
+        probed: probed.clone(),
         problem: Some("put: AccessDenied".into()),
         at: now,
     };
+    assert!(!format!("{probed:?}").contains("\"s\""), "the secret stays out of Debug");
+    // A probe of settings replaced since records nothing.
+    let mut replaced = probed.clone();
+    replaced.secret_access_key = "the old secret".into();
+    given::<Workspace>(history.clone())
+        .when(WorkspaceCommand::RecordProbe {
+            probed: replaced,
+            problem: Some("put: SignatureDoesNotMatch".into()),
+            at: at(50),
+        })
+        .then([]);
     let state = given::<Workspace>(history.clone())
         .when(failing(at(100)))
         .then([WorkspaceEvent::StorageProbed {
@@ -615,6 +632,7 @@ fn probes_record_transitions_once_and_tell_the_administrators() {
         }]);
     given::<Workspace>(history)
         .when(WorkspaceCommand::RecordProbe {
+            probed,
             problem: None,
             at: at(300),
         })
