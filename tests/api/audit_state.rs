@@ -258,7 +258,43 @@ async fn a_deleted_workspace_s_members_are_still_folded_at_earlier_instants(back
     assert_eq!(member_state["workspaces"], json!([]), "{member_state}");
 }
 
+/// A session idle for the idle timeout had ended at the instant, as the API answered then:
+/// the state lists only the live ones.
+async fn sessions_idle_too_long_are_not_listed_as_live(backend: Backend) {
+    let idle = Duration::from_secs(1);
+    let app = tests::spawn_app_with(backend, |setup| setup.serve.session_idle_timeout = idle).await;
+    let (email, first) = app.signed_up().await;
+    let account = json_body(app.get("/me", Some(&first.token)).await).await["account_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // The first session makes no request for longer than the idle timeout (on the
+    // service's clock and on the log's, which the instant reads).
+    tokio::time::sleep(idle + Duration::from_millis(300)).await;
+    app.clock.advance(idle + Duration::from_millis(300));
+    let second = app.login(&email, PASSWORD).await;
+    let listed = get(&app, "/me/sessions", &second.token).await;
+    assert_eq!(
+        ids(&listed["sessions"], "id"),
+        BTreeSet::from([second.id.clone()])
+    );
+    app.settle().await;
+    let (_, auditor) = app.operator_token("auditor").await;
+    let state = get(
+        &app,
+        &format!("/admin/audit/accounts/{account}/state"),
+        &auditor,
+    )
+    .await;
+    assert_eq!(
+        ids(&state["sessions"], "session_id"),
+        BTreeSet::from([second.id]),
+        "{state}"
+    );
+}
+
 on_both_backends!(
     the_state_at_each_instant_is_what_the_api_answered_then,
     a_deleted_workspace_s_members_are_still_folded_at_earlier_instants,
+    sessions_idle_too_long_are_not_listed_as_live,
 );

@@ -64,6 +64,7 @@ pub async fn run(command: AuditCommand) -> anyhow::Result<Outcome> {
             account,
             as_of,
             format,
+            session_idle_timeout,
             ..
         } => {
             let as_of = match crate::routes::audit::as_of(as_of.as_deref()) {
@@ -71,6 +72,7 @@ pub async fn run(command: AuditCommand) -> anyhow::Result<Outcome> {
                 Err(error) => return Ok(refused(error.to_string())),
             };
             auditor
+                .with_session_idle_timeout(session_idle_timeout)
                 .state(domain::AccountId(account), as_of)
                 .await
                 .map(|state| match format {

@@ -61,7 +61,13 @@ pub struct Auditor {
     /// The database holding the audit index.
     db: Database,
     index: Arc<AuditIndex>,
+    /// A session without a request for this long has ended (`--session-idle-timeout`).
+    session_idle_timeout: std::time::Duration,
 }
+
+/// The service's default `--session-idle-timeout`, an auditor's unless told otherwise.
+pub const DEFAULT_SESSION_IDLE_TIMEOUT: std::time::Duration =
+    std::time::Duration::from_secs(7 * 24 * 3600);
 
 impl Auditor {
     /// An auditor over `log`, finding accounts' events through the index in `db`, opening
@@ -72,7 +78,15 @@ impl Auditor {
             db,
             log,
             codec,
+            session_idle_timeout: DEFAULT_SESSION_IDLE_TIMEOUT,
         }
+    }
+
+    /// The same auditor, for a service whose sessions end after `timeout` without a
+    /// request: the state at an instant lists only the sessions live then.
+    pub fn with_session_idle_timeout(mut self, timeout: std::time::Duration) -> Self {
+        self.session_idle_timeout = timeout;
+        self
     }
 
     /// Fails with [`AuditError::UnknownAccount`] unless the account's stream exists (it

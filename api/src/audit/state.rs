@@ -10,11 +10,12 @@
 use super::{AuditError, Auditor};
 use domain::access_token::{AccessToken, TokenKind};
 use domain::account::Account;
+use domain::activity::ActivityEvent;
 use domain::credits::{CreditLedger, SourceKind};
 use domain::invoice::{InvoicePayment, InvoiceSeriesEvent};
 use domain::notifications::{NotificationPreferences, Toggle};
 use domain::provider_key::{KeyStatus, Provider, ProviderKeys};
-use domain::session::SessionOrigin;
+use domain::session::{ActiveSession, SessionOrigin};
 use domain::subscription::Subscription;
 use domain::telegram::TelegramLink;
 use domain::workspace::Workspace;
@@ -348,10 +349,29 @@ impl Auditor {
         let mut telegram = TelegramLink::default();
         fold(&mut telegram, streams.of(&own(StreamCategory::Telegram)));
 
+        // A session's last request, as flushed to its activity stream: one idle for the
+        // idle timeout at the instant had ended, as the service answered then.
+        let mut last_active: HashMap<SessionId, Timestamp> = HashMap::new();
+        for event in streams.of(&own(StreamCategory::Activity)) {
+            if let DomainEvent::Activity(ActivityEvent::SessionsActive { sessions }) = event {
+                for seen in sessions {
+                    let last = last_active
+                        .entry(seen.session_id)
+                        .or_insert(seen.last_active_at);
+                    *last = (*last).max(seen.last_active_at);
+                }
+            }
+        }
+        let idle = |id: &SessionId, session: &ActiveSession| {
+            let last = last_active
+                .get(id)
+                .map_or(session.started_at, |seen| (*seen).max(session.started_at));
+            as_of.since(last) >= self.session_idle_timeout
+        };
         let sessions = profile
             .sessions
             .iter()
-            .filter(|(_, session)| !session.is_expired(as_of))
+            .filter(|(id, session)| !session.is_expired(as_of) && !idle(id, session))
             .map(|(id, session)| {
                 let origin = streams.origins.get(id);
                 SessionState {

@@ -51,6 +51,10 @@ pub enum AuditCommand {
         /// json or table.
         #[arg(long, value_enum, default_value_t = OutputFormat::Json)]
         format: OutputFormat,
+        /// The service's session idle timeout: sessions idle this long at the instant had
+        /// ended, and are not listed.
+        #[arg(long, env = "ACCOUNTS_SESSION_IDLE_TIMEOUT", default_value = "7d", value_parser = humantime::parse_duration)]
+        session_idle_timeout: std::time::Duration,
         /// Storage.
         #[command(flatten)]
         storage: StorageArgs,

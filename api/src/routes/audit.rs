@@ -142,6 +142,7 @@ impl From<AuditError> for ApiError {
 
 fn auditor(core: &Core) -> Auditor {
     Auditor::new(core.db.clone(), core.log.clone(), core.codec.clone())
+        .with_session_idle_timeout(core.http.sessions.idle_timeout)
 }
 
 /// Every event of every stream that belongs to the account (its account, sign-ins,

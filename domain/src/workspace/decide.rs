@@ -474,8 +474,7 @@ impl Workspace {
                 problem,
                 at,
             } => {
-                if !self.created || self.deleted || self.storage.external.as_ref() != Some(probed)
-                {
+                if !self.created || self.deleted || self.storage.external.as_ref() != Some(probed) {
                     return Ok(vec![]);
                 }
                 let was_working = self.storage.health == StorageHealth::Working;

@@ -593,7 +593,10 @@ fn probes_record_transitions_once_and_tell_the_administrators() {
         problem: Some("put: AccessDenied".into()),
         at: now,
     };
-    assert!(!format!("{probed:?}").contains("\"s\""), "the secret stays out of Debug");
+    assert!(
+        !format!("{probed:?}").contains("\"s\""),
+        "the secret stays out of Debug"
+    );
     // A probe of settings replaced since records nothing.
     let mut replaced = probed.clone();
     replaced.secret_access_key = "the old secret".into();
