@@ -27,7 +27,12 @@ pub fn patch(schema: &Schema, body: Value) -> Result<Normalised, ApiError> {
             crate::integers::u64(v)
                 .ok()
                 .and_then(|v| u32::try_from(v).ok())
-                .ok_or_else(|| ApiError::invalid(VERSION_KEY, "must be a positive integer"))?,
+                .ok_or_else(|| {
+                    ApiError::Unprocessable(
+                        "invalid_settings",
+                        format!("{VERSION_KEY}: must be a positive integer"),
+                    )
+                })?,
         ),
     };
     normalise(schema, &Value::Object(object), version).map_err(|errors| {

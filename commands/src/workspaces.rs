@@ -169,9 +169,9 @@ impl Workspaces {
         let at = self.clock.now();
         let expires_at = at.plus(lifetime(expires_in_days)?);
         for _ in 0..INVITE_ATTEMPTS {
-            let pending = self.load(workspace).await?.pending_invitation(&email, at);
+            let known = self.load(workspace).await?;
+            let pending = known.pending_invitation(&email, at);
             let invitation_id = pending.unwrap_or_else(Uuid::new_v4);
-            self.keys.create(invitation_id, at).await?;
             let command = WorkspaceCommand::Invite {
                 actor,
                 invitation_id,
@@ -182,6 +182,10 @@ impl Workspaces {
                 seats,
                 at,
             };
+            // Refused as the workspace stands (no such workspace, the caller's role, the
+            // seats): refused before a key is made.
+            known.decide(&command)?;
+            self.keys.create(invitation_id, at).await?;
             let mut moved = false;
             let executed = self
                 .exec
@@ -237,7 +241,9 @@ impl Workspaces {
             at,
         };
         // Sealed with the invitation's key, as `invite` does (one made before keys were
-        // per invitation gets its key now).
+        // per invitation gets its key now); refused as the workspace stands (no such
+        // workspace or invitation, the caller's role), refused before a key is made.
+        self.load(workspace).await?.decide(&command)?;
         self.keys.create(invitation_id, at).await?;
         let position = self
             .exec
@@ -288,6 +294,10 @@ impl Workspaces {
             }
         };
         let (_, position) = self.run(ctx, workspace, command).await?;
+        // The invitation's key goes once it is answered: at once here, before another node
+        // that reads the answer forgets the key (the erasure reactor does it too, should
+        // this process stop first).
+        self.keys.destroy(invitation_id, at).await?;
         Ok((workspace, committed(position)?))
     }
 

@@ -166,8 +166,9 @@ pub async fn events_of(
          WHERE account_id = $1 AND position > $2 ORDER BY position LIMIT $3",
     )
     .bind(account)
-    .bind(after.0 as i64)
-    .bind(limit as i64)
+    // A cursor past SQL's integers (a client's) is past every position, not before them.
+    .bind(i64::try_from(after.0).unwrap_or(i64::MAX))
+    .bind(i64::try_from(limit).unwrap_or(i64::MAX))
     .fetch_all(db.pool())
     .await?;
     rows.iter()

@@ -152,6 +152,17 @@ async fn events_list_the_accounts_streams_in_log_order_with_metadata(backend: Ba
             None => break,
         }
     }
+    // A cursor past every position, up to the largest the pattern allows (past SQL's
+    // integers), is an empty last page, not the first one again.
+    for cursor in [
+        "9223372036854775807",
+        "9223372036854775808",
+        "9999999999999999999",
+    ] {
+        let page = events(&app, &auditor, &id, &format!("?cursor={cursor}")).await;
+        assert_eq!(page["events"], json!([]), "{cursor}");
+        assert!(page["next_cursor"].is_null(), "{cursor}");
+    }
     // The activity flusher may append to the account's streams meanwhile: only after.
     assert_eq!(paged[..list.len()], list[..]);
     let last = positions[positions.len() - 1];

@@ -137,4 +137,61 @@ async fn an_invitees_address_goes_with_their_account(backend: Backend) {
     assert!(shown.contains(&json!(waiting)), "{shown:?}");
 }
 
-on_both_backends!(an_invitees_address_goes_with_their_account);
+/// How many data keys the key store holds.
+async fn data_keys(app: &TestApp) -> i64 {
+    let store = app.state.core.codec.keys().store().clone();
+    sqlx::query_scalar("SELECT COUNT(*) FROM data_keys")
+        .fetch_one(store.pool())
+        .await
+        .unwrap()
+}
+
+/// An invitation or a resend that is refused makes no key: a caller cannot grow the key
+/// store with requests that change nothing.
+async fn refused_invitations_make_no_key(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let (_, owner) = app.signed_up().await;
+    let (member_email, member) = app.signed_up().await;
+    let ws = create(&app, &owner, "Keys").await;
+    join(&app, &ws, &owner, &member_email, &member, "member", 1).await;
+    let before = data_keys(&app).await;
+    let nowhere = uuid::Uuid::new_v4();
+    let refused = [
+        invite(
+            &app,
+            &nowhere.to_string(),
+            &owner,
+            "a@example.com",
+            "member",
+        )
+        .await,
+        invite(&app, &ws, &member, "b@example.com", "member").await,
+        app.post(
+            &format!(
+                "/workspaces/{nowhere}/invitations/{}/resend",
+                uuid::Uuid::new_v4()
+            ),
+            Some(&owner.token),
+            &json!({}),
+        )
+        .await,
+        app.post(
+            &format!(
+                "/workspaces/{ws}/invitations/{}/resend",
+                uuid::Uuid::new_v4()
+            ),
+            Some(&owner.token),
+            &json!({}),
+        )
+        .await,
+    ];
+    for response in refused {
+        assert!(response.status().is_client_error(), "{}", response.status());
+    }
+    assert_eq!(data_keys(&app).await, before);
+}
+
+on_both_backends!(
+    an_invitees_address_goes_with_their_account,
+    refused_invitations_make_no_key,
+);

@@ -87,15 +87,22 @@ async fn studio_is_typed_normalised_and_versioned(backend: Backend) {
     .await;
     assert_eq!(spelled.status(), StatusCode::OK);
     assert_eq!(json_body(spelled).await["values"]["frame_rate"], 24);
-    let fraction = send(
-        &app,
-        Method::PATCH,
-        &path,
-        &owner,
-        json!({"schema_version": 1.5, "fps": 24}),
-    )
-    .await;
-    assert_eq!(fraction.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    for version in [json!(1.5), json!("x"), json!(-1)] {
+        let refused = send(
+            &app,
+            Method::PATCH,
+            &path,
+            &owner,
+            json!({"schema_version": version, "fps": 24}),
+        )
+        .await;
+        assert_eq!(
+            refused.status(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{version}"
+        );
+        assert_eq!(error_code(refused).await, "invalid_settings", "{version}");
+    }
     let future = send(
         &app,
         Method::PATCH,

@@ -35,10 +35,12 @@ pub struct KeyEviction {
 }
 
 impl KeyEviction {
-    /// Evicts from `keys` as erasures appear in `log` after its present head (the cache
-    /// holds nothing older than the process).
+    /// Evicts from `keys` as erasures appear in `log` after its present head. What the
+    /// cache took before (a read model rebuilt at start decodes the log) is dropped: a key
+    /// destroyed elsewhere meanwhile, its end before that head, would stay in it for good.
     pub async fn new(log: Arc<dyn EventLog>, keys: Arc<DataKeys>) -> Result<Self, StoreError> {
         let from = log.committed_head().await?;
+        keys.forget_all();
         Ok(Self { log, keys, from })
     }
 
@@ -157,14 +159,13 @@ mod tests {
         let [account, invitation, workspace, workspace_invitation] =
             std::array::from_fn(|_| Uuid::new_v4());
         let now = Timestamp::from_unix_micros(0);
+        let (stop, stopping) = watch::channel(false);
+        let eviction = KeyEviction::new(log.clone(), here.clone()).await.unwrap();
+        let follower = tokio::spawn(eviction.run(stopping));
         for subject in [account, invitation, workspace, workspace_invitation] {
             here.create(subject, now).await.unwrap();
             assert!(here.get(subject).await.unwrap().is_some(), "cached here");
         }
-
-        let (stop, stopping) = watch::channel(false);
-        let eviction = KeyEviction::new(log.clone(), here.clone()).await.unwrap();
-        let follower = tokio::spawn(eviction.run(stopping));
         elsewhere.destroy(account, now).await.unwrap();
         assert!(
             here.get(account).await.unwrap().is_some(),
@@ -202,6 +203,31 @@ mod tests {
         evicted(&here, workspace_invitation).await;
         stop.send(true).unwrap();
         follower.await.unwrap();
+    }
+
+    /// A key cached before the follower starts (a rebuild at start), destroyed elsewhere
+    /// with its end logged before the head the follower starts from, is not served.
+    #[tokio::test]
+    async fn a_key_cached_before_the_follower_starts_is_not_kept() {
+        let sqlite = TestSqlite::create();
+        let db = Database::connect(&sqlite.url, 4).await.unwrap();
+        db.migrate().await.unwrap();
+        let log = db.event_log().await.unwrap();
+        let master = MasterKey::generate();
+        let here = Arc::new(DataKeys::new(db.clone(), &master));
+        let elsewhere = DataKeys::new(db.clone(), &master);
+        let account = Uuid::new_v4();
+        let now = Timestamp::from_unix_micros(0);
+        here.create(account, now).await.unwrap();
+        assert!(here.get(account).await.unwrap().is_some(), "cached here");
+        elsewhere.destroy(account, now).await.unwrap();
+        let erased = recorded(ACCOUNT_ERASED, serde_json::json!({"at": 0}), account);
+        let stream = StreamCategory::Account.stream(account);
+        log.append(&stream, ExpectedRevision::Any, vec![erased])
+            .await
+            .unwrap();
+        let _eviction = KeyEviction::new(log, here.clone()).await.unwrap();
+        assert!(here.get(account).await.unwrap().is_none());
     }
 
     #[test]
