@@ -350,6 +350,33 @@ async fn workspace_keys_resolve_in_order_for_service_tokens_only(backend: Backen
         3,
         "once, then once for each retry"
     );
+    // It grows with every resolve: a page at a time, the pages making the whole of it.
+    let (mut paged, mut cursor) = (Vec::new(), String::new());
+    loop {
+        let page = json_body(
+            app.get(
+                &format!("/me/provider-keys/openai/history?limit=2&cursor={cursor}"),
+                Some(&member.token),
+            )
+            .await,
+        )
+        .await;
+        let entries = page["entries"].as_array().unwrap();
+        assert!(entries.len() <= 2, "{page}");
+        paged.extend(entries.iter().cloned());
+        match page["next_cursor"].as_str() {
+            Some(next) => cursor = next.to_owned(),
+            None => break,
+        }
+    }
+    assert_eq!(Value::Array(paged), mine["entries"]);
+    let bad = app
+        .get(
+            "/me/provider-keys/openai/history?limit=0",
+            Some(&member.token),
+        )
+        .await;
+    assert_eq!(bad.status(), StatusCode::UNPROCESSABLE_ENTITY);
     let by_member = app
         .get(&format!("{keys}/openai/history"), Some(&member.token))
         .await;

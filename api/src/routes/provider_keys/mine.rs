@@ -102,13 +102,15 @@ pub async fn delete_mine_provider_keys(
 /// What happened to the caller's key of a provider: saved, verified, turned invalid,
 /// removed, and each time it was read for a generation.
 #[utoipa::path(get, path = "/me/provider-keys/{provider}/history", tag = "provider keys", security(("session" = [])),
-    params(MyKeyPath),
-    responses((status = 200, body = HistoryView)))]
+    params(MyKeyPath, HistoryPageQuery),
+    responses((status = 200, body = HistoryView),
+        (status = 422, description = "`validation_failed`: a limit or cursor out of bounds", body = ErrorBody)))]
 pub async fn history_mine_provider_keys(
     State(byok): State<Byok>,
     session: CurrentSession,
     ApiPath(path): ApiPath<MyKeyPath>,
+    ApiQuery(page): ApiQuery<HistoryPageQuery>,
 ) -> Result<Json<HistoryView>, ApiError> {
     let state = byok.keys.load(session.account_id.0).await?;
-    Ok(Json(history(&state, path.provider.into())))
+    Ok(Json(history(&state, path.provider.into(), &page)?))
 }

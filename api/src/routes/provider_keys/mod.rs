@@ -12,8 +12,11 @@
 use super::workspaces::{require_admin, role_in};
 use crate::byok::{MAX_KEY, MAX_SERVICE_ACCOUNT, Verdict, check_shape};
 use crate::error::{ApiError, ErrorBody};
-use crate::extract::{ApiJson, ApiPath, CurrentSession, Operator, RequestContext, Service};
+use crate::extract::{
+    ApiJson, ApiPath, ApiQuery, CurrentSession, Operator, RequestContext, Service,
+};
 use crate::openapi::Routes;
+use crate::pages::HistoryPageQuery;
 use crate::state::{AppState, Byok, Core};
 use axum::Json;
 use axum::extract::State;
@@ -162,13 +165,16 @@ pub struct HistoryEntryView {
     pub at: String,
 }
 
-/// A key's history, oldest first.
+/// A page of a key's history, oldest first.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct HistoryView {
     /// The provider.
     pub provider: String,
     /// What happened.
     pub entries: Vec<HistoryEntryView>,
+    /// Pass as `cursor` for the next page; absent on the last page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
 }
 
 /// A resolve request from the studio's workers.
@@ -240,23 +246,37 @@ fn view(
     }
 }
 
-fn history(state: &ProviderKeys, provider: Provider) -> HistoryView {
-    HistoryView {
+/// The page `page` asks for of `provider`'s history: it grows by an entry each time the
+/// key is handed out for a generation.
+fn history(
+    state: &ProviderKeys,
+    provider: Provider,
+    page: &HistoryPageQuery,
+) -> Result<HistoryView, ApiError> {
+    let (skip, limit) = page.page()?;
+    let mut entries = state
+        .history
+        .iter()
+        .filter(|h| h.provider == provider)
+        .skip(usize::try_from(skip).unwrap_or(usize::MAX));
+    let page: Vec<HistoryEntryView> = entries
+        .by_ref()
+        .take(limit)
+        .map(|h| HistoryEntryView {
+            action: h.action.into(),
+            version: h.version,
+            status: h.status.map(|s| s.as_str().into()),
+            account_id: h.account_id.map(|a| a.0),
+            service_token_id: h.service_token,
+            at: h.at.to_rfc3339(),
+        })
+        .collect();
+    let more = entries.next().is_some();
+    Ok(HistoryView {
         provider: provider.as_str().into(),
-        entries: state
-            .history
-            .iter()
-            .filter(|h| h.provider == provider)
-            .map(|h| HistoryEntryView {
-                action: h.action.into(),
-                version: h.version,
-                status: h.status.map(|s| s.as_str().into()),
-                account_id: h.account_id.map(|a| a.0),
-                service_token_id: h.service_token,
-                at: h.at.to_rfc3339(),
-            })
-            .collect(),
-    }
+        next_cursor: more.then(|| (skip + page.len() as u64).to_string()),
+        entries: page,
+    })
 }
 
 fn unreachable_provider(why: String) -> ApiError {

@@ -112,17 +112,19 @@ pub async fn delete_workspace_provider_keys(
 
 /// A workspace key's history (admins and owners), resolves included.
 #[utoipa::path(get, path = "/workspaces/{id}/provider-keys/{provider}/history", tag = "provider keys", security(("session" = [])),
-    params(WorkspaceKeyPath),
+    params(WorkspaceKeyPath, HistoryPageQuery),
     responses((status = 200, body = HistoryView),
         (status = 403, description = "`insufficient_role`", body = ErrorBody),
-        (status = 404, description = "`workspace_not_found`", body = ErrorBody)))]
+        (status = 404, description = "`workspace_not_found`", body = ErrorBody),
+        (status = 422, description = "`validation_failed`: a limit or cursor out of bounds", body = ErrorBody)))]
 pub async fn history_workspace_provider_keys(
     State(core): State<Core>,
     State(byok): State<Byok>,
     session: CurrentSession,
     ApiPath(path): ApiPath<WorkspaceKeyPath>,
+    ApiQuery(page): ApiQuery<HistoryPageQuery>,
 ) -> Result<Json<HistoryView>, ApiError> {
     require_admin(&core, WorkspaceId(path.id), session.account_id).await?;
     let state = byok.keys.load(path.id).await?;
-    Ok(Json(history(&state, path.provider.into())))
+    Ok(Json(history(&state, path.provider.into(), &page)?))
 }
