@@ -248,7 +248,7 @@ async fn a_batch_is_claimed_together_and_each_message_sent_once(backend: Backend
     assert_eq!(outcomes[0], Outcome::Duplicate, "{outcomes:?}");
     assert_eq!(outcomes[1], Outcome::Sent, "{outcomes:?}");
     assert!(
-        matches!(outcomes[2], Outcome::Retry { .. }),
+        matches!(outcomes[2], Outcome::Held { .. }),
         "the copy finds it held: {outcomes:?}"
     );
     let other = mailer();

@@ -203,3 +203,58 @@ async fn a_retry_channel_the_broker_closed_is_replaced() {
     })
     .await;
 }
+
+/// A message another mailer holds (a crashed one's lease not run out yet) is looked at
+/// again and again until the lease ends; that waiting spends none of its attempts, so its
+/// first real failure afterwards is not its last.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn waiting_for_another_mailers_lease_spends_no_attempt() {
+    tests::within_time_limit(async {
+        for backend in [Backend::Sqlite, Backend::Postgres] {
+            let app = spawn_app(backend).await;
+            let email = format!("held-{}@example.com", Uuid::new_v4().simple());
+            let account = Uuid::parse_str(&app.register(&email).await).unwrap();
+            let message = generation_notice(account);
+            let id = message.message_id.to_string();
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_micros() as i64;
+            sqlx::query(
+                "INSERT INTO mail_deliveries (message_id, status, claimed_by, lease_until, \
+                 updated_at) VALUES ($1, 'sending', 'a mailer that crashed', $2, $3)",
+            )
+            .bind(&id)
+            .bind(now + 60_000_000)
+            .bind(now)
+            .execute(app.db.pool())
+            .await
+            .unwrap();
+            workers::mail::outbox::OutboxQueue::new(app.db.clone())
+                .publish(&[message])
+                .await
+                .unwrap();
+            // The service's outbox finds it held, and says so.
+            let (db, id) = (&app.db, &id);
+            eventually(Duration::from_secs(30), || async move {
+                let row: Option<(i64, Option<String>)> = sqlx::query_as(
+                    "SELECT attempts, last_error FROM mail_outbox WHERE message_id = $1",
+                )
+                .bind(id)
+                .fetch_optional(db.pool())
+                .await
+                .unwrap();
+                match row {
+                    Some((attempts, Some(error))) => {
+                        assert!(error.contains("holds"), "{error}");
+                        assert_eq!(attempts, 0, "waiting is no attempt ({backend:?})");
+                        Ok(())
+                    }
+                    other => Err(format!("not looked at yet: {other:?}")),
+                }
+            })
+            .await;
+        }
+    })
+    .await;
+}

@@ -67,6 +67,13 @@ pub enum Outcome {
         /// Why it failed.
         error: String,
     },
+    /// Another mailer holds it (sending it, or a crashed one's lease not run out): look
+    /// again after this delay. Not an attempt: waiting for a lease spends none of the
+    /// message's retries.
+    Held {
+        /// How long to wait.
+        after: Duration,
+    },
     /// Give up: recorded in `mail_dead_letters`; the queue dead-letters it.
     Dead {
         /// Why.
@@ -231,10 +238,7 @@ impl Mailer {
             let span = span(message, *attempt);
             let outcome = match tried {
                 Tried::Done => Outcome::Duplicate,
-                Tried::HeldElsewhere(wait) => Outcome::Retry {
-                    after: wait,
-                    error: "another mailer is sending this message".into(),
-                },
+                Tried::HeldElsewhere(wait) => Outcome::Held { after: wait },
                 Tried::Sent(Ok(true)) => {
                     span.in_scope(|| tracing::info!("mail sent"));
                     Outcome::Sent

@@ -87,15 +87,20 @@ impl OutboxQueue {
         let batch: Vec<(&MailMessage, u32)> = messages.iter().map(|(_, m, a)| (m, *a)).collect();
         let outcomes = mailer.deliver_all(&batch).await;
         for ((id, _, attempt), outcome) in messages.iter().zip(outcomes) {
-            let retry = match outcome {
-                Outcome::Retry { after, error } => Some((after, error)),
+            let (attempt, retry) = match outcome {
+                Outcome::Retry { after, error } => (*attempt, Some((after, error))),
+                // Not an attempt: the count stays where it was.
+                Outcome::Held { after } => (
+                    attempt.saturating_sub(1),
+                    Some((after, "another mailer holds this message".to_owned())),
+                ),
                 Outcome::Sent | Outcome::Duplicate | Outcome::Skipped | Outcome::Dead { .. } => {
-                    None
+                    (*attempt, None)
                 }
             };
             attempted.push(Attempted {
                 id: id.clone(),
-                attempt: *attempt,
+                attempt,
                 retry,
             });
         }

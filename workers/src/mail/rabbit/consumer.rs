@@ -143,6 +143,12 @@ impl RabbitConsumer {
                 error: format!("unreadable message: {error}"),
             },
         };
+        // The attempt the retry copy carries: a message another mailer held was not tried.
+        let (after, next_attempt) = match &outcome {
+            Outcome::Retry { after, .. } => (*after, attempt.saturating_add(1)),
+            Outcome::Held { after } => (*after, attempt),
+            _ => (Duration::ZERO, attempt),
+        };
         let settled = match outcome {
             Outcome::Sent | Outcome::Duplicate | Outcome::Skipped => {
                 delivery.ack(BasicAckOptions::default()).await.map(|_| ())
@@ -154,7 +160,7 @@ impl RabbitConsumer {
                 })
                 .await
                 .map(|_| ()),
-            Outcome::Retry { after, .. } => {
+            Outcome::Retry { .. } | Outcome::Held { .. } => {
                 let message_id = delivery
                     .properties
                     .message_id()
@@ -167,7 +173,7 @@ impl RabbitConsumer {
                         retry_channel,
                         &delivery.data,
                         &message_id,
-                        attempt.saturating_add(1),
+                        next_attempt,
                         after,
                     )
                     .await;
