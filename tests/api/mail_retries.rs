@@ -1,5 +1,6 @@
 //! Retries through RabbitMQ (the tests' broker, queue names of each test's own): each retry
-//! waits its own delay, and a retry channel the broker closed is replaced.
+//! waits its own delay, and a retry channel the broker closed is replaced; and waiting for
+//! another mailer's lease spends no attempt.
 
 use super::mail::{generation_notice, mailer_through};
 use async_trait::async_trait;
