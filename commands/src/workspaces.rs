@@ -182,26 +182,15 @@ impl Workspaces {
                 seats,
                 at,
             };
-            // Refused as the workspace stands (no such workspace, the caller's role, the
-            // seats): refused before a key is made.
-            known.decide(&command)?;
-            self.keys.create(invitation_id, at).await?;
             let mut moved = false;
             let executed = self
-                .exec
-                .execute::<Workspace, _>(
-                    &workspace_stream(workspace),
-                    ctx,
-                    Some(invitation_id),
-                    at,
-                    |w| {
-                        moved = w.pending_invitation(&email, at) != pending;
-                        if moved {
-                            return Ok(vec![]);
-                        }
-                        Ok(w.decide(&command)?)
-                    },
-                )
+                .on_invitation(ctx, workspace, &known, invitation_id, &command, |w| {
+                    moved = w.pending_invitation(&email, at) != pending;
+                    if moved {
+                        return Ok(vec![]);
+                    }
+                    Ok(w.decide(&command)?)
+                })
                 .await;
             if moved {
                 // Nothing was appended: a new key sealed nothing.
@@ -218,6 +207,34 @@ impl Workspaces {
             });
         }
         Err(CommandError::Contention)
+    }
+
+    /// Runs `command` (an invitation sent or sent again) on `workspace`, its events sealed
+    /// with the invitation's own key (made now if it has none), once `known`, the
+    /// workspace as read, does not refuse it (no such workspace or invitation, the
+    /// caller's role, the seats): a refused command makes no key. `decide` decides it
+    /// against the state the append checks.
+    async fn on_invitation(
+        &self,
+        ctx: &CommandContext,
+        workspace: WorkspaceId,
+        known: &Workspace,
+        invitation_id: Uuid,
+        command: &WorkspaceCommand,
+        decide: impl FnMut(&Workspace) -> Result<Vec<WorkspaceEvent>, CommandError>,
+    ) -> Result<Executed<Workspace>, CommandError> {
+        known.decide(command)?;
+        let at = command_time(command);
+        self.keys.create(invitation_id, at).await?;
+        self.exec
+            .execute::<Workspace, _>(
+                &workspace_stream(workspace),
+                ctx,
+                Some(invitation_id),
+                at,
+                decide,
+            )
+            .await
     }
 
     /// A new link and expiry for an invitation.
@@ -241,19 +258,12 @@ impl Workspaces {
             at,
         };
         // Sealed with the invitation's key, as `invite` does (one made before keys were
-        // per invitation gets its key now); refused as the workspace stands (no such
-        // workspace or invitation, the caller's role), refused before a key is made.
-        self.load(workspace).await?.decide(&command)?;
-        self.keys.create(invitation_id, at).await?;
+        // per invitation gets its key now).
+        let known = self.load(workspace).await?;
         let position = self
-            .exec
-            .execute::<Workspace, _>(
-                &workspace_stream(workspace),
-                ctx,
-                Some(invitation_id),
-                at,
-                |w| Ok(w.decide(&command)?),
-            )
+            .on_invitation(ctx, workspace, &known, invitation_id, &command, |w| {
+                Ok(w.decide(&command)?)
+            })
             .await?
             .position;
         Ok(InvitationSent {

@@ -3,16 +3,13 @@
 //! PostgreSQL data directory after a checkpoint and its current WAL segment, the mail
 //! folder, blobs), and a copy of the data taken before the deletion no longer opens.
 
-use commands::EventCodec;
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::Duration;
 use store::{Backend, Database, EventDecoder, GlobalPosition, Payload};
 use tests::{PASSWORD, TestApp, eventually, json_body, spawn_app_with};
 use uuid::Uuid;
-use vault::{DataKeys, MasterKey};
 
 /// Every file under `dir`, recursively.
 fn files_under(dir: &Path) -> Vec<PathBuf> {
@@ -175,14 +172,7 @@ fn assert_nowhere(files: &[PathBuf], person: &Person) {
 
 /// Decodes the account's events from `data` with the keys of the live key store.
 async fn sealed_events(app: &TestApp, data: &Database, account_id: &str) -> (usize, usize) {
-    let master = app
-        .storage_args
-        .windows(2)
-        .find(|w| w[0] == "--master-key")
-        .map(|w| MasterKey::from_base64(&w[1]).unwrap())
-        .expect("the master key flag");
-    let store = app.state.core.codec.keys().store().clone();
-    let codec = EventCodec::new(Arc::new(DataKeys::new(store, &master)));
+    let codec = app.fresh_codec();
     let log = data.event_log().await.unwrap();
     let (mut opened, mut erased) = (0, 0);
     for event in log.read_all(GlobalPosition::START, 100_000).await.unwrap() {

@@ -3,26 +3,16 @@
 //! account, and goes with it when that account is erased.
 
 use crate::workspaces::{create, invitation_token, invite, join};
-use commands::EventCodec;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use std::sync::Arc;
 use std::time::Duration;
 use store::{Backend, GlobalPosition, Payload};
 use tests::{PASSWORD, TestApp, eventually, json_body, spawn_app};
-use vault::{DataKeys, MasterKey};
 
 /// Every event of the log that the live key store still opens, as JSON, decoded with keys
 /// read afresh (no process's cache).
 async fn readable_log(app: &TestApp) -> Vec<Value> {
-    let master = app
-        .storage_args
-        .windows(2)
-        .find(|w| w[0] == "--master-key")
-        .map(|w| MasterKey::from_base64(&w[1]).unwrap())
-        .expect("the master key flag");
-    let store = app.state.core.codec.keys().store().clone();
-    let codec = EventCodec::new(Arc::new(DataKeys::new(store, &master)));
+    let codec = app.fresh_codec();
     let mut opened = Vec::new();
     let events = app.state.core.log.read_all(GlobalPosition::START, 100_000);
     for event in events.await.unwrap() {

@@ -577,6 +577,19 @@ impl TestApp {
         reference_totp_code(secret, self.clock_unix_seconds())
     }
 
+    /// A codec over the live key store whose keys are read afresh (no process's cache): it
+    /// opens what the stored keys open now.
+    pub fn fresh_codec(&self) -> commands::EventCodec {
+        let master = self
+            .storage_args
+            .windows(2)
+            .find(|w| w[0] == "--master-key")
+            .map(|w| vault::MasterKey::from_base64(&w[1]).expect("a master key"))
+            .expect("the master key flag");
+        let store = self.state.core.codec.keys().store().clone();
+        commands::EventCodec::new(Arc::new(vault::DataKeys::new(store, &master)))
+    }
+
     /// Every row of every table but the event log, as text (columns joined by `|`), to look
     /// for personal data wherever a read model might keep it. A binary column reads as hex
     /// and as its bytes taken as text, so what is stored in it unsealed is found too.

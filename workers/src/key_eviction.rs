@@ -114,6 +114,18 @@ mod tests {
     use store::{Actor, Database, ExpectedRevision, Metadata, NewEvent};
     use vault::MasterKey;
 
+    /// A log, and the key cache of this node and another node's, over one key store.
+    async fn two_nodes() -> (TestSqlite, Arc<dyn EventLog>, Arc<DataKeys>, DataKeys) {
+        let sqlite = TestSqlite::create();
+        let db = Database::connect(&sqlite.url, 4).await.unwrap();
+        db.migrate().await.unwrap();
+        let log = db.event_log().await.unwrap();
+        let master = MasterKey::generate();
+        let here = Arc::new(DataKeys::new(db.clone(), &master));
+        let elsewhere = DataKeys::new(db, &master);
+        (sqlite, log, here, elsewhere)
+    }
+
     /// An event of `event_type` with `data`, as any node appends it.
     fn recorded(event_type: &str, data: serde_json::Value, subject: Uuid) -> NewEvent {
         NewEvent {
@@ -149,13 +161,7 @@ mod tests {
     /// longer opens here either.
     #[tokio::test]
     async fn keys_destroyed_elsewhere_leave_this_cache_when_their_end_is_logged() {
-        let sqlite = TestSqlite::create();
-        let db = Database::connect(&sqlite.url, 4).await.unwrap();
-        db.migrate().await.unwrap();
-        let log = db.event_log().await.unwrap();
-        let master = MasterKey::generate();
-        let here = Arc::new(DataKeys::new(db.clone(), &master));
-        let elsewhere = DataKeys::new(db.clone(), &master);
+        let (_sqlite, log, here, elsewhere) = two_nodes().await;
         let [account, invitation, workspace, workspace_invitation] =
             std::array::from_fn(|_| Uuid::new_v4());
         let now = Timestamp::from_unix_micros(0);
@@ -209,13 +215,7 @@ mod tests {
     /// with its end logged before the head the follower starts from, is not served.
     #[tokio::test]
     async fn a_key_cached_before_the_follower_starts_is_not_kept() {
-        let sqlite = TestSqlite::create();
-        let db = Database::connect(&sqlite.url, 4).await.unwrap();
-        db.migrate().await.unwrap();
-        let log = db.event_log().await.unwrap();
-        let master = MasterKey::generate();
-        let here = Arc::new(DataKeys::new(db.clone(), &master));
-        let elsewhere = DataKeys::new(db.clone(), &master);
+        let (_sqlite, log, here, elsewhere) = two_nodes().await;
         let account = Uuid::new_v4();
         let now = Timestamp::from_unix_micros(0);
         here.create(account, now).await.unwrap();
