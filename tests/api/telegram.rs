@@ -203,24 +203,23 @@ async fn stop_blocking_the_bot_and_delete_unlink(backend: Backend) {
     assert_eq!(status(&app, &session).await["linked"], false);
 
     link(&app, &fake, &session, &ada).await;
-    // Removing the bot from a group unlinks nothing.
-    let removed = json!({"update_id": 4, "my_chat_member": {
-        "chat": {"id": -1_001_234, "type": "supergroup"},
-        "from": {"id": ada.id, "is_bot": false, "first_name": "Ada"},
-        "date": 1_700_000_000,
-        "old_chat_member": {"status": "member", "user": {"id": 1, "is_bot": true, "first_name": "bot"}},
-        "new_chat_member": {"status": "kicked", "user": {"id": 1, "is_bot": true, "first_name": "bot"}, "until_date": 0}}});
+    // Ada kicks the bot from a chat: removing it from a group unlinks nothing; blocking it
+    // (a kick in her private chat with it) unlinks.
+    let kicked_from = |update: u32, chat: Value| {
+        json!({"update_id": update, "my_chat_member": {
+            "chat": chat,
+            "from": {"id": ada.id, "is_bot": false, "first_name": "Ada"},
+            "date": 1_700_000_000,
+            "old_chat_member": {"status": "member", "user": {"id": 1, "is_bot": true, "first_name": "bot"}},
+            "new_chat_member": {"status": "kicked", "user": {"id": 1, "is_bot": true, "first_name": "bot"}, "until_date": 0}}})
+    };
+    let removed = kicked_from(4, json!({"id": -1_001_234, "type": "supergroup"}));
     assert_eq!(
         webhook(&app, Some(WEBHOOK_SECRET), &removed).await.status(),
         StatusCode::OK
     );
     assert_eq!(status(&app, &session).await["linked"], true);
-    let kicked = json!({"update_id": 3, "my_chat_member": {
-        "chat": {"id": ada.chat, "type": "private"},
-        "from": {"id": ada.id, "is_bot": false, "first_name": "Ada"},
-        "date": 1_700_000_000,
-        "old_chat_member": {"status": "member", "user": {"id": 1, "is_bot": true, "first_name": "bot"}},
-        "new_chat_member": {"status": "kicked", "user": {"id": 1, "is_bot": true, "first_name": "bot"}, "until_date": 0}}});
+    let kicked = kicked_from(3, json!({"id": ada.chat, "type": "private"}));
     assert_eq!(
         webhook(&app, Some(WEBHOOK_SECRET), &kicked).await.status(),
         StatusCode::OK

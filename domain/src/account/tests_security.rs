@@ -70,16 +70,21 @@ fn totp_on() -> Vec<AccountEvent> {
     ]
 }
 
+/// Signed up, signed in, then enrolments started with each of `secrets`.
+fn enrolling(secrets: &[&str]) -> Vec<AccountEvent> {
+    let mut history = vec![registered(), started(1, 0, "Firefox")];
+    history.extend(secrets.iter().zip(1..).map(|(secret, n)| {
+        AccountEvent::TotpEnrollmentStarted {
+            secret: (*secret).into(),
+            at: at(n),
+        }
+    }));
+    history
+}
+
 #[test]
 fn enrolment_is_confirmed_by_a_code_and_turns_2fa_on() {
-    let history = vec![
-        registered(),
-        started(1, 0, "Firefox"),
-        AccountEvent::TotpEnrollmentStarted {
-            secret: "SECRET".into(),
-            at: at(1),
-        },
-    ];
+    let history = enrolling(&["SECRET"]);
     let state = given::<Account>(history)
         .when(AccountCommand::ConfirmTotp {
             secret: "SECRET".into(),
@@ -118,19 +123,7 @@ fn enrolment_is_confirmed_by_a_code_and_turns_2fa_on() {
 /// user's app holds the first.
 #[test]
 fn a_confirmation_for_a_replaced_secret_turns_nothing_on() {
-    let history = vec![
-        registered(),
-        started(1, 0, "Firefox"),
-        AccountEvent::TotpEnrollmentStarted {
-            secret: "FIRST".into(),
-            at: at(1),
-        },
-        AccountEvent::TotpEnrollmentStarted {
-            secret: "SECOND".into(),
-            at: at(2),
-        },
-    ];
-    given::<Account>(history)
+    given::<Account>(enrolling(&["FIRST", "SECOND"]))
         .when(AccountCommand::ConfirmTotp {
             secret: "FIRST".into(),
             step: 100,
