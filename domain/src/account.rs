@@ -358,4 +358,6 @@ mod tests_devices;
 #[cfg(test)]
 mod tests_security;
 #[cfg(test)]
+mod tests_sessions;
+#[cfg(test)]
 mod tests_tokens;
