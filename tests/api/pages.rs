@@ -84,13 +84,37 @@ async fn sessions_tokens_and_invoices_come_a_page_at_a_time(backend: Backend) {
             .unwrap();
         assert_eq!(changed.status(), StatusCode::OK, "{plan}");
     }
+    // A workspace's invitations: four sent, one revoked (they stay listed).
+    let ws = crate::workspaces::create(&app, &session, "Paged").await;
+    let mut sent = Vec::new();
+    for n in 0..4 {
+        let invited =
+            crate::workspaces::invite(&app, &ws, &session, &format!("p{n}@example.com"), "member")
+                .await;
+        assert_eq!(invited.status(), StatusCode::CREATED);
+        sent.push(
+            json_body(invited).await["invitation_id"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+        );
+    }
+    let revoked = app
+        .delete(
+            &format!("/workspaces/{ws}/invitations/{}", sent[0]),
+            Some(&session.token),
+        )
+        .await;
+    assert!(revoked.status().is_success(), "{}", revoked.status());
     app.settle().await;
 
+    let invitations = format!("/workspaces/{ws}/invitations");
     for (path, field, key, count) in [
         ("/me/sessions", "sessions", "id", 5),
         ("/me/api-tokens", "tokens", "token_id", 5),
         ("/me/cli-tokens", "tokens", "token_id", 5),
         ("/me/invoices", "invoices", "id", 3),
+        (invitations.as_str(), "invitations", "invitation_id", 4),
     ] {
         let whole = all(&app, &session, path, field, key).await;
         assert_eq!(whole.len(), count, "{path}");
@@ -169,12 +193,15 @@ async fn the_consent_history_comes_a_page_at_a_time(backend: Backend) {
 async fn bad_limits_and_cursors_are_json_errors(backend: Backend) {
     let app = spawn_app(backend).await;
     let (_, session) = app.signed_up().await;
+    let ws = crate::workspaces::create(&app, &session, "Limits").await;
+    let invitations = format!("/workspaces/{ws}/invitations");
     for path in [
         "/me/sessions",
         "/me/api-tokens",
         "/me/cli-tokens",
         "/me/invoices",
         "/me/notifications/history",
+        invitations.as_str(),
     ] {
         for (query, status, code) in [
             (

@@ -4,8 +4,11 @@
 
 use super::workspaces::{RoleName, WorkspacePath, not_found, require_admin, run};
 use crate::error::{ApiError, ErrorBody};
-use crate::extract::{ApiBytes, ApiJson, ApiPath, CurrentSession, RequestContext, optional_json};
+use crate::extract::{
+    ApiBytes, ApiJson, ApiPath, ApiQuery, CurrentSession, RequestContext, optional_json,
+};
 use crate::openapi::{Routes, patterns};
+use crate::pages::{PageQuery, next_cursor};
 use crate::state::{Core, Payments};
 use axum::Json;
 use axum::extract::State;
@@ -80,6 +83,9 @@ pub struct InvitationView {
 pub struct InvitationList {
     /// Newest first.
     pub invitations: Vec<InvitationView>,
+    /// Pass as `cursor` for the next page; absent on the last page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
 }
 
 /// An invitation just sent or resent.
@@ -162,23 +168,28 @@ pub async fn invite(
     ))
 }
 
-/// Every invitation of the workspace (admins and owners): pending, accepted, declined,
-/// revoked and expired.
+/// The workspace's invitations (admins and owners), newest first, a page at a time:
+/// pending, accepted, declined, revoked and expired.
 #[utoipa::path(get, path = "/workspaces/{id}/invitations", tag = "workspaces", security(("session" = [])),
-    params(WorkspacePath),
+    params(WorkspacePath, PageQuery),
     responses((status = 200, body = InvitationList),
         (status = 403, description = "`insufficient_role`: members never see invitees' addresses", body = ErrorBody),
-        (status = 404, description = "`workspace_not_found`", body = ErrorBody)))]
+        (status = 404, description = "`workspace_not_found`", body = ErrorBody),
+        (status = 422, description = "`validation_failed`: a limit or cursor out of bounds", body = ErrorBody)))]
 pub async fn list_invitations(
     State(core): State<Core>,
     session: CurrentSession,
     ApiPath(path): ApiPath<WorkspacePath>,
+    ApiQuery(page): ApiQuery<PageQuery>,
 ) -> Result<Json<InvitationList>, ApiError> {
     let workspace = WorkspaceId(path.id);
+    let page = page.page()?;
     require_admin(&core, workspace, session.account_id).await?;
     let now = core.clock.now();
-    let invitations = projections::workspaces::invitations(&core.db, &core.sealer, workspace, now)
-        .await?
+    let listed =
+        projections::workspaces::invitations(&core.db, &core.sealer, workspace, now, &page).await?;
+    let invitations = listed
+        .items
         .into_iter()
         .map(|i| InvitationView {
             invitation_id: i.invitation_id,
@@ -190,7 +201,10 @@ pub async fn list_invitations(
             created_at: i.created_at.to_rfc3339(),
         })
         .collect();
-    Ok(Json(InvitationList { invitations }))
+    Ok(Json(InvitationList {
+        invitations,
+        next_cursor: next_cursor(listed.next),
+    }))
 }
 
 /// Path of an invitation.

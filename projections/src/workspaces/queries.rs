@@ -1,6 +1,7 @@
 //! What the API and workers read of the workspaces read model.
 
 use super::{EMAIL, NAME};
+use crate::page::{After, Page, Paged};
 use crate::runner::ProjectionError;
 use domain::workspace::{InvitationStatus, Role};
 use domain::{AccountId, Timestamp, WorkspaceId};
@@ -266,23 +267,46 @@ async fn invitee_address(
     Ok(sealer.open_text(subject, EMAIL, sealed).await?)
 }
 
-/// Every invitation of `workspace`, newest first, with its status at `now`.
+/// A page of the invitations of `workspace`, newest first (ties by id), each with its
+/// status at `now`. One whose address no longer opens (its answering account erased) is
+/// left out of its page: a page may hold fewer than its limit, and the cursor follows the
+/// rows, not what is shown.
 pub async fn invitations(
     db: &Database,
     sealer: &FieldSealer,
     workspace: WorkspaceId,
     now: Timestamp,
-) -> Result<Vec<InvitationRow>, ProjectionError> {
+    page: &Page,
+) -> Result<Paged<InvitationRow>, ProjectionError> {
+    let (at, key, limit) = page.bounds();
     let rows = sqlx::query(
         "SELECT invitation_id, email, role, status, expires_at, invited_by, created_at, \
          key_subject, answered_by FROM workspace_invitations WHERE workspace_id = $1 \
-         ORDER BY created_at DESC, invitation_id",
+         AND (created_at < $2 OR (created_at = $2 AND invitation_id > $3)) \
+         ORDER BY created_at DESC, invitation_id LIMIT $4",
     )
     .bind(workspace.0.to_string())
+    .bind(at)
+    .bind(key)
+    .bind(limit)
     .fetch_all(db.pool())
     .await?;
+    let positions = rows
+        .iter()
+        .map(|row| {
+            Ok(After {
+                at: row.try_get("created_at")?,
+                key: row.try_get("invitation_id")?,
+            })
+        })
+        .collect::<Result<Vec<_>, sqlx::Error>>()?;
+    let Paged { items: rows, next } = Paged::cut(
+        rows.into_iter().zip(positions).collect(),
+        page,
+        |(_, position)| position.clone(),
+    );
     let mut found = Vec::with_capacity(rows.len());
-    for row in rows {
+    for (row, _) in rows {
         let email: String = row.try_get("email")?;
         let expires_at = Timestamp::from_unix_micros(row.try_get("expires_at")?);
         let status = match row.try_get::<String, _>("status")?.as_str() {
@@ -305,7 +329,7 @@ pub async fn invitations(
             created_at: Timestamp::from_unix_micros(row.try_get("created_at")?),
         });
     }
-    Ok(found)
+    Ok(Paged { items: found, next })
 }
 
 /// The workspaces `account` is the only owner of while others are members: its account
