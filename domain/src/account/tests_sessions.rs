@@ -61,17 +61,18 @@ fn a_sign_in_past_the_cap_ends_the_oldest_live_session() {
         .collect();
     // Session 0 expires at 86,400 exactly; the others after.
     let now = 86_400;
+    let the_new_one = AccountEvent::SessionStarted {
+        session_id: session(cap + 1),
+        token_hash: format!("t{}", cap + 1),
+        started_at: at(now),
+        expires_at: at(now + 86_400),
+        origin: origin("Firefox"),
+        second_factor: None,
+    };
     let state = given::<Account>(history.clone())
         .when(sign_in(cap + 1, now, None, "Firefox"))
         .then([
-            AccountEvent::SessionStarted {
-                session_id: session(cap + 1),
-                token_hash: format!("t{}", cap + 1),
-                started_at: at(now),
-                expires_at: at(now + 86_400),
-                origin: origin("Firefox"),
-                second_factor: None,
-            },
+            the_new_one.clone(),
             AccountEvent::SessionRevoked {
                 session_id: session(1),
                 reason: RevocationReason::Superseded,
@@ -83,14 +84,7 @@ fn a_sign_in_past_the_cap_ends_the_oldest_live_session() {
     // Below the cap, nothing ends.
     given::<Account>(history[..history.len() - 1].to_vec())
         .when(sign_in(cap + 1, now, None, "Firefox"))
-        .then([AccountEvent::SessionStarted {
-            session_id: session(cap + 1),
-            token_hash: format!("t{}", cap + 1),
-            started_at: at(now),
-            expires_at: at(now + 86_400),
-            origin: origin("Firefox"),
-            second_factor: None,
-        }]);
+        .then([the_new_one]);
 }
 
 /// An account signed in more often than one append holds events, over its life, can still
