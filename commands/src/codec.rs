@@ -160,9 +160,7 @@ impl EventCodec {
         };
         Ok(DecodedEvent { envelope, payload })
     }
-}
 
-impl EventCodec {
     /// What a stored event whose personal data is erased still says: its other fields,
     /// each personal one empty text. `None` if nothing of it is sealed (decode it), or if
     /// an empty text is not a value of one of its personal fields. For folds that must

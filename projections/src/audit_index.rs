@@ -167,8 +167,8 @@ pub async fn events_of(
     )
     .bind(account)
     // A cursor past SQL's integers (a client's) is past every position, not before them.
-    .bind(i64::try_from(after.0).unwrap_or(i64::MAX))
-    .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+    .bind(store::sql_int(after.0))
+    .bind(store::sql_int(limit))
     .fetch_all(db.pool())
     .await?;
     rows.iter()

@@ -37,7 +37,7 @@ pub use envelope::{
 };
 pub use error::StoreError;
 pub use log::{
-    Backlog, EventAt, EventLog, FilteredPage, LogWatch, StreamFilter, stream_end_subquery,
+    Backlog, EventAt, EventLog, FilteredPage, LogWatch, StreamFilter, sql_int, stream_end_subquery,
 };
 pub use readers::Reader;
 pub use snapshots::{Snapshot, SnapshotStore};

@@ -10,7 +10,7 @@ use tokio::sync::watch;
 
 /// A revision, a position or a count as SQL's signed 64-bit integer: one beyond its range
 /// (a client's cursor, a limit meaning "all") is the largest, not a negative wrapped value.
-pub(crate) fn sql_int<N: TryInto<i64>>(n: N) -> i64 {
+pub fn sql_int<N: TryInto<i64>>(n: N) -> i64 {
     n.try_into().unwrap_or(i64::MAX)
 }
 

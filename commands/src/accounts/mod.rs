@@ -20,7 +20,7 @@ use crate::clock::Clock;
 use crate::error::CommandError;
 use crate::executor::{CommandContext, Executor};
 use crate::passwords::Passwords;
-use domain::account::{Account, AccountCommand, Fresh};
+use domain::account::{Account, AccountCommand, AccountEvent, Fresh};
 use domain::{AccountId, Aggregate, SessionId, StreamCategory, Timestamp, password};
 use std::sync::Arc;
 use std::time::Duration;
@@ -166,13 +166,26 @@ impl Accounts {
         at: Timestamp,
         command: AccountCommand,
     ) -> Result<crate::executor::Executed<Account>, CommandError> {
+        self.run_with(ctx, account_id, at, |state| Ok(state.decide(&command)?))
+            .await
+    }
+
+    /// Appends what `decide` returns on the account's stream (sealed with its key),
+    /// decided against the state the append checks.
+    async fn run_with(
+        &self,
+        ctx: &CommandContext,
+        account_id: AccountId,
+        at: Timestamp,
+        decide: impl FnMut(&Account) -> Result<Vec<AccountEvent>, CommandError>,
+    ) -> Result<crate::executor::Executed<Account>, CommandError> {
         self.exec
             .execute::<Account, _>(
                 &account_stream(account_id),
                 ctx,
                 Some(account_id.0),
                 at,
-                |state| Ok(state.decide(&command)?),
+                decide,
             )
             .await
     }

@@ -154,17 +154,10 @@ impl Accounts {
     ) -> Result<Option<GlobalPosition>, CommandError> {
         let mut replaced = None;
         let executed = self
-            .exec
-            .execute::<domain::account::Account, _>(
-                &super::account_stream(account_id),
-                ctx,
-                Some(account_id.0),
-                at,
-                |state| {
-                    replaced = state.avatar.as_ref().map(|a| a.blob_key.clone());
-                    Ok(state.decide(&command)?)
-                },
-            )
+            .run_with(ctx, account_id, at, |state| {
+                replaced = state.avatar.as_ref().map(|a| a.blob_key.clone());
+                Ok(state.decide(&command)?)
+            })
             .await?;
         if let Some(replaced) = replaced {
             self.delete_blob(&replaced).await;

@@ -72,11 +72,11 @@ impl Workspaces {
                 }
                 continue;
             }
-            let executed = executed?;
+            // Not moved: the decision sent, or sent again, `invitation_id`.
             return Ok(InvitationSent {
-                invitation_id: invited(&executed.events)?,
+                invitation_id,
                 expires_at,
-                position: committed(executed.position)?,
+                position: committed(executed?.position)?,
             });
         }
         Err(CommandError::Contention)
@@ -207,16 +207,4 @@ fn lifetime(days: Option<u32>) -> Result<Duration, CommandError> {
         });
     }
     Ok(Duration::from_secs(u64::from(days) * 86_400))
-}
-
-/// The invitation an invite just created or refreshed.
-fn invited(events: &[WorkspaceEvent]) -> Result<Uuid, CommandError> {
-    events
-        .iter()
-        .find_map(|e| match e {
-            WorkspaceEvent::MemberInvited { invitation_id, .. }
-            | WorkspaceEvent::InvitationRefreshed { invitation_id, .. } => Some(*invitation_id),
-            _ => None,
-        })
-        .ok_or_else(|| CommandError::Internal("the invitation is missing".into()))
 }

@@ -182,8 +182,9 @@ pub async fn transactions(
     limit: i64,
 ) -> Result<Vec<TransactionRow>, sqlx::Error> {
     // A cursor past SQL's integers (a client's, not one this gave) is the end of them.
-    let int = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
-    let (position, idx) = cursor.map_or((i64::MAX, i64::MAX), |(p, i)| (int(p), int(i)));
+    let (position, idx) = cursor.map_or((i64::MAX, i64::MAX), |(p, i)| {
+        (store::sql_int(p), store::sql_int(i))
+    });
     sqlx::query(
         "SELECT position, idx, kind, amount, feature, generation_id, source, lot_id, api_token_id, occurred_at \
          FROM credit_transactions WHERE account_id = $1 AND (position < $2 OR (position = $2 AND idx < $3)) \

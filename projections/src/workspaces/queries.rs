@@ -1,12 +1,15 @@
 //! What the API and workers read of the workspaces read model.
 
 use super::{EMAIL, NAME};
+use crate::accounts::AccountRow;
 use crate::page::{After, Page, Paged};
 use crate::runner::ProjectionError;
+use domain::email::EmailAddress;
 use domain::workspace::{InvitationStatus, Role};
 use domain::{AccountId, Timestamp, WorkspaceId};
 use sqlx::Row;
 use sqlx::any::AnyRow;
+use std::collections::HashMap;
 use store::Database;
 use uuid::Uuid;
 use vault::FieldSealer;
@@ -240,31 +243,33 @@ pub struct InvitationRow {
     pub created_at: Timestamp,
 }
 
+/// The account that accepted or declined the invitation of `row`, if it was answered.
+fn answered_by(row: &AnyRow) -> Result<Option<AccountId>, sqlx::Error> {
+    row.try_get::<Option<String>, _>("answered_by")?
+        .map(|id| Uuid::parse_str(&id).map(AccountId).map_err(decode))
+        .transpose()
+}
+
 /// The address an invitation row shows: once accepted or declined, the answering account's
-/// own (the invitation's key is destroyed then), else the one it was sent to; `None` once
-/// erased.
+/// own (`answering`, the accounts of the page's answers; the invitation's key is destroyed
+/// then), else the one it was sent to; `None` once erased.
 async fn invitee_address(
-    db: &Database,
     sealer: &FieldSealer,
+    answering: &HashMap<AccountId, AccountRow>,
     row: &AnyRow,
-    sealed: &str,
 ) -> Result<Option<String>, ProjectionError> {
-    if row.try_get::<Option<String>, _>("answered_by")?.is_some() {
-        let member = AccountId(uuid(row, "answered_by")?);
-        let account = crate::accounts::find(db, sealer, member).await?;
-        return Ok(account.and_then(|account| {
-            Some(
-                domain::email::EmailAddress::parse(&account.email)
-                    .ok()?
-                    .canonical(),
-            )
-        }));
+    if let Some(account) = answered_by(row)? {
+        return Ok(answering
+            .get(&account)
+            .and_then(|account| EmailAddress::parse(&account.email).ok())
+            .map(|email| email.canonical()));
     }
+    let sealed: String = row.try_get("email")?;
     if sealed.is_empty() {
         return Ok(None);
     }
     let subject = uuid(row, "key_subject")?;
-    Ok(sealer.open_text(subject, EMAIL, sealed).await?)
+    Ok(sealer.open_text(subject, EMAIL, &sealed).await?)
 }
 
 /// A page of the invitations of `workspace`, newest first (ties by id), each with its
@@ -305,9 +310,14 @@ pub async fn invitations(
         page,
         |(_, position)| position.clone(),
     );
+    // The answering accounts of the whole page, read at once.
+    let answers = rows
+        .iter()
+        .filter_map(|(row, _)| answered_by(row).transpose())
+        .collect::<Result<Vec<_>, sqlx::Error>>()?;
+    let answering = crate::accounts::find_many(db, sealer, &answers).await?;
     let mut found = Vec::with_capacity(rows.len());
     for (row, _) in rows {
-        let email: String = row.try_get("email")?;
         let expires_at = Timestamp::from_unix_micros(row.try_get("expires_at")?);
         let status = match row.try_get::<String, _>("status")?.as_str() {
             "pending" if expires_at <= now => InvitationStatus::Expired,
@@ -316,7 +326,7 @@ pub async fn invitations(
             "declined" => InvitationStatus::Declined,
             _ => InvitationStatus::Revoked,
         };
-        let Some(email) = invitee_address(db, sealer, &row, &email).await? else {
+        let Some(email) = invitee_address(sealer, &answering, &row).await? else {
             continue;
         };
         found.push(InvitationRow {

@@ -143,12 +143,7 @@ impl RabbitConsumer {
                 error: format!("unreadable message: {error}"),
             },
         };
-        // The attempt the retry copy carries: a message another mailer held was not tried.
-        let (after, next_attempt) = match &outcome {
-            Outcome::Retry { after, .. } => (*after, attempt.saturating_add(1)),
-            Outcome::Held { after } => (*after, attempt),
-            _ => (Duration::ZERO, attempt),
-        };
+        let held = matches!(outcome, Outcome::Held { .. });
         let settled = match outcome {
             Outcome::Sent | Outcome::Duplicate | Outcome::Skipped => {
                 delivery.ack(BasicAckOptions::default()).await.map(|_| ())
@@ -160,7 +155,14 @@ impl RabbitConsumer {
                 })
                 .await
                 .map(|_| ()),
-            Outcome::Retry { .. } | Outcome::Held { .. } => {
+            Outcome::Retry { after, .. } | Outcome::Held { after } => {
+                // The attempt the retry copy carries: a message another mailer held was
+                // not tried.
+                let next_attempt = if held {
+                    attempt
+                } else {
+                    attempt.saturating_add(1)
+                };
                 let message_id = delivery
                     .properties
                     .message_id()
