@@ -246,7 +246,16 @@ async fn send_campaign(args: CampaignArgs) -> anyhow::Result<Outcome> {
 
 async fn dead_letters(args: StorageArgs) -> anyhow::Result<Outcome> {
     let storage = Storage::open(&args).await?;
-    let letters = workers::mail::queue::dead_letters(&storage.db).await?;
+    // Every letter: the operator's own terminal, not a response to bound.
+    let (mut letters, mut page) = (Vec::new(), projections::Page::first(500));
+    loop {
+        let listed = workers::mail::queue::dead_letters(&storage.db, &page).await?;
+        letters.extend(listed.items);
+        match listed.next {
+            Some(after) => page.after = Some(after),
+            None => break,
+        }
+    }
     storage.db.close().await;
     Ok(Outcome::success(format!(
         "{}\n",

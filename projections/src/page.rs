@@ -21,10 +21,19 @@ impl Page {
     /// The bounds of a query: the time and key to start after, and one entry more than the
     /// page, to tell whether another page follows. The first page starts after the end of
     /// time (no entry is that late, so the key never decides).
-    pub(crate) fn bounds(&self) -> (i64, &str, i64) {
+    pub fn bounds(&self) -> (i64, &str, i64) {
         match &self.after {
             Some(after) => (after.at, after.key.as_str(), self.limit.saturating_add(1)),
             None => (i64::MAX, "", self.limit.saturating_add(1)),
+        }
+    }
+
+    /// The same bounds for a list read oldest first: the first page starts after the
+    /// beginning of time.
+    pub(crate) fn bounds_oldest_first(&self) -> (i64, &str, i64) {
+        match &self.after {
+            Some(after) => (after.at, after.key.as_str(), self.limit.saturating_add(1)),
+            None => (i64::MIN, "", self.limit.saturating_add(1)),
         }
     }
 }
@@ -51,7 +60,7 @@ pub struct Paged<T> {
 impl<T> Paged<T> {
     /// Cuts `rows` (fetched with one more than `page.limit`) to the page, the position of
     /// each given by `position`.
-    pub(crate) fn cut(mut rows: Vec<T>, page: &Page, position: impl Fn(&T) -> After) -> Self {
+    pub fn cut(mut rows: Vec<T>, page: &Page, position: impl Fn(&T) -> After) -> Self {
         let limit = usize::try_from(page.limit.max(0)).unwrap_or(usize::MAX);
         let more = rows.len() > limit;
         rows.truncate(limit);

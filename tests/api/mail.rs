@@ -679,7 +679,16 @@ async fn mail_that_keeps_failing_is_dead_lettered_and_reported(backend: Backend)
         "{metrics}"
     );
     let listed = json_body(app.get("/admin/mail/dead-letters", Some(operator)).await).await;
-    assert_eq!(listed.as_array().unwrap().len(), 1);
+    assert_eq!(
+        listed["dead_letters"].as_array().unwrap().len(),
+        1,
+        "{listed}"
+    );
+    assert_eq!(
+        listed["dead_letters"][0]["message"]["kind"],
+        "security_notice"
+    );
+    assert!(listed["next_cursor"].is_null(), "{listed}");
     let _ = rabbit.delete_topology().await;
 }
 

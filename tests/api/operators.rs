@@ -8,7 +8,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use std::time::Duration;
 use store::Backend;
-use tests::{error_code, spawn_app};
+use tests::{error_code, json_body, spawn_app};
 use tower::ServiceExt;
 
 const DAY: Duration = Duration::from_secs(86_400);
@@ -113,7 +113,79 @@ async fn readiness_details_are_for_operators_only(backend: Backend) {
     assert!(projections.iter().all(|p| p["checkpoint"].is_u64()));
 }
 
+async fn dead_letters_come_a_page_at_a_time(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let (_, auditor) = app.operator_token("auditor").await;
+    // Five letters, two given up on at the same instant (the id orders them).
+    for (n, dead_at) in [(1, 10), (2, 20), (3, 20), (4, 30), (5, 40)] {
+        sqlx::query(
+            "INSERT INTO mail_dead_letters (message_id, body, attempts, last_error, dead_at) \
+             VALUES ($1, $2, 3, 'refused', $3)",
+        )
+        .bind(format!("00000000-0000-4000-8000-00000000000{n}"))
+        .bind(json!({"n": n}).to_string())
+        .bind(dead_at)
+        .execute(app.db.pool())
+        .await
+        .unwrap();
+    }
+    let whole = app.get("/admin/mail/dead-letters", Some(&auditor)).await;
+    assert_eq!(whole.status(), StatusCode::OK);
+    let whole = json_body(whole).await;
+    let order = |page: &Value| -> Vec<i64> {
+        page["dead_letters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| l["message"]["n"].as_i64().unwrap())
+            .collect()
+    };
+    assert_eq!(order(&whole), [5, 4, 2, 3, 1], "newest first: {whole}");
+    assert!(whole["next_cursor"].is_null(), "{whole}");
+    for limit in [1, 2] {
+        let (mut seen, mut cursor, mut pages) = (Vec::new(), String::new(), 0);
+        loop {
+            let page = app
+                .get(
+                    &format!("/admin/mail/dead-letters?limit={limit}&cursor={cursor}"),
+                    Some(&auditor),
+                )
+                .await;
+            assert_eq!(page.status(), StatusCode::OK);
+            let page = json_body(page).await;
+            seen.extend(order(&page));
+            pages += 1;
+            match page["next_cursor"].as_str() {
+                Some(next) => cursor = next.to_owned(),
+                None => break,
+            }
+        }
+        assert_eq!(seen, [5, 4, 2, 3, 1], "by {limit}");
+        assert_eq!(pages, 5usize.div_ceil(limit), "by {limit}");
+    }
+    for query in ["limit=0", "limit=101", "cursor=nope"] {
+        let refused = app
+            .get(&format!("/admin/mail/dead-letters?{query}"), Some(&auditor))
+            .await;
+        assert_eq!(
+            refused.status(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{query}"
+        );
+        assert_eq!(error_code(refused).await, "validation_failed", "{query}");
+    }
+    // The CLI prints every letter, however many pages they take.
+    let mut args: Vec<String> = ["accounts", "mail", "dead-letters"]
+        .map(str::to_owned)
+        .to_vec();
+    args.extend(app.storage_args.clone());
+    let outcome = api::cli::run_from(args).await.unwrap();
+    let printed: Value = serde_json::from_str(&outcome.stdout).unwrap();
+    assert_eq!(printed.as_array().unwrap().len(), 5, "{printed}");
+}
+
 on_both_backends!(
+    dead_letters_come_a_page_at_a_time,
     operator_tokens_expire,
     an_auditor_is_refused_what_needs_an_admin,
     readiness_details_are_for_operators_only,

@@ -1,7 +1,7 @@
-//! The lists an account reads page by page — sessions, API and CLI tokens, invoices and the
-//! consent history — as `GET /me/credits/transactions` does: `limit` (1 to 100, 50 by
-//! default) and the previous page's cursor (empty: the first page); bad values are JSON
-//! errors. The responses keep their fields and gain `next_cursor` (the history, a list,
+//! The lists an account reads page by page — sessions, API and CLI tokens, invoices,
+//! workspaces, a workspace's invitations and the consent history — as
+//! `GET /me/credits/transactions` does: `limit` (1 to 100, 50 by default) and the previous
+//! page's cursor (empty: the first page); bad values are JSON errors. The responses keep their fields and gain `next_cursor` (the history, a list,
 //! gains a `Next-Cursor` header).
 
 use reqwest::{Method, StatusCode};
@@ -106,10 +106,28 @@ async fn sessions_tokens_and_invoices_come_a_page_at_a_time(backend: Backend) {
         )
         .await;
     assert!(revoked.status().is_success(), "{}", revoked.status());
+    // Three workspaces in all, listed oldest first.
+    let mut created = vec![format!("\"{ws}\"")];
+    for name in ["Second", "Third"] {
+        // A later creation time (the clock stands still otherwise; the id would order them).
+        app.clock.advance(std::time::Duration::from_secs(1));
+        let id = crate::workspaces::create(&app, &session, name).await;
+        created.push(format!("\"{id}\""));
+    }
     app.settle().await;
 
+    let listed = all(
+        &app,
+        &session,
+        "/me/workspaces",
+        "workspaces",
+        "workspace_id",
+    )
+    .await;
+    assert_eq!(listed, created, "oldest first");
     let invitations = format!("/workspaces/{ws}/invitations");
     for (path, field, key, count) in [
+        ("/me/workspaces", "workspaces", "workspace_id", 3),
         ("/me/sessions", "sessions", "id", 5),
         ("/me/api-tokens", "tokens", "token_id", 5),
         ("/me/cli-tokens", "tokens", "token_id", 5),
@@ -201,6 +219,7 @@ async fn bad_limits_and_cursors_are_json_errors(backend: Backend) {
         "/me/cli-tokens",
         "/me/invoices",
         "/me/notifications/history",
+        "/me/workspaces",
         invitations.as_str(),
     ] {
         for (query, status, code) in [

@@ -297,6 +297,23 @@ async fn avatars_are_judged_by_content_and_stored_square_without_metadata(backen
         );
     }
 
+    // With an `Idempotency-Key` (whose check reads the body first, up to 6 MiB), an image
+    // over the limit gets the same answer, whatever its size.
+    for size in [5 * 1024 * 1024 + 1, 7 * 1024 * 1024] {
+        let mut body = picture(16, 16, ImageFormat::Png);
+        body.resize(size, 0);
+        let refused = app
+            .request(Method::PUT, "/me/avatar", Some(&session.token))
+            .header(CONTENT_TYPE, "image/png")
+            .header("idempotency-key", format!("big-{size}"))
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(refused.status(), StatusCode::PAYLOAD_TOO_LARGE, "{size}");
+        assert_eq!(error_code(refused).await, "avatar_too_large", "{size}");
+    }
+
     // A form is exactly one part, `avatar`: any other part is refused, not ignored.
     let image = picture(32, 32, ImageFormat::Png);
     let part = |name: &str, body: &[u8]| {

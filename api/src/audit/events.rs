@@ -94,7 +94,7 @@ pub struct EventsPage {
     pub account_id: Uuid,
     /// Its events, in log order.
     pub events: Vec<AuditedEvent>,
-    /// Pass as `cursor` for the next page; absent on the last page.
+    /// Pass as `cursor` for the next page; null on the last page.
     pub next_cursor: Option<String>,
 }
 

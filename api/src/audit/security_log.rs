@@ -50,7 +50,7 @@ pub struct SecurityEntry {
 pub struct SecurityLogPage {
     /// Newest first.
     pub entries: Vec<SecurityEntry>,
-    /// Pass as `cursor` for the next page; absent on the last page.
+    /// Pass as `cursor` for the next page; null on the last page.
     pub next_cursor: Option<String>,
 }
 

@@ -44,11 +44,10 @@ fn add_generic_errors(operation: &mut Operation, mutating: bool) {
     let has = |name: &str| schemes.iter().any(|s| s == name);
     let parameters = operation.parameters.clone().unwrap_or_default();
     let takes = |place: ParameterIn| parameters.iter().any(|p| p.parameter_in == place);
-    // A route that documents `payload_too_large` itself states its own body limit.
+    // A route that documents a 413 itself (`payload_too_large`, `avatar_too_large`) states
+    // its own body limit.
     let own_limit = match operation.responses.responses.get("413") {
-        Some(utoipa::openapi::RefOr::T(response)) => {
-            response.description.contains("payload_too_large")
-        }
+        Some(utoipa::openapi::RefOr::T(response)) => response.description.contains("_too_large"),
         _ => false,
     };
     let json_body = operation

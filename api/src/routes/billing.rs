@@ -235,7 +235,7 @@ impl From<InvoiceRow> for InvoiceView {
 pub struct InvoiceList {
     /// Newest first.
     pub invoices: Vec<InvoiceView>,
-    /// Pass as `cursor` for the next page; absent on the last page.
+    /// Pass as `cursor` for the next page; null on the last page.
     pub next_cursor: Option<String>,
 }
 

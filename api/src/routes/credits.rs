@@ -180,7 +180,7 @@ pub struct TransactionView {
 pub struct TransactionPage {
     /// Entries.
     pub transactions: Vec<TransactionView>,
-    /// Pass as `cursor` for the next page; absent on the last page.
+    /// Pass as `cursor` for the next page; null on the last page.
     pub next_cursor: Option<String>,
 }
 

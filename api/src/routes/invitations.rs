@@ -83,8 +83,7 @@ pub struct InvitationView {
 pub struct InvitationList {
     /// Newest first.
     pub invitations: Vec<InvitationView>,
-    /// Pass as `cursor` for the next page; absent on the last page.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// Pass as `cursor` for the next page; null on the last page.
     pub next_cursor: Option<String>,
 }
 

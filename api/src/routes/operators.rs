@@ -2,9 +2,10 @@
 //! here is a read that auditors may make (`Operator`, i.e. `Operator<AnyRole>`); a route
 //! that changes anything takes `Operator<Admin>`.
 
-use crate::error::ApiError;
-use crate::extract::Operator;
+use crate::error::{ApiError, ErrorBody};
+use crate::extract::{ApiQuery, Operator};
 use crate::openapi::Routes;
+use crate::pages::{PageQuery, next_cursor};
 use crate::state::Core;
 use axum::Json;
 use axum::extract::State;
@@ -43,16 +44,35 @@ pub async fn reconciliation(
     Ok(Json(report))
 }
 
-/// Mail that kept failing, newest first (admin and auditor tokens).
+/// A page of the dead letters.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DeadLetterList {
+    /// Newest first: each message (personal fields sealed), the attempts made, the last
+    /// failure and when it was given up (µs since the epoch).
+    #[schema(value_type = Vec<Object>)]
+    pub dead_letters: Vec<workers::mail::queue::DeadLetter>,
+    /// Pass as `cursor` for the next page; null on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// Mail that kept failing, newest first, a page at a time (admin and auditor tokens).
 #[utoipa::path(get, path = "/admin/mail/dead-letters", tag = "admin", security(("operator" = [])),
+    params(PageQuery),
     responses(
-        (status = 200, description = "The dead letters: message, attempts, last error", body = [Object]),
+        (status = 200, description = "The dead letters: message, attempts, last error", body = DeadLetterList),
+        (status = 422, description = "`validation_failed`: a limit or cursor out of bounds", body = ErrorBody),
     ))]
 pub async fn dead_letters(
     State(core): State<Core>,
     _operator: Operator,
-) -> Result<Json<Vec<workers::mail::queue::DeadLetter>>, ApiError> {
-    Ok(Json(workers::mail::queue::dead_letters(&core.db).await?))
+    ApiQuery(page): ApiQuery<PageQuery>,
+) -> Result<Json<DeadLetterList>, ApiError> {
+    let page = page.page()?;
+    let listed = workers::mail::queue::dead_letters(&core.db, &page).await?;
+    Ok(Json(DeadLetterList {
+        dead_letters: listed.items,
+        next_cursor: next_cursor(listed.next),
+    }))
 }
 
 /// Prometheus metrics (operator tokens): HTTP requests by route template and status,

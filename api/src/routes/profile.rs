@@ -44,7 +44,7 @@ fn with_form(mut avatar: UtoipaMethodRouter<AppState>) -> UtoipaMethodRouter<App
     let upload = avatar
         .1
         .paths
-        .get_mut("/me/avatar")
+        .get_mut(AVATAR_PATH)
         .and_then(|item| item.put.as_mut())
         .and_then(|operation| operation.request_body.as_mut());
     if let Some(body) = upload {
@@ -113,6 +113,14 @@ pub struct AvatarView {
     pub avatar_url: String,
 }
 
+/// Where the caller's avatar is uploaded.
+pub(crate) const AVATAR_PATH: &str = "/me/avatar";
+
+/// The answer to an upload over the avatar's limit, whichever layer reads it first.
+pub(crate) fn avatar_too_large() -> ApiError {
+    ApiError::TooLarge("avatar_too_large", "the image is larger than 5 MB".into())
+}
+
 /// Reads an upload: the image as the body, or the `avatar` part of a multipart form.
 async fn image_bytes(request: Request) -> Result<Bytes, ApiError> {
     let multipart = request
@@ -120,8 +128,7 @@ async fn image_bytes(request: Request) -> Result<Bytes, ApiError> {
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|ct| ct.starts_with("multipart/form-data"));
-    let too_large =
-        || ApiError::TooLarge("avatar_too_large", "the image is larger than 5 MB".into());
+    let too_large = avatar_too_large;
     if multipart {
         let mut form = Multipart::from_request(request, &())
             .await

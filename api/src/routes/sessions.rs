@@ -50,7 +50,7 @@ pub struct SessionList {
     /// Newest first. Sessions that ended for being idle are left out, so a page may hold
     /// fewer than `limit` and still be followed by another.
     pub sessions: Vec<SessionView>,
-    /// Pass as `cursor` for the next page; absent on the last page.
+    /// Pass as `cursor` for the next page; null on the last page.
     pub next_cursor: Option<String>,
 }
 

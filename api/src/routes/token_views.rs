@@ -138,7 +138,7 @@ impl From<TokenSummary> for TokenView {
 pub struct TokenList {
     /// Newest first.
     pub tokens: Vec<TokenView>,
-    /// Pass as `cursor` for the next page; absent on the last page.
+    /// Pass as `cursor` for the next page; null on the last page.
     pub next_cursor: Option<String>,
 }
 

@@ -3,8 +3,9 @@
 //! non-members, never 403 with its name. Invitations are in [`super::invitations`].
 
 use crate::error::{ApiError, ErrorBody};
-use crate::extract::{ApiJson, ApiPath, CurrentSession, RequestContext};
+use crate::extract::{ApiJson, ApiPath, ApiQuery, CurrentSession, RequestContext};
 use crate::openapi::{Routes, patterns};
+use crate::pages::{PageQuery, next_cursor};
 use crate::state::{AppState, Core};
 use axum::Json;
 use axum::extract::{FromRef, State};
@@ -108,6 +109,8 @@ impl From<Membership> for WorkspaceView {
 pub struct WorkspaceList {
     /// Oldest first.
     pub workspaces: Vec<WorkspaceView>,
+    /// Pass as `cursor` for the next page; null on the last page.
+    pub next_cursor: Option<String>,
 }
 
 /// Path of a workspace.
@@ -156,10 +159,8 @@ async fn view(
     account: AccountId,
 ) -> Result<WorkspaceView, ApiError> {
     let now = core.clock.now();
-    projections::workspaces::memberships(&core.db, &core.sealer, account, now)
+    projections::workspaces::membership(&core.db, &core.sealer, workspace, account, now)
         .await?
-        .into_iter()
-        .find(|m| m.workspace_id == workspace)
         .map(WorkspaceView::from)
         .ok_or_else(not_found)
 }
@@ -188,21 +189,30 @@ pub async fn create_workspace(
 }
 
 /// The caller's workspaces with their role, member count and (for admins) pending
-/// invitations.
+/// invitations, oldest first, a page at a time.
 #[utoipa::path(get, path = "/me/workspaces", tag = "workspaces", security(("session" = [])),
-    responses((status = 200, body = WorkspaceList)))]
+    params(PageQuery),
+    responses((status = 200, body = WorkspaceList),
+        (status = 422, description = "`validation_failed`: a limit or cursor out of bounds", body = ErrorBody)))]
 pub async fn my_workspaces(
     State(core): State<Core>,
     session: CurrentSession,
+    ApiQuery(page): ApiQuery<PageQuery>,
 ) -> Result<Json<WorkspaceList>, ApiError> {
+    let page = page.page()?;
     let now = core.clock.now();
-    let workspaces =
-        projections::workspaces::memberships(&core.db, &core.sealer, session.account_id, now)
-            .await?
-            .into_iter()
-            .map(WorkspaceView::from)
-            .collect();
-    Ok(Json(WorkspaceList { workspaces }))
+    let listed = projections::workspaces::memberships(
+        &core.db,
+        &core.sealer,
+        session.account_id,
+        now,
+        &page,
+    )
+    .await?;
+    Ok(Json(WorkspaceList {
+        workspaces: listed.items.into_iter().map(WorkspaceView::from).collect(),
+        next_cursor: next_cursor(listed.next),
+    }))
 }
 
 /// A workspace (members).

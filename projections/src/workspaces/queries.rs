@@ -49,43 +49,98 @@ pub struct Membership {
     pub pending_invitations: i64,
 }
 
-/// The workspaces `account` belongs to, oldest first.
+/// The workspaces `account` belongs to, oldest first (ties by id), a page at a time. One
+/// being deleted (its key gone) is left out of its page: a page may hold fewer than its
+/// limit, and the cursor follows the rows, not what is shown.
 pub async fn memberships(
     db: &Database,
     sealer: &FieldSealer,
     account: AccountId,
     now: Timestamp,
-) -> Result<Vec<Membership>, ProjectionError> {
-    let rows = sqlx::query(
-        "SELECT w.workspace_id, w.name, m.role, \
-         (SELECT COUNT(*) FROM workspace_members c WHERE c.workspace_id = w.workspace_id) \
-           AS member_count, \
-         (SELECT COUNT(*) FROM workspace_invitations i WHERE i.workspace_id = w.workspace_id \
-           AND i.status = 'pending' AND i.expires_at > $2) AS pending \
-         FROM workspace_members m JOIN workspaces w ON w.workspace_id = m.workspace_id \
-         WHERE m.account_id = $1 ORDER BY w.created_at, w.workspace_id",
-    )
+    page: &Page,
+) -> Result<Paged<Membership>, ProjectionError> {
+    let (at, key, limit) = page.bounds_oldest_first();
+    let rows = sqlx::query(&format!(
+        "{MEMBERSHIP} WHERE m.account_id = $1 \
+         AND (w.created_at > $3 OR (w.created_at = $3 AND w.workspace_id > $4)) \
+         ORDER BY w.created_at, w.workspace_id LIMIT $5"
+    ))
     .bind(account.0.to_string())
     .bind(now.unix_micros())
+    .bind(at)
+    .bind(key)
+    .bind(limit)
     .fetch_all(db.pool())
     .await?;
-    let mut found = Vec::with_capacity(rows.len());
-    for row in rows {
-        let id = uuid(&row, "workspace_id")?;
-        let name: String = row.try_get("name")?;
-        // No key: the workspace is being deleted.
-        let Some(name) = sealer.open_text(id, NAME, &name).await? else {
-            continue;
-        };
-        found.push(Membership {
-            workspace_id: WorkspaceId(id),
-            name,
-            role: role(&row)?,
-            member_count: row.try_get("member_count")?,
-            pending_invitations: row.try_get("pending")?,
-        });
+    let positions = rows
+        .iter()
+        .map(|row| {
+            Ok(After {
+                at: row.try_get("created_at")?,
+                key: row.try_get("workspace_id")?,
+            })
+        })
+        .collect::<Result<Vec<_>, sqlx::Error>>()?;
+    let Paged { items: rows, next } = Paged::cut(
+        rows.into_iter().zip(positions).collect(),
+        page,
+        |(_, position)| position.clone(),
+    );
+    let mut items = Vec::with_capacity(rows.len());
+    for (row, _) in rows {
+        items.extend(membership_of(sealer, &row).await?);
     }
-    Ok(found)
+    Ok(Paged { items, next })
+}
+
+/// `account`'s membership of `workspace`, if it is a member (and the workspace is not
+/// being deleted).
+pub async fn membership(
+    db: &Database,
+    sealer: &FieldSealer,
+    workspace: WorkspaceId,
+    account: AccountId,
+    now: Timestamp,
+) -> Result<Option<Membership>, ProjectionError> {
+    let row = sqlx::query(&format!(
+        "{MEMBERSHIP} WHERE m.account_id = $1 AND m.workspace_id = $3"
+    ))
+    .bind(account.0.to_string())
+    .bind(now.unix_micros())
+    .bind(workspace.0.to_string())
+    .fetch_optional(db.pool())
+    .await?;
+    match row {
+        Some(row) => membership_of(sealer, &row).await,
+        None => Ok(None),
+    }
+}
+
+/// A member's row of a workspace with its counts; `$2` is now (for pending invitations).
+const MEMBERSHIP: &str = "SELECT w.workspace_id, w.name, w.created_at, m.role, \
+     (SELECT COUNT(*) FROM workspace_members c WHERE c.workspace_id = w.workspace_id) \
+       AS member_count, \
+     (SELECT COUNT(*) FROM workspace_invitations i WHERE i.workspace_id = w.workspace_id \
+       AND i.status = 'pending' AND i.expires_at > $2) AS pending \
+     FROM workspace_members m JOIN workspaces w ON w.workspace_id = m.workspace_id";
+
+async fn membership_of(
+    sealer: &FieldSealer,
+    row: &AnyRow,
+) -> Result<Option<Membership>, ProjectionError> {
+    let id = uuid(row, "workspace_id")?;
+    let name: String = row.try_get("name")?;
+    // No key: the workspace is being deleted.
+    let Some(name) = sealer.open_text(id, NAME, &name).await? else {
+        return Ok(None);
+    };
+    Ok(Some(Membership {
+        workspace_id: WorkspaceId(id),
+        name,
+        role: role(row)?,
+        member_count: row.try_get("member_count")?,
+        pending_invitations: row.try_get("pending")?,
+    }))
 }
 
 /// `account`'s role in `workspace`, if it is a member.

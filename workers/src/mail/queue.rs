@@ -3,6 +3,7 @@
 
 use super::message::MailMessage;
 use async_trait::async_trait;
+use projections::{After, Page, Paged};
 use serde::Serialize;
 use sqlx::Row;
 use store::Database;
@@ -38,24 +39,40 @@ pub struct DeadLetter {
     pub dead_at: i64,
 }
 
-/// The dead letters, newest first.
-pub async fn dead_letters(db: &Database) -> Result<Vec<DeadLetter>, sqlx::Error> {
+/// A page of the dead letters, newest first (ties by message id).
+pub async fn dead_letters(db: &Database, page: &Page) -> Result<Paged<DeadLetter>, sqlx::Error> {
+    let (at, key, limit) = page.bounds();
     let rows = sqlx::query(
-        "SELECT body, attempts, last_error, dead_at FROM mail_dead_letters ORDER BY dead_at DESC",
+        "SELECT message_id, body, attempts, last_error, dead_at FROM mail_dead_letters \
+         WHERE dead_at < $1 OR (dead_at = $1 AND message_id > $2) \
+         ORDER BY dead_at DESC, message_id LIMIT $3",
     )
+    .bind(at)
+    .bind(key)
+    .bind(limit)
     .fetch_all(db.pool())
     .await?;
-    rows.iter()
+    let letters = rows
+        .iter()
         .map(|row| {
             let body: String = row.try_get("body")?;
-            Ok(DeadLetter {
+            let letter = DeadLetter {
                 message: serde_json::from_str(&body).unwrap_or(serde_json::Value::String(body)),
                 attempts: row.try_get("attempts")?,
                 last_error: row.try_get("last_error")?,
                 dead_at: row.try_get("dead_at")?,
-            })
+            };
+            Ok((row.try_get::<String, _>("message_id")?, letter))
         })
-        .collect()
+        .collect::<Result<Vec<_>, sqlx::Error>>()?;
+    let Paged { items, next } = Paged::cut(letters, page, |(id, letter)| After {
+        at: letter.dead_at,
+        key: id.clone(),
+    });
+    Ok(Paged {
+        items: items.into_iter().map(|(_, letter)| letter).collect(),
+        next,
+    })
 }
 
 /// Counts for the metrics endpoint.

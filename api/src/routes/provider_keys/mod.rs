@@ -172,8 +172,7 @@ pub struct HistoryView {
     pub provider: String,
     /// What happened.
     pub entries: Vec<HistoryEntryView>,
-    /// Pass as `cursor` for the next page; absent on the last page.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// Pass as `cursor` for the next page; null on the last page.
     pub next_cursor: Option<String>,
 }
 
