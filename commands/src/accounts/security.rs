@@ -112,6 +112,7 @@ impl Accounts {
         let command = AccountCommand::DisableTotp {
             verified_password_version: account.password_version,
             second_factor,
+            totp_secret: account.totp.secret.clone(),
             fresh: self.fresh(session_id, now),
             at: now,
         };
@@ -157,6 +158,7 @@ impl Accounts {
             session_id,
             verified_password_version: account.password_version,
             second_factor,
+            totp_secret: account.totp.secret.clone(),
             at: now,
         };
         let executed = self

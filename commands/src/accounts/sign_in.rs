@@ -120,6 +120,7 @@ impl Accounts {
             token_hash: issued.hash.clone(),
             verified_password_version: account.password_version,
             second_factor,
+            totp_secret: account.totp.secret.clone(),
             expires_at,
             origin: cmd.origin,
             at: now,

@@ -56,6 +56,9 @@ pub enum AccountCommand {
         verified_password_version: u32,
         /// The second factor proved, if any (required with 2FA on).
         second_factor: Option<SecondFactor>,
+        /// The secret a TOTP code in `second_factor` was checked against: 2FA turned off
+        /// and on again meanwhile holds another, and the code proves nothing of it.
+        totp_secret: Option<String>,
         /// Absolute expiry.
         expires_at: Timestamp,
         /// Where from.
@@ -71,6 +74,9 @@ pub enum AccountCommand {
         verified_password_version: u32,
         /// Required with 2FA on.
         second_factor: Option<SecondFactor>,
+        /// The secret a TOTP code in `second_factor` was checked against: 2FA turned off
+        /// and on again meanwhile holds another, and the code proves nothing of it.
+        totp_secret: Option<String>,
         /// Now.
         at: Timestamp,
     },
@@ -135,6 +141,9 @@ pub enum AccountCommand {
         verified_password_version: u32,
         /// A code (or recovery code).
         second_factor: SecondFactor,
+        /// The secret a TOTP code in `second_factor` was checked against: 2FA turned off
+        /// and on again meanwhile holds another, and the code proves nothing of it.
+        totp_secret: Option<String>,
         /// Recent proof.
         fresh: Fresh,
         /// Now.

@@ -49,6 +49,7 @@ impl Account {
                 token_hash,
                 verified_password_version,
                 second_factor,
+                totp_secret,
                 expires_at,
                 origin,
                 at,
@@ -60,7 +61,8 @@ impl Account {
                 if expires_at <= at {
                     return Err(AccountError::InvalidExpiry);
                 }
-                let mut events = self.second_factor_events(second_factor.as_ref(), *at)?;
+                let mut events =
+                    self.second_factor_events(second_factor.as_ref(), totp_secret.as_deref(), *at)?;
                 events.splice(0..0, self.make_room_for_a_session(*at));
                 events.insert(
                     0,
@@ -92,13 +94,15 @@ impl Account {
                 session_id,
                 verified_password_version,
                 second_factor,
+                totp_secret,
                 at,
             } => {
                 self.check_password_version(*verified_password_version)?;
                 if self.session_status(*session_id) != SessionStatus::Active {
                     return Err(AccountError::SessionNotFound);
                 }
-                let mut events = self.second_factor_events(second_factor.as_ref(), *at)?;
+                let mut events =
+                    self.second_factor_events(second_factor.as_ref(), totp_secret.as_deref(), *at)?;
                 events.insert(
                     0,
                     AccountEvent::SessionReauthenticated {
@@ -191,12 +195,14 @@ impl Account {
             C::DisableTotp {
                 verified_password_version,
                 second_factor,
+                totp_secret,
                 fresh,
                 at,
             } => {
                 self.check_password_version(*verified_password_version)?;
                 self.check_fresh(fresh)?;
-                let mut events = self.second_factor_events(Some(second_factor), *at)?;
+                let mut events =
+                    self.second_factor_events(Some(second_factor), totp_secret.as_deref(), *at)?;
                 events.push(AccountEvent::TotpDisabled {
                     second_factor: second_factor.clone(),
                     at: *at,
@@ -324,6 +330,7 @@ impl Account {
     fn second_factor_events(
         &self,
         factor: Option<&SecondFactor>,
+        totp_secret: Option<&str>,
         at: Timestamp,
     ) -> Result<Vec<AccountEvent>, AccountError> {
         if !self.totp.enabled() {
@@ -332,7 +339,10 @@ impl Account {
         match factor {
             None => Err(AccountError::SecondFactorRequired),
             Some(SecondFactor::Totp { step }) => {
-                if self.totp.last_step.is_some_and(|last| *step <= last) {
+                // A code of another secret than the one on now proves nothing; nor does
+                // a step used before.
+                let other_secret = totp_secret != self.totp.secret.as_deref();
+                if other_secret || self.totp.last_step.is_some_and(|last| *step <= last) {
                     Err(AccountError::InvalidSecondFactor)
                 } else {
                     Ok(vec![])

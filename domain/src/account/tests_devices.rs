@@ -49,6 +49,7 @@ fn sign_in(n: u128, origin: SessionOrigin) -> AccountCommand {
         token_hash: format!("t{n}"),
         verified_password_version: 0,
         second_factor: None,
+        totp_secret: None,
         expires_at: at(n as i64 + 86_400),
         origin,
         at: at(n as i64),

@@ -36,17 +36,29 @@ pub(super) fn started(n: u128, when: i64, device: &str) -> AccountEvent {
         second_factor: None,
     }
 }
+/// A sign-in whose code was checked against the secret [`totp_on`] turns on.
 pub(super) fn sign_in(
     n: u128,
     when: i64,
     factor: Option<SecondFactor>,
     device: &str,
 ) -> AccountCommand {
+    sign_in_checked(n, when, factor, device, Some("SECRET"))
+}
+/// A sign-in whose code was checked against `secret`.
+fn sign_in_checked(
+    n: u128,
+    when: i64,
+    factor: Option<SecondFactor>,
+    device: &str,
+    secret: Option<&str>,
+) -> AccountCommand {
     AccountCommand::StartSession {
         session_id: session(n),
         token_hash: format!("t{n}"),
         verified_password_version: 0,
         second_factor: factor,
+        totp_secret: secret.map(Into::into),
         expires_at: at(when + 86_400),
         origin: origin(device),
         at: at(when),
@@ -182,6 +194,51 @@ fn with_2fa_on_a_sign_in_needs_a_fresh_code() {
 }
 
 #[test]
+fn a_code_proves_only_the_secret_it_was_checked_against() {
+    // 2FA turned off and on again with another secret while a sign-in checked its code
+    // against the first one.
+    let mut history = totp_on();
+    history.extend([
+        AccountEvent::TotpDisabled {
+            second_factor: SecondFactor::Totp { step: 101 },
+            at: at(3),
+        },
+        AccountEvent::TotpEnrollmentStarted {
+            secret: "OTHER".into(),
+            at: at(4),
+        },
+        AccountEvent::TotpEnabled {
+            recovery_code_hashes: vec![],
+            step: 102,
+            at: at(5),
+        },
+    ]);
+    let code = Some(SecondFactor::Totp { step: 110 });
+    for stale in [Some("SECRET"), None] {
+        given::<Account>(history.clone())
+            .when(sign_in_checked(2, 10, code.clone(), "Firefox", stale))
+            .then_error(AccountError::InvalidSecondFactor);
+    }
+    let state = given::<Account>(history)
+        .when(sign_in_checked(
+            2,
+            10,
+            code.clone(),
+            "Firefox",
+            Some("OTHER"),
+        ))
+        .then([AccountEvent::SessionStarted {
+            session_id: session(2),
+            token_hash: "t2".into(),
+            started_at: at(10),
+            expires_at: at(10 + 86_400),
+            origin: origin("Firefox"),
+            second_factor: code,
+        }]);
+    assert_eq!(state.totp.last_step, Some(110));
+}
+
+#[test]
 fn a_recovery_code_signs_in_once() {
     let factor = SecondFactor::RecoveryCode {
         code_hash: "r1".into(),
@@ -250,6 +307,7 @@ fn re_authentication_with_2fa_on_needs_a_code() {
         session_id: session(1),
         verified_password_version: 0,
         second_factor: factor,
+        totp_secret: Some("SECRET".into()),
         at: at(900),
     };
     given::<Account>(totp_on())
@@ -270,6 +328,7 @@ fn turning_2fa_off_needs_a_code_and_a_recent_proof() {
     let disable = |step: u64, since: i64| AccountCommand::DisableTotp {
         verified_password_version: 0,
         second_factor: SecondFactor::Totp { step },
+        totp_secret: Some("SECRET".into()),
         fresh: Fresh {
             session_id: session(1),
             since: at(since),
