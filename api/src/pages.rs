@@ -55,13 +55,22 @@ pub struct HistoryPageQuery {
 impl HistoryPageQuery {
     /// How many entries to skip, and how many to return.
     pub fn page(&self) -> Result<(u64, usize), ApiError> {
+        let (skip, limit) = self.after()?;
+        Ok((skip.unwrap_or(0), limit))
+    }
+
+    /// The number the cursor holds (none on the first page), and how many entries to
+    /// return: for a list whose cursor is the position of the previous page's last entry.
+    pub fn after(&self) -> Result<(Option<u64>, usize), ApiError> {
         let limit = checked_limit(self.limit)?;
-        let skip = match self.cursor.as_deref().filter(|c| !c.is_empty()) {
-            Some(text) => digits(text)
-                .ok_or_else(|| ApiError::invalid("cursor", "is not a cursor this API gave"))?,
-            None => 0,
+        let after = match self.cursor.as_deref().filter(|c| !c.is_empty()) {
+            Some(text) => Some(
+                digits(text)
+                    .ok_or_else(|| ApiError::invalid("cursor", "is not a cursor this API gave"))?,
+            ),
+            None => None,
         };
-        Ok((skip, usize::try_from(limit).unwrap_or(usize::MAX)))
+        Ok((after, usize::try_from(limit).unwrap_or(usize::MAX)))
     }
 }
 

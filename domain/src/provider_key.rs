@@ -98,6 +98,13 @@ impl KeyStatus {
             Self::Limited => "limited",
         }
     }
+
+    /// The status named `name`, as [`KeyStatus::as_str`] writes it.
+    pub fn parse(name: &str) -> Option<Self> {
+        [Self::Unverified, Self::Valid, Self::Invalid, Self::Limited]
+            .into_iter()
+            .find(|status| status.as_str() == name)
+    }
 }
 
 /// The associated data a credential is sealed with: owner, provider and version, so a
@@ -214,7 +221,8 @@ pub struct StoredKey {
     pub last_verified_at: Option<Timestamp>,
 }
 
-/// One line of a key's history.
+/// One line of a key's history: what an event says of it. The history is a read model
+/// (it grows with every resolve), never part of the owner's folded state.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HistoryEntry {
     /// The provider.
@@ -233,6 +241,77 @@ pub struct HistoryEntry {
     pub at: Timestamp,
 }
 
+impl HistoryEntry {
+    /// Every action an entry may name.
+    pub const ACTIONS: [&'static str; 5] = ["set", "verified", "invalid", "resolved", "removed"];
+
+    /// The line `event` adds to its key's history.
+    pub fn of(event: &ProviderKeyEvent) -> Self {
+        use ProviderKeyEvent as E;
+        let entry = |provider: Provider, action: &'static str, at: Timestamp| Self {
+            provider,
+            action,
+            version: None,
+            status: None,
+            account_id: None,
+            service_token: None,
+            at,
+        };
+        match event {
+            E::ProviderKeySet {
+                provider,
+                version,
+                status,
+                by,
+                at,
+                ..
+            } => Self {
+                version: Some(*version),
+                status: Some(*status),
+                account_id: Some(*by),
+                ..entry(*provider, "set", *at)
+            },
+            E::ProviderKeyVerified {
+                provider,
+                version,
+                status,
+                by,
+                at,
+                ..
+            } => {
+                let action = if *status == KeyStatus::Invalid {
+                    "invalid"
+                } else {
+                    "verified"
+                };
+                Self {
+                    version: Some(*version),
+                    status: Some(*status),
+                    account_id: *by,
+                    ..entry(*provider, action, *at)
+                }
+            }
+            E::ProviderKeyRemoved { provider, by, at } => Self {
+                account_id: Some(*by),
+                ..entry(*provider, "removed", *at)
+            },
+            E::ProviderKeyResolved {
+                provider,
+                version,
+                account_id,
+                service_token,
+                at,
+                ..
+            } => Self {
+                version: Some(*version),
+                account_id: Some(*account_id),
+                service_token: Some(*service_token),
+                ..entry(*provider, "resolved", *at)
+            },
+        }
+    }
+}
+
 /// An owner's provider keys.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ProviderKeys {
@@ -242,8 +321,6 @@ pub struct ProviderKeys {
     pub versions: BTreeMap<Provider, u32>,
     /// The owner is a workspace.
     pub workspace: bool,
-    /// Everything that happened, oldest first.
-    pub history: Vec<HistoryEntry>,
 }
 
 impl ProviderKeys {
@@ -454,15 +531,6 @@ impl Aggregate for ProviderKeys {
 
     fn evolve(&mut self, event: &ProviderKeyEvent) {
         use ProviderKeyEvent as E;
-        let entry = |provider: Provider, action: &'static str, at: Timestamp| HistoryEntry {
-            provider,
-            action,
-            version: None,
-            status: None,
-            account_id: None,
-            service_token: None,
-            at,
-        };
         match event {
             E::ProviderKeySet {
                 provider,
@@ -475,8 +543,8 @@ impl Aggregate for ProviderKeys {
                 status,
                 problem,
                 workspace,
-                by,
                 at,
+                ..
             } => {
                 self.workspace = *workspace;
                 self.versions.insert(*provider, *version);
@@ -496,19 +564,12 @@ impl Aggregate for ProviderKeys {
                         last_verified_at: verified.then_some(*at),
                     },
                 );
-                self.history.push(HistoryEntry {
-                    version: Some(*version),
-                    status: Some(*status),
-                    account_id: Some(*by),
-                    ..entry(*provider, "set", *at)
-                });
             }
             E::ProviderKeyVerified {
                 provider,
                 version,
                 status,
                 problem,
-                by,
                 at,
                 ..
             } => {
@@ -519,40 +580,12 @@ impl Aggregate for ProviderKeys {
                     key.problem.clone_from(problem);
                     key.last_verified_at = Some(*at);
                 }
-                let action = if *status == KeyStatus::Invalid {
-                    "invalid"
-                } else {
-                    "verified"
-                };
-                self.history.push(HistoryEntry {
-                    version: Some(*version),
-                    status: Some(*status),
-                    account_id: *by,
-                    ..entry(*provider, action, *at)
-                });
             }
-            E::ProviderKeyRemoved { provider, by, at } => {
+            E::ProviderKeyRemoved { provider, .. } => {
                 self.keys.remove(provider);
-                self.history.push(HistoryEntry {
-                    account_id: Some(*by),
-                    ..entry(*provider, "removed", *at)
-                });
             }
-            E::ProviderKeyResolved {
-                provider,
-                version,
-                account_id,
-                service_token,
-                at,
-                ..
-            } => {
-                self.history.push(HistoryEntry {
-                    version: Some(*version),
-                    account_id: Some(*account_id),
-                    service_token: Some(*service_token),
-                    ..entry(*provider, "resolved", *at)
-                });
-            }
+            // Only the history (a read model) records a resolve.
+            E::ProviderKeyResolved { .. } => {}
         }
     }
 }
@@ -653,10 +686,62 @@ mod tests {
         .then([]);
         // A removed key's version is never reused.
         assert_eq!(state.next_version(Provider::Openai), 2);
-        assert_eq!(
-            state.history.iter().map(|h| h.action).collect::<Vec<_>>(),
-            ["set", "removed"]
-        );
+    }
+
+    #[test]
+    fn each_event_is_a_line_of_its_keys_history() {
+        let verified = |status| ProviderKeyEvent::ProviderKeyVerified {
+            provider: Provider::Openai,
+            version: 1,
+            status,
+            problem: None,
+            changed: false,
+            notify: vec![],
+            workspace: false,
+            by: None,
+            at: at(2),
+        };
+        let lines = [
+            set(1, KeyStatus::Valid),
+            verified(KeyStatus::Limited),
+            verified(KeyStatus::Invalid),
+            ProviderKeyEvent::ProviderKeyResolved {
+                provider: Provider::Openai,
+                version: 1,
+                account_id: id(2),
+                workspace_id: None,
+                service_token: Uuid::from_u128(9),
+                at: at(3),
+            },
+            ProviderKeyEvent::ProviderKeyRemoved {
+                provider: Provider::Openai,
+                by: id(1),
+                at: at(4),
+            },
+        ]
+        .iter()
+        .map(HistoryEntry::of)
+        .collect::<Vec<_>>();
+        let actions = lines.iter().map(|h| h.action).collect::<Vec<_>>();
+        assert_eq!(actions, HistoryEntry::ACTIONS[..]);
+        assert_eq!(lines[0].account_id, Some(id(1)));
+        assert_eq!(lines[1].status, Some(KeyStatus::Limited));
+        assert_eq!(lines[3].account_id, Some(id(2)), "the account served");
+        assert_eq!(lines[3].service_token, Some(Uuid::from_u128(9)));
+        assert_eq!(lines[4].version, None);
+    }
+
+    #[test]
+    fn statuses_parse_as_they_are_named() {
+        for status in [
+            KeyStatus::Unverified,
+            KeyStatus::Valid,
+            KeyStatus::Invalid,
+            KeyStatus::Limited,
+        ] {
+            assert_eq!(KeyStatus::parse(status.as_str()), Some(status));
+        }
+        assert_eq!(KeyStatus::parse("Valid"), None);
     }
 
     #[test]
@@ -682,7 +767,6 @@ mod tests {
                 service_token: Uuid::from_u128(9),
                 at: at(4),
             }]);
-        assert_eq!(state.history.last().unwrap().action, "resolved");
         // Verified invalid since the caller read it: not handed out.
         let invalid = state.decide(&verify(1, KeyStatus::Invalid, 3)).unwrap();
         given::<ProviderKeys>([set(1, KeyStatus::Valid)].into_iter().chain(invalid))

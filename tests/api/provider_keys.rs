@@ -116,6 +116,31 @@ async fn own_keys_are_verified_sealed_and_checked_again(backend: Backend) {
     .await;
     assert_eq!(limited["status"], "limited", "{limited}");
     assert!(limited["problem"].as_str().unwrap().contains("user_read"));
+    // Verified again by its owner: the answer waits for the history to show it.
+    let again = app
+        .post(
+            "/me/provider-keys/elevenlabs/verify",
+            Some(&s.token),
+            &json!({}),
+        )
+        .await;
+    assert_eq!(again.status(), StatusCode::OK);
+    let history = json_body(
+        app.get("/me/provider-keys/elevenlabs/history", Some(&s.token))
+            .await,
+    )
+    .await;
+    let lines: Vec<(&str, &str)> = history["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (e["action"].as_str().unwrap(), e["status"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        lines,
+        [("set", "limited"), ("verified", "limited")],
+        "{history}"
+    );
 
     // A Google service account: its shape is checked, its e-mail is the hint.
     let sa = json!({"type": "service_account", "project_id": "studio-renders",
@@ -321,7 +346,8 @@ async fn workspace_keys_resolve_in_order_for_service_tokens_only(backend: Backen
     .await;
     assert_eq!(got["source"], "platform");
 
-    // Each resolve is in the key's history.
+    // Each resolve is in the key's history (a read model: once it has caught up).
+    app.settle().await;
     let history = json_body(
         app.get(&format!("{keys}/openai/history"), Some(&owner.token))
             .await,
@@ -426,6 +452,14 @@ async fn deleting_the_owner_shreds_its_keys(backend: Backend) {
     let stored = everything_stored(&app).await;
     assert!(!stored.contains("W0rkspaceSharedKey"));
     assert!(stored.contains(&format!("providerkeys-{ws}")));
+    // Its history goes with it.
+    let lines: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM provider_key_history WHERE owner_id = $1")
+            .bind(&ws)
+            .fetch_one(app.db.pool())
+            .await
+            .unwrap();
+    assert_eq!(lines, 0);
     // The keys are gone from the aggregate, and saving is refused: it cannot be sealed.
     assert!(
         app.state

@@ -57,6 +57,7 @@ pub async fn put_mine_provider_keys(
         (status = 502, description = "`provider_unreachable`", body = ErrorBody),
         (status = 503, description = "`encryption_unavailable`", body = ErrorBody)))]
 pub async fn verify_mine_provider_keys(
+    State(core): State<Core>,
     State(byok): State<Byok>,
     ctx: RequestContext,
     session: CurrentSession,
@@ -65,6 +66,7 @@ pub async fn verify_mine_provider_keys(
     let ctx = ctx.command(session.actor());
     Ok(Json(
         verify_again(
+            &core,
             &byok,
             ctx,
             session.account_id.0,
@@ -106,11 +108,13 @@ pub async fn delete_mine_provider_keys(
     responses((status = 200, body = HistoryView),
         (status = 422, description = "`validation_failed`: a limit or cursor out of bounds", body = ErrorBody)))]
 pub async fn history_mine_provider_keys(
-    State(byok): State<Byok>,
+    State(core): State<Core>,
     session: CurrentSession,
     ApiPath(path): ApiPath<MyKeyPath>,
     ApiQuery(page): ApiQuery<HistoryPageQuery>,
 ) -> Result<Json<HistoryView>, ApiError> {
-    let state = byok.keys.load(session.account_id.0).await?;
-    Ok(Json(history(&state, path.provider.into(), &page)?))
+    let owner = session.account_id.0;
+    Ok(Json(
+        history(&core, owner, path.provider.into(), &page).await?,
+    ))
 }

@@ -245,36 +245,35 @@ fn view(
     }
 }
 
-/// The page `page` asks for of `provider`'s history: it grows by an entry each time the
-/// key is handed out for a generation.
-fn history(
-    state: &ProviderKeys,
+/// The page `page` asks for of `owner`'s history of `provider`, from the read model: it
+/// grows by an entry each time the key is handed out for a generation. The cursor is the
+/// stream revision of the page's last entry.
+async fn history(
+    core: &Core,
+    owner: Uuid,
     provider: Provider,
     page: &HistoryPageQuery,
 ) -> Result<HistoryView, ApiError> {
-    let (skip, limit) = page.page()?;
-    let mut entries = state
-        .history
-        .iter()
-        .filter(|h| h.provider == provider)
-        .skip(usize::try_from(skip).unwrap_or(usize::MAX));
-    let page: Vec<HistoryEntryView> = entries
-        .by_ref()
-        .take(limit)
-        .map(|h| HistoryEntryView {
-            action: h.action.into(),
-            version: h.version,
-            status: h.status.map(|s| s.as_str().into()),
-            account_id: h.account_id.map(|a| a.0),
-            service_token_id: h.service_token,
-            at: h.at.to_rfc3339(),
-        })
-        .collect();
-    let more = entries.next().is_some();
+    let (after, limit) = page.after()?;
+    let (entries, more) =
+        projections::provider_keys::history(&core.db, owner, provider, after, limit).await?;
+    let next_cursor = more
+        .then(|| entries.last().map(|(revision, _)| revision.to_string()))
+        .flatten();
     Ok(HistoryView {
         provider: provider.as_str().into(),
-        next_cursor: more.then(|| (skip + page.len() as u64).to_string()),
-        entries: page,
+        entries: entries
+            .into_iter()
+            .map(|(_, h)| HistoryEntryView {
+                action: h.action.into(),
+                version: h.version,
+                status: h.status.map(|s| s.as_str().into()),
+                account_id: h.account_id.map(|a| a.0),
+                service_token_id: h.service_token,
+                at: h.at.to_rfc3339(),
+            })
+            .collect(),
+        next_cursor,
     })
 }
 
@@ -346,6 +345,7 @@ async fn visible(core: &Core, position: Option<GlobalPosition>) -> Result<(), Ap
 
 /// Verifies `owner`'s stored key again and records the outcome.
 async fn verify_again(
+    core: &Core,
     byok: &Byok,
     ctx: CommandContext,
     owner: Uuid,
@@ -361,7 +361,8 @@ async fn verify_again(
     }
     let (status, problem) = verdict.status();
     // The owner asked: nobody else is e-mailed.
-    byok.keys
+    let position = byok
+        .keys
         .record_verification(
             &ctx,
             owner,
@@ -373,6 +374,7 @@ async fn verify_again(
             Some(by),
         )
         .await?;
+    visible(core, position).await?;
     let state = byok.keys.load(owner).await?;
     Ok(view(&state, provider, true, true))
 }

@@ -73,6 +73,7 @@ pub async fn verify_workspace_provider_keys(
     let ctx = ctx.command(session.actor());
     Ok(Json(
         verify_again(
+            &core,
             &byok,
             ctx,
             path.id,
@@ -119,12 +120,12 @@ pub async fn delete_workspace_provider_keys(
         (status = 422, description = "`validation_failed`: a limit or cursor out of bounds", body = ErrorBody)))]
 pub async fn history_workspace_provider_keys(
     State(core): State<Core>,
-    State(byok): State<Byok>,
     session: CurrentSession,
     ApiPath(path): ApiPath<WorkspaceKeyPath>,
     ApiQuery(page): ApiQuery<HistoryPageQuery>,
 ) -> Result<Json<HistoryView>, ApiError> {
     require_admin(&core, WorkspaceId(path.id), session.account_id).await?;
-    let state = byok.keys.load(path.id).await?;
-    Ok(Json(history(&state, path.provider.into(), &page)?))
+    Ok(Json(
+        history(&core, path.id, path.provider.into(), &page).await?,
+    ))
 }
