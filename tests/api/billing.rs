@@ -206,6 +206,42 @@ async fn webhooks_are_verified_and_processed_once(backend: Backend) {
     );
     app.settle().await;
     assert_eq!(balance(&app, &session).await, 2000);
+
+    // Authentic events this service does not act on are acknowledged, whatever their
+    // object (a refusal would be retried, and at length turn the endpoint off): another
+    // type, and a checkout made elsewhere (no purchase reference).
+    let events_before = app.event_count().await;
+    let now = commands::Clock::now(&*app.clock)
+        .datetime()
+        .unix_timestamp();
+    for event in [
+        json!({"id": "evt_pi", "type": "payment_intent.succeeded", "created": now,
+            "data": {"object": {"id": "pi_1", "amount": 500, "currency": "eur"}}}),
+        json!({"id": "evt_link", "type": "checkout.session.completed", "created": now,
+            "data": {"object": {"id": "cs_link", "client_reference_id": null,
+                "amount_total": 500, "currency": "eur"}}}),
+    ] {
+        let body = serde_json::to_vec(&event).unwrap();
+        let signature = WebhookSigner::new(WEBHOOK_SECRET.as_bytes().to_vec()).header(now, &body);
+        let answered = deliver(&app, &body, &signature).await;
+        assert_eq!(answered.status(), StatusCode::OK, "{event}");
+        assert_eq!(
+            json_of(answered).await,
+            json!({"received": true, "handled": false}),
+            "{event}"
+        );
+    }
+    // A completed checkout that does not read as one is still refused.
+    let body = serde_json::to_vec(
+        &json!({"id": "evt_bad", "type": "checkout.session.completed",
+        "created": now, "data": {"object": {"id": "cs_bad"}}}),
+    )
+    .unwrap();
+    let signature = WebhookSigner::new(WEBHOOK_SECRET.as_bytes().to_vec()).header(now, &body);
+    let refused = deliver(&app, &body, &signature).await;
+    assert_eq!(refused.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(error_code(refused).await, "invalid_payload");
+    assert_eq!(app.event_count().await, events_before, "nothing changed");
 }
 
 async fn subscribe(app: &TestApp, session: &Session, plan: &str) -> Value {

@@ -59,8 +59,9 @@ pub struct WebhookDataBody {
 pub struct CheckoutSessionBody {
     /// The provider's session id.
     pub id: String,
-    /// The purchase id this service gave the checkout.
-    pub client_reference_id: String,
+    /// The purchase id this service gave the checkout; null for a checkout made
+    /// elsewhere (acknowledged, not handled).
+    pub client_reference_id: Option<String>,
     /// Amount paid, minor units.
     #[serde(deserialize_with = "crate::integers::i64")]
     pub amount_total: i64,
@@ -68,23 +69,55 @@ pub struct CheckoutSessionBody {
     pub currency: String,
 }
 
-impl From<WebhookEventBody> for WebhookEvent {
-    fn from(body: WebhookEventBody) -> Self {
-        let session = body.data.object;
-        Self {
-            id: body.id,
-            kind: body.kind,
-            created: body.created,
-            data: WebhookData {
-                object: CheckoutSession {
-                    id: session.id,
-                    client_reference_id: session.client_reference_id,
-                    amount_total: session.amount_total,
-                    currency: session.currency,
-                },
-            },
-        }
+/// What every event is read as first: its type decides whether its object is read at
+/// all, so an event of another type (whatever its object) is acknowledged, not refused
+/// (a provider retries a refusal, and at length turns the endpoint off).
+#[derive(Debug, Deserialize)]
+struct Envelope {
+    id: String,
+    #[serde(rename = "type")]
+    kind: String,
+    #[serde(deserialize_with = "crate::integers::i64")]
+    created: i64,
+    data: EnvelopeData,
+}
+
+#[derive(Debug, Deserialize)]
+struct EnvelopeData {
+    object: serde_json::Value,
+}
+
+/// The completed checkout `body` reports, if it is one that names a purchase here.
+fn completed_checkout(body: &[u8]) -> Result<Option<WebhookEvent>, ApiError> {
+    let unreadable = |e: serde_json::Error| {
+        ApiError::BadRequest(
+            "invalid_payload",
+            format!("the event is not understood: {e}"),
+        )
+    };
+    let envelope: Envelope = serde_json::from_slice(body).map_err(unreadable)?;
+    if envelope.kind != CHECKOUT_COMPLETED {
+        return Ok(None);
     }
+    let session: CheckoutSessionBody =
+        serde_json::from_value(envelope.data.object).map_err(unreadable)?;
+    let Some(purchase) = session.client_reference_id else {
+        tracing::warn!(event_id = %envelope.id, "completed checkout without a purchase reference");
+        return Ok(None);
+    };
+    Ok(Some(WebhookEvent {
+        id: envelope.id,
+        kind: envelope.kind,
+        created: envelope.created,
+        data: WebhookData {
+            object: CheckoutSession {
+                id: session.id,
+                client_reference_id: purchase,
+                amount_total: session.amount_total,
+                currency: session.currency,
+            },
+        },
+    }))
 }
 
 /// The webhook's answer.
@@ -132,14 +165,12 @@ pub async fn webhook(
     webhooks
         .verify(signature, &body, now)
         .map_err(|e| invalid(e.to_string()))?;
-    let event: WebhookEvent = serde_json::from_slice::<WebhookEventBody>(&body)
-        .map(Into::into)
-        .map_err(|e| {
-            ApiError::BadRequest(
-                "invalid_payload",
-                format!("the event is not understood: {e}"),
-            )
-        })?;
+    let Some(event) = completed_checkout(&body)? else {
+        return Ok(Json(WebhookReceipt {
+            received: true,
+            handled: false,
+        }));
+    };
     let (receipt, _) = apply_event(&payments, &ctx, "payments-webhook", &event).await?;
     Ok(Json(receipt))
 }

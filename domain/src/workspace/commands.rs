@@ -12,7 +12,7 @@ pub enum WorkspaceCommand {
     Create {
         /// The creator.
         owner: AccountId,
-        /// 1 to [`MAX_NAME`] printable characters.
+        /// 1 to [`MAX_NAME`](super::MAX_NAME) printable characters.
         name: String,
         /// Now.
         at: Timestamp,
