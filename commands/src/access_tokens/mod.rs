@@ -205,6 +205,27 @@ impl AccessTokens {
                 Ok(t.decide(&command)?)
             })
             .await?;
+        // A password change revoking every token, or the account's deletion, may have
+        // committed between the two appends: it stopped counting this token, and revoked
+        // only the tokens the read model had then. This one is revoked here, and its
+        // secret never handed out.
+        let counted = self
+            .exec
+            .load::<Account>(&account_stream(account))
+            .await?
+            .state;
+        if counted.deleted || !counted.access_tokens.contains_key(&token_id) {
+            let revoke = AccessTokenCommand::Revoke {
+                account_id: account,
+                at,
+            };
+            self.exec
+                .execute::<AccessToken, _>(&Self::stream(token_id), ctx, Some(account.0), at, |t| {
+                    Ok(t.decide(&revoke)?)
+                })
+                .await?;
+            return Err(CommandError::ReauthenticationRequired);
+        }
         Ok(IssuedAccessToken {
             token_id,
             hint: hint(&issued.token),

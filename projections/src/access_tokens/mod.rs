@@ -253,13 +253,20 @@ impl Projector for AccessTokensProjector {
                         .bind(previous_hash.as_str())
                         .execute(&mut *conn)
                         .await?;
-                        sqlx::query(&format!(
-                            "UPDATE {h} SET valid_until = $2 WHERE token_hash = $1"
+                        let replaced: Option<String> = sqlx::query_scalar(&format!(
+                            "UPDATE {h} SET valid_until = $2 WHERE token_hash = $1 \
+                             RETURNING token_hash"
                         ))
                         .bind(previous_hash.as_str())
                         .bind(previous_valid_until.unix_micros())
-                        .execute(&mut *conn)
+                        .fetch_optional(&mut *conn)
                         .await?;
+                        // The secret it replaced was dropped meanwhile (a password change
+                        // revoking every token, committed between the rotation's checks
+                        // and its append): the token is dead, and so is its new secret.
+                        if replaced.is_none() {
+                            return Ok(());
+                        }
                         sqlx::query(&format!(
                             "INSERT INTO {h} (token_hash, token_id, account_id, valid_until) VALUES ($1, $2, $3, NULL) \
                              ON CONFLICT (token_hash) DO NOTHING"

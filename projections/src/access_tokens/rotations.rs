@@ -18,7 +18,7 @@ use domain::access_token::AccessTokenEvent;
 use domain::account::AccountEvent;
 use domain::{DomainEvent, StreamCategory};
 use sqlx::{AnyConnection, Row};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use store::DecodedEvent;
 
 /// One rotation of a batch.
@@ -156,6 +156,7 @@ pub(super) async fn apply_run(
                 numbered(n + 1, n)
             ),
         );
+        let sql = format!("{sql} RETURNING token_id");
         let mut query = sqlx::query(&sql);
         for rotation in chunk {
             query = query.bind(rotation.token_id);
@@ -163,7 +164,12 @@ pub(super) async fn apply_run(
         for rotation in chunk {
             query = query.bind(rotation.previous_hash);
         }
-        query.execute(&mut *conn).await?;
+        let lost_secrets = query
+            .fetch_all(&mut *conn)
+            .await?
+            .iter()
+            .map(|row| row.try_get::<String, _>(0))
+            .collect::<Result<HashSet<_>, _>>()?;
         let graces: Vec<(Value, Value)> = chunk
             .iter()
             .filter(|r| !r.replaced_issued_in_run)
@@ -172,9 +178,26 @@ pub(super) async fn apply_run(
                 (Value::Text(r.previous_hash.into()), grace_end)
             })
             .collect();
-        if !graces.is_empty() {
-            update_by_key(conn, h, "valid_until", "token_hash", &graces, "").await?;
-        }
+        let graced = if graces.is_empty() {
+            HashSet::new()
+        } else {
+            update_by_key(conn, h, "valid_until", "token_hash", &graces, "token_hash")
+                .await?
+                .iter()
+                .map(|row| row.try_get::<String, _>(0))
+                .collect::<Result<HashSet<_>, _>>()?
+        };
+        // A token whose secrets were dropped meanwhile (a password change revoking every
+        // token, committed between a rotation's checks and its append) is dead: its new
+        // secret is not written. A live token still had the secret its run replaced first:
+        // graced, or (the run rotated it more than once) deleted just now.
+        let live = |r: &Rotation<'_>| {
+            if r.replaced_issued_in_run {
+                lost_secrets.contains(r.token_id)
+            } else {
+                graced.contains(r.previous_hash)
+            }
+        };
         let row = |hash: &str, token: &str, account: &str, valid_until| {
             vec![
                 Value::Text(hash.to_owned()),
@@ -184,7 +207,7 @@ pub(super) async fn apply_run(
             ]
         };
         let mut fresh: Vec<Vec<Value>> = Vec::with_capacity(chunk.len());
-        for rotation in chunk {
+        for rotation in chunk.iter().filter(|r| live(r)) {
             let Some(account) = accounts.get(rotation.token_id) else {
                 continue;
             };

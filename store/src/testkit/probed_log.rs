@@ -25,6 +25,9 @@ pub struct ProbedLog {
     pub log_reads: AtomicU64,
     /// Set: the next append waits for a permit of [`ProbedLog::gate`].
     pub hold_next: AtomicBool,
+    /// Set: the next append to a stream starting with it waits for a permit of
+    /// [`ProbedLog::gate`] (once: it is taken by that append).
+    pub hold_stream: Mutex<Option<String>>,
     /// Lets a held append through.
     pub gate: Semaphore,
 }
@@ -40,6 +43,7 @@ impl ProbedLog {
             stream_events_read: AtomicU64::new(0),
             log_reads: AtomicU64::new(0),
             hold_next: AtomicBool::new(false),
+            hold_stream: Mutex::default(),
             gate: Semaphore::new(0),
         })
     }
@@ -54,7 +58,15 @@ impl EventLog for ProbedLog {
         events: Vec<NewEvent>,
     ) -> Result<AppendResult, StoreError> {
         self.appends.fetch_add(1, Ordering::SeqCst);
-        if self.hold_next.swap(false, Ordering::SeqCst) {
+        let held_stream = {
+            let mut prefix = self.hold_stream.lock().expect("held stream");
+            let matches = prefix.as_deref().is_some_and(|p| stream.starts_with(p));
+            if matches {
+                *prefix = None;
+            }
+            matches
+        };
+        if self.hold_next.swap(false, Ordering::SeqCst) || held_stream {
             self.gate.acquire().await.expect("gate").forget();
         }
         self.inner.append(stream, expected, events).await
