@@ -136,9 +136,13 @@ impl EventCodec {
                 .data_subject
                 .ok_or(CodecError::NoDataSubject)?;
             let Some(key) = self.keys.get(subject).await? else {
+                let personal = category
+                    .declaration_of(&envelope.event_type)
+                    .map_or(&[][..], |d| d.personal_fields);
+                let redacted = redact(category, &envelope.event_type, personal, data).map(Box::new);
                 return Ok(DecodedEvent {
                     envelope,
-                    payload: Payload::Erased,
+                    payload: Payload::Erased { redacted },
                 });
             };
             let sealed = sealed
@@ -160,32 +164,22 @@ impl EventCodec {
         };
         Ok(DecodedEvent { envelope, payload })
     }
+}
 
-    /// What a stored event whose personal data is erased still says: its other fields,
-    /// each personal one empty text. `None` if nothing of it is sealed (decode it), or if
-    /// an empty text is not a value of one of its personal fields. For folds that must
-    /// follow what happened after the key that sealed a part of it was destroyed (an
-    /// auditor's view of a deleted workspace's members), never to read personal data.
-    pub fn redacted(&self, recorded: &RecordedEvent) -> Option<DomainEvent> {
-        let category = StreamCategory::of_stream(&recorded.stream)?;
-        let personal = category
-            .declaration_of(&recorded.event_type)?
-            .personal_fields;
-        let mut data = upcast(
-            category,
-            &recorded.event_type,
-            recorded.schema_version,
-            recorded.data.clone(),
-        )
-        .ok()?;
-        let object = data.as_object_mut()?;
-        object.remove(SEALED_FIELD)?;
-        for name in personal {
-            object.insert((*name).to_owned(), Value::String(String::new()));
-        }
-        object.insert("type".into(), Value::String(recorded.event_type.clone()));
-        DomainEvent::deserialize_in(category, data).ok()
+/// `data` (upcast, its sealed part removed) as an event of `event_type`, each of its
+/// `personal` fields empty text.
+fn redact(
+    category: StreamCategory,
+    event_type: &str,
+    personal: &[&str],
+    mut data: Value,
+) -> Option<DomainEvent> {
+    let object = data.as_object_mut()?;
+    for name in personal {
+        object.insert((*name).to_owned(), Value::String(String::new()));
     }
+    object.insert("type".into(), Value::String(event_type.to_owned()));
+    DomainEvent::deserialize_in(category, data).ok()
 }
 
 #[async_trait]

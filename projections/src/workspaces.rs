@@ -94,8 +94,9 @@ impl Projector for WorkspacesProjector {
     }
 
     fn version(&self) -> i32 {
-        // 2: the invitee's address sealed with its event's key; who accepted.
-        2
+        // 2: the invitee's address sealed with its event's key; who accepted. 3: answered
+        // invitations kept through a rebuild.
+        3
     }
 
     fn tables(&self) -> &'static [Table] {
@@ -112,8 +113,19 @@ impl Projector for WorkspacesProjector {
         tables: &Tables,
         decoded: &DecodedEvent,
     ) -> Result<(), ProjectionError> {
-        let Some(DomainEvent::Workspace(event)) = decoded.event() else {
-            return Ok(());
+        // An invitation's key is destroyed once it is answered: a rebuild reads how it was
+        // sent from what its event still says (the address is shown from the answering
+        // account's), or the answer would find no row to update.
+        let event = match (decoded.event(), decoded.redacted()) {
+            (Some(DomainEvent::Workspace(event)), _) => event,
+            (
+                None,
+                Some(DomainEvent::Workspace(
+                    event @ (WorkspaceEvent::MemberInvited { .. }
+                    | WorkspaceEvent::InvitationRefreshed { .. }),
+                )),
+            ) => event,
+            _ => return Ok(()),
         };
         let Some(id) = StreamCategory::Workspace
             .id_in(&decoded.envelope.stream)

@@ -32,7 +32,13 @@ pub enum Payload {
     /// The event, personal fields opened.
     Event(DomainEvent),
     /// The event carries personal data whose key was destroyed (the account was erased).
-    Erased,
+    Erased {
+        /// What it still says: its other fields, each personal one empty text (`None` when
+        /// that is not a value of one of them). For folds that must follow what happened
+        /// after the key that sealed a part of it was destroyed, never to read personal
+        /// data; [`DecodedEvent::event`] does not show it.
+        redacted: Option<Box<DomainEvent>>,
+    },
     /// A stream or event type this version of the service does not know.
     Unknown,
 }
@@ -51,7 +57,15 @@ impl DecodedEvent {
     pub fn event(&self) -> Option<&DomainEvent> {
         match &self.payload {
             Payload::Event(event) => Some(event),
-            Payload::Erased | Payload::Unknown => None,
+            Payload::Erased { .. } | Payload::Unknown => None,
+        }
+    }
+
+    /// What an erased event still says ([`Payload::Erased`]), if it is one.
+    pub fn redacted(&self) -> Option<&DomainEvent> {
+        match &self.payload {
+            Payload::Erased { redacted } => redacted.as_deref(),
+            Payload::Event(_) | Payload::Unknown => None,
         }
     }
 }

@@ -50,7 +50,7 @@ async fn sealed_events_of(app: &TestApp, account_id: &str) -> (usize, usize) {
         }
         match codec.decode_event(event).await.unwrap().payload {
             Payload::Event(_) => opened += 1,
-            Payload::Erased => erased += 1,
+            Payload::Erased { .. } => erased += 1,
             Payload::Unknown => panic!("an unknown event"),
         }
     }

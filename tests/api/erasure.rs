@@ -182,7 +182,7 @@ async fn sealed_events(app: &TestApp, data: &Database, account_id: &str) -> (usi
         }
         match codec.decode_event(event).await.unwrap().payload {
             Payload::Event(_) => opened += 1,
-            Payload::Erased => erased += 1,
+            Payload::Erased { .. } => erased += 1,
             Payload::Unknown => panic!("an unknown event"),
         }
     }

@@ -104,6 +104,17 @@ async fn an_invitees_address_goes_with_their_account(backend: Backend) {
     for email in [waiting, member_email.as_str(), decliner_email.as_str()] {
         assert!(shown.contains(&json!(email)), "{email} in {shown:?}");
     }
+    // Rebuilt from the log, where the answered invitations no longer open, the list is the
+    // same: every invitation with its status and address, in the same order.
+    let invitations = format!("/workspaces/{ws}/invitations");
+    let whole = || async { json_body(app.get(&invitations, Some(&owner.token)).await).await };
+    let before = whole().await;
+    let mut args: Vec<String> = ["accounts", "rebuild", "workspaces"]
+        .map(str::to_owned)
+        .to_vec();
+    args.extend(app.storage_args.clone());
+    api::cli::run_from(args).await.expect("rebuild runs");
+    assert_eq!(whole().await, before);
 
     // The member's account is erased: its address is nowhere to be read any more.
     let deleted = app

@@ -157,7 +157,7 @@ impl Auditor {
                     serde_json::to_value(&event).map_err(AuditError::failed)?,
                 )
             }
-            Payload::Erased => {
+            Payload::Erased { .. } => {
                 let mut data = match category {
                     Some(category) => upcast(category, &envelope.event_type, schema_version, raw)
                         .map_err(AuditError::failed)?,

@@ -250,7 +250,7 @@ impl Streams {
                 }
                 self.by_stream.entry(stream).or_default().push(event);
             }
-            Payload::Erased => self.erased = true,
+            Payload::Erased { .. } => self.erased = true,
             Payload::Unknown => {}
         }
     }
@@ -305,7 +305,6 @@ impl Auditor {
                 // A deleted workspace's key, or an answered invitation's, is destroyed:
                 // its events still say who joined, left and was removed, without the
                 // names and addresses.
-                let redacted = self.codec.redacted(&recorded);
                 let decoded = self
                     .codec
                     .decode(recorded)
@@ -313,7 +312,7 @@ impl Auditor {
                     .map_err(AuditError::failed)?;
                 let event = match decoded.payload {
                     Payload::Event(event) => Some(event),
-                    Payload::Erased => redacted,
+                    Payload::Erased { redacted } => redacted.map(|event| *event),
                     Payload::Unknown => None,
                 };
                 if let Some(DomainEvent::Workspace(event)) = event {
