@@ -7,7 +7,7 @@ use crate::clock::Clock;
 use crate::error::{CommandError, Rejection};
 use crate::executor::{CommandContext, Executed, Executor};
 use domain::workspace::{
-    ExternalStorage, SettingValues, Workspace, WorkspaceCommand, WorkspaceError,
+    ExternalStorage, SettingValues, Workspace, WorkspaceCommand, WorkspaceError, WorkspaceEvent,
 };
 use domain::{AccountId, Aggregate, StreamCategory, Timestamp, WorkspaceId};
 use std::sync::Arc;
@@ -181,9 +181,52 @@ impl Workspaces {
         Ok(())
     }
 
+    /// Destroys the keys of a deleted workspace and its invitations again (whatever of them
+    /// the deleting request destroyed already: it may have stopped between its append and
+    /// its destruction), then records it with `KeysShredded`, so that every node drops
+    /// them from its cache even if it took one again after reading the deletion. The
+    /// erasure reactor runs it after each `WorkspaceDeleted`.
+    pub async fn shred_deleted(
+        &self,
+        ctx: &CommandContext,
+        workspace: WorkspaceId,
+    ) -> Result<(), CommandError> {
+        let state = self
+            .exec
+            .load::<Workspace>(&workspace_stream(workspace))
+            .await?
+            .state;
+        let subjects = self.shred(workspace, &state).await?;
+        self.record_shredded(ctx, workspace, subjects).await
+    }
+
+    /// Records that the keys of `subjects` (the workspace's invitations, or the workspace
+    /// itself) were destroyed, for every node's key eviction.
+    pub async fn record_shredded(
+        &self,
+        ctx: &CommandContext,
+        workspace: WorkspaceId,
+        subjects: Vec<Uuid>,
+    ) -> Result<(), CommandError> {
+        let at = self.clock.now();
+        let shredded = WorkspaceEvent::KeysShredded { subjects, at };
+        // Recorded whatever the workspace's state: a deleted one refuses every command.
+        self.exec
+            .execute::<Workspace, _>(&workspace_stream(workspace), ctx, None, at, |_| {
+                Ok(vec![shredded.clone()])
+            })
+            .await?;
+        Ok(())
+    }
+
     /// Destroys a deleted workspace's key and its invitations': its name, invitees'
-    /// addresses and storage credentials no longer open anywhere.
-    async fn shred(&self, workspace: WorkspaceId, state: &Workspace) -> Result<(), CommandError> {
+    /// addresses and storage credentials no longer open anywhere. Returns the keys'
+    /// subjects.
+    async fn shred(
+        &self,
+        workspace: WorkspaceId,
+        state: &Workspace,
+    ) -> Result<Vec<Uuid>, CommandError> {
         let mut keys: Vec<Uuid> = state.invitations.keys().copied().collect();
         keys.push(workspace.0);
         self.keys.destroy_all(&keys, self.clock.now()).await?;
@@ -191,7 +234,7 @@ impl Workspaces {
         // Its provider keys were sealed with the same key.
         self.exec
             .forget(&crate::provider_keys::provider_keys_stream(workspace.0));
-        Ok(())
+        Ok(keys)
     }
 
     /// Changes the studio configuration with normalised values.

@@ -316,6 +316,16 @@ pub enum WorkspaceEvent {
         /// When.
         at: Timestamp,
     },
+    /// Data keys of the workspace (its own, its invitations') were destroyed: every node
+    /// drops them from its cache when it reads this, recorded after the destruction (a
+    /// node that read the answer or the deletion may have cached a key again before it).
+    #[event(no_personal_data)]
+    KeysShredded {
+        /// The keys' subjects: invitations, and the workspace itself once deleted.
+        subjects: Vec<Uuid>,
+        /// When.
+        at: Timestamp,
+    },
 }
 
 /// A member.

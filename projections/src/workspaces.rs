@@ -352,6 +352,7 @@ impl Projector for WorkspacesProjector {
                         .await?;
                 }
             }
+            E::KeysShredded { .. } => {}
         }
         Ok(())
     }

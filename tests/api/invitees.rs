@@ -192,7 +192,68 @@ async fn refused_invitations_make_no_key(backend: Backend) {
     assert_eq!(data_keys(&app).await, before);
 }
 
+/// A deletion whose request stopped between its append and the destruction of the keys
+/// (a crash, a timeout) still destroys them: the erasure reactor does it again after every
+/// deletion, and records it for every node's key cache.
+async fn a_deleted_workspaces_keys_are_destroyed_even_if_its_request_stopped(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let (_, owner) = app.signed_up().await;
+    let owner_id = json_body(app.get("/me", Some(&owner.token)).await).await["account_id"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let ws = create(&app, &owner, "Half Deleted").await;
+    let invited = invite(&app, &ws, &owner, "pending@example.com", "member").await;
+    let invitation: uuid::Uuid = json_body(invited).await["invitation_id"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let id: uuid::Uuid = ws.parse().unwrap();
+    // The deletion's append alone, as a request that stopped right after it leaves it.
+    let delete = domain::workspace::WorkspaceCommand::Delete {
+        actor: domain::AccountId(owner_id),
+        confirm: "Half Deleted".into(),
+        at: commands::Clock::now(&*app.clock),
+    };
+    app.state
+        .workspaces
+        .run(
+            &commands::CommandContext::system("test"),
+            domain::WorkspaceId(id),
+            delete,
+        )
+        .await
+        .unwrap();
+    let app = &app;
+    eventually(Duration::from_secs(30), || async move {
+        // Read afresh each time (no process's cache).
+        let codec = app.fresh_codec();
+        let keys = codec.keys();
+        match (
+            keys.get(id).await.unwrap(),
+            keys.get(invitation).await.unwrap(),
+        ) {
+            (None, None) => Ok(()),
+            left => Err(format!(
+                "keys left: {:?}",
+                (left.0.is_some(), left.1.is_some())
+            )),
+        }
+    })
+    .await;
+    app.settle().await;
+    let shredded = readable_log(app)
+        .await
+        .into_iter()
+        .filter(|e| e["type"] == "KeysShredded")
+        .count();
+    assert!(shredded >= 1, "the destruction is recorded");
+}
+
 on_both_backends!(
     an_invitees_address_goes_with_their_account,
     refused_invitations_make_no_key,
+    a_deleted_workspaces_keys_are_destroyed_even_if_its_request_stopped,
 );

@@ -23,7 +23,16 @@ pub type DataKey = Arc<[u8; 32]>;
 pub struct DataKeys {
     db: Database,
     wrapping: [u8; 32],
-    cache: RwLock<HashMap<Uuid, Option<DataKey>>>,
+    cache: RwLock<Cache>,
+}
+
+/// The keys unwrapped so far (`None`: destroyed), and how many times keys were dropped
+/// from it: a look-up caches what it read only if none was dropped meanwhile, so a key
+/// read just before its destruction is not kept after it.
+#[derive(Default)]
+struct Cache {
+    keys: HashMap<Uuid, Option<DataKey>>,
+    drops: u64,
 }
 
 impl DataKeys {
@@ -32,7 +41,7 @@ impl DataKeys {
         Self {
             db,
             wrapping: master.derive("accounts/data-key-wrapping/v1"),
-            cache: RwLock::new(HashMap::new()),
+            cache: RwLock::default(),
         }
     }
 
@@ -118,14 +127,13 @@ impl DataKeys {
 
     /// The data key of `subject`; `None` if it never had one or it was destroyed.
     pub async fn get(&self, subject: Uuid) -> Result<Option<DataKey>, CryptoError> {
-        if let Some(cached) = self
-            .cache
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(&subject)
-        {
-            return Ok(cached.clone());
-        }
+        let drops = {
+            let cache = self.cache.read().unwrap_or_else(|e| e.into_inner());
+            if let Some(cached) = cache.keys.get(&subject) {
+                return Ok(cached.clone());
+            }
+            cache.drops
+        };
         let row: Option<(Option<Vec<u8>>,)> =
             sqlx::query_as("SELECT wrapped_key FROM data_keys WHERE subject_id = $1")
                 .bind(subject.to_string())
@@ -141,10 +149,10 @@ impl DataKeys {
                 Some(Arc::new(key))
             }
         };
-        self.cache
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(subject, key.clone());
+        let mut cache = self.cache.write().unwrap_or_else(|e| e.into_inner());
+        if cache.drops == drops {
+            cache.keys.insert(subject, key.clone());
+        }
         Ok(key)
     }
 
@@ -175,8 +183,9 @@ impl DataKeys {
         w.commit().await?;
         {
             let mut cache = self.cache.write().unwrap_or_else(|e| e.into_inner());
+            cache.drops += 1;
             for subject in subjects {
-                cache.insert(*subject, None);
+                cache.keys.insert(*subject, None);
             }
         }
         self.scrub().await
@@ -211,19 +220,17 @@ impl DataKeys {
     /// Drops `subject`'s key from this process's cache (another node destroyed it): the
     /// next look-up reads the key store.
     pub fn forget(&self, subject: Uuid) {
-        self.cache
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&subject);
+        let mut cache = self.cache.write().unwrap_or_else(|e| e.into_inner());
+        cache.drops += 1;
+        cache.keys.remove(&subject);
     }
 
     /// Drops every key from this process's cache (another node destroyed keys this one
     /// cannot name: a deleted workspace's invitations').
     pub fn forget_all(&self) {
-        self.cache
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .clear();
+        let mut cache = self.cache.write().unwrap_or_else(|e| e.into_inner());
+        cache.drops += 1;
+        cache.keys.clear();
     }
 
     /// Forgets a key that was never used (its registration failed).
@@ -234,10 +241,7 @@ impl DataKeys {
             .execute(&mut **w)
             .await?;
         w.commit().await?;
-        self.cache
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&subject);
+        self.forget(subject);
         Ok(())
     }
 }

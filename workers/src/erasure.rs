@@ -2,11 +2,13 @@
 //! address, deletes the avatar, the responses kept for replay and (embedded) the mail
 //! written for it, and destroys the account's data key — after which the personal data in
 //! its events and read models is unreadable for good, while the log itself stays
-//! append-only and intact. After `WorkspaceDeleted` (the workspace's key is destroyed by
-//! the command), it deletes (embedded) the invitations mailed for the workspace. After an
-//! invitation is accepted or declined it destroys the invitation's own key, which sealed
-//! the invitee's address in its events: the address then lives on only in the invitee's
-//! account, and goes with it. Every step is idempotent.
+//! append-only and intact. After `WorkspaceDeleted` it destroys the workspace's key and
+//! its invitations' again (the deleting request may have stopped before it did) and
+//! deletes (embedded) the invitations mailed for the workspace. After an invitation is
+//! accepted or declined it destroys the invitation's own key, which sealed the invitee's
+//! address in its events: the address then lives on only in the invitee's account, and
+//! goes with it. Keys destroyed are then recorded (`KeysShredded`), for every node's key
+//! eviction. Every step is idempotent.
 
 use crate::mail::transport::FolderMailTransport;
 use async_trait::async_trait;
@@ -18,7 +20,7 @@ use commands::workspaces::Workspaces;
 use commands::{Clock, CommandContext, CommandError, Executor};
 use domain::account::AccountEvent;
 use domain::workspace::WorkspaceEvent;
-use domain::{AccountId, DomainEvent, StreamCategory};
+use domain::{AccountId, DomainEvent, StreamCategory, WorkspaceId};
 use projections::{Follower, Reactor, checkpoints};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -126,19 +128,13 @@ impl ErasureReactor {
     /// its id (they hold the invitees' addresses): deleted with the workspace.
     async fn erase_workspace_mail(
         &self,
-        event: &DecodedEvent,
-    ) -> Result<bool, Box<dyn std::error::Error + Send + Sync>> {
-        let (Some(folder), Some(workspace)) = (
-            &self.mail_folder,
-            StreamCategory::Workspace
-                .id_in(&event.envelope.stream)
-                .and_then(|id| Uuid::parse_str(id).ok()),
-        ) else {
-            return Ok(false);
-        };
-        FolderMailTransport::erase_folder_of(folder, workspace).await?;
-        tracing::info!(%workspace, "mail of a deleted workspace erased");
-        Ok(true)
+        workspace: WorkspaceId,
+    ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+        if let Some(folder) = &self.mail_folder {
+            FolderMailTransport::erase_folder_of(folder, workspace.0).await?;
+            tracing::info!(%workspace, "mail of a deleted workspace erased");
+        }
+        Ok(())
     }
 
     /// Revokes every API and CLI token of the account. (They are refused already: the
@@ -165,6 +161,18 @@ impl ErasureReactor {
     }
 }
 
+/// The context of what the reactor does about `event`: caused by it, in its correlation.
+fn reaction(event: &DecodedEvent) -> CommandContext {
+    CommandContext {
+        correlation_id: event.envelope.metadata.correlation_id,
+        causation_id: Some(event.envelope.event_id),
+        actor: Actor::System {
+            component: Follower::AccountErasure.key().into(),
+        },
+        idempotency_key: None,
+    }
+}
+
 #[async_trait]
 impl Reactor for ErasureReactor {
     fn name(&self) -> Follower {
@@ -179,16 +187,33 @@ impl Reactor for ErasureReactor {
         &self,
         event: &DecodedEvent,
     ) -> Result<bool, Box<dyn std::error::Error + Send + Sync>> {
-        match event.event() {
-            Some(DomainEvent::Workspace(WorkspaceEvent::WorkspaceDeleted { .. })) => {
-                return self.erase_workspace_mail(event).await;
+        let workspace = StreamCategory::Workspace
+            .id_in(&event.envelope.stream)
+            .and_then(|id| Uuid::parse_str(id).ok())
+            .map(WorkspaceId);
+        match (event.event(), workspace) {
+            (Some(DomainEvent::Workspace(WorkspaceEvent::WorkspaceDeleted { .. })), Some(id)) => {
+                if let Some(workspaces) = &self.workspaces {
+                    workspaces.shred_deleted(&reaction(event), id).await?;
+                }
+                self.erase_workspace_mail(id).await?;
+                return Ok(true);
             }
-            Some(DomainEvent::Workspace(
-                WorkspaceEvent::InvitationAccepted { invitation_id, .. }
-                | WorkspaceEvent::InvitationDeclined { invitation_id, .. },
-            )) => {
+            (
+                Some(DomainEvent::Workspace(
+                    WorkspaceEvent::InvitationAccepted { invitation_id, .. }
+                    | WorkspaceEvent::InvitationDeclined { invitation_id, .. },
+                )),
+                Some(id),
+            ) => {
                 let keys = self.exec.codec().keys();
                 keys.destroy(*invitation_id, self.clock.now()).await?;
+                if let Some(workspaces) = &self.workspaces {
+                    let shredded = vec![*invitation_id];
+                    workspaces
+                        .record_shredded(&reaction(event), id, shredded)
+                        .await?;
+                }
                 return Ok(true);
             }
             _ => {}
@@ -208,14 +233,7 @@ impl Reactor for ErasureReactor {
         else {
             return Ok(false);
         };
-        let ctx = CommandContext {
-            correlation_id: event.envelope.metadata.correlation_id,
-            causation_id: Some(event.envelope.event_id),
-            actor: Actor::System {
-                component: Follower::AccountErasure.key().into(),
-            },
-            idempotency_key: None,
-        };
+        let ctx = reaction(event);
         self.billing.end_now(&ctx, account_id).await?;
         self.accounts
             .release_email(&ctx, reservation_stream, account_id)

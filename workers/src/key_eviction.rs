@@ -5,7 +5,10 @@
 //! notification: PostgreSQL's LISTEN/NOTIFY, or SQLite's poll): an account's at its
 //! `AccountErased`, an invitation's once it is accepted or declined, and, at a
 //! `WorkspaceDeleted`, every key (the workspace's and its invitations', which the event
-//! does not list).
+//! does not list). Those last two are read before the keys are destroyed (the answer or
+//! the deletion commits first), so a node may take a key again meanwhile: the erasure
+//! reactor records `KeysShredded` once they are destroyed, and its subjects are dropped
+//! again then.
 
 use domain::StreamCategory;
 use std::sync::Arc;
@@ -23,6 +26,9 @@ const INVITATION_ANSWERED: [&str; 2] = ["InvitationAccepted", "InvitationDecline
 
 /// The stored type of a workspace's deletion.
 const WORKSPACE_DELETED: &str = "WorkspaceDeleted";
+
+/// The stored type of the record that keys were destroyed, after the fact.
+const KEYS_SHREDDED: &str = "KeysShredded";
 
 /// Events read per step.
 const BATCH: usize = 1_000;
@@ -89,6 +95,21 @@ impl KeyEviction {
                 }
                 WORKSPACE_DELETED => {
                     self.keys.forget_all();
+                    continue;
+                }
+                KEYS_SHREDDED => {
+                    let subjects: Vec<Uuid> =
+                        serde_json::from_value(event.data["subjects"].clone()).unwrap_or_default();
+                    let workspace = StreamCategory::Workspace
+                        .id_in(&event.stream)
+                        .and_then(|id| Uuid::parse_str(id).ok());
+                    // A deleted workspace's: its invitations too, which it may not list.
+                    if workspace.is_some_and(|id| subjects.contains(&id)) {
+                        self.keys.forget_all();
+                    }
+                    for subject in subjects {
+                        self.keys.forget(subject);
+                    }
                     continue;
                 }
                 _ => continue,
@@ -211,6 +232,62 @@ mod tests {
         follower.await.unwrap();
     }
 
+    /// As in production: the answer (or the deletion) is logged first, its keys destroyed
+    /// after. A node that read the answer and took the key again before the destruction
+    /// drops it when the destruction's record (`KeysShredded`) is logged.
+    #[tokio::test]
+    async fn a_key_taken_again_before_its_destruction_leaves_with_its_record() {
+        let (_sqlite, log, here, elsewhere) = two_nodes().await;
+        let [invitation, workspace, pending] = std::array::from_fn(|_| Uuid::new_v4());
+        let now = Timestamp::from_unix_micros(0);
+        let (stop, stopping) = watch::channel(false);
+        let eviction = KeyEviction::new(log.clone(), here.clone()).await.unwrap();
+        let follower = tokio::spawn(eviction.run(stopping));
+        for subject in [invitation, workspace, pending] {
+            here.create(subject, now).await.unwrap();
+        }
+        let workspace_stream = StreamCategory::Workspace.stream(workspace);
+        let append = |event_type: &str, data: serde_json::Value| {
+            let (log, stream) = (log.clone(), workspace_stream.clone());
+            let event = recorded(event_type, data, workspace);
+            async move {
+                log.append(&stream, ExpectedRevision::Any, vec![event])
+                    .await
+                    .unwrap();
+            }
+        };
+        append(
+            INVITATION_ANSWERED[0],
+            serde_json::json!({"invitation_id": invitation}),
+        )
+        .await;
+        // Read here (forgotten), then taken again while the key still exists.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert!(here.get(invitation).await.unwrap().is_some(), "taken again");
+        elsewhere.destroy(invitation, now).await.unwrap();
+        assert!(here.get(invitation).await.unwrap().is_some(), "stale here");
+        append(KEYS_SHREDDED, serde_json::json!({"subjects": [invitation]})).await;
+        evicted(&here, invitation).await;
+        assert!(here.get(workspace).await.unwrap().is_some(), "only it");
+
+        // A deletion's record names the workspace: every key goes, those of invitations
+        // it does not list too.
+        append(WORKSPACE_DELETED, serde_json::json!({})).await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        for subject in [workspace, pending] {
+            assert!(here.get(subject).await.unwrap().is_some(), "taken again");
+        }
+        elsewhere
+            .destroy_all(&[workspace, pending], now)
+            .await
+            .unwrap();
+        append(KEYS_SHREDDED, serde_json::json!({"subjects": [workspace]})).await;
+        evicted(&here, workspace).await;
+        evicted(&here, pending).await;
+        stop.send(true).unwrap();
+        follower.await.unwrap();
+    }
+
     /// A key cached before the follower starts (a rebuild at start), destroyed elsewhere
     /// with its end logged before the head the follower starts from, is not served.
     #[tokio::test]
@@ -269,5 +346,13 @@ mod tests {
             domain::DomainEvent::from(deleted).event_type(),
             WORKSPACE_DELETED
         );
+        let shredded = domain::DomainEvent::from(WorkspaceEvent::KeysShredded {
+            subjects: vec![invitation_id],
+            at,
+        });
+        assert_eq!(shredded.event_type(), KEYS_SHREDDED);
+        assert_eq!(shredded.personal_fields(), [] as [&str; 0]);
+        let subjects = &serde_json::to_value(&shredded).unwrap()["subjects"];
+        assert_eq!(*subjects, serde_json::json!([invitation_id]));
     }
 }

@@ -124,6 +124,10 @@ pub fn all() -> Vec<DomainEvent> {
             by: account(61),
             at: at(115),
         },
+        WorkspaceEvent::KeysShredded {
+            subjects: vec![uuid::Uuid::from_u128(62)],
+            at: at(116),
+        },
     ];
     let mut all: Vec<DomainEvent> = events.into_iter().map(DomainEvent::from).collect();
     all.extend(

@@ -152,6 +152,8 @@ impl Workspace {
                 }
             }
             E::WorkspaceDeleted { .. } => self.deleted = true,
+            // Only the key caches follow it.
+            E::KeysShredded { .. } => {}
         }
     }
 }
