@@ -154,6 +154,12 @@ async fn a_hold_is_settled_for_the_actual_amount_once(backend: Backend) {
         )
         .await;
     assert_eq!(fail_after.status(), StatusCode::CONFLICT);
+    // Held again once completed: refused, never answered as held with nothing held.
+    let again = hold(&app, &session, "gen-1", 200).await;
+    assert_eq!(again.status(), StatusCode::CONFLICT);
+    assert_eq!(error_code(again).await, "generation_closed");
+    let card = credits(&app, &session).await;
+    assert_eq!(card["held"].as_u64(), Some(0));
     let unknown = complete(&app, &session, "gen-404", 1).await;
     assert_eq!(unknown.status(), StatusCode::NOT_FOUND);
     assert_eq!(error_code(unknown).await, "generation_not_found");

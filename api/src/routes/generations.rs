@@ -81,6 +81,7 @@ pub struct GenerationView {
             ("fail" = (operation_id = "fail", parameters(("id" = "$response.body#/generation_id")))),
         )),
         (status = 409, description = "`generation_conflict`: the id was used for another request; \
+            `generation_closed`: the generation was completed or released already; \
             `insufficient_credits`: the balance does not cover the estimate; \
             `too_many_open_holds`: the account has as many generations open as it may (`--max-open-holds`)", body = ErrorBody),
     ))]

@@ -125,7 +125,7 @@ pub fn all() -> Vec<DomainEvent> {
             at: at(115),
         },
         WorkspaceEvent::KeysShredded {
-            subjects: vec![uuid::Uuid::from_u128(62)],
+            subjects: vec![Uuid::from_u128(62)],
             at: at(116),
         },
     ];

@@ -138,15 +138,18 @@ impl Aggregate for CreditLedger {
                         Err(CreditsError::GenerationConflict)
                     };
                 }
+                // A closed generation holds nothing: a hold again is refused, not answered
+                // as held (work started on it would be paid by nothing).
                 if let Some(closed) = self.closed.get(generation_id) {
-                    let held = match closed {
-                        Closed::Settled { held, .. } | Closed::Released { held } => *held,
+                    let (held, how) = match closed {
+                        Closed::Settled { held, .. } => (*held, "completed"),
+                        Closed::Released { held } => (*held, "released"),
                     };
-                    return if held == *amount {
-                        Ok(vec![])
+                    return Err(if held == *amount {
+                        CreditsError::AlreadyClosed(how)
                     } else {
-                        Err(CreditsError::GenerationConflict)
-                    };
+                        CreditsError::GenerationConflict
+                    });
                 }
                 if *amount == 0 {
                     return Err(CreditsError::InvalidAmount);

@@ -191,9 +191,10 @@ fn a_retried_settle_charges_once_and_a_different_one_conflicts() {
     given::<CreditLedger>(history.clone())
         .when(release("g1", ReleaseReason::Failed, 3))
         .then_error(CreditsError::AlreadyClosed("completed"));
+    // Held again once completed: refused, not answered as held.
     given::<CreditLedger>(history.clone())
         .when(hold("g1", 40, 4))
-        .then([]);
+        .then_error(CreditsError::AlreadyClosed("completed"));
     given::<CreditLedger>(history)
         .when(hold("g1", 41, 4))
         .then_error(CreditsError::GenerationConflict);
@@ -222,8 +223,11 @@ fn a_failed_generation_releases_everything_once() {
     given::<CreditLedger>(after.clone())
         .when(release("g1", ReleaseReason::Failed, 3))
         .then([]);
-    given::<CreditLedger>(after)
+    given::<CreditLedger>(after.clone())
         .when(settle("g1", 10, 3))
+        .then_error(CreditsError::AlreadyClosed("released"));
+    given::<CreditLedger>(after)
+        .when(hold("g1", 40, 4))
         .then_error(CreditsError::AlreadyClosed("released"));
 }
 
