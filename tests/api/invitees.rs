@@ -139,7 +139,7 @@ async fn an_invitees_address_goes_with_their_account(backend: Backend) {
 }
 
 /// How many data keys the key store holds.
-async fn data_keys(app: &TestApp) -> i64 {
+pub(crate) async fn data_keys(app: &TestApp) -> i64 {
     let store = app.state.core.codec.keys().store().clone();
     sqlx::query_scalar("SELECT COUNT(*) FROM data_keys")
         .fetch_one(store.pool())
@@ -189,6 +189,13 @@ async fn refused_invitations_make_no_key(backend: Backend) {
     for response in refused {
         assert!(response.status().is_client_error(), "{}", response.status());
     }
+    assert_eq!(data_keys(&app).await, before);
+
+    // A member's address (in any spelling) is not invited: the invitation would hold a
+    // seat its invitee could never use.
+    let again = invite(&app, &ws, &owner, &member_email.to_uppercase(), "admin").await;
+    assert_eq!(again.status(), StatusCode::CONFLICT);
+    assert_eq!(tests::error_code(again).await, "already_member");
     assert_eq!(data_keys(&app).await, before);
 }
 

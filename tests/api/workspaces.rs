@@ -414,7 +414,9 @@ async fn seats_fill_with_members_and_pending_invitations(backend: Backend) {
             .as_u64()
             .unwrap();
     // The owner takes one seat; pending invitations take the rest, even sent all at once:
-    // a parallel burst gets exactly the free seats.
+    // a parallel burst gets exactly the free seats, and a key for each, none for the
+    // refused ones.
+    let keys_before = crate::invitees::data_keys(&app).await;
     let burst = (1..allowed + 3).map(|n| {
         let (app, ws, owner) = (&app, &ws, &owner);
         async move {
@@ -433,6 +435,10 @@ async fn seats_fill_with_members_and_pending_invitations(backend: Backend) {
         .filter(|s| **s == StatusCode::CREATED)
         .count();
     assert_eq!(created as u64, allowed - 1, "{statuses:?}");
+    assert_eq!(
+        crate::invitees::data_keys(&app).await - keys_before,
+        created as i64
+    );
     assert!(
         statuses
             .iter()

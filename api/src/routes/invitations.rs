@@ -9,7 +9,7 @@ use crate::extract::{
 };
 use crate::openapi::{Routes, patterns};
 use crate::pages::{PageQuery, next_cursor};
-use crate::state::{Core, Payments};
+use crate::state::{Auth, Core, Payments};
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -122,21 +122,23 @@ async fn seats_allowed(
     responses((status = 201, body = InvitationSentView),
         (status = 403, description = "`insufficient_role`: members may not invite", body = ErrorBody),
         (status = 404, description = "`workspace_not_found`", body = ErrorBody),
-        (status = 409, description = "`seats_full`: members and pending invitations fill the owner's plan", body = ErrorBody),
+        (status = 409, description = "`seats_full`: members and pending invitations fill the owner's plan; `already_member`: the address is a member's", body = ErrorBody),
         (status = 422, description = "`validation_failed`: an address or lifetime out of bounds", body = ErrorBody)))]
+#[allow(clippy::too_many_arguments)]
 pub async fn invite(
     State(core): State<Core>,
     State(payments): State<Payments>,
     State(workspaces): State<Workspaces>,
+    State(auth): State<Auth>,
     ctx: RequestContext,
     session: CurrentSession,
     ApiPath(path): ApiPath<WorkspacePath>,
     ApiJson(body): ApiJson<InviteRequest>,
 ) -> Result<(StatusCode, Json<InvitationSentView>), ApiError> {
     let workspace = WorkspaceId(path.id);
-    let email = EmailAddress::parse(&body.email)
-        .map_err(|e| ApiError::invalid("email", e))?
-        .canonical();
+    let address = EmailAddress::parse(&body.email).map_err(|e| ApiError::invalid("email", e))?;
+    let invitee = auth.accounts.holder_of(&address).await?;
+    let email = address.canonical();
     let seats = seats_allowed(&core, &payments, workspace).await?;
     let role = match body.role {
         InvitableRole::Member => Role::Member,
@@ -148,6 +150,7 @@ pub async fn invite(
             workspace,
             session.account_id,
             email,
+            invitee,
             role,
             body.expires_in_days,
             seats,

@@ -107,19 +107,23 @@ impl Accounts {
         Ok(())
     }
 
+    /// The account holding `email`, if one does (it may be being deleted).
+    pub async fn holder_of(&self, email: &EmailAddress) -> Result<Option<AccountId>, CommandError> {
+        let stream = self.email_index.stream(email);
+        Ok(self
+            .exec
+            .load::<EmailReservation>(&stream)
+            .await?
+            .state
+            .holder)
+    }
+
     /// The account holding `email`, loaded.
     pub(super) async fn find_by_email(
         &self,
         email: &EmailAddress,
     ) -> Result<Option<Account>, CommandError> {
-        let stream = self.email_index.stream(email);
-        let Some(holder) = self
-            .exec
-            .load::<EmailReservation>(&stream)
-            .await?
-            .state
-            .holder
-        else {
+        let Some(holder) = self.holder_of(email).await? else {
             return Ok(None);
         };
         let account = self.account(holder).await?;

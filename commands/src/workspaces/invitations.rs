@@ -20,7 +20,8 @@ use vault::InvitationLinks;
 const INVITE_ATTEMPTS: usize = 3;
 
 impl Workspaces {
-    /// Invites `email` (canonical) as `role`, or refreshes its pending invitation.
+    /// Invites `email` (canonical; held by the account `invitee`, if any) as `role`, or
+    /// refreshes its pending invitation.
     ///
     /// The invitation's events are sealed with a data key of its own (their data subject
     /// is the invitation), destroyed once it is answered ([`Workspaces::answer`], and the
@@ -35,6 +36,7 @@ impl Workspaces {
         workspace: WorkspaceId,
         actor: AccountId,
         email: String,
+        invitee: Option<AccountId>,
         role: Role,
         expires_in_days: Option<u32>,
         seats: u32,
@@ -49,6 +51,7 @@ impl Workspaces {
                 actor,
                 invitation_id,
                 email: email.clone(),
+                invitee,
                 role,
                 link: self.link_hashes(workspace),
                 expires_at,
@@ -65,11 +68,13 @@ impl Workspaces {
                     Ok(w.decide(&command)?)
                 })
                 .await;
+            // Nothing was appended (the state moved, or the tip refused what the read
+            // state allowed: a seat taken meanwhile): a new key sealed nothing.
+            let refused = matches!(executed, Err(CommandError::Rejected { .. }));
+            if (moved || refused) && pending.is_none() {
+                self.keys.discard_unused(invitation_id).await?;
+            }
             if moved {
-                // Nothing was appended: a new key sealed nothing.
-                if pending.is_none() {
-                    self.keys.discard_unused(invitation_id).await?;
-                }
                 continue;
             }
             // Not moved: the decision sent, or sent again, `invitation_id`.

@@ -34,6 +34,8 @@ pub enum WorkspaceCommand {
         invitation_id: Uuid,
         /// The invitee's canonical address.
         email: String,
+        /// The account holding that address, if one does: a member is not invited.
+        invitee: Option<AccountId>,
         /// Admin or member.
         role: Role,
         /// SHA-256 of the new link's token, by generation: see [`LinkHashes`].

@@ -93,12 +93,12 @@ impl Workspace {
     }
 
     /// The invitation a link opens, checked: live link, pending, unexpired, the invitee's
-    /// address, not yet a member.
+    /// address (accepting also needs the account not to be a member yet; declining does
+    /// not, so a member invited again can close the invitation).
     fn answerable(
         &self,
         id: uuid::Uuid,
         token_hash: &str,
-        account: AccountId,
         email: &str,
         at: Timestamp,
     ) -> Result<&Invitation, WorkspaceError> {
@@ -118,9 +118,6 @@ impl Workspace {
         }
         if invitation.email != email {
             return Err(WorkspaceError::OtherAddress);
-        }
-        if self.members.contains_key(&account) {
-            return Err(WorkspaceError::AlreadyMember);
         }
         Ok(invitation)
     }

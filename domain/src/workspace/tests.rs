@@ -71,6 +71,7 @@ fn invite(actor: u128, email: &str, seats: u32, now: Timestamp) -> WorkspaceComm
         actor: id(actor),
         invitation_id: invitation(50),
         email: email.into(),
+        invitee: None,
         role: Role::Member,
         link: links(),
         expires_at: now.plus(std::time::Duration::from_secs(7 * 86_400)),
@@ -509,6 +510,71 @@ fn a_link_works_once_for_the_address_invited_until_it_expires() {
     given::<Workspace>(pending())
         .when(accept("live", "b@example.com", days(8)))
         .then_error(WorkspaceError::LinkExpired);
+}
+
+#[test]
+fn a_members_address_is_not_invited_and_a_member_may_decline() {
+    let mut command = invite(OWNER, "member@example.com", 10, at(100));
+    if let WorkspaceCommand::Invite { invitee, .. } = &mut command {
+        *invitee = Some(id(MEMBER));
+    }
+    given::<Workspace>(team())
+        .when(command.clone())
+        .then_error(WorkspaceError::AlreadyMember);
+    if let WorkspaceCommand::Invite { invitee, .. } = &mut command {
+        *invitee = Some(id(OUTSIDER));
+    }
+    let mut state = Workspace::default();
+    for event in team() {
+        state.evolve(&event);
+    }
+    assert!(state.decide(&command).is_ok());
+    // Invited before (by an address the account took later): the member cannot accept,
+    // but may decline, which frees the seat.
+    let mut history = team();
+    history.push(WorkspaceEvent::MemberInvited {
+        invitation_id: invitation(9),
+        email: "member@example.com".into(),
+        role: Role::Member,
+        token_hash: "live".into(),
+        generation: 1,
+        expires_at: days(7),
+        invited_by: id(OWNER),
+        workspace_name: "Studio".into(),
+        at: at(50),
+    });
+    let answer = |accept: bool| {
+        let (invitation_id, token_hash, account) = (invitation(9), "live".into(), id(MEMBER));
+        let (email, at) = ("member@example.com".into(), at(60));
+        if accept {
+            WorkspaceCommand::Accept {
+                invitation_id,
+                token_hash,
+                account,
+                email,
+                at,
+            }
+        } else {
+            WorkspaceCommand::Decline {
+                invitation_id,
+                token_hash,
+                account,
+                email,
+                at,
+            }
+        }
+    };
+    given::<Workspace>(history.clone())
+        .when(answer(true))
+        .then_error(WorkspaceError::AlreadyMember);
+    let state = given::<Workspace>(history).when(answer(false)).then([
+        WorkspaceEvent::InvitationDeclined {
+            invitation_id: invitation(9),
+            account_id: id(MEMBER),
+            at: at(60),
+        },
+    ]);
+    assert_eq!(state.seats_taken(at(61)), 3, "the members alone");
 }
 
 #[test]

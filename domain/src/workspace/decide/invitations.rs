@@ -18,6 +18,7 @@ impl Workspace {
                 actor,
                 invitation_id,
                 email,
+                invitee,
                 role,
                 link,
                 expires_at,
@@ -27,6 +28,10 @@ impl Workspace {
                 self.admin(*actor)?;
                 if *role == Role::Owner {
                     return Err(invalid("role", "must be admin or member"));
+                }
+                // A member's address: an invitation would hold a seat it could never use.
+                if invitee.is_some_and(|account| self.members.contains_key(&account)) {
+                    return Err(WorkspaceError::AlreadyMember);
                 }
                 check_expiry(*at, *expires_at)?;
                 let pending = self
@@ -117,8 +122,10 @@ impl Workspace {
                 email,
                 at,
             } => {
-                let invitation =
-                    self.answerable(*invitation_id, token_hash, *account, email, *at)?;
+                let invitation = self.answerable(*invitation_id, token_hash, email, *at)?;
+                if self.members.contains_key(account) {
+                    return Err(WorkspaceError::AlreadyMember);
+                }
                 Ok(vec![E::InvitationAccepted {
                     invitation_id: *invitation_id,
                     account_id: *account,
@@ -133,7 +140,7 @@ impl Workspace {
                 email,
                 at,
             } => {
-                self.answerable(*invitation_id, token_hash, *account, email, *at)?;
+                self.answerable(*invitation_id, token_hash, email, *at)?;
                 Ok(vec![E::InvitationDeclined {
                     invitation_id: *invitation_id,
                     account_id: *account,
