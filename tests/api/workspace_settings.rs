@@ -178,6 +178,8 @@ async fn external_storage_is_probed_before_it_is_saved(backend: Backend) {
     // A value out of its bounds is refused before any probe, by both routes.
     let long_endpoint = format!("{}/{}", server.endpoint(), "p".repeat(2048));
     for (field, value) in [
+        ("bucket", json!("ab")),
+        ("bucket", json!("b".repeat(64))),
         ("region", json!("")),
         ("region", json!("r".repeat(65))),
         ("endpoint", json!(long_endpoint)),

@@ -6,7 +6,7 @@ use crate::error::ApiError;
 use crate::state::AppState;
 use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, HeaderName, header};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, header};
 use domain::session::SessionOrigin;
 use std::net::{IpAddr, SocketAddr};
 
@@ -56,18 +56,19 @@ pub fn forwarded_ip(
     name: &HeaderName,
     trusted_proxies: usize,
 ) -> Option<IpAddr> {
-    let lines: Vec<&str> = headers
+    // Split as bytes: only the entry chosen must read as text, so bytes a client put in
+    // the entries to its left cannot void the list (and with it the proxies' word).
+    let lines: Vec<&[u8]> = headers
         .get_all(name)
         .iter()
-        .map(|value| value.to_str().ok())
-        .collect::<Option<_>>()?;
+        .map(HeaderValue::as_bytes)
+        .collect();
     let entry = lines
         .iter()
         .rev()
-        .flat_map(|line| line.rsplit(','))
-        .nth(trusted_proxies.checked_sub(1)?)?
-        .trim();
-    parse_ip(entry)
+        .flat_map(|line| line.rsplit(|b| *b == b','))
+        .nth(trusted_proxies.checked_sub(1)?)?;
+    parse_ip(std::str::from_utf8(entry).ok()?.trim())
 }
 
 /// An address as proxies write it: `203.0.113.7`, `2001:db8::1`, or with a port
@@ -121,7 +122,6 @@ impl FromRequestParts<AppState> for ClientInfo {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use axum::http::HeaderValue;
 
     fn headers(name: &'static str, lines: &[&str]) -> HeaderMap {
         let mut headers = HeaderMap::new();
@@ -158,6 +158,14 @@ mod tests {
         assert_eq!(forwarded_ip(&HeaderMap::new(), &xff, 1), None);
         let garbage = headers("x-forwarded-for", &["203.0.113.7, unknown"]);
         assert_eq!(forwarded_ip(&garbage, &xff, 1), None);
+        // Bytes that are not text in what the client sent void only their own entry.
+        let mut binary = HeaderMap::new();
+        binary.append(
+            "x-forwarded-for",
+            HeaderValue::from_bytes(b"\xff, 203.0.113.7").unwrap(),
+        );
+        assert_eq!(forwarded_ip(&binary, &xff, 1), ip("203.0.113.7"));
+        assert_eq!(forwarded_ip(&binary, &xff, 2), None);
     }
 
     #[test]

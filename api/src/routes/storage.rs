@@ -131,6 +131,7 @@ async fn settings_of(
     body: StorageRequest,
 ) -> Result<ExternalStorage, ApiError> {
     let bounded = [
+        ("bucket", Some(&body.bucket), 3, 63),
         ("region", Some(&body.region), 1, 64),
         ("endpoint", body.endpoint.as_ref(), 0, 2048),
         ("access_key_id", Some(&body.access_key_id), 1, 256),
