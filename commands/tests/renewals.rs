@@ -98,6 +98,7 @@ async fn a_renewal_decided_again_renews_into_a_downgrade_made_meanwhile() {
     record(SubscriptionEvent::PlanChangeScheduled {
         plan_id: "starter".into(),
         effective_at: end,
+        terms: None,
     })
     .await;
     probed.gate.add_permits(1);
@@ -108,4 +109,63 @@ async fn a_renewal_decided_again_renews_into_a_downgrade_made_meanwhile() {
     assert_eq!(terms.plan_id, "starter");
     assert_eq!(terms.price, Money::new(900, "EUR"));
     assert_eq!(renewed.scheduled_plan, None);
+}
+
+/// A downgrade to a plan the operator then took out of the catalog renews into that plan at
+/// the terms it was chosen at (it renewed the current plan at its price, the downgrade
+/// dropped).
+#[tokio::test]
+async fn a_downgrade_to_a_plan_since_delisted_renews_at_its_terms() {
+    let file = TestSqlite::create();
+    let db = Database::connect(&file.url, 4).await.unwrap();
+    db.migrate().await.unwrap();
+    let log = db.event_log().await.unwrap();
+    let codec = EventCodec::new(Arc::new(DataKeys::new(db.clone(), &MasterKey::generate())));
+    let exec = Executor::new(log, codec);
+    let clock = Arc::new(ManualClock::starting_now());
+    let now = clock.now();
+    let only_creator: Catalog = serde_json::from_value(serde_json::json!({
+        "currency": "EUR",
+        "plans": [{"id": "creator", "name": "creator", "price": 2900,
+            "credits_per_period": 100, "period_days": 30, "rank": 2}],
+    }))
+    .unwrap();
+    let billing = Billing::new(
+        exec.clone(),
+        Credits::new(exec.clone(), clock.clone(), Duration::from_secs(600)),
+        Arc::new(only_creator),
+        Some(Arc::new(SandboxProvider)),
+        clock.clone(),
+    );
+    let account = AccountId(Uuid::new_v4());
+    let end = now.plus(Duration::from_secs(1));
+    let terms = |plan_id: &str, price: i64, rank: u32| PlanTerms {
+        plan_id: plan_id.into(),
+        price: Money::new(price, "EUR"),
+        credits: 100,
+        period_secs: 30 * DAY,
+        rank,
+    };
+    let history = [
+        SubscriptionEvent::SubscriptionStarted {
+            terms: terms("creator", 2900, 2),
+            period_start: now,
+            period_end: end,
+        },
+        SubscriptionEvent::PlanChangeScheduled {
+            plan_id: "starter".into(),
+            effective_at: end,
+            terms: Some(terms("starter", 900, 1)),
+        },
+    ];
+    let ctx = CommandContext::system("test");
+    exec.execute::<Subscription, _>(&subscription_stream(account), &ctx, None, now, |_| {
+        Ok(history.to_vec())
+    })
+    .await
+    .unwrap();
+    clock.advance(Duration::from_secs(2));
+    billing.renew_due(&ctx, account).await.unwrap();
+    let renewed = billing.subscription(account).await.unwrap();
+    assert_eq!(renewed.terms, Some(terms("starter", 900, 1)));
 }

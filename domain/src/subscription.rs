@@ -69,6 +69,10 @@ pub enum SubscriptionEvent {
         plan_id: String,
         /// When it applies.
         effective_at: Timestamp,
+        /// Its terms when chosen: the renewal's if the plan has left the catalog by then
+        /// (absent in changes scheduled before they were recorded).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        terms: Option<PlanTerms>,
     },
     /// A scheduled change was called off.
     #[event(no_personal_data)]
@@ -200,6 +204,8 @@ pub struct Subscription {
     pub cancel_at_period_end: bool,
     /// Plan from the next period on.
     pub scheduled_plan: Option<String>,
+    /// Its terms when it was chosen, if recorded.
+    pub scheduled_terms: Option<PlanTerms>,
 }
 
 impl Subscription {
@@ -213,6 +219,21 @@ impl Subscription {
         self.scheduled_plan
             .as_deref()
             .or(self.terms.as_ref().map(|t| t.plan_id.as_str()))
+    }
+
+    /// The terms the next period renews at: the catalog's current terms of the next plan
+    /// (`listed` looks a plan up), else, for a plan that left the catalog, the terms it
+    /// was chosen at (a scheduled change) or has (the current plan).
+    pub fn next_terms(&self, listed: impl Fn(&str) -> Option<PlanTerms>) -> Option<PlanTerms> {
+        let current = self.terms.as_ref()?;
+        let plan = self.next_plan()?;
+        listed(plan).or_else(|| match &self.scheduled_plan {
+            Some(_) => self
+                .scheduled_terms
+                .clone()
+                .or_else(|| Some(current.clone())),
+            None => Some(current.clone()),
+        })
     }
 }
 
@@ -278,6 +299,7 @@ impl Aggregate for Subscription {
                     events.push(E::PlanChangeScheduled {
                         plan_id: terms.plan_id.clone(),
                         effective_at: end,
+                        terms: Some(terms.clone()),
                     });
                 }
                 Ok(events)
@@ -350,14 +372,22 @@ impl Aggregate for Subscription {
                 self.period_end = Some(*period_end);
                 self.cancel_at_period_end = false;
                 self.scheduled_plan = None;
+                self.scheduled_terms = None;
             }
             E::PlanUpgraded { terms, .. } => {
                 self.terms = Some(terms.clone());
                 self.scheduled_plan = None;
+                self.scheduled_terms = None;
                 self.cancel_at_period_end = false;
             }
-            E::PlanChangeScheduled { plan_id, .. } => self.scheduled_plan = Some(plan_id.clone()),
-            E::PlanChangeCancelled { .. } => self.scheduled_plan = None,
+            E::PlanChangeScheduled { plan_id, terms, .. } => {
+                self.scheduled_plan = Some(plan_id.clone());
+                self.scheduled_terms = terms.clone().filter(|t| t.plan_id == *plan_id);
+            }
+            E::PlanChangeCancelled { .. } => {
+                self.scheduled_plan = None;
+                self.scheduled_terms = None;
+            }
             E::CancellationScheduled { .. } => self.cancel_at_period_end = true,
             E::SubscriptionResumed { .. } => self.cancel_at_period_end = false,
             E::SubscriptionEnded { .. } => *self = Self::default(),

@@ -223,17 +223,15 @@ impl Billing {
             }
             // The next period is at the catalog's current terms of the next plan, as the
             // state the renewal is decided against has it (a downgrade scheduled after the
-            // load above counts); a plan that left the catalog keeps its old terms.
+            // load above counts); a plan that left the catalog keeps the terms it was
+            // chosen at.
             let position = self
                 .exec
                 .execute::<Subscription, _>(&subscription_stream(account_id), ctx, None, now, |s| {
-                    let Some(current) = &s.terms else {
+                    let listed = |id: &str| self.catalog.plan(id).map(|plan| self.terms(plan));
+                    let Some(next) = s.next_terms(listed) else {
                         return Ok(vec![]);
                     };
-                    let next = s
-                        .next_plan()
-                        .and_then(|id| self.catalog.plan(id))
-                        .map_or_else(|| current.clone(), |plan| self.terms(plan));
                     Ok(s.decide(&SubscriptionCommand::Renew { next, at: now })?)
                 })
                 .await?

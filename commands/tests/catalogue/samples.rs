@@ -338,6 +338,7 @@ fn billing() -> Vec<DomainEvent> {
         SubscriptionEvent::PlanChangeScheduled {
             plan_id: "pro".into(),
             effective_at: at(31),
+            terms: Some(terms("pro")),
         },
         SubscriptionEvent::PlanChangeCancelled { at: at(33) },
         SubscriptionEvent::CancellationScheduled {

@@ -74,6 +74,7 @@ fn a_downgrade_waits_for_the_end_of_the_period() {
         .then([SubscriptionEvent::PlanChangeScheduled {
             plan_id: "starter".into(),
             effective_at: at(30 * DAY),
+            terms: Some(starter()),
         }]);
     assert_eq!(state.next_plan(), Some("starter"));
     given::<Subscription>([
@@ -81,6 +82,7 @@ fn a_downgrade_waits_for_the_end_of_the_period() {
         SubscriptionEvent::PlanChangeScheduled {
             plan_id: "starter".into(),
             effective_at: at(30 * DAY),
+            terms: None,
         },
     ])
     .when(SubscriptionCommand::Renew {
@@ -149,6 +151,7 @@ fn a_downgrade_after_a_cancel_calls_the_cancel_off() {
             SubscriptionEvent::PlanChangeScheduled {
                 plan_id: "starter".into(),
                 effective_at: at(30 * DAY),
+                terms: Some(starter()),
             },
         ]);
     assert_eq!(
@@ -181,6 +184,7 @@ fn state_events_after_downgrade() -> Vec<SubscriptionEvent> {
         SubscriptionEvent::PlanChangeScheduled {
             plan_id: "starter".into(),
             effective_at: at(30 * DAY),
+            terms: None,
         },
     ]
 }
@@ -306,4 +310,45 @@ fn a_downgrade_or_a_cancellation_changes_the_plan_in_force_only_at_the_period_en
         }),
         None
     );
+}
+
+#[test]
+fn a_scheduled_plan_that_left_the_catalog_renews_at_the_terms_it_was_chosen_at() {
+    let mut state = Subscription::default();
+    for event in [
+        SubscriptionEvent::SubscriptionStarted {
+            terms: creator(),
+            period_start: at(0),
+            period_end: at(30 * DAY),
+        },
+        SubscriptionEvent::PlanChangeScheduled {
+            plan_id: "starter".into(),
+            effective_at: at(30 * DAY),
+            terms: Some(starter()),
+        },
+    ] {
+        state.evolve(&event);
+    }
+    let nothing_listed = |_: &str| None;
+    assert_eq!(state.next_terms(nothing_listed), Some(starter()));
+    let mut repriced = starter();
+    repriced.price = Money::new(1200, &repriced.price.currency);
+    let listed = |id: &str| (id == "starter").then(|| repriced.clone());
+    assert_eq!(
+        state.next_terms(listed),
+        Some(repriced.clone()),
+        "the catalog's terms first"
+    );
+    // A change scheduled before terms were recorded: the current plan's, as before.
+    state.scheduled_terms = None;
+    assert_eq!(state.next_terms(nothing_listed), Some(creator()));
+    // The current plan, listed or not.
+    let mut current = Subscription::default();
+    current.evolve(&SubscriptionEvent::SubscriptionStarted {
+        terms: creator(),
+        period_start: at(0),
+        period_end: at(30 * DAY),
+    });
+    assert_eq!(current.next_terms(nothing_listed), Some(creator()));
+    assert_eq!(Subscription::default().next_terms(nothing_listed), None);
 }

@@ -270,6 +270,7 @@ async fn apply_subscription(
         E::PlanChangeScheduled {
             plan_id,
             effective_at,
+            ..
         } => {
             sqlx::query(&format!(
                 "UPDATE {t} SET scheduled_plan = $2, updated_at = $3 WHERE account_id = $1"
