@@ -259,3 +259,62 @@ async fn waiting_for_another_mailers_lease_spends_no_attempt() {
     })
     .await;
 }
+
+/// Sends through SMTP after a pause, as a slow relay does.
+struct SlowTransport {
+    inner: SmtpMailTransport,
+    pause: Duration,
+}
+
+#[async_trait]
+impl MailTransport for SlowTransport {
+    async fn send(
+        &self,
+        message: &Message,
+        recipient: domain::AccountId,
+    ) -> Result<Handed, SendError> {
+        tokio::time::sleep(self.pause).await;
+        self.inner.send(message, recipient).await
+    }
+}
+
+/// A long batch through a slow relay: its claims are taken a few at a time, so a lease
+/// runs while its message is sent. Claimed all at once, the last messages' leases ran out
+/// while the first were sent, and a second mailer draining the same messages sent those
+/// too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_batch_is_not_sent_twice_by_a_second_mailer() {
+    tests::within_time_limit(async {
+        let smtp = SmtpServer::start().await;
+        let app = spawn_app(Backend::Sqlite).await;
+        let email = format!("slow-{}@example.com", Uuid::new_v4().simple());
+        let account = Uuid::parse_str(&app.register(&email).await).unwrap();
+        let messages: Vec<_> = (0..48).map(|_| generation_notice(account)).collect();
+        let policy = RetryPolicy {
+            lease: Duration::from_millis(1_500),
+            ..RetryPolicy::default()
+        };
+        let mailer = || {
+            let transport = Arc::new(SlowTransport {
+                inner: SmtpMailTransport::from_url(&smtp.url()).unwrap(),
+                pause: Duration::from_millis(400),
+            });
+            mailer_through(&app, transport, policy.clone())
+        };
+        let (first, second) = (mailer(), mailer());
+        let batch: Vec<_> = messages.iter().map(|m| (m, 1)).collect();
+        let later = async {
+            // Past the first claims' leases, while the first mailer is still sending.
+            tokio::time::sleep(Duration::from_millis(1_700)).await;
+            second.deliver_all(&batch).await
+        };
+        let (_, _) = tokio::join!(first.deliver_all(&batch), later);
+        smtp.wait_for(48, Duration::from_secs(60)).await;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let sent = smtp.by_message_id();
+        assert_eq!(sent.len(), 48, "every message arrived");
+        let twice: Vec<_> = sent.iter().filter(|(_, n)| **n > 1).collect();
+        assert!(twice.is_empty(), "sent twice: {twice:?}");
+    })
+    .await;
+}

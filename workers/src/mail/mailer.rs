@@ -108,6 +108,10 @@ use tracing::Instrument;
 /// Messages a mailer sends at once in [`Mailer::deliver_all`].
 pub const SENDING_CONCURRENCY: usize = 8;
 
+/// Messages claimed together in [`Mailer::deliver_all`]: two rounds of sends, so a claim's
+/// lease runs while its message is sent, not while the rest of a long batch is.
+pub const CLAIMED_TOGETHER: usize = 2 * SENDING_CONCURRENCY;
+
 /// The span of one attempt at a message (what `deliver` was instrumented with).
 fn span(message: &MailMessage, attempt: u32) -> tracing::Span {
     tracing::info_span!("deliver", message_id = %message.message_id, kind = ?message.kind, attempt)
@@ -180,10 +184,22 @@ impl Mailer {
     }
 
     /// An attempt at delivering each of `messages` (with its attempt number, 1-based); the
-    /// outcomes in the same order. Their claims are taken in one write and what became of
-    /// them recorded in another (`super::claims`); up to [`SENDING_CONCURRENCY`] are sent
-    /// at once.
+    /// outcomes in the same order. They are delivered [`CLAIMED_TOGETHER`] at a time: a
+    /// batch claimed all at once (its leases starting together) would see the leases of
+    /// its last messages run out while the first were sent, and another mailer take them
+    /// and send them too.
     pub async fn deliver_all(&self, messages: &[(&MailMessage, u32)]) -> Vec<Outcome> {
+        let mut outcomes = Vec::with_capacity(messages.len());
+        for chunk in messages.chunks(CLAIMED_TOGETHER) {
+            outcomes.extend(self.deliver_claimed_together(chunk).await);
+        }
+        outcomes
+    }
+
+    /// Delivers `messages` (at most [`CLAIMED_TOGETHER`]): their claims are taken in one
+    /// write and what became of them recorded in another (`super::claims`); up to
+    /// [`SENDING_CONCURRENCY`] are sent at once.
+    async fn deliver_claimed_together(&self, messages: &[(&MailMessage, u32)]) -> Vec<Outcome> {
         let ids: Vec<Uuid> = messages.iter().map(|(m, _)| m.message_id).collect();
         let claims = match claims::claim_all(&self.db, self.id, self.policy.lease, &ids).await {
             Ok(claims) => claims,
