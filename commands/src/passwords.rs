@@ -142,6 +142,9 @@ impl HashPool {
     }
 }
 
+/// How a PHC string of the current parameters starts ([`Passwords::owasp_params`]).
+const CURRENT_PREFIX: &str = "$argon2id$v=19$m=7168,t=5,p=1$";
+
 /// Bytes of random salt in a new hash (RFC 9106 recommends 16).
 const SALT_LEN: usize = 16;
 
@@ -192,6 +195,14 @@ impl Passwords {
             .lanes(1)
             .build()
             .expect("valid argon2 parameters")
+    }
+
+    /// Whether `hash` was made with the parameters new hashes are made with
+    /// ([`Self::owasp_params`]): a hash of other parameters is replaced at the next
+    /// sign-in, so that checking it costs what checking an unknown address costs (the
+    /// decoy's).
+    pub fn is_current(hash: &str) -> bool {
+        hash.starts_with(CURRENT_PREFIX)
     }
 
     /// argon2id, version 0x13, with [`Self::owasp_params`]: what new hashes are made with.

@@ -528,3 +528,66 @@ async fn a_conflict_is_counted_and_retried_in_the_metrics() {
         );
     }
 }
+
+/// A password hashed with earlier parameters is hashed again with the current ones at the
+/// next sign-in (in the background): checking it then costs what the decoy of an unknown
+/// address costs. The password, its version and every session stay as they were.
+#[tokio::test]
+async fn a_password_of_earlier_parameters_is_rehashed_at_sign_in() {
+    use commands::passwords::Passwords;
+    use domain::account::Account;
+    // "correct horse battery staple" at 19 MiB and 2 passes (the parameters before).
+    const EARLIER: &str = "$argon2id$v=19$m=19456,t=2,p=1$a25vd24tYW5zd2VyLXNhbHQ$eBLOJsDGEa0FOShFosIQGeIVHV1wptjmXxad6TLNCms";
+    const PASSWORD: &str = "correct horse battery staple";
+    let f = fixture().await;
+    let (account_id, _) = f
+        .accounts
+        .register(&ctx(), registration("old@example.com"))
+        .await
+        .unwrap();
+    let stream = format!("account-{account_id}");
+    let exec = Executor::new(f.log.clone(), f.codec.clone());
+    exec.execute::<Account, _>(
+        &stream,
+        &ctx(),
+        Some(account_id.0),
+        SystemClock.now(),
+        |_| {
+            Ok(vec![AccountEvent::PasswordChanged {
+                password_hash: EARLIER.into(),
+                changed_at: SystemClock.now(),
+                changed_by_session: None,
+                tokens_revoked: false,
+            }])
+        },
+    )
+    .await
+    .unwrap();
+    let sign_in = || SignIn {
+        email: "old@example.com".into(),
+        password: PASSWORD.into(),
+        second_factor: None,
+        origin: SessionOrigin::default(),
+    };
+    f.accounts.sign_in(&ctx(), sign_in()).await.unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let account = loop {
+        let account = exec.load::<Account>(&stream).await.unwrap().state;
+        if account.password_hash.as_deref() != Some(EARLIER) {
+            break account;
+        }
+        assert!(std::time::Instant::now() < deadline, "never rehashed");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    let hash = account.password_hash.clone().unwrap();
+    assert!(Passwords::is_current(&hash), "{hash}");
+    assert_eq!(account.password_version, 1, "the password did not change");
+    f.accounts.sign_in(&ctx(), sign_in()).await.unwrap();
+    // The new hash is sealed in its event, as every password hash is.
+    let raw = f.log.read_stream_to_end(&stream).await.unwrap();
+    let rehashed = raw
+        .iter()
+        .find(|e| e.event_type == "PasswordRehashed")
+        .expect("recorded");
+    assert!(!rehashed.data.to_string().contains("argon2id"));
+}

@@ -69,6 +69,15 @@ pub enum AccountEvent {
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         tokens_revoked: bool,
     },
+    /// The password's hash was made again with the current parameters at a sign-in (the
+    /// same password; the version does not change and nothing is told).
+    #[event(personal(password_hash))]
+    PasswordRehashed {
+        /// The new argon2id PHC string.
+        password_hash: String,
+        /// When.
+        at: Timestamp,
+    },
     /// A sign-in started a session.
     #[event(personal(origin))]
     SessionStarted {

@@ -46,6 +46,7 @@ fn changes_the_row(event: &AccountEvent) -> bool {
         | E::RecoveryCodeUsed { .. }
         | E::AccessTokenIssued { .. }
         | E::AccessTokenRetired { .. }
+        | E::PasswordRehashed { .. }
         | E::AccountErased { .. } => false,
     }
 }

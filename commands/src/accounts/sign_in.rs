@@ -4,6 +4,7 @@
 use super::Accounts;
 use crate::error::CommandError;
 use crate::executor::CommandContext;
+use crate::passwords::Passwords;
 use crate::tokens;
 use domain::account::{Account, AccountCommand, SecondFactor};
 use domain::activity::{SignInEvent, SignInFailure};
@@ -92,6 +93,9 @@ impl Accounts {
         };
         let hash = account.as_ref().and_then(|a| a.password_hash.as_deref());
         let verified = self.passwords.verify(&cmd.password, hash).await?;
+        let stale_hash = hash
+            .filter(|hash| !Passwords::is_current(hash))
+            .map(str::to_owned);
         let now = self.clock.now();
         let known = account.as_ref().and_then(|a| a.id);
         let (Some(account), true) = (account, verified) else {
@@ -133,6 +137,9 @@ impl Accounts {
             }
             executed => executed?,
         };
+        if let Some(stale_hash) = stale_hash {
+            self.rehash(ctx, account_id, stale_hash, cmd.password);
+        }
         Ok(SignedIn {
             account_id,
             session_id,
@@ -142,6 +149,36 @@ impl Accounts {
                 .position
                 .ok_or_else(|| CommandError::Internal("sign-in appended nothing".into()))?,
         })
+    }
+
+    /// Replaces `stale_hash`, made with earlier parameters, by a hash of `password` with the
+    /// current ones, in the background (the sign-in does not wait for it): an account's
+    /// password then costs what an unknown address's decoy costs to check, so the time of
+    /// a refused sign-in no longer tells which addresses have accounts. A failure is only
+    /// logged; the next sign-in tries again.
+    fn rehash(
+        &self,
+        ctx: &CommandContext,
+        account_id: AccountId,
+        stale_hash: String,
+        password: String,
+    ) {
+        let (accounts, ctx) = (self.clone(), ctx.clone());
+        tokio::spawn(async move {
+            let rehashed = async {
+                let password_hash = accounts.passwords.hash(&password).await?;
+                let at = accounts.clock.now();
+                let command = AccountCommand::RehashPassword {
+                    verified_hash: stale_hash,
+                    password_hash,
+                    at,
+                };
+                accounts.run(&ctx, account_id, at, command).await
+            };
+            if let Err(error) = rehashed.await {
+                tracing::warn!(%error, %account_id, "could not rehash a password");
+            }
+        });
     }
 
     /// Records a refused sign-in on the account's `signins-` stream, for its security log.

@@ -228,6 +228,8 @@ async fn hashes_of_the_earlier_19_mib_parameters_still_verify() {
     }
     // New hashes keep the current parameters after those checks.
     let after = passwords.hash(KNOWN_PASSWORD).await.unwrap();
+    assert!(Passwords::is_current(&after) && Passwords::is_current(KNOWN_CURRENT));
+    assert!(!Passwords::is_current(KNOWN_EARLIER) && !Passwords::is_current(KNOWN_CHEAP));
     assert!(
         after.starts_with("$argon2id$v=19$m=7168,t=5,p=1$"),
         "{after}"

@@ -120,6 +120,10 @@ fn account() -> Vec<DomainEvent> {
             changed_by_session: Some(session_id),
             tokens_revoked: true,
         },
+        AccountEvent::PasswordRehashed {
+            password_hash: "$argon2id$v=19$rehashed".into(),
+            at: at(1),
+        },
         AccountEvent::SessionStarted {
             session_id,
             token_hash: "started-token-hash".into(),

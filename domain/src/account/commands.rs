@@ -66,6 +66,16 @@ pub enum AccountCommand {
         /// Now.
         at: Timestamp,
     },
+    /// Replace the password's hash with one of the current parameters (same password),
+    /// unless it is no longer the hash the password was checked against.
+    RehashPassword {
+        /// The hash the password was checked against.
+        verified_hash: String,
+        /// The new hash.
+        password_hash: String,
+        /// Now.
+        at: Timestamp,
+    },
     /// Refresh a session's proof of credentials.
     Reauthenticate {
         /// The session.

@@ -90,6 +90,20 @@ impl Account {
                 }
                 Ok(events)
             }
+            C::RehashPassword {
+                verified_hash,
+                password_hash,
+                at,
+            } => {
+                // Changed meanwhile: the new password's hash is current already.
+                if self.password_hash.as_deref() != Some(verified_hash.as_str()) {
+                    return Ok(vec![]);
+                }
+                Ok(vec![AccountEvent::PasswordRehashed {
+                    password_hash: password_hash.clone(),
+                    at: *at,
+                }])
+            }
             C::Reauthenticate {
                 session_id,
                 verified_password_version,

@@ -20,6 +20,9 @@ impl Account {
                 self.password_hash = Some(password_hash.clone());
                 self.registered_at = Some(*registered_at);
             }
+            E::PasswordRehashed { password_hash, .. } => {
+                self.password_hash = Some(password_hash.clone());
+            }
             E::PasswordChanged {
                 password_hash,
                 tokens_revoked,

@@ -412,3 +412,24 @@ fn a_profile_update_records_only_what_changed() {
         Ok(vec![])
     );
 }
+
+#[test]
+fn a_rehash_replaces_only_the_hash_it_was_checked_against() {
+    let rehash = |verified: &str| AccountCommand::RehashPassword {
+        verified_hash: verified.into(),
+        password_hash: "current".into(),
+        at: at(5),
+    };
+    let state = given::<Account>([registered()]).when(rehash("hash")).then([
+        AccountEvent::PasswordRehashed {
+            password_hash: "current".into(),
+            at: at(5),
+        },
+    ]);
+    assert_eq!(state.password_hash.as_deref(), Some("current"));
+    assert_eq!(state.password_version, 0, "the same password");
+    // Changed meanwhile: the new password's hash stays.
+    given::<Account>([registered()])
+        .when(rehash("another"))
+        .then([]);
+}
