@@ -164,23 +164,8 @@ impl Workspaces {
         let (workspace, invitation_id) = InvitationLinks::parse(token).ok_or_else(invalid_link)?;
         let token_hash = vault::token_hash(token);
         let at = self.clock.now();
-        let command = if accept {
-            WorkspaceCommand::Accept {
-                invitation_id,
-                token_hash,
-                account,
-                email,
-                at,
-            }
-        } else {
-            WorkspaceCommand::Decline {
-                invitation_id,
-                token_hash,
-                account,
-                email,
-                at,
-            }
-        };
+        let command =
+            WorkspaceCommand::answer(accept, invitation_id, token_hash, account, email, at);
         let (_, position) = self.run(ctx, workspace, command).await?;
         // The invitation's key goes once it is answered: at once here, before another node
         // that reads the answer forgets the key (the erasure reactor does it too, should

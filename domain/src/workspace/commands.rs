@@ -191,6 +191,37 @@ pub enum WorkspaceCommand {
     },
 }
 
+impl WorkspaceCommand {
+    /// Accept (`accept`) or decline the invitation `invitation_id` with the link whose
+    /// token hashes to `token_hash`, as `account`, signed in with `email`.
+    pub fn answer(
+        accept: bool,
+        invitation_id: Uuid,
+        token_hash: String,
+        account: AccountId,
+        email: String,
+        at: Timestamp,
+    ) -> Self {
+        if accept {
+            Self::Accept {
+                invitation_id,
+                token_hash,
+                account,
+                email,
+                at,
+            }
+        } else {
+            Self::Decline {
+                invitation_id,
+                token_hash,
+                account,
+                email,
+                at,
+            }
+        }
+    }
+}
+
 /// External object-storage settings, as configured. Its `Debug` leaves the secret out.
 #[derive(Clone, PartialEq, Eq)]
 pub struct ExternalStorage {

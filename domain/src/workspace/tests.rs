@@ -544,25 +544,8 @@ fn a_members_address_is_not_invited_and_a_member_may_decline() {
         at: at(50),
     });
     let answer = |accept: bool| {
-        let (invitation_id, token_hash, account) = (invitation(9), "live".into(), id(MEMBER));
-        let (email, at) = ("member@example.com".into(), at(60));
-        if accept {
-            WorkspaceCommand::Accept {
-                invitation_id,
-                token_hash,
-                account,
-                email,
-                at,
-            }
-        } else {
-            WorkspaceCommand::Decline {
-                invitation_id,
-                token_hash,
-                account,
-                email,
-                at,
-            }
-        }
+        let (token, email) = ("live".into(), "member@example.com".into());
+        WorkspaceCommand::answer(accept, invitation(9), token, id(MEMBER), email, at(60))
     };
     given::<Workspace>(history.clone())
         .when(answer(true))
