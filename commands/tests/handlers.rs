@@ -228,6 +228,10 @@ async fn sign_in_needs_the_right_password_and_says_the_same_for_unknown_addresse
         .unwrap();
     assert_eq!(signed_in.account_id, account_id);
     assert!(signed_in.token.starts_with("ses_"));
+    assert!(
+        !format!("{signed_in:?}").contains(&signed_in.token),
+        "never printed"
+    );
     let raw = f.log.read_all(GlobalPosition::START, 100).await.unwrap();
     assert!(
         !raw.iter()

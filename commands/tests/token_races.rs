@@ -55,19 +55,22 @@ async fn a_token_created_across_a_password_change_that_revokes_tokens_is_revoked
     };
     let session = accounts.sign_in(&ctx, sign_in).await.unwrap().session_id;
 
+    let new = || NewAccessToken {
+        kind: TokenKind::CliDevice,
+        label: "laptop".into(),
+        scopes: vec![],
+        expires_in_days: None,
+    };
+    // A token created without a race: its secret is handed out, never printed.
+    let plain = tokens.create(&ctx, account, session, new()).await.unwrap();
+    assert!(!format!("{plain:?}").contains(&plain.token));
+
+    probed.streams_read.lock().unwrap().clear();
     // The token is counted on the account; its own stream's append is held.
     *probed.hold_stream.lock().unwrap() = Some("accesstoken-".into());
     let creating = {
         let (tokens, ctx) = (tokens.clone(), ctx.clone());
-        tokio::spawn(async move {
-            let new = NewAccessToken {
-                kind: TokenKind::CliDevice,
-                label: "laptop".into(),
-                scopes: vec![],
-                expires_in_days: None,
-            };
-            tokens.create(&ctx, account, session, new).await
-        })
+        tokio::spawn(async move { tokens.create(&ctx, account, session, new()).await })
     };
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     while probed.hold_stream.lock().unwrap().is_some() {

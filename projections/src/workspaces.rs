@@ -433,5 +433,7 @@ async fn set_status(
     Ok(())
 }
 
+mod invitation_queries;
 mod queries;
+pub use invitation_queries::*;
 pub use queries::*;

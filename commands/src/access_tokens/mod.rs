@@ -26,8 +26,8 @@ pub use format::{
     API_TOKEN_PREFIX, CLI_TOKEN_PREFIX, TokenFamily, hint, new_access_token, well_formed,
 };
 
-/// A token just issued (or rotated): the secret is in here and nowhere else.
-#[derive(Debug)]
+/// A token just issued (or rotated): the secret is in here and nowhere else (its `Debug`
+/// leaves it out).
 pub struct IssuedAccessToken {
     /// Its id.
     pub token_id: Uuid,
@@ -39,6 +39,17 @@ pub struct IssuedAccessToken {
     pub expires_at: Option<Timestamp>,
     /// Where the change was committed.
     pub position: GlobalPosition,
+}
+
+impl std::fmt::Debug for IssuedAccessToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IssuedAccessToken")
+            .field("token_id", &self.token_id)
+            .field("hint", &self.hint)
+            .field("expires_at", &self.expires_at)
+            .field("position", &self.position)
+            .finish_non_exhaustive()
+    }
 }
 
 /// What a new token is to be.

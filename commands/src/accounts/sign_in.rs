@@ -36,8 +36,7 @@ pub struct SignIn {
     pub origin: SessionOrigin,
 }
 
-/// A started session.
-#[derive(Debug)]
+/// A started session (its `Debug` leaves the bearer token out).
 pub struct SignedIn {
     /// The account.
     pub account_id: AccountId,
@@ -49,6 +48,17 @@ pub struct SignedIn {
     pub expires_at: Timestamp,
     /// Where it was committed.
     pub position: GlobalPosition,
+}
+
+impl std::fmt::Debug for SignedIn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SignedIn")
+            .field("account_id", &self.account_id)
+            .field("session_id", &self.session_id)
+            .field("expires_at", &self.expires_at)
+            .field("position", &self.position)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Accounts {
