@@ -2,6 +2,9 @@
 //! invoices): keyset pagination by a time and a tie-breaking key, so a page never skips or
 //! repeats an entry whatever is added meanwhile.
 
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
 /// One page of a list: at most `limit` entries, after `after` (the last entry of the
 /// previous page) or from the newest.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -61,9 +64,7 @@ impl<T> Paged<T> {
     /// Cuts `rows` (fetched with one more than `page.limit`) to the page, the position of
     /// each given by `position`.
     pub fn cut(mut rows: Vec<T>, page: &Page, position: impl Fn(&T) -> After) -> Self {
-        let limit = usize::try_from(page.limit.max(0)).unwrap_or(usize::MAX);
-        let more = rows.len() > limit;
-        rows.truncate(limit);
+        let more = truncate(&mut rows, page);
         let next = if more {
             rows.last().map(position)
         } else {
@@ -71,4 +72,33 @@ impl<T> Paged<T> {
         };
         Self { items: rows, next }
     }
+}
+
+impl Paged<AnyRow> {
+    /// Cuts `rows` (fetched with one more than `page.limit`) to the page, as
+    /// [`Paged::cut`] does, the position of a row read from its columns `at` and `key`.
+    pub(crate) fn cut_rows(
+        mut rows: Vec<AnyRow>,
+        page: &Page,
+        at: &str,
+        key: &str,
+    ) -> Result<Self, sqlx::Error> {
+        let more = truncate(&mut rows, page);
+        let next = match rows.last().filter(|_| more) {
+            Some(row) => Some(After {
+                at: row.try_get(at)?,
+                key: row.try_get(key)?,
+            }),
+            None => None,
+        };
+        Ok(Self { items: rows, next })
+    }
+}
+
+/// Keeps the first `page.limit` of `rows`; whether more followed.
+fn truncate<T>(rows: &mut Vec<T>, page: &Page) -> bool {
+    let limit = usize::try_from(page.limit.max(0)).unwrap_or(usize::MAX);
+    let more = rows.len() > limit;
+    rows.truncate(limit);
+    more
 }

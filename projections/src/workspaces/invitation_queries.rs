@@ -4,7 +4,7 @@
 use super::EMAIL;
 use super::queries::{decode, role, uuid};
 use crate::accounts::AccountRow;
-use crate::page::{After, Page, Paged};
+use crate::page::{Page, Paged};
 use crate::runner::ProjectionError;
 use domain::email::EmailAddress;
 use domain::workspace::{InvitationStatus, Role};
@@ -87,28 +87,15 @@ pub async fn invitations(
     .bind(limit)
     .fetch_all(db.pool())
     .await?;
-    let positions = rows
-        .iter()
-        .map(|row| {
-            Ok(After {
-                at: row.try_get("created_at")?,
-                key: row.try_get("invitation_id")?,
-            })
-        })
-        .collect::<Result<Vec<_>, sqlx::Error>>()?;
-    let Paged { items: rows, next } = Paged::cut(
-        rows.into_iter().zip(positions).collect(),
-        page,
-        |(_, position)| position.clone(),
-    );
+    let Paged { items: rows, next } = Paged::cut_rows(rows, page, "created_at", "invitation_id")?;
     // The answering accounts of the whole page, read at once.
     let answers = rows
         .iter()
-        .filter_map(|(row, _)| answered_by(row).transpose())
+        .filter_map(|row| answered_by(row).transpose())
         .collect::<Result<Vec<_>, sqlx::Error>>()?;
     let answering = crate::accounts::find_many(db, sealer, &answers).await?;
     let mut found = Vec::with_capacity(rows.len());
-    for (row, _) in rows {
+    for row in rows {
         let expires_at = Timestamp::from_unix_micros(row.try_get("expires_at")?);
         let status = match row.try_get::<String, _>("status")?.as_str() {
             "pending" if expires_at <= now => InvitationStatus::Expired,

@@ -1,7 +1,7 @@
 //! What the API and workers read of the workspaces read model.
 
 use super::NAME;
-use crate::page::{After, Page, Paged};
+use crate::page::{Page, Paged};
 use crate::runner::ProjectionError;
 use domain::workspace::Role;
 use domain::{AccountId, Timestamp, WorkspaceId};
@@ -69,22 +69,9 @@ pub async fn memberships(
     .bind(limit)
     .fetch_all(db.pool())
     .await?;
-    let positions = rows
-        .iter()
-        .map(|row| {
-            Ok(After {
-                at: row.try_get("created_at")?,
-                key: row.try_get("workspace_id")?,
-            })
-        })
-        .collect::<Result<Vec<_>, sqlx::Error>>()?;
-    let Paged { items: rows, next } = Paged::cut(
-        rows.into_iter().zip(positions).collect(),
-        page,
-        |(_, position)| position.clone(),
-    );
+    let Paged { items: rows, next } = Paged::cut_rows(rows, page, "created_at", "workspace_id")?;
     let mut items = Vec::with_capacity(rows.len());
-    for (row, _) in rows {
+    for row in rows {
         items.extend(membership_of(sealer, &row).await?);
     }
     Ok(Paged { items, next })
