@@ -39,9 +39,9 @@ use store::BlobStore;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
-use vault::InvitationLinks;
 use vault::UnsubscribeLinks;
 use vault::{EmailIndex, FieldSealer};
+use vault::{InvitationLinks, VerificationLinks};
 use workers::billing::BillingReactor;
 use workers::erasure::ErasureReactor;
 use workers::scheduler::Scheduler;
@@ -163,7 +163,8 @@ impl App {
             clock.clone(),
             sessions,
         )
-        .with_decode_slots(limits.decode_slots());
+        .with_decode_slots(limits.decode_slots())
+        .with_verification_links(VerificationLinks::new(storage.master.verification_secret()));
         let idempotency = IdempotencyStore::new(
             storage.db.clone(),
             FieldSealer::new(storage.codec.keys().clone()),

@@ -249,6 +249,11 @@ impl From<CommandError> for ApiError {
                 Rejection::Unavailable if code == "busy" => Self::Busy(message),
                 Rejection::Unavailable => Self::Unavailable(code, message),
             },
+            CommandError::TooSoon {
+                code,
+                message,
+                retry_after,
+            } => Self::RateLimited(code, message, retry_after),
             CommandError::PaymentProvider(cause) => {
                 tracing::error!(%cause, "payment provider failed");
                 Self::BadGateway(

@@ -109,6 +109,9 @@ pub fn mailer(
         .with_invitation_links(vault::InvitationLinks::new(
             storage.master.invitation_secret(),
         ))
+        .with_verification_links(vault::VerificationLinks::new(
+            storage.master.verification_secret(),
+        ))
         .with_telegram(telegram_bot(&mail.telegram)?)
         .with_preferences(Notifications::new(
             storage.exec.clone(),

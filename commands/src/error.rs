@@ -65,6 +65,16 @@ pub enum CommandError {
         /// For people.
         message: String,
     },
+    /// Asked again too soon (the API answers 429 with `Retry-After`).
+    #[error("{message}")]
+    TooSoon {
+        /// Stable error code.
+        code: &'static str,
+        /// For people.
+        message: String,
+        /// How long until it may be asked again.
+        retry_after: std::time::Duration,
+    },
     /// The payment provider failed or refused.
     #[error("payment provider: {0}")]
     PaymentProvider(String),
@@ -253,6 +263,20 @@ impl From<AccountError> for CommandError {
             AccountError::TooManyTokens { .. } => {
                 Self::rejected(Rejection::Conflict, TOO_MANY_TOKENS, message)
             }
+            AccountError::EmailAlreadyVerified => {
+                Self::rejected(Rejection::Conflict, "email_already_verified", message)
+            }
+            AccountError::VerificationLinkInvalid => {
+                Self::rejected(Rejection::NotFound, "verification_link_invalid", message)
+            }
+            AccountError::VerificationLinkExpired => {
+                Self::rejected(Rejection::Gone, "verification_link_expired", message)
+            }
+            AccountError::VerificationRequestedRecently { retry_after } => Self::TooSoon {
+                code: "verification_requested_recently",
+                message,
+                retry_after,
+            },
             AccountError::AlreadyRegistered
             | AccountError::SessionExists
             | AccountError::InvalidExpiry => Self::Internal(message),

@@ -6,8 +6,10 @@ mod commands;
 mod decide;
 mod evolve;
 mod tokens;
+mod verification;
 
 pub use commands::{AccountCommand, AccountError, Fresh};
+pub use verification::{EmailVerification, VERIFICATION_LINK_LIFETIME, VERIFICATION_RESEND_AFTER};
 
 use crate::Aggregate;
 use crate::access_token::TokenKind;
@@ -55,6 +57,27 @@ pub enum AccountEvent {
         password_hash: String,
         /// When.
         registered_at: Timestamp,
+    },
+    /// A link that proves the account holds its address was e-mailed to it (at
+    /// registration, and again on request): it replaces any earlier link.
+    #[event(personal(email))]
+    EmailVerificationRequested {
+        /// The address the link was sent to.
+        email: EmailAddress,
+        /// The link's generation (1 for the first): only the latest works.
+        generation: u32,
+        /// When the link stops working.
+        expires_at: Timestamp,
+        /// When.
+        at: Timestamp,
+    },
+    /// The account proved it holds its address (its latest link was opened in time).
+    #[event(no_personal_data)]
+    EmailVerified {
+        /// The generation of the link that proved it.
+        generation: u32,
+        /// When.
+        at: Timestamp,
     },
     /// The password was replaced.
     #[event(personal(password_hash))]
@@ -310,6 +333,8 @@ pub struct Account {
     pub password_version: u32,
     /// When it registered.
     pub registered_at: Option<Timestamp>,
+    /// Whether the address is proven, and the live verification link if not.
+    pub email_verification: EmailVerification,
     /// Sessions not revoked (some may have passed their absolute expiry).
     pub sessions: OrdMap<SessionId, ActiveSession>,
     /// Sessions revoked, so that revoking again is a no-op rather than a 404.
@@ -370,3 +395,5 @@ mod tests_security;
 mod tests_sessions;
 #[cfg(test)]
 mod tests_tokens;
+#[cfg(test)]
+mod tests_verification;

@@ -36,6 +36,7 @@ fn changes_the_row(event: &AccountEvent) -> bool {
         | E::ProfileUpdated { .. }
         | E::AvatarChanged { .. }
         | E::AvatarRemoved { .. }
+        | E::EmailVerified { .. }
         | E::AccountDeleted { .. } => true,
         E::SessionStarted { .. }
         | E::NewDeviceSignedIn { .. }
@@ -47,6 +48,7 @@ fn changes_the_row(event: &AccountEvent) -> bool {
         | E::AccessTokenIssued { .. }
         | E::AccessTokenRetired { .. }
         | E::PasswordRehashed { .. }
+        | E::EmailVerificationRequested { .. }
         | E::AccountErased { .. } => false,
     }
 }
@@ -74,6 +76,7 @@ const TABLES: &[Table] = &[Table {
         avatar_key          TEXT,
         avatar_type         TEXT,
         totp_enabled        BIGINT NOT NULL,
+        email_verified      BIGINT NOT NULL DEFAULT 0,
         created_at          BIGINT NOT NULL,
         updated_at          BIGINT NOT NULL,
         password_changed_at BIGINT
@@ -114,8 +117,8 @@ impl Projector for AccountsProjector {
     }
 
     fn version(&self) -> i32 {
-        // 3: e-mail, display name and bio sealed.
-        3
+        // 3: e-mail, display name and bio sealed; 4: whether the address is verified.
+        4
     }
 
     fn tables(&self) -> &'static [Table] {
@@ -238,6 +241,9 @@ impl Projector for AccountsProjector {
                 )
                 .await?;
             }
+            E::EmailVerified { at, .. } => {
+                set(conn, t, &account_id, "email_verified = 1", vec![], *at).await?
+            }
             E::TotpEnabled { at, .. } => {
                 set(conn, t, &account_id, "totp_enabled = 1", vec![], *at).await?
             }
@@ -273,6 +279,8 @@ pub struct AccountRow {
     pub has_avatar: bool,
     /// Whether 2FA is on.
     pub totp_enabled: bool,
+    /// Whether the account proved it holds its address.
+    pub email_verified: bool,
     /// When it registered.
     pub created_at: Timestamp,
     /// When the password last changed.
@@ -281,7 +289,7 @@ pub struct AccountRow {
 
 /// The columns [`open_row`] reads.
 const COLUMNS: &str = "account_id, email, display_name, bio, public_profile, avatar_key, \
-     totp_enabled, created_at, password_changed_at";
+     totp_enabled, email_verified, created_at, password_changed_at";
 
 /// One account, its personal fields opened (`None` once its key is destroyed: erased).
 pub async fn find(
@@ -362,6 +370,7 @@ async fn open_row(
         public_profile: row.try_get::<i64, _>("public_profile")? != 0,
         has_avatar: row.try_get::<Option<String>, _>("avatar_key")?.is_some(),
         totp_enabled: row.try_get::<i64, _>("totp_enabled")? != 0,
+        email_verified: row.try_get::<i64, _>("email_verified")? != 0,
         created_at: Timestamp::from_unix_micros(row.try_get("created_at")?),
         password_changed_at: row
             .try_get::<Option<i64>, _>("password_changed_at")?

@@ -2,6 +2,7 @@
 //! invitation is accepted or declined: the address then lives on only in the invitee's
 //! account, and goes with it when that account is erased.
 
+use crate::email_verification::signed_up_verified;
 use crate::workspaces::{create, invitation_token, invite, join};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -61,9 +62,9 @@ async fn listed(app: &TestApp, ws: &str, owner: &tests::Session) -> Vec<Value> {
 
 async fn an_invitees_address_goes_with_their_account(backend: Backend) {
     let app = spawn_app(backend).await;
-    let (_, owner) = app.signed_up().await;
-    let (member_email, member) = app.signed_up().await;
-    let (decliner_email, decliner) = app.signed_up().await;
+    let (_, owner) = signed_up_verified(&app).await;
+    let (member_email, member) = signed_up_verified(&app).await;
+    let (decliner_email, decliner) = signed_up_verified(&app).await;
     let (member_email, decliner_email) =
         (member_email.to_lowercase(), decliner_email.to_lowercase());
     let waiting = "still.waiting@example.com";
@@ -151,8 +152,8 @@ pub(crate) async fn data_keys(app: &TestApp) -> i64 {
 /// store with requests that change nothing.
 async fn refused_invitations_make_no_key(backend: Backend) {
     let app = spawn_app(backend).await;
-    let (_, owner) = app.signed_up().await;
-    let (member_email, member) = app.signed_up().await;
+    let (_, owner) = signed_up_verified(&app).await;
+    let (member_email, member) = signed_up_verified(&app).await;
     let ws = create(&app, &owner, "Keys").await;
     join(&app, &ws, &owner, &member_email, &member, "member", 1).await;
     let before = data_keys(&app).await;
@@ -204,7 +205,7 @@ async fn refused_invitations_make_no_key(backend: Backend) {
 /// deletion, and records it for every node's key cache.
 async fn a_deleted_workspaces_keys_are_destroyed_even_if_its_request_stopped(backend: Backend) {
     let app = spawn_app(backend).await;
-    let (_, owner) = app.signed_up().await;
+    let (_, owner) = signed_up_verified(&app).await;
     let owner_id = json_body(app.get("/me", Some(&owner.token)).await).await["account_id"]
         .as_str()
         .unwrap()

@@ -1,6 +1,7 @@
 //! Workspaces over HTTP: roles, invitations and their links, seats, members, and an owner
 //! on every path (leave, removal, role change, transfer, account deletion).
 
+use crate::email_verification::signed_up_verified;
 use crate::notifications::mails_to;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -96,6 +97,7 @@ pub(crate) async fn join(
         StatusCode::CREATED
     );
     let token = invitation_token(app, email, mails).await;
+    crate::email_verification::verify_email(app, email).await;
     let accepted = app
         .post(
             &format!("/invitations/{token}/accept"),
@@ -134,9 +136,9 @@ async fn account_id(app: &TestApp, s: &Session) -> String {
 
 async fn roles_and_visibility(backend: Backend) {
     let app = spawn_app(backend).await;
-    let (_, owner) = app.signed_up().await;
-    let (member_email, member) = app.signed_up().await;
-    let (_, outsider) = app.signed_up().await;
+    let (_, owner) = signed_up_verified(&app).await;
+    let (member_email, member) = signed_up_verified(&app).await;
+    let (_, outsider) = signed_up_verified(&app).await;
     let ws = create(&app, &owner, "Northwind").await;
     // Another member's workspace is 404 to non-members, with no name in the answer.
     let hidden = app
@@ -247,9 +249,9 @@ async fn roles_and_visibility(backend: Backend) {
 
 async fn invitation_links(backend: Backend) {
     let app = spawn_app(backend).await;
-    let (_, owner) = app.signed_up().await;
-    let (invitee_email, invitee) = app.signed_up().await;
-    let (_, stranger) = app.signed_up().await;
+    let (_, owner) = signed_up_verified(&app).await;
+    let (invitee_email, invitee) = signed_up_verified(&app).await;
+    let (_, stranger) = signed_up_verified(&app).await;
     let ws = create(&app, &owner, "Links").await;
     let first = json_body(invite(&app, &ws, &owner, &invitee_email, "admin").await).await;
     let token = invitation_token(&app, &invitee_email, 1).await;
@@ -321,7 +323,7 @@ async fn invitation_links(backend: Backend) {
         invitee_email.to_lowercase()
     );
     // Expiry: a week by default; past it the link is refused and the list says expired.
-    let (late_email, late) = app.signed_up().await;
+    let (late_email, late) = signed_up_verified(&app).await;
     let sent = app
         .post(
             &format!("/workspaces/{ws}/invitations"),
@@ -374,7 +376,7 @@ async fn invitation_links(backend: Backend) {
         .await;
     assert_eq!(declined.status(), StatusCode::NO_CONTENT);
     // Revoked links stop working; bounds are checked.
-    let (third_email, third) = app.signed_up().await;
+    let (third_email, third) = signed_up_verified(&app).await;
     let sent = json_body(invite(&app, &ws, &owner, &third_email, "member").await).await;
     let third_token = invitation_token(&app, &third_email, 1).await;
     let revoked = app
@@ -407,7 +409,7 @@ async fn invitation_links(backend: Backend) {
 
 async fn seats_fill_with_members_and_pending_invitations(backend: Backend) {
     let app = spawn_app(backend).await;
-    let (_, owner) = app.signed_up().await;
+    let (_, owner) = signed_up_verified(&app).await;
     let ws = create(&app, &owner, "Seats").await;
     let allowed =
         json_body(app.get("/me/entitlements", Some(&owner.token)).await).await["seats"]["allowed"]
@@ -461,8 +463,8 @@ async fn seats_fill_with_members_and_pending_invitations(backend: Backend) {
 
 async fn a_workspace_always_has_an_owner(backend: Backend) {
     let app = spawn_app(backend).await;
-    let (_, owner) = app.signed_up().await;
-    let (admin_email, admin) = app.signed_up().await;
+    let (_, owner) = signed_up_verified(&app).await;
+    let (admin_email, admin) = signed_up_verified(&app).await;
     let ws = create(&app, &owner, "Owned").await;
     join(&app, &ws, &owner, &admin_email, &admin, "admin", 1).await;
     let owner_id = account_id(&app, &owner).await;
@@ -539,7 +541,7 @@ async fn a_workspace_always_has_an_owner(backend: Backend) {
         vec![(admin_id.clone(), "owner".to_owned())]
     );
     // A workspace whose only member deletes the account goes with it.
-    let (_, alone) = app.signed_up().await;
+    let (_, alone) = signed_up_verified(&app).await;
     let solo = create(&app, &alone, "Solo").await;
     let deleted = send(
         &app,
@@ -570,11 +572,11 @@ async fn a_workspace_always_has_an_owner(backend: Backend) {
 
 async fn deleting_a_workspace_needs_its_owner_and_name(backend: Backend) {
     let app = spawn_app(backend).await;
-    let (_, owner) = app.signed_up().await;
-    let (admin_email, admin) = app.signed_up().await;
+    let (_, owner) = signed_up_verified(&app).await;
+    let (admin_email, admin) = signed_up_verified(&app).await;
     let ws = create(&app, &owner, "Doomed").await;
     join(&app, &ws, &owner, &admin_email, &admin, "admin", 1).await;
-    let (pending_email, pending) = app.signed_up().await;
+    let (pending_email, pending) = signed_up_verified(&app).await;
     invite(&app, &ws, &owner, &pending_email, "member").await;
     let pending_token = invitation_token(&app, &pending_email, 1).await;
     // The embedded default mails invitations into a folder under the workspace's id.

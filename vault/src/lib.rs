@@ -10,6 +10,7 @@
 //!   columns, stored responses).
 //! - [`UnsubscribeLinks`]: the HMAC-signed tokens of one-click unsubscribe links.
 //! - [`InvitationLinks`]: the tokens of workspace invitation links.
+//! - [`VerificationLinks`]: the tokens of the links that verify an e-mail address.
 
 mod data_keys;
 mod fields;
@@ -17,6 +18,7 @@ mod invitations;
 mod links;
 mod master;
 mod seal;
+mod verification;
 
 pub use data_keys::{DataKey, DataKeys};
 pub use fields::FieldSealer;
@@ -24,6 +26,7 @@ pub use invitations::{INVITATION_TOKEN_PREFIX, InvitationLinks, token_hash};
 pub use links::UnsubscribeLinks;
 pub use master::{EmailIndex, MasterKey};
 pub use seal::{open, seal};
+pub use verification::{VERIFICATION_TOKEN_PREFIX, VerificationLinks};
 
 /// Why a cryptographic operation failed.
 #[derive(Debug, thiserror::Error)]

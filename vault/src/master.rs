@@ -79,6 +79,11 @@ impl MasterKey {
         self.derive("accounts/invitation-links/v1")
     }
 
+    /// The key that signs the links verifying an account's e-mail address.
+    pub fn verification_secret(&self) -> [u8; 32] {
+        self.derive("accounts/email-verification-links/v1")
+    }
+
     /// The key of the keyed hash that fingerprints a request made with an `Idempotency-Key`
     /// (its body may hold a password or an address: a backup must not let anyone test
     /// guesses against the stored fingerprint).

@@ -27,7 +27,7 @@ pub struct SecurityEntry {
     /// `session_revoked`, `password_changed`, `totp_enabled`, `totp_disabled`,
     /// `recovery_codes_regenerated`, `recovery_code_used`, `token_created`,
     /// `token_rotated`, `token_revoked`, `provider_key_saved`, `provider_key_removed`,
-    /// `provider_key_read`, `account_deleted`.
+    /// `provider_key_read`, `email_verified`, `account_deleted`.
     pub kind: String,
     /// When it was recorded.
     #[schema(value_type = String, format = DateTime)]
@@ -222,6 +222,7 @@ fn describe(
             A::AccessTokenRetired { token_id, .. } => {
                 origins.entry("token_revoked", at, None, Some(format!("token {token_id}")))
             }
+            A::EmailVerified { .. } => origins.entry("email_verified", at, None, None),
             A::AccountDeleted { .. } => origins.entry("account_deleted", at, None, None),
             _ => return None,
         },

@@ -162,6 +162,10 @@ pub const WORKSPACE_NAME: &str = concat!(
 /// base64url.
 pub const INVITATION_TOKEN: &str = r"^inv_[A-Za-z0-9_-]{86}$";
 
+/// The token of an e-mail verification link (`vault::VerificationLinks`): `ver_` and 52
+/// bytes in base64url.
+pub const VERIFICATION_TOKEN: &str = r"^ver_[A-Za-z0-9_-]{70}$";
+
 /// Schemas of strings with these patterns, for `#[schema(schema_with = …)]`: attributes
 /// take only literals, and each pattern is written once, above.
 pub mod schemas {
@@ -300,6 +304,15 @@ pub mod schemas {
         string(
             super::INVITATION_TOKEN,
             "The token of the invitation link (`inv_…`), from the e-mail.",
+        )
+        .build()
+    }
+
+    /// The token of an e-mail verification link.
+    pub fn verification_token() -> Object {
+        string(
+            super::VERIFICATION_TOKEN,
+            "The token of the verification link (`ver_…`), from the e-mail.",
         )
         .build()
     }

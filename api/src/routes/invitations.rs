@@ -390,6 +390,16 @@ async fn answer(
     let account = projections::accounts::find(&core.db, &core.sealer, session.account_id)
         .await?
         .ok_or_else(not_found)?;
+    // Otherwise whoever registered the invited address first (a link forwarded, or leaked)
+    // could answer for its owner.
+    if !account.email_verified {
+        return Err(ApiError::Forbidden(
+            "email_unverified",
+            "verify your e-mail address first (the link e-mailed to it, or a new one from \
+             POST /me/email/verification)"
+                .into(),
+        ));
+    }
     let email = EmailAddress::parse(&account.email)
         .map(|e| e.canonical())
         .unwrap_or_else(|_| account.email.to_lowercase());
@@ -412,7 +422,7 @@ async fn answer(
 #[utoipa::path(post, path = "/invitations/{token}/accept", tag = "workspaces", security(("session" = [])),
     params(TokenPath),
     responses((status = 200, body = JoinedView),
-        (status = 403, description = "`invitation_for_another_address`", body = ErrorBody),
+        (status = 403, description = "`invitation_for_another_address`, or `email_unverified`: the account has not verified its address", body = ErrorBody),
         (status = 409, description = "`already_member`", body = ErrorBody),
         (status = 404, description = "`invitation_invalid`: not a live link (made up, used, revoked or replaced)", body = ErrorBody),
         (status = 410, description = "`invitation_expired`", body = ErrorBody)))]
@@ -433,7 +443,7 @@ pub async fn accept_invitation(
 #[utoipa::path(post, path = "/invitations/{token}/decline", tag = "workspaces", security(("session" = [])),
     params(TokenPath),
     responses((status = 204, description = "Declined"),
-        (status = 403, description = "`invitation_for_another_address`", body = ErrorBody),
+        (status = 403, description = "`invitation_for_another_address`, or `email_unverified`: the account has not verified its address", body = ErrorBody),
         (status = 409, description = "`already_member`", body = ErrorBody),
         (status = 404, description = "`invitation_invalid`: not a live link (made up, used, revoked or replaced)", body = ErrorBody),
         (status = 410, description = "`invitation_expired`", body = ErrorBody)))]

@@ -30,6 +30,9 @@ pub struct MeResponse {
     pub account_id: Uuid,
     /// Its e-mail address.
     pub email: String,
+    /// Whether it proved it holds that address (`POST /auth/verify-email`); joining a
+    /// workspace needs it.
+    pub email_verified: bool,
     /// Its display name.
     pub display_name: String,
     /// Its bio.
@@ -52,6 +55,7 @@ pub async fn me_view(core: &Core, account_id: domain::AccountId) -> Result<MeRes
     Ok(MeResponse {
         account_id: account.account_id.0,
         email: account.email,
+        email_verified: account.email_verified,
         display_name: account.display_name,
         bio: account.bio,
         public_profile: account.public_profile,

@@ -1,19 +1,21 @@
 //! Account commands: registration and deletion (`lifecycle`), sign-in
 //! with two-factor authentication (`sign_in`), sessions and password
 //! (`sessions`), two-factor enrolment and re-authentication
-//! (`security`), profile and avatar (`profile`).
+//! (`security`), profile and avatar (`profile`), e-mail verification (`verification`).
 
 mod lifecycle;
 mod profile;
 mod security;
 mod sessions;
 mod sign_in;
+mod verification;
 
 pub use lifecycle::RegisterAccount;
 pub use profile::ProfileChange;
 pub use security::RecoveryCodes;
 pub use sessions::ChangePassword;
 pub use sign_in::{FactorInput, SignIn, SignedIn};
+pub use verification::VerificationSent;
 
 use crate::avatar::DecodeSlots;
 use crate::clock::Clock;
@@ -25,7 +27,7 @@ use domain::{AccountId, Aggregate, SessionId, StreamCategory, Timestamp, passwor
 use std::sync::Arc;
 use std::time::Duration;
 use store::{BlobStore, GlobalPosition};
-use vault::{DataKeys, EmailIndex};
+use vault::{DataKeys, EmailIndex, VerificationLinks};
 
 /// How long sessions live, and how recent a proof sensitive changes need.
 #[derive(Debug, Clone, Copy)]
@@ -72,6 +74,7 @@ pub struct Accounts {
     clock: Arc<dyn Clock>,
     sessions: SessionPolicy,
     decodes: DecodeSlots,
+    verification_links: Option<VerificationLinks>,
 }
 
 fn invalid(field: &'static str, message: impl ToString) -> CommandError {
@@ -126,6 +129,7 @@ impl Accounts {
             clock,
             sessions,
             decodes: DecodeSlots::default(),
+            verification_links: None,
         }
     }
 

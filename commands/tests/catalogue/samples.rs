@@ -124,6 +124,16 @@ fn account() -> Vec<DomainEvent> {
             password_hash: "$argon2id$v=19$rehashed".into(),
             at: at(1),
         },
+        AccountEvent::EmailVerificationRequested {
+            email: EmailAddress::parse("verified.mailbox@example.com").unwrap(),
+            generation: 2,
+            expires_at: at(3),
+            at: at(1),
+        },
+        AccountEvent::EmailVerified {
+            generation: 2,
+            at: at(2),
+        },
         AccountEvent::SessionStarted {
             session_id,
             token_hash: "started-token-hash".into(),

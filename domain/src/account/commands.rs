@@ -66,6 +66,18 @@ pub enum AccountCommand {
         /// Now.
         at: Timestamp,
     },
+    /// E-mail a new verification link to the account's address (it replaces the last).
+    RequestEmailVerification {
+        /// Now.
+        at: Timestamp,
+    },
+    /// Mark the address verified: a genuine link of `generation` was opened.
+    VerifyEmail {
+        /// The generation the (authenticated) link carries.
+        generation: u32,
+        /// Now.
+        at: Timestamp,
+    },
     /// Replace the password's hash with one of the current parameters (same password),
     /// unless it is no longer the hash the password was checked against.
     RehashPassword {
@@ -280,5 +292,20 @@ pub enum AccountError {
     TooManyTokens {
         /// The limit.
         max: u32,
+    },
+    /// Asking for a verification link when the address is verified already.
+    #[error("the e-mail address is verified already")]
+    EmailAlreadyVerified,
+    /// A verification link that is not the latest one.
+    #[error("this verification link was replaced by a newer one or never sent")]
+    VerificationLinkInvalid,
+    /// The latest verification link, past its expiry.
+    #[error("this verification link expired; ask for a new one")]
+    VerificationLinkExpired,
+    /// A new verification link asked for too soon after the last.
+    #[error("a verification link was sent moments ago")]
+    VerificationRequestedRecently {
+        /// How long until another may be sent.
+        retry_after: Duration,
     },
 }

@@ -21,13 +21,21 @@ impl Account {
             if self.id.is_some() {
                 return Err(AccountError::AlreadyRegistered);
             }
-            return Ok(vec![AccountEvent::AccountRegistered {
-                account_id: *account_id,
-                email: email.clone(),
-                display_name: display_name.clone(),
-                password_hash: password_hash.clone(),
-                registered_at: *at,
-            }]);
+            return Ok(vec![
+                AccountEvent::AccountRegistered {
+                    account_id: *account_id,
+                    email: email.clone(),
+                    display_name: display_name.clone(),
+                    password_hash: password_hash.clone(),
+                    registered_at: *at,
+                },
+                AccountEvent::EmailVerificationRequested {
+                    email: email.clone(),
+                    generation: 1,
+                    expires_at: at.plus(super::VERIFICATION_LINK_LIFETIME),
+                    at: *at,
+                },
+            ]);
         }
         // Decided on what stays readable once the key is gone: the deletion itself.
         if let C::RecordErasure { at } = command {
@@ -44,6 +52,9 @@ impl Account {
         }
         match command {
             C::Register { .. } | C::RecordErasure { .. } => unreachable!("handled above"),
+            C::RequestEmailVerification { .. } | C::VerifyEmail { .. } => {
+                self.decide_verification(command)
+            }
             C::StartSession {
                 session_id,
                 token_hash,

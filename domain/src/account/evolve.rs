@@ -20,6 +20,9 @@ impl Account {
                 self.password_hash = Some(password_hash.clone());
                 self.registered_at = Some(*registered_at);
             }
+            E::EmailVerificationRequested { .. } | E::EmailVerified { .. } => {
+                self.email_verification.apply(event);
+            }
             E::PasswordRehashed { password_hash, .. } => {
                 self.password_hash = Some(password_hash.clone());
             }

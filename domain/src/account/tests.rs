@@ -70,7 +70,15 @@ fn registers_a_new_account() {
             password_hash: "hash-1".into(),
             at: at(0),
         })
-        .then([registered()]);
+        .then([
+            registered(),
+            AccountEvent::EmailVerificationRequested {
+                email: EmailAddress::parse("ada@example.com").unwrap(),
+                generation: 1,
+                expires_at: at(0).plus(VERIFICATION_LINK_LIFETIME),
+                at: at(0),
+            },
+        ]);
 }
 
 #[test]

@@ -16,7 +16,7 @@ use std::time::Duration;
 use store::Database;
 use uuid::Uuid;
 use vault::DataKeys;
-use vault::{InvitationLinks, UnsubscribeLinks};
+use vault::{InvitationLinks, UnsubscribeLinks, VerificationLinks};
 
 /// How the mailer retries.
 #[derive(Debug, Clone)]
@@ -93,6 +93,7 @@ pub struct Mailer {
     policy: RetryPolicy,
     keys: Arc<DataKeys>,
     invitation_links: Option<InvitationLinks>,
+    verification_links: Option<VerificationLinks>,
     telegram: Option<TelegramBot>,
     preferences: Option<Notifications>,
     /// Identifies this mailer's claims.
@@ -140,6 +141,7 @@ impl Mailer {
             policy,
             keys,
             invitation_links: None,
+            verification_links: None,
             telegram: None,
             preferences: None,
             id: Uuid::new_v4(),
@@ -165,6 +167,13 @@ impl Mailer {
     /// invitation event: the token is stored nowhere).
     pub fn with_invitation_links(mut self, links: InvitationLinks) -> Self {
         self.invitation_links = Some(links);
+        self
+    }
+
+    /// E-mail verifications carry links signed with `links` (derived again from the
+    /// request event: the token is stored nowhere).
+    pub fn with_verification_links(mut self, links: VerificationLinks) -> Self {
+        self.verification_links = Some(links);
         self
     }
 

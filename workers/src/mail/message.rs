@@ -27,6 +27,9 @@ pub enum MailKind {
     /// A workspace invitation, to an address (the message's subject is the workspace,
     /// whose key seals the address and which the link names).
     WorkspaceInvitation,
+    /// The link that verifies the account's address, to that address (sealed with the
+    /// account's key; always sent).
+    EmailVerification,
     /// A notice about a workspace: removed from it, its storage failing or working again.
     WorkspaceNotice,
     /// A provider key (the account's, or a workspace's it administers) turned invalid.
@@ -47,11 +50,19 @@ impl MailKind {
             Self::SecurityNotice => "security_notice",
             Self::Campaign => "campaign",
             Self::WorkspaceInvitation => "workspace_invitation",
+            Self::EmailVerification => "email_verification",
             Self::WorkspaceNotice => "workspace_notice",
             Self::ProviderKeyNotice => "provider_key_notice",
             Self::TelegramGenerationComplete => "telegram_generation_complete",
             Self::TelegramCreditsLow => "telegram_credits_low",
         }
+    }
+
+    /// Whether it goes to an address it carries (sealed) rather than to its account's
+    /// current one: an invitation (perhaps of no account yet), or the link proving the
+    /// address it was sent to.
+    pub fn carries_its_address(self) -> bool {
+        matches!(self, Self::WorkspaceInvitation | Self::EmailVerification)
     }
 
     /// Whether it goes to the linked Telegram chat rather than by e-mail.
@@ -73,6 +84,7 @@ impl MailKind {
             Self::SecurityNotice
             | Self::Campaign
             | Self::WorkspaceInvitation
+            | Self::EmailVerification
             | Self::WorkspaceNotice
             | Self::ProviderKeyNotice => None,
         }

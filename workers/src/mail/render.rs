@@ -33,6 +33,10 @@ const TEMPLATES: &[(&str, &str)] = &[
         include_str!("../../../templates/mail/workspace_invitation.jinja"),
     ),
     (
+        "email_verification",
+        include_str!("../../../templates/mail/email_verification.jinja"),
+    ),
+    (
         "workspace_notice",
         include_str!("../../../templates/mail/workspace_notice.jinja"),
     ),
@@ -194,6 +198,18 @@ mod tests {
         for (name, _) in TEMPLATES {
             let rendered = templates.render(name, &context).unwrap();
             assert!(!rendered.subject.is_empty(), "{name}");
+            if *name == "email_verification" {
+                // To an address, naming no one: the link and its expiry are the message.
+                let text = &rendered.text;
+                assert!(
+                    text.contains("https://studio.test/invitations/inv_x"),
+                    "{text}"
+                );
+                for part in [text, &rendered.html] {
+                    assert!(part.contains("inv_x") && part.contains("3 December 2026"));
+                }
+                continue;
+            }
             assert!(
                 rendered.text.contains("Ada <script>"),
                 "{name}: {}",

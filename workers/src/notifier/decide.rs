@@ -163,6 +163,25 @@ pub fn decide(
                     view.forgotten.insert(account);
                     None
                 }
+                AccountEvent::EmailVerificationRequested {
+                    email,
+                    generation,
+                    expires_at,
+                    ..
+                } => {
+                    // To the address the link proves (sealed): the mailer derives the link.
+                    mails.push(MailMessage::caused_by(
+                        cause,
+                        MailKind::EmailVerification,
+                        account,
+                        json!({
+                            "generation": generation,
+                            "expires_at": expires_at.human_date(),
+                            "private": { "to": email.as_str() },
+                        }),
+                    ));
+                    None
+                }
                 _ => None,
             };
             if let Some((headline, detail, at)) = notice {

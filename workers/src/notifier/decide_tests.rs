@@ -314,3 +314,32 @@ fn telegram_messages_go_only_with_their_toggle_with_ids_of_their_own() {
     let (c, e) = spend("g4", 1, 0, None);
     assert_eq!(h.when(c, e), vec![MailKind::TelegramGenerationComplete]);
 }
+
+#[test]
+fn a_verification_link_goes_to_the_address_it_proves_sealed() {
+    let mut h = Harness::new();
+    let email = domain::email::EmailAddress::parse("ada@example.com").unwrap();
+    let mut mails = h.given(&[(
+        StreamCategory::Account,
+        DomainEvent::Account(AccountEvent::EmailVerificationRequested {
+            email,
+            generation: 2,
+            expires_at: at(),
+            at: at(),
+        }),
+    )]);
+    assert_eq!(mails.len(), 1);
+    let mut mail = mails.pop().unwrap();
+    assert_eq!(mail.kind, MailKind::EmailVerification);
+    assert_eq!(mail.account_id, h.account);
+    assert_eq!(mail.kind.toggle(), None, "always sent");
+    assert_eq!(mail.data["generation"], 2);
+    mail.seal_private(&[9; 32]);
+    assert!(
+        !serde_json::to_string(&mail)
+            .unwrap()
+            .contains("ada@example.com")
+    );
+    mail.open_private(&[9; 32]).unwrap();
+    assert_eq!(mail.data["to"], "ada@example.com");
+}

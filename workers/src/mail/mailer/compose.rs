@@ -66,7 +66,7 @@ impl Mailer {
     pub(super) async fn recipients(&self, messages: &[&MailMessage]) -> Option<Recipients> {
         let mut accounts: Vec<AccountId> = messages
             .iter()
-            .filter(|m| !m.kind.is_telegram() && m.kind != MailKind::WorkspaceInvitation)
+            .filter(|m| !m.kind.is_telegram() && !m.kind.carries_its_address())
             .map(|m| AccountId(m.account_id))
             .collect();
         accounts.sort_unstable_by_key(|a| a.0);
@@ -139,6 +139,9 @@ impl Mailer {
                 .invitation(&sealer, message.account_id, &mut context)
                 .await?;
             (to, None)
+        } else if message.kind == MailKind::EmailVerification {
+            // To the address the link proves (the account's row may not be projected yet).
+            (self.verification(account, &mut context)?, None)
         } else {
             // Not among the batch's: read alone (gone, or not read with the batch).
             let recipient = match recipients.and_then(|found| found.get(&account)) {
@@ -266,6 +269,40 @@ impl Mailer {
         to.parse()
             .map(|address| Mailbox::new(None, address))
             .map_err(|e| Failure::Permanent(format!("invitee address: {e}")))
+    }
+}
+
+impl Mailer {
+    /// The address a verification link goes to; puts the link into `context`.
+    fn verification(
+        &self,
+        account: AccountId,
+        context: &mut serde_json::Map<String, serde_json::Value>,
+    ) -> Result<Mailbox, Failure> {
+        let (Some(to), Some(generation)) = (
+            context.get("to").and_then(|v| v.as_str()),
+            context.get("generation").and_then(|g| g.as_u64()),
+        ) else {
+            return Err(Failure::Permanent(
+                "a verification without its fields".into(),
+            ));
+        };
+        let to: Mailbox = to
+            .parse()
+            .map(|address| Mailbox::new(None, address))
+            .map_err(|e| Failure::Permanent(format!("address to verify: {e}")))?;
+        let generation = u32::try_from(generation)
+            .map_err(|_| Failure::Permanent("a verification's generation out of range".into()))?;
+        let links = self
+            .verification_links
+            .as_ref()
+            .ok_or_else(|| Failure::Permanent("no key for verification links".into()))?;
+        let token = links.token(account, generation);
+        context.insert(
+            "link".into(),
+            format!("{}/verify-email/{token}", self.settings_url).into(),
+        );
+        Ok(to)
     }
 }
 

@@ -1,0 +1,91 @@
+//! Verifying an account's e-mail address: a new link on request, and a link opened. The
+//! link's token is checked here (its signature, `vault::VerificationLinks`); whether it is
+//! still the live link is the account's decision.
+
+use super::Accounts;
+use crate::error::CommandError;
+use crate::executor::CommandContext;
+use domain::account::{AccountCommand, AccountError};
+use domain::{AccountId, Timestamp};
+use store::GlobalPosition;
+use vault::VerificationLinks;
+
+/// A verification link sent.
+#[derive(Debug, Clone, Copy)]
+pub struct VerificationSent {
+    /// When the link stops working.
+    pub expires_at: Timestamp,
+    /// Where its event was committed.
+    pub position: GlobalPosition,
+}
+
+impl Accounts {
+    /// The same handlers, checking verification links signed with `links`' key.
+    pub fn with_verification_links(mut self, links: VerificationLinks) -> Self {
+        self.verification_links = Some(links);
+        self
+    }
+
+    /// E-mails a new verification link to the account's address (the mail follows from
+    /// the event); refused once verified, or within a minute of the last link.
+    #[tracing::instrument(skip_all, fields(account = %account_id))]
+    pub async fn request_email_verification(
+        &self,
+        ctx: &CommandContext,
+        account_id: AccountId,
+    ) -> Result<VerificationSent, CommandError> {
+        let at = self.clock.now();
+        let executed = self
+            .run(
+                ctx,
+                account_id,
+                at,
+                AccountCommand::RequestEmailVerification { at },
+            )
+            .await?;
+        let position = executed.position.ok_or_else(|| {
+            CommandError::Internal("a verification request appended nothing".into())
+        })?;
+        let expires_at = executed
+            .state
+            .email_verification
+            .expires_at
+            .ok_or_else(|| CommandError::Internal("a link sent without an expiry".into()))?;
+        Ok(VerificationSent {
+            expires_at,
+            position,
+        })
+    }
+
+    /// Verifies the address of the account a link's `token` names. Returns the account
+    /// and, if the address was not verified before, where that was committed.
+    #[tracing::instrument(skip_all)]
+    pub async fn verify_email(
+        &self,
+        ctx: &CommandContext,
+        token: &str,
+    ) -> Result<(AccountId, Option<GlobalPosition>), CommandError> {
+        let links = self
+            .verification_links
+            .as_ref()
+            .ok_or_else(|| CommandError::Internal("no key for verification links".into()))?;
+        let (account_id, generation) = links
+            .verify(token)
+            .ok_or(AccountError::VerificationLinkInvalid)?;
+        let at = self.clock.now();
+        let executed = self
+            .run(
+                ctx,
+                account_id,
+                at,
+                AccountCommand::VerifyEmail { generation, at },
+            )
+            .await
+            .map_err(|error| match error {
+                // A genuine link of an account deleted since.
+                CommandError::AccountNotFound => AccountError::VerificationLinkInvalid.into(),
+                other => other,
+            })?;
+        Ok((account_id, executed.position))
+    }
+}
