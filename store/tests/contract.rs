@@ -1112,10 +1112,14 @@ mod postgres_only {
         let url = &h.postgres.as_ref().unwrap().url;
         let start = h.log.head().await.unwrap();
         if visible_first {
-            h.log
+            let shown = h
+                .log
                 .append("shown-1", ExpectedRevision::NoStream, vec![event(0)])
                 .await
                 .unwrap();
+            // Visible once no older transaction runs, in any database of the server:
+            // another test's may, for a moment.
+            settled(&*h.log, shown.last_position()).await;
         }
 
         let mut conn = sqlx::PgConnection::connect(url).await.unwrap();

@@ -75,6 +75,7 @@ async fn registration_mails_a_link_that_verifies_the_address(backend: Backend) {
     assert!(!verified(&app, &session.token).await);
 
     let token = verification_tokens(&app, &email, 1).await.pop().unwrap();
+    app.clock.advance(Duration::from_secs(60));
     // No session needed: the link may be opened on another device.
     assert_eq!(
         post_token(&app, &token).await.status(),
@@ -89,6 +90,27 @@ async fn registration_mails_a_link_that_verifies_the_address(backend: Backend) {
     let again = resend(&app, &session.token).await;
     assert_eq!(again.status(), StatusCode::CONFLICT);
     assert_eq!(error_code(again).await, "email_already_verified");
+
+    // An auditor replaying the account sees when it was proven.
+    let account = json_body(app.get("/me", Some(&session.token)).await).await["account_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (_, auditor) = app.operator_token("auditor").await;
+    let state = |as_of: String| {
+        let (app, account, auditor) = (&app, &account, &auditor);
+        async move {
+            let path = format!("/admin/audit/accounts/{account}/state{as_of}");
+            json_body(app.get(&path, Some(auditor)).await).await["email_verified"].clone()
+        }
+    };
+    assert_eq!(state(String::new()).await, true);
+    let registered = json_body(app.get("/me", Some(&session.token)).await).await["created_at"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let registered = registered.replace('+', "%2B");
+    assert_eq!(state(format!("?as_of={registered}")).await, false);
 
     let log = json_body(app.get("/me/security-log", Some(&session.token)).await).await;
     let kinds: Vec<&str> = log["entries"]

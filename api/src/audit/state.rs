@@ -47,6 +47,8 @@ pub struct AccountState {
     pub erased: bool,
     /// The profile.
     pub profile: ProfileState,
+    /// The account had proved it holds its address.
+    pub email_verified: bool,
     /// Two-factor authentication was on.
     pub totp_enabled: bool,
     /// Unused recovery codes.
@@ -444,6 +446,7 @@ impl Auditor {
                 has_avatar: profile.avatar.is_some(),
                 registered_at: profile.registered_at,
             },
+            email_verified: profile.email_verification.is_verified(),
             totp_enabled: profile.totp.enabled(),
             recovery_codes_left: profile.totp.recovery_codes.len(),
             sessions,

@@ -11,6 +11,7 @@ pub mod editor_preferences;
 pub mod email_verification;
 pub mod entitlements;
 pub mod generations;
+pub mod invitation_links;
 pub mod invitations;
 pub mod me;
 pub mod members;
@@ -69,6 +70,7 @@ pub fn routes(state: &AppState) -> Routes {
         .merge(workspaces::router())
         .merge(members::router())
         .merge(invitations::router())
+        .merge(invitation_links::router())
         .merge(studio::router())
         .merge(storage::router())
         .merge(editor_preferences::router())
