@@ -227,13 +227,10 @@ impl Subscription {
     pub fn next_terms(&self, listed: impl Fn(&str) -> Option<PlanTerms>) -> Option<PlanTerms> {
         let current = self.terms.as_ref()?;
         let plan = self.next_plan()?;
-        listed(plan).or_else(|| match &self.scheduled_plan {
-            Some(_) => self
-                .scheduled_terms
-                .clone()
-                .or_else(|| Some(current.clone())),
-            None => Some(current.clone()),
-        })
+        // Scheduled terms exist only beside their scheduled plan (set and cleared with it).
+        listed(plan)
+            .or_else(|| self.scheduled_terms.clone())
+            .or_else(|| Some(current.clone()))
     }
 }
 

@@ -2,7 +2,7 @@
 //! request), only the latest working until it expires, and invitations answered only by a
 //! verified address.
 
-use crate::notifications::{VERIFICATION_SUBJECT, mail_files};
+use crate::notifications::{VERIFICATION_SUBJECT, link_token, mail_files};
 use crate::workspaces::{create, invitation_token, invite};
 use reqwest::StatusCode;
 use serde_json::json;
@@ -33,14 +33,7 @@ pub(crate) async fn verification_tokens(app: &TestApp, to: &str, count: usize) -
     assert_eq!(mails.len(), count, "exactly {count} verification e-mails");
     mails
         .iter()
-        .map(|mail| {
-            let text = mail.replace("=\r\n", "").replace("=\n", "");
-            let start = text.find("/verify-email/ver_").expect("a link") + 14;
-            text[start..]
-                .chars()
-                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == '-')
-                .collect()
-        })
+        .map(|mail| link_token(mail, "/verify-email/", "ver_"))
         .collect()
 }
 

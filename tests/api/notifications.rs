@@ -101,6 +101,20 @@ async fn preferences_have_defaults_change_one_event_each_and_replay(backend: Bac
     assert!(history[0]["at"].as_str().unwrap().ends_with('Z'));
 }
 
+/// The token of the link at `path` (e.g. `/invitations/`) in `mail`, which starts with
+/// `prefix` (quoted-printable unfolded).
+pub(crate) fn link_token(mail: &str, path: &str, prefix: &str) -> String {
+    let text = mail.replace("=\r\n", "").replace("=\n", "");
+    let start = text
+        .find(&format!("{path}{prefix}"))
+        .unwrap_or_else(|| panic!("a {path} link in {text}"))
+        + path.len();
+    text[start..]
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == '-')
+        .collect()
+}
+
 /// The subject of the e-mail that verifies an address (sent at every registration).
 pub(crate) const VERIFICATION_SUBJECT: &str = "Confirm your e-mail address";
 

@@ -2,7 +2,7 @@
 //! on every path (leave, removal, role change, transfer, account deletion).
 
 use crate::email_verification::signed_up_verified;
-use crate::notifications::mails_to;
+use crate::notifications::{link_token, mails_to};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use std::time::Duration;
@@ -39,17 +39,7 @@ async fn invitation_tokens(app: &TestApp, to: &str, count: usize) -> Vec<String>
     mails_to(app, to, count)
         .await
         .iter()
-        .map(|mail| {
-            let text = mail.replace("=\r\n", "").replace("=\n", "");
-            let start = text
-                .find("/invitations/inv_")
-                .expect("a link in the invitation")
-                + 13;
-            text[start..]
-                .chars()
-                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == '-')
-                .collect()
-        })
+        .map(|mail| link_token(mail, "/invitations/", "inv_"))
         .collect()
 }
 

@@ -76,14 +76,14 @@ pub async fn request_verification(
     ctx: RequestContext,
     session: CurrentSession,
 ) -> Result<(StatusCode, Json<VerificationSentView>), ApiError> {
-    let sent = auth
+    let expires_at = auth
         .accounts
         .request_email_verification(&ctx.command(session.actor()), session.account_id)
         .await?;
     Ok((
         StatusCode::ACCEPTED,
         Json(VerificationSentView {
-            expires_at: sent.expires_at.to_rfc3339(),
+            expires_at: expires_at.to_rfc3339(),
         }),
     ))
 }

@@ -15,7 +15,6 @@ pub use profile::ProfileChange;
 pub use security::RecoveryCodes;
 pub use sessions::ChangePassword;
 pub use sign_in::{FactorInput, SignIn, SignedIn};
-pub use verification::VerificationSent;
 
 use crate::avatar::DecodeSlots;
 use crate::clock::Clock;

@@ -10,15 +10,6 @@ use domain::{AccountId, Timestamp};
 use store::GlobalPosition;
 use vault::VerificationLinks;
 
-/// A verification link sent.
-#[derive(Debug, Clone, Copy)]
-pub struct VerificationSent {
-    /// When the link stops working.
-    pub expires_at: Timestamp,
-    /// Where its event was committed.
-    pub position: GlobalPosition,
-}
-
 impl Accounts {
     /// The same handlers, checking verification links signed with `links`' key.
     pub fn with_verification_links(mut self, links: VerificationLinks) -> Self {
@@ -27,13 +18,14 @@ impl Accounts {
     }
 
     /// E-mails a new verification link to the account's address (the mail follows from
-    /// the event); refused once verified, or within a minute of the last link.
+    /// the event); refused once verified, or within a minute of the last link. Returns
+    /// when the new link stops working.
     #[tracing::instrument(skip_all, fields(account = %account_id))]
     pub async fn request_email_verification(
         &self,
         ctx: &CommandContext,
         account_id: AccountId,
-    ) -> Result<VerificationSent, CommandError> {
+    ) -> Result<Timestamp, CommandError> {
         let at = self.clock.now();
         let executed = self
             .run(
@@ -43,18 +35,16 @@ impl Accounts {
                 AccountCommand::RequestEmailVerification { at },
             )
             .await?;
-        let position = executed.position.ok_or_else(|| {
-            CommandError::Internal("a verification request appended nothing".into())
-        })?;
-        let expires_at = executed
+        if executed.events.is_empty() {
+            return Err(CommandError::Internal(
+                "a verification request appended nothing".into(),
+            ));
+        }
+        executed
             .state
             .email_verification
             .expires_at
-            .ok_or_else(|| CommandError::Internal("a link sent without an expiry".into()))?;
-        Ok(VerificationSent {
-            expires_at,
-            position,
-        })
+            .ok_or_else(|| CommandError::Internal("a link sent without an expiry".into()))
     }
 
     /// Verifies the address of the account a link's `token` names. Returns the account

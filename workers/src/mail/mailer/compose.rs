@@ -238,14 +238,14 @@ impl Mailer {
         workspace: Uuid,
         context: &mut serde_json::Map<String, serde_json::Value>,
     ) -> Result<Mailbox, Failure> {
-        let text = |key: &str| context.get(key).and_then(|v| v.as_str()).map(str::to_owned);
-        let uuid = |key: &str| text(key).and_then(|v| Uuid::parse_str(&v).ok());
-        let (Some(to), Some(invitation), Some(inviter), Some(generation)) = (
-            text("to"),
-            uuid("invitation_id"),
-            uuid("inviter_id"),
-            context.get("generation").and_then(|g| g.as_u64()),
-        ) else {
+        let (to, generation) = carried(context, "an invitation")?;
+        let uuid = |key: &str| {
+            context
+                .get(key)
+                .and_then(|v| v.as_str())
+                .and_then(|v| Uuid::parse_str(v).ok())
+        };
+        let (Some(invitation), Some(inviter)) = (uuid("invitation_id"), uuid("inviter_id")) else {
             return Err(Failure::Permanent(
                 "an invitation without its fields".into(),
             ));
@@ -255,8 +255,6 @@ impl Mailer {
             .map_err(|e| Failure::Transient(format!("inviter: {e}")))?
             .map_or_else(|| "A member".to_owned(), |a| a.display_name);
         context.insert("inviter".into(), inviter.into());
-        let generation = u32::try_from(generation)
-            .map_err(|_| Failure::Permanent("an invitation's generation out of range".into()))?;
         let links = self
             .invitation_links
             .as_ref()
@@ -266,33 +264,16 @@ impl Mailer {
             "link".into(),
             format!("{}/invitations/{token}", self.settings_url).into(),
         );
-        to.parse()
-            .map(|address| Mailbox::new(None, address))
-            .map_err(|e| Failure::Permanent(format!("invitee address: {e}")))
+        Ok(to)
     }
-}
 
-impl Mailer {
     /// The address a verification link goes to; puts the link into `context`.
     fn verification(
         &self,
         account: AccountId,
         context: &mut serde_json::Map<String, serde_json::Value>,
     ) -> Result<Mailbox, Failure> {
-        let (Some(to), Some(generation)) = (
-            context.get("to").and_then(|v| v.as_str()),
-            context.get("generation").and_then(|g| g.as_u64()),
-        ) else {
-            return Err(Failure::Permanent(
-                "a verification without its fields".into(),
-            ));
-        };
-        let to: Mailbox = to
-            .parse()
-            .map(|address| Mailbox::new(None, address))
-            .map_err(|e| Failure::Permanent(format!("address to verify: {e}")))?;
-        let generation = u32::try_from(generation)
-            .map_err(|_| Failure::Permanent("a verification's generation out of range".into()))?;
+        let (to, generation) = carried(context, "a verification")?;
         let links = self
             .verification_links
             .as_ref()
@@ -304,6 +285,27 @@ impl Mailer {
         );
         Ok(to)
     }
+}
+
+/// The address and link generation a message that carries its address holds
+/// ([`MailKind::carries_its_address`]); `what` names it in errors.
+fn carried(
+    context: &serde_json::Map<String, serde_json::Value>,
+    what: &str,
+) -> Result<(Mailbox, u32), Failure> {
+    let (Some(to), Some(generation)) = (
+        context.get("to").and_then(|v| v.as_str()),
+        context.get("generation").and_then(|g| g.as_u64()),
+    ) else {
+        return Err(Failure::Permanent(format!("{what} without its fields")));
+    };
+    let generation = u32::try_from(generation)
+        .map_err(|_| Failure::Permanent(format!("{what}'s generation out of range")))?;
+    let to = to
+        .parse()
+        .map(|address| Mailbox::new(None, address))
+        .map_err(|e| Failure::Permanent(format!("{what}'s address: {e}")))?;
+    Ok((to, generation))
 }
 
 /// The topic a campaign was published on (in its data).
