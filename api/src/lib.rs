@@ -16,6 +16,7 @@ pub mod extract;
 pub mod html;
 pub mod integers;
 pub mod limits;
+pub mod linger;
 pub mod mail;
 pub mod metrics;
 pub mod middleware;

@@ -1,5 +1,5 @@
-//! The edges of the service: the webhook's body limit, and security headers on every
-//! response and on the HTML pages.
+//! The edges of the service: body limits (the webhook's, and that an oversized body is
+//! answered, not cut off), and security headers on every response and on the HTML pages.
 
 use commands::payments::{CheckoutSession, WebhookData, WebhookEvent, WebhookSigner};
 use domain::AccountId;
@@ -74,6 +74,74 @@ async fn webhooks_take_small_bodies_only(backend: Backend) {
     let big = json!({"email": "x".repeat(100 * 1024), "password": PASSWORD, "display_name": "X"});
     let refused = app.post("/auth/register", None, &big).await;
     assert_eq!(refused.status(), StatusCode::UNPROCESSABLE_ENTITY);
+}
+
+/// A body over a route's limit gets its 413 every time, whichever layer refuses it (the
+/// declared length, the idempotency check's read, the avatar's own read), and the
+/// connection stays usable. Refusing before the body is read must not reset the
+/// connection under a client still sending it: the service reads the rest first.
+async fn oversized_bodies_are_answered_not_cut_off(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let (_, session) = app.signed_up().await;
+    let client = reqwest::Client::new();
+    let big = vec![0_u8; 7 << 20];
+    for round in 0..8 {
+        let keyed = format!("big-{round}");
+        let attempts = [
+            (
+                "/me/avatar",
+                Method::PUT,
+                Some(keyed.as_str()),
+                "avatar_too_large",
+            ),
+            ("/me/avatar", Method::PUT, None, "avatar_too_large"),
+            (
+                "/webhooks/payments",
+                Method::POST,
+                None,
+                "payload_too_large",
+            ),
+            (
+                "/auth/login",
+                Method::POST,
+                Some(keyed.as_str()),
+                "payload_too_large",
+            ),
+            ("/auth/login", Method::POST, None, "payload_too_large"),
+        ];
+        for (path, method, key, code) in attempts {
+            let mut request = client
+                .request(method, format!("{}{path}", app.address))
+                .bearer_auth(&session.token)
+                .header(
+                    "content-type",
+                    if path == "/me/avatar" {
+                        "image/png"
+                    } else {
+                        "application/json"
+                    },
+                )
+                .body(big.clone());
+            if let Some(key) = key {
+                request = request.header("idempotency-key", key);
+            }
+            let refused = request
+                .send()
+                .await
+                .unwrap_or_else(|e| panic!("round {round}, {path} {key:?}: {e:?}"));
+            assert_eq!(refused.status(), StatusCode::PAYLOAD_TOO_LARGE, "{path}");
+            let answer: serde_json::Value = refused.json().await.unwrap();
+            assert_eq!(answer["error"]["code"], code, "{path} {key:?}");
+        }
+    }
+    // The same client goes on with an ordinary request.
+    let me = client
+        .get(format!("{}/me", app.address))
+        .bearer_auth(&session.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(me.status(), StatusCode::OK);
 }
 
 fn header(response: &Response, name: &str) -> String {
@@ -151,5 +219,6 @@ async fn html_pages_carry_security_headers_and_every_response_nosniff(backend: B
 
 on_both_backends!(
     webhooks_take_small_bodies_only,
+    oversized_bodies_are_answered_not_cut_off,
     html_pages_carry_security_headers_and_every_response_nosniff,
 );

@@ -133,6 +133,8 @@ pub fn router(state: AppState, request_timeout: Duration) -> Router {
                 .layer(HandleErrorLayer::new(timed_out))
                 .timeout(request_timeout),
         )
+        // Outside every layer that may answer before reading a body.
+        .layer(axum::middleware::from_fn(crate::linger::drain_unread))
         // Outermost, so a request's time and status are what the client saw.
         .layer(axum::middleware::from_fn(crate::metrics::record_request))
         .with_state(state)
