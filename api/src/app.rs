@@ -40,8 +40,8 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use vault::UnsubscribeLinks;
+use vault::{AccountLinks, InvitationLinks};
 use vault::{EmailIndex, FieldSealer};
-use vault::{InvitationLinks, VerificationLinks};
 use workers::billing::BillingReactor;
 use workers::erasure::ErasureReactor;
 use workers::scheduler::Scheduler;
@@ -164,7 +164,12 @@ impl App {
             sessions,
         )
         .with_decode_slots(limits.decode_slots())
-        .with_verification_links(VerificationLinks::new(storage.master.verification_secret()));
+        .with_verification_links(AccountLinks::email_verification(
+            storage.master.verification_secret(),
+        ))
+        .with_password_reset_links(AccountLinks::password_reset(
+            storage.master.password_reset_secret(),
+        ));
         let idempotency = IdempotencyStore::new(
             storage.db.clone(),
             FieldSealer::new(storage.codec.keys().clone()),

@@ -109,8 +109,11 @@ pub fn mailer(
         .with_invitation_links(vault::InvitationLinks::new(
             storage.master.invitation_secret(),
         ))
-        .with_verification_links(vault::VerificationLinks::new(
+        .with_verification_links(vault::AccountLinks::email_verification(
             storage.master.verification_secret(),
+        ))
+        .with_password_reset_links(vault::AccountLinks::password_reset(
+            storage.master.password_reset_secret(),
         ))
         .with_telegram(telegram_bot(&mail.telegram)?)
         .with_preferences(Notifications::new(

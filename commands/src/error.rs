@@ -272,6 +272,17 @@ impl From<AccountError> for CommandError {
             AccountError::VerificationLinkExpired => {
                 Self::rejected(Rejection::Gone, "verification_link_expired", message)
             }
+            AccountError::PasswordResetLinkInvalid => {
+                Self::rejected(Rejection::NotFound, "password_reset_link_invalid", message)
+            }
+            AccountError::PasswordResetLinkExpired => {
+                Self::rejected(Rejection::Gone, "password_reset_link_expired", message)
+            }
+            AccountError::PasswordResetRequestedRecently { retry_after } => Self::TooSoon {
+                code: "password_reset_requested_recently",
+                message,
+                retry_after,
+            },
             AccountError::VerificationRequestedRecently { retry_after } => Self::TooSoon {
                 code: "verification_requested_recently",
                 message,

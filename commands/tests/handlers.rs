@@ -566,6 +566,8 @@ async fn a_password_of_earlier_parameters_is_rehashed_at_sign_in() {
                 changed_at: SystemClock.now(),
                 changed_by_session: None,
                 tokens_revoked: false,
+                reset_link: None,
+                second_factor: None,
             }])
         },
     )

@@ -5,10 +5,14 @@
 mod commands;
 mod decide;
 mod evolve;
+mod password_reset;
 mod tokens;
 mod verification;
 
 pub use commands::{AccountCommand, AccountError, Fresh};
+pub use password_reset::{
+    PASSWORD_RESET_LINK_LIFETIME, PASSWORD_RESET_RESEND_AFTER, PasswordReset,
+};
 pub use verification::{EmailVerification, VERIFICATION_LINK_LIFETIME, VERIFICATION_RESEND_AFTER};
 
 use crate::Aggregate;
@@ -79,7 +83,20 @@ pub enum AccountEvent {
         /// When.
         at: Timestamp,
     },
-    /// The password was replaced.
+    /// A link setting a new password was e-mailed to the account's address (a forgotten
+    /// password): it replaces any earlier link.
+    #[event(personal(email))]
+    PasswordResetRequested {
+        /// The address the link was sent to.
+        email: EmailAddress,
+        /// The link's generation (1 for the first): only the latest works, once.
+        generation: u32,
+        /// When the link stops working.
+        expires_at: Timestamp,
+        /// When.
+        at: Timestamp,
+    },
+    /// The password was replaced (from a session, or through a reset link).
     #[event(personal(password_hash))]
     PasswordChanged {
         /// The new argon2id PHC string.
@@ -91,6 +108,12 @@ pub enum AccountEvent {
         /// Every API and CLI token of the account was revoked with it.
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         tokens_revoked: bool,
+        /// The generation of the reset link that set it, for a forgotten password.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reset_link: Option<u32>,
+        /// The second factor a reset proved, with 2FA on.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        second_factor: Option<SecondFactor>,
     },
     /// The password's hash was made again with the current parameters at a sign-in (the
     /// same password; the version does not change and nothing is told).
@@ -335,6 +358,8 @@ pub struct Account {
     pub registered_at: Option<Timestamp>,
     /// Whether the address is proven, and the live verification link if not.
     pub email_verification: EmailVerification,
+    /// The latest password reset link.
+    pub password_reset: PasswordReset,
     /// Sessions not revoked (some may have passed their absolute expiry).
     pub sessions: OrdMap<SessionId, ActiveSession>,
     /// Sessions revoked, so that revoking again is a no-op rather than a 404.
@@ -389,6 +414,8 @@ impl Aggregate for Account {
 mod tests;
 #[cfg(test)]
 mod tests_devices;
+#[cfg(test)]
+mod tests_password_reset;
 #[cfg(test)]
 mod tests_security;
 #[cfg(test)]

@@ -49,6 +49,7 @@ fn changes_the_row(event: &AccountEvent) -> bool {
         | E::AccessTokenRetired { .. }
         | E::PasswordRehashed { .. }
         | E::EmailVerificationRequested { .. }
+        | E::PasswordResetRequested { .. }
         | E::AccountErased { .. } => false,
     }
 }

@@ -11,30 +11,43 @@ use store::Backend;
 use tests::mail::header;
 use tests::{TestApp, error_code, eventually, json_body, spawn_app};
 
-/// The tokens of the verification e-mails to `to` once `count` arrived (quoted-printable
-/// unfolded), in no particular order.
-pub(crate) async fn verification_tokens(app: &TestApp, to: &str, count: usize) -> Vec<String> {
+/// The tokens of the e-mails with `subject` to `to` once `count` arrived (quoted-printable
+/// unfolded), each read from its link (`<path><prefix>…`), in no particular order.
+pub(crate) async fn link_tokens(
+    app: &TestApp,
+    to: &str,
+    (subject, path, prefix): (&str, &str, &str),
+    count: usize,
+) -> Vec<String> {
     let dir = app.data_dir().join("mail");
     let mails = || -> Vec<String> {
         mail_files(&dir)
             .into_iter()
             .filter(|m| header(m, "To").is_some_and(|t| t.contains(to)))
-            .filter(|m| header(m, "Subject").is_some_and(|s| s == VERIFICATION_SUBJECT))
+            .filter(|m| header(m, "Subject").is_some_and(|s| s == subject))
             .collect()
     };
     eventually(Duration::from_secs(30), || async {
         match mails().len() {
             arrived if arrived >= count => Ok(()),
-            arrived => Err(format!("{arrived} of {count} verification e-mails to {to}")),
+            arrived => Err(format!(
+                "{arrived} of {count} e-mails \"{subject}\" to {to}"
+            )),
         }
     })
     .await;
     let mails = mails();
-    assert_eq!(mails.len(), count, "exactly {count} verification e-mails");
+    assert_eq!(mails.len(), count, "exactly {count} e-mails \"{subject}\"");
     mails
         .iter()
-        .map(|mail| link_token(mail, "/verify-email/", "ver_"))
+        .map(|mail| link_token(mail, path, prefix))
         .collect()
+}
+
+/// The tokens of the verification e-mails to `to` once `count` arrived.
+pub(crate) async fn verification_tokens(app: &TestApp, to: &str, count: usize) -> Vec<String> {
+    let link = (VERIFICATION_SUBJECT, "/verify-email/", "ver_");
+    link_tokens(app, to, link, count).await
 }
 
 async fn post_token(app: &TestApp, token: &str) -> reqwest::Response {

@@ -47,6 +47,7 @@ mod operators;
 mod origins;
 mod pages;
 mod password;
+mod password_reset;
 mod payments_provider;
 mod privacy;
 mod profile;

@@ -12,7 +12,7 @@ use tests::{PASSWORD, Session, TestApp, error_code, json_body, spawn_app_with_lo
 const STEP: Duration = Duration::from_secs(30);
 
 /// Starts enrolment and turns 2FA on; returns the secret and the recovery codes.
-async fn turn_on_2fa(app: &TestApp, session: &Session) -> (String, Vec<String>) {
+pub(crate) async fn turn_on_2fa(app: &TestApp, session: &Session) -> (String, Vec<String>) {
     let enrolment = json_body(app.post("/me/totp", Some(&session.token), &json!({})).await).await;
     let secret = enrolment["secret"].as_str().expect("secret").to_owned();
     let confirmed = app
@@ -41,7 +41,7 @@ async fn login_with(app: &TestApp, email: &str, factor: Value) -> reqwest::Respo
 }
 
 /// A code that is none of the codes of the current step and the steps either side.
-fn wrong_code(app: &TestApp, secret: &str) -> String {
+pub(crate) fn wrong_code(app: &TestApp, secret: &str) -> String {
     let now = app.clock_unix_seconds();
     let valid: Vec<String> = [-30, 0, 30]
         .iter()

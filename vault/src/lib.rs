@@ -10,23 +10,24 @@
 //!   columns, stored responses).
 //! - [`UnsubscribeLinks`]: the HMAC-signed tokens of one-click unsubscribe links.
 //! - [`InvitationLinks`]: the tokens of workspace invitation links.
-//! - [`VerificationLinks`]: the tokens of the links that verify an e-mail address.
+//! - [`AccountLinks`]: the tokens of the links e-mailed to an account's address (verifying
+//!   it, resetting a forgotten password).
 
+mod account_links;
 mod data_keys;
 mod fields;
 mod invitations;
 mod links;
 mod master;
 mod seal;
-mod verification;
 
+pub use account_links::{AccountLinks, PASSWORD_RESET_TOKEN_PREFIX, VERIFICATION_TOKEN_PREFIX};
 pub use data_keys::{DataKey, DataKeys};
 pub use fields::FieldSealer;
 pub use invitations::{INVITATION_TOKEN_PREFIX, InvitationLinks, token_hash};
 pub use links::UnsubscribeLinks;
 pub use master::{EmailIndex, MasterKey};
 pub use seal::{open, seal};
-pub use verification::{VERIFICATION_TOKEN_PREFIX, VerificationLinks};
 
 /// Why a cryptographic operation failed.
 #[derive(Debug, thiserror::Error)]

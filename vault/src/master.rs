@@ -84,6 +84,11 @@ impl MasterKey {
         self.derive("accounts/email-verification-links/v1")
     }
 
+    /// The key that signs the links setting a new password for a forgotten one.
+    pub fn password_reset_secret(&self) -> [u8; 32] {
+        self.derive("accounts/password-reset-links/v1")
+    }
+
     /// The key of the keyed hash that fingerprints a request made with an `Idempotency-Key`
     /// (its body may hold a password or an address: a backup must not let anyone test
     /// guesses against the stored fingerprint).

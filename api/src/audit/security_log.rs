@@ -24,7 +24,8 @@ use uuid::Uuid;
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct SecurityEntry {
     /// What happened: `sign_in`, `sign_in_failed`, `new_device`, `reauthenticated`,
-    /// `session_revoked`, `password_changed`, `totp_enabled`, `totp_disabled`,
+    /// `session_revoked`, `password_changed`, `password_reset_requested`, `password_reset`
+    /// (a forgotten password set through its link), `totp_enabled`, `totp_disabled`,
     /// `recovery_codes_regenerated`, `recovery_code_used`, `token_created`,
     /// `token_rotated`, `token_revoked`, `provider_key_saved`, `provider_key_removed`,
     /// `provider_key_read`, `email_verified`, `account_deleted`.
@@ -192,12 +193,20 @@ fn describe(
                 Some(session_id),
                 Some(debug_name(&reason)),
             ),
+            A::PasswordResetRequested { .. } => {
+                origins.entry("password_reset_requested", at, None, None)
+            }
             A::PasswordChanged {
                 changed_by_session,
                 tokens_revoked,
+                reset_link,
                 ..
             } => origins.entry(
-                "password_changed",
+                if reset_link.is_some() {
+                    "password_reset"
+                } else {
+                    "password_changed"
+                },
                 at,
                 changed_by_session,
                 tokens_revoked.then(|| "tokens revoked".to_owned()),

@@ -162,9 +162,13 @@ pub const WORKSPACE_NAME: &str = concat!(
 /// base64url.
 pub const INVITATION_TOKEN: &str = r"^inv_[A-Za-z0-9_-]{86}$";
 
-/// The token of an e-mail verification link (`vault::VerificationLinks`): `ver_` and 52
+/// The token of an e-mail verification link (`vault::AccountLinks`): `ver_` and 52
 /// bytes in base64url.
 pub const VERIFICATION_TOKEN: &str = r"^ver_[A-Za-z0-9_-]{70}$";
+
+/// The token of a password reset link (`vault::AccountLinks`): `pwr_` and 52 bytes in
+/// base64url.
+pub const PASSWORD_RESET_TOKEN: &str = r"^pwr_[A-Za-z0-9_-]{70}$";
 
 /// Schemas of strings with these patterns, for `#[schema(schema_with = …)]`: attributes
 /// take only literals, and each pattern is written once, above.
@@ -313,6 +317,15 @@ pub mod schemas {
         string(
             super::VERIFICATION_TOKEN,
             "The token of the verification link (`ver_…`), from the e-mail.",
+        )
+        .build()
+    }
+
+    /// The token of a password reset link.
+    pub fn password_reset_token() -> Object {
+        string(
+            super::PASSWORD_RESET_TOKEN,
+            "The token of the password reset link (`pwr_…`), from the e-mail.",
         )
         .build()
     }

@@ -252,7 +252,7 @@ pub async fn change_password(
 /// After a password change that revoked every token (committed at `position`): waits
 /// until the token read model has dropped their secrets (the next request with one is
 /// refused), then records the revocation in each token's stream; answers how many.
-async fn revoke_dropped_tokens(
+pub(super) async fn revoke_dropped_tokens(
     core: &Core,
     tokens: &Tokens,
     command: &commands::CommandContext,

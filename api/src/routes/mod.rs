@@ -18,6 +18,7 @@ pub mod members;
 pub mod notifications;
 pub mod operators;
 pub mod ops;
+pub mod password_reset;
 pub mod payments;
 pub mod profile;
 pub mod provider_keys;
@@ -54,6 +55,7 @@ pub fn routes(state: &AppState) -> Routes {
         .merge(auth::router())
         .merge(me::router())
         .merge(email_verification::router())
+        .merge(password_reset::router())
         .merge(security::router())
         .merge(profile::router())
         .merge(sessions::router())

@@ -1,9 +1,11 @@
 //! Account commands: registration and deletion (`lifecycle`), sign-in
 //! with two-factor authentication (`sign_in`), sessions and password
 //! (`sessions`), two-factor enrolment and re-authentication
-//! (`security`), profile and avatar (`profile`), e-mail verification (`verification`).
+//! (`security`), profile and avatar (`profile`), e-mail verification (`verification`), a
+//! forgotten password (`password_reset`).
 
 mod lifecycle;
+mod password_reset;
 mod profile;
 mod security;
 mod sessions;
@@ -11,6 +13,7 @@ mod sign_in;
 mod verification;
 
 pub use lifecycle::RegisterAccount;
+pub use password_reset::ResetPassword;
 pub use profile::ProfileChange;
 pub use security::RecoveryCodes;
 pub use sessions::ChangePassword;
@@ -26,7 +29,7 @@ use domain::{AccountId, Aggregate, SessionId, StreamCategory, Timestamp, passwor
 use std::sync::Arc;
 use std::time::Duration;
 use store::{BlobStore, GlobalPosition};
-use vault::{DataKeys, EmailIndex, VerificationLinks};
+use vault::{AccountLinks, DataKeys, EmailIndex};
 
 /// How long sessions live, and how recent a proof sensitive changes need.
 #[derive(Debug, Clone, Copy)]
@@ -73,7 +76,8 @@ pub struct Accounts {
     clock: Arc<dyn Clock>,
     sessions: SessionPolicy,
     decodes: DecodeSlots,
-    verification_links: Option<VerificationLinks>,
+    verification_links: Option<AccountLinks>,
+    password_reset_links: Option<AccountLinks>,
 }
 
 fn invalid(field: &'static str, message: impl ToString) -> CommandError {
@@ -129,6 +133,7 @@ impl Accounts {
             sessions,
             decodes: DecodeSlots::default(),
             verification_links: None,
+            password_reset_links: None,
         }
     }
 

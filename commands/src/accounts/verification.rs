@@ -1,5 +1,5 @@
 //! Verifying an account's e-mail address: a new link on request, and a link opened. The
-//! link's token is checked here (its signature, `vault::VerificationLinks`); whether it is
+//! link's token is checked here (its signature, `vault::AccountLinks`); whether it is
 //! still the live link is the account's decision.
 
 use super::Accounts;
@@ -8,11 +8,11 @@ use crate::executor::CommandContext;
 use domain::account::{AccountCommand, AccountError};
 use domain::{AccountId, Timestamp};
 use store::GlobalPosition;
-use vault::VerificationLinks;
+use vault::AccountLinks;
 
 impl Accounts {
     /// The same handlers, checking verification links signed with `links`' key.
-    pub fn with_verification_links(mut self, links: VerificationLinks) -> Self {
+    pub fn with_verification_links(mut self, links: AccountLinks) -> Self {
         self.verification_links = Some(links);
         self
     }

@@ -114,11 +114,19 @@ fn account() -> Vec<DomainEvent> {
             password_hash: "$argon2id$v=19$registered-hash".into(),
             registered_at: at(0),
         },
+        AccountEvent::PasswordResetRequested {
+            email: EmailAddress::parse("reset.mailbox@example.com").unwrap(),
+            generation: 1,
+            expires_at: at(3),
+            at: at(1),
+        },
         AccountEvent::PasswordChanged {
-            password_hash: "$argon2id$v=19$changed-hash".into(),
-            changed_at: at(1),
-            changed_by_session: Some(session_id),
+            password_hash: "$argon2id$v=19$reset-hash".into(),
+            changed_at: at(2),
+            changed_by_session: None,
             tokens_revoked: true,
+            reset_link: Some(1),
+            second_factor: Some(SecondFactor::Totp { step: 7 }),
         },
         AccountEvent::PasswordRehashed {
             password_hash: "$argon2id$v=19$rehashed".into(),

@@ -78,6 +78,28 @@ pub enum AccountCommand {
         /// Now.
         at: Timestamp,
     },
+    /// E-mail a link setting a new password to the account's address (it replaces the
+    /// last).
+    RequestPasswordReset {
+        /// Now.
+        at: Timestamp,
+    },
+    /// Set a new password through a genuine reset link of `generation`: every session
+    /// ends.
+    ResetPassword {
+        /// The generation the (authenticated) link carries.
+        generation: u32,
+        /// Hash of a password that passed the policy.
+        new_password_hash: String,
+        /// The second factor proved, if any (required with 2FA on).
+        second_factor: Option<SecondFactor>,
+        /// The secret a TOTP code in `second_factor` was checked against.
+        totp_secret: Option<String>,
+        /// Also revoke every API and CLI token.
+        revoke_tokens: bool,
+        /// Now.
+        at: Timestamp,
+    },
     /// Replace the password's hash with one of the current parameters (same password),
     /// unless it is no longer the hash the password was checked against.
     RehashPassword {
@@ -302,6 +324,18 @@ pub enum AccountError {
     /// The latest verification link, past its expiry.
     #[error("this verification link expired; ask for a new one")]
     VerificationLinkExpired,
+    /// A password reset link that is not the latest one, or was used.
+    #[error("this password reset link was used, replaced by a newer one, or never sent")]
+    PasswordResetLinkInvalid,
+    /// The latest password reset link, past its expiry.
+    #[error("this password reset link expired; ask for a new one")]
+    PasswordResetLinkExpired,
+    /// A new password reset link asked for too soon after the last.
+    #[error("a password reset link was sent moments ago")]
+    PasswordResetRequestedRecently {
+        /// How long until another may be sent.
+        retry_after: Duration,
+    },
     /// A new verification link asked for too soon after the last.
     #[error("a verification link was sent moments ago")]
     VerificationRequestedRecently {

@@ -55,6 +55,9 @@ impl Account {
             C::RequestEmailVerification { .. } | C::VerifyEmail { .. } => {
                 self.decide_verification(command)
             }
+            C::RequestPasswordReset { .. } | C::ResetPassword { .. } => {
+                self.decide_password_reset(command)
+            }
             C::StartSession {
                 session_id,
                 token_hash,
@@ -153,7 +156,7 @@ impl Account {
                 }]),
             },
             C::RevokeOtherSessions { keep, at } => {
-                Ok(self.revoke_all_but(*keep, RevocationReason::SignedOutOthers, *at))
+                Ok(self.revoke_all_but(Some(*keep), RevocationReason::SignedOutOthers, *at))
             }
             C::ChangePassword {
                 new_password_hash,
@@ -170,10 +173,12 @@ impl Account {
                     changed_at: *at,
                     changed_by_session: Some(fresh.session_id),
                     tokens_revoked: *revoke_tokens,
+                    reset_link: None,
+                    second_factor: None,
                 }];
                 if *sign_out_other_sessions {
                     events.extend(self.revoke_all_but(
-                        fresh.session_id,
+                        Some(fresh.session_id),
                         RevocationReason::PasswordChanged,
                         *at,
                     ));
@@ -352,7 +357,7 @@ impl Account {
 
     /// Checks the second factor a sign-in or re-authentication proved, and the events using
     /// it causes (a recovery code is used up).
-    fn second_factor_events(
+    pub(super) fn second_factor_events(
         &self,
         factor: Option<&SecondFactor>,
         totp_secret: Option<&str>,
@@ -413,14 +418,15 @@ impl Account {
             .collect()
     }
 
-    fn revoke_all_but(
+    /// Ends every live session but `keep`.
+    pub(super) fn revoke_all_but(
         &self,
-        keep: SessionId,
+        keep: Option<SessionId>,
         reason: RevocationReason,
         at: Timestamp,
     ) -> Vec<AccountEvent> {
         self.live_sessions(at)
-            .filter(|(id, _)| **id != keep)
+            .filter(|(id, _)| Some(**id) != keep)
             .map(|(id, _)| AccountEvent::SessionRevoked {
                 session_id: *id,
                 reason,

@@ -26,9 +26,11 @@ impl Account {
             E::PasswordRehashed { password_hash, .. } => {
                 self.password_hash = Some(password_hash.clone());
             }
+            E::PasswordResetRequested { .. } => self.password_reset.apply(event),
             E::PasswordChanged {
                 password_hash,
                 tokens_revoked,
+                second_factor,
                 ..
             } => {
                 self.password_hash = Some(password_hash.clone());
@@ -36,6 +38,8 @@ impl Account {
                 if *tokens_revoked {
                     self.access_tokens.clear();
                 }
+                self.password_reset.apply(event);
+                self.use_factor(second_factor.as_ref());
             }
             E::SessionStarted {
                 session_id,

@@ -126,6 +126,8 @@ fn a_sign_in_checked_against_an_old_password_is_refused() {
             changed_at: at(2),
             changed_by_session: None,
             tokens_revoked: false,
+            reset_link: None,
+            second_factor: None,
         },
     ])
     .when(start(1, 0))
@@ -231,6 +233,8 @@ fn a_password_change_can_sign_out_the_other_sessions_atomically() {
                 changed_at: at(30),
                 changed_by_session: Some(session(1)),
                 tokens_revoked: false,
+                reset_link: None,
+                second_factor: None,
             },
             revoked(2, RevocationReason::PasswordChanged, 30),
         ]);
@@ -258,6 +262,8 @@ fn a_password_change_without_sign_out_keeps_every_session() {
             changed_at: at(30),
             changed_by_session: Some(session(1)),
             tokens_revoked: false,
+            reset_link: None,
+            second_factor: None,
         }]);
 }
 
@@ -271,6 +277,8 @@ fn a_password_change_verified_against_a_stale_hash_is_refused() {
             changed_at: at(2),
             changed_by_session: None,
             tokens_revoked: false,
+            reset_link: None,
+            second_factor: None,
         },
     ])
     .when(AccountCommand::ChangePassword {

@@ -71,7 +71,7 @@ fn fresh_since(n: u128, since: i64) -> Fresh {
         since: at(since),
     }
 }
-fn totp_on() -> Vec<AccountEvent> {
+pub(super) fn totp_on() -> Vec<AccountEvent> {
     vec![
         registered(),
         started(1, 0, "Firefox"),
@@ -297,6 +297,8 @@ fn sensitive_changes_need_a_recent_proof() {
                 changed_at: at(700),
                 changed_by_session: Some(session(1)),
                 tokens_revoked: false,
+                reset_link: None,
+                second_factor: None,
             }]);
     assert_eq!(state.password_version, 1);
 }

@@ -202,6 +202,8 @@ fn a_password_change_can_revoke_every_token_in_the_same_append() {
             changed_at: at(30),
             changed_by_session: Some(session(1)),
             tokens_revoked: true,
+            reset_link: None,
+            second_factor: None,
         },
     ]);
     assert_eq!(state.live_tokens(at(30)), 0);
@@ -213,6 +215,8 @@ fn a_password_change_can_revoke_every_token_in_the_same_append() {
                 changed_at: at(30),
                 changed_by_session: Some(session(1)),
                 tokens_revoked: false,
+                reset_link: None,
+                second_factor: None,
             }]);
     assert_eq!(state.live_tokens(at(30)), 2);
 }
@@ -233,6 +237,8 @@ fn a_password_change_stored_before_tokens_were_revoked_with_it_still_decodes() {
             changed_at: at(1),
             changed_by_session: None,
             tokens_revoked: false,
+            reset_link: None,
+            second_factor: None,
         }
     );
     // And a change that revoked none is written as before.

@@ -16,7 +16,7 @@ use std::time::Duration;
 use store::Database;
 use uuid::Uuid;
 use vault::DataKeys;
-use vault::{InvitationLinks, UnsubscribeLinks, VerificationLinks};
+use vault::{AccountLinks, InvitationLinks, UnsubscribeLinks};
 
 /// How the mailer retries.
 #[derive(Debug, Clone)]
@@ -93,7 +93,8 @@ pub struct Mailer {
     policy: RetryPolicy,
     keys: Arc<DataKeys>,
     invitation_links: Option<InvitationLinks>,
-    verification_links: Option<VerificationLinks>,
+    verification_links: Option<AccountLinks>,
+    password_reset_links: Option<AccountLinks>,
     telegram: Option<TelegramBot>,
     preferences: Option<Notifications>,
     /// Identifies this mailer's claims.
@@ -142,6 +143,7 @@ impl Mailer {
             keys,
             invitation_links: None,
             verification_links: None,
+            password_reset_links: None,
             telegram: None,
             preferences: None,
             id: Uuid::new_v4(),
@@ -172,8 +174,14 @@ impl Mailer {
 
     /// E-mail verifications carry links signed with `links` (derived again from the
     /// request event: the token is stored nowhere).
-    pub fn with_verification_links(mut self, links: VerificationLinks) -> Self {
+    pub fn with_verification_links(mut self, links: AccountLinks) -> Self {
         self.verification_links = Some(links);
+        self
+    }
+
+    /// Password resets carry links signed with `links` (likewise stored nowhere).
+    pub fn with_password_reset_links(mut self, links: AccountLinks) -> Self {
+        self.password_reset_links = Some(links);
         self
     }
 

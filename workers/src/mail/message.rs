@@ -30,6 +30,9 @@ pub enum MailKind {
     /// The link that verifies the account's address, to that address (sealed with the
     /// account's key; always sent).
     EmailVerification,
+    /// The link setting a new password for a forgotten one, to the account's address at the
+    /// request (sealed with the account's key; always sent).
+    PasswordReset,
     /// A notice about a workspace: removed from it, its storage failing or working again.
     WorkspaceNotice,
     /// A provider key (the account's, or a workspace's it administers) turned invalid.
@@ -51,6 +54,7 @@ impl MailKind {
             Self::Campaign => "campaign",
             Self::WorkspaceInvitation => "workspace_invitation",
             Self::EmailVerification => "email_verification",
+            Self::PasswordReset => "password_reset",
             Self::WorkspaceNotice => "workspace_notice",
             Self::ProviderKeyNotice => "provider_key_notice",
             Self::TelegramGenerationComplete => "telegram_generation_complete",
@@ -59,10 +63,13 @@ impl MailKind {
     }
 
     /// Whether it goes to an address it carries (sealed) rather than to its account's
-    /// current one: an invitation (perhaps of no account yet), or the link proving the
-    /// address it was sent to.
+    /// current one: an invitation (perhaps of no account yet), the link proving the
+    /// address it was sent to, or a reset link to the address it was asked for.
     pub fn carries_its_address(self) -> bool {
-        matches!(self, Self::WorkspaceInvitation | Self::EmailVerification)
+        matches!(
+            self,
+            Self::WorkspaceInvitation | Self::EmailVerification | Self::PasswordReset
+        )
     }
 
     /// Whether it goes to the linked Telegram chat rather than by e-mail.
@@ -85,6 +92,7 @@ impl MailKind {
             | Self::Campaign
             | Self::WorkspaceInvitation
             | Self::EmailVerification
+            | Self::PasswordReset
             | Self::WorkspaceNotice
             | Self::ProviderKeyNotice => None,
         }

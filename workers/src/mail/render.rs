@@ -37,6 +37,10 @@ const TEMPLATES: &[(&str, &str)] = &[
         include_str!("../../../templates/mail/email_verification.jinja"),
     ),
     (
+        "password_reset",
+        include_str!("../../../templates/mail/password_reset.jinja"),
+    ),
+    (
         "workspace_notice",
         include_str!("../../../templates/mail/workspace_notice.jinja"),
     ),
@@ -198,15 +202,18 @@ mod tests {
         for (name, _) in TEMPLATES {
             let rendered = templates.render(name, &context).unwrap();
             assert!(!rendered.subject.is_empty(), "{name}");
-            if *name == "email_verification" {
-                // To an address, naming no one: the link and its expiry are the message.
+            if *name == "email_verification" || *name == "password_reset" {
+                // To an address, naming no one: the link (and its expiry) are the message.
                 let text = &rendered.text;
                 assert!(
                     text.contains("https://studio.test/invitations/inv_x"),
                     "{text}"
                 );
                 for part in [text, &rendered.html] {
-                    assert!(part.contains("inv_x") && part.contains("3 December 2026"));
+                    assert!(part.contains("inv_x"), "{name}");
+                    // A reset link lasts an hour: it says so, not a date.
+                    let date = part.contains("3 December 2026");
+                    assert_eq!(date, *name == "email_verification", "{name}");
                 }
                 continue;
             }

@@ -182,6 +182,21 @@ pub fn decide(
                     ));
                     None
                 }
+                AccountEvent::PasswordResetRequested {
+                    email, generation, ..
+                } => {
+                    // Likewise to the address (sealed): the mailer derives the link.
+                    mails.push(MailMessage::caused_by(
+                        cause,
+                        MailKind::PasswordReset,
+                        account,
+                        json!({
+                            "generation": generation,
+                            "private": { "to": email.as_str() },
+                        }),
+                    ));
+                    None
+                }
                 _ => None,
             };
             if let Some((headline, detail, at)) = notice {

@@ -270,6 +270,8 @@ fn the_same_event_decided_twice_gives_the_same_message_ids() {
         changed_at: at(),
         changed_by_session: None,
         tokens_revoked: false,
+        reset_link: None,
+        second_factor: None,
     });
     let stream = StreamCategory::Account.stream(account);
     let cause = Uuid::new_v4();
@@ -316,30 +318,46 @@ fn telegram_messages_go_only_with_their_toggle_with_ids_of_their_own() {
 }
 
 #[test]
-fn a_verification_link_goes_to_the_address_it_proves_sealed() {
-    let mut h = Harness::new();
-    let email = domain::email::EmailAddress::parse("ada@example.com").unwrap();
-    let mut mails = h.given(&[(
-        StreamCategory::Account,
-        DomainEvent::Account(AccountEvent::EmailVerificationRequested {
-            email,
-            generation: 2,
-            expires_at: at(),
-            at: at(),
-        }),
-    )]);
-    assert_eq!(mails.len(), 1);
-    let mut mail = mails.pop().unwrap();
-    assert_eq!(mail.kind, MailKind::EmailVerification);
-    assert_eq!(mail.account_id, h.account);
-    assert_eq!(mail.kind.toggle(), None, "always sent");
-    assert_eq!(mail.data["generation"], 2);
-    mail.seal_private(&[9; 32]);
-    assert!(
-        !serde_json::to_string(&mail)
-            .unwrap()
-            .contains("ada@example.com")
-    );
-    mail.open_private(&[9; 32]).unwrap();
-    assert_eq!(mail.data["to"], "ada@example.com");
+fn account_links_go_to_the_address_they_were_asked_for_sealed() {
+    let email = || domain::email::EmailAddress::parse("ada@example.com").unwrap();
+    let links = [
+        (
+            AccountEvent::EmailVerificationRequested {
+                email: email(),
+                generation: 2,
+                expires_at: at(),
+                at: at(),
+            },
+            MailKind::EmailVerification,
+        ),
+        (
+            AccountEvent::PasswordResetRequested {
+                email: email(),
+                generation: 2,
+                expires_at: at(),
+                at: at(),
+            },
+            MailKind::PasswordReset,
+        ),
+    ];
+    for (event, kind) in links {
+        let mut h = Harness::new();
+        let mut mails = h.given(&[(StreamCategory::Account, DomainEvent::Account(event))]);
+        assert_eq!(mails.len(), 1);
+        let mut mail = mails.pop().unwrap();
+        assert_eq!(mail.kind, kind);
+        assert!(kind.carries_its_address());
+        assert_eq!(mail.account_id, h.account);
+        assert_eq!(mail.kind.toggle(), None, "always sent");
+        assert_eq!(mail.data["generation"], 2);
+        mail.seal_private(&[9; 32]);
+        assert!(
+            !serde_json::to_string(&mail)
+                .unwrap()
+                .contains("ada@example.com"),
+            "{kind:?}"
+        );
+        mail.open_private(&[9; 32]).unwrap();
+        assert_eq!(mail.data["to"], "ada@example.com");
+    }
 }

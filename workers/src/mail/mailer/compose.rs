@@ -13,7 +13,7 @@ use lettre::message::Mailbox;
 use projections::accounts::AccountRow;
 use std::collections::HashMap;
 use uuid::Uuid;
-use vault::FieldSealer;
+use vault::{AccountLinks, FieldSealer};
 
 /// Recipients read for a batch of messages, by account.
 pub(super) type Recipients = HashMap<AccountId, AccountRow>;
@@ -141,7 +141,30 @@ impl Mailer {
             (to, None)
         } else if message.kind == MailKind::EmailVerification {
             // To the address the link proves (the account's row may not be projected yet).
-            (self.verification(account, &mut context)?, None)
+            let links = self.verification_links.as_ref();
+            (
+                account_link(
+                    &self.settings_url,
+                    links,
+                    "verify-email",
+                    account,
+                    &mut context,
+                )?,
+                None,
+            )
+        } else if message.kind == MailKind::PasswordReset {
+            // To the address the account had when the link was asked for.
+            let links = self.password_reset_links.as_ref();
+            (
+                account_link(
+                    &self.settings_url,
+                    links,
+                    "reset-password",
+                    account,
+                    &mut context,
+                )?,
+                None,
+            )
         } else {
             // Not among the batch's: read alone (gone, or not read with the batch).
             let recipient = match recipients.and_then(|found| found.get(&account)) {
@@ -266,25 +289,25 @@ impl Mailer {
         );
         Ok(to)
     }
+}
 
-    /// The address a verification link goes to; puts the link into `context`.
-    fn verification(
-        &self,
-        account: AccountId,
-        context: &mut serde_json::Map<String, serde_json::Value>,
-    ) -> Result<Mailbox, Failure> {
-        let (to, generation) = carried(context, "a verification")?;
-        let links = self
-            .verification_links
-            .as_ref()
-            .ok_or_else(|| Failure::Permanent("no key for verification links".into()))?;
-        let token = links.token(account, generation);
-        context.insert(
-            "link".into(),
-            format!("{}/verify-email/{token}", self.settings_url).into(),
-        );
-        Ok(to)
-    }
+/// The address an account link (`vault::AccountLinks`) goes to; puts the link, at
+/// `<settings URL>/<path>/<token>`, into `context`.
+fn account_link(
+    settings_url: &str,
+    links: Option<&AccountLinks>,
+    path: &str,
+    account: AccountId,
+    context: &mut serde_json::Map<String, serde_json::Value>,
+) -> Result<Mailbox, Failure> {
+    let (to, generation) = carried(context, path)?;
+    let links = links.ok_or_else(|| Failure::Permanent(format!("no key for {path} links")))?;
+    let token = links.token(account, generation);
+    context.insert(
+        "link".into(),
+        format!("{settings_url}/{path}/{token}").into(),
+    );
+    Ok(to)
 }
 
 /// The address and link generation a message that carries its address holds

@@ -1,8 +1,10 @@
-//! The links that prove an account holds its e-mail address. A link's token names the
-//! account and the link's generation and carries an HMAC over both (a key derived from the
-//! master key): checked without a look-up, and derivable again by the mailer from the
-//! request event, so it is stored nowhere. Whether a genuine link is still the live one
-//! (its generation the latest, not expired) is the account's to decide.
+//! The links e-mailed to an account's address: the one proving the account holds it, and
+//! the one setting a new password for a forgotten one. A link's token names the account and
+//! the link's generation and carries an HMAC over both (each purpose with a key of its own,
+//! derived from the master key): checked without a look-up, and derivable again by the
+//! mailer from the request event, so it is stored nowhere. Whether a genuine link is still
+//! the live one (its generation the latest, not expired, not used) is the account's to
+//! decide.
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -13,27 +15,43 @@ use uuid::Uuid;
 
 /// The prefix of e-mail verification tokens.
 pub const VERIFICATION_TOKEN_PREFIX: &str = "ver_";
+/// The prefix of password reset tokens.
+pub const PASSWORD_RESET_TOKEN_PREFIX: &str = "pwr_";
 
 /// Account (16 bytes), generation (4), HMAC-SHA256 (32).
 const TOKEN_BYTES: usize = 52;
 
-/// Makes and checks e-mail verification tokens: `ver_` + base64url(account ‖ generation ‖
-/// HMAC-SHA256(key, account ‖ generation)).
+/// Makes and checks the tokens of one kind of account link: its prefix + base64url(account
+/// ‖ generation ‖ HMAC-SHA256(key, account ‖ generation)).
 #[derive(Clone)]
-pub struct VerificationLinks {
+pub struct AccountLinks {
     key: [u8; 32],
+    prefix: &'static str,
 }
 
-impl std::fmt::Debug for VerificationLinks {
+impl std::fmt::Debug for AccountLinks {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("VerificationLinks")
+        f.debug_struct("AccountLinks")
+            .field("prefix", &self.prefix)
+            .finish_non_exhaustive()
     }
 }
 
-impl VerificationLinks {
-    /// Links signed with `key`.
-    pub fn new(key: [u8; 32]) -> Self {
-        Self { key }
+impl AccountLinks {
+    /// E-mail verification links (`ver_`), signed with `key`.
+    pub fn email_verification(key: [u8; 32]) -> Self {
+        Self {
+            key,
+            prefix: VERIFICATION_TOKEN_PREFIX,
+        }
+    }
+
+    /// Password reset links (`pwr_`), signed with `key`.
+    pub fn password_reset(key: [u8; 32]) -> Self {
+        Self {
+            key,
+            prefix: PASSWORD_RESET_TOKEN_PREFIX,
+        }
     }
 
     fn mac(&self, account: AccountId, generation: u32) -> Hmac<Sha256> {
@@ -44,23 +62,20 @@ impl VerificationLinks {
         mac
     }
 
-    /// The token of `account`'s verification link of `generation`.
+    /// The token of `account`'s link of `generation`.
     pub fn token(&self, account: AccountId, generation: u32) -> String {
         let mut bytes = Vec::with_capacity(TOKEN_BYTES);
         bytes.extend_from_slice(account.0.as_bytes());
         bytes.extend_from_slice(&generation.to_be_bytes());
         bytes.extend_from_slice(&self.mac(account, generation).finalize().into_bytes());
-        format!(
-            "{VERIFICATION_TOKEN_PREFIX}{}",
-            URL_SAFE_NO_PAD.encode(bytes)
-        )
+        format!("{}{}", self.prefix, URL_SAFE_NO_PAD.encode(bytes))
     }
 
     /// The account and generation of a token this service signed; `None` for anything
     /// else (the signature is compared in constant time).
     pub fn verify(&self, token: &str) -> Option<(AccountId, u32)> {
         let bytes = URL_SAFE_NO_PAD
-            .decode(token.strip_prefix(VERIFICATION_TOKEN_PREFIX)?)
+            .decode(token.strip_prefix(self.prefix)?)
             .ok()?;
         if bytes.len() != TOKEN_BYTES {
             return None;
@@ -80,13 +95,16 @@ mod tests {
 
     #[test]
     fn only_tokens_signed_with_the_key_verify_and_they_name_account_and_generation() {
-        let links = VerificationLinks::new([5; 32]);
+        let links = AccountLinks::email_verification([5; 32]);
         let account = AccountId(Uuid::new_v4());
         let token = links.token(account, 3);
         assert!(token.starts_with(VERIFICATION_TOKEN_PREFIX));
         assert_eq!(links.verify(&token), Some((account, 3)));
         assert_ne!(token, links.token(account, 4));
-        assert_eq!(VerificationLinks::new([6; 32]).verify(&token), None);
+        assert_eq!(
+            AccountLinks::email_verification([6; 32]).verify(&token),
+            None
+        );
 
         // Another generation (or account) under the same signature is a forgery.
         let mut bytes = URL_SAFE_NO_PAD
@@ -102,5 +120,21 @@ mod tests {
         assert_eq!(links.verify("ver_short"), None);
         assert_eq!(links.verify(&token.replacen("ver_", "inv_", 1)), None);
         assert_eq!(links.verify(&format!("{token}A")), None);
+    }
+
+    #[test]
+    fn a_link_of_one_kind_is_not_one_of_another() {
+        // Each kind has a key of its own (`MasterKey` derives one per purpose).
+        let (verification, reset) = (
+            AccountLinks::email_verification([5; 32]),
+            AccountLinks::password_reset([6; 32]),
+        );
+        let account = AccountId(Uuid::new_v4());
+        let token = reset.token(account, 1);
+        assert!(token.starts_with(PASSWORD_RESET_TOKEN_PREFIX));
+        assert_eq!(reset.verify(&token), Some((account, 1)));
+        assert_eq!(verification.verify(&token), None);
+        let renamed = token.replacen(PASSWORD_RESET_TOKEN_PREFIX, VERIFICATION_TOKEN_PREFIX, 1);
+        assert_eq!(verification.verify(&renamed), None);
     }
 }
