@@ -201,6 +201,25 @@ async fn request_constraints_follow_the_server(backend: Backend) {
             .len(),
         app.state.payments.billing.catalog().plans.len()
     );
+    // A body taking a code or a recovery code says it takes at most one (`factor()`
+    // refuses both with 422): every such body, including ones added later.
+    let with_both: Vec<&String> = schemas
+        .as_object()
+        .unwrap()
+        .iter()
+        .filter(|(_, schema)| {
+            let text = schema.to_string();
+            text.contains("\"totp_code\"") && text.contains("\"recovery_code\"")
+        })
+        .map(|(name, _)| name)
+        .collect();
+    assert!(with_both.len() >= 3, "{with_both:?}");
+    for name in with_both {
+        assert!(
+            schemas[name]["allOf"][1]["anyOf"].is_array(),
+            "{name} says at most one of totp_code and recovery_code"
+        );
+    }
     let register = &schemas["RegisterRequest"]["properties"];
     assert_eq!(
         register["password"]["$ref"],

@@ -6,7 +6,11 @@ use utoipa::openapi::{Components, RefOr, Schema};
 /// Writes the rules into the component schemas.
 pub fn document(components: &mut Components) {
     // `factor()` refuses a body with both (422).
-    for body in ["LoginRequest", "ReauthenticateRequest"] {
+    for body in [
+        "LoginRequest",
+        "ReauthenticateRequest",
+        "ConfirmPasswordResetRequest",
+    ] {
         at_most_one_of(components, body, "totp_code", "recovery_code");
     }
 }
