@@ -9,11 +9,12 @@ use crate::runner::{ProjectionError, Projector};
 use crate::schema::{Table, Tables};
 use async_trait::async_trait;
 use domain::workspace::{InvitationStatus, Role, WorkspaceEvent};
-use domain::{AccountId, DomainEvent, StreamCategory, Timestamp};
+use domain::{DomainEvent, StreamCategory};
 use sqlx::{AnyConnection, Row};
 use store::DecodedEvent;
 use uuid::Uuid;
 use vault::FieldSealer;
+use writes::{answered_by, set_role, set_status, upsert_member};
 
 /// Where each sealed column lives, bound into its seal.
 const NAME: &str = "workspaces.name";
@@ -358,82 +359,8 @@ impl Projector for WorkspacesProjector {
     }
 }
 
-async fn upsert_member(
-    conn: &mut AnyConnection,
-    m: &str,
-    ws: &str,
-    account: AccountId,
-    role: Role,
-    at: Timestamp,
-) -> Result<(), sqlx::Error> {
-    sqlx::query(&format!(
-        "INSERT INTO {m} (workspace_id, account_id, role, joined_at) VALUES ($1, $2, $3, $4) \
-         ON CONFLICT (workspace_id, account_id) DO UPDATE SET role = excluded.role"
-    ))
-    .bind(ws)
-    .bind(account.0.to_string())
-    .bind(role.as_str())
-    .bind(at.unix_micros())
-    .execute(&mut *conn)
-    .await?;
-    Ok(())
-}
-
-async fn set_role(
-    conn: &mut AnyConnection,
-    m: &str,
-    ws: &str,
-    account: AccountId,
-    role: Role,
-) -> Result<(), sqlx::Error> {
-    sqlx::query(&format!(
-        "UPDATE {m} SET role = $1 WHERE workspace_id = $2 AND account_id = $3"
-    ))
-    .bind(role.as_str())
-    .bind(ws)
-    .bind(account.0.to_string())
-    .execute(&mut *conn)
-    .await?;
-    Ok(())
-}
-
-/// Records the account that accepted or declined `invitation`: the address the row shows
-/// from then on is that account's (the invitation's own key is destroyed).
-async fn answered_by(
-    conn: &mut AnyConnection,
-    i: &str,
-    invitation: Uuid,
-    account: AccountId,
-) -> Result<(), sqlx::Error> {
-    sqlx::query(&format!(
-        "UPDATE {i} SET answered_by = $1 WHERE invitation_id = $2"
-    ))
-    .bind(account.to_string())
-    .bind(invitation.to_string())
-    .execute(&mut *conn)
-    .await?;
-    Ok(())
-}
-
-async fn set_status(
-    conn: &mut AnyConnection,
-    i: &str,
-    invitation: Uuid,
-    status: InvitationStatus,
-    at: Timestamp,
-) -> Result<(), sqlx::Error> {
-    sqlx::query(&format!(
-        "UPDATE {i} SET status = $1, updated_at = $2 WHERE invitation_id = $3"
-    ))
-    .bind(status.as_str())
-    .bind(at.unix_micros())
-    .bind(invitation.to_string())
-    .execute(&mut *conn)
-    .await?;
-    Ok(())
-}
-
 mod invitation_queries;
 mod queries;
+mod writes;
 pub use invitation_queries::*;
 pub use queries::*;

@@ -1,6 +1,7 @@
 //! given(events) / when(command) / then(events or error) for the account aggregate.
 
 use super::*;
+use crate::session::{RevocationReason, SessionOrigin};
 use crate::testing::given;
 use uuid::Uuid;
 

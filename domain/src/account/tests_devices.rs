@@ -2,6 +2,7 @@
 //! the account has not signed in from before.
 
 use super::*;
+use crate::session::SessionOrigin;
 use crate::testing::given;
 use uuid::Uuid;
 

@@ -2,8 +2,9 @@
 //! the hour; a change from a session ends it; the reset ends every session, needs the second
 //! factor with 2FA on, and verifies the address.
 
-use super::tests_security::{at, registered, session, started, totp_on};
+use super::tests_support::{at, registered, session, started, totp_on};
 use super::*;
+use crate::session::RevocationReason;
 use crate::testing::given;
 
 fn requested(generation: u32, when: i64) -> AccountEvent {

@@ -1,8 +1,9 @@
 //! given / when / then for deletion, erasure and the cap on live sessions (whose revocations
 //! a deletion or a sign-out of the others must fit in one append).
 
-use super::tests_security::{at, origin, registered, session, sign_in, started};
+use super::tests_support::{at, origin, registered, session, sign_in, started};
 use super::*;
+use crate::session::RevocationReason;
 use crate::testing::given;
 
 #[test]

@@ -3,6 +3,7 @@
 //! that revokes every token.
 
 use super::*;
+use crate::session::{RevocationReason, SessionOrigin};
 use crate::testing::given;
 use std::time::Duration;
 

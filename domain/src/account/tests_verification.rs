@@ -1,7 +1,7 @@
 //! given / when / then for e-mail verification: only the latest link works, until it
 //! expires; a new one is sent at most once a minute; verifying twice changes nothing.
 
-use super::tests_security::{at, registered};
+use super::tests_support::{at, registered};
 use super::*;
 use crate::testing::given;
 
