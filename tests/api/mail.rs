@@ -125,7 +125,6 @@ async fn a_burst_of_events_yields_exactly_one_email_each(backend: Backend) {
         .filter(|m| header(m, "Subject").unwrap().starts_with("Your generation"))
         .count();
     assert_eq!(generations, 2_500);
-    let _ = rabbit.delete_topology().await;
 }
 
 async fn the_broker_going_away_loses_and_doubles_nothing(backend: Backend) {
@@ -151,7 +150,6 @@ async fn the_broker_going_away_loses_and_doubles_nothing(backend: Backend) {
     proxy.restore();
     complete_generations(&app, &accounts, 25).await;
     exactly_once(&smtp, 400 + 4, Duration::from_secs(120)).await;
-    let _ = rabbit.delete_topology().await;
 }
 
 async fn the_smtp_server_going_away_loses_and_doubles_nothing(backend: Backend) {
@@ -169,7 +167,6 @@ async fn the_smtp_server_going_away_loses_and_doubles_nothing(backend: Backend) 
     tokio::time::sleep(Duration::from_secs(3)).await;
     smtp.up().await;
     exactly_once(&smtp, 240 + 4, Duration::from_secs(120)).await;
-    let _ = rabbit.delete_topology().await;
 }
 
 /// The embedded queue (a table, no broker) claims and records each drained batch of
@@ -406,7 +403,6 @@ async fn a_notifier_killed_mid_batch_and_restarted_loses_and_doubles_nothing(bac
     exactly_once(&smtp, 600, Duration::from_secs(120)).await;
     restarted.abort();
     consumer.abort();
-    let _ = rabbit.delete_topology().await;
 }
 
 async fn put(app: &TestApp, token: &str, body: Value) {
@@ -606,7 +602,6 @@ async fn campaigns_reach_opted_in_accounts_with_a_one_click_unsubscribe(backend:
         verifications + 2,
         "nothing sent to the reader"
     );
-    let _ = rabbit.delete_topology().await;
 }
 
 async fn mail_that_keeps_failing_is_dead_lettered_and_reported(backend: Backend) {
@@ -709,7 +704,6 @@ async fn mail_that_keeps_failing_is_dead_lettered_and_reported(backend: Backend)
         "{listed}"
     );
     assert!(listed["next_cursor"].is_null(), "{listed}");
-    let _ = rabbit.delete_topology().await;
 }
 
 on_both_backends!(

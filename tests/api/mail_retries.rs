@@ -79,7 +79,6 @@ async fn a_short_retry_is_not_held_behind_a_long_one() {
                 .unwrap();
         }
         let _ = connection.close(200, "done".into()).await;
-        let _ = rabbit.delete_topology().await;
     })
     .await;
 }
@@ -200,7 +199,6 @@ async fn a_retry_channel_the_broker_closed_is_replaced() {
             .queue_delete(retry_queue.as_str().into(), Default::default())
             .await;
         let _ = connection.close(200, "done".into()).await;
-        let _ = rabbit.delete_topology().await;
     })
     .await;
 }

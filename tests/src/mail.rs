@@ -21,8 +21,9 @@ pub fn amqp_url() -> String {
     std::env::var("AMQP_URL").unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into())
 }
 
-/// Queue names of their own for one test, on the tests' RabbitMQ (checked reachable).
-pub async fn rabbit(url: &str) -> RabbitConfig {
+/// Queue names of their own for one test, on the tests' RabbitMQ (checked reachable). Its
+/// queues and exchanges are deleted when it is dropped, whether the test passed or failed.
+pub async fn rabbit(url: &str) -> TestQueues {
     let config = RabbitConfig {
         url: url.to_owned(),
         prefix: format!("test.mail.{}", Uuid::new_v4().simple()),
@@ -33,7 +34,38 @@ pub async fn rabbit(url: &str) -> RabbitConfig {
              or point AMQP_URL at one."
         );
     }
-    config
+    TestQueues(config)
+}
+
+/// One test's RabbitMQ queue names ([`rabbit`]), deleted with it.
+pub struct TestQueues(RabbitConfig);
+
+impl std::ops::Deref for TestQueues {
+    type Target = RabbitConfig;
+
+    fn deref(&self) -> &RabbitConfig {
+        &self.0
+    }
+}
+
+impl Drop for TestQueues {
+    fn drop(&mut self) {
+        // Drop cannot wait on the test's runtime (it may be unwinding, or gone): a thread
+        // of its own deletes them.
+        let config = self.0.clone();
+        let deleted = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("a runtime");
+            runtime.block_on(config.delete_topology())
+        })
+        .join();
+        // A test that passed fails for what it left behind; one already failing says why.
+        if !matches!(deleted, Ok(Ok(()))) && !std::thread::panicking() {
+            panic!("could not delete the test's RabbitMQ queues: {deleted:?}");
+        }
+    }
 }
 
 /// A real SMTP server on a port of its own, over TCP: the SMTP session (parsing, state
