@@ -98,8 +98,8 @@ pub struct Account {
     pub sessions: OrdMap<SessionId, ActiveSession>,
     /// Sessions revoked, so that revoking again is a no-op rather than a 404.
     pub ended_sessions: OrdSet<SessionId>,
-    /// Devices that signed in before, by [`SessionOrigin::device_key`]: device class and
-    /// network.
+    /// Devices that signed in before, by [`crate::session::SessionOrigin::device_key`]:
+    /// device class and network.
     pub known_devices: OrdSet<String>,
     /// Two-factor authentication.
     pub totp: TotpState,
