@@ -262,6 +262,11 @@ impl App {
                     storage.master.throttle_secret(),
                     throttle_clock.clone(),
                 )),
+                password_resets: Arc::new(limits.password_resets(
+                    storage.db.clone(),
+                    storage.master.throttle_secret(),
+                    throttle_clock.clone(),
+                )),
             },
             payments: Payments {
                 credits: credits.clone(),

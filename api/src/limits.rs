@@ -1,5 +1,5 @@
 //! The `serve` flags that bound what one client or account may cost the service: how often
-//! an address may register, how long API tokens live, how many tokens, open generation
+//! an address may register or ask for password reset links, how long API tokens live, how many tokens, open generation
 //! holds and pending purchases an account may have, and how many avatars are decoded at
 //! once. Flattened into [`crate::config::ServeArgs`]; each is a flag and an environment
 //! variable (see the README's table).
@@ -26,6 +26,12 @@ pub struct LimitArgs {
     #[arg(long, env = "ACCOUNTS_REGISTRATION_RATE_LIMIT", default_value_t = 20,
         value_parser = clap::value_parser!(u32).range(1..))]
     pub registration_rate_limit: u32,
+
+    /// Password reset links asked for in an hour from one client IP, whatever the address,
+    /// counted on every node (429 `too_many_password_resets` beyond).
+    #[arg(long, env = "ACCOUNTS_PASSWORD_RESET_RATE_LIMIT", default_value_t = 20,
+        value_parser = clap::value_parser!(u32).range(1..))]
+    pub password_reset_rate_limit: u32,
 
     /// The longest lifetime of an API token, in days (a token created without
     /// `expires_in_days` lives 90 days, or this if shorter).
@@ -61,6 +67,7 @@ impl Default for LimitArgs {
     fn default() -> Self {
         Self {
             registration_rate_limit: 20,
+            password_reset_rate_limit: 20,
             api_token_max_days: 365,
             max_live_tokens: 50,
             max_open_holds: 100,
@@ -94,15 +101,44 @@ impl LimitArgs {
         secret: [u8; 32],
         clock: Arc<dyn Clock>,
     ) -> IpRateLimit {
-        let per_hour = RateLimit::per_period(
+        per_ip_an_hour(
             "registration",
             self.registration_rate_limit,
-            Duration::from_secs(3600),
             db,
+            secret,
             clock,
-        );
-        IpRateLimit::new(per_hour, secret)
+        )
     }
+
+    /// The per-client-IP budget of password reset requests (`--password-reset-rate-limit`
+    /// an hour), shared by every node through `db`.
+    pub fn password_resets(
+        &self,
+        db: store::Database,
+        secret: [u8; 32],
+        clock: Arc<dyn Clock>,
+    ) -> IpRateLimit {
+        per_ip_an_hour(
+            "password_reset",
+            self.password_reset_rate_limit,
+            db,
+            secret,
+            clock,
+        )
+    }
+}
+
+/// `limit` requests of `name` an hour per client IP, in `db`, keyed by the IP hashed with
+/// `secret`.
+fn per_ip_an_hour(
+    name: &'static str,
+    limit: u32,
+    db: store::Database,
+    secret: [u8; 32],
+    clock: Arc<dyn Clock>,
+) -> IpRateLimit {
+    let per_hour = RateLimit::per_period(name, limit, Duration::from_secs(3600), db, clock);
+    IpRateLimit::new(per_hour, secret)
 }
 
 #[cfg(test)]

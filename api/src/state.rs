@@ -170,6 +170,8 @@ pub struct Auth {
     pub email_index: EmailIndex,
     /// Registrations per client IP, shared by every node.
     pub registrations: Arc<IpRateLimit>,
+    /// Password reset requests per client IP, shared by every node.
+    pub password_resets: Arc<IpRateLimit>,
 }
 
 /// Credits, billing and the payment provider.

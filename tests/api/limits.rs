@@ -1,4 +1,5 @@
-//! Limits on what one client or account may cost: registrations per client IP (429), avatar
+//! Limits on what one client or account may cost: registrations and password reset
+//! requests per client IP (429), avatar
 //! decodes at once (503 `busy`), and live tokens, open generation holds and pending
 //! purchases per account (409).
 
@@ -59,6 +60,43 @@ async fn registrations_are_limited_per_client_ip(backend: Backend) {
         .unwrap();
     assert!(!keys.is_empty());
     assert!(keys.iter().all(|k| !k.contains("203.0.113.7")), "{keys:?}");
+}
+
+async fn reset_from(app: &TestApp, ip: &str, email: &str) -> reqwest::Response {
+    app.request(Method::POST, "/auth/password-reset", None)
+        .header("x-forwarded-for", ip)
+        .json(&json!({ "email": email }))
+        .send()
+        .await
+        .unwrap()
+}
+
+async fn password_reset_requests_are_limited_per_client_ip(backend: Backend) {
+    let app = spawn_app_with(backend, |setup| {
+        setup.serve.limits.password_reset_rate_limit = 3;
+        setup.serve.client_ip_header = Some("X-Forwarded-For".into());
+    })
+    .await;
+    // Whatever the addresses, known or not: the budget is the client's.
+    let (known, _) = app.signed_up().await;
+    for n in 0..3 {
+        let email = format!("someone-{n}@example.com");
+        let asked = reset_from(&app, "203.0.113.9", &email).await;
+        assert_eq!(asked.status(), StatusCode::ACCEPTED);
+    }
+    let refused = reset_from(&app, "203.0.113.9", &known).await;
+    assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS);
+    let wait: u64 = refused.headers()[RETRY_AFTER]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=1200).contains(&wait), "Retry-After: {wait}");
+    assert_eq!(error_code(refused).await, "too_many_password_resets");
+    // Another client has a budget of its own, and its request sends the link.
+    let other = reset_from(&app, "198.51.100.9", &known).await;
+    assert_eq!(other.status(), StatusCode::ACCEPTED);
+    crate::password_reset::reset_tokens(&app, &known, 1).await;
 }
 
 async fn create(app: &TestApp, session: &Session, path: &str, body: Value) -> reqwest::Response {
@@ -265,6 +303,7 @@ async fn avatar_decodes_wait_for_a_slot_and_are_refused_when_none_frees(backend:
 
 on_both_backends!(
     registrations_are_limited_per_client_ip,
+    password_reset_requests_are_limited_per_client_ip,
     live_tokens_are_capped_per_account,
     open_holds_are_capped_per_account,
     pending_purchases_are_capped_per_account,

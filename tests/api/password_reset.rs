@@ -19,7 +19,8 @@ async fn ask(app: &TestApp, email: &str) -> reqwest::Response {
         .await
 }
 
-async fn reset_tokens(app: &TestApp, email: &str, count: usize) -> Vec<String> {
+/// The tokens of the reset e-mails to `email` once `count` arrived.
+pub(crate) async fn reset_tokens(app: &TestApp, email: &str, count: usize) -> Vec<String> {
     let link = (RESET_SUBJECT, "/reset-password/", "pwr_");
     link_tokens(app, email, link, count).await
 }

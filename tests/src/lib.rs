@@ -134,9 +134,10 @@ fn setup(configure: impl FnOnce(&mut Setup)) -> Setup {
     setup.serve.payments_provider = Some(api::config::PaymentsProvider::Sandbox);
     // Tests tick the scheduler themselves, with the clock they move.
     setup.serve.scheduler_interval = Duration::from_secs(3600);
-    // Every test registers its accounts from 127.0.0.1; the registration limit has tests
-    // of its own, which lower this again.
+    // Every test registers its accounts (and asks for reset links) from 127.0.0.1; the
+    // limits have tests of their own, which lower these again.
     setup.serve.limits.registration_rate_limit = 100_000;
+    setup.serve.limits.password_reset_rate_limit = 100_000;
     configure(&mut setup);
     setup
 }

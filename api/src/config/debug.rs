@@ -326,12 +326,14 @@ mod tests {
                     .any(|word| env.contains(word))
                     // A bot's token (not `ACCOUNTS_TOKEN_RATE_LIMIT`).
                     || env.ends_with("_TOKEN");
-                // The public and settings URLs are link bases, and the verification
-                // interval of provider keys a duration: none is a credential.
+                // The public and settings URLs are link bases, the verification interval
+                // of provider keys a duration, the password reset limit a count: none is a
+                // credential.
                 let harmless = [
                     "ACCOUNTS_PUBLIC_URL",
                     "ACCOUNTS_SETTINGS_URL",
                     "ACCOUNTS_PROVIDER_KEY_VERIFY_INTERVAL",
+                    "ACCOUNTS_PASSWORD_RESET_RATE_LIMIT",
                 ]
                 .contains(&env);
                 if secret && !harmless {

@@ -39,19 +39,30 @@ pub struct PasswordResetRequest {
 
 /// E-mails a link setting a new password to the address, if an account holds it. The
 /// answer is the same either way (and when a link was sent in the last minute, in which
-/// case no other is): nobody learns here which addresses have accounts. The link works
+/// case no other is): nobody learns here which addresses have accounts. Requests are
+/// limited per client IP. The link works
 /// once, within the hour; a newer link replaces it.
 #[utoipa::path(post, path = "/auth/password-reset", tag = "auth",
     request_body = PasswordResetRequest,
     responses(
         (status = 202, description = "If an account holds the address, a link is on its way"),
+        (status = 429, description = "`too_many_password_resets`: too many requests from this client IP, whatever the addresses; see `Retry-After`", body = ErrorBody),
     ))]
 pub async fn request_reset(
     State(auth): State<Auth>,
     ctx: RequestContext,
+    client: ClientInfo,
     ApiJson(body): ApiJson<PasswordResetRequest>,
 ) -> Result<StatusCode, ApiError> {
     let email = EmailAddress::parse(&body.email).map_err(|e| ApiError::invalid("email", e))?;
+    // Each request may send an e-mail: one client cannot send them to address after address.
+    if let Err(wait) = auth.password_resets.check(client.ip).await? {
+        return Err(ApiError::RateLimited(
+            "too_many_password_resets",
+            "too many password reset requests from this address".into(),
+            wait,
+        ));
+    }
     let (accounts, command) = (auth.accounts.clone(), ctx.command(Actor::Anonymous));
     tokio::spawn(async move {
         match accounts.request_password_reset(&command, &email).await {
