@@ -16,14 +16,20 @@ use store::Backend;
 use tests::{PASSWORD, Session, TestApp, WEBHOOK_SECRET, error_code, json_body, spawn_app_with};
 use uuid::Uuid;
 
-async fn register_from(app: &TestApp, ip: &str) -> reqwest::Response {
-    let email = format!("user-{}@example.com", Uuid::new_v4().simple());
-    app.request(Method::POST, "/auth/register", None)
+/// Posts `body` to `path` as the client at `ip` (behind the trusted proxy header).
+async fn post_from(app: &TestApp, ip: &str, path: &str, body: Value) -> reqwest::Response {
+    app.request(Method::POST, path, None)
         .header("x-forwarded-for", ip)
-        .json(&json!({"email": email, "password": PASSWORD, "display_name": "New"}))
+        .json(&body)
         .send()
         .await
         .unwrap()
+}
+
+async fn register_from(app: &TestApp, ip: &str) -> reqwest::Response {
+    let email = format!("user-{}@example.com", Uuid::new_v4().simple());
+    let body = json!({"email": email, "password": PASSWORD, "display_name": "New"});
+    post_from(app, ip, "/auth/register", body).await
 }
 
 async fn registrations_are_limited_per_client_ip(backend: Backend) {
@@ -63,12 +69,7 @@ async fn registrations_are_limited_per_client_ip(backend: Backend) {
 }
 
 async fn reset_from(app: &TestApp, ip: &str, email: &str) -> reqwest::Response {
-    app.request(Method::POST, "/auth/password-reset", None)
-        .header("x-forwarded-for", ip)
-        .json(&json!({ "email": email }))
-        .send()
-        .await
-        .unwrap()
+    post_from(app, ip, "/auth/password-reset", json!({ "email": email })).await
 }
 
 async fn password_reset_requests_are_limited_per_client_ip(backend: Backend) {

@@ -39,9 +39,8 @@ pub struct PasswordResetRequest {
 
 /// E-mails a link setting a new password to the address, if an account holds it. The
 /// answer is the same either way (and when a link was sent in the last minute, in which
-/// case no other is): nobody learns here which addresses have accounts. Requests are
-/// limited per client IP. The link works
-/// once, within the hour; a newer link replaces it.
+/// case no other is): nobody learns here which addresses have accounts. The link works
+/// once, within the hour; a newer link replaces it. Requests are limited per client IP.
 #[utoipa::path(post, path = "/auth/password-reset", tag = "auth",
     request_body = PasswordResetRequest,
     responses(
@@ -59,7 +58,7 @@ pub async fn request_reset(
     if let Err(wait) = auth.password_resets.check(client.ip).await? {
         return Err(ApiError::RateLimited(
             "too_many_password_resets",
-            "too many password reset requests from this address".into(),
+            "too many password reset requests from this client".into(),
             wait,
         ));
     }

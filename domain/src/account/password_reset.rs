@@ -4,6 +4,7 @@
 //! signed outside the domain (`vault::AccountLinks`); a command carries the generation of a
 //! link whose signature was checked, and the account decides whether that link is live.
 
+use super::rules::resend_wait;
 use super::{Account, AccountCommand, AccountError, AccountEvent};
 use crate::Timestamp;
 use crate::session::RevocationReason;
@@ -73,13 +74,9 @@ impl Account {
     ) -> Result<Vec<AccountEvent>, AccountError> {
         match command {
             AccountCommand::RequestPasswordReset { at } => {
-                if let Some(sent) = self.password_reset.requested_at {
-                    let next = sent.plus(PASSWORD_RESET_RESEND_AFTER);
-                    if *at < next {
-                        return Err(AccountError::PasswordResetRequestedRecently {
-                            retry_after: next.since(*at),
-                        });
-                    }
+                let sent = self.password_reset.requested_at;
+                if let Some(retry_after) = resend_wait(sent, PASSWORD_RESET_RESEND_AFTER, *at) {
+                    return Err(AccountError::PasswordResetRequestedRecently { retry_after });
                 }
                 let email = self.email.clone().ok_or(AccountError::NotFound)?;
                 Ok(vec![AccountEvent::PasswordResetRequested {

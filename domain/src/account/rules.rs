@@ -4,6 +4,18 @@
 use super::{Account, AccountError, AccountEvent, Fresh, SecondFactor};
 use crate::session::{ActiveSession, MAX_LIVE_SESSIONS, RevocationReason};
 use crate::{SessionId, Timestamp};
+use std::time::Duration;
+
+/// How long until another link may be e-mailed, when the last was `sent` less than `after`
+/// before `at` (a burst of requests sends one).
+pub(super) fn resend_wait(
+    sent: Option<Timestamp>,
+    after: Duration,
+    at: Timestamp,
+) -> Option<Duration> {
+    let next = sent?.plus(after);
+    (at < next).then(|| next.since(at))
+}
 
 impl Account {
     pub(super) fn check_password_version(&self, verified: u32) -> Result<(), AccountError> {

@@ -4,6 +4,7 @@
 //! generation of a link whose signature was checked, and the account decides whether that
 //! link is still the live one.
 
+use super::rules::resend_wait;
 use super::{Account, AccountCommand, AccountError, AccountEvent};
 use crate::Timestamp;
 use std::time::Duration;
@@ -65,13 +66,9 @@ impl Account {
                 if verification.is_verified() {
                     return Err(AccountError::EmailAlreadyVerified);
                 }
-                if let Some(sent) = verification.requested_at {
-                    let next = sent.plus(VERIFICATION_RESEND_AFTER);
-                    if *at < next {
-                        return Err(AccountError::VerificationRequestedRecently {
-                            retry_after: next.since(*at),
-                        });
-                    }
+                let sent = verification.requested_at;
+                if let Some(retry_after) = resend_wait(sent, VERIFICATION_RESEND_AFTER, *at) {
+                    return Err(AccountError::VerificationRequestedRecently { retry_after });
                 }
                 let email = self.email.clone().ok_or(AccountError::NotFound)?;
                 Ok(vec![AccountEvent::EmailVerificationRequested {
