@@ -44,7 +44,8 @@ use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouter, UtoipaMethodRouterE
     info(title = "Accounts", description = "Account settings of the video studio: sign-in, sessions, security, credits and billing.\n\n\
         Every error is `{\"error\": {\"code\": \"...\", \"message\": \"...\"}}` (the `ErrorBody` schema) with a fitting status. \
         A method a path does not have is answered 405 with `Allow`; a path that does not exist, 404 `not_found`."),
-    components(schemas(ErrorBody, ErrorDetail)),
+    // Named in `WebhookData`'s description of its object, not derived from a field.
+    components(schemas(ErrorBody, ErrorDetail, crate::routes::payments::CheckoutSessionBody)),
     modifiers(&SecuritySchemes),
     tags(
         (name = "auth", description = "Registration and sign-in"),

@@ -1,5 +1,5 @@
-//! The edges of the service: body limits (the webhook's, and that an oversized body is
-//! answered, not cut off), and security headers on every response and on the HTML pages.
+//! The edges of the service: the webhook's body limit and envelope, that an oversized body
+//! is answered, not cut off, and security headers on every response and on the HTML pages.
 
 use commands::payments::{CheckoutSession, WebhookData, WebhookEvent, WebhookSigner};
 use domain::AccountId;
@@ -33,6 +33,20 @@ fn signed_event(app: &TestApp, size: usize) -> (Vec<u8>, String) {
     (body, signature)
 }
 
+/// Posts `event` to the webhook, signed with the test secret.
+async fn post_signed(app: &TestApp, event: serde_json::Value) -> Response {
+    let body = serde_json::to_vec(&event).unwrap();
+    let signature = WebhookSigner::new(WEBHOOK_SECRET.as_bytes().to_vec())
+        .header(app.clock_unix_seconds(), &body);
+    app.request(Method::POST, "/webhooks/payments", None)
+        .header("content-type", "application/json")
+        .header("payments-signature", &signature)
+        .body(body)
+        .send()
+        .await
+        .unwrap()
+}
+
 async fn webhooks_take_small_bodies_only(backend: Backend) {
     let app = spawn_app(backend).await;
     // A signed body just under the limit is read and verified.
@@ -50,6 +64,32 @@ async fn webhooks_take_small_bodies_only(backend: Backend) {
         accepted.json::<serde_json::Value>().await.unwrap()["handled"],
         false
     );
+
+    // An event of a type the service ignores is acknowledged whatever its object (a
+    // provider's other events carry customers, invoices…), as the document says; but an
+    // object it must be, as in every provider's events.
+    let customer = json!({"id": "cus_1", "currency": {}, "amount_total": ["not", "a", "number"]});
+    let acknowledged = post_signed(
+        &app,
+        json!({
+            "id": "evt_customer", "type": "customer.updated", "created": 0,
+            "data": {"object": customer}
+        }),
+    )
+    .await;
+    assert_eq!(acknowledged.status(), StatusCode::OK);
+    assert_eq!(
+        acknowledged.json::<serde_json::Value>().await.unwrap()["handled"],
+        false
+    );
+    let not_an_object = post_signed(
+        &app,
+        json!({
+            "id": "evt_odd", "type": "customer.updated", "created": 0, "data": {"object": 5}
+        }),
+    )
+    .await;
+    assert_eq!(not_an_object.status(), StatusCode::BAD_REQUEST);
 
     // Over 64 KiB: 413 in JSON before it is read, signed or not, with an idempotency key or
     // without (the key's check reads bodies too, and the limit comes first).

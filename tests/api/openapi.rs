@@ -220,6 +220,12 @@ async fn request_constraints_follow_the_server(backend: Backend) {
             "{name} says at most one of totp_code and recovery_code"
         );
     }
+    // A webhook's object is a checkout session for a completed checkout, any object for
+    // the types the service ignores (it acknowledges them unread).
+    let object = &schemas["WebhookData"]["properties"]["object"]["anyOf"];
+    assert_eq!(object[0]["$ref"], "#/components/schemas/CheckoutSession");
+    assert_eq!(object[1], serde_json::json!({"type": "object"}));
+    assert!(schemas["CheckoutSession"]["properties"]["amount_total"].is_object());
     let register = &schemas["RegisterRequest"]["properties"];
     assert_eq!(
         register["password"]["$ref"],

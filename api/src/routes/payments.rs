@@ -17,6 +17,8 @@ use commands::payments::{
 use serde::{Deserialize, Serialize};
 use store::{Actor, GlobalPosition};
 use utoipa::ToSchema;
+use utoipa::openapi::Ref;
+use utoipa::openapi::schema::{AnyOfBuilder, ObjectBuilder, Schema};
 use utoipa_axum::routes;
 
 /// The largest webhook body read (a provider's event is a few KiB); a larger one is
@@ -49,8 +51,23 @@ pub struct WebhookEventBody {
 #[derive(Debug, Deserialize, ToSchema)]
 #[schema(as = WebhookData)]
 pub struct WebhookDataBody {
-    /// A checkout session.
-    pub object: CheckoutSessionBody,
+    /// A checkout session for `checkout.session.completed`; other types' objects are not
+    /// read (a provider sends a customer, an invoice… under the same envelope).
+    #[schema(schema_with = event_object)]
+    pub object: serde_json::Map<String, serde_json::Value>,
+}
+
+/// `data.object`: a [`CheckoutSessionBody`] for a completed checkout (400
+/// `invalid_payload` if it is not one), any object for the types this service ignores.
+fn event_object() -> Schema {
+    AnyOfBuilder::new()
+        .item(Ref::from_schema_name("CheckoutSession"))
+        .item(ObjectBuilder::new())
+        .description(Some(
+            "For `checkout.session.completed`, a checkout session; for other types, \
+             whatever the provider sends (not read)",
+        ))
+        .into()
 }
 
 /// A checkout session as the provider reports it.
@@ -84,7 +101,7 @@ struct Envelope {
 
 #[derive(Debug, Deserialize)]
 struct EnvelopeData {
-    object: serde_json::Value,
+    object: serde_json::Map<String, serde_json::Value>,
 }
 
 /// The completed checkout `body` reports, if it is one that names a purchase here.
@@ -100,7 +117,7 @@ fn completed_checkout(body: &[u8]) -> Result<Option<WebhookEvent>, ApiError> {
         return Ok(None);
     }
     let session: CheckoutSessionBody =
-        serde_json::from_value(envelope.data.object).map_err(unreadable)?;
+        serde_json::from_value(envelope.data.object.into()).map_err(unreadable)?;
     let Some(purchase) = session.client_reference_id else {
         tracing::warn!(event_id = %envelope.id, "completed checkout without a purchase reference");
         return Ok(None);
