@@ -15,6 +15,7 @@ use store::{Backend, Database};
 use tokio::sync::oneshot;
 use uuid::Uuid;
 
+pub mod broker;
 mod eventually;
 pub mod mail;
 pub mod providers;
