@@ -1,7 +1,7 @@
 //! The `serve` flags that bound what one client or account may cost the service: how often
-//! an address may register or ask for password reset links, how long API tokens live, how many tokens, open generation
-//! holds and pending purchases an account may have, and how many avatars are decoded at
-//! once. Flattened into [`crate::config::ServeArgs`]; each is a flag and an environment
+//! an address may register or ask for password reset links, how long API tokens live, how
+//! many tokens, open generation holds and pending purchases an account may have, and how
+//! many avatars are decoded at once. Flattened into [`crate::config::ServeArgs`]; each is a flag and an environment
 //! variable (see the README's table).
 
 use clap::Args;

@@ -65,10 +65,10 @@ async fn read_to_bound(mut body: Body) {
     }
 }
 
-/// A request body that hands itself back when dropped before its end.
+/// A request body that hands itself back when dropped before its end (`body` is `None`
+/// once read to its end).
 struct Watched {
     body: Option<Body>,
-    finished: bool,
     unread: Option<oneshot::Sender<Body>>,
 }
 
@@ -77,7 +77,6 @@ impl Watched {
         let (sender, receiver) = oneshot::channel();
         let watched = Self {
             body: Some(body),
-            finished: false,
             unread: Some(sender),
         };
         (watched, receiver)
@@ -99,7 +98,7 @@ impl HttpBody for Watched {
         let polled = Pin::new(body).poll_frame(cx);
         // An error ends the body too: nothing more can be read from it.
         if matches!(polled, Poll::Ready(None | Some(Err(_)))) {
-            this.finished = true;
+            this.body = None;
         }
         polled
     }
@@ -117,9 +116,6 @@ impl HttpBody for Watched {
 
 impl Drop for Watched {
     fn drop(&mut self) {
-        if self.finished {
-            return;
-        }
         if let (Some(body), Some(unread)) = (self.body.take(), self.unread.take())
             && !body.is_end_stream()
         {

@@ -65,7 +65,7 @@ pub async fn request_reset(
     let (accounts, command) = (auth.accounts.clone(), ctx.command(Actor::Anonymous));
     tokio::spawn(async move {
         match accounts.request_password_reset(&command, &email).await {
-            Ok(_) => {}
+            Ok(()) => {}
             Err(CommandError::TooSoon { .. }) => {
                 tracing::debug!("a password reset link was sent moments ago; none sent");
             }

@@ -59,17 +59,16 @@ impl Accounts {
     }
 
     /// E-mails a reset link to the account holding `email`, if one does (the mail follows
-    /// from the event). `None` when no account holds it; refused within a minute of the
-    /// last link. The caller answers the same whatever happens, so that nobody learns
-    /// which addresses have accounts.
+    /// from the event); refused within a minute of the last link. The caller answers the
+    /// same whatever happens, so that nobody learns which addresses have accounts.
     #[tracing::instrument(skip_all)]
     pub async fn request_password_reset(
         &self,
         ctx: &CommandContext,
         email: &EmailAddress,
-    ) -> Result<Option<AccountId>, CommandError> {
+    ) -> Result<(), CommandError> {
         let Some(account_id) = self.find_by_email(email).await?.and_then(|a| a.id) else {
-            return Ok(None);
+            return Ok(());
         };
         let at = self.clock.now();
         self.run(
@@ -79,7 +78,7 @@ impl Accounts {
             AccountCommand::RequestPasswordReset { at },
         )
         .await?;
-        Ok(Some(account_id))
+        Ok(())
     }
 
     /// Sets a new password through a reset link: every session ends (and, if asked, every

@@ -41,8 +41,8 @@ impl Account {
         }
     }
 
-    /// Checks the second factor a sign-in or re-authentication proved, and the events using
-    /// it causes (a recovery code is used up).
+    /// Checks the second factor a sign-in, re-authentication or password reset proved, and
+    /// the events using it causes (a recovery code is used up).
     pub(super) fn second_factor_events(
         &self,
         factor: Option<&SecondFactor>,

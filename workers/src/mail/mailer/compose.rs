@@ -139,32 +139,11 @@ impl Mailer {
                 .invitation(&sealer, message.account_id, &mut context)
                 .await?;
             (to, None)
-        } else if message.kind == MailKind::EmailVerification {
-            // To the address the link proves (the account's row may not be projected yet).
-            let links = self.verification_links.as_ref();
-            (
-                account_link(
-                    &self.settings_url,
-                    links,
-                    "verify-email",
-                    account,
-                    &mut context,
-                )?,
-                None,
-            )
-        } else if message.kind == MailKind::PasswordReset {
-            // To the address the account had when the link was asked for.
-            let links = self.password_reset_links.as_ref();
-            (
-                account_link(
-                    &self.settings_url,
-                    links,
-                    "reset-password",
-                    account,
-                    &mut context,
-                )?,
-                None,
-            )
+        } else if let Some((links, path)) = self.account_links(message.kind) {
+            // To the address the link was asked for (the account's row may not be projected
+            // yet, or may hold another address by now).
+            let to = account_link(&self.settings_url, links, path, account, &mut context)?;
+            (to, None)
         } else {
             // Not among the batch's: read alone (gone, or not read with the batch).
             let recipient = match recipients.and_then(|found| found.get(&account)) {
@@ -252,6 +231,16 @@ impl Mailer {
             })?;
         // Dropped for a recipient whose mail was erased meanwhile: skipped, not sent.
         Ok(handed == Handed::Delivered)
+    }
+
+    /// The links, and the settings app's path for them, of a mail that carries an account
+    /// link (`vault::AccountLinks`).
+    fn account_links(&self, kind: MailKind) -> Option<(Option<&AccountLinks>, &'static str)> {
+        match kind {
+            MailKind::EmailVerification => Some((self.verification_links.as_ref(), "verify-email")),
+            MailKind::PasswordReset => Some((self.password_reset_links.as_ref(), "reset-password")),
+            _ => None,
+        }
     }
 
     /// The invitee's mailbox; puts the inviter's name and the link into `context`.
