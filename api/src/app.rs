@@ -39,7 +39,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use vault::UnsubscribeLinks;
-use vault::{AccountLinks, InvitationLinks};
+use vault::{AccountLinkSet, InvitationLinks};
 use vault::{EmailIndex, FieldSealer};
 use workers::billing::BillingReactor;
 use workers::erasure::ErasureReactor;
@@ -149,12 +149,7 @@ impl App {
             sessions,
         )
         .with_decode_slots(limits.decode_slots())
-        .with_verification_links(AccountLinks::email_verification(
-            storage.master.verification_secret(),
-        ))
-        .with_password_reset_links(AccountLinks::password_reset(
-            storage.master.password_reset_secret(),
-        ));
+        .with_account_links(AccountLinkSet::new(&storage.master));
         let idempotency = IdempotencyStore::new(
             storage.db.clone(),
             FieldSealer::new(storage.codec.keys().clone()),

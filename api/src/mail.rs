@@ -109,12 +109,7 @@ pub fn mailer(
         .with_invitation_links(vault::InvitationLinks::new(
             storage.master.invitation_secret(),
         ))
-        .with_verification_links(vault::AccountLinks::email_verification(
-            storage.master.verification_secret(),
-        ))
-        .with_password_reset_links(vault::AccountLinks::password_reset(
-            storage.master.password_reset_secret(),
-        ))
+        .with_account_links(vault::AccountLinkSet::new(&storage.master))
         .with_telegram(telegram_bot(&mail.telegram)?)
         .with_preferences(Notifications::new(
             storage.exec.clone(),

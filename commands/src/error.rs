@@ -288,6 +288,20 @@ impl From<AccountError> for CommandError {
                 message,
                 retry_after,
             },
+            AccountError::EmailUnchanged => {
+                Self::rejected(Rejection::Invalid, "email_unchanged", message)
+            }
+            AccountError::EmailChangeLinkInvalid => {
+                Self::rejected(Rejection::NotFound, "email_change_link_invalid", message)
+            }
+            AccountError::EmailChangeLinkExpired => {
+                Self::rejected(Rejection::Gone, "email_change_link_expired", message)
+            }
+            AccountError::EmailChangeRequestedRecently { retry_after } => Self::TooSoon {
+                code: "email_change_requested_recently",
+                message,
+                retry_after,
+            },
             AccountError::AlreadyRegistered
             | AccountError::SessionExists
             | AccountError::InvalidExpiry => Self::Internal(message),

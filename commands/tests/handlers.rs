@@ -1,5 +1,6 @@
 //! Command handlers against a real (SQLite) log: sealing personal data, uniqueness of
-//! e-mail addresses under concurrency, sign-in, idempotency keys and activity flushing.
+//! e-mail addresses under concurrency (and across a change of address), sign-in,
+//! idempotency keys and activity flushing.
 
 use commands::Payload;
 use commands::accounts::{Accounts, RegisterAccount, SessionPolicy, SignIn};
@@ -13,13 +14,18 @@ use domain::{AccountId, DomainEvent, SessionId};
 use std::sync::Arc;
 use store::testkit::TestSqlite;
 use store::{Actor, Database, EventLog, GlobalPosition};
-use vault::{DataKeys, EmailIndex, FieldSealer, MasterKey};
+use vault::{AccountLinkSet, DataKeys, EmailIndex, FieldSealer, MasterKey};
+
+#[path = "handlers/email_change.rs"]
+mod email_change;
 
 struct Fixture {
     accounts: Accounts,
     codec: EventCodec,
     log: Arc<dyn EventLog>,
     db: Database,
+    email_index: EmailIndex,
+    links: AccountLinkSet,
     _file: TestSqlite,
 }
 
@@ -39,12 +45,15 @@ async fn fixture() -> Fixture {
         )),
         Arc::new(SystemClock),
         SessionPolicy::default(),
-    );
+    )
+    .with_account_links(AccountLinkSet::new(&master));
     Fixture {
         accounts,
         codec,
         log,
         db,
+        email_index: EmailIndex::new(&master),
+        links: AccountLinkSet::new(&master),
         _file: file,
     }
 }

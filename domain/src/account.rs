@@ -1,10 +1,11 @@
-//! The account aggregate: registration, profile, password, two-factor authentication,
+//! The account aggregate: registration, address, profile, password, two-factor authentication,
 //! the sessions the account holds, and its deletion. Its events are in `events`, its
 //! commands in `commands`, its decisions in `decide` (and the files it delegates to); this
 //! file holds the state.
 
 mod commands;
 mod decide;
+mod email_change;
 mod events;
 mod evolve;
 mod password_reset;
@@ -13,6 +14,10 @@ mod tokens;
 mod verification;
 
 pub use commands::{AccountCommand, AccountError, Fresh};
+pub use email_change::{
+    EMAIL_CHANGE_LINK_LIFETIME, EMAIL_CHANGE_RESEND_AFTER, EmailChange, EmailChangeLink,
+    PendingEmail,
+};
 pub use events::{AccountEvent, SecondFactor};
 pub use password_reset::{
     PASSWORD_RESET_LINK_LIFETIME, PASSWORD_RESET_RESEND_AFTER, PasswordReset,
@@ -94,6 +99,8 @@ pub struct Account {
     pub email_verification: EmailVerification,
     /// The latest password reset link.
     pub password_reset: PasswordReset,
+    /// The latest change of address, and the one pending if any.
+    pub email_change: EmailChange,
     /// Sessions not revoked (some may have passed their absolute expiry).
     pub sessions: OrdMap<SessionId, ActiveSession>,
     /// Sessions revoked, so that revoking again is a no-op rather than a 404.
@@ -148,6 +155,8 @@ impl Aggregate for Account {
 mod tests;
 #[cfg(test)]
 mod tests_devices;
+#[cfg(test)]
+mod tests_email_change;
 #[cfg(test)]
 mod tests_password_reset;
 #[cfg(test)]

@@ -1,6 +1,6 @@
 //! The `accounts` read model: one row per live account with its profile, for `GET /me`
-//! and public creator profiles. A deleted account's row is removed. The e-mail address,
-//! display name and bio are sealed with the account's data key (`vault::FieldSealer`),
+//! and public creator profiles. A deleted account's row is removed. The e-mail address
+//! (and one a change waits to move to), display name and bio are sealed with the account's data key (`vault::FieldSealer`),
 //! so no copy of them outlives the key.
 
 use crate::Follower;
@@ -37,6 +37,9 @@ fn changes_the_row(event: &AccountEvent) -> bool {
         | E::AvatarChanged { .. }
         | E::AvatarRemoved { .. }
         | E::EmailVerified { .. }
+        | E::EmailChangeRequested { .. }
+        | E::EmailChangeCancelled { .. }
+        | E::EmailChanged { .. }
         | E::AccountDeleted { .. } => true,
         E::SessionStarted { .. }
         | E::NewDeviceSignedIn { .. }
@@ -65,6 +68,7 @@ impl AccountsProjector {
 const EMAIL: &str = "accounts.email";
 const DISPLAY_NAME: &str = "accounts.display_name";
 const BIO: &str = "accounts.bio";
+const PENDING_EMAIL: &str = "accounts.pending_email";
 
 const TABLES: &[Table] = &[Table {
     name: "accounts",
@@ -80,7 +84,9 @@ const TABLES: &[Table] = &[Table {
         email_verified      BIGINT NOT NULL DEFAULT 0,
         created_at          BIGINT NOT NULL,
         updated_at          BIGINT NOT NULL,
-        password_changed_at BIGINT
+        password_changed_at BIGINT,
+        pending_email       TEXT,
+        pending_email_expires_at BIGINT
     )"],
 }];
 
@@ -118,8 +124,9 @@ impl Projector for AccountsProjector {
     }
 
     fn version(&self) -> i32 {
-        // 3: e-mail, display name and bio sealed; 4: whether the address is verified.
-        4
+        // 3: e-mail, display name and bio sealed; 4: whether the address is verified;
+        // 5: a change of address pending.
+        5
     }
 
     fn tables(&self) -> &'static [Table] {
@@ -245,6 +252,36 @@ impl Projector for AccountsProjector {
             E::EmailVerified { at, .. } => {
                 set(conn, t, &account_id, "email_verified = 1", vec![], *at).await?
             }
+            E::EmailChangeRequested {
+                email,
+                expires_at,
+                at,
+                ..
+            } => {
+                let values = vec![
+                    self.sealer
+                        .seal_text(subject, PENDING_EMAIL, email.as_str())
+                        .await?,
+                    Some(expires_at.unix_micros().to_string()),
+                ];
+                let assignments =
+                    "pending_email = $3, pending_email_expires_at = CAST($4 AS BIGINT)";
+                set(conn, t, &account_id, assignments, values, *at).await?;
+            }
+            E::EmailChangeCancelled { at, .. } => {
+                let assignments = "pending_email = NULL, pending_email_expires_at = NULL";
+                set(conn, t, &account_id, assignments, vec![], *at).await?;
+            }
+            E::EmailChanged { new_email, at, .. } => {
+                let values = vec![
+                    self.sealer
+                        .seal_text(subject, EMAIL, new_email.as_str())
+                        .await?,
+                ];
+                let assignments = "email = $3, email_verified = 1, pending_email = NULL, \
+                     pending_email_expires_at = NULL";
+                set(conn, t, &account_id, assignments, values, *at).await?;
+            }
             E::TotpEnabled { at, .. } => {
                 set(conn, t, &account_id, "totp_enabled = 1", vec![], *at).await?
             }
@@ -286,11 +323,14 @@ pub struct AccountRow {
     pub created_at: Timestamp,
     /// When the password last changed.
     pub password_changed_at: Option<Timestamp>,
+    /// The address a change waits to move to, and when its link stops working.
+    pub pending_email: Option<(String, Timestamp)>,
 }
 
 /// The columns [`open_row`] reads.
 const COLUMNS: &str = "account_id, email, display_name, bio, public_profile, avatar_key, \
-     totp_enabled, email_verified, created_at, password_changed_at";
+     totp_enabled, email_verified, created_at, password_changed_at, pending_email, \
+     pending_email_expires_at";
 
 /// One account, its personal fields opened (`None` once its key is destroyed: erased).
 pub async fn find(
@@ -376,5 +416,16 @@ async fn open_row(
         password_changed_at: row
             .try_get::<Option<i64>, _>("password_changed_at")?
             .map(Timestamp::from_unix_micros),
+        pending_email: match (
+            sealer
+                .open_optional(subject, PENDING_EMAIL, sealed("pending_email")?.as_deref())
+                .await?,
+            row.try_get::<Option<i64>, _>("pending_email_expires_at")?,
+        ) {
+            (Some(email), Some(expires_at)) => {
+                Some((email, Timestamp::from_unix_micros(expires_at)))
+            }
+            _ => None,
+        },
     }))
 }

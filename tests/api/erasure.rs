@@ -46,10 +46,11 @@ fn holding(files: &[PathBuf], value: &str) -> Vec<PathBuf> {
         .collect()
 }
 
-/// What one account leaves behind: e-mail, name, bio, IP, user agent and the label it gave
-/// an API token.
+/// What one account leaves behind: e-mail, name, bio, IP, user agent, the label it gave
+/// an API token, and an address it asked to move to.
 struct Person {
     email: String,
+    moving_to: String,
     name: String,
     bio: String,
     ip: String,
@@ -62,6 +63,7 @@ impl Person {
         let tag = Uuid::new_v4().simple().to_string();
         Self {
             email: format!("shred-{}@example.com", &tag[..12]),
+            moving_to: format!("moving-{}@example.net", &tag[12..24]),
             name: format!("Shred Me {}", &tag[12..20]),
             bio: format!("Paints lighthouses at dusk {}", &tag[20..28]),
             ip: format!("203.0.113.{}", 1 + tag.as_bytes()[0] % 200),
@@ -70,9 +72,10 @@ impl Person {
         }
     }
 
-    fn values(&self) -> [&str; 6] {
+    fn values(&self) -> [&str; 7] {
         [
             &self.email,
+            &self.moving_to,
             &self.name,
             &self.bio,
             &self.ip,
@@ -83,7 +86,8 @@ impl Person {
 }
 
 /// Registers `person`, signs in from their IP and browser, fills the profile, creates and
-/// uses an API token (so its last use is recorded), and waits for the e-mails it causes.
+/// uses an API token (so its last use is recorded), asks to move to another address, and
+/// waits for the e-mails it causes.
 /// Returns the account id and the session token.
 async fn live_a_little(app: &TestApp, person: &Person) -> (String, String) {
     let registered = app
@@ -135,17 +139,27 @@ async fn live_a_little(app: &TestApp, person: &Person) -> (String, String) {
         .await
         .unwrap();
     assert_eq!(used.status(), StatusCode::OK);
-    // Let the usage flush and the e-mail of the new token be written.
+    let moving = app
+        .post(
+            "/me/email/change",
+            Some(&token),
+            &json!({"new_email": person.moving_to, "password": PASSWORD}),
+        )
+        .await;
+    assert_eq!(moving.status(), StatusCode::ACCEPTED);
+    // Let the usage flush, and the e-mails of the new token and the change be written.
     let mail = app.data_dir().join("mail").join(&account_id);
-    let (mail, email) = (&mail, &person.email);
-    eventually(Duration::from_secs(30), || async move {
-        if holding(&files_under(mail), email).is_empty() {
-            Err("no e-mail to the account".to_owned())
-        } else {
-            Ok(())
-        }
-    })
-    .await;
+    for address in [&person.email, &person.moving_to] {
+        let mail = &mail;
+        eventually(Duration::from_secs(30), || async move {
+            if holding(&files_under(mail), address).is_empty() {
+                Err(format!("no e-mail to {address}"))
+            } else {
+                Ok(())
+            }
+        })
+        .await;
+    }
     tokio::time::sleep(Duration::from_millis(500)).await;
     app.settle().await;
     (account_id, token)

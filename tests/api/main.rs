@@ -29,6 +29,7 @@ mod credits;
 mod deletion;
 mod doctor;
 mod editor_preferences;
+mod email_change;
 mod email_verification;
 mod entitlements;
 mod erasure;

@@ -1,11 +1,13 @@
-//! The links e-mailed to an account's address: the one proving the account holds it, and
-//! the one setting a new password for a forgotten one. A link's token names the account and
+//! The links e-mailed to an account's address: the one proving the account holds it, the
+//! one setting a new password for a forgotten one, and the one confirming a change to a new
+//! address (sent there). A link's token names the account and
 //! the link's generation and carries an HMAC over both (each purpose with a key of its own,
 //! derived from the master key): checked without a look-up, and derivable again by the
 //! mailer from the request event, so it is stored nowhere. Whether a genuine link is still
 //! the live one (its generation the latest, not expired, not used) is the account's to
 //! decide.
 
+use crate::MasterKey;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use domain::AccountId;
@@ -17,6 +19,9 @@ use uuid::Uuid;
 pub const VERIFICATION_TOKEN_PREFIX: &str = "ver_";
 /// The prefix of password reset tokens.
 pub const PASSWORD_RESET_TOKEN_PREFIX: &str = "pwr_";
+
+/// The prefix of the tokens confirming a change of address.
+pub const EMAIL_CHANGE_TOKEN_PREFIX: &str = "emc_";
 
 /// Account (16 bytes), generation (4), HMAC-SHA256 (32).
 const TOKEN_BYTES: usize = 52;
@@ -54,6 +59,14 @@ impl AccountLinks {
         }
     }
 
+    /// Links confirming a change of address (`emc_`), signed with `key`.
+    pub fn email_change(key: [u8; 32]) -> Self {
+        Self {
+            key,
+            prefix: EMAIL_CHANGE_TOKEN_PREFIX,
+        }
+    }
+
     fn mac(&self, account: AccountId, generation: u32) -> Hmac<Sha256> {
         let mut mac =
             <Hmac<Sha256> as Mac>::new_from_slice(&self.key).expect("HMAC takes any key length");
@@ -86,6 +99,29 @@ impl AccountLinks {
             .verify_slice(&bytes[20..])
             .ok()?;
         Some((account, generation))
+    }
+}
+
+/// The three kinds of account link, each signed with a key of its own derived from the
+/// master key: what the command handlers check and the mailer signs.
+#[derive(Debug, Clone)]
+pub struct AccountLinkSet {
+    /// Proving the account holds its address (`ver_`).
+    pub email_verification: AccountLinks,
+    /// Setting a new password for a forgotten one (`pwr_`).
+    pub password_reset: AccountLinks,
+    /// Confirming a change to a new address (`emc_`).
+    pub email_change: AccountLinks,
+}
+
+impl AccountLinkSet {
+    /// Every kind, with the keys `master` derives.
+    pub fn new(master: &MasterKey) -> Self {
+        Self {
+            email_verification: AccountLinks::email_verification(master.verification_secret()),
+            password_reset: AccountLinks::password_reset(master.password_reset_secret()),
+            email_change: AccountLinks::email_change(master.email_change_secret()),
+        }
     }
 }
 
@@ -136,5 +172,13 @@ mod tests {
         assert_eq!(verification.verify(&token), None);
         let renamed = token.replacen(PASSWORD_RESET_TOKEN_PREFIX, VERIFICATION_TOKEN_PREFIX, 1);
         assert_eq!(verification.verify(&renamed), None);
+
+        let change = AccountLinks::email_change([7; 32]);
+        let token = change.token(account, 1);
+        assert!(token.starts_with(EMAIL_CHANGE_TOKEN_PREFIX));
+        assert_eq!(change.verify(&token), Some((account, 1)));
+        assert_eq!(reset.verify(&token), None);
+        let renamed = token.replacen(EMAIL_CHANGE_TOKEN_PREFIX, PASSWORD_RESET_TOKEN_PREFIX, 1);
+        assert_eq!(reset.verify(&renamed), None);
     }
 }

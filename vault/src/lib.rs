@@ -11,7 +11,7 @@
 //! - [`UnsubscribeLinks`]: the HMAC-signed tokens of one-click unsubscribe links.
 //! - [`InvitationLinks`]: the tokens of workspace invitation links.
 //! - [`AccountLinks`]: the tokens of the links e-mailed to an account's address (verifying
-//!   it, resetting a forgotten password).
+//!   it, resetting a forgotten password, confirming a change of address).
 
 mod account_links;
 mod data_keys;
@@ -21,7 +21,10 @@ mod links;
 mod master;
 mod seal;
 
-pub use account_links::{AccountLinks, PASSWORD_RESET_TOKEN_PREFIX, VERIFICATION_TOKEN_PREFIX};
+pub use account_links::{
+    AccountLinkSet, AccountLinks, EMAIL_CHANGE_TOKEN_PREFIX, PASSWORD_RESET_TOKEN_PREFIX,
+    VERIFICATION_TOKEN_PREFIX,
+};
 pub use data_keys::{DataKey, DataKeys};
 pub use fields::FieldSealer;
 pub use invitations::{INVITATION_TOKEN_PREFIX, InvitationLinks, token_hash};

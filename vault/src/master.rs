@@ -89,6 +89,11 @@ impl MasterKey {
         self.derive("accounts/password-reset-links/v1")
     }
 
+    /// The key that signs the links confirming a change of an account's address.
+    pub fn email_change_secret(&self) -> [u8; 32] {
+        self.derive("accounts/email-change-links/v1")
+    }
+
     /// The key of the keyed hash that fingerprints a request made with an `Idempotency-Key`
     /// (its body may hold a password or an address: a backup must not let anyone test
     /// guesses against the stored fingerprint).

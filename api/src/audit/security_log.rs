@@ -28,7 +28,8 @@ pub struct SecurityEntry {
     /// (a forgotten password set through its link), `totp_enabled`, `totp_disabled`,
     /// `recovery_codes_regenerated`, `recovery_code_used`, `token_created`,
     /// `token_rotated`, `token_revoked`, `provider_key_saved`, `provider_key_removed`,
-    /// `provider_key_read`, `email_verified`, `account_deleted`.
+    /// `provider_key_read`, `email_verified`, `email_change_requested`,
+    /// `email_change_cancelled`, `email_changed`, `account_deleted`.
     pub kind: String,
     /// When it was recorded.
     #[schema(value_type = String, format = DateTime)]
@@ -232,6 +233,13 @@ fn describe(
                 origins.entry("token_revoked", at, None, Some(format!("token {token_id}")))
             }
             A::EmailVerified { .. } => origins.entry("email_verified", at, None, None),
+            A::EmailChangeRequested { .. } => {
+                origins.entry("email_change_requested", at, None, None)
+            }
+            A::EmailChangeCancelled { .. } => {
+                origins.entry("email_change_cancelled", at, None, None)
+            }
+            A::EmailChanged { .. } => origins.entry("email_changed", at, None, None),
             A::AccountDeleted { .. } => origins.entry("account_deleted", at, None, None),
             _ => return None,
         },

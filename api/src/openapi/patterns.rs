@@ -170,6 +170,10 @@ pub const VERIFICATION_TOKEN: &str = r"^ver_[A-Za-z0-9_-]{70}$";
 /// base64url.
 pub const PASSWORD_RESET_TOKEN: &str = r"^pwr_[A-Za-z0-9_-]{70}$";
 
+/// The token of a change-of-address link (`vault::AccountLinks`): `emc_` and 52 bytes in
+/// base64url.
+pub const EMAIL_CHANGE_TOKEN: &str = r"^emc_[A-Za-z0-9_-]{70}$";
+
 /// Schemas of strings with these patterns, for `#[schema(schema_with = …)]`: attributes
 /// take only literals, and each pattern is written once, above.
 pub mod schemas {
@@ -317,6 +321,15 @@ pub mod schemas {
         string(
             super::VERIFICATION_TOKEN,
             "The token of the verification link (`ver_…`), from the e-mail.",
+        )
+        .build()
+    }
+
+    /// The token of a change-of-address link.
+    pub fn email_change_token() -> Object {
+        string(
+            super::EMAIL_CHANGE_TOKEN,
+            "The token of the link e-mailed to the new address (`emc_…`).",
         )
         .build()
     }

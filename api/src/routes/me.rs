@@ -33,6 +33,9 @@ pub struct MeResponse {
     /// Whether it proved it holds that address (`POST /auth/verify-email`); joining a
     /// workspace needs it.
     pub email_verified: bool,
+    /// A change of address waiting for the link e-mailed to the new address (`POST
+    /// /me/email/change`); the account keeps `email` until then.
+    pub pending_email: Option<PendingEmailView>,
     /// Its display name.
     pub display_name: String,
     /// Its bio.
@@ -47,6 +50,15 @@ pub struct MeResponse {
     pub created_at: String,
 }
 
+/// A change of address not confirmed yet.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PendingEmailView {
+    /// The address the confirmation link went to.
+    pub email: String,
+    /// When the link stops working (RFC 3339).
+    pub expires_at: String,
+}
+
 /// The account as `GET /me` shows it.
 pub async fn me_view(core: &Core, account_id: domain::AccountId) -> Result<MeResponse, ApiError> {
     let account = projections::accounts::find(&core.db, &core.sealer, account_id)
@@ -56,6 +68,14 @@ pub async fn me_view(core: &Core, account_id: domain::AccountId) -> Result<MeRes
         account_id: account.account_id.0,
         email: account.email,
         email_verified: account.email_verified,
+        // Past its link's expiry a change can no longer happen: not pending any more.
+        pending_email: account
+            .pending_email
+            .filter(|(_, expires_at)| *expires_at > core.clock.now())
+            .map(|(email, expires_at)| PendingEmailView {
+                email,
+                expires_at: expires_at.to_rfc3339(),
+            }),
         display_name: account.display_name,
         bio: account.bio,
         public_profile: account.public_profile,

@@ -8,6 +8,7 @@ pub mod claims;
 pub mod credits;
 pub mod docs;
 pub mod editor_preferences;
+pub mod email_change;
 pub mod email_verification;
 pub mod entitlements;
 pub mod generations;
@@ -54,6 +55,7 @@ pub fn routes(state: &AppState) -> Routes {
     let routes = Routes::new()
         .merge(auth::router())
         .merge(me::router())
+        .merge(email_change::router())
         .merge(email_verification::router())
         .merge(password_reset::router())
         .merge(security::router())

@@ -1,5 +1,6 @@
 //! An account's life: registration (behind a reservation of its e-mail address, so two
-//! registrations of one address cannot both succeed) and deletion.
+//! registrations of one address cannot both succeed), the reservations a change of address
+//! takes and gives up, and deletion.
 
 use super::{ABANDONED_RESERVATION_AFTER, Accounts, account_stream, invalid};
 use crate::error::CommandError;
@@ -69,11 +70,7 @@ impl Accounts {
         let current = self.exec.load::<EmailReservation>(&stream).await?.state;
         let holder_gone = match (current.holder, current.reserved_at) {
             (Some(holder), Some(at)) if holder != account_id => {
-                let holder_account = self.exec.load::<Account>(&account_stream(holder)).await?;
-                // A deleted account, or one that never came to exist.
-                holder_account.state.deleted
-                    || (holder_account.expected == store::ExpectedRevision::NoStream
-                        && now.since(at) > ABANDONED_RESERVATION_AFTER)
+                self.holder_let_go(&stream, holder, at, now).await?
             }
             _ => false,
         };
@@ -89,6 +86,42 @@ impl Accounts {
             })
             .await?;
         Ok(())
+    }
+
+    /// Whether `holder`, which reserved the address of `stream` at `reserved_at`, no longer
+    /// claims it: deleted; never came to exist; or moved to another address without
+    /// releasing this one, or reserved it for a change it never made (a crash between the
+    /// steps of a change of address, which therefore needs no repair of its own).
+    pub(super) async fn holder_let_go(
+        &self,
+        stream: &str,
+        holder: AccountId,
+        reserved_at: Timestamp,
+        now: Timestamp,
+    ) -> Result<bool, CommandError> {
+        let loaded = self.exec.load::<Account>(&account_stream(holder)).await?;
+        let account = &loaded.state;
+        if account.deleted {
+            return Ok(true);
+        }
+        if loaded.expected == store::ExpectedRevision::NoStream {
+            return Ok(now.since(reserved_at) > ABANDONED_RESERVATION_AFTER);
+        }
+        let holds = account
+            .email
+            .as_ref()
+            .is_some_and(|email| self.email_index.stream(email) == stream);
+        // A change to this address may be confirming now: its link counts until it
+        // expires, and the confirmation that reserved it has long finished after that.
+        let moving_here = account
+            .email_change
+            .pending
+            .as_ref()
+            .is_some_and(|pending| {
+                self.email_index.stream(&pending.email) == stream
+                    && now < pending.expires_at.plus(ABANDONED_RESERVATION_AFTER)
+            });
+        Ok(!holds && !moving_here)
     }
 
     /// Frees an e-mail address held by a deleted account.
@@ -118,7 +151,8 @@ impl Accounts {
             .holder)
     }
 
-    /// The account holding `email`, loaded.
+    /// The account whose address `email` is, loaded (the reservation's holder, if its
+    /// address is still that one: a holder that moved elsewhere may not have released it).
     pub(super) async fn find_by_email(
         &self,
         email: &EmailAddress,
@@ -127,7 +161,11 @@ impl Accounts {
             return Ok(None);
         };
         let account = self.account(holder).await?;
-        Ok(account.is_registered().then_some(account))
+        let its_address = account
+            .email
+            .as_ref()
+            .is_some_and(|current| current.canonical() == email.canonical());
+        Ok((account.is_registered() && its_address).then_some(account))
     }
 
     /// Deletes the account (with its password and a recent proof): every session ends

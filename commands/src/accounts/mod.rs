@@ -2,8 +2,9 @@
 //! with two-factor authentication (`sign_in`), sessions and password
 //! (`sessions`), two-factor enrolment and re-authentication
 //! (`security`), profile and avatar (`profile`), e-mail verification (`verification`), a
-//! forgotten password (`password_reset`).
+//! forgotten password (`password_reset`), a change of address (`email_change`).
 
+mod email_change;
 mod lifecycle;
 mod password_reset;
 mod profile;
@@ -12,6 +13,7 @@ mod sessions;
 mod sign_in;
 mod verification;
 
+pub use email_change::{ChangeEmail, EmailChangeSent};
 pub use lifecycle::RegisterAccount;
 pub use password_reset::ResetPassword;
 pub use profile::ProfileChange;
@@ -29,7 +31,7 @@ use domain::{AccountId, Aggregate, SessionId, StreamCategory, Timestamp, passwor
 use std::sync::Arc;
 use std::time::Duration;
 use store::{BlobStore, GlobalPosition};
-use vault::{AccountLinks, DataKeys, EmailIndex};
+use vault::{AccountLinkSet, AccountLinks, DataKeys, EmailIndex};
 
 /// How long sessions live, and how recent a proof sensitive changes need.
 #[derive(Debug, Clone, Copy)]
@@ -76,8 +78,7 @@ pub struct Accounts {
     clock: Arc<dyn Clock>,
     sessions: SessionPolicy,
     decodes: DecodeSlots,
-    verification_links: Option<AccountLinks>,
-    password_reset_links: Option<AccountLinks>,
+    links: Option<AccountLinkSet>,
 }
 
 fn invalid(field: &'static str, message: impl ToString) -> CommandError {
@@ -132,9 +133,27 @@ impl Accounts {
             clock,
             sessions,
             decodes: DecodeSlots::default(),
-            verification_links: None,
-            password_reset_links: None,
+            links: None,
         }
+    }
+
+    /// The same handlers, checking the links e-mailed to accounts (verification, reset,
+    /// change of address) with `links`' keys.
+    pub fn with_account_links(mut self, links: AccountLinkSet) -> Self {
+        self.links = Some(links);
+        self
+    }
+
+    /// The links of one kind (`what` names it in the error if none are configured).
+    fn links(
+        &self,
+        kind: fn(&AccountLinkSet) -> &AccountLinks,
+        what: &str,
+    ) -> Result<&AccountLinks, CommandError> {
+        self.links
+            .as_ref()
+            .map(kind)
+            .ok_or_else(|| CommandError::Internal(format!("no key for {what} links")))
     }
 
     /// The same handlers, decoding avatars in `slots`.

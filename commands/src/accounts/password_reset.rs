@@ -8,7 +8,6 @@ use crate::executor::CommandContext;
 use domain::account::{AccountCommand, AccountError, AccountEvent};
 use domain::email::EmailAddress;
 use domain::{AccountId, password};
-use vault::AccountLinks;
 
 /// `POST /auth/password-reset/confirm`.
 #[derive(Clone)]
@@ -32,16 +31,8 @@ impl std::fmt::Debug for ResetPassword {
 }
 
 impl Accounts {
-    /// The same handlers, checking password reset links signed with `links`' key.
-    pub fn with_password_reset_links(mut self, links: AccountLinks) -> Self {
-        self.password_reset_links = Some(links);
-        self
-    }
-
-    fn reset_links(&self) -> Result<&AccountLinks, CommandError> {
-        self.password_reset_links
-            .as_ref()
-            .ok_or_else(|| CommandError::Internal("no key for password reset links".into()))
+    fn reset_links(&self) -> Result<&vault::AccountLinks, CommandError> {
+        self.links(|set| &set.password_reset, "password reset")
     }
 
     /// The address of the account a reset link's `token` names, if this service signed it

@@ -8,15 +8,8 @@ use crate::executor::CommandContext;
 use domain::account::{AccountCommand, AccountError};
 use domain::{AccountId, Timestamp};
 use store::GlobalPosition;
-use vault::AccountLinks;
 
 impl Accounts {
-    /// The same handlers, checking verification links signed with `links`' key.
-    pub fn with_verification_links(mut self, links: AccountLinks) -> Self {
-        self.verification_links = Some(links);
-        self
-    }
-
     /// E-mails a new verification link to the account's address (the mail follows from
     /// the event); refused once verified, or within a minute of the last link. Returns
     /// when the new link stops working.
@@ -55,10 +48,7 @@ impl Accounts {
         ctx: &CommandContext,
         token: &str,
     ) -> Result<(AccountId, Option<GlobalPosition>), CommandError> {
-        let links = self
-            .verification_links
-            .as_ref()
-            .ok_or_else(|| CommandError::Internal("no key for verification links".into()))?;
+        let links = self.links(|set| &set.email_verification, "verification")?;
         let (account_id, generation) = links
             .verify(token)
             .ok_or(AccountError::VerificationLinkInvalid)?;

@@ -142,6 +142,22 @@ fn account() -> Vec<DomainEvent> {
             generation: 2,
             at: at(2),
         },
+        AccountEvent::EmailChangeRequested {
+            email: EmailAddress::parse("moving.mailbox@example.com").unwrap(),
+            generation: 1,
+            expires_at: at(3),
+            at: at(1),
+        },
+        AccountEvent::EmailChangeCancelled {
+            generation: 1,
+            at: at(2),
+        },
+        AccountEvent::EmailChanged {
+            old_email: EmailAddress::parse("left.mailbox@example.com").unwrap(),
+            new_email: EmailAddress::parse("moved.mailbox@example.com").unwrap(),
+            generation: 2,
+            at: at(2),
+        },
         AccountEvent::SessionStarted {
             session_id,
             token_hash: "started-token-hash".into(),

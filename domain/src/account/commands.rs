@@ -100,6 +100,31 @@ pub enum AccountCommand {
         /// Now.
         at: Timestamp,
     },
+    /// Ask to move the account to `new_email` (a link to confirm is e-mailed there),
+    /// after the password was verified against `verified_password_version`.
+    RequestEmailChange {
+        /// The new address, validated.
+        new_email: EmailAddress,
+        /// The password version the password was checked against.
+        verified_password_version: u32,
+        /// Recent proof.
+        fresh: Fresh,
+        /// Now.
+        at: Timestamp,
+    },
+    /// Withdraw the pending change of address, if there is one.
+    CancelEmailChange {
+        /// Now.
+        at: Timestamp,
+    },
+    /// Move to the pending address: a genuine link of `generation` was opened (the new
+    /// address is reserved for the account already).
+    ConfirmEmailChange {
+        /// The generation the (authenticated) link carries.
+        generation: u32,
+        /// Now.
+        at: Timestamp,
+    },
     /// Replace the password's hash with one of the current parameters (same password),
     /// unless it is no longer the hash the password was checked against.
     RehashPassword {
@@ -334,6 +359,21 @@ pub enum AccountError {
     #[error("a password reset link was sent moments ago")]
     PasswordResetRequestedRecently {
         /// How long until another may be sent.
+        retry_after: Duration,
+    },
+    /// A change to the address the account has already.
+    #[error("this is the account's address already")]
+    EmailUnchanged,
+    /// A change link that is not the latest one, or whose change was withdrawn.
+    #[error("this link was replaced by a newer one, withdrawn, or never sent")]
+    EmailChangeLinkInvalid,
+    /// The latest change link, past its expiry.
+    #[error("this link expired; ask for the change again")]
+    EmailChangeLinkExpired,
+    /// A change of address asked for too soon after the last.
+    #[error("a change of address was asked for moments ago")]
+    EmailChangeRequestedRecently {
+        /// How long until another may be asked for.
         retry_after: Duration,
     },
     /// A new verification link asked for too soon after the last.

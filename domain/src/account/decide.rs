@@ -57,6 +57,9 @@ impl Account {
             C::RequestPasswordReset { .. } | C::ResetPassword { .. } => {
                 self.decide_password_reset(command)
             }
+            C::RequestEmailChange { .. }
+            | C::CancelEmailChange { .. }
+            | C::ConfirmEmailChange { .. } => self.decide_email_change(command),
             C::StartSession {
                 session_id,
                 token_hash,

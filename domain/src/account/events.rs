@@ -79,6 +79,41 @@ pub enum AccountEvent {
         /// When.
         at: Timestamp,
     },
+    /// A change to another address was asked for: a link confirming it was e-mailed to
+    /// the new address, replacing any earlier one. The account keeps its address until
+    /// the link is opened.
+    #[event(personal(email))]
+    EmailChangeRequested {
+        /// The new address (the link was sent there).
+        email: EmailAddress,
+        /// The link's generation (1 for the first): only the latest works.
+        generation: u32,
+        /// When the link stops working.
+        expires_at: Timestamp,
+        /// When.
+        at: Timestamp,
+    },
+    /// The account withdrew the change it asked for: its link no longer works.
+    #[event(no_personal_data)]
+    EmailChangeCancelled {
+        /// The generation of the withdrawn link.
+        generation: u32,
+        /// When.
+        at: Timestamp,
+    },
+    /// The account moved to a new address, its link opened in time: the new address is
+    /// proven, and the old one is released.
+    #[event(personal(old_email, new_email))]
+    EmailChanged {
+        /// The address it had.
+        old_email: EmailAddress,
+        /// The address it has now.
+        new_email: EmailAddress,
+        /// The generation of the link that confirmed it.
+        generation: u32,
+        /// When.
+        at: Timestamp,
+    },
     /// The password was replaced (from a session, or through a reset link).
     #[event(personal(password_hash))]
     PasswordChanged {

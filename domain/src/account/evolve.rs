@@ -23,6 +23,17 @@ impl Account {
             E::EmailVerificationRequested { .. } | E::EmailVerified { .. } => {
                 self.email_verification.apply(event);
             }
+            E::EmailChangeRequested { .. } | E::EmailChangeCancelled { .. } => {
+                self.email_change.apply(event);
+            }
+            E::EmailChanged { new_email, at, .. } => {
+                self.email = Some(new_email.clone());
+                self.email_change.apply(event);
+                // The link reached the new address; one sent to the old address no
+                // longer sets a password.
+                self.email_verification.verified_at.get_or_insert(*at);
+                self.password_reset.open = false;
+            }
             E::PasswordRehashed { password_hash, .. } => {
                 self.password_hash = Some(password_hash.clone());
             }

@@ -16,7 +16,7 @@ use std::time::Duration;
 use store::Database;
 use uuid::Uuid;
 use vault::DataKeys;
-use vault::{AccountLinks, InvitationLinks, UnsubscribeLinks};
+use vault::{AccountLinkSet, InvitationLinks, UnsubscribeLinks};
 
 /// How the mailer retries.
 #[derive(Debug, Clone)]
@@ -93,8 +93,7 @@ pub struct Mailer {
     policy: RetryPolicy,
     keys: Arc<DataKeys>,
     invitation_links: Option<InvitationLinks>,
-    verification_links: Option<AccountLinks>,
-    password_reset_links: Option<AccountLinks>,
+    account_links: Option<AccountLinkSet>,
     telegram: Option<TelegramBot>,
     preferences: Option<Notifications>,
     /// Identifies this mailer's claims.
@@ -142,8 +141,7 @@ impl Mailer {
             policy,
             keys,
             invitation_links: None,
-            verification_links: None,
-            password_reset_links: None,
+            account_links: None,
             telegram: None,
             preferences: None,
             id: Uuid::new_v4(),
@@ -172,16 +170,10 @@ impl Mailer {
         self
     }
 
-    /// E-mail verifications carry links signed with `links` (derived again from the
-    /// request event: the token is stored nowhere).
-    pub fn with_verification_links(mut self, links: AccountLinks) -> Self {
-        self.verification_links = Some(links);
-        self
-    }
-
-    /// Password resets carry links signed with `links` (likewise stored nowhere).
-    pub fn with_password_reset_links(mut self, links: AccountLinks) -> Self {
-        self.password_reset_links = Some(links);
+    /// E-mail verifications, password resets and changes of address carry links signed
+    /// with `links` (derived again from the request event: the token is stored nowhere).
+    pub fn with_account_links(mut self, links: AccountLinkSet) -> Self {
+        self.account_links = Some(links);
         self
     }
 

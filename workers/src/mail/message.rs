@@ -33,6 +33,12 @@ pub enum MailKind {
     /// The link setting a new password for a forgotten one, to the account's address at the
     /// request (sealed with the account's key; always sent).
     PasswordReset,
+    /// The link confirming a change of address, to the new address (sealed with the
+    /// account's key; always sent).
+    EmailChange,
+    /// The notice that the account moved to another address, to the old one (both sealed
+    /// with the account's key; always sent).
+    EmailChangedNotice,
     /// A notice about a workspace: removed from it, its storage failing or working again.
     WorkspaceNotice,
     /// A provider key (the account's, or a workspace's it administers) turned invalid.
@@ -55,6 +61,8 @@ impl MailKind {
             Self::WorkspaceInvitation => "workspace_invitation",
             Self::EmailVerification => "email_verification",
             Self::PasswordReset => "password_reset",
+            Self::EmailChange => "email_change",
+            Self::EmailChangedNotice => "email_changed",
             Self::WorkspaceNotice => "workspace_notice",
             Self::ProviderKeyNotice => "provider_key_notice",
             Self::TelegramGenerationComplete => "telegram_generation_complete",
@@ -64,11 +72,16 @@ impl MailKind {
 
     /// Whether it goes to an address it carries (sealed) rather than to its account's
     /// current one: an invitation (perhaps of no account yet), the link proving the
-    /// address it was sent to, or a reset link to the address it was asked for.
+    /// address it was sent to, a reset link to the address it was asked for, the link to a
+    /// new address, or the notice to the old one.
     pub fn carries_its_address(self) -> bool {
         matches!(
             self,
-            Self::WorkspaceInvitation | Self::EmailVerification | Self::PasswordReset
+            Self::WorkspaceInvitation
+                | Self::EmailVerification
+                | Self::PasswordReset
+                | Self::EmailChange
+                | Self::EmailChangedNotice
         )
     }
 
@@ -93,6 +106,8 @@ impl MailKind {
             | Self::WorkspaceInvitation
             | Self::EmailVerification
             | Self::PasswordReset
+            | Self::EmailChange
+            | Self::EmailChangedNotice
             | Self::WorkspaceNotice
             | Self::ProviderKeyNotice => None,
         }

@@ -41,6 +41,14 @@ const TEMPLATES: &[(&str, &str)] = &[
         include_str!("../../../templates/mail/password_reset.jinja"),
     ),
     (
+        "email_change",
+        include_str!("../../../templates/mail/email_change.jinja"),
+    ),
+    (
+        "email_changed",
+        include_str!("../../../templates/mail/email_changed.jinja"),
+    ),
+    (
         "workspace_notice",
         include_str!("../../../templates/mail/workspace_notice.jinja"),
     ),
@@ -197,12 +205,21 @@ mod tests {
             "body": "Hello", "unsubscribe_url": "https://studio.test/u",
             // An invitation names no recipient (perhaps no account yet) but its inviter.
             "inviter": "Ada <script>", "workspace": "Studio", "role": "member",
-            "link": "https://studio.test/invitations/inv_x", "expires_at": "3 December 2026"
+            "link": "https://studio.test/invitations/inv_x", "expires_at": "3 December 2026",
+            "new_email": "ada@new.example"
         });
         for (name, _) in TEMPLATES {
             let rendered = templates.render(name, &context).unwrap();
             assert!(!rendered.subject.is_empty(), "{name}");
-            if *name == "email_verification" || *name == "password_reset" {
+            if *name == "email_changed" {
+                // To the old address, naming no one: the new address is the message.
+                for part in [&rendered.text, &rendered.html] {
+                    assert!(part.contains("ada@new.example"), "{part}");
+                    assert!(!part.contains("Ada"), "{part}");
+                }
+                continue;
+            }
+            if ["email_verification", "password_reset", "email_change"].contains(name) {
                 // To an address, naming no one: the link (and its expiry) are the message.
                 let text = &rendered.text;
                 assert!(
@@ -213,7 +230,7 @@ mod tests {
                     assert!(part.contains("inv_x"), "{name}");
                     // A reset link lasts an hour: it says so, not a date.
                     let date = part.contains("3 December 2026");
-                    assert_eq!(date, *name == "email_verification", "{name}");
+                    assert_eq!(date, *name != "password_reset", "{name}");
                 }
                 continue;
             }

@@ -182,6 +182,47 @@ pub fn decide(
                     ));
                     None
                 }
+                AccountEvent::EmailChangeRequested {
+                    email,
+                    generation,
+                    expires_at,
+                    ..
+                } => {
+                    // To the new address (sealed): the mailer derives the link.
+                    mails.push(MailMessage::caused_by(
+                        cause,
+                        MailKind::EmailChange,
+                        account,
+                        json!({
+                            "generation": generation,
+                            "expires_at": expires_at.human_date(),
+                            "private": { "to": email.as_str() },
+                        }),
+                    ));
+                    None
+                }
+                AccountEvent::EmailChanged {
+                    old_email,
+                    new_email,
+                    generation,
+                    at,
+                } => {
+                    // To the old address: whoever holds it learns where the account went.
+                    mails.push(MailMessage::caused_by(
+                        cause,
+                        MailKind::EmailChangedNotice,
+                        account,
+                        json!({
+                            "generation": generation,
+                            "at": at.human_date(),
+                            "private": {
+                                "to": old_email.as_str(),
+                                "new_email": new_email.as_str(),
+                            },
+                        }),
+                    ));
+                    None
+                }
                 AccountEvent::PasswordResetRequested {
                     email, generation, ..
                 } => {

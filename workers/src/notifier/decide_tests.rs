@@ -339,6 +339,25 @@ fn account_links_go_to_the_address_they_were_asked_for_sealed() {
             },
             MailKind::PasswordReset,
         ),
+        (
+            AccountEvent::EmailChangeRequested {
+                email: email(),
+                generation: 2,
+                expires_at: at(),
+                at: at(),
+            },
+            MailKind::EmailChange,
+        ),
+        (
+            // The notice of a change goes to the old address and names the new one.
+            AccountEvent::EmailChanged {
+                old_email: email(),
+                new_email: domain::email::EmailAddress::parse("ada@new.example").unwrap(),
+                generation: 2,
+                at: at(),
+            },
+            MailKind::EmailChangedNotice,
+        ),
     ];
     for (event, kind) in links {
         let mut h = Harness::new();
@@ -351,13 +370,13 @@ fn account_links_go_to_the_address_they_were_asked_for_sealed() {
         assert_eq!(mail.kind.toggle(), None, "always sent");
         assert_eq!(mail.data["generation"], 2);
         mail.seal_private(&[9; 32]);
-        assert!(
-            !serde_json::to_string(&mail)
-                .unwrap()
-                .contains("ada@example.com"),
-            "{kind:?}"
-        );
+        let queued = serde_json::to_string(&mail).unwrap();
+        assert!(!queued.contains("ada@example.com"), "{kind:?}");
+        assert!(!queued.contains("ada@new.example"), "{kind:?}");
         mail.open_private(&[9; 32]).unwrap();
         assert_eq!(mail.data["to"], "ada@example.com");
+        if kind == MailKind::EmailChangedNotice {
+            assert_eq!(mail.data["new_email"], "ada@new.example");
+        }
     }
 }

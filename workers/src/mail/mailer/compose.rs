@@ -139,6 +139,10 @@ impl Mailer {
                 .invitation(&sealer, message.account_id, &mut context)
                 .await?;
             (to, None)
+        } else if message.kind == MailKind::EmailChangedNotice {
+            // To the address the account left (the read model shows the new one).
+            let (to, _) = carried(&context, "an address change notice")?;
+            (to, None)
         } else if let Some((links, path)) = self.account_links(message.kind) {
             // To the address the link was asked for (the account's row may not be projected
             // yet, or may hold another address by now).
@@ -236,9 +240,13 @@ impl Mailer {
     /// The links, and the settings app's path for them, of a mail that carries an account
     /// link (`vault::AccountLinks`).
     fn account_links(&self, kind: MailKind) -> Option<(Option<&AccountLinks>, &'static str)> {
+        let set = self.account_links.as_ref();
         match kind {
-            MailKind::EmailVerification => Some((self.verification_links.as_ref(), "verify-email")),
-            MailKind::PasswordReset => Some((self.password_reset_links.as_ref(), "reset-password")),
+            MailKind::EmailVerification => {
+                Some((set.map(|s| &s.email_verification), "verify-email"))
+            }
+            MailKind::PasswordReset => Some((set.map(|s| &s.password_reset), "reset-password")),
+            MailKind::EmailChange => Some((set.map(|s| &s.email_change), "confirm-email-change")),
             _ => None,
         }
     }
