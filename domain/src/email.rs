@@ -76,6 +76,15 @@ impl EmailAddress {
     pub fn canonical(&self) -> String {
         self.0.to_lowercase()
     }
+
+    /// The address with its local part hidden but for its first character
+    /// (`a***@example.com`): enough for its owner to recognise it, in a message that may
+    /// reach someone else (a notice to an address the account left).
+    pub fn masked(&self) -> String {
+        let (local, domain) = self.0.split_once('@').unwrap_or((&self.0, ""));
+        let first: String = local.chars().take(1).collect();
+        format!("{first}***@{domain}")
+    }
 }
 
 impl fmt::Debug for EmailAddress {
@@ -139,6 +148,14 @@ mod tests {
         let email = EmailAddress::parse("  Ada.Lovelace+films@Example.CO.uk ").unwrap();
         assert_eq!(email.as_str(), "Ada.Lovelace+films@Example.CO.uk");
         assert_eq!(email.canonical(), "ada.lovelace+films@example.co.uk");
+    }
+
+    #[test]
+    fn a_masked_address_keeps_its_first_letter_and_domain() {
+        let email = EmailAddress::parse("Ada.Lovelace@Example.CO.uk").unwrap();
+        assert_eq!(email.masked(), "A***@Example.CO.uk");
+        let short = EmailAddress::parse("é@example.com").unwrap();
+        assert_eq!(short.masked(), "é***@example.com");
     }
 
     #[test]

@@ -53,6 +53,7 @@ fn changes_the_row(event: &AccountEvent) -> bool {
         | E::PasswordRehashed { .. }
         | E::EmailVerificationRequested { .. }
         | E::PasswordResetRequested { .. }
+        | E::DataExported { .. }
         | E::AccountErased { .. } => false,
     }
 }

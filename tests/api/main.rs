@@ -26,6 +26,7 @@ mod auth;
 mod avatar_storage;
 mod billing;
 mod credits;
+mod data_export;
 mod deletion;
 mod doctor;
 mod editor_preferences;

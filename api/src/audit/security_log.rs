@@ -29,7 +29,7 @@ pub struct SecurityEntry {
     /// `recovery_codes_regenerated`, `recovery_code_used`, `token_created`,
     /// `token_rotated`, `token_revoked`, `provider_key_saved`, `provider_key_removed`,
     /// `provider_key_read`, `email_verified`, `email_change_requested`,
-    /// `email_change_cancelled`, `email_changed`, `account_deleted`.
+    /// `email_change_cancelled`, `email_changed`, `data_exported`, `account_deleted`.
     pub kind: String,
     /// When it was recorded.
     #[schema(value_type = String, format = DateTime)]
@@ -240,6 +240,9 @@ fn describe(
                 origins.entry("email_change_cancelled", at, None, None)
             }
             A::EmailChanged { .. } => origins.entry("email_changed", at, None, None),
+            A::DataExported { session_id, .. } => {
+                origins.entry("data_exported", at, Some(session_id), None)
+            }
             A::AccountDeleted { .. } => origins.entry("account_deleted", at, None, None),
             _ => return None,
         },

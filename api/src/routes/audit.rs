@@ -140,7 +140,8 @@ impl From<AuditError> for ApiError {
     }
 }
 
-fn auditor(core: &Core) -> Auditor {
+/// An auditor over the service's log and audit index.
+pub(crate) fn auditor(core: &Core) -> Auditor {
     Auditor::new(core.db.clone(), core.log.clone(), core.codec.clone())
         .with_session_idle_timeout(core.http.sessions.idle_timeout)
 }

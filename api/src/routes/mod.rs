@@ -11,6 +11,7 @@ pub mod editor_preferences;
 pub mod email_change;
 pub mod email_verification;
 pub mod entitlements;
+pub mod export;
 pub mod generations;
 pub mod invitation_links;
 pub mod invitations;
@@ -57,6 +58,7 @@ pub fn routes(state: &AppState) -> Routes {
         .merge(me::router())
         .merge(email_change::router())
         .merge(email_verification::router())
+        .merge(export::router())
         .merge(password_reset::router())
         .merge(security::router())
         .merge(profile::router())

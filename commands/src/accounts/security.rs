@@ -1,5 +1,5 @@
-//! Two-factor authentication (enrol, confirm, turn off, recovery codes) and
-//! re-authentication of a session.
+//! Two-factor authentication (enrol, confirm, turn off, recovery codes),
+//! re-authentication of a session, and the record of a data export (which needs it).
 
 use super::{Accounts, FactorInput};
 use crate::error::CommandError;
@@ -180,6 +180,21 @@ impl Accounts {
             )
             .await?;
         Ok(executed.position)
+    }
+
+    /// Records that the session downloads the account's data (the security log shows it,
+    /// and the account is told); refused unless the session proved itself recently.
+    #[tracing::instrument(skip_all, fields(%account_id))]
+    pub async fn record_data_export(
+        &self,
+        ctx: &CommandContext,
+        account_id: AccountId,
+        session_id: SessionId,
+    ) -> Result<Option<GlobalPosition>, CommandError> {
+        let at = self.clock.now();
+        let fresh = self.fresh(session_id, at);
+        let command = AccountCommand::RecordDataExport { fresh, at };
+        Ok(self.run(ctx, account_id, at, command).await?.position)
     }
 
     /// Refuses a sensitive change from a session whose proof is stale, before any slow work

@@ -142,6 +142,10 @@ fn account() -> Vec<DomainEvent> {
             generation: 2,
             at: at(2),
         },
+        AccountEvent::DataExported {
+            session_id,
+            at: at(2),
+        },
         AccountEvent::EmailChangeRequested {
             email: EmailAddress::parse("moving.mailbox@example.com").unwrap(),
             generation: 1,

@@ -275,6 +275,14 @@ pub enum AccountCommand {
         /// Now.
         at: Timestamp,
     },
+    /// Record that the account holder is downloading the account's data: needs a recent
+    /// proof.
+    RecordDataExport {
+        /// Recent proof.
+        fresh: Fresh,
+        /// Now.
+        at: Timestamp,
+    },
     /// Record that a deleted account's erasure finished (nothing if already recorded).
     RecordErasure {
         /// Now.

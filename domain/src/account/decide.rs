@@ -57,6 +57,13 @@ impl Account {
             C::RequestPasswordReset { .. } | C::ResetPassword { .. } => {
                 self.decide_password_reset(command)
             }
+            C::RecordDataExport { fresh, at } => {
+                self.check_fresh(fresh)?;
+                Ok(vec![AccountEvent::DataExported {
+                    session_id: fresh.session_id,
+                    at: *at,
+                }])
+            }
             C::RequestEmailChange { .. }
             | C::CancelEmailChange { .. }
             | C::ConfirmEmailChange { .. } => self.decide_email_change(command),

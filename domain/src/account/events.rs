@@ -293,6 +293,15 @@ pub enum AccountEvent {
         /// When.
         at: Timestamp,
     },
+    /// The account holder downloaded a copy of the account's data (`GET /me/export`):
+    /// recorded for the security log and a notice, since a stolen session could do it too.
+    #[event(no_personal_data)]
+    DataExported {
+        /// The session that asked for it.
+        session_id: SessionId,
+        /// When.
+        at: Timestamp,
+    },
     /// The account was deleted; erasure (key, reservation, blobs) follows.
     #[event(no_personal_data)]
     AccountDeleted {

@@ -72,7 +72,7 @@ impl Account {
                 self.known_devices.insert(origin.device_key());
                 self.use_factor(second_factor.as_ref());
             }
-            E::NewDeviceSignedIn { .. } => {}
+            E::NewDeviceSignedIn { .. } | E::DataExported { .. } => {}
             E::SessionReauthenticated {
                 session_id,
                 second_factor,

@@ -230,6 +230,30 @@ fn sensitive_changes_need_a_recent_proof() {
 }
 
 #[test]
+fn a_data_export_needs_a_recent_proof_and_is_recorded() {
+    let history = vec![registered(), started(1, 0, "Firefox")];
+    let export = |since: i64| AccountCommand::RecordDataExport {
+        fresh: fresh_since(1, since),
+        at: at(700),
+    };
+    given::<Account>(history.clone())
+        .when(export(1))
+        .then_error(AccountError::ReauthenticationRequired);
+    given::<Account>(history.clone())
+        .when(AccountCommand::RecordDataExport {
+            fresh: fresh_since(9, 0),
+            at: at(700),
+        })
+        .then_error(AccountError::SessionNotFound);
+    given::<Account>(history)
+        .when(export(0))
+        .then([AccountEvent::DataExported {
+            session_id: session(1),
+            at: at(700),
+        }]);
+}
+
+#[test]
 fn re_authentication_with_2fa_on_needs_a_code() {
     let reauth = |factor| AccountCommand::Reauthenticate {
         session_id: session(1),

@@ -144,6 +144,12 @@ pub fn decide(
                         .to_owned(),
                     *changed_at,
                 )),
+                AccountEvent::DataExported { at, .. } => Some((
+                    "A copy of your account's data was downloaded",
+                    "If this was not you, sign out other sessions and change your password."
+                        .to_owned(),
+                    *at,
+                )),
                 AccountEvent::TotpEnabled { at, .. } => Some((
                     "Two-factor authentication is on",
                     "Sign-ins now need a code from your authenticator app.".to_owned(),
@@ -207,7 +213,9 @@ pub fn decide(
                     generation,
                     at,
                 } => {
-                    // To the old address: whoever holds it learns where the account went.
+                    // To the old address, which may be someone else's by now (a mailbox
+                    // recycled by its domain): the new address masked, enough for the
+                    // owner to recognise it or to see that it is not theirs.
                     mails.push(MailMessage::caused_by(
                         cause,
                         MailKind::EmailChangedNotice,
@@ -217,7 +225,7 @@ pub fn decide(
                             "at": at.human_date(),
                             "private": {
                                 "to": old_email.as_str(),
-                                "new_email": new_email.as_str(),
+                                "new_email": new_email.masked(),
                             },
                         }),
                     ));
