@@ -43,16 +43,6 @@ async fn sign_in(app: &TestApp, email: &str, password: &str) -> StatusCode {
     .status()
 }
 
-async fn security_kinds(app: &TestApp, token: &str) -> Vec<String> {
-    let log = json_body(app.get("/me/security-log", Some(token)).await).await;
-    log["entries"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(|e| e["kind"].as_str().map(str::to_owned))
-        .collect()
-}
-
 async fn a_forgotten_password_is_reset_through_the_e_mailed_link(backend: Backend) {
     let app = spawn_app(backend).await;
     let (email, first) = app.signed_up().await;
@@ -108,7 +98,7 @@ async fn a_forgotten_password_is_reset_through_the_e_mailed_link(backend: Backen
     // It reached the address: the address is verified.
     let me = json_body(app.get("/me", Some(&session.token)).await).await;
     assert_eq!(me["email_verified"], true);
-    let kinds = security_kinds(&app, &session.token).await;
+    let kinds = app.security_kinds(&session.token).await;
     for kind in [
         "password_reset_requested",
         "password_reset",

@@ -494,6 +494,18 @@ impl TestApp {
         tick
     }
 
+    /// The kinds of the entries of the account's security log (`GET /me/security-log`'s
+    /// first page), newest first.
+    pub async fn security_kinds(&self, token: &str) -> Vec<String> {
+        let log = json_body(self.get("/me/security-log", Some(token)).await).await;
+        log["entries"]
+            .as_array()
+            .expect("the security log's entries")
+            .iter()
+            .filter_map(|e| e["kind"].as_str().map(str::to_owned))
+            .collect()
+    }
+
     /// Waits until the billing process and every read model have caught up with the log.
     pub async fn settle(&self) {
         let wait = Duration::from_secs(10);

@@ -134,7 +134,7 @@ pub async fn invite(
 ) -> Result<(StatusCode, Json<InvitationSentView>), ApiError> {
     let workspace = WorkspaceId(path.id);
     let address = EmailAddress::parse(&body.email).map_err(|e| ApiError::invalid("email", e))?;
-    let invitee = auth.accounts.holder_of(&address).await?;
+    let invitee = auth.accounts.account_with_address(&address).await?;
     let email = address.canonical();
     let seats = seats_allowed(&core, &payments, workspace).await?;
     let role = match body.role {

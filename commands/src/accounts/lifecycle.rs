@@ -140,7 +140,8 @@ impl Accounts {
         Ok(())
     }
 
-    /// The account holding `email`, if one does (it may be being deleted).
+    /// The holder of `email`'s reservation, if any (it may be being deleted, or have moved
+    /// to another address: [`Accounts::account_with_address`] asks whose address it is).
     pub async fn holder_of(&self, email: &EmailAddress) -> Result<Option<AccountId>, CommandError> {
         let stream = self.email_index.stream(email);
         Ok(self
@@ -149,6 +150,18 @@ impl Accounts {
             .await?
             .state
             .holder)
+    }
+
+    /// The account whose address `email` is, if one's is (not merely the reservation's
+    /// holder: one that moved elsewhere may not have released it yet).
+    pub async fn account_with_address(
+        &self,
+        email: &EmailAddress,
+    ) -> Result<Option<AccountId>, CommandError> {
+        Ok(self
+            .find_by_email(email)
+            .await?
+            .and_then(|account| account.id))
     }
 
     /// The account whose address `email` is, loaded (the reservation's holder, if its

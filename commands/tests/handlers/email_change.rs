@@ -107,6 +107,9 @@ async fn an_old_address_a_change_did_not_release_is_taken_over_and_signs_nobody_
 
     // The release never happened: the old address is still reserved for the account.
     reserve_behind_its_back(&f, "ada@example.com", ada).await;
+    let old = EmailAddress::parse("ada@example.com").unwrap();
+    assert_eq!(f.accounts.holder_of(&old).await.unwrap(), Some(ada));
+    assert_eq!(f.accounts.account_with_address(&old).await.unwrap(), None);
     let refused = f.accounts.sign_in(&ctx(), sign_in("ada@example.com")).await;
     assert!(matches!(refused, Err(CommandError::InvalidCredentials)));
     assert_eq!(

@@ -5,6 +5,7 @@ use crate::mail::{MailKind, MailMessage};
 use domain::access_token::{AccessTokenEvent, TokenKind};
 use domain::account::AccountEvent;
 use domain::credits::CreditsEvent;
+use domain::email::EmailAddress;
 use domain::invoice::{InvoiceEvent, InvoiceSeriesEvent};
 use domain::notifications::{PreferencesEvent, Toggle};
 use domain::provider_key::ProviderKeyEvent;
@@ -99,6 +100,23 @@ fn security(
     )
 }
 
+/// A mail carrying an account link of `generation` (which the mailer derives again) to
+/// `email`, sealed in the queue; `expires_at` when the mail gives the link's date.
+fn link_mail(
+    cause: Uuid,
+    kind: MailKind,
+    account: Uuid,
+    email: &EmailAddress,
+    generation: u32,
+    expires_at: Option<Timestamp>,
+) -> MailMessage {
+    let mut data = json!({ "generation": generation, "private": { "to": email.as_str() } });
+    if let (Some(expires_at), Some(fields)) = (expires_at, data.as_object_mut()) {
+        fields.insert("expires_at".into(), expires_at.human_date().into());
+    }
+    MailMessage::caused_by(cause, kind, account, data)
+}
+
 /// The e-mails `event` (id `cause`, in `stream`) causes, updating `view`. `threshold` is
 /// the credits-low alert threshold.
 pub fn decide(
@@ -175,17 +193,10 @@ pub fn decide(
                     expires_at,
                     ..
                 } => {
-                    // To the address the link proves (sealed): the mailer derives the link.
-                    mails.push(MailMessage::caused_by(
-                        cause,
-                        MailKind::EmailVerification,
-                        account,
-                        json!({
-                            "generation": generation,
-                            "expires_at": expires_at.human_date(),
-                            "private": { "to": email.as_str() },
-                        }),
-                    ));
+                    // To the address the link proves.
+                    let kind = MailKind::EmailVerification;
+                    let dated = Some(*expires_at);
+                    mails.push(link_mail(cause, kind, account, email, *generation, dated));
                     None
                 }
                 AccountEvent::EmailChangeRequested {
@@ -194,17 +205,10 @@ pub fn decide(
                     expires_at,
                     ..
                 } => {
-                    // To the new address (sealed): the mailer derives the link.
-                    mails.push(MailMessage::caused_by(
-                        cause,
-                        MailKind::EmailChange,
-                        account,
-                        json!({
-                            "generation": generation,
-                            "expires_at": expires_at.human_date(),
-                            "private": { "to": email.as_str() },
-                        }),
-                    ));
+                    // To the new address.
+                    let dated = Some(*expires_at);
+                    let kind = MailKind::EmailChange;
+                    mails.push(link_mail(cause, kind, account, email, *generation, dated));
                     None
                 }
                 AccountEvent::EmailChanged {
@@ -234,16 +238,9 @@ pub fn decide(
                 AccountEvent::PasswordResetRequested {
                     email, generation, ..
                 } => {
-                    // Likewise to the address (sealed): the mailer derives the link.
-                    mails.push(MailMessage::caused_by(
-                        cause,
-                        MailKind::PasswordReset,
-                        account,
-                        json!({
-                            "generation": generation,
-                            "private": { "to": email.as_str() },
-                        }),
-                    ));
+                    // To the address it was asked for (the mail says "within the hour").
+                    let kind = MailKind::PasswordReset;
+                    mails.push(link_mail(cause, kind, account, email, *generation, None));
                     None
                 }
                 _ => None,

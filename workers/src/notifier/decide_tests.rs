@@ -319,7 +319,7 @@ fn telegram_messages_go_only_with_their_toggle_with_ids_of_their_own() {
 
 #[test]
 fn account_links_go_to_the_address_they_were_asked_for_sealed() {
-    let email = || domain::email::EmailAddress::parse("ada@example.com").unwrap();
+    let email = || EmailAddress::parse("ada@example.com").unwrap();
     let links = [
         (
             AccountEvent::EmailVerificationRequested {
@@ -352,7 +352,7 @@ fn account_links_go_to_the_address_they_were_asked_for_sealed() {
             // The notice of a change goes to the old address and names the new one.
             AccountEvent::EmailChanged {
                 old_email: email(),
-                new_email: domain::email::EmailAddress::parse("ada@new.example").unwrap(),
+                new_email: EmailAddress::parse("ada@new.example").unwrap(),
                 generation: 2,
                 at: at(),
             },
